@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# pykeepalived set-up: install everything a fresh Debian 12 machine needs (as root), then
+#   ./bootstrap.sh main   run the main job
+#   ./bootstrap.sh test   run the whole test suite (what CI runs)
+set -euo pipefail
+cd "$(dirname "$0")"
+here=$(pwd)
+
+debian_packages=(python3 python3-venv python3-pip keepalived nftables python3-nftables iproute2 procps)
+
+install_debian() {
+    local missing=()
+    for pkg in "${debian_packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        echo "bootstrap: installing Debian packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        # keep Debian's keepalived service from starting on this machine
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        rm -f /usr/sbin/policy-rc.d
+    fi
+}
+
+install_python() {
+    # Debian's python3 so that python3-nftables (system site-packages) is importable
+    if [ ! -x .venv/bin/python ]; then
+        /usr/bin/python3 -m venv --system-site-packages .venv
+    fi
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+}
+
+install_debian
+install_python
+export PATH="$here/.venv/bin:$PATH"
+
+case "${1:-}" in
+    main)
+        shift
+        exec bash examples/main-job.sh "$@"
+        ;;
+    test)
+        shift
+        exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+        ;;
+    *)
+        echo "usage: $0 main|test" >&2
+        exit 2
+        ;;
+esac

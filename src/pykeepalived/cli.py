@@ -1,0 +1,95 @@
+"""The `pykeepalived` command: keepalived's flags, plus our own subcommands later.
+
+Only the edge of the program catches exceptions: each of our own errors
+becomes one clear line and an exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .config import LexerOptions, LoadResult, read_config
+from .config.dump import dump_json
+from .config.errors import PyKeepalivedError
+from .host.facts import LocalHostFacts
+from .host.files import LocalFileSystem
+
+DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
+EXIT_OK = 0
+EXIT_CONFIG_ERROR = 1
+EXIT_NOT_IMPLEMENTED = 3
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pykeepalived",
+        description="A keepalived-compatible high-availability load balancer.",
+    )
+    add = p.add_argument
+    add("-f", "--use-file", metavar="FILE", default=DEFAULT_CONFIG, help="configuration file")
+    add("-t", "--config-test", action="store_true", help="check the configuration and exit")
+    add("--dump-config", action="store_true", help="print the configuration model as JSON and exit")
+    add("-n", "--dont-fork", action="store_true", help="do not fork the daemon")
+    add("-l", "--log-console", action="store_true", help="log to the console")
+    add("-D", "--log-detail", action="store_true", help="detailed log messages")
+    add("-S", "--log-facility", metavar="N", help="syslog facility local0..local7")
+    add("-P", "--vrrp", action="store_true", help="run only the VRRP subsystem")
+    add("-C", "--check", action="store_true", help="run only the health-checker subsystem")
+    add("-p", "--pid", metavar="FILE", help="parent pid file")
+    add("-r", "--vrrp_pid", metavar="FILE", help="VRRP child pid file")
+    add("-c", "--checkers_pid", metavar="FILE", help="checker child pid file")
+    add("-i", "--config-id", metavar="ID", help="config id for @ID lines (default: short hostname)")
+    add("-v", "--version", action="store_true", help="print the version and exit")
+    add("--no-host-checks", action="store_true",
+        help="with -t: do not check interfaces and scripts against this machine")
+    return p
+
+
+def _config_id(explicit: str | None) -> str:
+    return explicit if explicit is not None else socket.gethostname().split(".", 1)[0]
+
+
+def load(path: str, config_id: str | None, host_checks: bool = True) -> LoadResult:
+    options = LexerOptions(config_id=_config_id(config_id), cwd=os.getcwd())
+    host = LocalHostFacts() if host_checks else None
+    return read_config(path, LocalFileSystem(), host, options)
+
+
+def _print_diagnostics(result: LoadResult) -> None:
+    for diag in result.diagnostics:
+        print(diag.format(), file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) and EXIT_USAGE
+    try:
+        if args.version:
+            print(f"pykeepalived {__version__}")
+            return EXIT_OK
+        if args.config_test or args.dump_config:
+            result = load(args.use_file, args.config_id, host_checks=not args.no_host_checks)
+            _print_diagnostics(result)
+            if args.dump_config:
+                print(dump_json(result.config))
+            if result.errors:
+                print(f"{args.use_file}: {len(result.errors)} configuration error(s)", file=sys.stderr)
+                return EXIT_CONFIG_ERROR
+            return EXIT_OK
+        print("pykeepalived: the daemon (VRRP, checkers, data plane) is not implemented yet; "
+              "use -t to test a configuration or --dump-config to see its model", file=sys.stderr)
+        return EXIT_NOT_IMPLEMENTED
+    except PyKeepalivedError as exc:
+        print(f"pykeepalived: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except KeyboardInterrupt:
+        return 130

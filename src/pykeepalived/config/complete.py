@@ -1,0 +1,379 @@
+"""After parsing: keepalived's defaults, cross-references and the checks it reports as errors.
+
+keepalived completes each object once its block is read (vrrp_complete_instance,
+check_data.c) and reports what does not hold together. We do the same in one
+pass over the finished model. Checks that need the host (does this interface
+exist, is this script executable) ask a `HostFacts`; without one they are
+skipped, so the core stays free of I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .errors import Location
+from .model import KeepalivedConfig, Script, VirtualServer, VrrpInstance
+from .parser import ParseContext
+
+OWNER_PRIORITY = 255
+DEFAULT_PRIORITY = 100
+RULE_DEFAULT_PREFERENCE = 16384
+
+
+class HostFacts(Protocol):
+    """What the checks need to know about the machine the config is for."""
+
+    def interface_exists(self, name: str) -> bool: ...
+
+    def find_executable(self, command: str) -> str | None: ...
+
+    def user_exists(self, name: str) -> bool: ...
+
+
+@dataclass
+class _Checker:
+    ctx: ParseContext
+    host: HostFacts | None
+
+    @property
+    def config(self) -> KeepalivedConfig:
+        return self.ctx.config
+
+    def error(self, loc: Location | None, message: str, keyword: str | None = None) -> None:
+        self.ctx.error(loc, message, keyword)
+
+    def iface_missing(self, name: str | None) -> bool:
+        return bool(name) and self.host is not None and not self.host.interface_exists(str(name))
+
+
+def complete(ctx: ParseContext, host: HostFacts | None) -> None:
+    """Apply defaults and report inconsistencies, in keepalived's order."""
+    chk = _Checker(ctx, host)
+    _static_items(chk)
+    for inst in ctx.config.vrrp_instances.values():
+        _instance(chk, inst)
+    _duplicate_vrids(chk)
+    _sync_groups(chk)
+    _scripts(chk)
+    for vs in ctx.config.virtual_servers:
+        _virtual_server(chk, vs)
+
+
+def _static_items(chk: _Checker) -> None:
+    cfg = chk.config
+    for addr in cfg.static_ipaddresses:
+        if chk.iface_missing(addr.device):
+            chk.error(addr.location, f"interface {addr.device} for static address {addr.address} doesn't exist", "static_ipaddress")
+    for route in cfg.static_routes:
+        _route_checks(chk, route, tracked=route.track_group is not None, block="static_routes")
+    for rule in cfg.static_rules:
+        _rule_checks(chk, rule, "static_rules")
+
+
+def _route_checks(chk: _Checker, route: object, tracked: bool, block: str) -> None:
+    from .model import RouteSpec
+
+    assert isinstance(route, RouteSpec)
+    if "deprecated_or" in route.attributes:
+        chk.error(route.location, f"{block}: 'or' is deprecated in routes; use 'nexthop'", block)
+    if "deprecated_gw" in route.attributes:
+        chk.error(route.location, f"{block}: 'gw' is deprecated in routes; use 'via'", block)
+    devices = [route.device] + [nh.device for nh in route.nexthops]
+    for dev in devices:
+        if chk.iface_missing(dev):
+            chk.error(route.location, f"{block}: interface {dev} for route {route.destination} doesn't exist", block)
+    if tracked and not route.no_track and route.device is None and not any(nh.device for nh in route.nexthops):
+        if route.route_type in ("unicast", "local", "broadcast", "anycast", "multicast", "nat"):
+            chk.error(
+                route.location,
+                f"{block}: cannot track route {route.destination} with no interface "
+                "(add 'dev IF' or 'no_track')",
+                block,
+            )
+
+
+def _rule_checks(chk: _Checker, rule: object, block: str) -> None:
+    from .model import RuleSpec
+
+    assert isinstance(rule, RuleSpec)
+    if rule.preference is None:
+        chk.error(
+            rule.location,
+            f"{block}: rule has no preference; keepalived would pick one "
+            "(add 'preference N')",
+            block,
+        )
+
+
+def _instance(chk: _Checker, inst: VrrpInstance) -> None:
+    cfg = chk.config
+    g = cfg.global_defs
+    loc = inst.location
+    where = inst.keyword_locations
+    # priority and state, as vrrp_complete_instance derives them
+    if inst.priority is None:
+        inst.priority = OWNER_PRIORITY if inst.state == "MASTER" else DEFAULT_PRIORITY
+    if inst.state is None:
+        inst.state = "MASTER" if inst.priority == OWNER_PRIORITY else "BACKUP"
+    if inst.nopreempt and (inst.priority == OWNER_PRIORITY):
+        chk.error(where.get("nopreempt", loc), f"({inst.name}) nopreempt is incompatible with priority 255", "nopreempt")
+        inst.nopreempt = False
+    if inst.interface is None:
+        if inst.unicast_src_ip is None and not g.settings.get("default_interface"):
+            chk.error(loc, f"({inst.name}) has no interface", "interface")
+    elif chk.iface_missing(inst.interface):
+        chk.error(
+            where.get("interface", loc),
+            f"interface {inst.interface} for vrrp_instance {inst.name} doesn't exist",
+            "interface",
+        )
+    if inst.virtual_router_id is None:
+        chk.error(loc, f"({inst.name}) the virtual router id must be set", "virtual_router_id")
+    # family and version
+    families = {vip.address.version for vip in inst.virtual_ipaddresses}
+    if inst.virtual_ipaddresses:
+        inst.family = inst.virtual_ipaddresses[0].address.version
+        kept = []
+        for vip in inst.virtual_ipaddresses:
+            if vip.address.version != inst.family:
+                chk.error(vip.location, f"({inst.name}) address family must match the instance's: {vip.address.ip} - ignoring it", "virtual_ipaddress")
+            else:
+                kept.append(vip)
+        inst.virtual_ipaddresses = kept
+    elif inst.unicast_src_ip is not None:
+        inst.family = inst.unicast_src_ip.version
+    else:
+        inst.family = 4
+    del families
+    if inst.version is None:
+        inst.version = 3 if inst.family == 6 else g.vrrp_version
+    if not inst.virtual_ipaddresses and not inst.no_virtual_ipaddress:
+        chk.error(loc, f"({inst.name}) no VIP specified; at least one is needed", "virtual_ipaddress")
+    if inst.authentication and inst.authentication.auth_type == "AH" and inst.state == "MASTER" and inst.priority != OWNER_PRIORITY:
+        chk.error(loc, f"({inst.name}) initial state MASTER is incompatible with AH authentication", "authentication")
+        inst.state = "BACKUP"
+    for vip in [*inst.virtual_ipaddresses, *inst.virtual_ipaddresses_excluded]:
+        if chk.iface_missing(vip.device):
+            chk.error(vip.location, f"interface {vip.device} for ip address {vip.address.ip} doesn't exist", "virtual_ipaddress")
+    for ref in inst.track_interfaces:
+        if chk.iface_missing(ref.name):
+            chk.error(ref.location, f"({inst.name}) tracked interface {ref.name} doesn't exist", "track_interface")
+    _refs(chk, inst.name, inst.track_scripts, cfg.vrrp_scripts, "track script")
+    _refs(chk, inst.name, inst.track_files, cfg.track_files, "track file")
+    _refs(chk, inst.name, inst.track_processes, cfg.track_processes, "track process")
+    _refs(chk, inst.name, inst.track_bfds, cfg.bfd_instances, "track bfd")
+    for route in inst.virtual_routes:
+        _route_checks(chk, route, tracked=True, block="virtual_routes")
+    for rule in inst.virtual_rules:
+        _rule_checks(chk, rule, "virtual_rules")
+
+
+def _refs(chk: _Checker, owner: str, refs: list, known: dict, what: str) -> None:  # type: ignore[type-arg]
+    kept = []
+    for ref in refs:
+        if ref.name not in known:
+            chk.error(ref.location, f"({owner}) {what} {ref.name} not found, ignoring", what.replace(" ", "_"))
+        else:
+            kept.append(ref)
+    refs[:] = kept
+
+
+def _duplicate_vrids(chk: _Checker) -> None:
+    seen: dict[tuple[str, int, int, bool], VrrpInstance] = {}
+    for inst in chk.config.vrrp_instances.values():
+        if inst.virtual_router_id is None or inst.interface is None:
+            continue
+        key = (inst.interface, inst.virtual_router_id, inst.family or 4, bool(inst.unicast_peers))
+        other = seen.get(key)
+        if other is not None:
+            chk.error(
+                inst.location,
+                f"{other.name} and {inst.name} both use VRID {inst.virtual_router_id} "
+                f"with IPv{inst.family} on interface {inst.interface}",
+                "virtual_router_id",
+            )
+        else:
+            seen[key] = inst
+
+
+def _sync_groups(chk: _Checker) -> None:
+    cfg = chk.config
+    for name in list(cfg.sync_groups):
+        group = cfg.sync_groups[name]
+        kept = []
+        for ref in group.members:
+            inst = cfg.vrrp_instances.get(ref.name)
+            if inst is None:
+                chk.error(ref.location, f"virtual router {ref.name} in sync group {name} doesn't exist - ignoring", "group")
+            elif inst.sync_group is not None and inst.sync_group != name:
+                chk.error(ref.location, f"{ref.name} is already in sync group {inst.sync_group}", "group")
+            else:
+                inst.sync_group = name
+                kept.append(ref)
+        group.members = kept
+        if not kept:
+            chk.error(group.location, f"sync group {name} has no virtual router(s) - removing it", "vrrp_sync_group")
+            del cfg.sync_groups[name]
+        elif len(kept) == 1:
+            chk.error(group.location, f"sync group {name} has only 1 virtual router - this probably isn't what you want", "vrrp_sync_group")
+
+
+def _scripts(chk: _Checker) -> None:
+    """keepalived refuses tracked scripts it cannot find and root scripts without script security."""
+    cfg = chk.config
+    g = cfg.global_defs
+    host = chk.host
+    if host is None:
+        return
+    default_user = g.script_user
+    if default_user is None and g.enable_script_security:
+        if not host.user_exists("keepalived_script"):
+            for scr in cfg.vrrp_scripts.values():
+                if scr.user is None and scr.script is not None:
+                    chk.error(scr.location, f"unable to set default user keepalived_script for vrrp_script {scr.name}", "script_user")
+            return
+        default_user = "keepalived_script"
+    runs_as_root = False
+    for name, scr in list(cfg.vrrp_scripts.items()):
+        if scr.script is None:
+            continue
+        if host.find_executable(scr.script.argv[0]) is None:
+            chk.error(scr.script.location, f"vrrp_script {name}: {scr.script.argv[0]} not found or not executable - disabling it", "script")
+            continue
+        user = scr.user or (scr.script.user) or default_user
+        if _is_root(user, host):
+            runs_as_root = True
+    for script in _all_scripts(cfg):
+        if host.find_executable(script.argv[0]) is None:
+            continue
+        if _is_root(script.user or default_user, host):
+            runs_as_root = True
+    if runs_as_root and not g.enable_script_security:
+        chk.error(
+            g.location,
+            "SECURITY VIOLATION - scripts are being executed as root but enable_script_security is not set",
+            "enable_script_security",
+        )
+
+
+def _is_root(user: str | None, host: HostFacts) -> bool:
+    if user is None:
+        return not host.user_exists("keepalived_script")
+    return user == "root"
+
+
+def _all_scripts(cfg: KeepalivedConfig) -> list[Script]:
+    out: list[Script] = []
+    script_fields = (
+        "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify",
+        "notify_master_rx_lower_pri", "notify_deleted",
+    )
+    for obj in [*cfg.vrrp_instances.values(), *cfg.sync_groups.values()]:
+        for name in script_fields:
+            val = getattr(obj, name, None)
+            if isinstance(val, Script):
+                out.append(val)
+    for vs in cfg.virtual_servers:
+        out.extend(s for s in (vs.quorum_up, vs.quorum_down) if s is not None)
+        for rs in vs.real_servers:
+            out.extend(s for s in (rs.notify_up, rs.notify_down) if s is not None)
+            for checker in rs.checkers:
+                misc = getattr(checker, "misc_path", None)
+                if isinstance(misc, Script):
+                    out.append(misc)
+    return out
+
+
+def _vs_name(vs: VirtualServer) -> str:
+    if vs.kind == "fwmark":
+        return f"FWM {vs.fwmark}"
+    if vs.kind == "group":
+        return f"[{vs.group}]:{vs.port or 0}"
+    proto = (vs.protocol or "none").lower()
+    return f"[{vs.address}]:{proto}:{vs.port or 0}"
+
+
+def _virtual_server(chk: _Checker, vs: VirtualServer) -> None:
+    loc = vs.location
+    where = vs.keyword_locations
+    if vs.kind == "fwmark" and vs.protocol is not None:
+        chk.error(where.get("protocol", loc), f"virtual server {_vs_name(vs)}: protocol is ignored for fwmark services", "protocol")
+        vs.protocol = None
+    if vs.kind != "fwmark" and vs.protocol is None:
+        chk.error(loc, f"virtual server {_vs_name(vs)}: no protocol set - keepalived defaults to UDP", "protocol")
+        vs.protocol = "UDP"
+    if vs.lvs_method is None:
+        chk.error(loc, f"virtual server {_vs_name(vs)}: no forwarding method set (lb_kind/lvs_method), using NAT", "lvs_method")
+        vs.lvs_method = "NAT"
+    if vs.lvs_sched is None:
+        chk.error(loc, f"virtual server {_vs_name(vs)}: no scheduler set (lb_algo/lvs_sched), using wlc", "lvs_sched")
+        vs.lvs_sched = "wlc"
+    if not vs.real_servers:
+        chk.error(loc, f"virtual server {_vs_name(vs)} has no real servers - ignoring it", "real_server")
+    seen: set[tuple[str, int | None]] = set()
+    for rs in list(vs.real_servers):
+        key = (str(rs.address), rs.port)
+        if key in seen:
+            chk.error(rs.location, f"virtual server {_vs_name(vs)}: real server [{rs.address}]:{rs.port} is duplicated - removing the second", "real_server")
+            vs.real_servers.remove(rs)
+            continue
+        seen.add(key)
+        if rs.weight is None:
+            rs.weight = vs.weight
+        method = rs.lvs_method or vs.lvs_method
+        if vs.kind == "address" and method in ("DR", "TUN") and rs.port is not None and rs.port != vs.port:
+            chk.error(rs.location, f"virtual server {_vs_name(vs)} and real server [{rs.address}]:{rs.port}: ports must match for {method} - using {vs.port}", "real_server")
+            rs.port = vs.port
+        if rs.port is None and vs.kind == "address":
+            rs.port = vs.port
+        for checker in rs.checkers:
+            _inherit(checker, rs, vs)
+            urls = getattr(checker, "urls", None)
+            if urls is not None:
+                checker.urls = [u for u in urls if u.path is not None]  # type: ignore[attr-defined]
+                if not checker.urls:  # type: ignore[attr-defined]
+                    chk.error(checker.location, f"{checker.kind} checker has no url - ignoring it", checker.kind)
+    total = sum(rs.weight or 0 for rs in vs.real_servers)
+    if vs.real_servers and vs.quorum > total:
+        chk.error(where.get("quorum", loc), f"quorum {vs.quorum} for {_vs_name(vs)} exceeds the total weight {total} of its real servers - reducing it", "quorum")
+        vs.quorum = max(total, 1)
+
+
+def _inherit(checker: object, rs: object, vs: VirtualServer) -> None:
+    """Checker timings come from the checker, else the real server, else the virtual server."""
+    pairs: list[tuple[str, Callable[[], object]]] = [
+        ("connect_timeout_s", lambda: getattr(rs, "connect_timeout_s", None) or vs.connect_timeout_s),
+        ("delay_loop_s", lambda: getattr(rs, "delay_loop_s", None) or vs.delay_loop_s),
+        ("retry", lambda: _first(getattr(rs, "retry", None), vs.retry, _default_retry(checker))),
+        ("delay_before_retry_s", lambda: _first(getattr(rs, "delay_before_retry_s", None), vs.delay_before_retry_s, _default_dbr(checker, vs))),
+        ("warmup_s", lambda: _first(getattr(rs, "warmup_s", None), vs.warmup_s, getattr(checker, "delay_loop_s", None))),
+        ("alpha", lambda: _first(getattr(rs, "alpha", None), vs.alpha)),
+    ]
+    for attr, source in pairs:
+        if hasattr(checker, attr) and getattr(checker, attr) is None:
+            setattr(checker, attr, source())
+    if hasattr(checker, "connect_port") and getattr(checker, "connect_port") is None:
+        setattr(checker, "connect_port", getattr(rs, "port", None))
+
+
+def _first(*values: object) -> object:
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def _default_retry(checker: object) -> int:
+    kind = getattr(checker, "kind", "")
+    return {"DNS_CHECK": 3, "MISC_CHECK": 0}.get(kind, 1)
+
+
+def _default_dbr(checker: object, vs: VirtualServer) -> float:
+    kind = getattr(checker, "kind", "")
+    if kind in ("HTTP_GET", "SSL_GET"):
+        return 3.0
+    if kind == "DNS_CHECK":
+        return vs.delay_loop_s
+    return 1.0

@@ -1,0 +1,601 @@
+"""The typed model of a keepalived configuration.
+
+What later code acts on: the VRRP side reads `vrrp_instances`, `sync_groups`
+and the trackers; the checker side reads `virtual_servers`. Every object keeps
+the `Location` it was defined at so that later errors (a VIP that cannot be
+added, a checker that cannot run) can point back at the file and line.
+
+Defaults are the ones keepalived 2.2.7 applies; where keepalived derives a
+value from others (priority from state, checker timings inherited from the
+virtual server), `complete.py` fills it in after parsing, so the dump shows
+the values that will be used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import Location
+from .values import IPAddress, IPInterface
+
+
+@dataclass
+class Script:
+    """A command keepalived would run: argv as keepalived splits it, and the run-as user."""
+
+    argv: list[str]
+    user: str | None = None
+    group: str | None = None
+    location: Location | None = None
+
+
+# --------------------------------------------------------------------------- VRRP side
+@dataclass
+class IpAddressSpec:
+    """One line of virtual_ipaddress / static_ipaddress: `ip addr add` syntax."""
+
+    address: IPInterface
+    broadcast: str | None = None
+    device: str | None = None
+    scope: str | None = None
+    label: str | None = None
+    peer: IPInterface | None = None
+    use_vmac: bool = False
+    no_track: bool = False
+    track_group: str | None = None
+    flags: list[str] = field(default_factory=list)
+    preferred_lft: str | None = None
+    location: Location | None = None
+
+
+@dataclass
+class NextHop:
+    via: IPAddress | None = None
+    device: str | None = None
+    weight: int | None = None
+    onlink: bool = False
+
+
+@dataclass
+class RouteSpec:
+    """One line of virtual_routes / static_routes: `ip route add` syntax."""
+
+    destination: str
+    route_type: str = "unicast"
+    family: int = 4
+    source: IPAddress | None = None
+    via: IPAddress | None = None
+    device: str | None = None
+    table: str | None = None
+    metric: int | None = None
+    scope: str | None = None
+    protocol: str | None = None
+    nexthops: list[NextHop] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)
+    no_track: bool = False
+    track_group: str | None = None
+    location: Location | None = None
+
+
+@dataclass
+class RuleSpec:
+    """One line of virtual_rules / static_rules: `ip rule add` syntax."""
+
+    family: int = 4
+    from_prefix: str | None = None
+    to_prefix: str | None = None
+    preference: int | None = None
+    table: str | None = None
+    action: str = "table"
+    fwmark: str | None = None
+    iif: str | None = None
+    oif: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    invert: bool = False
+    no_track: bool = False
+    track_group: str | None = None
+    location: Location | None = None
+
+
+@dataclass
+class TrackRef:
+    """A reference to a tracked object (interface, script, file, process, BFD) with a weight."""
+
+    name: str
+    weight: int | None = None
+    reverse: bool = False
+    location: Location | None = None
+
+
+@dataclass
+class Authentication:
+    auth_type: str | None = None  # "PASS" or "AH"
+    auth_pass: str | None = None
+    location: Location | None = None
+
+
+@dataclass
+class AuthHmac:
+    """keepalived 2.4's HMAC trailer (accepted, not yet acted on)."""
+
+    keys: dict[int, str] = field(default_factory=dict)
+    active_key: int | None = None
+    anti_replay: str | None = None
+    time_window: int | None = None
+    mode: str | None = None
+    location: Location | None = None
+
+
+@dataclass
+class UnicastPeer:
+    address: IPAddress
+    min_ttl: int | None = None
+    max_ttl: int | None = None
+    location: Location | None = None
+
+
+@dataclass
+class VrrpScript:
+    name: str
+    script: Script | None = None
+    interval_s: float = 1.0
+    timeout_s: float | None = None
+    weight: int = 0
+    weight_reverse: bool = False
+    rise: int = 1
+    fall: int = 1
+    user: str | None = None
+    group: str | None = None
+    init_fail: bool = False
+    location: Location | None = None
+
+
+@dataclass
+class TrackFile:
+    name: str
+    file: str | None = None
+    weight: int = 1
+    weight_reverse: bool = False
+    init_file: bool = False
+    init_value: int | None = None
+    init_overwrite: bool = False
+    location: Location | None = None
+
+
+@dataclass
+class TrackProcess:
+    name: str
+    process: list[str] = field(default_factory=list)
+    param_match: str | None = None
+    weight: int = 0
+    weight_reverse: bool = False
+    quorum: int = 1
+    quorum_max: int | None = None
+    delay_s: float | None = None
+    terminate_delay_s: float | None = None
+    fork_delay_s: float | None = None
+    full_command: bool = False
+    location: Location | None = None
+
+
+@dataclass
+class BfdInstance:
+    name: str
+    neighbor_ip: IPAddress | None = None
+    source_ip: IPAddress | None = None
+    min_rx_ms: int = 10
+    min_tx_ms: int = 10
+    idle_tx_ms: int = 1000
+    multiplier: int = 5
+    passive: bool = False
+    ttl: int | None = None
+    max_hops: int | None = None
+    weight: int = 0
+    weight_reverse: bool = False
+    vrrp_only: bool = False
+    checker_only: bool = False
+    location: Location | None = None
+
+
+@dataclass
+class SyncGroup:
+    name: str
+    members: list[TrackRef] = field(default_factory=list)
+    track_interfaces: list[TrackRef] = field(default_factory=list)
+    track_scripts: list[TrackRef] = field(default_factory=list)
+    track_files: list[TrackRef] = field(default_factory=list)
+    track_processes: list[TrackRef] = field(default_factory=list)
+    track_bfds: list[TrackRef] = field(default_factory=list)
+    notify_master: Script | None = None
+    notify_backup: Script | None = None
+    notify_fault: Script | None = None
+    notify_stop: Script | None = None
+    notify: Script | None = None
+    smtp_alert: bool | None = None
+    global_tracking: bool = False
+    sync_group_tracking_weight: bool = False
+    notify_priority_changes: bool | None = None
+    location: Location | None = None
+
+
+@dataclass
+class GarpGroup:
+    garp_interval_s: float | None = None
+    gna_interval_s: float | None = None
+    interfaces: list[str] = field(default_factory=list)
+    location: Location | None = None
+
+
+@dataclass
+class TrackGroup:
+    name: str
+    instances: list[str] = field(default_factory=list)
+    location: Location | None = None
+
+
+@dataclass
+class VrrpInstance:
+    name: str
+    location: Location | None = None
+    keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
+    state: str | None = None  # wanted initial state: MASTER or BACKUP
+    interface: str | None = None
+    virtual_router_id: int | None = None
+    priority: int | None = None  # completed to 100, or 255 for state MASTER without priority
+    advert_int_s: float = 1.0
+    version: int | None = None  # completed from global vrrp_version (IPv6: 3)
+    family: int | None = None  # 4 or 6, from the first VIP
+    virtual_ipaddresses: list[IpAddressSpec] = field(default_factory=list)
+    virtual_ipaddresses_excluded: list[IpAddressSpec] = field(default_factory=list)
+    no_virtual_ipaddress: bool = False
+    virtual_routes: list[RouteSpec] = field(default_factory=list)
+    virtual_rules: list[RuleSpec] = field(default_factory=list)
+    authentication: Authentication | None = None
+    auth_hmac: AuthHmac | None = None
+    unicast_src_ip: IPAddress | None = None
+    unicast_peers: list[UnicastPeer] = field(default_factory=list)
+    unicast_fault_no_peer: bool = False
+    unicast_ttl: int | None = None
+    check_unicast_src: bool = False
+    old_unicast_checksum: str | None = None
+    mcast_src_ip: IPAddress | None = None
+    mcast_dst_ip: IPAddress | None = None
+    track_src_ip: bool = False
+    use_vmac: str | None = None
+    use_vmac_options: list[str] = field(default_factory=list)
+    use_vmac_addr: bool = False
+    vmac_xmit_base: bool = False
+    use_ipvlan: list[str] | None = None
+    native_ipv6: bool = False
+    vrf: str | None = None
+    dont_track_primary: bool = False
+    track_interfaces: list[TrackRef] = field(default_factory=list)
+    track_scripts: list[TrackRef] = field(default_factory=list)
+    track_files: list[TrackRef] = field(default_factory=list)
+    track_processes: list[TrackRef] = field(default_factory=list)
+    track_bfds: list[TrackRef] = field(default_factory=list)
+    promote_secondaries: bool = False
+    linkbeat_use_polling: bool = False
+    accept: bool | None = None  # None: keepalived's default (accept unless strict)
+    skip_check_adv_addr: bool | None = None
+    strict_mode: bool | None = None
+    nopreempt: bool = False
+    preempt_delay_s: float = 0.0
+    debug: int | None = None
+    notify_master: Script | None = None
+    notify_backup: Script | None = None
+    notify_fault: Script | None = None
+    notify_stop: Script | None = None
+    notify_deleted: Script | None = None
+    notify_deleted_flag: bool = False
+    notify: Script | None = None
+    notify_master_rx_lower_pri: Script | None = None
+    smtp_alert: bool | None = None
+    notify_priority_changes: bool | None = None
+    lvs_sync_daemon_interface: str | None = None
+    garp_master_delay_s: float | None = None
+    garp_master_refresh_s: float | None = None
+    garp_master_repeat: int | None = None
+    garp_master_refresh_repeat: int | None = None
+    garp_lower_prio_delay_s: float | None = None
+    garp_lower_prio_repeat: int | None = None
+    garp_extra_if_s: float | None = None
+    garp_extra_if_all: bool = False
+    down_timer_adverts: int | None = None
+    lower_prio_no_advert: bool | None = None
+    higher_prio_send_advert: bool | None = None
+    owner_ignore_adverts: bool | None = None
+    timer_expired_backup: int | None = None
+    kernel_rx_buf_size: int | None = None
+    v3_checksum_as_v2: bool | None = None
+    sync_group: str | None = None
+
+
+# --------------------------------------------------------------------------- global_defs
+@dataclass
+class LvsSyncDaemon:
+    interface: str
+    instance: str | None = None
+    sync_id: int | None = None
+    maxlen: int | None = None
+    port: int | None = None
+    ttl: int | None = None
+    group: IPAddress | None = None
+    location: Location | None = None
+
+
+@dataclass
+class GlobalDefs:
+    """global_defs. Keywords that take a simple value are kept in `settings`.
+
+    The handful that later code reads directly have fields of their own; the
+    rest (process tuning, SNMP, D-Bus, netlink buffer sizes, ...) are typed
+    by their converter and kept by keyword name, so that the dump shows them
+    and a later issue can promote one to a field without changing the parser.
+    """
+
+    router_id: str | None = None
+    notification_email: list[str] = field(default_factory=list)
+    notification_email_from: str | None = None
+    smtp_server: str | None = None
+    smtp_server_port: int = 25
+    smtp_connect_timeout_s: float = 30.0
+    smtp_helo_name: str | None = None
+    script_user: str | None = None
+    script_group: str | None = None
+    enable_script_security: bool = False
+    vrrp_version: int = 2
+    vrrp_mcast_group4: IPAddress | None = None
+    vrrp_mcast_group6: IPAddress | None = None
+    vrrp_strict: bool = False
+    vrrp_garp_master_delay_s: float = 5.0
+    vrrp_garp_master_repeat: int = 5
+    vrrp_garp_master_refresh_s: float = 0.0
+    vrrp_garp_master_refresh_repeat: int = 1
+    vrrp_garp_lower_prio_delay_s: float | None = None
+    vrrp_garp_lower_prio_repeat: int | None = None
+    vrrp_garp_interval_s: float = 0.0
+    vrrp_gna_interval_s: float = 0.0
+    vrrp_down_timer_adverts: int = 3
+    lvs_sync_daemon: LvsSyncDaemon | None = None
+    notify_fifo: Script | None = None
+    vrrp_notify_fifo: Script | None = None
+    lvs_notify_fifo: Script | None = None
+    notify_fifo_script: Script | None = None
+    vrrp_notify_fifo_script: Script | None = None
+    lvs_notify_fifo_script: Script | None = None
+    startup_script: Script | None = None
+    shutdown_script: Script | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    location: Location | None = None
+
+
+# --------------------------------------------------------------------------- checker side
+@dataclass
+class CheckerBase:
+    """Options every checker has; None means inherited from the real/virtual server."""
+
+    kind: str = ""
+    location: Location | None = None
+    connect_ip: IPAddress | None = None
+    connect_port: int | None = None
+    bindto: IPAddress | None = None
+    bind_port: int | None = None
+    bind_if: str | None = None
+    connect_timeout_s: float | None = None
+    fwmark: int | None = None
+    retry: int | None = None
+    delay_before_retry_s: float | None = None
+    warmup_s: float | None = None
+    delay_loop_s: float | None = None
+    alpha: bool | None = None
+    log_all_failures: bool | None = None
+
+
+@dataclass
+class UrlSpec:
+    path: str | None = None
+    digest: str | None = None
+    status_code: list[tuple[int, int]] = field(default_factory=list)
+    virtualhost: str | None = None
+    regex: str | None = None
+    regex_no_match: bool = False
+    regex_options: list[str] = field(default_factory=list)
+    regex_min_offset: int | None = None
+    regex_max_offset: int | None = None
+    regex_stack: int | None = None
+    location: Location | None = None
+
+
+@dataclass
+class HttpCheck(CheckerBase):
+    """HTTP_GET and SSL_GET (kind tells which)."""
+
+    urls: list[UrlSpec] = field(default_factory=list)
+    virtualhost: str | None = None
+    http_protocol: str = "1.0"
+    enable_sni: bool = False
+    fast_recovery: bool = False
+
+
+@dataclass
+class TcpCheck(CheckerBase):
+    pass
+
+
+@dataclass
+class PingCheck(CheckerBase):
+    pass
+
+
+@dataclass
+class SmtpCheck(CheckerBase):
+    helo_name: str | None = None
+    hosts: list[CheckerBase] = field(default_factory=list)
+
+
+@dataclass
+class DnsCheck(CheckerBase):
+    query_type: str = "SOA"
+    name: str = "."
+
+
+@dataclass
+class MiscCheck(CheckerBase):
+    misc_path: Script | None = None
+    misc_timeout_s: float | None = None
+    misc_dynamic: bool = False
+    user: str | None = None
+    group: str | None = None
+
+
+@dataclass
+class FileCheck(CheckerBase):
+    track_file: str | None = None
+    weight: int | None = None
+    weight_reverse: bool = False
+
+
+@dataclass
+class UdpCheck(CheckerBase):
+    payload: bytes | None = None
+    require_reply: bool = False
+    reply_pattern: str | None = None
+    min_reply_length: int = 0
+    max_reply_length: int = 255
+
+
+@dataclass
+class BfdCheck(CheckerBase):
+    name: str | None = None
+
+
+@dataclass
+class RealServer:
+    address: IPAddress
+    port: int | None = None
+    location: Location | None = None
+    keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
+    weight: int | None = None  # completed from the virtual server's `weight` (default 1)
+    lvs_method: str | None = None
+    tunnel: dict[str, Any] | None = None
+    uthreshold: int | None = None
+    lthreshold: int | None = None
+    inhibit_on_failure: bool | None = None
+    notify_up: Script | None = None
+    notify_down: Script | None = None
+    alpha: bool | None = None
+    retry: int | None = None
+    delay_before_retry_s: float | None = None
+    warmup_s: float | None = None
+    connect_timeout_s: float | None = None
+    delay_loop_s: float | None = None
+    smtp_alert: bool | None = None
+    virtualhost: str | None = None
+    snmp_name: str | None = None
+    checkers: list[CheckerBase] = field(default_factory=list)
+
+
+@dataclass
+class SorryServer:
+    address: IPAddress
+    port: int | None = None
+    location: Location | None = None
+
+
+@dataclass
+class VirtualServerGroupEntry:
+    kind: str  # "address", "range" or "fwmark"
+    address: IPAddress | None = None
+    last_address: IPAddress | None = None
+    prefix_len: int | None = None
+    port: int | None = None
+    fwmark: int | None = None
+    family: int | None = None
+    location: Location | None = None
+
+
+@dataclass
+class VirtualServerGroup:
+    name: str
+    entries: list[VirtualServerGroupEntry] = field(default_factory=list)
+    location: Location | None = None
+
+
+@dataclass
+class VirtualServer:
+    """virtual_server IP PORT | fwmark N | group NAME."""
+
+    kind: str  # "address", "fwmark" or "group"
+    location: Location | None = None
+    keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
+    address: IPAddress | None = None
+    port: int | None = None
+    fwmark: int | None = None
+    group: str | None = None
+    ip_family: int | None = None
+    delay_loop_s: float = 60.0
+    retry: int | None = None
+    delay_before_retry_s: float | None = None
+    warmup_s: float | None = None
+    connect_timeout_s: float = 5.0
+    inhibit_on_failure: bool = False
+    lvs_sched: str | None = None  # completed to "wlc"
+    sched_flags: list[str] = field(default_factory=list)
+    lvs_method: str | None = None  # completed to "NAT"
+    tunnel: dict[str, Any] | None = None
+    persistence_engine: str | None = None
+    persistence_timeout_s: int | None = None
+    persistence_granularity: str | None = None
+    protocol: str | None = None  # completed to "TCP" (keepalived's default)
+    ha_suspend: bool = False
+    smtp_alert: bool | None = None
+    virtualhost: str | None = None
+    snmp_name: str | None = None
+    alpha: bool = False
+    omega: bool = False
+    quorum_up: Script | None = None
+    quorum_down: Script | None = None
+    quorum: int = 1
+    hysteresis: int = 0
+    weight: int = 1
+    sorry_server: SorryServer | None = None
+    sorry_server_inhibit: bool = False
+    sorry_server_lvs_method: str | None = None
+    real_servers: list[RealServer] = field(default_factory=list)
+
+
+@dataclass
+class SslContext:
+    password: str | None = None
+    ca: str | None = None
+    certificate: str | None = None
+    key: str | None = None
+    location: Location | None = None
+
+
+# --------------------------------------------------------------------------- the whole file
+@dataclass
+class KeepalivedConfig:
+    """Everything one keepalived.conf (with its includes) says."""
+
+    files: list[str] = field(default_factory=list)
+    root_options: dict[str, Any] = field(default_factory=dict)
+    global_defs: GlobalDefs = field(default_factory=GlobalDefs)
+    static_ipaddresses: list[IpAddressSpec] = field(default_factory=list)
+    static_routes: list[RouteSpec] = field(default_factory=list)
+    static_rules: list[RuleSpec] = field(default_factory=list)
+    track_groups: dict[str, TrackGroup] = field(default_factory=dict)
+    linkbeat_interfaces: list[list[str]] = field(default_factory=list)
+    interface_up_down_delays: list[list[str]] = field(default_factory=list)
+    garp_groups: list[GarpGroup] = field(default_factory=list)
+    vrrp_scripts: dict[str, VrrpScript] = field(default_factory=dict)
+    track_files: dict[str, TrackFile] = field(default_factory=dict)
+    track_processes: dict[str, TrackProcess] = field(default_factory=dict)
+    bfd_instances: dict[str, BfdInstance] = field(default_factory=dict)
+    sync_groups: dict[str, SyncGroup] = field(default_factory=dict)
+    vrrp_instances: dict[str, VrrpInstance] = field(default_factory=dict)
+    ssl: SslContext | None = None
+    virtual_server_groups: dict[str, VirtualServerGroup] = field(default_factory=dict)
+    virtual_servers: list[VirtualServer] = field(default_factory=list)

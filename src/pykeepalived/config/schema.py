@@ -1,0 +1,18 @@
+"""The whole keyword tree of keepalived.conf, assembled from the per-area schema modules."""
+
+from __future__ import annotations
+
+from . import schema_check, schema_global, schema_vrrp
+from .registry import Block
+
+
+def build_root() -> Block:
+    """A fresh root block holding every top-level keyword."""
+    root = Block("top level")
+    schema_global.register(root)
+    schema_vrrp.register(root)
+    schema_check.register(root)
+    return root
+
+
+ROOT = build_root()

@@ -1,0 +1,492 @@
+"""The checker side: virtual_server(_group), real_server, sorry_server and the checkers."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from . import handlers as h
+from .errors import ValueProblem
+from .lexer import Segment
+from .model import (
+    BfdCheck,
+    CheckerBase,
+    DnsCheck,
+    FileCheck,
+    HttpCheck,
+    KeepalivedConfig,
+    MiscCheck,
+    PingCheck,
+    RealServer,
+    SmtpCheck,
+    SorryServer,
+    SslContext,
+    TcpCheck,
+    UdpCheck,
+    UrlSpec,
+    VirtualServer,
+    VirtualServerGroup,
+    VirtualServerGroupEntry,
+)
+from .parser import ParseContext
+from .registry import Block, Status
+from .values import to_choice, to_hex_bytes, to_int, to_ip, to_port
+
+SCHEDULERS = {s: s for s in ("rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq")}
+SCHED_FLAGS = ("hashed", "ops", "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback")
+LVS_METHODS = {"nat": "NAT", "dr": "DR", "tun": "TUN"}
+PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP"}
+DNS_TYPES = {t.lower(): t for t in ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA")}
+
+SSL_BLOCK = Block("SSL")
+VS_GROUP = Block("virtual_server_group")
+VIRTUAL_SERVER = Block("virtual_server")
+REAL_SERVER = Block("real_server")
+TCP_CHECK = Block("TCP_CHECK")
+HTTP_CHECK = Block("HTTP_GET / SSL_GET")
+URL_BLOCK = Block("url")
+SMTP_CHECK = Block("SMTP_CHECK")
+SMTP_HOST = Block("SMTP_CHECK host")
+DNS_CHECK = Block("DNS_CHECK")
+MISC_CHECK = Block("MISC_CHECK")
+FILE_CHECK = Block("FILE_CHECK")
+PING_CHECK = Block("PING_CHECK")
+UDP_CHECK = Block("UDP_CHECK")
+BFD_CHECK = Block("BFD_CHECK")
+
+
+# --------------------------------------------------------------------------- SSL
+def _open_ssl(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> SslContext:
+    config.ssl = config.ssl or SslContext(location=seg.location)
+    return config.ssl
+
+
+for _name, _summary in [
+    ("password", "private key password"),
+    ("ca", "CA file"),
+    ("certificate", "client certificate"),
+    ("key", "client key"),
+]:
+    SSL_BLOCK.line(_name, h.text(_name), _summary)
+
+
+# --------------------------------------------------------------------------- virtual_server_group
+def _open_vsg(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> VirtualServerGroup | None:
+    if len(seg.words) < 2:
+        ctx.error(seg, "virtual_server_group needs a name")
+        return None
+    name = seg.words[1]
+    if name in config.virtual_server_groups:
+        ctx.error(seg, f"virtual_server_group {name} is defined twice")
+        return None
+    group = VirtualServerGroup(name=name, location=seg.location)
+    config.virtual_server_groups[name] = group
+    return group
+
+
+def parse_vsg_entry(seg: Segment) -> VirtualServerGroupEntry:
+    """`IP [PORT]`, `A.B.C.D-E [PORT]`, `IP/len [PORT]` or `fwmark N [inet|inet6]`."""
+    w = seg.words
+    if w[0] == "fwmark":
+        if len(w) < 2:
+            raise ValueProblem("'fwmark' needs a value")
+        entry = VirtualServerGroupEntry("fwmark", fwmark=to_int(w[1], 1, 2**32 - 1), location=seg.location)
+        if len(w) > 2:
+            entry.family = {"inet": 4, "inet6": 6}.get(w[2])
+            if entry.family is None:
+                raise ValueProblem(f"unexpected '{w[2]}' (expected inet or inet6)")
+        return entry
+    addr_text = w[0]
+    entry = VirtualServerGroupEntry("address", location=seg.location)
+    if "/" in addr_text:
+        base, plen = addr_text.split("/", 1)
+        entry.address = to_ip(base)
+        entry.prefix_len = to_int(plen, 0, entry.address.max_prefixlen)
+        entry.kind = "range"
+    elif "-" in addr_text:
+        base, last = addr_text.rsplit("-", 1)
+        entry.address = to_ip(base)
+        entry.kind = "range"
+        if entry.address.version == 4:
+            octets = str(entry.address).split(".")
+            last_addr = to_ip(".".join(octets[: 4 - len(last.split("."))] + last.split(".")))
+        else:
+            try:
+                last_val = int(last, 16)
+            except ValueError:
+                raise ValueProblem(f"invalid address range '{addr_text}'") from None
+            last_addr = ipaddress.IPv6Address((int(entry.address) & ~0xFFFF) | last_val)
+        if int(last_addr) < int(entry.address):
+            raise ValueProblem(f"address range '{addr_text}' ends before it starts")
+        entry.last_address = last_addr
+    else:
+        entry.address = to_ip(addr_text)
+    if len(w) > 1:
+        entry.port = to_port(w[1])
+    if len(w) > 2:
+        raise ValueProblem(f"unexpected '{w[2]}'")
+    return entry
+
+
+def _vsg_line(ctx: ParseContext, group: VirtualServerGroup, seg: Segment) -> None:
+    group.entries.append(parse_vsg_entry(seg))
+
+
+VS_GROUP.fallback = _vsg_line
+VS_GROUP.fallback_summary = "IP [PORT], IP-RANGE [PORT], IP/LEN [PORT] or fwmark N: one member per line"
+
+
+# --------------------------------------------------------------------------- virtual_server
+def _open_vs(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> VirtualServer | None:
+    w = seg.words
+    if len(w) < 2:
+        ctx.error(seg, "virtual_server needs an address, 'fwmark N' or 'group NAME'")
+        return None
+    try:
+        if w[1] == "fwmark":
+            if len(w) < 3:
+                raise ValueProblem("'fwmark' needs a value")
+            vs = VirtualServer("fwmark", location=seg.location, fwmark=to_int(w[2], 1, 2**32 - 1))
+            extra = w[3:]
+        elif w[1] == "group":
+            if len(w) < 3:
+                raise ValueProblem("'group' needs a name")
+            vs = VirtualServer("group", location=seg.location, group=w[2])
+            extra = w[3:]
+        else:
+            vs = VirtualServer("address", location=seg.location, address=to_ip(w[1]))
+            if len(w) > 2:
+                vs.port = to_port(w[2])
+            extra = w[3:]
+        if extra:
+            raise ValueProblem(f"unexpected '{extra[0]}'")
+    except ValueProblem as problem:
+        ctx.error(seg, f"virtual_server: {problem} - skipping this virtual server")
+        return None
+    config.virtual_servers.append(vs)
+    return vs
+
+
+def _lb_algo(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    if word == "twos":
+        vs.lvs_sched = "twos"
+        return
+    vs.lvs_sched = to_choice(word, SCHEDULERS, "scheduler")
+
+
+def _sched_flag(name: str) -> h.LineHandler:
+    def handler(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
+        if name not in vs.sched_flags:
+            vs.sched_flags.append(name)
+
+    return handler
+
+
+def _lvs_method(ctx: ParseContext, obj: Any, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    obj.lvs_method = to_choice(word, LVS_METHODS, "forwarding method")
+    rest = list(seg.words[2:])
+    if rest:
+        if obj.lvs_method != "TUN":
+            raise ValueProblem(f"unexpected '{rest[0]}' after {obj.lvs_method}")
+        tunnel: dict[str, Any] = {}
+        while rest:
+            opt = rest.pop(0)
+            if opt == "type" and rest:
+                tunnel["type"] = to_choice(rest.pop(0), {"ipip": "ipip", "gue": "gue", "gre": "gre"}, "tunnel type")
+            elif opt == "port" and rest:
+                tunnel["port"] = to_port(rest.pop(0))
+            elif opt in ("nocsum", "csum", "remcsum"):
+                tunnel["checksum"] = opt
+            else:
+                raise ValueProblem(f"unknown tunnel option '{opt}'")
+        obj.tunnel = tunnel
+
+
+def _persistence_timeout(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
+    vs.persistence_timeout_s = to_int(seg.words[1], 1, 2**32 - 1) if len(seg.words) > 1 else 360
+
+
+def _persistence_granularity(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    if word.isdigit():
+        to_int(word, 1, 128)
+    else:
+        try:
+            ipaddress.IPv4Network(f"0.0.0.0/{word}")
+        except ValueError:
+            raise ValueProblem(f"invalid netmask '{word}'") from None
+    vs.persistence_granularity = word
+
+
+def _sorry_server(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    sorry = SorryServer(to_ip(word), location=seg.location)
+    if len(seg.words) > 2:
+        sorry.port = to_port(seg.words[2])
+    vs.sorry_server = sorry
+
+
+def _ip_family(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is not None:
+        vs.ip_family = int(to_choice(word, {"inet": "4", "inet6": "6"}, "family"))
+
+
+def _sorry_lvs_method(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is not None:
+        vs.sorry_server_lvs_method = to_choice(word, LVS_METHODS, "forwarding method")
+
+
+def _open_rs(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> RealServer | None:
+    w = seg.words
+    try:
+        if len(w) < 2:
+            raise ValueProblem("needs an address")
+        rs = RealServer(to_ip(w[1]), location=seg.location)
+        if len(w) > 2:
+            rs.port = to_port(w[2])
+        if len(w) > 3:
+            raise ValueProblem(f"unexpected '{w[3]}'")
+    except ValueProblem as problem:
+        ctx.error(seg, f"real_server: {problem} - skipping this real server")
+        return None
+    vs.real_servers.append(rs)
+    return rs
+
+
+_v = VIRTUAL_SERVER
+_v.line("ip_family", _ip_family, "inet or inet6 (for fwmark/group services)")
+_v.line("delay_loop", h.timer("delay_loop_s", 0.000001, 2147), "seconds between checks")
+_v.line("retry", h.integer("retry", 0, 2**31 - 1), "default retries for checkers")
+_v.line("delay_before_retry", h.timer("delay_before_retry_s", 0, 2147), "default pause between retries (s)")
+_v.line("warmup", h.timer("warmup_s", 0, 2147), "spread of the first checks (s)")
+_v.line("connect_timeout", h.timer("connect_timeout_s", 0.000001, 2147), "default connect timeout (s)")
+_v.line("inhibit_on_failure", h.flag("inhibit_on_failure"), "weight 0 instead of removal")
+_v.line("lb_algo", _lb_algo, "scheduler (old name of lvs_sched)")
+_v.line("lvs_sched", _lb_algo, "scheduler: rr, wrr, lc, wlc, ...")
+for _flag in SCHED_FLAGS:
+    _v.line(_flag, _sched_flag(_flag), f"scheduler flag {_flag}")
+_v.line("lb_kind", _lvs_method, "forwarding method (old name of lvs_method)")
+_v.line("lvs_method", _lvs_method, "forwarding method: NAT, DR or TUN")
+_v.line("persistence_engine", h.text("persistence_engine"), "persistence engine (sip)")
+_v.line("persistence_timeout", _persistence_timeout, "persistence timeout (s, default 360)")
+_v.line("persistence_granularity", _persistence_granularity, "persistence netmask")
+_v.line("protocol", h.one_of("protocol", PROTOCOLS, "protocol"), "TCP, UDP or SCTP")
+_v.line("ha_suspend", h.flag("ha_suspend"), "suspend checks while the VIP is absent")
+_v.line("smtp_alert", h.flag("smtp_alert"), "mail on changes")
+_v.line("virtualhost", h.text("virtualhost"), "default Host: for HTTP checks")
+_v.line("snmp_name", h.text("snmp_name"), "SNMP name", status=Status.NOT_YET)
+_v.line("alpha", h.flag("alpha"), "servers start down until checked")
+_v.line("omega", h.flag("omega"), "run down scripts at stop")
+_v.line("quorum_up", h.script("quorum_up"), "script when quorum is gained")
+_v.line("quorum_down", h.script("quorum_down"), "script when quorum is lost")
+_v.line("quorum", h.integer("quorum", 1, 2**31 - 1), "weight needed to be up")
+_v.line("hysteresis", h.integer("hysteresis", 0, 2**31 - 1), "quorum hysteresis")
+_v.line("weight", h.integer("weight", 0, 2**31 - 1), "default real server weight")
+_v.line("sorry_server", _sorry_server, "server used when all are down")
+_v.line("sorry_server_inhibit", h.flag("sorry_server_inhibit"), "sorry server kept with weight 0")
+_v.line("sorry_server_lvs_method", _sorry_lvs_method, "forwarding method of the sorry server")
+_v.nested("real_server", REAL_SERVER, _open_rs, "a real server")
+
+_r = REAL_SERVER
+_r.line("weight", h.integer("weight", 0, 2**31 - 1), "scheduler weight")
+_r.line("lvs_method", _lvs_method, "forwarding method of this server")
+_r.line("uthreshold", h.integer("uthreshold", 0, 2**31 - 1), "upper connection threshold")
+_r.line("lthreshold", h.integer("lthreshold", 0, 2**31 - 1), "lower connection threshold")
+_r.line("inhibit_on_failure", h.flag("inhibit_on_failure"), "weight 0 instead of removal")
+_r.line("notify_up", h.script("notify_up"), "script when the server comes up")
+_r.line("notify_down", h.script("notify_down"), "script when the server goes down")
+_r.line("alpha", h.flag("alpha"), "start down until checked")
+_r.line("retry", h.integer("retry", 0, 2**31 - 1), "default retries for checkers")
+_r.line("delay_before_retry", h.timer("delay_before_retry_s", 0, 2147), "pause between retries (s)")
+_r.line("warmup", h.timer("warmup_s", 0, 2147), "spread of the first check (s)")
+_r.line("connect_timeout", h.timer("connect_timeout_s", 0.000001, 2147), "connect timeout (s)")
+_r.line("delay_loop", h.timer("delay_loop_s", 0.000001, 2147), "seconds between checks")
+_r.line("smtp_alert", h.flag("smtp_alert"), "mail on changes")
+_r.line("virtualhost", h.text("virtualhost"), "Host: for HTTP checks")
+_r.line("snmp_name", h.text("snmp_name"), "SNMP name", status=Status.NOT_YET)
+
+
+# --------------------------------------------------------------------------- checkers
+def _opener(cls: type[CheckerBase], kind: str) -> Any:
+    def handler(ctx: ParseContext, rs: RealServer, seg: Segment) -> CheckerBase:
+        checker = cls(kind=kind, location=seg.location)
+        rs.checkers.append(checker)
+        return checker
+
+    return handler
+
+
+def _common(block: Block, connection: bool = True, timing: bool = True) -> None:
+    if connection:
+        block.line("connect_ip", h.ip("connect_ip"), "address to check")
+        block.line("connect_port", h.value("connect_port", to_port), "port to check")
+        block.line("bindto", h.ip("bindto"), "source address")
+        block.line("bind_port", h.value("bind_port", to_port), "source port")
+        block.line("bind_if", h.text("bind_if"), "source interface")
+        block.line("connect_timeout", h.timer("connect_timeout_s", 0.000001, 2147), "connect timeout (s)")
+        block.line("fwmark", h.integer("fwmark", 0, 2**32 - 1), "SO_MARK of the check's socket")
+    if timing:
+        block.line("retry", h.integer("retry", 0, 2**31 - 1), "failures before down")
+        block.line("delay_before_retry", h.timer("delay_before_retry_s", 0, 2147), "pause between retries (s)")
+        block.line("warmup", h.timer("warmup_s", 0, 2147), "spread of the first check (s)")
+        block.line("delay_loop", h.timer("delay_loop_s", 0.000001, 2147), "seconds between checks")
+        block.line("alpha", h.flag("alpha"), "start down until checked")
+        block.line("log_all_failures", h.flag("log_all_failures"), "log every failure")
+
+
+_common(TCP_CHECK)
+_common(PING_CHECK)
+
+
+def _open_url(ctx: ParseContext, check: HttpCheck, seg: Segment) -> UrlSpec:
+    url = UrlSpec(location=seg.location)
+    check.urls.append(url)
+    return url
+
+
+def _url_close(ctx: ParseContext, url: UrlSpec) -> None:
+    if url.path is None:
+        ctx.error(url.location, "url has no path - removing it", "url")
+
+
+def _digest(ctx: ParseContext, url: UrlSpec, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    if len(word) != 32 or any(c not in "0123456789abcdefABCDEF" for c in word):
+        raise ValueProblem(f"'{word}' is not an MD5 digest (32 hex digits)")
+    url.digest = word.lower()
+
+
+def _status_code(ctx: ParseContext, url: UrlSpec, seg: Segment) -> None:
+    if len(seg.words) < 2:
+        ctx.arg(seg)
+        return
+    for word in seg.words[1:]:
+        if "-" in word:
+            lo_text, hi_text = word.split("-", 1)
+            lo, hi = to_int(lo_text, 100, 599), to_int(hi_text, 100, 599)
+            if hi < lo:
+                raise ValueProblem(f"status range '{word}' ends before it starts")
+        else:
+            lo = hi = to_int(word, 100, 599)
+        url.status_code.append((lo, hi))
+
+
+def _http_protocol(ctx: ParseContext, check: HttpCheck, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is not None:
+        check.http_protocol = to_choice(word, {"1.0": "1.0", "1.0c": "1.0C", "1.1": "1.1"}, "HTTP protocol")
+
+
+_u = URL_BLOCK
+_u.line("path", h.text("path"), "path to GET")
+_u.line("digest", _digest, "MD5 of the body (genhash)")
+_u.line("status_code", _status_code, "accepted status codes and ranges")
+_u.line("virtualhost", h.text("virtualhost"), "Host: header")
+_u.line("regex", h.text("regex"), "regular expression the body must match")
+_u.line("regex_no_match", h.flag("regex_no_match"), "the body must not match")
+_u.line("regex_options", h.words("regex_options"), "PCRE2 options")
+_u.line("regex_min_offset", h.integer("regex_min_offset", 0, 2**31 - 1), "first byte searched")
+_u.line("regex_max_offset", h.integer("regex_max_offset", 0, 2**31 - 1), "last byte searched")
+_u.line("regex_stack", h.integer("regex_stack", 0, 2**31 - 1), "PCRE2 stack size")
+
+_common(HTTP_CHECK)
+HTTP_CHECK.line("nb_get_retry", h.integer("retry", 0, 2**31 - 1), "old name of retry", deprecated="retry")
+HTTP_CHECK.line("virtualhost", h.text("virtualhost"), "Host: header")
+HTTP_CHECK.line("http_protocol", _http_protocol, "1.0, 1.0C or 1.1")
+HTTP_CHECK.line("enable_sni", h.flag("enable_sni"), "send SNI")
+HTTP_CHECK.line("fast_recovery", h.flag("fast_recovery"), "check URLs back to back after recovery")
+HTTP_CHECK.nested("url", URL_BLOCK, _open_url, "a URL to check", on_close=_url_close)
+
+_common(SMTP_CHECK)
+SMTP_CHECK.line("helo_name", h.text("helo_name"), "HELO name")
+_common(SMTP_HOST, timing=False)
+
+
+def _open_smtp_host(ctx: ParseContext, check: SmtpCheck, seg: Segment) -> CheckerBase:
+    host = CheckerBase(kind="SMTP_CHECK host", location=seg.location)
+    check.hosts.append(host)
+    return host
+
+
+SMTP_CHECK.nested("host", SMTP_HOST, _open_smtp_host, "another host to check", deprecated="one SMTP_CHECK per host")
+
+_common(DNS_CHECK)
+DNS_CHECK.line("type", h.one_of("query_type", DNS_TYPES, "DNS query type"), "query type (default SOA)")
+DNS_CHECK.line("name", h.text("name"), "name queried (default .)")
+
+_common(MISC_CHECK, connection=False)
+
+
+def _misc_user(ctx: ParseContext, check: MiscCheck, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is not None:
+        check.user = word
+        check.group = seg.words[2] if len(seg.words) > 2 else None
+
+
+MISC_CHECK.line("misc_path", h.script("misc_path"), "the command to run")
+MISC_CHECK.line("misc_timeout", h.timer("misc_timeout_s", 0.000001, 2147), "seconds before it is killed")
+MISC_CHECK.line("misc_dynamic", h.flag("misc_dynamic"), "exit code sets the weight")
+MISC_CHECK.line("user", _misc_user, "user [group] to run as")
+
+
+def _file_weight(ctx: ParseContext, check: FileCheck, seg: Segment) -> None:
+    weight, reverse = h.weight_words(ctx, seg, 0, -2147483647, 2147483647)
+    check.weight, check.weight_reverse = weight, reverse
+
+
+FILE_CHECK.line("track_file", h.text("track_file"), "the track_file followed")
+FILE_CHECK.line("weight", _file_weight, "multiplier [reverse]")
+
+_common(UDP_CHECK)
+
+
+def _require_reply(ctx: ParseContext, check: UdpCheck, seg: Segment) -> None:
+    check.require_reply = True
+    if len(seg.words) > 1:
+        check.reply_pattern = seg.words[1]
+
+
+UDP_CHECK.line("payload", h.value("payload", to_hex_bytes), "bytes to send (hex)")
+UDP_CHECK.line("require_reply", _require_reply, "a reply is needed [matching HEX]")
+UDP_CHECK.line("min_reply_length", h.integer("min_reply_length", 0, 65535), "shortest reply")
+UDP_CHECK.line("max_reply_length", h.integer("max_reply_length", 0, 65535), "longest reply")
+
+BFD_CHECK.line("name", h.text("name"), "the bfd_instance followed")
+BFD_CHECK.line("alpha", h.flag("alpha"), "start down until the session is up")
+
+for _kw, _blk, _cls in [
+    ("TCP_CHECK", TCP_CHECK, TcpCheck),
+    ("HTTP_GET", HTTP_CHECK, HttpCheck),
+    ("SSL_GET", HTTP_CHECK, HttpCheck),
+    ("SMTP_CHECK", SMTP_CHECK, SmtpCheck),
+    ("DNS_CHECK", DNS_CHECK, DnsCheck),
+    ("MISC_CHECK", MISC_CHECK, MiscCheck),
+    ("FILE_CHECK", FILE_CHECK, FileCheck),
+    ("PING_CHECK", PING_CHECK, PingCheck),
+    ("UDP_CHECK", UDP_CHECK, UdpCheck),
+    ("BFD_CHECK", BFD_CHECK, BfdCheck),
+]:
+    REAL_SERVER.nested(_kw, _blk, _opener(_cls, _kw), f"{_kw} health checker")
+
+
+def register(root: Block) -> None:
+    """Add SSL, virtual_server_group and virtual_server to `root`."""
+    root.nested("SSL", SSL_BLOCK, _open_ssl, "client TLS context for SSL_GET")
+    root.nested("virtual_server_group", VS_GROUP, _open_vsg, "addresses sharing one service definition")
+    root.nested("virtual_server", VIRTUAL_SERVER, _open_vs, "an LVS virtual service")
+

@@ -1,0 +1,392 @@
+"""global_defs, the top-level options, track_file and bfd_instance."""
+
+from __future__ import annotations
+
+from . import handlers as h
+from .errors import ValueProblem
+from .lexer import Segment
+from .model import BfdInstance, GlobalDefs, KeepalivedConfig, LvsSyncDaemon, TrackFile
+from .parser import ParseContext
+from .registry import Block, Status
+from .values import to_int, to_ip
+
+NOT_YET = Status.NOT_YET
+GLOBAL_DEFS = Block("global_defs")
+TRACK_FILE = Block("track_file")
+BFD_INSTANCE = Block("bfd_instance")
+
+
+def _open_global(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> GlobalDefs:
+    if config.global_defs.location is None:
+        config.global_defs.location = seg.location
+    return config.global_defs
+
+
+def _notification_email(ctx: ParseContext, g: GlobalDefs, seg: Segment, lines: list[Segment]) -> None:
+    for line in lines:
+        g.notification_email.extend(line.words)
+
+
+def _smtp_server(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    g.smtp_server = word
+    if len(seg.words) > 2:
+        g.smtp_server_port = to_int(seg.words[2], 1, 65535)
+
+
+def _script_user(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is not None:
+        g.script_user = word
+        g.script_group = seg.words[2] if len(seg.words) > 2 else None
+
+
+def _vrrp_version(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is not None:
+        g.vrrp_version = to_int(word, 2, 3)
+
+
+def _mcast_group(attr: str, family: int) -> h.LineHandler:
+    def handler(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+        word = ctx.arg(seg)
+        if word is None:
+            return
+        addr = to_ip(word)
+        if addr.version != family or not addr.is_multicast:
+            raise ValueProblem(f"'{word}' is not an IPv{family} multicast address")
+        setattr(g, attr, addr)
+
+    return handler
+
+
+def _lvs_sync_daemon(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    w = seg.words
+    if len(w) < 2:
+        ctx.arg(seg)
+        return
+    syncd = LvsSyncDaemon(interface=w[1], location=seg.location)
+    i = 2
+    if i < len(w) and w[i] not in ("id", "maxlen", "port", "ttl", "group"):
+        syncd.instance = w[i]
+        i += 1
+    while i < len(w):
+        opt = w[i]
+        if i + 1 >= len(w):
+            raise ValueProblem(f"'{opt}' needs a value")
+        val = w[i + 1]
+        if opt == "id":
+            syncd.sync_id = to_int(val, 0, 255)
+        elif opt == "maxlen":
+            syncd.maxlen = to_int(val, 1, 65535 - 20 - 8)
+        elif opt == "port":
+            syncd.port = to_int(val, 1, 65535)
+        elif opt == "ttl":
+            syncd.ttl = to_int(val, 1, 255)
+        elif opt == "group":
+            syncd.group = to_ip(val)
+        else:
+            raise ValueProblem(f"unknown lvs_sync_daemon option '{opt}'")
+        i += 2
+    g.lvs_sync_daemon = syncd
+
+
+# Keywords stored by name in GlobalDefs.settings: (keyword, handler factory output, summary, status, since)
+_g = GLOBAL_DEFS
+_g.line("router_id", h.text("router_id"), "name of this router in mails and logs")
+_g.list("notification_email", _notification_email, "mail recipients")
+_g.line("notification_email_from", h.text("notification_email_from"), "mail sender")
+_g.line("smtp_server", _smtp_server, "mail server [port]")
+_g.line("smtp_helo_name", h.text("smtp_helo_name"), "HELO name for mails")
+_g.line("smtp_connect_timeout", h.timer("smtp_connect_timeout_s", 0, 2147), "mail connect timeout (s)")
+_g.line("script_user", _script_user, "default user [group] for scripts")
+_g.line("enable_script_security", h.flag("enable_script_security"), "refuse unsafe scripts")
+_g.line("vrrp_version", _vrrp_version, "default VRRP version (2 or 3)")
+_g.line("vrrp_mcast_group4", _mcast_group("vrrp_mcast_group4", 4), "IPv4 multicast group")
+_g.line("vrrp_mcast_group6", _mcast_group("vrrp_mcast_group6", 6), "IPv6 multicast group")
+_g.line("vrrp_strict", h.flag("vrrp_strict"), "RFC strict mode for all instances")
+_g.line("vrrp_garp_master_delay", h.timer("vrrp_garp_master_delay_s", 0, 86400), "default garp_master_delay")
+_g.line("vrrp_garp_master_repeat", h.integer("vrrp_garp_master_repeat", 1, 1000000), "default garp_master_repeat")
+_g.line("vrrp_garp_master_refresh", h.timer("vrrp_garp_master_refresh_s", 0, 86400), "default garp_master_refresh")
+_g.line(
+    "vrrp_garp_master_refresh_repeat",
+    h.integer("vrrp_garp_master_refresh_repeat", 1, 1000000),
+    "default garp_master_refresh_repeat",
+)
+_g.line(
+    "vrrp_garp_lower_prio_delay",
+    h.timer("vrrp_garp_lower_prio_delay_s", 0, 86400),
+    "default garp_lower_prio_delay",
+)
+_g.line(
+    "vrrp_garp_lower_prio_repeat",
+    h.integer("vrrp_garp_lower_prio_repeat", 0, 1000000),
+    "default garp_lower_prio_repeat",
+)
+_g.line("vrrp_garp_interval", h.timer("vrrp_garp_interval_s", 0, 1), "pause between GARPs (s)")
+_g.line("vrrp_gna_interval", h.timer("vrrp_gna_interval_s", 0, 1), "pause between NAs (s)")
+_g.line("vrrp_down_timer_adverts", h.integer("vrrp_down_timer_adverts", 1, 100), "default down_timer_adverts")
+_g.line("lvs_sync_daemon", _lvs_sync_daemon, "IPVS connection sync daemon")
+_g.line("notify_fifo", h.script("notify_fifo"), "FIFO for all state changes")
+_g.line("notify_fifo_script", h.script("notify_fifo_script"), "reader of notify_fifo")
+_g.line("vrrp_notify_fifo", h.script("vrrp_notify_fifo"), "FIFO for VRRP changes")
+_g.line("vrrp_notify_fifo_script", h.script("vrrp_notify_fifo_script"), "reader of vrrp_notify_fifo")
+_g.line("lvs_notify_fifo", h.script("lvs_notify_fifo"), "FIFO for checker changes")
+_g.line("lvs_notify_fifo_script", h.script("lvs_notify_fifo_script"), "reader of lvs_notify_fifo")
+_g.line("startup_script", h.script("startup_script"), "script run at start", since="2.2")
+_g.line("shutdown_script", h.script("shutdown_script"), "script run at stop", since="2.2")
+
+_BOOL_FLAGS = [
+    ("smtp_alert", "mail on every change"),
+    ("smtp_alert_vrrp", "mail on VRRP changes"),
+    ("smtp_alert_checker", "mail on checker changes"),
+    ("checker_log_all_failures", "log every failed check"),
+    ("no_email_faults", "no mail on FAULT"),
+    ("disable_local_igmp", "no IGMP for local groups"),
+    ("lvs_flush", "flush IPVS at start"),
+    ("vrrp_min_garp", "one GARP, no repeats"),
+    ("vrrp_lower_prio_no_advert", "default lower_prio_no_advert"),
+    ("vrrp_higher_prio_send_advert", "default higher_prio_send_advert"),
+    ("vrrp_check_unicast_src", "default check_unicast_src"),
+    ("vrrp_skip_check_adv_addr", "default skip_check_adv_addr"),
+    ("vrrp_notify_priority_changes", "notify priority changes"),
+    ("fifo_write_vrrp_states_on_reload", "write states to FIFO on reload"),
+    ("enable_traps", "SNMP traps"),
+    ("enable_snmp_vrrp", "SNMP VRRP MIB"),
+    ("enable_snmp_keepalived", "old name of enable_snmp_vrrp"),
+    ("enable_snmp_rfc", "SNMP RFC MIBs"),
+    ("enable_snmp_rfcv2", "SNMP RFC 2787 MIB"),
+    ("enable_snmp_rfcv3", "SNMP RFC 6527 MIB"),
+    ("enable_snmp_checker", "SNMP checker MIB"),
+    ("enable_dbus", "D-Bus interface"),
+    ("rs_init_notifies", "notify real servers at start"),
+    ("no_checker_emails", "no checker mails"),
+    ("log_unknown_vrids", "log adverts for unknown VRIDs"),
+    ("data_use_instance", "instance name in dump file names"),
+    ("vrrp_no_swap", "lock VRRP process memory"),
+    ("checker_no_swap", "lock checker process memory"),
+    ("bfd_no_swap", "lock BFD process memory"),
+    ("vrrp_netlink_cmd_rcv_bufs_force", "force netlink buffer size"),
+    ("vrrp_netlink_monitor_rcv_bufs_force", "force netlink buffer size"),
+    ("lvs_netlink_cmd_rcv_bufs_force", "force netlink buffer size"),
+    ("lvs_netlink_monitor_rcv_bufs_force", "force netlink buffer size"),
+    ("process_monitor_rcv_bufs_force", "force netlink buffer size"),
+    ("nftables_counters", "counters on nftables rules"),
+    ("nftables_ifindex", "match interfaces by index"),
+    ("use_symlink_paths", "do not resolve script symlinks"),
+    ("set_supplementary_groups", "set scripts' supplementary groups"),
+    ("dbus_no_interface_name", "D-Bus paths without interface"),
+    ("reload_repeat", "repeat timed reloads"),
+    ("vrrp_owner_ignore_adverts", "owners ignore adverts"),
+    ("v3_checksum_as_v2", "v3 IPv4 checksum without pseudo-header"),
+]
+_SINCE_24 = {"vrrp_owner_ignore_adverts", "v3_checksum_as_v2", "use_symlink_paths", "set_supplementary_groups"}
+for _name, _summary in _BOOL_FLAGS:
+    _g.line(_name, h.flag(f"settings.{_name}"), _summary, since="2.4" if _name in _SINCE_24 else "2.2")
+
+_INTS = [
+    ("vrrp_priority", -20, 19, "nice of the VRRP process"),
+    ("checker_priority", -20, 19, "nice of the checker process"),
+    ("bfd_priority", -20, 19, "nice of the BFD process"),
+    ("vrrp_rt_priority", 1, 99, "realtime priority of VRRP"),
+    ("checker_rt_priority", 1, 99, "realtime priority of the checker"),
+    ("bfd_rt_priority", 1, 99, "realtime priority of BFD"),
+    ("max_auto_priority", -1, 99, "highest automatic realtime priority"),
+    ("vrrp_rlimit_rttime", 1, 2**31 - 1, "RLIMIT_RTTIME of VRRP"),
+    ("checker_rlimit_rttime", 1, 2**31 - 1, "RLIMIT_RTTIME of the checker"),
+    ("bfd_rlimit_rttime", 1, 2**31 - 1, "RLIMIT_RTTIME of BFD"),
+    ("vrrp_rlimit_rtime", 1, 2**31 - 1, "old spelling"),
+    ("checker_rlimit_rtime", 1, 2**31 - 1, "old spelling"),
+    ("bfd_rlimit_rtime", 1, 2**31 - 1, "old spelling"),
+    ("nftables_priority", -2**31, 2**31 - 1, "priority of the nftables chains"),
+    ("nftables_ipvs_priority", -2**31, 2**31 - 1, "priority of the IPVS nftables chains"),
+    ("nftables_ipvs_start_fwmark", 1, 2**32 - 1, "first fwmark for VS groups"),
+    ("vrrp_netlink_cmd_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
+    ("vrrp_netlink_monitor_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
+    ("lvs_netlink_cmd_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
+    ("lvs_netlink_monitor_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
+    ("process_monitor_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
+    ("vrrp_rx_bufs_multiplier", 1, 2**31 - 1, "receive buffer multiplier"),
+    ("json_version", 1, 2, "JSON dump layout"),
+    ("random_seed", 0, 2**32 - 1, "seed for ${_RANDOM}"),
+    ("startup_script_timeout", 1, 1000, "startup_script timeout (s)"),
+    ("shutdown_script_timeout", 1, 1000, "shutdown_script timeout (s)"),
+    ("snmp_vs_stats_update_interval", 0, 2**31 - 1, "SNMP VS stats interval (s)"),
+    ("snmp_rs_stats_update_interval", 0, 2**31 - 1, "SNMP RS stats interval (s)"),
+]
+for _name, _lo, _hi, _summary in _INTS:
+    _deprecated = _name.replace("rtime", "rttime") if _name.endswith("_rlimit_rtime") else None
+    _g.line(_name, h.integer(f"settings.{_name}", _lo, _hi), _summary, deprecated=_deprecated)
+
+_TIMERS = [
+    ("min_auto_priority_delay", "stall before raising priority (s)"),
+    ("vrrp_startup_delay", "delay VRRP at start (s)"),
+    ("vrrp_delay_after_boot", "delay VRRP after boot (s)"),
+]
+for _name, _summary in _TIMERS:
+    _since = "2.4" if _name == "vrrp_delay_after_boot" else "2.2"
+    _g.line(_name, h.timer(f"settings.{_name}", 0, 2147), _summary, since=_since)
+
+_TEXTS = [
+    ("process_names", "name the processes"),
+    ("process_name", "name of the parent process"),
+    ("vrrp_process_name", "name of the VRRP process"),
+    ("checker_process_name", "name of the checker process"),
+    ("lvs_process_name", "old name of checker_process_name"),
+    ("bfd_process_name", "name of the BFD process"),
+    ("default_interface", "interface for instances without one"),
+    ("dynamic_interfaces", "allow interfaces to come and go"),
+    ("vrrp_iptables", "iptables chains for no_accept"),
+    ("vrrp_ipsets", "ipsets for no_accept"),
+    ("nftables", "nftables table for no_accept"),
+    ("nftables_ipvs", "nftables table for VS groups"),
+    ("vrrp_cpu_affinity", "CPUs of the VRRP process"),
+    ("checker_cpu_affinity", "CPUs of the checker process"),
+    ("bfd_cpu_affinity", "CPUs of the BFD process"),
+    ("snmp_socket", "AgentX socket"),
+    ("dbus_service_name", "D-Bus service name"),
+    ("vrrp_rx_bufs_policy", "receive buffer policy"),
+    ("vmac_prefix", "name prefix of VMAC interfaces"),
+    ("vmac_addr_prefix", "name prefix of VMAC address interfaces"),
+    ("umask", "umask for files"),
+    ("reload_check_config", "check the config before reload"),
+    ("reload_time_file", "file holding a reload time"),
+    ("reload_file", "file whose change triggers reload"),
+    ("include_check", "checks on include files"),
+    ("config_save_dir", "where to save configs"),
+    ("tmp_config_directory", "where to keep the config copy"),
+    ("lvs_timeouts", "IPVS tcp/tcpfin/udp timeouts"),
+    ("lvs_flush_on_stop", "flush IPVS on stop"),
+    ("lvs_flush_onstop", "old spelling of lvs_flush_on_stop"),
+    ("vrrp_garp_extra_if", "periodic GARP on other interfaces"),
+    ("vrrp_vmac_garp_intvl", "old name of vrrp_garp_extra_if"),
+    ("state_dump_file", "SIGUSR1 dump file"),
+    ("stats_dump_file", "SIGUSR2 dump file"),
+    ("json_dump_file", "JSON dump file"),
+    ("iproute_usr_dir", "iproute2 tables directory"),
+    ("iproute_etc_dir", "iproute2 tables directory"),
+]
+_TEXT_DEPRECATED = {
+    "lvs_process_name": "checker_process_name",
+    "lvs_flush_onstop": "lvs_flush_on_stop",
+    "vrrp_vmac_garp_intvl": "vrrp_garp_extra_if",
+}
+_TEXT_SINCE_24 = {"state_dump_file", "stats_dump_file", "json_dump_file", "iproute_usr_dir", "iproute_etc_dir"}
+for _name, _summary in _TEXTS:
+    _g.line(
+        _name,
+        h.words(f"settings.{_name}", 0),
+        _summary,
+        deprecated=_TEXT_DEPRECATED.get(_name),
+        since="2.4" if _name in _TEXT_SINCE_24 else "2.2",
+    )
+
+
+# --------------------------------------------------------------------------- track_file
+def _open_track_file(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> TrackFile | None:
+    if len(seg.words) < 2:
+        ctx.error(seg, f"{seg.words[0]} needs a name")
+        return None
+    tf = TrackFile(name=seg.words[1], location=seg.location)
+    config.track_files[tf.name] = tf
+    return tf
+
+
+def _tf_weight(ctx: ParseContext, tf: TrackFile, seg: Segment) -> None:
+    weight, reverse = h.weight_words(ctx, seg, 0, -2147483647, 2147483647)
+    if weight is not None:
+        tf.weight, tf.weight_reverse = weight, reverse
+
+
+def _tf_init_file(ctx: ParseContext, tf: TrackFile, seg: Segment) -> None:
+    tf.init_file = True
+    for word in seg.words[1:]:
+        if word == "overwrite":
+            tf.init_overwrite = True
+        else:
+            tf.init_value = to_int(word, -2**31, 2**31 - 1)
+
+
+def _tf_close(ctx: ParseContext, tf: TrackFile) -> None:
+    if tf.file is None:
+        ctx.error(tf.location, f"track_file {tf.name} has no file - removing it", "track_file")
+        ctx.config.track_files.pop(tf.name, None)
+
+
+TRACK_FILE.line("file", h.text("file"), "the file whose number is tracked")
+TRACK_FILE.line("weight", _tf_weight, "multiplier [reverse]")
+TRACK_FILE.line("init_file", _tf_init_file, "create the file [VALUE] [overwrite]")
+
+
+# --------------------------------------------------------------------------- bfd_instance
+def _open_bfd(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> BfdInstance | None:
+    if len(seg.words) < 2:
+        ctx.error(seg, "bfd_instance needs a name")
+        return None
+    bfd = BfdInstance(name=seg.words[1], location=seg.location)
+    config.bfd_instances[bfd.name] = bfd
+    return bfd
+
+
+def _bfd_weight(ctx: ParseContext, bfd: BfdInstance, seg: Segment) -> None:
+    weight, reverse = h.weight_words(ctx, seg, 0, -253, 253)
+    if weight is not None:
+        bfd.weight, bfd.weight_reverse = weight, reverse
+
+
+def _bfd_close(ctx: ParseContext, bfd: BfdInstance) -> None:
+    if bfd.neighbor_ip is None:
+        ctx.error(bfd.location, f"bfd_instance {bfd.name} has no neighbor_ip - removing it", "bfd_instance")
+        ctx.config.bfd_instances.pop(bfd.name, None)
+
+
+_b = BFD_INSTANCE
+_b.line("neighbor_ip", h.ip("neighbor_ip"), "peer address")
+_b.line("neighbour_ip", h.ip("neighbor_ip"), "peer address (British spelling)")
+_b.line("source_ip", h.ip("source_ip"), "local address")
+_b.line("min_rx", h.integer("min_rx_ms", 1, 1000000), "minimum receive interval (ms)")
+_b.line("min_tx", h.integer("min_tx_ms", 1, 1000000), "minimum transmit interval (ms)")
+_b.line("idle_tx", h.integer("idle_tx_ms", 1, 1000000), "idle transmit interval (ms)")
+_b.line("multiplier", h.integer("multiplier", 1, 10), "detect multiplier")
+_b.line("passive", h.flag("passive"), "wait for the peer")
+_b.line("ttl", h.integer("ttl", 1, 255), "TTL of packets")
+_b.line("hoplimit", h.integer("ttl", 1, 255), "IPv6 hop limit")
+_b.line("max_hops", h.integer("max_hops", 0, 255), "most hops accepted")
+_b.line("weight", _bfd_weight, "priority change [reverse]")
+_b.line("vrrp", h.flag("vrrp_only"), "report to VRRP only")
+_b.line("checker", h.flag("checker_only"), "report to the checker only")
+
+
+# --------------------------------------------------------------------------- root
+def _root_value(name: str) -> h.LineHandler:
+    def handler(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> None:
+        config.root_options[name] = list(seg.words[1:]) if len(seg.words) > 1 else True
+
+    return handler
+
+
+def register(root: Block) -> None:
+    """Add global_defs, the top-level options, track_file and bfd_instance to `root`."""
+    root.nested("global_defs", GLOBAL_DEFS, _open_global, "process-wide settings")
+    for name, summary, status in [
+        ("net_namespace", "run in this network namespace", NOT_YET),
+        ("net_namespace_ipvs", "IPVS in this network namespace", NOT_YET),
+        ("namespace_with_ipsets", "ipsets in the namespace", NOT_YET),
+        ("use_pid_dir", "pid files under /run/keepalived", NOT_YET),
+        ("instance", "instance name", NOT_YET),
+        ("child_wait_time", "wait for children at stop (s)", NOT_YET),
+        ("linkbeat_use_polling", "poll link state for all", Status.PARSED),
+    ]:
+        root.line(name, _root_value(name), summary, status=status)
+    root.nested("track_file", TRACK_FILE, _open_track_file, "a file whose number is tracked", on_close=_tf_close)
+    root.nested(
+        "vrrp_track_file",
+        TRACK_FILE,
+        _open_track_file,
+        "old name of track_file",
+        on_close=_tf_close,
+        deprecated="track_file",
+    )
+    root.nested("bfd_instance", BFD_INSTANCE, _open_bfd, "a BFD session", on_close=_bfd_close)

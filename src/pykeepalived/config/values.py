@@ -1,0 +1,112 @@
+"""Converters from configuration words to typed values.
+
+Each converter returns the value or raises `ValueProblem` with a message that
+names the bad text and the rule it broke; the parser adds the file:line and
+the keyword. Ranges follow keepalived 2.2.7's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from .errors import ValueProblem
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+_TRUE = {"on", "true", "yes"}
+_FALSE = {"off", "false", "no"}
+_DECIMAL_RE = re.compile(r"^[0-9]*(\.[0-9]*)?$")
+
+
+def to_bool(word: str) -> bool:
+    low = word.lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueProblem(f"invalid boolean '{word}' (use on/off, true/false or yes/no)")
+
+
+def to_int(word: str, lo: int, hi: int) -> int:
+    try:
+        value = int(word, 10)
+    except ValueError:
+        raise ValueProblem(f"invalid number '{word}'") from None
+    if value < lo or value > hi:
+        raise ValueProblem(f"number '{word}' outside range [{lo}, {hi}]")
+    return value
+
+
+def to_decimal(word: str, lo: float, hi: float, places: int = 6) -> float:
+    """A non-negative decimal with at most `places` digits after the point."""
+    if word.startswith("-"):
+        raise ValueProblem(f"negative number '{word}'")
+    if not word or word == "." or not _DECIMAL_RE.match(word):
+        raise ValueProblem(f"invalid number '{word}'")
+    if "." in word and len(word.split(".", 1)[1]) > places:
+        raise ValueProblem(f"number '{word}' has too many decimal places")
+    value = float(word)
+    if value < lo or value > hi:
+        raise ValueProblem(f"number '{word}' outside range [{lo:g}, {hi:g}]")
+    return value
+
+
+def to_timer(word: str, lo: float = 0.0, hi: float = 2**31 / 1e6 * 1e6) -> float:
+    """Seconds with microsecond resolution, as keepalived's read_timer()."""
+    return to_decimal(word, lo, hi, 6)
+
+
+def to_ip(word: str) -> IPAddress:
+    try:
+        return ipaddress.ip_address(word)
+    except ValueError:
+        raise ValueProblem(f"invalid IP address '{word}'") from None
+
+
+def to_ip_interface(word: str) -> IPInterface:
+    """An address with an optional /prefix (a host address, not a network)."""
+    try:
+        if "/" in word:
+            addr, plen = word.split("/", 1)
+            ip = ipaddress.ip_address(addr)
+            if not plen.isdigit() or int(plen) > ip.max_prefixlen:
+                raise ValueError
+        return ipaddress.ip_interface(word)
+    except ValueError:
+        raise ValueProblem(f"invalid IP address '{word}'") from None
+
+
+def to_network(word: str) -> IPNetwork:
+    """An address/prefix, host bits allowed (keepalived masks them)."""
+    try:
+        if "/" in word:
+            addr, plen = word.split("/", 1)
+            ip = ipaddress.ip_address(addr)
+            if not plen.isdigit() or int(plen) > ip.max_prefixlen:
+                raise ValueError
+        return ipaddress.ip_network(word, strict=False)
+    except ValueError:
+        raise ValueProblem(f"invalid IP address '{word}'") from None
+
+
+def to_port(word: str) -> int:
+    return to_int(word, 0, 65535)
+
+
+def to_hex_bytes(word: str) -> bytes:
+    text = word[2:] if word.lower().startswith("0x") else word
+    if len(text) % 2 or not re.fullmatch(r"[0-9A-Fa-f]*", text):
+        raise ValueProblem(f"invalid hex string '{word}'")
+    return bytes.fromhex(text)
+
+
+def to_choice(word: str, choices: dict[str, str], what: str) -> str:
+    """One of a fixed set of words (case-insensitive); returns the canonical spelling."""
+    canonical = choices.get(word.lower())
+    if canonical is None:
+        allowed = "|".join(sorted(set(choices.values())))
+        raise ValueProblem(f"invalid {what} '{word}' (expected {allowed})")
+    return canonical
