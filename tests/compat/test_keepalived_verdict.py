@@ -1,0 +1,60 @@
+"""`pykeepalived -t` gives real keepalived 2.2.7's verdict, on its samples and on our broken corpus.
+
+Both run in one network namespace that has eth0 and eth1, so that interface
+checks agree. Where keepalived names lines, the first line it names must be
+among the lines we name.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.compat.oracle import KEEPALIVED, keepalived_verdict, our_verdict
+from tests.conftest import samples_dir
+
+HERE = Path(__file__).parent
+BROKEN = sorted((HERE / "broken").glob("*.conf"))
+SAMPLES = sorted(samples_dir().glob("keepalived.conf.*")) if samples_dir() else []
+
+pytestmark = [
+    pytest.mark.keepalived,
+    pytest.mark.netns,
+    pytest.mark.skipif(not shutil.which(KEEPALIVED), reason="keepalived 2.2.7 is not installed"),
+]
+
+
+def _compare(netns: str, path: Path) -> None:
+    theirs = keepalived_verdict(netns, str(path))
+    ours = our_verdict(netns, str(path))
+    assert ours.accepted == theirs.accepted, (
+        f"keepalived {'accepts' if theirs.accepted else 'rejects'} {path.name}, we do not\n"
+        f"keepalived said:\n{theirs.output}\nwe said:\n{ours.output}"
+    )
+    if theirs.error_lines:
+        first = min(theirs.error_lines)
+        assert first in ours.error_lines, (
+            f"keepalived reports line {first} of {path.name}; we report {sorted(ours.error_lines)}\n"
+            f"keepalived said:\n{theirs.output}\nwe said:\n{ours.output}"
+        )
+
+
+def test_broken_corpus_is_large_enough() -> None:
+    assert len(BROKEN) >= 40
+
+
+@pytest.mark.parametrize("path", BROKEN, ids=[p.stem for p in BROKEN])
+def test_broken_config_rejected_like_keepalived(router_netns: str, path: Path) -> None:
+    _compare(router_netns, path)
+
+
+def test_valid_base_accepted_like_keepalived(router_netns: str) -> None:
+    _compare(router_netns, HERE / "valid_base.conf")
+
+
+@pytest.mark.skipif(not SAMPLES, reason="keepalived samples not found")
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
+def test_sample_verdict_matches_keepalived(router_netns: str, path: Path) -> None:
+    _compare(router_netns, path)
