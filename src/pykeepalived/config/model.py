@@ -191,6 +191,7 @@ class BfdInstance:
     passive: bool = False
     ttl: int | None = None
     max_hops: int | None = None
+    multihop: bool = False
     weight: int = 0
     weight_reverse: bool = False
     vrrp_only: bool = False
@@ -416,6 +417,8 @@ class HttpCheck(CheckerBase):
     virtualhost: str | None = None
     http_protocol: str = "1.0"
     enable_sni: bool = False
+    sni_name: str | None = None
+    tls_compliant: bool = False
     fast_recovery: bool = False
 
 

@@ -409,6 +409,8 @@ HTTP_CHECK.line("virtualhost", h.text("virtualhost"), "Host: header")
 HTTP_CHECK.line("http_protocol", _http_protocol, "1.0, 1.0C or 1.1")
 HTTP_CHECK.line("enable_sni", h.flag("enable_sni"), "send SNI")
 HTTP_CHECK.line("fast_recovery", h.flag("fast_recovery"), "check URLs back to back after recovery")
+HTTP_CHECK.line("sni_name", h.text("sni_name"), "SNI name other than the virtualhost", since="2.4")
+HTTP_CHECK.line("tls_compliant", h.flag("tls_compliant"), "send TLS close_notify", since="2.4")
 HTTP_CHECK.nested("url", URL_BLOCK, _open_url, "a URL to check", on_close=_url_close)
 
 _common(SMTP_CHECK)
