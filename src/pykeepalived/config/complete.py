@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .errors import Location
-from .model import KeepalivedConfig, Script, VirtualServer, VrrpInstance
+from .model import KeepalivedConfig, RouteSpec, RuleSpec, Script, VirtualServer, VrrpInstance
 from .parser import ParseContext
 
 OWNER_PRIORITY = 255
@@ -72,10 +72,7 @@ def _static_items(chk: _Checker) -> None:
         _rule_checks(chk, rule, "static_rules")
 
 
-def _route_checks(chk: _Checker, route: object, tracked: bool, block: str) -> None:
-    from .model import RouteSpec
-
-    assert isinstance(route, RouteSpec)
+def _route_checks(chk: _Checker, route: RouteSpec, tracked: bool, block: str) -> None:
     if "deprecated_or" in route.attributes:
         chk.error(route.location, f"{block}: 'or' is deprecated in routes; use 'nexthop'", block)
     if "deprecated_gw" in route.attributes:
@@ -94,10 +91,7 @@ def _route_checks(chk: _Checker, route: object, tracked: bool, block: str) -> No
             )
 
 
-def _rule_checks(chk: _Checker, rule: object, block: str) -> None:
-    from .model import RuleSpec
-
-    assert isinstance(rule, RuleSpec)
+def _rule_checks(chk: _Checker, rule: RuleSpec, block: str) -> None:
     if rule.preference is None:
         chk.error(
             rule.location,
@@ -132,7 +126,6 @@ def _instance(chk: _Checker, inst: VrrpInstance) -> None:
     if inst.virtual_router_id is None:
         chk.error(loc, f"({inst.name}) the virtual router id must be set", "virtual_router_id")
     # family and version
-    families = {vip.address.version for vip in inst.virtual_ipaddresses}
     if inst.virtual_ipaddresses:
         inst.family = inst.virtual_ipaddresses[0].address.version
         kept = []
@@ -146,7 +139,6 @@ def _instance(chk: _Checker, inst: VrrpInstance) -> None:
         inst.family = inst.unicast_src_ip.version
     else:
         inst.family = 4
-    del families
     if inst.version is None:
         inst.version = 3 if inst.family == 6 else g.vrrp_version
     if not inst.virtual_ipaddresses and not inst.no_virtual_ipaddress:
