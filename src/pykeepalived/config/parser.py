@@ -96,15 +96,7 @@ def _skip_block(stream: _Stream) -> None:
     if nxt is None or not nxt.is_open:
         return
     stream.next()
-    depth = 1
-    while depth:
-        seg = stream.next()
-        if seg is None:
-            return
-        if seg.is_open:
-            depth += 1
-        elif seg.is_close:
-            depth -= 1
+    _skip_block_body(stream)
 
 
 def _collect_list(ctx: ParseContext, stream: _Stream, head: Segment) -> list[Segment] | None:
