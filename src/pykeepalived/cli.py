@@ -16,6 +16,7 @@ from . import __version__
 from .config import LexerOptions, LoadResult, read_config
 from .config.dump import dump_json
 from .config.errors import PyKeepalivedError
+from .daemon.run import DEFAULT_PID_FILE, DEFAULT_VRRP_PID_FILE, DaemonOptions, run_vrrp
 from .host.facts import LocalHostFacts
 from .host.files import LocalFileSystem
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("-n", "--dont-fork", action="store_true", help="do not fork the daemon")
     add("-l", "--log-console", action="store_true", help="log to the console")
     add("-D", "--log-detail", action="store_true", help="detailed log messages")
+    add("-G", "--no-syslog", action="store_true", help="do not log via syslog")
     add("-S", "--log-facility", metavar="N", help="syslog facility local0..local7")
     add("-P", "--vrrp", action="store_true", help="run only the VRRP subsystem")
     add("-C", "--check", action="store_true", help="run only the health-checker subsystem")
@@ -66,6 +68,30 @@ def _print_diagnostics(result: LoadResult) -> None:
         print(diag.format(), file=sys.stderr)
 
 
+def _run_daemon(args: argparse.Namespace) -> int:
+    if args.check and not args.vrrp:
+        print("pykeepalived: the health-checker subsystem (--check) is not implemented yet", file=sys.stderr)
+        return EXIT_NOT_IMPLEMENTED
+    result = load(args.use_file, args.config_id)
+    _print_diagnostics(result)
+    if result.errors:
+        print(f"{args.use_file}: {len(result.errors)} configuration error(s); not starting", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    if result.config.virtual_servers and not args.vrrp:
+        print("pykeepalived: warning: virtual_server blocks are not acted on yet (health checkers and the "
+              "data plane come later); running VRRP only", file=sys.stderr)
+    opts = DaemonOptions(
+        foreground=args.dont_fork,
+        log_console=args.log_console,
+        log_detail=args.log_detail,
+        log_facility=int(args.log_facility or 0),
+        no_syslog=args.no_syslog,
+        pid_file=args.pid or DEFAULT_PID_FILE,
+        vrrp_pid_file=args.vrrp_pid or DEFAULT_VRRP_PID_FILE,
+    )
+    return run_vrrp(result.config, opts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -85,9 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{args.use_file}: {len(result.errors)} configuration error(s)", file=sys.stderr)
                 return EXIT_CONFIG_ERROR
             return EXIT_OK
-        print("pykeepalived: the daemon (VRRP, checkers, data plane) is not implemented yet; "
-              "use -t to test a configuration or --dump-config to see its model", file=sys.stderr)
-        return EXIT_NOT_IMPLEMENTED
+        return _run_daemon(args)
     except PyKeepalivedError as exc:
         print(f"pykeepalived: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import schema_check, schema_global, schema_vrrp
+from . import schema_check, schema_global, schema_vrrp, support
 from .registry import Block
 
 

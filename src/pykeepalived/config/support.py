@@ -1,0 +1,53 @@
+"""Which keywords the running daemon acts on today.
+
+The parser knows every keyword of keepalived; this table says which of them
+change what the daemon does, so that `-t` and start-up warn about the rest
+("parsed but not acted on yet") instead of ignoring them silently. It grows
+with each subsystem.
+"""
+
+from __future__ import annotations
+
+from .registry import Block, Status
+from .schema_global import GLOBAL_DEFS, TRACK_FILE
+from .schema_vrrp import AUTHENTICATION, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP
+
+ACTED: list[tuple[Block, tuple[str, ...]]] = [
+    (VRRP_INSTANCE, (
+        "state", "interface", "virtual_router_id", "priority", "advert_int", "version",
+        "virtual_ipaddress", "virtual_ipaddress_excluded", "virtual_routes", "virtual_rules",
+        "authentication", "unicast_src_ip", "unicast_peer", "mcast_src_ip", "dont_track_primary",
+        "track_interface", "track_script", "track_file", "nopreempt", "preempt", "preempt_delay",
+        "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify", "notify_master_rx_lower_pri",
+        "garp_master_delay", "garp_master_repeat", "garp_master_refresh", "garp_master_refresh_repeat",
+        "garp_lower_prio_delay", "garp_lower_prio_repeat", "lower_prio_no_advert", "higher_prio_send_advert",
+        "skip_check_adv_addr", "check_unicast_src", "down_timer_adverts", "v3_checksum_as_v2", "accept",
+    )),
+    (AUTHENTICATION, ("auth_type", "auth_pass")),
+    (VRRP_SYNC_GROUP, (
+        "group", "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify",
+        "track_interface", "track_script", "track_file", "sync_group_tracking_weight", "global_tracking",
+    )),
+    (VRRP_SCRIPT, ("script", "interval", "timeout", "weight", "rise", "fall", "user", "init_fail")),
+    (TRACK_FILE, ("file", "weight")),
+    (GLOBAL_DEFS, (
+        "router_id", "script_user", "enable_script_security", "vrrp_version", "vrrp_mcast_group4",
+        "vrrp_mcast_group6", "vrrp_garp_master_delay", "vrrp_garp_master_repeat", "vrrp_garp_master_refresh",
+        "vrrp_garp_master_refresh_repeat", "vrrp_garp_lower_prio_delay", "vrrp_garp_lower_prio_repeat",
+        "vrrp_down_timer_adverts", "vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert",
+        "vrrp_check_unicast_src", "vrrp_skip_check_adv_addr", "notify_fifo", "vrrp_notify_fifo",
+        "v3_checksum_as_v2", "json_dump_file", "stats_dump_file",
+    )),
+]
+
+
+def mark_acted() -> None:
+    for block, names in ACTED:
+        for name in names:
+            keyword = block.keywords.get(name)
+            if keyword is None:
+                raise KeyError(f"support table names unknown keyword {block.name}.{name}")
+            keyword.status = Status.ACTED
+
+
+mark_acted()

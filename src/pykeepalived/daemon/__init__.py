@@ -1,0 +1,1 @@
+"""The running daemon: scripts, notifications, signals, the VRRP process."""

@@ -1,0 +1,137 @@
+"""Running the daemon: logging, pid files, daemonising, the event loop, signals.
+
+For now the VRRP subsystem runs in the main process (keepalived forks a
+parent and a VRRP child; we write the same pid files so that tools which read
+them keep working). The health-checker subsystem comes with its own issue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.handlers
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config.errors import PyKeepalivedError
+from ..config.model import KeepalivedConfig
+
+DEFAULT_PID_FILE = "/run/keepalived.pid"
+DEFAULT_VRRP_PID_FILE = "/run/keepalived_vrrp.pid"
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    foreground: bool = False
+    log_console: bool = False
+    log_detail: bool = False
+    log_facility: int = 0
+    no_syslog: bool = False
+    pid_file: str = DEFAULT_PID_FILE
+    vrrp_pid_file: str = DEFAULT_VRRP_PID_FILE
+    state_dir: str = "/tmp"
+
+
+def setup_logging(opts: DaemonOptions, ident: str = "Keepalived_vrrp") -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(logging.DEBUG if opts.log_detail else logging.INFO)
+    if opts.log_console:
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d: %(message)s", "%a %b %d %H:%M:%S %Y"))
+        root.addHandler(handler)
+    if not opts.no_syslog:
+        if os.path.exists("/dev/log"):
+            facility = logging.handlers.SysLogHandler.LOG_LOCAL0 + opts.log_facility \
+                if opts.log_facility else logging.handlers.SysLogHandler.LOG_DAEMON
+            syslog = logging.handlers.SysLogHandler("/dev/log", facility=facility)
+            syslog.ident = f"{ident}[{os.getpid()}]: "
+            root.addHandler(syslog)
+        elif not opts.log_console:
+            root.addHandler(logging.StreamHandler(sys.stderr))
+
+
+def _daemonize() -> None:
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+
+
+class PidFiles:
+    """keepalived's pid files; removed on exit, refused if a live process owns one."""
+
+    def __init__(self, *paths: str) -> None:
+        self.paths = [p for p in paths if p]
+
+    def write(self) -> None:
+        for path in self.paths:
+            p = Path(path)
+            if p.exists():
+                try:
+                    other = int(p.read_text().strip() or 0)
+                    if other and other != os.getpid():
+                        os.kill(other, 0)
+                        raise RuntimeError(f"{path}: pykeepalived/keepalived already running as pid {other}")
+                except (ValueError, ProcessLookupError):
+                    pass
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(f"{os.getpid()}\n")
+
+    def remove(self) -> None:
+        for path in self.paths:
+            try:
+                if Path(path).read_text().strip() == str(os.getpid()):
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
+def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
+    """Serve VRRP until SIGTERM/SIGINT; returns the exit code."""
+    from ..vrrp.service import VrrpService, install_signal_handlers
+
+    if not opts.foreground:
+        _daemonize()
+    setup_logging(opts)
+    log = logging.getLogger("pykeepalived")
+    pids = PidFiles(opts.pid_file, opts.vrrp_pid_file)
+    try:
+        pids.write()
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        return 1
+    log.info("Starting VRRP child process, pid=%d", os.getpid())
+
+    async def main() -> None:
+        service = VrrpService(config, state_dir=opts.state_dir)
+        g = config.global_defs.settings
+        install_signal_handlers(service, asyncio.get_running_loop(),
+                                json_path=_file_setting(g, ("json_dump_file", "json_file_location"), "keepalived.json"),
+                                stats_path=_file_setting(g, ("stats_dump_file", "stats_file_location"),
+                                                         "keepalived.stats"))
+        await service.run()
+
+    try:
+        asyncio.run(main())
+    except (OSError, PyKeepalivedError) as exc:
+        log.error("VRRP stopped on an error: %s", exc)
+        return 1
+    finally:
+        pids.remove()
+    log.info("Stopped")
+    return 0
+
+
+def _file_setting(settings: dict[str, object], keys: tuple[str, ...], default_name: str) -> str | None:
+    for key in keys:
+        value = settings.get(key)
+        if isinstance(value, str) and value:
+            return os.path.join(value, default_name) if value.endswith("/") else value
+    return None

@@ -1,0 +1,520 @@
+"""The asyncio shell around the VRRP machines: sockets, timers, netlink, scripts.
+
+Everything that decides lives in machine.py, group.py and track.py; this
+module only feeds them (packets, link events, script results, the time) and
+carries out what they answer, in order, through one action queue: an advert
+is on the wire before the VIPs are added, and the VIPs are in place before
+they are announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+
+from ..config.model import KeepalivedConfig
+from ..daemon.notify import Notifier, NotifyFifo
+from ..daemon.scripts import ScriptRunner
+from ..net.addresses import AddressManager
+from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
+from ..net.links import LinkMonitor
+from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
+from .group import SyncGroup
+from .machine import (
+    Action,
+    AddVips,
+    Announce,
+    GroupStateChanged,
+    Log,
+    MasterRxLowerPriority,
+    PacketDropped,
+    RemoveVips,
+    SendAdvert,
+    State,
+    StateChanged,
+    Stopped,
+    VrrpMachine,
+)
+from .packet import Advert, VrrpPacketError, decode_advert, encode_advert, parse_ipv4
+from .settings import InstanceSettings, instance_settings
+from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
+
+IPAddress = IPv4Address | IPv6Address
+log = logging.getLogger("pykeepalived.vrrp")
+
+NO_SOURCE_FAULT = "no source address"
+TRACK_FILE_POLL_S = 1.0
+
+
+@dataclass
+class _SocketEntry:
+    sock: VrrpSocket
+    by_vrid: dict[int, str] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class VrrpService:
+    """All VRRP instances of one configuration, in the current network namespace."""
+
+    def __init__(self, config: KeepalivedConfig, *, state_dir: str = "/tmp") -> None:
+        self.config = config
+        self.state_dir = state_dir
+        g = config.global_defs
+        self.settings: dict[str, InstanceSettings] = {
+            name: instance_settings(inst, g) for name, inst in config.vrrp_instances.items()
+        }
+        self.machines: dict[str, VrrpMachine] = {name: VrrpMachine(s) for name, s in self.settings.items()}
+        self.groups: dict[str, SyncGroup] = {}
+        for gname, group in config.sync_groups.items():
+            members = [self.machines[r.name] for r in group.members if r.name in self.machines]
+            if members:
+                self.groups[gname] = SyncGroup(gname, members)
+        self.tracking: dict[str, InstanceTracking] = {
+            name: InstanceTracking(s.base_priority, instance_trackers(config.vrrp_instances[name], config))
+            for name, s in self.settings.items()
+        }
+        self.script_health: dict[str, ScriptHealth] = {}
+        for tracking in self.tracking.values():
+            for item in tracking.items:
+                if item.kind is TrackKind.SCRIPT and item.name in config.vrrp_scripts \
+                        and item.name not in self.script_health:
+                    vs = config.vrrp_scripts[item.name]
+                    self.script_health[item.name] = ScriptHealth(vs.rise, vs.fall, vs.init_fail)
+        self.addresses = AddressManager()
+        self.links = LinkMonitor()
+        self.announcer = AnnounceSender()
+        self.runner = ScriptRunner(g.script_user, g.script_group)
+        fifo_spec = g.vrrp_notify_fifo or g.notify_fifo
+        self.fifo = NotifyFifo(fifo_spec.argv[0]) if fifo_spec is not None and fifo_spec.argv else None
+        self.notifier = Notifier(self.runner, self.fifo)
+        self._sockets: dict[tuple[int, str, str], _SocketEntry] = {}
+        self._socket_of: dict[str, _SocketEntry] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._queue: asyncio.Queue[Action] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped: set[str] = set()
+        self._done = asyncio.Event()
+        self._stopping = False
+        self._macs: dict[str, bytes] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ life cycle
+    async def run(self) -> None:
+        """Start every instance and serve until stop() has been carried out."""
+        self._loop = asyncio.get_running_loop()
+        await self.addresses.open()
+        await self.links.open()
+        if self.fifo is not None:
+            self.fifo.open()
+        try:
+            await self._start_instances()
+            self._tasks.append(asyncio.create_task(self._action_worker()))
+            self._tasks.append(asyncio.create_task(self._watch_links()))
+            for name in self.script_health:
+                self._tasks.append(asyncio.create_task(self._run_track_script(name)))
+            if any(t.kind is TrackKind.FILE for tr in self.tracking.values() for t in tr.items):
+                self._tasks.append(asyncio.create_task(self._poll_track_files()))
+            for name, machine in self.machines.items():
+                self._apply(name, machine.start(self._now()))
+            if not self.machines:
+                log.warning("no vrrp_instance configured; nothing to do")
+            await self._done.wait()
+            await self._queue.join()
+            await self.runner.wait_all(1.5)
+        finally:
+            await self._shutdown()
+
+    def stop(self) -> None:
+        """Clean stop: every instance releases (or hands over) its VIPs, then run() returns."""
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("Stopping")
+        for name, machine in self.machines.items():
+            self._apply(name, machine.stop(self._now()))
+        if not self.machines:
+            self._done.set()
+
+    async def _shutdown(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        loop = asyncio.get_running_loop()
+        for entry in self._sockets.values():
+            with contextlib.suppress(Exception):
+                loop.remove_reader(entry.sock.fileno())
+            entry.sock.close()
+        self.announcer.close()
+        self.runner.terminate_all()
+        if self.fifo is not None:
+            self.fifo.close()
+        await self.links.close()
+        await self.addresses.close()
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    # ------------------------------------------------------------------ start-up
+    async def _start_instances(self) -> None:
+        interfaces = {i.name for t in self.tracking.values() for i in t.items if i.kind is TrackKind.INTERFACE}
+        for ifname in interfaces:
+            up = await self.links.state(ifname)
+            status = TrackStatus.UP if up else TrackStatus.DOWN
+            for tracking in self.tracking.values():
+                tracking.set_status(TrackKind.INTERFACE, ifname, status)
+        for name, s in self.settings.items():
+            machine = self.machines[name]
+            source = await self._source_address(s)
+            if source is None:
+                log.warning("(%s) no %s source address on %s; the instance stays in FAULT", name,
+                            "IPv4" if s.family == 4 else "IPv6 link-local", s.interface)
+                machine.set_fault(NO_SOURCE_FAULT, True, self._now())
+            else:
+                machine.source = source
+                self._open_socket(name, s, source)
+            self._sync_tracking(name)
+
+    async def _source_address(self, s: InstanceSettings) -> IPAddress | None:
+        if s.unicast_src is not None:
+            return s.unicast_src
+        if s.multicast_src is not None:
+            return s.multicast_src
+        if s.interface is None:
+            return None
+        return await self.addresses.primary_address(s.interface, s.family)
+
+    def _open_socket(self, name: str, s: InstanceSettings, source: IPAddress) -> None:
+        assert s.interface is not None or s.unicast
+        ifname = s.interface or ""
+        key = (s.family, ifname, str(source) if s.unicast else str(s.destination_group))
+        entry = self._sockets.get(key)
+        if entry is None:
+            sock = VrrpSocket.open(s.family, ifname, source=source,
+                                   group=None if s.unicast else s.destination_group)
+            entry = _SocketEntry(sock)
+            self._sockets[key] = entry
+            assert self._loop is not None
+            self._loop.add_reader(sock.fileno(), self._on_readable, entry)
+        entry.by_vrid[s.vrid] = name
+        self._socket_of[name] = entry
+
+    # ------------------------------------------------------------------ receiving
+    def _on_readable(self, entry: _SocketEntry) -> None:
+        for _ in range(64):
+            try:
+                packet = entry.sock.receive()
+            except OSError as exc:
+                log.warning("receive error: %s", exc)
+                return
+            if packet is None:
+                return
+            self._handle_packet(entry, packet)
+
+    def _handle_packet(self, entry: _SocketEntry, packet: ReceivedPacket) -> None:
+        try:
+            if packet.family == 4:
+                datagram = parse_ipv4(packet.data)
+                src, dst, ttl, payload = datagram.src, datagram.dst, datagram.ttl, datagram.payload
+            else:
+                src, dst, ttl, payload = packet.src, packet.dst, packet.hop_limit, packet.data
+        except VrrpPacketError as exc:
+            self._count_socket_error(entry, exc.reason.value, str(exc))
+            return
+        vrid = payload[1] if len(payload) > 1 else None
+        name = entry.by_vrid.get(vrid) if vrid is not None else None
+        machine = self.machines.get(name) if name else None
+        if machine is not None and machine.source is not None and src == machine.source:
+            return  # our own advert, looped back
+        try:
+            advert: Advert = decode_advert(payload, src, dst)
+        except VrrpPacketError as exc:
+            if machine is not None and name is not None:
+                machine.stats.count(exc.reason.value)
+                log.info("(%s) dropped packet from %s: %s", name, src, exc)
+            else:
+                self._count_socket_error(entry, exc.reason.value, f"from {src}: {exc}")
+            return
+        if machine is None or name is None:
+            return  # another VRID on this link: not ours
+        self._apply(name, machine.receive(advert, src, ttl, self._now()))
+
+    def _count_socket_error(self, entry: _SocketEntry, counter: str, detail: str) -> None:
+        entry.errors[counter] = entry.errors.get(counter, 0) + 1
+        log.info("dropped VRRP packet: %s", detail)
+
+    # ------------------------------------------------------------------ timers and actions
+    def _apply(self, name: str, actions: list[Action]) -> None:
+        for action in actions:
+            self._queue.put_nowait(action)
+        for mname in {name, *(getattr(a, "instance", name) for a in actions)}:
+            if mname in self.machines:
+                self._arm(mname)
+        if self._stopping and len(self._stopped) == len(self.machines):
+            self._done.set()
+
+    def _arm(self, name: str) -> None:
+        machine = self.machines[name]
+        old = self._timers.pop(name, None)
+        if old is not None:
+            old.cancel()
+        when = machine.get_timer()
+        if when is not None:
+            assert self._loop is not None
+            self._timers[name] = self._loop.call_at(when, self._on_timer, name)
+
+    def _on_timer(self, name: str) -> None:
+        self._timers.pop(name, None)
+        machine = self.machines[name]
+        actions = machine.handle_timer(self._now())
+        # group propagation may have touched other members' timers
+        self._apply(name, actions)
+        for other in self.machines:
+            if other != name and machine.group is not None and self.machines[other].group is machine.group:
+                self._arm(other)
+
+    async def _action_worker(self) -> None:
+        while True:
+            action = await self._queue.get()
+            try:
+                await self._perform(action)
+            except Exception as exc:  # a failed kernel write must not stop VRRP
+                log.error("%s failed: %s", type(action).__name__, exc)
+            finally:
+                self._queue.task_done()
+
+    async def _perform(self, action: Action) -> None:
+        if isinstance(action, SendAdvert):
+            self._send_advert(action.instance, action.priority)
+        elif isinstance(action, AddVips):
+            await self._set_vips(action.instance, add=True)
+        elif isinstance(action, RemoveVips):
+            await self._set_vips(action.instance, add=False)
+        elif isinstance(action, Announce):
+            await self._announce(action.instance, action.repeat)
+        elif isinstance(action, StateChanged):
+            self._state_changed(action)
+        elif isinstance(action, GroupStateChanged):
+            log.info("VRRP_Group(%s) Entering %s STATE", action.group, action.new.name)
+            self.notifier.group_state(self.config.sync_groups[action.group], action.new.name)
+        elif isinstance(action, MasterRxLowerPriority):
+            self.notifier.event(self.config.vrrp_instances[action.instance], "MASTER_RX_LOWER_PRI",
+                                self.machines[action.instance].effective_priority)
+        elif isinstance(action, (Log, PacketDropped)):
+            log.info("%s", action.message if isinstance(action, Log) else action.detail)
+        elif isinstance(action, Stopped):
+            self._stopped.add(action.instance)
+            if self._stopping and len(self._stopped) == len(self.machines):
+                self._done.set()
+
+    def _state_changed(self, change: StateChanged) -> None:
+        inst = self.config.vrrp_instances[change.instance]
+        label = {State.BACKUP: "BACKUP", State.MASTER: "MASTER", State.FAULT: "FAULT", State.STOP: "STOP"}
+        word = label.get(change.new)
+        if word is None:
+            return
+        suffix = " (init)" if change.old is State.INIT and change.new is State.BACKUP else ""
+        log.info("(%s) Entering %s STATE%s", change.instance, word, suffix)
+        self.notifier.instance_state(inst, word, change.priority)
+
+    # ------------------------------------------------------------------ side effects
+    def _send_advert(self, name: str, priority: int) -> None:
+        s = self.settings[name]
+        machine = self.machines[name]
+        entry = self._socket_of.get(name)
+        if entry is None or machine.source is None:
+            return
+        advert = Advert(
+            version=s.version, vrid=s.vrid, priority=priority, advert_int_cs=s.advert_int_cs,
+            addresses=s.advert_addresses,  # type: ignore[arg-type]
+            auth_type=int(s.auth_type) if s.version == 2 else 0,
+            auth_data=s.auth_data if s.version == 2 else b"",
+        )
+        targets: list[IPAddress] = [p.address for p in s.unicast_peers] if s.unicast else [s.destination_group]
+        for dst in targets:
+            pdu = encode_advert(advert, machine.source, dst, v3_pseudo_header=s.v3_pseudo_header)
+            try:
+                entry.sock.send(pdu, dst)
+            except OSError as exc:
+                log.warning("(%s) cannot send advert to %s: %s", name, dst, exc)
+
+    async def _set_vips(self, name: str, *, add: bool) -> None:
+        s = self.settings[name]
+        inst = self.config.vrrp_instances[name]
+        ifname = s.interface or ""
+        specs = [*s.vips, *s.excluded_vips]
+        if add:
+            for spec in specs:
+                await self._guard(name, "add address", self.addresses.add_address(spec, ifname))
+            for route in inst.virtual_routes:
+                await self._guard(name, "add route", self.addresses.add_route(route))
+            for rule in inst.virtual_rules:
+                await self._guard(name, "add rule", self.addresses.add_rule(rule))
+        else:
+            for rule in inst.virtual_rules:
+                await self._guard(name, "remove rule", self.addresses.remove_rule(rule))
+            for route in inst.virtual_routes:
+                await self._guard(name, "remove route", self.addresses.remove_route(route))
+            for spec in specs:
+                await self._guard(name, "remove address", self.addresses.remove_address(spec, ifname))
+
+    async def _guard(self, name: str, what: str, coro: object) -> None:
+        try:
+            await coro  # type: ignore[misc]
+        except Exception as exc:
+            log.error("(%s) cannot %s: %s", name, what, exc)
+
+    async def _announce(self, name: str, repeat: int) -> None:
+        s = self.settings[name]
+        machine = self.machines[name]
+        if machine.state is not State.MASTER:
+            return
+        for spec in [*s.vips, *s.excluded_vips]:
+            dev = spec.device or s.interface
+            if not dev:
+                continue
+            mac = self._macs.get(dev)
+            if mac is None:
+                mac = await self.addresses.mac_address(dev)
+                self._macs[dev] = mac
+            addr = spec.address.ip
+            if isinstance(addr, IPv4Address):
+                frame = gratuitous_arp_frame(mac, addr)
+            else:
+                frame = unsolicited_na_frame(mac, addr, addr)  # keepalived sends the NA from the VIP
+            for _ in range(max(1, repeat)):
+                try:
+                    self.announcer.send(dev, frame)
+                except OSError as exc:
+                    log.warning("(%s) cannot announce %s on %s: %s", name, addr, dev, exc)
+                    break
+
+    # ------------------------------------------------------------------ tracking
+    def _sync_tracking(self, name: str) -> None:
+        """Push the tracking verdict (priority, faults) into the machine."""
+        machine = self.machines[name]
+        priority, faults = self.tracking[name].verdict()
+        now = self._now()
+        actions: list[Action] = []
+        actions += machine.set_priority(priority, now)
+        for reason in machine.faults - faults - {NO_SOURCE_FAULT}:
+            actions += machine.set_fault(reason, False, now)
+        for reason in faults - machine.faults:
+            actions += machine.set_fault(reason, True, now)
+        self._apply(name, actions)
+
+    def _tracker_changed(self, kind: TrackKind, tracker: str, update: Callable[[InstanceTracking], None]) -> None:
+        for name, tracking in self.tracking.items():
+            if any(i.kind is kind and i.name == tracker for i in tracking.items):
+                update(tracking)
+                self._sync_tracking(name)
+
+    async def _watch_links(self) -> None:
+        async for event in self.links.events():
+            status = TrackStatus.UP if event.up else TrackStatus.DOWN
+            self._macs.pop(event.ifname, None)
+            self._tracker_changed(TrackKind.INTERFACE, event.ifname,
+                                  lambda t, e=event.ifname, st=status: t.set_status(TrackKind.INTERFACE, e, st))
+
+    async def _run_track_script(self, name: str) -> None:
+        vs = self.config.vrrp_scripts[name]
+        health = self.script_health[name]
+        if vs.script is None:
+            return
+        timeout = vs.timeout_s if vs.timeout_s else vs.interval_s
+        while True:
+            outcome = await self.runner.run(vs.script, (), timeout)
+            if health.record(outcome.success):
+                word = "succeeded" if health.status is TrackStatus.UP else \
+                    ("timed_out" if outcome.timed_out else "failed")
+                log.info("VRRP_Script(%s) %s", name, word)
+                self._tracker_changed(TrackKind.SCRIPT, name,
+                                      lambda t, st=health.status: t.set_status(TrackKind.SCRIPT, name, st))
+            await asyncio.sleep(vs.interval_s)
+
+    async def _poll_track_files(self) -> None:
+        last: dict[str, int] = {}
+        while True:
+            for name, tf in self.config.track_files.items():
+                value = _read_track_file(tf.file)
+                if last.get(name) != value:
+                    last[name] = value
+                    log.info("Track file %s: value %d", name, value)
+                    self._tracker_changed(TrackKind.FILE, name, lambda t, n=name, v=value: t.set_file_value(n, v))
+            await asyncio.sleep(TRACK_FILE_POLL_S)
+
+    # ------------------------------------------------------------------ introspection
+    def snapshot(self) -> list[dict[str, object]]:
+        """keepalived's JSON dump (version 1 layout), plus our own counters."""
+        out: list[dict[str, object]] = []
+        for name, m in self.machines.items():
+            s = self.settings[name]
+            out.append({
+                "data": {
+                    "iname": name, "vrid": s.vrid, "version": s.version, "state": int(m.state),
+                    "wantstate": int(State.MASTER if m.wants_master else m.state),
+                    "base_priority": s.base_priority, "effective_priority": m.effective_priority,
+                    "adver_int": s.advert_int_cs / 100, "master_adver_int": m.master_adver_int_cs / 100,
+                    "ifp_ifname": s.interface, "nopreempt": int(s.nopreempt),
+                    "preempt_delay": s.preempt_delay_s,
+                    "vips": [str(v.address.ip) for v in s.vips],
+                    "master_ip": str(m.master_address) if m.master_address else None,
+                    "faults": sorted(m.faults),
+                },
+                "stats": m.stats.as_dict(),
+            })
+        return out
+
+    def write_json(self, path: str | None = None) -> str:
+        target = path or os.path.join(self.state_dir, "keepalived.json")
+        tmp = f"{target}.tmp{os.getpid()}"
+        Path(tmp).write_text(json.dumps(self.snapshot(), indent=1) + "\n")
+        os.replace(tmp, target)
+        return target
+
+    def write_stats(self, path: str | None = None) -> str:
+        target = path or os.path.join(self.state_dir, "keepalived.stats")
+        lines: list[str] = []
+        for name, m in self.machines.items():
+            lines.append(f"VRRP Instance: {name}")
+            lines += [f"  {k}: {v}" for k, v in m.stats.as_dict().items()]
+        for key, entry in self._sockets.items():
+            if entry.errors:
+                lines.append(f"Socket {key}: " + ", ".join(f"{k} {v}" for k, v in entry.errors.items()))
+        Path(target).write_text("\n".join(lines) + "\n")
+        return target
+
+
+def _read_track_file(path: str | None) -> int:
+    """keepalived reads the first number in the file; anything unreadable counts as 0."""
+    if not path:
+        return 0
+    try:
+        text = Path(path).read_text(errors="replace").split()
+        return int(text[0]) if text else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def install_signal_handlers(service: VrrpService, loop: asyncio.AbstractEventLoop,
+                            json_path: str | None = None, stats_path: str | None = None) -> None:
+    """TERM/INT stop; USR2 writes stats; SIGRTMIN+2 (keepalived's JSON signal) writes the JSON dump."""
+    loop.add_signal_handler(signal.SIGTERM, service.stop)
+    loop.add_signal_handler(signal.SIGINT, service.stop)
+    loop.add_signal_handler(signal.SIGUSR2, lambda: service.write_stats(stats_path))
+    loop.add_signal_handler(signal.SIGRTMIN + 2, lambda: service.write_json(json_path))
+    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning("reload (SIGHUP) is not supported yet; "
+                                                                "the running configuration is kept"))
+

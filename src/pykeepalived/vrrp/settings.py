@@ -1,0 +1,197 @@
+"""What one VRRP instance needs to run, distilled from the configuration model.
+
+The config model keeps keepalived's spelling and optional values; the state
+machine wants plain, complete numbers. This module does that translation once,
+so that the machine never looks at global_defs or applies a default itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+
+from ..config.model import GlobalDefs, IpAddressSpec, VrrpInstance
+from .packet import VRRP_MCAST_V4, VRRP_MCAST_V6, AuthType
+
+IPAddress = IPv4Address | IPv6Address
+
+PRIORITY_OWNER = 255
+PRIORITY_STOP = 0
+DEFAULT_PRIORITY = 100
+
+
+@dataclass(frozen=True)
+class PeerSettings:
+    address: IPAddress
+    min_ttl: int = 0
+    max_ttl: int = 255
+
+
+@dataclass(frozen=True)
+class InstanceSettings:
+    """One vrrp_instance, complete: every default applied, every unit explicit."""
+
+    name: str
+    vrid: int
+    version: int
+    family: int
+    interface: str | None
+    base_priority: int
+    wanted_master: bool
+    advert_int_cs: int
+    vips: tuple[IpAddressSpec, ...] = ()
+    excluded_vips: tuple[IpAddressSpec, ...] = ()
+    nopreempt: bool = False
+    preempt_delay_s: float = 0.0
+    auth_type: AuthType = AuthType.NONE
+    auth_data: bytes = b""
+    unicast_peers: tuple[PeerSettings, ...] = ()
+    unicast_src: IPAddress | None = None
+    check_unicast_src: bool = False
+    multicast_group: IPAddress | None = None
+    multicast_src: IPAddress | None = None
+    v3_pseudo_header: bool = True
+    down_timer_adverts: int = 3
+    garp_master_delay_s: float = 5.0
+    garp_master_repeat: int = 5
+    garp_master_refresh_s: float = 0.0
+    garp_master_refresh_repeat: int = 1
+    garp_lower_prio_delay_s: float = 5.0
+    garp_lower_prio_repeat: int = 5
+    lower_prio_no_advert: bool = False
+    higher_prio_send_advert: bool = False
+    skip_check_adv_addr: bool = False
+    dont_track_primary: bool = False
+    sync_group: str | None = None
+    # beyond keepalived: on a clean stop, keep the VIPs until a new master speaks
+    handover: bool = True
+    extra: dict[str, object] = field(default_factory=dict, compare=False)
+
+    @property
+    def owner(self) -> bool:
+        return self.base_priority == PRIORITY_OWNER
+
+    @property
+    def unicast(self) -> bool:
+        return bool(self.unicast_peers)
+
+    @property
+    def advert_addresses(self) -> tuple[IPAddress, ...]:
+        """The addresses an advert lists: the VIPs of the instance's own family."""
+        wanted = 4 if self.family == 4 else 6
+        out: list[IPAddress] = []
+        for spec in self.vips:
+            addr = spec.address.ip
+            if addr.version == wanted and addr not in out:
+                out.append(addr)
+        return tuple(out)
+
+    @property
+    def destination_group(self) -> IPAddress:
+        if self.multicast_group is not None:
+            return self.multicast_group
+        return VRRP_MCAST_V4 if self.family == 4 else VRRP_MCAST_V6
+
+
+def _cs(seconds: float) -> int:
+    return max(1, round(seconds * 100))
+
+
+def _family(instance: VrrpInstance) -> int:
+    if instance.family in (4, 6):
+        return instance.family
+    for spec in instance.virtual_ipaddresses:
+        return spec.address.version
+    if instance.unicast_src_ip is not None:
+        return instance.unicast_src_ip.version
+    return 4
+
+
+def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> InstanceSettings:
+    """Complete one instance the way keepalived does before it starts."""
+    family = _family(instance)
+    version = instance.version or global_defs.vrrp_version
+    if family == 6:
+        version = 3
+    priority = instance.priority if instance.priority is not None else DEFAULT_PRIORITY
+    if instance.state is None:
+        wanted_master = priority == PRIORITY_OWNER
+    else:
+        wanted_master = instance.state.upper() == "MASTER"
+    advert_s = instance.advert_int_s
+    if version == 2:
+        advert_cs = max(1, round(advert_s)) * 100
+    else:
+        advert_cs = min(4095, _cs(advert_s))
+    auth_type = AuthType.NONE
+    auth_data = b""
+    if version == 2 and instance.authentication is not None:
+        if instance.authentication.auth_type == "PASS":
+            auth_type = AuthType.PASS
+            auth_data = (instance.authentication.auth_pass or "").encode()[:8]
+        elif instance.authentication.auth_type == "AH":
+            auth_type = AuthType.AH
+    g = global_defs
+    master_delay = instance.garp_master_delay_s if instance.garp_master_delay_s is not None \
+        else g.vrrp_garp_master_delay_s
+    master_repeat = instance.garp_master_repeat if instance.garp_master_repeat is not None \
+        else g.vrrp_garp_master_repeat
+    lower_delay = instance.garp_lower_prio_delay_s
+    if lower_delay is None:
+        lower_delay = g.vrrp_garp_lower_prio_delay_s if g.vrrp_garp_lower_prio_delay_s is not None else master_delay
+    lower_repeat = instance.garp_lower_prio_repeat
+    if lower_repeat is None:
+        lower_repeat = g.vrrp_garp_lower_prio_repeat if g.vrrp_garp_lower_prio_repeat is not None else master_repeat
+    group = instance.mcast_dst_ip
+    if group is None:
+        group = g.vrrp_mcast_group4 if family == 4 else g.vrrp_mcast_group6
+    v3_as_v2 = bool(instance.v3_checksum_as_v2) or bool(g.settings.get("v3_checksum_as_v2"))
+    nopreempt = instance.nopreempt
+    preempt_delay = instance.preempt_delay_s
+    if wanted_master or priority == PRIORITY_OWNER:
+        nopreempt, preempt_delay = False, 0.0  # keepalived clears both, with a warning at -t
+    return InstanceSettings(
+        name=instance.name,
+        vrid=instance.virtual_router_id or 0,
+        version=version,
+        family=family,
+        interface=instance.interface,
+        base_priority=priority,
+        wanted_master=wanted_master,
+        advert_int_cs=advert_cs,
+        vips=tuple(instance.virtual_ipaddresses),
+        excluded_vips=tuple(instance.virtual_ipaddresses_excluded),
+        nopreempt=nopreempt,
+        preempt_delay_s=preempt_delay,
+        auth_type=auth_type,
+        auth_data=auth_data,
+        unicast_peers=tuple(
+            PeerSettings(p.address, p.min_ttl if p.min_ttl is not None else 0,
+                         p.max_ttl if p.max_ttl is not None else 255)
+            for p in instance.unicast_peers
+        ),
+        unicast_src=instance.unicast_src_ip,
+        check_unicast_src=instance.check_unicast_src or bool(g.settings.get("vrrp_check_unicast_src")),
+        multicast_group=group,
+        multicast_src=instance.mcast_src_ip,
+        v3_pseudo_header=not v3_as_v2,
+        down_timer_adverts=instance.down_timer_adverts or g.vrrp_down_timer_adverts,
+        garp_master_delay_s=master_delay,
+        garp_master_repeat=master_repeat,
+        garp_master_refresh_s=instance.garp_master_refresh_s if instance.garp_master_refresh_s is not None
+        else g.vrrp_garp_master_refresh_s,
+        garp_master_refresh_repeat=instance.garp_master_refresh_repeat
+        if instance.garp_master_refresh_repeat is not None else g.vrrp_garp_master_refresh_repeat,
+        garp_lower_prio_delay_s=lower_delay,
+        garp_lower_prio_repeat=lower_repeat,
+        lower_prio_no_advert=bool(instance.lower_prio_no_advert if instance.lower_prio_no_advert is not None
+                                  else g.settings.get("vrrp_lower_prio_no_advert", False)),
+        higher_prio_send_advert=bool(instance.higher_prio_send_advert
+                                     if instance.higher_prio_send_advert is not None
+                                     else g.settings.get("vrrp_higher_prio_send_advert", False)),
+        skip_check_adv_addr=bool(instance.skip_check_adv_addr if instance.skip_check_adv_addr is not None
+                                 else g.settings.get("vrrp_skip_check_adv_addr", False)),
+        dont_track_primary=instance.dont_track_primary,
+        sync_group=instance.sync_group,
+    )
+
