@@ -12,6 +12,7 @@ def build_root() -> Block:
     schema_global.register(root)
     schema_vrrp.register(root)
     schema_check.register(root)
+    support.mark_acted(root)
     return root
 
 

@@ -41,13 +41,14 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
 ]
 
 
-def mark_acted() -> None:
-    for block, names in ACTED:
+ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_script", "track_file",
+                   "vrrp_track_file")
+
+
+def mark_acted(root: Block) -> None:
+    for block, names in [*ACTED, (root, ACTED_TOP_LEVEL)]:
         for name in names:
             keyword = block.keywords.get(name)
             if keyword is None:
                 raise KeyError(f"support table names unknown keyword {block.name}.{name}")
             keyword.status = Status.ACTED
-
-
-mark_acted()

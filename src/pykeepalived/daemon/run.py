@@ -37,7 +37,8 @@ class DaemonOptions:
 def setup_logging(opts: DaemonOptions, ident: str = "Keepalived_vrrp") -> None:
     root = logging.getLogger()
     root.handlers.clear()
-    root.setLevel(logging.DEBUG if opts.log_detail else logging.INFO)
+    root.setLevel(logging.INFO)
+    logging.getLogger("pykeepalived").setLevel(logging.DEBUG if opts.log_detail else logging.INFO)
     if opts.log_console:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d: %(message)s", "%a %b %d %H:%M:%S %Y"))
@@ -132,6 +133,8 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
 def _file_setting(settings: dict[str, object], keys: tuple[str, ...], default_name: str) -> str | None:
     for key in keys:
         value = settings.get(key)
+        if isinstance(value, list) and value:
+            value = value[0]
         if isinstance(value, str) and value:
             return os.path.join(value, default_name) if value.endswith("/") else value
     return None

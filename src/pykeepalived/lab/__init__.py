@@ -11,6 +11,7 @@ from pykeepalived.lab.netns import LabError, Netns
 from pykeepalived.lab.peers import (
     FrrPeer,
     KeepalivedPeer,
+    PyKeepalivedPeer,
     VrrpPeer,
     VrrpSettings,
     render_frr_vrrpd_conf,
@@ -26,6 +27,7 @@ __all__ = [
     "LabError",
     "Lan",
     "Netns",
+    "PyKeepalivedPeer",
     "VrrpPeer",
     "VrrpSettings",
     "render_frr_vrrpd_conf",

@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -376,9 +377,14 @@ class KeepalivedPeer:
             raise LabError(f"keepalived on {self.host.name} ignored SIGTERM for {STOP_TIMEOUT_S:g} s; killed it")
 
     def kill(self) -> None:
-        """SIGKILL both processes, VRRP child first: VIPs stay, no priority-0 advert goes out."""
+        """SIGKILL both processes, VRRP child first: VIPs stay, no priority-0 advert goes out.
+
+        The dead daemon's pid files are removed (as a reboot would), so that start() can run again.
+        """
         if self._daemon is not None:
             self._daemon.kill()
+        for path in (self.pid_path, self.vrrp_pid_path):
+            path.unlink(missing_ok=True)
 
     def holds(self, vip: IPv4Address | IPv6Address) -> bool:
         return vip in self.host.addresses()
@@ -592,6 +598,9 @@ class FrrPeer:
             raise LabError(f"{self!r} is already running")
         (self.dir / "zebra.conf").write_text(f"hostname {self.host.name}\n")
         (self.dir / "vrrpd.conf").write_text(self.vrrpd_conf)
+        # fresh macvlans on every start, as after a reboot: devices left behind by a
+        # killed vrrpd (up, VIPs removed) are not picked up again by a new zebra/vrrpd
+        self._teardown_host()
         self._setup_host()
         deadline = time.monotonic() + self.start_timeout_s
 
@@ -685,3 +694,40 @@ class FrrPeer:
             self._remove_crash_dirs()
             if self.host.netns.exists():
                 self._teardown_host()
+
+
+class PyKeepalivedPeer(KeepalivedPeer):
+    """pykeepalived on the very files a KeepalivedPeer would use: same flags, same log lines."""
+
+    def __init__(
+        self,
+        host: Host,
+        settings: list[VrrpSettings],
+        workdir: Path,
+        *,
+        extra_global: str = "",
+        start_timeout_s: float = 5.0,
+    ) -> None:
+        super().__init__(host, settings, workdir, extra_global=extra_global,
+                         command=(sys.executable, "-m", "pykeepalived"), start_timeout_s=start_timeout_s)
+        self.json_path = self.dir / "state.json"
+        dumps = f"json_dump_file {self.json_path}\nstats_dump_file {self.dir / 'state.stats'}\n"
+        self.conf_path.write_text(render_keepalived_conf(host, settings, dumps + extra_global))
+
+    def __repr__(self) -> str:
+        return f"PyKeepalivedPeer({self.host.name}, dir={self.dir})"
+
+    def signal(self, signum: int) -> None:
+        """Send a signal to the daemon (e.g. SIGRTMIN+2 for the JSON dump)."""
+        if self._daemon is None:
+            raise LabError(f"{self!r} is not running")
+        os.kill(self._daemon.pid, signum)
+
+    def snapshot(self, timeout_s: float = 3.0) -> list[dict[str, Any]]:
+        """The daemon's JSON dump (keepalived's layout plus our counters)."""
+        path = self.json_path
+        path.unlink(missing_ok=True)
+        self.signal(signal.SIGRTMIN + 2)
+        wait_until(path.exists, timeout_s, what=f"{self!r} JSON dump")
+        data: list[dict[str, Any]] = json.loads(path.read_text())
+        return data
