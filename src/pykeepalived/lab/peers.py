@@ -584,6 +584,15 @@ class FrrPeer:
                 want.add((s.vrid, 6))
         return want
 
+    def _zebra_knows_macvlans(self) -> bool:
+        """zebra has read the interfaces: a vrrpd that connects earlier may wait ~10 s for them."""
+        try:
+            out = run_cmd(["vtysh", "--vty_socket", str(self.dir), "-d", "zebra", "-c", "show interface brief"],
+                          check=False, timeout_s=2.0).stdout
+        except LabError:
+            return False
+        return all(dev in out for dev in self._macvlans)
+
     def _ready(self) -> bool:
         st = self.status()
         return all(st.get(key) in ("Backup", "Master") for key in self._expected())
@@ -609,7 +618,7 @@ class FrrPeer:
         )
         self._pids.append(("zebra", self._zebra.pid))
         zserv = self.dir / "zserv.api"
-        while not (zserv.exists() and (self.dir / "zebra.vty").exists()):
+        while not (zserv.exists() and (self.dir / "zebra.vty").exists() and self._zebra_knows_macvlans()):
             if not self._zebra.running():
                 raise self._fail(f"zebra exited with {self._zebra.proc.returncode}")
             if time.monotonic() >= deadline:
