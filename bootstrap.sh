@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
 
-debian_packages=(python3 python3-venv python3-pip keepalived frr nftables python3-nftables iproute2 procps tcpdump tshark iputils-ping)
+debian_packages=(python3 python3-venv python3-pip keepalived frr nftables python3-nftables iproute2 procps tcpdump tshark iputils-ping haproxy psmisc)
 
 install_debian() {
     local missing=()

@@ -160,17 +160,36 @@ class Lan:
         # pick up SLAAC addresses and default routes from them mid-test.
         ns.sysctl("net.ipv6.conf.all.accept_ra", "0")
         ns.sysctl("net.ipv6.conf.default.accept_ra", "0")
+        return self._plug(ns, role, "eth0", port, ipv4, ipv6)
+
+    def _plug(self, ns: Netns, role: str, ifname: str, port: str, ipv4: IPv4Interface,
+              ipv6: IPv6Interface) -> Host:
         # Create the pair inside the switch namespace with the host end moved straight
         # into the host: the machine's own namespace never sees either name.
-        self.switch.ip("link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns.name)
+        self.switch.ip("link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns.name)
         self.switch.ip("link", "set", port, "master", "br0")
         self.switch.ip("link", "set", port, "up")
-        ns.ip("addr", "add", str(ipv4), "dev", "eth0")
-        ns.ip("addr", "add", str(ipv6), "dev", "eth0", "nodad")
-        ns.ip("link", "set", "eth0", "up")
-        host = Host(name=role, netns=ns, ifname="eth0", ipv4=ipv4, ipv6=ipv6, port=port)
+        ns.ip("addr", "add", str(ipv4), "dev", ifname)
+        ns.ip("addr", "add", str(ipv6), "dev", ifname, "nodad")
+        ns.ip("link", "set", ifname, "up")
+        host = Host(name=role, netns=ns, ifname=ifname, ipv4=ipv4, ipv6=ipv6, port=port)
         self.hosts[role] = host
         return host
+
+    def attach(self, other: Host, ifname: str, host_number: int) -> Host:
+        """Give a host of another Lan a second interface on this one (a router on two networks).
+
+        Returns a Host for that interface (same namespace); cut/heal/set_link on this
+        Lan take it.
+        """
+        if self._closed:
+            raise LabError("Lan is closed")
+        if other.name in self.hosts:
+            raise LabError(f"host {other.name!r} already on {self!r}")
+        ipv4 = IPv4Interface(f"{self.ipv4_net.network_address + host_number}/{self.ipv4_net.prefixlen}")
+        ipv6 = IPv6Interface(f"{self.ipv6_net.network_address + int(str(host_number), 16)}/"
+                             f"{self.ipv6_net.prefixlen}")
+        return self._plug(other.netns, other.name, ifname, f"p-{other.name}", ipv4, ipv6)
 
     def _host_port(self, host: Host) -> str:
         if self.hosts.get(host.name) is not host:
