@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
+from ..config.errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
 from ..daemon.notify import Notifier, NotifyFifo
 from ..daemon.scripts import ScriptRunner
@@ -347,7 +348,7 @@ class VrrpService:
             pdu = encode_advert(advert, machine.source, dst, v3_pseudo_header=s.v3_pseudo_header)
             try:
                 entry.sock.send(pdu, dst)
-            except OSError as exc:
+            except (OSError, PyKeepalivedError) as exc:
                 log.warning("(%s) cannot send advert to %s: %s", name, dst, exc)
 
     async def _set_vips(self, name: str, *, add: bool) -> None:
