@@ -66,7 +66,7 @@ class _Stream:
         if self._peeked is not None:
             seg, self._peeked = self._peeked, None
         else:
-            seg = next(self._it, None)
+            seg = next(self._it, None)  # type: ignore[arg-type]
         if seg is not None:
             self.last = seg
         return seg

@@ -29,7 +29,7 @@ from .model import (
     VirtualServerGroupEntry,
 )
 from .parser import ParseContext
-from .registry import Block, Status
+from .registry import Block, LineHandler, Status
 from .values import to_choice, to_hex_bytes, to_int, to_ip, to_port
 
 SCHEDULERS = {s: s for s in ("rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq")}
@@ -177,7 +177,7 @@ def _lb_algo(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
     vs.lvs_sched = to_choice(word, SCHEDULERS, "scheduler")
 
 
-def _sched_flag(name: str) -> h.LineHandler:
+def _sched_flag(name: str) -> LineHandler:
     def handler(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
         if name not in vs.sched_flags:
             vs.sched_flags.append(name)

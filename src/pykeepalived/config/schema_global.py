@@ -7,7 +7,7 @@ from .errors import ValueProblem
 from .lexer import Segment
 from .model import BfdInstance, GlobalDefs, KeepalivedConfig, LvsSyncDaemon, TrackFile
 from .parser import ParseContext
-from .registry import Block, Status
+from .registry import Block, LineHandler, Status
 from .values import to_int, to_ip
 
 NOT_YET = Status.NOT_YET
@@ -49,7 +49,7 @@ def _vrrp_version(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
         g.vrrp_version = to_int(word, 2, 3)
 
 
-def _mcast_group(attr: str, family: int) -> h.LineHandler:
+def _mcast_group(attr: str, family: int) -> LineHandler:
     def handler(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
         word = ctx.arg(seg)
         if word is None:
@@ -361,7 +361,7 @@ _b.line("checker", h.flag("checker_only"), "report to the checker only")
 
 
 # --------------------------------------------------------------------------- root
-def _root_value(name: str) -> h.LineHandler:
+def _root_value(name: str) -> LineHandler:
     def handler(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> None:
         config.root_options[name] = list(seg.words[1:]) if len(seg.words) > 1 else True
 

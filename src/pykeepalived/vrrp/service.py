@@ -225,6 +225,9 @@ class VrrpService:
             self._handle_packet(entry, packet)
 
     def _handle_packet(self, entry: _SocketEntry, packet: ReceivedPacket) -> None:
+        src: IPAddress
+        dst: IPAddress
+        ttl: int | None
         try:
             if packet.family == 4:
                 datagram = parse_ipv4(packet.data)
@@ -426,8 +429,8 @@ class VrrpService:
         async for event in self.links.events():
             status = TrackStatus.UP if event.up else TrackStatus.DOWN
             self._macs.pop(event.ifname, None)
-            self._tracker_changed(TrackKind.INTERFACE, event.ifname,
-                                  lambda t, e=event.ifname, st=status: t.set_status(TrackKind.INTERFACE, e, st))
+            self._tracker_changed(TrackKind.INTERFACE, event.ifname, _status_setter(TrackKind.INTERFACE,
+                                                                                     event.ifname, status))
 
     async def _run_track_script(self, name: str) -> None:
         vs = self.config.vrrp_scripts[name]
@@ -441,8 +444,7 @@ class VrrpService:
                 word = "succeeded" if health.status is TrackStatus.UP else \
                     ("timed_out" if outcome.timed_out else "failed")
                 log.info("VRRP_Script(%s) %s", name, word)
-                self._tracker_changed(TrackKind.SCRIPT, name,
-                                      lambda t, st=health.status: t.set_status(TrackKind.SCRIPT, name, st))
+                self._tracker_changed(TrackKind.SCRIPT, name, _status_setter(TrackKind.SCRIPT, name, health.status))
             await asyncio.sleep(vs.interval_s)
 
     async def _poll_track_files(self) -> None:
@@ -453,7 +455,7 @@ class VrrpService:
                 if last.get(name) != value:
                     last[name] = value
                     log.info("Track file %s: value %d", name, value)
-                    self._tracker_changed(TrackKind.FILE, name, lambda t, n=name, v=value: t.set_file_value(n, v))
+                    self._tracker_changed(TrackKind.FILE, name, _file_setter(name, value))
             await asyncio.sleep(TRACK_FILE_POLL_S)
 
     # ------------------------------------------------------------------ introspection
@@ -496,6 +498,20 @@ class VrrpService:
                 lines.append(f"Socket {key}: " + ", ".join(f"{k} {v}" for k, v in entry.errors.items()))
         Path(target).write_text("\n".join(lines) + "\n")
         return target
+
+
+def _status_setter(kind: TrackKind, name: str, status: TrackStatus) -> Callable[[InstanceTracking], None]:
+    def update(tracking: InstanceTracking) -> None:
+        tracking.set_status(kind, name, status)
+
+    return update
+
+
+def _file_setter(name: str, value: int) -> Callable[[InstanceTracking], None]:
+    def update(tracking: InstanceTracking) -> None:
+        tracking.set_file_value(name, value)
+
+    return update
 
 
 def _read_track_file(path: str | None) -> int:
