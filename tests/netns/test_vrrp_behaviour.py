@@ -120,3 +120,25 @@ def test_track_file_weight_moves_priority_and_the_vip(lab: Lab, tmp_path: Path) 
     assert r1.snapshot()[0]["data"]["effective_priority"] == 90
     weightfile.write_text("0\n")
     wait_sole_holder(r1, [r2], VIP4, 5.0, 0.3)
+
+
+def test_no_accept_drops_traffic_to_the_vip_of_a_non_owner_master(lab: Lab) -> None:
+    settings = [VrrpSettings(vrid=64, priority=150, vips=[VIP4], version=3, advert_int_s=0.1, extra=["no_accept"])]
+    r1 = lab.peer("py", lab.r1, settings)
+    r1.start()
+    wait_until(lambda: r1.holds(VIP4.ip), 3.0, what="master")
+    assert lab.c.ping(lab.r1.ipv4.ip)
+    assert not lab.c.ping(VIP4.ip, wait_s=0.5)  # the VIP answers ARP but drops what is sent to it
+    table = lab.r1.netns.run(["nft", "list", "table", "inet", "pykeepalived"]).stdout
+    assert str(VIP4.ip) in table
+    r1.stop()
+    tables = lab.r1.netns.run(["nft", "list", "tables"]).stdout
+    assert "pykeepalived" not in tables
+
+
+def test_accept_mode_default_lets_traffic_in(lab: Lab) -> None:
+    settings = [VrrpSettings(vrid=65, priority=150, vips=[VIP4], version=3, advert_int_s=0.1)]
+    r1 = lab.peer("py", lab.r1, settings)
+    r1.start()
+    wait_until(lambda: r1.holds(VIP4.ip), 3.0, what="master")
+    assert lab.c.ping(VIP4.ip)

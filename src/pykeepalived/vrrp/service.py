@@ -24,6 +24,7 @@ from ..config.errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
 from ..daemon.notify import Notifier, NotifyFifo
 from ..daemon.scripts import ScriptRunner
+from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
 from ..net.addresses import AddressManager
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
 from ..net.links import LinkMonitor
@@ -92,6 +93,10 @@ class VrrpService:
         self.addresses = AddressManager()
         self.links = LinkMonitor()
         self.announcer = AnnounceSender()
+        table = g.settings.get("nftables")
+        if isinstance(table, list):
+            table = table[0] if table else None
+        self.accept_filter = AcceptFilter(table if isinstance(table, str) and table else DEFAULT_TABLE)
         self.runner = ScriptRunner(g.script_user, g.script_group)
         fifo_spec = g.vrrp_notify_fifo or g.notify_fifo
         self.fifo = NotifyFifo(fifo_spec.argv[0]) if fifo_spec is not None and fifo_spec.argv else None
@@ -158,6 +163,7 @@ class VrrpService:
                 loop.remove_reader(entry.sock.fileno())
             entry.sock.close()
         self.announcer.close()
+        self.accept_filter.close()
         self.runner.terminate_all()
         if self.fifo is not None:
             self.fifo.close()
@@ -359,7 +365,13 @@ class VrrpService:
         inst = self.config.vrrp_instances[name]
         ifname = s.interface or ""
         specs = [*s.vips, *s.excluded_vips]
+        blocked = [spec.address.ip for spec in specs]
         if add:
+            if not s.accept:
+                try:
+                    self.accept_filter.block(blocked)
+                except PyKeepalivedError as exc:
+                    log.error("(%s) cannot set up no_accept: %s", name, exc)
             for spec in specs:
                 await self._guard(name, "add address", self.addresses.add_address(spec, ifname))
             for route in inst.virtual_routes:
@@ -373,6 +385,11 @@ class VrrpService:
                 await self._guard(name, "remove route", self.addresses.remove_route(route))
             for spec in specs:
                 await self._guard(name, "remove address", self.addresses.remove_address(spec, ifname))
+            if not s.accept:
+                try:
+                    self.accept_filter.unblock(blocked)
+                except PyKeepalivedError as exc:
+                    log.error("(%s) cannot undo no_accept: %s", name, exc)
 
     async def _guard(self, name: str, what: str, coro: object) -> None:
         try:

@@ -62,6 +62,7 @@ class InstanceSettings:
     higher_prio_send_advert: bool = False
     skip_check_adv_addr: bool = False
     dont_track_primary: bool = False
+    accept: bool = True
     sync_group: str | None = None
     # beyond keepalived: on a clean stop, keep the VIPs until a new master speaks
     handover: bool = True
@@ -105,6 +106,15 @@ def _family(instance: VrrpInstance) -> int:
     if instance.unicast_src_ip is not None:
         return instance.unicast_src_ip.version
     return 4
+
+
+def _accept_mode(instance: VrrpInstance, g: GlobalDefs) -> bool:
+    """keepalived: accept unless `no_accept`, or strict mode without `accept`; the owner always accepts."""
+    if instance.priority == PRIORITY_OWNER:
+        return True
+    if instance.accept is not None:
+        return instance.accept
+    return not (instance.strict_mode or g.vrrp_strict)
 
 
 def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> InstanceSettings:
@@ -192,6 +202,7 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         skip_check_adv_addr=bool(instance.skip_check_adv_addr if instance.skip_check_adv_addr is not None
                                  else g.settings.get("vrrp_skip_check_adv_addr", False)),
         dont_track_primary=instance.dont_track_primary,
+        accept=_accept_mode(instance, g),
         sync_group=instance.sync_group,
     )
 
