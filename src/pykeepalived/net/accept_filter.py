@@ -45,7 +45,7 @@ class AcceptFilter:
     def _run(self, commands: list[dict[str, Any]]) -> None:
         if self._nft is None:
             try:
-                import nftables  # Debian's python3-nftables (libnftables)
+                import nftables  # type: ignore[import-untyped]  # Debian's python3-nftables
             except ImportError as exc:
                 raise NetError("no_accept needs libnftables' Python binding (Debian: python3-nftables)") from exc
             self._nft = nftables.Nftables()
