@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, for now: check the Red Hat guide's two NAT routers' keepalived.conf
 # as a router with eth0 and eth1 would (inside a network namespace of its own),
-# and show the model pykeepalived builds from it. Later issues replace this with
-# the NAT lab: traffic through the VIP and a failover.
+# show the model pykeepalived builds from it, then run both routers on those files
+# in namespaces and fail LB1 over (vrrp_failover.py). The data plane (traffic
+# through the VIP to real servers) comes with a later issue.
 set -euo pipefail
 cd "$(dirname "$0")"
 ns="pk-main-$$"
@@ -19,3 +20,5 @@ for conf in rhel-nat-lb1.conf rhel-nat-lb2.conf; do
 done
 echo "== what the model says about LB1"
 ip netns exec "$ns" pykeepalived --dump-config -f rhel-nat-lb1.conf 2>/dev/null | python3 show_model.py
+echo
+python3 vrrp_failover.py
