@@ -34,7 +34,27 @@ EXT_VIP = IPv4Interface("203.0.113.10/24")
 INT_VIP = IPv4Interface("10.11.12.10/24")
 
 
+def _instance(name: str, interface: str, vrid: int, priority: int, vip: IPv4Interface) -> str:
+    return f"""
+vrrp_instance {name} {{
+    state BACKUP
+    interface {interface}
+    virtual_router_id {vrid}
+    priority {priority}
+    advert_int 1
+    authentication {{
+        auth_type PASS
+        auth_pass passw123
+    }}
+    virtual_ipaddress {{
+        {vip}
+    }}
+}}
+"""
+
+
 def _sync_group_conf(priority: int) -> str:
+    """The guide's LB config (section 4.1), VRRP part: VG1 with RH_EXT on eth0 and RH_INT on eth1."""
     return f"""
 global_defs {{
     router_id LVS_{priority}
@@ -45,35 +65,7 @@ vrrp_sync_group VG1 {{
         RH_INT
     }}
 }}
-vrrp_instance RH_EXT {{
-    state BACKUP
-    interface eth0
-    virtual_router_id 50
-    priority {priority}
-    advert_int 1
-    authentication {{
-        auth_type PASS
-        auth_pass passw123
-    }}
-    virtual_ipaddress {{
-        {EXT_VIP}
-    }}
-}}
-vrrp_instance RH_INT {{
-    state BACKUP
-    interface eth1
-    virtual_router_id 2
-    priority {priority}
-    advert_int 1
-    authentication {{
-        auth_type PASS
-        auth_pass passw123
-    }}
-    virtual_ipaddress {{
-        {INT_VIP}
-    }}
-}}
-"""
+""" + _instance("RH_EXT", "eth0", 50, priority, EXT_VIP) + _instance("RH_INT", "eth1", 2, priority, INT_VIP)
 
 
 class TwoNets:
