@@ -142,3 +142,17 @@ def test_accept_mode_default_lets_traffic_in(lab: Lab) -> None:
     r1.start()
     wait_until(lambda: r1.holds(VIP4.ip), 3.0, what="master")
     assert lab.c.ping(VIP4.ip)
+
+
+@pytest.mark.parametrize(("owner_kind", "other_kind"), [("py", "py"), pytest.param("py", "ka", marks=pytest.mark.keepalived),
+                                                        pytest.param("ka", "py", marks=pytest.mark.keepalived)])
+def test_address_owner_takes_over_at_once(lab: Lab, owner_kind: str, other_kind: str) -> None:
+    """Priority 255 (state MASTER): master at start, no Master_Down_Interval wait."""
+    other = lab.peer(other_kind, lab.r2, [VrrpSettings(vrid=66, priority=100, vips=[VIP4], version=2)])
+    owner = lab.peer(owner_kind, lab.r1, [VrrpSettings(vrid=66, priority=255, vips=[VIP4], version=2,
+                                                       extra=["state MASTER"])])
+    other.start()
+    wait_sole_holder(other, [owner], VIP4, 6.0, 0)
+    owner.start()
+    took = wait_sole_holder(owner, [other], VIP4, 3.0, 1.0)
+    assert took < 2.0  # well under the 3.6 s a non-owner would wait
