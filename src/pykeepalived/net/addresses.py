@@ -493,6 +493,10 @@ class AddressManager:
         """The interface's index, or None if there is no such interface."""
         if not ifname or len(ifname.encode()) >= IFNAMSIZ or "/" in ifname:
             return None
+        try:  # an ioctl in this namespace: no netlink round trip on the takeover path
+            return socket.if_nametoindex(ifname)
+        except OSError:
+            pass
         try:
             links = await self._rtnl.link("get", ifname=ifname)
         except NetlinkError as exc:

@@ -110,6 +110,13 @@ class AnnounceSender:
             self._sockets[ifname] = sock
         return sock
 
+    def prepare(self, ifname: str) -> None:
+        """Open the interface's socket now, so that the first announcement after a takeover is not delayed."""
+        try:
+            self._socket(ifname)
+        except OSError as exc:
+            raise NetError(f"cannot open a packet socket on {ifname}: {exc.strerror}") from exc
+
     def _drop(self, ifname: str) -> None:
         sock = self._sockets.pop(ifname, None)
         if sock is not None:
