@@ -156,3 +156,20 @@ def test_address_owner_takes_over_at_once(lab: Lab, owner_kind: str, other_kind:
     owner.start()
     took = wait_sole_holder(owner, [other], VIP4, 3.0, 1.0)
     assert took < 2.0  # well under the 3.6 s a non-owner would wait
+
+
+@pytest.mark.parametrize("other_kind", ["py", pytest.param("ka", marks=pytest.mark.keepalived)])
+def test_advert_interval_of_10_ms_is_stable(lab: Lab, other_kind: str) -> None:
+    """VRRPv3's smallest interval: a hundred adverts a second, one master, no flapping."""
+    r1 = lab.peer("py", lab.r1, [VrrpSettings(vrid=67, priority=150, vips=[VIP4], version=3, advert_int_s=0.01)])
+    r2 = lab.peer(other_kind, lab.r2, [VrrpSettings(vrid=67, priority=100, vips=[VIP4], version=3,
+                                                      advert_int_s=0.01)])
+    r2.start()
+    r1.start()
+    wait_sole_holder(r1, [r2], VIP4, 2.0, 3.0)
+    assert isinstance(r1, PyKeepalivedPeer)
+    stats = r1.snapshot()[0]["stats"]
+    assert stats["advert_sent"] > 250 and stats["release_master"] == 0
+    r1.kill()
+    r1.remove_vips()
+    wait_sole_holder(r2, [r1], VIP4, 1.0, 0.5)
