@@ -272,7 +272,10 @@ class VrrpService:
                 self._count_socket_error(entry, exc.reason.value, f"from {src}: {exc}")
             return
         if machine is None or name is None:
-            return  # another VRID on this link: not ours
+            # another VRID on this link: normal on a shared segment, so counted but logged only in detail
+            entry.errors["vrid_err"] = entry.errors.get("vrid_err", 0) + 1
+            log.debug("advert for VRID %s from %s: no instance of ours", advert.vrid, src)
+            return
         self._apply(name, machine.receive(advert, src, ttl, self._now()))
 
     def _count_socket_error(self, entry: _SocketEntry, counter: str, detail: str) -> None:
