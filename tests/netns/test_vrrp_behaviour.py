@@ -173,3 +173,24 @@ def test_advert_interval_of_10_ms_is_stable(lab: Lab, other_kind: str) -> None:
     r1.kill()
     r1.remove_vips()
     wait_sole_holder(r2, [r1], VIP4, 1.0, 0.5)
+
+
+@pytest.mark.parametrize(("r1_kind", "r2_kind"), [("py", "py"), pytest.param("py", "ka", marks=pytest.mark.keepalived),
+                                                  pytest.param("ka", "py", marks=pytest.mark.keepalived)])
+def test_unicast_peers_elect_and_fail_over(lab: Lab, r1_kind: str, r2_kind: str) -> None:
+    def unicast(me: str, peer: str) -> list[str]:
+        return [f"unicast_src_ip {me}", "unicast_peer {", f"    {peer}", "}"]
+
+    a, b = str(lab.r1.ipv4.ip), str(lab.r2.ipv4.ip)
+    r1 = lab.peer(r1_kind, lab.r1, [VrrpSettings(vrid=68, priority=150, vips=[VIP4], version=3, advert_int_s=0.1,
+                                                 extra=unicast(a, b))])
+    r2 = lab.peer(r2_kind, lab.r2, [VrrpSettings(vrid=68, priority=100, vips=[VIP4], version=3, advert_int_s=0.1,
+                                                 extra=unicast(b, a))])
+    r2.start()
+    r1.start()
+    wait_sole_holder(r1, [r2], VIP4, 3.0, 0.5)
+    r1.kill()
+    r1.remove_vips()
+    wait_sole_holder(r2, [r1], VIP4, 2.0, 0.3)
+    r1.start()
+    wait_sole_holder(r1, [r2], VIP4, 3.0, 0.5)
