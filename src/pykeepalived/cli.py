@@ -92,7 +92,36 @@ def _run_daemon(args: argparse.Namespace) -> int:
     return run_vrrp(result.config, opts)
 
 
+def genhash_main(argv: Sequence[str]) -> int:
+    """`pykeepalived genhash --url URL [--virtualhost NAME] [--verify]`: print the page's MD5 digest."""
+    from .check.genhash import GenhashError, fetch
+
+    p = argparse.ArgumentParser(prog="pykeepalived genhash",
+                                description="Print the MD5 digest of a page, for HTTP_GET/SSL_GET url blocks.")
+    p.add_argument("--url", required=True, help="http://ADDRESS[:PORT]/PATH or https://...")
+    p.add_argument("--virtualhost", help="Host header (and TLS server name)")
+    p.add_argument("--verify", action="store_true", help="verify the TLS certificate")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    p.add_argument("--verbose", action="store_true", help="also print the status and body length")
+    try:
+        args = p.parse_args(list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0) and EXIT_USAGE
+    try:
+        got = fetch(args.url, virtualhost=args.virtualhost, verify_tls=args.verify, timeout_s=args.timeout)
+    except GenhashError as exc:
+        print(f"pykeepalived genhash: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    if args.verbose:
+        print(f"HTTP status {got.status}, {len(got.body)} body bytes")
+    print(got.digest)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["genhash"]:
+        return genhash_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
