@@ -1,17 +1,27 @@
 """What pykeepalived puts on the wire, and what it does with hostile input.
 
 - tshark (Wireshark's dissector, an independent decoder) reads our captured
-  adverts as valid VRRP: version, type, VRID, priority, addresses, TTL or hop
-  limit 255, checksum good; and sees the gratuitous ARP / unsolicited NA.
-- Crafted packets sent at a running instance (wrong TTL, checksum, length,
-  password, auth type, VRID, version, interval, type, and a few hundred random
-  mutations of a valid higher-priority advert) change neither its state nor who
-  holds the VIP, never crash it, and show up in its counters.
+  adverts as valid VRRP: version, type, VRID, priority, address list, source
+  and destination, TTL or hop limit 255, DSCP CS6, checksum good, v2 interval
+  and PASS authentication; and it sees the gratuitous ARP / unsolicited NA for
+  the VIP once we are master.
+- Crafted packets sent at a running instance, master or backup (wrong TTL,
+  checksum, length, password, auth type, VRID, version, interval, type, then a
+  few hundred random mutations of a valid higher-priority advert) change
+  neither its state nor who holds the VIP, never crash it, and each class is
+  counted exactly where it belongs: in the instance's counters (JSON dump), or
+  for a VRID we do not run (or a packet too short to carry one) in the
+  per-socket counters of the stats file. A backup flooded with such
+  priority-254 packets still takes over in time when its real master dies.
+- With unicast_peer/unicast_src_ip against keepalived 2.2.7: the higher
+  priority wins, a kill hands over, and every advert on the wire goes to the
+  peer's unicast address (never 224.0.0.18), ours with a good checksum.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -19,18 +29,23 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from ipaddress import IPv4Interface, IPv6Interface
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pykeepalived.lab import PyKeepalivedPeer, VrrpSettings, wait_until
+from pykeepalived.lab import PyKeepalivedPeer, VrrpPeer, VrrpSettings, wait_until
 from pykeepalived.lab.topology import Host
 
-from .vrrp_helpers import VIP4, VIP6, Lab, lab_fixture, needs_root, wait_sole_holder
+from .vrrp_helpers import VIP4, VIP6, Lab, down_interval, lab_fixture, needs_root, wait_sole_holder
 
 pytestmark = [pytest.mark.netns, needs_root]
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None or shutil.which("tcpdump") is None,
                                   reason="tshark and tcpdump needed")
+
+STATE_BACKUP, STATE_MASTER = 1, 2
+DSCP_CS6 = "48"  # TOS 0xc0, as keepalived sends
 
 
 @pytest.fixture
@@ -38,21 +53,44 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     yield from lab_fixture(tmp_path, "vw")
 
 
+# ------------------------------------------------------------------------------ capture helpers
 def _capture(host: Host, pcap: Path, bpf: str) -> subprocess.Popen[bytes]:
-    proc = host.netns.popen(["tcpdump", "-i", "eth0", "-U", "-n", "-w", str(pcap), bpf])
-    wait_until(lambda: pcap.exists() and pcap.stat().st_size > 0, 5.0, what="tcpdump started")
+    # --immediate-mode: without it the kernel hands packets over in blocks (up to 1 s late) and the
+    # last block is lost when tcpdump stops
+    proc = host.netns.popen(["tcpdump", "-i", host.ifname, "--immediate-mode", "-U", "-n", "-w", str(pcap), bpf])
+    try:
+        wait_until(lambda: pcap.exists() and pcap.stat().st_size > 0, 5.0, what="tcpdump started")
+    except Exception:
+        _stop(proc)
+        raise
     return proc
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)  # tcpdump flushes the file on SIGINT
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def _tshark(pcap: Path, display_filter: str, fields: list[str]) -> list[list[str]]:
-    argv = ["tshark", "-r", str(pcap), "-o", "vrrp.v3_checksum_as_in_v2:FALSE", "-Y", display_filter,
+    argv = ["tshark", "-n", "-r", str(pcap), "-o", "vrrp.v3_checksum_as_in_v2:FALSE", "-Y", display_filter,
             "-T", "fields", "-E", "separator=|", *[x for f in fields for x in ("-e", f)]]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
     return [line.split("|") for line in out.splitlines() if line.strip()]
 
 
+def _tshark_verbose(pcap: Path, display_filter: str) -> str:
+    argv = ["tshark", "-n", "-r", str(pcap), "-o", "vrrp.v3_checksum_as_in_v2:FALSE", "-Y", display_filter, "-V"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+# ------------------------------------------------------------------------------ 1. tshark
 @needs_tshark
-@pytest.mark.parametrize(("version", "family"), [(2, 4), (3, 4), (3, 6)])
+@pytest.mark.parametrize(("version", "family"), [(2, 4), (3, 4), (3, 6)], ids=["v2-ipv4", "v3-ipv4", "v3-ipv6"])
 def test_tshark_decodes_our_adverts_and_announcements(lab: Lab, tmp_path: Path, version: int, family: int) -> None:
     vip = VIP4 if family == 4 else VIP6
     pcap = tmp_path / "vrrp.pcap"
@@ -64,140 +102,431 @@ def test_tshark_decodes_our_adverts_and_announcements(lab: Lab, tmp_path: Path, 
         r1 = lab.peer("py", lab.r1, settings)
         r1.start()
         wait_until(lambda: r1.holds(vip.ip), 6.0, what="master")
-        time.sleep(2.2 if version == 2 else 0.5)
+        time.sleep(2.2 if version == 2 else 0.5)  # v2: 3 adverts; v3: 5 or more
     finally:
-        dump.terminate()
-        dump.wait(5)
-    addr_field = "vrrp.ip_addr" if family == 4 else "vrrp.ipv6_addr"
-    ttl_field = "ip.ttl" if family == 4 else "ipv6.hlim"
-    rows = _tshark(pcap, "vrrp", ["vrrp.version", "vrrp.type", "vrrp.virt_rtr_id", "vrrp.prio",
-                                  "vrrp.checksum.status", ttl_field, addr_field, "vrrp.auth_type",
-                                  "vrrp.adver_int", "vrrp.short_adver_int"])
-    assert len(rows) >= 2, rows
-    for ver, kind, vrid, prio, checksum, ttl, addresses, auth, adv_v2, adv_v3 in rows:
-        assert (ver, kind, vrid, prio, ttl) == (str(version), "1", "71", "150", "255")
-        assert checksum == "1"  # Wireshark's checksum status: 0 bad, 1 good, 2 unverified
-        assert str(vip.ip) in addresses.split(",")
-        if version == 2:
-            assert (auth, adv_v2) == ("1", "1")
-        else:
-            assert adv_v3 == "10"
+        _stop(dump)
     if family == 4:
-        garps = _tshark(pcap, f"arp.isgratuitous == 1 && arp.src.proto_ipv4 == {vip.ip}", ["arp.opcode"])
+        src, dst, addr_f = str(lab.r1.ipv4.ip), "224.0.0.18", "vrrp.ip_addr"
+        ip_fields = ["ip.src", "ip.dst", "ip.ttl", "ip.dsfield.dscp"]
+    else:
+        src, dst, addr_f = str(lab.r1.link_local()), "ff02::12", "vrrp.ipv6_addr"  # RFC 5798: from the link-local
+        ip_fields = ["ipv6.src", "ipv6.dst", "ipv6.hlim", "ipv6.tclass.dscp"]
+    rows = _tshark(pcap, "vrrp", ["frame.time_epoch", *ip_fields, "vrrp.version", "vrrp.type", "vrrp.virt_rtr_id",
+                                  "vrrp.prio", "vrrp.addr_count", "vrrp.checksum.status", addr_f, "vrrp.auth_type",
+                                  "vrrp.auth_string", "vrrp.adver_int", "vrrp.short_adver_int"])
+    assert len(rows) >= 3, rows
+    gaps = sorted(float(b[0]) - float(a[0]) for a, b in zip(rows, rows[1:]))
+    interval = 1.0 if version == 2 else 0.1
+    assert abs(gaps[len(gaps) // 2] - interval) < 0.1 * interval, gaps  # median gap: the advert interval
+    for (_, ip_src, ip_dst, ttl, dscp, ver, kind, vrid, prio, naddr, checksum, addresses, auth, auth_string,
+         adv_v2, adv_v3) in rows:
+        assert (ip_src, ip_dst, ttl, dscp) == (src, dst, "255", DSCP_CS6)
+        assert (ver, kind, vrid, prio, naddr) == (str(version), "1", "71", "150", "1")
+        assert checksum == "1", rows  # Wireshark's checksum status: 0 bad, 1 good, 2 unverified
+        assert addresses.split(",") == [str(vip.ip)]
+        if version == 2:
+            assert (auth, auth_string, adv_v2) == ("1", "secret", "1")  # Simple Text Authentication, 1 s
+        else:
+            assert adv_v3 == "10"  # centiseconds
+    text = _tshark_verbose(pcap, "vrrp")
+    assert "Virtual Router Redundancy Protocol" in text and "Malformed" not in text
+    assert "[Checksum Status: Good]" in text and "Bad" not in text
+    assert "Advertisement" in text
+
+    # keepalived's order: the first advert, then the VIP, then the announcements for it (5 by default)
+    mac = lab.r1.mac()
+    if family == 4:
+        garps = _tshark(pcap, f"arp.isgratuitous == 1 && arp.src.proto_ipv4 == {vip.ip}",
+                        ["frame.time_epoch", "arp.opcode", "arp.src.hw_mac", "eth.dst"])
+        for _, opcode, sender_mac, eth_dst in garps:
+            assert (opcode, sender_mac, eth_dst) == ("1", mac, "ff:ff:ff:ff:ff:ff")  # a request, as keepalived's
     else:
         garps = _tshark(pcap, f"icmpv6.type == 136 && icmpv6.nd.na.target_address == {vip.ip}",
-                        ["icmpv6.nd.na.flag.o"])
-    assert garps, "no gratuitous ARP / unsolicited NA for the VIP"
+                        ["frame.time_epoch", "ipv6.dst", "ipv6.hlim", "icmpv6.nd.na.flag.s", "icmpv6.nd.na.flag.o",
+                         "icmpv6.opt.linkaddr", "icmpv6.checksum.status"])
+        for _, na_dst, hlim, solicited, override, linkaddr, checksum in garps:
+            assert (na_dst, hlim, solicited, override, linkaddr, checksum) == ("ff02::1", "255", "0", "1", mac, "1")
+    assert len(garps) >= 5, f"no burst of gratuitous ARP / unsolicited NA for the VIP: {garps}"
+    first_advert = float(rows[0][0])
+    assert all(0 <= float(g[0]) - first_advert < 0.5 for g in garps[:5]), (first_advert, garps)
 
 
+# ------------------------------------------------------------------------------ 2. hostile input
 SENDER = textwrap.dedent(r"""
-    import json, random, socket, struct, sys
+    # Crafted VRRPv2 packets from the client, with the IP header ours (IPPROTO_RAW = IP_HDRINCL).
+    # argv: phase src r1 vip vrid [seconds]; prints what it sent as JSON.
+    import json, random, socket, struct, sys, time
+    from collections import Counter
     from ipaddress import ip_address
     from pykeepalived.vrrp.packet import Advert, encode_advert, internet_checksum
 
-    src, dst_unicast, vip, vrid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    phase, src, r1, vip, vrid = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
     SRC, VIP = ip_address(src), ip_address(vip)
     GROUP = "224.0.0.18"
+    DESTS = (GROUP, r1)
+    PASSWORD = b"secret"
 
-    def advert(**kw):
+    def advert(dst, **kw):
         base = dict(version=2, vrid=vrid, priority=254, advert_int_cs=100, addresses=(VIP,),
-                    auth_type=1, auth_data=b"secret")
+                    auth_type=1, auth_data=PASSWORD)
         base.update(kw)
-        return encode_advert(Advert(**base), SRC, ip_address(GROUP))
+        if base["version"] == 3:
+            base.pop("auth_type"); base.pop("auth_data")
+        return encode_advert(Advert(**base), SRC, ip_address(dst))
 
-    def ip_header(payload, dst, ttl=255, proto=112):
-        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0xc0, 20 + len(payload), 0, 0, ttl, proto, 0,
+    def patched(dst, **bytes_at):
+        # a valid v2 advert with some bytes overwritten, checksum recomputed: one fault, right checksum
+        p = bytearray(advert(dst))
+        for offset, value in bytes_at.items():
+            p[int(offset[1:])] = value
+        p[6:8] = b"\0\0"
+        p[6:8] = struct.pack("!H", internet_checksum(bytes(p)))
+        return bytes(p)
+
+    def ip_header(payload, dst, ttl):
+        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0xc0, 20 + len(payload), 0, 0, ttl, 112, 0,
                           socket.inet_aton(src), socket.inet_aton(dst))
-        csum = internet_checksum(hdr)
-        return hdr[:10] + struct.pack("!H", csum) + hdr[12:]
+        return hdr[:10] + struct.pack("!H", internet_checksum(hdr)) + hdr[12:]
 
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)  # we write the IP header
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
 
-    def send(payload, ttl=255, dst=GROUP):
+    def send(payload, ttl, dst):
         s.sendto(ip_header(payload, dst, ttl) + payload, (dst, 0))
 
-    good = advert()
-    cases = {
-        "ttl": (good, 64),
-        "checksum": (good[:6] + bytes([good[6] ^ 0xFF]) + good[7:], 255),
-        "truncated": (good[:5], 255),
-        "password": (advert(auth_data=b"wrong"), 255),
-        "auth_type": (advert(auth_type=0, auth_data=b""), 255),
-        "vrid": (advert(vrid=vrid + 1 if vrid < 255 else 1), 255),
-        "version": (encode_advert(Advert(version=3, vrid=vrid, priority=254, advert_int_cs=100, addresses=(VIP,)),
-                                  SRC, ip_address(GROUP)), 255),
-        "interval": (advert(advert_int_cs=300), 255),
+    def would_be_accepted(p, ttl):
+        # an oracle of its own (not the daemon's decoder): would a v2 instance with VRID `vrid`, PASS
+        # "secret" and 1 s take this as a valid advert? Such a packet may rightly change the state.
+        if ttl != 255 or len(p) < 8 or p[0] != 0x21 or p[1] != vrid:
+            return False
+        end = 8 + 4 * p[3] + 8
+        if len(p) < end or p[4] != 1 or p[5] != 1 or p[end - 8:end] != PASSWORD.ljust(8, b"\0"):
+            return False
+        words = sum(struct.unpack(f"!{end // 2}H", p[:end]))
+        while words >> 16:
+            words = (words & 0xFFFF) + (words >> 16)
+        return words == 0xFFFF
+
+    def flip(p):  # a wrong checksum: its first byte inverted
+        return p[:6] + bytes([p[6] ^ 0xFF]) + p[7:]
+
+    # name -> (counter, where it is counted, payload for a destination, TTL)
+    CASES = {
+        "ttl64": ("ip_ttl_err", "instance", lambda d: advert(d), 64),
+        "ttl254": ("ip_ttl_err", "instance", lambda d: advert(d), 254),
+        "ttl1": ("ip_ttl_err", "instance", lambda d: advert(d), 1),
+        "checksum": ("chksum_err", "instance", lambda d: flip(advert(d)), 255),
+        "checksum0": ("chksum_err", "instance", lambda d: advert(d)[:6] + b"\0\0" + advert(d)[8:], 255),
+        "naddr5": ("packet_len_err", "instance", lambda d: patched(d, b3=5), 255),
+        "password": ("auth_failure", "instance", lambda d: advert(d, auth_data=b"wrong"), 255),
+        "password_prefix": ("auth_failure", "instance", lambda d: advert(d, auth_data=b"secre"), 255),
+        "password_longer": ("auth_failure", "instance", lambda d: advert(d, auth_data=b"secretXY"), 255),
+        "auth_none": ("authtype_mismatch", "instance", lambda d: advert(d, auth_type=0, auth_data=b""), 255),
+        "auth_ah": ("authtype_mismatch", "instance", lambda d: advert(d, auth_type=2), 255),
+        "auth_type3": ("invalid_authtype", "instance", lambda d: advert(d, auth_type=3), 255),
+        "auth_type255": ("invalid_authtype", "instance", lambda d: advert(d, auth_type=255), 255),
+        "v3": ("version_mismatch", "instance", lambda d: advert(d, version=3), 255),
+        "version0": ("version_err", "instance", lambda d: patched(d, b0=0x01), 255),
+        "version1": ("version_err", "instance", lambda d: patched(d, b0=0x11), 255),
+        "version4": ("version_err", "instance", lambda d: patched(d, b0=0x41), 255),
+        "version15": ("version_err", "instance", lambda d: patched(d, b0=0xF1), 255),
+        "interval3": ("advert_interval_err", "instance", lambda d: advert(d, advert_int_cs=300), 255),
+        "interval255": ("advert_interval_err", "instance", lambda d: advert(d, advert_int_cs=25500), 255),
+        "interval0": ("advert_interval_err", "instance", lambda d: patched(d, b5=0), 255),
+        "type0": ("invalid_type_rcvd", "instance", lambda d: patched(d, b0=0x20), 255),
+        "type2": ("invalid_type_rcvd", "instance", lambda d: patched(d, b0=0x22), 255),
+        "type15": ("invalid_type_rcvd", "instance", lambda d: patched(d, b0=0x2F), 255),
+        "vrid_other": ("vrid_err", "socket", lambda d: advert(d, vrid=vrid % 255 + 1), 255),
+        "vrid0": ("vrid_err", "socket", lambda d: patched(d, b1=0), 255),
+        "empty": ("packet_len_err", "socket", lambda d: b"", 255),
+        "one_byte": ("packet_len_err", "socket", lambda d: advert(d)[:1], 255),
     }
-    bad_type = bytearray(good); bad_type[0] = 0x22; bad_type[6:8] = b"\0\0"
-    bad_type[6:8] = struct.pack("!H", internet_checksum(bytes(bad_type)))
-    cases["type"] = (bytes(bad_type), 255)
-    for name, (payload, ttl) in cases.items():
-        for dst in (GROUP, dst_unicast):
-            for _ in range(3):
-                send(payload, ttl, dst)
-    rng = random.Random(20261125)
-    # mutations that leave a packet invalid (a valid advert may rightly change the state):
-    # changed bytes (the checksum then fails), cuts, and padding with a broken checksum
-    for _ in range(400):
-        p = bytearray(good)
-        kind = rng.randrange(3)
-        if kind == 0:
-            p[rng.randrange(len(p))] ^= rng.randrange(1, 256)
-        elif kind == 1:
-            p = p[:rng.randrange(len(p))]
-        else:
-            p += bytes(rng.randrange(256) for _ in range(rng.randint(1, 40)))
-            p[7] ^= rng.randrange(1, 256)
-        send(bytes(p), rng.choice([255, 255, 1, 64]), rng.choice([GROUP, dst_unicast]))
-    for _ in range(200):
-        send(bytes(rng.randrange(256) for _ in range(rng.randint(0, 80))))
-    print(json.dumps(sorted(cases)))
+    for n in range(2, 20):  # the VRID is there (so it is the instance's), the rest is cut short
+        CASES[f"cut{n}"] = ("packet_len_err", "instance", lambda d, n=n: advert(d)[:n], 255)
+    for d in DESTS:
+        assert would_be_accepted(advert(d), 255)  # the oracle knows a good packet
+        for name, (_, _, build, ttl) in CASES.items():
+            assert not would_be_accepted(build(d), ttl), name
+
+    REPEAT = 2
+    if phase == "cases":
+        expected = Counter()
+        for name, (counter, where, build, ttl) in CASES.items():
+            for d in DESTS:
+                for _ in range(REPEAT):
+                    send(build(d), ttl, d)
+                    expected[f"{where}:{counter}"] += 1
+        print(json.dumps({"expected": expected, "cases": sorted(CASES)}))
+    elif phase == "fuzz":
+        rng = random.Random(20261125)
+        sent = Counter()
+        while sum(sent.values()) < 500:
+            d = rng.choice(DESTS)
+            ttl = rng.choice([255, 255, 255, 1, 64])
+            kind = rng.choice(["flip", "flip", "cut", "extend", "random"])
+            p = bytearray(advert(d, priority=rng.choice([254, 255, 200, 1, 0])))
+            if kind == "flip":
+                for _ in range(rng.randint(1, 3)):
+                    p[rng.randrange(len(p))] ^= rng.randrange(1, 256)
+            elif kind == "cut":
+                p = p[:rng.randrange(len(p))]
+            elif kind == "extend":
+                p += bytes(rng.randrange(256) for _ in range(rng.randint(1, 60)))
+                p[rng.randrange(len(p))] ^= rng.randrange(1, 256)
+            else:
+                p = bytearray(rng.randrange(256) for _ in range(rng.randint(0, 80)))
+            if would_be_accepted(bytes(p), ttl):
+                continue  # a valid advert may rightly change the state: not hostile input
+            send(bytes(p), ttl, d)
+            sent[kind] += 1
+        print(json.dumps({"sent": sent}))
+    elif phase == "flood":
+        # every priority-254 fault with a right checksum, over and over: none may reset a backup's timer
+        seconds = float(sys.argv[6])
+        flood = [n for n in CASES if not n.startswith(("cut", "empty", "one_byte", "naddr"))]
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for name in flood:
+                _, _, build, ttl = CASES[name]
+                for d in DESTS:
+                    send(build(d), ttl, d)
+            time.sleep(0.05)
 """)
+
+INSTANCE_COUNTERS = ("ip_ttl_err", "chksum_err", "packet_len_err", "auth_failure", "authtype_mismatch",
+                     "invalid_authtype", "version_mismatch", "version_err", "advert_interval_err",
+                     "invalid_type_rcvd")
+
+
+def _send(lab: Lab, script: Path, phase: str, *extra: str) -> dict[str, Any]:
+    argv = [sys.executable, str(script), phase, str(lab.c.ipv4.ip), str(lab.r1.ipv4.ip), str(VIP4.ip), "72", *extra]
+    out: dict[str, Any] = json.loads(lab.c.netns.run(argv, timeout_s=60).stdout)
+    return out
+
+
+def _socket_counters(peer: PyKeepalivedPeer) -> dict[str, int]:
+    """The per-socket drop counters of the stats file (SIGUSR2), summed over sockets."""
+    path = peer.dir / "state.stats"
+    path.unlink(missing_ok=True)
+    peer.signal(signal.SIGUSR2)
+    wait_until(lambda: path.exists() and path.read_text().endswith("\n"), 3.0, what="stats file")
+    counters: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("Socket "):
+            for name, value in re.findall(r"(\w+) (\d+)(?:,|$)", line.split(": ", 1)[1]):
+                counters[name] = counters.get(name, 0) + int(value)
+    return counters
+
+
+def _check_unchanged(ours: PyKeepalivedPeer, other: VrrpPeer | None, state: int, master_ip: str,
+                     vip: IPv4Interface | IPv6Interface = VIP4) -> dict[str, Any]:
+    assert ours.running(), ours.log()[-3000:]
+    snap: dict[str, Any] = ours.snapshot()[0]
+    assert snap["data"]["state"] == state, snap
+    assert snap["data"]["master_ip"] == master_ip, snap  # an accepted 254 advert would name the client
+    assert snap["stats"]["become_master"] == (1 if state == STATE_MASTER else 0), snap
+    assert snap["stats"]["release_master"] == 0, snap
+    if other is None:
+        assert snap["stats"]["advert_rcvd"] == 0, snap  # alone on the LAN: nothing was valid
+        wait_sole_holder(ours, [], vip, 0.1, 0.3)
+    else:
+        wait_sole_holder(other, [ours], vip, 0.1, 0.3)
+    assert "Traceback" not in ours.log()
+    return snap
+
+
+def _check_counts(expected: dict[str, int], before: dict[str, int], after: dict[str, int],
+                  sockets_before: dict[str, int], sockets_after: dict[str, int]) -> None:
+    """Each counter grew by exactly what was sent: "instance:X" in the JSON dump, "socket:X" in the stats file."""
+    for key, count in expected.items():
+        where, counter = key.split(":")
+        if where == "instance":
+            assert after[counter] - before[counter] == count, (counter, count, after)
+        else:
+            assert sockets_after.get(counter, 0) - sockets_before.get(counter, 0) == count, \
+                (counter, count, sockets_after)
 
 
 @pytest.mark.parametrize("role", ["master", "backup"])
 def test_hostile_packets_change_nothing_and_are_counted(lab: Lab, tmp_path: Path, role: str) -> None:
-    ours_priority = 150 if role == "master" else 100
-    ours = lab.peer("py", lab.r1, [VrrpSettings(vrid=72, priority=ours_priority, vips=[VIP4], version=2,
-                                                auth_pass="secret")])
+    def settings(priority: int) -> list[VrrpSettings]:
+        return [VrrpSettings(vrid=72, priority=priority, vips=[VIP4], version=2, advert_int_s=1.0,
+                             auth_pass="secret")]
+
+    ours = lab.peer("py", lab.r1, settings(150 if role == "master" else 100))
     assert isinstance(ours, PyKeepalivedPeer)
-    other = None
-    if role == "backup":  # a real master keeps ours in BACKUP
-        other = lab.peer("py", lab.r2, [VrrpSettings(vrid=72, priority=200, vips=[VIP4], version=2,
-                                                     auth_pass="secret")])
+    other: VrrpPeer | None = None
+    if role == "backup":  # a real master (pykeepalived at 200 on r2) keeps ours in BACKUP
+        other = lab.peer("py", lab.r2, settings(200))
         other.start()
-        wait_until(lambda: other.holds(VIP4.ip), 6.0, what="the other master")
     ours.start()
-    if role == "master":
-        wait_until(lambda: ours.holds(VIP4.ip), 6.0, what="our master")
+    if other is None:
+        state, master_ip = STATE_MASTER, str(lab.r1.ipv4.ip)
+        wait_until(lambda: ours.holds(VIP4.ip), down_interval(2, 150) + 2, what="our master")
     else:
-        time.sleep(1.5)
-    state_before = ours.snapshot()[0]["data"]["state"]
-    assert state_before == (2 if role == "master" else 1)
+        state, master_ip = STATE_BACKUP, str(lab.r2.ipv4.ip)
+        wait_until(lambda: other.holds(VIP4.ip), down_interval(2, 200) + 2, what="the other master")
+        wait_until(lambda: ours.snapshot()[0]["data"]["master_ip"] == master_ip, 2.0, what="ours heard r2")
+    before = _check_unchanged(ours, other, state, master_ip)["stats"]
+    assert all(before[c] == 0 for c in INSTANCE_COUNTERS), before
+    sockets_before = _socket_counters(ours)
 
     script = tmp_path / "sender.py"
     script.write_text(SENDER)
-    sent = lab.c.netns.run([sys.executable, str(script), str(lab.c.ipv4.ip), str(lab.r1.ipv4.ip), str(VIP4.ip), "72"],
-                           timeout_s=60)
-    assert json.loads(sent.stdout)
-    time.sleep(1.5)  # a dropped priority-254 advert must not have stopped our timers or adverts
-
-    assert ours.running()
-    snap = ours.snapshot()[0]
-    assert snap["data"]["state"] == state_before
-    if role == "master":
-        wait_sole_holder(ours, [], VIP4, 0.1, 2.5)
-    else:
-        assert other is not None
-        wait_sole_holder(other, [ours], VIP4, 0.1, 2.5)
+    # one fault per packet, each twice to the group and twice to r1's address: exact counts
+    expected: dict[str, int] = _send(lab, script, "cases")["expected"]
+    time.sleep(0.3)
+    snap = _check_unchanged(ours, other, state, master_ip)
     stats = snap["stats"]
-    for counter in ("ip_ttl_err", "chksum_err", "packet_len_err", "auth_failure", "authtype_mismatch",
-                    "version_mismatch", "advert_interval_err", "invalid_type_rcvd"):
-        assert stats[counter] > 0, (counter, stats)
+    _check_counts(expected, before, stats, sockets_before, _socket_counters(ours))
+    assert set(INSTANCE_COUNTERS) <= {k.split(":")[1] for k in expected if k.startswith("instance:")}
+
+    # a few hundred random mutations of a valid priority-254 advert (fixed seed), none of them valid
+    fuzzed = _send(lab, script, "fuzz")["sent"]
+    assert sum(fuzzed.values()) == 500
+    time.sleep(0.3)
+    after = _check_unchanged(ours, other, state, master_ip)["stats"]
+    assert sum(after[c] for c in INSTANCE_COUNTERS) > sum(stats[c] for c in INSTANCE_COUNTERS)
+
+    if other is not None:
+        # the real master dies while the client floods priority-254 faults: ours must still take over in time
+        flood = lab.c.netns.popen([sys.executable, str(script), "flood", str(lab.c.ipv4.ip), str(lab.r1.ipv4.ip),
+                                   str(VIP4.ip), "72", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.5)
+            other.kill()
+            other.remove_vips()
+            took = wait_sole_holder(ours, [other], VIP4, down_interval(2, 100) + 1.0, 1.0)
+            print(f"takeover under flood: {took:.2f} s")
+            assert flood.poll() is None, flood.communicate()[1]  # it flooded all along
+        finally:
+            flood.kill()
+            flood.communicate(timeout=5)
+        snap = ours.snapshot()[0]
+        assert snap["data"]["state"] == STATE_MASTER and snap["stats"]["release_master"] == 0, snap
+        assert ours.holds(VIP4.ip)
+    assert ours.running()
     assert "Traceback" not in ours.log()
-    # packets for a VRID this router does not run are not the instance's: they are counted per socket
-    stats_file = ours.dir / "state.stats"
-    ours.signal(signal.SIGUSR2)
-    wait_until(stats_file.exists, 3.0, what="stats file")
-    assert "vrid_err" in stats_file.read_text().split("Socket", 1)[-1]
+
+
+SENDER6 = textwrap.dedent(r"""
+    # Crafted VRRPv3 packets over IPv6 from the client's link-local address, one fault each.
+    # argv: src r1_link_local vip vrid; prints {"instance:counter"|"socket:counter": count}.
+    import json, socket, struct, sys
+    from collections import Counter
+    from ipaddress import ip_address
+    from pykeepalived.vrrp.packet import Advert, encode_advert, internet_checksum
+
+    src, r1, vip, vrid = ip_address(sys.argv[1]), sys.argv[2], ip_address(sys.argv[3]), int(sys.argv[4])
+    GROUP = "ff02::12"
+    ifindex = socket.if_nametoindex("eth0")
+
+    def advert(dst, **kw):
+        base = dict(version=3, vrid=vrid, priority=254, advert_int_cs=10, addresses=(vip,))
+        base.update(kw)
+        return encode_advert(Advert(**base), src, ip_address(dst))
+
+    def pseudo(dst, length):
+        return src.packed + ip_address(dst).packed + struct.pack("!I3xB", length, 112)
+
+    def patched(dst, prefix=True, checksum_dst=None, **bytes_at):
+        p = bytearray(advert(dst))
+        for offset, value in bytes_at.items():
+            p[int(offset[1:])] = value
+        p[6:8] = b"\0\0"
+        head = pseudo(checksum_dst or dst, len(p)) if prefix else b""
+        p[6:8] = struct.pack("!H", internet_checksum(head + bytes(p)))
+        return bytes(p)
+
+    other_dst = {GROUP: r1, r1: GROUP}
+    CASES = {
+        "hop64": ("ip_ttl_err", "instance", lambda d: advert(d), 64),
+        "hop1": ("ip_ttl_err", "instance", lambda d: advert(d), 1),
+        "checksum": ("chksum_err", "instance", lambda d: advert(d)[:6] + bytes([advert(d)[6] ^ 0xFF]) + advert(d)[7:],
+                     255),
+        "checksum_no_pseudo_header": ("chksum_err", "instance", lambda d: patched(d, prefix=False), 255),
+        "checksum_other_dst": ("chksum_err", "instance", lambda d: patched(d, checksum_dst=other_dst[d]), 255),
+        "v2_over_ipv6": ("version_err", "instance", lambda d: patched(d, b0=0x21), 255),
+        "version4": ("version_err", "instance", lambda d: patched(d, b0=0x41), 255),
+        "type2": ("invalid_type_rcvd", "instance", lambda d: patched(d, b0=0x32), 255),
+        "interval0": ("advert_interval_err", "instance", lambda d: patched(d, b4=0, b5=0), 255),
+        "vrid_other": ("vrid_err", "socket", lambda d: advert(d, vrid=vrid % 255 + 1), 255),
+        "one_byte": ("packet_len_err", "socket", lambda d: advert(d)[:1], 255),
+    }
+    for n in range(2, 24):  # a v3 IPv6 advert with one address is 24 bytes
+        CASES[f"cut{n}"] = ("packet_len_err", "instance", lambda d, n=n: advert(d)[:n], 255)
+
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 112)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+    s.bind((str(src), 0, 0, ifindex))
+    expected = Counter()
+    for name, (counter, where, build, hops) in CASES.items():
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, hops)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, hops)
+        for d in (GROUP, r1):
+            for _ in range(2):
+                s.sendto(build(d), (d, 0, 0, ifindex))
+                expected[f"{where}:{counter}"] += 1
+    print(json.dumps(expected))
+""")
+
+
+def test_hostile_ipv6_packets_change_nothing_and_are_counted(lab: Lab, tmp_path: Path) -> None:
+    """VRRPv3 over IPv6, master alone: hop limit, checksum (IPv6 pseudo-header only), length, version, type,
+    interval 0 and VRID faults from the client's link-local address, to ff02::12 and to r1's link-local."""
+    ours = lab.peer("py", lab.r1, [VrrpSettings(vrid=74, priority=150, vips=[VIP6], version=3, advert_int_s=0.1)])
+    assert isinstance(ours, PyKeepalivedPeer)
+    ours.start()
+    wait_until(lambda: ours.holds(VIP6.ip), down_interval(3, 150) + 2, what="our master")
+    r1_ll = str(lab.r1.link_local())
+    before = _check_unchanged(ours, None, STATE_MASTER, r1_ll, VIP6)["stats"]
+    sockets_before = _socket_counters(ours)
+    script = tmp_path / "sender6.py"
+    script.write_text(SENDER6)
+    argv = [sys.executable, str(script), str(lab.c.link_local()), r1_ll, str(VIP6.ip), "74"]
+    expected: dict[str, int] = json.loads(lab.c.netns.run(argv, timeout_s=60).stdout)
+    time.sleep(0.3)
+    after = _check_unchanged(ours, None, STATE_MASTER, r1_ll, VIP6)["stats"]
+    _check_counts(expected, before, after, sockets_before, _socket_counters(ours))
+
+
+# ------------------------------------------------------------------------------ 3. unicast
+@needs_tshark
+@pytest.mark.keepalived
+@pytest.mark.parametrize("ours_role", ["high", "low"])
+def test_unicast_peers_elect_fail_over_and_stay_unicast_on_the_wire(lab: Lab, tmp_path: Path,
+                                                                     ours_role: str) -> None:
+    def unicast(me: str, peer: str) -> list[str]:
+        return [f"unicast_src_ip {me}", "unicast_peer {", f"    {peer}", "}"]
+
+    a, b = str(lab.r1.ipv4.ip), str(lab.r2.ipv4.ip)
+    ours_prio, theirs_prio = (150, 100) if ours_role == "high" else (100, 150)
+    pcap = tmp_path / "unicast.pcap"
+    dump = _capture(lab.r1, pcap, "ip proto 112")
+    try:
+        ours = lab.peer("py", lab.r1, [VrrpSettings(vrid=73, priority=ours_prio, vips=[VIP4], version=3,
+                                                    advert_int_s=0.1, extra=unicast(a, b))])
+        theirs = lab.peer("ka", lab.r2, [VrrpSettings(vrid=73, priority=theirs_prio, vips=[VIP4], version=3,
+                                                      advert_int_s=0.1, extra=unicast(b, a))])
+        high, low = (ours, theirs) if ours_role == "high" else (theirs, ours)
+        low.start()
+        high.start()
+        wait_sole_holder(high, [low], VIP4, 3.0, 0.5)
+        high.kill()
+        high.remove_vips()
+        took = wait_sole_holder(low, [high], VIP4, down_interval(3, 100) + 1.0, 0.5)
+        print(f"unicast takeover after kill: {took:.2f} s")
+    finally:
+        _stop(dump)
+    rows = _tshark(pcap, "vrrp", ["ip.src", "ip.dst", "ip.ttl", "vrrp.version", "vrrp.virt_rtr_id", "vrrp.prio",
+                                  "vrrp.checksum.status"])
+    assert rows
+    assert all(dst != "224.0.0.18" for _, dst, *_ in rows), "multicast advert in unicast mode"
+    pairs = {(src, dst) for src, dst, *_ in rows}
+    assert pairs == {(a, b), (b, a)}, pairs
+    for src, _, ttl, ver, vrid, prio, checksum in rows:
+        assert (ver, vrid) == ("3", "73")
+        if src == a:  # ours
+            assert (ttl, checksum) == ("255", "1"), rows
+            assert prio in (str(ours_prio), "0")
+    assert sum(1 for src, *_ in rows if src == a) >= 3
