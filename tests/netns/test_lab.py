@@ -9,11 +9,9 @@ failure.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
-from ipaddress import IPv4Address, IPv6Address, ip_interface
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
@@ -30,16 +28,10 @@ from pykeepalived.lab import (
 )
 from pykeepalived.lab.netns import Netns
 
-VIP4 = ip_interface("192.0.2.100/24")
-VIP6 = ip_interface("2001:db8::100/64")
+from .vrrp_helpers import HAVE_FRR, HAVE_KEEPALIVED, VIP4, VIP6, needs_root
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 for network namespaces"
-)
-needs_keepalived = pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived not installed")
-needs_frr = pytest.mark.skipif(
-    not Path("/usr/lib/frr/vrrpd").exists() or shutil.which("vtysh") is None, reason="FRR (vrrpd, vtysh) not installed"
-)
+needs_keepalived = pytest.mark.skipif(not HAVE_KEEPALIVED, reason="keepalived not installed")
+needs_frr = pytest.mark.skipif(not HAVE_FRR, reason="FRR (vrrpd, vtysh) not installed")
 
 
 @pytest.fixture
