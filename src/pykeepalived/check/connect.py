@@ -1,0 +1,113 @@
+"""Opening a checker's connection: keepalived's bindto / bind_port / bind_if / fwmark, with a timeout.
+
+Every stream checker (TCP, HTTP, SSL, SMTP) connects through `open_stream` so
+that the bind options mean the same everywhere and a connect that hangs ends
+at connect_timeout. The socket is non-blocking from the start: a connect never
+blocks the event loop, however many run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import ssl as ssl_module
+
+from .probe import Target
+
+SO_MARK = getattr(socket, "SO_MARK", 36)
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+
+
+class ConnectFailed(Exception):
+    """The connection could not be opened; the message is the reason for the log."""
+
+
+def make_socket(target: Target, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    """A non-blocking socket of the target's family with the checker's bind options applied."""
+    family = socket.AF_INET6 if target.address.version == 6 else socket.AF_INET
+    proto = socket.IPPROTO_UDP if kind == socket.SOCK_DGRAM else 0
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        if target.fwmark:
+            sock.setsockopt(socket.SOL_SOCKET, SO_MARK, target.fwmark)
+        if target.bind_if:
+            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, target.bind_if.encode())
+        if target.bind_address is not None or target.bind_port:
+            bind_ip = str(target.bind_address) if target.bind_address is not None else ("::" if family == socket.AF_INET6 else "0.0.0.0")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((bind_ip, target.bind_port or 0))
+    except OSError as exc:
+        sock.close()
+        raise ConnectFailed(f"cannot bind checker socket: {exc.strerror or exc}") from exc
+    return sock
+
+
+def sockaddr(target: Target, port: int | None = None) -> tuple[str, int] | tuple[str, int, int, int]:
+    p = port if port is not None else (target.port or 0)
+    if target.address.version == 6:
+        scope = socket.if_nametoindex(target.bind_if) if target.bind_if and target.address.is_link_local else 0
+        return (str(target.address), p, 0, scope)
+    return (str(target.address), p)
+
+
+async def connect_socket(target: Target) -> socket.socket:
+    """A connected TCP socket, or ConnectFailed (refused, unreachable, timed out)."""
+    loop = asyncio.get_running_loop()
+    sock = make_socket(target)
+    try:
+        async with asyncio.timeout(target.connect_timeout_s):
+            await loop.sock_connect(sock, sockaddr(target))
+    except TimeoutError:
+        sock.close()
+        raise ConnectFailed("connection timed out") from None
+    except OSError as exc:
+        sock.close()
+        raise ConnectFailed(_reason(exc)) from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def open_stream(
+    target: Target,
+    tls: ssl_module.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Streams over a connected socket (TLS handshake included, within connect_timeout)."""
+    sock = await connect_socket(target)
+    try:
+        async with asyncio.timeout(target.connect_timeout_s):
+            return await asyncio.open_connection(
+                sock=sock, ssl=tls, server_hostname=server_hostname if tls is not None else None,
+                ssl_handshake_timeout=target.connect_timeout_s if tls is not None else None,
+            )
+    except TimeoutError:
+        sock.close()
+        raise ConnectFailed("TLS handshake timed out" if tls is not None else "connection timed out") from None
+    except ssl_module.SSLError as exc:
+        sock.close()
+        raise ConnectFailed(f"TLS error: {exc.reason or exc}") from None
+    except OSError as exc:
+        sock.close()
+        raise ConnectFailed(_reason(exc)) from None
+
+
+async def close_writer(writer: asyncio.StreamWriter) -> None:
+    """Close without waiting on a peer that may hang (abort after a short grace)."""
+    writer.close()
+    try:
+        async with asyncio.timeout(0.5):
+            await writer.wait_closed()
+    except (TimeoutError, OSError, ssl_module.SSLError):
+        transport = writer.transport
+        transport.abort()
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno is not None:
+        return f"{errno.errorcode.get(exc.errno, str(exc.errno))}: {os.strerror(exc.errno)}"
+    return str(exc) or type(exc).__name__
