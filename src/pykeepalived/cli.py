@@ -16,7 +16,16 @@ from . import __version__
 from .config import LexerOptions, LoadResult, read_config
 from .config.dump import dump_json
 from .config.errors import PyKeepalivedError
-from .daemon.run import DEFAULT_PID_FILE, DEFAULT_VRRP_PID_FILE, DaemonOptions, run_vrrp
+from .config.model import KeepalivedConfig
+from .daemon.run import (
+    DEFAULT_CHECKERS_PID_FILE,
+    DEFAULT_PID_FILE,
+    DEFAULT_STATUS_FILE,
+    DEFAULT_VRRP_PID_FILE,
+    DaemonOptions,
+    run_check,
+    run_vrrp,
+)
 from .host.facts import LocalHostFacts
 from .host.files import LocalFileSystem
 
@@ -50,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("-v", "--version", action="store_true", help="print the version and exit")
     add("--no-host-checks", action="store_true",
         help="with -t: do not check interfaces and scripts against this machine")
+    add("--status-file", metavar="FILE", default=DEFAULT_STATUS_FILE,
+        help=f"where the checker keeps its state for `pykeepalived status` (default {DEFAULT_STATUS_FILE})")
+    add("--child", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -68,18 +80,48 @@ def _print_diagnostics(result: LoadResult) -> None:
         print(diag.format(), file=sys.stderr)
 
 
+def _subsystems(args: argparse.Namespace, config: KeepalivedConfig) -> tuple[bool, bool]:
+    """Which subsystems to run: the flags say, else whatever the config has (as keepalived decides)."""
+    if args.vrrp or args.check:
+        return bool(args.vrrp), bool(args.check)
+    has_vrrp = bool(config.vrrp_instances or config.static_ipaddresses or config.static_routes)
+    has_check = bool(config.virtual_servers)
+    return has_vrrp or not has_check, has_check
+
+
+def _child_base_argv(args: argparse.Namespace) -> list[str]:
+    base = ["-f", os.path.abspath(args.use_file), "-p", args.pid or DEFAULT_PID_FILE,
+            "-r", args.vrrp_pid or DEFAULT_VRRP_PID_FILE, "-c", args.checkers_pid or DEFAULT_CHECKERS_PID_FILE,
+            "--status-file", args.status_file]
+    if args.config_id is not None:
+        base += ["-i", args.config_id]
+    if args.log_facility:
+        base += ["-S", str(args.log_facility)]
+    base += [flag for flag, on in (("-l", args.log_console), ("-D", args.log_detail), ("-G", args.no_syslog)) if on]
+    return base
+
+
+def _check_plan(config: KeepalivedConfig) -> str | None:
+    """Build every checker's probe once so that one we cannot run is refused before starting."""
+    from .check.plan import build_plan
+
+    try:
+        build_plan(config)
+    except PyKeepalivedError as exc:
+        return str(exc)
+    return None
+
+
 def _run_daemon(args: argparse.Namespace) -> int:
-    if args.check and not args.vrrp:
-        print("pykeepalived: the health-checker subsystem (--check) is not implemented yet", file=sys.stderr)
-        return EXIT_NOT_IMPLEMENTED
     result = load(args.use_file, args.config_id)
     _print_diagnostics(result)
     if result.errors:
         print(f"{args.use_file}: {len(result.errors)} configuration error(s); not starting", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    if result.config.virtual_servers and not args.vrrp:
-        print("pykeepalived: warning: virtual_server blocks are not acted on yet (health checkers and the "
-              "data plane come later); running VRRP only", file=sys.stderr)
+    vrrp, check = _subsystems(args, result.config)
+    if check and (problem := _check_plan(result.config)):
+        print(f"pykeepalived: {problem}; not starting", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     opts = DaemonOptions(
         foreground=args.dont_fork,
         log_console=args.log_console,
@@ -88,8 +130,15 @@ def _run_daemon(args: argparse.Namespace) -> int:
         no_syslog=args.no_syslog,
         pid_file=args.pid or DEFAULT_PID_FILE,
         vrrp_pid_file=args.vrrp_pid or DEFAULT_VRRP_PID_FILE,
+        checkers_pid_file=args.checkers_pid or DEFAULT_CHECKERS_PID_FILE,
+        status_file=args.status_file,
+        child=args.child,
     )
-    return run_vrrp(result.config, opts)
+    if vrrp and check:
+        from .daemon.supervisor import run_supervisor
+
+        return run_supervisor(_child_base_argv(args), opts, vrrp=True, check=True)
+    return run_check(result.config, opts) if check else run_vrrp(result.config, opts)
 
 
 def genhash_main(argv: Sequence[str]) -> int:
@@ -122,6 +171,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["genhash"]:
         return genhash_main(argv[1:])
+    if argv[:1] == ["probe"]:
+        from .check.once import probe_main
+
+        return probe_main(argv[1:])
+    if argv[:1] == ["status"]:
+        from .status import status_main
+
+        return status_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -136,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_diagnostics(result)
             if args.dump_config:
                 print(dump_json(result.config))
+            elif not result.errors and result.config.virtual_servers and (problem := _check_plan(result.config)):
+                print(f"{args.use_file}: {problem}", file=sys.stderr)
+                return EXIT_CONFIG_ERROR
             if result.errors:
                 print(f"{args.use_file}: {len(result.errors)} configuration error(s)", file=sys.stderr)
                 return EXIT_CONFIG_ERROR

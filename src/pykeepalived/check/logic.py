@@ -2,14 +2,19 @@
 
 The checker I/O (connect, HTTP, DNS, scripts...) reports each attempt as a
 success or a failure; this core decides when the next attempt is due and when
-the real server changes between UP and DOWN:
+the checker changes between UP and DOWN, as keepalived's checkers do
+(`check_tcp.c tcp_epilog` and its siblings):
 
-- while UP, a failure is retried every `delay_before_retry` until `retry`
-  retries have failed too (retry + 1 failures), then the checker is DOWN;
-- while DOWN, it is checked every `delay_loop`, and one success is UP again
-  (LVS checkers have no rise counter);
-- without `alpha` a checker starts UP, but until its first success a single
-  failure is enough to mark it DOWN; with `alpha` it starts DOWN;
+- a failure is retried after `delay_before_retry` until `retry` retries have
+  failed too; then the next attempt waits `delay_loop`. While UP, that last
+  failure (retry + 1 in a row) makes the checker DOWN;
+- one success makes a DOWN checker UP again (LVS checkers have no rise count);
+  while DOWN the same retry rhythm goes on (delay_before_retry x retry, then
+  delay_loop), only without a change of verdict;
+- the retry count starts used up, so the very first attempt decides at once:
+  one failure is DOWN, one success is UP. `alpha` starts the checker DOWN
+  (without it, UP); a first failure under alpha confirms DOWN, which
+  keepalived reports with notify_down;
 - the first attempt is spread over `warmup` (the caller draws the random
   offset, so that this core stays deterministic).
 """
@@ -43,10 +48,16 @@ class CheckTiming:
 
 @dataclass(frozen=True)
 class Change:
-    """The checker's verdict changed; `failures` is how many failed attempts led to a DOWN."""
+    """The verdict after an attempt that decided something.
+
+    `failures` counts the failed attempts in a row that led to a DOWN;
+    `confirmed` is a first verdict that equals the starting one (alpha's first
+    failure), which changes nothing but is reported as keepalived does.
+    """
 
     verdict: Verdict
     failures: int = 0
+    confirmed: bool = False
 
 
 class CheckerCore:
@@ -55,29 +66,28 @@ class CheckerCore:
     def __init__(self, timing: CheckTiming, now: float, first_offset_s: float = 0.0) -> None:
         self.timing = timing
         self.verdict = Verdict.DOWN if timing.alpha else Verdict.UP
-        self.ever_succeeded = False
+        self.has_run = False
+        self.retry_it = timing.retry
         self.failures = 0
         self.next_due_s = now + max(0.0, min(first_offset_s, timing.warmup_s))
 
     def record(self, ok: bool, now: float) -> Change | None:
-        """One attempt finished at `now`; returns the change of verdict, if any."""
+        """One attempt finished at `now`; returns the verdict it decided, if any."""
         t = self.timing
-        if ok:
-            self.ever_succeeded = True
-            self.failures = 0
-            self.next_due_s = now + t.delay_loop_s
-            if self.verdict is Verdict.DOWN:
+        change: Change | None = None
+        self.failures = 0 if ok else self.failures + 1
+        if ok or self.retry_it >= t.retry:
+            delay = t.delay_loop_s
+            self.retry_it = 0
+            if ok and self.verdict is Verdict.DOWN:
+                change = Change(Verdict.UP)
                 self.verdict = Verdict.UP
-                return Change(Verdict.UP)
-            return None
-        self.failures += 1
-        if self.verdict is Verdict.DOWN:
-            self.next_due_s = now + t.delay_loop_s
-            return None
-        if self.ever_succeeded and self.failures <= t.retry:
-            self.next_due_s = now + t.delay_before_retry_s
-            return None
-        failures, self.failures = self.failures, 0
-        self.verdict = Verdict.DOWN
-        self.next_due_s = now + t.delay_loop_s
-        return Change(Verdict.DOWN, failures)
+            elif not ok and (self.verdict is Verdict.UP or not self.has_run):
+                change = Change(Verdict.DOWN, self.failures, confirmed=self.verdict is Verdict.DOWN)
+                self.verdict = Verdict.DOWN
+        else:
+            delay = t.delay_before_retry_s
+            self.retry_it += 1
+        self.has_run = True
+        self.next_due_s = now + delay
+        return change

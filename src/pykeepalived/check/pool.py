@@ -1,19 +1,32 @@
 """A virtual service's pool: which real servers are in the table, with what weight, without I/O.
 
-keepalived's rules (`ipwrapper.c`, man page):
-- a real server is alive when all its checkers are UP;
-- a dead one leaves the table, or stays with weight 0 with `inhibit_on_failure`;
-- quorum: the sum of alive weights must reach `quorum + hysteresis` to gain
-  quorum and fall below `quorum - hysteresis` to lose it; without quorum the
-  alive servers leave the table and the `sorry_server` (if any) goes in;
-- `alpha` servers start dead (the caller's checkers start DOWN).
-The pool answers with the desired table rows and the events (notify_up/down,
+keepalived's rules (`check/ipwrapper.c`), which this core reproduces:
+- a real server is alive when all its checkers are up; its effective weight is
+  the configured weight plus its checkers' offsets (misc_dynamic, FILE_CHECK),
+  clamped to 0..65535 when it reaches the table;
+- a dead server leaves the table, or stays with weight 0 with
+  `inhibit_on_failure` (an inhibited server is in the table from the start);
+- quorum: with quorum up, the sum of alive weights must fall below
+  `quorum - hysteresis` (or to 0) to lose it; with quorum down it must reach
+  `quorum + hysteresis` to gain it. Losing quorum runs quorum_down and, only
+  when there is a `sorry_server`, replaces the alive servers by the sorry
+  server; without one the alive servers stay;
+- at start the pool begins without quorum and gains it as the initial servers
+  come alive, so quorum_up runs at start as keepalived's does; with a sorry
+  server and no quorum at start, the sorry server goes in at once.
+The pool answers with the desired rows and the events (notify_up/down,
 quorum_up/down) for the shell to carry out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+IPVS_WEIGHT_LIMIT = 65535
+
+
+def table_weight(effective: int) -> int:
+    return max(0, min(effective, IPVS_WEIGHT_LIMIT))
 
 
 @dataclass(frozen=True)
@@ -27,10 +40,12 @@ class Member:
 
 @dataclass(frozen=True)
 class Row:
-    """A desired table entry for the data plane."""
+    """A desired table entry for the data plane; `alive` is False for an inhibited (weight 0) server."""
 
     key: str
     weight: int
+    alive: bool = True
+    sorry: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,16 +59,27 @@ class ServerDown:
 
 
 @dataclass(frozen=True)
+class WeightChanged:
+    key: str
+    old: int
+    new: int
+
+
+@dataclass(frozen=True)
 class QuorumUp:
-    pass
+    weight_sum: int = 0
+    threshold: int = 0
+    at_start: bool = False
 
 
 @dataclass(frozen=True)
 class QuorumDown:
-    pass
+    weight_sum: int = 0
+    threshold: int = 0
+    at_start: bool = False
 
 
-PoolEvent = ServerUp | ServerDown | QuorumUp | QuorumDown
+PoolEvent = ServerUp | ServerDown | WeightChanged | QuorumUp | QuorumDown
 
 
 @dataclass
@@ -63,18 +89,26 @@ class Pool:
     hysteresis: int = 0
     sorry_server: str | None = None
     sorry_inhibit: bool = False
+    sorry_weight: int = 1
     alive: set[str] = field(default_factory=set)
+    offsets: dict[str, int] = field(default_factory=dict)
     has_quorum: bool = False
+    sorry_active: bool = False
 
     def __post_init__(self) -> None:
         total = sum(m.weight for m in self.members)
         # keepalived lowers an unreachable quorum to the total weight, and hysteresis below quorum
-        self.quorum = max(1, min(self.quorum, total)) if total else self.quorum
-        self.hysteresis = max(0, min(self.hysteresis, self.quorum - 1))
-        self.has_quorum = self._weight() >= self.quorum
+        if total and self.quorum > total:
+            self.quorum = total
+        if self.hysteresis >= self.quorum:
+            self.hysteresis = max(0, self.quorum - 1)
+        self._by_key = {m.key: m for m in self.members}
 
-    def _weight(self) -> int:
-        return sum(m.weight for m in self.members if m.key in self.alive)
+    # ------------------------------------------------------------------ inputs
+    def start(self, alive: set[str]) -> list[PoolEvent]:
+        """The servers alive at start (no checker failed yet); returns the start-up quorum events."""
+        self.alive = set(alive) & set(self._by_key)
+        return self._update_quorum(at_start=True)
 
     def set_alive(self, key: str, alive: bool) -> list[PoolEvent]:
         """A real server's checkers all came UP (or one went DOWN)."""
@@ -87,25 +121,52 @@ class Pool:
         else:
             self.alive.discard(key)
             events.append(ServerDown(key))
-        weight = self._weight()
-        if not self.has_quorum and weight >= self.quorum + self.hysteresis:
-            self.has_quorum = True
-            events.append(QuorumUp())
-        elif self.has_quorum and (weight < self.quorum - self.hysteresis or weight == 0):
-            self.has_quorum = False
-            events.append(QuorumDown())
-        return events
+        return events + self._update_quorum()
+
+    def set_offset(self, key: str, offset: int) -> list[PoolEvent]:
+        """A checker changed this server's weight offset (the sum over its checkers)."""
+        old = self.effective_weight(key)
+        self.offsets[key] = offset
+        new = self.effective_weight(key)
+        if table_weight(old) == table_weight(new):
+            return []
+        return [WeightChanged(key, table_weight(old), table_weight(new))] + self._update_quorum()
+
+    # ------------------------------------------------------------------ views
+    def effective_weight(self, key: str) -> int:
+        return self._by_key[key].weight + self.offsets.get(key, 0)
+
+    def weight_sum(self) -> int:
+        return sum(table_weight(self.effective_weight(k)) for k in self.alive)
 
     def rows(self) -> list[Row]:
         """What the data plane should hold for this service now."""
-        if not self.has_quorum:
-            if self.sorry_server is None:
-                return [Row(m.key, 0) for m in self.members if m.inhibit_on_failure]
-            return [Row(self.sorry_server, 0 if self.sorry_inhibit else 1)]
         out: list[Row] = []
         for m in self.members:
-            if m.key in self.alive:
-                out.append(Row(m.key, m.weight))
+            if m.key in self.alive and not self.sorry_active:
+                out.append(Row(m.key, table_weight(self.effective_weight(m.key))))
             elif m.inhibit_on_failure:
-                out.append(Row(m.key, 0))
+                out.append(Row(m.key, 0, alive=m.key in self.alive))
+        if self.sorry_server is not None:
+            if self.sorry_active:
+                out.append(Row(self.sorry_server, self.sorry_weight, sorry=True))
+            elif self.sorry_inhibit:
+                out.append(Row(self.sorry_server, 0, alive=False, sorry=True))
         return out
+
+    # ------------------------------------------------------------------ quorum
+    def _update_quorum(self, at_start: bool = False) -> list[PoolEvent]:
+        total = self.weight_sum()
+        threshold = self.quorum + (-self.hysteresis if self.has_quorum else self.hysteresis)
+        if not self.has_quorum and total >= threshold:
+            self.has_quorum = True
+            self.sorry_active = False
+            return [QuorumUp(total, threshold, at_start)]
+        lost = self.has_quorum and (total == 0 or total < threshold)
+        starts_down = at_start and not self.has_quorum and self.sorry_server is not None and not self.sorry_active
+        if lost or starts_down:
+            self.has_quorum = False
+            if self.sorry_server is not None:
+                self.sorry_active = True
+            return [QuorumDown(total, threshold, at_start)]
+        return []

@@ -40,11 +40,17 @@ class Target:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """One attempt's outcome; `weight` is a new real server weight (misc_dynamic, FILE_CHECK)."""
+    """One attempt's outcome.
+
+    `weight_offset` is this checker's share of the real server's weight, as
+    keepalived keeps it: the effective weight is the configured weight plus the
+    offsets of all its checkers (misc_dynamic: exit status - 2 - configured
+    weight; FILE_CHECK: file value x weight). None leaves the offset as it was.
+    """
 
     ok: bool
     reason: str = ""
-    weight: int | None = None
+    weight_offset: int | None = None
 
 
 OK = ProbeResult(True)

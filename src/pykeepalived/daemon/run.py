@@ -1,8 +1,10 @@
-"""Running the daemon: logging, pid files, daemonising, the event loop, signals.
+"""Running one subsystem: logging, pid files, daemonising, the event loop, signals.
 
-For now the VRRP subsystem runs in the main process (keepalived forks a
-parent and a VRRP child; we write the same pid files so that tools which read
-them keep working). The health-checker subsystem comes with its own issue.
+`run_vrrp` and `run_check` each serve one subsystem in the current process.
+Started with both subsystems, pykeepalived runs a supervisor (supervisor.py)
+that starts each as a child process, as keepalived does, so that checkers can
+never delay a VRRP advert; alone (-P / -C) the subsystem writes the parent's
+pid file too so that tools which read it keep working.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from ..config.model import KeepalivedConfig
 
 DEFAULT_PID_FILE = "/run/keepalived.pid"
 DEFAULT_VRRP_PID_FILE = "/run/keepalived_vrrp.pid"
+DEFAULT_CHECKERS_PID_FILE = "/run/keepalived_checkers.pid"
+DEFAULT_STATUS_FILE = "/run/pykeepalived/checker.json"
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,10 @@ class DaemonOptions:
     no_syslog: bool = False
     pid_file: str = DEFAULT_PID_FILE
     vrrp_pid_file: str = DEFAULT_VRRP_PID_FILE
+    checkers_pid_file: str = DEFAULT_CHECKERS_PID_FILE
+    status_file: str = DEFAULT_STATUS_FILE
     state_dir: str = "/tmp"
+    child: bool = False  # started by the supervisor: the parent owns the main pid file
 
 
 def setup_logging(opts: DaemonOptions, ident: str = "Keepalived_vrrp") -> None:
@@ -102,7 +109,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         _daemonize()
     setup_logging(opts)
     log = logging.getLogger("pykeepalived")
-    pids = PidFiles(opts.pid_file, opts.vrrp_pid_file)
+    pids = PidFiles(*([] if opts.child else [opts.pid_file]), opts.vrrp_pid_file)
     try:
         pids.write()
     except RuntimeError as exc:
@@ -123,6 +130,39 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         asyncio.run(main())
     except (OSError, PyKeepalivedError) as exc:
         log.error("VRRP stopped on an error: %s", exc)
+        return 1
+    finally:
+        pids.remove()
+    log.info("Stopped")
+    return 0
+
+
+def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
+    """Serve the health checkers until SIGTERM/SIGINT; returns the exit code."""
+    from ..check.service import CheckService, install_signal_handlers
+    from ..lvs.null import TableOnly
+
+    if not opts.foreground:
+        _daemonize()
+    setup_logging(opts, ident="Keepalived_healthcheckers")
+    log = logging.getLogger("pykeepalived")
+    pids = PidFiles(*([] if opts.child else [opts.pid_file]), opts.checkers_pid_file)
+    try:
+        pids.write()
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        return 1
+    log.info("Starting Healthcheck child process, pid=%d", os.getpid())
+
+    async def main() -> None:
+        service = CheckService(config, TableOnly(), status_path=opts.status_file)
+        install_signal_handlers(service, asyncio.get_running_loop())
+        await service.run()
+
+    try:
+        asyncio.run(main())
+    except (OSError, PyKeepalivedError) as exc:
+        log.error("health checker stopped on an error: %s", exc)
         return 1
     finally:
         pids.remove()

@@ -1,0 +1,177 @@
+"""From the parsed config to what the checker service runs: services, real servers, checkers, probes.
+
+Names follow keepalived's log spelling (`[10.0.0.1]:tcp:80`, `FWM 1`,
+`[group]:80`) so that log lines, notify_fifo lines and the status view read
+the same as keepalived's. Everything that can be refused (a checker we cannot
+run) is refused here, before the first check, with the config's file:line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..config.model import CheckerBase, KeepalivedConfig, RealServer, SmtpCheck, VirtualServer
+from ..lvs.model import Destination, GroupEntry, VirtualService
+from .logic import CheckTiming
+from .pool import Member, Pool, Row
+from .probe import Probe
+from .probes import ProbeContext, make_probe
+
+# FILE_CHECK follows a file that keepalived watches with inotify: we read it this often, and act at once
+FILE_POLL_S = 0.2
+
+
+def trio(address: object, protocol: str | None, port: int | None) -> str:
+    """keepalived's `[address]:proto:port` (proto `none` when the service has none, e.g. fwmark)."""
+    return f"[{address}]:{(protocol or 'none').lower()}:{port or 0}"
+
+
+def service_name(vs: VirtualServer) -> str:
+    if vs.kind == "group":
+        return f"[{vs.group}]:{vs.port or 0}"
+    if vs.kind == "fwmark":
+        return f"FWM {vs.fwmark}"
+    return trio(vs.address, vs.protocol, vs.port)
+
+
+@dataclass
+class CheckerPlan:
+    """One checker of one real server: its timing and its probe."""
+
+    name: str
+    kind: str
+    timing: CheckTiming
+    probe: Probe
+    config: CheckerBase
+    immediate: bool = False
+
+
+@dataclass
+class RealServerPlan:
+    name: str
+    config: RealServer
+    weight: int
+    inhibit_on_failure: bool
+    checkers: list[CheckerPlan] = field(default_factory=list)
+
+
+@dataclass
+class ServicePlan:
+    name: str
+    config: VirtualServer
+    real_servers: list[RealServerPlan]
+    sorry_name: str | None = None
+
+    def make_pool(self) -> Pool:
+        vs = self.config
+        return Pool(
+            [Member(rs.name, rs.weight, rs.inhibit_on_failure) for rs in self.real_servers],
+            quorum=vs.quorum,
+            hysteresis=vs.hysteresis,
+            sorry_server=self.sorry_name,
+            sorry_inhibit=vs.sorry_server_inhibit,
+        )
+
+    def virtual_service(self, pool: Pool, groups: dict[str, tuple[GroupEntry, ...]]) -> VirtualService:
+        """The desired table entry for this service, from its pool's rows now."""
+        vs = self.config
+        return VirtualService(
+            name=self.name,
+            kind=vs.kind,
+            address=str(vs.address) if vs.address is not None else None,
+            port=vs.port,
+            protocol=vs.protocol,
+            fwmark=vs.fwmark,
+            group=vs.group,
+            group_entries=groups.get(vs.group or "", ()),
+            family=vs.ip_family,
+            scheduler=vs.lvs_sched or "wlc",
+            sched_flags=tuple(vs.sched_flags),
+            method=vs.lvs_method or "NAT",
+            persistence_timeout_s=vs.persistence_timeout_s,
+            persistence_granularity=vs.persistence_granularity,
+            persistence_engine=vs.persistence_engine,
+            quorum_up=pool.has_quorum,
+            destinations=tuple(self._destination(row) for row in pool.rows()),
+        )
+
+    def _destination(self, row: Row) -> Destination:
+        vs = self.config
+        if row.sorry:
+            sorry = vs.sorry_server
+            assert sorry is not None
+            return Destination(str(sorry.address), sorry.port if sorry.port is not None else vs.port, row.weight,
+                               method=vs.sorry_server_lvs_method or vs.lvs_method or "NAT", alive=row.alive, sorry=True)
+        rs = next(r for r in self.real_servers if r.name == row.key).config
+        return Destination(
+            str(rs.address), rs.port, row.weight,
+            method=rs.lvs_method or vs.lvs_method or "NAT", alive=row.alive,
+            uthreshold=rs.uthreshold, lthreshold=rs.lthreshold, tunnel=rs.tunnel or vs.tunnel,
+        )
+
+
+def group_entries(config: KeepalivedConfig) -> dict[str, tuple[GroupEntry, ...]]:
+    return {
+        name: tuple(
+            GroupEntry(e.kind, str(e.address) if e.address is not None else None,
+                       str(e.last_address) if e.last_address is not None else None, e.prefix_len, e.port, e.fwmark)
+            for e in group.entries
+        )
+        for name, group in config.virtual_server_groups.items()
+    }
+
+
+def timing_of(checker: CheckerBase) -> CheckTiming:
+    """The completed timing (config/complete.py has inherited it from the real and virtual server)."""
+    delay_loop = checker.delay_loop_s if checker.delay_loop_s is not None else 60.0
+    return CheckTiming(
+        delay_loop_s=delay_loop,
+        connect_timeout_s=checker.connect_timeout_s if checker.connect_timeout_s is not None else 5.0,
+        retry=checker.retry if checker.retry is not None else 1,
+        delay_before_retry_s=checker.delay_before_retry_s if checker.delay_before_retry_s is not None else 1.0,
+        warmup_s=checker.warmup_s if checker.warmup_s is not None else delay_loop,
+        alpha=bool(checker.alpha),
+    )
+
+
+def _expand(checker: CheckerBase) -> list[CheckerBase]:
+    """SMTP_CHECK's deprecated host{} blocks: each host is a checker of its own, as in keepalived."""
+    if not isinstance(checker, SmtpCheck) or not checker.hosts:
+        return [checker]
+    out: list[CheckerBase] = []
+    for host in checker.hosts:
+        changes = {f.name: getattr(host, f.name) for f in dataclasses.fields(CheckerBase)
+                   if f.name not in ("kind", "location") and getattr(host, f.name) is not None}
+        out.append(dataclasses.replace(checker, hosts=[], location=host.location or checker.location, **changes))
+    return out
+
+
+def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
+    """Every virtual server with its real servers and their probes (UnsupportedChecker if one cannot run)."""
+    track_paths = {name: tf.file for name, tf in config.track_files.items() if tf.file}
+    plans: list[ServicePlan] = []
+    for vs in config.virtual_servers:
+        name = service_name(vs)
+        servers: list[RealServerPlan] = []
+        for rs in vs.real_servers:
+            rs_name = trio(rs.address, vs.protocol, rs.port)
+            inhibit = rs.inhibit_on_failure if rs.inhibit_on_failure is not None else vs.inhibit_on_failure
+            plan = RealServerPlan(rs_name, rs, rs.weight if rs.weight is not None else vs.weight, inhibit)
+            ctx = ProbeContext(vs, rs, config.ssl, config.global_defs, track_paths)
+            for index, configured in enumerate(rs.checkers):
+                for checker in _expand(configured):
+                    timing = timing_of(checker)
+                    immediate = checker.kind == "FILE_CHECK"
+                    if immediate:
+                        timing = CheckTiming(delay_loop_s=FILE_POLL_S, connect_timeout_s=1.0, retry=0,
+                                             delay_before_retry_s=FILE_POLL_S, warmup_s=0.0, alpha=False)
+                    plan.checkers.append(CheckerPlan(
+                        f"{checker.kind}#{index}", checker.kind, timing, make_probe(checker, ctx), checker, immediate))
+            servers.append(plan)
+        sorry = None
+        if vs.sorry_server is not None:
+            sorry = trio(vs.sorry_server.address, vs.protocol, vs.sorry_server.port or vs.port)
+        plans.append(ServicePlan(name, vs, servers, sorry))
+    return plans
+

@@ -1,0 +1,326 @@
+"""The checker service: runs every checker on asyncio, keeps the pools, publishes the desired table.
+
+One task per checker sleeps until its core says the next attempt is due, runs
+the probe (bounded by its own timeouts) and records the result; a change of
+verdict goes through the real server's and the service's pool, whose events
+become log lines, notify scripts and notify_fifo lines in keepalived's forms.
+Table changes are coalesced: however many checkers decide in one loop
+iteration, the data plane gets one `apply` with the latest table, and a failed
+apply is retried with whatever is latest then. The status file (JSON) is
+rewritten after each publish, so `pykeepalived status` can read it at any time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config.model import KeepalivedConfig, Script
+from ..daemon.notify import NotifyFifo
+from ..daemon.scripts import ScriptRunner
+from ..lvs.model import DataPlane, DataPlaneError, DesiredTable
+from .logic import Change, CheckerCore, Verdict
+from .plan import CheckerPlan, RealServerPlan, ServicePlan, build_plan, group_entries
+from .pool import Pool, PoolEvent, QuorumDown, QuorumUp, ServerDown, ServerUp, WeightChanged
+
+log = logging.getLogger("pykeepalived.check")
+
+APPLY_RETRY_S = 1.0
+STOP_SCRIPT_TIMEOUT_S = 1.0
+
+
+@dataclass
+class CheckerState:
+    """A running checker: its plan, its core, and what its last attempt said."""
+
+    plan: CheckerPlan
+    core: CheckerCore
+    offset: int = 0
+    last_ok: bool | None = None
+    last_reason: str = ""
+    attempts: int = 0
+
+
+@dataclass
+class ServerState:
+    plan: RealServerPlan
+    checkers: list[CheckerState] = field(default_factory=list)
+
+    def all_up(self) -> bool:
+        return all(c.core.verdict is Verdict.UP for c in self.checkers)
+
+    def offset(self) -> int:
+        return sum(c.offset for c in self.checkers)
+
+
+@dataclass
+class ServiceState:
+    plan: ServicePlan
+    pool: Pool
+    servers: dict[str, ServerState]
+
+
+class CheckService:
+    """Health checking for every virtual_server of one config."""
+
+    def __init__(self, config: KeepalivedConfig, dataplane: DataPlane, *, status_path: str | None = None,
+                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.dataplane = dataplane
+        self.status_path = status_path
+        self.clock = clock
+        self.rng = rng or random.Random()
+        g = config.global_defs
+        self.runner = ScriptRunner(g.script_user, getattr(g, "script_group", None))
+        self.fifos = [NotifyFifo(s.argv[0]) for s in (g.notify_fifo, g.lvs_notify_fifo) if s is not None and s.argv]
+        self.services: list[ServiceState] = []
+        self._groups = group_entries(config)
+        self._stop = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.table = DesiredTable()
+        self.applied: DesiredTable | None = None
+        self.started_at = 0.0
+
+    # ------------------------------------------------------------------ life cycle
+    async def run(self) -> None:
+        """Check until stop(); the data plane gets the start-up table before the first check."""
+        plans = build_plan(self.config)
+        now = self.clock()
+        self.started_at = now
+        for fifo in self.fifos:
+            fifo.open()
+        for plan in plans:
+            self.services.append(self._start_service(plan, now))
+        await self._settle_immediate_checkers()
+        for svc in self.services:
+            alive = {name for name, srv in svc.servers.items() if srv.all_up()}
+            self._handle(svc, svc.pool.start(alive))
+        self._dirty.set()
+        publisher = asyncio.get_running_loop().create_task(self._publisher())
+        for svc in self.services:
+            for srv in svc.servers.values():
+                for chk in srv.checkers:
+                    self._tasks.append(asyncio.get_running_loop().create_task(self._checker_loop(svc, srv, chk)))
+        log.info("Checking %d real servers of %d virtual servers with %d checkers",
+                 sum(len(s.servers) for s in self.services), len(self.services), len(self._tasks))
+        try:
+            await self._stop.wait()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._shutdown_notifies()
+            publisher.cancel()
+            await asyncio.gather(publisher, return_exceptions=True)
+            await self.dataplane.close()
+            for fifo in self.fifos:
+                fifo.close()
+            self.runner.terminate_all()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _start_service(self, plan: ServicePlan, now: float) -> ServiceState:
+        servers: dict[str, ServerState] = {}
+        for rs in plan.real_servers:
+            srv = ServerState(rs)
+            for chk in rs.checkers:
+                offset = 0.0 if chk.immediate else self.rng.uniform(0.0, chk.timing.warmup_s)
+                srv.checkers.append(CheckerState(chk, CheckerCore(chk.timing, now, offset)))
+            servers[rs.name] = srv
+        return ServiceState(plan, plan.make_pool(), servers)
+
+    async def _settle_immediate_checkers(self) -> None:
+        """FILE_CHECK decides before the first table, as keepalived reads its track files at start."""
+        for svc in self.services:
+            for srv in svc.servers.values():
+                for chk in srv.checkers:
+                    if chk.plan.immediate:
+                        result = await chk.plan.probe.run()
+                        chk.last_ok, chk.last_reason = result.ok, result.reason
+                        if result.weight_offset is not None and result.ok:
+                            chk.offset = result.weight_offset
+                        chk.core.record(result.ok, self.clock())
+                svc.pool.offsets[srv.plan.name] = srv.offset()
+
+    # ------------------------------------------------------------------ checking
+    async def _checker_loop(self, svc: ServiceState, srv: ServerState, chk: CheckerState) -> None:
+        while True:
+            delay = chk.core.next_due_s - self.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            result = await chk.plan.probe.run()
+            chk.attempts += 1
+            chk.last_ok, chk.last_reason = result.ok, result.reason
+            now = self.clock()
+            change = chk.core.record(result.ok, now)
+            self._after_attempt(svc, srv, chk, result.ok, result.weight_offset, change)
+
+    def _after_attempt(self, svc: ServiceState, srv: ServerState, chk: CheckerState, ok: bool,
+                       weight_offset: int | None, change: Change | None) -> None:
+        events: list[PoolEvent] = []
+        if ok and weight_offset is not None and weight_offset != chk.offset:
+            chk.offset = weight_offset
+            events += svc.pool.set_offset(srv.plan.name, srv.offset())
+        if change is None:
+            if not ok and chk.core.verdict is Verdict.UP:
+                log.debug("%s on %s failed (%s), will retry", chk.plan.kind, srv.plan.name, chk.last_reason)
+            self._handle(svc, events)
+            return
+        if change.verdict is Verdict.DOWN:
+            log.info("%s on service %s failed after %d attempt(s): %s", chk.plan.kind, srv.plan.name,
+                     change.failures, chk.last_reason)
+            if chk.offset:
+                chk.offset = 0
+                events += svc.pool.set_offset(srv.plan.name, srv.offset())
+            if change.confirmed and srv.plan.name not in svc.pool.alive:
+                self._rs_notify(svc, srv, alive=False)
+        else:
+            log.info("%s on service %s succeeded", chk.plan.kind, srv.plan.name)
+        events += svc.pool.set_alive(srv.plan.name, srv.all_up())
+        self._handle(svc, events)
+
+    # ------------------------------------------------------------------ events
+    def _handle(self, svc: ServiceState, events: list[PoolEvent]) -> None:
+        if not events:
+            return
+        name = svc.plan.name
+        for event in events:
+            if isinstance(event, ServerUp | ServerDown):
+                srv = svc.servers[event.key]
+                alive = isinstance(event, ServerUp)
+                inhibit = srv.plan.inhibit_on_failure
+                verb = ("Enabling" if inhibit else "Adding") if alive else ("Disabling" if inhibit else "Removing")
+                prep = "of" if inhibit else ("to" if alive else "from")
+                log.info("%s service %s %s VS %s", verb, event.key, prep, name)
+                self._rs_notify(svc, srv, alive)
+            elif isinstance(event, WeightChanged):
+                log.info("Changing weight from %d to %d for %sactive service %s of VS %s", event.old, event.new,
+                         "" if event.key in svc.pool.alive else "in", event.key, name)
+            elif isinstance(event, QuorumUp):
+                log.info("Gained quorum %d+%d=%d <= %d for VS %s", svc.pool.quorum, svc.pool.hysteresis,
+                         event.threshold, event.weight_sum, name)
+                self._vs_notify(svc, up=True)
+            elif isinstance(event, QuorumDown):
+                log.info("%s %d-%d=%d > %d for VS %s", "Starting with quorum down" if event.at_start else "Lost quorum",
+                         svc.pool.quorum, svc.pool.hysteresis, event.threshold, event.weight_sum, name)
+                self._vs_notify(svc, up=False)
+        self._dirty.set()
+
+    def _rs_notify(self, svc: ServiceState, srv: ServerState, alive: bool, timeout_s: float | None = None) -> None:
+        script = srv.plan.config.notify_up if alive else srv.plan.config.notify_down
+        self._fire(script, timeout_s)
+        self._fifo(f"RS {srv.plan.name} {svc.plan.name} {'UP' if alive else 'DOWN'}")
+
+    def _vs_notify(self, svc: ServiceState, up: bool, timeout_s: float | None = None) -> None:
+        vs = svc.plan.config
+        self._fire(vs.quorum_up if up else vs.quorum_down, timeout_s)
+        self._fifo(f"VS {svc.plan.name} {'UP' if up else 'DOWN'}")
+
+    def _fire(self, script: Script | None, timeout_s: float | None) -> None:
+        if script is not None and script.argv:
+            self.runner.fire(script, (), timeout_s)
+
+    def _fifo(self, line: str) -> None:
+        # keepalived writes the terminating NUL after each LVS line; readers split on lines either way
+        for fifo in self.fifos:
+            fifo.write(line)
+
+    async def _shutdown_notifies(self) -> None:
+        """omega: on the way down, quorum_down and notify_down run as if every server failed."""
+        fired = False
+        for svc in self.services:
+            if not svc.plan.config.omega:
+                continue
+            for name in sorted(svc.pool.alive):
+                self._rs_notify(svc, svc.servers[name], alive=False, timeout_s=STOP_SCRIPT_TIMEOUT_S)
+                fired = True
+            if svc.pool.has_quorum:
+                self._vs_notify(svc, up=False, timeout_s=STOP_SCRIPT_TIMEOUT_S)
+                fired = True
+        if fired:
+            await self.runner.wait_all(STOP_SCRIPT_TIMEOUT_S + 0.5)
+
+    # ------------------------------------------------------------------ table
+    def current_table(self) -> DesiredTable:
+        return DesiredTable(tuple(svc.plan.virtual_service(svc.pool, self._groups) for svc in self.services))
+
+    async def _publisher(self) -> None:
+        """Hand the latest table to the data plane, one apply at a time, retrying failures."""
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            self.table = self.current_table()
+            try:
+                if self.table != self.applied:
+                    await self.dataplane.apply(self.table)
+                    self.applied = self.table
+            except DataPlaneError as exc:
+                log.error("data plane %s: %s; keeping the previous rules, retrying in %.0f s",
+                          self.dataplane.name, exc, APPLY_RETRY_S)
+                await asyncio.sleep(APPLY_RETRY_S)
+                self._dirty.set()
+            self.write_status()
+
+    def status(self) -> dict[str, Any]:
+        """The queryable state: desired table, per-server checker verdicts, data-plane name."""
+        now = self.clock()
+        services = []
+        for svc in self.services:
+            servers = []
+            for name, srv in svc.servers.items():
+                servers.append({
+                    "name": name,
+                    "alive": name in svc.pool.alive,
+                    "weight": srv.plan.weight,
+                    "effective_weight": svc.pool.effective_weight(name),
+                    "checkers": [{
+                        "kind": c.plan.kind,
+                        "verdict": c.core.verdict.value,
+                        "attempts": c.attempts,
+                        "last_ok": c.last_ok,
+                        "last_reason": c.last_reason,
+                        "next_in_s": round(max(0.0, c.core.next_due_s - now), 3),
+                    } for c in srv.checkers],
+                })
+            services.append({"name": svc.plan.name, "quorum_up": svc.pool.has_quorum,
+                             "weight_sum": svc.pool.weight_sum(), "real_servers": servers})
+        return {
+            "pid": os.getpid(),
+            "time": time.time(),
+            "dataplane": self.dataplane.name,
+            "applied": self.applied == self.table,
+            "table": self.table.to_json(),
+            "services": services,
+        }
+
+    def write_status(self) -> None:
+        if not self.status_path:
+            return
+        path = Path(self.status_path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self.status(), indent=1))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write status file %s: %s", path, exc)
+
+
+def install_signal_handlers(service: CheckService, loop: asyncio.AbstractEventLoop) -> None:
+    """TERM/INT stop; USR1 rewrites the status file at once; HUP (reload) is not supported yet and ignored."""
+    loop.add_signal_handler(signal.SIGTERM, service.stop)
+    loop.add_signal_handler(signal.SIGINT, service.stop)
+    loop.add_signal_handler(signal.SIGUSR1, service.write_status)
+    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning("reload (SIGHUP) is not supported yet; "
+                                                               "keeping the running configuration"))

@@ -1,0 +1,101 @@
+"""The desired table: what the data plane should forward, as the checkers decided it.
+
+This is the one interface between the checker side and the data-plane
+backends. The checker service rebuilds the table after every decision and
+hands the whole table to `DataPlane.apply`; a backend diffs it against what it
+last applied (and the kernel) and changes only what differs. Keeping the whole
+table, not a stream of commands, means a backend that failed can be retried
+with the latest truth and a restarted one can catch up at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A real server (or the sorry server) in a virtual service.
+
+    `alive` is False for a server kept at weight 0 (inhibit_on_failure, or an
+    inhibited sorry server not in use): it takes no new connections but keeps
+    its existing ones, as IPVS does with weight 0.
+    """
+
+    address: str
+    port: int | None
+    weight: int
+    method: str = "NAT"
+    alive: bool = True
+    sorry: bool = False
+    uthreshold: int | None = None
+    lthreshold: int | None = None
+    tunnel: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"[{self.address}]:{self.port if self.port is not None else 0}"
+
+
+@dataclass(frozen=True)
+class GroupEntry:
+    """One line of a virtual_server_group: an address (or range, or prefix) and port, or a fwmark."""
+
+    kind: str
+    address: str | None = None
+    last_address: str | None = None
+    prefix_len: int | None = None
+    port: int | None = None
+    fwmark: int | None = None
+
+
+@dataclass(frozen=True)
+class VirtualService:
+    """A virtual_server block: how traffic for it is matched and scheduled, and its destinations now."""
+
+    name: str
+    kind: str  # "address", "fwmark" or "group"
+    address: str | None = None
+    port: int | None = None
+    protocol: str | None = None
+    fwmark: int | None = None
+    group: str | None = None
+    group_entries: tuple[GroupEntry, ...] = ()
+    family: int | None = None
+    scheduler: str = "wlc"
+    sched_flags: tuple[str, ...] = ()
+    method: str = "NAT"
+    persistence_timeout_s: int | None = None
+    persistence_granularity: str | None = None
+    persistence_engine: str | None = None
+    quorum_up: bool = True
+    destinations: tuple[Destination, ...] = ()
+
+
+@dataclass(frozen=True)
+class DesiredTable:
+    services: tuple[VirtualService, ...] = field(default_factory=tuple)
+
+    def service(self, name: str) -> VirtualService | None:
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"services": [asdict(s) for s in self.services]}
+
+
+class DataPlaneError(Exception):
+    """A backend could not apply a table; the previous table is still in force."""
+
+
+class DataPlane(Protocol):
+    """A data-plane backend: makes the kernel forward as `table` says, changing only what differs."""
+
+    name: str
+
+    async def apply(self, table: DesiredTable) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,87 @@
+"""`pykeepalived status`: the running checker's table, laid out like `ipvsadm -Ln`, or as JSON.
+
+It reads the status file the checker rewrites after every change (and on
+SIGUSR1), so it needs no connection to the daemon and works from any shell in
+the router's namespace. Connection counters come with the data-plane backends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .daemon.run import DEFAULT_STATUS_FILE
+
+METHODS = {"NAT": "Masq", "DR": "Route", "TUN": "Tunnel"}
+
+
+def _endpoint(address: str | None, port: int | None) -> str:
+    if address is None:
+        return "?"
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:{port if port is not None else 0}"
+
+
+def _service_line(svc: dict[str, Any]) -> str:
+    if svc["kind"] == "fwmark":
+        head = f"FWM  {svc['fwmark']}"
+    elif svc["kind"] == "group":
+        head = f"GRP  {svc['group']}:{svc['port'] or 0}"
+    else:
+        head = f"{(svc['protocol'] or 'TCP'):<4} {_endpoint(svc['address'], svc['port'])}"
+    flags = [svc["scheduler"]]
+    if svc.get("sched_flags"):
+        flags.append("(" + ",".join(svc["sched_flags"]) + ")")
+    if svc.get("persistence_timeout_s"):
+        flags.append(f"persistent {svc['persistence_timeout_s']}")
+    if not svc.get("quorum_up", True):
+        flags.append("[quorum down]")
+    return f"{head} {' '.join(flags)}"
+
+
+def render(status: dict[str, Any]) -> str:
+    lines = [
+        f"pykeepalived checker pid {status.get('pid')}, data plane: {status.get('dataplane')}"
+        + ("" if status.get("applied", True) else " (last change NOT applied)"),
+        "Prot LocalAddress:Port Scheduler Flags",
+        "  -> RemoteAddress:Port           Forward Weight State",
+    ]
+    for svc in status.get("table", {}).get("services", []):
+        lines.append(_service_line(svc))
+        for d in svc.get("destinations", []):
+            state = "sorry" if d.get("sorry") else ("up" if d.get("alive") else "inhibited")
+            lines.append(f"  -> {_endpoint(d['address'], d['port']):<28} {METHODS.get(d['method'], d['method']):<7} "
+                         f"{d['weight']:<6} {state}")
+    down = [(s["name"], rs) for s in status.get("services", []) for rs in s["real_servers"] if not rs["alive"]]
+    if down:
+        lines.append("Failed real servers:")
+        for vs_name, rs in down:
+            reasons = "; ".join(f"{c['kind']}: {c['last_reason'] or c['verdict']}" for c in rs["checkers"]
+                                if c["verdict"] == "down")
+            lines.append(f"  {rs['name']} of {vs_name}: {reasons}")
+    return "\n".join(lines)
+
+
+def status_main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="pykeepalived status", description="Show the running checker's table.")
+    p.add_argument("--status-file", default=DEFAULT_STATUS_FILE, metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the whole status as JSON")
+    try:
+        args = p.parse_args(list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0) and 2
+    try:
+        with open(args.status_file) as f:
+            status = json.load(f)
+    except FileNotFoundError:
+        print(f"pykeepalived status: {args.status_file} not found: is the checker (pykeepalived -C) running?",
+              file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"pykeepalived status: cannot read {args.status_file}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=1) if args.json else render(status))
+    return 0
