@@ -11,6 +11,11 @@ FORBIDDEN = {"asyncio", "socket", "time", "os", "pyroute2", "subprocess", "glob"
 SRC = Path(__file__).parents[2] / "src" / "pykeepalived"
 CORES = [
     *sorted((SRC / "config").glob("*.py")),
+    SRC / "check" / "http_response.py",
+    SRC / "check" / "smtp_session.py",
+    SRC / "check" / "dns_wire.py",
+    SRC / "check" / "outcomes.py",
+    SRC / "check" / "icmp.py",
     SRC / "vrrp" / "packet.py",
     SRC / "vrrp" / "machine.py",
     SRC / "vrrp" / "group.py",

@@ -8,15 +8,14 @@ run) is refused here, before the first check, with the config's file:line.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
-from ..config.model import CheckerBase, KeepalivedConfig, RealServer, SmtpCheck, VirtualServer
+from ..config.model import CheckerBase, KeepalivedConfig, RealServer, VirtualServer
 from ..lvs.model import Destination, GroupEntry, VirtualService
 from .logic import CheckTiming
 from .pool import Member, Pool, Row
 from .probe import Probe
-from .probes import ProbeContext, make_probe
+from .probes import ProbeContext, make_probes
 
 # FILE_CHECK follows a file that keepalived watches with inotify: we read it this often, and act at once
 FILE_POLL_S = 0.2
@@ -135,18 +134,6 @@ def timing_of(checker: CheckerBase) -> CheckTiming:
     )
 
 
-def _expand(checker: CheckerBase) -> list[CheckerBase]:
-    """SMTP_CHECK's deprecated host{} blocks: each host is a checker of its own, as in keepalived."""
-    if not isinstance(checker, SmtpCheck) or not checker.hosts:
-        return [checker]
-    out: list[CheckerBase] = []
-    for host in checker.hosts:
-        changes = {f.name: getattr(host, f.name) for f in dataclasses.fields(CheckerBase)
-                   if f.name not in ("kind", "location") and getattr(host, f.name) is not None}
-        out.append(dataclasses.replace(checker, hosts=[], location=host.location or checker.location, **changes))
-    return out
-
-
 def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
     """Every virtual server with its real servers and their probes (UnsupportedChecker if one cannot run)."""
     track_paths = {name: tf.file for name, tf in config.track_files.items() if tf.file}
@@ -159,15 +146,15 @@ def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
             inhibit = rs.inhibit_on_failure if rs.inhibit_on_failure is not None else vs.inhibit_on_failure
             plan = RealServerPlan(rs_name, rs, rs.weight if rs.weight is not None else vs.weight, inhibit)
             ctx = ProbeContext(vs, rs, config.ssl, config.global_defs, track_paths)
-            for index, configured in enumerate(rs.checkers):
-                for checker in _expand(configured):
-                    timing = timing_of(checker)
-                    immediate = checker.kind == "FILE_CHECK"
-                    if immediate:
-                        timing = CheckTiming(delay_loop_s=FILE_POLL_S, connect_timeout_s=1.0, retry=0,
-                                             delay_before_retry_s=FILE_POLL_S, warmup_s=0.0, alpha=False)
+            for index, checker in enumerate(rs.checkers):
+                timing = timing_of(checker)
+                immediate = checker.kind == "FILE_CHECK"
+                if immediate:
+                    timing = CheckTiming(delay_loop_s=FILE_POLL_S, connect_timeout_s=1.0, retry=0,
+                                         delay_before_retry_s=FILE_POLL_S, warmup_s=0.0, alpha=False)
+                for probe in make_probes(checker, ctx):
                     plan.checkers.append(CheckerPlan(
-                        f"{checker.kind}#{index}", checker.kind, timing, make_probe(checker, ctx), checker, immediate))
+                        f"{checker.kind}#{index}", checker.kind, timing, probe, checker, immediate))
             servers.append(plan)
         sorry = None
         if vs.sorry_server is not None:

@@ -14,7 +14,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from ..config.errors import PyKeepalivedError
-from ..config.model import CheckerBase, GlobalDefs, RealServer, SslContext, VirtualServer
+from ..config.model import CheckerBase, GlobalDefs, RealServer, SmtpCheck, SslContext, VirtualServer
 from .probe import Probe, Target
 
 MODULES = {
@@ -68,3 +68,14 @@ def make_probe(checker: CheckerBase, ctx: ProbeContext) -> Probe:
     module = importlib.import_module(f"{__package__}.{module_name}")
     probe: Probe = module.make_probe(checker, target_for(checker, ctx.real_server), ctx)
     return probe
+
+
+def make_probes(checker: CheckerBase, ctx: ProbeContext) -> list[Probe]:
+    """Usually one probe; SMTP_CHECK's deprecated host{} blocks make one per host, as in keepalived."""
+    if checker.kind == "SMTP_CHECK":
+        from . import smtp
+
+        assert isinstance(checker, SmtpCheck)
+        return [smtp.make_probe(checker, t, ctx)
+                for t in smtp.smtp_targets(checker, ctx.real_server, ctx.virtual_server)]
+    return [make_probe(checker, ctx)]

@@ -174,7 +174,9 @@ class CheckService:
             events += svc.pool.set_offset(srv.plan.name, srv.offset())
         if change is None:
             if not ok and chk.core.verdict is Verdict.UP:
-                log.debug("%s on %s failed (%s), will retry", chk.plan.kind, srv.plan.name, chk.last_reason)
+                level = logging.INFO if self._log_all_failures(chk) else logging.DEBUG
+                log.log(level, "%s on service %s failed (%s), will retry", chk.plan.kind, srv.plan.name,
+                        chk.last_reason)
             self._handle(svc, events)
             return
         if change.verdict is Verdict.DOWN:
@@ -189,6 +191,10 @@ class CheckService:
             log.info("%s on service %s succeeded", chk.plan.kind, srv.plan.name)
         events += svc.pool.set_alive(srv.plan.name, srv.all_up())
         self._handle(svc, events)
+
+    def _log_all_failures(self, chk: CheckerState) -> bool:
+        own = chk.plan.config.log_all_failures
+        return bool(own) if own is not None else bool(self.config.global_defs.settings.get("checker_log_all_failures"))
 
     # ------------------------------------------------------------------ events
     def _handle(self, svc: ServiceState, events: list[PoolEvent]) -> None:
