@@ -82,7 +82,8 @@ async def open_stream(
     try:
         async with asyncio.timeout(target.connect_timeout_s):
             return await asyncio.open_connection(
-                sock=sock, ssl=tls, server_hostname=server_hostname if tls is not None else None,
+                # with a bare socket asyncio needs a name; "" means "send no SNI"
+                sock=sock, ssl=tls, server_hostname=(server_hostname or "") if tls is not None else None,
                 ssl_handshake_timeout=target.connect_timeout_s if tls is not None else None,
             )
     except TimeoutError:
@@ -94,6 +95,9 @@ async def open_stream(
     except OSError as exc:
         sock.close()
         raise ConnectFailed(_reason(exc)) from None
+    except BaseException:
+        sock.close()
+        raise
 
 
 async def close_writer(writer: asyncio.StreamWriter) -> None:

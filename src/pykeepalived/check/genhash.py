@@ -8,15 +8,15 @@ MD5, so the two always agree.
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..config.errors import PyKeepalivedError
+from .http_response import USER_AGENT, request_bytes, split_response
 
-USER_AGENT = "KeepAliveClient"
+__all__ = ["USER_AGENT", "Fetched", "GenhashError", "fetch", "parse_response", "request_bytes"]
 
 
 class GenhashError(PyKeepalivedError):
@@ -25,30 +25,21 @@ class GenhashError(PyKeepalivedError):
 
 @dataclass(frozen=True)
 class Fetched:
+    """The page: its status, its body, and the digest the checker would compute (http_response.Response.md5)."""
+
     status: int
     body: bytes
-
-    @property
-    def digest(self) -> str:
-        return hashlib.md5(self.body).hexdigest()  # noqa: S324 - keepalived's digest is MD5
-
-
-def request_bytes(path: str, host_header: str, http_protocol: str = "1.0") -> bytes:
-    """The request keepalived's HTTP checker sends."""
-    version = "1.1" if http_protocol == "1.1" else "1.0"
-    close = "Connection: close\r\n" if http_protocol in ("1.0C", "1.1") else ""
-    return (f"GET {path} HTTP/{version}\r\nUser-Agent: {USER_AGENT}\r\n{close}"
-            f"Host: {host_header}\r\n\r\n").encode()
+    digest: str
 
 
 def parse_response(raw: bytes) -> Fetched:
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep:
+    """Split the answer exactly as the checker does, refusing what is not HTTP."""
+    response = split_response(raw)
+    if response is None:
         raise GenhashError("the server's answer has no end of header")
-    status_line = head.split(b"\r\n", 1)[0].split()
-    if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/") or not status_line[1].isdigit():
-        raise GenhashError(f"not an HTTP status line: {head[:60]!r}")
-    return Fetched(int(status_line[1]), body)
+    if not response.status:
+        raise GenhashError(f"not an HTTP status line: {response.head[:60]!r}")
+    return Fetched(response.status, response.body, response.md5)
 
 
 def fetch(url: str, *, virtualhost: str | None = None, verify_tls: bool = False, timeout_s: float = 5.0,
