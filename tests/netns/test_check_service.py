@@ -219,3 +219,53 @@ def test_status_command_shows_the_table(lab: CheckLab) -> None:
     assert "TCP  192.0.2.200:80 rr" in out.stdout
     assert f"-> {lab.ip(0)}:80" in out.stdout and "Masq" in out.stdout
     assert "inhibited" in out.stdout and "Failed real servers" in out.stdout
+
+
+def test_supervisor_runs_both_subsystems_and_restarts_a_dead_checker(lab: CheckLab, tmp_path: Path) -> None:
+    lab.listen(0)
+    conf = vs_conf(lab, tcp_rs(lab.ip(0))) + """
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    virtual_ipaddress {
+        192.0.2.200/24
+    }
+}
+"""
+    d = CheckerDaemon(lab.lb, tmp_path, conf, name="both")
+    lab.daemons.append(d)
+    cmd = [c for c in d.command() if c != "-C"] + ["-r", str(d.dir / "vrrp.pid")]
+    log = open(d.log_path, "ab")
+    try:
+        proc = lab.lb.netns.popen(cmd, stdout=log)
+    finally:
+        log.close()
+    try:
+        def pid(name: str) -> int:
+            try:
+                return int((d.dir / name).read_text())
+            except (OSError, ValueError):
+                return 0
+
+        wait_until(lambda: pid("vrrp.pid") and pid("check.pid") and pid("main.pid") == proc.pid, 10,
+                   what=f"three pid files\n{d.log()}")
+        wait_until(lambda: any(str(a) == "192.0.2.200" for a in lab.lb.addresses()), 6, what="VIP on lb")
+        wait_until(lambda: d.status_path.exists() and len(d.destinations()) == 1, 5, what="checker table")
+        vrrp_pid, check_pid = pid("vrrp.pid"), pid("check.pid")
+        os.kill(check_pid, 9)
+        wait_until(lambda: pid("check.pid") not in (0, check_pid), 10, what=f"checker restarted\n{d.log()}")
+        assert pid("vrrp.pid") == vrrp_pid  # the VRRP child never noticed
+        assert any(str(a) == "192.0.2.200" for a in lab.lb.addresses())
+        assert "exited with status -9" in d.log()
+        proc.terminate()
+        proc.wait(15)
+        assert not any(str(a) == "192.0.2.200" for a in lab.lb.addresses())
+        for name in ("main.pid", "vrrp.pid", "check.pid"):
+            assert not (d.dir / name).exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

@@ -137,6 +137,7 @@ def timing_of(checker: CheckerBase) -> CheckTiming:
 def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
     """Every virtual server with its real servers and their probes (UnsupportedChecker if one cannot run)."""
     track_paths = {name: tf.file for name, tf in config.track_files.items() if tf.file}
+    track_weights = {name: (tf.weight, tf.weight_reverse) for name, tf in config.track_files.items()}
     plans: list[ServicePlan] = []
     for vs in config.virtual_servers:
         name = service_name(vs)
@@ -145,7 +146,7 @@ def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
             rs_name = trio(rs.address, vs.protocol, rs.port)
             inhibit = rs.inhibit_on_failure if rs.inhibit_on_failure is not None else vs.inhibit_on_failure
             plan = RealServerPlan(rs_name, rs, rs.weight if rs.weight is not None else vs.weight, inhibit)
-            ctx = ProbeContext(vs, rs, config.ssl, config.global_defs, track_paths)
+            ctx = ProbeContext(vs, rs, config.ssl, config.global_defs, track_paths, track_weights)
             for index, checker in enumerate(rs.checkers):
                 timing = timing_of(checker)
                 immediate = checker.kind == "FILE_CHECK"

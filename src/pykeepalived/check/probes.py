@@ -43,6 +43,7 @@ class ProbeContext:
     ssl: SslContext | None = None
     global_defs: GlobalDefs = field(default_factory=GlobalDefs)
     track_file_paths: dict[str, str] = field(default_factory=dict)
+    track_file_weights: dict[str, tuple[int, bool]] = field(default_factory=dict)  # name -> (weight, reverse)
 
 
 def target_for(checker: CheckerBase, rs: RealServer) -> Target:

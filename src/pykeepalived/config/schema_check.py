@@ -460,10 +460,20 @@ _common(UDP_CHECK)
 def _require_reply(ctx: ParseContext, check: UdpCheck, seg: Segment) -> None:
     check.require_reply = True
     if len(seg.words) > 1:
-        check.reply_pattern = seg.words[1]
+        check.reply_pattern = " ".join(seg.words[1:])  # keepalived joins the words, as for payload
 
 
-UDP_CHECK.line("payload", h.value("payload", to_hex_bytes), "bytes to send (hex)")
+def _payload(ctx: ParseContext, check: UdpCheck, seg: Segment) -> None:
+    if len(seg.words) < 2:
+        ctx.error(seg, "UDP_CHECK payload requires a payload")
+        return
+    try:
+        check.payload = to_hex_bytes("".join(seg.words[1:]))
+    except ValueProblem as exc:
+        ctx.error(seg, str(exc))
+
+
+UDP_CHECK.line("payload", _payload, "bytes to send (hex)")
 UDP_CHECK.line("require_reply", _require_reply, "a reply is needed [matching HEX]")
 UDP_CHECK.line("min_reply_length", h.integer("min_reply_length", 0, 65535), "shortest reply")
 UDP_CHECK.line("max_reply_length", h.integer("max_reply_length", 0, 65535), "longest reply")

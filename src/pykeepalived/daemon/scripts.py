@@ -10,13 +10,18 @@ with a timeout and count as failed when they overrun.
 from __future__ import annotations
 
 import asyncio
+import errno
+import grp
 import logging
 import os
+import pwd
 import shlex
+import shutil
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..config.model import Script
+from ..config.model import GlobalDefs, Script
 
 log = logging.getLogger("pykeepalived.scripts")
 
@@ -53,6 +58,110 @@ def _environment() -> dict[str, str]:
     return env
 
 
+class ScriptStartError(Exception):
+    """A script could not be started (no such program, unknown user or group); the message says why."""
+
+
+def default_script_user(g: GlobalDefs, user_exists: bool | None = None) -> tuple[str | None, str | None]:
+    """keepalived's default run-as user: script_user, else keepalived_script if it exists, else ourselves (root).
+
+    Returns (user, group); (None, None) means "whoever we are". `user_exists`
+    is for tests; by default the password database is asked.
+    """
+    if g.script_user:
+        return g.script_user, g.script_group
+    exists = user_exists if user_exists is not None else _user_exists("keepalived_script")
+    return ("keepalived_script", None) if exists else (None, None)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _credentials(user: str | None, group: str | None) -> dict[str, object]:
+    """create_subprocess_exec keywords that switch to user[:group] the way keepalived does.
+
+    keepalived sets the gid to the given group, else to the user's own group,
+    and leaves that gid as the only supplementary group: a script run as
+    `nobody` must not keep root's group 0. Only root can switch; anyone else
+    runs scripts as itself.
+    """
+    if not user or user == "root" or os.geteuid() != 0:
+        return {}
+    try:
+        entry = pwd.getpwnam(user)
+        gid = grp.getgrnam(group).gr_gid if group else entry.pw_gid
+    except KeyError as exc:
+        raise ScriptStartError(f"unknown user or group {user}{':' + group if group else ''}") from exc
+    return {"user": entry.pw_uid, "group": gid, "extra_groups": [gid]}
+
+
+def _no_shebang_fallback(argv: Sequence[str], env: dict[str, str]) -> list[str] | None:
+    """An executable file without #! is what execvp and keepalived's system() hand to /bin/sh."""
+    program = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env.get("PATH"))
+    return ["/bin/sh", program, *argv[1:]] if program else None
+
+
+async def spawn_script(argv: Sequence[str], user: str | None = None, group: str | None = None) \
+        -> asyncio.subprocess.Process:
+    """Start argv directly (no shell) as user[:group], in a session and process group of its own.
+
+    Its own process group lets a timeout kill the script's children too; stdio
+    is /dev/null so that a chatty script can never block on a full pipe.
+    Raises ScriptStartError.
+    """
+    env = _environment()
+    credentials = _credentials(user, group)
+    try:
+        return await _exec(argv, env, credentials)
+    except OSError as exc:
+        fallback = _no_shebang_fallback(argv, env) if exc.errno == errno.ENOEXEC else None
+        if fallback is None:
+            raise ScriptStartError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+    try:
+        return await _exec(fallback, env, credentials)
+    except OSError as exc:
+        raise ScriptStartError(f"cannot run {argv[0]} with /bin/sh: {exc.strerror or exc}") from exc
+
+
+async def _exec(argv: Sequence[str], env: dict[str, str], credentials: dict[str, object]) \
+        -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+        **credentials,  # type: ignore[arg-type]
+    )
+
+
+async def finish_script(proc: asyncio.subprocess.Process, timeout_s: float | None, grace_s: float) -> ScriptOutcome:
+    """Wait for the script; past timeout_s SIGTERM its process group, SIGKILL it grace_s later.
+
+    Once the script has been told to stop, whatever is left of its group
+    (children that ignored SIGTERM) gets SIGKILL too, as keepalived does, so
+    that a timed-out check leaves no process behind.
+    """
+    try:
+        return ScriptOutcome(await asyncio.wait_for(proc.wait(), timeout_s))
+    except TimeoutError:
+        pass
+    _kill_group(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace_s)
+    except TimeoutError:
+        _kill_group(proc.pid, signal.SIGKILL)
+        await proc.wait()
+    _kill_group(proc.pid, signal.SIGKILL)
+    return ScriptOutcome(proc.returncode, timed_out=True)
+
+
 class ScriptRunner:
     """Starts scripts as the configured user; remembers children so stop() can end them."""
 
@@ -62,44 +171,17 @@ class ScriptRunner:
         self._children: set[asyncio.subprocess.Process] = set()
         self._tasks: set[asyncio.Task[ScriptOutcome]] = set()
 
-    async def _spawn(self, script: Script, extra_args: tuple[str, ...]) -> asyncio.subprocess.Process:
-        user = script.user or self.default_user
-        group = script.group or self.default_group
-        kwargs: dict[str, object] = {}
-        if user and user != "root" and os.geteuid() == 0:
-            kwargs["user"] = user
-            if group:
-                kwargs["group"] = group
-        return await asyncio.create_subprocess_exec(
-            *command_line(script, extra_args),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=_environment(),
-            start_new_session=True,
-            **kwargs,  # type: ignore[arg-type]
-        )
-
     async def run(self, script: Script, extra_args: tuple[str, ...] = (), timeout_s: float | None = None) \
             -> ScriptOutcome:
         """Run to completion (or timeout: SIGTERM, then SIGKILL to the process group)."""
         try:
-            proc = await self._spawn(script, extra_args)
-        except OSError as exc:
-            return ScriptOutcome(None, error=f"cannot run {script.argv[0] if script.argv else '?'}: {exc}")
+            proc = await spawn_script(command_line(script, extra_args), script.user or self.default_user,
+                                      script.group or self.default_group)
+        except ScriptStartError as exc:
+            return ScriptOutcome(None, error=str(exc))
         self._children.add(proc)
         try:
-            try:
-                status = await asyncio.wait_for(proc.wait(), timeout_s)
-            except asyncio.TimeoutError:
-                _kill_group(proc.pid, signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 1.0)
-                except asyncio.TimeoutError:
-                    _kill_group(proc.pid, signal.SIGKILL)
-                    await proc.wait()
-                return ScriptOutcome(proc.returncode, timed_out=True)
-            return ScriptOutcome(status)
+            return await finish_script(proc, timeout_s, 1.0)
         finally:
             self._children.discard(proc)
 
