@@ -9,8 +9,26 @@ with each subsystem.
 from __future__ import annotations
 
 from .registry import Block, Status
+from .schema_check import (
+    DNS_CHECK,
+    FILE_CHECK,
+    HTTP_CHECK,
+    MISC_CHECK,
+    PING_CHECK,
+    REAL_SERVER,
+    SMTP_CHECK,
+    SMTP_HOST,
+    SSL_BLOCK,
+    TCP_CHECK,
+    UDP_CHECK,
+    URL_BLOCK,
+    VIRTUAL_SERVER,
+)
 from .schema_global import GLOBAL_DEFS, TRACK_FILE
 from .schema_vrrp import AUTHENTICATION, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP
+
+_CONNECTION = ("connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "connect_timeout", "fwmark")
+_TIMING = ("retry", "delay_before_retry", "warmup", "delay_loop", "alpha", "log_all_failures")
 
 ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (VRRP_INSTANCE, (
@@ -37,12 +55,36 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "vrrp_down_timer_adverts", "vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert",
         "vrrp_check_unicast_src", "vrrp_skip_check_adv_addr", "notify_fifo", "vrrp_notify_fifo",
         "v3_checksum_as_v2", "json_dump_file", "stats_dump_file", "nftables",
+        "lvs_notify_fifo", "checker_log_all_failures",
     )),
+    # the checker side: health and pool rules (lb_algo, lb_kind, persistence... act with the data plane)
+    (VIRTUAL_SERVER, (
+        "delay_loop", "connect_timeout", "retry", "delay_before_retry", "warmup", "alpha", "omega", "quorum",
+        "hysteresis", "quorum_up", "quorum_down", "weight", "inhibit_on_failure", "sorry_server",
+        "sorry_server_inhibit", "virtualhost", "real_server",
+    )),
+    (REAL_SERVER, (
+        "weight", "inhibit_on_failure", "notify_up", "notify_down", "alpha", "retry", "delay_before_retry",
+        "warmup", "connect_timeout", "delay_loop", "virtualhost", "TCP_CHECK", "HTTP_GET", "SSL_GET",
+        "SMTP_CHECK", "DNS_CHECK", "MISC_CHECK", "FILE_CHECK", "PING_CHECK", "UDP_CHECK",
+    )),
+    *((block, _CONNECTION + _TIMING) for block in (TCP_CHECK, PING_CHECK)),
+    (HTTP_CHECK, _CONNECTION + _TIMING + (
+        "nb_get_retry", "virtualhost", "http_protocol", "enable_sni", "sni_name", "tls_compliant", "url")),
+    (URL_BLOCK, ("path", "digest", "status_code", "virtualhost", "regex", "regex_no_match", "regex_min_offset",
+                 "regex_max_offset", "regex_options")),
+    (SMTP_CHECK, _CONNECTION + _TIMING + ("helo_name", "host")),
+    (SMTP_HOST, _CONNECTION),
+    (DNS_CHECK, _CONNECTION + _TIMING + ("type", "name")),
+    (MISC_CHECK, _TIMING + ("misc_path", "misc_timeout", "misc_dynamic", "user")),
+    (FILE_CHECK, ("track_file", "weight")),
+    (UDP_CHECK, _CONNECTION + _TIMING + ("payload", "require_reply", "min_reply_length", "max_reply_length")),
+    (SSL_BLOCK, ("password", "ca", "certificate", "key")),
 ]
 
 
 ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_script", "track_file",
-                   "vrrp_track_file")
+                   "vrrp_track_file", "virtual_server", "SSL")
 
 
 def mark_acted(root: Block) -> None:
