@@ -30,8 +30,9 @@ from pykeepalived.lab import Lan, unique_prefix, wait_until
 from pykeepalived.lab.checkers import CheckerDaemon, PlainServer, parse_decisions, stop_all, tcp_listener
 from pykeepalived.lab.topology import Host
 
-STEP_S = 6.0
-SETTLE_S = 5.0
+STEP_S = 6.0  # every state lasts at least this long: longer than any checker's removal bound below
+SETTLE_S = 8.0
+START_WAIT_S = 60.0  # Python runs 20-30 times slower in the emulated guest
 TCP_PORT = 9000
 VS_TCP = "192.0.2.200 9000"
 VS_HTTP = "192.0.2.200 80"
@@ -75,7 +76,8 @@ class Nginx:
 
     def start(self) -> None:
         self.proc = self.host.netns.popen(["nginx", "-c", str(self.conf), "-g", "daemon off;"])
-        wait_until(lambda: ":80 " in self.host.netns.run(["ss", "-Hlnt"]).stdout, 10, what="nginx listening")
+        wait_until(lambda: ":80 " in self.host.netns.run(["ss", "-Hlnt"]).stdout, START_WAIT_S,
+                   what="nginx listening")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -125,7 +127,7 @@ class World:
         self.tcp[i] = None
 
     def tcp_start(self, i: int) -> None:
-        self.tcp[i] = tcp_listener(self.rs[i], self.ip(i), TCP_PORT)
+        self.tcp[i] = tcp_listener(self.rs[i], self.ip(i), TCP_PORT, wait_s=START_WAIT_S)
 
 
 def config(world: World, digest: str) -> str:

@@ -171,10 +171,10 @@ class PlainServer:
         self.script = script
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, wait_port: int | None = None) -> PlainServer:
+    def start(self, wait_port: int | None = None, wait_s: float = 5.0) -> PlainServer:
         self._proc = self.host.netns.popen([sys.executable, "-c", self.script, *self.args])
         if wait_port is not None:
-            wait_until(lambda: f":{wait_port} " in self.host.netns.run(["ss", "-Hlntu"]).stdout, 5.0,
+            wait_until(lambda: f":{wait_port} " in self.host.netns.run(["ss", "-Hlntu"]).stdout, wait_s,
                        what=f"listener on port {wait_port} in {self.host.name}")
         return self
 
@@ -188,12 +188,14 @@ class PlainServer:
         return self._proc is not None and pid_alive(self._proc.pid)
 
 
-def tcp_listener(host: Host, address: str, port: int, *, hang: bool = False) -> PlainServer:
-    return PlainServer(host, TCP_LISTENER, address, str(port), "hang" if hang else "close").start(wait_port=port)
+def tcp_listener(host: Host, address: str, port: int, *, hang: bool = False, wait_s: float = 5.0) -> PlainServer:
+    """`wait_s`: how long it may take to listen (Python starts 20-30 times slower in the emulated guest)."""
+    server = PlainServer(host, TCP_LISTENER, address, str(port), "hang" if hang else "close")
+    return server.start(wait_port=port, wait_s=wait_s)
 
 
-def udp_echo(host: Host, address: str, port: int) -> PlainServer:
-    return PlainServer(host, UDP_ECHO, address, str(port)).start(wait_port=port)
+def udp_echo(host: Host, address: str, port: int, *, wait_s: float = 5.0) -> PlainServer:
+    return PlainServer(host, UDP_ECHO, address, str(port)).start(wait_port=port, wait_s=wait_s)
 
 
 def stop_all(servers: list[PlainServer], daemons: list[CheckerDaemon]) -> None:
