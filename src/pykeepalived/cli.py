@@ -194,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.dump_config:
                 print(dump_json(result.config))
             elif not result.errors and result.config.virtual_servers and (problem := _check_plan(result.config)):
-                print(f"{args.use_file}: {problem}", file=sys.stderr)
+                print(problem, file=sys.stderr)
                 return EXIT_CONFIG_ERROR
             if result.errors:
                 print(f"{args.use_file}: {len(result.errors)} configuration error(s)", file=sys.stderr)

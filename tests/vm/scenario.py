@@ -40,6 +40,7 @@ VS_MISC = "192.0.2.200 7000"
 
 
 NGINX_CONF = """
+user root;
 worker_processes 1;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log;
