@@ -109,17 +109,17 @@ def test_without_a_sorry_server_losing_quorum_keeps_the_alive_servers() -> None:
 
 def test_quorum_with_hysteresis_and_sorry_server() -> None:
     p = _pool(quorum=3, hysteresis=1, sorry_server="sorry")
-    assert p.start(set()) == [QuorumDown(0, 4, at_start=True)]
+    assert p.start(set()) == [QuorumDown(0, 4, at_start=True, sorry_in=True)]
     assert p.rows() == [Row("c", 0, alive=False), Row("sorry", 1, sorry=True)]
     p.set_alive("b", True)  # weight 2 < 3 + 1
     assert not p.has_quorum
     assert p.set_alive("a", True) == [ServerUp("a")]  # 1 + 2 = 3 < 3 + 1: not yet
     assert p.rows() == [Row("c", 0, alive=False), Row("sorry", 1, sorry=True)]
-    assert p.set_alive("c", True) == [ServerUp("c"), QuorumUp(4, 4)]
+    assert p.set_alive("c", True) == [ServerUp("c"), QuorumUp(4, 4, sorry_out=True)]
     assert p.rows() == [Row("a", 1), Row("b", 2), Row("c", 1)]
     assert p.set_alive("c", False) == [ServerDown("c")]  # 3 >= 3 - 1: kept
     assert p.set_alive("a", False) == [ServerDown("a")]  # 2 >= 2: kept
-    assert p.set_alive("b", False) == [ServerDown("b"), QuorumDown(0, 2)]
+    assert p.set_alive("b", False) == [ServerDown("b"), QuorumDown(0, 2, sorry_in=True)]
     assert p.rows() == [Row("c", 0, alive=False), Row("sorry", 1, sorry=True)]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,7 @@ def config(world: World, digest: str) -> str:
     }}""" for i in range(2))
     rs_http = "".join(f"""
     real_server {world.ip(i)} 80 {{
+        {"inhibit_on_failure" if i == 1 else ""}
         HTTP_GET {{
             url {{
                 path /index.html
@@ -173,6 +175,8 @@ virtual_server {VS_TCP} {{
     lb_algo rr
     lb_kind NAT
     protocol TCP
+    quorum 2
+    sorry_server 192.0.2.99 9000
 {rs_tcp}
 }}
 virtual_server {VS_HTTP} {{
@@ -206,6 +210,23 @@ def steps(world: World) -> list[tuple[str, Callable[[], None]]]:
         ("tcp rs2 answers again; nginx rs1 back; misc rs1 ok", lambda: (
             world.drop_syn(1, False), world.nginx[0].start(), world.misc_state(0, 0))),
     ]
+
+
+QUORUM = re.compile(r"(?P<what>Gained quorum|Lost quorum|Starting with quorum down|Adding sorry server|"
+                    r"Removing sorry server|Enabling sorry server|Disabling sorry server)\b.* (?:for|to|from) VS "
+                    r"(?P<vs>\S+)\s*$")
+
+
+def decision_sequences(log: str) -> dict[str, list[str]]:
+    """Per real server its up/down decisions, and per virtual server its quorum and sorry-server events."""
+    sequences: dict[str, list[str]] = {}
+    for d in parse_decisions(log):
+        sequences.setdefault(f"{d.virtual_server} {d.real_server}", []).append("up" if d.up else "down")
+    for line in log.splitlines():
+        m = QUORUM.search(line)
+        if m is not None:
+            sequences.setdefault(f"{m.group('vs')} quorum", []).append(m.group("what"))
+    return sequences
 
 
 def run(daemon_kind: str, workdir: Path) -> dict[str, list[str]]:
@@ -242,9 +263,7 @@ def run(daemon_kind: str, workdir: Path) -> dict[str, list[str]]:
                 nginx.kill()
         log = daemon.log() if daemon is not None else ""
     (workdir / f"{daemon_kind}.log").write_text(log)
-    sequences: dict[str, list[str]] = {}
-    for d in parse_decisions(log):
-        sequences.setdefault(f"{d.virtual_server} {d.real_server}", []).append("up" if d.up else "down")
+    sequences = decision_sequences(log)
     (workdir / f"{daemon_kind}.decisions.json").write_text(json.dumps(sequences, indent=1))
     return sequences
 

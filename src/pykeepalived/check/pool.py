@@ -67,16 +67,22 @@ class WeightChanged:
 
 @dataclass(frozen=True)
 class QuorumUp:
+    """Quorum gained; `sorry_out` when the sorry server leaves the table for the alive servers."""
+
     weight_sum: int = 0
     threshold: int = 0
     at_start: bool = False
+    sorry_out: bool = False
 
 
 @dataclass(frozen=True)
 class QuorumDown:
+    """Quorum lost (or absent at start); `sorry_in` when the sorry server replaces the alive servers."""
+
     weight_sum: int = 0
     threshold: int = 0
     at_start: bool = False
+    sorry_in: bool = False
 
 
 PoolEvent = ServerUp | ServerDown | WeightChanged | QuorumUp | QuorumDown
@@ -160,13 +166,13 @@ class Pool:
         threshold = self.quorum + (-self.hysteresis if self.has_quorum else self.hysteresis)
         if not self.has_quorum and total >= threshold:
             self.has_quorum = True
-            self.sorry_active = False
-            return [QuorumUp(total, threshold, at_start)]
+            sorry_out, self.sorry_active = self.sorry_active, False
+            return [QuorumUp(total, threshold, at_start, sorry_out)]
         lost = self.has_quorum and (total == 0 or total < threshold)
         starts_down = at_start and not self.has_quorum and self.sorry_server is not None and not self.sorry_active
         if lost or starts_down:
             self.has_quorum = False
-            if self.sorry_server is not None:
-                self.sorry_active = True
-            return [QuorumDown(total, threshold, at_start)]
+            sorry_in = self.sorry_server is not None and not self.sorry_active
+            self.sorry_active = self.sorry_server is not None
+            return [QuorumDown(total, threshold, at_start, sorry_in)]
         return []

@@ -216,10 +216,16 @@ class CheckService:
             elif isinstance(event, QuorumUp):
                 log.info("Gained quorum %d+%d=%d <= %d for VS %s", svc.pool.quorum, svc.pool.hysteresis,
                          event.threshold, event.weight_sum, name)
+                if event.sorry_out:
+                    log.info("%s sorry server %s from VS %s", "Disabling" if svc.pool.sorry_inhibit else "Removing",
+                             svc.plan.sorry_name, name)
                 self._vs_notify(svc, up=True)
             elif isinstance(event, QuorumDown):
                 log.info("%s %d-%d=%d > %d for VS %s", "Starting with quorum down" if event.at_start else "Lost quorum",
                          svc.pool.quorum, svc.pool.hysteresis, event.threshold, event.weight_sum, name)
+                if event.sorry_in:
+                    log.info("%s sorry server %s to VS %s", "Enabling" if svc.pool.sorry_inhibit else "Adding",
+                             svc.plan.sorry_name, name)
                 self._vs_notify(svc, up=False)
         self._dirty.set()
 
@@ -246,6 +252,10 @@ class CheckService:
         """omega: on the way down, quorum_down and notify_down run as if every server failed."""
         fired = False
         for svc in self.services:
+            for row in svc.pool.rows():
+                if not row.sorry:
+                    log.info("Shutting down %sservice %s from VS %s", "" if row.alive else "(inhibited) ", row.key,
+                             svc.plan.name)
             if not svc.plan.config.omega:
                 continue
             for name in sorted(svc.pool.alive):
