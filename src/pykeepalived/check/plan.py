@@ -62,6 +62,9 @@ class ServicePlan:
     real_servers: list[RealServerPlan]
     sorry_name: str | None = None
 
+    def __post_init__(self) -> None:
+        self.by_name = {rs.name: rs for rs in self.real_servers}
+
     def make_pool(self) -> Pool:
         vs = self.config
         return Pool(
@@ -102,7 +105,7 @@ class ServicePlan:
             assert sorry is not None
             return Destination(str(sorry.address), sorry.port if sorry.port is not None else vs.port, row.weight,
                                method=vs.sorry_server_lvs_method or vs.lvs_method or "NAT", alive=row.alive, sorry=True)
-        rs = next(r for r in self.real_servers if r.name == row.key).config
+        rs = self.by_name[row.key].config
         return Destination(
             str(rs.address), rs.port, row.weight,
             method=rs.lvs_method or vs.lvs_method or "NAT", alive=row.alive,

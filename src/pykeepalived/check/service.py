@@ -27,14 +27,16 @@ from typing import Any
 from ..config.model import KeepalivedConfig, Script
 from ..daemon.notify import NotifyFifo
 from ..daemon.scripts import ScriptRunner
-from ..lvs.model import DataPlane, DataPlaneError, DesiredTable
+from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
 from .logic import Change, CheckerCore, Verdict
 from .plan import CheckerPlan, RealServerPlan, ServicePlan, build_plan, group_entries
 from .pool import Pool, PoolEvent, QuorumDown, QuorumUp, ServerDown, ServerUp, WeightChanged
+from .probe import ProbeResult
 
 log = logging.getLogger("pykeepalived.check")
 
 APPLY_RETRY_S = 1.0
+STATUS_INTERVAL_S = 1.0  # the status file is rewritten at most this often (and at once on SIGUSR1)
 STOP_SCRIPT_TIMEOUT_S = 1.0
 
 
@@ -67,6 +69,7 @@ class ServiceState:
     plan: ServicePlan
     pool: Pool
     servers: dict[str, ServerState]
+    entry: VirtualService | None = None  # the table entry, rebuilt only after this service changed
 
 
 class CheckService:
@@ -90,6 +93,8 @@ class CheckService:
         self.table = DesiredTable()
         self.applied: DesiredTable | None = None
         self.started_at = 0.0
+        self._status_written = -STATUS_INTERVAL_S
+        self._status_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ life cycle
     async def run(self) -> None:
@@ -122,6 +127,9 @@ class CheckService:
             await self._shutdown_notifies()
             publisher.cancel()
             await asyncio.gather(publisher, return_exceptions=True)
+            if self._status_timer is not None:
+                self._status_timer.cancel()
+            self.write_status()
             await self.dataplane.close()
             for fifo in self.fifos:
                 fifo.close()
@@ -159,7 +167,11 @@ class CheckService:
             delay = chk.core.next_due_s - self.clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            result = await chk.plan.probe.run()
+            try:
+                result = await chk.plan.probe.run()
+            except Exception as exc:  # a probe bug must not end this checker: count it as a failed attempt
+                log.error("%s on %s: internal error %s: %s", chk.plan.kind, srv.plan.name, type(exc).__name__, exc)
+                result = ProbeResult(False, f"internal error: {type(exc).__name__}: {exc}")
             chk.attempts += 1
             chk.last_ok, chk.last_reason = result.ok, result.reason
             now = self.clock()
@@ -227,6 +239,7 @@ class CheckService:
                     log.info("%s sorry server %s to VS %s", "Enabling" if svc.pool.sorry_inhibit else "Adding",
                              svc.plan.sorry_name, name)
                 self._vs_notify(svc, up=False)
+        svc.entry = None
         self._dirty.set()
 
     def _rs_notify(self, svc: ServiceState, srv: ServerState, alive: bool, timeout_s: float | None = None) -> None:
@@ -269,7 +282,10 @@ class CheckService:
 
     # ------------------------------------------------------------------ table
     def current_table(self) -> DesiredTable:
-        return DesiredTable(tuple(svc.plan.virtual_service(svc.pool, self._groups) for svc in self.services))
+        for svc in self.services:
+            if svc.entry is None:
+                svc.entry = svc.plan.virtual_service(svc.pool, self._groups)
+        return DesiredTable(tuple(svc.entry for svc in self.services if svc.entry is not None))
 
     async def _publisher(self) -> None:
         """Hand the latest table to the data plane, one apply at a time, retrying failures."""
@@ -286,7 +302,21 @@ class CheckService:
                           self.dataplane.name, exc, APPLY_RETRY_S)
                 await asyncio.sleep(APPLY_RETRY_S)
                 self._dirty.set()
+            self._status_soon()
+
+    def _status_soon(self) -> None:
+        """Rewrite the status file now, or once the interval since the last write has passed."""
+        if self._status_timer is not None:
+            return
+        wait = self._status_written + STATUS_INTERVAL_S - self.clock()
+        if wait <= 0:
             self.write_status()
+        else:
+            self._status_timer = asyncio.get_running_loop().call_later(wait, self._status_due)
+
+    def _status_due(self) -> None:
+        self._status_timer = None
+        self.write_status()
 
     def status(self) -> dict[str, Any]:
         """The queryable state: desired table, per-server checker verdicts, data-plane name."""
@@ -321,6 +351,7 @@ class CheckService:
         }
 
     def write_status(self) -> None:
+        self._status_written = self.clock()
         if not self.status_path:
             return
         path = Path(self.status_path)

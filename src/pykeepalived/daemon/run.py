@@ -153,6 +153,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         log.error("%s", exc)
         return 1
     log.info("Starting Healthcheck child process, pid=%d", os.getpid())
+    _raise_open_file_limit(log)
 
     async def main() -> None:
         service = CheckService(config, TableOnly(), status_path=opts.status_file)
@@ -168,6 +169,18 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         pids.remove()
     log.info("Stopped")
     return 0
+
+
+def _raise_open_file_limit(log: logging.Logger) -> None:
+    """Each checker in flight holds a socket: thousands of checkers need more than the usual 1,024."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
 
 
 def _file_setting(settings: dict[str, object], keys: tuple[str, ...], default_name: str) -> str | None:
