@@ -1,9 +1,10 @@
 """HTTP_GET and SSL_GET against a real nginx in a namespace, through `pykeepalived probe`.
 
 Each test builds a Lan with a checker host (`chk`, 192.0.2.10) and a real
-server (`srv`, 192.0.2.20) running nginx with a config written into
-tmp_path: pid, logs and temp directories all there, `master_process off` so
-that it is one process we start and kill, never touching /etc or /var. nginx
+server (`srv`, 192.0.2.20) running nginx (`lab.servers.NginxServer`) with a
+config written into tmp_path: pid, logs and temp directories all there,
+`master_process off` so that it is one process we start and kill, never
+touching /etc or /var. nginx
 serves a healthy page, a 500, a page that echoes the SNI name and Host it
 saw, a second server block for the virtualhost www.example, and on 8443 a
 server that demands a client certificate. The probe runs inside `chk` with
@@ -15,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,14 +24,13 @@ from typing import Any
 
 import pytest
 
-from pykeepalived.lab import Lan, unique_prefix, wait_until
-from pykeepalived.lab.checkers import PlainServer, tcp_listener
-from pykeepalived.lab.netns import pid_alive
+from pykeepalived.lab import Lan, unique_prefix
+from pykeepalived.lab.checkers import PlainServer
+from pykeepalived.lab.servers import NginxServer, openssl, self_signed, silent_server, stop_servers
 from pykeepalived.lab.topology import Host
 
 from .vrrp_helpers import needs_root
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = [
     pytest.mark.netns,
     needs_root,
@@ -43,32 +41,14 @@ pytestmark = [
 SLACK_S = 0.5  # what a timed-out probe may take beyond its connect_timeout
 HEALTHY = b"healthy\n"
 
-NGINX_CONF = """
-master_process off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log info;
-events {{ worker_connections 256; }}
-http {{
-    log_format probe '$server_name|$ssl_server_name|$http_host|$request|$http_user_agent|$status';
-    access_log {tmp}/access.log probe;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    default_type text/plain;
-    ssl_certificate {certs}/rs.crt;
-    ssl_certificate_key {certs}/rs.key;
-    server {{
-        listen {ip}:80 default_server;
-        listen [{ip6}]:80 default_server;
-        listen {ip}:443 ssl default_server;
-        server_name default.example;
-        location = /ok {{ return 200 "healthy\\n"; }}
-        location = /fail {{ return 500 "sick\\n"; }}
-        location = /echo {{ return 200 "sni=$ssl_server_name host=$http_host\\n"; }}
-        location / {{ return 200 "default block\\n"; }}
-    }}
+# What the real server answers besides its page ("default block"): the main server's extra locations, a
+# second server block for the virtualhost www.example, and on 8443 one that demands a client certificate.
+LOCATIONS = """
+        location = /ok { return 200 "healthy\\n"; }
+        location = /fail { return 500 "sick\\n"; }
+        location = /echo { return 200 "sni=$ssl_server_name host=$http_host\\n"; }
+"""
+EXTRA_SERVERS = """
     server {{
         listen {ip}:80;
         listen {ip}:443 ssl;
@@ -82,17 +62,7 @@ http {{
         ssl_client_certificate {certs}/client.crt;
         location / {{ return 200 "client accepted\\n"; }}
     }}
-}}
 """
-
-
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
-
-
-def self_signed(directory: Path, name: str, cn: str) -> None:
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-            "-subj", f"/CN={cn}", "-keyout", str(directory / f"{name}.key"), "-out", str(directory / f"{name}.crt"))
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +84,7 @@ class Lab:
     certs: Path
     chk: Host
     srv: Host
-    nginx: subprocess.Popen[bytes] | None = None
+    nginx: NginxServer
     extra: list[PlainServer] = field(default_factory=list)
     runs: int = 0
 
@@ -123,31 +93,16 @@ class Lab:
         return str(self.srv.ipv4.ip)
 
     def start_nginx(self) -> None:
-        conf = self.tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=self.tmp, certs=self.certs, ip=self.rs, ip6=self.srv.ipv6.ip))
-        log = open(self.tmp / "nginx.out", "ab")
-        try:
-            self.nginx = self.srv.netns.popen([NGINX, "-p", str(self.tmp), "-e", str(self.tmp / "nginx-error.log"),
-                                               "-c", str(conf), "-g", "daemon off;"], stdout=log)
-        finally:
-            log.close()
-        wait_until(lambda: f"{self.rs}:443 " in self.srv.netns.run(["ss", "-Hltn"]).stdout, 10.0,
-                   what=f"nginx listening on {self.rs}:443:\n{self.nginx_output()}")
+        self.nginx.start()
 
     def kill_nginx(self) -> None:
-        if self.nginx is not None:
-            if self.nginx.poll() is None:
-                self.nginx.send_signal(signal.SIGKILL)
-            self.nginx.wait(5)
-            self.nginx = None
+        self.nginx.kill()
 
     def nginx_output(self) -> str:
-        return "".join(p.read_text(errors="replace") for p in (self.tmp / "nginx.out", self.tmp / "nginx-error.log")
-                       if p.exists())
+        return self.nginx.output()
 
     def access_log(self) -> list[list[str]]:
-        path = self.tmp / "access.log"
-        return [line.split("|") for line in path.read_text().splitlines()] if path.exists() else []
+        return self.nginx.access_log()
 
     def probe(self, conf: str) -> list[dict[str, Any]]:
         """Every checker of `conf` once, from the checker host, in config order."""
@@ -167,21 +122,25 @@ class Lab:
 
     def close(self) -> None:
         print(f"===== nginx =====\n{self.nginx_output()[-3000:]}")
-        self.kill_nginx()
-        for server in self.extra:
-            server.kill()
+        stop_servers([self.nginx, *self.extra])
 
 
 @pytest.fixture
 def lab(tmp_path: Path, certs: Path) -> Iterator[Lab]:
     with Lan(unique_prefix("http")) as lan:
-        lab = Lab(lan, tmp_path, certs, lan.add_host("chk", 10), lan.add_host("srv", 20))
+        srv = lan.add_host("srv", 20)
+        ip = str(srv.ipv4.ip)
+        nginx = NginxServer(srv, tmp_path / "nginx", addresses=[ip, str(srv.ipv6.ip)], ports=[80], tls_ports=[443],
+                            cert=certs / "rs.crt", key=certs / "rs.key", server_name="default.example",
+                            page="default block\n", locations=LOCATIONS,
+                            extra_http=EXTRA_SERVERS.format(ip=ip, certs=certs))
+        lab = Lab(lan, tmp_path, certs, lan.add_host("chk", 10), srv, nginx)
         try:
             lab.start_nginx()
             yield lab
         finally:
             lab.close()
-            assert lab.nginx is None or not pid_alive(lab.nginx.pid)
+            assert not lab.nginx.running()
 
 
 def describe(results: list[dict[str, Any]]) -> str:
@@ -286,7 +245,7 @@ def test_refused_when_nginx_is_killed(lab: Lab) -> None:
 
 
 def test_silent_server_fails_within_connect_timeout(lab: Lab) -> None:
-    lab.extra.append(tcp_listener(lab.srv, lab.rs, 8081, hang=True))
+    lab.extra.append(silent_server(lab.srv, lab.rs, 8081))
     results = lab.probe(config((8081, http_get("path /", timeout=1)),
                                (8081, http_get("path /", kind="SSL_GET", timeout=1.5))))
     assert verdicts(results) == [False, False]

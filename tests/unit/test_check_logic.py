@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pykeepalived.check.logic import Change, CheckerCore, CheckTiming, Verdict
+from pykeepalived.check.logic import Change, CheckerCore, CheckTiming, HttpCheckerCore, Verdict
 from pykeepalived.check.pool import Member, Pool, QuorumDown, QuorumUp, Row, ServerDown, ServerUp, WeightChanged
 
 T = CheckTiming(delay_loop_s=6, connect_timeout_s=2, retry=2, delay_before_retry_s=1, warmup_s=0)
@@ -142,3 +142,40 @@ def test_weight_offsets_change_the_row_and_the_quorum() -> None:
 def test_unreachable_quorum_is_lowered_to_the_total_weight() -> None:
     p = _pool(quorum=10, hysteresis=20)
     assert (p.quorum, p.hysteresis) == (4, 3)
+
+
+H = CheckTiming(delay_loop_s=6, connect_timeout_s=2, retry=2, delay_before_retry_s=1, warmup_s=0)
+
+
+def test_http_one_url_down_after_retry_plus_one_and_back_after_two_rounds() -> None:
+    c = HttpCheckerCore(H, now=0)
+    assert c.record(True, 0) is None and c.next_due_s == 6
+    assert c.record(False, 6) is None and c.next_due_s == 7
+    assert c.record(False, 7) is None and c.next_due_s == 8
+    assert c.record(False, 8) == Change(Verdict.DOWN, 3)
+    assert c.next_due_s == 14  # while down: every max(delay_before_retry, delay_loop), no retry rhythm
+    assert c.record(False, 14) is None and c.next_due_s == 20
+    assert c.record(True, 20) is None  # the failed url answers: every url is checked again first
+    assert c.next_due_s == 26
+    assert c.record(True, 26) == Change(Verdict.UP)
+
+
+def test_http_urls_are_checked_one_per_delay_loop() -> None:
+    c = HttpCheckerCore(H, now=0, urls=3)
+    steps = []
+    now = 0.0
+    for _ in range(4):
+        steps.append(c.step)
+        assert c.record(True, now) is None
+        now = c.next_due_s
+    assert steps == [0, 1, 2, 0] and now == 24
+    assert c.step == 1
+    assert c.record(False, 24) is None and c.step == 1 and c.next_due_s == 25  # the same url is retried
+
+
+def test_http_first_failure_is_down_at_once_and_fast_recovery_hurries_the_second_round() -> None:
+    c = HttpCheckerCore(H, now=0, fast_recovery=True)
+    assert c.record(False, 0) == Change(Verdict.DOWN, 1)
+    assert c.next_due_s == 6
+    assert c.record(True, 6) is None and c.next_due_s == 6  # fast_recovery: no wait before the round
+    assert c.record(True, 6) == Change(Verdict.UP)

@@ -70,19 +70,33 @@ class HttpProbe:
     kind: str = "HTTP_GET"
     setup_error: str | None = None
 
+    @property
+    def steps(self) -> int:
+        """How many attempts one round takes: keepalived's checker fetches one url per attempt."""
+        return max(1, len(self.urls))
+
     async def run(self) -> ProbeResult:
+        """Every url in order (`pykeepalived probe`); the checker service uses `run_step`."""
+        for step in range(self.steps):
+            result = await self.run_step(step)
+            if not result.ok:
+                return result
+        return OK
+
+    async def run_step(self, step: int) -> ProbeResult:
+        """Fetch and judge the url at `step` (an index into the configured urls)."""
         if self.setup_error is not None:
             return failed(self.setup_error)
-        for url in self.urls:
-            try:
-                reason = judge(url.rule, await self._fetch(url), url.where)
-            except _UrlFailed as exc:
-                reason = str(exc)
-            except Exception as exc:  # noqa: BLE001 - a probe never raises; say what broke instead
-                reason = f"{self.kind} error on {url.where}: {type(exc).__name__}: {exc}"
-            if reason is not None:
-                return failed(reason)
-        return OK
+        if not self.urls:
+            return OK
+        url = self.urls[step % len(self.urls)]
+        try:
+            reason = judge(url.rule, await self._fetch(url), url.where)
+        except _UrlFailed as exc:
+            reason = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a probe never raises; say what broke instead
+            reason = f"{self.kind} error on {url.where}: {type(exc).__name__}: {exc}"
+        return failed(reason) if reason is not None else OK
 
     async def _fetch(self, url: UrlPlan) -> bytes:
         """The whole answer to one url's request, or _UrlFailed."""

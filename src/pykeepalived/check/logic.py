@@ -91,3 +91,63 @@ class CheckerCore:
         self.has_run = True
         self.next_due_s = now + delay
         return change
+
+
+class HttpCheckerCore(CheckerCore):
+    """HTTP_GET / SSL_GET as keepalived schedules them (`check_http.c`), one url per attempt.
+
+    The urls are checked one at a time, each `delay_loop` after the previous
+    success; a failing url is retried every `delay_before_retry` until `retry`
+    retries failed too, which takes the checker DOWN. While DOWN the failed url
+    is tried every max(delay_before_retry, delay_loop); once it answers, every
+    url is checked again from the first, and only when all have passed is the
+    checker UP: coming back takes one more round than for the other checkers.
+    `fast_recovery` runs those recovery checks back to back.
+    """
+
+    def __init__(self, timing: CheckTiming, now: float, first_offset_s: float = 0.0, *, urls: int = 1,
+                 fast_recovery: bool = False) -> None:
+        super().__init__(timing, now, first_offset_s)
+        self.urls = max(1, urls)
+        self.fast_recovery = fast_recovery
+        self.step = 0  # the url the next attempt checks
+        self.failed_url: int | None = None
+
+    def record(self, ok: bool, now: float) -> Change | None:
+        t = self.timing
+        change: Change | None = None
+        self.failures = 0 if ok else self.failures + 1
+        finished_round = False
+        if ok:
+            finished_round = self.step == self.urls - 1
+            self.step = 0 if finished_round else self.step + 1
+            self.retry_it = 0
+        else:
+            self.retry_it += 1
+        if ok and finished_round and self.failed_url is None:
+            if self.verdict is Verdict.DOWN:
+                change = Change(Verdict.UP)
+            self.verdict = Verdict.UP
+            self.has_run = True
+            self.step = 0
+        elif not ok and self.retry_it > t.retry:
+            if self.verdict is Verdict.UP or not self.has_run:
+                change = Change(Verdict.DOWN, self.failures, confirmed=self.verdict is Verdict.DOWN)
+                self.verdict = Verdict.DOWN
+                self.has_run = True
+            self.failed_url = self.step
+        elif ok and self.failed_url is not None:
+            self.failed_url = None
+            self.step = 0
+        if ok:
+            delay = t.delay_loop_s
+            if not self.has_run:
+                self.retry_it = t.retry
+        elif self.failed_url is not None:
+            delay = max(t.delay_before_retry_s, t.delay_loop_s)
+        else:
+            delay = t.delay_before_retry_s
+        if self.fast_recovery and (not self.has_run or (self.verdict is Verdict.DOWN and self.failed_url is None)):
+            delay = 0.0
+        self.next_due_s = now + delay
+        return change

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..config.model import CheckerBase, KeepalivedConfig, RealServer, VirtualServer
 from ..lvs.model import Destination, GroupEntry, VirtualService
-from .logic import CheckTiming
+from .logic import CheckerCore, CheckTiming, HttpCheckerCore
 from .pool import Member, Pool, Row
 from .probe import Probe
 from .probes import ProbeContext, make_probes
@@ -44,6 +44,14 @@ class CheckerPlan:
     probe: Probe
     config: CheckerBase
     immediate: bool = False
+
+    def make_core(self, now: float, first_offset_s: float) -> CheckerCore:
+        """HTTP_GET/SSL_GET step through their urls with keepalived's HTTP rules; the others share one rule."""
+        steps = getattr(self.probe, "steps", None)
+        if self.kind in ("HTTP_GET", "SSL_GET") and isinstance(steps, int):
+            return HttpCheckerCore(self.timing, now, first_offset_s, urls=steps,
+                                   fast_recovery=bool(getattr(self.config, "fast_recovery", False)))
+        return CheckerCore(self.timing, now, first_offset_s)
 
 
 @dataclass

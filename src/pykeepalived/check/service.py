@@ -28,7 +28,7 @@ from ..config.model import KeepalivedConfig, Script
 from ..daemon.notify import NotifyFifo
 from ..daemon.scripts import ScriptRunner
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
-from .logic import Change, CheckerCore, Verdict
+from .logic import Change, CheckerCore, HttpCheckerCore, Verdict
 from .plan import CheckerPlan, RealServerPlan, ServicePlan, build_plan, group_entries
 from .pool import Pool, PoolEvent, QuorumDown, QuorumUp, ServerDown, ServerUp, WeightChanged
 from .probe import ProbeResult
@@ -144,7 +144,7 @@ class CheckService:
             srv = ServerState(rs)
             for chk in rs.checkers:
                 offset = 0.0 if chk.immediate else self.rng.uniform(0.0, chk.timing.warmup_s)
-                srv.checkers.append(CheckerState(chk, CheckerCore(chk.timing, now, offset)))
+                srv.checkers.append(CheckerState(chk, chk.make_core(now, offset)))
             servers[rs.name] = srv
         return ServiceState(plan, plan.make_pool(), servers)
 
@@ -168,7 +168,10 @@ class CheckService:
             if delay > 0:
                 await asyncio.sleep(delay)
             try:
-                result = await chk.plan.probe.run()
+                if isinstance(chk.core, HttpCheckerCore):
+                    result = await chk.plan.probe.run_step(chk.core.step)  # type: ignore[attr-defined]
+                else:
+                    result = await chk.plan.probe.run()
             except Exception as exc:  # a probe bug must not end this checker: count it as a failed attempt
                 log.error("%s on %s: internal error %s: %s", chk.plan.kind, srv.plan.name, type(exc).__name__, exc)
                 result = ProbeResult(False, f"internal error: {type(exc).__name__}: {exc}")

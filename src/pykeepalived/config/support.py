@@ -70,7 +70,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     )),
     *((block, _CONNECTION + _TIMING) for block in (TCP_CHECK, PING_CHECK)),
     (HTTP_CHECK, _CONNECTION + _TIMING + (
-        "nb_get_retry", "virtualhost", "http_protocol", "enable_sni", "sni_name", "tls_compliant", "url")),
+        "nb_get_retry", "virtualhost", "http_protocol", "enable_sni", "sni_name", "tls_compliant", "url",
+        "fast_recovery")),
     (URL_BLOCK, ("path", "digest", "status_code", "virtualhost", "regex", "regex_no_match", "regex_min_offset",
                  "regex_max_offset", "regex_options")),
     (SMTP_CHECK, _CONNECTION + _TIMING + ("helo_name", "host")),
