@@ -30,10 +30,11 @@ import ssl
 from dataclasses import dataclass
 
 from ..config.model import HttpCheck, SslContext, UrlSpec
-from .connect import ConnectFailed, close_writer, open_stream
+from .connect import ConnectFailed, close_writer, connect_socket, open_stream
 from .http_response import InvalidRule, UrlRule, host_header, judge, pick_virtualhost, request_bytes, url_rule
 from .probe import OK, ProbeResult, Target, failed
 from .probes import ProbeContext
+from .sockio import SocketTimeout, recv_to_eof, send_all
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 READ_CHUNK = 64 * 1024
@@ -100,6 +101,8 @@ class HttpProbe:
 
     async def _fetch(self, url: UrlPlan) -> bytes:
         """The whole answer to one url's request, or _UrlFailed."""
+        if self.tls is None:
+            return await self._fetch_plain(url)
         reader, writer = await self._open(url)
         clean = False
         try:
@@ -116,6 +119,32 @@ class HttpProbe:
             return raw
         finally:
             await self._close(writer, clean)
+
+    async def _fetch_plain(self, url: UrlPlan) -> bytes:
+        """HTTP without TLS on the bare socket (see sockio.py): same timeouts and reasons as the stream path."""
+        timeout_s = self.target.connect_timeout_s
+        try:
+            sock = await connect_socket(self.target)
+        except ConnectFailed as exc:
+            raise _UrlFailed(f"cannot connect to {url.where}: {exc}") from None
+        try:
+            try:
+                await send_all(sock, url.request, timeout_s)
+            except SocketTimeout:
+                raise _UrlFailed(f"timeout sending the request to {url.where}") from None
+            except OSError as exc:
+                raise _UrlFailed(f"cannot send the request to {url.where}: {exc}") from None
+            try:
+                raw = await recv_to_eof(sock, timeout_s, timeout_s, MAX_RESPONSE_BYTES)
+            except SocketTimeout:
+                raise _UrlFailed(f"timeout reading the answer from {url.where}") from None
+            except OSError as exc:
+                raise _UrlFailed(f"read error from {url.where}: {exc}") from None
+            if len(raw) > MAX_RESPONSE_BYTES:
+                raise _UrlFailed(f"answer from {url.where} is larger than {MAX_RESPONSE_BYTES >> 20} MiB")
+            return raw
+        finally:
+            sock.close()
 
     async def _open(self, url: UrlPlan) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         timeout_s = self.target.connect_timeout_s
