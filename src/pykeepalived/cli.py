@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="with -t: do not check interfaces and scripts against this machine")
     add("--status-file", metavar="FILE", default=DEFAULT_STATUS_FILE,
         help=f"where the checker keeps its state for `pykeepalived status` (default {DEFAULT_STATUS_FILE})")
+    add("--checker-workers", type=int, metavar="N",
+        help="processes sharing the health checks (default: one per 2,000 checkers, at most one per core)")
     add("--child", action="store_true", help=argparse.SUPPRESS)
+    add("--checker-worker", metavar="N/COUNT", help=argparse.SUPPRESS)
     return p
 
 
@@ -95,6 +98,8 @@ def _child_base_argv(args: argparse.Namespace) -> list[str]:
             "--status-file", args.status_file]
     if args.config_id is not None:
         base += ["-i", args.config_id]
+    if args.checker_workers is not None:
+        base += ["--checker-workers", str(args.checker_workers)]
     if args.log_facility:
         base += ["-S", str(args.log_facility)]
     base += [flag for flag, on in (("-l", args.log_console), ("-D", args.log_detail), ("-G", args.no_syslog)) if on]
@@ -112,7 +117,31 @@ def _check_plan(config: KeepalivedConfig) -> str | None:
     return None
 
 
+def _worker_argv(args: argparse.Namespace) -> tuple[str, ...]:
+    argv = [sys.executable, "-m", "pykeepalived", "-f", os.path.abspath(args.use_file), "--dont-fork"]
+    if args.config_id is not None:
+        argv += ["-i", args.config_id]
+    argv += [flag for flag, on in (("-l", args.log_console), ("-D", args.log_detail), ("-G", args.no_syslog)) if on]
+    return tuple(argv)
+
+
 def _run_daemon(args: argparse.Namespace) -> int:
+    if args.checker_worker:
+        from .check.workers import parse_shard
+
+        try:
+            shard = parse_shard(args.checker_worker)
+        except ValueError as exc:
+            print(f"pykeepalived: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        worker = load(args.use_file, args.config_id, host_checks=False)
+        if worker.errors:
+            return EXIT_CONFIG_ERROR
+        from .daemon.run import run_check_worker
+
+        return run_check_worker(worker.config, DaemonOptions(foreground=True, log_console=args.log_console,
+                                                             log_detail=args.log_detail, no_syslog=args.no_syslog,
+                                                             worker_shard=shard))
     result = load(args.use_file, args.config_id)
     _print_diagnostics(result)
     if result.errors:
@@ -133,6 +162,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
         checkers_pid_file=args.checkers_pid or DEFAULT_CHECKERS_PID_FILE,
         status_file=args.status_file,
         child=args.child,
+        checker_workers=args.checker_workers,
+        worker_argv=_worker_argv(args),
     )
     if vrrp and check:
         from .daemon.supervisor import run_supervisor

@@ -8,6 +8,7 @@ keepalived logs) and its desired table from the status file.
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import sys
 import time
@@ -269,3 +270,36 @@ vrrp_instance VI_1 {
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_checker_workers_share_the_probes_and_a_dead_worker_stops_the_checker(lab: CheckLab) -> None:
+    lab.listen(0)
+    lab.listen(1)
+    servers = "".join(tcp_rs(lab.ip(i % 2)).replace(" 80 {", f" {80 + i // 2} {{", 1) for i in range(2))
+    extra = "".join(f"""
+    real_server {lab.ip(1)} {81 + i} {{
+        TCP_CHECK {{
+            connect_timeout 1
+        }}
+    }}""" for i in range(4))  # nothing listens there: four servers out at once, whoever checks them
+    d = CheckerDaemon(lab.lb, lab.workdir, vs_conf(lab, servers + extra), name="workers")
+    lab.daemons.append(d)
+    d.command = lambda: CheckerDaemon.command(d) + ["--checker-workers", "3"]  # type: ignore[method-assign]
+    d.start()
+    wait_until(lambda: d.status_path.exists() and len(d.destinations()) == 2, 8,
+               what=f"two servers left in the table\n{d.log()}")
+    assert "in 3 process(es)" in d.log()
+    workers = [int(p) for p in lab.lb.netns.run(["pgrep", "-f", "checker-worker [0-9]"], check=False).stdout.split()]
+    assert len(workers) == 2
+    # every checker reports attempts, wherever it runs
+    def all_attempted() -> bool:
+        os.kill(d.pid, signal.SIGUSR1)
+        time.sleep(0.2)
+        return all(c["attempts"] > 0 for s in d.status()["services"] for r in s["real_servers"] for c in r["checkers"])
+    wait_until(all_attempted, 5, what="attempts from every checker")
+    lab.servers[0].kill()
+    wait_until(lambda: set(d.destinations()) == {f"[{lab.ip(1)}]:80"}, 6, what="rs0 removed")
+    os.kill(workers[0], signal.SIGKILL)
+    wait_until(lambda: not d.alive(), 8, what=f"checker exits after a worker died\n{d.log()}")
+    assert d.stop() == 1
+    assert "exited with status -9" in d.log()

@@ -32,6 +32,7 @@ from .logic import Change, CheckerCore, HttpCheckerCore, Verdict
 from .plan import CheckerPlan, RealServerPlan, ServicePlan, build_plan, group_entries
 from .pool import Pool, PoolEvent, QuorumDown, QuorumUp, ServerDown, ServerUp, WeightChanged
 from .probe import ProbeResult
+from .workers import change_of, parse_line, worker_count
 
 log = logging.getLogger("pykeepalived.check")
 
@@ -76,7 +77,8 @@ class CheckService:
     """Health checking for every virtual_server of one config."""
 
     def __init__(self, config: KeepalivedConfig, dataplane: DataPlane, *, status_path: str | None = None,
-                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
+                 workers: int | None = None, worker_argv: list[str] | None = None) -> None:
         self.config = config
         self.dataplane = dataplane
         self.status_path = status_path
@@ -95,29 +97,45 @@ class CheckService:
         self.started_at = 0.0
         self._status_written = -STATUS_INTERVAL_S
         self._status_timer: asyncio.TimerHandle | None = None
+        self.requested_workers = workers
+        self.worker_argv = worker_argv
+        self.failed = False
+        self._flat: list[tuple[ServiceState, ServerState, CheckerState]] = []
 
     # ------------------------------------------------------------------ life cycle
-    async def run(self) -> None:
-        """Check until stop(); the data plane gets the start-up table before the first check."""
-        plans = build_plan(self.config)
+    def build(self) -> None:
+        """The services, real servers and checkers of the config, in a fixed order (workers rely on it)."""
         now = self.clock()
         self.started_at = now
+        for plan in build_plan(self.config):
+            self.services.append(self._start_service(plan, now))
+        self._flat = [(svc, srv, chk) for svc in self.services for srv in svc.servers.values() for chk in srv.checkers]
+
+    def flat_checkers(self) -> list[tuple[ServiceState, ServerState, CheckerState]]:
+        return self._flat
+
+    async def run(self) -> None:
+        """Check until stop(); the data plane gets the start-up table before the first check."""
+        self.build()
         for fifo in self.fifos:
             fifo.open()
-        for plan in plans:
-            self.services.append(self._start_service(plan, now))
         await self._settle_immediate_checkers()
         for svc in self.services:
             alive = {name for name, srv in svc.servers.items() if srv.all_up()}
             self._handle(svc, svc.pool.start(alive))
         self._dirty.set()
-        publisher = asyncio.get_running_loop().create_task(self._publisher())
-        for svc in self.services:
-            for srv in svc.servers.values():
-                for chk in srv.checkers:
-                    self._tasks.append(asyncio.get_running_loop().create_task(self._checker_loop(svc, srv, chk)))
-        log.info("Checking %d real servers of %d virtual servers with %d checkers",
-                 sum(len(s.servers) for s in self.services), len(self.services), len(self._tasks))
+        loop = asyncio.get_running_loop()
+        publisher = loop.create_task(self._publisher())
+        count = worker_count(sum(1 for *_, c in self._flat if not c.plan.immediate), self.requested_workers)
+        if self.worker_argv is None:
+            count = 1
+        for index, (svc, srv, chk) in enumerate(self._flat):
+            if chk.plan.immediate or index % count == 0:
+                self._tasks.append(loop.create_task(self._checker_loop(svc, srv, chk)))
+        for shard in range(1, count):
+            self._tasks.append(loop.create_task(self._worker(shard, count)))
+        log.info("Checking %d real servers of %d virtual servers with %d checkers in %d process(es)",
+                 sum(len(s.servers) for s in self.services), len(self.services), len(self._flat), count)
         try:
             await self._stop.wait()
         finally:
@@ -137,6 +155,52 @@ class CheckService:
 
     def stop(self) -> None:
         self._stop.set()
+
+    # ------------------------------------------------------------------ worker processes
+    async def _worker(self, shard: int, count: int) -> None:
+        """Start one worker process and apply what it reports; its death stops this service as failed."""
+        assert self.worker_argv is not None
+        proc = await asyncio.create_subprocess_exec(
+            *self.worker_argv, "--checker-worker", f"{shard}/{count}",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 24)
+        assert proc.stdout is not None
+        try:
+            while line := await proc.stdout.readline():
+                try:
+                    self._remote(parse_line(line))
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
+                    log.error("checker worker %d sent a bad line (%s): %.200r", shard, exc, line)
+            await proc.wait()
+            if not self._stop.is_set():
+                log.error("checker worker %d/%d exited with status %s; stopping the checker so that it restarts "
+                          "whole", shard, count, proc.returncode)
+                self.failed = True
+                self._stop.set()
+        finally:
+            if proc.returncode is None:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+                proc.terminate()
+                try:
+                    await asyncio.wait_for(proc.wait(), 5.0)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+
+    def _remote(self, msg: dict[str, Any]) -> None:
+        now = self.clock()
+        if "s" in msg:
+            for index, attempts, last_ok, reason, next_in in msg["s"]:
+                chk = self._flat[index][2]
+                chk.attempts, chk.last_ok, chk.last_reason = attempts, last_ok, reason
+                chk.core.next_due_s = now + next_in
+            return
+        svc, srv, chk = self._flat[msg["i"]]
+        chk.last_ok, chk.last_reason = msg["ok"], msg["r"]
+        change = change_of(msg)
+        if change is not None:
+            chk.core.verdict = change.verdict
+        self._after_attempt(svc, srv, chk, msg["ok"], msg.get("o"), change)
 
     def _start_service(self, plan: ServicePlan, now: float) -> ServiceState:
         servers: dict[str, ServerState] = {}

@@ -39,6 +39,9 @@ class DaemonOptions:
     status_file: str = DEFAULT_STATUS_FILE
     state_dir: str = "/tmp"
     child: bool = False  # started by the supervisor: the parent owns the main pid file
+    checker_workers: int | None = None  # None: as many as the number of checkers calls for
+    worker_argv: tuple[str, ...] | None = None  # how to start a checker worker (this config, these log flags)
+    worker_shard: tuple[int, int] | None = None  # set in a checker worker process
 
 
 def setup_logging(opts: DaemonOptions, ident: str = "Keepalived_vrrp") -> None:
@@ -155,19 +158,45 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     log.info("Starting Healthcheck child process, pid=%d", os.getpid())
     _raise_open_file_limit(log)
 
-    async def main() -> None:
-        service = CheckService(config, TableOnly(), status_path=opts.status_file)
+    async def main() -> bool:
+        service = CheckService(config, TableOnly(), status_path=opts.status_file, workers=opts.checker_workers,
+                               worker_argv=list(opts.worker_argv) if opts.worker_argv else None)
         install_signal_handlers(service, asyncio.get_running_loop())
         await service.run()
+        return not service.failed
 
     try:
-        asyncio.run(main())
+        ok = asyncio.run(main())
     except (OSError, PyKeepalivedError) as exc:
         log.error("health checker stopped on an error: %s", exc)
         return 1
     finally:
         pids.remove()
     log.info("Stopped")
+    return 0 if ok else 1
+
+
+def run_check_worker(config: KeepalivedConfig, opts: DaemonOptions) -> int:
+    """One checker worker process (see check/workers.py): its shard's probes, reported on stdout."""
+    from ..check.service import CheckService
+    from ..check.workers import run_worker
+    from ..lvs.null import TableOnly
+
+    assert opts.worker_shard is not None
+    setup_logging(opts, ident="Keepalived_healthcheckers")
+    _raise_open_file_limit(logging.getLogger("pykeepalived"))
+    shard, count = opts.worker_shard
+
+    async def main() -> None:
+        service = CheckService(config, TableOnly())
+        service.build()
+        await run_worker(service, shard, count)
+
+    try:
+        asyncio.run(main())
+    except (OSError, PyKeepalivedError) as exc:
+        logging.getLogger("pykeepalived").error("checker worker %d/%d stopped on an error: %s", shard, count, exc)
+        return 1
     return 0
 
 

@@ -1,0 +1,145 @@
+"""Checker worker processes: the probes of a big config spread over several cores.
+
+One Python process tops out around 4,000 checks a second; keepalived's C
+checker never needs more than one core, we do. With thousands of checkers the
+checker process starts `count - 1` workers (`pykeepalived --checker-worker
+N/COUNT -f FILE`), each of which builds the same plan from the same file and
+runs the probes and verdict cores of every checker whose index i has
+i % COUNT == N. The main process keeps shard 0, the pools, notifies, the table
+and the status file. Workers report on stdout, one JSON line each:
+
+    {"i": 17, "ok": false, "v": "down", "f": 2, "c": false, "o": null, "r": "refused"}   a decision
+    {"i": 17, "ok": true, "v": null, "o": 5, "r": ""}                                   a new weight offset
+    {"s": [[17, attempts, last_ok, "reason", next_in_s], ...]}                         once a second
+
+A worker exits when its stdin closes (the main process is gone) or on
+SIGTERM. The main process treats a worker's death as its own failure and
+exits, so that the supervisor restarts the whole checker cleanly rather than
+mixing fresh worker state with old pool state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from .logic import Change, HttpCheckerCore, Verdict
+from .probe import ProbeResult
+
+log = logging.getLogger("pykeepalived.check")
+
+CHECKERS_PER_WORKER = 2000
+STATS_INTERVAL_S = 1.0
+
+
+def worker_count(checkers: int, requested: int | None = None) -> int:
+    """How many processes share the probes: as asked, else one per CHECKERS_PER_WORKER up to the cores."""
+    if requested is not None:
+        return max(1, requested)
+    return max(1, min(os.cpu_count() or 1, 1 + (checkers - 1) // CHECKERS_PER_WORKER if checkers else 1))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`N/COUNT` from the command line."""
+    try:
+        shard, count = (int(x) for x in text.split("/", 1))
+    except ValueError:
+        raise ValueError(f"--checker-worker wants N/COUNT, not {text!r}") from None
+    if not 0 < shard < count:
+        raise ValueError(f"--checker-worker {text}: N must be between 1 and COUNT-1")
+    return shard, count
+
+
+def decision_line(index: int, result: ProbeResult, change: Change | None, offset: int | None) -> bytes:
+    msg: dict[str, Any] = {"i": index, "ok": result.ok, "r": result.reason, "o": offset,
+                           "v": change.verdict.value if change else None}
+    if change is not None:
+        msg["f"], msg["c"] = change.failures, change.confirmed
+    return json.dumps(msg, separators=(",", ":")).encode() + b"\n"
+
+
+def parse_line(line: bytes) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(line)
+    return data
+
+
+def change_of(msg: dict[str, Any]) -> Change | None:
+    verdict = msg.get("v")
+    if verdict is None:
+        return None
+    return Change(Verdict(verdict), int(msg.get("f", 0)), bool(msg.get("c", False)))
+
+
+async def run_worker(service: Any, shard: int, count: int) -> None:
+    """Run this shard's checkers of `service` (a CheckService that never starts its own) and report."""
+    loop = asyncio.get_running_loop()
+    out = sys.stdout.buffer
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    mine = [(i, entry) for i, entry in enumerate(service.flat_checkers()) if i % count == shard]
+    pending: set[int] = set()
+
+    def send(data: bytes) -> None:
+        try:
+            out.write(data)
+            out.flush()
+        except (BrokenPipeError, OSError):
+            stop.set()
+
+    async def loop_one(index: int, chk: Any) -> None:
+        while True:
+            delay = chk.core.next_due_s - service.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                if isinstance(chk.core, HttpCheckerCore):
+                    result = await chk.plan.probe.run_step(chk.core.step)
+                else:
+                    result = await chk.plan.probe.run()
+            except Exception as exc:  # as in the main process: a failed attempt, never a dead checker
+                result = ProbeResult(False, f"internal error: {type(exc).__name__}: {exc}")
+            chk.attempts += 1
+            chk.last_ok, chk.last_reason = result.ok, result.reason
+            change = chk.core.record(result.ok, service.clock())
+            offset = None
+            if result.ok and result.weight_offset is not None and result.weight_offset != chk.offset:
+                chk.offset = offset = result.weight_offset
+            if change is not None and change.verdict is Verdict.DOWN:
+                chk.offset = 0
+            if change is not None or offset is not None:
+                send(decision_line(index, result, change, offset))
+            pending.add(index)
+
+    async def stats() -> None:
+        by_index = {i: chk for i, (_svc, _srv, chk) in mine}
+        while True:
+            await asyncio.sleep(STATS_INTERVAL_S)
+            now = service.clock()
+            rows = [[i, by_index[i].attempts, by_index[i].last_ok, by_index[i].last_reason,
+                     round(max(0.0, by_index[i].core.next_due_s - now), 3)] for i in sorted(pending)]
+            pending.clear()
+            if rows:
+                send(json.dumps({"s": rows}, separators=(",", ":")).encode() + b"\n")
+
+    async def lifeline() -> None:
+        await reader.read()  # EOF: the main process is gone
+        stop.set()
+
+    tasks = [loop.create_task(loop_one(i, chk)) for i, (_svc, _srv, chk) in mine]
+    tasks += [loop.create_task(stats()), loop.create_task(lifeline())]
+    log.info("Checker worker %d/%d runs %d checkers", shard, count, len(mine))
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        service.runner.terminate_all()
