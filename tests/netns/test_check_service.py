@@ -288,9 +288,9 @@ def test_checker_workers_share_the_probes_and_a_dead_worker_stops_the_checker(la
     d.start()
     wait_until(lambda: d.status_path.exists() and len(d.destinations()) == 2, 8,
                what=f"two servers left in the table\n{d.log()}")
-    assert "in 3 process(es)" in d.log()
+    assert "in 3 worker process(es)" in d.log()
     workers = [int(p) for p in lab.lb.netns.run(["pgrep", "-f", "checker-worker [0-9]"], check=False).stdout.split()]
-    assert len(workers) == 2
+    assert len(workers) == 3
     # every checker reports attempts, wherever it runs
     def all_attempted() -> bool:
         os.kill(d.pid, signal.SIGUSR1)

@@ -129,13 +129,15 @@ class CheckService:
         count = worker_count(sum(1 for *_, c in self._flat if not c.plan.immediate), self.requested_workers)
         if self.worker_argv is None:
             count = 1
-        for index, (svc, srv, chk) in enumerate(self._flat):
-            if chk.plan.immediate or index % count == 0:
+        for svc, srv, chk in self._flat:
+            if chk.plan.immediate or count == 1:
                 self._tasks.append(loop.create_task(self._checker_loop(svc, srv, chk)))
-        for shard in range(1, count):
-            self._tasks.append(loop.create_task(self._worker(shard, count)))
-        log.info("Checking %d real servers of %d virtual servers with %d checkers in %d process(es)",
-                 sum(len(s.servers) for s in self.services), len(self.services), len(self._flat), count)
+        if count > 1:
+            for shard in range(count):
+                self._tasks.append(loop.create_task(self._worker(shard, count)))
+        log.info("Checking %d real servers of %d virtual servers with %d checkers in %d worker process(es)",
+                 sum(len(s.servers) for s in self.services), len(self.services), len(self._flat),
+                 count if count > 1 else 0)
         try:
             await self._stop.wait()
         finally:

@@ -2,11 +2,11 @@
 
 One Python process tops out around 4,000 checks a second; keepalived's C
 checker never needs more than one core, we do. With thousands of checkers the
-checker process starts `count - 1` workers (`pykeepalived --checker-worker
+checker process starts `count` workers (`pykeepalived --checker-worker
 N/COUNT -f FILE`), each of which builds the same plan from the same file and
 runs the probes and verdict cores of every checker whose index i has
-i % COUNT == N. The main process keeps shard 0, the pools, notifies, the table
-and the status file. Workers report on stdout, one JSON line each:
+i % COUNT == N. The main process keeps the pools, notifies, the table, the
+status file and the FILE_CHECKs (which act at once), and stays responsive. Workers report on stdout, one JSON line each:
 
     {"i": 17, "ok": false, "v": "down", "f": 2, "c": false, "o": null, "r": "refused"}   a decision
     {"i": 17, "ok": true, "v": null, "o": 5, "r": ""}                                   a new weight offset
@@ -50,8 +50,8 @@ def parse_shard(text: str) -> tuple[int, int]:
         shard, count = (int(x) for x in text.split("/", 1))
     except ValueError:
         raise ValueError(f"--checker-worker wants N/COUNT, not {text!r}") from None
-    if not 0 < shard < count:
-        raise ValueError(f"--checker-worker {text}: N must be between 1 and COUNT-1")
+    if not 0 <= shard < count:
+        raise ValueError(f"--checker-worker {text}: N must be between 0 and COUNT-1")
     return shard, count
 
 
@@ -84,7 +84,8 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    mine = [(i, entry) for i, entry in enumerate(service.flat_checkers()) if i % count == shard]
+    mine = [(i, entry) for i, entry in enumerate(service.flat_checkers())
+            if i % count == shard and not entry[2].plan.immediate]  # FILE_CHECKs stay in the main process
     pending: set[int] = set()
 
     def send(data: bytes) -> None:
