@@ -1,0 +1,45 @@
+"""Smoke test of bench/checks.py: a --quick run must finish, print its JSON, and remove within the bound.
+
+The benchmark is run as a user would run it (a subprocess), so that its own
+clean-up, its JSON and its exit code are what is tested; the figures are not
+judged here, only that the small run keeps keepalived's removal bound.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .vrrp_helpers import needs_root
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow, needs_root]
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "checks.py"
+PER_IMPL_KEYS = {
+    "checks_per_s", "cpu_pct_of_one_core", "peak_rss_mib", "death_to_removal_s", "removal_bound_s",
+    "within_bound", "revival_to_adding_s", "peak_open_fds",
+}
+
+
+@pytest.mark.timeout(240)
+def test_quick_run_prints_json_and_removes_within_bound() -> None:
+    impls = ["pykeepalived", "haproxy"] if shutil.which("haproxy") else ["pykeepalived"]
+    argv = [sys.executable, str(BENCH), "--quick"] + ([] if len(impls) == 2 else ["--only", "pykeepalived"])
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=220, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["benchmark"] == "checks"
+    assert doc["settings"]["removal_bound_s"] == 6.0
+    for impl in impls:
+        result = doc[impl]
+        assert PER_IMPL_KEYS <= result.keys(), sorted(PER_IMPL_KEYS - result.keys())
+        assert result["death_to_removal_s"]["n"] == result["killed"] > 0
+        assert result["within_bound"] is True, result["death_to_removal_s"]
+        assert result["checks_per_s"] > 0
+    if len(impls) == 2:
+        assert {"checks_per_s", "cpu", "peak_rss", "removal_median", "removal_p99"} <= doc["ratio"].keys()
