@@ -28,10 +28,10 @@ from ..config.model import KeepalivedConfig, Script
 from ..daemon.notify import NotifyFifo
 from ..daemon.scripts import ScriptRunner
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
-from .logic import Change, CheckerCore, HttpCheckerCore, Verdict
-from .plan import CheckerPlan, RealServerPlan, ServicePlan, build_plan, group_entries
+from .logic import Change, Verdict
+from .plan import RealServerPlan, ServicePlan, build_plan, group_entries
 from .pool import Pool, PoolEvent, QuorumDown, QuorumUp, ServerDown, ServerUp, WeightChanged
-from .probe import ProbeResult
+from .running import CheckerState, attempt
 from .workers import change_of, parse_line, worker_count
 
 log = logging.getLogger("pykeepalived.check")
@@ -39,18 +39,6 @@ log = logging.getLogger("pykeepalived.check")
 APPLY_RETRY_S = 1.0
 STATUS_INTERVAL_S = 1.0  # the status file is rewritten at most this often (and at once on SIGUSR1)
 STOP_SCRIPT_TIMEOUT_S = 1.0
-
-
-@dataclass
-class CheckerState:
-    """A running checker: its plan, its core, and what its last attempt said."""
-
-    plan: CheckerPlan
-    core: CheckerCore
-    offset: int = 0
-    last_ok: bool | None = None
-    last_reason: str = ""
-    attempts: int = 0
 
 
 @dataclass
@@ -233,18 +221,7 @@ class CheckService:
             delay = chk.core.next_due_s - self.clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            try:
-                if isinstance(chk.core, HttpCheckerCore):
-                    result = await chk.plan.probe.run_step(chk.core.step)  # type: ignore[attr-defined]
-                else:
-                    result = await chk.plan.probe.run()
-            except Exception as exc:  # a probe bug must not end this checker: count it as a failed attempt
-                log.error("%s on %s: internal error %s: %s", chk.plan.kind, srv.plan.name, type(exc).__name__, exc)
-                result = ProbeResult(False, f"internal error: {type(exc).__name__}: {exc}")
-            chk.attempts += 1
-            chk.last_ok, chk.last_reason = result.ok, result.reason
-            now = self.clock()
-            change = chk.core.record(result.ok, now)
+            result, change = await attempt(chk, self.clock)
             self._after_attempt(svc, srv, chk, result.ok, result.weight_offset, change)
 
     def _after_attempt(self, svc: ServiceState, srv: ServerState, chk: CheckerState, ok: bool,

@@ -28,8 +28,9 @@ import signal
 import sys
 from typing import Any
 
-from .logic import Change, HttpCheckerCore, Verdict
+from .logic import Change, Verdict
 from .probe import ProbeResult
+from .running import attempt
 
 log = logging.getLogger("pykeepalived.check")
 
@@ -100,16 +101,7 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
             delay = chk.core.next_due_s - service.clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            try:
-                if isinstance(chk.core, HttpCheckerCore):
-                    result = await chk.plan.probe.run_step(chk.core.step)
-                else:
-                    result = await chk.plan.probe.run()
-            except Exception as exc:  # as in the main process: a failed attempt, never a dead checker
-                result = ProbeResult(False, f"internal error: {type(exc).__name__}: {exc}")
-            chk.attempts += 1
-            chk.last_ok, chk.last_reason = result.ok, result.reason
-            change = chk.core.record(result.ok, service.clock())
+            result, change = await attempt(chk, service.clock)
             offset = None
             if result.ok and result.weight_offset is not None and result.weight_offset != chk.offset:
                 chk.offset = offset = result.weight_offset

@@ -104,21 +104,31 @@ class PidFiles:
                 pass
 
 
-def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
-    """Serve VRRP until SIGTERM/SIGINT; returns the exit code."""
-    from ..vrrp.service import VrrpService, install_signal_handlers
-
+def begin(opts: DaemonOptions, ident: str, what: str, *pid_files: str) -> PidFiles | None:
+    """Daemonise unless told not to, set up logging, write the pid files (None: another instance owns one)."""
     if not opts.foreground:
         _daemonize()
-    setup_logging(opts)
+    setup_logging(opts, ident=ident)
     log = logging.getLogger("pykeepalived")
-    pids = PidFiles(*([] if opts.child else [opts.pid_file]), opts.vrrp_pid_file)
+    pids = PidFiles(*pid_files)
     try:
         pids.write()
     except RuntimeError as exc:
         log.error("%s", exc)
+        return None
+    log.info("Starting %s process, pid=%d", what, os.getpid())
+    return pids
+
+
+def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
+    """Serve VRRP until SIGTERM/SIGINT; returns the exit code."""
+    from ..vrrp.service import VrrpService, install_signal_handlers
+
+    pids = begin(opts, "Keepalived_vrrp", "VRRP child", *([] if opts.child else [opts.pid_file]),
+                 opts.vrrp_pid_file)
+    if pids is None:
         return 1
-    log.info("Starting VRRP child process, pid=%d", os.getpid())
+    log = logging.getLogger("pykeepalived")
 
     async def main() -> None:
         service = VrrpService(config, state_dir=opts.state_dir)
@@ -145,17 +155,11 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     from ..check.service import CheckService, install_signal_handlers
     from ..lvs.null import TableOnly
 
-    if not opts.foreground:
-        _daemonize()
-    setup_logging(opts, ident="Keepalived_healthcheckers")
-    log = logging.getLogger("pykeepalived")
-    pids = PidFiles(*([] if opts.child else [opts.pid_file]), opts.checkers_pid_file)
-    try:
-        pids.write()
-    except RuntimeError as exc:
-        log.error("%s", exc)
+    pids = begin(opts, "Keepalived_healthcheckers", "Healthcheck child", *([] if opts.child else [opts.pid_file]),
+                 opts.checkers_pid_file)
+    if pids is None:
         return 1
-    log.info("Starting Healthcheck child process, pid=%d", os.getpid())
+    log = logging.getLogger("pykeepalived")
     _raise_open_file_limit(log)
 
     async def main() -> bool:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .run import DaemonOptions, PidFiles, _daemonize, setup_logging
+from .run import DaemonOptions, begin
 
 log = logging.getLogger("pykeepalived")
 
@@ -107,16 +106,9 @@ async def supervise(children: list[Child]) -> None:
 
 def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, check: bool) -> int:
     """Run as keepalived's parent: returns when both children have stopped after SIGTERM/SIGINT."""
-    if not opts.foreground:
-        _daemonize()
-    setup_logging(opts, ident="Keepalived")
-    pids = PidFiles(opts.pid_file)
-    try:
-        pids.write()
-    except RuntimeError as exc:
-        log.error("%s", exc)
+    pids = begin(opts, "Keepalived", "pykeepalived", opts.pid_file)
+    if pids is None:
         return 1
-    log.info("Starting pykeepalived, pid=%d", os.getpid())
     children = []
     if vrrp:
         children.append(Child("VRRP", child_argv(base_argv, "--vrrp")))

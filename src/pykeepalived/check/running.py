@@ -1,0 +1,42 @@
+"""One running checker: its plan, its verdict core, what its last attempt said; and one attempt.
+
+Shared by the checker process and its worker processes (workers.py), so that
+an attempt means the same wherever it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .logic import Change, CheckerCore, HttpCheckerCore
+from .plan import CheckerPlan
+from .probe import ProbeResult
+
+log = logging.getLogger("pykeepalived.check")
+
+
+@dataclass
+class CheckerState:
+    plan: CheckerPlan
+    core: CheckerCore
+    offset: int = 0
+    last_ok: bool | None = None
+    last_reason: str = ""
+    attempts: int = 0
+
+
+async def attempt(chk: CheckerState, clock: Callable[[], float]) -> tuple[ProbeResult, Change | None]:
+    """Run the probe once (the url in turn for HTTP) and record the result in the core."""
+    try:
+        if isinstance(chk.core, HttpCheckerCore):
+            result: ProbeResult = await chk.plan.probe.run_step(chk.core.step)  # type: ignore[attr-defined]
+        else:
+            result = await chk.plan.probe.run()
+    except Exception as exc:  # a probe bug must not end this checker: count it as a failed attempt
+        log.error("%s: internal error %s: %s", chk.plan.kind, type(exc).__name__, exc)
+        result = ProbeResult(False, f"internal error: {type(exc).__name__}: {exc}")
+    chk.attempts += 1
+    chk.last_ok, chk.last_reason = result.ok, result.reason
+    return result, chk.core.record(result.ok, clock())
