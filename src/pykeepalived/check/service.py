@@ -38,6 +38,7 @@ log = logging.getLogger("pykeepalived.check")
 
 APPLY_RETRY_S = 1.0
 STATUS_INTERVAL_S = 1.0  # the status file is rewritten at most this often (and at once on SIGUSR1)
+STATUS_REFRESH_S = 5.0  # ... and at least this often, so that its counters stay fresh without changes
 STOP_SCRIPT_TIMEOUT_S = 1.0
 
 
@@ -114,6 +115,7 @@ class CheckService:
         self._dirty.set()
         loop = asyncio.get_running_loop()
         publisher = loop.create_task(self._publisher())
+        self._tasks.append(loop.create_task(self._refresh_status()))
         count = worker_count(sum(1 for *_, c in self._flat if not c.plan.immediate), self.requested_workers)
         if self.worker_argv is None:
             count = 1
@@ -348,6 +350,11 @@ class CheckService:
                           self.dataplane.name, exc, APPLY_RETRY_S)
                 await asyncio.sleep(APPLY_RETRY_S)
                 self._dirty.set()
+            self._status_soon()
+
+    async def _refresh_status(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_REFRESH_S)
             self._status_soon()
 
     def _status_soon(self) -> None:
