@@ -165,10 +165,11 @@ def _run_daemon(args: argparse.Namespace) -> int:
         checker_workers=args.checker_workers,
         worker_argv=_worker_argv(args),
     )
-    if vrrp and check:
+    if not (args.vrrp or args.check or args.child):
+        # as keepalived: a parent that restarts whichever subsystem dies
         from .daemon.supervisor import run_supervisor
 
-        return run_supervisor(_child_base_argv(args), opts, vrrp=True, check=True)
+        return run_supervisor(_child_base_argv(args), opts, vrrp=vrrp, check=check)
     return run_check(result.config, opts) if check else run_vrrp(result.config, opts)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,9 +44,22 @@ def _service_line(svc: dict[str, Any]) -> str:
     return f"{head} {' '.join(flags)}"
 
 
+def _liveness(status: dict[str, Any]) -> str:
+    pid, written = status.get("pid"), status.get("time")
+    age = f", written {max(0.0, time.time() - written):.0f} s ago" if isinstance(written, int | float) else ""
+    if isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return f"{age} - NOT RUNNING (this is its last table)"
+        except PermissionError:
+            pass
+    return age
+
+
 def render(status: dict[str, Any]) -> str:
     lines = [
-        f"pykeepalived checker pid {status.get('pid')}, data plane: {status.get('dataplane')}"
+        f"pykeepalived checker pid {status.get('pid')}, data plane: {status.get('dataplane')}{_liveness(status)}"
         + ("" if status.get("applied", True) else " (last change NOT applied)"),
         "Prot LocalAddress:Port Scheduler Flags",
         "  -> RemoteAddress:Port           Forward Weight State",
@@ -83,5 +98,15 @@ def status_main(argv: Sequence[str]) -> int:
     except (OSError, ValueError) as exc:
         print(f"pykeepalived status: cannot read {args.status_file}: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(status, indent=1) if args.json else render(status))
+    if args.json:
+        print(json.dumps(status, indent=1))
+        return 0
+    try:
+        if not isinstance(status, dict):
+            raise TypeError("not a JSON object")
+        print(render(status))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        print(f"pykeepalived status: {args.status_file} is not a checker status file ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return 1
     return 0

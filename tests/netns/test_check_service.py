@@ -261,6 +261,13 @@ vrrp_instance VI_1 {
         assert pid("vrrp.pid") == vrrp_pid  # the VRRP child never noticed
         assert any(str(a) == "192.0.2.200" for a in lab.lb.addresses())
         assert "exited with status -9" in d.log()
+        # the dump signals reach every child through the parent and kill none of them
+        check_pid = pid("check.pid")
+        for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2, signal.SIGHUP):
+            os.kill(proc.pid, sig)
+        time.sleep(1.0)
+        assert (pid("vrrp.pid"), pid("check.pid")) == (vrrp_pid, check_pid)
+        assert proc.poll() is None and "exited with status" not in d.log().split("-9", 1)[1]
         proc.terminate()
         proc.wait(15)
         assert not any(str(a) == "192.0.2.200" for a in lab.lb.addresses())

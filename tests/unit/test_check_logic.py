@@ -179,3 +179,20 @@ def test_http_first_failure_is_down_at_once_and_fast_recovery_hurries_the_second
     assert c.next_due_s == 6
     assert c.record(True, 6) is None and c.next_due_s == 6  # fast_recovery: no wait before the round
     assert c.record(True, 6) == Change(Verdict.UP)
+
+
+def test_ping_udp_dns_misc_only_wait_delay_loop_while_down() -> None:
+    c = CheckerCore(T, now=0, retry_while_down=False)
+    c.record(True, 0)
+    for now in (6, 7, 8):
+        c.record(False, now)
+    assert c.verdict is Verdict.DOWN and c.next_due_s == 14
+    assert c.record(False, 14) is None and c.next_due_s == 20
+    assert c.record(True, 20) == Change(Verdict.UP)
+
+
+def test_http_alpha_first_failure_notifies_nothing() -> None:
+    c = HttpCheckerCore(CheckTiming(alpha=True, delay_loop_s=6, delay_before_retry_s=1), now=0)
+    assert c.record(False, 0) is None
+    assert c.record(True, 6) is None  # the failed url answered: one more round
+    assert c.record(True, 12) == Change(Verdict.UP)

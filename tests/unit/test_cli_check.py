@@ -43,3 +43,11 @@ def test_probe_reports_a_refused_tcp_check(tmp_path: Path, capsys: pytest.Captur
 def test_status_without_a_running_checker_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--status-file", str(tmp_path / "none.json")]) == 1
     assert "is the checker (pykeepalived -C) running?" in capsys.readouterr().err
+
+
+def test_status_refuses_a_file_of_another_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for text in ("[1, 2]", '{"services": [{"name": "x"}]}', '{"table": {"services": [{"kind": "address"}]}}'):
+        path = tmp_path / "s.json"
+        path.write_text(text)
+        assert main(["status", "--status-file", str(path)]) == 1
+        assert "is not a checker status file" in capsys.readouterr().err

@@ -63,8 +63,11 @@ class Change:
 class CheckerCore:
     """The schedule and verdict of one checker: `next_due_s`, then `record(ok, now)`."""
 
-    def __init__(self, timing: CheckTiming, now: float, first_offset_s: float = 0.0) -> None:
+    def __init__(self, timing: CheckTiming, now: float, first_offset_s: float = 0.0, *,
+                 retry_while_down: bool = True) -> None:
         self.timing = timing
+        # TCP_CHECK keeps its retry rhythm while DOWN; PING, UDP, DNS and MISC just wait delay_loop
+        self.retry_while_down = retry_while_down
         self.verdict = Verdict.DOWN if timing.alpha else Verdict.UP
         self.has_run = False
         self.retry_it = timing.retry
@@ -76,6 +79,9 @@ class CheckerCore:
         t = self.timing
         change: Change | None = None
         self.failures = 0 if ok else self.failures + 1
+        if not ok and self.verdict is Verdict.DOWN and self.has_run and not self.retry_while_down:
+            self.next_due_s = now + t.delay_loop_s
+            return None
         if ok or self.retry_it >= t.retry:
             delay = t.delay_loop_s
             self.retry_it = 0
@@ -118,11 +124,16 @@ class HttpCheckerCore(CheckerCore):
         change: Change | None = None
         self.failures = 0 if ok else self.failures + 1
         finished_round = False
+        if not ok and self.verdict is Verdict.DOWN and self.has_run:
+            # already known dead: no retry counting, no new failed url (keepalived's CHECKER_FAILED)
+            self._schedule(now, ok)
+            return None
         if ok:
             finished_round = self.step == self.urls - 1
             self.step = 0 if finished_round else self.step + 1
             self.retry_it = 0
         else:
+            self.has_run = True  # keepalived marks a failed first attempt as run before judging it
             self.retry_it += 1
         if ok and finished_round and self.failed_url is None:
             if self.verdict is Verdict.DOWN:
@@ -131,14 +142,18 @@ class HttpCheckerCore(CheckerCore):
             self.has_run = True
             self.step = 0
         elif not ok and self.retry_it > t.retry:
-            if self.verdict is Verdict.UP or not self.has_run:
-                change = Change(Verdict.DOWN, self.failures, confirmed=self.verdict is Verdict.DOWN)
+            if self.verdict is Verdict.UP:
+                change = Change(Verdict.DOWN, self.failures)
                 self.verdict = Verdict.DOWN
-                self.has_run = True
             self.failed_url = self.step
         elif ok and self.failed_url is not None:
             self.failed_url = None
             self.step = 0
+        self._schedule(now, ok)
+        return change
+
+    def _schedule(self, now: float, ok: bool) -> None:
+        t = self.timing
         if ok:
             delay = t.delay_loop_s
             if not self.has_run:
@@ -150,4 +165,3 @@ class HttpCheckerCore(CheckerCore):
         if self.fast_recovery and (not self.has_run or (self.verdict is Verdict.DOWN and self.failed_url is None)):
             delay = 0.0
         self.next_due_s = now + delay
-        return change

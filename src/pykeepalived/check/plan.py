@@ -17,6 +17,8 @@ from .pool import Member, Pool, Row
 from .probe import Probe
 from .probes import ProbeContext, make_probes
 
+# keepalived's PING, UDP, DNS and MISC checkers only wait delay_loop while DOWN (TCP keeps retrying)
+WAIT_WHILE_DOWN = frozenset({"PING_CHECK", "UDP_CHECK", "DNS_CHECK", "MISC_CHECK"})
 # FILE_CHECK follows a file that keepalived watches with inotify: we read it this often, and act at once
 FILE_POLL_S = 0.2
 
@@ -51,7 +53,7 @@ class CheckerPlan:
         if self.kind in ("HTTP_GET", "SSL_GET") and isinstance(steps, int):
             return HttpCheckerCore(self.timing, now, first_offset_s, urls=steps,
                                    fast_recovery=bool(getattr(self.config, "fast_recovery", False)))
-        return CheckerCore(self.timing, now, first_offset_s)
+        return CheckerCore(self.timing, now, first_offset_s, retry_while_down=self.kind not in WAIT_WHILE_DOWN)
 
 
 @dataclass

@@ -129,12 +129,16 @@ class Pool:
             events.append(ServerDown(key))
         return events + self._update_quorum()
 
-    def set_offset(self, key: str, offset: int) -> list[PoolEvent]:
-        """A checker changed this server's weight offset (the sum over its checkers)."""
+    def set_offset(self, key: str, offset: int, quiet: bool = False) -> list[PoolEvent]:
+        """A checker changed this server's weight offset (the sum over its checkers).
+
+        `quiet` for a server that is not alive: its weight counts for nothing
+        now, so there is nothing to tell (keepalived resets it silently).
+        """
         old = self.effective_weight(key)
         self.offsets[key] = offset
         new = self.effective_weight(key)
-        if table_weight(old) == table_weight(new):
+        if quiet or table_weight(old) == table_weight(new):
             return []
         return [WeightChanged(key, table_weight(old), table_weight(new))] + self._update_quorum()
 

@@ -125,6 +125,8 @@ class CheckService:
         if count > 1:
             for shard in range(count):
                 self._tasks.append(loop.create_task(self._worker(shard, count)))
+        for task in [*self._tasks, publisher]:
+            task.add_done_callback(self._task_ended)
         log.info("Checking %d real servers of %d virtual servers with %d checkers in %d worker process(es)",
                  sum(len(s.servers) for s in self.services), len(self.services), len(self._flat),
                  count if count > 1 else 0)
@@ -146,6 +148,16 @@ class CheckService:
             self.runner.terminate_all()
 
     def stop(self) -> None:
+        self._stop.set()
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """A checker, worker or publisher task must run until stop: if one ends on an error, stop as failed."""
+        if task.cancelled() or self._stop.is_set():
+            return
+        exc = task.exception()
+        log.error("checker task %s ended%s; stopping the checker so that it restarts whole", task.get_name(),
+                  f" on {type(exc).__name__}: {exc}" if exc else "")
+        self.failed = True
         self._stop.set()
 
     # ------------------------------------------------------------------ worker processes
@@ -234,7 +246,7 @@ class CheckService:
             events += svc.pool.set_offset(srv.plan.name, srv.offset())
         if change is None:
             if not ok and chk.core.verdict is Verdict.UP:
-                level = logging.INFO if self._log_all_failures(chk) else logging.DEBUG
+                level = logging.INFO if self.log_all_failures(chk) else logging.DEBUG
                 log.log(level, "%s on service %s failed (%s), will retry", chk.plan.kind, srv.plan.name,
                         chk.last_reason)
             self._handle(svc, events)
@@ -242,17 +254,18 @@ class CheckService:
         if change.verdict is Verdict.DOWN:
             log.info("%s on service %s failed after %d attempt(s): %s", chk.plan.kind, srv.plan.name,
                      change.failures, chk.last_reason)
-            if chk.offset:
-                chk.offset = 0
-                events += svc.pool.set_offset(srv.plan.name, srv.offset())
             if change.confirmed and srv.plan.name not in svc.pool.alive:
                 self._rs_notify(svc, srv, alive=False)
         else:
             log.info("%s on service %s succeeded", chk.plan.kind, srv.plan.name)
         events += svc.pool.set_alive(srv.plan.name, srv.all_up())
+        if change.verdict is Verdict.DOWN and chk.offset:
+            # keepalived drops a failed checker's weight share silently, after the server has left
+            chk.offset = 0
+            events += svc.pool.set_offset(srv.plan.name, srv.offset(), quiet=srv.plan.name not in svc.pool.alive)
         self._handle(svc, events)
 
-    def _log_all_failures(self, chk: CheckerState) -> bool:
+    def log_all_failures(self, chk: CheckerState) -> bool:
         own = chk.plan.config.log_all_failures
         return bool(own) if own is not None else bool(self.config.global_defs.settings.get("checker_log_all_failures"))
 
@@ -418,9 +431,15 @@ class CheckService:
 
 
 def install_signal_handlers(service: CheckService, loop: asyncio.AbstractEventLoop) -> None:
-    """TERM/INT stop; USR1 rewrites the status file at once; HUP (reload) is not supported yet and ignored."""
+    """TERM/INT stop; USR1 rewrites the status file at once; HUP (reload) is not supported yet and ignored.
+
+    USR2 and RTMIN+2 ask VRRP for its stats and JSON dumps; the parent sends
+    them to every child, so the checker must not die of them.
+    """
     loop.add_signal_handler(signal.SIGTERM, service.stop)
     loop.add_signal_handler(signal.SIGINT, service.stop)
     loop.add_signal_handler(signal.SIGUSR1, service.write_status)
+    for sig in (signal.SIGUSR2, signal.SIGRTMIN + 2):
+        loop.add_signal_handler(sig, lambda: None)
     loop.add_signal_handler(signal.SIGHUP, lambda: log.warning("reload (SIGHUP) is not supported yet; "
                                                                "keeping the running configuration"))

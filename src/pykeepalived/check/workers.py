@@ -79,10 +79,13 @@ def change_of(msg: dict[str, Any]) -> Change | None:
 async def run_worker(service: Any, shard: int, count: int) -> None:
     """Run this shard's checkers of `service` (a CheckService that never starts its own) and report."""
     loop = asyncio.get_running_loop()
-    out = sys.stdout.buffer
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2):
+        loop.add_signal_handler(sig, lambda: None)
+    # a buffered pipe transport: a full pipe never blocks the probes (or SIGTERM) in a write
+    out, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     mine = [(i, entry) for i, entry in enumerate(service.flat_checkers())
@@ -90,11 +93,13 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
     pending: set[int] = set()
 
     def send(data: bytes) -> None:
-        try:
-            out.write(data)
-            out.flush()
-        except (BrokenPipeError, OSError):
+        if out.is_closing():
             stop.set()
+            return
+        out.write(data)
+
+    def _srv_name(index: int) -> str:
+        return str(service.flat_checkers()[index][1].plan.name)
 
     async def loop_one(index: int, chk: Any) -> None:
         while True:
@@ -109,6 +114,9 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
                 chk.offset = 0
             if change is not None or offset is not None:
                 send(decision_line(index, result, change, offset))
+            elif not result.ok and chk.core.verdict is Verdict.UP and service.log_all_failures(chk):
+                log.info("%s on service %s failed (%s), will retry", chk.plan.kind, _srv_name(index),
+                         result.reason)
             pending.add(index)
 
     async def stats() -> None:
@@ -136,3 +144,4 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         service.runner.terminate_all()
+        out.close()

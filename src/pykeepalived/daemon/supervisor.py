@@ -1,8 +1,9 @@
 """The parent process: starts the VRRP and checker children and keeps them running.
 
-As in keepalived, each subsystem runs in a process of its own so that a burst
+Started without -P/-C, pykeepalived always runs this parent, with a child for
+each subsystem the config needs. As in keepalived, each subsystem runs in a process of its own so that a burst
 of health checks can never delay a VRRP advert, and a crash of one leaves the
-other running. The parent forwards SIGHUP/SIGUSR1/SIGUSR2 to the children,
+other running. The parent forwards SIGHUP/SIGUSR1/SIGUSR2/SIGRTMIN+2 to the children,
 stops both on SIGTERM/SIGINT, and restarts a child that dies: at once if it
 had run for a while, after a pause if it keeps dying (so a broken child does
 not spin).
@@ -25,7 +26,7 @@ log = logging.getLogger("pykeepalived")
 STOP_TIMEOUT_S = 10.0
 QUICK_DEATH_S = 60.0
 RESPAWN_PAUSE_S = 2.0
-FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2)
 
 
 @dataclass

@@ -574,6 +574,9 @@ def install_signal_handlers(service: VrrpService, loop: asyncio.AbstractEventLoo
     loop.add_signal_handler(signal.SIGINT, service.stop)
     loop.add_signal_handler(signal.SIGUSR2, lambda: service.write_stats(stats_path))
     loop.add_signal_handler(signal.SIGRTMIN + 2, lambda: service.write_json(json_path))
+    # keepalived's USR1 is a text data dump (format declared unstable); the parent forwards it to every child
+    loop.add_signal_handler(signal.SIGUSR1, lambda: log.info("SIGUSR1 (data dump) is not supported; "
+                                                             "SIGRTMIN+2 writes the JSON dump"))
     loop.add_signal_handler(signal.SIGHUP, lambda: log.warning("reload (SIGHUP) is not supported yet; "
                                                                 "the running configuration is kept"))
 
