@@ -111,7 +111,12 @@ class CheckerDaemon:
         return data
 
     def destinations(self, vs_name: str | None = None) -> dict[str, tuple[int, bool]]:
-        """`[addr]:port` -> (weight, alive) of the desired table (first service, or the one named)."""
+        """`[addr]:port` -> (weight, alive) of the desired table (first service, or the one named).
+
+        Empty until the daemon has written its first status file, so that it can be polled from the start.
+        """
+        if not self.status_path.exists():
+            return {}
         services = self.status()["table"]["services"]
         svc = next((s for s in services if vs_name is None or s["name"] == vs_name), None)
         if svc is None:
