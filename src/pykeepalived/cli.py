@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where the checker keeps its state for `pykeepalived status` (default {DEFAULT_STATUS_FILE})")
     add("--checker-workers", type=int, metavar="N",
         help="processes sharing the health checks (default: one per 2,000 checkers, at most one per core)")
+    add("--dataplane", choices=("auto", "nftables", "none"), default="auto",
+        help="what forwards the virtual services: nftables, or none (checkers only); auto picks nftables")
     add("--child", action="store_true", help=argparse.SUPPRESS)
     add("--checker-worker", metavar="N/COUNT", help=argparse.SUPPRESS)
     return p
@@ -100,18 +102,26 @@ def _child_base_argv(args: argparse.Namespace) -> list[str]:
         base += ["-i", args.config_id]
     if args.checker_workers is not None:
         base += ["--checker-workers", str(args.checker_workers)]
+    if args.dataplane != "auto":
+        base += ["--dataplane", args.dataplane]
     if args.log_facility:
         base += ["-S", str(args.log_facility)]
     base += [flag for flag, on in (("-l", args.log_console), ("-D", args.log_detail), ("-G", args.no_syslog)) if on]
     return base
 
 
-def _check_plan(config: KeepalivedConfig) -> str | None:
-    """Build every checker's probe once so that one we cannot run is refused before starting."""
+def _check_plan(config: KeepalivedConfig, dataplane: str = "auto") -> str | None:
+    """Build every checker's probe once, and ask the data plane whether it can build every service.
+
+    What we cannot run or forward is refused before starting (and by -t).
+    """
     from .check.plan import build_plan
+    from .lvs.choose import dataplane_problems
 
     try:
         build_plan(config)
+        if dataplane != "none" and (problems := dataplane_problems(config)):
+            return "\n".join(problems)
     except PyKeepalivedError as exc:
         return str(exc)
     return None
@@ -148,7 +158,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         print(f"{args.use_file}: {len(result.errors)} configuration error(s); not starting", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     vrrp, check = _subsystems(args, result.config)
-    if check and (problem := _check_plan(result.config)):
+    if check and (problem := _check_plan(result.config, args.dataplane)):
         print(f"pykeepalived: {problem}; not starting", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     opts = DaemonOptions(
@@ -164,6 +174,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         child=args.child,
         checker_workers=args.checker_workers,
         worker_argv=_worker_argv(args),
+        dataplane=args.dataplane,
     )
     if not (args.vrrp or args.check or args.child):
         # as keepalived: a parent that restarts whichever subsystem dies
@@ -211,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .status import status_main
 
         return status_main(argv[1:])
+    if argv[:1] == ["lab"]:
+        from .lab.lab_cli import lab_main
+
+        return lab_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -225,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_diagnostics(result)
             if args.dump_config:
                 print(dump_json(result.config))
-            elif not result.errors and result.config.virtual_servers and (problem := _check_plan(result.config)):
+            elif not result.errors and result.config.virtual_servers and (
+                    problem := _check_plan(result.config, args.dataplane)):
                 print(problem, file=sys.stderr)
                 return EXIT_CONFIG_ERROR
             if result.errors:

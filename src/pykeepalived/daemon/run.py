@@ -42,6 +42,7 @@ class DaemonOptions:
     checker_workers: int | None = None  # None: as many as the number of checkers calls for
     worker_argv: tuple[str, ...] | None = None  # how to start a checker worker (this config, these log flags)
     worker_shard: tuple[int, int] | None = None  # set in a checker worker process
+    dataplane: str = "auto"  # auto, nftables or none (lvs/choose.py)
 
 
 def setup_logging(opts: DaemonOptions, ident: str = "Keepalived_vrrp") -> None:
@@ -153,7 +154,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
 def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     """Serve the health checkers until SIGTERM/SIGINT; returns the exit code."""
     from ..check.service import CheckService, install_signal_handlers
-    from ..lvs.null import TableOnly
+    from ..lvs.choose import choose_dataplane
 
     pids = begin(opts, "Keepalived_healthcheckers", "Healthcheck child", *([] if opts.child else [opts.pid_file]),
                  opts.checkers_pid_file)
@@ -163,7 +164,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     _raise_open_file_limit(log)
 
     async def main() -> bool:
-        service = CheckService(config, TableOnly(), status_path=opts.status_file, workers=opts.checker_workers,
+        service = CheckService(config, choose_dataplane(opts.dataplane, config), status_path=opts.status_file, workers=opts.checker_workers,
                                worker_argv=list(opts.worker_argv) if opts.worker_argv else None)
         install_signal_handlers(service, asyncio.get_running_loop())
         await service.run()

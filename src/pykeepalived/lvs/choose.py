@@ -1,0 +1,81 @@
+"""Which data plane the checker hands its table to, and the router set-up it needs.
+
+IPVS where the kernel has it comes with its own backend (a later issue); for
+now `auto` means nftables, and `none` keeps the table only (checkers alone).
+A router that cannot forward is a set-up mistake the guide warns about
+(NAT needs net.ipv4.ip_forward=1); we say so at start, loudly, because the
+symptom otherwise is silent: clients time out.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..config.model import KeepalivedConfig
+from .model import DataPlane, DataPlaneError
+from .null import TableOnly
+
+log = logging.getLogger("pykeepalived.lvs")
+SYSCTL = Path("/proc/sys")
+
+
+def read_sysctl(name: str, root: Path = SYSCTL) -> str | None:
+    try:
+        return (root / name.replace(".", "/")).read_text().strip()
+    except OSError:
+        return None
+
+
+def setup_problems(config: KeepalivedConfig, root: Path = SYSCTL) -> list[str]:
+    """What this machine lacks for the config's virtual servers, as sentences that say the fix."""
+    problems: list[str] = []
+    methods = {(rs.lvs_method or vs.lvs_method or "NAT") for vs in config.virtual_servers for rs in vs.real_servers}
+    families = {6 if (vs.address is not None and vs.address.version == 6) or vs.ip_family == 6 else 4
+                for vs in config.virtual_servers}
+    if "NAT" in methods:
+        if 4 in families and read_sysctl("net.ipv4.ip_forward", root) == "0":
+            problems.append("NAT virtual servers need packet forwarding, and net.ipv4.ip_forward is 0: "
+                            "run `sysctl -w net.ipv4.ip_forward=1` (and set it in /etc/sysctl.d/)")
+        if 6 in families and read_sysctl("net.ipv6.conf.all.forwarding", root) == "0":
+            problems.append("IPv6 NAT virtual servers need net.ipv6.conf.all.forwarding=1: "
+                            "run `sysctl -w net.ipv6.conf.all.forwarding=1`")
+    return problems
+
+
+def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
+    """The backend for `--dataplane KIND`; falls back to keeping the table only, with an error logged."""
+    for problem in setup_problems(config):
+        log.error("%s", problem)
+    if kind == "none" or not config.virtual_servers:
+        return TableOnly()
+    from .nft import NftablesBackend
+
+    try:
+        return NftablesBackend()
+    except DataPlaneError as exc:
+        if kind == "nftables":
+            raise
+        log.error("no data plane: %s; the checkers run and keep the table, nothing forwards", exc)
+        return TableOnly()
+
+
+def dataplane_problems(config: KeepalivedConfig) -> list[str]:
+    """What the nftables backend cannot build in this config, one `FILE:LINE: reason` per virtual server.
+
+    Used by `-t` and before starting, so that a config that cannot forward is
+    refused up front rather than failing at the first apply.
+    """
+    from ..check.plan import build_plan, group_entries
+    from .nft_rules import CannotExpress, check_service
+
+    groups = group_entries(config)
+    problems: list[str] = []
+    for plan in build_plan(config):
+        svc = plan.virtual_service(plan.make_pool(), groups)
+        try:
+            check_service(svc)
+        except CannotExpress as exc:
+            where = f"{plan.config.location}: " if plan.config.location else ""
+            problems.append(f"{where}{exc}")
+    return problems

@@ -1,0 +1,166 @@
+"""The nftables data plane: the desired table as one table of our own, changed by atomic diffs.
+
+This is the thin shell around nft_rules (layout) and nft_diff (changes): it
+talks to libnftables (Debian's python3-nftables binding, JSON in and out),
+asks the kernel which interface reaches a DR real server, keeps the IPIP
+devices TUN needs, and reads connection counts for `status` and the
+load-based schedulers. Every change is one libnftables call, which the
+kernel applies as one transaction: if it fails, nothing changed and the
+previous rules stay in force (DataPlaneError tells the checker to retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from .conntrack import count_connections
+from .model import DataPlaneError, DesiredTable, VirtualService
+from .nft_diff import diff, drop_table, fresh_table
+from .nft_rules import IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, build, forwarding
+from .routes import RouteFinder
+from .tunnels import Tunnels
+
+log = logging.getLogger("pykeepalived.lvs")
+
+
+class Libnftables:
+    """One libnftables context; JSON commands in, (ok, error text, parsed output) out."""
+
+    def __init__(self) -> None:
+        try:
+            import nftables  # type: ignore[import-untyped]  # Debian's python3-nftables, not on PyPI
+        except ImportError as exc:
+            raise DataPlaneError("the nftables data plane needs libnftables' Python binding "
+                                 "(Debian: apt install python3-nftables)") from exc
+        self._nft = nftables.Nftables()
+        self._nft.set_json_output(True)
+        self._nft.set_handle_output(False)
+
+    def run(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
+        rc, out, err = self._nft.json_cmd({"nftables": commands})
+        if rc != 0:
+            raise DataPlaneError(f"nftables refused the change: {str(err).strip() or 'no reason given'}")
+        if isinstance(out, dict):
+            return out
+        return json.loads(out) if out else {}
+
+
+class NftablesBackend:
+    """DataPlane over nftables; see nft_rules for the layout and why."""
+
+    name = "nftables"
+
+    def __init__(self, nft: Libnftables | None = None) -> None:
+        self.nft = nft or Libnftables()
+        self.routes = RouteFinder()
+        self.tunnels = Tunnels()
+        self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for)
+        self.applied: dict[str, Ruleset] = {}
+        self.table = DesiredTable()
+        self._started = False
+        self.transactions = 0
+
+    async def apply(self, table: DesiredTable) -> None:
+        await asyncio.to_thread(self.apply_now, table)
+
+    def apply_now(self, table: DesiredTable) -> None:
+        """Build, diff and send; on any failure the kernel keeps what it had and so do we."""
+        services = list(table.services)
+        self.routes.forget()
+        try:
+            self.tunnels.want([d.address for s in services if _is_tun(s) for d in s.destinations])
+            wanted = build(services, self.ctx)
+        except DataPlaneError:
+            raise
+        except OSError as exc:
+            raise DataPlaneError(f"cannot prepare the data plane: {exc}") from exc
+        commands = self._commands(wanted)
+        if commands:
+            self.nft.run(commands)
+            self.transactions += 1
+        self._started = True
+        self.applied = wanted
+        self.table = table
+        self.tunnels.release_unwanted()
+
+    def _commands(self, wanted: dict[str, Ruleset]) -> list[dict[str, Any]]:
+        commands: list[dict[str, Any]] = []
+        for fam in (IPV4, IPV6):
+            old, new = self.applied.get(fam.name), wanted.get(fam.name)
+            if not self._started:
+                commands += fresh_table(new) if new else drop_table(fam)
+            elif new is None and old is not None:
+                commands += drop_table(fam)
+            elif new is not None and old is None:
+                commands += fresh_table(new)
+            elif new is not None and old is not None:
+                commands += diff(old, new)
+        return commands
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.close_now)
+
+    def close_now(self) -> None:
+        """Remove our tables and tunnels (keepalived clears its IPVS services on a clean stop too)."""
+        try:
+            self.nft.run(drop_table(IPV4) + drop_table(IPV6))
+        except DataPlaneError as exc:
+            log.warning("cannot remove the nftables table %s: %s", TABLE, exc)
+        self.applied = {}
+        self.tunnels.want([])
+        self.tunnels.release_unwanted()
+
+    # ------------------------------------------------------------------ counts
+    async def counts(self) -> dict[str, dict[str, Load]]:
+        """Active and inactive connections per service and real server, like ipvsadm's columns."""
+        return await asyncio.to_thread(self.counts_now)
+
+    def counts_now(self) -> dict[str, dict[str, Load]]:
+        out: dict[str, dict[str, Load]] = {}
+        nat = [s for s in self.table.services if forwarding_or_none(s) == "NAT"]
+        if nat:
+            out.update(count_connections(nat))
+        for svc in self.table.services:
+            if forwarding_or_none(svc) in ("DR", "TUN"):
+                out[svc.name] = self._flow_counts(svc)
+        return out
+
+    def _flow_counts(self, svc: VirtualService) -> dict[str, Load]:
+        fam = _family(self.applied, svc)
+        counts: dict[str, Load] = {}
+        if fam is None:
+            return counts
+        rs = self.applied[fam.name]
+        for dest in svc.destinations:
+            number = self.ctx.numbers.get((svc.name, dest.name))
+            name = next((n for n in rs.services.get(svc.name, []) if n.endswith(f"-{number}-flows")), None)
+            if number is None or name is None:
+                continue
+            try:
+                listed = self.nft.run([{"list": {"set": {"family": fam.name, "table": TABLE, "name": name}}}])
+            except DataPlaneError:
+                continue
+            elems = [item["set"].get("elem", []) for item in listed.get("nftables", []) if "set" in item]
+            counts[dest.name] = (sum(len(e) for e in elems), 0)
+        return counts
+
+
+def forwarding_or_none(svc: VirtualService) -> str | None:
+    try:
+        return forwarding(svc)
+    except DataPlaneError:
+        return None
+
+
+def _is_tun(svc: VirtualService) -> bool:
+    return forwarding_or_none(svc) == "TUN"
+
+
+def _family(applied: dict[str, Ruleset], svc: VirtualService) -> Family | None:
+    for rs in applied.values():
+        if svc.name in rs.services:
+            return rs.family
+    return None

@@ -1,0 +1,90 @@
+"""From the ruleset in force to the wanted one: the fewest libnftables JSON commands, in a safe order.
+
+The backend sends the whole list as one transaction, so the kernel switches
+from old to new atomically or not at all. Order matters inside the batch:
+references must go before what they point at is deleted (map elements and
+rules that jump to a chain, rules that name a set), and new chains and sets
+must exist before anything refers to them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .nft_rules import TABLE, Family, Json, Ruleset
+
+
+def _obj(family: Family, **fields: Any) -> Json:
+    return {"family": family.name, "table": TABLE, **fields}
+
+
+def _set_obj(family: Family, name: str, spec: Json) -> tuple[str, Json]:
+    body = {k: v for k, v in spec.items() if k != "_kind"}
+    return spec["_kind"], _obj(family, name=name, **body)
+
+
+def _refers(rules: tuple[str, ...], names: set[str]) -> bool:
+    return any(f'"@{name}"' in rule or f'"target": "{name}"' in rule for rule in rules for name in names)
+
+
+def fresh_table(new: Ruleset) -> list[Json]:
+    """Replace whatever table of ours is there (a crashed run's) with `new`, in one batch."""
+    fam = new.family
+    table = {"family": fam.name, "name": TABLE}
+    return [{"add": {"table": table}}, {"delete": {"table": table}}, {"add": {"table": table}},
+            *diff(Ruleset(fam), new)]
+
+
+def drop_table(family: Family) -> list[Json]:
+    table = {"family": family.name, "name": TABLE}
+    return [{"add": {"table": table}}, {"delete": {"table": table}}]
+
+
+def diff(old: Ruleset, new: Ruleset) -> list[Json]:
+    """Commands that turn table `old` into table `new` (same family)."""
+    fam = new.family
+    cmds: list[Json] = []
+    gone_chains = {c for c in old.chains if c not in new.chains or old.chains[c] != new.chains[c]}
+    gone_sets = {s for s in old.sets if s not in new.sets or old.sets[s] != new.sets[s]}
+    added_chains = [c for c in new.chains if c not in old.chains or c in gone_chains]
+    added_sets = [s for s in new.sets if s not in old.sets or s in gone_sets]
+    rewritten = {
+        c for c in new.chains
+        if c in gone_chains or old.rules.get(c) != new.rules.get(c) or _refers(new.rules[c], gone_sets | gone_chains)
+    }
+    flushed = {c for c in old.chains if c in gone_chains or c in rewritten}
+
+    # 1. drop references: static elements that go or change, rules of chains that change or go
+    for name, old_elems in old.elements.items():
+        new_elems = new.elements.get(name, {})
+        keys = [json.loads(k) for k, v in old_elems.items()
+                if new_elems.get(k) != v or _refers((v,), gone_chains)]
+        if keys and name not in gone_sets:
+            cmds.append({"delete": {"element": _obj(fam, name=name, elem=keys)}})
+    for chain in sorted(flushed):
+        if old.rules.get(chain):
+            cmds.append({"flush": {"chain": _obj(fam, name=chain)}})
+    # 2. delete what is no longer wanted (or must be re-made with a new spec)
+    for chain in sorted(gone_chains):
+        cmds.append({"delete": {"chain": _obj(fam, name=chain)}})
+    for name in sorted(gone_sets):
+        kind, obj = _set_obj(fam, name, old.sets[name])
+        cmds.append({"delete": {kind: {k: obj[k] for k in ("family", "table", "name")}}})
+    # 3. make what is new, then fill it
+    for chain in added_chains:
+        cmds.append({"add": {"chain": _obj(fam, name=chain, **new.chains[chain])}})
+    for name in added_sets:
+        kind, obj = _set_obj(fam, name, new.sets[name])
+        cmds.append({"add": {kind: obj}})
+    for chain in new.chains:
+        if chain in rewritten or chain in added_chains:
+            for rule in new.rules.get(chain, ()):
+                cmds.append({"add": {"rule": _obj(fam, chain=chain, expr=json.loads(rule))}})
+    for name, new_elems in new.elements.items():
+        old_elems = {} if name in gone_sets else old.elements.get(name, {})
+        pairs = [[json.loads(k), json.loads(v)] for k, v in new_elems.items()
+                 if old_elems.get(k) != v or _refers((v,), gone_chains)]
+        if pairs:
+            cmds.append({"add": {"element": _obj(fam, name=name, elem=pairs)}})
+    return cmds

@@ -1,0 +1,459 @@
+"""The nftables ruleset for a desired table: pure, so the layout is unit-tested without a kernel.
+
+Layout (one table per address family, `ip|ip6 pykeepalived_lvs`, ours alone):
+
+- NAT services are dispatched in a `nat` chain at prerouting/output (dstnat
+  priority) through verdict maps keyed by `daddr . l4proto . dport` (or by
+  `daddr . l4proto` for port-0 services, or by `meta mark` for fwmark
+  services) into one chain per virtual service. That chain picks a real
+  server with `numgen` (rr, wrr, the load-based ones) or `jhash` (sh, dh, mh,
+  over a Maglev table) in an anonymous map and DNATs; conntrack pins the
+  choice for the life of the connection, so a table change never moves an
+  established connection, as with IPVS. Nat chains only see a connection's
+  first packet, so nothing else pays for the lookup.
+- Persistence follows kube-proxy: one dynamic set of client addresses
+  (masked by persistence_granularity) per real server, `update`d when that
+  server is chosen; the service chain first sends a known client to the
+  server whose set holds it. A server that leaves takes its set with it, so
+  no stale stickiness survives a removal (IPVS drops the template too).
+- DR and TUN must not change the packet, and the kernel would deliver a
+  packet for a local VIP to itself; so a filter chain at prerouting
+  (priority mangle + 1, after any fwmark rules) picks a real server, `dup`s the
+  packet to it (DR: out of the interface towards it, keeping the VIP as
+  destination; TUN: through an IPIP device whose remote end is the server)
+  and drops the original. Without conntrack (a director in DR sees one
+  direction only, which conntrack calls invalid), each real server keeps a
+  dynamic set of its flows (`saddr . sport . dport`), refreshed by every
+  packet; the service chain sends a known flow to the server whose set holds
+  it. (A single flow map `flow -> server` would be one lookup instead of one
+  per server, but libnftables 1.0.6's JSON cannot write the statement that
+  fills a map from the packet path.)
+
+Objects are compared by their JSON, so the diff (nft_diff.py) rewrites only
+the chains and map elements of services that changed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import sched
+from .model import DataPlaneError, Destination, GroupEntry, VirtualService
+
+TABLE = "pykeepalived_lvs"
+HASH_SEED = 0x706B6100  # fixed, so that every router (and every rebuild) hashes a flow alike
+NAT_PRIORITY = -100  # dstnat
+DUP_PRIORITY = -149  # after mangle (-150), where fwmarks are set
+LOAD_SLOTS = 256
+FLOW_TIMEOUT_S = {"tcp": 900, "sctp": 900, "udp": 300}  # IPVS's established/udp timeouts
+PERSIST_SET_SIZE = 65536
+FLOW_SET_SIZE = 1 << 20
+MAX_GROUP_ADDRESSES = 256
+LOAD_SCHEDULERS = ("lc", "wlc", "sed", "nq", "fo", "ovf", "twos")
+HASH_SCHEDULERS = ("sh", "dh", "mh", "lblc", "lblcr")
+ROUND_SCHEDULERS = ("rr", "wrr", "random")
+SCHEDULERS = ROUND_SCHEDULERS + HASH_SCHEDULERS + LOAD_SCHEDULERS
+PORT_PROTOCOLS = ("tcp", "udp", "sctp")
+
+Json = dict[str, Any]
+Load = tuple[int, int]  # active, inactive connections
+
+
+class CannotExpress(DataPlaneError):
+    """The config asks for something this backend cannot build; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # nftables family: "ip" or "ip6"
+    addr_type: str
+
+    @property
+    def payload(self) -> str:
+        return self.name
+
+
+IPV4 = Family("ip", "ipv4_addr")
+IPV6 = Family("ip6", "ipv6_addr")
+
+
+@dataclass
+class BuildContext:
+    """What the builder needs from outside the table: kernel facts and live counts.
+
+    `device_for(address)` names the interface a DR real server is reached
+    through; `tunnel_for(address)` names our IPIP device towards a TUN real
+    server; `numbers` keeps each real server's number within its service
+    stable across rebuilds (DR flow maps store it); `loads` holds the
+    connection counts the load-based schedulers balance on.
+    """
+
+    device_for: Callable[[str], str] = lambda address: "eth0"
+    tunnel_for: Callable[[str], str] = lambda address: "tunl0"
+    numbers: dict[tuple[str, str], int] = field(default_factory=dict)
+    loads: Mapping[str, Mapping[str, Load]] = field(default_factory=dict)
+    expected_new: Mapping[str, int] = field(default_factory=dict)
+
+    def number(self, service: str, dest: str) -> int:
+        key = (service, dest)
+        if key not in self.numbers:
+            used = {n for (svc, _), n in self.numbers.items() if svc == service}
+            self.numbers[key] = next(n for n in range(1, len(used) + 2) if n not in used)
+        return self.numbers[key]
+
+
+@dataclass
+class Ruleset:
+    """One family's table: chains (with their rules) and named sets/maps (with static elements)."""
+
+    family: Family
+    chains: dict[str, Json] = field(default_factory=dict)  # name -> chain spec (base chains have hook...)
+    rules: dict[str, tuple[str, ...]] = field(default_factory=dict)  # chain name -> rule exprs as JSON text
+    sets: dict[str, Json] = field(default_factory=dict)  # name -> set/map spec (kind under "_kind")
+    elements: dict[str, dict[str, str]] = field(default_factory=dict)  # static map -> key JSON -> data JSON
+    services: dict[str, list[str]] = field(default_factory=dict)  # service name -> its chain names
+
+    def chain(self, name: str, **spec: Any) -> str:
+        self.chains[name] = spec
+        self.rules.setdefault(name, ())
+        return name
+
+    def rule(self, chain: str, *exprs: Json) -> None:
+        self.rules[chain] = self.rules.get(chain, ()) + (json.dumps(list(exprs), sort_keys=True),)
+
+    def element(self, map_name: str, key: Any, data: Any) -> None:
+        self.elements.setdefault(map_name, {})[json.dumps(key, sort_keys=True)] = json.dumps(data, sort_keys=True)
+
+
+# --------------------------------------------------------------------------- expression helpers
+def _payload(protocol: str, fld: str) -> Json:
+    return {"payload": {"protocol": protocol, "field": fld}}
+
+
+def _meta(key: str) -> Json:
+    return {"meta": {"key": key}}
+
+
+def _match(left: Any, right: Any, op: str = "==") -> Json:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _concat(*parts: Any) -> Any:
+    return {"concat": list(parts)} if len(parts) > 1 else parts[0]
+
+
+def _goto(chain: str) -> Json:
+    return {"goto": {"target": chain}}
+
+
+def _anon(pairs: list[tuple[Any, Any]]) -> Json:
+    return {"set": [[k, v] for k, v in pairs]}
+
+
+def safe_name(text: str) -> str:
+    """A chain/set name nft's text syntax reads back unquoted (IPv6 colons and brackets replaced)."""
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in text)
+
+
+# --------------------------------------------------------------------------- what a service needs
+def family_of(svc: VirtualService) -> Family:
+    if svc.address is not None:
+        return IPV6 if ipaddress.ip_address(svc.address).version == 6 else IPV4
+    for entry in svc.group_entries:
+        if entry.address is not None:
+            return IPV6 if ipaddress.ip_address(entry.address).version == 6 else IPV4
+    if svc.family == 6:
+        return IPV6
+    for dest in svc.destinations:
+        return IPV6 if ipaddress.ip_address(dest.address).version == 6 else IPV4
+    return IPV4
+
+
+def forwarding(svc: VirtualService) -> str:
+    """NAT, DR or TUN for the whole service; a mix cannot be built (the chains differ in kind)."""
+    methods = {d.method for d in svc.destinations} or {svc.method}
+    if len(methods) > 1:
+        raise CannotExpress(f"virtual server {svc.name}: real servers mix forwarding methods "
+                            f"({', '.join(sorted(methods))}); the nftables backend needs one per service")
+    return methods.pop()
+
+
+def check_service(svc: VirtualService) -> None:
+    """Raise CannotExpress for what the nftables backend cannot do (used by `-t` and before applying)."""
+    method = forwarding(svc)
+    if svc.scheduler not in SCHEDULERS:
+        raise CannotExpress(f"virtual server {svc.name}: scheduler {svc.scheduler} is not known to nftables")
+    if "ops" in svc.sched_flags:
+        raise CannotExpress(f"virtual server {svc.name}: one-packet scheduling (ops) cannot be expressed "
+                            "in nftables (conntrack pins every flow)")
+    if svc.persistence_engine:
+        raise CannotExpress(f"virtual server {svc.name}: persistence_engine {svc.persistence_engine} "
+                            "needs IPVS's persistence engines")
+    family = family_of(svc)
+    for dest in svc.destinations:
+        if family_of_address(dest.address) != family:
+            raise CannotExpress(f"virtual server {svc.name}: real server {dest.name} is not of the "
+                                "service's address family (nftables cannot translate between families)")
+        if method == "TUN":
+            kind = (dest.tunnel or {}).get("type", "ipip")
+            if kind != "ipip":
+                raise CannotExpress(f"virtual server {svc.name}: tunnel type {kind} is not supported by the "
+                                    "nftables backend (ipip only)")
+            if family is IPV6:
+                raise CannotExpress(f"virtual server {svc.name}: TUN over IPv6 is not supported by the "
+                                    "nftables backend")
+    if method == "NAT" and svc.destinations:
+        with_port = {bool(d.port) for d in svc.destinations}
+        if len(with_port) > 1:
+            raise CannotExpress(f"virtual server {svc.name}: some real servers have a port and some do not; "
+                                "nftables NAT rewrites either both address and port or the address only")
+    for entry in svc.group_entries:
+        if len(_group_addresses(entry)) > MAX_GROUP_ADDRESSES:
+            raise CannotExpress(f"virtual server group {svc.group}: an entry covers more than "
+                                f"{MAX_GROUP_ADDRESSES} addresses")
+
+
+def family_of_address(address: str) -> Family:
+    return IPV6 if ipaddress.ip_address(address).version == 6 else IPV4
+
+
+def _group_addresses(entry: GroupEntry) -> list[str]:
+    if entry.address is None:
+        return []
+    first = ipaddress.ip_address(entry.address)
+    if entry.last_address is not None:
+        last = ipaddress.ip_address(entry.last_address)
+        count = int(last) - int(first) + 1
+        if count > MAX_GROUP_ADDRESSES:
+            return [""] * count
+        return [str(first + i) for i in range(max(count, 0))]
+    if entry.prefix_len is not None:
+        net = ipaddress.ip_network(f"{first}/{entry.prefix_len}", strict=False)
+        if net.num_addresses > MAX_GROUP_ADDRESSES:
+            return [""] * int(min(net.num_addresses, MAX_GROUP_ADDRESSES + 1))
+        return [str(a) for a in net]
+    return [str(first)]
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One way traffic reaches a service: address . protocol . port, address . protocol, or a mark."""
+
+    kind: str  # "port", "allports" or "fwmark"
+    key: Any
+
+
+def dispatches(svc: VirtualService) -> list[Dispatch]:
+    proto = (svc.protocol or "TCP").lower()
+    found: list[Dispatch] = []
+
+    def by_address(address: str, port: int | None) -> None:
+        if port:
+            found.append(Dispatch("port", _concat(address, proto, port)))
+        else:
+            found.append(Dispatch("allports", _concat(address, proto)))
+
+    if svc.kind == "fwmark" and svc.fwmark is not None:
+        found.append(Dispatch("fwmark", svc.fwmark))
+    elif svc.kind == "address" and svc.address is not None:
+        by_address(svc.address, svc.port)
+    for entry in svc.group_entries:
+        if entry.fwmark is not None:
+            found.append(Dispatch("fwmark", entry.fwmark))
+        for address in _group_addresses(entry):
+            by_address(address, entry.port)
+    return found
+
+
+def eligible(svc: VirtualService) -> list[Destination]:
+    """Servers that may take new connections (weight 0 and dead ones keep only what they have)."""
+    if not svc.quorum_up and not any(d.sorry for d in svc.destinations):
+        return []
+    return [d for d in svc.destinations if d.alive and d.weight > 0]
+
+
+def _proto_match(svc: VirtualService) -> Json:
+    if svc.kind == "address" and svc.protocol:
+        return _match(_meta("l4proto"), svc.protocol.lower())
+    return _match(_meta("l4proto"), {"set": list(PORT_PROTOCOLS)})
+
+
+def _saddr(fam: Family, svc: VirtualService) -> Any:
+    """The client address, masked by persistence_granularity."""
+    saddr = _payload(fam.payload, "saddr")
+    gran = svc.persistence_granularity
+    if not gran:
+        return saddr
+    if fam is IPV4:
+        mask = gran if not gran.isdigit() else str(ipaddress.IPv4Network(f"0.0.0.0/{gran}").netmask)
+    else:
+        bits = int(gran) if gran.isdigit() else ipaddress.IPv4Network(f"0.0.0.0/{gran}").prefixlen
+        mask = str(ipaddress.IPv6Network(f"::/{bits}").netmask)
+    return {"&": [saddr, mask]}
+
+
+def selector(fam: Family, svc: VirtualService, modulus: int) -> Json:
+    """The expression that numbers a new connection's slot, 0 <= slot < modulus."""
+    flags = set(svc.sched_flags)
+    if svc.scheduler in ("rr", "wrr"):
+        return {"numgen": {"mode": "inc", "mod": modulus, "offset": 0}}
+    if svc.scheduler in ROUND_SCHEDULERS + LOAD_SCHEDULERS:
+        return {"numgen": {"mode": "random", "mod": modulus, "offset": 0}}
+    if svc.scheduler in ("dh", "lblc", "lblcr"):
+        fields: list[Json] = [_payload(fam.payload, "daddr")]
+    else:
+        fields = [_payload(fam.payload, "saddr")]
+        if {"sh-port", "mh-port", "flag-2"} & flags:
+            fields.append(_payload("th", "sport"))
+    return {"jhash": {"mod": modulus, "seed": HASH_SEED, "expr": _concat(*fields)}}
+
+
+def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext) -> list[int]:
+    """Slot number -> index into `dests`, as the service's scheduler spreads new connections."""
+    weights = [d.weight for d in dests]
+    if svc.scheduler == "rr":
+        return sched.rr_sequence(weights)
+    if svc.scheduler == "wrr":
+        return sched.wrr_sequence(weights)
+    if svc.scheduler == "random":
+        return sched.spread(weights)
+    if svc.scheduler in HASH_SCHEDULERS:
+        names = [d.name for d in dests]
+        return sched.maglev_table(names, weights, sched.maglev_size_for(len(dests)))
+    loads = ctx.loads.get(svc.name, {})
+    active = [loads.get(d.name, (0, 0))[0] for d in dests]
+    inactive = [loads.get(d.name, (0, 0))[1] for d in dests]
+    counts = sched.load_slots(svc.scheduler, weights, active, inactive,
+                              ctx.expected_new.get(svc.name, LOAD_SLOTS), LOAD_SLOTS)
+    return sched.spread(counts)
+
+
+# --------------------------------------------------------------------------- building
+def empty_ruleset(fam: Family) -> Ruleset:
+    """The fixed part: dispatch maps and base chains."""
+    rs = Ruleset(fam)
+    addr = fam.addr_type
+    for prefix in ("nat", "dup"):
+        rs.sets[f"{prefix}_ports"] = {"_kind": "map", "type": [addr, "inet_proto", "inet_service"], "map": "verdict"}
+        rs.sets[f"{prefix}_allports"] = {"_kind": "map", "type": [addr, "inet_proto"], "map": "verdict"}
+        rs.sets[f"{prefix}_fwmarks"] = {"_kind": "map", "type": "mark", "map": "verdict"}
+    daddr = _payload(fam.payload, "daddr")
+    l4 = _meta("l4proto")
+    for chain, hook, prio, kind, prefix in (
+        ("nat_prerouting", "prerouting", NAT_PRIORITY, "nat", "nat"),
+        ("nat_output", "output", NAT_PRIORITY, "nat", "nat"),
+        ("dup_prerouting", "prerouting", DUP_PRIORITY, "filter", "dup"),
+    ):
+        rs.chain(chain, type=kind, hook=hook, prio=prio, policy="accept")
+        rs.rule(chain, {"vmap": {"key": _concat(daddr, l4, _payload("th", "dport")), "data": f"@{prefix}_ports"}})
+        rs.rule(chain, {"vmap": {"key": _concat(daddr, l4), "data": f"@{prefix}_allports"}})
+        rs.rule(chain, {"vmap": {"key": _meta("mark"), "data": f"@{prefix}_fwmarks"}})
+    return rs
+
+
+def build(services: list[VirtualService], ctx: BuildContext) -> dict[str, Ruleset]:
+    """The rulesets (by family name) that make the kernel forward as `services` say."""
+    out: dict[str, Ruleset] = {}
+    for svc in services:
+        check_service(svc)
+        fam = family_of(svc)
+        rs = out.get(fam.name) or out.setdefault(fam.name, empty_ruleset(fam))
+        method = forwarding(svc)
+        base = safe_name(f"vs-{svc.name}")
+        chains = rs.services.setdefault(svc.name, [])
+        chains.append(rs.chain(base))
+        prefix = "nat" if method == "NAT" else "dup"
+        for dispatch in dispatches(svc):
+            map_name = {"port": "ports", "allports": "allports", "fwmark": "fwmarks"}[dispatch.kind]
+            rs.element(f"{prefix}_{map_name}", dispatch.key, _goto(base))
+        if method == "NAT":
+            _build_nat(rs, svc, base, ctx)
+        else:
+            _build_dup(rs, svc, base, method, ctx)
+    return out
+
+
+def _nat_target(fam: Family, dest: Destination) -> Any:
+    return _concat(dest.address, dest.port) if dest.port else dest.address
+
+
+def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -> None:
+    fam = rs.family
+    dests = eligible(svc)
+    with_port = any(d.port for d in svc.destinations)
+    proto = [_proto_match(svc)] if with_port else []
+    if not svc.persistence_timeout_s:
+        if len(dests) == 1:
+            rs.rule(base, *proto, {"dnat": {"family": fam.name, "addr": _nat_target(fam, dests[0])}})
+        elif dests:
+            table = slot_table(svc, dests, ctx)
+            if table:
+                pairs = [(slot, _nat_target(fam, dests[i])) for slot, i in enumerate(table)]
+                rs.rule(base, *proto, {"dnat": {"family": fam.name, "addr": {"map": {
+                    "key": selector(fam, svc, len(table)), "data": _anon(pairs)}}}})
+        return
+    # Persistence: one chain and one client set per real server (kube-proxy's affinity layout).
+    client = _saddr(fam, svc)
+    per_dest: dict[str, str] = {}
+    for dest in svc.destinations:
+        number = ctx.number(svc.name, dest.name)
+        chain = rs.chain(f"{base}-{number}")
+        rs.services[svc.name].append(chain)
+        per_dest[dest.name] = chain
+        clients = f"{base}-{number}-clients"
+        rs.sets[clients] = {"_kind": "set", "type": fam.addr_type, "flags": ["timeout"],
+                            "timeout": svc.persistence_timeout_s, "size": PERSIST_SET_SIZE}
+        rs.services[svc.name].append(clients)
+        rs.rule(base, _match(client, f"@{clients}"), _goto(chain))
+        rs.rule(chain, {"set": {"op": "update", "elem": client, "set": f"@{clients}"}})
+        rs.rule(chain, *proto, {"dnat": {"family": fam.name, "addr": _nat_target(fam, dest)}})
+    _schedule_to_chains(rs, svc, base, dests, per_dest, ctx)
+
+
+def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list[Destination],
+                        per_dest: dict[str, str], ctx: BuildContext) -> None:
+    if len(dests) == 1:
+        rs.rule(base, _goto(per_dest[dests[0].name]))
+        return
+    table = slot_table(svc, dests, ctx) if dests else []
+    if table:
+        pairs = [(slot, _goto(per_dest[dests[i].name])) for slot, i in enumerate(table)]
+        rs.rule(base, {"vmap": {"key": selector(rs.family, svc, len(table)), "data": _anon(pairs)}})
+
+
+def _build_dup(rs: Ruleset, svc: VirtualService, base: str, method: str, ctx: BuildContext) -> None:
+    fam = rs.family
+    proto = (svc.protocol or "TCP").lower() if svc.kind == "address" else "tcp"
+    flow_key = _concat(_payload(fam.payload, "saddr"), _payload("th", "sport"), _payload("th", "dport"))
+    persist = bool(svc.persistence_timeout_s)
+    client = _saddr(fam, svc)
+    per_dest: dict[str, str] = {}
+    for dest in svc.destinations:
+        number = ctx.number(svc.name, dest.name)
+        chain = rs.chain(f"{base}-{number}")
+        flows = f"{base}-{number}-flows"
+        rs.sets[flows] = {"_kind": "set", "type": [fam.addr_type, "inet_service", "inet_service"],
+                          "flags": ["timeout"], "timeout": FLOW_TIMEOUT_S.get(proto, 900),
+                          "size": FLOW_SET_SIZE}
+        rs.services[svc.name] += [chain, flows]
+        per_dest[dest.name] = chain
+        rs.rule(base, _match(flow_key, f"@{flows}"), _goto(chain))
+        rs.rule(chain, {"set": {"op": "update", "elem": flow_key, "set": f"@{flows}"}})
+        if persist:
+            clients = f"{base}-{number}-clients"
+            rs.sets[clients] = {"_kind": "set", "type": fam.addr_type, "flags": ["timeout"],
+                                "timeout": svc.persistence_timeout_s, "size": PERSIST_SET_SIZE}
+            rs.services[svc.name].append(clients)
+            rs.rule(chain, {"set": {"op": "update", "elem": client, "set": f"@{clients}"}})
+        device = ctx.device_for(dest.address) if method == "DR" else ctx.tunnel_for(dest.address)
+        rs.rule(chain, {"dup": {"addr": dest.address, "dev": device}})
+        rs.rule(chain, {"drop": None})
+    if persist:
+        for dest in svc.destinations:
+            number = ctx.number(svc.name, dest.name)
+            rs.rule(base, _match(client, f"@{base}-{number}-clients"), _goto(per_dest[dest.name]))
+    _schedule_to_chains(rs, svc, base, eligible(svc), per_dest, ctx)
