@@ -2,7 +2,8 @@
 
 It reads the status file the checker rewrites after every change (and on
 SIGUSR1), so it needs no connection to the daemon and works from any shell in
-the router's namespace. Connection counters come with the data-plane backends.
+the router's namespace. It asks a running checker for fresh connection counters
+(SIGUSR1) first.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -62,14 +64,17 @@ def render(status: dict[str, Any]) -> str:
         f"pykeepalived checker pid {status.get('pid')}, data plane: {status.get('dataplane')}{_liveness(status)}"
         + ("" if status.get("applied", True) else " (last change NOT applied)"),
         "Prot LocalAddress:Port Scheduler Flags",
-        "  -> RemoteAddress:Port           Forward Weight State",
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn State",
     ]
+    counts = status.get("counts", {})
     for svc in status.get("table", {}).get("services", []):
         lines.append(_service_line(svc))
         for d in svc.get("destinations", []):
             state = "sorry" if d.get("sorry") else ("up" if d.get("alive") else "inhibited")
+            active, inactive = counts.get(svc["name"], {}).get(
+                f"[{d['address']}]:{d['port'] if d['port'] is not None else 0}", (0, 0))
             lines.append(f"  -> {_endpoint(d['address'], d['port']):<28} {METHODS.get(d['method'], d['method']):<7} "
-                         f"{d['weight']:<6} {state}")
+                         f"{d['weight']:<6} {active:<10} {inactive:<9} {state}")
     down = [(s["name"], rs) for s in status.get("services", []) for rs in s["real_servers"] if not rs["alive"]]
     if down:
         lines.append("Failed real servers:")
@@ -80,6 +85,28 @@ def render(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _ask_fresh(path: str, timeout_s: float = 1.5) -> None:
+    """Ask a running checker (SIGUSR1) for a status file with fresh counters, and wait a little for it."""
+    try:
+        with open(path) as f:
+            before = json.load(f)
+        pid = before.get("pid")
+        if not isinstance(pid, int):
+            return
+        os.kill(pid, signal.SIGUSR1)
+    except (OSError, ValueError, AttributeError):
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            with open(path) as f:
+                if json.load(f).get("time") != before.get("time"):
+                    return
+        except (OSError, ValueError, AttributeError):
+            continue
+
+
 def status_main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="pykeepalived status", description="Show the running checker's table.")
     p.add_argument("--status-file", default=DEFAULT_STATUS_FILE, metavar="FILE")
@@ -88,6 +115,7 @@ def status_main(argv: Sequence[str]) -> int:
         args = p.parse_args(list(argv))
     except SystemExit as exc:
         return int(exc.code or 0) and 2
+    _ask_fresh(args.status_file)
     try:
         with open(args.status_file) as f:
             status = json.load(f)

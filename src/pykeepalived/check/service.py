@@ -28,6 +28,7 @@ from ..config.model import KeepalivedConfig, Script
 from ..daemon.notify import NotifyFifo
 from ..daemon.scripts import ScriptRunner
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
+from ..lvs.sched import LOAD_SCHEDULERS
 from .logic import Change, Verdict
 from .plan import RealServerPlan, ServicePlan, build_plan, group_entries
 from .pool import Pool, PoolEvent, QuorumDown, QuorumUp, ServerDown, ServerUp, WeightChanged
@@ -38,6 +39,7 @@ log = logging.getLogger("pykeepalived.check")
 
 APPLY_RETRY_S = 1.0
 STATUS_INTERVAL_S = 1.0  # the status file is rewritten at most this often (and at once on SIGUSR1)
+REBALANCE_S = 1.0  # how often the load-based schedulers' slots follow the connection counts
 STATUS_REFRESH_S = 5.0  # ... and at least this often, so that its counters stay fresh without changes
 STOP_SCRIPT_TIMEOUT_S = 1.0
 
@@ -90,6 +92,8 @@ class CheckService:
         self.worker_argv = worker_argv
         self.failed = False
         self._flat: list[tuple[ServiceState, ServerState, CheckerState]] = []
+        self.counts: dict[str, dict[str, tuple[int, int]]] = {}  # from the data plane, for status
+        self._oneoff: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ life cycle
     def build(self) -> None:
@@ -116,6 +120,9 @@ class CheckService:
         loop = asyncio.get_running_loop()
         publisher = loop.create_task(self._publisher())
         self._tasks.append(loop.create_task(self._refresh_status()))
+        if hasattr(self.dataplane, "rebalance") and any(s.plan.config.lvs_sched in LOAD_SCHEDULERS
+                                                        for s in self.services):
+            self._tasks.append(loop.create_task(self._rebalancer()))
         count = worker_count(sum(1 for *_, c in self._flat if not c.plan.immediate), self.requested_workers)
         if self.worker_argv is None:
             count = 1
@@ -146,6 +153,12 @@ class CheckService:
             for fifo in self.fifos:
                 fifo.close()
             self.runner.terminate_all()
+
+    def spawn(self, coro: Any) -> None:
+        """Run a one-off coroutine (a signal's work) as a task that is kept until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._oneoff.add(task)
+        task.add_done_callback(self._oneoff.discard)
 
     def stop(self) -> None:
         self._stop.set()
@@ -368,7 +381,33 @@ class CheckService:
     async def _refresh_status(self) -> None:
         while True:
             await asyncio.sleep(STATUS_REFRESH_S)
+            await self.refresh_counts()
             self._status_soon()
+
+    async def refresh_counts(self) -> None:
+        """Connection counts from the data plane (backends without counters have none)."""
+        counts = getattr(self.dataplane, "counts", None)
+        if counts is not None:
+            try:
+                self.counts = await counts()
+            except DataPlaneError as exc:
+                log.warning("data plane %s: cannot read connection counts: %s", self.dataplane.name, exc)
+
+    async def status_now(self) -> None:
+        """SIGUSR1: fresh counts, then the status file at once (what `pykeepalived status` asks for)."""
+        await self.refresh_counts()
+        self.write_status()
+
+    async def _rebalancer(self) -> None:
+        """lc, wlc, sed, nq, fo, ovf, twos: nftables cannot count, so re-spread slots from conntrack each second."""
+        rebalance = getattr(self.dataplane, "rebalance")
+        while True:
+            await asyncio.sleep(REBALANCE_S)
+            await self.refresh_counts()
+            try:
+                await rebalance(self.counts)
+            except DataPlaneError as exc:
+                log.error("data plane %s: rebalancing failed: %s", self.dataplane.name, exc)
 
     def _status_soon(self) -> None:
         """Rewrite the status file now, or once the interval since the last write has passed."""
@@ -413,6 +452,7 @@ class CheckService:
             "dataplane": self.dataplane.name,
             "applied": self.applied == self.table,
             "table": self.table.to_json(),
+            "counts": {svc: {dest: list(c) for dest, c in dests.items()} for svc, dests in self.counts.items()},
             "services": services,
         }
 
@@ -438,7 +478,7 @@ def install_signal_handlers(service: CheckService, loop: asyncio.AbstractEventLo
     """
     loop.add_signal_handler(signal.SIGTERM, service.stop)
     loop.add_signal_handler(signal.SIGINT, service.stop)
-    loop.add_signal_handler(signal.SIGUSR1, service.write_status)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: service.spawn(service.status_now()))
     for sig in (signal.SIGUSR2, signal.SIGRTMIN + 2):
         loop.add_signal_handler(sig, lambda: None)
     loop.add_signal_handler(signal.SIGHUP, lambda: log.warning("reload (SIGHUP) is not supported yet; "

@@ -42,7 +42,7 @@ def count_connections(services: list[VirtualService]) -> Counts:
     counts: Counts = {svc.name: {d.name: (0, 0) for d in svc.destinations} for svc in services}
     owners = _owners(services)
     try:
-        from pyroute2 import Conntrack
+        from pyroute2 import Conntrack  # type: ignore[import-untyped]
 
         with Conntrack() as ct:  # IPv4 entries; IPv6 services show zeros for now
             for entry in ct.dump_entries():

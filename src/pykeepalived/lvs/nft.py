@@ -62,9 +62,19 @@ class NftablesBackend:
         self.table = DesiredTable()
         self._started = False
         self.transactions = 0
+        self._lock = asyncio.Lock()  # one libnftables call at a time: applies, rebalances and counts share it
 
     async def apply(self, table: DesiredTable) -> None:
-        await asyncio.to_thread(self.apply_now, table)
+        async with self._lock:
+            await asyncio.to_thread(self.apply_now, table)
+
+    async def rebalance(self, loads: dict[str, dict[str, Load]]) -> None:
+        """Re-spread the load-based schedulers' slots from fresh counts (only changed chains are rewritten)."""
+        async with self._lock:
+            self.ctx.loads = loads
+            self.ctx.expected_new = {svc: max(64, sum(a for a, _ in dests.values())) for svc, dests in loads.items()}
+            if self._started:
+                await asyncio.to_thread(self.apply_now, self.table)
 
     def apply_now(self, table: DesiredTable) -> None:
         """Build, diff and send; on any failure the kernel keeps what it had and so do we."""
@@ -101,7 +111,8 @@ class NftablesBackend:
         return commands
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.close_now)
+        async with self._lock:
+            await asyncio.to_thread(self.close_now)
 
     def close_now(self) -> None:
         """Remove our tables and tunnels (keepalived clears its IPVS services on a clean stop too)."""
@@ -116,7 +127,8 @@ class NftablesBackend:
     # ------------------------------------------------------------------ counts
     async def counts(self) -> dict[str, dict[str, Load]]:
         """Active and inactive connections per service and real server, like ipvsadm's columns."""
-        return await asyncio.to_thread(self.counts_now)
+        async with self._lock:
+            return await asyncio.to_thread(self.counts_now)
 
     def counts_now(self) -> dict[str, dict[str, Load]]:
         out: dict[str, dict[str, Load]] = {}

@@ -320,7 +320,8 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
     if svc.scheduler == "wrr":
         return sched.wrr_sequence(weights)
     if svc.scheduler == "random":
-        return sched.spread(weights)
+        cycle = sched.wrr_sequence(weights)  # weights reduced by their gcd and capped, as wrr's table is
+        return sched.spread([cycle.count(i) for i in range(len(dests))])
     if svc.scheduler in HASH_SCHEDULERS:
         names = [d.name for d in dests]
         return sched.maglev_table(names, weights, sched.maglev_size_for(len(dests)))

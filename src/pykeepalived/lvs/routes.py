@@ -26,8 +26,8 @@ class RouteFinder:
 
     @staticmethod
     def _lookup(address: str) -> str:
-        from pyroute2 import IPRoute
-        from pyroute2.netlink.exceptions import NetlinkError
+        from pyroute2 import IPRoute  # type: ignore[import-untyped]
+        from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
         try:
             with IPRoute() as ipr:

@@ -42,8 +42,8 @@ class Tunnels:
 
     @staticmethod
     def _make(name: str, address: str) -> None:
-        from pyroute2 import IPRoute
-        from pyroute2.netlink.exceptions import NetlinkError
+        from pyroute2 import IPRoute  # type: ignore[import-untyped]
+        from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
         try:
             with IPRoute() as ipr:

@@ -1,0 +1,77 @@
+"""The nftables backend against the real kernel, in a namespace of its own: apply, diff, fail safely."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+
+from pykeepalived.lab import Netns, unique_prefix
+
+pytestmark = [pytest.mark.netns]
+
+SCRIPT = textwrap.dedent('''
+    import json, sys
+    from pykeepalived.lvs.model import DataPlaneError, DesiredTable, Destination, VirtualService
+    from pykeepalived.lvs.nft import NftablesBackend
+
+    def web(*alive):
+        dests = tuple(Destination(f"10.11.12.{i}", 80, 1, alive=i in alive) for i in (1, 2, 3))
+        return VirtualService("web", "address", "203.0.113.10", 80, "TCP", scheduler="rr", destinations=dests)
+
+    def dr():
+        dests = (Destination("10.11.12.5", 80, 1, method="DR"),)
+        return VirtualService("dr", "address", "203.0.113.11", 80, "TCP", method="DR", destinations=dests)
+
+    def listing(b):
+        return b.nft.run([{"list": {"table": {"family": "ip", "name": "pykeepalived_lvs"}}}])
+
+    b = NftablesBackend()
+    b.ctx.device_for = lambda address: "lo"
+    b.apply_now(DesiredTable((web(1, 2, 3),)))
+    before = listing(b)
+    b.apply_now(DesiredTable((web(1, 3),)))
+    after_change = listing(b)
+    b.ctx.device_for = lambda address: "no-such-dev"
+    try:
+        b.apply_now(DesiredTable((web(1, 2, 3), dr())))
+        failed = None
+    except DataPlaneError as exc:
+        failed = str(exc)
+    after_failure = listing(b)
+    b.close_now()
+    gone = b.nft._nft.cmd("list tables")[1]
+    print(json.dumps({"before": before, "after_change": after_change, "failed": failed,
+                      "after_failure": after_failure, "tables_after_close": gone}))
+''')
+
+
+@pytest.fixture
+def ns() -> Iterator[Netns]:
+    netns = Netns(unique_prefix("nft"))
+    netns.create()
+    try:
+        yield netns
+    finally:
+        netns.delete()
+
+
+def _rules(listing: dict[str, object]) -> list[str]:
+    items = listing["nftables"]  # type: ignore[index]
+    return [json.dumps(i["rule"]["expr"]) for i in items if "rule" in i]  # type: ignore[union-attr,index]
+
+
+def test_apply_change_and_a_failed_apply_keeps_the_previous_rules(ns: Netns) -> None:
+    proc = subprocess.run(ns.argv([sys.executable, "-c", SCRIPT]), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    before, changed, after = (_rules(got[k]) for k in ("before", "after_change", "after_failure"))
+    assert any("10.11.12.2" in r for r in before)
+    assert not any("10.11.12.2" in r for r in changed) and any("10.11.12.3" in r for r in changed)
+    assert got["failed"] and "nftables refused the change" in got["failed"]
+    assert after == changed  # the failed transaction changed nothing
+    assert "pykeepalived_lvs" not in got["tables_after_close"]
