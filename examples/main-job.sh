@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The main job, for now: check the Red Hat guide's two NAT routers' keepalived.conf
-# as a router with eth0 and eth1 would (inside a network namespace of its own),
-# show the model pykeepalived builds from it, then run both routers on those files
-# in namespaces and fail LB1 over (vrrp_failover.py). The data plane (traffic
-# through the VIP to real servers) comes with a later issue.
+# The main job: check the Red Hat guide's two NAT routers' keepalived.conf as a
+# router with eth0 and eth1 would (inside a network namespace of its own), show the
+# model pykeepalived builds from it, then build the guide's NAT topology in
+# namespaces (nat_lab_demo.py: client, two routers, three nginx real servers),
+# send traffic through the VIP, kill the master and show traffic continuing.
 set -euo pipefail
 cd "$(dirname "$0")"
 ns="pk-main-$$"
@@ -21,4 +21,4 @@ done
 echo "== what the model says about LB1"
 ip netns exec "$ns" pykeepalived --dump-config -f rhel-nat-lb1.conf 2>/dev/null | python3 show_model.py
 echo
-python3 vrrp_failover.py
+python3 nat_lab_demo.py

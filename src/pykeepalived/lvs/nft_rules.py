@@ -328,8 +328,9 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
     loads = ctx.loads.get(svc.name, {})
     active = [loads.get(d.name, (0, 0))[0] for d in dests]
     inactive = [loads.get(d.name, (0, 0))[1] for d in dests]
+    slots = min(max(LOAD_SLOTS, 4 * len(dests)), 65536)  # every server must be able to get a slot
     counts = sched.load_slots(svc.scheduler, weights, active, inactive,
-                              ctx.expected_new.get(svc.name, LOAD_SLOTS), LOAD_SLOTS)
+                              ctx.expected_new.get(svc.name, slots), slots)
     return sched.spread(counts)
 
 
