@@ -367,6 +367,7 @@ class CheckService:
             await self._dirty.wait()
             self._dirty.clear()
             self.table = self.current_table()
+            self._status_soon()  # the decision shows at once; "applied" turns true when the kernel has it
             try:
                 if self.table != self.applied:
                     await self.dataplane.apply(self.table)
