@@ -19,7 +19,7 @@ from typing import Any
 from .conntrack import count_connections
 from .model import DataPlaneError, DesiredTable, VirtualService
 from .nft_diff import diff, drop_table, fresh_table
-from .nft_rules import IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, build, forwarding
+from .nft_rules import IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, build, forwarding, service_chain
 from .routes import RouteFinder
 from .tunnels import Tunnels
 
@@ -83,8 +83,6 @@ class NftablesBackend:
         try:
             self.tunnels.want([d.address for s in services if _is_tun(s) for d in s.destinations])
             wanted = build(services, self.ctx)
-        except DataPlaneError:
-            raise
         except OSError as exc:
             raise DataPlaneError(f"cannot prepare the data plane: {exc}") from exc
         commands = self._commands(wanted)
@@ -148,8 +146,8 @@ class NftablesBackend:
         rs = self.applied[fam.name]
         for dest in svc.destinations:
             number = self.ctx.numbers.get((svc.name, dest.name))
-            name = next((n for n in rs.services.get(svc.name, []) if n.endswith(f"-{number}-flows")), None)
-            if number is None or name is None:
+            name = f"{service_chain(svc.name)}-{number}-flows"
+            if number is None or name not in rs.sets:
                 continue
             try:
                 listed = self.nft.run([{"list": {"set": {"family": fam.name, "table": TABLE, "name": name}}}])

@@ -159,6 +159,11 @@ def safe_name(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in text)
 
 
+def service_chain(service: str) -> str:
+    """The chain a service's traffic is dispatched to; its servers' chains and sets are named after it."""
+    return safe_name(f"vs-{service}")
+
+
 # --------------------------------------------------------------------------- what a service needs
 def family_of(svc: VirtualService) -> Family:
     if svc.address is not None:
@@ -365,7 +370,7 @@ def build(services: list[VirtualService], ctx: BuildContext) -> dict[str, Rulese
         fam = family_of(svc)
         rs = out.get(fam.name) or out.setdefault(fam.name, empty_ruleset(fam))
         method = forwarding(svc)
-        base = safe_name(f"vs-{svc.name}")
+        base = service_chain(svc.name)
         chains = rs.services.setdefault(svc.name, [])
         chains.append(rs.chain(base))
         prefix = "nat" if method == "NAT" else "dup"
