@@ -138,3 +138,20 @@ def test_server_numbers_stay_put_when_others_leave() -> None:
     build([vs("p", rs(1), rs(2), rs(3), persistence_timeout_s=60)], c)
     ruleset = build([vs("p", rs(1), rs(3), persistence_timeout_s=60)], c)["ip"]
     assert "vs-p-3" in ruleset.chains and "vs-p-2" not in ruleset.chains
+
+
+def test_only_the_hooks_some_service_dispatches_through_are_registered() -> None:
+    c = ctx()
+    nat = build([vs("a")], c)["ip"]
+    assert {"nat_prerouting", "nat_output"} <= set(nat.chains) and "dup_prerouting" not in nat.chains
+    dr = build([vs("d", rs(1, method="DR"), method="DR")], c)["ip"]
+    assert "dup_prerouting" in dr.chains and not {"nat_prerouting", "nat_output"} & set(dr.chains)
+    both = build([vs("a"), vs("d", rs(1, method="DR"), method="DR", port=81)], c)["ip"]
+    cmds = diff(nat, both)
+    added = [cmd["add"]["chain"]["name"] for cmd in cmds if "chain" in cmd.get("add", {})]
+    assert "dup_prerouting" in added and "nat_prerouting" not in added
+    # the maps stay whatever is hooked, so a later service only adds its element and chain
+    assert {"nat_ports", "dup_ports"} <= set(dr.sets)
+    back = diff(both, nat)
+    assert {"flush": {"chain": {"family": "ip", "table": "pykeepalived_lvs", "name": "dup_prerouting"}}} in back
+    assert {"delete": {"chain": {"family": "ip", "table": "pykeepalived_lvs", "name": "dup_prerouting"}}} in back

@@ -93,6 +93,7 @@ class CheckService:
         self.failed = False
         self._flat: list[tuple[ServiceState, ServerState, CheckerState]] = []
         self.counts: dict[str, dict[str, tuple[int, int]]] = {}  # from the data plane, for status
+        self.counts_at: float | None = None  # when `counts` were read (wall clock); None: never
         self._oneoff: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ life cycle
@@ -382,15 +383,20 @@ class CheckService:
     async def _refresh_status(self) -> None:
         while True:
             await asyncio.sleep(STATUS_REFRESH_S)
-            await self.refresh_counts()
             self._status_soon()
 
     async def refresh_counts(self) -> None:
-        """Connection counts from the data plane (backends without counters have none)."""
+        """Connection counts from the data plane (backends without counters have none).
+
+        Counting walks the kernel's connection table, which grows with the
+        traffic, so it runs only when someone asks (`pykeepalived status`,
+        SIGUSR1) or a load-based scheduler needs the figures, never on a timer.
+        """
         counts = getattr(self.dataplane, "counts", None)
         if counts is not None:
             try:
                 self.counts = await counts()
+                self.counts_at = time.time()
             except DataPlaneError as exc:
                 log.warning("data plane %s: cannot read connection counts: %s", self.dataplane.name, exc)
 
@@ -454,6 +460,7 @@ class CheckService:
             "applied": self.applied == self.table,
             "table": self.table.to_json(),
             "counts": {svc: {dest: list(c) for dest, c in dests.items()} for svc, dests in self.counts.items()},
+            "counts_at": self.counts_at,
             "services": services,
         }
 

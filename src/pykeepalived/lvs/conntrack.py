@@ -1,4 +1,4 @@
-"""Connection counts for NAT services, from the kernel's conntrack table (ctnetlink via pyroute2).
+"""Connection counts for NAT services, from the kernel's conntrack table (ctnetlink, `ctdump`).
 
 IPVS keeps its own per-destination counters; with nftables the connections
 live in conntrack, and a DNATed entry's reply tuple names the real server.
@@ -12,10 +12,10 @@ import ipaddress
 import logging
 import socket
 
+from .ctdump import Entry, dnat_entries
 from .model import VirtualService
 
 log = logging.getLogger("pykeepalived.lvs")
-TCP_ESTABLISHED = 3
 PROTOCOLS = {"TCP": socket.IPPROTO_TCP, "UDP": socket.IPPROTO_UDP, "SCTP": socket.IPPROTO_SCTP}
 
 Counts = dict[str, dict[str, tuple[int, int]]]
@@ -41,27 +41,25 @@ def count_connections(services: list[VirtualService]) -> Counts:
     """Per service and destination: (active, inactive) connections DNATed to it now."""
     counts: Counts = {svc.name: {d.name: (0, 0) for d in svc.destinations} for svc in services}
     owners = _owners(services)
-    try:
-        from pyroute2 import Conntrack  # type: ignore[import-untyped]
-
-        with Conntrack() as ct:  # IPv4 entries; IPv6 services show zeros for now
-            for entry in ct.dump_entries():
-                _add(counts, owners, entry)
-    except Exception as exc:  # noqa: BLE001 - counts are informative; never let them break the checker
-        log.warning("cannot read connection counts from conntrack: %s", exc)
+    families = {socket.AF_INET6 if ":" in address else socket.AF_INET for _, address, _ in owners}
+    for family in sorted(families):
+        try:
+            entries = dnat_entries(family)
+        except OSError as exc:  # counts are informative; never let them break the checker
+            log.warning("cannot read connection counts from conntrack: %s", exc)
+            continue
+        for entry in entries:
+            add_entry(counts, owners, entry)
     return counts
 
 
-def _add(counts: Counts, owners: dict[tuple[int, str, int | None], list[Owner]], entry: object) -> None:
-    orig, reply = getattr(entry, "tuple_orig"), getattr(entry, "tuple_reply")
-    if reply.saddr == orig.daddr:
-        return  # not DNATed: not ours
+def add_entry(counts: Counts, owners: dict[tuple[int, str, int | None], list[Owner]], entry: Entry) -> None:
+    """Count one DNATed entry against the service and real server its reply tuple names."""
+    orig, reply = entry.orig, entry.reply
     found = owners.get((reply.proto, reply.saddr, reply.sport)) or owners.get((reply.proto, reply.saddr, None))
     if not found:
         return
     chosen = next((o for o in found if o[2] == orig.daddr and o[3] in (orig.dport, 0, None)), found[0])
     svc, dest = chosen[0], chosen[1]
-    info = getattr(entry, "protoinfo", None)
-    active = reply.proto == socket.IPPROTO_TCP and getattr(info, "state", None) == TCP_ESTABLISHED
     a, i = counts[svc][dest]
-    counts[svc][dest] = (a + 1, i) if active else (a, i + 1)
+    counts[svc][dest] = (a + 1, i) if entry.established else (a, i + 1)

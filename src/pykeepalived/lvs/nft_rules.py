@@ -340,8 +340,14 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
 
 
 # --------------------------------------------------------------------------- building
+HOOK_CHAINS = {  # dispatch prefix -> its base chains: (name, hook, priority, chain type)
+    "nat": (("nat_prerouting", "prerouting", NAT_PRIORITY, "nat"), ("nat_output", "output", NAT_PRIORITY, "nat")),
+    "dup": (("dup_prerouting", "prerouting", DUP_PRIORITY, "filter"),),
+}
+
+
 def empty_ruleset(fam: Family) -> Ruleset:
-    """The fixed part: dispatch maps and base chains."""
+    """The fixed part: dispatch maps and base chains (`prune_hooks` removes the unused chains)."""
     rs = Ruleset(fam)
     addr = fam.addr_type
     for prefix in ("nat", "dup"):
@@ -350,16 +356,30 @@ def empty_ruleset(fam: Family) -> Ruleset:
         rs.sets[f"{prefix}_fwmarks"] = {"_kind": "map", "type": "mark", "map": "verdict"}
     daddr = _payload(fam.payload, "daddr")
     l4 = _meta("l4proto")
-    for chain, hook, prio, kind, prefix in (
-        ("nat_prerouting", "prerouting", NAT_PRIORITY, "nat", "nat"),
-        ("nat_output", "output", NAT_PRIORITY, "nat", "nat"),
-        ("dup_prerouting", "prerouting", DUP_PRIORITY, "filter", "dup"),
-    ):
-        rs.chain(chain, type=kind, hook=hook, prio=prio, policy="accept")
-        rs.rule(chain, {"vmap": {"key": _concat(daddr, l4, _payload("th", "dport")), "data": f"@{prefix}_ports"}})
-        rs.rule(chain, {"vmap": {"key": _concat(daddr, l4), "data": f"@{prefix}_allports"}})
-        rs.rule(chain, {"vmap": {"key": _meta("mark"), "data": f"@{prefix}_fwmarks"}})
+    for prefix, chains in HOOK_CHAINS.items():
+        for chain, hook, prio, kind in chains:
+            rs.chain(chain, type=kind, hook=hook, prio=prio, policy="accept")
+            rs.rule(chain, {"vmap": {"key": _concat(daddr, l4, _payload("th", "dport")),
+                                     "data": f"@{prefix}_ports"}})
+            rs.rule(chain, {"vmap": {"key": _concat(daddr, l4), "data": f"@{prefix}_allports"}})
+            rs.rule(chain, {"vmap": {"key": _meta("mark"), "data": f"@{prefix}_fwmarks"}})
     return rs
+
+
+def prune_hooks(rs: Ruleset) -> None:
+    """Unhook the base chains no service dispatches through.
+
+    A base chain costs every packet that crosses its hook, so a NAT-only
+    router should not pay for the DR chain's lookups, and a DR-only router
+    registers no nat chain, which also keeps conntrack off its packet path
+    (the kernel only tracks connections in a namespace once a nat or ct
+    rule asks for it). The dispatch maps stay: they cost nothing per packet.
+    """
+    for prefix, chains in HOOK_CHAINS.items():
+        if not any(rs.elements.get(f"{prefix}_{kind}") for kind in ("ports", "allports", "fwmarks")):
+            for chain, *_ in chains:
+                rs.chains.pop(chain, None)
+                rs.rules.pop(chain, None)
 
 
 def build(services: list[VirtualService], ctx: BuildContext) -> dict[str, Ruleset]:
@@ -381,6 +401,8 @@ def build(services: list[VirtualService], ctx: BuildContext) -> dict[str, Rulese
             _build_nat(rs, svc, base, ctx)
         else:
             _build_dup(rs, svc, base, method, ctx)
+    for rs in out.values():
+        prune_hooks(rs)
     return out
 
 

@@ -1,0 +1,362 @@
+"""Throughput through the VIP: the nftables data plane against plain routing and HAProxy, in one run.
+
+The lab (`LvsLab("nat")`: a client, two routers running pykeepalived, three
+nginx real servers; the guide's NAT topology) comes up once, and `wrk` in the
+client measures, in turns, the same three real servers reached four ways
+through router1:
+
+- `direct`: plain IP forwarding to the real servers' own addresses, no NAT and
+  no connection tracking (a raw-table `notrack` for those flows, installed only
+  during these runs): the ceiling, what the router costs with nothing to do.
+- `direct_tracked`: the same path with conntrack on, as any router with a nat
+  table has it: what conntrack alone costs.
+- `vip`: the VIP, DNATed by pykeepalived's nftables table (round robin).
+- `haproxy`: HAProxy 2.6 `mode tcp` on router1 (its default threads), round
+  robin over the same three servers: the user-space proxy anchor.
+
+Every mode uses the same wrk settings and the same three real servers: wrk's
+`setup()` gives each thread a target address (one real server per thread for
+`direct*`, the VIP or HAProxy's address for the others), so the nginx processes
+do the same work whichever way they are reached. Two styles: `keepalive`
+(HTTP/1.1 keep-alive) and `new_conn` (`Connection: close`: a TCP handshake
+and a new NAT/conntrack entry per request). Modes are interleaved within each
+round, `--runs` rounds; the summary takes medians per mode and the ratios of
+medians. wrk's socket errors and non-2xx answers are reported per run.
+
+Also, in a separate network namespace: the time to apply one real server of
+1,000 going down in one service, and to load 1,000 virtual services
+(`bench/schedulers.py`'s `apply_timings`).
+
+Everything shares this machine's cores (wrk, the router's softirq work,
+nginx, HAProxy, the daemons' checkers): compare ratios within one run, not
+absolute figures across machines. `lab-facts.md` anchors: nftables DNAT 0.85
+of direct, HAProxy 0.66 (wrk -t1 -c32, keep-alive).
+
+Prints one JSON document. Needs root, wrk and haproxy; about 2 minutes.
+
+    .venv/bin/python bench/dataplane.py [--runs 3] [--duration 4] [--connections 30]
+        [--threads 3] [--styles keepalive,new_conn] [--no-apply]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pykeepalived.lab import LabError, unique_prefix
+from pykeepalived.lab.lvs_lab import VIP, LvsLab
+from pykeepalived.lab.netns import Netns
+
+PRIVATE_PREFIX = "10.11.12.0/24"
+ROUTER = "router1"
+ROUTER_PUBLIC = "203.0.113.2"
+VIP_CLIENT = "203.0.113.101"  # the client's source address towards the VIP (see run_bench)
+HAPROXY_PORT = 8080
+HTTP_PORT = 80
+MODES = ("direct", "direct_tracked", "vip", "haproxy")
+STYLES = {"keepalive": [], "new_conn": ["-H", "Connection: close"]}
+RAW_TABLE = "pkbench_notrack"
+GOAL_OF_DIRECT = 0.9
+
+HAPROXY_CFG = """\
+global
+    maxconn 4000
+    log stdout format raw local0 err
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend bench
+    bind {bind}:{port}
+    default_backend pool
+backend pool
+    balance roundrobin
+{servers}
+"""
+
+WRK_LUA = """\
+-- one target per thread, in turn: wrk connects there whatever the URL says
+local targets = {{ {targets} }}
+local n = 0
+function setup(thread)
+  n = n + 1
+  local t = targets[((n - 1) % #targets) + 1]
+  thread.addr = wrk.lookup(t[1], t[2])[1]
+end
+"""
+
+
+class BenchError(Exception):
+    """The bench could not measure (a tool missing, a mode that served nothing)."""
+
+
+# ----------------------------------------------------------------------------- wrk
+def _seconds(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise BenchError(f"cannot read wrk's latency {text!r}")
+    return float(match[1]) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[match[2]]
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    """Requests/s, p50/p99 latency, socket errors and non-2xx answers from `wrk --latency`."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
+    total = re.search(r"(\d+) requests in", output)
+    if not (rps and p99 and p50 and total):
+        raise BenchError(f"cannot read wrk's output:\n{output[-1500:]}")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "requests_per_s": round(float(rps[1]), 1),
+        "requests": int(total[1]),
+        "p50_ms": round(_seconds(p50[1]) * 1000, 3),
+        "p99_ms": round(_seconds(p99[1]) * 1000, 3),
+        "socket_errors": dict(zip(("connect", "read", "write", "timeout"), map(int, errors.groups())))
+        if errors else {"connect": 0, "read": 0, "write": 0, "timeout": 0},
+        "non_2xx": int(non_2xx[1]) if non_2xx else 0,
+    }
+
+
+class Wrk:
+    """wrk in the client namespace, with a Lua script per target list."""
+
+    def __init__(self, client: Netns, workdir: Path, threads: int, connections: int) -> None:
+        self.client, self.workdir = client, workdir
+        self.threads, self.connections = threads, connections
+
+    def _script(self, name: str, targets: list[tuple[str, int]]) -> Path:
+        path = self.workdir / f"{name}.lua"
+        path.write_text(WRK_LUA.format(targets=", ".join(f'{{"{a}", "{p}"}}' for a, p in targets)))
+        return path
+
+    def run(self, name: str, targets: list[tuple[str, int]], style: str, duration_s: float) -> dict[str, Any]:
+        address, port = targets[0]
+        argv = ["wrk", "-t", str(self.threads), "-c", str(self.connections), "-d", f"{duration_s:g}s",
+                "--latency", "--timeout", "2s", "-s", str(self._script(name, targets)), *STYLES[style],
+                f"http://{address}:{port}/"]
+        proc = self.client.run(argv, check=False, timeout_s=duration_s + 30)
+        if proc.returncode != 0:
+            raise BenchError(f"wrk failed ({proc.returncode}) for {name}: {proc.stderr[-800:]}{proc.stdout[-800:]}")
+        return parse_wrk(proc.stdout)
+
+
+# ----------------------------------------------------------------------------- the router's extras
+def notrack_rules(servers: list[str]) -> str:
+    """A raw table that keeps the direct flows out of conntrack (both directions), for `direct` only."""
+    addrs = ", ".join(servers)
+    return (f"table ip {RAW_TABLE} {{\n"
+            f"  chain pre {{ type filter hook prerouting priority raw; policy accept;\n"
+            f"    ip daddr {{ {addrs} }} tcp dport {HTTP_PORT} notrack\n"
+            f"    ip saddr {{ {addrs} }} tcp sport {HTTP_PORT} notrack\n  }}\n}}\n")
+
+
+class HAProxy:
+    """HAProxy in the router's namespace, in the foreground (`-db`), killed by `stop()`."""
+
+    def __init__(self, router: Netns, workdir: Path, servers: list[str]) -> None:
+        self.router = router
+        self.cfg = workdir / "haproxy.cfg"
+        lines = "\n".join(f"    server rs{i} {a}:{HTTP_PORT}" for i, a in enumerate(servers, 1))
+        self.cfg.write_text(HAPROXY_CFG.format(bind=ROUTER_PUBLIC, port=HAPROXY_PORT, servers=lines))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, client: Netns) -> None:
+        check = self.router.run(["haproxy", "-c", "-q", "-f", str(self.cfg)], check=False)
+        if check.returncode != 0:
+            raise BenchError(f"haproxy refuses {self.cfg}: {check.stderr[-800:]}")
+        proc = self.proc = self.router.popen(["haproxy", "-db", "-f", str(self.cfg)])
+        deadline = time.monotonic() + 10
+        while True:
+            probe = client.run(["curl", "-s", "-m", "1", "-o", "/dev/null", "-w", "%{http_code}",
+                                f"http://{ROUTER_PUBLIC}:{HAPROXY_PORT}/whoami"], check=False)
+            if probe.stdout.strip() == "200":
+                return
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"haproxy did not start serving on {ROUTER_PUBLIC}:{HAPROXY_PORT}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+# ----------------------------------------------------------------------------- measuring
+def targets_for(mode: str, servers: list[str]) -> list[tuple[str, int]]:
+    if mode.startswith("direct"):
+        return [(a, HTTP_PORT) for a in servers]
+    if mode == "vip":
+        return [(str(VIP), HTTP_PORT)]
+    return [(ROUTER_PUBLIC, HAPROXY_PORT)]
+
+
+def measure_mode(wrk: Wrk, router: Netns, servers: list[str], mode: str, style: str,
+                 duration_s: float) -> dict[str, Any]:
+    notrack = mode == "direct"
+    if notrack:
+        router.run(["nft", "-f", "-"], input=notrack_rules(servers))
+    try:
+        # every mode starts from an empty conntrack table, as the first one did
+        router.run(["conntrack", "-F"], check=False)
+        return wrk.run(mode, targets_for(mode, servers), style, duration_s)
+    finally:
+        if notrack:
+            router.run(["nft", "delete", "table", "ip", RAW_TABLE], check=False)
+
+
+def summarize(runs: list[dict[str, Any]], styles: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    summary: dict[str, Any] = {}
+    ratios: dict[str, Any] = {}
+    for style in styles:
+        per_mode: dict[str, dict[str, float]] = {}
+        for mode in MODES:
+            mine = [r for r in runs if r["mode"] == mode and r["style"] == style]
+            if mine:
+                per_mode[mode] = {
+                    "median_requests_per_s": round(statistics.median(r["requests_per_s"] for r in mine), 1),
+                    "median_p99_ms": round(statistics.median(r["p99_ms"] for r in mine), 3),
+                    "runs": len(mine),
+                }
+        summary[style] = per_mode
+
+        def ratio(a: str, b: str) -> float | None:
+            if a in per_mode and b in per_mode and per_mode[b]["median_requests_per_s"]:
+                return round(per_mode[a]["median_requests_per_s"] / per_mode[b]["median_requests_per_s"], 3)
+            return None
+
+        ratios[style] = {
+            "vip_over_direct": ratio("vip", "direct"),
+            "vip_over_direct_tracked": ratio("vip", "direct_tracked"),
+            "haproxy_over_direct": ratio("haproxy", "direct"),
+            "vip_over_haproxy": ratio("vip", "haproxy"),
+        }
+        r = ratios[style]
+        r["goal_met"] = (r["vip_over_direct"] is not None and r["vip_over_direct"] >= GOAL_OF_DIRECT
+                         and r["vip_over_haproxy"] is not None and r["vip_over_haproxy"] > 1.0)
+    return summary, ratios
+
+
+def apply_timings() -> dict[str, Any]:
+    """bench/schedulers.py's apply timings, in a namespace of their own (libnftables acts on its own netns)."""
+    ns = Netns(unique_prefix("dpapply"))
+    ns.create()
+    try:
+        code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import schedulers; "
+                "print(json.dumps(schedulers.apply_timings()))")
+        proc = subprocess.run(ns.argv([sys.executable, "-c", code, str(Path(__file__).resolve().parent)]),
+                              capture_output=True, text=True, timeout=600, check=False)
+        if proc.returncode != 0:
+            raise BenchError(f"apply timings failed: {proc.stderr[-1500:]}")
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result
+    finally:
+        ns.delete()
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()}
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    styles = [s for s in args.styles.split(",") if s]
+    unknown = set(styles) - set(STYLES)
+    if unknown:
+        raise BenchError(f"unknown style(s) {', '.join(sorted(unknown))}: choose from {', '.join(STYLES)}")
+    for tool in ("wrk", "haproxy", "curl", "conntrack", "nft"):
+        if shutil.which(tool) is None:
+            raise BenchError(f"{tool} is not installed (bootstrap.sh installs it)")
+    workdir = Path(tempfile.mkdtemp(prefix="pkbench-dp-"))
+    lab = LvsLab("nat", prefix=unique_prefix("bdp"), name="bench-dp", workdir=workdir / "lab")
+    haproxy: HAProxy | None = None
+    try:
+        print("bringing the NAT lab up", file=sys.stderr, flush=True)
+        lab.up()
+        client, router = lab.client.netns, lab.router(ROUTER).netns
+        servers = [str(rs.address) for rs in lab.real_servers]
+        client.ip("route", "add", PRIVATE_PREFIX, "via", ROUTER_PUBLIC)  # the direct path, through router1
+        # The VIP's flows leave from an address of their own. A real server keeps TIME_WAIT for every
+        # `Connection: close` request; the client's TCP timestamps are offset per (source, destination)
+        # pair, so a VIP connection that reuses a port a direct one used moments ago (same 4-tuple at the
+        # server, other destination at the client) carries an older timestamp and the server drops its
+        # SYN as a stale duplicate (a 1 s retransmission each): an artefact of mixing the paths.
+        client.ip("addr", "add", f"{VIP_CLIENT}/32", "dev", "eth0")
+        client.ip("route", "add", f"{VIP}/32", "dev", "eth0", "src", VIP_CLIENT)
+        haproxy = HAProxy(router, workdir, servers)
+        haproxy.start(client)
+        wrk = Wrk(client, workdir, args.threads, args.connections)
+        for mode in MODES:  # warm-up: caches, ARP, nginx's first accepts
+            wrk.run(mode, targets_for(mode, servers), "keepalive", 1)
+        runs: list[dict[str, Any]] = []
+        for round_no in range(1, args.runs + 1):
+            for style in styles:
+                for mode in MODES:
+                    print(f"round {round_no}: {style} {mode}", file=sys.stderr, flush=True)
+                    result = measure_mode(wrk, router, servers, mode, style, args.duration)
+                    runs.append({"run": round_no, "style": style, "mode": mode, **result})
+        summary, ratios = summarize(runs, styles)
+        out: dict[str, Any] = {
+            "benchmark": "dataplane",
+            "machine": machine(),
+            "settings": {"wrk_threads": args.threads, "wrk_connections": args.connections,
+                         "duration_s": args.duration, "runs": args.runs, "real_servers": servers,
+                         "scheduler": "rr", "haproxy": "mode tcp, balance roundrobin, default threads"},
+            "anchor_lab_facts": {"nftables_over_direct": 0.85, "haproxy_over_direct": 0.66},
+            "goal": {"vip_over_direct_at_least": GOAL_OF_DIRECT, "vip_over_haproxy_above": 1.0},
+            "summary": summary,
+            "ratios": ratios,
+            "runs": runs,
+        }
+    finally:
+        if haproxy is not None:
+            haproxy.stop()
+        lab.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    if args.apply:
+        print("apply timings", file=sys.stderr, flush=True)
+        out["apply"] = apply_timings()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="rounds over every mode and style (default 3)")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run (default 4)")
+    parser.add_argument("--connections", type=int, default=30, help="wrk connections (default 30)")
+    parser.add_argument("--threads", type=int, default=3, help="wrk threads (default 3: one per real server)")
+    parser.add_argument("--styles", default="keepalive,new_conn", help="keepalive,new_conn (default both)")
+    parser.add_argument("--no-apply", dest="apply", action="store_false", help="skip the apply timings")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench/dataplane.py needs root (network namespaces)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on kill as on Ctrl-C
+    try:
+        out = run_bench(args)
+    except (BenchError, LabError) as exc:
+        print(f"bench/dataplane.py: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
