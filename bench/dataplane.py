@@ -11,6 +11,9 @@ through router1:
 - `direct_tracked`: the same path with conntrack on, as any router with a nat
   table has it: what conntrack alone costs.
 - `vip`: the VIP, DNATed by pykeepalived's nftables table (round robin).
+- `nat_rule`: a second address DNATed by one hand-written nftables rule
+  (`dnat to numgen inc mod 3 map {...}`, lab-facts' recipe): the kernel's NAT
+  floor, so `vip_over_nat_rule` shows what pykeepalived's layout adds to it.
 - `haproxy`: HAProxy 2.6 `mode tcp` on router1 (its default threads), round
   robin over the same three servers: the user-space proxy anchor.
 
@@ -63,11 +66,14 @@ PRIVATE_PREFIX = "10.11.12.0/24"
 ROUTER = "router1"
 ROUTER_PUBLIC = "203.0.113.2"
 VIP_CLIENT = "203.0.113.101"  # the client's source address towards the VIP (see run_bench)
+RULE_CLIENT = "203.0.113.102"  # ... and towards RULE_VIP
 HAPROXY_PORT = 8080
 HTTP_PORT = 80
-MODES = ("direct", "direct_tracked", "vip", "haproxy")
+MODES = ("direct", "direct_tracked", "vip", "nat_rule", "haproxy")
 STYLES = {"keepalive": [], "new_conn": ["-H", "Connection: close"]}
 RAW_TABLE = "pkbench_notrack"
+RULE_TABLE = "pkbench_natrule"
+RULE_VIP = "203.0.113.12"
 GOAL_OF_DIRECT = 0.9
 
 HAPROXY_CFG = """\
@@ -165,6 +171,15 @@ def notrack_rules(servers: list[str]) -> str:
             f"    ip saddr {{ {addrs} }} tcp sport {HTTP_PORT} notrack\n  }}\n}}\n")
 
 
+def nat_rule(servers: list[str]) -> str:
+    """The one-rule DNAT of lab-facts.md, on a VIP of its own, ahead of pykeepalived's chains."""
+    slots = ", ".join(f"{i} : {a}" for i, a in enumerate(servers))
+    return (f"table ip {RULE_TABLE} {{\n"
+            f"  chain pre {{ type nat hook prerouting priority dstnat - 1; policy accept;\n"
+            f"    ip daddr {RULE_VIP} tcp dport {HTTP_PORT} dnat to numgen inc mod {len(servers)} map {{ {slots} }}\n"
+            f"  }}\n}}\n")
+
+
 class HAProxy:
     """HAProxy in the router's namespace, in the foreground (`-db`), killed by `stop()`."""
 
@@ -206,6 +221,8 @@ def targets_for(mode: str, servers: list[str]) -> list[tuple[str, int]]:
         return [(a, HTTP_PORT) for a in servers]
     if mode == "vip":
         return [(str(VIP), HTTP_PORT)]
+    if mode == "nat_rule":
+        return [(RULE_VIP, HTTP_PORT)]
     return [(ROUTER_PUBLIC, HAPROXY_PORT)]
 
 
@@ -246,6 +263,8 @@ def summarize(runs: list[dict[str, Any]], styles: list[str]) -> tuple[dict[str, 
         ratios[style] = {
             "vip_over_direct": ratio("vip", "direct"),
             "vip_over_direct_tracked": ratio("vip", "direct_tracked"),
+            "vip_over_nat_rule": ratio("vip", "nat_rule"),
+            "nat_rule_over_direct": ratio("nat_rule", "direct"),
             "haproxy_over_direct": ratio("haproxy", "direct"),
             "vip_over_haproxy": ratio("vip", "haproxy"),
         }
@@ -293,13 +312,17 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         client, router = lab.client.netns, lab.router(ROUTER).netns
         servers = [str(rs.address) for rs in lab.real_servers]
         client.ip("route", "add", PRIVATE_PREFIX, "via", ROUTER_PUBLIC)  # the direct path, through router1
-        # The VIP's flows leave from an address of their own. A real server keeps TIME_WAIT for every
-        # `Connection: close` request; the client's TCP timestamps are offset per (source, destination)
-        # pair, so a VIP connection that reuses a port a direct one used moments ago (same 4-tuple at the
-        # server, other destination at the client) carries an older timestamp and the server drops its
-        # SYN as a stale duplicate (a 1 s retransmission each): an artefact of mixing the paths.
-        client.ip("addr", "add", f"{VIP_CLIENT}/32", "dev", "eth0")
+        # The VIP's flows, and nat_rule's, leave from addresses of their own. A real server keeps
+        # TIME_WAIT for every `Connection: close` request; the client's TCP timestamps are offset per
+        # (source, destination) pair, so a connection that reuses a port another path used moments ago
+        # (same 4-tuple at the server, another destination at the client) carries an older timestamp
+        # and the server drops its SYN as a stale duplicate (a 1 s retransmission each): an artefact
+        # of mixing paths to the same servers, which no real client does at this rate.
+        for source in (VIP_CLIENT, RULE_CLIENT):
+            client.ip("addr", "add", f"{source}/32", "dev", "eth0")
         client.ip("route", "add", f"{VIP}/32", "dev", "eth0", "src", VIP_CLIENT)
+        client.ip("route", "add", f"{RULE_VIP}/32", "via", ROUTER_PUBLIC, "src", RULE_CLIENT)
+        router.run(["nft", "-f", "-"], input=nat_rule(servers))
         haproxy = HAProxy(router, workdir, servers)
         haproxy.start(client)
         wrk = Wrk(client, workdir, args.threads, args.connections)

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow, needs_root,
                                  reason="needs wrk and haproxy (bootstrap.sh installs them)")]
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "dataplane.py"
-MODES = {"direct", "direct_tracked", "vip", "haproxy"}
+MODES = {"direct", "direct_tracked", "vip", "nat_rule", "haproxy"}
 
 
 def _namespaces() -> set[str]:
