@@ -155,3 +155,30 @@ def test_only_the_hooks_some_service_dispatches_through_are_registered() -> None
     back = diff(both, nat)
     assert {"flush": {"chain": {"family": "ip", "table": "pykeepalived_lvs", "name": "dup_prerouting"}}} in back
     assert {"delete": {"chain": {"family": "ip", "table": "pykeepalived_lvs", "name": "dup_prerouting"}}} in back
+
+
+def test_uthreshold_takes_a_server_out_until_it_falls_below_lthreshold_or_three_quarters() -> None:
+    from pykeepalived.lvs.nft_rules import overloaded_now
+
+    with_l = Destination("10.11.12.1", 80, 1, uthreshold=10, lthreshold=5)
+    without_l = Destination("10.11.12.2", 80, 1, uthreshold=8)
+    plain = rs(3)
+    svc = vs("t", with_l, without_l, plain)
+    a, b, c = (d.name for d in svc.destinations)
+
+    def step(before: frozenset[tuple[str, str]], la: int, lb: int, lc: int = 1000) -> frozenset[tuple[str, str]]:
+        return overloaded_now([svc], {"t": {a: (la, 0), b: (lb - 1, 1), c: (lc, 0)}}, before)
+
+    over = step(frozenset(), 10, 8)
+    assert over == {("t", a), ("t", b)}  # reached uthreshold (active + inactive); no uthreshold: never
+    over = step(over, 6, 6)
+    assert over == {("t", a), ("t", b)}  # 6 is not below lthreshold 5; 6 * 4 is not below 8 * 3
+    over = step(over, 4, 5)
+    assert over == set()
+    assert step(frozenset(), 9, 7) == set()  # below uthreshold and not overloaded before
+
+    c_ctx = ctx()
+    c_ctx.overloaded = frozenset({("t", a)})
+    table = dnat_map(rules(build([svc], c_ctx)["ip"], "vs-t")[0])
+    targets = {json.dumps(pair[1]) for pair in table["data"]["set"]}  # type: ignore[index]
+    assert not any("10.11.12.1" in t for t in targets) and any("10.11.12.2" in t for t in targets)

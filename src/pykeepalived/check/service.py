@@ -121,8 +121,9 @@ class CheckService:
         loop = asyncio.get_running_loop()
         publisher = loop.create_task(self._publisher())
         self._tasks.append(loop.create_task(self._refresh_status()))
-        if hasattr(self.dataplane, "rebalance") and any(s.plan.config.lvs_sched in LOAD_SCHEDULERS
-                                                        for s in self.services):
+        if hasattr(self.dataplane, "rebalance") and any(
+                s.plan.config.lvs_sched in LOAD_SCHEDULERS or any(rs.uthreshold for rs in s.plan.config.real_servers)
+                for s in self.services):
             self._tasks.append(loop.create_task(self._rebalancer()))
         count = worker_count(sum(1 for *_, c in self._flat if not c.plan.immediate), self.requested_workers)
         if self.worker_argv is None:
@@ -406,7 +407,7 @@ class CheckService:
         self.write_status()
 
     async def _rebalancer(self) -> None:
-        """lc, wlc, sed, nq, fo, ovf, twos: nftables cannot count, so re-spread slots from conntrack each second."""
+        """lc, wlc, sed, nq, fo, ovf, twos and thresholds: nftables cannot count, so follow conntrack each second."""
         rebalance = getattr(self.dataplane, "rebalance")
         while True:
             await asyncio.sleep(REBALANCE_S)

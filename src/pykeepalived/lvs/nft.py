@@ -19,7 +19,8 @@ from typing import Any
 from .conntrack import count_connections
 from .model import DataPlaneError, DesiredTable, VirtualService
 from .nft_diff import diff, drop_table, fresh_table
-from .nft_rules import IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, build, forwarding, service_chain
+from .nft_rules import (IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, build, forwarding, overloaded_now,
+                        service_chain)
 from .routes import RouteFinder
 from .tunnels import Tunnels
 
@@ -69,9 +70,13 @@ class NftablesBackend:
             await asyncio.to_thread(self.apply_now, table)
 
     async def rebalance(self, loads: dict[str, dict[str, Load]]) -> None:
-        """Re-spread the load-based schedulers' slots from fresh counts (only changed chains are rewritten)."""
+        """Re-spread the load-based schedulers' slots, and follow uthreshold/lthreshold, from fresh counts.
+
+        Only the chains that change are rewritten.
+        """
         async with self._lock:
             self.ctx.loads = loads
+            self.ctx.overloaded = overloaded_now(list(self.table.services), loads, self.ctx.overloaded)
             self.ctx.expected_new = {svc: max(64, sum(a for a, _ in dests.values())) for svc, dests in loads.items()}
             if self._started:
                 await asyncio.to_thread(self.apply_now, self.table)

@@ -97,6 +97,7 @@ class BuildContext:
     numbers: dict[tuple[str, str], int] = field(default_factory=dict)
     loads: Mapping[str, Mapping[str, Load]] = field(default_factory=dict)
     expected_new: Mapping[str, int] = field(default_factory=dict)
+    overloaded: frozenset[tuple[str, str]] = frozenset()  # (service, destination) past its uthreshold
 
     def number(self, service: str, dest: str) -> int:
         key = (service, dest)
@@ -274,11 +275,36 @@ def dispatches(svc: VirtualService) -> list[Dispatch]:
     return found
 
 
-def eligible(svc: VirtualService) -> list[Destination]:
-    """Servers that may take new connections (weight 0 and dead ones keep only what they have)."""
+def eligible(svc: VirtualService, overloaded: frozenset[tuple[str, str]] = frozenset()) -> list[Destination]:
+    """Servers that may take new connections (weight 0, dead and overloaded ones keep only what they have)."""
     if not svc.quorum_up and not any(d.sorry for d in svc.destinations):
         return []
-    return [d for d in svc.destinations if d.alive and d.weight > 0]
+    return [d for d in svc.destinations if d.alive and d.weight > 0 and (svc.name, d.name) not in overloaded]
+
+
+def overloaded_now(services: list[VirtualService], loads: Mapping[str, Mapping[str, Load]],
+                   before: frozenset[tuple[str, str]]) -> frozenset[tuple[str, str]]:
+    """Real servers past their uthreshold, with IPVS's hysteresis.
+
+    IPVS marks a destination overloaded once its connections (active plus
+    inactive) reach uthreshold, and takes the mark off when they fall below
+    lthreshold, or below three quarters of uthreshold when lthreshold is 0.
+    A destination without uthreshold is never overloaded.
+    """
+    out: set[tuple[str, str]] = set()
+    for svc in services:
+        for dest in svc.destinations:
+            if not dest.uthreshold:
+                continue
+            key = (svc.name, dest.name)
+            total = sum(loads.get(svc.name, {}).get(dest.name, (0, 0)))
+            if total >= dest.uthreshold:
+                out.add(key)
+            elif key in before:
+                low = total < dest.lthreshold if dest.lthreshold else total * 4 < dest.uthreshold * 3
+                if not low:
+                    out.add(key)
+    return frozenset(out)
 
 
 def _proto_match(svc: VirtualService) -> Json:
@@ -412,7 +438,7 @@ def _nat_target(fam: Family, dest: Destination) -> Any:
 
 def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -> None:
     fam = rs.family
-    dests = eligible(svc)
+    dests = eligible(svc, ctx.overloaded)
     with_port = any(d.port for d in svc.destinations)
     proto = [_proto_match(svc)] if with_port else []
     if not svc.persistence_timeout_s:
@@ -485,4 +511,4 @@ def _build_dup(rs: Ruleset, svc: VirtualService, base: str, method: str, ctx: Bu
         for dest in svc.destinations:
             number = ctx.number(svc.name, dest.name)
             rs.rule(base, _match(client, f"@{base}-{number}-clients"), _goto(per_dest[dest.name]))
-    _schedule_to_chains(rs, svc, base, eligible(svc), per_dest, ctx)
+    _schedule_to_chains(rs, svc, base, eligible(svc, ctx.overloaded), per_dest, ctx)
