@@ -75,3 +75,63 @@ def test_apply_change_and_a_failed_apply_keeps_the_previous_rules(ns: Netns) -> 
     assert got["failed"] and "nftables refused the change" in got["failed"]
     assert after == changed  # the failed transaction changed nothing
     assert "pykeepalived_lvs" not in got["tables_after_close"]
+
+
+COUNTS_SCRIPT = textwrap.dedent('''
+    import asyncio, json, socket, threading
+    from pykeepalived.lvs.model import DesiredTable, Destination, VirtualService
+    from pykeepalived.lvs.nft import NftablesBackend
+
+    held = []
+    def listen(family, address):
+        srv = socket.socket(family, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((address, 80))
+        srv.listen(64)
+        def loop():
+            while True:
+                conn, _ = srv.accept()
+                held.append(conn)
+                conn.sendall(address.encode() + b"\\n")
+        threading.Thread(target=loop, daemon=True).start()
+
+    for address in ("10.11.12.1", "10.11.12.2"):
+        listen(socket.AF_INET, address)
+    listen(socket.AF_INET6, "2001:db8:1::1")
+
+    clients = []
+    def connect(family, vip):
+        c = socket.create_connection((vip, 80), timeout=5)
+        clients.append(c)
+        return c.recv(100).decode().strip()
+
+    v4 = VirtualService("web", "address", "203.0.113.10", 80, "TCP", scheduler="rr", destinations=(
+        Destination("10.11.12.1", 80, 1, uthreshold=2), Destination("10.11.12.2", 80, 1)))
+    v6 = VirtualService("web6", "address", "2001:db8::10", 80, "TCP", scheduler="rr", destinations=(
+        Destination("2001:db8:1::1", 80, 1),))
+    b = NftablesBackend()
+    table = DesiredTable((v4, v6))
+    b.apply_now(table)
+    first = [connect(socket.AF_INET, "203.0.113.10") for _ in range(4)]
+    ipv6 = connect(socket.AF_INET6, "2001:db8::10")
+    counts = b.counts_now()
+    asyncio.run(b.rebalance(counts))
+    overloaded = sorted(map(list, b.ctx.overloaded))
+    later = [connect(socket.AF_INET, "203.0.113.10") for _ in range(4)]
+    b.close_now()
+    print(json.dumps({"first": first, "later": later, "ipv6": ipv6, "counts": counts, "overloaded": overloaded}))
+''')
+
+
+def test_counts_read_both_families_and_uthreshold_stops_new_connections(ns: Netns) -> None:
+    for address in ("203.0.113.10/32", "10.11.12.1/32", "10.11.12.2/32", "2001:db8::10/128", "2001:db8:1::1/128"):
+        ns.ip("addr", "add", address, "dev", "lo")
+    proc = subprocess.run(ns.argv([sys.executable, "-c", COUNTS_SCRIPT]), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["first"] == ["10.11.12.1", "10.11.12.2"] * 2
+    assert got["ipv6"] == "2001:db8:1::1"
+    assert got["counts"]["web"] == {"[10.11.12.1]:80": [2, 0], "[10.11.12.2]:80": [2, 0]}
+    assert got["counts"]["web6"] == {"[2001:db8:1::1]:80": [1, 0]}
+    assert got["overloaded"] == [["web", "[10.11.12.1]:80"]]
+    assert got["later"] == ["10.11.12.2"] * 4  # rs1 reached its uthreshold: no new connections

@@ -57,7 +57,7 @@ def test_wrr_follows_ipvs_order_and_hash_schedulers_use_a_fixed_seed() -> None:
 
 def test_one_server_is_a_plain_dnat_and_none_leaves_the_chain_empty() -> None:
     ruleset = build([vs("one", rs(1), rs(2, alive=False)), vs("none", rs(1, alive=False), port=81)], ctx())["ip"]
-    assert rules(ruleset, "vs-one")[0][-1] == {"dnat": {"family": "ip", "addr": {"concat": ["10.11.12.1", 80]}}}
+    assert rules(ruleset, "vs-one")[0][-1] == {"dnat": {"family": "ip", "addr": "10.11.12.1", "port": 80}}
     assert rules(ruleset, "vs-none") == []
 
 

@@ -432,6 +432,14 @@ def build(services: list[VirtualService], ctx: BuildContext) -> dict[str, Rulese
     return out
 
 
+def _dnat_to(fam: Family, dest: Destination) -> Json:
+    """DNAT to one server: address and port as fields (libnftables' JSON refuses a concatenation here)."""
+    target: Json = {"family": fam.name, "addr": dest.address}
+    if dest.port:
+        target["port"] = dest.port
+    return {"dnat": target}
+
+
 def _nat_target(fam: Family, dest: Destination) -> Any:
     return _concat(dest.address, dest.port) if dest.port else dest.address
 
@@ -443,7 +451,7 @@ def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -
     proto = [_proto_match(svc)] if with_port else []
     if not svc.persistence_timeout_s:
         if len(dests) == 1:
-            rs.rule(base, *proto, {"dnat": {"family": fam.name, "addr": _nat_target(fam, dests[0])}})
+            rs.rule(base, *proto, _dnat_to(fam, dests[0]))
         elif dests:
             table = slot_table(svc, dests, ctx)
             if table:
@@ -465,7 +473,7 @@ def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -
         rs.services[svc.name].append(clients)
         rs.rule(base, _match(client, f"@{clients}"), _goto(chain))
         rs.rule(chain, {"set": {"op": "update", "elem": client, "set": f"@{clients}"}})
-        rs.rule(chain, *proto, {"dnat": {"family": fam.name, "addr": _nat_target(fam, dest)}})
+        rs.rule(chain, *proto, _dnat_to(fam, dest))
     _schedule_to_chains(rs, svc, base, dests, per_dest, ctx)
 
 
