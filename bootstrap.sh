@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
 
-debian_packages=(python3 python3-venv python3-pip keepalived frr nftables python3-nftables iproute2 procps tcpdump tshark iputils-ping haproxy psmisc nginx-light dnsmasq-base opensmtpd openssl qemu-system-x86 busybox-static ipvsadm wrk conntrack)
+debian_packages=(python3 python3-venv python3-pip keepalived frr nftables python3-nftables iproute2 procps tcpdump tshark iputils-ping haproxy psmisc nginx-light dnsmasq-base opensmtpd openssl qemu-system-x86 busybox-static ipvsadm wrk conntrack vsftpd)
 
 install_debian() {
     local missing=()

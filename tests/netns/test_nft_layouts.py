@@ -43,6 +43,8 @@ SCRIPT = textwrap.dedent('''
         yield "nat-noport", dict(scheduler="rr"), False, "NAT", None
         yield "nat-gran", dict(scheduler="rr", persistence_timeout_s=30, persistence_granularity="255.255.255.0"), \\
             False, "NAT", None
+        yield "ftp", dict(port=21, scheduler="rr"), False, "NAT", 21
+        yield "v6-ftp", dict(port=21, scheduler="rr"), True, "NAT", 21
         yield "v6-nat", dict(scheduler="wrr"), True, "NAT", 80
         yield "v6-nat-p", dict(scheduler="mh", persistence_timeout_s=60), True, "NAT", 8080
         yield "v6-dr", dict(scheduler="rr"), True, "DR", 80

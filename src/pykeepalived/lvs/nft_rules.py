@@ -427,9 +427,55 @@ def build(services: list[VirtualService], ctx: BuildContext) -> dict[str, Rulese
             _build_nat(rs, svc, base, ctx)
         else:
             _build_dup(rs, svc, base, method, ctx)
-    for rs in out.values():
+    for fam_name, rs in out.items():
+        _add_ftp_helper(rs, [svc for svc in services if family_of(svc).name == fam_name and forwarding(svc) == "NAT"])
         prune_hooks(rs)
     return out
+
+
+FTP_PORT = 21
+FTP_HELPER = "ftp"
+HELPER_CHAIN = "helpers"
+
+
+def _add_ftp_helper(rs: Ruleset, nat_services: list[VirtualService]) -> None:
+    """Attach the kernel's FTP helper to NAT services that carry FTP control connections.
+
+    IPVS has ip_vs_ftp for this: behind NAT the server's PASV reply names its
+    private address, and its data connections are on ports no service lists.
+    Conntrack's FTP helper (with nf_nat_ftp) rewrites the reply to the VIP
+    and expects the data connection, which then follows the control
+    connection's NAT, passive (PASV, EPSV) or active. It applies to services
+    on TCP port 21 (also port 0 services) and, for fwmark services (the
+    guide's FTP set-up), to marked packets for port 21. The helper must be
+    set on a connection's first packet, before the nat chain, so its chain
+    sits with the DR dispatch at mangle + 1.
+    """
+    fam = rs.family
+    addr_ports: list[Any] = []
+    marks: list[int] = []
+    for svc in nat_services:
+        for dispatch in dispatches(svc):
+            if dispatch.kind == "fwmark":
+                marks.append(dispatch.key)
+                continue
+            address, proto, *port = dispatch.key["concat"]
+            if proto == "tcp" and (not port or port[0] == FTP_PORT):
+                addr_ports.append(_concat(address, FTP_PORT))
+    if not addr_ports and not marks:
+        return
+    rs.sets[FTP_HELPER] = {"_kind": "ct helper", "type": "ftp", "protocol": "tcp", "l3proto": fam.name}
+    rs.chain(HELPER_CHAIN, type="filter", hook="prerouting", prio=DUP_PRIORITY, policy="accept")
+    new = _match({"ct": {"key": "state"}}, "new", "in")
+    helper = {"ct helper": FTP_HELPER}
+    dport = _payload("tcp", "dport")
+    if addr_ports:
+        unique = sorted({json.dumps(k, sort_keys=True) for k in addr_ports})
+        rs.rule(HELPER_CHAIN, new, _match(_concat(_payload(fam.payload, "daddr"), dport),
+                                          {"set": [json.loads(k) for k in unique]}), helper)
+    if marks:
+        rs.rule(HELPER_CHAIN, new, _match(_meta("mark"), {"set": sorted(set(marks))}), _match(dport, FTP_PORT),
+                helper)
 
 
 def _dnat_to(fam: Family, dest: Destination) -> Json:
