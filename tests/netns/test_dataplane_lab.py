@@ -1,14 +1,22 @@
 """Traffic through the VIP in the guide's topology, forwarded by the nftables data plane.
 
-Each test has a lab of its own (NAT or DR; TUN needs IPIP, which this kernel
-lacks): the client's requests reach every healthy real server in round robin, a
-dead real server stops getting new connections within the checker's bound, the
-master's death moves traffic to the backup, persistence keeps a client on one
-server, and the fwmark service carries ports 80 and 443 to the same server.
+Each test has a lab of its own (NAT, DR or TUN): the client's requests reach
+every healthy real server in round robin, a dead real server stops getting new
+connections within the checker's bound, the master's death moves traffic to
+the backup, persistence keeps a client on one server, the fwmark service
+carries ports 80 and 443 to the same server, and a request bigger than one
+segment gets through (for TUN: past the IPIP device's smaller MTU).
+
+TUN needs IPIP in the kernel; where it has none (this lab's host) the TUN
+variants skip at once. tests/vm/test_tun_dataplane.py runs them in the qemu
+guest, with PYKEEPALIVED_TIME_SCALE stretching the waits for its slow Python.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,59 +24,112 @@ from pathlib import Path
 import pytest
 
 from pykeepalived.lab import LabError, unique_prefix
-from pykeepalived.lab.lvs_lab import LvsLab
+from pykeepalived.lab.lvs_lab import LabKind, LvsLab
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 VIP = "203.0.113.10"
 FWMARK_VIP = "203.0.113.11"
-# The lab's checkers: delay_loop 1, connect_timeout 1, retry 1, delay_before_retry 1.
+# Stretches every wait below (and the lab's own) where Python runs many times slower: set only by
+# tests/vm/test_tun_dataplane.py for its qemu guest; 1 here, so the host's bounds stay as tight as written.
+TIME_SCALE = float(os.environ.get("PYKEEPALIVED_TIME_SCALE", "1"))
+# The lab's checkers: delay_loop 1, connect_timeout 1, retry 1, delay_before_retry 1 (the protocol's bound,
+# never scaled); the slack covers our side: the checker noticing, the apply, a request already in flight.
 CHECKER_BOUND_S = 1 + 1 * (1 + 1) + 1 * 1
-APPLY_SLACK_S = 1.5  # the apply, and a request that was already in flight
+APPLY_SLACK_S = 1.5 * TIME_SCALE
+REQUEST_TIMEOUT_S = 2.0 * TIME_SCALE
+PROBE_TIMEOUT_S = 0.5 * TIME_SCALE  # a request sent while a server dies or a router fails over
+BIG_HEADER_BYTES = 6000  # four full-size segments: more than the 1480 bytes an IPIP device carries in one
 
 
-@pytest.fixture(params=["nat", "dr"])
+def scaled(seconds: float) -> float:
+    return seconds * TIME_SCALE
+
+
+@functools.cache
+def missing_ipip() -> str | None:
+    """Why this kernel cannot carry TUN traffic (no IPIP device can be made), or None.
+
+    Asked in a throwaway namespace (`unshare --net`, gone with the command),
+    so that the TUN variants skip in a fraction of a second instead of
+    building a whole lab whose tunnels could never be made.
+    """
+    argv = ["unshare", "--net", "ip", "link", "add", "pkprobe0", "type", "ipip", "remote", "192.0.2.1"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot probe for IPIP: {exc}"
+    if proc.returncode != 0:
+        return f"this kernel cannot make IPIP devices ({proc.stderr.strip()}); tests/vm/test_tun_dataplane.py " \
+               "runs the TUN variants in a qemu guest that can"
+    return None
+
+
+@pytest.fixture(params=["nat", "dr", "tun"])
 def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LvsLab]:
     kind = str(request.param)
-    lab = LvsLab(kind, prefix=unique_prefix(f"dp{kind}"), name=f"dp-{kind}", workdir=tmp_path / "lab")
+    if kind == "tun" and (reason := missing_ipip()) is not None:
+        pytest.skip(reason)
+    lab = LvsLab(kind, prefix=unique_prefix(f"dp{kind}"), name=f"dp-{kind}", workdir=tmp_path / "lab",
+                 timeout_scale=TIME_SCALE)
     try:
         lab.up()
+        if kind == "tun":  # the probe said yes, so the real servers must have decapsulating tunl0
+            assert lab.rs_vip_device == "tunl0", lab.notes
         yield lab
     finally:
         lab.close()
 
 
-def served_by(lab: LvsLab, url: str, timeout_s: float = 2.0) -> str:
+def served_by(lab: LvsLab, url: str, timeout_s: float = REQUEST_TIMEOUT_S) -> str:
     return lab.client_get(url, timeout_s).split()[0]
 
 
+def decapsulated(lab: LvsLab) -> dict[str, int]:
+    """Real server -> packets its tunl0 has taken out of IPIP so far (TUN labs only).
+
+    An answer from every real server alone would not prove TUN: a real server
+    accepts a packet for a VIP on any interface, so plainly routed (DR-like)
+    packets would be served too.
+    """
+    counts: dict[str, int] = {}
+    for rs in lab.real_servers:
+        link = rs.host.netns.ip_json("-s", "link", "show", "tunl0")[0]
+        counts[rs.name] = int(link["stats64"]["rx"]["packets"])
+    return counts
+
+
 def test_requests_reach_every_real_server_in_round_robin(lab: LvsLab) -> None:
+    tunnelled_before = decapsulated(lab) if lab.kind is LabKind.TUN else {}
     names = [served_by(lab, f"http://{VIP}/whoami") for _ in range(9)]
     assert sorted(names) == ["rs1"] * 3 + ["rs2"] * 3 + ["rs3"] * 3
     assert names[:3] == names[3:6] == names[6:]  # the same order every round
+    if lab.kind is LabKind.TUN:  # each connection's packets (at least SYN, ACK, request, FIN) came through IPIP
+        tunnelled = {name: n - tunnelled_before[name] for name, n in decapsulated(lab).items()}
+        assert all(n >= 3 * 4 for n in tunnelled.values()), tunnelled
 
 
 def test_a_dead_real_server_stops_getting_new_connections_within_the_checker_bound(lab: LvsLab) -> None:
     lab.stop_real_server("rs2")
     died = time.monotonic()
     clean_since: float | None = None
-    while time.monotonic() - died < CHECKER_BOUND_S + APPLY_SLACK_S + 3.0:
+    while time.monotonic() - died < CHECKER_BOUND_S + APPLY_SLACK_S + scaled(3.0):
         try:
-            name = served_by(lab, f"http://{VIP}/whoami", timeout_s=0.5)
+            name = served_by(lab, f"http://{VIP}/whoami", timeout_s=PROBE_TIMEOUT_S)
         except LabError:
             name = "failed"
         if name == "failed":
             clean_since = None
         elif clean_since is None:
             clean_since = time.monotonic()
-        if clean_since is not None and time.monotonic() - clean_since > 1.0:
+        if clean_since is not None and time.monotonic() - clean_since > scaled(1.0):
             break
         time.sleep(0.05)
     assert clean_since is not None, "requests kept failing"
     assert clean_since - died <= CHECKER_BOUND_S + APPLY_SLACK_S
     assert {served_by(lab, f"http://{VIP}/whoami") for _ in range(6)} == {"rs1", "rs3"}
     lab.start_real_server("rs2")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + scaled(10)
     while "rs2" not in {served_by(lab, f"http://{VIP}/whoami") for _ in range(3)}:
         assert time.monotonic() < deadline, "rs2 did not come back"
         time.sleep(0.3)
@@ -80,10 +141,10 @@ def test_the_master_routers_death_moves_traffic_to_the_backup(lab: LvsLab) -> No
     killed = time.monotonic()
     while True:
         try:
-            served_by(lab, f"http://{VIP}/whoami", timeout_s=0.5)
+            served_by(lab, f"http://{VIP}/whoami", timeout_s=PROBE_TIMEOUT_S)
             break
         except LabError:
-            assert time.monotonic() - killed < 10, "no traffic through the backup"
+            assert time.monotonic() - killed < scaled(10), "no traffic through the backup"
             time.sleep(0.05)
     assert lab.which_router_is_master() == "router2"
     names = [served_by(lab, f"http://{VIP}/whoami") for _ in range(6)]
@@ -102,9 +163,9 @@ def test_status_counts_the_connections_of_each_real_server(lab: LvsLab) -> None:
     holder = lab.client.netns.popen(["python3", "-c", (
         "import socket, time\n"
         f"s = [socket.create_connection(('{VIP}', 80)) for _ in range(3)]\n"
-        "time.sleep(20)\n")])
+        f"time.sleep({scaled(20):g})\n")])
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(10)
         while True:
             text = lab.status_text("router1")
             rows = [line.split() for line in text.splitlines() if line.strip().startswith("->")
@@ -118,3 +179,19 @@ def test_status_counts_the_connections_of_each_real_server(lab: LvsLab) -> None:
     finally:
         holder.kill()
         holder.wait(timeout=5)
+
+
+def test_a_request_bigger_than_one_segment_gets_through(lab: LvsLab) -> None:
+    """Full-size segments from the client: TUN's IPIP device takes 20 bytes less, so the router must say so.
+
+    The router answers a too-big segment with ICMP "fragmentation needed" (as
+    IPVS does), the client lowers its path MTU to the VIP and resends; a
+    lost ICMP would hang the request instead.
+    """
+    pad = "x" * BIG_HEADER_BYTES
+    argv = ["curl", "-sS", "-k", "--fail-with-body", "--max-time", f"{REQUEST_TIMEOUT_S:g}",
+            "-H", f"X-Pad: {pad}"]
+    for url in (f"http://{VIP}/whoami", f"https://{FWMARK_VIP}/whoami"):
+        proc = lab.client.netns.run([*argv, url], check=False, timeout_s=REQUEST_TIMEOUT_S + 5.0)
+        assert proc.returncode == 0, f"{url}: {proc.stderr.strip()}"
+        assert proc.stdout.split()[0] in {"rs1", "rs2", "rs3"}

@@ -81,7 +81,8 @@ SYNC_GROUP = "VG1"
 DEFAULT_NAME = "pklab"
 DEFAULT_ROOT = Path("/run/pykeepalived/lab")
 STATE_FILE_NAME = "lab.json"
-START_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 20.0  # routers started -> the lab ready
+ROUTER_START_TIMEOUT_S = 15.0  # one pykeepalived started -> its VRRP instances in a state
 STOP_TIMEOUT_S = 12.0  # the supervisor gives its children 10 s
 PHASE_BUILDING = "building"
 PHASE_UP = "up"
@@ -465,17 +466,22 @@ class LvsLab:
     server alive; `close()` removes everything (also after a failed `up()`).
     As a context manager it does both. `workdir` gets the configs, logs,
     certificates and `lab.json`; without one a temporary directory is used
-    and removed by `close()`.
+    and removed by `close()`. `timeout_scale` multiplies the lab's own waits
+    (start, readiness, stop): a machine that runs Python many times slower
+    (the qemu guest of tests/vm) needs longer ones, this one must not get them.
     """
 
     def __init__(self, kind: LabKind | str, *, prefix: str | None = None, name: str = DEFAULT_NAME,
-                 workdir: Path | str | None = None) -> None:
+                 workdir: Path | str | None = None, timeout_scale: float = 1.0) -> None:
         try:
             self.kind = kind if isinstance(kind, LabKind) else LabKind(kind.lower())
         except ValueError as exc:
             raise LabError(f"unknown lab kind {kind!r}: choose nat, dr or tun") from exc
+        if timeout_scale <= 0:
+            raise LabError(f"timeout_scale must be positive, not {timeout_scale}")
         self.name = name
         self.prefix = prefix or unique_prefix(name)
+        self.timeout_scale = timeout_scale
         self._own_dir = workdir is None  # made by up(), removed by close()
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.gettempdir()) / f"lvslab-{self.prefix}"
         self.state_path = state_path(self.workdir)
@@ -494,6 +500,10 @@ class LvsLab:
 
     def __repr__(self) -> str:
         return f"LvsLab({self.kind.value!r}, prefix={self.prefix!r}, workdir={str(self.workdir)!r})"
+
+    @property
+    def _stop_timeout_s(self) -> float:
+        return STOP_TIMEOUT_S * self.timeout_scale
 
     # -- public helpers ----------------------------------------------------------------------
 
@@ -559,7 +569,7 @@ class LvsLab:
         router = self.router(name)
         if router.proc is not None:
             _kill_group(router.proc.pid)
-            router.proc.wait(STOP_TIMEOUT_S)
+            router.proc.wait(self._stop_timeout_s)
         present = router.addresses()
         for vip in self.vips:
             if vip in present:
@@ -575,15 +585,20 @@ class LvsLab:
         if router.proc is not None and router.proc.poll() is None:
             router.proc.send_signal(signal.SIGTERM)
             try:
-                router.proc.wait(STOP_TIMEOUT_S)
+                router.proc.wait(self._stop_timeout_s)
             except subprocess.TimeoutExpired:
                 _kill_group(router.proc.pid)
-                router.proc.wait(STOP_TIMEOUT_S)
-                raise LabError(f"pykeepalived on {name} ignored SIGTERM for {STOP_TIMEOUT_S:g} s; killed it") from None
+                router.proc.wait(self._stop_timeout_s)
+                raise LabError(f"pykeepalived on {name} ignored SIGTERM for {self._stop_timeout_s:g} s; "
+                               "killed it") from None
         self._save()
 
-    def start_router(self, name: str, timeout_s: float = 15.0) -> None:
-        """(Re)start pykeepalived on a router and wait until every VRRP instance has entered a state."""
+    def start_router(self, name: str, timeout_s: float | None = None) -> None:
+        """(Re)start pykeepalived on a router and wait until every VRRP instance has entered a state.
+
+        `timeout_s` defaults to ROUTER_START_TIMEOUT_S times the lab's `timeout_scale`.
+        """
+        timeout_s = ROUTER_START_TIMEOUT_S * self.timeout_scale if timeout_s is None else timeout_s
         router = self.router(name)
         if router.running():
             raise LabError(f"pykeepalived on {name} is already running")
@@ -777,7 +792,7 @@ class LvsLab:
 
     def _wait_ready(self) -> None:
         try:
-            wait_until(self._ready, START_TIMEOUT_S, interval_s=0.1, what="the lab to be ready")
+            wait_until(self._ready, START_TIMEOUT_S * self.timeout_scale, interval_s=0.1, what="the lab to be ready")
         except LabError as exc:
             detail = "\n".join(f"--- {r.name} holds {sorted(map(str, set(self.vips) & r.addresses()))}\n"
                                f"{self.status_text(r.name)}\n{_tail(r.log(), 15)}" for r in self.routers.values())
