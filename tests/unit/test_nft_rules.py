@@ -182,3 +182,8 @@ def test_uthreshold_takes_a_server_out_until_it_falls_below_lthreshold_or_three_
     table = dnat_map(rules(build([svc], c_ctx)["ip"], "vs-t")[0])
     targets = {json.dumps(pair[1]) for pair in table["data"]["set"]}  # type: ignore[index]
     assert not any("10.11.12.1" in t for t in targets) and any("10.11.12.2" in t for t in targets)
+
+
+def test_lost_quorum_without_a_sorry_server_keeps_the_alive_servers_as_keepalived_does() -> None:
+    ruleset = build([vs("q", rs(1), rs(2, alive=False), quorum_up=False)], ctx())["ip"]
+    assert rules(ruleset, "vs-q")[0][-1] == {"dnat": {"family": "ip", "addr": "10.11.12.1", "port": 80}}

@@ -276,9 +276,12 @@ def dispatches(svc: VirtualService) -> list[Dispatch]:
 
 
 def eligible(svc: VirtualService, overloaded: frozenset[tuple[str, str]] = frozenset()) -> list[Destination]:
-    """Servers that may take new connections (weight 0, dead and overloaded ones keep only what they have)."""
-    if not svc.quorum_up and not any(d.sorry for d in svc.destinations):
-        return []
+    """Servers that may take new connections (weight 0, dead and overloaded ones keep only what they have).
+
+    Quorum is already in the table: with a sorry server the checker swapped
+    it in; without one keepalived leaves IPVS alone when quorum is lost (only
+    the notify scripts run), so the alive servers keep taking connections.
+    """
     return [d for d in svc.destinations if d.alive and d.weight > 0 and (svc.name, d.name) not in overloaded]
 
 
