@@ -135,3 +135,52 @@ def test_counts_read_both_families_and_uthreshold_stops_new_connections(ns: Netn
     assert got["counts"]["web6"] == {"[2001:db8:1::1]:80": [1, 0]}
     assert got["overloaded"] == [["web", "[10.11.12.1]:80"]]
     assert got["later"] == ["10.11.12.2"] * 4  # rs1 reached its uthreshold: no new connections
+
+
+PERSIST_SCRIPT = textwrap.dedent('''
+    import json, socket, threading, time
+    from pykeepalived.lvs.model import DesiredTable, Destination, VirtualService
+    from pykeepalived.lvs.nft import NftablesBackend
+
+    def listen(address):
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((address, 80))
+        srv.listen(64)
+        def loop():
+            while True:
+                conn, _ = srv.accept()
+                conn.sendall(address.encode())
+                conn.close()
+        threading.Thread(target=loop, daemon=True).start()
+
+    for address in ("10.11.12.1", "10.11.12.2"):
+        listen(address)
+
+    def ask():
+        with socket.create_connection(("203.0.113.10", 80), timeout=5) as c:
+            return c.recv(100).decode()
+
+    svc = VirtualService("p", "address", "203.0.113.10", 80, "TCP", scheduler="rr", persistence_timeout_s=2,
+                         destinations=(Destination("10.11.12.1", 80, 1), Destination("10.11.12.2", 80, 1)))
+    b = NftablesBackend()
+    b.apply_now(DesiredTable((svc,)))
+    within = []
+    for _ in range(4):
+        within.append(ask())
+        time.sleep(0.5)  # each new connection refreshes the client's entry
+    time.sleep(3.0)  # past the timeout since the last one
+    after = ask()
+    b.close_now()
+    print(json.dumps({"within": within, "after": after}))
+''')
+
+
+def test_persistence_keeps_a_client_until_the_timeout_passes(ns: Netns) -> None:
+    for address in ("203.0.113.10/32", "10.11.12.1/32", "10.11.12.2/32"):
+        ns.ip("addr", "add", address, "dev", "lo")
+    proc = subprocess.run(ns.argv([sys.executable, "-c", PERSIST_SCRIPT]), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["within"] == ["10.11.12.1"] * 4  # 2 s of persistence, renewed by every connection
+    assert got["after"] == "10.11.12.2"  # expired: scheduled anew, and rr moves on
