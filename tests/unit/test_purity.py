@@ -12,6 +12,7 @@ SRC = Path(__file__).parents[2] / "src" / "pykeepalived"
 CORES = [
     *sorted((SRC / "config").glob("*.py")),
     SRC / "check" / "http_response.py",
+    SRC / "lvs" / "ipvs_rules.py",
     SRC / "check" / "smtp_session.py",
     SRC / "check" / "dns_wire.py",
     SRC / "check" / "outcomes.py",

@@ -97,7 +97,7 @@ class ServicePlan:
             fwmark=vs.fwmark,
             group=vs.group,
             group_entries=groups.get(vs.group or "", ()),
-            family=vs.ip_family,
+            family=self.family(),
             scheduler=vs.lvs_sched or "wlc",
             sched_flags=tuple(vs.sched_flags),
             method=vs.lvs_method or "NAT",
@@ -107,6 +107,27 @@ class ServicePlan:
             quorum_up=pool.has_quorum,
             destinations=tuple(self._destination(row) for row in pool.rows()),
         )
+
+    def family(self) -> int | None:
+        """The address family keepalived gives the service: what fwmark services need to be told.
+
+        ip_family; else (fwmark) the first real or sorry server not behind a
+        tunnel; else a persistence_granularity with a dot means IPv4, other
+        granularity IPv6; else the tunnelled servers' one family.
+        """
+        vs = self.config
+        if vs.ip_family in (4, 6) or vs.kind != "fwmark":
+            return vs.ip_family
+        servers = [(rs.address.version, rs.lvs_method or vs.lvs_method) for rs in vs.real_servers]
+        if vs.sorry_server is not None:
+            servers.append((vs.sorry_server.address.version, vs.sorry_server_lvs_method or vs.lvs_method))
+        for version, method in servers:
+            if method != "TUN":
+                return version
+        if vs.persistence_granularity:
+            return 4 if "." in vs.persistence_granularity else 6
+        families = {version for version, _ in servers}
+        return families.pop() if len(families) == 1 else None
 
     def _destination(self, row: Row) -> Destination:
         vs = self.config
@@ -127,7 +148,8 @@ def group_entries(config: KeepalivedConfig) -> dict[str, tuple[GroupEntry, ...]]
     return {
         name: tuple(
             GroupEntry(e.kind, str(e.address) if e.address is not None else None,
-                       str(e.last_address) if e.last_address is not None else None, e.prefix_len, e.port, e.fwmark)
+                       str(e.last_address) if e.last_address is not None else None, e.prefix_len, e.port, e.fwmark,
+                       e.family)
             for e in group.entries
         )
         for name, group in config.virtual_server_groups.items()

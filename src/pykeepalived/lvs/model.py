@@ -48,6 +48,7 @@ class GroupEntry:
     prefix_len: int | None = None
     port: int | None = None
     fwmark: int | None = None
+    family: int | None = None  # a fwmark entry's `inet`/`inet6`
 
 
 @dataclass(frozen=True)
