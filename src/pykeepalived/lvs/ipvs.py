@@ -1,0 +1,238 @@
+"""The IPVS data plane: the desired table as kernel IPVS services, over generic netlink (pyroute2).
+
+The thin shell around ipvs_rules: it sends the edits `changes` orders, one
+netlink command each, and keeps `applied` equal to what the kernel holds
+after every command that succeeded. IPVS has no transactions, so a failed
+command leaves the table part-way; DataPlaneError tells the checker, which
+retries with the latest table, and the retry's diff starts from what really
+got applied.
+
+Like keepalived: services of others are never touched; a service that
+already exists with one of our keys is adopted (read back and edited into
+shape, where keepalived would leave it as it found it); a clean stop deletes
+our services (with their destinations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import struct
+from pathlib import Path
+from typing import Any
+
+from .ipvs_rules import (Change, DestKey, DestSpec, IpvsService, IpvsTable, ServiceKey, ServiceSpec, changes, dest_spec,
+                         ipvs_table, service_keys)
+from .model import DataPlaneError, DesiredTable
+
+log = logging.getLogger("pykeepalived.lvs")
+PROC_IPVS = Path("/proc/net/ip_vs")
+AF = {4: socket.AF_INET, 6: socket.AF_INET6}
+FLAGS_MASK = 0xFFFFFFFF
+EEXIST, ENOENT, ESRCH = 17, 2, 3
+
+Load = tuple[int, int]
+
+
+def kernel_has_ipvs() -> bool:
+    """True when IPVS is in the kernel (or its module loaded): /proc/net/ip_vs exists."""
+    return PROC_IPVS.exists()
+
+
+def _netmask_text(spec: ServiceSpec) -> str:
+    """IPVS reads the netmask attribute as a 32-bit value: a mask for IPv4, a prefix length for IPv6.
+
+    pyroute2 types it as an IPv4 address, so an IPv6 prefix is written as the
+    address whose bytes are the little-endian number.
+    """
+    if spec.key.family == 4:
+        return str(ipaddress.IPv4Address(spec.netmask))
+    return socket.inet_ntoa(struct.pack("=I", spec.netmask))
+
+
+class IpvsBackend:
+    """DataPlane over the kernel's IPVS; see ipvs_rules for how the table maps."""
+
+    name = "ipvs"
+
+    def __init__(self) -> None:
+        try:
+            from pyroute2 import IPVS  # type: ignore[import-untyped]
+
+            self._ipvs = IPVS()
+        except Exception as exc:  # noqa: BLE001 - pyroute2 raises several kinds when the family is missing
+            raise DataPlaneError(f"cannot open IPVS over generic netlink: {exc} (is the ip_vs module loaded?)") from exc
+        self.applied: IpvsTable = {}
+        self.table = DesiredTable()
+        self.dest_names: dict[tuple[ServiceKey, DestKey], tuple[str, str]] = {}
+        self._started = False
+        self.commands = 0
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ netlink
+    @staticmethod
+    def _service(spec: ServiceSpec, *, key_only: bool = False) -> Any:
+        from pyroute2 import IPVSService
+
+        fields: dict[str, Any] = {"af": AF[spec.key.family]}
+        if spec.key.fwmark:
+            fields["fwmark"] = spec.key.fwmark
+        else:
+            fields.update(protocol=spec.key.protocol, addr=spec.key.address, port=spec.key.port)
+        if not key_only:
+            fields.update(sched_name=spec.scheduler, flags={"flags": spec.flags, "mask": FLAGS_MASK},
+                          timeout=spec.timeout, netmask=_netmask_text(spec))
+            if spec.pe_name:
+                fields["pe_name"] = spec.pe_name
+        return IPVSService(**fields)
+
+    @staticmethod
+    def _dest(spec: DestSpec, *, key_only: bool = False) -> Any:
+        from pyroute2 import IPVSDest
+
+        if key_only:
+            return IPVSDest(addr=spec.key.address, port=spec.key.port)
+        return IPVSDest(addr=spec.key.address, port=spec.key.port, fwd_method=spec.fwd, weight=spec.weight,
+                        u_thresh=spec.u_threshold, l_thresh=spec.l_threshold, tun_type=spec.tun_type,
+                        tun_port=socket.htons(spec.tun_port), tun_flags=spec.tun_flags)
+
+    def _send(self, change: Change) -> None:
+        verb = {"add": "add", "edit": "set", "delete": "del"}[change.op]
+        service = self._service(change.service, key_only=change.op == "delete" or change.dest is not None)
+        if change.dest is None:
+            self._ipvs.service(verb, service=service)
+        else:
+            self._ipvs.dest(verb, service=service, dest=self._dest(change.dest, key_only=change.op == "delete"))
+        self.commands += 1
+
+    def _dump(self) -> dict[ServiceKey, dict[str, Any]]:
+        """The kernel's services, by key, with their raw attributes."""
+        found: dict[ServiceKey, dict[str, Any]] = {}
+        for msg in self._ipvs.service("dump"):
+            attrs = dict(msg.get("attrs", []))
+            svc = dict(attrs["IPVS_CMD_ATTR_SERVICE"]["attrs"])
+            family = 6 if svc.get("IPVS_SVC_ATTR_AF") == socket.AF_INET6 else 4
+            fwmark = int(svc.get("IPVS_SVC_ATTR_FWMARK") or 0)
+            key = ServiceKey(family, fwmark, 0 if fwmark else int(svc.get("IPVS_SVC_ATTR_PROTOCOL") or 0),
+                             "" if fwmark else str(svc.get("IPVS_SVC_ATTR_ADDR", "")),
+                             0 if fwmark else int(svc.get("IPVS_SVC_ATTR_PORT") or 0))
+            found[key] = svc
+        return found
+
+    def _dests(self, spec: ServiceSpec) -> list[dict[str, Any]]:
+        return [dict(dict(m.get("attrs", []))["IPVS_CMD_ATTR_DEST"]["attrs"])
+                for m in self._ipvs.dest("dump", service=self._service(spec, key_only=True))]
+
+    def _adopt(self, wanted: IpvsTable) -> None:
+        """Services with our keys already in the kernel (a crashed run's, or the admin's) are ours to edit."""
+        present = self._dump()
+        for key, svc in wanted.items():
+            if key not in present:
+                continue
+            raw = present[key]
+            flags = raw.get("IPVS_SVC_ATTR_FLAGS", {})
+            spec = ServiceSpec(key, str(raw.get("IPVS_SVC_ATTR_SCHED_NAME", "")),
+                               int(flags.get("flags", 0) if isinstance(flags, dict) else 0) & ~0x2,
+                               int(raw.get("IPVS_SVC_ATTR_TIMEOUT") or 0), -1)  # -1: always edited once
+            dests = {}
+            for d in self._dests(svc.spec):
+                dkey = DestKey(str(d.get("IPVS_DEST_ATTR_ADDR")), int(d.get("IPVS_DEST_ATTR_PORT") or 0))
+                dests[dkey] = DestSpec(dkey, -1, -1)  # unknown: edited to ours, or deleted
+            self.applied[key] = IpvsService(spec, dests)
+            log.warning("IPVS service %s already existed: taking it over", key)
+
+    # ------------------------------------------------------------------ DataPlane
+    async def apply(self, table: DesiredTable) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self.apply_now, table)
+
+    def apply_now(self, table: DesiredTable) -> None:
+        wanted = ipvs_table(table.services)
+        if not self._started:
+            self._adopt(wanted)
+            self._started = True
+        for change in changes(self.applied, wanted):
+            try:
+                self._send(change)
+            except Exception as exc:  # noqa: BLE001 - NetlinkError and friends: report, keep what is applied
+                code = getattr(exc, "code", None)
+                if change.op == "delete" and code in (ENOENT, ESRCH):
+                    pass  # already gone (someone else removed it): the goal is reached
+                else:
+                    raise DataPlaneError(f"IPVS refused to {change.op} {_describe(change)}: {exc}") from exc
+            _record(self.applied, change, wanted)
+        self.table = table
+        names: dict[tuple[ServiceKey, DestKey], tuple[str, str]] = {}
+        for svc in table.services:  # which virtual service and real server each kernel destination counts for
+            for key, _ in service_keys(svc):
+                for dest in svc.destinations:
+                    dkey = dest_spec(dest, key).key
+                    if key in wanted and dkey in wanted[key].dests:
+                        names[(key, dkey)] = (svc.name, dest.name)
+        self.dest_names = names
+
+    async def close(self) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self.close_now)
+
+    def close_now(self) -> None:
+        """Delete our services (their destinations go with them), as keepalived does on a clean stop."""
+        for key in sorted(self.applied):
+            try:
+                self._send(Change("delete", self.applied[key].spec))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("cannot remove IPVS service %s: %s", key, exc)
+        self.applied = {}
+        self._ipvs.close()
+
+    async def counts(self) -> dict[str, dict[str, Load]]:
+        async with self._lock:
+            return await asyncio.to_thread(self.counts_now)
+
+    def counts_now(self) -> dict[str, dict[str, Load]]:
+        """Active and inactive connections per service and real server, from IPVS's own counters."""
+        out: dict[str, dict[str, Load]] = {s.name: {d.name: (0, 0) for d in s.destinations}
+                                           for s in self.table.services}
+        for key, svc in self.applied.items():
+            try:
+                dests = self._dests(svc.spec)
+            except Exception as exc:  # noqa: BLE001 - counts are informative
+                log.warning("cannot read IPVS counters of %s: %s", key, exc)
+                continue
+            for d in dests:
+                dkey = DestKey(str(d.get("IPVS_DEST_ATTR_ADDR")), int(d.get("IPVS_DEST_ATTR_PORT") or 0))
+                names = self.dest_names.get((key, dkey))
+                if names is None or names[0] not in out or names[1] not in out[names[0]]:
+                    continue
+                active, inactive = out[names[0]][names[1]]
+                out[names[0]][names[1]] = (active + int(d.get("IPVS_DEST_ATTR_ACTIVE_CONNS") or 0),
+                                           inactive + int(d.get("IPVS_DEST_ATTR_INACT_CONNS") or 0))
+        return out
+
+
+def _record(applied: IpvsTable, change: Change, wanted: IpvsTable) -> None:
+    """Bring `applied` up to date with one command the kernel took."""
+    key = change.service.key
+    if change.dest is None:
+        if change.op == "delete":
+            applied.pop(key, None)
+        else:
+            known = applied.get(key)
+            applied[key] = IpvsService(change.service, known.dests if known else {}, wanted[key].owners)
+        return
+    svc = applied[key]
+    dests = dict(svc.dests)
+    if change.op == "delete":
+        dests.pop(change.dest.key, None)
+    else:
+        dests[change.dest.key] = change.dest
+    applied[key] = IpvsService(svc.spec, dests, svc.owners)
+
+
+def _describe(change: Change) -> str:
+    key = change.service.key
+    where = f"fwmark {key.fwmark}" if key.fwmark else f"{key.address}:{key.port}/{key.protocol}"
+    return f"the service {where}" if change.dest is None else \
+        f"the real server {change.dest.key.address}:{change.dest.key.port} of {where}"
