@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where the checker keeps its state for `pykeepalived status` (default {DEFAULT_STATUS_FILE})")
     add("--checker-workers", type=int, metavar="N",
         help="processes sharing the health checks (default: one per 2,000 checkers, at most one per core)")
-    add("--dataplane", choices=("auto", "nftables", "none"), default="auto",
-        help="what forwards the virtual services: nftables, or none (checkers only); auto picks nftables")
+    add("--dataplane", choices=("auto", "ipvs", "nftables", "none"), default="auto",
+        help="what forwards the virtual services: ipvs, nftables, or none (checkers only); auto: IPVS if the "
+             "kernel has it, else nftables (default: global_defs' pykeepalived_dataplane, else auto)")
     add("--child", action="store_true", help=argparse.SUPPRESS)
     add("--checker-worker", metavar="N/COUNT", help=argparse.SUPPRESS)
     return p
@@ -120,7 +121,7 @@ def _check_plan(config: KeepalivedConfig, dataplane: str = "auto") -> str | None
 
     try:
         build_plan(config)
-        if dataplane != "none" and (problems := dataplane_problems(config)):
+        if problems := dataplane_problems(config, dataplane):
             return "\n".join(problems)
     except PyKeepalivedError as exc:
         return str(exc)

@@ -129,6 +129,10 @@ _g.line("vrrp_garp_interval", h.timer("vrrp_garp_interval_s", 0, 1), "pause betw
 _g.line("vrrp_gna_interval", h.timer("vrrp_gna_interval_s", 0, 1), "pause between NAs (s)")
 _g.line("vrrp_down_timer_adverts", h.integer("vrrp_down_timer_adverts", 1, 100), "default down_timer_adverts")
 _g.line("lvs_sync_daemon", _lvs_sync_daemon, "IPVS connection sync daemon")
+_g.line("pykeepalived_dataplane",
+        h.one_of("settings.pykeepalived_dataplane",
+                 {"auto": "auto", "ipvs": "ipvs", "nftables": "nftables", "none": "none"}, "data plane"),
+        "pykeepalived only: what forwards (auto: IPVS if the kernel has it, else nftables)", since="pykeepalived")
 _g.line("notify_fifo", h.script("notify_fifo"), "FIFO for all state changes")
 _g.line("notify_fifo_script", h.script("notify_fifo_script"), "reader of notify_fifo")
 _g.line("vrrp_notify_fifo", h.script("vrrp_notify_fifo"), "FIFO for VRRP changes")

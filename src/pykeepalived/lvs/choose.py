@@ -1,7 +1,10 @@
 """Which data plane the checker hands its table to, and the router set-up it needs.
 
-IPVS where the kernel has it comes with its own backend (a later issue); for
-now `auto` means nftables, and `none` keeps the table only (checkers alone).
+`auto` is IPVS where the kernel has it (loading the ip_vs module if it is
+there but not loaded, as keepalived does) and nftables elsewhere; `ipvs` and
+`nftables` force one and fail clearly when it is missing; `none` keeps the
+table only (checkers alone). The command line's `--dataplane` wins over
+global_defs' `pykeepalived_dataplane`.
 A router that cannot forward is a set-up mistake the guide warns about
 (NAT needs net.ipv4.ip_forward=1); we say so at start, loudly, because the
 symptom otherwise is silent: clients time out.
@@ -10,6 +13,8 @@ symptom otherwise is silent: clients time out.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 from pathlib import Path
 
 from ..config.model import KeepalivedConfig
@@ -18,6 +23,7 @@ from .null import TableOnly
 
 log = logging.getLogger("pykeepalived.lvs")
 SYSCTL = Path("/proc/sys")
+PROC_IPVS = Path("/proc/net/ip_vs")
 
 
 def read_sysctl(name: str, root: Path = SYSCTL) -> str | None:
@@ -43,12 +49,56 @@ def setup_problems(config: KeepalivedConfig, root: Path = SYSCTL) -> list[str]:
     return problems
 
 
+def wanted_kind(kind: str, config: KeepalivedConfig) -> str:
+    """The command line's choice, else global_defs' pykeepalived_dataplane, else auto."""
+    if kind != "auto":
+        return kind
+    return str(config.global_defs.settings.get("pykeepalived_dataplane") or "auto")
+
+
+def ipvs_available(root: Path = Path("/")) -> bool:
+    """IPVS is loaded, or its module is installed for the running kernel (so `modprobe ip_vs` will work)."""
+    if (root / "proc/net/ip_vs").exists():
+        return True
+    try:
+        release = os.uname().release
+        return "/ip_vs.ko" in (root / "lib/modules" / release / "modules.dep").read_text()
+    except OSError:
+        return False
+
+
+def load_ipvs() -> bool:
+    """Load ip_vs if needed (keepalived does the same at start); True when IPVS is there afterwards."""
+    if PROC_IPVS.exists():
+        return True
+    try:
+        subprocess.run(["modprobe", "ip_vs"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return PROC_IPVS.exists()
+
+
 def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
     """The backend for `--dataplane KIND`; falls back to keeping the table only, with an error logged."""
     for problem in setup_problems(config):
         log.error("%s", problem)
+    kind = wanted_kind(kind, config)
     if kind == "none" or not config.virtual_servers:
         return TableOnly()
+    if kind in ("auto", "ipvs"):
+        if load_ipvs():
+            from .ipvs import IpvsBackend
+
+            try:
+                return IpvsBackend()
+            except DataPlaneError as exc:
+                if kind == "ipvs":
+                    raise
+                log.error("IPVS is there but unusable (%s); using nftables", exc)
+        elif kind == "ipvs":
+            raise DataPlaneError("the IPVS data plane was asked for (--dataplane ipvs or pykeepalived_dataplane "
+                                 "ipvs) but this kernel has no IPVS: /proc/net/ip_vs is missing and "
+                                 "`modprobe ip_vs` did not load it; use nftables or a kernel with CONFIG_IP_VS")
     from .nft import NftablesBackend
 
     try:
@@ -60,13 +110,18 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
         return TableOnly()
 
 
-def dataplane_problems(config: KeepalivedConfig) -> list[str]:
+def dataplane_problems(config: KeepalivedConfig, kind: str = "auto") -> list[str]:
     """What the nftables backend cannot build in this config, one `FILE:LINE: reason` per virtual server.
 
     Used by `-t` and before starting, so that a config that cannot forward is
-    refused up front rather than failing at the first apply.
+    refused up front rather than failing at the first apply. IPVS builds
+    everything keepalived does, so where it will be used there is nothing to say.
     """
     from ..check.plan import build_plan, group_entries
+
+    kind = wanted_kind(kind, config)
+    if kind in ("none", "ipvs") or (kind == "auto" and ipvs_available()):
+        return []
     from .nft_rules import CannotExpress, check_service
 
     groups = group_entries(config)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from ..config.errors import PyKeepalivedError
+
 
 @dataclass(frozen=True)
 class Destination:
@@ -88,8 +90,8 @@ class DesiredTable:
         return {"services": [asdict(s) for s in self.services]}
 
 
-class DataPlaneError(Exception):
-    """A backend could not apply a table; the previous table is still in force."""
+class DataPlaneError(PyKeepalivedError):
+    """A backend could not apply a table (or start); what it had applied is still in force."""
 
 
 class DataPlane(Protocol):
