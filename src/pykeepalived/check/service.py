@@ -113,6 +113,11 @@ class CheckService:
         self.build()
         for fifo in self.fifos:
             fifo.open()
+        from ..lvs.ipvs_sync import SyncDaemons
+
+        sync_daemons = SyncDaemons.for_checker(self.config) if self.dataplane.name == "ipvs" else None
+        if sync_daemons is not None:
+            sync_daemons.start()
         await self._settle_immediate_checkers()
         for svc in self.services:
             alive = {name for name, srv in svc.servers.items() if srv.all_up()}
@@ -152,6 +157,8 @@ class CheckService:
                 self._status_timer.cancel()
             self.write_status()
             await self.dataplane.close()
+            if sync_daemons is not None:
+                sync_daemons.stop()
             for fifo in self.fifos:
                 fifo.close()
             self.runner.terminate_all()

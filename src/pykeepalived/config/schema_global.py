@@ -68,9 +68,16 @@ def _lvs_sync_daemon(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
         ctx.arg(seg)
         return
     syncd = LvsSyncDaemon(interface=w[1], location=seg.location)
+    options = ("id", "maxlen", "port", "ttl", "group")
     i = 2
-    if i < len(w) and w[i] not in ("id", "maxlen", "port", "ttl", "group"):
+    if i + 1 < len(w) and w[i] == "inst":
+        syncd.instance = w[i + 1]
+        i += 2
+    elif i < len(w) and w[i] not in options:
         syncd.instance = w[i]
+        i += 1
+    if i < len(w) and w[i].isdigit():  # the old form: a bare sync id after the instance
+        syncd.sync_id = to_int(w[i], 0, 255)
         i += 1
     while i < len(w):
         opt = w[i]

@@ -103,6 +103,9 @@ class VrrpService:
         fifo_spec = g.vrrp_notify_fifo or g.notify_fifo
         self.fifo = NotifyFifo(fifo_spec.argv[0]) if fifo_spec is not None and fifo_spec.argv else None
         self.notifier = Notifier(self.runner, self.fifo)
+        from ..lvs.ipvs_sync import SyncDaemons
+
+        self.sync_daemons = SyncDaemons.for_vrrp(config)
         self._sockets: dict[tuple[int, str, str], _SocketEntry] = {}
         self._socket_of: dict[str, _SocketEntry] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -130,6 +133,8 @@ class VrrpService:
                 self._tasks.append(asyncio.create_task(self._run_track_script(name)))
             if any(t.kind is TrackKind.FILE for tr in self.tracking.values() for t in tr.items):
                 self._tasks.append(asyncio.create_task(self._poll_track_files()))
+            if self.sync_daemons is not None:
+                self.sync_daemons.start()
             for name, machine in self.machines.items():
                 self._apply(name, machine.start(self._now()))
             if not self.machines:
@@ -166,6 +171,8 @@ class VrrpService:
             entry.sock.close()
         self.announcer.close()
         self.accept_filter.close()
+        if self.sync_daemons is not None:
+            self.sync_daemons.stop()
         self.runner.terminate_all()
         if self.fifo is not None:
             self.fifo.close()
@@ -363,6 +370,8 @@ class VrrpService:
         suffix = " (init)" if change.old is State.INIT and change.new is State.BACKUP else ""
         log.info("(%s) Entering %s STATE%s", change.instance, word, suffix)
         self.notifier.instance_state(inst, word, change.priority)
+        if self.sync_daemons is not None:
+            self.sync_daemons.state(change.instance, word)
 
     # ------------------------------------------------------------------ side effects
     def _send_advert(self, name: str, priority: int) -> None:

@@ -1,0 +1,183 @@
+"""Starting and stopping the kernel's IPVS connection-sync daemons (IPVS_CMD_NEW_DAEMON / DEL_DAEMON).
+
+pyroute2 knows IPVS services and destinations but types the daemon
+attribute as raw bytes, so this module declares that one nested attribute
+on top of pyroute2's IPVS message and sends the two commands through its
+generic netlink socket.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..config.model import KeepalivedConfig
+from .model import DataPlaneError
+from .sync_daemon import BACKUP, MASTER, STATE_CODES, SyncCommand, SyncDaemonSpec, spec_for
+
+log = logging.getLogger("pykeepalived.lvs")
+ESRCH, EEXIST = 3, 17
+PROC_IPVS = Path("/proc/net/ip_vs")
+
+
+def _message_class() -> Any:
+    from pyroute2.netlink import nla  # type: ignore[import-untyped]
+    from pyroute2.netlink.generic import ipvs  # type: ignore[import-untyped]
+
+    class ipvsmsg_daemon(ipvs.ipvsmsg):  # type: ignore[misc]  # noqa: N801 - pyroute2's naming
+        nla_map = (
+            ("IPVS_CMD_ATTR_UNSPEC", "none"),
+            ("IPVS_CMD_ATTR_SERVICE", "service"),
+            ("IPVS_CMD_ATTR_DEST", "dest"),
+            ("IPVS_CMD_ATTR_DAEMON", "daemon"),
+            ("IPVS_CMD_ATTR_TIMEOUT_TCP", "uint32"),
+            ("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", "uint32"),
+            ("IPVS_CMD_ATTR_TIMEOUT_UDP", "uint32"),
+        )
+
+        class daemon(nla):  # type: ignore[misc]  # noqa: N801
+            nla_map = (
+                ("IPVS_DAEMON_ATTR_UNSPEC", "none"),
+                ("IPVS_DAEMON_ATTR_STATE", "uint32"),
+                ("IPVS_DAEMON_ATTR_MCAST_IFN", "asciiz"),
+                ("IPVS_DAEMON_ATTR_SYNC_ID", "uint32"),
+                ("IPVS_DAEMON_ATTR_SYNC_MAXLEN", "uint16"),
+                ("IPVS_DAEMON_ATTR_MCAST_GROUP", "ip4addr"),
+                ("IPVS_DAEMON_ATTR_MCAST_GROUP6", "ip6addr"),
+                ("IPVS_DAEMON_ATTR_MCAST_PORT", "uint16"),
+                ("IPVS_DAEMON_ATTR_MCAST_TTL", "uint8"),
+            )
+
+    return ipvsmsg_daemon
+
+
+def daemon_attrs(spec: SyncDaemonSpec, command: SyncCommand) -> list[tuple[str, Any]]:
+    """The daemon attribute's fields: a start names everything set; a stop only the state and id."""
+    attrs: list[tuple[str, Any]] = [("IPVS_DAEMON_ATTR_STATE", STATE_CODES[command.role])]
+    if command.op == "stop":
+        return attrs + [("IPVS_DAEMON_ATTR_SYNC_ID", spec.sync_id)]
+    attrs += [("IPVS_DAEMON_ATTR_MCAST_IFN", spec.interface), ("IPVS_DAEMON_ATTR_SYNC_ID", spec.sync_id)]
+    if spec.maxlen is not None:
+        attrs.append(("IPVS_DAEMON_ATTR_SYNC_MAXLEN", spec.maxlen))
+    if spec.group is not None:
+        attrs.append(("IPVS_DAEMON_ATTR_MCAST_GROUP6" if ":" in spec.group else "IPVS_DAEMON_ATTR_MCAST_GROUP",
+                      spec.group))
+    if spec.port is not None:
+        attrs.append(("IPVS_DAEMON_ATTR_MCAST_PORT", spec.port))
+    if spec.ttl is not None:
+        attrs.append(("IPVS_DAEMON_ATTR_MCAST_TTL", spec.ttl))
+    return attrs
+
+
+class SyncDaemonControl:
+    """Sends sync-daemon commands to the kernel; a start that is already done or a stop of none is fine."""
+
+    def __init__(self, spec: SyncDaemonSpec) -> None:
+        self.spec = spec
+        self._sock: Any = None
+
+    def _socket(self) -> Any:
+        if self._sock is None:
+            from pyroute2.netlink.generic import GenericNetlinkSocket
+
+            sock = GenericNetlinkSocket()
+            try:
+                sock.bind("IPVS", _message_class())
+            except Exception as exc:  # noqa: BLE001 - the family is missing without ip_vs
+                sock.close()
+                raise DataPlaneError(f"cannot reach IPVS for lvs_sync_daemon: {exc} (is ip_vs loaded?)") from exc
+            self._sock = sock
+        return self._sock
+
+    def send(self, command: SyncCommand) -> None:
+        from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
+        from pyroute2.netlink.generic import ipvs
+
+        sock = self._socket()
+        msg = _message_class()()
+        msg["cmd"] = ipvs.IPVS_CMD_NEW_DAEMON if command.op == "start" else ipvs.IPVS_CMD_DEL_DAEMON
+        msg["version"] = 1
+        msg["attrs"] = [("IPVS_CMD_ATTR_DAEMON", {"attrs": daemon_attrs(self.spec, command)})]
+        try:
+            list(sock.nlm_request(msg, msg_type=sock.prid, msg_flags=NLM_F_REQUEST | NLM_F_ACK))
+        except Exception as exc:  # noqa: BLE001 - NetlinkError carries the errno
+            code = getattr(exc, "code", None)
+            if (command.op, code) in (("start", EEXIST), ("stop", ESRCH)):
+                return
+            raise DataPlaneError(f"cannot {command.op} the IPVS {command.role} sync daemon on "
+                                 f"{self.spec.interface} (id {self.spec.sync_id}): {exc}") from exc
+        log.info("IPVS %s sync daemon %sed on %s, sync id %d", command.role, command.op, self.spec.interface,
+                 self.spec.sync_id)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+class SyncDaemons:
+    """lvs_sync_daemon in one process: the VRRP process follows its instance, the checker runs both.
+
+    Failures are logged, never fatal: connection sync makes a failover
+    smoother, but a router must keep routing without it. Without IPVS (the
+    nftables data plane) there is nothing to sync: connections live in
+    conntrack, which conntrackd replicates; we say so once.
+    """
+
+    def __init__(self, spec: SyncDaemonSpec, *, follow: bool) -> None:
+        from .sync_daemon import SyncFollower
+
+        self.spec = spec
+        self.follower = SyncFollower() if follow else None
+        self.control = SyncDaemonControl(spec)
+        self._warned = False
+
+    @classmethod
+    def for_vrrp(cls, config: KeepalivedConfig) -> SyncDaemons | None:
+        spec = spec_for(config)
+        if spec is None or spec.instance is None:
+            return None
+        if spec.instance not in config.vrrp_instances:
+            log.error("lvs_sync_daemon names vrrp_instance %s, which does not exist; no connection sync",
+                      spec.instance)
+            return None
+        return cls(spec, follow=True)
+
+    @classmethod
+    def for_checker(cls, config: KeepalivedConfig) -> SyncDaemons | None:
+        spec = spec_for(config)
+        return cls(spec, follow=False) if spec is not None and spec.instance is None else None
+
+    def start(self) -> None:
+        if self.follower is not None:
+            self._send(self.follower.start())
+        else:
+            self._send([SyncCommand("stop", MASTER), SyncCommand("stop", BACKUP),
+                        SyncCommand("start", MASTER), SyncCommand("start", BACKUP)])
+
+    def state(self, instance: str, word: str) -> None:
+        if self.follower is not None and instance == self.spec.instance:
+            self._send(self.follower.state(word))
+
+    def stop(self) -> None:
+        if self.follower is not None:
+            self._send(self.follower.stop())
+        else:
+            self._send([SyncCommand("stop", MASTER), SyncCommand("stop", BACKUP)])
+        self.control.close()
+
+    def _send(self, commands: list[SyncCommand]) -> None:
+        if not commands:
+            return
+        if not PROC_IPVS.exists():
+            if not self._warned:
+                log.warning("lvs_sync_daemon: this kernel has no IPVS, so there are no IPVS connections to sync "
+                            "(with the nftables data plane connections live in conntrack; conntrackd syncs those)")
+                self._warned = True
+            return
+        for command in commands:
+            try:
+                self.control.send(command)
+            except DataPlaneError as exc:
+                log.error("%s", exc)
