@@ -71,7 +71,7 @@ def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LvsLab]:
     if kind == "tun" and (reason := missing_ipip()) is not None:
         pytest.skip(reason)
     lab = LvsLab(kind, prefix=unique_prefix(f"dp{kind}"), name=f"dp-{kind}", workdir=tmp_path / "lab",
-                 timeout_scale=TIME_SCALE)
+                 timeout_scale=TIME_SCALE, dataplane="nftables")  # in the qemu guest auto would pick IPVS
     try:
         lab.up()
         if kind == "tun":  # the probe said yes, so the real servers must have decapsulating tunl0

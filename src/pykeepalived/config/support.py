@@ -40,6 +40,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "garp_master_delay", "garp_master_repeat", "garp_master_refresh", "garp_master_refresh_repeat",
         "garp_lower_prio_delay", "garp_lower_prio_repeat", "lower_prio_no_advert", "higher_prio_send_advert",
         "skip_check_adv_addr", "check_unicast_src", "down_timer_adverts", "v3_checksum_as_v2", "accept", "no_accept",
+        "lvs_sync_daemon_interface",
     )),
     (AUTHENTICATION, ("auth_type", "auth_pass")),
     (VRRP_SYNC_GROUP, (
@@ -55,15 +56,19 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "vrrp_down_timer_adverts", "vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert",
         "vrrp_check_unicast_src", "vrrp_skip_check_adv_addr", "notify_fifo", "vrrp_notify_fifo",
         "v3_checksum_as_v2", "json_dump_file", "stats_dump_file", "nftables",
-        "lvs_notify_fifo", "checker_log_all_failures",
+        "lvs_notify_fifo", "checker_log_all_failures", "lvs_sync_daemon", "pykeepalived_dataplane",
     )),
-    # the checker side: health and pool rules (lb_algo, lb_kind, persistence... act with the data plane)
+    # the checker side (health and pool rules) and the data plane (IPVS or nftables)
     (VIRTUAL_SERVER, (
         "delay_loop", "connect_timeout", "retry", "delay_before_retry", "warmup", "alpha", "omega", "quorum",
         "hysteresis", "quorum_up", "quorum_down", "weight", "inhibit_on_failure", "sorry_server",
         "sorry_server_inhibit", "virtualhost", "real_server",
+        "ip_family", "lb_algo", "lvs_sched", "hashed", "ops", "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback",
+        "mh-port", "mh-fallback", "lb_kind", "lvs_method", "persistence_engine", "persistence_timeout",
+        "persistence_granularity", "protocol", "sorry_server_lvs_method",
     )),
     (REAL_SERVER, (
+        "lvs_method", "uthreshold", "lthreshold",
         "weight", "inhibit_on_failure", "notify_up", "notify_down", "alpha", "retry", "delay_before_retry",
         "warmup", "connect_timeout", "delay_loop", "virtualhost", "TCP_CHECK", "HTTP_GET", "SSL_GET",
         "SMTP_CHECK", "DNS_CHECK", "MISC_CHECK", "FILE_CHECK", "PING_CHECK", "UDP_CHECK",
@@ -85,7 +90,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
 
 
 ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_script", "track_file",
-                   "vrrp_track_file", "virtual_server", "SSL")
+                   "vrrp_track_file", "virtual_server", "virtual_server_group", "SSL")
 
 
 def mark_acted(root: Block) -> None:

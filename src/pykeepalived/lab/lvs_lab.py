@@ -173,11 +173,20 @@ def _fwmark_service(kind: LabKind, real_servers: Sequence[IPv4Address]) -> list[
     ]
 
 
-def render_router_conf(kind: LabKind, router: RouterSpec, real_servers: Sequence[IPv4Address]) -> str:
-    """keepalived.conf for one router of the lab (valid for `keepalived -t` and `pykeepalived -t`)."""
+def render_router_conf(kind: LabKind, router: RouterSpec, real_servers: Sequence[IPv4Address], *,
+                       sync_daemon: bool = False) -> str:
+    """keepalived.conf for one router of the lab (valid for `keepalived -t` and `pykeepalived -t`).
+
+    `sync_daemon` adds IPVS connection sync between the routers, over the
+    private network for NAT (following RH_INT), the public one otherwise.
+    """
+    defs = [f"router_id {router.name}"]
+    if sync_daemon:
+        defs.append(f"lvs_sync_daemon eth1 {PRIVATE_INSTANCE}" if kind is LabKind.NAT
+                    else f"lvs_sync_daemon eth0 {PUBLIC_INSTANCE}")
     lines = [
         f"! pykeepalived lab ({kind.name}): {router.name}, {router.state} at priority {router.priority}",
-        *_block("global_defs", [f"router_id {router.name}"], 0),
+        *_block("global_defs", defs, 0),
         "",
         *_vrrp(kind, router),
         "",
@@ -365,6 +374,7 @@ class Router:
     private: Host
     dir: Path
     proc: subprocess.Popen[bytes] | None = None
+    dataplane: str | None = None  # --dataplane; None: pykeepalived's default
 
     @property
     def name(self) -> str:
@@ -394,7 +404,8 @@ class Router:
         pid, vrrp_pid, checkers_pid = self.pid_files
         # -r and -c too: their defaults (/run/keepalived_*.pid) would be shared by every router on the machine
         return [sys.executable, "-m", "pykeepalived", "-n", "-l", "-G", "-f", str(self.conf_path),
-                "-p", str(pid), "-r", str(vrrp_pid), "-c", str(checkers_pid), "--status-file", str(self.status_file)]
+                "-p", str(pid), "-r", str(vrrp_pid), "-c", str(checkers_pid), "--status-file", str(self.status_file),
+                *(["--dataplane", self.dataplane] if self.dataplane else [])]
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -472,7 +483,8 @@ class LvsLab:
     """
 
     def __init__(self, kind: LabKind | str, *, prefix: str | None = None, name: str = DEFAULT_NAME,
-                 workdir: Path | str | None = None, timeout_scale: float = 1.0) -> None:
+                 workdir: Path | str | None = None, timeout_scale: float = 1.0, sync_daemon: bool = False,
+                 dataplane: str | None = None) -> None:
         try:
             self.kind = kind if isinstance(kind, LabKind) else LabKind(kind.lower())
         except ValueError as exc:
@@ -482,6 +494,8 @@ class LvsLab:
         self.name = name
         self.prefix = prefix or unique_prefix(name)
         self.timeout_scale = timeout_scale
+        self.sync_daemon = sync_daemon  # lvs_sync_daemon in both routers' configs (IPVS only)
+        self.dataplane = dataplane  # the routers' --dataplane; None: their default (auto)
         self._own_dir = workdir is None  # made by up(), removed by close()
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.gettempdir()) / f"lvslab-{self.prefix}"
         self.state_path = state_path(self.workdir)
@@ -702,7 +716,7 @@ class LvsLab:
         for spec in ROUTER_SPECS:
             eth0 = self._add_host(public, spec.name, spec.public_host)
             eth1 = private.attach(eth0, "eth1", spec.private_host)
-            self.routers[spec.name] = Router(spec, eth0, eth1, self.workdir)
+            self.routers[spec.name] = Router(spec, eth0, eth1, self.workdir, dataplane=self.dataplane)
         if self.kind is not LabKind.NAT:
             gw = self._add_host(public, "gw", GATEWAY_HOST)
             private.attach(gw, "eth1", GATEWAY_HOST)
@@ -764,7 +778,8 @@ class LvsLab:
         addresses = [rs.address for rs in self.real_servers]
         for router in self.routers.values():
             router.netns.run(["nft", "-f", "-"], input=render_marks())
-            router.conf_path.write_text(render_router_conf(self.kind, router.spec, addresses))
+            router.conf_path.write_text(render_router_conf(self.kind, router.spec, addresses,
+                                                           sync_daemon=self.sync_daemon))
             for path in (router.log_path, router.status_file, *router.pid_files):
                 path.unlink(missing_ok=True)
             test = router.netns.run([sys.executable, "-m", "pykeepalived", "-t", "-f", str(router.conf_path)],

@@ -194,7 +194,7 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     default_type text/plain;
-    keepalive_timeout 5;
+    keepalive_timeout 65;  # long enough for a kept-alive connection to outlive a failover
 {tls}
     server {{
 {listens}

@@ -58,12 +58,9 @@ class IpvsBackend:
     name = "ipvs"
 
     def __init__(self) -> None:
-        try:
-            from pyroute2 import IPVS  # type: ignore[import-untyped]
-
-            self._ipvs = IPVS()
-        except Exception as exc:  # noqa: BLE001 - pyroute2 raises several kinds when the family is missing
-            raise DataPlaneError(f"cannot open IPVS over generic netlink: {exc} (is the ip_vs module loaded?)") from exc
+        if not kernel_has_ipvs():
+            raise DataPlaneError("this kernel has no IPVS (/proc/net/ip_vs is missing; is the ip_vs module loaded?)")
+        self._socket: Any = None  # opened in the worker thread: pyroute2's sync API cannot run inside a loop
         self.applied: IpvsTable = {}
         self.table = DesiredTable()
         self.dest_names: dict[tuple[ServiceKey, DestKey], tuple[str, str]] = {}
@@ -72,6 +69,17 @@ class IpvsBackend:
         self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ netlink
+    @property
+    def _ipvs(self) -> Any:
+        if self._socket is None:
+            try:
+                from pyroute2 import IPVS  # type: ignore[import-untyped]
+
+                self._socket = IPVS()
+            except Exception as exc:  # noqa: BLE001 - pyroute2 raises several kinds when the family is missing
+                raise DataPlaneError(f"cannot open IPVS over generic netlink: {exc}") from exc
+        return self._socket
+
     @staticmethod
     def _service(spec: ServiceSpec, *, key_only: bool = False) -> Any:
         from pyroute2 import IPVSService
@@ -185,7 +193,9 @@ class IpvsBackend:
             except Exception as exc:  # noqa: BLE001
                 log.warning("cannot remove IPVS service %s: %s", key, exc)
         self.applied = {}
-        self._ipvs.close()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     async def counts(self) -> dict[str, dict[str, Load]]:
         async with self._lock:

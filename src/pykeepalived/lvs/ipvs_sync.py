@@ -126,12 +126,17 @@ class SyncDaemons:
     """
 
     def __init__(self, spec: SyncDaemonSpec, *, follow: bool) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         from .sync_daemon import SyncFollower
 
         self.spec = spec
         self.follower = SyncFollower() if follow else None
         self.control = SyncDaemonControl(spec)
         self._warned = False
+        # One thread owns the netlink socket: pyroute2's sync API cannot run inside the daemon's event
+        # loop, and one worker keeps the commands in order.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lvs-sync")
 
     @classmethod
     def for_vrrp(cls, config: KeepalivedConfig) -> SyncDaemons | None:
@@ -161,11 +166,16 @@ class SyncDaemons:
             self._send(self.follower.state(word))
 
     def stop(self) -> None:
+        """Stop the daemons and wait for it (at most a few seconds): the process is about to exit."""
         if self.follower is not None:
             self._send(self.follower.stop())
         else:
             self._send([SyncCommand("stop", MASTER), SyncCommand("stop", BACKUP)])
-        self.control.close()
+        try:
+            self._worker.submit(self.control.close).result(timeout=5)
+        except Exception as exc:  # noqa: BLE001 - the kernel did not answer in time: exit anyway
+            log.warning("lvs_sync_daemon: stopping did not finish: %s", exc)
+        self._worker.shutdown(wait=False)
 
     def _send(self, commands: list[SyncCommand]) -> None:
         if not commands:
@@ -176,6 +186,9 @@ class SyncDaemons:
                             "(with the nftables data plane connections live in conntrack; conntrackd syncs those)")
                 self._warned = True
             return
+        self._worker.submit(self._send_now, commands)
+
+    def _send_now(self, commands: list[SyncCommand]) -> None:
         for command in commands:
             try:
                 self.control.send(command)
