@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import time
@@ -90,8 +89,7 @@ def test_nat_traffic_through_ipvs_reaches_every_real_server(tmp_path: Path) -> N
 def test_a_kept_alive_connection_and_the_masters_death(tmp_path: Path, sync_daemon: bool) -> None:
     with make_lab(tmp_path, "ipvssync" if sync_daemon else "ipvsnos", sync_daemon=sync_daemon) as lab:
         trigger, out = tmp_path / "go", tmp_path / "client.json"
-        client = lab.client.netns.popen([sys.executable, "-c", CLIENT, VIP, str(trigger), str(out)],
-                                        stdout=subprocess.PIPE)
+        client = lab.client.netns.popen([sys.executable, "-c", CLIENT, VIP, str(trigger), str(out)])
         try:
             before = wait_file(out, 30 * TIME_SCALE)["before"]
             assert isinstance(before, list) and len(set(before)) == 1, before  # one connection, one server

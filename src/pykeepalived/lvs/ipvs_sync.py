@@ -107,8 +107,8 @@ class SyncDaemonControl:
                 return
             raise DataPlaneError(f"cannot {command.op} the IPVS {command.role} sync daemon on "
                                  f"{self.spec.interface} (id {self.spec.sync_id}): {exc}") from exc
-        log.info("IPVS %s sync daemon %sed on %s, sync id %d", command.role, command.op, self.spec.interface,
-                 self.spec.sync_id)
+        log.info("IPVS %s sync daemon %s on %s, sync id %d", command.role,
+                 "started" if command.op == "start" else "stopped", self.spec.interface, self.spec.sync_id)
 
     def close(self) -> None:
         if self._sock is not None:
