@@ -46,6 +46,9 @@ def guest_script() -> str:
     return "\n".join([
         "modprobe ipip || exit 3",
         f"cd {shlex.quote(str(REPO))} || exit 3",
+        # TMPDIR on the guest's own tmpfs: pytest's capture files are open-but-unlinked, which 9p (the
+        # shared /tmp when the checkout lives there, as in CI) cannot truncate
+        f"mkdir -p {INNER_BASETEMP}-tmp && export TMPDIR={INNER_BASETEMP}-tmp",
         f"export PYKEEPALIVED_TIME_SCALE={TIME_SCALE} PYTHONDONTWRITEBYTECODE=1",
         shlex.join(pytest_argv),
         "rc=$?",
