@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from pykeepalived.lvs.ipvs import IpvsBackend, kernel_has_ipvs
+from pykeepalived.lvs.ipvs import IpvsBackend, IpvsOptions, kernel_has_ipvs
 from pykeepalived.lvs.model import DataPlaneError, DesiredTable, Destination, GroupEntry, VirtualService
 
 
@@ -57,6 +57,17 @@ def main() -> None:
     out["adopted"] = saved()
     restarted.close_now()
     out["closed"] = saved()
+    # global_defs' lvs_flush, lvs_timeouts and lvs_flush_on_stop
+    timeouts = ["ipvsadm", "-L", "--timeout"]
+    out["timeouts_before"] = subprocess.run(timeouts, capture_output=True, text=True, check=True).stdout.strip()
+    flushing = IpvsBackend(IpvsOptions(flush_at_start=True, flush_on_stop="all", timeouts=(7200, None, 30)))
+    flushing.apply_now(DesiredTable((WEB,)))
+    out["flushed_at_start"] = saved()
+    out["timeouts_set"] = subprocess.run(timeouts, capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(["ipvsadm", "-A", "-t", "192.0.2.99:80", "-s", "rr"], check=True)  # a service of someone else
+    flushing.close_now()
+    out["flushed_at_stop"] = saved()
+    out["timeouts_after"] = subprocess.run(timeouts, capture_output=True, text=True, check=True).stdout.strip()
     print(json.dumps(out))
 
 

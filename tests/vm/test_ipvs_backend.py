@@ -80,3 +80,11 @@ def test_the_backend_builds_edits_adopts_and_removes_ipvs_services(guest_image: 
     # a clean stop removes the restarted daemon's services; the first daemon's v6 service is not its own
     assert got["closed"] == ["-A -t [2001:db8::10]:443 -s sh -p 60 -M 64 -b sh-port",
                              "-a -t [2001:db8::10]:443 -r [2001:db8:1::1]:443 -m -w 1"]
+    # lvs_flush removed that v6 service at start; lvs_flush_on_stop removed everything, a stranger's too;
+    # lvs_timeouts changed tcp and udp, kept tcpfin, and the old values came back at stop
+    assert got["flushed_at_start"] == sorted(["-A -t 203.0.113.10:80 -s rr",
+                                              "-a -t 203.0.113.10:80 -r 10.11.12.1:80 -m -w 1",
+                                              "-a -t 203.0.113.10:80 -r 10.11.12.2:80 -m -w 2"])
+    assert got["flushed_at_stop"] == []
+    assert got["timeouts_set"] == "Timeout (tcp tcpfin udp): 7200 120 30"
+    assert got["timeouts_after"] == got["timeouts_before"] == "Timeout (tcp tcpfin udp): 900 120 300"

@@ -87,10 +87,10 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
         return TableOnly()
     if kind in ("auto", "ipvs"):
         if load_ipvs():
-            from .ipvs import IpvsBackend
+            from .ipvs import IpvsBackend, IpvsOptions
 
             try:
-                return IpvsBackend()
+                return IpvsBackend(IpvsOptions.from_settings(config.global_defs.settings))
             except DataPlaneError as exc:
                 if kind == "ipvs":
                     raise

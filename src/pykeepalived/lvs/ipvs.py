@@ -20,9 +20,11 @@ import ipaddress
 import logging
 import socket
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .ipvs_sync import RawIpvs
 from .ipvs_rules import (Change, DestKey, DestSpec, IpvsService, IpvsTable, ServiceKey, ServiceSpec, changes, dest_spec,
                          ipvs_table, service_keys)
 from .model import DataPlaneError, DesiredTable
@@ -34,6 +36,28 @@ FLAGS_MASK = 0xFFFFFFFF
 EEXIST, ENOENT, ESRCH = 17, 2, 3
 
 Load = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class IpvsOptions:
+    """global_defs' IPVS settings: lvs_flush, lvs_flush_on_stop [VS], lvs_timeouts [tcp N] [tcpfin N] [udp N]."""
+
+    flush_at_start: bool = False
+    flush_on_stop: str = "no"  # "no": delete our services; "all": flush everything; "vs": our services only
+    timeouts: tuple[int | None, int | None, int | None] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> IpvsOptions:
+        on_stop = settings.get("lvs_flush_on_stop", settings.get("lvs_flush_onstop"))
+        words = [str(w).upper() for w in on_stop] if isinstance(on_stop, list) else []
+        flush_on_stop = "no" if on_stop in (None, False) else ("vs" if "VS" in words else "all")
+        timeouts = None
+        raw = settings.get("lvs_timeouts")
+        if isinstance(raw, list) and raw:
+            given = {str(raw[i]).lower(): int(raw[i + 1]) for i in range(0, len(raw) - 1, 2)
+                     if str(raw[i + 1]).isdigit()}
+            timeouts = (given.get("tcp"), given.get("tcpfin"), given.get("udp"))
+        return cls(bool(settings.get("lvs_flush")), flush_on_stop, timeouts)
 
 
 def kernel_has_ipvs() -> bool:
@@ -57,7 +81,10 @@ class IpvsBackend:
 
     name = "ipvs"
 
-    def __init__(self) -> None:
+    def __init__(self, options: IpvsOptions | None = None) -> None:
+        self.options = options or IpvsOptions()
+        self.raw = RawIpvs()
+        self._saved_timeouts: tuple[int, int, int] | None = None
         if not kernel_has_ipvs():
             raise DataPlaneError("this kernel has no IPVS (/proc/net/ip_vs is missing; is the ip_vs module loaded?)")
         self._socket: Any = None  # opened in the worker thread: pyroute2's sync API cannot run inside a loop
@@ -159,6 +186,7 @@ class IpvsBackend:
     def apply_now(self, table: DesiredTable) -> None:
         wanted = ipvs_table(table.services)
         if not self._started:
+            self._prepare()
             self._adopt(wanted)
             self._started = True
         for change in changes(self.applied, wanted):
@@ -185,13 +213,38 @@ class IpvsBackend:
         async with self._lock:
             await asyncio.to_thread(self.close_now)
 
+    def _prepare(self) -> None:
+        """Before the first table: lvs_flush empties IPVS, lvs_timeouts sets the timeouts (the old ones kept)."""
+        try:
+            if self.options.flush_at_start:
+                self.raw.flush()
+                log.info("IPVS flushed at start (lvs_flush)")
+            if self.options.timeouts is not None:
+                self._saved_timeouts = now = self.raw.timeouts()
+                wanted = tuple(w if w is not None else n for w, n in zip(self.options.timeouts, now, strict=True))
+                self.raw.set_timeouts(*wanted)
+        except Exception as exc:  # noqa: BLE001 - NetlinkError and friends
+            raise DataPlaneError(f"cannot prepare IPVS (lvs_flush / lvs_timeouts): {exc}") from exc
+
     def close_now(self) -> None:
-        """Delete our services (their destinations go with them), as keepalived does on a clean stop."""
-        for key in sorted(self.applied):
+        """Remove what is ours as keepalived does on a clean stop (lvs_flush_on_stop: everything), old timeouts back."""
+        if self.options.flush_on_stop == "all":
             try:
-                self._send(Change("delete", self.applied[key].spec))
+                self.raw.flush()
             except Exception as exc:  # noqa: BLE001
-                log.warning("cannot remove IPVS service %s: %s", key, exc)
+                log.warning("cannot flush IPVS: %s", exc)
+        else:
+            for key in sorted(self.applied):
+                try:
+                    self._send(Change("delete", self.applied[key].spec))
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("cannot remove IPVS service %s: %s", key, exc)
+        if self._saved_timeouts is not None:
+            try:
+                self.raw.set_timeouts(*self._saved_timeouts)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("cannot restore the IPVS timeouts: %s", exc)
+        self.raw.close()
         self.applied = {}
         if self._socket is not None:
             self._socket.close()

@@ -8,6 +8,7 @@ generic netlink socket.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,19 @@ ESRCH, EEXIST = 3, 17
 PROC_IPVS = Path("/proc/net/ip_vs")
 
 
+@functools.cache
 def _message_class() -> Any:
-    from pyroute2.netlink import nla  # type: ignore[import-untyped]
-    from pyroute2.netlink.generic import ipvs  # type: ignore[import-untyped]
+    """One class for the life of the process: pyroute2 compiles a message's attribute map once per class."""
+    from pyroute2.netlink import genlmsg, nla  # type: ignore[import-untyped]
 
-    class ipvsmsg_daemon(ipvs.ipvsmsg):  # type: ignore[misc]  # noqa: N801 - pyroute2's naming
+    # Not a subclass of pyroute2's ipvsmsg: pyroute2 compiles an attribute map once and a subclass can
+    # end up encoding with its parent's (raw bytes for the timeouts) once the parent has been used.
+    class ipvsmsg_daemon(genlmsg):  # type: ignore[misc]  # noqa: N801 - pyroute2's naming
+        prefix = "IPVS_CMD_ATTR_"
         nla_map = (
             ("IPVS_CMD_ATTR_UNSPEC", "none"),
-            ("IPVS_CMD_ATTR_SERVICE", "service"),
-            ("IPVS_CMD_ATTR_DEST", "dest"),
+            ("IPVS_CMD_ATTR_SERVICE", "hex"),
+            ("IPVS_CMD_ATTR_DEST", "hex"),
             ("IPVS_CMD_ATTR_DAEMON", "daemon"),
             ("IPVS_CMD_ATTR_TIMEOUT_TCP", "uint32"),
             ("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", "uint32"),
@@ -37,6 +42,7 @@ def _message_class() -> Any:
         )
 
         class daemon(nla):  # type: ignore[misc]  # noqa: N801
+            prefix = "IPVS_DAEMON_ATTR_"
             nla_map = (
                 ("IPVS_DAEMON_ATTR_UNSPEC", "none"),
                 ("IPVS_DAEMON_ATTR_STATE", "uint32"),
@@ -50,6 +56,73 @@ def _message_class() -> Any:
             )
 
     return ipvsmsg_daemon
+
+
+def _u32(value: Any) -> int:
+    """A u32 attribute as pyroute2 hands it back: a number, or (decoded with its stock IPVS message) hex bytes."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value:
+        return int.from_bytes(bytes.fromhex(value.replace(":", "")), "little")
+    return 0
+
+
+class RawIpvs:
+    """IPVS commands pyroute2's IPVS class lacks (sync daemons, flush, timeouts), on a socket of their own.
+
+    Like every pyroute2 socket here it must be used from one worker thread,
+    never from the daemon's event loop.
+    """
+
+    def __init__(self) -> None:
+        self._sock: Any = None
+
+    def request(self, cmd: int, attrs: list[tuple[str, Any]], *, dump: bool = False) -> list[Any]:
+        from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
+
+        if self._sock is None:
+            from pyroute2.netlink.generic import GenericNetlinkSocket  # type: ignore[import-untyped]
+
+            sock = GenericNetlinkSocket()
+            try:
+                sock.bind("IPVS", _message_class())
+            except Exception as exc:  # noqa: BLE001 - the family is missing without ip_vs
+                sock.close()
+                raise DataPlaneError(f"cannot reach IPVS over generic netlink: {exc} (is ip_vs loaded?)") from exc
+            self._sock = sock
+        msg = _message_class()()
+        msg["cmd"] = cmd
+        msg["version"] = 1
+        msg["attrs"] = attrs
+        flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK)
+        return list(self._sock.nlm_request(msg, msg_type=self._sock.prid, msg_flags=flags))
+
+    def timeouts(self) -> tuple[int, int, int]:
+        """IPVS's tcp, tcpfin and udp timeouts (seconds) now."""
+        from pyroute2.netlink.generic import ipvs
+
+        reply = self.request(ipvs.IPVS_CMD_GET_CONFIG, [])[0]
+        return (_u32(reply.get_attr("IPVS_CMD_ATTR_TIMEOUT_TCP")),
+                _u32(reply.get_attr("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN")),
+                _u32(reply.get_attr("IPVS_CMD_ATTR_TIMEOUT_UDP")))
+
+    def set_timeouts(self, tcp: int, tcpfin: int, udp: int) -> None:
+        from pyroute2.netlink.generic import ipvs
+
+        self.request(ipvs.IPVS_CMD_SET_CONFIG, [("IPVS_CMD_ATTR_TIMEOUT_TCP", tcp),
+                                               ("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", tcpfin),
+                                               ("IPVS_CMD_ATTR_TIMEOUT_UDP", udp)])
+
+    def flush(self) -> None:
+        """Every IPVS service of this namespace, ours or not (lvs_flush asks for exactly that)."""
+        from pyroute2.netlink.generic import ipvs
+
+        self.request(ipvs.IPVS_CMD_FLUSH, [])
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
 
 def daemon_attrs(spec: SyncDaemonSpec, command: SyncCommand) -> list[tuple[str, Any]]:
@@ -75,32 +148,16 @@ class SyncDaemonControl:
 
     def __init__(self, spec: SyncDaemonSpec) -> None:
         self.spec = spec
-        self._sock: Any = None
-
-    def _socket(self) -> Any:
-        if self._sock is None:
-            from pyroute2.netlink.generic import GenericNetlinkSocket
-
-            sock = GenericNetlinkSocket()
-            try:
-                sock.bind("IPVS", _message_class())
-            except Exception as exc:  # noqa: BLE001 - the family is missing without ip_vs
-                sock.close()
-                raise DataPlaneError(f"cannot reach IPVS for lvs_sync_daemon: {exc} (is ip_vs loaded?)") from exc
-            self._sock = sock
-        return self._sock
+        self.raw = RawIpvs()
 
     def send(self, command: SyncCommand) -> None:
-        from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
         from pyroute2.netlink.generic import ipvs
 
-        sock = self._socket()
-        msg = _message_class()()
-        msg["cmd"] = ipvs.IPVS_CMD_NEW_DAEMON if command.op == "start" else ipvs.IPVS_CMD_DEL_DAEMON
-        msg["version"] = 1
-        msg["attrs"] = [("IPVS_CMD_ATTR_DAEMON", {"attrs": daemon_attrs(self.spec, command)})]
+        cmd = ipvs.IPVS_CMD_NEW_DAEMON if command.op == "start" else ipvs.IPVS_CMD_DEL_DAEMON
         try:
-            list(sock.nlm_request(msg, msg_type=sock.prid, msg_flags=NLM_F_REQUEST | NLM_F_ACK))
+            self.raw.request(cmd, [("IPVS_CMD_ATTR_DAEMON", {"attrs": daemon_attrs(self.spec, command)})])
+        except DataPlaneError:
+            raise
         except Exception as exc:  # noqa: BLE001 - NetlinkError carries the errno
             code = getattr(exc, "code", None)
             if (command.op, code) in (("start", EEXIST), ("stop", ESRCH)):
@@ -111,9 +168,7 @@ class SyncDaemonControl:
                  "started" if command.op == "start" else "stopped", self.spec.interface, self.spec.sync_id)
 
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        self.raw.close()
 
 
 class SyncDaemons:
