@@ -105,18 +105,28 @@ async def open_stream(
     tls: ssl_module.SSLContext | None = None,
     server_hostname: str | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Streams over a connected socket (TLS handshake included, within connect_timeout)."""
+    """Streams over a connected socket (TLS handshake included, within connect_timeout).
+
+    The handshake's deadline is asyncio's own `ssl_handshake_timeout`, not a
+    timeout around the call: cancelling from outside only starts a TLS
+    shutdown and leaves the TCP transport open on the socket, and once we had
+    closed that socket its descriptor number came back for the next check
+    while the old transport still claimed it ("File descriptor N is used by
+    transport": a healthy server failed). asyncio's timeout aborts the
+    transport instead. A connected plain socket needs no deadline here.
+    """
     sock = await connect_socket(target)
     try:
-        async with asyncio.timeout(target.connect_timeout_s):
-            return await asyncio.open_connection(
-                # with a bare socket asyncio needs a name; "" means "send no SNI"
-                sock=sock, ssl=tls, server_hostname=(server_hostname or "") if tls is not None else None,
-                ssl_handshake_timeout=target.connect_timeout_s if tls is not None else None,
-            )
-    except TimeoutError:
+        return await asyncio.open_connection(
+            # with a bare socket asyncio needs a name; "" means "send no SNI"
+            sock=sock, ssl=tls, server_hostname=(server_hostname or "") if tls is not None else None,
+            ssl_handshake_timeout=target.connect_timeout_s if tls is not None else None,
+        )
+    except ConnectionAbortedError as exc:
         sock.close()
-        raise ConnectFailed("TLS handshake timed out" if tls is not None else "connection timed out") from None
+        if tls is not None and "handshake" in str(exc):
+            raise ConnectFailed("TLS handshake timed out") from None
+        raise ConnectFailed(_reason(exc)) from None
     except ssl_module.SSLError as exc:
         sock.close()
         raise ConnectFailed(f"TLS error: {exc.reason or exc}") from None

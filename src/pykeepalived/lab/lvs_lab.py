@@ -649,7 +649,7 @@ class LvsLab:
     def status_text(self, router: str) -> str:
         """`pykeepalived status` for that router's checker, as a person would run it."""
         argv = [sys.executable, "-m", "pykeepalived", "status", "--status-file", str(self.router(router).status_file)]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=10 * self.timeout_scale, check=False)
         return proc.stdout + proc.stderr
 
     def alive_counts(self, router: str) -> dict[str, int]:
