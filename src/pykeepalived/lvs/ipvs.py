@@ -20,9 +20,11 @@ import ipaddress
 import logging
 import socket
 import struct
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .ipvs_sync import RawIpvs
 from .ipvs_rules import (Change, DestKey, DestSpec, IpvsService, IpvsTable, ServiceKey, ServiceSpec, changes, dest_spec,
@@ -36,6 +38,7 @@ FLAGS_MASK = 0xFFFFFFFF
 EEXIST, ENOENT, ESRCH = 17, 2, 3
 
 Load = tuple[int, int]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,13 @@ class IpvsBackend:
         self._started = False
         self.commands = 0
         self._lock = asyncio.Lock()
+        # Every netlink call on one thread of our own: pyroute2 keeps its event loop and connection per
+        # thread, so calls landing on asyncio's other executor threads got "Connection reset by peer".
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipvs")
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        async with self._lock:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, func, *args)
 
     # ------------------------------------------------------------------ netlink
     @property
@@ -180,8 +190,7 @@ class IpvsBackend:
 
     # ------------------------------------------------------------------ DataPlane
     async def apply(self, table: DesiredTable) -> None:
-        async with self._lock:
-            await asyncio.to_thread(self.apply_now, table)
+        await self._run(self.apply_now, table)
 
     def apply_now(self, table: DesiredTable) -> None:
         wanted = ipvs_table(table.services)
@@ -210,8 +219,8 @@ class IpvsBackend:
         self.dest_names = names
 
     async def close(self) -> None:
-        async with self._lock:
-            await asyncio.to_thread(self.close_now)
+        await self._run(self.close_now)
+        self._thread.shutdown(wait=False)
 
     def _prepare(self) -> None:
         """Before the first table: lvs_flush empties IPVS, lvs_timeouts sets the timeouts (the old ones kept)."""
@@ -251,8 +260,7 @@ class IpvsBackend:
             self._socket = None
 
     async def counts(self) -> dict[str, dict[str, Load]]:
-        async with self._lock:
-            return await asyncio.to_thread(self.counts_now)
+        return await self._run(self.counts_now)
 
     def counts_now(self) -> dict[str, dict[str, Load]]:
         """Active and inactive connections per service and real server, from IPVS's own counters."""
