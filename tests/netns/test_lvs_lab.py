@@ -134,6 +134,11 @@ def test_nat_config_has_the_sync_group_and_dr_tun_one_instance() -> None:
     assert "vrrp_sync_group" not in dr and "RH_INT" not in dr and str(PRIVATE_VIP) not in dr
     assert "state BACKUP" in dr and "priority 100" in dr and "lb_kind DR" in dr
     assert "virtual_server fwmark 80" in nat and "persistence_timeout 30" in nat
+    assert "lvs_sync_daemon" not in nat
+    synced = render_router_conf(LabKind.NAT, ROUTER_SPECS[0], RS_ADDRESSES, sync_daemon=True)
+    assert "lvs_sync_daemon eth1 RH_INT" in synced  # connection sync over the private network
+    assert "lvs_sync_daemon eth0 RH_EXT" in render_router_conf(LabKind.DR, ROUTER_SPECS[1], RS_ADDRESSES,
+                                                               sync_daemon=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,7 +311,7 @@ def test_up_fails_with_the_daemon_log_and_leaves_nothing_when_pykeepalived_exits
 @pytest.mark.slow
 def test_up_fails_cleanly_when_the_config_test_refuses_the_config(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lvs_lab, "render_router_conf", lambda *args: "vrrp_instance {\n")
+    monkeypatch.setattr(lvs_lab, "render_router_conf", lambda *args, **kwargs: "vrrp_instance {\n")
     lab = LvsLab("nat", prefix=unique_prefix("lvsc"), workdir=tmp_path / "lab")
     try:
         with pytest.raises(LabError, match="pykeepalived -t refuses"):
