@@ -46,6 +46,11 @@ def main() -> None:
     backend.apply_now(DesiredTable((WEB_LATER, FWMARK, V6)))
     out["second"], out["second_commands"] = saved(), backend.commands - out["first_commands"]  # type: ignore[operator]
     out["counts"] = backend.counts_now()
+    # someone else adds a service with our key between two applies: ours edits it instead of failing
+    subprocess.run(["ipvsadm", "-A", "-u", "203.0.113.12:53", "-s", "rr"], check=True)
+    backend.apply_now(DesiredTable((WEB_LATER, FWMARK, V6, TUN)))
+    out["raced"] = [line for line in saved() if "203.0.113.12" in line]
+    backend.apply_now(DesiredTable((WEB_LATER, FWMARK, V6)))
     try:
         backend.apply_now(DesiredTable((WEB_LATER, FWMARK, V6, BROKEN)))
         out["broken"] = None

@@ -64,6 +64,8 @@ def test_the_backend_builds_edits_adopts_and_removes_ipvs_services(guest_image: 
     # rr -> wlc is one edit; one server deleted, one quiesced (edit), one added; the TUN service and the
     # group's three services deleted (their destinations go with them)
     assert got["second_commands"] == 1 + 3 + 4
+    assert got["raced"] == ["-A -u 203.0.113.12:53 -s mh -o",
+                            "-a -u 203.0.113.12:53 -r 10.11.12.5:53 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum"]
     assert got["counts"]["web"] == {"[10.11.12.2]:80": [0, 0], "[10.11.12.3]:80": [0, 0]}
     assert "no-such-scheduler" in got["broken"] or "203.0.113.13" in got["broken"]
     assert [line for line in got["after_broken"] if "203.0.113.13" not in line] == SECOND

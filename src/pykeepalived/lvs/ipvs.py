@@ -152,6 +152,19 @@ class IpvsBackend:
             self._ipvs.dest(verb, service=service, dest=self._dest(change.dest, key_only=change.op == "delete"))
         self.commands += 1
 
+    def _send_tolerant(self, change: Change) -> None:
+        """Send; what someone else already did is no failure (added meanwhile: edit it; gone: fine)."""
+        try:
+            self._send(change)
+        except Exception as exc:  # noqa: BLE001 - NetlinkError carries the errno
+            code = getattr(exc, "code", None)
+            if change.op == "delete" and code in (ENOENT, ESRCH):
+                return
+            if change.op == "add" and code == EEXIST:
+                self._send(Change("edit", change.service, change.dest))
+                return
+            raise
+
     def _dump(self) -> dict[ServiceKey, dict[str, Any]]:
         """The kernel's services, by key, with their raw attributes."""
         found: dict[ServiceKey, dict[str, Any]] = {}
@@ -200,13 +213,9 @@ class IpvsBackend:
             self._started = True
         for change in changes(self.applied, wanted):
             try:
-                self._send(change)
+                self._send_tolerant(change)
             except Exception as exc:  # noqa: BLE001 - NetlinkError and friends: report, keep what is applied
-                code = getattr(exc, "code", None)
-                if change.op == "delete" and code in (ENOENT, ESRCH):
-                    pass  # already gone (someone else removed it): the goal is reached
-                else:
-                    raise DataPlaneError(f"IPVS refused to {change.op} {_describe(change)}: {exc}") from exc
+                raise DataPlaneError(f"IPVS refused to {change.op} {_describe(change)}: {exc}") from exc
             _record(self.applied, change, wanted)
         self.table = table
         names: dict[tuple[ServiceKey, DestKey], tuple[str, str]] = {}
