@@ -26,10 +26,9 @@ behaviour and checked against it in the qemu guest (tests/vm):
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .model import Destination, GroupEntry, VirtualService
+from .model import Destination, VirtualService
 
 IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP = 6, 17, 132
 PROTOCOLS = {"TCP": IPPROTO_TCP, "UDP": IPPROTO_UDP, "SCTP": IPPROTO_SCTP}
@@ -142,21 +141,6 @@ def fwmark_family(svc: VirtualService) -> int:
     return families.pop() if len(families) == 1 else 4
 
 
-def _group_addresses(entry: GroupEntry) -> Iterator[str]:
-    if entry.address is None:
-        return
-    first = ipaddress.ip_address(entry.address)
-    if entry.last_address is not None:
-        last = ipaddress.ip_address(entry.last_address)
-        for n in range(int(first), int(last) + 1):
-            yield str(ipaddress.ip_address(n))
-    elif entry.prefix_len is not None:
-        for address in ipaddress.ip_network(f"{first}/{entry.prefix_len}", strict=False):
-            yield str(address)
-    else:
-        yield str(first)
-
-
 def service_keys(svc: VirtualService) -> list[tuple[ServiceKey, bool]]:
     """The IPVS services a virtual service makes, each with whether it comes from a group."""
     if svc.kind == "fwmark" and svc.fwmark is not None:
@@ -168,7 +152,7 @@ def service_keys(svc: VirtualService) -> list[tuple[ServiceKey, bool]]:
         if entry.fwmark is not None:
             family = entry.family or (svc.family if svc.family in (4, 6) else 4)
             keys.append((ServiceKey(family, entry.fwmark, 0, "", 0), True))
-        for address in _group_addresses(entry):
+        for address in entry.addresses():
             keys.append((ServiceKey(family_of(address), 0, _protocol(svc), address, entry.port or 0), True))
     return keys
 

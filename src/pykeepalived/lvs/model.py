@@ -10,6 +10,8 @@ with the latest truth and a restarted one can catch up at once.
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -51,6 +53,31 @@ class GroupEntry:
     port: int | None = None
     fwmark: int | None = None
     family: int | None = None  # a fwmark entry's `inet`/`inet6`
+
+    def address_count(self) -> int:
+        """How many addresses the entry covers (0 for a fwmark), without listing them."""
+        if self.address is None:
+            return 0
+        first = ipaddress.ip_address(self.address)
+        if self.last_address is not None:
+            return max(0, int(ipaddress.ip_address(self.last_address)) - int(first) + 1)
+        if self.prefix_len is not None:
+            return ipaddress.ip_network(f"{first}/{self.prefix_len}", strict=False).num_addresses
+        return 1
+
+    def addresses(self) -> Iterator[str]:
+        """Every address of the entry: the one, the range (last octet or full form) or the prefix."""
+        if self.address is None:
+            return
+        first = ipaddress.ip_address(self.address)
+        if self.last_address is not None:
+            for n in range(int(first), int(ipaddress.ip_address(self.last_address)) + 1):
+                yield str(ipaddress.ip_address(n))
+        elif self.prefix_len is not None:
+            for address in ipaddress.ip_network(f"{first}/{self.prefix_len}", strict=False):
+                yield str(address)
+        else:
+            yield str(first)
 
 
 @dataclass(frozen=True)

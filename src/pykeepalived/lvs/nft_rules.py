@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import sched
-from .model import DataPlaneError, Destination, GroupEntry, VirtualService
+from .model import DataPlaneError, Destination, VirtualService
 
 TABLE = "pykeepalived_lvs"
 HASH_SEED = 0x706B6100  # fixed, so that every router (and every rebuild) hashes a flow alike
@@ -218,31 +218,13 @@ def check_service(svc: VirtualService) -> None:
             raise CannotExpress(f"virtual server {svc.name}: some real servers have a port and some do not; "
                                 "nftables NAT rewrites either both address and port or the address only")
     for entry in svc.group_entries:
-        if len(_group_addresses(entry)) > MAX_GROUP_ADDRESSES:
+        if entry.address_count() > MAX_GROUP_ADDRESSES:
             raise CannotExpress(f"virtual server group {svc.group}: an entry covers more than "
                                 f"{MAX_GROUP_ADDRESSES} addresses")
 
 
 def family_of_address(address: str) -> Family:
     return IPV6 if ipaddress.ip_address(address).version == 6 else IPV4
-
-
-def _group_addresses(entry: GroupEntry) -> list[str]:
-    if entry.address is None:
-        return []
-    first = ipaddress.ip_address(entry.address)
-    if entry.last_address is not None:
-        last = ipaddress.ip_address(entry.last_address)
-        count = int(last) - int(first) + 1
-        if count > MAX_GROUP_ADDRESSES:
-            return [""] * count
-        return [str(first + i) for i in range(max(count, 0))]
-    if entry.prefix_len is not None:
-        net = ipaddress.ip_network(f"{first}/{entry.prefix_len}", strict=False)
-        if net.num_addresses > MAX_GROUP_ADDRESSES:
-            return [""] * int(min(net.num_addresses, MAX_GROUP_ADDRESSES + 1))
-        return [str(a) for a in net]
-    return [str(first)]
 
 
 @dataclass(frozen=True)
@@ -270,7 +252,7 @@ def dispatches(svc: VirtualService) -> list[Dispatch]:
     for entry in svc.group_entries:
         if entry.fwmark is not None:
             found.append(Dispatch("fwmark", entry.fwmark))
-        for address in _group_addresses(entry):
+        for address in entry.addresses():
             by_address(address, entry.port)
     return found
 
