@@ -77,27 +77,31 @@ def test_apply_change_and_a_failed_apply_keeps_the_previous_rules(ns: Netns) -> 
     assert "pykeepalived_lvs" not in got["tables_after_close"]
 
 
-COUNTS_SCRIPT = textwrap.dedent('''
-    import asyncio, json, socket, threading
-    from pykeepalived.lvs.model import DesiredTable, Destination, VirtualService
-    from pykeepalived.lvs.nft import NftablesBackend
-
+# Real servers for the scripts below, in their own process's threads: each answers its address and
+# closes, or (hold) keeps the connection open so that it stays established.
+SERVERS = textwrap.dedent('''
+    import socket, threading
     held = []
-    def listen(family, address):
-        srv = socket.socket(family, socket.SOCK_STREAM)
+    def listen(address, *, hold):
+        srv = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         srv.bind((address, 80))
         srv.listen(64)
         def loop():
             while True:
                 conn, _ = srv.accept()
-                held.append(conn)
                 conn.sendall(address.encode() + b"\\n")
+                held.append(conn) if hold else conn.close()
         threading.Thread(target=loop, daemon=True).start()
+''')
 
-    for address in ("10.11.12.1", "10.11.12.2"):
-        listen(socket.AF_INET, address)
-    listen(socket.AF_INET6, "2001:db8:1::1")
+COUNTS_SCRIPT = SERVERS + textwrap.dedent('''
+    import asyncio, json
+    from pykeepalived.lvs.model import DesiredTable, Destination, VirtualService
+    from pykeepalived.lvs.nft import NftablesBackend
+
+    for address in ("10.11.12.1", "10.11.12.2", "2001:db8:1::1"):
+        listen(address, hold=True)
 
     clients = []
     def connect(family, vip):
@@ -137,29 +141,17 @@ def test_counts_read_both_families_and_uthreshold_stops_new_connections(ns: Netn
     assert got["later"] == ["10.11.12.2"] * 4  # rs1 reached its uthreshold: no new connections
 
 
-PERSIST_SCRIPT = textwrap.dedent('''
-    import json, socket, threading, time
+PERSIST_SCRIPT = SERVERS + textwrap.dedent('''
+    import json, time
     from pykeepalived.lvs.model import DesiredTable, Destination, VirtualService
     from pykeepalived.lvs.nft import NftablesBackend
 
-    def listen(address):
-        srv = socket.socket()
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind((address, 80))
-        srv.listen(64)
-        def loop():
-            while True:
-                conn, _ = srv.accept()
-                conn.sendall(address.encode())
-                conn.close()
-        threading.Thread(target=loop, daemon=True).start()
-
     for address in ("10.11.12.1", "10.11.12.2"):
-        listen(address)
+        listen(address, hold=False)
 
     def ask():
         with socket.create_connection(("203.0.113.10", 80), timeout=5) as c:
-            return c.recv(100).decode()
+            return c.recv(100).decode().strip()
 
     svc = VirtualService("p", "address", "203.0.113.10", 80, "TCP", scheduler="rr", persistence_timeout_s=2,
                          destinations=(Destination("10.11.12.1", 80, 1), Destination("10.11.12.2", 80, 1)))
