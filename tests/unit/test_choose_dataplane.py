@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pykeepalived.config.model import GlobalDefs, KeepalivedConfig, RealServer, VirtualServer
-from pykeepalived.lvs.choose import PROC_IPVS, choose_dataplane, dataplane_problems, ipvs_available, wanted_kind
+from pykeepalived.lvs.choose import choose_dataplane, dataplane_problems, ipvs_available, wanted_kind
+from pykeepalived.lvs.ipvs_sync import kernel_has_ipvs
 from pykeepalived.lvs.model import DataPlaneError
 
 
@@ -40,7 +41,7 @@ def test_ipvs_is_available_when_loaded_or_installed(tmp_path: Path) -> None:
     assert ipvs_available(tmp_path)
 
 
-@pytest.mark.skipif(PROC_IPVS.exists(), reason="this kernel has IPVS")
+@pytest.mark.skipif(kernel_has_ipvs(), reason="this kernel has IPVS")
 def test_forcing_ipvs_on_a_kernel_without_it_says_so() -> None:
     with pytest.raises(DataPlaneError, match="no IPVS"):
         choose_dataplane("auto", config("ipvs"))

@@ -18,12 +18,12 @@ import subprocess
 from pathlib import Path
 
 from ..config.model import KeepalivedConfig
+from .ipvs_sync import kernel_has_ipvs
 from .model import DataPlane, DataPlaneError
 from .null import TableOnly
 
 log = logging.getLogger("pykeepalived.lvs")
 SYSCTL = Path("/proc/sys")
-PROC_IPVS = Path("/proc/net/ip_vs")
 
 
 def read_sysctl(name: str, root: Path = SYSCTL) -> str | None:
@@ -69,13 +69,13 @@ def ipvs_available(root: Path = Path("/")) -> bool:
 
 def load_ipvs() -> bool:
     """Load ip_vs if needed (keepalived does the same at start); True when IPVS is there afterwards."""
-    if PROC_IPVS.exists():
+    if kernel_has_ipvs():
         return True
     try:
         subprocess.run(["modprobe", "ip_vs"], capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return PROC_IPVS.exists()
+    return kernel_has_ipvs()
 
 
 def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:

@@ -23,16 +23,14 @@ import struct
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
-from .ipvs_sync import RawIpvs
+from .ipvs_sync import RawIpvs, kernel_has_ipvs
 from .ipvs_rules import (Change, DestKey, DestSpec, IpvsService, IpvsTable, ServiceKey, ServiceSpec, changes, dest_spec,
                          ipvs_table, service_keys)
 from .model import DataPlaneError, DesiredTable
 
 log = logging.getLogger("pykeepalived.lvs")
-PROC_IPVS = Path("/proc/net/ip_vs")
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 FLAGS_MASK = 0xFFFFFFFF
 EEXIST, ENOENT, ESRCH = 17, 2, 3
@@ -61,11 +59,6 @@ class IpvsOptions:
                      if str(raw[i + 1]).isdigit()}
             timeouts = (given.get("tcp"), given.get("tcpfin"), given.get("udp"))
         return cls(bool(settings.get("lvs_flush")), flush_on_stop, timeouts)
-
-
-def kernel_has_ipvs() -> bool:
-    """True when IPVS is in the kernel (or its module loaded): /proc/net/ip_vs exists."""
-    return PROC_IPVS.exists()
 
 
 def _netmask_text(spec: ServiceSpec) -> str:

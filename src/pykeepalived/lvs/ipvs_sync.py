@@ -22,6 +22,11 @@ ESRCH, EEXIST = 3, 17
 PROC_IPVS = Path("/proc/net/ip_vs")
 
 
+def kernel_has_ipvs() -> bool:
+    """True when IPVS is in the kernel (or its module loaded): /proc/net/ip_vs exists."""
+    return PROC_IPVS.exists()
+
+
 @functools.cache
 def _message_class() -> Any:
     """One class for the life of the process: pyroute2 compiles a message's attribute map once per class."""
@@ -235,7 +240,7 @@ class SyncDaemons:
     def _send(self, commands: list[SyncCommand]) -> None:
         if not commands:
             return
-        if not PROC_IPVS.exists():
+        if not kernel_has_ipvs():
             if not self._warned:
                 log.warning("lvs_sync_daemon: this kernel has no IPVS, so there are no IPVS connections to sync "
                             "(with the nftables data plane connections live in conntrack; conntrackd syncs those)")
