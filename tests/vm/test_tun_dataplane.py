@@ -14,16 +14,13 @@ stretching their waits: Python is 20-30x slower under TCG emulation.
 from __future__ import annotations
 
 import os
-import re
-import shlex
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.netns import test_dataplane_lab
-from tests.vm.guest import GuestImage, run_in_guest
-from tests.vm.shares import REPO, share_for
+from tests.vm.guest import GuestImage
+from tests.vm.inner_pytest import guest_script, passed_in_guest
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
@@ -39,35 +36,9 @@ def inner_test_count() -> int:
     return sum(1 for name in vars(test_dataplane_lab) if name.startswith("test_"))
 
 
-def guest_script() -> str:
-    """Load ipip, run the TUN data-plane tests, and on failure show what the routers logged."""
-    pytest_argv = [sys.executable, "-m", "pytest", "tests/netns/test_dataplane_lab.py", "-k", "tun",
-                   "-p", "no:cacheprovider", "-q", "-rA", f"--basetemp={INNER_BASETEMP}"]
-    return "\n".join([
-        "modprobe ipip || exit 3",
-        f"cd {shlex.quote(str(REPO))} || exit 3",
-        # TMPDIR on the guest's own tmpfs: pytest's capture files are open-but-unlinked, which 9p (the
-        # shared /tmp when the checkout lives there, as in CI) cannot truncate
-        f"mkdir -p {INNER_BASETEMP}-tmp && export TMPDIR={INNER_BASETEMP}-tmp",
-        f"export PYKEEPALIVED_TIME_SCALE={TIME_SCALE} PYTHONDONTWRITEBYTECODE=1",
-        shlex.join(pytest_argv),
-        "rc=$?",
-        f'[ "$rc" = 0 ] || for log in $(find {INNER_BASETEMP} -name "router*.log"); do',
-        '    echo "===== $log"; tail -n 40 "$log"',
-        "done",
-        'exit "$rc"',
-    ])
-
-
 @pytest.mark.timeout(GUEST_TIMEOUT_S + 120)
 def test_tun_traffic_reaches_every_real_server_through_ipip(guest_image: GuestImage, tmp_path: Path) -> None:
-    result = run_in_guest(guest_script(), share=share_for(tmp_path), timeout_s=GUEST_TIMEOUT_S,
-                          memory_mb=1536, cpus=min(2, os.cpu_count() or 1), image=guest_image)
-    print(result.output)
-    print(f"[guest: exit {result.returncode}, boot {result.boot_s:.1f} s, total {result.elapsed_s:.1f} s]")
-    assert result.returncode == 0, result.output[-6000:]
-    summary = result.output.strip().splitlines()[-1]
-    passed = re.search(r"(\d+) passed", summary)
+    script = guest_script("tests/netns/test_dataplane_lab.py", load="ipip", basetemp=INNER_BASETEMP,
+                          time_scale=TIME_SCALE, select="tun")
     # all of them ran and passed: a skip would mean the guest could not make IPIP devices after all
-    assert passed is not None and int(passed.group(1)) == inner_test_count(), summary
-    assert "skipped" not in summary and "failed" not in summary and "error" not in summary, summary
+    assert passed_in_guest(script, tmp_path, guest_image, GUEST_TIMEOUT_S) == inner_test_count()

@@ -1,0 +1,56 @@
+"""Running a tests/netns module inside the qemu guest, the way the vm tests that need the guest's kernel do.
+
+The guest's kernel has what this machine's lacks (IPIP, IPVS); the netns tests
+are written once and run in both places. Inside, waits are stretched by
+PYKEEPALIVED_TIME_SCALE (Python is 20-30x slower under emulation), the inner
+pytest's files stay on the guest's own tmpfs, and a failure prints what the
+lab's routers logged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from tests.vm.guest import GuestImage, run_in_guest
+from tests.vm.shares import REPO, share_for
+
+
+def guest_script(module: str, *, load: str, basetemp: str, time_scale: float, select: str | None = None) -> str:
+    """Load a kernel module, run `pytest MODULE [-k SELECT]`, and on failure show the routers' log tails.
+
+    `basetemp` is on the guest-local tmpfs (never shared, see initramfs.py), so the labs' files never
+    land in the host's /tmp when CI shares all of it; TMPDIR goes there too, because pytest's capture
+    files are open-but-unlinked, which 9p cannot truncate.
+    """
+    pytest_argv = [sys.executable, "-m", "pytest", module, *(["-k", select] if select else []),
+                   "-p", "no:cacheprovider", "-q", "-rA", f"--basetemp={basetemp}"]
+    return "\n".join([
+        f"modprobe {load} || exit 3",
+        f"cd {shlex.quote(str(REPO))} || exit 3",
+        f"mkdir -p {basetemp}-tmp && export TMPDIR={basetemp}-tmp",
+        f"export PYKEEPALIVED_TIME_SCALE={time_scale:g} PYTHONDONTWRITEBYTECODE=1",
+        shlex.join(pytest_argv),
+        "rc=$?",
+        f'[ "$rc" = 0 ] || for log in $(find {basetemp} -name "router*.log"); do',
+        '    echo "===== $log"; tail -n 40 "$log"',
+        "done",
+        'exit "$rc"',
+    ])
+
+
+def passed_in_guest(script: str, tmp_path: Path, image: GuestImage, timeout_s: float) -> int:
+    """Run `script` in the guest; it must exit 0 with nothing skipped, failed or in error. How many passed."""
+    result = run_in_guest(script, share=share_for(tmp_path), timeout_s=timeout_s, memory_mb=1536,
+                          cpus=min(2, os.cpu_count() or 1), image=image)
+    print(result.output)
+    print(f"[guest: exit {result.returncode}, boot {result.boot_s:.1f} s, total {result.elapsed_s:.1f} s]")
+    assert result.returncode == 0, result.output[-6000:]
+    summary = result.output.strip().splitlines()[-1]
+    passed = re.search(r"(\d+) passed", summary)
+    assert passed is not None, summary
+    assert "skipped" not in summary and "failed" not in summary and "error" not in summary, summary
+    return int(passed.group(1))
