@@ -15,7 +15,10 @@ through libnftables' JSON API, in one transaction per change:
 
 Neighbour discovery for the VIPs stays allowed (else the VIP would not even
 resolve); ARP is not IP and is never touched. The table is ours alone and is
-deleted when the daemon stops.
+deleted when the daemon stops. Someone else may delete it meanwhile (`nft flush
+ruleset`, which Debian's nftables service runs on every restart): `repair()`
+notices a missing or re-created table by its handle and builds it again with
+the addresses blocked now, so that no_accept does not silently stop.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ class AcceptFilter:
         self.priority = priority
         self._nft: Any = None
         self._created = False
+        self._handle: int | None = None  # the kernel's handle of our table: a re-created table has another
         self._members: dict[IPv4Address | IPv6Address, int] = {}
+        self.repairs = 0
 
-    def _run(self, commands: list[dict[str, Any]]) -> None:
+    def _run(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
         if self._nft is None:
             try:
                 import nftables  # type: ignore[import-untyped]  # Debian's python3-nftables
@@ -50,9 +55,22 @@ class AcceptFilter:
                 raise NetError("no_accept needs libnftables' Python binding (Debian: python3-nftables)") from exc
             self._nft = nftables.Nftables()
             self._nft.set_json_output(True)
-        rc, _out, err = self._nft.json_cmd({"nftables": commands})
+        rc, out, err = self._nft.json_cmd({"nftables": commands})
         if rc != 0:
             raise NetError(f"nftables: {str(err).strip() or 'command failed'}: {json.dumps(commands)[:300]}")
+        if isinstance(out, dict):
+            return out
+        return json.loads(out) if out else {}
+
+    def _table_handle(self) -> int | None:
+        """Our table's handle in the kernel, None when there is no such table (listing tables is cheap)."""
+        listed = self._run([{"list": {"tables": {"family": "inet"}}}])
+        for item in listed.get("nftables", []):
+            table = item.get("table") if isinstance(item, dict) else None
+            if isinstance(table, dict) and table.get("family") == "inet" and table.get("name") == self.table:
+                handle = table.get("handle")
+                return handle if isinstance(handle, int) else None
+        return None
 
     def _ensure_table(self) -> None:
         if self._created:
@@ -82,6 +100,7 @@ class AcceptFilter:
                 {"drop": None}]}}},
         ])
         self._created = True
+        self._handle = self._table_handle()
 
     def _element(self, verb: str, address: IPv4Address | IPv6Address) -> dict[str, Any]:
         name = "vips4" if address.version == 4 else "vips6"
@@ -108,6 +127,23 @@ class AcceptFilter:
                 self._members[a] = count - 1
         if gone and self._created:
             self._run([self._element("delete", a) for a in gone])
+
+    def repair(self) -> bool:
+        """Put the table back if someone deleted or replaced it; True when it had to.
+
+        Only a table we created is watched: before the first block there is
+        nothing to lose.
+        """
+        if not self._created or self._table_handle() == self._handle:
+            return False
+        log.warning("nftables table inet %s (no_accept) was removed or replaced by someone else; putting it back",
+                    self.table)
+        self._created = False
+        self._ensure_table()
+        if self._members:
+            self._run([self._element("add", a) for a in self._members])
+        self.repairs += 1
+        return True
 
     def close(self) -> None:
         if self._created:

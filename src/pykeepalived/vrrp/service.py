@@ -54,6 +54,7 @@ log = logging.getLogger("pykeepalived.vrrp")
 
 NO_SOURCE_FAULT = "no source address"
 TRACK_FILE_POLL_S = 1.0
+ACCEPT_FILTER_CHECK_S = 0.5  # how often no_accept's nftables table is checked (someone may flush the ruleset)
 TIMER_EARLY_S = 0.002
 TIMER_PRECISION_S = 0.0002
 
@@ -133,6 +134,8 @@ class VrrpService:
                 self._tasks.append(asyncio.create_task(self._run_track_script(name)))
             if any(t.kind is TrackKind.FILE for tr in self.tracking.values() for t in tr.items):
                 self._tasks.append(asyncio.create_task(self._poll_track_files()))
+            if any(not s.accept for s in self.settings.values()):
+                self._tasks.append(asyncio.create_task(self._watch_accept_filter()))
             if self.sync_daemons is not None:
                 self.sync_daemons.start()
             for name, machine in self.machines.items():
@@ -508,6 +511,15 @@ class VrrpService:
                     log.info("Track file %s: value %d", name, value)
                     self._tracker_changed(TrackKind.FILE, name, _file_setter(name, value))
             await asyncio.sleep(TRACK_FILE_POLL_S)
+
+    async def _watch_accept_filter(self) -> None:
+        """no_accept must outlive someone else's `nft flush ruleset`: put our table back when it goes."""
+        while True:
+            await asyncio.sleep(ACCEPT_FILTER_CHECK_S)
+            try:
+                self.accept_filter.repair()
+            except PyKeepalivedError as exc:
+                log.error("cannot check or restore the no_accept table: %s", exc)
 
     # ------------------------------------------------------------------ introspection
     def snapshot(self) -> list[dict[str, object]]:
