@@ -480,8 +480,6 @@ class CheckService:
         try:
             make_dirs(os.path.dirname(os.path.abspath(self.status_path)))
             write_private(self.status_path, json.dumps(self.status(), indent=1))
-        except OSError as exc:
-            log.warning("cannot write status file %s: %s", self.status_path, exc.strerror or exc)
         except UnsafeFileError as exc:
             log.warning("status file not written: %s", exc)
 

@@ -95,7 +95,10 @@ def read_own_small(path: str, limit: int = 4096) -> str | None:
 
 
 def make_dirs(path: str, mode: int = DIRECTORY_MODE) -> None:
-    """mkdir -p with an explicit mode for every directory we create (the daemon's umask would strip x bits)."""
+    """mkdir -p with an explicit mode for every directory we create (the daemon's umask would strip x bits).
+
+    Raises UnsafeFileError if a directory cannot be made.
+    """
     path = os.path.abspath(path)
     if os.path.isdir(path):
         return
@@ -104,9 +107,11 @@ def make_dirs(path: str, mode: int = DIRECTORY_MODE) -> None:
         make_dirs(parent, mode)
     try:
         os.mkdir(path, mode)
+        os.chmod(path, mode)
     except FileExistsError:
         return
-    os.chmod(path, mode)
+    except OSError as exc:
+        raise UnsafeFileError(f"{path}: cannot create the directory: {exc.strerror}") from None
 
 
 def parse_umask(words: list[str]) -> int:

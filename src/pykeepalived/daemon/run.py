@@ -94,15 +94,8 @@ class PidFiles:
         """Raises RuntimeError if another live instance owns a pid file, UnsafeFileError if one cannot be written."""
         for path in self.paths:
             other = self._read_pid(path)
-            if other and other != os.getpid():
-                try:
-                    os.kill(other, 0)
-                except ProcessLookupError:
-                    pass
-                except PermissionError:
-                    raise RuntimeError(f"{path}: pykeepalived/keepalived already running as pid {other}") from None
-                else:
-                    raise RuntimeError(f"{path}: pykeepalived/keepalived already running as pid {other}")
+            if other and other != os.getpid() and _pid_alive(other):
+                raise RuntimeError(f"{path}: pykeepalived/keepalived already running as pid {other}")
             make_dirs(os.path.dirname(os.path.abspath(path)))
             write_private(path, f"{os.getpid()}\n", self.MODE)
 
@@ -127,6 +120,16 @@ class PidFiles:
             return int(text.strip()) if text and text.strip() else None
         except ValueError:
             return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def set_umask(config: KeepalivedConfig | None = None) -> int:
