@@ -21,11 +21,11 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..config.model import KeepalivedConfig, Script
 from ..daemon.notify import NotifyFifo
+from ..daemon.private_files import UnsafeFileError, make_dirs, write_private
 from ..daemon.scripts import ScriptRunner
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
 from ..lvs.sched import LOAD_SCHEDULERS
@@ -77,7 +77,7 @@ class CheckService:
         self.rng = rng or random.Random()
         g = config.global_defs
         self.runner = ScriptRunner(g.script_user, getattr(g, "script_group", None))
-        self.fifos = [NotifyFifo(s.argv[0]) for s in (g.notify_fifo, g.lvs_notify_fifo) if s is not None and s.argv]
+        self.fifos = [NotifyFifo(s.argv[0], s.user, s.group) for s in (g.notify_fifo, g.lvs_notify_fifo) if s is not None and s.argv]
         self.services: list[ServiceState] = []
         self._groups = group_entries(config)
         self._stop = asyncio.Event()
@@ -473,17 +473,15 @@ class CheckService:
         }
 
     def write_status(self) -> None:
+        """The status file for `pykeepalived status`: root-owned 0600, replaced whole (daemon/private_files.py)."""
         self._status_written = self.clock()
         if not self.status_path:
             return
-        path = Path(self.status_path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(self.status(), indent=1))
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.warning("cannot write status file %s: %s", path, exc)
+            make_dirs(os.path.dirname(os.path.abspath(self.status_path)))
+            write_private(self.status_path, json.dumps(self.status(), indent=1))
+        except UnsafeFileError as exc:
+            log.warning("status file not written: %s", exc)
 
 
 def install_signal_handlers(service: CheckService, loop: asyncio.AbstractEventLoop) -> None:

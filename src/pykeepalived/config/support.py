@@ -57,7 +57,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "vrrp_check_unicast_src", "vrrp_skip_check_adv_addr", "notify_fifo", "vrrp_notify_fifo",
         "v3_checksum_as_v2", "json_dump_file", "stats_dump_file", "nftables",
         "lvs_notify_fifo", "checker_log_all_failures", "lvs_sync_daemon", "pykeepalived_dataplane",
-        "lvs_flush", "lvs_flush_on_stop", "lvs_flush_onstop", "lvs_timeouts",
+        "lvs_flush", "lvs_flush_on_stop", "lvs_flush_onstop", "lvs_timeouts", "umask",
     )),
     # the checker side (health and pool rules) and the data plane (IPVS or nftables)
     (VIRTUAL_SERVER, (

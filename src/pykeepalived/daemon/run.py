@@ -15,10 +15,10 @@ import logging.handlers
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..config.errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
+from .private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
 
 DEFAULT_PID_FILE = "/run/keepalived.pid"
 DEFAULT_VRRP_PID_FILE = "/run/keepalived_vrrp.pid"
@@ -77,44 +77,88 @@ def _daemonize() -> None:
 
 
 class PidFiles:
-    """keepalived's pid files; removed on exit, refused if a live process owns one."""
+    """keepalived's pid files; removed on exit, refused if a live process owns one.
+
+    Written through daemon/private_files.py (a fresh file renamed into place:
+    a symlink or someone else's file at the path is replaced, never followed
+    or reused), mode 0644 as keepalived's: a pid is no secret and monitoring
+    tools read it. Read without following a symlink.
+    """
+
+    MODE = 0o644
 
     def __init__(self, *paths: str) -> None:
         self.paths = [p for p in paths if p]
 
     def write(self) -> None:
+        """Raises RuntimeError if another live instance owns a pid file, UnsafeFileError if one cannot be written."""
         for path in self.paths:
-            p = Path(path)
-            if p.exists():
-                try:
-                    other = int(p.read_text().strip() or 0)
-                    if other and other != os.getpid():
-                        os.kill(other, 0)
-                        raise RuntimeError(f"{path}: pykeepalived/keepalived already running as pid {other}")
-                except (ValueError, ProcessLookupError):
-                    pass
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(f"{os.getpid()}\n")
+            other = self._read_pid(path)
+            if other and other != os.getpid() and _pid_alive(other):
+                raise RuntimeError(f"{path}: pykeepalived/keepalived already running as pid {other}")
+            make_dirs(os.path.dirname(os.path.abspath(path)))
+            write_private(path, f"{os.getpid()}\n", self.MODE)
 
     def remove(self) -> None:
         for path in self.paths:
             try:
-                if Path(path).read_text().strip() == str(os.getpid()):
+                if (read_own_small(path) or "").strip() == str(os.getpid()):
                     os.unlink(path)
-            except OSError:
+            except (OSError, UnsafeFileError):
                 pass
 
+    @staticmethod
+    def _read_pid(path: str) -> int | None:
+        """The pid in the file; None if there is none or it is not a plain file of digits (it gets replaced)."""
+        log = logging.getLogger("pykeepalived")
+        try:
+            text = read_own_small(path, 64)
+        except UnsafeFileError as exc:
+            log.warning("%s; writing a new pid file in its place", exc)
+            return None
+        try:
+            return int(text.strip()) if text and text.strip() else None
+        except ValueError:
+            return None
 
-def begin(opts: DaemonOptions, ident: str, what: str, *pid_files: str) -> PidFiles | None:
-    """Daemonise unless told not to, set up logging, write the pid files (None: another instance owns one)."""
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def set_umask(config: KeepalivedConfig | None = None) -> int:
+    """keepalived's umask 0177 for the daemon and so its scripts, or global_defs `umask` when the config sets one.
+
+    Files with an explicit mode (dumps, status, pid files, FIFOs, directories)
+    do not depend on it; it decides what the scripts' files get.
+    """
+    mask = DEFAULT_UMASK
+    if config is not None:
+        mask, problem = daemon_umask(config.global_defs.settings)
+        if problem:
+            logging.getLogger("pykeepalived").error("%s", problem)
+    os.umask(mask)
+    return mask
+
+
+def begin(opts: DaemonOptions, ident: str, what: str, *pid_files: str,
+          config: KeepalivedConfig | None = None) -> PidFiles | None:
+    """Daemonise unless told not to, set up logging and the umask, write the pid files (None: refused)."""
     if not opts.foreground:
         _daemonize()
     setup_logging(opts, ident=ident)
+    set_umask(config)
     log = logging.getLogger("pykeepalived")
     pids = PidFiles(*pid_files)
     try:
         pids.write()
-    except RuntimeError as exc:
+    except (RuntimeError, UnsafeFileError) as exc:
         log.error("%s", exc)
         return None
     log.info("Starting %s process, pid=%d", what, os.getpid())
@@ -126,7 +170,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     from ..vrrp.service import VrrpService, install_signal_handlers
 
     pids = begin(opts, "Keepalived_vrrp", "VRRP child", *([] if opts.child else [opts.pid_file]),
-                 opts.vrrp_pid_file)
+                 opts.vrrp_pid_file, config=config)
     if pids is None:
         return 1
     log = logging.getLogger("pykeepalived")
@@ -157,7 +201,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     from ..lvs.choose import choose_dataplane
 
     pids = begin(opts, "Keepalived_healthcheckers", "Healthcheck child", *([] if opts.child else [opts.pid_file]),
-                 opts.checkers_pid_file)
+                 opts.checkers_pid_file, config=config)
     if pids is None:
         return 1
     log = logging.getLogger("pykeepalived")

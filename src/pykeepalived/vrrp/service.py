@@ -23,6 +23,7 @@ from pathlib import Path
 from ..config.errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
 from ..daemon.notify import Notifier, NotifyFifo
+from ..daemon.private_files import UnsafeFileError, write_private
 from ..daemon.scripts import ScriptRunner
 from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
 from ..net.addresses import AddressManager
@@ -102,7 +103,7 @@ class VrrpService:
         self.accept_filter = AcceptFilter(table if isinstance(table, str) and table else DEFAULT_TABLE)
         self.runner = ScriptRunner(g.script_user, g.script_group)
         fifo_spec = g.vrrp_notify_fifo or g.notify_fifo
-        self.fifo = NotifyFifo(fifo_spec.argv[0]) if fifo_spec is not None and fifo_spec.argv else None
+        self.fifo = NotifyFifo(fifo_spec.argv[0], fifo_spec.user, fifo_spec.group) if fifo_spec is not None and fifo_spec.argv else None
         self.notifier = Notifier(self.runner, self.fifo)
         from ..lvs.ipvs_sync import SyncDaemons
 
@@ -543,14 +544,13 @@ class VrrpService:
             })
         return out
 
-    def write_json(self, path: str | None = None) -> str:
+    def write_json(self, path: str | None = None) -> str | None:
+        """SIGRTMIN+2: the JSON dump, root-owned 0600 (see daemon/private_files.py); None if refused."""
         target = path or os.path.join(self.state_dir, "keepalived.json")
-        tmp = f"{target}.tmp{os.getpid()}"
-        Path(tmp).write_text(json.dumps(self.snapshot(), indent=1) + "\n")
-        os.replace(tmp, target)
-        return target
+        return self._write_dump(target, json.dumps(self.snapshot(), indent=1) + "\n", "JSON dump")
 
-    def write_stats(self, path: str | None = None) -> str:
+    def write_stats(self, path: str | None = None) -> str | None:
+        """SIGUSR2: the stats dump, root-owned 0600 (see daemon/private_files.py); None if refused."""
         target = path or os.path.join(self.state_dir, "keepalived.stats")
         lines: list[str] = []
         for name, m in self.machines.items():
@@ -559,7 +559,15 @@ class VrrpService:
         for key, entry in self._sockets.items():
             if entry.errors:
                 lines.append(f"Socket {key}: " + ", ".join(f"{k} {v}" for k, v in entry.errors.items()))
-        Path(target).write_text("\n".join(lines) + "\n")
+        return self._write_dump(target, "\n".join(lines) + "\n", "stats dump")
+
+    @staticmethod
+    def _write_dump(target: str, text: str, what: str) -> str | None:
+        try:
+            write_private(target, text)
+        except UnsafeFileError as exc:
+            log.error("%s not written: %s", what, exc)
+            return None
         return target
 
 

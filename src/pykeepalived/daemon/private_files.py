@@ -1,0 +1,184 @@
+"""Every file the daemon writes, written so that a local user cannot steer it.
+
+The dumps (`stats_dump_file`, `json_dump_file`), the checker's status file and
+the pid files may be configured into a directory others can write (/tmp is
+keepalived's default). Opening such a path the ordinary way follows a symlink
+planted there (keepalived's CVE-2018-19044) or writes into a file someone else
+created first and still owns (CVE-2018-19046).
+
+`write_private` never opens the target: it creates a fresh file under a random
+name in the same directory with O_CREAT|O_EXCL|O_NOFOLLOW (so nothing that
+exists, link or file, is ever reused), sets its mode explicitly (independent of
+the umask), writes it and renames it over the target. rename() replaces a
+symlink or a foreign file instead of following or reusing it, so afterwards the
+path holds a file owned by us with exactly the requested mode; readers see the
+old or the new content, never half of it.
+
+`read_own_small` is the reading side (pid files): no symlink following, regular
+files only, a bounded read.
+
+`daemon_umask` turns global_defs' `umask` into a number; keepalived runs with
+0177 unless told otherwise, so files made by the daemon or its scripts without
+an explicit mode are readable by their owner only. `make_dirs` gives directories
+the daemon creates an explicit mode, since such a umask would leave them 0600.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+
+from ..config.errors import PyKeepalivedError
+
+DEFAULT_UMASK = 0o177  # keepalived's: rw for the owner only, nothing for anyone else
+PRIVATE_MODE = 0o600
+DIRECTORY_MODE = 0o755
+_TEMP_ATTEMPTS = 8
+_UMASK_BITS = {
+    f"I{perm}{who}": bit
+    for who, shift in (("USR", 6), ("GRP", 3), ("OTH", 0))
+    for perm, bit in (("R", 4 << shift), ("W", 2 << shift), ("X", 1 << shift))
+}
+
+
+class UnsafeFileError(PyKeepalivedError):
+    """A file we were asked to write or read is not one we can trust; the message says which and why."""
+
+
+def write_private(path: str, data: str | bytes, mode: int = PRIVATE_MODE) -> None:
+    """Replace `path` with a new file of ours holding `data`, with exactly `mode`.
+
+    Raises UnsafeFileError (with the path and the reason) if it cannot; nothing is
+    left behind then, and whatever was at `path` is untouched.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, temp = _create_temp(directory, name, path)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(raw)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.rename(temp, path)
+    except OSError as exc:
+        _unlink_quietly(temp)
+        if exc.errno == errno.EISDIR:
+            raise UnsafeFileError(f"{path}: is a directory; not replacing it") from None
+        raise UnsafeFileError(f"{path}: cannot write: {exc.strerror}") from None
+
+
+def read_own_small(path: str, limit: int = 4096) -> str | None:
+    """The start of a regular file at `path`, without following a symlink; None if there is none.
+
+    Raises UnsafeFileError if `path` is a symlink or not a regular file, so that
+    the caller can say so instead of trusting what it points at.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFileError(f"{path}: is a symbolic link; not following it") from None
+        raise UnsafeFileError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafeFileError(f"{path}: is not a regular file")
+        return os.read(fd, limit).decode(errors="replace")
+    finally:
+        os.close(fd)
+
+
+def make_dirs(path: str, mode: int = DIRECTORY_MODE) -> None:
+    """mkdir -p with an explicit mode for every directory we create (the daemon's umask would strip x bits).
+
+    Raises UnsafeFileError if a directory cannot be made.
+    """
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent != path:
+        make_dirs(parent, mode)
+    try:
+        os.mkdir(path, mode)
+        os.chmod(path, mode)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise UnsafeFileError(f"{path}: cannot create the directory: {exc.strerror}") from None
+
+
+def parse_umask(words: list[str]) -> int:
+    """global_defs `umask`: a number (hex, octal with a leading 0, or decimal) or I{R,W,X}{USR,GRP,OTH} bits joined by '|'.
+
+    Raises ValueError with a message that names the bad word.
+    """
+    text = "".join(words).strip()
+    if not text:
+        raise ValueError("umask needs a value")
+    if text[0].isdigit():
+        try:
+            if text.lower().startswith("0x"):
+                value = int(text, 16)
+            elif len(text) > 1 and text.startswith("0"):
+                value = int(text, 8)
+            else:
+                value = int(text, 10)
+        except ValueError:
+            raise ValueError(f"umask '{text}' is not a number") from None
+        if not 0 <= value <= 0o777:
+            raise ValueError(f"umask '{text}' is out of range 0..0777")
+        return value
+    value = 0
+    for part in text.split("|"):
+        bit = _UMASK_BITS.get(part.upper())
+        if bit is None:
+            raise ValueError(f"umask bit '{part}' is not one of {', '.join(sorted(_UMASK_BITS))}")
+        value |= bit
+    return value
+
+
+def daemon_umask(settings: dict[str, object]) -> tuple[int, str | None]:
+    """The umask the daemon runs with: global_defs `umask` if valid, else keepalived's 0177.
+
+    Returns (umask, problem): problem is a message to log when the configured
+    value was unusable and the default is used instead.
+    """
+    words = settings.get("umask")
+    if words is None:
+        return DEFAULT_UMASK, None
+    if isinstance(words, str):
+        words = [words]
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        return DEFAULT_UMASK, f"global_defs umask {words!r} is not understood; using {DEFAULT_UMASK:04o}"
+    try:
+        return parse_umask([str(w) for w in words]), None
+    except ValueError as exc:
+        return DEFAULT_UMASK, f"global_defs {exc}; using {DEFAULT_UMASK:04o}"
+
+
+def _create_temp(directory: str, name: str, path: str) -> tuple[int, str]:
+    """A new file that did not exist before, under a name nobody can predict (O_EXCL: never a planted one)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(_TEMP_ATTEMPTS):
+        temp = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(temp, flags, PRIVATE_MODE), temp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UnsafeFileError(f"{path}: cannot create a file in {directory}: {exc.strerror}") from None
+    raise UnsafeFileError(f"{path}: could not find a free temporary name in {directory}")
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
