@@ -238,18 +238,19 @@ def test_restarted_daemon_takes_over_from_an_orphaned_child(daemon: Daemon) -> N
             orphan.wait(5)
 
 
-def test_a_strangers_pid_file_stops_the_daemon_instead_of_a_respawn_loop(daemon: Daemon) -> None:
-    """Issue 12 item 10: a live process that is not ours in the VRRP pid file: a clear error, no endless respawns."""
+def test_a_stale_pid_file_naming_a_stranger_is_replaced_not_respawned_against(daemon: Daemon) -> None:
+    """Issue 12 item 10: a recycled pid in the VRRP pid file: no endless "already running", the stranger untouched."""
     stranger = subprocess.Popen(["sleep", "60"])
     try:
         daemon.vrrp_pid_file.write_text(f"{stranger.pid}\n")
         daemon.start()
-        assert daemon.proc is not None
-        daemon.proc.wait(20)
+        daemon.wait_entered(1)
+        time.sleep(1.0)
         text = daemon.log()
-        assert daemon.proc.returncode == 1
-        assert f"names pid {stranger.pid}" in text and "not an orphaned VRRP child of ours" in text
-        assert text.count("Starting VRRP child process") == 0
+        assert "already running" not in text
+        assert f"names pid {stranger.pid}" in text and "stale pid file" in text
+        assert text.count("Starting VRRP child process, pid=") <= 2  # the parent's line and the child's own
+        assert daemon.child_pid(daemon.vrrp_pid_file) not in (None, stranger.pid)
         assert stranger.poll() is None  # never signalled
     finally:
         stranger.kill()
@@ -276,3 +277,27 @@ def test_vrrp_start_removes_leftover_vips_and_routes(daemon: Daemon, router: Hos
     daemon.proc.send_signal(signal.SIGTERM)
     daemon.proc.wait(15)
     assert VIP not in _addresses(router) and EXCLUDED_VIP not in _addresses(router)
+
+
+def test_a_pid_file_held_by_another_daemons_child_is_refused(tmp_path: Path) -> None:
+    """Issue 12 item 10: a live pykeepalived child that another live parent keeps is never signalled; we give up."""
+    import asyncio
+
+    from pykeepalived.daemon.supervisor import Child, SupervisorFailed, hand_over
+
+    fake = tmp_path / "pykeepalived"  # a parent that starts a "--child" holding the pid file, as another daemon would
+    fake.write_text('#!/bin/sh\nif [ "$1" = parent ]; then "$0" --child -r "$2" & echo $! > "$2"; wait; '
+                    'else sleep 60 & wait; fi\n')
+    fake.chmod(0o755)
+    pid_file = tmp_path / "vrrp.pid"
+    other = subprocess.Popen(["/bin/sh", str(fake), "parent", str(pid_file)], start_new_session=True)
+    try:
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), 5.0, what="the pid file")
+        holder = int(pid_file.read_text())
+        wait_until(lambda: "--child" in cmdline(holder), 5.0, what="the other daemon's child")
+        with pytest.raises(SupervisorFailed, match=f"names pid {holder}.*not an orphaned VRRP child of ours"):
+            asyncio.run(hand_over(Child("VRRP", [], str(pid_file))))
+        assert cmdline(holder)  # still running: never signalled
+    finally:
+        os.killpg(other.pid, signal.SIGKILL)
+        other.wait(5)

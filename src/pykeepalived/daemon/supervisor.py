@@ -17,8 +17,10 @@ Each child is kept by a task of its own:
   waits, 2 s and doubling up to a minute, so that a broken one does not spin;
 - before each start, a live process holding the child's pid file is handed
   over if it is verifiably an orphaned child of ours (a daemon killed before
-  children died with their parent): SIGTERM, a bounded wait, SIGKILL. A holder
-  that is not ours, or a child that keeps refusing to start because its pid
+  children died with their parent): SIGTERM, a bounded wait, SIGKILL. A file
+  naming a process that is not pykeepalived at all is stale (a recycled pid)
+  and replaced, its process left alone. A pykeepalived holder that is not an
+  orphan of ours, or a child that keeps refusing to start because its pid
   file is taken, stops the daemon with an error instead of a respawn loop.
 """
 
@@ -166,6 +168,14 @@ async def hand_over(child: Child) -> None:
     pid = pid_file_holder(child.pid_file)
     if pid is None:
         return
+    argv = _cmdline(pid)
+    if argv and not _is_pykeepalived(argv):
+        # a dead child's file and a recycled pid: the file is stale; the process is none of our business
+        log.warning("%s names pid %d (%s), not a pykeepalived process: a stale pid file; replacing it",
+                    child.pid_file, pid, " ".join(argv))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(child.pid_file)
+        return
     if not is_our_orphan(pid, child.pid_file):
         raise SupervisorFailed(f"{child.pid_file} names pid {pid} ({' '.join(_cmdline(pid)) or 'unknown'}), "
                                f"which is not an orphaned {child.name} child of ours; not starting another")
@@ -181,6 +191,17 @@ async def hand_over(child: Child) -> None:
         os.kill(pid, signal.SIGKILL)
     if not await _gone(pid, 2.0):
         raise SupervisorFailed(f"{child.name} child process pid {pid} holding {child.pid_file} survives SIGKILL")
+
+
+def _forget_pid_file(path: str, pid: int) -> None:
+    """Remove a pid file that names `pid`, a child we have reaped."""
+    if not path:
+        return
+    try:
+        if Path(path).read_text().strip() == str(pid):
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 # ------------------------------------------------------------------ children
@@ -234,6 +255,7 @@ async def keep_running(child: Child, stop: asyncio.Event, config_fd: int | None,
             waiter.cancel()
             return
         code = child.proc.returncode
+        _forget_pid_file(child.pid_file, child.proc.pid)  # it is reaped: its pid may be anyone's from now on
         ran_s = time.monotonic() - child.started_at
         child.quick_deaths = child.quick_deaths + 1 if ran_s < QUICK_DEATH_S else 0
         child.refusals = child.refusals + 1 if code == EXIT_ALREADY_RUNNING else 0
