@@ -292,7 +292,13 @@ async def supervise(children: list[Child], config_fd: int | None = None) -> bool
     loop.add_signal_handler(signal.SIGINT, stop.set)
     for sig in FORWARDED:
         loop.add_signal_handler(sig, _forward, children, sig)
-    keepers = [loop.create_task(keep_running(child, stop, config_fd, fail)) for child in children]
+    async def keep(child: Child) -> None:
+        try:
+            await keep_running(child, stop, config_fd, fail)
+        except OSError as exc:  # cannot fork or exec: nothing a retry loop would mend
+            fail(f"cannot start the {child.name} child process: {exc}")
+
+    keepers = [loop.create_task(keep(child)) for child in children]
     try:
         await stop.wait()
     finally:
