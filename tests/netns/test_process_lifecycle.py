@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.netns, needs_root]
 VIP = "192.0.2.200"
 EXCLUDED_VIP = "192.0.2.201"
 ROUTE_DST = "198.51.100.0/24"
+RULE_FROM = "192.0.2.202"
 
 
 def _conf(instance: str = "VI_1", workers: bool = True) -> str:
@@ -64,6 +65,9 @@ vrrp_instance {instance} {{
     }}
     virtual_routes {{
         {ROUTE_DST} via 192.0.2.254 dev eth0
+    }}
+    virtual_rules {{
+        from {RULE_FROM} table 100 preference 1000
     }}
 }}
 {vs}"""
@@ -264,14 +268,17 @@ def test_vrrp_start_removes_leftover_vips_and_routes(daemon: Daemon, router: Hos
     ns.ip("addr", "add", f"{VIP}/32", "dev", "eth0")
     ns.ip("addr", "add", f"{EXCLUDED_VIP}/32", "dev", "eth0")
     ns.ip("route", "add", ROUTE_DST, "via", "192.0.2.254", "dev", "eth0", "proto", "18")
+    ns.ip("rule", "add", "from", RULE_FROM, "table", "100", "preference", "1000", "proto", "18")
     daemon.start()
     daemon.wait_entered(1)
     assert VIP not in _addresses(router) and EXCLUDED_VIP not in _addresses(router)
     assert ROUTE_DST.split("/")[0] not in ns.ip("route", "show")
+    assert RULE_FROM not in ns.ip("rule", "show")
     text = daemon.log()
     assert f"(VI_1) removed leftover address {VIP}" in text
     assert f"(VI_1) removed leftover address {EXCLUDED_VIP}" in text
     assert "(VI_1) removed leftover virtual route" in text
+    assert "(VI_1) removed leftover virtual rule" in text
     # and a clean stop of the backup leaves none of them either
     assert daemon.proc is not None
     daemon.proc.send_signal(signal.SIGTERM)
