@@ -27,7 +27,10 @@ from .daemon.run import (
     run_vrrp,
 )
 from .host.facts import LocalHostFacts
+from .config.snapshot import Snapshot, SnapshotError, SnapshotFileSystem
+from .daemon.lifeline import ParentGone, die_with_parent
 from .host.files import LocalFileSystem
+from .host.recording import RecordingFileSystem, read_snapshot_fd, snapshot_memfd
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 EXIT_OK = 0
@@ -68,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
              "kernel has it, else nftables (default: global_defs' pykeepalived_dataplane, else auto)")
     add("--child", action="store_true", help=argparse.SUPPRESS)
     add("--checker-worker", metavar="N/COUNT", help=argparse.SUPPRESS)
+    add("--parent-pid", type=int, metavar="PID", help=argparse.SUPPRESS)  # daemon/lifeline.py
+    add("--config-fd", type=int, metavar="FD", help=argparse.SUPPRESS)  # host/recording.py
     return p
 
 
@@ -79,6 +84,44 @@ def load(path: str, config_id: str | None, host_checks: bool = True) -> LoadResu
     options = LexerOptions(config_id=_config_id(config_id), cwd=os.getcwd())
     host = LocalHostFacts() if host_checks else None
     return read_config(path, LocalFileSystem(), host, options)
+
+
+def load_recorded(path: str, config_id: str | None, host_checks: bool = True) -> tuple[LoadResult, Snapshot]:
+    """Read the configuration from disk and keep what was read, for the children (see host/recording.py)."""
+    snapshot = Snapshot(main=path, cwd=os.getcwd(), config_id=_config_id(config_id))
+    options = LexerOptions(config_id=snapshot.config_id, cwd=snapshot.cwd)
+    host = LocalHostFacts() if host_checks else None
+    return read_config(path, RecordingFileSystem(snapshot), host, options), snapshot
+
+
+def load_snapshot(snapshot: Snapshot, host_checks: bool = True) -> LoadResult:
+    """Parse the configuration the daemon read at start, under the paths it had then."""
+    options = LexerOptions(config_id=snapshot.config_id, cwd=snapshot.cwd)
+    host = LocalHostFacts() if host_checks else None
+    return read_config(snapshot.main, SnapshotFileSystem(snapshot), host, options)
+
+
+class _SnapshotUnreadable(PyKeepalivedError):
+    """The configuration snapshot a child was given cannot be read."""
+
+
+def _daemon_config(args: argparse.Namespace, host_checks: bool = True) -> tuple[LoadResult, int]:
+    """The configuration and the memfd that holds it: the one passed down (`--config-fd`), else read now."""
+    if args.config_fd is not None:
+        owner = args.parent_pid if args.checker_worker else None  # a worker reads its checker's fd
+        try:
+            snapshot = read_snapshot_fd(args.config_fd, owner)
+        except (OSError, SnapshotError) as exc:
+            raise _SnapshotUnreadable(f"cannot read the configuration snapshot (fd {args.config_fd}): {exc}") \
+                from None
+        if args.checker_worker:
+            return load_snapshot(snapshot, host_checks), -1
+        os.set_inheritable(args.config_fd, False)  # pass_fds made it inheritable: scripts must not get it
+        return load_snapshot(snapshot, host_checks), args.config_fd
+    result, snapshot = load_recorded(args.use_file, args.config_id, host_checks)
+    if result.errors:
+        return result, -1
+    return result, snapshot_memfd(snapshot)
 
 
 def _print_diagnostics(result: LoadResult) -> None:
@@ -128,8 +171,10 @@ def _check_plan(config: KeepalivedConfig, dataplane: str = "auto") -> str | None
     return None
 
 
-def _worker_argv(args: argparse.Namespace) -> tuple[str, ...]:
-    argv = [sys.executable, "-m", "pykeepalived", "-f", os.path.abspath(args.use_file), "--dont-fork"]
+def _worker_argv(args: argparse.Namespace, config_fd: int) -> tuple[str, ...]:
+    """A checker worker's command line; the checker adds `--parent-pid` (its own pid, once daemonised)."""
+    argv = [sys.executable, "-m", "pykeepalived", "-f", os.path.abspath(args.use_file), "--dont-fork",
+            "--config-fd", str(config_fd)]
     if args.config_id is not None:
         argv += ["-i", args.config_id]
     argv += [flag for flag, on in (("-l", args.log_console), ("-D", args.log_detail), ("-G", args.no_syslog)) if on]
@@ -145,7 +190,10 @@ def _run_daemon(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"pykeepalived: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        worker = load(args.use_file, args.config_id, host_checks=False)
+        if args.config_fd is not None and args.parent_pid is None:
+            print("pykeepalived: --config-fd in a checker worker needs --parent-pid", file=sys.stderr)
+            return EXIT_USAGE
+        worker, _ = _daemon_config(args, host_checks=False)
         if worker.errors:
             return EXIT_CONFIG_ERROR
         from .daemon.run import run_check_worker
@@ -153,7 +201,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         return run_check_worker(worker.config, DaemonOptions(foreground=True, log_console=args.log_console,
                                                              log_detail=args.log_detail, no_syslog=args.no_syslog,
                                                              worker_shard=shard))
-    result = load(args.use_file, args.config_id)
+    result, config_fd = _daemon_config(args)
     _print_diagnostics(result)
     if result.errors:
         print(f"{args.use_file}: {len(result.errors)} configuration error(s); not starting", file=sys.stderr)
@@ -174,14 +222,14 @@ def _run_daemon(args: argparse.Namespace) -> int:
         status_file=args.status_file,
         child=args.child,
         checker_workers=args.checker_workers,
-        worker_argv=_worker_argv(args),
+        worker_argv=_worker_argv(args, config_fd),
         dataplane=args.dataplane,
     )
     if not (args.vrrp or args.check or args.child):
         # as keepalived: a parent that restarts whichever subsystem dies
         from .daemon.supervisor import run_supervisor
 
-        return run_supervisor(_child_base_argv(args), opts, vrrp=vrrp, check=check)
+        return run_supervisor(_child_base_argv(args), opts, vrrp=vrrp, check=check, config_fd=config_fd)
     return run_check(result.config, opts) if check else run_vrrp(result.config, opts)
 
 
@@ -232,6 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
+    if args.parent_pid is not None:  # started by our parent: die with it (first thing, before the config)
+        try:
+            die_with_parent(args.parent_pid)
+        except (ParentGone, OSError) as exc:
+            print(f"pykeepalived: {exc}", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
     try:
         if args.version:
             print(f"pykeepalived {__version__}")

@@ -3,8 +3,10 @@
 One Python process tops out around 4,000 checks a second; keepalived's C
 checker never needs more than one core, we do. With thousands of checkers the
 checker process starts `count` workers (`pykeepalived --checker-worker
-N/COUNT -f FILE`), each of which builds the same plan from the same file and
-runs the probes and verdict cores of every checker whose index i has
+N/COUNT --config-fd N --parent-pid PID`), each of which builds the same plan
+from the same configuration (the memfd the daemon read it into, through
+/proc/PID/fd/N: never the file as it is now, see host/recording.py) and runs
+the probes and verdict cores of every checker whose index i has
 i % COUNT == N. The main process keeps the pools, notifies, the table, the
 status file and the FILE_CHECKs (which act at once), and stays responsive. Workers report on stdout, one JSON line each:
 
@@ -13,7 +15,8 @@ status file and the FILE_CHECKs (which act at once), and stays responsive. Worke
     {"s": [[17, attempts, last_ok, "reason", next_in_s], ...]}                         once a second
 
 A worker exits when its stdin closes (the main process is gone) or on
-SIGTERM. The main process treats a worker's death as its own failure and
+SIGTERM, which the kernel sends it when the checker process dies, however it
+dies (PR_SET_PDEATHSIG, set first thing by `--parent-pid`: daemon/lifeline.py). The main process treats a worker's death as its own failure and
 exits, so that the supervisor restarts the whole checker cleanly rather than
 mixing fresh worker state with old pool state.
 """

@@ -14,7 +14,7 @@ import logging
 import logging.handlers
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config.errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
@@ -24,6 +24,7 @@ DEFAULT_PID_FILE = "/run/keepalived.pid"
 DEFAULT_VRRP_PID_FILE = "/run/keepalived_vrrp.pid"
 DEFAULT_CHECKERS_PID_FILE = "/run/keepalived_checkers.pid"
 DEFAULT_STATUS_FILE = "/run/pykeepalived/checker.json"
+EXIT_ALREADY_RUNNING = 5  # a child whose pid file a live process holds: the supervisor hands over or gives up
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     pids = begin(opts, "Keepalived_vrrp", "VRRP child", *([] if opts.child else [opts.pid_file]),
                  opts.vrrp_pid_file, config=config)
     if pids is None:
-        return 1
+        return EXIT_ALREADY_RUNNING
     log = logging.getLogger("pykeepalived")
 
     async def main() -> None:
@@ -203,7 +204,9 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     pids = begin(opts, "Keepalived_healthcheckers", "Healthcheck child", *([] if opts.child else [opts.pid_file]),
                  opts.checkers_pid_file, config=config)
     if pids is None:
-        return 1
+        return EXIT_ALREADY_RUNNING
+    if opts.worker_argv:  # workers die with this process (daemon/lifeline.py) and read its config memfd
+        opts = replace(opts, worker_argv=(*opts.worker_argv, "--parent-pid", str(os.getpid())))
     log = logging.getLogger("pykeepalived")
     _raise_open_file_limit(log)
 

@@ -593,6 +593,31 @@ class LvsLab:
             host.netns.ip("link", "set", host.ifname, "down")
         self._save()
 
+    def kill_daemon_parent(self, name: str) -> int:
+        """SIGKILL only the router's pykeepalived parent process (its children are left to fend for themselves); its pid."""
+        router = self.router(name)
+        if router.proc is None or router.proc.poll() is not None:
+            raise LabError(f"pykeepalived on {name} is not running")
+        pid = router.proc.pid
+        os.kill(pid, signal.SIGKILL)
+        router.proc.wait(self._stop_timeout_s)
+        self._save()
+        return pid
+
+    def router_processes(self, name: str) -> list[int]:
+        """Live (not zombie) processes whose command line names the router's config: the daemon and all it started."""
+        marker = str(self.router(name).conf_path)
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or marker not in _cmdline(int(entry.name)).split(" "):
+                continue
+            try:
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+        return found
+
     def stop_router(self, name: str) -> None:
         """Stop a router cleanly (SIGTERM: it sends priority-0 adverts and removes its VIPs)."""
         router = self.router(name)
@@ -607,16 +632,18 @@ class LvsLab:
                                "killed it") from None
         self._save()
 
-    def start_router(self, name: str, timeout_s: float | None = None) -> None:
+    def start_router(self, name: str, timeout_s: float | None = None, *, keep_pid_files: bool = False) -> None:
         """(Re)start pykeepalived on a router and wait until every VRRP instance has entered a state.
 
         `timeout_s` defaults to ROUTER_START_TIMEOUT_S times the lab's `timeout_scale`.
+        `keep_pid_files` starts it over whatever pid files a killed daemon left,
+        as an init system would (by default they are removed first).
         """
         timeout_s = ROUTER_START_TIMEOUT_S * self.timeout_scale if timeout_s is None else timeout_s
         router = self.router(name)
         if router.running():
             raise LabError(f"pykeepalived on {name} is already running")
-        for pid_file in router.pid_files:  # a crashed daemon's files; start() would refuse a recycled pid
+        for pid_file in [] if keep_pid_files else router.pid_files:  # a crashed daemon's files
             pid_file.unlink(missing_ok=True)
         for host in (router.public, router.private):  # kill_router took them down
             host.netns.ip("link", "set", host.ifname, "up")

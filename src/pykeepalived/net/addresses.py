@@ -444,6 +444,16 @@ def _rule_matches(msg: Any, args: Mapping[str, Any]) -> bool:
     )
 
 
+def describe_route(spec: RouteSpec) -> str:
+    """A route line as `ip route` would show it, for log lines."""
+    return _describe_route(spec)
+
+
+def describe_rule(spec: RuleSpec) -> str:
+    """A rule line as `ip rule` would show it, for log lines."""
+    return _describe_rule(spec)
+
+
 # --------------------------------------------------------------------------- the manager
 class AddressManager:
     """Owns one AsyncIPRoute (opened in the current network namespace).
@@ -590,20 +600,22 @@ class AddressManager:
         except OSError as exc:
             raise _net_error(what, exc) from exc
 
-    async def remove_address(self, spec: IpAddressSpec, default_ifname: str) -> None:
-        """Remove a VIP; already gone (or its interface gone) is fine."""
+    async def remove_address(self, spec: IpAddressSpec, default_ifname: str) -> bool:
+        """Remove a VIP; already gone (or its interface gone) is fine. True if it was there."""
         ifname = spec.device or default_ifname
         index = await self.ifindex(ifname)
         if index is None:
-            return
+            return False
         args = _address_request(spec, index, adding=False)
         try:
             await self._rtnl.addr("del", **args)
         except NetlinkError as exc:
             if _code(exc) not in (errno.EADDRNOTAVAIL, errno.ENODEV, errno.ENOENT, errno.ESRCH):
                 raise _net_error(f"cannot remove address {_describe_address(spec)} from {ifname}", exc) from exc
+            return False
         except OSError as exc:
             raise _net_error(f"cannot remove address {_describe_address(spec)} from {ifname}", exc) from exc
+        return True
 
     # ------------------------------------------------------------------ routes
     async def add_route(self, spec: RouteSpec) -> None:
@@ -629,21 +641,23 @@ class AddressManager:
         except (NetlinkError, OSError) as exc:
             raise _net_error("cannot list routes", exc) from exc
 
-    async def remove_route(self, spec: RouteSpec) -> None:
-        """Remove a route we added (proto keepalived unless the line names another); gone is fine."""
+    async def remove_route(self, spec: RouteSpec) -> bool:
+        """Remove a route we added (proto keepalived unless the line names another); gone is fine. True if it was there."""
         oif = None
         if spec.device is not None:
             oif = await self.ifindex(spec.device)
             if oif is None:
-                return  # the kernel dropped it with its interface
+                return False  # the kernel dropped it with its interface
         args = _route_request(spec, oif, adding=False)
         try:
             await self._rtnl.route("del", **args)
         except NetlinkError as exc:
             if _code(exc) not in _ROUTE_GONE:
                 raise _net_error(f"cannot remove route {_describe_route(spec)}", exc) from exc
+            return False
         except OSError as exc:
             raise _net_error(f"cannot remove route {_describe_route(spec)}", exc) from exc
+        return True
 
     # ------------------------------------------------------------------ rules
     async def add_rule(self, spec: RuleSpec) -> None:
@@ -661,13 +675,15 @@ class AddressManager:
         except OSError as exc:
             raise _net_error(what, exc) from exc
 
-    async def remove_rule(self, spec: RuleSpec) -> None:
-        """Remove a rule we added; gone is fine. Without a preference the first equal rule goes."""
+    async def remove_rule(self, spec: RuleSpec) -> bool:
+        """Remove a rule we added; gone is fine. Without a preference the first equal rule goes. True if it was there."""
         args = _rule_request(spec, adding=False)
         try:
             await self._rtnl.rule("del", **args)
         except NetlinkError as exc:
             if _code(exc) not in _ROUTE_GONE:
                 raise _net_error(f"cannot remove rule {_describe_rule(spec)}", exc) from exc
+            return False
         except OSError as exc:
             raise _net_error(f"cannot remove rule {_describe_rule(spec)}", exc) from exc
+        return True

@@ -15,10 +15,11 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
+from typing import Any
 
 from ..config.errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
@@ -26,7 +27,7 @@ from ..daemon.notify import Notifier, NotifyFifo
 from ..daemon.private_files import UnsafeFileError, write_private
 from ..daemon.scripts import ScriptRunner
 from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
-from ..net.addresses import AddressManager
+from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
 from ..net.links import LinkMonitor
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
@@ -128,6 +129,7 @@ class VrrpService:
         if self.fifo is not None:
             self.fifo.open()
         try:
+            await self._remove_leftovers()
             await self._start_instances()
             self._tasks.append(asyncio.create_task(self._action_worker()))
             self._tasks.append(asyncio.create_task(self._watch_links()))
@@ -188,6 +190,37 @@ class VrrpService:
         return self._loop.time()
 
     # ------------------------------------------------------------------ start-up
+    async def _remove_leftovers(self) -> None:
+        """Remove what an earlier VRRP process of ours may have left: its VIPs, virtual routes and rules.
+
+        A VRRP child killed (or crashed) leaves the VIPs on the interfaces; the
+        one started in its place must not hold them as a backup (both routers
+        would answer ARP for them), nor leave them after a clean stop. As
+        keepalived does at start, every instance's VIPs and excluded VIPs go,
+        and its virtual routes and rules (only those tagged proto keepalived);
+        whoever becomes master adds them back.
+        """
+        for name, s in self.settings.items():
+            inst = self.config.vrrp_instances[name]
+            ifname = s.interface or ""
+            for rule in inst.virtual_rules:
+                if await self._leftover(name, self.addresses.remove_rule(rule)):
+                    log.info("(%s) removed leftover virtual rule %s", name, describe_rule(rule))
+            for route in inst.virtual_routes:
+                if await self._leftover(name, self.addresses.remove_route(route)):
+                    log.info("(%s) removed leftover virtual route %s", name, describe_route(route))
+            for spec in [*s.vips, *s.excluded_vips]:
+                if await self._leftover(name, self.addresses.remove_address(spec, ifname)):
+                    log.info("(%s) removed leftover address %s from %s", name, spec.address,
+                             spec.device or ifname)
+
+    async def _leftover(self, name: str, removal: Coroutine[Any, Any, bool]) -> bool:
+        try:
+            return await removal
+        except Exception as exc:  # a leftover we cannot remove must not stop VRRP
+            log.error("(%s) cannot remove a leftover: %s", name, exc)
+            return False
+
     async def _start_instances(self) -> None:
         interfaces = {i.name for t in self.tracking.values() for i in t.items if i.kind is TrackKind.INTERFACE}
         for ifname in interfaces:

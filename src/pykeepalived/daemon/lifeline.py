@@ -1,0 +1,44 @@
+"""A child process dies with the process that started it.
+
+A VRRP or checker child left running after its parent was killed holds its
+VIPs and pid file with nobody to manage it, and a restarted daemon cannot
+start a new one. So every process the daemon starts (the VRRP and checker
+children, the checker's worker processes) asks the kernel, first thing, for
+SIGTERM when its parent dies (PR_SET_PDEATHSIG): SIGTERM, not SIGKILL, so
+that the child stops as cleanly as on `kill -TERM` (VRRP sends priority 0 and
+removes its VIPs). The parent passes its pid on the command line
+(`--parent-pid`): a parent that died between the fork and the prctl() would
+never deliver the signal, and getppid() then names another process, so the
+child stops at once.
+
+The kernel sends the signal when the parent *thread* that forked exits: every
+parent here forks from the thread that runs its event loop, which lives as
+long as the process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+
+PR_SET_PDEATHSIG = 1
+
+
+class ParentGone(Exception):
+    """The parent that started this process is no longer its parent."""
+
+
+def _prctl(option: int, arg: int) -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl({option}): {os.strerror(err)}")
+
+
+def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
+    """Get `sig` when the parent dies; raise ParentGone if `parent_pid` is not our parent any more."""
+    _prctl(PR_SET_PDEATHSIG, int(sig))
+    if os.getppid() != parent_pid:
+        raise ParentGone(f"parent process {parent_pid} is gone (parent now {os.getppid()}); not starting")
