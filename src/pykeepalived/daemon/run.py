@@ -124,13 +124,18 @@ class PidFiles:
 
 
 def _pid_alive(pid: int) -> bool:
+    """A process that runs: a zombie nobody has reaped yet (its parent was killed) holds nothing any more."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def set_umask(config: KeepalivedConfig | None = None) -> int:

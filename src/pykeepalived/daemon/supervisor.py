@@ -47,6 +47,7 @@ QUICK_DEATH_S = 60.0
 RESPAWN_PAUSE_S = 2.0  # the first pause of a child that keeps dying quickly; doubled each time
 MAX_RESPAWN_PAUSE_S = 60.0
 HANDOVER_TIMEOUT_S = 10.0  # an orphan's clean stop (priority 0, VIPs removed) takes well under this
+EXITING_WAIT_S = 5.0  # how long a pid-file holder with no command line may take to finish exiting
 MAX_REFUSALS = 3  # "already running" exits in a row before giving up
 FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2)
 
@@ -169,7 +170,16 @@ async def hand_over(child: Child) -> None:
     if pid is None:
         return
     argv = _cmdline(pid)
-    if argv and not _is_pykeepalived(argv):
+    if not argv:
+        # a process on its way out (its command line goes before its pid does), a zombie nobody reaps, or a
+        # kernel thread: none is a pykeepalived process that could still write the file
+        await _gone(pid, EXITING_WAIT_S)
+        log.info("%s names pid %d, which has no command line (exiting, or not ours): a stale pid file; "
+                 "replacing it", child.pid_file, pid)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(child.pid_file)
+        return
+    if not _is_pykeepalived(argv):
         # a dead child's file and a recycled pid: the file is stale; the process is none of our business
         log.warning("%s names pid %d (%s), not a pykeepalived process: a stale pid file; replacing it",
                     child.pid_file, pid, " ".join(argv))
