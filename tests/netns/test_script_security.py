@@ -268,3 +268,30 @@ def test_config_test_verdicts_match_keepalived(box: Box) -> None:
         if name == "insecure_without_security":
             assert "SECURITY VIOLATION" in theirs.output and "There are insecure scripts." in theirs.output
             assert "SECURITY VIOLATION" in ours.output and "There are insecure scripts." in ours.output
+
+
+# --------------------------------------------------------------------------- the default user
+@pytest.fixture
+def keepalived_script_user() -> Iterator[int]:
+    """The user keepalived defaults to, made for this test only (skipped if the machine has one already)."""
+    if subprocess.run(["id", "keepalived_script"], capture_output=True, check=False).returncode == 0:
+        pytest.skip("keepalived_script exists on this machine; not touching it")
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "keepalived_script"],
+                   check=True)
+    try:
+        out = subprocess.run(["id", "-u", "keepalived_script"], capture_output=True, text=True, check=True)
+        yield int(out.stdout)
+    finally:
+        subprocess.run(["userdel", "-r", "keepalived_script"], capture_output=True, check=False)
+
+
+def test_scripts_run_as_keepalived_script_by_default(box: Box, keepalived_script_user: int) -> None:
+    # as keepalived_script (not root) even a world-writable script is not vetted, as keepalived does
+    default = box.script("default_user", 0o777)
+    daemon = Daemon(box, vrrp_conf(box, {"chk": default}, global_extra="  enable_script_security\n"), "-P")
+    try:
+        assert wait_for(lambda: box.ran("default_user")
+                        and (box.markers / "default_user.ran").read_text().strip(), 20), daemon.log()
+        assert (box.markers / "default_user.ran").read_text().split() == [str(keepalived_script_user)]
+    finally:
+        daemon.stop()
