@@ -147,3 +147,66 @@ def test_default_user_keepalived_script_and_none_with_security() -> None:
     assert sec.run_as(None, None, GlobalDefs(), default_user_exists=False) == sec.RunAs(None)
     assert sec.run_as("nobody", "nogroup", g, default_user_exists=False) == sec.RunAs("nobody", "nogroup")
     assert sec.run_as(None, None, GlobalDefs(script_user="root"), True) == sec.RunAs("root")
+
+
+def test_vet_config_finds_every_script_and_warns_per_subsystem() -> None:
+    from pykeepalived.config import read_config_text
+
+    text = """global_defs {
+  router_id t
+  startup_script /etc/ka/ok.sh
+}
+vrrp_script chk {
+  script /etc/ka/ww.sh
+  user nobody
+}
+vrrp_instance VI {
+  interface eth0
+  virtual_router_id 1
+  virtual_ipaddress { 10.0.0.1 }
+  track_script { chk }
+  notify_master "/etc/ka/ww.sh master"
+}
+virtual_server 10.0.0.1 80 {
+  protocol TCP
+  lb_algo rr
+  lb_kind NAT
+  real_server 10.0.0.2 80 {
+    MISC_CHECK {
+      misc_path "/etc/ka/ok.sh arg"
+      user root
+    }
+  }
+}
+"""
+    cfg = read_config_text(text).config
+    files = Files({**tree(), "/etc/ka/ok.sh": SCRIPT, "/etc/ka/ww.sh": FileStat(FILE | 0o777, 0, 0)})
+    vetting = sec.vet_config(cfg, files)
+    got = {(u.kind, u.subsystem, u.user): v.status for u, v in vetting.uses}
+    assert got == {
+        ("startup_script", "main", None): Status.OK,
+        ("vrrp_script chk", "vrrp", "nobody"): Status.OK,           # as nobody: not vetted
+        ("notify_master of vrrp_instance VI", "vrrp", None): Status.OK,  # as root, insecure, security off
+        ("MISC_CHECK of real server 10.0.0.2", "check", "root"): Status.OK,
+    }
+    assert list(vetting.violations()) == [("main", False), ("vrrp", True), ("check", False)]
+    cfg.global_defs.enable_script_security = True
+    cfg.global_defs.script_user = "root"
+    secured = sec.vet_config(cfg, files)
+    assert [v.status for _, v in secured.uses] == [Status.OK, Status.OK, Status.UNSAFE, Status.OK]
+    assert list(secured.violations()) == []
+    # no script_user, no keepalived_script: scripts without their own user are disabled
+    cfg.global_defs.script_user = None
+    assert [v.status for _, v in sec.vet_config(cfg, files).uses] == [Status.NO_USER, Status.OK, Status.NO_USER,
+                                                                       Status.OK]
+
+
+def test_the_rule_module_does_no_io() -> None:
+    import ast
+    from pathlib import Path
+
+    tree_ = ast.parse(Path(sec.__file__).read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree_) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree_)
+                 if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
+    assert not imported & {"os", "subprocess", "socket", "asyncio", "glob", "pathlib", "shutil", "pwd", "grp"}

@@ -291,7 +291,7 @@ class ScriptUse:
     """One place a config runs a script: what it is (for messages), the Script, its own user."""
 
     kind: str                    # "vrrp_script chk", "notify_master of VI_1", "MISC_CHECK of [10.0.0.2]:80"
-    subsystem: str               # "vrrp" or "check": keepalived vets and warns per subsystem
+    subsystem: str               # "main", "vrrp" or "check": keepalived vets and warns per subsystem
     script: Script
     user: str | None
     group: str | None
@@ -312,7 +312,7 @@ class Vetting:
         """(subsystem, any insecure) for each subsystem that runs scripts without script security."""
         if self.security:
             return
-        for subsystem in ("vrrp", "check"):
+        for subsystem in ("main", "vrrp", "check"):
             found = [v for u, v in self.uses if u.subsystem == subsystem and v.is_script]
             if found:
                 yield subsystem, any(v.insecure for v in found)
@@ -329,6 +329,8 @@ def script_uses(cfg: KeepalivedConfig) -> list[ScriptUse]:
             own_user = user or script.user
             uses.append(ScriptUse(kind, subsystem, script, own_user, group if user else script.group))
 
+    add("startup_script", "main", g.startup_script)
+    add("shutdown_script", "main", g.shutdown_script)
     if cfg.vrrp_instances:
         for name, scr in cfg.vrrp_scripts.items():
             add(f"vrrp_script {name}", "vrrp", scr.script, scr.user, scr.group)
@@ -401,6 +403,6 @@ def describe(verdict: ScriptVerdict) -> str:
 
 
 def violation_message(subsystem: str, insecure: bool) -> str:
-    what = "check scripts" if subsystem == "check" else "scripts"
+    what = {"check": "check scripts", "main": "start/shutdown scripts"}.get(subsystem, "scripts")
     extra = " There are insecure scripts." if insecure else ""
     return f"SECURITY VIOLATION - {what} are being executed but enable_script_security is not set.{extra}"
