@@ -37,7 +37,7 @@ from __future__ import annotations
 import enum
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from ..config.model import GlobalDefs, KeepalivedConfig, Script
@@ -257,12 +257,11 @@ def vet_script(command: str, uid: int, gid: int, security: bool, files: ScriptFi
     st = files.stat(also or exec_path)
     if st is None:
         return ScriptVerdict(command, Status.NOT_FOUND, "cannot be accessed", exec_path, uid, gid)
-    base = dict(command=command, exec_path=exec_path, uid=uid, gid=gid, searched=searched)
+    ok = ScriptVerdict(command, Status.OK, exec_path=exec_path, uid=uid, gid=gid, searched=searched)
     if not is_executable(st, uid, gid):
-        return ScriptVerdict(status=Status.NOT_EXECUTABLE, reason=f"not executable for uid:gid {uid}:{gid}",
-                             **base)  # type: ignore[arg-type]
+        return replace(ok, status=Status.NOT_EXECUTABLE, reason=f"not executable for uid:gid {uid}:{gid}")
     if not needs_protection(st, uid, gid):
-        return ScriptVerdict(status=Status.OK, **base)  # type: ignore[arg-type]
+        return ok
     for checked in (exec_path, also):
         if checked is None:
             continue
@@ -270,19 +269,17 @@ def vet_script(command: str, uid: int, gid: int, security: bool, files: ScriptFi
         for prefix in path_prefixes(checked):
             el = files.lstat(prefix)
             if el is None:
-                return ScriptVerdict(status=Status.NOT_FOUND, reason=f"cannot examine {prefix}",
-                                     **base)  # type: ignore[arg-type]
+                return replace(ok, status=Status.NOT_FOUND, reason=f"cannot examine {prefix}")
             elements.append((prefix, el))
         problem = unsafe_path(elements)
         if problem is None:
             continue
         why = f"{problem.path} is {problem.why}"
         if problem.wrong_type:
-            return ScriptVerdict(status=Status.WRONG_TYPE, reason=why, **base)  # type: ignore[arg-type]
-        if security:
-            return ScriptVerdict(status=Status.UNSAFE, reason=why, insecure=True, **base)  # type: ignore[arg-type]
-        return ScriptVerdict(status=Status.OK, reason=why, insecure=True, **base)  # type: ignore[arg-type]
-    return ScriptVerdict(status=Status.OK, **base)  # type: ignore[arg-type]
+            return replace(ok, status=Status.WRONG_TYPE, reason=why)
+        # with script security off the script still runs, marked insecure (SECURITY VIOLATION)
+        return replace(ok, status=Status.UNSAFE if security else Status.OK, reason=why, insecure=True)
+    return ok
 
 
 # ------------------------------------------------------------------ the whole configuration
