@@ -1,11 +1,10 @@
-"""What the config checks ask about this machine: interfaces, executables, users, script files."""
+"""What the config checks ask about this machine: interfaces, users, script files."""
 
 from __future__ import annotations
 
 import grp
 import os
 import pwd
-import shutil
 import socket
 
 from ..daemon.script_security import FileStat
@@ -30,13 +29,6 @@ class LocalHostFacts:
         except (OSError, ValueError):
             return False
         return True
-
-    def find_executable(self, command: str) -> str | None:
-        if any(c in command for c in "<>|&;$`("):
-            return command  # keepalived hands such a command to the shell
-        if "/" in command:
-            return command if os.path.isfile(command) and os.access(command, os.X_OK) else None
-        return shutil.which(command, path=SCRIPT_PATH)
 
     def user_exists(self, name: str) -> bool:
         return self.user_ids(name) is not None
