@@ -210,3 +210,39 @@ def test_the_rule_module_does_no_io() -> None:
     imported |= {n.module.split(".")[0] for n in ast.walk(tree_)
                  if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
     assert not imported & {"os", "subprocess", "socket", "asyncio", "glob", "pathlib", "shutil", "pwd", "grp"}
+
+
+class Host(Files):
+    def interface_exists(self, name: str) -> bool:
+        return True
+
+    def user_exists(self, name: str) -> bool:
+        return name in self.users
+
+
+def test_config_check_reports_like_keepalived_and_drops_a_non_executable_track_script() -> None:
+    from pykeepalived.config import read_config_text
+
+    def check(global_extra: str, script: str, notify: str = "/etc/ka/ok.sh") -> tuple[list[str], list[str], object]:
+        text = (f"global_defs {{\n{global_extra}}}\nvrrp_script chk {{\n  script {script}\n}}\n"
+                "vrrp_instance VI {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress { 10.0.0.1 }\n"
+                f"  track_script {{\n    chk\n  }}\n  notify_master {notify}\n}}\n")
+        files = Host({**tree(), "/etc/ka/ok.sh": SCRIPT, "/etc/ka/ww.sh": FileStat(FILE | 0o777, 0, 0),
+                      "/etc/ka/noexec": FileStat(FILE | 0o644, 0, 0)})
+        result = read_config_text(text, host=files)
+        return ([d.message for d in result.errors], [d.message for d in result.warnings],
+                result.config.vrrp_instances["VI"].track_scripts)
+
+    secure = "  enable_script_security\n  script_user root\n"
+    errors, _, _ = check(secure, "/etc/ka/ok.sh")
+    assert errors == []
+    errors, _, _ = check(secure, "/etc/ka/ww.sh")                 # keepalived -t: "Disabling track script"
+    assert len(errors) == 1 and "Unsafe permissions" in errors[0] and "disabling it" in errors[0]
+    errors, warnings, tracks = check(secure, "/etc/ka/noexec")    # keepalived -t accepts, drops the script
+    assert errors == [] and any("not executable" in w for w in warnings) and tracks == []
+    errors, warnings, _ = check(secure, "/etc/ka/ok.sh", notify="/etc/ka/ww.sh")  # a notify script: log only
+    assert errors == [] and any("Unsafe permissions" in w for w in warnings)
+    errors, _, _ = check("", "/etc/ka/ok.sh")                     # no script security: SECURITY VIOLATION
+    assert errors == ["SECURITY VIOLATION - scripts are being executed but enable_script_security is not set."]
+    errors, _, _ = check("  enable_script_security\n", "/etc/ka/ok.sh")  # no keepalived_script, no script_user
+    assert errors and all("unable to set default user keepalived_script" in e for e in errors)
