@@ -264,6 +264,8 @@ class ScriptRunner:
 
     def prepare(self, script: Script, extra_args: tuple[str, ...] = ()) -> tuple[list[str], str | None, str | None]:
         """argv, user and group to start `script` with; raises ScriptDisabled for a vetted-out script."""
+        if not script.argv:
+            raise ScriptStartError("empty command")
         if self.gate is None:
             return (command_line(script, extra_args), script.user or self.default_user,
                     script.group or self.default_group)
