@@ -7,6 +7,13 @@ keepalived_script if that user exists, else root; in a process group of its
 own so that at misc_timeout (default: the virtual server's delay_loop) the
 whole group gets SIGTERM, and SIGKILL two seconds later. Its output goes to
 /dev/null, so a chatty script cannot block on a full pipe.
+
+The program is vetted when the probe is built, at start, with keepalived's
+rules (`daemon/script_security.py`): a program that is missing, not
+executable, or (with enable_script_security) writable by someone other than
+root while it runs as root, never runs; every attempt fails with the reason.
+keepalived drops such a checker instead, which leaves the real server up
+without a check; failing keeps the server out until the script is fixed.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ import signal
 from dataclasses import dataclass
 
 from ..config.model import GlobalDefs, MiscCheck
-from ..daemon.scripts import ScriptStartError, default_script_user, finish_script, spawn_script
+from ..daemon import script_security as sec
+from ..daemon.scripts import ScriptStartError, default_script_user, finish_script, spawn_script, vetted_argv
 from .outcomes import misc_verdict
 from .probe import ProbeResult, Target
 from .probes import ProbeContext, UnsupportedChecker
@@ -40,8 +48,11 @@ class MiscProbe:
     group: str | None = None
     kill_grace_s: float = KILL_GRACE_S
     kind: str = "MISC_CHECK"
+    disabled: str | None = None  # why vetting refused the program; it then never runs
 
     async def run(self) -> ProbeResult:
+        if self.disabled is not None:
+            return ProbeResult(False, self.disabled, 0)
         try:
             proc = await spawn_script(self.argv, self.user, self.group)
         except ScriptStartError as exc:
@@ -81,15 +92,28 @@ def run_as(checker: MiscCheck, g: GlobalDefs) -> tuple[str | None, str | None]:
     return default_script_user(g)
 
 
+def vet(checker: MiscCheck, g: GlobalDefs, files: sec.ScriptFiles | None = None) -> sec.ScriptVerdict:
+    """keepalived's script vetting for the program, as the user it runs as."""
+    if files is None:
+        from ..host.facts import LocalHostFacts
+
+        files = LocalHostFacts()
+    assert checker.misc_path is not None
+    use = sec.ScriptUse("MISC_CHECK", "check", checker.misc_path, checker.user, checker.group)
+    return sec.vet_use(use, g, files)
+
+
 def make_probe(checker: MiscCheck, target: Target, ctx: ProbeContext) -> MiscProbe:
     if checker.misc_path is None or not checker.misc_path.argv:
         where = f"{checker.location}: " if checker.location else ""
         raise UnsupportedChecker(f"{where}MISC_CHECK has no misc_path")
     vs, rs = ctx.virtual_server, ctx.real_server
     user, group = run_as(checker, ctx.global_defs)
+    verdict = vet(checker, ctx.global_defs)
     return MiscProbe(
         target=target,
-        argv=misc_argv(checker.misc_path.argv),
+        argv=misc_argv(vetted_argv(checker.misc_path.argv, verdict)),
+        disabled=None if verdict.runnable else f"disabled: {sec.describe(verdict)}",
         timeout_s=checker.misc_timeout_s or vs.delay_loop_s,
         dynamic=checker.misc_dynamic,
         rs_weight=rs.weight if rs.weight is not None else vs.weight,

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..daemon.script_security import ScriptFiles, Status, describe, vet_config, violation_message
 from .errors import Location
-from .model import KeepalivedConfig, RouteSpec, RuleSpec, Script, VirtualServer, VrrpInstance
+from .model import KeepalivedConfig, RouteSpec, RuleSpec, VirtualServer, VrrpInstance
 from .parser import ParseContext
 
 OWNER_PRIORITY = 255
@@ -22,12 +23,10 @@ DEFAULT_PRIORITY = 100
 RULE_DEFAULT_PREFERENCE = 16384
 
 
-class HostFacts(Protocol):
-    """What the checks need to know about the machine the config is for."""
+class HostFacts(ScriptFiles, Protocol):
+    """What the checks need to know about the machine the config is for (script files included)."""
 
     def interface_exists(self, name: str) -> bool: ...
-
-    def find_executable(self, command: str) -> str | None: ...
 
     def user_exists(self, name: str) -> bool: ...
 
@@ -213,69 +212,55 @@ def _sync_groups(chk: _Checker) -> None:
 
 
 def _scripts(chk: _Checker) -> None:
-    """keepalived refuses tracked scripts it cannot find and root scripts without script security."""
+    """keepalived's script vetting (daemon/script_security.py), reported the way its `-t` reports it.
+
+    keepalived 2.2.7 fails `-t` for a track script it disables (unsafe,
+    missing, wrong file type, no default user) and for any script run without
+    enable_script_security (SECURITY VIOLATION); it only logs a notify or
+    MISC_CHECK script it disables, or a track script that is not executable.
+    Errors stop us from starting; the rest are warnings, and the daemon's
+    ScriptRunner and MISC_CHECK refuse those scripts at run time. A track
+    script that is only not executable is dropped from its instances here, as
+    keepalived drops it.
+    """
     cfg = chk.config
-    g = cfg.global_defs
-    host = chk.host
-    if host is None:
+    for scr in cfg.vrrp_scripts.values():
+        # the vrrp_script's own `user` is the script's run-as user
+        if scr.script is not None and scr.user and scr.script.user is None:
+            scr.script.user, scr.script.group = scr.user, scr.group
+    if chk.host is None:
         return
-    default_user = g.script_user
-    if default_user is None and g.enable_script_security:
-        if not host.user_exists("keepalived_script"):
-            for scr in cfg.vrrp_scripts.values():
-                if scr.user is None and scr.script is not None:
-                    chk.error(scr.location, f"unable to set default user keepalived_script for vrrp_script {scr.name}", "script_user")
-            return
-        default_user = "keepalived_script"
-    runs_as_root = False
-    for name, scr in list(cfg.vrrp_scripts.items()):
-        if scr.script is None:
+    vetting = vet_config(cfg, chk.host)
+    dropped: set[str] = set()
+    for use, verdict in vetting.uses:
+        where = use.script.location
+        if verdict.runnable and not verdict.insecure:
             continue
-        if host.find_executable(scr.script.argv[0]) is None:
-            chk.error(scr.script.location, f"vrrp_script {name}: {scr.script.argv[0]} not found or not executable - disabling it", "script")
-            continue
-        user = scr.user or (scr.script.user) or default_user
-        if _is_root(user, host):
-            runs_as_root = True
-    for script in _all_scripts(cfg):
-        if host.find_executable(script.argv[0]) is None:
-            continue
-        if _is_root(script.user or default_user, host):
-            runs_as_root = True
-    if runs_as_root and not g.enable_script_security:
-        chk.error(
-            g.location,
-            "SECURITY VIOLATION - scripts are being executed as root but enable_script_security is not set",
-            "enable_script_security",
-        )
-
-
-def _is_root(user: str | None, host: HostFacts) -> bool:
-    if user is None:
-        return not host.user_exists("keepalived_script")
-    return user == "root"
-
-
-def _all_scripts(cfg: KeepalivedConfig) -> list[Script]:
-    out: list[Script] = []
-    script_fields = (
-        "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify",
-        "notify_master_rx_lower_pri", "notify_deleted",
-    )
-    for obj in [*cfg.vrrp_instances.values(), *cfg.sync_groups.values()]:
-        for name in script_fields:
-            val = getattr(obj, name, None)
-            if isinstance(val, Script):
-                out.append(val)
-    for vs in cfg.virtual_servers:
-        out.extend(s for s in (vs.quorum_up, vs.quorum_down) if s is not None)
-        for rs in vs.real_servers:
-            out.extend(s for s in (rs.notify_up, rs.notify_down) if s is not None)
-            for checker in rs.checkers:
-                misc = getattr(checker, "misc_path", None)
-                if isinstance(misc, Script):
-                    out.append(misc)
-    return out
+        if use.kind.startswith("vrrp_script "):
+            name = use.kind.split(" ", 1)[1]
+            if verdict.status is Status.NOT_EXECUTABLE:
+                chk.ctx.warn(where, f"{use.kind}: {describe(verdict)}", "script")
+                dropped.add(name)
+            elif verdict.status is Status.NO_USER:
+                chk.error(where, f"unable to set default user keepalived_script for {use.kind}: {verdict.reason}",
+                          "script_user")
+            elif not verdict.runnable:
+                chk.error(where, f"{use.kind}: {describe(verdict)}", "script")
+            else:
+                chk.ctx.warn(where, f"{use.kind}: {describe(verdict)}", "script")
+        elif verdict.status is Status.NO_USER:
+            chk.error(where, f"unable to set default user keepalived_script for {use.kind}: {verdict.reason}",
+                      "script_user")
+        else:
+            chk.ctx.warn(where, f"{use.kind}: {describe(verdict)}", "script")
+    for name in dropped:
+        cfg.vrrp_scripts.pop(name, None)
+        for obj in [*cfg.vrrp_instances.values(), *cfg.sync_groups.values()]:
+            refs = getattr(obj, "track_scripts", None)
+            if refs is not None:
+                refs[:] = [ref for ref in refs if ref.name != name]
+    for subsystem, insecure in vetting.violations():
+        chk.error(cfg.global_defs.location, violation_message(subsystem, insecure), "enable_script_security")
 
 
 def _vs_name(vs: VirtualServer) -> str:

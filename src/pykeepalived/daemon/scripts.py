@@ -5,6 +5,11 @@ hands anything else to /bin/sh; every script gets its own process group (so
 that a timeout can kill the whole tree), a cleaned environment, and the
 configured user. Notify scripts are fire-and-forget; track scripts are awaited
 with a timeout and count as failed when they overrun.
+
+Before anything runs, every script is vetted (`script_security.py`): a
+`ScriptGate` holds the verdicts, computed once for the whole config at start
+(a reload will build a new gate), and the runner execs the resolved path the
+verdict names, or refuses a disabled script without starting anything.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..config.model import GlobalDefs, Script
+from ..config.model import GlobalDefs, KeepalivedConfig, Script
+from . import script_security as sec
 
 log = logging.getLogger("pykeepalived.scripts")
 
@@ -37,6 +43,7 @@ class ScriptOutcome:
     status: int | None
     timed_out: bool = False
     error: str | None = None
+    disabled: bool = False       # vetting refused it: it never started
 
     @property
     def success(self) -> bool:
@@ -68,10 +75,9 @@ def default_script_user(g: GlobalDefs, user_exists: bool | None = None) -> tuple
     Returns (user, group); (None, None) means "whoever we are". `user_exists`
     is for tests; by default the password database is asked.
     """
-    if g.script_user:
-        return g.script_user, g.script_group
-    exists = user_exists if user_exists is not None else _user_exists("keepalived_script")
-    return ("keepalived_script", None) if exists else (None, None)
+    exists = user_exists if user_exists is not None else _user_exists(sec.DEFAULT_USER)
+    who = sec.run_as(None, None, g, exists) or sec.RunAs(None)
+    return who.user, who.group
 
 
 def _user_exists(name: str) -> bool:
@@ -162,23 +168,122 @@ async def finish_script(proc: asyncio.subprocess.Process, timeout_s: float | Non
     return ScriptOutcome(proc.returncode, timed_out=True)
 
 
-class ScriptRunner:
-    """Starts scripts as the configured user; remembers children so stop() can end them."""
+class ScriptGate:
+    """The verdicts of one configuration, and the log lines they call for (each said once).
 
-    def __init__(self, default_user: str | None = None, default_group: str | None = None) -> None:
+    Built at start from the whole config (`for_config`); a script met later
+    (not in the config's list) is vetted on first use and remembered. A
+    future reload builds a new gate from the new config.
+    """
+
+    def __init__(self, g: GlobalDefs, files: sec.ScriptFiles | None = None) -> None:
+        if files is None:
+            from ..host.facts import LocalHostFacts
+
+            files = LocalHostFacts()
+        self.global_defs = g
+        self.files = files
+        self._verdicts: dict[tuple[str, str | None, str | None], sec.ScriptVerdict] = {}
+        self._said: set[tuple[str, str | None, str | None]] = set()
+
+    @classmethod
+    def for_config(cls, config: KeepalivedConfig, subsystem: str,
+                   files: sec.ScriptFiles | None = None) -> ScriptGate:
+        """Vet every script of `subsystem` ("vrrp" or "check") now, and log what keepalived logs at start."""
+        gate = cls(config.global_defs, files)
+        vetting = sec.vet_config(config, gate.files)
+        for use, verdict in vetting.uses:
+            if use.subsystem == subsystem:
+                key = (use.script.argv[0], use.user, use.group)
+                gate._verdicts[key] = verdict
+                gate._say(key, verdict)
+        for sub, insecure in vetting.violations():
+            if sub == subsystem:
+                log.warning("%s", sec.violation_message(sub, insecure))
+        return gate
+
+    def verdict(self, command: str, user: str | None, group: str | None) -> sec.ScriptVerdict:
+        """The verdict for `command` with the script's own user (None: the default), vetting it if new."""
+        key = (command, user, group if user else None)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            use = sec.ScriptUse(command, "", Script([command]), key[1], key[2])
+            verdict = self._verdicts[key] = sec.vet_use(use, self.global_defs, self.files)
+            self._say(key, verdict)
+        return verdict
+
+    def _say(self, key: tuple[str, str | None, str | None], verdict: sec.ScriptVerdict) -> None:
+        if key in self._said or (verdict.runnable and not verdict.insecure and not verdict.searched):
+            return
+        self._said.add(key)
+        if verdict.searched and verdict.runnable:
+            log.info("Script '%s' found on PATH as '%s'; configure the full path", verdict.command,
+                     verdict.exec_path)
+        if not verdict.runnable or verdict.insecure:
+            log.warning("%s", sec.describe(verdict))
+
+    def run_as(self, user: str | None, group: str | None) -> tuple[str | None, str | None]:
+        """The user[:group] to switch to for a script whose own user is `user` (None: the default)."""
+        exists = self.files.user_ids(sec.DEFAULT_USER) is not None
+        who = sec.run_as(user, group, self.global_defs, exists) or sec.RunAs(None)
+        return who.user, who.group
+
+
+def vetted_argv(argv: Sequence[str], verdict: sec.ScriptVerdict) -> list[str]:
+    """argv with the first word replaced by the file vetting resolved (symlinks and PATH already followed)."""
+    if verdict.exec_path is None or not argv:
+        return list(argv)
+    return [verdict.exec_path, *argv[1:]]
+
+
+class ScriptDisabled(ScriptStartError):
+    """Vetting disabled this script; it is never started."""
+
+
+class ScriptRunner:
+    """Starts scripts as the configured user; remembers children so stop() can end them.
+
+    With a gate, every script is vetted first: a disabled one never starts
+    (its run is a failure whose error says why), a runnable one is exec'd from
+    the resolved path. Without a gate (tests of the mechanics) scripts run as
+    given.
+    """
+
+    def __init__(self, default_user: str | None = None, default_group: str | None = None,
+                 gate: ScriptGate | None = None) -> None:
         self.default_user = default_user
         self.default_group = default_group
+        self.gate = gate
         self._children: set[asyncio.subprocess.Process] = set()
         self._tasks: set[asyncio.Task[ScriptOutcome]] = set()
+
+    @classmethod
+    def for_config(cls, config: KeepalivedConfig, subsystem: str) -> ScriptRunner:
+        """The runner a daemon uses: scripts vetted now, at start (keepalived's rules), and as their user."""
+        return cls(gate=ScriptGate.for_config(config, subsystem))
+
+    def prepare(self, script: Script, extra_args: tuple[str, ...] = ()) -> tuple[list[str], str | None, str | None]:
+        """argv, user and group to start `script` with; raises ScriptDisabled for a vetted-out script."""
+        if not script.argv:
+            raise ScriptStartError("empty command")
+        if self.gate is None:
+            return (command_line(script, extra_args), script.user or self.default_user,
+                    script.group or self.default_group)
+        verdict = self.gate.verdict(script.argv[0], script.user, script.group)
+        if not verdict.runnable:
+            raise ScriptDisabled(sec.describe(verdict))
+        user, group = self.gate.run_as(script.user, script.group)
+        resolved = Script(vetted_argv(script.argv, verdict), script.user, script.group, script.location)
+        return command_line(resolved, extra_args), user, group
 
     async def run(self, script: Script, extra_args: tuple[str, ...] = (), timeout_s: float | None = None) \
             -> ScriptOutcome:
         """Run to completion (or timeout: SIGTERM, then SIGKILL to the process group)."""
         try:
-            proc = await spawn_script(command_line(script, extra_args), script.user or self.default_user,
-                                      script.group or self.default_group)
+            argv, user, group = self.prepare(script, extra_args)
+            proc = await spawn_script(argv, user, group)
         except ScriptStartError as exc:
-            return ScriptOutcome(None, error=str(exc))
+            return ScriptOutcome(None, error=str(exc), disabled=isinstance(exc, ScriptDisabled))
         self._children.add(proc)
         try:
             return await finish_script(proc, timeout_s, 1.0)
@@ -186,13 +291,13 @@ class ScriptRunner:
             self._children.discard(proc)
 
     def fire(self, script: Script, extra_args: tuple[str, ...] = (), timeout_s: float | None = None) -> None:
-        """Start a notify script and forget it (its exit is reaped and logged at debug level)."""
+        """Start a notify script and forget it (a start failure is logged; a disabled script was logged at start)."""
         task = asyncio.get_running_loop().create_task(self.run(script, extra_args, timeout_s))
         self._tasks.add(task)
 
         def done(t: asyncio.Task[ScriptOutcome]) -> None:
             self._tasks.discard(t)
-            if not t.cancelled() and (outcome := t.result()).error:
+            if not t.cancelled() and (outcome := t.result()).error and not outcome.disabled:
                 log.warning("%s", outcome.error)
 
         task.add_done_callback(done)

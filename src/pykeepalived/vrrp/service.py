@@ -102,7 +102,7 @@ class VrrpService:
         if isinstance(table, list):
             table = table[0] if table else None
         self.accept_filter = AcceptFilter(table if isinstance(table, str) and table else DEFAULT_TABLE)
-        self.runner = ScriptRunner(g.script_user, g.script_group)
+        self.runner = ScriptRunner.for_config(config, "vrrp")
         fifo_spec = g.vrrp_notify_fifo or g.notify_fifo
         self.fifo = NotifyFifo(fifo_spec.argv[0], fifo_spec.user, fifo_spec.group) if fifo_spec is not None and fifo_spec.argv else None
         self.notifier = Notifier(self.runner, self.fifo)
