@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
@@ -29,6 +30,7 @@ from ..net.addresses import AddressManager
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
 from ..net.links import LinkMonitor
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
+from .dataplane_fault import checker_error, fault_reason, is_dataplane_fault, served_instances
 from .group import SyncGroup
 from .machine import (
     Action,
@@ -56,6 +58,7 @@ NO_SOURCE_FAULT = "no source address"
 TRACK_FILE_POLL_S = 1.0
 TIMER_EARLY_S = 0.002
 TIMER_PRECISION_S = 0.0002
+DATAPLANE_POLL_S = 1.0  # how often the checker's status file is read for a failing data plane
 
 
 @dataclass
@@ -68,9 +71,12 @@ class _SocketEntry:
 class VrrpService:
     """All VRRP instances of one configuration, in the current network namespace."""
 
-    def __init__(self, config: KeepalivedConfig, *, state_dir: str = "/tmp") -> None:
+    def __init__(self, config: KeepalivedConfig, *, state_dir: str = "/tmp", status_file: str | None = None) -> None:
         self.config = config
         self.state_dir = state_dir
+        self.status_file = status_file  # the checker's; its dataplane_error puts our instances in FAULT
+        self._created_at = process_started_at()  # a status file written before this is an earlier run's
+        self._dataplane_fault: str | None = None  # the fault reason set on the served instances, if any
         g = config.global_defs
         self.settings: dict[str, InstanceSettings] = {
             name: instance_settings(inst, g) for name, inst in config.vrrp_instances.items()
@@ -129,6 +135,8 @@ class VrrpService:
             await self._start_instances()
             self._tasks.append(asyncio.create_task(self._action_worker()))
             self._tasks.append(asyncio.create_task(self._watch_links()))
+            if self.status_file and self.config.virtual_servers:
+                self._tasks.append(asyncio.create_task(self._watch_dataplane(self.status_file)))
             for name in self.script_health:
                 self._tasks.append(asyncio.create_task(self._run_track_script(name)))
             if any(t.kind is TrackKind.FILE for tr in self.tracking.values() for t in tr.items):
@@ -465,7 +473,8 @@ class VrrpService:
         actions: list[Action] = []
         actions += machine.set_priority(priority, now)
         for reason in machine.faults - faults - {NO_SOURCE_FAULT}:
-            actions += machine.set_fault(reason, False, now)
+            if not is_dataplane_fault(reason):  # _watch_dataplane's, not a tracker's
+                actions += machine.set_fault(reason, False, now)
         for reason in faults - machine.faults:
             actions += machine.set_fault(reason, True, now)
         self._apply(name, actions)
@@ -509,6 +518,42 @@ class VrrpService:
                     self._tracker_changed(TrackKind.FILE, name, _file_setter(name, value))
             await asyncio.sleep(TRACK_FILE_POLL_S)
 
+    # ------------------------------------------------------------------ the checker's data plane
+    async def _watch_dataplane(self, path: str) -> None:
+        """Read the checker's status file every DATAPLANE_POLL_S; its dataplane_error faults our instances."""
+        served = served_instances(self.config)
+        while True:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    error = checker_error(json.load(f), self._created_at)
+            except FileNotFoundError:
+                error = None  # no checker yet, or it stopped cleanly: nothing says the data plane fails
+            except (OSError, ValueError) as exc:
+                log.debug("cannot read the checker's status file %s: %s", path, exc)
+                await asyncio.sleep(DATAPLANE_POLL_S)
+                continue  # no news: keep what we had
+            self._set_dataplane_fault(served, error)
+            await asyncio.sleep(DATAPLANE_POLL_S)
+
+    def _set_dataplane_fault(self, served: frozenset[str], error: str | None) -> None:
+        reason = fault_reason(error) if error else None
+        old = self._dataplane_fault
+        if reason == old or self._stopping:
+            return
+        self._dataplane_fault = reason
+        now = self._now()
+        for name in sorted(served & self.machines.keys()):
+            machine = self.machines[name]
+            actions: list[Action] = []
+            if reason is not None:
+                log.error("(%s) the checker cannot program the data plane (%s): FAULT until it can", name, error)
+                actions += machine.set_fault(reason, True, now)
+            else:
+                log.info("(%s) the checker's data plane works again: fault cleared", name)
+            if old is not None:
+                actions += machine.set_fault(old, False, now)
+            self._apply(name, actions)
+
     # ------------------------------------------------------------------ introspection
     def snapshot(self) -> list[dict[str, object]]:
         """keepalived's JSON dump (version 1 layout), plus our own counters."""
@@ -549,6 +594,23 @@ class VrrpService:
                 lines.append(f"Socket {key}: " + ", ".join(f"{k} {v}" for k, v in entry.errors.items()))
         Path(target).write_text("\n".join(lines) + "\n")
         return target
+
+
+def process_started_at() -> float:
+    """When this process started, as wall-clock time (now, if /proc cannot tell).
+
+    The supervisor starts the checker and this process together; a checker
+    that fails at once may write its status file before this process has
+    imported its modules, so the process's start, not the service's, is the
+    line between this run's status files and an earlier run's.
+    """
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, counted after the comm field
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time()
+    return time.time() - max(0.0, age)
 
 
 def _status_setter(kind: TrackKind, name: str, status: TrackStatus) -> Callable[[InstanceTracking], None]:
