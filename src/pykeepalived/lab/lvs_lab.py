@@ -375,6 +375,7 @@ class Router:
     dir: Path
     proc: subprocess.Popen[bytes] | None = None
     dataplane: str | None = None  # --dataplane; None: pykeepalived's default
+    env: dict[str, str] | None = None  # pykeepalived's environment at the next start; None: ours
 
     @property
     def name(self) -> str:
@@ -622,7 +623,7 @@ class LvsLab:
             host.netns.ip("link", "set", host.ifname, "up")
         offset = router.log_path.stat().st_size if router.log_path.exists() else 0
         with open(router.log_path, "ab") as log:
-            router.proc = router.netns.popen(router.argv(), stdout=log, stderr=subprocess.STDOUT)
+            router.proc = router.netns.popen(router.argv(), stdout=log, stderr=subprocess.STDOUT, env=router.env)
         self._save()
         instances = {PUBLIC_INSTANCE, PRIVATE_INSTANCE} if self.kind is LabKind.NAT else {PUBLIC_INSTANCE}
 
