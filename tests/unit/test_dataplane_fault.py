@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import pytest
 from pykeepalived.config import read_config_text
 from pykeepalived.config.model import KeepalivedConfig
 from pykeepalived.vrrp import dataplane_fault
-from pykeepalived.vrrp.dataplane_fault import checker_error, fault_reason, served_instances, serving
+from pykeepalived.vrrp.dataplane_fault import (
+    HEAD_BYTES, checker_error, checker_error_in_head, fault_reason, served_instances, serving,
+)
 from pykeepalived.vrrp.machine import State
 
 CONF = """
@@ -113,6 +116,23 @@ def test_only_a_status_file_written_since_the_vrrp_process_started_counts() -> N
     assert checker_error(["not", "a", "status"], started) is None
 
 
+def test_only_the_head_of_a_big_status_file_is_read() -> None:
+    """A checker with thousands of real servers writes megabytes; VRRP reads the first keys only."""
+    servers = [{"name": f"[10.0.{i // 250}.{i % 250}]:80", "alive": True, "checkers": []} for i in range(20000)]
+    status = {"pid": 42, "time": 1001.0, "dataplane": "nftables", "applied": False,
+              "dataplane_error": 'nftables refused the change: "time": 5', "services": [{"real_servers": servers}]}
+    text = json.dumps(status, indent=1)
+    assert len(text) > 10 * HEAD_BYTES
+    assert checker_error_in_head(text[:HEAD_BYTES], 1000.0) == 'nftables refused the change: "time": 5'
+    assert checker_error_in_head(text[:HEAD_BYTES], 1002.0) is None  # written before we started
+    ok = json.dumps({**status, "dataplane_error": None}, indent=1)[:HEAD_BYTES]
+    assert checker_error_in_head(ok, 1000.0) is None
+    with pytest.raises(ValueError):  # cut inside the error: no news, not "no error"
+        checker_error_in_head(text[:text.index("refused")], 1000.0)
+    with pytest.raises(ValueError):
+        checker_error_in_head("", 1000.0)
+
+
 def test_the_fault_reason_is_one_line_of_bounded_length() -> None:
     assert fault_reason("nftables refused\nthe change") == "data plane: nftables refused the change"
     assert len(fault_reason("x" * 5000)) <= len("data plane: ") + dataplane_fault.MAX_REASON_CHARS
@@ -123,7 +143,7 @@ def test_the_module_does_no_io() -> None:
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree)
                  if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
-    assert not imported & {"asyncio", "socket", "time", "os", "pyroute2", "subprocess", "json", "pathlib"}
+    assert not imported & {"asyncio", "socket", "time", "os", "pyroute2", "subprocess", "pathlib"}
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ null: the kernel keeps the rules, so that is no fault.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
@@ -28,6 +30,8 @@ from ..config.model import KeepalivedConfig, VirtualServer, VirtualServerGroupEn
 
 FAULT_PREFIX = "data plane: "
 MAX_REASON_CHARS = 300
+HEAD_BYTES = 65536  # how much of the status file is read: its first keys, not the table (megabytes, at scale)
+_KEY = re.compile(r'"(time|dataplane_error)"\s*:\s*')
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -85,6 +89,28 @@ def checker_error(status: object, started_at: float) -> str | None:
         return None
     error = status.get("dataplane_error")
     return error if isinstance(error, str) and error else None
+
+
+def checker_error_in_head(head: str, started_at: float) -> str | None:
+    """`checker_error` from the first HEAD_BYTES of the status file, without parsing the rest.
+
+    The checker writes `time` and `dataplane_error` among its first keys; the
+    table after them grows with the config, and parsing it every second
+    would cost the VRRP process tens of milliseconds. Raises ValueError when
+    the keys are not (wholly) in `head`: no news.
+    """
+    decoder = json.JSONDecoder()
+    found: dict[str, object] = {}
+    for match in _KEY.finditer(head):
+        if match.group(1) not in found:
+            found[match.group(1)], _ = decoder.raw_decode(head, match.end())
+        if len(found) == 2:
+            break
+    if "time" not in found:
+        raise ValueError("no time in the status file's head")
+    if "dataplane_error" not in found:
+        found["dataplane_error"] = None  # a checker from before dataplane_error existed
+    return checker_error(found, started_at)
 
 
 def fault_reason(error: str) -> str:

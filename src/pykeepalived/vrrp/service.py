@@ -30,7 +30,7 @@ from ..net.addresses import AddressManager
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
 from ..net.links import LinkMonitor
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
-from .dataplane_fault import checker_error, fault_reason, is_dataplane_fault, served_instances
+from .dataplane_fault import HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault, served_instances
 from .group import SyncGroup
 from .machine import (
     Action,
@@ -522,17 +522,20 @@ class VrrpService:
     async def _watch_dataplane(self, path: str) -> None:
         """Read the checker's status file every DATAPLANE_POLL_S; its dataplane_error faults our instances."""
         served = served_instances(self.config)
+        seen: tuple[int, int] | None = None  # (inode, mtime) of the file last read: unchanged, nothing to do
         while True:
             try:
-                with open(path, encoding="utf-8") as f:
-                    error = checker_error(json.load(f), self._created_at)
+                st = os.stat(path)
+                if (st.st_ino, st.st_mtime_ns) != seen:
+                    with open(path, encoding="utf-8", errors="replace") as f:
+                        error = checker_error_in_head(f.read(HEAD_BYTES), self._created_at)
+                    seen = (st.st_ino, st.st_mtime_ns)
+                    self._set_dataplane_fault(served, error)
             except FileNotFoundError:
-                error = None  # no checker yet, or it stopped cleanly: nothing says the data plane fails
+                seen = None
+                self._set_dataplane_fault(served, None)  # no checker yet, or it stopped cleanly
             except (OSError, ValueError) as exc:
-                log.debug("cannot read the checker's status file %s: %s", path, exc)
-                await asyncio.sleep(DATAPLANE_POLL_S)
-                continue  # no news: keep what we had
-            self._set_dataplane_fault(served, error)
+                log.debug("cannot read the checker's status file %s: %s", path, exc)  # no news: keep what we had
             await asyncio.sleep(DATAPLANE_POLL_S)
 
     def _set_dataplane_fault(self, served: frozenset[str], error: str | None) -> None:
