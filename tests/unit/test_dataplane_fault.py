@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,3 +177,32 @@ def test_the_fault_reaches_the_served_instances_and_their_json_dump_and_survives
     assert reason in service.machines["WEB"].faults
     service._set_dataplane_fault(served, None)
     assert reason not in service.machines["WEB"].faults and reason not in service.machines["GROUPED"].faults
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_only_a_regular_status_file_of_our_own_user_counts(loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    """Whoever can plant the file could fault our instances at will: another user's file or a link is ignored."""
+    from pykeepalived.vrrp.service import VrrpService
+
+    cfg = load()
+    path = tmp_path / "checker.json"
+    service = VrrpService(cfg, status_file=str(path))
+    service._loop = loop
+    served = served_instances(cfg)
+    path.write_text(json.dumps({"pid": 1, "time": time.time() + 60, "dataplane_error": "refused"}))
+    service._read_dataplane_status(str(path), served, None)
+    assert service._dataplane_fault == "data plane: refused"
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"pid": 1, "time": time.time() + 60, "dataplane_error": None}))
+    os.chown(other, 65534, 65534)
+    os.replace(other, path)
+    service._read_dataplane_status(str(path), served, None)
+    assert service._dataplane_fault == "data plane: refused"  # not believed: no news
+
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text(json.dumps({"pid": 1, "time": time.time() + 60,
+                                                         "dataplane_error": None}))
+    with pytest.raises(OSError):  # ELOOP: the watcher takes it as no news
+        service._read_dataplane_status(str(path), served, None)

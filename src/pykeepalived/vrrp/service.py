@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ from ..net.addresses import AddressManager
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
 from ..net.links import LinkMonitor
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
-from .dataplane_fault import HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault, served_instances
+from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault,
+                              served_instances)
 from .group import SyncGroup
 from .machine import (
     Action,
@@ -525,18 +527,31 @@ class VrrpService:
         seen: tuple[int, int] | None = None  # (inode, mtime) of the file last read: unchanged, nothing to do
         while True:
             try:
-                st = os.stat(path)
-                if (st.st_ino, st.st_mtime_ns) != seen:
-                    with open(path, encoding="utf-8", errors="replace") as f:
-                        error = checker_error_in_head(f.read(HEAD_BYTES), self._created_at)
-                    seen = (st.st_ino, st.st_mtime_ns)
-                    self._set_dataplane_fault(served, error)
+                seen = self._read_dataplane_status(path, served, seen)
             except FileNotFoundError:
                 seen = None
                 self._set_dataplane_fault(served, None)  # no checker yet, or it stopped cleanly
             except (OSError, ValueError) as exc:
                 log.debug("cannot read the checker's status file %s: %s", path, exc)  # no news: keep what we had
             await asyncio.sleep(DATAPLANE_POLL_S)
+
+    def _read_dataplane_status(self, path: str, served: frozenset[str],
+                               seen: tuple[int, int] | None) -> tuple[int, int] | None:
+        """One look at the status file: only a regular file of our own user counts, never through a link."""
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                # anyone else's file could fault our instances at will: it says nothing about our checker
+                if seen != (st.st_ino, -1):
+                    log.warning("ignoring the checker's status file %s: not a regular file of uid %d", path,
+                                os.geteuid())
+                return (st.st_ino, -1)
+            if (st.st_ino, st.st_mtime_ns) == seen:
+                return seen
+            head = f.read(HEAD_BYTES).decode("utf-8", errors="replace")
+        self._set_dataplane_fault(served, checker_error_in_head(head, self._created_at))
+        return (st.st_ino, st.st_mtime_ns)
 
     def _set_dataplane_fault(self, served: frozenset[str], error: str | None) -> None:
         reason = fault_reason(error) if error else None
@@ -549,7 +564,8 @@ class VrrpService:
             machine = self.machines[name]
             actions: list[Action] = []
             if reason is not None:
-                log.error("(%s) the checker cannot program the data plane (%s): FAULT until it can", name, error)
+                log.error("(%s) the checker cannot program the data plane (%s): FAULT until it can", name,
+                          reason.removeprefix(FAULT_PREFIX))
                 actions += machine.set_fault(reason, True, now)
             else:
                 log.info("(%s) the checker's data plane works again: fault cleared", name)
@@ -608,8 +624,8 @@ def process_started_at() -> float:
     line between this run's status files and an earlier run's.
     """
     try:
-        stat = Path("/proc/self/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, counted after the comm field
+        text = Path("/proc/self/stat").read_text()
+        ticks = int(text.rsplit(")", 1)[1].split()[19])  # field 22, starttime, counted after the comm field
         age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return time.time()
