@@ -66,6 +66,8 @@ def render(status: dict[str, Any]) -> str:
         "Prot LocalAddress:Port Scheduler Flags",
         "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn State",
     ]
+    if status.get("dataplane_error"):
+        lines.insert(1, f"DATA PLANE FAILING: {status['dataplane_error']}")
     counts = status.get("counts", {})
     for svc in status.get("table", {}).get("services", []):
         lines.append(_service_line(svc))

@@ -8,6 +8,13 @@ Table changes are coalesced: however many checkers decide in one loop
 iteration, the data plane gets one `apply` with the latest table, and a failed
 apply is retried with whatever is latest then. The status file (JSON) is
 rewritten after each publish, so `pykeepalived status` can read it at any time.
+
+The data plane can fail under us: an apply is refused, or someone removes our
+table or services (`nft flush ruleset`, `ipvsadm -C`). The backend's
+`repair()` is asked every REPAIR_CHECK_S and puts back what went; a failure
+that lasts is published as `dataplane_error` in the status file, which the
+VRRP process reads to put the instances in front of these virtual servers
+in FAULT (a MASTER must not attract traffic that nothing forwards).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ STATUS_INTERVAL_S = 1.0  # the status file is rewritten at most this often (and 
 REBALANCE_S = 1.0  # how often the load-based schedulers' slots follow the connection counts
 STATUS_REFRESH_S = 5.0  # ... and at least this often, so that its counters stay fresh without changes
 STOP_SCRIPT_TIMEOUT_S = 1.0
+REPAIR_CHECK_S = 0.5  # how often the data plane is asked whether someone removed our rules (a cheap listing)
 
 
 @dataclass
@@ -95,6 +103,18 @@ class CheckService:
         self.counts: dict[str, dict[str, tuple[int, int]]] = {}  # from the data plane, for status
         self.counts_at: float | None = None  # when `counts` were read (wall clock); None: never
         self._oneoff: set[asyncio.Task[None]] = set()
+        # why the data plane cannot do its job: from the start (no backend), the last apply, the last repair
+        self._start_error: str | None = getattr(dataplane, "error", None)
+        self._apply_error: str | None = None
+        self._repair_error: str | None = None
+        self.repairs = 0  # times the backend put back rules someone else removed
+        self.repaired_at: float | None = None  # wall clock of the last one
+        self.last_repair: str | None = None
+
+    @property
+    def dataplane_error(self) -> str | None:
+        """Why the data plane does not forward as the table says (None: it does, as far as we know)."""
+        return self._start_error or self._apply_error or self._repair_error
 
     # ------------------------------------------------------------------ life cycle
     def build(self) -> None:
@@ -126,6 +146,8 @@ class CheckService:
         loop = asyncio.get_running_loop()
         publisher = loop.create_task(self._publisher())
         self._tasks.append(loop.create_task(self._refresh_status()))
+        if hasattr(self.dataplane, "repair"):
+            self._tasks.append(loop.create_task(self._repairer()))
         if hasattr(self.dataplane, "rebalance") and any(
                 s.plan.config.lvs_sched in LOAD_SCHEDULERS or any(rs.uthreshold for rs in s.plan.config.real_servers)
                 for s in self.services):
@@ -381,12 +403,42 @@ class CheckService:
                 if self.table != self.applied:
                     await self.dataplane.apply(self.table)
                     self.applied = self.table
+                if self._apply_error is not None:
+                    log.info("data plane %s: the table is applied again", self.dataplane.name)
+                    self._apply_error = None
             except DataPlaneError as exc:
                 log.error("data plane %s: %s; keeping the previous rules, retrying in %.0f s",
                           self.dataplane.name, exc, APPLY_RETRY_S)
+                self._apply_error = str(exc)
+                self._status_soon()  # VRRP reads the error from the status file: say it now, not after the wait
                 await asyncio.sleep(APPLY_RETRY_S)
                 self._dirty.set()
             self._status_soon()
+
+    async def _repairer(self) -> None:
+        """Ask the backend every REPAIR_CHECK_S to put back rules someone else removed (nft flush ruleset)."""
+        repair = getattr(self.dataplane, "repair")
+        while True:
+            await asyncio.sleep(REPAIR_CHECK_S)
+            try:
+                done = await repair()
+            except DataPlaneError as exc:
+                if str(exc) != self._repair_error:
+                    log.error("data plane %s: %s; trying again every %.1f s", self.dataplane.name, exc,
+                              REPAIR_CHECK_S)
+                    self._repair_error = str(exc)
+                    self._status_soon()
+                continue
+            if self._repair_error is not None:
+                log.info("data plane %s: repaired, forwarding again", self.dataplane.name)
+                self._repair_error = None
+                self._status_soon()
+            if done:
+                log.warning("data plane %s: %s", self.dataplane.name, done)
+                self.repairs += 1
+                self.repaired_at = time.time()
+                self.last_repair = done
+                self._status_soon()
 
     async def _refresh_status(self) -> None:
         while True:
@@ -466,6 +518,8 @@ class CheckService:
             "time": time.time(),
             "dataplane": self.dataplane.name,
             "applied": self.applied == self.table,
+            "dataplane_error": self.dataplane_error,
+            "dataplane_repairs": {"count": self.repairs, "last_at": self.repaired_at, "last": self.last_repair},
             "table": self.table.to_json(),
             "counts": {svc: {dest: list(c) for dest, c in dests.items()} for svc, dests in self.counts.items()},
             "counts_at": self.counts_at,

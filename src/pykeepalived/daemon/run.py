@@ -182,7 +182,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     log = logging.getLogger("pykeepalived")
 
     async def main() -> None:
-        service = VrrpService(config, state_dir=opts.state_dir)
+        service = VrrpService(config, state_dir=opts.state_dir, status_file=opts.status_file)
         g = config.global_defs.settings
         install_signal_handlers(service, asyncio.get_running_loop(),
                                 json_path=_file_setting(g, ("json_dump_file", "json_file_location"), "keepalived.json"),
@@ -205,6 +205,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     """Serve the health checkers until SIGTERM/SIGINT; returns the exit code."""
     from ..check.service import CheckService, install_signal_handlers
     from ..lvs.choose import choose_dataplane
+    from ..lvs.model import DataPlaneError
 
     pids = begin(opts, "Keepalived_healthcheckers", "Healthcheck child", *([] if opts.child else [opts.pid_file]),
                  opts.checkers_pid_file, config=config)
@@ -216,7 +217,12 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     _raise_open_file_limit(log)
 
     async def main() -> bool:
-        service = CheckService(config, choose_dataplane(opts.dataplane, config), status_path=opts.status_file, workers=opts.checker_workers,
+        try:
+            dataplane = choose_dataplane(opts.dataplane, config)
+        except DataPlaneError as exc:
+            _report_no_dataplane(config, opts, exc)
+            raise
+        service = CheckService(config, dataplane, status_path=opts.status_file, workers=opts.checker_workers,
                                worker_argv=list(opts.worker_argv) if opts.worker_argv else None)
         install_signal_handlers(service, asyncio.get_running_loop())
         await service.run()
@@ -231,6 +237,28 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         pids.remove()
     log.info("Stopped")
     return 0 if ok else 1
+
+
+def _report_no_dataplane(config: KeepalivedConfig, opts: DaemonOptions, exc: Exception) -> None:
+    """The checker cannot build its backend: say so in the status file before exiting.
+
+    The VRRP process reads `dataplane_error` from it and puts the instances
+    in front of these virtual servers in FAULT, so that the backup takes the
+    VIPs; `pykeepalived status` shows the reason. The supervisor restarts us
+    (every 2 s), and each attempt writes the file again.
+    """
+    from ..check.service import CheckService
+    from ..lvs.null import TableOnly
+
+    stand_in = TableOnly(error=f"cannot start the {opts.dataplane} data plane: {exc}")
+    stand_in.name = opts.dataplane  # what was asked for, so that `status` names it
+    service = CheckService(config, stand_in, status_path=opts.status_file)
+    try:
+        service.build()
+    except PyKeepalivedError as build_exc:  # the error we report matters more; the table stays empty
+        logging.getLogger("pykeepalived").debug("status without services: %s", build_exc)
+        service.services = []
+    service.write_status()
 
 
 def run_check_worker(config: KeepalivedConfig, opts: DaemonOptions) -> int:

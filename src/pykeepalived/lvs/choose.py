@@ -79,7 +79,13 @@ def load_ipvs() -> bool:
 
 
 def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
-    """The backend for `--dataplane KIND`; falls back to keeping the table only, with an error logged."""
+    """The backend for `--dataplane KIND`; falls back to keeping the table only, with an error logged.
+
+    The fallback carries the error (TableOnly.error): the checker reports it
+    as a failing data plane, which puts the VRRP instances in front of these
+    virtual servers in FAULT. A backend asked for by name that cannot be had
+    raises DataPlaneError instead.
+    """
     for problem in setup_problems(config):
         log.error("%s", problem)
     kind = wanted_kind(kind, config)
@@ -107,7 +113,7 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
         if kind == "nftables":
             raise
         log.error("no data plane: %s; the checkers run and keep the table, nothing forwards", exc)
-        return TableOnly()
+        return TableOnly(error=f"no data plane (auto found neither IPVS nor a usable nftables): {exc}")
 
 
 def dataplane_problems(config: KeepalivedConfig, kind: str = "auto") -> list[str]:

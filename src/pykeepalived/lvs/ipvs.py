@@ -11,6 +11,11 @@ Like keepalived: services of others are never touched; a service that
 already exists with one of our keys is adopted (read back and edited into
 shape, where keepalived would leave it as it found it); a clean stop deletes
 our services (with their destinations).
+
+Services of ours that someone else deletes (`ipvsadm -C`, say) are noticed
+by `repair()`, which the checker calls every half second: one dump of the
+kernel's services, compared with what we applied (ipvs_rules.without_missing);
+whatever is missing is added again with its destinations.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any, TypeVar
 
 from .ipvs_sync import RawIpvs, kernel_has_ipvs
 from .ipvs_rules import (Change, DestKey, DestSpec, IpvsService, IpvsTable, ServiceKey, ServiceSpec, changes, dest_spec,
-                         ipvs_table, service_keys)
+                         ipvs_table, service_keys, without_missing)
 from .model import DataPlaneError, DesiredTable
 
 log = logging.getLogger("pykeepalived.lvs")
@@ -220,6 +225,29 @@ class IpvsBackend:
                         names[(key, dkey)] = (svc.name, dest.name)
         self.dest_names = names
 
+    async def repair(self) -> str | None:
+        """Add again the services of ours that someone else deleted; what was repaired, or None."""
+        return await self._run(self.repair_now)
+
+    def repair_now(self) -> str | None:
+        if not self._started or not self.applied:
+            return None
+        try:
+            present = set(self._dump())
+        except Exception as exc:  # noqa: BLE001 - NetlinkError and friends
+            raise DataPlaneError(f"cannot list the IPVS services: {exc}") from exc
+        kept, missing = without_missing(self.applied, present)
+        if not missing:
+            return None
+        what = ", ".join(_where(key) for key in missing)
+        self.applied = kept
+        try:
+            self.apply_now(self.table)
+        except DataPlaneError as exc:
+            raise DataPlaneError(f"IPVS service(s) {what} were deleted by someone else and cannot be added "
+                                 f"again: {exc}") from exc
+        return f"IPVS service(s) {what} were deleted by someone else; added them again with their real servers"
+
     async def close(self) -> None:
         await self._run(self.close_now)
         self._thread.shutdown(wait=False)
@@ -304,8 +332,12 @@ def _record(applied: IpvsTable, change: Change, wanted: IpvsTable) -> None:
     applied[key] = IpvsService(svc.spec, dests, svc.owners)
 
 
+def _where(key: ServiceKey) -> str:
+    return f"fwmark {key.fwmark}" if key.fwmark else f"{key.address}:{key.port}/{key.protocol}"
+
+
 def _describe(change: Change) -> str:
     key = change.service.key
-    where = f"fwmark {key.fwmark}" if key.fwmark else f"{key.address}:{key.port}/{key.protocol}"
+    where = _where(key)
     return f"the service {where}" if change.dest is None else \
         f"the real server {change.dest.key.address}:{change.dest.key.port} of {where}"

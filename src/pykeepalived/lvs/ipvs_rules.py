@@ -233,3 +233,18 @@ def changes(old: IpvsTable, new: IpvsTable) -> list[Change]:
             elif old_dests[dkey] != spec:
                 out.append(Change("edit", after.spec, spec))
     return out
+
+
+def without_missing(applied: IpvsTable, present: set[ServiceKey] | frozenset[ServiceKey]) -> tuple[IpvsTable,
+                                                                                                     list[ServiceKey]]:
+    """What we applied that the kernel still has, and the keys of our services someone else deleted.
+
+    `ipvsadm -C`, `ipvsadm -D` or another tool can delete our services; the
+    kernel then lacks them while `applied` still lists them, so `changes`
+    would never add them again. Forgetting them here makes the next
+    `changes(kept, wanted)` re-add each missing service with all its
+    destinations.
+    """
+    missing = sorted(key for key in applied if key not in present)
+    kept = {key: svc for key, svc in applied.items() if key in present}
+    return kept, missing

@@ -7,6 +7,17 @@ devices TUN needs, and reads connection counts for `status` and the
 load-based schedulers. Every change is one libnftables call, which the
 kernel applies as one transaction: if it fails, nothing changed and the
 previous rules stay in force (DataPlaneError tells the checker to retry).
+
+Someone else may remove our table: `nft flush ruleset` (what Debian's
+nftables.conf does on every restart of the nftables service) takes every
+table with it, and a diff against a table that is gone fails with "No such
+file or directory" for ever. So `repair()` (called by the checker every
+half second) lists the tables with their handles, which costs one small
+netlink dump whatever the size of our rules: a table of ours that is missing,
+or that has another handle than the one we made (deleted and re-created by
+someone else), is built again whole from what was applied, in one
+transaction. A failed apply runs the same check, so a diff that failed
+because the table vanished is retried at once on a fresh table.
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ class Libnftables:
             import nftables  # type: ignore[import-untyped]  # Debian's python3-nftables, not on PyPI
         except ImportError as exc:
             raise DataPlaneError("the nftables data plane needs libnftables' Python binding "
-                                 "(Debian: apt install python3-nftables)") from exc
+                                 f"(Debian: apt install python3-nftables): {exc}") from exc
         self._nft = nftables.Nftables()
         self._nft.set_json_output(True)
         self._nft.set_handle_output(False)
@@ -63,6 +74,7 @@ class NftablesBackend:
         self.table = DesiredTable()
         self._started = False
         self.transactions = 0
+        self.handles: dict[str, int] = {}  # nftables family -> the handle of our table there, as we made it
         self._lock = asyncio.Lock()  # one libnftables call at a time: applies, rebalances and counts share it
 
     async def apply(self, table: DesiredTable) -> None:
@@ -92,18 +104,87 @@ class NftablesBackend:
             raise DataPlaneError(f"cannot prepare the data plane: {exc}") from exc
         commands = self._commands(wanted)
         if commands:
-            self.nft.run(commands)
+            try:
+                self.nft.run(commands)
+            except DataPlaneError:
+                drifted = self._drift(self._table_handles()) if self._started else []
+                if not drifted:
+                    raise
+                # our table went (or was replaced) under us: a diff against it cannot work, a fresh table can
+                log.warning("nftables: %s by someone else; building it again with the new change",
+                            "; ".join(why for _, why in drifted))
+                self.nft.run(self._commands(wanted, fresh={fam for fam, _ in drifted}))
             self.transactions += 1
+            self._learn_handles()
         self._started = True
         self.applied = wanted
         self.table = table
         self.tunnels.release_unwanted()
 
-    def _commands(self, wanted: dict[str, Ruleset]) -> list[dict[str, Any]]:
+    # ------------------------------------------------------------------ repair
+    def _table_handles(self) -> dict[str, int]:
+        """Family -> handle of every table named like ours (one cheap dump: tables only, no rules)."""
+        listed = self.nft.run([{"list": {"tables": {}}}])
+        handles: dict[str, int] = {}
+        for item in listed.get("nftables", []):
+            table = item.get("table") if isinstance(item, dict) else None
+            if isinstance(table, dict) and table.get("name") == TABLE and isinstance(table.get("handle"), int):
+                handles[str(table.get("family"))] = int(table["handle"])
+        return handles
+
+    def _learn_handles(self) -> None:
+        """Remember our tables' handles after a change; unknown ones are learnt at the next repair()."""
+        try:
+            self.handles = self._table_handles()
+        except DataPlaneError as exc:
+            log.warning("nftables: cannot list the tables after a change: %s", exc)
+            self.handles = {}
+
+    def _drift(self, present: dict[str, int]) -> list[tuple[str, str]]:
+        """(family, what happened) for each applied table of ours that is gone or not the one we made."""
+        out: list[tuple[str, str]] = []
+        for fam in sorted(self.applied):
+            if fam not in present:
+                out.append((fam, f"table {fam} {TABLE} was removed"))
+            elif fam in self.handles and present[fam] != self.handles[fam]:
+                out.append((fam, f"table {fam} {TABLE} was replaced (handle {self.handles[fam]} -> "
+                                 f"{present[fam]})"))
+        return out
+
+    async def repair(self) -> str | None:
+        """Put our tables back if someone removed or replaced them; what was repaired, or None.
+
+        Raises DataPlaneError when a table is gone and cannot be rebuilt (the
+        checker shows a failing data plane and asks again).
+        """
+        async with self._lock:
+            return await asyncio.to_thread(self.repair_now)
+
+    def repair_now(self) -> str | None:
+        if not self._started or not self.applied:
+            return None
+        present = self._table_handles()
+        drifted = self._drift(present)
+        if not drifted:
+            for fam in self.applied:  # a handle we could not read after the last change
+                self.handles.setdefault(fam, present[fam])
+            return None
+        what = "; ".join(why for _, why in drifted)
+        commands = [cmd for fam, _ in drifted for cmd in fresh_table(self.applied[fam])]
+        try:
+            self.nft.run(commands)
+        except DataPlaneError as exc:
+            raise DataPlaneError(f"{what} by someone else and cannot be rebuilt: {exc}") from exc
+        self.transactions += 1
+        self._learn_handles()
+        return f"{what} by someone else; rebuilt it whole ({len(commands)} commands)"
+
+    def _commands(self, wanted: dict[str, Ruleset], fresh: set[str] | None = None) -> list[dict[str, Any]]:
+        """The batch from what was applied to `wanted`; the `fresh` families are built from scratch."""
         commands: list[dict[str, Any]] = []
         for fam in (IPV4, IPV6):
             old, new = self.applied.get(fam.name), wanted.get(fam.name)
-            if not self._started:
+            if not self._started or (fresh is not None and fam.name in fresh):
                 commands += fresh_table(new) if new else drop_table(fam)
             elif new is None and old is not None:
                 commands += drop_table(fam)
@@ -124,6 +205,7 @@ class NftablesBackend:
         except DataPlaneError as exc:
             log.warning("cannot remove the nftables table %s: %s", TABLE, exc)
         self.applied = {}
+        self.handles = {}
         self.tunnels.want([])
         self.tunnels.release_unwanted()
 

@@ -3,6 +3,12 @@
 With it the checker side runs alone (decisions logged, table in the status
 file), which is what `pykeepalived -C` does on a machine with neither IPVS nor
 a backend configured yet, and what tests of the checkers use.
+
+With `error` it stands in for a data plane that was wanted but cannot be
+had (auto found neither IPVS nor libnftables' binding): the checker then
+reports the error as its `dataplane_error`, so that the VRRP instances in
+front of these virtual servers go to FAULT instead of holding a VIP that
+nothing forwards.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ class TableOnly:
 
     name = "none"
 
-    def __init__(self) -> None:
+    def __init__(self, error: str | None = None) -> None:
+        self.error = error
         self.table = DesiredTable()
         self.applies = 0
 

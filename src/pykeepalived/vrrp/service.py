@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import signal
+import stat
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
@@ -31,6 +33,8 @@ from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
 from ..net.links import LinkMonitor
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
+from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault,
+                              served_instances)
 from .group import SyncGroup
 from .machine import (
     Action,
@@ -59,6 +63,7 @@ TRACK_FILE_POLL_S = 1.0
 ACCEPT_FILTER_CHECK_S = 0.5  # how often no_accept's nftables table is checked (someone may flush the ruleset)
 TIMER_EARLY_S = 0.002
 TIMER_PRECISION_S = 0.0002
+DATAPLANE_POLL_S = 1.0  # how often the checker's status file is read for a failing data plane
 
 
 @dataclass
@@ -71,9 +76,12 @@ class _SocketEntry:
 class VrrpService:
     """All VRRP instances of one configuration, in the current network namespace."""
 
-    def __init__(self, config: KeepalivedConfig, *, state_dir: str = "/tmp") -> None:
+    def __init__(self, config: KeepalivedConfig, *, state_dir: str = "/tmp", status_file: str | None = None) -> None:
         self.config = config
         self.state_dir = state_dir
+        self.status_file = status_file  # the checker's; its dataplane_error puts our instances in FAULT
+        self._created_at = process_started_at()  # a status file written before this is an earlier run's
+        self._dataplane_fault: str | None = None  # the fault reason set on the served instances, if any
         g = config.global_defs
         self.settings: dict[str, InstanceSettings] = {
             name: instance_settings(inst, g) for name, inst in config.vrrp_instances.items()
@@ -133,6 +141,8 @@ class VrrpService:
             await self._start_instances()
             self._tasks.append(asyncio.create_task(self._action_worker()))
             self._tasks.append(asyncio.create_task(self._watch_links()))
+            if self.status_file and self.config.virtual_servers:
+                self._tasks.append(asyncio.create_task(self._watch_dataplane(self.status_file)))
             for name in self.script_health:
                 self._tasks.append(asyncio.create_task(self._run_track_script(name)))
             if any(t.kind is TrackKind.FILE for tr in self.tracking.values() for t in tr.items):
@@ -502,7 +512,8 @@ class VrrpService:
         actions: list[Action] = []
         actions += machine.set_priority(priority, now)
         for reason in machine.faults - faults - {NO_SOURCE_FAULT}:
-            actions += machine.set_fault(reason, False, now)
+            if not is_dataplane_fault(reason):  # _watch_dataplane's, not a tracker's
+                actions += machine.set_fault(reason, False, now)
         for reason in faults - machine.faults:
             actions += machine.set_fault(reason, True, now)
         self._apply(name, actions)
@@ -555,6 +566,59 @@ class VrrpService:
             except PyKeepalivedError as exc:
                 log.error("cannot check or restore the no_accept table: %s", exc)
 
+    # ------------------------------------------------------------------ the checker's data plane
+    async def _watch_dataplane(self, path: str) -> None:
+        """Read the checker's status file every DATAPLANE_POLL_S; its dataplane_error faults our instances."""
+        served = served_instances(self.config)
+        seen: tuple[int, int] | None = None  # (inode, mtime) of the file last read: unchanged, nothing to do
+        while True:
+            try:
+                seen = self._read_dataplane_status(path, served, seen)
+            except FileNotFoundError:
+                seen = None
+                self._set_dataplane_fault(served, None)  # no checker yet, or it stopped cleanly
+            except (OSError, ValueError) as exc:
+                log.debug("cannot read the checker's status file %s: %s", path, exc)  # no news: keep what we had
+            await asyncio.sleep(DATAPLANE_POLL_S)
+
+    def _read_dataplane_status(self, path: str, served: frozenset[str],
+                               seen: tuple[int, int] | None) -> tuple[int, int] | None:
+        """One look at the status file: only a regular file of our own user counts, never through a link."""
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                # anyone else's file could fault our instances at will: it says nothing about our checker
+                if seen != (st.st_ino, -1):
+                    log.warning("ignoring the checker's status file %s: not a regular file of uid %d", path,
+                                os.geteuid())
+                return (st.st_ino, -1)
+            if (st.st_ino, st.st_mtime_ns) == seen:
+                return seen
+            head = f.read(HEAD_BYTES).decode("utf-8", errors="replace")
+        self._set_dataplane_fault(served, checker_error_in_head(head, self._created_at))
+        return (st.st_ino, st.st_mtime_ns)
+
+    def _set_dataplane_fault(self, served: frozenset[str], error: str | None) -> None:
+        reason = fault_reason(error) if error else None
+        old = self._dataplane_fault
+        if reason == old or self._stopping:
+            return
+        self._dataplane_fault = reason
+        now = self._now()
+        for name in sorted(served & self.machines.keys()):
+            machine = self.machines[name]
+            actions: list[Action] = []
+            if reason is not None:
+                log.error("(%s) the checker cannot program the data plane (%s): FAULT until it can", name,
+                          reason.removeprefix(FAULT_PREFIX))
+                actions += machine.set_fault(reason, True, now)
+            else:
+                log.info("(%s) the checker's data plane works again: fault cleared", name)
+            if old is not None:
+                actions += machine.set_fault(old, False, now)
+            self._apply(name, actions)
+
     # ------------------------------------------------------------------ introspection
     def snapshot(self) -> list[dict[str, object]]:
         """keepalived's JSON dump (version 1 layout), plus our own counters."""
@@ -602,6 +666,23 @@ class VrrpService:
             log.error("%s not written: %s", what, exc)
             return None
         return target
+
+
+def process_started_at() -> float:
+    """When this process started, as wall-clock time (now, if /proc cannot tell).
+
+    The supervisor starts the checker and this process together; a checker
+    that fails at once may write its status file before this process has
+    imported its modules, so the process's start, not the service's, is the
+    line between this run's status files and an earlier run's.
+    """
+    try:
+        text = Path("/proc/self/stat").read_text()
+        ticks = int(text.rsplit(")", 1)[1].split()[19])  # field 22, starttime, counted after the comm field
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time()
+    return time.time() - max(0.0, age)
 
 
 def _status_setter(kind: TrackKind, name: str, status: TrackStatus) -> Callable[[InstanceTracking], None]:
