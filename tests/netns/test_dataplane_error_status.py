@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.netns, needs_root]
 CONF = """
 global_defs {
     enable_script_security
+    script_user root
 }
 virtual_server 203.0.113.10 80 {
     delay_loop 1
