@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .config.errors import PyKeepalivedError
 from .daemon.run import DEFAULT_STATUS_FILE
 from .host.proc import identity_problem
 
@@ -66,7 +67,7 @@ def _service_line(svc: dict[str, Any]) -> str:
     return f"{head} {' '.join(flags)}"
 
 
-class StatusFileError(Exception):
+class StatusFileError(PyKeepalivedError):
     """The status file is missing, unreadable or not a checker's status file; the text says why."""
 
 
