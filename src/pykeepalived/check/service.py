@@ -513,8 +513,14 @@ class CheckService:
                 })
             services.append({"name": svc.plan.name, "quorum_up": svc.pool.has_quorum,
                              "weight_sum": svc.pool.weight_sum(), "real_servers": servers})
+        from ..host.proc import own_identity  # here, to keep this change inside status()
+
+        me = own_identity()
         return {
             "pid": os.getpid(),
+            # what tells this process from a later one with the same pid (`pykeepalived status` checks it)
+            "pid_start_ticks": me.start_ticks if me else None,
+            "boot_id": me.boot_id if me else None,
             "time": time.time(),
             "dataplane": self.dataplane.name,
             "applied": self.applied == self.table,

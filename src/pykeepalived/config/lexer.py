@@ -47,14 +47,34 @@ class FileProblem(Exception):
     """A file could not be read or listed; the text says why."""
 
 
+class NotRegularFile(FileProblem):
+    """The path names something other than a regular, non-executable file.
+
+    A FIFO, a socket, a device, a directory or a file with an execute bit.
+    keepalived 2.2.7 never opens these ("not a regular non-executable file -
+    skipping"): reading a FIFO would block start-up and `-t` forever. Like
+    keepalived, the lexer skips such a file with a warning, even the main file
+    named by `-f`; the include variants that insist on their files
+    (includer/m/w/b/a) make it an error.
+    """
+
+
 class FileSystem(Protocol):
     """What the lexer needs from the outside world to read a configuration."""
 
     def read_text(self, path: str) -> str:
-        """The file's text; raises FileProblem when it cannot be read."""
+        """The file's text, read without ever blocking.
+
+        Raises NotRegularFile for anything but a regular non-executable file
+        and FileProblem when it cannot be read.
+        """
 
     def glob(self, pattern: str) -> list[str]:
-        """Sorted paths matching a shell pattern with `{a,b}` braces; [] if none."""
+        """Sorted paths matching a shell pattern with `{a,b}` braces; [] if none.
+
+        Directories and other non-regular files are listed too, so that
+        read_text can say why they are skipped (as keepalived does).
+        """
 
 
 @dataclass(frozen=True)
@@ -229,6 +249,9 @@ class Lexer:
         """All segments of the file at `path` and the files it includes."""
         try:
             text = self._fs.read_text(path)
+        except NotRegularFile as exc:
+            self._warn(f"configuration file {path} is {exc} - skipping", None)
+            return
         except FileProblem as exc:
             self._error(f"cannot read configuration file {path}: {exc}", None)
             return
@@ -558,10 +581,11 @@ class Lexer:
             try:
                 text = self._fs.read_text(path)
             except FileProblem as exc:
+                why = f"{path} is {exc} - skipping" if isinstance(exc, NotRegularFile) else f"cannot read {path}: {exc}"
                 if variant:
-                    self._error(f"cannot read {path}: {exc}", loc, keyword)
+                    self._error(why, loc, keyword)
                 else:
-                    self._warn(f"cannot read {path}: {exc}", loc, keyword)
+                    self._warn(why, loc, keyword)
                 continue
             yield from self._read_file(path, text)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 
-from .lexer import FileProblem
+from .lexer import FileProblem, NotRegularFile
 
 
 def expand_braces(pattern: str) -> list[str]:
@@ -42,12 +42,21 @@ def expand_braces(pattern: str) -> list[str]:
 
 
 class MemoryFileSystem:
-    """Files held in a dict of path -> text."""
+    """Files held in a dict of path -> text.
 
-    def __init__(self, files: dict[str, str]) -> None:
+    `special` names paths that exist but are not regular non-executable files,
+    each with why (as the disk reader says it: "a directory", "not a regular
+    non-executable file (a FIFO)"), so that tests can build what keepalived
+    skips without making FIFOs.
+    """
+
+    def __init__(self, files: dict[str, str], special: dict[str, str] | None = None) -> None:
         self.files = dict(files)
+        self.special = dict(special or {})
 
     def read_text(self, path: str) -> str:
+        if path in self.special:
+            raise NotRegularFile(self.special[path])
         if path not in self.files:
             raise FileProblem("no such file")
         return self.files[path]
@@ -55,5 +64,5 @@ class MemoryFileSystem:
     def glob(self, pattern: str) -> list[str]:
         found: list[str] = []
         for pat in expand_braces(pattern):
-            found.extend(sorted(p for p in self.files if fnmatch.fnmatchcase(p, pat)))
+            found.extend(sorted(p for p in (*self.files, *self.special) if fnmatch.fnmatchcase(p, pat)))
         return list(dict.fromkeys(found))
