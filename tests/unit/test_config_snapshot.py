@@ -55,6 +55,18 @@ def test_replay_gives_the_same_model_and_messages_after_the_files_change(tmp_pat
     assert any("nothere.conf" in d.format() for d in again.errors)
 
 
+def test_a_skipped_fifo_is_skipped_again_on_replay_not_an_error(tmp_path: Path) -> None:
+    """An include of a FIFO is a warning for the parent: a child replaying the snapshot must not refuse it."""
+    main = _tree(tmp_path)
+    os.mkfifo(tmp_path / "conf.d" / "pipe.conf")
+    first, snapshot = load_recorded(str(main), "snap", host_checks=False)
+    assert any("pipe.conf" in d.format() for d in first.diagnostics)
+    assert not any("pipe.conf" in d.format() for d in first.errors)
+    again = load_snapshot(Snapshot.decode(snapshot.encode()), host_checks=False)
+    assert [d.format() for d in again.diagnostics] == [d.format() for d in first.diagnostics]
+    assert [d.format() for d in again.errors] == [d.format() for d in first.errors]
+
+
 def test_memfd_is_sealed_and_read_back(tmp_path: Path) -> None:
     _, snapshot = load_recorded(str(_tree(tmp_path)), "snap", host_checks=False)
     fd = snapshot_memfd(snapshot)

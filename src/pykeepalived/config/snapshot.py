@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .lexer import FileProblem
+from .lexer import FileProblem, NotRegularFile
 from .memfs import MemoryFileSystem
 
 FORMAT = "pykeepalived-config-snapshot/1"
@@ -36,10 +36,12 @@ class Snapshot:
     files: dict[str, str] = field(default_factory=dict)
     globs: dict[str, list[str]] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # "read:PATH" / "glob:PATTERN" -> the error text
+    skipped: dict[str, str] = field(default_factory=dict)  # PATH -> why it is no regular file (a warning, not an error)
 
     def encode(self) -> bytes:
         return json.dumps({"format": FORMAT, "main": self.main, "cwd": self.cwd, "config_id": self.config_id,
-                           "files": self.files, "globs": self.globs, "problems": self.problems},
+                           "files": self.files, "globs": self.globs, "problems": self.problems,
+                          "skipped": self.skipped},
                           separators=(",", ":")).encode()
 
     @classmethod
@@ -55,6 +57,7 @@ class Snapshot:
                 files={str(k): str(v) for k, v in raw["files"].items()},
                 globs={str(k): [str(p) for p in v] for k, v in raw["globs"].items()},
                 problems={str(k): str(v) for k, v in raw["problems"].items()},
+                skipped={str(k): str(v) for k, v in raw.get("skipped", {}).items()},
             )
         except SnapshotError:
             raise
@@ -70,6 +73,8 @@ class SnapshotFileSystem(MemoryFileSystem):
         self.snapshot = snapshot
 
     def read_text(self, path: str) -> str:
+        if path in self.snapshot.skipped:
+            raise NotRegularFile(self.snapshot.skipped[path])
         problem = self.snapshot.problems.get(f"read:{path}")
         if problem is not None:
             raise FileProblem(problem)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from ..config.lexer import FileProblem, FileSystem
+from ..config.lexer import FileProblem, FileSystem, NotRegularFile
 from ..config.snapshot import Snapshot
 from .files import LocalFileSystem
 
@@ -33,6 +33,9 @@ class RecordingFileSystem:
     def read_text(self, path: str) -> str:
         try:
             text = self.inner.read_text(path)
+        except NotRegularFile as exc:  # skipped with a warning: the children must skip it the same way
+            self.snapshot.skipped[path] = str(exc)
+            raise
         except FileProblem as exc:
             self.snapshot.problems[f"read:{path}"] = str(exc)
             raise
