@@ -8,7 +8,7 @@ from .lexer import Segment
 from .model import BfdInstance, GlobalDefs, KeepalivedConfig, LvsSyncDaemon, TrackFile
 from .parser import ParseContext
 from .registry import Block, LineHandler, Status
-from .values import to_int, to_ip
+from .values import parse_umask, to_int, to_ip
 
 NOT_YET = Status.NOT_YET
 GLOBAL_DEFS = Block("global_defs")
@@ -41,6 +41,18 @@ def _script_user(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     if word is not None:
         g.script_user = word
         g.script_group = seg.words[2] if len(seg.words) > 2 else None
+
+
+def _umask(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """Kept as words (the daemon sets it at start); a value keepalived refuses is an error here too."""
+    if ctx.arg(seg) is None:
+        return
+    try:
+        parse_umask(list(seg.words[1:]))
+    except ValueError as exc:
+        ctx.error(seg, str(exc), "umask")
+        return
+    g.settings["umask"] = list(seg.words[1:])
 
 
 def _vrrp_version(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
@@ -110,6 +122,7 @@ _g.line("smtp_helo_name", h.text("smtp_helo_name"), "HELO name for mails")
 _g.line("smtp_connect_timeout", h.timer("smtp_connect_timeout_s", 0, 2147), "mail connect timeout (s)")
 _g.line("script_user", _script_user, "default user [group] for scripts")
 _g.line("enable_script_security", h.flag("enable_script_security"), "refuse unsafe scripts")
+_g.line("umask", _umask, "umask for the daemon and its scripts")
 _g.line("vrrp_version", _vrrp_version, "default VRRP version (2 or 3)")
 _g.line("vrrp_mcast_group4", _mcast_group("vrrp_mcast_group4", 4), "IPv4 multicast group")
 _g.line("vrrp_mcast_group6", _mcast_group("vrrp_mcast_group6", 6), "IPv6 multicast group")
@@ -261,7 +274,6 @@ _TEXTS = [
     ("vrrp_rx_bufs_policy", "receive buffer policy"),
     ("vmac_prefix", "name prefix of VMAC interfaces"),
     ("vmac_addr_prefix", "name prefix of VMAC address interfaces"),
-    ("umask", "umask for files"),
     ("reload_check_config", "check the config before reload"),
     ("reload_time_file", "file holding a reload time"),
     ("reload_file", "file whose change triggers reload"),

@@ -110,3 +110,40 @@ def to_choice(word: str, choices: dict[str, str], what: str) -> str:
         allowed = "|".join(sorted(set(choices.values())))
         raise ValueProblem(f"invalid {what} '{word}' (expected {allowed})")
     return canonical
+
+
+UMASK_BITS = {
+    f"I{perm}{who}": bit
+    for who, shift in (("USR", 6), ("GRP", 3), ("OTH", 0))
+    for perm, bit in (("R", 4 << shift), ("W", 2 << shift), ("X", 1 << shift))
+}
+
+
+def parse_umask(words: list[str]) -> int:
+    """global_defs `umask`: a number (hex, octal with a leading 0, or decimal) or I{R,W,X}{USR,GRP,OTH} bits joined by '|'.
+
+    Raises ValueError with a message that names the bad word.
+    """
+    text = "".join(words).strip()
+    if not text:
+        raise ValueError("umask needs a value")
+    if text[0].isdigit():
+        try:
+            if text.lower().startswith("0x"):
+                value = int(text, 16)
+            elif len(text) > 1 and text.startswith("0"):
+                value = int(text, 8)
+            else:
+                value = int(text, 10)
+        except ValueError:
+            raise ValueError(f"umask '{text}' is not a number") from None
+        if not 0 <= value <= 0o777:
+            raise ValueError(f"umask '{text}' is out of range 0..0777")
+        return value
+    value = 0
+    for part in text.split("|"):
+        bit = UMASK_BITS.get(part.upper())
+        if bit is None:
+            raise ValueError(f"umask bit '{part}' is not one of {', '.join(sorted(UMASK_BITS))}")
+        value |= bit
+    return value

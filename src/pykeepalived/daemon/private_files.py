@@ -31,16 +31,12 @@ import secrets
 import stat
 
 from ..config.errors import PyKeepalivedError
+from ..config.values import parse_umask
 
 DEFAULT_UMASK = 0o177  # keepalived's: rw for the owner only, nothing for anyone else
 PRIVATE_MODE = 0o600
 DIRECTORY_MODE = 0o755
 _TEMP_ATTEMPTS = 8
-_UMASK_BITS = {
-    f"I{perm}{who}": bit
-    for who, shift in (("USR", 6), ("GRP", 3), ("OTH", 0))
-    for perm, bit in (("R", 4 << shift), ("W", 2 << shift), ("X", 1 << shift))
-}
 
 
 class UnsafeFileError(PyKeepalivedError):
@@ -112,36 +108,6 @@ def make_dirs(path: str, mode: int = DIRECTORY_MODE) -> None:
         return
     except OSError as exc:
         raise UnsafeFileError(f"{path}: cannot create the directory: {exc.strerror}") from None
-
-
-def parse_umask(words: list[str]) -> int:
-    """global_defs `umask`: a number (hex, octal with a leading 0, or decimal) or I{R,W,X}{USR,GRP,OTH} bits joined by '|'.
-
-    Raises ValueError with a message that names the bad word.
-    """
-    text = "".join(words).strip()
-    if not text:
-        raise ValueError("umask needs a value")
-    if text[0].isdigit():
-        try:
-            if text.lower().startswith("0x"):
-                value = int(text, 16)
-            elif len(text) > 1 and text.startswith("0"):
-                value = int(text, 8)
-            else:
-                value = int(text, 10)
-        except ValueError:
-            raise ValueError(f"umask '{text}' is not a number") from None
-        if not 0 <= value <= 0o777:
-            raise ValueError(f"umask '{text}' is out of range 0..0777")
-        return value
-    value = 0
-    for part in text.split("|"):
-        bit = _UMASK_BITS.get(part.upper())
-        if bit is None:
-            raise ValueError(f"umask bit '{part}' is not one of {', '.join(sorted(_UMASK_BITS))}")
-        value |= bit
-    return value
 
 
 def daemon_umask(settings: dict[str, object]) -> tuple[int, str | None]:
