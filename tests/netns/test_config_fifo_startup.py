@@ -8,9 +8,6 @@ starts on the rest of the configuration.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from pykeepalived.lab import Lan, unique_prefix, wait_until
 from pykeepalived.lab.checkers import tcp_listener
 from pykeepalived.lab.topology import Host
 
+from .daemon_process import DaemonProcess
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -50,29 +48,11 @@ def lb() -> Iterator[Host]:
         yield lan.add_host("lb", 1)
 
 
-def _start(host: Host, tmp_path: Path, conf: Path, *flags: str) -> subprocess.Popen[bytes]:
-    log = open(tmp_path / "log", "wb")
-    try:
-        return host.netns.popen([sys.executable, "-m", "pykeepalived", "-n", "-l", "-G", *flags, "-f", str(conf),
-                                 "--status-file", str(tmp_path / "status.json"), "-p", str(tmp_path / "p.pid"),
-                                 "-r", str(tmp_path / "r.pid"), "-c", str(tmp_path / "c.pid")],
-                                stdout=log, stderr=subprocess.STDOUT)
-    finally:
-        log.close()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """TERM the daemon's whole process group (it has its own session), KILL after 10 s."""
-    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+def _start(host: Host, tmp_path: Path, conf: Path, *flags: str) -> DaemonProcess:
+    return DaemonProcess(host.netns.name, ["-n", "-l", "-G", *flags, "-f", str(conf),
+                                           "--status-file", str(tmp_path / "status.json"), "-p", str(tmp_path / "p.pid"),
+                                           "-r", str(tmp_path / "r.pid"), "-c", str(tmp_path / "c.pid")],
+                         tmp_path / "log")
 
 
 def test_checker_starts_with_an_include_of_a_fifo(lb: Host, tmp_path: Path) -> None:
@@ -81,24 +61,24 @@ def test_checker_starts_with_an_include_of_a_fifo(lb: Host, tmp_path: Path) -> N
     listener = tcp_listener(lb, rs, 8080)
     conf = tmp_path / "keepalived.conf"
     conf.write_text(CONF.format(fifo=tmp_path / "fifo", rs=rs))
-    proc = _start(lb, tmp_path, conf, "-C", "--dataplane", "none")
+    daemon = _start(lb, tmp_path, conf, "-C", "--dataplane", "none")
     try:
         wait_until(lambda: (tmp_path / "status.json").exists(), 15,
                    what=f"the checker's status file:\n{(tmp_path / 'log').read_text()[-2000:]}")
         assert f"{conf}:5: warning: {tmp_path / 'fifo'} {SKIPPED}" in (tmp_path / "log").read_text()
-        assert proc.poll() is None
+        assert daemon.running()
     finally:
-        _stop(proc)
+        daemon.stop()
         listener.kill()
 
 
 def test_daemon_starts_with_f_naming_a_fifo(lb: Host, tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo")
-    proc = _start(lb, tmp_path, tmp_path / "fifo")
+    daemon = _start(lb, tmp_path, tmp_path / "fifo")
     try:
         wait_until(lambda: (tmp_path / "p.pid").exists(), 15,
                    what=f"the daemon's pid file:\n{(tmp_path / 'log').read_text()[-2000:]}")
         assert f"configuration file {tmp_path / 'fifo'} {SKIPPED}" in (tmp_path / "log").read_text()
-        assert proc.poll() is None
+        assert daemon.running()
     finally:
-        _stop(proc)
+        daemon.stop()

@@ -24,7 +24,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from .daemon_process import DaemonProcess
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -77,37 +77,6 @@ def shared(request: pytest.FixtureRequest) -> Iterator[Path]:
 @pytest.fixture
 def sticky_shared() -> Iterator[Path]:
     yield from _shared_dir(0o1777)
-
-
-class Daemon:
-    """pykeepalived in the test's namespace, its output in a log file; stopped (killed if need be) on close."""
-
-    def __init__(self, netns: str, argv: list[str], log_path: Path) -> None:
-        self.log_path = log_path
-        with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-m", "pykeepalived", *argv],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_log(self, text: str, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while text not in self.log():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {text!r}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {text!r} within {timeout_s} s:\n{self.log()}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def _settle(condition: Callable[[], bool], timeout_s: float) -> None:
@@ -199,11 +168,11 @@ vrrp_instance VI_1 {{
     }}
 }}
 """)
-    daemon = Daemon(router_netns, ["-P", "-n", "-l", "-G", "-f", str(conf), "-p", str(pid_file), "-r", str(vrrp_pid)],
+    daemon = DaemonProcess(router_netns, ["-P", "-n", "-l", "-G", "-f", str(conf), "-p", str(pid_file), "-r", str(vrrp_pid)],
                     tmp_path / "daemon.log")
     try:
         daemon.wait_log("Entering MASTER STATE", START_TIMEOUT_S)
-        pid = daemon.proc.pid
+        pid = daemon.pid
         # keepalived's (and our old) JSON temp name is predictable from the pid: plant a link there too
         json_temp = Plant(intruder, Path(f"{dump}.tmp{pid}"), "link", victims)
         os.kill(pid, signal.SIGUSR2)
@@ -275,7 +244,7 @@ virtual_server 192.0.2.200 80 {{
     }}
 }}
 """)
-    daemon = Daemon(router_netns, ["-C", "-n", "-l", "-G", "-f", str(conf), "-p", str(pid_file), "-c", str(check_pid),
+    daemon = DaemonProcess(router_netns, ["-C", "-n", "-l", "-G", "-f", str(conf), "-p", str(pid_file), "-c", str(check_pid),
                                    "--dataplane", "none", "--status-file", str(status)], tmp_path / "daemon.log")
     try:
         _settle(lambda: events.exists() and status.exists(), START_TIMEOUT_S)
@@ -287,7 +256,7 @@ virtual_server 192.0.2.200 80 {{
         assert [_read_lines(fd) for fd in readers] == [[], []]
         assert _is_ours(status, 0o600) is None, _is_ours(status, 0o600)
         assert stat.S_IMODE(status.parent.stat().st_mode) == 0o755
-        assert json.loads(status.read_text())["pid"] == daemon.proc.pid
+        assert json.loads(status.read_text())["pid"] == daemon.pid
         for path in (pid_file, check_pid):
             assert _is_ours(path, 0o644) is None, _is_ours(path, 0o644)
         # global_defs umask IWGRP|IWOTH (0022) replaces keepalived's 0177 for the scripts

@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -28,6 +27,8 @@ from pathlib import Path
 import pytest
 
 from tests.compat.oracle import KEEPALIVED, keepalived_verdict, our_verdict
+
+from .daemon_process import DaemonProcess
 
 pytestmark = [
     pytest.mark.netns,
@@ -121,36 +122,13 @@ def misc_conf(box: Box, scripts: list[Path], global_extra: str = SECURE) -> Path
     return path
 
 
-class Daemon:
-    """`pykeepalived -n` in the box's namespace, output to a file, always stopped."""
-
-    def __init__(self, box: Box, conf: Path, *flags: str) -> None:
-        tag = uuid.uuid4().hex[:6]
-        self.log_path = box.root / f"daemon-{tag}.log"
-        argv = ["ip", "netns", "exec", box.netns, sys.executable, "-m", "pykeepalived", *flags, "-n", "-l", "-G",
-                "-f", str(conf), "-p", str(box.root / f"{tag}.pid"), "-r", str(box.root / f"{tag}.vrrp.pid"),
-                "-c", str(box.root / f"{tag}.check.pid"), "--status-file", str(box.root / f"{tag}.status")]
-        self.log_file = self.log_path.open("w")
-        self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT)
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_exit(self, timeout_s: float) -> int | None:
-        try:
-            return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log_file.close()
+def start_daemon(box: Box, conf: Path, *flags: str) -> DaemonProcess:
+    """`pykeepalived -n` in the box's namespace with files of its own (several may run at once)."""
+    tag = uuid.uuid4().hex[:6]
+    return DaemonProcess(box.netns, [*flags, "-n", "-l", "-G", "-f", str(conf), "-p", str(box.root / f"{tag}.pid"),
+                                     "-r", str(box.root / f"{tag}.vrrp.pid"), "-c", str(box.root / f"{tag}.check.pid"),
+                                     "--status-file", str(box.root / f"{tag}.status")],
+                         box.root / f"daemon-{tag}.log")
 
 
 def wait_for(predicate: object, timeout_s: float) -> bool:
@@ -178,7 +156,7 @@ def unsafe_track_scripts(box: Box) -> dict[str, Path]:
 @pytest.mark.parametrize("case", ["world_writable", "user_owned", "open_dir"])
 def test_unsafe_track_script_never_runs_and_the_log_says_why(box: Box, case: str) -> None:
     path = unsafe_track_scripts(box)[case]
-    daemon = Daemon(box, vrrp_conf(box, {"chk": path}), "-P")
+    daemon = start_daemon(box, vrrp_conf(box, {"chk": path}), "-P")
     try:
         # today's code starts and runs the script as root within a second or two
         rc = daemon.wait_exit(20)
@@ -196,8 +174,8 @@ def test_unsafe_track_script_never_runs_and_the_log_says_why(box: Box, case: str
 def test_safe_track_script_runs_and_its_own_user_is_used(box: Box) -> None:
     safe = box.script("safe")
     as_nobody = box.script("as_nobody", 0o777)  # run as nobody: not vetted, like keepalived
-    daemon = Daemon(box, vrrp_conf(box, {"chk": safe}), "-P")
-    other = Daemon(box, vrrp_conf(box, {"chk2": as_nobody}, script_extra="  user nobody\n"), "-P")
+    daemon = start_daemon(box, vrrp_conf(box, {"chk": safe}), "-P")
+    other = start_daemon(box, vrrp_conf(box, {"chk2": as_nobody}, script_extra="  user nobody\n"), "-P")
     try:
         assert wait_for(lambda: box.ran("safe"), 20), daemon.log()
         assert (box.markers / "safe.ran").read_text().split() == ["0"]
@@ -205,7 +183,7 @@ def test_safe_track_script_runs_and_its_own_user_is_used(box: Box) -> None:
         assert wait_for(lambda: box.ran("as_nobody") and (box.markers / "as_nobody.ran").read_text().strip(), 20), \
             other.log()
         assert (box.markers / "as_nobody.ran").read_text().split() == ["65534"]
-        assert daemon.proc.poll() is None and other.proc.poll() is None
+        assert daemon.running() and other.running()
     finally:
         daemon.stop()
         other.stop()
@@ -218,7 +196,7 @@ def test_unsafe_notify_script_never_runs_while_the_daemon_does(box: Box) -> None
     unsafe = box.script("notify_unsafe", 0o777)
     conf = vrrp_conf(box, {"chk": track},
                      instance_extra=f'  notify_master "{unsafe}"\n  notify "{safe}"\n')
-    daemon = Daemon(box, conf, "-P")
+    daemon = start_daemon(box, conf, "-P")
     try:
         # alone on its link the instance becomes MASTER within ~4 s: notify_master is due then
         assert wait_for(lambda: states.exists() and "MASTER" in states.read_text(), 25), daemon.log()
@@ -234,13 +212,13 @@ def test_unsafe_notify_script_never_runs_while_the_daemon_does(box: Box) -> None
 def test_unsafe_misc_check_never_runs(box: Box) -> None:
     safe = box.script("misc_safe")
     unsafe = box.script("misc_unsafe", 0o755, owner=box.user)
-    daemon = Daemon(box, misc_conf(box, [unsafe, safe]), "-C", "--dataplane", "none")
+    daemon = start_daemon(box, misc_conf(box, [unsafe, safe]), "-C", "--dataplane", "none")
     try:
         assert wait_for(lambda: box.ran("misc_safe"), 25), daemon.log()
         time.sleep(2.0)
         assert not box.ran("misc_unsafe")
         assert f"Unsafe permissions for script '{unsafe}' ({unsafe} is owned by uid" in daemon.log(), daemon.log()
-        assert daemon.proc.poll() is None
+        assert daemon.running()
     finally:
         daemon.stop()
     assert not box.ran("misc_unsafe")
@@ -291,7 +269,7 @@ def keepalived_script_user() -> Iterator[int]:
 def test_scripts_run_as_keepalived_script_by_default(box: Box, keepalived_script_user: int) -> None:
     # as keepalived_script (not root) even a world-writable script is not vetted, as keepalived does
     default = box.script("default_user", 0o777)
-    daemon = Daemon(box, vrrp_conf(box, {"chk": default}, global_extra="  enable_script_security\n"), "-P")
+    daemon = start_daemon(box, vrrp_conf(box, {"chk": default}, global_extra="  enable_script_security\n"), "-P")
     try:
         assert wait_for(lambda: box.ran("default_user")
                         and (box.markers / "default_user.ran").read_text().strip(), 20), daemon.log()
