@@ -308,3 +308,32 @@ def test_a_pid_file_held_by_another_daemons_child_is_refused(tmp_path: Path) -> 
     finally:
         os.killpg(other.pid, signal.SIGKILL)
         other.wait(5)
+
+
+def test_signals_forwarded_while_a_child_starts_do_not_kill_it(daemon: Daemon) -> None:
+    """A respawned child gets SIGUSR1/SIGHUP forwarded before its handlers exist: held, not fatal.
+
+    `pykeepalived status` sends SIGUSR1 at any time; with the respawn at once, a
+    new child is often still starting when one arrives, and SIGUSR1's default
+    action would kill it (seen under load in test_check_service.py).
+    """
+    daemon.start()
+    daemon.wait_entered(1)
+    wait_until(lambda: daemon.child_pid(daemon.checkers_pid_file) is not None, 15.0, what="the checker")
+    checker = daemon.child_pid(daemon.checkers_pid_file)
+    vrrp = daemon.child_pid(daemon.vrrp_pid_file)
+    assert checker is not None and vrrp is not None and daemon.proc is not None
+    offset = len(daemon.log())
+    os.kill(checker, signal.SIGKILL)
+    os.kill(vrrp, signal.SIGKILL)
+    deadline = time.monotonic() + 3.0  # the respawned children start, under a hail of forwarded signals
+    while time.monotonic() < deadline:
+        for sig in (signal.SIGUSR1, signal.SIGHUP, signal.SIGUSR2, signal.SIGRTMIN + 2):
+            os.kill(daemon.proc.pid, sig)
+        time.sleep(0.02)
+    wait_until(lambda: daemon.log().count("(VI_1) Entering BACKUP STATE") >= 2, 15.0, what="the VRRP child back")
+    time.sleep(1.0)
+    after = daemon.log()[offset:]
+    assert "killed by SIG" not in after.replace("(killed by SIGKILL)", ""), after[-3000:]
+    assert after.count("(killed by SIGKILL)") == 2, after[-3000:]
+    assert daemon.child_pid(daemon.checkers_pid_file) not in (None, checker)

@@ -18,12 +18,16 @@ long as the process.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import signal
+from collections.abc import Iterator
 
 PR_SET_PDEATHSIG = 1
+# what the parent passes on to its children (keepalived's RELOAD, DATA, STATS and JSON signals)
+FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2)
 
 
 class ParentGone(Exception):
@@ -42,3 +46,25 @@ def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
     _prctl(PR_SET_PDEATHSIG, int(sig))
     if os.getppid() != parent_pid:
         raise ParentGone(f"parent process {parent_pid} is gone (parent now {os.getppid()}); not starting")
+
+
+@contextlib.contextmanager
+def forwarded_signals_held() -> Iterator[None]:
+    """Fork children with the forwarded signals blocked; the parent gets them again afterwards.
+
+    A respawned child takes a few hundred milliseconds to install its
+    handlers; a SIGUSR1 (`pykeepalived status`) or SIGHUP forwarded in that
+    window would kill it by default. Blocked signals survive fork and exec as
+    pending, so the child receives them once it calls
+    `accept_forwarded_signals()` with its handlers in place.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def accept_forwarded_signals() -> None:
+    """In a child, once its signal handlers are installed: deliver what the parent forwarded meanwhile."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from ..config.errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
+from .lifeline import accept_forwarded_signals
 from .private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
 
 DEFAULT_PID_FILE = "/run/keepalived.pid"
@@ -188,6 +189,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
                                 json_path=_file_setting(g, ("json_dump_file", "json_file_location"), "keepalived.json"),
                                 stats_path=_file_setting(g, ("stats_dump_file", "stats_file_location"),
                                                          "keepalived.stats"))
+        accept_forwarded_signals()  # what the parent forwarded while we started (daemon/lifeline.py)
         await service.run()
 
     try:
@@ -225,6 +227,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         service = CheckService(config, dataplane, status_path=opts.status_file, workers=opts.checker_workers,
                                worker_argv=list(opts.worker_argv) if opts.worker_argv else None)
         install_signal_handlers(service, asyncio.get_running_loop())
+        accept_forwarded_signals()
         await service.run()
         return not service.failed
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .lifeline import FORWARDED_SIGNALS, forwarded_signals_held
 from .run import EXIT_ALREADY_RUNNING, DaemonOptions, begin
 
 log = logging.getLogger("pykeepalived")
@@ -49,7 +50,7 @@ MAX_RESPAWN_PAUSE_S = 60.0
 HANDOVER_TIMEOUT_S = 10.0  # an orphan's clean stop (priority 0, VIPs removed) takes well under this
 EXITING_WAIT_S = 5.0  # how long a pid-file holder with no command line may take to finish exiting
 MAX_REFUSALS = 3  # "already running" exits in a row before giving up
-FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2)
+FORWARDED = FORWARDED_SIGNALS
 
 
 @dataclass
@@ -218,7 +219,8 @@ def _forget_pid_file(path: str, pid: int) -> None:
 async def _spawn(child: Child, config_fd: int | None) -> None:
     argv = [*child.argv, "--parent-pid", str(os.getpid())]  # it dies with us: daemon/lifeline.py
     pass_fds = (config_fd,) if config_fd is not None and config_fd >= 0 else ()
-    child.proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, pass_fds=pass_fds)
+    with forwarded_signals_held():  # the child takes them once its handlers are in place
+        child.proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, pass_fds=pass_fds)
     child.started_at = time.monotonic()
     log.info("Starting %s child process, pid=%d", child.name, child.proc.pid)
 
