@@ -22,7 +22,9 @@ from pykeepalived.check.service import CheckService
 from pykeepalived.config.model import GlobalDefs, KeepalivedConfig, RealServer, VirtualServer
 from pykeepalived.lvs.choose import ipvs_available
 from pykeepalived.lvs.null import TableOnly
-from pykeepalived.status import render
+from pykeepalived.status import Liveness, render
+
+RUNNING = Liveness(trusted=True, running=True, problem=None, age_s=0.0)
 
 
 def config() -> KeepalivedConfig:
@@ -37,13 +39,13 @@ def test_a_fallback_without_a_data_plane_is_reported() -> None:
     status = service.status()
     assert status["dataplane_error"] == "no data plane (auto found neither IPVS nor nftables): x"
     assert status["dataplane_repairs"] == {"count": 0, "last_at": None, "last": None}
-    assert render(status).splitlines()[1] == "DATA PLANE FAILING: no data plane (auto found neither IPVS nor nftables): x"
+    assert render(status, RUNNING).splitlines()[1] == "DATA PLANE FAILING: no data plane (auto found neither IPVS nor nftables): x"
 
 
 def test_no_data_plane_by_choice_is_no_error() -> None:
     status = CheckService(config(), TableOnly()).status()
     assert status["dataplane_error"] is None
-    assert "DATA PLANE FAILING" not in render(status)
+    assert "DATA PLANE FAILING" not in render(status, RUNNING)
 
 
 def test_auto_without_libnftables_binding_falls_back_with_the_reason(tmp_path: Path) -> None:
