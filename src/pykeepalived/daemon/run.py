@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from ..config.errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
+from ..host.proc import is_zombie
 from .lifeline import accept_forwarded_signals
 from .private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
 
@@ -132,11 +133,7 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return not is_zombie(pid)
 
 
 def set_umask(config: KeepalivedConfig | None = None) -> int:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..host.proc import argv_of, is_pykeepalived, is_zombie, parent_of
 from .lifeline import FORWARDED_SIGNALS, forwarded_signals_held
 from .run import EXIT_ALREADY_RUNNING, DaemonOptions, begin
 
@@ -96,29 +97,6 @@ def describe_exit(returncode: int | None) -> str:
 
 
 # ------------------------------------------------------------------ pid files and orphans
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    try:
-        return int(stat.rsplit(")", 1)[1].split()[1])
-    except (IndexError, ValueError):
-        return None
-
-
-def _is_pykeepalived(argv: list[str]) -> bool:
-    return any(a == "pykeepalived" or a.endswith("/pykeepalived") for a in argv[:3])
-
-
 def pid_file_holder(path: str) -> int | None:
     """The live process named by a pid file (None: no file, no number, or nobody alive)."""
     try:
@@ -138,29 +116,22 @@ def pid_file_holder(path: str) -> int | None:
 
 def is_our_orphan(pid: int, pid_file: str) -> bool:
     """`pid` is a pykeepalived child (`--child`) that writes `pid_file`, and no pykeepalived parent keeps it."""
-    argv = _cmdline(pid)
-    if not _is_pykeepalived(argv) or "--child" not in argv:
+    argv = argv_of(pid) or []
+    if not is_pykeepalived(argv) or "--child" not in argv:
         return False
     if not any(a in ("-r", "--vrrp_pid", "-c", "--checkers_pid") and b == pid_file for a, b in zip(argv, argv[1:])):
         return False
-    ppid = _ppid(pid)
-    return ppid is not None and (ppid == os.getpid() or not _is_pykeepalived(_cmdline(ppid)))
+    ppid = parent_of(pid)
+    return ppid is not None and (ppid == os.getpid() or not is_pykeepalived(argv_of(ppid) or []))
 
 
 async def _gone(pid: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists() or _zombie(pid):
+        if is_zombie(pid):
             return True
         await asyncio.sleep(0.05)
     return False
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
 
 
 async def hand_over(child: Child) -> None:
@@ -170,7 +141,7 @@ async def hand_over(child: Child) -> None:
     pid = pid_file_holder(child.pid_file)
     if pid is None:
         return
-    argv = _cmdline(pid)
+    argv = argv_of(pid) or []
     if not argv:
         # a process on its way out (its command line goes before its pid does), a zombie nobody reaps, or a
         # kernel thread: none is a pykeepalived process that could still write the file
@@ -180,7 +151,7 @@ async def hand_over(child: Child) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(child.pid_file)
         return
-    if not _is_pykeepalived(argv):
+    if not is_pykeepalived(argv):
         # a dead child's file and a recycled pid: the file is stale; the process is none of our business
         log.warning("%s names pid %d (%s), not a pykeepalived process: a stale pid file; replacing it",
                     child.pid_file, pid, " ".join(argv))
@@ -188,7 +159,7 @@ async def hand_over(child: Child) -> None:
             os.unlink(child.pid_file)
         return
     if not is_our_orphan(pid, child.pid_file):
-        raise SupervisorFailed(f"{child.pid_file} names pid {pid} ({' '.join(_cmdline(pid)) or 'unknown'}), "
+        raise SupervisorFailed(f"{child.pid_file} names pid {pid} ({' '.join(argv_of(pid) or []) or 'unknown'}), "
                                f"which is not an orphaned {child.name} child of ours; not starting another")
     log.warning("%s child process pid %d, left running by an earlier pykeepalived, holds %s; stopping it "
                 "(SIGTERM) to take over", child.name, pid, child.pid_file)

@@ -11,6 +11,7 @@ never makes it signal an unrelated process.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,8 @@ class ProcessIdentity:
     boot_id: str | None
 
 
-def start_ticks(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (the start time in clock ticks since boot); None if no such process.
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """/proc/PID/stat from field 3 on (index 0 is the state); None if no such process.
 
     The command name (field 2) is in parentheses and may itself hold spaces
     and parentheses, so the fields are counted from the last `)`.
@@ -38,12 +39,47 @@ def start_ticks(pid: int) -> int | None:
         text = (PROC / str(pid) / "stat").read_bytes().decode("ascii", errors="replace")
     except OSError:
         return None
-    fields = text[text.rfind(")") + 1 :].split()
-    index = _START_FIELD - 3  # the fields after `)` start with field 3
+    return text[text.rfind(")") + 1 :].split()
+
+
+def _field(pid: int | str, number: int) -> str | None:
+    """Field `number` of /proc/PID/stat, counted from 1 as proc(5) does."""
+    fields = _stat_fields(pid)
+    index = number - 3  # the fields after `)` start with field 3
+    return fields[index] if fields is not None and 0 <= index < len(fields) else None
+
+
+def _int_field(pid: int | str, number: int) -> int | None:
+    value = _field(pid, number)
     try:
-        return int(fields[index])
-    except (IndexError, ValueError):
+        return int(value) if value is not None else None
+    except ValueError:
         return None
+
+
+def start_ticks(pid: int | str) -> int | None:
+    """Field 22 of /proc/PID/stat (the start time in clock ticks since boot); None if no such process."""
+    return _int_field(pid, _START_FIELD)
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent's pid (field 4); None if no such process."""
+    return _int_field(pid, 4)
+
+
+def is_zombie(pid: int) -> bool:
+    """True for a process that has exited and waits to be reaped, and for one that is gone altogether."""
+    state = _field(pid, 3)
+    return state is None or state == "Z"
+
+
+def started_at() -> float:
+    """When this process started, as wall-clock time (now, if /proc cannot tell)."""
+    ticks = start_ticks("self")
+    if ticks is None:
+        return time.time()
+    age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    return time.time() - max(0.0, age)
 
 
 def boot_id() -> str | None:

@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import stat
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
@@ -28,6 +27,7 @@ from ..config.model import KeepalivedConfig
 from ..daemon.notify import Notifier, NotifyFifo
 from ..daemon.private_files import UnsafeFileError, write_private
 from ..daemon.scripts import ScriptRunner
+from ..host.proc import started_at
 from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
 from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
@@ -80,7 +80,9 @@ class VrrpService:
         self.config = config
         self.state_dir = state_dir
         self.status_file = status_file  # the checker's; its dataplane_error puts our instances in FAULT
-        self._created_at = process_started_at()  # a status file written before this is an earlier run's
+        # the process's start, not the service's: a checker started with us that fails at once may write its status
+        # file before this process has imported its modules; anything older is an earlier run's
+        self._created_at = started_at()
         self._dataplane_fault: str | None = None  # the fault reason set on the served instances, if any
         g = config.global_defs
         self.settings: dict[str, InstanceSettings] = {
@@ -666,23 +668,6 @@ class VrrpService:
             log.error("%s not written: %s", what, exc)
             return None
         return target
-
-
-def process_started_at() -> float:
-    """When this process started, as wall-clock time (now, if /proc cannot tell).
-
-    The supervisor starts the checker and this process together; a checker
-    that fails at once may write its status file before this process has
-    imported its modules, so the process's start, not the service's, is the
-    line between this run's status files and an earlier run's.
-    """
-    try:
-        text = Path("/proc/self/stat").read_text()
-        ticks = int(text.rsplit(")", 1)[1].split()[19])  # field 22, starttime, counted after the comm field
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return time.time()
-    return time.time() - max(0.0, age)
 
 
 def _status_setter(kind: TrackKind, name: str, status: TrackStatus) -> Callable[[InstanceTracking], None]:
