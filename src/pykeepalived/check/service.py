@@ -34,6 +34,7 @@ from ..config.model import KeepalivedConfig, Script
 from ..daemon.notify import NotifyFifo
 from ..daemon.private_files import UnsafeFileError, make_dirs, write_private
 from ..daemon.scripts import ScriptRunner
+from ..host.proc import own_identity
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
 from ..lvs.sched import LOAD_SCHEDULERS
 from .logic import Change, Verdict
@@ -513,8 +514,6 @@ class CheckService:
                 })
             services.append({"name": svc.plan.name, "quorum_up": svc.pool.has_quorum,
                              "weight_sum": svc.pool.weight_sum(), "real_servers": servers})
-        from ..host.proc import own_identity  # here, to keep this change inside status()
-
         me = own_identity()
         return {
             "pid": os.getpid(),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from ..config.errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
-from ..host.proc import is_zombie
+from ..host.proc import is_running
 from .lifeline import accept_forwarded_signals
 from .private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
 
@@ -97,7 +97,7 @@ class PidFiles:
         """Raises RuntimeError if another live instance owns a pid file, UnsafeFileError if one cannot be written."""
         for path in self.paths:
             other = self._read_pid(path)
-            if other and other != os.getpid() and _pid_alive(other):
+            if other and other != os.getpid() and is_running(other):
                 raise RuntimeError(f"{path}: pykeepalived/keepalived already running as pid {other}")
             make_dirs(os.path.dirname(os.path.abspath(path)))
             write_private(path, f"{os.getpid()}\n", self.MODE)
@@ -113,27 +113,23 @@ class PidFiles:
     @staticmethod
     def _read_pid(path: str) -> int | None:
         """The pid in the file; None if there is none or it is not a plain file of digits (it gets replaced)."""
-        log = logging.getLogger("pykeepalived")
         try:
-            text = read_own_small(path, 64)
+            return read_pid_file(path)
         except UnsafeFileError as exc:
-            log.warning("%s; writing a new pid file in its place", exc)
-            return None
-        try:
-            return int(text.strip()) if text and text.strip() else None
-        except ValueError:
+            logging.getLogger("pykeepalived").warning("%s; writing a new pid file in its place", exc)
             return None
 
 
-def _pid_alive(pid: int) -> bool:
-    """A process that runs: a zombie nobody has reaped yet (its parent was killed) holds nothing any more."""
+def read_pid_file(path: str) -> int | None:
+    """The pid a pid file names, read without following a link; None without a file or a number.
+
+    Raises UnsafeFileError for a symlink or anything but a regular file.
+    """
+    text = read_own_small(path, 64)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not is_zombie(pid)
+        return int(text.strip()) if text and text.strip() else None
+    except ValueError:
+        return None
 
 
 def set_umask(config: KeepalivedConfig | None = None) -> int:
@@ -245,7 +241,7 @@ def _report_no_dataplane(config: KeepalivedConfig, opts: DaemonOptions, exc: Exc
     The VRRP process reads `dataplane_error` from it and puts the instances
     in front of these virtual servers in FAULT, so that the backup takes the
     VIPs; `pykeepalived status` shows the reason. The supervisor restarts us
-    (every 2 s), and each attempt writes the file again.
+    (at once, then backing off), and each attempt writes the file again.
     """
     from ..check.service import CheckService
     from ..lvs.null import TableOnly

@@ -35,12 +35,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..host.proc import argv_of, is_pykeepalived, is_zombie, parent_of
+from ..host.proc import argv_of, is_pykeepalived, is_running, is_zombie, parent_of
 from .lifeline import FORWARDED_SIGNALS, forwarded_signals_held
-from .run import EXIT_ALREADY_RUNNING, DaemonOptions, begin
+from .private_files import UnsafeFileError
+from .run import EXIT_ALREADY_RUNNING, DaemonOptions, begin, read_pid_file
 
 log = logging.getLogger("pykeepalived")
 
@@ -98,20 +98,14 @@ def describe_exit(returncode: int | None) -> str:
 
 # ------------------------------------------------------------------ pid files and orphans
 def pid_file_holder(path: str) -> int | None:
-    """The live process named by a pid file (None: no file, no number, or nobody alive)."""
+    """The live process named by a pid file (None: no file, no number, a link, or nobody alive)."""
     try:
-        pid = int(Path(path).read_text().strip() or 0)
-    except (OSError, ValueError):
+        pid = read_pid_file(path)
+    except UnsafeFileError:
+        return None  # not a file of ours: the child replaces it
+    if pid is None or pid <= 0 or pid == os.getpid():
         return None
-    if pid <= 0 or pid == os.getpid():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
+    return pid if is_running(pid) else None
 
 
 def is_our_orphan(pid: int, pid_file: str) -> bool:
@@ -180,9 +174,9 @@ def _forget_pid_file(path: str, pid: int) -> None:
     if not path:
         return
     try:
-        if Path(path).read_text().strip() == str(pid):
+        if read_pid_file(path) == pid:
             os.unlink(path)
-    except OSError:
+    except (OSError, UnsafeFileError):
         pass
 
 

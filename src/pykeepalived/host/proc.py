@@ -73,6 +73,17 @@ def is_zombie(pid: int) -> bool:
     return state is None or state == "Z"
 
 
+def is_running(pid: int) -> bool:
+    """The process exists and has not exited: a zombie nobody has reaped (its parent was killed) holds nothing."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not is_zombie(pid)
+
+
 def started_at() -> float:
     """When this process started, as wall-clock time (now, if /proc cannot tell)."""
     ticks = start_ticks("self")
