@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import grp
 import logging
 import os
@@ -222,10 +223,14 @@ class ScriptGate:
         if not verdict.runnable or verdict.insecure:
             log.warning("%s", sec.describe(verdict))
 
+    @functools.cached_property
+    def default_user_exists(self) -> bool:
+        """Whether keepalived_script exists: asked once, like the verdicts (not at every run of a track script)."""
+        return self.files.user_ids(sec.DEFAULT_USER) is not None
+
     def run_as(self, user: str | None, group: str | None) -> tuple[str | None, str | None]:
         """The user[:group] to switch to for a script whose own user is `user` (None: the default)."""
-        exists = self.files.user_ids(sec.DEFAULT_USER) is not None
-        who = sec.run_as(user, group, self.global_defs, exists) or sec.RunAs(None)
+        who = sec.run_as(user, group, self.global_defs, self.default_user_exists) or sec.RunAs(None)
         return who.user, who.group
 
 
