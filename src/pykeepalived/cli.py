@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from . import __version__
 from .config import LexerOptions, LoadResult, read_config
 from .config.dump import dump_json
-from .config.errors import PyKeepalivedError
+from .errors import PyKeepalivedError
 from .config.model import KeepalivedConfig
 from .daemon.run import (
     DEFAULT_CHECKERS_PID_FILE,

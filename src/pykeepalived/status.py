@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .config.errors import PyKeepalivedError
+from .errors import PyKeepalivedError
 from .daemon.run import DEFAULT_STATUS_FILE
 from .host.proc import identity_problem
 

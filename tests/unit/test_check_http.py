@@ -34,7 +34,7 @@ from pykeepalived.check.http_response import (
     url_rule,
 )
 from pykeepalived.check.probe import ProbeResult, Target
-from pykeepalived.check.probes import ProbeContext
+from pykeepalived.check.context import ProbeContext
 from pykeepalived.config import read_config_text
 from pykeepalived.config.model import HttpCheck, SslContext, UrlSpec
 
@@ -94,7 +94,7 @@ def probe_from(text: str) -> HttpProbe:
     rs = vs.real_servers[0]
     checker = rs.checkers[0]
     assert isinstance(checker, HttpCheck)
-    from pykeepalived.check.probes import target_for
+    from pykeepalived.check.context import target_for
 
     return make_probe(checker, target_for(checker, rs), ProbeContext(vs, rs, result.config.ssl))
 

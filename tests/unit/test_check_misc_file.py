@@ -21,9 +21,9 @@ from pykeepalived.check.outcomes import (
     parse_track_file_value,
 )
 from pykeepalived.check.probe import ProbeResult, Target
-from pykeepalived.check.probes import ProbeContext, UnsupportedChecker
+from pykeepalived.check.context import ProbeContext, UnsupportedChecker
 from pykeepalived.config.model import FileCheck, GlobalDefs, MiscCheck, RealServer, Script, VirtualServer
-from pykeepalived.daemon.scripts import default_script_user
+from pykeepalived.scripts.runner import default_script_user
 
 TARGET = Target(ipaddress.ip_address("192.0.2.2"), 80, 5.0)
 

@@ -21,7 +21,7 @@ from pykeepalived.check.icmp import (
 )
 from pykeepalived.check.outcomes import DEFAULT_UDP_PAYLOAD, ReplyPattern, parse_reply_pattern, udp_reply_matches
 from pykeepalived.check.probe import Target
-from pykeepalived.check.probes import ProbeContext, UnsupportedChecker
+from pykeepalived.check.context import ProbeContext, UnsupportedChecker
 from pykeepalived.config.model import RealServer, UdpCheck, VirtualServer
 
 

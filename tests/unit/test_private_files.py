@@ -1,4 +1,4 @@
-"""daemon/private_files.py and the FIFO checks of daemon/notify.py on a real (temporary) file system."""
+"""host/private_files.py and the FIFO checks of scripts/notify.py on a real (temporary) file system."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pykeepalived.daemon.notify import NotifyFifo
-from pykeepalived.daemon.private_files import (
+from pykeepalived.scripts.notify import NotifyFifo
+from pykeepalived.host.private_files import (
     DEFAULT_UMASK,
     UnsafeFileError,
     daemon_umask,

@@ -7,8 +7,8 @@ import stat
 import pytest
 
 from pykeepalived.config.model import GlobalDefs
-from pykeepalived.daemon import script_security as sec
-from pykeepalived.daemon.script_security import FileStat, Status
+from pykeepalived.config import script_rules as sec
+from pykeepalived.config.script_rules import FileStat, Status
 
 DIR, FILE, LINK = stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK
 ROOT_DIR = FileStat(DIR | 0o755, 0, 0)

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pykeepalived.config.errors import PyKeepalivedError
+from pykeepalived.errors import PyKeepalivedError
 from pykeepalived.vrrp.packet import (
     MAX_ADDRESSES,
     VRRP_MCAST_V4,

@@ -28,7 +28,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from ..config.errors import PyKeepalivedError
+from ..errors import PyKeepalivedError
 
 HEADER_LEN = 12
 QR = 0x8000

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..config.model import FileCheck
 from .outcomes import TRACK_FILE_READ_MAX, file_verdict, parse_track_file_value
 from .probe import ProbeResult, Target
-from .probes import ProbeContext, UnsupportedChecker
+from .context import ProbeContext, UnsupportedChecker
 
 # a track_file's own default weight (keepalived's track_file block: weight 1)
 DEFAULT_WEIGHT = 1

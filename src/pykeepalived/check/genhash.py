@@ -13,7 +13,7 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..config.errors import PyKeepalivedError
+from ..errors import PyKeepalivedError
 from .http_response import USER_AGENT, request_bytes, split_response
 
 __all__ = ["USER_AGENT", "Fetched", "GenhashError", "fetch", "parse_response", "request_bytes"]

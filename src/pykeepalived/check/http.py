@@ -33,7 +33,7 @@ from ..config.model import HttpCheck, SslContext, UrlSpec
 from .connect import ConnectFailed, close_writer, connect_socket, open_stream
 from .http_response import InvalidRule, UrlRule, host_header, judge, pick_virtualhost, request_bytes, url_rule
 from .probe import OK, ProbeResult, Target, failed
-from .probes import ProbeContext
+from .context import ProbeContext
 from .sockio import SocketTimeout, recv_to_eof, send_all
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024

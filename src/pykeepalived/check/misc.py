@@ -9,7 +9,7 @@ whole group gets SIGTERM, and SIGKILL two seconds later. Its output goes to
 /dev/null, so a chatty script cannot block on a full pipe.
 
 The program is vetted when the probe is built, at start, with keepalived's
-rules (`daemon/script_security.py`): a program that is missing, not
+rules (`config/script_rules.py`): a program that is missing, not
 executable, or (with enable_script_security) writable by someone other than
 root while it runs as root, never runs; every attempt fails with the reason.
 keepalived drops such a checker instead, which leaves the real server up
@@ -25,11 +25,11 @@ import signal
 from dataclasses import dataclass
 
 from ..config.model import GlobalDefs, MiscCheck
-from ..daemon import script_security as sec
-from ..daemon.scripts import ScriptStartError, default_script_user, finish_script, spawn_script, vetted_argv
+from ..config import script_rules as sec
+from ..scripts.runner import ScriptStartError, default_script_user, finish_script, spawn_script, vetted_argv
 from .outcomes import misc_verdict
 from .probe import ProbeResult, Target
-from .probes import ProbeContext, UnsupportedChecker
+from .context import ProbeContext, UnsupportedChecker
 
 # keepalived waits this long after SIGTERM before it sends SIGKILL
 KILL_GRACE_S = 2.0

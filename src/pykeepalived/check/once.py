@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..config import LexerOptions, read_config
-from ..config.errors import PyKeepalivedError
+from ..errors import PyKeepalivedError
 from ..host.files import LocalFileSystem
 from .plan import CheckerPlan, ServicePlan, build_plan
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from ..config.model import CheckerBase, KeepalivedConfig, RealServer, VirtualServer
 from ..lvs.model import Destination, GroupEntry, VirtualService
+from ..lvs.plan import (desired_service, real_destination, real_server_name, service_name, sorry_destination,
+                        sorry_server_name)
 from .logic import CheckerCore, CheckTiming, HttpCheckerCore
 from .pool import Member, Pool, Row
 from .probe import Probe
@@ -21,19 +23,6 @@ from .probes import ProbeContext, make_probes
 WAIT_WHILE_DOWN = frozenset({"PING_CHECK", "UDP_CHECK", "DNS_CHECK", "MISC_CHECK"})
 # FILE_CHECK follows a file that keepalived watches with inotify: we read it this often, and act at once
 FILE_POLL_S = 0.2
-
-
-def trio(address: object, protocol: str | None, port: int | None) -> str:
-    """keepalived's `[address]:proto:port` (proto `none` when the service has none, e.g. fwmark)."""
-    return f"[{address}]:{(protocol or 'none').lower()}:{port or 0}"
-
-
-def service_name(vs: VirtualServer) -> str:
-    if vs.kind == "group":
-        return f"[{vs.group}]:{vs.port or 0}"
-    if vs.kind == "fwmark":
-        return f"FWM {vs.fwmark}"
-    return trio(vs.address, vs.protocol, vs.port)
 
 
 @dataclass
@@ -87,73 +76,13 @@ class ServicePlan:
 
     def virtual_service(self, pool: Pool, groups: dict[str, tuple[GroupEntry, ...]]) -> VirtualService:
         """The desired table entry for this service, from its pool's rows now."""
-        vs = self.config
-        return VirtualService(
-            name=self.name,
-            kind=vs.kind,
-            address=str(vs.address) if vs.address is not None else None,
-            port=vs.port,
-            protocol=vs.protocol,
-            fwmark=vs.fwmark,
-            group=vs.group,
-            group_entries=groups.get(vs.group or "", ()),
-            family=self.family(),
-            scheduler=vs.lvs_sched or "wlc",
-            sched_flags=tuple(vs.sched_flags),
-            method=vs.lvs_method or "NAT",
-            persistence_timeout_s=vs.persistence_timeout_s,
-            persistence_granularity=vs.persistence_granularity,
-            persistence_engine=vs.persistence_engine,
-            quorum_up=pool.has_quorum,
-            destinations=tuple(self._destination(row) for row in pool.rows()),
-        )
-
-    def family(self) -> int | None:
-        """The address family keepalived gives the service: what fwmark services need to be told.
-
-        ip_family; else (fwmark) the first real or sorry server not behind a
-        tunnel; else a persistence_granularity with a dot means IPv4, other
-        granularity IPv6; else the tunnelled servers' one family.
-        """
-        vs = self.config
-        if vs.ip_family in (4, 6) or vs.kind != "fwmark":
-            return vs.ip_family
-        servers = [(rs.address.version, rs.lvs_method or vs.lvs_method) for rs in vs.real_servers]
-        if vs.sorry_server is not None:
-            servers.append((vs.sorry_server.address.version, vs.sorry_server_lvs_method or vs.lvs_method))
-        for version, method in servers:
-            if method != "TUN":
-                return version
-        if vs.persistence_granularity:
-            return 4 if "." in vs.persistence_granularity else 6
-        families = {version for version, _ in servers}
-        return families.pop() if len(families) == 1 else None
+        return desired_service(self.config, self.name, (self._destination(row) for row in pool.rows()),
+                               pool.has_quorum, groups)
 
     def _destination(self, row: Row) -> Destination:
-        vs = self.config
         if row.sorry:
-            sorry = vs.sorry_server
-            assert sorry is not None
-            return Destination(str(sorry.address), sorry.port if sorry.port is not None else vs.port, row.weight,
-                               method=vs.sorry_server_lvs_method or vs.lvs_method or "NAT", alive=row.alive, sorry=True)
-        rs = self.by_name[row.key].config
-        return Destination(
-            str(rs.address), rs.port, row.weight,
-            method=rs.lvs_method or vs.lvs_method or "NAT", alive=row.alive,
-            uthreshold=rs.uthreshold, lthreshold=rs.lthreshold, tunnel=rs.tunnel or vs.tunnel,
-        )
-
-
-def group_entries(config: KeepalivedConfig) -> dict[str, tuple[GroupEntry, ...]]:
-    return {
-        name: tuple(
-            GroupEntry(e.kind, str(e.address) if e.address is not None else None,
-                       str(e.last_address) if e.last_address is not None else None, e.prefix_len, e.port, e.fwmark,
-                       e.family)
-            for e in group.entries
-        )
-        for name, group in config.virtual_server_groups.items()
-    }
+            return sorry_destination(self.config, row.weight, row.alive)
+        return real_destination(self.config, self.by_name[row.key].config, row.weight, row.alive)
 
 
 def timing_of(checker: CheckerBase) -> CheckTiming:
@@ -178,7 +107,7 @@ def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
         name = service_name(vs)
         servers: list[RealServerPlan] = []
         for rs in vs.real_servers:
-            rs_name = trio(rs.address, vs.protocol, rs.port)
+            rs_name = real_server_name(vs, rs)
             inhibit = rs.inhibit_on_failure if rs.inhibit_on_failure is not None else vs.inhibit_on_failure
             plan = RealServerPlan(rs_name, rs, rs.weight if rs.weight is not None else vs.weight, inhibit)
             ctx = ProbeContext(vs, rs, config.ssl, config.global_defs, track_paths, track_weights)
@@ -192,9 +121,6 @@ def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
                     plan.checkers.append(CheckerPlan(
                         f"{checker.kind}#{index}", checker.kind, timing, probe, checker, immediate))
             servers.append(plan)
-        sorry = None
-        if vs.sorry_server is not None:
-            sorry = trio(vs.sorry_server.address, vs.protocol, vs.sorry_server.port or vs.port)
-        plans.append(ServicePlan(name, vs, servers, sorry))
+        plans.append(ServicePlan(name, vs, servers, sorry_server_name(vs)))
     return plans
 

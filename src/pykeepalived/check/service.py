@@ -31,14 +31,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.model import KeepalivedConfig, Script
-from ..daemon.notify import NotifyFifo
-from ..daemon.private_files import UnsafeFileError, make_dirs, write_private
-from ..daemon.scripts import ScriptRunner
+from ..scripts.notify import NotifyFifo
+from ..host.private_files import UnsafeFileError, make_dirs, write_private
+from ..scripts.runner import ScriptRunner
 from ..host.proc import own_identity
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
 from ..lvs.sched import LOAD_SCHEDULERS
 from .logic import Change, Verdict
-from .plan import RealServerPlan, ServicePlan, build_plan, group_entries
+from ..lvs.plan import group_entries
+from .plan import RealServerPlan, ServicePlan, build_plan
 from .pool import Pool, PoolEvent, QuorumDown, QuorumUp, ServerDown, ServerUp, WeightChanged
 from .running import CheckerState, attempt
 from .workers import change_of, parse_line, worker_count
@@ -532,7 +533,7 @@ class CheckService:
         }
 
     def write_status(self) -> None:
-        """The status file for `pykeepalived status`: root-owned 0600, replaced whole (daemon/private_files.py)."""
+        """The status file for `pykeepalived status`: root-owned 0600, replaced whole (host/private_files.py)."""
         self._status_written = self.clock()
         if not self.status_path:
             return

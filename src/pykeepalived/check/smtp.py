@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from ..config.model import CheckerBase, RealServer, SmtpCheck, VirtualServer
 from .connect import ConnectFailed, close_writer, open_stream
 from .probe import OK, ProbeResult, Target, failed
-from .probes import target_for
+from .context import target_for
 from .smtp_session import DEFAULT_HELO, Send, SmtpSession, Step, Verdict
 
 DEFAULT_PORT = 25

@@ -23,7 +23,7 @@ from .connect import ConnectFailed, make_socket, sockaddr
 from .icmp import IP_RECVERR, IPV6_RECVERR, SOL_IP, SOL_IPV6, error_reports
 from .outcomes import DEFAULT_UDP_PAYLOAD, ReplyPattern, parse_reply_pattern, udp_reply_matches
 from .probe import OK, ProbeResult, Target, failed
-from .probes import ProbeContext, UnsupportedChecker
+from .context import ProbeContext, UnsupportedChecker
 
 RECV_SIZE = 65536
 ERRQUEUE_CONTROL_SIZE = 512

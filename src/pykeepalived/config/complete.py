@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..daemon.script_security import ScriptFiles, Status, describe, vet_config, violation_message
+from .script_rules import ScriptFiles, Status, describe, vet_config, violation_message
 from .errors import Location
 from .model import KeepalivedConfig, RouteSpec, RuleSpec, VirtualServer, VrrpInstance
-from .parser import ParseContext
+from .context import ParseContext
 
 OWNER_PRIORITY = 255
 DEFAULT_PRIORITY = 100
@@ -212,7 +212,7 @@ def _sync_groups(chk: _Checker) -> None:
 
 
 def _scripts(chk: _Checker) -> None:
-    """keepalived's script vetting (daemon/script_security.py), reported the way its `-t` reports it.
+    """keepalived's script vetting (config/script_rules.py), reported the way its `-t` reports it.
 
     keepalived 2.2.7 fails `-t` for a track script it disables (unsafe,
     missing, wrong file type, no default user) and for any script run without

@@ -12,6 +12,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ..errors import PyKeepalivedError
+
+__all__ = ["ConfigError", "Diagnostic", "Location", "PyKeepalivedError", "Severity", "ValueProblem"]
+
 
 class Severity(enum.Enum):
     """How bad a diagnostic is.
@@ -49,10 +53,6 @@ class Diagnostic:
         where = f"{self.location}: " if self.location else ""
         tag = "" if self.severity is Severity.ERROR else "warning: "
         return f"{where}{tag}{self.message}"
-
-
-class PyKeepalivedError(Exception):
-    """Base of every exception pykeepalived raises on purpose."""
 
 
 class ConfigError(PyKeepalivedError):

@@ -13,7 +13,7 @@ from typing import Any
 from .errors import ValueProblem
 from .lexer import Segment, split_shell_words
 from .model import Script, TrackRef
-from .parser import ParseContext
+from .context import ParseContext
 from .registry import LineHandler, ListHandler
 from .values import to_bool, to_decimal, to_int, to_ip, to_timer
 

@@ -15,43 +15,16 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import Diagnostic, Location, Severity, ValueProblem
 from .lexer import Segment
 from .model import KeepalivedConfig
+from .context import ParseContext
 from .registry import Block, Keyword, Status
 
-
-@dataclass
-class ParseContext:
-    """What handlers need: the model being built and a place to report problems."""
-
-    config: KeepalivedConfig
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    used: dict[tuple[str, str], tuple[Keyword, Location]] = field(default_factory=dict)
-    # where the `}` that closed the current block stands (keepalived reports end-of-block checks there)
-    close_location: Location | None = None
-
-    def error(self, where: Segment | Location | None, message: str, keyword: str | None = None) -> None:
-        loc = where.location if isinstance(where, Segment) else where
-        if keyword is None and isinstance(where, Segment):
-            keyword = where.words[0]
-        self.diagnostics.append(Diagnostic(Severity.ERROR, message, loc, keyword))
-
-    def warn(self, where: Segment | Location | None, message: str, keyword: str | None = None) -> None:
-        loc = where.location if isinstance(where, Segment) else where
-        if keyword is None and isinstance(where, Segment):
-            keyword = where.words[0]
-        self.diagnostics.append(Diagnostic(Severity.WARNING, message, loc, keyword))
-
-    def arg(self, seg: Segment, index: int = 1) -> str | None:
-        """Word `index` of the line, or an error naming the missing parameter."""
-        if len(seg.words) > index:
-            return seg.words[index]
-        self.error(seg, f"'{seg.words[0]}' is missing a parameter at word {index + 1}")
-        return None
+__all__ = ["ParseContext", "parse_segments", "unsupported_warnings"]
 
 
 class _Stream:
@@ -210,8 +183,9 @@ def _note_use(ctx: ParseContext, block: Block, keyword: Keyword, seg: Segment) -
     key = (block.name, keyword.name)
     if keyword.deprecated:
         ctx.warn(seg, f"'{keyword.name}' is deprecated; use {keyword.deprecated}")
-    if key not in ctx.used:
-        ctx.used[key] = (keyword, seg.location)
+    if keyword.status is not Status.ACTED and key not in ctx.not_acted:
+        what = "accepted but not supported yet" if keyword.status is Status.NOT_YET else "parsed but not acted on yet"
+        ctx.not_acted[key] = (what, seg.location)
 
 
 def _note_location(target: Any, seg: Segment) -> None:
@@ -224,9 +198,6 @@ def _note_location(target: Any, seg: Segment) -> None:
 def unsupported_warnings(ctx: ParseContext) -> list[Diagnostic]:
     """One warning per keyword used that pykeepalived parses but does not act on yet."""
     out: list[Diagnostic] = []
-    for (block, name), (keyword, loc) in ctx.used.items():
-        if keyword.status is Status.ACTED:
-            continue
-        what = "accepted but not supported yet" if keyword.status is Status.NOT_YET else "parsed but not acted on yet"
+    for (block, name), (what, loc) in ctx.not_acted.items():
         out.append(Diagnostic(Severity.WARNING, f"'{name}' ({block}) is {what}", loc, name))
     return out

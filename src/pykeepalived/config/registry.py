@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .lexer import Segment
-    from .parser import ParseContext
+    from .context import ParseContext
 
 
 class Status(enum.Enum):

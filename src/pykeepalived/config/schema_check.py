@@ -28,7 +28,7 @@ from .model import (
     VirtualServerGroup,
     VirtualServerGroupEntry,
 )
-from .parser import ParseContext
+from .context import ParseContext
 from .registry import Block, LineHandler, Status
 from .values import to_choice, to_hex_bytes, to_int, to_ip, to_port
 

@@ -6,7 +6,7 @@ from . import handlers as h
 from .errors import ValueProblem
 from .lexer import Segment
 from .model import BfdInstance, GlobalDefs, KeepalivedConfig, LvsSyncDaemon, TrackFile
-from .parser import ParseContext
+from .context import ParseContext
 from .registry import Block, LineHandler, Status
 from .values import parse_umask, to_int, to_ip
 

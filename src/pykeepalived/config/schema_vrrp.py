@@ -28,7 +28,7 @@ from .model import (
     VrrpInstance,
     VrrpScript,
 )
-from .parser import ParseContext
+from .context import ParseContext
 from .registry import Block, ListHandler, Status
 from .values import to_decimal, to_int, to_ip, to_timer
 

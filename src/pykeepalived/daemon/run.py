@@ -16,11 +16,11 @@ import os
 import sys
 from dataclasses import dataclass, replace
 
-from ..config.errors import PyKeepalivedError
+from ..errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
 from ..host.proc import is_running
 from .lifeline import accept_forwarded_signals
-from .private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
+from ..host.private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
 
 DEFAULT_PID_FILE = "/run/keepalived.pid"
 DEFAULT_VRRP_PID_FILE = "/run/keepalived_vrrp.pid"
@@ -82,7 +82,7 @@ def _daemonize() -> None:
 class PidFiles:
     """keepalived's pid files; removed on exit, refused if a live process owns one.
 
-    Written through daemon/private_files.py (a fresh file renamed into place:
+    Written through host/private_files.py (a fresh file renamed into place:
     a symlink or someone else's file at the path is replaced, never followed
     or reused), mode 0644 as keepalived's: a pid is no secret and monitoring
     tools read it. Read without following a symlink.

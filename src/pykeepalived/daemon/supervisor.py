@@ -39,7 +39,7 @@ from typing import Any
 
 from ..host.proc import argv_of, is_pykeepalived, is_running, is_zombie, parent_of
 from .lifeline import FORWARDED_SIGNALS, forwarded_signals_held
-from .private_files import UnsafeFileError
+from ..host.private_files import UnsafeFileError
 from .run import EXIT_ALREADY_RUNNING, DaemonOptions, begin, read_pid_file
 
 log = logging.getLogger("pykeepalived")

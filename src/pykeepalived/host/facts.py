@@ -7,7 +7,7 @@ import os
 import pwd
 import socket
 
-from ..daemon.script_security import FileStat
+from ..config.script_rules import FileStat
 
 SCRIPT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from pykeepalived.config.errors import PyKeepalivedError
+from pykeepalived.errors import PyKeepalivedError
 
 NETNS_DIR = Path("/run/netns")
 FRR_TMP = Path("/var/tmp/frr")

@@ -21,6 +21,7 @@ from ..config.model import KeepalivedConfig
 from .ipvs_sync import kernel_has_ipvs
 from .model import DataPlane, DataPlaneError
 from .null import TableOnly
+from .plan import configured_services
 
 log = logging.getLogger("pykeepalived.lvs")
 SYSCTL = Path("/proc/sys")
@@ -123,20 +124,17 @@ def dataplane_problems(config: KeepalivedConfig, kind: str = "auto") -> list[str
     refused up front rather than failing at the first apply. IPVS builds
     everything keepalived does, so where it will be used there is nothing to say.
     """
-    from ..check.plan import build_plan, group_entries
-
     kind = wanted_kind(kind, config)
     if kind in ("none", "ipvs") or (kind == "auto" and ipvs_available()):
         return []
     from .nft_rules import CannotExpress, check_service
 
-    groups = group_entries(config)
     problems: list[str] = []
-    for plan in build_plan(config):
-        svc = plan.virtual_service(plan.make_pool(), groups)
+    for vs, svc in configured_services(config):
         try:
             check_service(svc)
         except CannotExpress as exc:
-            where = f"{plan.config.location}: " if plan.config.location else ""
-            problems.append(f"{where}{exc}")
+            problem = f"{vs.location}: {exc}" if vs.location else str(exc)
+            if problem not in problems:
+                problems.append(problem)
     return problems

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from ..config.errors import PyKeepalivedError
+from ..errors import PyKeepalivedError
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ speak netlink (announce, vrrp_socket) can raise it without importing pyroute2;
 
 from __future__ import annotations
 
-from ..config.errors import PyKeepalivedError
+from ..errors import PyKeepalivedError
 
 __all__ = ["NetError"]
 

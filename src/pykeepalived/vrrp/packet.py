@@ -41,7 +41,7 @@ import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from ..config.errors import PyKeepalivedError
+from ..errors import PyKeepalivedError
 
 IPAddress = IPv4Address | IPv6Address
 

@@ -22,11 +22,11 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any
 
-from ..config.errors import PyKeepalivedError
+from ..errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
-from ..daemon.notify import Notifier, NotifyFifo
-from ..daemon.private_files import UnsafeFileError, write_private
-from ..daemon.scripts import ScriptRunner
+from ..scripts.notify import Notifier, NotifyFifo
+from ..host.private_files import UnsafeFileError, write_private
+from ..scripts.runner import ScriptRunner
 from ..host.proc import started_at
 from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
 from ..net.addresses import AddressManager, describe_route, describe_rule
@@ -644,12 +644,12 @@ class VrrpService:
         return out
 
     def write_json(self, path: str | None = None) -> str | None:
-        """SIGRTMIN+2: the JSON dump, root-owned 0600 (see daemon/private_files.py); None if refused."""
+        """SIGRTMIN+2: the JSON dump, root-owned 0600 (see host/private_files.py); None if refused."""
         target = path or os.path.join(self.state_dir, "keepalived.json")
         return self._write_dump(target, json.dumps(self.snapshot(), indent=1) + "\n", "JSON dump")
 
     def write_stats(self, path: str | None = None) -> str | None:
-        """SIGUSR2: the stats dump, root-owned 0600 (see daemon/private_files.py); None if refused."""
+        """SIGUSR2: the stats dump, root-owned 0600 (see host/private_files.py); None if refused."""
         target = path or os.path.join(self.state_dir, "keepalived.stats")
         lines: list[str] = []
         for name, m in self.machines.items():

@@ -40,7 +40,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from ..config.model import GlobalDefs, KeepalivedConfig, Script
+from .model import GlobalDefs, KeepalivedConfig, Script
 
 DEFAULT_USER = "keepalived_script"
 

@@ -16,8 +16,8 @@ import pwd
 import stat
 
 from ..config.model import Script, SyncGroup, VrrpInstance
-from .private_files import UnsafeFileError
-from .scripts import ScriptRunner
+from ..host.private_files import UnsafeFileError
+from .runner import ScriptRunner
 
 log = logging.getLogger("pykeepalived.notify")
 

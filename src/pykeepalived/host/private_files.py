@@ -30,7 +30,7 @@ import os
 import secrets
 import stat
 
-from ..config.errors import PyKeepalivedError
+from ..errors import PyKeepalivedError
 from ..config.values import parse_umask
 
 DEFAULT_UMASK = 0o177  # keepalived's: rw for the owner only, nothing for anyone else

@@ -6,7 +6,7 @@ that a timeout can kill the whole tree), a cleaned environment, and the
 configured user. Notify scripts are fire-and-forget; track scripts are awaited
 with a timeout and count as failed when they overrun.
 
-Before anything runs, every script is vetted (`script_security.py`): a
+Before anything runs, every script is vetted (`config/script_rules.py`): a
 `ScriptGate` holds the verdicts, computed once for the whole config at start
 (a reload will build a new gate), and the runner execs the resolved path the
 verdict names, or refuses a disabled script without starting anything.
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..config.model import GlobalDefs, KeepalivedConfig, Script
-from . import script_security as sec
+from ..config import script_rules as sec
 
 log = logging.getLogger("pykeepalived.scripts")
 
