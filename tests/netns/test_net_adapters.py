@@ -247,7 +247,8 @@ def test_ipv4_vip_with_label_and_broadcast_is_added_and_removed_and_both_repeat_
         async with AddressManager() as am:
             for spec in SPECS * 2:
                 await am.remove_address(spec, "eth0")
-            return [await am.has_address("eth0", ip_address("10.0.0.100")), await am.has_address("eth0", ip_address("10.0.0.1"))]
+            return [await am.has_address("eth0", ip_address("10.0.0.100")),
+                    await am.has_address("eth0", ip_address("10.0.0.1"))]
     """,
     )
     assert removed == [False, True]

@@ -39,7 +39,8 @@ def test_a_fallback_without_a_data_plane_is_reported() -> None:
     status = service.status()
     assert status["dataplane_error"] == "no data plane (auto found neither IPVS nor nftables): x"
     assert status["dataplane_repairs"] == {"count": 0, "last_at": None, "last": None}
-    assert render(status, RUNNING).splitlines()[1] == "DATA PLANE FAILING: no data plane (auto found neither IPVS nor nftables): x"
+    assert render(status, RUNNING).splitlines()[1] == (
+        "DATA PLANE FAILING: no data plane (auto found neither IPVS nor nftables): x")
 
 
 def test_no_data_plane_by_choice_is_no_error() -> None:

@@ -37,7 +37,8 @@ def test_ipvs_is_available_when_loaded_or_installed(tmp_path: Path) -> None:
     assert not ipvs_available(tmp_path)
     modules = tmp_path / "lib" / "modules" / os.uname().release
     modules.mkdir(parents=True)
-    (modules / "modules.dep").write_text("kernel/net/netfilter/ipvs/ip_vs.ko.xz: kernel/net/netfilter/nf_conntrack.ko\n")
+    (modules / "modules.dep").write_text(
+        "kernel/net/netfilter/ipvs/ip_vs.ko.xz: kernel/net/netfilter/nf_conntrack.ko\n")
     assert ipvs_available(tmp_path)
 
 

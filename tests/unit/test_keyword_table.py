@@ -12,7 +12,8 @@ DOC = Path(__file__).parents[2] / "docs" / "configuration.md"
 
 
 def test_keyword_table_matches_the_registry() -> None:
-    assert DOC.read_text() == render(), "regenerate: python -m pykeepalived.config.keyword_table > docs/configuration.md"
+    assert DOC.read_text() == render(), (
+        "regenerate: python -m pykeepalived.config.keyword_table > docs/configuration.md")
 
 
 def test_registry_covers_keepalived_keywords() -> None:
