@@ -10,7 +10,6 @@ inside, are deleted even when a test fails.
 from __future__ import annotations
 
 import json
-import os
 import select
 import shutil
 import subprocess
@@ -28,12 +27,12 @@ import pytest
 from pykeepalived.lab.netns import Netns, pid_alive
 from pykeepalived.lab.topology import Host, Lan, unique_prefix
 
+from .vrrp_helpers import needs_root
+
 pytestmark = [
     pytest.mark.netns,
-    pytest.mark.skipif(
-        os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nft") is None,
-        reason="needs root, iproute2 and nftables for network namespaces",
-    ),
+    needs_root,
+    pytest.mark.skipif(shutil.which("nft") is None, reason="needs nftables"),
 ]
 
 PYTHON = sys.executable

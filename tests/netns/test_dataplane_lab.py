@@ -26,7 +26,9 @@ import pytest
 from pykeepalived.lab import LabError, unique_prefix
 from pykeepalived.lab.lvs_lab import LabKind, LvsLab
 
-pytestmark = [pytest.mark.netns, pytest.mark.slow]
+from .vrrp_helpers import needs_root
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow, needs_root]
 
 VIP = "203.0.113.10"
 FWMARK_VIP = "203.0.113.11"

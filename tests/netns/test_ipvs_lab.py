@@ -22,7 +22,9 @@ import pytest
 from pykeepalived.lab import unique_prefix
 from pykeepalived.lab.lvs_lab import LvsLab
 
-pytestmark = [pytest.mark.netns, pytest.mark.slow,
+from .vrrp_helpers import needs_root
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow, needs_root,
               pytest.mark.skipif(not Path("/proc/net/ip_vs").exists(), reason="this kernel has no IPVS loaded "
                                  "(tests/vm/test_ipvs_lab.py runs these in the qemu guest)")]
 

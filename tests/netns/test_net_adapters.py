@@ -9,9 +9,7 @@ received on the wire. Namespaces are deleted even when a test fails.
 from __future__ import annotations
 
 import json
-import os
 import select
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,11 +21,11 @@ from typing import Any
 
 import pytest
 
+from .vrrp_helpers import needs_root
+
 pytestmark = [
     pytest.mark.netns,
-    pytest.mark.skipif(
-        os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 for network namespaces"
-    ),
+    needs_root,
 ]
 
 TIMEOUT_S = 30

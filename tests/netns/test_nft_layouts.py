@@ -19,7 +19,9 @@ import pytest
 
 from pykeepalived.lab import Netns, unique_prefix
 
-pytestmark = [pytest.mark.netns]
+from .vrrp_helpers import needs_root
+
+pytestmark = [pytest.mark.netns, needs_root]
 
 SCRIPT = textwrap.dedent('''
     import json
