@@ -26,11 +26,14 @@ REQUIRED = {
 def module_marks(path: Path) -> set[str] | None:
     """The dotted names listed by the module's top-level `pytestmark = [...]`; None when it has none."""
     for node in ast.parse(path.read_text(), str(path)).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, ast.AnnAssign) else []
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
         if not any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in targets):
             continue
-        value = node.value
         elements = value.elts if isinstance(value, (ast.List, ast.Tuple)) else [value]
         return {ast.unparse(e) for e in elements if isinstance(e, (ast.Name, ast.Attribute))}
     return None
