@@ -30,7 +30,14 @@ pytestmark = [
 
 TIMEOUT_S = 30
 PRELUDE = """\
-import asyncio, json, select, socket, struct, subprocess, sys, time
+import asyncio
+import json
+import select
+import socket
+import struct
+import subprocess
+import sys
+import time
 from ipaddress import ip_address, ip_interface
 from pykeepalived.config.model import IpAddressSpec, NextHop, RouteSpec, RuleSpec
 from pykeepalived.net import NetError
@@ -549,7 +556,7 @@ def test_link_monitor_reports_down_and_up_within_a_second(router: str, tmp_path:
                 await proc.wait()
                 await asyncio.sleep(1.0)
                 return start
-            t_bridge = await change("link", "add", "br-x", "type", "bridge")  # unrelated noise
+            await change("link", "add", "br-x", "type", "bridge")  # unrelated noise
             t_down = await change("link", "set", "eth0", "down")
             during = [await mon.state("eth0"), await mon.state("eth1")]
             t_up = await change("link", "set", "eth0", "up")
