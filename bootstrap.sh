@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # pykeepalived set-up: install everything a fresh Debian 12 machine needs (as root), then
 #   ./bootstrap.sh main   run the main job
-#   ./bootstrap.sh test   run the whole test suite (what CI runs)
+#   ./bootstrap.sh test   lint (mypy --strict, ruff), then run the whole test suite (what CI runs);
+#                         extra arguments go to pytest: ./bootstrap.sh test -q tests/unit/test_lexer.py
+#   ./bootstrap.sh lint   the lint step alone
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
@@ -29,7 +31,19 @@ install_python() {
     if [ ! -x .venv/bin/python ]; then
         /usr/bin/python3 -m venv --system-site-packages .venv
     fi
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,dev]"
+}
+
+lint() {
+    # The type checker and the linter run before any test: a red lint fails the command.
+    # What they cover is in pyproject.toml ([tool.mypy] files, [tool.ruff]); mypy covers the
+    # whole package, ruff the sources, the tests (tests/scripts too), the benches and the examples.
+    local start=$SECONDS
+    echo "bootstrap: mypy --strict (src/pykeepalived)"
+    .venv/bin/python -m mypy --strict src/pykeepalived
+    echo "bootstrap: ruff check src tests bench examples"
+    .venv/bin/python -m ruff check src tests bench examples
+    echo "bootstrap: lint passed in $((SECONDS - start)) s"
 }
 
 install_debian
@@ -41,12 +55,16 @@ case "${1:-}" in
         shift
         exec bash examples/main-job.sh "$@"
         ;;
+    lint)
+        lint
+        ;;
     test)
         shift
+        lint
         exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
         ;;
     *)
-        echo "usage: $0 main|test" >&2
+        echo "usage: $0 main|test [PYTEST ARGS...]|lint" >&2
         exit 2
         ;;
 esac

@@ -132,7 +132,13 @@ while True:
 #   {"k":"a","t":T,"src":IP,"ver":V,"vrid":N,"prio":P}       one per VRRP advert heard
 # Times are CLOCK_MONOTONIC, which the parent shares. Exits when its stdin closes.
 PROBER_SRC = r"""
-import errno, json, select, socket, struct, sys, time
+import errno
+import json
+import select
+import socket
+import struct
+import sys
+import time
 
 def main():
     vip, port = sys.argv[1], int(sys.argv[2])

@@ -12,4 +12,5 @@ for name, inst in model["vrrp_instances"].items():
     )
 for vs in model["virtual_servers"]:
     servers = ", ".join(f"{r['address']}:{r['port']} (weight {r['weight']})" for r in vs["real_servers"])
-    print(f"  virtual_server {vs['address']}:{vs['port']} {vs['protocol']} {vs['lvs_sched']} {vs['lvs_method']}: {servers}")
+    where = f"{vs['address']}:{vs['port']} {vs['protocol']}"
+    print(f"  virtual_server {where} {vs['lvs_sched']} {vs['lvs_method']}: {servers}")

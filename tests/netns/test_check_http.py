@@ -277,7 +277,8 @@ def test_sni_is_sent_with_enable_sni(lab: Lab) -> None:
     echo = 'path /echo\nregex "sni=%s host=%s\\n"'
     results = lab.probe(config(
         (443, http_get(echo % ("", "rs.example"), kind="SSL_GET", extra="virtualhost rs.example")),
-        (443, http_get(echo % ("rs.example", "rs.example"), kind="SSL_GET", extra="enable_sni\nvirtualhost rs.example")),
+        (443, http_get(echo % ("rs.example", "rs.example"), kind="SSL_GET",
+                       extra="enable_sni\nvirtualhost rs.example")),
         (443, http_get(echo % ("u.example", "u.example") + "\nvirtualhost u.example", kind="SSL_GET",
                        extra="enable_sni\nvirtualhost rs.example")),
         (443, http_get(echo % ("other.example", "rs.example"), kind="SSL_GET",

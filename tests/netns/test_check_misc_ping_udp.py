@@ -10,7 +10,6 @@ inside, are deleted even when a test fails.
 from __future__ import annotations
 
 import json
-import os
 import select
 import shutil
 import subprocess
@@ -27,13 +26,14 @@ import pytest
 
 from pykeepalived.lab.netns import Netns, pid_alive
 from pykeepalived.lab.topology import Host, Lan, unique_prefix
+from tests.scripts import script as script_file
+
+from .vrrp_helpers import needs_root
 
 pytestmark = [
     pytest.mark.netns,
-    pytest.mark.skipif(
-        os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nft") is None,
-        reason="needs root, iproute2 and nftables for network namespaces",
-    ),
+    needs_root,
+    pytest.mark.skipif(shutil.which("nft") is None, reason="needs nftables"),
 ]
 
 PYTHON = sys.executable
@@ -220,43 +220,15 @@ def closed_port_still_answers(lab: Lab) -> bool:
 def test_ping_check_over_the_unprivileged_datagram_socket(lab: Lab) -> None:
     ns = lab.checker.netns
     ns.sysctl("net.ipv4.ping_group_range", "0 2147483647")  # per namespace: the lab's own
-    code = textwrap.dedent(f"""
-        import asyncio, ipaddress, json
-        from pykeepalived.check.ping import PingProbe
-        from pykeepalived.check.probe import Target
-        async def main():
-            probes = [PingProbe(Target(ipaddress.ip_address(a), None, 1.0), "dgram") for a in {[SERVER4, SERVER6]!r}]
-            return [(r.ok, r.reason) for r in await asyncio.gather(*(p.run() for p in probes))]
-        print(json.dumps(asyncio.run(main())))
-    """)
-    proc = ns.run([PYTHON, "-c", code], timeout_s=20)
+    proc = ns.run([PYTHON, script_file("ping_dgram.py"), SERVER4, SERVER6], timeout_s=20)
     assert json.loads(proc.stdout) == [[True, ""], [True, ""]]
-
-
-# --------------------------------------------------------------------------- UDP_CHECK
-UDP_SERVER = f"""
-import select, socket
-ports = {{}}
-for family, any_addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-    for port in ({ECHO_PORT}, {SILENT_PORT}):
-        s = socket.socket(family, socket.SOCK_DGRAM)
-        if family == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        s.bind((any_addr, port))
-        ports[s] = port
-print("READY", flush=True)
-while True:
-    for s in select.select(list(ports), [], [])[0]:
-        data, peer = s.recvfrom(65536)
-        if ports[s] == {ECHO_PORT}:
-            s.sendto(b"OK:" + data, peer)
-"""
 
 
 @contextmanager
 def udp_server(host: Host) -> Iterator[None]:
     """A UDP echo service (replies "OK:" + data) and a silent one in the host's namespace."""
-    proc = host.netns.popen([PYTHON, "-c", UDP_SERVER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = host.netns.popen([PYTHON, script_file("udp_servers.py"), str(ECHO_PORT), str(SILENT_PORT)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     with proc:
         try:
             assert proc.stdout is not None

@@ -14,8 +14,14 @@ import ipaddress
 import socket
 import ssl
 
+import pytest
+
 from pykeepalived.check.connect import ConnectFailed, open_stream
 from pykeepalived.check.probe import Target
+
+from .vrrp_helpers import needs_root
+
+pytestmark = [pytest.mark.netns, needs_root]
 
 
 async def _scenario() -> list[str]:

@@ -50,7 +50,8 @@ def lb() -> Iterator[Host]:
 
 def _start(host: Host, tmp_path: Path, conf: Path, *flags: str) -> DaemonProcess:
     return DaemonProcess(host.netns.name, ["-n", "-l", "-G", *flags, "-f", str(conf),
-                                           "--status-file", str(tmp_path / "status.json"), "-p", str(tmp_path / "p.pid"),
+                                           "--status-file", str(tmp_path / "status.json"),
+                                           "-p", str(tmp_path / "p.pid"),
                                            "-r", str(tmp_path / "r.pid"), "-c", str(tmp_path / "c.pid")],
                          tmp_path / "log")
 

@@ -22,7 +22,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ import pytest
 
 from pykeepalived.lab import LabError, unique_prefix, wait_until
 from pykeepalived.lab.lvs_lab import VIP, LvsLab
+from tests.scripts import script
 
 from .vrrp_helpers import needs_root
 
@@ -41,28 +41,6 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow, needs_root]
 MAX_OUTAGE_S = 1.5
 REQUEST_EVERY_S = 0.05
 URL = f"http://{VIP}/whoami"
-
-# Runs in the client namespace: one GET through the VIP every 50 ms, one line per attempt
-# ("<monotonic time> ok <server>" or "<time> fail <why>"), until killed.
-CLIENT_LOOP = textwrap.dedent(f'''
-    import socket, sys, time
-    while True:
-        started = time.monotonic()
-        try:
-            with socket.create_connection(("{VIP}", 80), timeout=0.3) as s:
-                s.settimeout(0.3)
-                s.sendall(b"GET /whoami HTTP/1.0\\r\\nHost: lab\\r\\n\\r\\n")
-                data = b""
-                while chunk := s.recv(4096):
-                    data += chunk
-            body = data.split(b"\\r\\n\\r\\n", 1)[-1].decode().split()
-            line = f"{{started:.3f}} ok {{body[0] if body else '?'}}" if data.startswith(b"HTTP/1.1 200") \\
-                else f"{{started:.3f}} fail status"
-        except OSError as exc:
-            line = f"{{started:.3f}} fail {{type(exc).__name__}}"
-        print(line, flush=True)
-        time.sleep(max(0.0, {REQUEST_EVERY_S} - (time.monotonic() - started)))
-''')
 
 
 @pytest.fixture
@@ -108,8 +86,8 @@ def _pid(path: Path) -> int:
 
 def test_nft_flush_ruleset_on_the_master_loses_requests_for_at_most_a_second(lab: LvsLab) -> None:
     router1 = lab.router("router1")
-    client = lab.client.netns.popen([sys.executable, "-c", CLIENT_LOOP], stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL)
+    client = lab.client.netns.popen([sys.executable, script("http_client_loop.py"), str(VIP), str(REQUEST_EVERY_S)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1.5)
         flushed = time.monotonic()

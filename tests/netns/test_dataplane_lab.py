@@ -25,8 +25,11 @@ import pytest
 
 from pykeepalived.lab import LabError, unique_prefix
 from pykeepalived.lab.lvs_lab import LabKind, LvsLab
+from tests.scripts import script
 
-pytestmark = [pytest.mark.netns, pytest.mark.slow]
+from .vrrp_helpers import needs_root
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow, needs_root]
 
 VIP = "203.0.113.10"
 FWMARK_VIP = "203.0.113.11"
@@ -160,10 +163,7 @@ def test_persistence_keeps_the_client_on_one_server_across_http_and_https(lab: L
 
 
 def test_status_counts_the_connections_of_each_real_server(lab: LvsLab) -> None:
-    holder = lab.client.netns.popen(["python3", "-c", (
-        "import socket, time\n"
-        f"s = [socket.create_connection(('{VIP}', 80)) for _ in range(3)]\n"
-        f"time.sleep({scaled(20):g})\n")])
+    holder = lab.client.netns.popen(["python3", script("tcp_holder.py"), VIP, "80", "3", f"{scaled(20):g}"])
     try:
         deadline = time.monotonic() + scaled(10)
         while True:

@@ -100,7 +100,10 @@ def _is_ours(path: Path, mode: int) -> str | None:
 
 
 class Plant:
-    """What the intruder left at a path: a symlink to a file of root's, or a 0666 file of theirs (also kept as NAME.keep)."""
+    """What the intruder left at a path: a symlink to a file of root's, or a 0666 file of theirs.
+
+    The 0666 file is also kept as NAME.keep.
+    """
 
     def __init__(self, user: pwd.struct_passwd, path: Path, kind: str, victims: Path) -> None:
         self.path, self.kind = path, kind
@@ -168,8 +171,9 @@ vrrp_instance VI_1 {{
     }}
 }}
 """)
-    daemon = DaemonProcess(router_netns, ["-P", "-n", "-l", "-G", "-f", str(conf), "-p", str(pid_file), "-r", str(vrrp_pid)],
-                    tmp_path / "daemon.log")
+    daemon = DaemonProcess(router_netns,
+                           ["-P", "-n", "-l", "-G", "-f", str(conf), "-p", str(pid_file), "-r", str(vrrp_pid)],
+                           tmp_path / "daemon.log")
     try:
         daemon.wait_log("Entering MASTER STATE", START_TIMEOUT_S)
         pid = daemon.pid
@@ -244,8 +248,9 @@ virtual_server 192.0.2.200 80 {{
     }}
 }}
 """)
-    daemon = DaemonProcess(router_netns, ["-C", "-n", "-l", "-G", "-f", str(conf), "-p", str(pid_file), "-c", str(check_pid),
-                                   "--dataplane", "none", "--status-file", str(status)], tmp_path / "daemon.log")
+    daemon = DaemonProcess(router_netns,
+                           ["-C", "-n", "-l", "-G", "-f", str(conf), "-p", str(pid_file), "-c", str(check_pid),
+                            "--dataplane", "none", "--status-file", str(status)], tmp_path / "daemon.log")
     try:
         _settle(lambda: events.exists() and status.exists(), START_TIMEOUT_S)
         assert events.exists(), daemon.log()

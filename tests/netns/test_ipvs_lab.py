@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -21,44 +20,16 @@ import pytest
 
 from pykeepalived.lab import unique_prefix
 from pykeepalived.lab.lvs_lab import LvsLab
+from tests.scripts import script
 
-pytestmark = [pytest.mark.netns, pytest.mark.slow,
+from .vrrp_helpers import needs_root
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow, needs_root,
               pytest.mark.skipif(not Path("/proc/net/ip_vs").exists(), reason="this kernel has no IPVS loaded "
                                  "(tests/vm/test_ipvs_lab.py runs these in the qemu guest)")]
 
 TIME_SCALE = float(os.environ.get("PYKEEPALIVED_TIME_SCALE", "1"))
 VIP = "203.0.113.10"
-
-CLIENT = textwrap.dedent('''
-    import json, os, socket, sys, time
-    vip, trigger, out = sys.argv[1:4]
-    sock = socket.create_connection((vip, 80), timeout=10)
-
-    def ask():
-        sock.sendall(b"GET /whoami HTTP/1.1\\r\\nHost: lab\\r\\n\\r\\n")
-        data = b""
-        while b"\\r\\n\\r\\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("closed by the other end")
-            data += chunk
-        head, body = data.split(b"\\r\\n\\r\\n", 1)
-        length = int([h.split(b":")[1] for h in head.split(b"\\r\\n") if h.lower().startswith(b"content-length")][0])
-        while len(body) < length:
-            body += sock.recv(4096)
-        return body.decode().split()[0]
-
-    result = {"before": [ask() for _ in range(5)]}  # IPVS syncs a connection from its third packet on
-    json.dump(result, open(out + ".tmp", "w")); os.rename(out + ".tmp", out)
-    while not os.path.exists(trigger):
-        time.sleep(0.05)
-    sock.settimeout(30)
-    try:
-        result["after"] = ask()
-    except OSError as exc:
-        result["after"] = f"error: {exc!r}"
-    json.dump(result, open(out + ".done.tmp", "w")); os.rename(out + ".done.tmp", out + ".done")
-''')
 
 
 def wait_file(path: Path, timeout_s: float) -> dict[str, object]:
@@ -91,7 +62,8 @@ def test_traffic_and_a_kept_alive_connection_through_the_masters_death(tmp_path:
         if sync_daemon:  # one lab each costs a minute or two in the emulated guest: share the first
             check_traffic_through_ipvs(lab)
         trigger, out = tmp_path / "go", tmp_path / "client.json"
-        client = lab.client.netns.popen([sys.executable, "-c", CLIENT, VIP, str(trigger), str(out)])
+        client = lab.client.netns.popen([sys.executable, script("ipvs_kept_alive_client.py"), VIP, str(trigger),
+                                         str(out)])
         try:
             before = wait_file(out, 30 * TIME_SCALE)["before"]
             assert isinstance(before, list) and len(set(before)) == 1, before  # one connection, one server

@@ -30,6 +30,8 @@ from pykeepalived.lab.netns import Netns
 
 from .vrrp_helpers import HAVE_FRR, HAVE_KEEPALIVED, VIP4, VIP6, needs_root
 
+pytestmark = [pytest.mark.netns, needs_root]
+
 needs_keepalived = pytest.mark.skipif(not HAVE_KEEPALIVED, reason="keepalived not installed")
 needs_frr = pytest.mark.skipif(not HAVE_FRR, reason="FRR (vrrpd, vtysh) not installed")
 

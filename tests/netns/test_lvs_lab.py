@@ -293,7 +293,7 @@ def test_a_stopped_real_server_leaves_both_services_and_comes_back(nat_lab: LvsL
 def test_up_fails_with_the_daemon_log_and_leaves_nothing_when_pykeepalived_exits(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(router: lvs_lab.Router) -> list[str]:
-        return [sys.executable, "-c", f"import sys; print('{router.name} cannot start'); sys.exit(3)"]
+        return [sys.executable, "-c", f"import sys\nprint('{router.name} cannot start')\nsys.exit(3)"]
 
     monkeypatch.setattr(lvs_lab.Router, "argv", broken)
     lab = LvsLab("dr", prefix=unique_prefix("lvsf"), workdir=tmp_path / "lab")

@@ -9,9 +9,7 @@ received on the wire. Namespaces are deleted even when a test fails.
 from __future__ import annotations
 
 import json
-import os
 import select
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,16 +21,23 @@ from typing import Any
 
 import pytest
 
+from .vrrp_helpers import needs_root
+
 pytestmark = [
     pytest.mark.netns,
-    pytest.mark.skipif(
-        os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 for network namespaces"
-    ),
+    needs_root,
 ]
 
 TIMEOUT_S = 30
 PRELUDE = """\
-import asyncio, json, select, socket, struct, subprocess, sys, time
+import asyncio
+import json
+import select
+import socket
+import struct
+import subprocess
+import sys
+import time
 from ipaddress import ip_address, ip_interface
 from pykeepalived.config.model import IpAddressSpec, NextHop, RouteSpec, RuleSpec
 from pykeepalived.net import NetError
@@ -247,7 +252,8 @@ def test_ipv4_vip_with_label_and_broadcast_is_added_and_removed_and_both_repeat_
         async with AddressManager() as am:
             for spec in SPECS * 2:
                 await am.remove_address(spec, "eth0")
-            return [await am.has_address("eth0", ip_address("10.0.0.100")), await am.has_address("eth0", ip_address("10.0.0.1"))]
+            return [await am.has_address("eth0", ip_address("10.0.0.100")),
+                    await am.has_address("eth0", ip_address("10.0.0.1"))]
     """,
     )
     assert removed == [False, True]
@@ -550,7 +556,7 @@ def test_link_monitor_reports_down_and_up_within_a_second(router: str, tmp_path:
                 await proc.wait()
                 await asyncio.sleep(1.0)
                 return start
-            t_bridge = await change("link", "add", "br-x", "type", "bridge")  # unrelated noise
+            await change("link", "add", "br-x", "type", "bridge")  # unrelated noise
             t_down = await change("link", "set", "eth0", "down")
             during = [await mon.state("eth0"), await mon.state("eth1")]
             t_up = await change("link", "set", "eth0", "up")

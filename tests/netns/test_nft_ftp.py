@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 
 from pykeepalived.lab import Lan, unique_prefix
 from pykeepalived.lab.topology import Host
+from tests.scripts import script
 
 from .vrrp_helpers import needs_root
 
@@ -56,15 +56,6 @@ syslog_enable=NO
 vsftpd_log_file={log}
 """
 
-APPLY = textwrap.dedent(f'''
-    from pykeepalived.lvs.model import DesiredTable, Destination, VirtualService
-    from pykeepalived.lvs.nft import NftablesBackend
-    port21 = VirtualService("ftp", "address", "{VIP}", 21, "TCP", scheduler="rr",
-                            destinations=(Destination("{SERVER}", 21, 1),))
-    marked = VirtualService("ftp-mark", "fwmark", fwmark=21, scheduler="rr", persistence_timeout_s=60,
-                            destinations=(Destination("{SERVER}", None, 1),))
-    NftablesBackend().apply_now(DesiredTable((port21, marked)))  # no close: the rules stay for the test
-''')
 
 MARKS = f"""\
 table ip ftp_marks {{
@@ -92,7 +83,8 @@ def network() -> Iterator[tuple[Host, Host]]:
             router.netns.ip("addr", "add", f"{vip}/32", "dev", "eth0")
         real.netns.ip("route", "add", "default", "via", "10.11.12.9")
         router.netns.run(["nft", "-f", "-"], input=MARKS)
-        apply = router.netns.run([sys.executable, "-c", APPLY], check=False, timeout_s=30)
+        apply = router.netns.run([sys.executable, script("nft_ftp_apply.py"), VIP, SERVER], check=False,
+                                 timeout_s=30)
         assert apply.returncode == 0, apply.stderr
         (root / "pub").mkdir()
         (root / "empty").mkdir()

@@ -13,80 +13,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 from pykeepalived.lab import Netns, unique_prefix
+from tests.scripts import script
 
-pytestmark = [pytest.mark.netns]
+from .vrrp_helpers import needs_root
 
-SCRIPT = textwrap.dedent('''
-    import json
-    from dataclasses import replace
-    from pykeepalived.lvs.model import DataPlaneError, DesiredTable, Destination, GroupEntry, VirtualService
-    from pykeepalived.lvs.nft import NftablesBackend
-    from pykeepalived.lvs.nft_rules import SCHEDULERS
-
-    def dests(v6, method, port, alive, weights=(1, 2, 3)):
-        fmt = "2001:db8:1::{}" if v6 else "10.11.12.{}"
-        return tuple(Destination(fmt.format(i), port, w, method=method, alive=i <= alive)
-                     for i, w in zip((1, 2, 3), weights))
-
-    def shapes():
-        for sched in SCHEDULERS:
-            for persist in (None, 60):
-                yield f"{sched}-nat-p{persist}", dict(scheduler=sched, persistence_timeout_s=persist), False, "NAT", 80
-        for method in ("DR", "TUN"):
-            for persist in (None, 60):
-                yield f"{method}-p{persist}", dict(scheduler="wlc", persistence_timeout_s=persist), False, method, 80
-        yield "nat-noport", dict(scheduler="rr"), False, "NAT", None
-        yield "nat-gran", dict(scheduler="rr", persistence_timeout_s=30, persistence_granularity="255.255.255.0"), \\
-            False, "NAT", None
-        yield "ftp", dict(port=21, scheduler="rr"), False, "NAT", 21
-        yield "v6-ftp", dict(port=21, scheduler="rr"), True, "NAT", 21
-        yield "v6-nat", dict(scheduler="wrr"), True, "NAT", 80
-        yield "v6-nat-p", dict(scheduler="mh", persistence_timeout_s=60), True, "NAT", 8080
-        yield "v6-dr", dict(scheduler="rr"), True, "DR", 80
-        yield "fwmark", dict(kind="fwmark", address=None, port=None, protocol=None, fwmark=5, scheduler="wlc",
-                             persistence_timeout_s=30), False, "NAT", None
-        yield "group", dict(kind="group", address=None, port=None, group="G", scheduler="sh", group_entries=(
-            GroupEntry("range", "203.0.113.20", "203.0.113.22", port=80), GroupEntry("fwmark", fwmark=7))), \\
-            False, "NAT", 80
-
-    failures = []
-    for name, fields, v6, method, port in shapes():
-        base = dict(kind="address", address="2001:db8::10" if v6 else "203.0.113.10", port=80, protocol="TCP",
-                    method=method)
-        base.update(fields)
-        b = NftablesBackend()
-        b.ctx.device_for = lambda address: "lo"
-        b.ctx.tunnel_for = lambda address: "lo"  # the rules only name a device; IPIP ones are tested in the guest
-        b.tunnels.want = lambda addresses: None
-        steps = [("3 up", dests(v6, method, port, 3)), ("1 up", dests(v6, method, port, 1)),
-                 ("none up", dests(v6, method, port, 0)), ("3 up, new weights", dests(v6, method, port, 3, (5, 0, 1))),
-                 ("2 up", dests(v6, method, port, 2))]
-        for step, ds in steps:
-            svc = VirtualService(name, destinations=ds, **base)
-            try:
-                b.apply_now(DesiredTable((svc,)))
-            except DataPlaneError as exc:
-                failures.append([name, step, str(exc)[:300]])
-                break
-        try:
-            b.apply_now(DesiredTable(()))
-        except DataPlaneError as exc:
-            failures.append([name, "removal", str(exc)[:300]])
-        b.close_now()
-    print(json.dumps(failures))
-''')
+pytestmark = [pytest.mark.netns, needs_root]
 
 
 def test_every_layout_and_change_is_accepted_by_the_kernel() -> None:
     ns = Netns(unique_prefix("nftlay"))
     ns.create()
     try:
-        proc = subprocess.run(ns.argv([sys.executable, "-c", SCRIPT]), capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(ns.argv([sys.executable, script("nft_layouts.py")]), capture_output=True, text=True,
+                              timeout=300)
     finally:
         ns.delete()
     assert proc.returncode == 0, proc.stderr[-3000:]

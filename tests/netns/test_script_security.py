@@ -29,11 +29,12 @@ import pytest
 from tests.compat.oracle import KEEPALIVED, keepalived_verdict, our_verdict
 
 from .daemon_process import DaemonProcess
+from .vrrp_helpers import needs_root
 
 pytestmark = [
     pytest.mark.netns,
-    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("useradd") is None,
-                       reason="needs root, iproute2 and useradd"),
+    needs_root,
+    pytest.mark.skipif(shutil.which("useradd") is None, reason="needs useradd"),
 ]
 
 SECURE = "  enable_script_security\n  script_user root\n"

@@ -144,7 +144,8 @@ def test_accept_mode_default_lets_traffic_in(lab: Lab) -> None:
     assert lab.c.ping(VIP4.ip)
 
 
-@pytest.mark.parametrize(("owner_kind", "other_kind"), [("py", "py"), pytest.param("py", "ka", marks=pytest.mark.keepalived),
+@pytest.mark.parametrize(("owner_kind", "other_kind"), [("py", "py"),
+                                                        pytest.param("py", "ka", marks=pytest.mark.keepalived),
                                                         pytest.param("ka", "py", marks=pytest.mark.keepalived)])
 def test_address_owner_takes_over_at_once(lab: Lab, owner_kind: str, other_kind: str) -> None:
     """Priority 255 (state MASTER): master at start, no Master_Down_Interval wait."""

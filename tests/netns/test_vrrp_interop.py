@@ -33,7 +33,8 @@ VERSIONS = [(2, 4), (3, 4), (3, 6)]
 PAIRS = [("py", "py", "high")] + [("py", other, role) for other in ("ka", "frr") for role in ("high", "low")]
 CASES = [
     pytest.param(other, role, version, family, id=f"{other}-ours-{role}-v{version}-ipv{family}",
-                 marks=([pytest.mark.keepalived] if other == "ka" else []) + ([pytest.mark.slow] if version == 2 else []))
+                 marks=([pytest.mark.keepalived] if other == "ka" else [])
+                 + ([pytest.mark.slow] if version == 2 else []))
     for _, other, role in PAIRS for version, family in VERSIONS
 ]
 

@@ -120,7 +120,8 @@ def _holds_none(ext: Host, internal: Host) -> bool:
     return EXT_VIP.ip not in ext.addresses() and INT_VIP.ip not in internal.addresses()
 
 
-@pytest.mark.parametrize(("lb1_kind", "lb2_kind"), [("py", "py"), pytest.param("py", "ka", marks=pytest.mark.keepalived),
+@pytest.mark.parametrize(("lb1_kind", "lb2_kind"), [("py", "py"),
+                                                    pytest.param("py", "ka", marks=pytest.mark.keepalived),
                                                     pytest.param("ka", "py", marks=pytest.mark.keepalived)])
 def test_sync_group_moves_both_vips_together(nets: TwoNets, tmp_path: Path, lb1_kind: str, lb2_kind: str) -> None:
     lb1 = _router(nets, lb1_kind, nets.lb1, 150, tmp_path)

@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from ipaddress import IPv4Interface, IPv6Interface
@@ -37,6 +36,7 @@ import pytest
 
 from pykeepalived.lab import PyKeepalivedPeer, VrrpPeer, VrrpSettings, wait_until
 from pykeepalived.lab.topology import Host
+from tests.scripts import script as script_path
 
 from .vrrp_helpers import VIP4, VIP6, Lab, down_interval, lab_fixture, needs_root, wait_sole_holder
 
@@ -151,148 +151,6 @@ def test_tshark_decodes_our_adverts_and_announcements(lab: Lab, tmp_path: Path, 
     assert all(0 <= float(g[0]) - first_advert < 0.5 for g in garps[:5]), (first_advert, garps)
 
 
-# ------------------------------------------------------------------------------ 2. hostile input
-SENDER = textwrap.dedent(r"""
-    # Crafted VRRPv2 packets from the client, with the IP header ours (IPPROTO_RAW = IP_HDRINCL).
-    # argv: phase src r1 vip vrid [seconds]; prints what it sent as JSON.
-    import json, random, socket, struct, sys, time
-    from collections import Counter
-    from ipaddress import ip_address
-    from pykeepalived.vrrp.packet import Advert, encode_advert, internet_checksum
-
-    phase, src, r1, vip, vrid = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-    SRC, VIP = ip_address(src), ip_address(vip)
-    GROUP = "224.0.0.18"
-    DESTS = (GROUP, r1)
-    PASSWORD = b"secret"
-
-    def advert(dst, **kw):
-        base = dict(version=2, vrid=vrid, priority=254, advert_int_cs=100, addresses=(VIP,),
-                    auth_type=1, auth_data=PASSWORD)
-        base.update(kw)
-        if base["version"] == 3:
-            base.pop("auth_type"); base.pop("auth_data")
-        return encode_advert(Advert(**base), SRC, ip_address(dst))
-
-    def patched(dst, **bytes_at):
-        # a valid v2 advert with some bytes overwritten, checksum recomputed: one fault, right checksum
-        p = bytearray(advert(dst))
-        for offset, value in bytes_at.items():
-            p[int(offset[1:])] = value
-        p[6:8] = b"\0\0"
-        p[6:8] = struct.pack("!H", internet_checksum(bytes(p)))
-        return bytes(p)
-
-    def ip_header(payload, dst, ttl):
-        hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0xc0, 20 + len(payload), 0, 0, ttl, 112, 0,
-                          socket.inet_aton(src), socket.inet_aton(dst))
-        return hdr[:10] + struct.pack("!H", internet_checksum(hdr)) + hdr[12:]
-
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
-
-    def send(payload, ttl, dst):
-        s.sendto(ip_header(payload, dst, ttl) + payload, (dst, 0))
-
-    def would_be_accepted(p, ttl):
-        # an oracle of its own (not the daemon's decoder): would a v2 instance with VRID `vrid`, PASS
-        # "secret" and 1 s take this as a valid advert? Such a packet may rightly change the state.
-        if ttl != 255 or len(p) < 8 or p[0] != 0x21 or p[1] != vrid:
-            return False
-        end = 8 + 4 * p[3] + 8
-        if len(p) < end or p[4] != 1 or p[5] != 1 or p[end - 8:end] != PASSWORD.ljust(8, b"\0"):
-            return False
-        words = sum(struct.unpack(f"!{end // 2}H", p[:end]))
-        while words >> 16:
-            words = (words & 0xFFFF) + (words >> 16)
-        return words == 0xFFFF
-
-    def flip(p):  # a wrong checksum: its first byte inverted
-        return p[:6] + bytes([p[6] ^ 0xFF]) + p[7:]
-
-    # name -> (counter, where it is counted, payload for a destination, TTL)
-    CASES = {
-        "ttl64": ("ip_ttl_err", "instance", lambda d: advert(d), 64),
-        "ttl254": ("ip_ttl_err", "instance", lambda d: advert(d), 254),
-        "ttl1": ("ip_ttl_err", "instance", lambda d: advert(d), 1),
-        "checksum": ("chksum_err", "instance", lambda d: flip(advert(d)), 255),
-        "checksum0": ("chksum_err", "instance", lambda d: advert(d)[:6] + b"\0\0" + advert(d)[8:], 255),
-        "naddr5": ("packet_len_err", "instance", lambda d: patched(d, b3=5), 255),
-        "password": ("auth_failure", "instance", lambda d: advert(d, auth_data=b"wrong"), 255),
-        "password_prefix": ("auth_failure", "instance", lambda d: advert(d, auth_data=b"secre"), 255),
-        "password_longer": ("auth_failure", "instance", lambda d: advert(d, auth_data=b"secretXY"), 255),
-        "auth_none": ("authtype_mismatch", "instance", lambda d: advert(d, auth_type=0, auth_data=b""), 255),
-        "auth_ah": ("authtype_mismatch", "instance", lambda d: advert(d, auth_type=2), 255),
-        "auth_type3": ("invalid_authtype", "instance", lambda d: advert(d, auth_type=3), 255),
-        "auth_type255": ("invalid_authtype", "instance", lambda d: advert(d, auth_type=255), 255),
-        "v3": ("version_mismatch", "instance", lambda d: advert(d, version=3), 255),
-        "version0": ("version_err", "instance", lambda d: patched(d, b0=0x01), 255),
-        "version1": ("version_err", "instance", lambda d: patched(d, b0=0x11), 255),
-        "version4": ("version_err", "instance", lambda d: patched(d, b0=0x41), 255),
-        "version15": ("version_err", "instance", lambda d: patched(d, b0=0xF1), 255),
-        "interval3": ("advert_interval_err", "instance", lambda d: advert(d, advert_int_cs=300), 255),
-        "interval255": ("advert_interval_err", "instance", lambda d: advert(d, advert_int_cs=25500), 255),
-        "interval0": ("advert_interval_err", "instance", lambda d: patched(d, b5=0), 255),
-        "type0": ("invalid_type_rcvd", "instance", lambda d: patched(d, b0=0x20), 255),
-        "type2": ("invalid_type_rcvd", "instance", lambda d: patched(d, b0=0x22), 255),
-        "type15": ("invalid_type_rcvd", "instance", lambda d: patched(d, b0=0x2F), 255),
-        "vrid_other": ("vrid_err", "socket", lambda d: advert(d, vrid=vrid % 255 + 1), 255),
-        "vrid0": ("vrid_err", "socket", lambda d: patched(d, b1=0), 255),
-        "empty": ("packet_len_err", "socket", lambda d: b"", 255),
-        "one_byte": ("packet_len_err", "socket", lambda d: advert(d)[:1], 255),
-    }
-    for n in range(2, 20):  # the VRID is there (so it is the instance's), the rest is cut short
-        CASES[f"cut{n}"] = ("packet_len_err", "instance", lambda d, n=n: advert(d)[:n], 255)
-    for d in DESTS:
-        assert would_be_accepted(advert(d), 255)  # the oracle knows a good packet
-        for name, (_, _, build, ttl) in CASES.items():
-            assert not would_be_accepted(build(d), ttl), name
-
-    REPEAT = 2
-    if phase == "cases":
-        expected = Counter()
-        for name, (counter, where, build, ttl) in CASES.items():
-            for d in DESTS:
-                for _ in range(REPEAT):
-                    send(build(d), ttl, d)
-                    expected[f"{where}:{counter}"] += 1
-        print(json.dumps({"expected": expected, "cases": sorted(CASES)}))
-    elif phase == "fuzz":
-        rng = random.Random(20261125)
-        sent = Counter()
-        while sum(sent.values()) < 500:
-            d = rng.choice(DESTS)
-            ttl = rng.choice([255, 255, 255, 1, 64])
-            kind = rng.choice(["flip", "flip", "cut", "extend", "random"])
-            p = bytearray(advert(d, priority=rng.choice([254, 255, 200, 1, 0])))
-            if kind == "flip":
-                for _ in range(rng.randint(1, 3)):
-                    p[rng.randrange(len(p))] ^= rng.randrange(1, 256)
-            elif kind == "cut":
-                p = p[:rng.randrange(len(p))]
-            elif kind == "extend":
-                p += bytes(rng.randrange(256) for _ in range(rng.randint(1, 60)))
-                p[rng.randrange(len(p))] ^= rng.randrange(1, 256)
-            else:
-                p = bytearray(rng.randrange(256) for _ in range(rng.randint(0, 80)))
-            if would_be_accepted(bytes(p), ttl):
-                continue  # a valid advert may rightly change the state: not hostile input
-            send(bytes(p), ttl, d)
-            sent[kind] += 1
-        print(json.dumps({"sent": sent}))
-    elif phase == "flood":
-        # every priority-254 fault with a right checksum, over and over: none may reset a backup's timer
-        seconds = float(sys.argv[6])
-        flood = [n for n in CASES if not n.startswith(("cut", "empty", "one_byte", "naddr"))]
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            for name in flood:
-                _, _, build, ttl = CASES[name]
-                for d in DESTS:
-                    send(build(d), ttl, d)
-            time.sleep(0.05)
-""")
-
 INSTANCE_COUNTERS = ("ip_ttl_err", "chksum_err", "packet_len_err", "auth_failure", "authtype_mismatch",
                      "invalid_authtype", "version_mismatch", "version_err", "advert_interval_err",
                      "invalid_type_rcvd")
@@ -371,8 +229,7 @@ def test_hostile_packets_change_nothing_and_are_counted(lab: Lab, tmp_path: Path
     assert all(before[c] == 0 for c in INSTANCE_COUNTERS), before
     sockets_before = _socket_counters(ours)
 
-    script = tmp_path / "sender.py"
-    script.write_text(SENDER)
+    script = Path(script_path("vrrp_sender4.py"))
     # one fault per packet, each twice to the group and twice to r1's address: exact counts
     expected: dict[str, int] = _send(lab, script, "cases")["expected"]
     time.sleep(0.3)
@@ -409,68 +266,6 @@ def test_hostile_packets_change_nothing_and_are_counted(lab: Lab, tmp_path: Path
     assert "Traceback" not in ours.log()
 
 
-SENDER6 = textwrap.dedent(r"""
-    # Crafted VRRPv3 packets over IPv6 from the client's link-local address, one fault each.
-    # argv: src r1_link_local vip vrid; prints {"instance:counter"|"socket:counter": count}.
-    import json, socket, struct, sys
-    from collections import Counter
-    from ipaddress import ip_address
-    from pykeepalived.vrrp.packet import Advert, encode_advert, internet_checksum
-
-    src, r1, vip, vrid = ip_address(sys.argv[1]), sys.argv[2], ip_address(sys.argv[3]), int(sys.argv[4])
-    GROUP = "ff02::12"
-    ifindex = socket.if_nametoindex("eth0")
-
-    def advert(dst, **kw):
-        base = dict(version=3, vrid=vrid, priority=254, advert_int_cs=10, addresses=(vip,))
-        base.update(kw)
-        return encode_advert(Advert(**base), src, ip_address(dst))
-
-    def pseudo(dst, length):
-        return src.packed + ip_address(dst).packed + struct.pack("!I3xB", length, 112)
-
-    def patched(dst, prefix=True, checksum_dst=None, **bytes_at):
-        p = bytearray(advert(dst))
-        for offset, value in bytes_at.items():
-            p[int(offset[1:])] = value
-        p[6:8] = b"\0\0"
-        head = pseudo(checksum_dst or dst, len(p)) if prefix else b""
-        p[6:8] = struct.pack("!H", internet_checksum(head + bytes(p)))
-        return bytes(p)
-
-    other_dst = {GROUP: r1, r1: GROUP}
-    CASES = {
-        "hop64": ("ip_ttl_err", "instance", lambda d: advert(d), 64),
-        "hop1": ("ip_ttl_err", "instance", lambda d: advert(d), 1),
-        "checksum": ("chksum_err", "instance", lambda d: advert(d)[:6] + bytes([advert(d)[6] ^ 0xFF]) + advert(d)[7:],
-                     255),
-        "checksum_no_pseudo_header": ("chksum_err", "instance", lambda d: patched(d, prefix=False), 255),
-        "checksum_other_dst": ("chksum_err", "instance", lambda d: patched(d, checksum_dst=other_dst[d]), 255),
-        "v2_over_ipv6": ("version_err", "instance", lambda d: patched(d, b0=0x21), 255),
-        "version4": ("version_err", "instance", lambda d: patched(d, b0=0x41), 255),
-        "type2": ("invalid_type_rcvd", "instance", lambda d: patched(d, b0=0x32), 255),
-        "interval0": ("advert_interval_err", "instance", lambda d: patched(d, b4=0, b5=0), 255),
-        "vrid_other": ("vrid_err", "socket", lambda d: advert(d, vrid=vrid % 255 + 1), 255),
-        "one_byte": ("packet_len_err", "socket", lambda d: advert(d)[:1], 255),
-    }
-    for n in range(2, 24):  # a v3 IPv6 advert with one address is 24 bytes
-        CASES[f"cut{n}"] = ("packet_len_err", "instance", lambda d, n=n: advert(d)[:n], 255)
-
-    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 112)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
-    s.bind((str(src), 0, 0, ifindex))
-    expected = Counter()
-    for name, (counter, where, build, hops) in CASES.items():
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, hops)
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, hops)
-        for d in (GROUP, r1):
-            for _ in range(2):
-                s.sendto(build(d), (d, 0, 0, ifindex))
-                expected[f"{where}:{counter}"] += 1
-    print(json.dumps(expected))
-""")
-
-
 def test_hostile_ipv6_packets_change_nothing_and_are_counted(lab: Lab, tmp_path: Path) -> None:
     """VRRPv3 over IPv6, master alone: hop limit, checksum (IPv6 pseudo-header only), length, version, type,
     interval 0 and VRID faults from the client's link-local address, to ff02::12 and to r1's link-local."""
@@ -481,9 +276,7 @@ def test_hostile_ipv6_packets_change_nothing_and_are_counted(lab: Lab, tmp_path:
     r1_ll = str(lab.r1.link_local())
     before = _check_unchanged(ours, None, STATE_MASTER, r1_ll, VIP6)["stats"]
     sockets_before = _socket_counters(ours)
-    script = tmp_path / "sender6.py"
-    script.write_text(SENDER6)
-    argv = [sys.executable, str(script), str(lab.c.link_local()), r1_ll, str(VIP6.ip), "74"]
+    argv = [sys.executable, script_path("vrrp_sender6.py"), str(lab.c.link_local()), r1_ll, str(VIP6.ip), "74"]
     expected: dict[str, int] = json.loads(lab.c.netns.run(argv, timeout_s=60).stdout)
     time.sleep(0.3)
     after = _check_unchanged(ours, None, STATE_MASTER, r1_ll, VIP6)["stats"]

@@ -76,7 +76,8 @@ def test_noerror_is_healthy_with_or_without_answers() -> None:
 @pytest.mark.parametrize(("rcode", "text"), [(dns.rcode.NXDOMAIN, "NXDOMAIN"), (dns.rcode.REFUSED, "REFUSED"),
                                              (dns.rcode.SERVFAIL, "SERVFAIL"), (dns.rcode.FORMERR, "FORMERR")])
 def test_an_error_rcode_fails(rcode: dns.rcode.Rcode, text: str) -> None:
-    assert check_reply(9, reply(9, rcode, answers=0)) == DnsVerdict(False, f"server answered {text} (rcode {int(rcode)})")
+    verdict = DnsVerdict(False, f"server answered {text} (rcode {int(rcode)})")
+    assert check_reply(9, reply(9, rcode, answers=0)) == verdict
 
 
 def test_other_datagrams_are_ignored_as_keepalived_does() -> None:

@@ -51,10 +51,12 @@ def md5(data: bytes) -> str:
 
 # --------------------------------------------------------------------------- request
 def test_request_is_keepaliveds() -> None:
-    assert request_bytes("/h", "10.0.0.1:80") == b"GET /h HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: 10.0.0.1:80\r\n\r\n"
+    assert request_bytes("/h", "10.0.0.1:80") == (
+        b"GET /h HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: 10.0.0.1:80\r\n\r\n")
     assert request_bytes("/h", "w", "1.0C") == (
         b"GET /h HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: w\r\n\r\n")
-    assert request_bytes("/h", "w", "1.1").startswith(b"GET /h HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nConnection: close")
+    assert request_bytes("/h", "w", "1.1").startswith(
+        b"GET /h HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nConnection: close")
 
 
 def test_host_header_writes_the_port_but_not_on_a_virtualhost() -> None:
@@ -211,7 +213,8 @@ def test_judge_status_then_digest_then_regex() -> None:
 def test_regex_no_match_inverts() -> None:
     rule = url_rule(UrlSpec(path="/", regex="maintenance", regex_no_match=True))
     assert judge(rule, answer(b"all fine"), WHERE) is None
-    assert judge(rule, answer(b"in maintenance"), WHERE) == f"regex error to {WHERE}: 'maintenance' matched (regex_no_match)"
+    assert judge(rule, answer(b"in maintenance"), WHERE) == (
+        f"regex error to {WHERE}: 'maintenance' matched (regex_no_match)")
 
 
 def test_regex_sees_the_header_and_offsets_count_from_the_status_line() -> None:
@@ -351,10 +354,12 @@ def test_every_url_in_order_stops_at_the_first_failure() -> None:
             urls = [UrlSpec(path=p) for p in ("/a", "/b", "/c")]
             result = await probe(port, *urls).run()
             assert not result.ok
-            assert result.reason == f"HTTP status code error to [127.0.0.1]:tcp:{port} url(2) /b: got 500, expected 200-299"
+            assert result.reason == (
+                f"HTTP status code error to [127.0.0.1]:tcp:{port} url(2) /b: got 500, expected 200-299")
             assert [r.split(b" ")[1] for r in seen] == [b"/a", b"/b"]
             assert seen[0] == request_bytes("/a", f"127.0.0.1:{port}")
-            ok = await probe(port, UrlSpec(path="/a", digest=md5(b"A")), UrlSpec(path="/c", regex="^C$", regex_options=["multiline"])).run()
+            ok = await probe(port, UrlSpec(path="/a", digest=md5(b"A")),
+                             UrlSpec(path="/c", regex="^C$", regex_options=["multiline"])).run()
             assert ok.ok, ok.reason
 
     asyncio.run(main())

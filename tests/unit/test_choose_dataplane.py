@@ -1,15 +1,15 @@
-"""Which data plane runs: the command line, then global_defs' pykeepalived_dataplane; IPVS forced but missing fails."""
+"""Which data plane runs: the command line, then global_defs' pykeepalived_dataplane.
+
+What runs `modprobe` (IPVS forced but missing) is in tests/netns/test_choose_dataplane_kernel.py.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from pykeepalived.config.model import GlobalDefs, KeepalivedConfig, RealServer, VirtualServer
-from pykeepalived.lvs.choose import choose_dataplane, dataplane_problems, ipvs_available, wanted_kind
-from pykeepalived.lvs.ipvs_sync import kernel_has_ipvs
-from pykeepalived.lvs.model import DataPlaneError
+from pykeepalived.lvs.choose import dataplane_problems, ipvs_available, wanted_kind
 
 
 def config(setting: str | None = None, **vs: object) -> KeepalivedConfig:
@@ -37,14 +37,9 @@ def test_ipvs_is_available_when_loaded_or_installed(tmp_path: Path) -> None:
     assert not ipvs_available(tmp_path)
     modules = tmp_path / "lib" / "modules" / os.uname().release
     modules.mkdir(parents=True)
-    (modules / "modules.dep").write_text("kernel/net/netfilter/ipvs/ip_vs.ko.xz: kernel/net/netfilter/nf_conntrack.ko\n")
+    (modules / "modules.dep").write_text(
+        "kernel/net/netfilter/ipvs/ip_vs.ko.xz: kernel/net/netfilter/nf_conntrack.ko\n")
     assert ipvs_available(tmp_path)
-
-
-@pytest.mark.skipif(kernel_has_ipvs(), reason="this kernel has IPVS")
-def test_forcing_ipvs_on_a_kernel_without_it_says_so() -> None:
-    with pytest.raises(DataPlaneError, match="no IPVS"):
-        choose_dataplane("auto", config("ipvs"))
 
 
 def test_what_only_nftables_refuses_is_no_problem_for_ipvs() -> None:

@@ -85,7 +85,8 @@ def test_dr_duplicates_to_the_server_and_drops_the_original() -> None:
 
 def test_group_entries_expand_to_dispatch_keys() -> None:
     svc = vs("g", kind="group", address=None, port=None, group="G",
-             group_entries=(GroupEntry("range", "203.0.113.20", "203.0.113.22", port=80), GroupEntry("fwmark", fwmark=7)))
+             group_entries=(GroupEntry("range", "203.0.113.20", "203.0.113.22", port=80),
+                            GroupEntry("fwmark", fwmark=7)))
     ruleset = build([svc], ctx())["ip"]
     assert len(ruleset.elements["nat_ports"]) == 3
     assert set(ruleset.elements["nat_fwmarks"]) == {"7"}

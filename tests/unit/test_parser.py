@@ -15,7 +15,8 @@ def test_unknown_keyword_suggests_the_near_miss() -> None:
 
 
 def test_out_of_range_priority_names_the_keyword_and_range() -> None:
-    text = "vrrp_instance V {\n interface lo\n virtual_router_id 1\n priority 256\n virtual_ipaddress {\n 10.0.0.1\n }\n}\n"
+    text = ("vrrp_instance V {\n interface lo\n virtual_router_id 1\n priority 256\n"
+            " virtual_ipaddress {\n 10.0.0.1\n }\n}\n")
     assert errors(text) == [(4, "priority: number '256' outside range [1, 255]")]
 
 
@@ -26,7 +27,8 @@ def test_unclosed_block_is_reported_at_its_opening_line() -> None:
 
 def test_priority_and_state_defaults_follow_keepalived() -> None:
     text = (
-        "vrrp_instance A {\n interface lo\n virtual_router_id 1\n state MASTER\n virtual_ipaddress {\n 10.0.0.1\n }\n}\n"
+        "vrrp_instance A {\n interface lo\n virtual_router_id 1\n state MASTER\n"
+        " virtual_ipaddress {\n 10.0.0.1\n }\n}\n"
         "vrrp_instance B {\n interface lo\n virtual_router_id 2\n virtual_ipaddress {\n 10.0.0.2\n }\n}\n"
     )
     cfg = read_config_text(text).config
@@ -38,7 +40,8 @@ def test_priority_and_state_defaults_follow_keepalived() -> None:
 def test_checker_timings_inherit_from_the_virtual_server() -> None:
     text = (
         "virtual_server 10.0.0.1 80 {\n delay_loop 7\n lb_algo rr\n lb_kind NAT\n protocol TCP\n"
-        " connect_timeout 4\n real_server 10.0.0.2 80 {\n  TCP_CHECK {\n  }\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n"
+        " connect_timeout 4\n real_server 10.0.0.2 80 {\n  TCP_CHECK {\n  }\n"
+        "  HTTP_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n"
     )
     cfg = read_config_text(text).config
     tcp, http = cfg.virtual_servers[0].real_servers[0].checkers

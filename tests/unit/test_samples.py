@@ -39,7 +39,10 @@ EXPECTED: dict[str, list[tuple[str, Any]]] = {
         ("virtual_servers.0.alpha", True),
         ("virtual_servers.0.omega", True),
     ],
-    "keepalived.conf.virtual_server_group": [("virtual_server_groups.VSG_1.entries.3.kind", "range"), ("virtual_server_groups.VSG_1.entries.3.last_address", "192.168.200.10")],
+    "keepalived.conf.virtual_server_group": [
+        ("virtual_server_groups.VSG_1.entries.3.kind", "range"),
+        ("virtual_server_groups.VSG_1.entries.3.last_address", "192.168.200.10"),
+    ],
     "keepalived.conf.status_code": [("virtual_servers.0.real_servers.0.checkers.0.urls.0.status_code.0", [200, 299])],
     "keepalived.conf.vrrp": [("vrrp_instances.VI_1.virtual_ipaddresses.0.address", "192.168.200.16/32")],
     "keepalived.conf.vrrp.sync": [("sync_groups.G1.members.0.name", "VI_1"), ("sync_groups.G2.members.1.name", "VI_4")],
@@ -82,7 +85,8 @@ def test_rhel_nat_config_models_the_guide() -> None:
     ext, internal = model["vrrp_instances"]["RH_EXT"], model["vrrp_instances"]["RH_INT"]
     assert (ext["interface"], ext["virtual_router_id"], ext["priority"], ext["state"]) == ("eth0", 50, 100, "MASTER")
     assert (internal["interface"], internal["virtual_router_id"]) == ("eth1", 2)
-    assert ext["authentication"] == {"auth_type": "PASS", "auth_pass": "passw123", "location": ext["authentication"]["location"]}
+    location = ext["authentication"]["location"]
+    assert ext["authentication"] == {"auth_type": "PASS", "auth_pass": "passw123", "location": location}
     assert ext["virtual_ipaddresses"][0]["address"] == "10.0.0.1/32"
     assert internal["virtual_ipaddresses"][0]["address"] == "192.168.1.1/32"
     vs = model["virtual_servers"][0]

@@ -39,7 +39,8 @@ def make_socket(target: Target, kind: int = socket.SOCK_STREAM) -> socket.socket
         if target.bind_if:
             sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, target.bind_if.encode())
         if target.bind_address is not None or target.bind_port:
-            bind_ip = str(target.bind_address) if target.bind_address is not None else ("::" if family == socket.AF_INET6 else "0.0.0.0")
+            any_ip = "::" if family == socket.AF_INET6 else "0.0.0.0"
+            bind_ip = str(target.bind_address) if target.bind_address is not None else any_ip
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((bind_ip, target.bind_port or 0))
     except OSError as exc:

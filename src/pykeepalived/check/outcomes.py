@@ -99,7 +99,8 @@ def file_verdict(value: int, weight: int, reverse: bool) -> ProbeResult:
     if weight == 0:
         if (value != 0) != reverse:
             what = "non-zero" if not reverse else "zero"
-            return ProbeResult(False, f"track file value {value} is {what} (weight 0{' reverse' if reverse else ''})", 0)
+            flags = " reverse" if reverse else ""
+            return ProbeResult(False, f"track file value {value} is {what} (weight 0{flags})", 0)
         return ProbeResult(True, f"track file value {value}", 0)
     product = max(INT32_MIN, min(INT32_MAX, value * weight * (-1 if reverse else 1)))
     if product <= WEIGHT_FAULT:

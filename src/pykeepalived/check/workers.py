@@ -16,9 +16,10 @@ status file and the FILE_CHECKs (which act at once), and stays responsive. Worke
 
 A worker exits when its stdin closes (the main process is gone) or on
 SIGTERM, which the kernel sends it when the checker process dies, however it
-dies (PR_SET_PDEATHSIG, set first thing by `--parent-pid`: daemon/lifeline.py). The main process treats a worker's death as its own failure and
-exits, so that the supervisor restarts the whole checker cleanly rather than
-mixing fresh worker state with old pool state.
+dies (PR_SET_PDEATHSIG, set first thing by `--parent-pid`: daemon/lifeline.py).
+The main process treats a worker's death as its own failure and exits, so
+that the supervisor restarts the whole checker cleanly rather than mixing
+fresh worker state with old pool state.
 """
 
 from __future__ import annotations

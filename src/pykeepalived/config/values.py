@@ -120,7 +120,8 @@ UMASK_BITS = {
 
 
 def parse_umask(words: list[str]) -> int:
-    """global_defs `umask`: a number (hex, octal with a leading 0, or decimal) or I{R,W,X}{USR,GRP,OTH} bits joined by '|'.
+    """global_defs `umask`: a number (hex, octal with a leading 0, or decimal) or I{R,W,X}{USR,GRP,OTH} bits
+    joined by '|'.
 
     Raises ValueError with a message that names the bad word.
     """

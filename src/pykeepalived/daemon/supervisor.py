@@ -238,7 +238,8 @@ async def keep_running(child: Child, stop: asyncio.Event, config_fd: int | None,
         child.refusals = child.refusals + 1 if code == EXIT_ALREADY_RUNNING else 0
         what = f"{child.name} child process (pid {child.proc.pid}) {describe_exit(code)} after {ran_s:.1f} s"
         if child.refusals >= MAX_REFUSALS:
-            fail(f"{what}: it could not take its pid file ({child.refusals} times in a row, see its log line); giving up")
+            fail(f"{what}: it could not take its pid file ({child.refusals} times in a row, see its log line); "
+                 "giving up")
             return
         delay = respawn_delay_s(child.quick_deaths)
         if delay <= 0:

@@ -595,7 +595,10 @@ class LvsLab:
         self._save()
 
     def kill_daemon_parent(self, name: str) -> int:
-        """SIGKILL only the router's pykeepalived parent process (its children are left to fend for themselves); its pid."""
+        """SIGKILL only the router's pykeepalived parent process (its children are left to fend for themselves).
+
+        Returns its pid.
+        """
         router = self.router(name)
         if router.proc is None or router.proc.poll() is not None:
             raise LabError(f"pykeepalived on {name} is not running")

@@ -642,7 +642,10 @@ class AddressManager:
             raise _net_error("cannot list routes", exc) from exc
 
     async def remove_route(self, spec: RouteSpec) -> bool:
-        """Remove a route we added (proto keepalived unless the line names another); gone is fine. True if it was there."""
+        """Remove a route we added (proto keepalived unless the line names another); gone is fine.
+
+        True if it was there.
+        """
         oif = None
         if spec.device is not None:
             oif = await self.ifindex(spec.device)
@@ -676,7 +679,10 @@ class AddressManager:
             raise _net_error(what, exc) from exc
 
     async def remove_rule(self, spec: RuleSpec) -> bool:
-        """Remove a rule we added; gone is fine. Without a preference the first equal rule goes. True if it was there."""
+        """Remove a rule we added; gone is fine. Without a preference the first equal rule goes.
+
+        True if it was there.
+        """
         args = _rule_request(spec, adding=False)
         try:
             await self._rtnl.rule("del", **args)
