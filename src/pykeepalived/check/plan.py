@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..config.checker_timing import completed_timing
 from ..config.model import CheckerBase, KeepalivedConfig, RealServer, VirtualServer
 from ..lvs.model import Destination, GroupEntry, VirtualService
 from .logic import CheckerCore, CheckTiming, HttpCheckerCore
@@ -21,6 +22,8 @@ from .probes import ProbeContext, make_probes
 WAIT_WHILE_DOWN = frozenset({"PING_CHECK", "UDP_CHECK", "DNS_CHECK", "MISC_CHECK"})
 # FILE_CHECK follows a file that keepalived watches with inotify: we read it this often, and act at once
 FILE_POLL_S = 0.2
+FILE_TIMING = CheckTiming(delay_loop_s=FILE_POLL_S, connect_timeout_s=1.0, retry=0,
+                          delay_before_retry_s=FILE_POLL_S, warmup_s=0.0, alpha=False)
 
 
 def trio(address: object, protocol: str | None, port: int | None) -> str:
@@ -157,16 +160,12 @@ def group_entries(config: KeepalivedConfig) -> dict[str, tuple[GroupEntry, ...]]
 
 
 def timing_of(checker: CheckerBase) -> CheckTiming:
-    """The completed timing (config/complete.py has inherited it from the real and virtual server)."""
-    delay_loop = checker.delay_loop_s if checker.delay_loop_s is not None else 60.0
-    return CheckTiming(
-        delay_loop_s=delay_loop,
-        connect_timeout_s=checker.connect_timeout_s if checker.connect_timeout_s is not None else 5.0,
-        retry=checker.retry if checker.retry is not None else 1,
-        delay_before_retry_s=checker.delay_before_retry_s if checker.delay_before_retry_s is not None else 1.0,
-        warmup_s=checker.warmup_s if checker.warmup_s is not None else delay_loop,
-        alpha=bool(checker.alpha),
-    )
+    """The timing config completion wrote into the checker (config/checker_timing.py), or FILE_CHECK's polling."""
+    if checker.kind == "FILE_CHECK":
+        return FILE_TIMING
+    t = completed_timing(checker)
+    return CheckTiming(delay_loop_s=t.delay_loop_s, connect_timeout_s=t.connect_timeout_s, retry=t.retry,
+                       delay_before_retry_s=t.delay_before_retry_s, warmup_s=t.warmup_s, alpha=t.alpha)
 
 
 def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
@@ -185,9 +184,6 @@ def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
             for index, checker in enumerate(rs.checkers):
                 timing = timing_of(checker)
                 immediate = checker.kind == "FILE_CHECK"
-                if immediate:
-                    timing = CheckTiming(delay_loop_s=FILE_POLL_S, connect_timeout_s=1.0, retry=0,
-                                         delay_before_retry_s=FILE_POLL_S, warmup_s=0.0, alpha=False)
                 for probe in make_probes(checker, ctx):
                     plan.checkers.append(CheckerPlan(
                         f"{checker.kind}#{index}", checker.kind, timing, probe, checker, immediate))
