@@ -32,7 +32,6 @@ CONFIGS = sorted([
     *REPO.glob("tests/compat/*.conf"),
     *REPO.glob("tests/compat/broken/*.conf"),
 ])
-UNSCHEDULED = ("FILE_CHECK", "BFD_CHECK")  # keepalived gives these no timing (no launch function)
 
 
 def checkers(config: KeepalivedConfig) -> Iterator[tuple[CheckerBase, RealServer, VirtualServer]]:
@@ -63,8 +62,6 @@ def test_completion_and_plan_agree_with_checker_timing(path: Path) -> None:
     for checker, _, _ in checkers(config):
         expected = checker_timing(*raw[checker.location])
         assert completed_timing(checker) == expected, checker.location
-        if checker.kind in UNSCHEDULED:
-            continue
         assert dataclasses.asdict(timing_of(checker)) == dataclasses.asdict(expected), checker.location
     try:
         plans = build_plan(config)
@@ -107,7 +104,10 @@ def timing_for(kind: str, vs: str = "", rs: str = "", checker: str = "") -> Chec
                                              "extra": EXTRA.get(kind, "")})
     assert not result.errors, result.errors
     (chk,) = result.config.virtual_servers[0].real_servers[0].checkers
-    return completed_timing(chk)
+    timing = completed_timing(chk)
+    for plan in build_plan(result.config)[0].real_servers[0].checkers:  # the plan runs what completion wrote
+        assert dataclasses.asdict(plan.timing) == dataclasses.asdict(timing)
+    return timing
 
 
 @pytest.mark.parametrize(("kind", "retry", "delay_before_retry"), [

@@ -160,9 +160,7 @@ def group_entries(config: KeepalivedConfig) -> dict[str, tuple[GroupEntry, ...]]
 
 
 def timing_of(checker: CheckerBase) -> CheckTiming:
-    """The timing config completion wrote into the checker (config/checker_timing.py), or FILE_CHECK's polling."""
-    if checker.kind == "FILE_CHECK":
-        return FILE_TIMING
+    """The timing config completion wrote into the checker (config/checker_timing.py's rules): nothing re-defaulted."""
     t = completed_timing(checker)
     return CheckTiming(delay_loop_s=t.delay_loop_s, connect_timeout_s=t.connect_timeout_s, retry=t.retry,
                        delay_before_retry_s=t.delay_before_retry_s, warmup_s=t.warmup_s, alpha=t.alpha)
@@ -182,8 +180,8 @@ def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
             plan = RealServerPlan(rs_name, rs, rs.weight if rs.weight is not None else vs.weight, inhibit)
             ctx = ProbeContext(vs, rs, config.ssl, config.global_defs, track_paths, track_weights)
             for index, checker in enumerate(rs.checkers):
-                timing = timing_of(checker)
                 immediate = checker.kind == "FILE_CHECK"
+                timing = FILE_TIMING if immediate else timing_of(checker)
                 for probe in make_probes(checker, ctx):
                     plan.checkers.append(CheckerPlan(
                         f"{checker.kind}#{index}", checker.kind, timing, probe, checker, immediate))
