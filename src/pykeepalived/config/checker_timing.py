@@ -41,23 +41,21 @@ class CheckerTiming:
     alpha: bool
 
 
-def _first(*values: float | None) -> float | None:
-    return next((v for v in values if v is not None), None)
+def _first(*values: float | None, default: float) -> float:
+    """The first value that is set (keepalived's "unset" is our None), else `default`."""
+    return next((v for v in values if v is not None), default)
 
 
 def checker_timing(checker: CheckerBase, rs: RealServer, vs: VirtualServer) -> CheckerTiming:
     """The timing keepalived gives `checker` of real server `rs` of virtual server `vs`."""
     kind = kind_defaults(checker.kind)
-    delay_loop = _first(checker.delay_loop_s, rs.delay_loop_s, vs.delay_loop_s)
-    assert delay_loop is not None  # the virtual server always has one
-    connect_timeout = _first(checker.connect_timeout_s, inherited_connect_timeout_s(rs, vs))
-    assert connect_timeout is not None
-    retry = next(v for v in (checker.retry, rs.retry, vs.retry, kind.retry) if v is not None)
+    delay_loop = _first(checker.delay_loop_s, rs.delay_loop_s, default=vs.delay_loop_s)
+    connect_timeout = _first(checker.connect_timeout_s, default=inherited_connect_timeout_s(rs, vs))
+    retry = next((v for v in (checker.retry, rs.retry, vs.retry) if v is not None), kind.retry)
     dbr = _first(checker.delay_before_retry_s, rs.delay_before_retry_s, vs.delay_before_retry_s,
-                 kind.delay_before_retry_s, delay_loop)
-    warmup = _first(checker.warmup_s, rs.warmup_s, vs.warmup_s, delay_loop)
-    alpha = next(v for v in (checker.alpha, rs.alpha, vs.alpha) if v is not None)
-    assert dbr is not None and warmup is not None
+                 kind.delay_before_retry_s, default=delay_loop)
+    warmup = _first(checker.warmup_s, rs.warmup_s, vs.warmup_s, default=delay_loop)
+    alpha = next((v for v in (checker.alpha, rs.alpha) if v is not None), vs.alpha)
     return CheckerTiming(delay_loop_s=delay_loop, connect_timeout_s=connect_timeout, retry=retry,
                          delay_before_retry_s=dbr, warmup_s=warmup, alpha=alpha)
 
