@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pykeepalived.check.logic import Change, CheckerCore, CheckTiming, HttpCheckerCore, Verdict
 from pykeepalived.check.pool import Member, Pool, QuorumDown, QuorumUp, Row, ServerDown, ServerUp, WeightChanged
+from pykeepalived.config.checker_timing import checker_timing
+from pykeepalived.config.model import RealServer, TcpCheck, VirtualServer
 
-T = CheckTiming(delay_loop_s=6, connect_timeout_s=2, retry=2, delay_before_retry_s=1, warmup_s=0)
+
+def timing(**changes: Any) -> CheckTiming:
+    """keepalived's timing of a TCP_CHECK nobody configured (config/checker_timing.py), with `changes`."""
+    t = checker_timing(TcpCheck(kind="TCP_CHECK"), RealServer(ipaddress.ip_address("192.0.2.1")),
+                       VirtualServer("address"))
+    return CheckTiming(**{**dataclasses.asdict(t), **changes})
+
+
+T = timing(delay_loop_s=6, connect_timeout_s=2, retry=2, delay_before_retry_s=1, warmup_s=0)
 
 
 def test_retry_plus_one_failures_before_down_spaced_by_delay_before_retry() -> None:
@@ -51,17 +65,17 @@ def test_the_first_attempt_decides_at_once() -> None:
 
 
 def test_alpha_starts_down_and_a_first_failure_confirms_it() -> None:
-    c = CheckerCore(CheckTiming(alpha=True, retry=3), now=0)
+    c = CheckerCore(timing(alpha=True, retry=3), now=0)
     assert c.verdict is Verdict.DOWN
     assert c.record(False, 0) == Change(Verdict.DOWN, 1, confirmed=True)
     assert c.record(False, 60) is None
-    c2 = CheckerCore(CheckTiming(alpha=True), now=0)
+    c2 = CheckerCore(timing(alpha=True), now=0)
     assert c2.record(True, 0) == Change(Verdict.UP)
 
 
 def test_first_attempt_is_spread_over_warmup_only() -> None:
-    assert CheckerCore(CheckTiming(warmup_s=10), now=5, first_offset_s=3).next_due_s == 8
-    assert CheckerCore(CheckTiming(warmup_s=2), now=5, first_offset_s=3).next_due_s == 7
+    assert CheckerCore(timing(warmup_s=10), now=5, first_offset_s=3).next_due_s == 8
+    assert CheckerCore(timing(warmup_s=2), now=5, first_offset_s=3).next_due_s == 7
 
 
 def test_worst_detection_bound() -> None:
@@ -71,8 +85,7 @@ def test_worst_detection_bound() -> None:
 @given(st.lists(st.booleans(), min_size=1, max_size=60), st.integers(0, 4))
 def test_down_needs_retry_plus_one_failures_in_a_row_after_a_success(results: list[bool], retry: int) -> None:
     """Against keepalived's rule stated plainly: once it has succeeded, only retry+1 failures in a row are DOWN."""
-    timing = CheckTiming(delay_loop_s=10, retry=retry, delay_before_retry_s=1, warmup_s=0)
-    c = CheckerCore(timing, now=0)
+    c = CheckerCore(timing(delay_loop_s=10, retry=retry, delay_before_retry_s=1, warmup_s=0), now=0)
     now = 0.0
     run = 0
     for i, ok in enumerate(results):
@@ -144,7 +157,7 @@ def test_unreachable_quorum_is_lowered_to_the_total_weight() -> None:
     assert (p.quorum, p.hysteresis) == (4, 3)
 
 
-H = CheckTiming(delay_loop_s=6, connect_timeout_s=2, retry=2, delay_before_retry_s=1, warmup_s=0)
+H = timing(delay_loop_s=6, connect_timeout_s=2, retry=2, delay_before_retry_s=1, warmup_s=0)
 
 
 def test_http_one_url_down_after_retry_plus_one_and_back_after_two_rounds() -> None:
@@ -192,7 +205,7 @@ def test_ping_udp_dns_misc_only_wait_delay_loop_while_down() -> None:
 
 
 def test_http_alpha_first_failure_notifies_nothing() -> None:
-    c = HttpCheckerCore(CheckTiming(alpha=True, delay_loop_s=6, delay_before_retry_s=1), now=0)
+    c = HttpCheckerCore(timing(alpha=True, delay_loop_s=6, delay_before_retry_s=1), now=0)
     assert c.record(False, 0) is None
     assert c.record(True, 6) is None  # the failed url answered: one more round
     assert c.record(True, 12) == Change(Verdict.UP)

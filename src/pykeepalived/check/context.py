@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from ..config.checker_defaults import VS_CONNECT_TIMEOUT_S
 from ..config.model import CheckerBase, GlobalDefs, RealServer, SslContext, VirtualServer
 from ..errors import PyKeepalivedError
 from .probe import Target
@@ -37,7 +38,9 @@ def target_for(checker: CheckerBase, rs: RealServer) -> Target:
     return Target(
         address=ipaddress.ip_address(address),
         port=port,
-        connect_timeout_s=checker.connect_timeout_s if checker.connect_timeout_s is not None else 5.0,
+        # completed by config/checker_timing.py; the virtual server's default only for a checker built by hand
+        connect_timeout_s=(checker.connect_timeout_s if checker.connect_timeout_s is not None
+                           else VS_CONNECT_TIMEOUT_S),
         bind_address=ipaddress.ip_address(checker.bindto) if checker.bindto is not None else None,
         bind_port=checker.bind_port,
         bind_if=checker.bind_if,

@@ -11,8 +11,8 @@ asyncio resolver so that bindto, bind_port, bind_if and fwmark apply exactly
 as for every other checker (`make_socket`); dnspython only builds and parses
 the messages, in the sans-IO `dns_wire`.
 
-Note for the plan code: keepalived's DNS_CHECK defaults to retry 3 and
-delay_before_retry = delay_loop (config completion already does this).
+keepalived's DNS_CHECK defaults to retry 3 and delay_before_retry = the
+checker's delay_loop: config/checker_timing.py applies them.
 """
 
 from __future__ import annotations

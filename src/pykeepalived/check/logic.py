@@ -32,14 +32,17 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True)
 class CheckTiming:
-    """Completed timing of one checker (inherited from real and virtual server already)."""
+    """Completed timing of one checker (check/plan.py timing_of: config/checker_timing.py's values).
 
-    delay_loop_s: float = 60.0
-    connect_timeout_s: float = 5.0
-    retry: int = 1
-    delay_before_retry_s: float = 1.0
-    warmup_s: float = 60.0
-    alpha: bool = False
+    No defaults here: keepalived's live in config/checker_defaults.py alone.
+    """
+
+    delay_loop_s: float
+    connect_timeout_s: float
+    retry: int
+    delay_before_retry_s: float
+    warmup_s: float
+    alpha: bool
 
     def worst_detection_s(self) -> float:
         """How long after a death the removal can come at the latest (the bound bench/checks.py checks)."""

@@ -24,6 +24,7 @@ import shlex
 import signal
 from dataclasses import dataclass
 
+from ..config.checker_timing import misc_timeout_s
 from ..config.model import GlobalDefs, MiscCheck
 from ..config import script_rules as sec
 from ..scripts.runner import ScriptStartError, default_script_user, finish_script, spawn_script, vetted_argv
@@ -114,7 +115,7 @@ def make_probe(checker: MiscCheck, target: Target, ctx: ProbeContext) -> MiscPro
         target=target,
         argv=misc_argv(vetted_argv(checker.misc_path.argv, verdict)),
         disabled=None if verdict.runnable else f"disabled: {sec.describe(verdict)}",
-        timeout_s=checker.misc_timeout_s or vs.delay_loop_s,
+        timeout_s=misc_timeout_s(checker, vs),
         dynamic=checker.misc_dynamic,
         rs_weight=rs.weight if rs.weight is not None else vs.weight,
         user=user,

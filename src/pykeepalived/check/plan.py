@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..config.checker_timing import completed_timing
 from ..config.model import CheckerBase, KeepalivedConfig, RealServer, VirtualServer
 from ..lvs.model import Destination, GroupEntry, VirtualService
 from ..lvs.plan import (desired_service, real_destination, real_server_name, service_name, sorry_destination,
@@ -23,6 +24,8 @@ from .probes import ProbeContext, make_probes
 WAIT_WHILE_DOWN = frozenset({"PING_CHECK", "UDP_CHECK", "DNS_CHECK", "MISC_CHECK"})
 # FILE_CHECK follows a file that keepalived watches with inotify: we read it this often, and act at once
 FILE_POLL_S = 0.2
+FILE_TIMING = CheckTiming(delay_loop_s=FILE_POLL_S, connect_timeout_s=1.0, retry=0,
+                          delay_before_retry_s=FILE_POLL_S, warmup_s=0.0, alpha=False)
 
 
 @dataclass
@@ -86,16 +89,10 @@ class ServicePlan:
 
 
 def timing_of(checker: CheckerBase) -> CheckTiming:
-    """The completed timing (config/complete.py has inherited it from the real and virtual server)."""
-    delay_loop = checker.delay_loop_s if checker.delay_loop_s is not None else 60.0
-    return CheckTiming(
-        delay_loop_s=delay_loop,
-        connect_timeout_s=checker.connect_timeout_s if checker.connect_timeout_s is not None else 5.0,
-        retry=checker.retry if checker.retry is not None else 1,
-        delay_before_retry_s=checker.delay_before_retry_s if checker.delay_before_retry_s is not None else 1.0,
-        warmup_s=checker.warmup_s if checker.warmup_s is not None else delay_loop,
-        alpha=bool(checker.alpha),
-    )
+    """The timing config completion wrote into the checker (config/checker_timing.py's rules): nothing re-defaulted."""
+    t = completed_timing(checker)
+    return CheckTiming(delay_loop_s=t.delay_loop_s, connect_timeout_s=t.connect_timeout_s, retry=t.retry,
+                       delay_before_retry_s=t.delay_before_retry_s, warmup_s=t.warmup_s, alpha=t.alpha)
 
 
 def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
@@ -112,11 +109,8 @@ def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
             plan = RealServerPlan(rs_name, rs, rs.weight if rs.weight is not None else vs.weight, inhibit)
             ctx = ProbeContext(vs, rs, config.ssl, config.global_defs, track_paths, track_weights)
             for index, checker in enumerate(rs.checkers):
-                timing = timing_of(checker)
                 immediate = checker.kind == "FILE_CHECK"
-                if immediate:
-                    timing = CheckTiming(delay_loop_s=FILE_POLL_S, connect_timeout_s=1.0, retry=0,
-                                         delay_before_retry_s=FILE_POLL_S, warmup_s=0.0, alpha=False)
+                timing = FILE_TIMING if immediate else timing_of(checker)
                 for probe in make_probes(checker, ctx):
                     plan.checkers.append(CheckerPlan(
                         f"{checker.kind}#{index}", checker.kind, timing, probe, checker, immediate))

@@ -26,6 +26,7 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 
+from ..config.checker_timing import inherited_connect_timeout_s, smtp_host_connect_timeout_s
 from ..config.model import CheckerBase, RealServer, SmtpCheck, VirtualServer
 from .connect import ConnectFailed, close_writer, open_stream
 from .probe import OK, ProbeResult, Target, failed
@@ -112,11 +113,10 @@ def smtp_targets(checker: SmtpCheck, rs: RealServer, vs: VirtualServer) -> list[
     own = with_default_port(target_for(checker, rs))
     if not checker.hosts:
         return [own]
-    inherited_timeout = rs.connect_timeout_s or vs.connect_timeout_s
     hosts = [
         dataclasses.replace(
             with_default_port(target_for(host, rs)),
-            connect_timeout_s=host.connect_timeout_s or inherited_timeout,
+            connect_timeout_s=smtp_host_connect_timeout_s(host, rs, vs),
         )
         for host in checker.hosts
     ]
@@ -139,5 +139,5 @@ def sets_connection_options(checker: CheckerBase, rs: RealServer, vs: VirtualSer
         or bool(checker.bind_if)
         or bool(checker.fwmark)
         or checker.connect_port not in (None, rs.port)
-        or checker.connect_timeout_s not in (None, rs.connect_timeout_s or vs.connect_timeout_s)
+        or checker.connect_timeout_s not in (None, inherited_connect_timeout_s(rs, vs))
     )

@@ -9,14 +9,14 @@ skipped, so the core stays free of I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from .script_rules import ScriptFiles, Status, describe, vet_config, violation_message
 from .errors import Location
-from .model import KeepalivedConfig, RouteSpec, RuleSpec, VirtualServer, VrrpInstance
+from .checker_timing import complete_timing
 from .context import ParseContext
+from .model import CheckerBase, KeepalivedConfig, RealServer, RouteSpec, RuleSpec, VirtualServer, VrrpInstance
 
 OWNER_PRIORITY = 255
 DEFAULT_PRIORITY = 100
@@ -318,39 +318,8 @@ def _virtual_server(chk: _Checker, vs: VirtualServer) -> None:
         vs.quorum = max(total, 1)
 
 
-def _inherit(checker: object, rs: object, vs: VirtualServer) -> None:
-    """Checker timings come from the checker, else the real server, else the virtual server."""
-    pairs: list[tuple[str, Callable[[], object]]] = [
-        ("connect_timeout_s", lambda: getattr(rs, "connect_timeout_s", None) or vs.connect_timeout_s),
-        ("delay_loop_s", lambda: getattr(rs, "delay_loop_s", None) or vs.delay_loop_s),
-        ("retry", lambda: _first(getattr(rs, "retry", None), vs.retry, _default_retry(checker))),
-        ("delay_before_retry_s", lambda: _first(getattr(rs, "delay_before_retry_s", None), vs.delay_before_retry_s, _default_dbr(checker, vs))),
-        ("warmup_s", lambda: _first(getattr(rs, "warmup_s", None), vs.warmup_s, getattr(checker, "delay_loop_s", None))),
-        ("alpha", lambda: _first(getattr(rs, "alpha", None), vs.alpha)),
-    ]
-    for attr, source in pairs:
-        if hasattr(checker, attr) and getattr(checker, attr) is None:
-            setattr(checker, attr, source())
-    if hasattr(checker, "connect_port") and getattr(checker, "connect_port") is None:
-        setattr(checker, "connect_port", getattr(rs, "port", None))
-
-
-def _first(*values: object) -> object:
-    for value in values:
-        if value is not None:
-            return value
-    return None
-
-
-def _default_retry(checker: object) -> int:
-    kind = getattr(checker, "kind", "")
-    return {"DNS_CHECK": 3, "MISC_CHECK": 0}.get(kind, 1)
-
-
-def _default_dbr(checker: object, vs: VirtualServer) -> float:
-    kind = getattr(checker, "kind", "")
-    if kind in ("HTTP_GET", "SSL_GET"):
-        return 3.0
-    if kind == "DNS_CHECK":
-        return vs.delay_loop_s
-    return 1.0
+def _inherit(checker: CheckerBase, rs: RealServer, vs: VirtualServer) -> None:
+    """Checker timings (checker_timing.py's rules) and connect_port (the real server's port)."""
+    complete_timing(checker, rs, vs)
+    if checker.connect_port is None:
+        checker.connect_port = rs.port

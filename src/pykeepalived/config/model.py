@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .checker_defaults import VS_CONNECT_TIMEOUT_S, VS_DELAY_LOOP_S
 from .errors import Location
 from .values import IPAddress, IPInterface
 
@@ -538,11 +539,11 @@ class VirtualServer:
     fwmark: int | None = None
     group: str | None = None
     ip_family: int | None = None
-    delay_loop_s: float = 60.0
+    delay_loop_s: float = VS_DELAY_LOOP_S
     retry: int | None = None
     delay_before_retry_s: float | None = None
     warmup_s: float | None = None
-    connect_timeout_s: float = 5.0
+    connect_timeout_s: float = VS_CONNECT_TIMEOUT_S
     inhibit_on_failure: bool = False
     lvs_sched: str | None = None  # completed to "wlc"
     sched_flags: list[str] = field(default_factory=list)

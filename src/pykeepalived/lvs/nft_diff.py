@@ -24,8 +24,9 @@ def _set_obj(family: Family, name: str, spec: Json) -> tuple[str, Json]:
     return spec["_kind"], _obj(family, name=name, **body)
 
 
-def _refers(rules: tuple[str, ...], names: set[str]) -> bool:
-    return any(f'"@{name}"' in rule or f'"target": "{name}"' in rule for rule in rules for name in names)
+def _refers(refs: frozenset[str] | None, names: set[str]) -> bool:
+    """Whether a chain's rules or an element's data (their recorded references) name one of `names`."""
+    return refs is not None and not refs.isdisjoint(names)
 
 
 def fresh_table(new: Ruleset) -> list[Json]:
@@ -51,15 +52,16 @@ def diff(old: Ruleset, new: Ruleset) -> list[Json]:
     added_sets = [s for s in new.sets if s not in old.sets or s in gone_sets]
     rewritten = {
         c for c in new.chains
-        if c in gone_chains or old.rules.get(c) != new.rules.get(c) or _refers(new.rules[c], gone_sets | gone_chains)
+        if c in gone_chains or old.rules.get(c) != new.rules.get(c) or _refers(new.refs.get(c), gone_sets | gone_chains)
     }
     flushed = {c for c in old.chains if c in gone_chains or c in rewritten}
 
     # 1. drop references: static elements that go or change, rules of chains that change or go
     for name, old_elems in old.elements.items():
         new_elems = new.elements.get(name, {})
+        old_refs = old.element_refs.get(name, {})
         keys = [json.loads(k) for k, v in old_elems.items()
-                if new_elems.get(k) != v or _refers((v,), gone_chains)]
+                if new_elems.get(k) != v or _refers(old_refs.get(k), gone_chains)]
         if keys and name not in gone_sets:
             cmds.append({"delete": {"element": _obj(fam, name=name, elem=keys)}})
     for chain in sorted(flushed):
@@ -83,8 +85,9 @@ def diff(old: Ruleset, new: Ruleset) -> list[Json]:
                 cmds.append({"add": {"rule": _obj(fam, chain=chain, expr=json.loads(rule))}})
     for name, new_elems in new.elements.items():
         old_elems = {} if name in gone_sets else old.elements.get(name, {})
+        new_refs = new.element_refs.get(name, {})
         pairs = [[json.loads(k), json.loads(v)] for k, v in new_elems.items()
-                 if old_elems.get(k) != v or _refers((v,), gone_chains)]
+                 if old_elems.get(k) != v or _refers(new_refs.get(k), gone_chains)]
         if pairs:
             cmds.append({"add": {"element": _obj(fam, name=name, elem=pairs)}})
     return cmds

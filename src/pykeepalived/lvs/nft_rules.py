@@ -107,9 +107,48 @@ class BuildContext:
         return self.numbers[key]
 
 
+# Statements that name a stateful object (not a set) by a plain string: {"ct helper": "ftp"}, {"counter": "c"}...
+OBJECT_STATEMENTS = frozenset({"counter", "quota", "limit", "ct helper", "ct timeout", "ct expectation",
+                               "synproxy", "secmark"})
+
+
+def references(expr: Any) -> frozenset[str]:
+    """The named objects a rule or a map element's data refers to, read from its libnftables JSON tree.
+
+    libnftables reads an expression string that starts with `@` as a set or
+    map reference (`"right": "@clients"`, `"data": "@nat_ports"`, `"set":
+    "@flows"`); `jump`/`goto` name a chain as their `target`; the statements
+    of OBJECT_STATEMENTS name a stateful object by a plain string. Walking
+    the tree rather than searching the JSON text, a name never matches part
+    of another name or of a literal, whatever characters it holds.
+    """
+    found: set[str] = set()
+    stack: list[Any] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if node.startswith("@"):
+                found.add(node[1:])
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("jump", "goto") and isinstance(value, dict):
+                    found.add(value["target"])
+                elif key in OBJECT_STATEMENTS and isinstance(value, str):
+                    found.add(value)
+                else:
+                    stack.append(value)
+    return frozenset(found)
+
+
 @dataclass
 class Ruleset:
-    """One family's table: chains (with their rules) and named sets/maps (with static elements)."""
+    """One family's table: chains (with their rules) and named sets/maps (with static elements).
+
+    Rules and elements are kept as JSON text (compared as such by the diff);
+    what each refers to is recorded from their structure as they are added.
+    """
 
     family: Family
     chains: dict[str, Json] = field(default_factory=dict)  # name -> chain spec (base chains have hook...)
@@ -117,17 +156,23 @@ class Ruleset:
     sets: dict[str, Json] = field(default_factory=dict)  # name -> set/map spec (kind under "_kind")
     elements: dict[str, dict[str, str]] = field(default_factory=dict)  # static map -> key JSON -> data JSON
     services: dict[str, list[str]] = field(default_factory=dict)  # service name -> its chain names
+    refs: dict[str, frozenset[str]] = field(default_factory=dict)  # chain -> what its rules refer to
+    element_refs: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)  # map -> key JSON -> refs
 
     def chain(self, name: str, **spec: Any) -> str:
         self.chains[name] = spec
         self.rules.setdefault(name, ())
+        self.refs.setdefault(name, frozenset())
         return name
 
     def rule(self, chain: str, *exprs: Json) -> None:
         self.rules[chain] = self.rules.get(chain, ()) + (json.dumps(list(exprs), sort_keys=True),)
+        self.refs[chain] = self.refs.get(chain, frozenset()) | references(list(exprs))
 
     def element(self, map_name: str, key: Any, data: Any) -> None:
-        self.elements.setdefault(map_name, {})[json.dumps(key, sort_keys=True)] = json.dumps(data, sort_keys=True)
+        key_text = json.dumps(key, sort_keys=True)
+        self.elements.setdefault(map_name, {})[key_text] = json.dumps(data, sort_keys=True)
+        self.element_refs.setdefault(map_name, {})[key_text] = references(data)
 
 
 # --------------------------------------------------------------------------- expression helpers
@@ -391,6 +436,7 @@ def prune_hooks(rs: Ruleset) -> None:
             for chain, *_ in chains:
                 rs.chains.pop(chain, None)
                 rs.rules.pop(chain, None)
+                rs.refs.pop(chain, None)
 
 
 def build(services: list[VirtualService], ctx: BuildContext) -> dict[str, Ruleset]:
