@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config.model import CheckerBase, KeepalivedConfig, RealServer, VirtualServer
+from ..config.model import CheckerBase, HttpCheck, KeepalivedConfig, RealServer, VirtualServer
+from ..config.vocabulary import HTTP_KINDS, CheckerKind, Family
 from ..lvs.model import Destination, GroupEntry, VirtualService
+from .http import HttpProbe
 from .logic import CheckerCore, CheckTiming, HttpCheckerCore
 from .pool import Member, Pool, Row
 from .probe import Probe
 from .probes import ProbeContext, make_probes
 
 # keepalived's PING, UDP, DNS and MISC checkers only wait delay_loop while DOWN (TCP keeps retrying)
-WAIT_WHILE_DOWN = frozenset({"PING_CHECK", "UDP_CHECK", "DNS_CHECK", "MISC_CHECK"})
+WAIT_WHILE_DOWN: frozenset[CheckerKind] = frozenset({"PING_CHECK", "UDP_CHECK", "DNS_CHECK", "MISC_CHECK"})
 # FILE_CHECK follows a file that keepalived watches with inotify: we read it this often, and act at once
 FILE_POLL_S = 0.2
 
@@ -41,7 +43,7 @@ class CheckerPlan:
     """One checker of one real server: its timing and its probe."""
 
     name: str
-    kind: str
+    kind: CheckerKind
     timing: CheckTiming
     probe: Probe
     config: CheckerBase
@@ -49,10 +51,9 @@ class CheckerPlan:
 
     def make_core(self, now: float, first_offset_s: float) -> CheckerCore:
         """HTTP_GET/SSL_GET step through their urls with keepalived's HTTP rules; the others share one rule."""
-        steps = getattr(self.probe, "steps", None)
-        if self.kind in ("HTTP_GET", "SSL_GET") and isinstance(steps, int):
-            return HttpCheckerCore(self.timing, now, first_offset_s, urls=steps,
-                                   fast_recovery=bool(getattr(self.config, "fast_recovery", False)))
+        if self.kind in HTTP_KINDS and isinstance(self.probe, HttpProbe) and isinstance(self.config, HttpCheck):
+            return HttpCheckerCore(self.timing, now, first_offset_s, urls=self.probe.steps,
+                                   fast_recovery=self.config.fast_recovery)
         return CheckerCore(self.timing, now, first_offset_s, retry_while_down=self.kind not in WAIT_WHILE_DOWN)
 
 
@@ -108,7 +109,7 @@ class ServicePlan:
             destinations=tuple(self._destination(row) for row in pool.rows()),
         )
 
-    def family(self) -> int | None:
+    def family(self) -> Family | None:
         """The address family keepalived gives the service: what fwmark services need to be told.
 
         ip_family; else (fwmark) the first real or sorry server not behind a

@@ -312,7 +312,7 @@ class CheckService:
 
     def log_all_failures(self, chk: CheckerState) -> bool:
         own = chk.plan.config.log_all_failures
-        return bool(own) if own is not None else bool(self.config.global_defs.settings.get("checker_log_all_failures"))
+        return bool(own) if own is not None else self.config.global_defs.checker_log_all_failures
 
     # ------------------------------------------------------------------ events
     def _handle(self, svc: ServiceState, events: list[PoolEvent]) -> None:

@@ -7,7 +7,7 @@ schema modules declarative.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import ValueProblem
@@ -66,6 +66,15 @@ def flag(attr: str, when_set: Any = True) -> LineHandler:
             store(obj, attr, when_set if on else (not when_set if isinstance(when_set, bool) else None))
         else:
             store(obj, attr, when_set)
+
+    return handler
+
+
+def first_word(attr: str) -> LineHandler:
+    """An optional word: the first after the keyword, None when there is none (the rest are ignored)."""
+
+    def handler(ctx: ParseContext, obj: Any, seg: Segment) -> None:
+        store(obj, attr, seg.words[1] if len(seg.words) > 1 else None)
 
     return handler
 
@@ -169,7 +178,7 @@ def bool_value(attr: str) -> LineHandler:
     return value(attr, to_bool)
 
 
-def one_of(attr: str, choices: dict[str, str], what: str) -> LineHandler:
+def one_of(attr: str, choices: Mapping[str, object], what: str) -> LineHandler:
     from .values import to_choice
 
     return value(attr, lambda w: to_choice(w, choices, what))

@@ -31,6 +31,7 @@ from .model import (
 from .parser import ParseContext
 from .registry import Block, ListHandler, Status
 from .values import to_decimal, to_int, to_ip, to_timer
+from .vocabulary import VRRP_STATES
 
 NOT_YET = Status.NOT_YET
 
@@ -108,9 +109,10 @@ def _state(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
     word = ctx.arg(seg)
     if word is None:
         return
-    if word.upper() not in ("MASTER", "BACKUP"):
+    state = VRRP_STATES.get(word.lower())
+    if state is None:
         raise ValueProblem(f"unknown state '{word}' (expected MASTER or BACKUP)")
-    inst.state = word.upper()
+    inst.state = state
 
 
 def _vrid(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:

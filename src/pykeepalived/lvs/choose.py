@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from ..config.model import KeepalivedConfig
+from ..config.vocabulary import DATAPLANES, DataPlaneChoice
 from .ipvs_sync import kernel_has_ipvs
 from .model import DataPlane, DataPlaneError
 from .null import TableOnly
@@ -49,11 +50,14 @@ def setup_problems(config: KeepalivedConfig, root: Path = SYSCTL) -> list[str]:
     return problems
 
 
-def wanted_kind(kind: str, config: KeepalivedConfig) -> str:
+def wanted_kind(kind: str, config: KeepalivedConfig) -> DataPlaneChoice:
     """The command line's choice, else global_defs' pykeepalived_dataplane, else auto."""
-    if kind != "auto":
-        return kind
-    return str(config.global_defs.settings.get("pykeepalived_dataplane") or "auto")
+    choice = DATAPLANES.get(kind)
+    if choice is None:  # the command line offers only these words
+        raise DataPlaneError(f"unknown data plane '{kind}' (expected {'|'.join(DATAPLANES)})")
+    if choice != "auto":
+        return choice
+    return config.global_defs.pykeepalived_dataplane or "auto"
 
 
 def ipvs_available(root: Path = Path("/")) -> bool:
@@ -96,7 +100,7 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
             from .ipvs import IpvsBackend, IpvsOptions
 
             try:
-                return IpvsBackend(IpvsOptions.from_settings(config.global_defs.settings))
+                return IpvsBackend(IpvsOptions.from_global_defs(config.global_defs))
             except DataPlaneError as exc:
                 if kind == "ipvs":
                     raise

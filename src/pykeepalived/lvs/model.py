@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from ..config.errors import PyKeepalivedError
+from ..config.vocabulary import Family, GroupEntryKind, L4Protocol, LbKind, ServerKind, TableScheduler
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Destination:
     address: str
     port: int | None
     weight: int
-    method: str = "NAT"
+    method: LbKind = "NAT"
     alive: bool = True
     sorry: bool = False
     uthreshold: int | None = None
@@ -46,13 +47,13 @@ class Destination:
 class GroupEntry:
     """One line of a virtual_server_group: an address (or range, or prefix) and port, or a fwmark."""
 
-    kind: str
+    kind: GroupEntryKind
     address: str | None = None
     last_address: str | None = None
     prefix_len: int | None = None
     port: int | None = None
     fwmark: int | None = None
-    family: int | None = None  # a fwmark entry's `inet`/`inet6`
+    family: Family | None = None  # a fwmark entry's `inet`/`inet6`
 
     def address_count(self) -> int:
         """How many addresses the entry covers (0 for a fwmark), without listing them."""
@@ -85,17 +86,17 @@ class VirtualService:
     """A virtual_server block: how traffic for it is matched and scheduled, and its destinations now."""
 
     name: str
-    kind: str  # "address", "fwmark" or "group"
+    kind: ServerKind
     address: str | None = None
     port: int | None = None
-    protocol: str | None = None
+    protocol: L4Protocol | None = None
     fwmark: int | None = None
     group: str | None = None
     group_entries: tuple[GroupEntry, ...] = ()
-    family: int | None = None
-    scheduler: str = "wlc"
+    family: Family | None = None
+    scheduler: TableScheduler = "wlc"
     sched_flags: tuple[str, ...] = ()
-    method: str = "NAT"
+    method: LbKind = "NAT"
     persistence_timeout_s: int | None = None
     persistence_granularity: str | None = None
     persistence_engine: str | None = None

@@ -27,6 +27,7 @@ import json
 import logging
 from typing import Any
 
+from ..config.vocabulary import LbKind
 from .conntrack import count_connections
 from .model import DataPlaneError, DesiredTable, VirtualService
 from .nft_diff import diff, drop_table, fresh_table
@@ -245,7 +246,7 @@ class NftablesBackend:
         return counts
 
 
-def forwarding_or_none(svc: VirtualService) -> str | None:
+def forwarding_or_none(svc: VirtualService) -> LbKind | None:
     try:
         return forwarding(svc)
     except DataPlaneError:
