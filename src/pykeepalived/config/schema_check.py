@@ -39,21 +39,21 @@ SCHED_FLAGS = ("hashed", "ops", "flag-1", "flag-2", "flag-3", "sh-port", "sh-fal
 LVS_METHODS = LB_KINDS
 DNS_TYPES = {t.lower(): t for t in ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA")}
 
-SSL_BLOCK = Block("SSL")
-VS_GROUP = Block("virtual_server_group")
-VIRTUAL_SERVER = Block("virtual_server")
-REAL_SERVER = Block("real_server")
-TCP_CHECK = Block("TCP_CHECK")
-HTTP_CHECK = Block("HTTP_GET / SSL_GET")
-URL_BLOCK = Block("url")
-SMTP_CHECK = Block("SMTP_CHECK")
-SMTP_HOST = Block("SMTP_CHECK host")
-DNS_CHECK = Block("DNS_CHECK")
-MISC_CHECK = Block("MISC_CHECK")
-FILE_CHECK = Block("FILE_CHECK")
-PING_CHECK = Block("PING_CHECK")
-UDP_CHECK = Block("UDP_CHECK")
-BFD_CHECK = Block("BFD_CHECK")
+SSL_BLOCK = Block("SSL", SslContext)
+VS_GROUP = Block("virtual_server_group", VirtualServerGroup)
+VIRTUAL_SERVER = Block("virtual_server", VirtualServer)
+REAL_SERVER = Block("real_server", RealServer)
+TCP_CHECK = Block("TCP_CHECK", TcpCheck)
+HTTP_CHECK = Block("HTTP_GET / SSL_GET", HttpCheck)
+URL_BLOCK = Block("url", UrlSpec)
+SMTP_CHECK = Block("SMTP_CHECK", SmtpCheck)
+SMTP_HOST = Block("SMTP_CHECK host", CheckerBase)
+DNS_CHECK = Block("DNS_CHECK", DnsCheck)
+MISC_CHECK = Block("MISC_CHECK", MiscCheck)
+FILE_CHECK = Block("FILE_CHECK", FileCheck)
+PING_CHECK = Block("PING_CHECK", PingCheck)
+UDP_CHECK = Block("UDP_CHECK", UdpCheck)
+BFD_CHECK = Block("BFD_CHECK", BfdCheck)
 
 
 # --------------------------------------------------------------------------- SSL

@@ -7,14 +7,14 @@ from .errors import ValueProblem
 from .lexer import Segment
 from .model import BfdInstance, GlobalDefs, KeepalivedConfig, LvsSyncDaemon, TrackFile
 from .parser import ParseContext
-from .registry import Block, LineHandler, Status
+from .registry import Block, FieldHandler, LineHandler, Status
 from .values import parse_umask, to_int, to_ip
 from .vocabulary import DATAPLANES
 
 NOT_YET = Status.NOT_YET
-GLOBAL_DEFS = Block("global_defs")
-TRACK_FILE = Block("track_file")
-BFD_INSTANCE = Block("bfd_instance")
+GLOBAL_DEFS = Block("global_defs", GlobalDefs)
+TRACK_FILE = Block("track_file", TrackFile)
+BFD_INSTANCE = Block("bfd_instance", BfdInstance)
 
 
 def _open_global(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> GlobalDefs:
@@ -70,9 +70,9 @@ def _mcast_group(attr: str, family: int) -> LineHandler:
         addr = to_ip(word)
         if addr.version != family or not addr.is_multicast:
             raise ValueProblem(f"'{word}' is not an IPv{family} multicast address")
-        setattr(g, attr, addr)
+        h.store(g, attr, addr)
 
-    return handler
+    return FieldHandler(attr, handler)
 
 
 def _lvs_sync_daemon(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
