@@ -34,14 +34,13 @@ from ..config.model import GlobalDefs
 from .ipvs_sync import RawIpvs, kernel_has_ipvs
 from .ipvs_rules import (Change, DestKey, DestSpec, IpvsService, IpvsTable, ServiceKey, ServiceSpec, changes, dest_spec,
                          ipvs_table, service_keys, without_missing)
-from .model import DataPlaneError, DesiredTable
+from .model import DataPlaneBase, DataPlaneError, DesiredTable, Load
 
 log = logging.getLogger("pykeepalived.lvs")
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 FLAGS_MASK = 0xFFFFFFFF
 EEXIST, ENOENT, ESRCH = 17, 2, 3
 
-Load = tuple[int, int]
 T = TypeVar("T")
 
 
@@ -78,10 +77,11 @@ def _netmask_text(spec: ServiceSpec) -> str:
     return socket.inet_ntoa(struct.pack("=I", spec.netmask))
 
 
-class IpvsBackend:
-    """DataPlane over the kernel's IPVS; see ipvs_rules for how the table maps."""
+class IpvsBackend(DataPlaneBase):
+    """DataPlane over the kernel's IPVS; see ipvs_rules for how the table maps (IPVS counts and schedules itself)."""
 
     name = "ipvs"
+    can_repair = True
 
     def __init__(self, options: IpvsOptions | None = None) -> None:
         self.options = options or IpvsOptions()

@@ -122,11 +122,57 @@ class DataPlaneError(PyKeepalivedError):
     """A backend could not apply a table (or start); what it had applied is still in force."""
 
 
+Load = tuple[int, int]
+"""A destination's (active, inactive) connections."""
+Loads = dict[str, dict[str, Load]]
+"""Service name -> destination name -> its Load."""
+
+
 class DataPlane(Protocol):
-    """A data-plane backend: makes the kernel forward as `table` says, changing only what differs."""
+    """A data-plane backend: makes the kernel forward as `table` says, changing only what differs.
+
+    Besides apply and close, a backend may be able to put back rules someone
+    else removed (`can_repair`), count connections (`counts` returns None when
+    it cannot) and re-spread load-based schedulers from those counts
+    (`can_rebalance`). They are part of the protocol, with the flags saying
+    which are real, so the checker service asks the flags instead of probing
+    attributes; `DataPlaneBase` gives the "cannot" answers.
+    """
 
     name: str
+    error: str | None  # why it cannot forward at all from the start (None: it can, as far as it knows)
+    can_repair: bool  # repair() is worth calling on a timer
+    can_rebalance: bool  # rebalance() must follow the counts (nftables cannot count inside the kernel)
 
     async def apply(self, table: DesiredTable) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def repair(self) -> str | None:
+        """Put back what someone else removed; returns what was done (None: nothing was missing)."""
+        ...
+
+    async def counts(self) -> Loads | None:
+        """Connections per destination now (None: this backend has no counters)."""
+        ...
+
+    async def rebalance(self, loads: Loads) -> None:
+        """Follow fresh counts (load-based schedulers, uthreshold/lthreshold)."""
+        ...
+
+
+class DataPlaneBase:
+    """The optional capabilities' defaults for a backend: no start-up error, no repair, no counts, no rebalancing."""
+
+    error: str | None = None
+    can_repair: bool = False
+    can_rebalance: bool = False
+
+    async def repair(self) -> str | None:
+        return None
+
+    async def counts(self) -> Loads | None:
+        return None
+
+    async def rebalance(self, loads: Loads) -> None:
+        return None
