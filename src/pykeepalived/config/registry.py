@@ -17,7 +17,7 @@ import enum
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import PyKeepalivedError
 
@@ -95,7 +95,7 @@ class Keyword:
     since: str = "2.2"  # keepalived version that introduced it ("2.4" = newer than 2.2.7)
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Literal["block", "list", "value"]:
         if self.block is not None:
             return "block"
         if self.on_list is not None:

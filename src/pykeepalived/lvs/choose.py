@@ -92,20 +92,20 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
     """
     for problem in setup_problems(config):
         log.error("%s", problem)
-    kind = wanted_kind(kind, config)
-    if kind == "none" or not config.virtual_servers:
+    choice = wanted_kind(kind, config)
+    if choice == "none" or not config.virtual_servers:
         return TableOnly()
-    if kind in ("auto", "ipvs"):
+    if choice == "auto" or choice == "ipvs":
         if load_ipvs():
             from .ipvs import IpvsBackend, IpvsOptions
 
             try:
                 return IpvsBackend(IpvsOptions.from_global_defs(config.global_defs))
             except DataPlaneError as exc:
-                if kind == "ipvs":
+                if choice == "ipvs":
                     raise
                 log.error("IPVS is there but unusable (%s); using nftables", exc)
-        elif kind == "ipvs":
+        elif choice == "ipvs":
             raise DataPlaneError("the IPVS data plane was asked for (--dataplane ipvs or pykeepalived_dataplane "
                                  "ipvs) but this kernel has no IPVS: /proc/net/ip_vs is missing and "
                                  "`modprobe ip_vs` did not load it; use nftables or a kernel with CONFIG_IP_VS")
@@ -114,7 +114,7 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
     try:
         return NftablesBackend()
     except DataPlaneError as exc:
-        if kind == "nftables":
+        if choice == "nftables":
             raise
         log.error("no data plane: %s; the checkers run and keep the table, nothing forwards", exc)
         return TableOnly(error=f"no data plane (auto found neither IPVS nor a usable nftables): {exc}")
@@ -129,8 +129,8 @@ def dataplane_problems(config: KeepalivedConfig, kind: str = "auto") -> list[str
     """
     from ..check.plan import build_plan, group_entries
 
-    kind = wanted_kind(kind, config)
-    if kind in ("none", "ipvs") or (kind == "auto" and ipvs_available()):
+    choice = wanted_kind(kind, config)
+    if choice == "none" or choice == "ipvs" or (choice == "auto" and ipvs_available()):
         return []
     from .nft_rules import CannotExpress, check_service
 
