@@ -110,3 +110,15 @@ def test_no_duck_typing_of_data_planes_or_probes() -> None:
                 if any(word in target for word in ("dataplane", "probe", "self.config")):
                     found.append(f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)}")
     assert found == []
+
+
+def test_no_code_reads_global_defs_settings_by_key() -> None:
+    """Keywords code acts on are typed GlobalDefs fields; `settings` only keeps the ones nothing reads."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and node.attr == "settings":
+                owner = ast.unparse(node.value)
+                if owner == "g" or owner.endswith("global_defs"):
+                    found.append(f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []
