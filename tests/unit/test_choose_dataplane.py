@@ -21,7 +21,7 @@ def config(setting: str | None = None, **vs: object) -> KeepalivedConfig:
     fields.update(vs)
     cfg = KeepalivedConfig(global_defs=GlobalDefs(), virtual_servers=[VirtualServer(**fields)])  # type: ignore[arg-type]
     if setting is not None:
-        cfg.global_defs.settings["pykeepalived_dataplane"] = setting
+        cfg.global_defs.pykeepalived_dataplane = setting  # type: ignore[assignment]
     return cfg
 
 

@@ -47,9 +47,9 @@ def test_umask_rejects_nonsense_naming_it(words: list[str]) -> None:
 
 
 def test_daemon_umask_defaults_to_keepalived_and_explains_a_bad_value() -> None:
-    assert daemon_umask({}) == (0o177, None)
-    assert daemon_umask({"umask": ["IWOTH"]}) == (0o2, None)
-    mask, problem = daemon_umask({"umask": ["bogus"]})
+    assert daemon_umask(None) == (0o177, None)
+    assert daemon_umask(["IWOTH"]) == (0o2, None)
+    mask, problem = daemon_umask(["bogus"])
     assert mask == 0o177 and problem is not None and "bogus" in problem
 
 

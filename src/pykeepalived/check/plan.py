@@ -15,13 +15,16 @@ from ..config.model import CheckerBase, KeepalivedConfig, RealServer, VirtualSer
 from ..lvs.model import Destination, GroupEntry, VirtualService
 from ..lvs.plan import (desired_service, real_destination, real_server_name, service_name, sorry_destination,
                         sorry_server_name)
+from ..config.model import HttpCheck
+from ..config.vocabulary import HTTP_KINDS, CheckerKind
+from .http import HttpProbe
 from .logic import CheckerCore, CheckTiming, HttpCheckerCore
 from .pool import Member, Pool, Row
 from .probe import Probe
 from .probes import ProbeContext, make_probes
 
 # keepalived's PING, UDP, DNS and MISC checkers only wait delay_loop while DOWN (TCP keeps retrying)
-WAIT_WHILE_DOWN = frozenset({"PING_CHECK", "UDP_CHECK", "DNS_CHECK", "MISC_CHECK"})
+WAIT_WHILE_DOWN: frozenset[CheckerKind] = frozenset({"PING_CHECK", "UDP_CHECK", "DNS_CHECK", "MISC_CHECK"})
 # FILE_CHECK follows a file that keepalived watches with inotify: we read it this often, and act at once
 FILE_POLL_S = 0.2
 FILE_TIMING = CheckTiming(delay_loop_s=FILE_POLL_S, connect_timeout_s=1.0, retry=0,
@@ -33,7 +36,7 @@ class CheckerPlan:
     """One checker of one real server: its timing and its probe."""
 
     name: str
-    kind: str
+    kind: CheckerKind
     timing: CheckTiming
     probe: Probe
     config: CheckerBase
@@ -41,10 +44,9 @@ class CheckerPlan:
 
     def make_core(self, now: float, first_offset_s: float) -> CheckerCore:
         """HTTP_GET/SSL_GET step through their urls with keepalived's HTTP rules; the others share one rule."""
-        steps = getattr(self.probe, "steps", None)
-        if self.kind in ("HTTP_GET", "SSL_GET") and isinstance(steps, int):
-            return HttpCheckerCore(self.timing, now, first_offset_s, urls=steps,
-                                   fast_recovery=bool(getattr(self.config, "fast_recovery", False)))
+        if self.kind in HTTP_KINDS and isinstance(self.probe, HttpProbe) and isinstance(self.config, HttpCheck):
+            return HttpCheckerCore(self.timing, now, first_offset_s, urls=self.probe.steps,
+                                   fast_recovery=self.config.fast_recovery)
         return CheckerCore(self.timing, now, first_offset_s, retry_while_down=self.kind not in WAIT_WHILE_DOWN)
 
 

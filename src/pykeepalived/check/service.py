@@ -106,7 +106,7 @@ class CheckService:
         self.counts_at: float | None = None  # when `counts` were read (wall clock); None: never
         self._oneoff: set[asyncio.Task[None]] = set()
         # why the data plane cannot do its job: from the start (no backend), the last apply, the last repair
-        self._start_error: str | None = getattr(dataplane, "error", None)
+        self._start_error: str | None = dataplane.error
         self._apply_error: str | None = None
         self._repair_error: str | None = None
         self.repairs = 0  # times the backend put back rules someone else removed
@@ -148,9 +148,9 @@ class CheckService:
         loop = asyncio.get_running_loop()
         publisher = loop.create_task(self._publisher())
         self._tasks.append(loop.create_task(self._refresh_status()))
-        if hasattr(self.dataplane, "repair"):
+        if self.dataplane.can_repair:
             self._tasks.append(loop.create_task(self._repairer()))
-        if hasattr(self.dataplane, "rebalance") and any(
+        if self.dataplane.can_rebalance and any(
                 s.plan.config.lvs_sched in LOAD_SCHEDULERS or any(rs.uthreshold for rs in s.plan.config.real_servers)
                 for s in self.services):
             self._tasks.append(loop.create_task(self._rebalancer()))
@@ -313,7 +313,7 @@ class CheckService:
 
     def log_all_failures(self, chk: CheckerState) -> bool:
         own = chk.plan.config.log_all_failures
-        return bool(own) if own is not None else bool(self.config.global_defs.settings.get("checker_log_all_failures"))
+        return bool(own) if own is not None else self.config.global_defs.checker_log_all_failures
 
     # ------------------------------------------------------------------ events
     def _handle(self, svc: ServiceState, events: list[PoolEvent]) -> None:
@@ -419,11 +419,10 @@ class CheckService:
 
     async def _repairer(self) -> None:
         """Ask the backend every REPAIR_CHECK_S to put back rules someone else removed (nft flush ruleset)."""
-        repair = getattr(self.dataplane, "repair")
         while True:
             await asyncio.sleep(REPAIR_CHECK_S)
             try:
-                done = await repair()
+                done = await self.dataplane.repair()
             except DataPlaneError as exc:
                 if str(exc) != self._repair_error:
                     log.error("data plane %s: %s; trying again every %.1f s", self.dataplane.name, exc,
@@ -454,13 +453,14 @@ class CheckService:
         traffic, so it runs only when someone asks (`pykeepalived status`,
         SIGUSR1) or a load-based scheduler needs the figures, never on a timer.
         """
-        counts = getattr(self.dataplane, "counts", None)
+        try:
+            counts = await self.dataplane.counts()
+        except DataPlaneError as exc:
+            log.warning("data plane %s: cannot read connection counts: %s", self.dataplane.name, exc)
+            return
         if counts is not None:
-            try:
-                self.counts = await counts()
-                self.counts_at = time.time()
-            except DataPlaneError as exc:
-                log.warning("data plane %s: cannot read connection counts: %s", self.dataplane.name, exc)
+            self.counts = counts
+            self.counts_at = time.time()
 
     async def status_now(self) -> None:
         """SIGUSR1: fresh counts, then the status file at once (what `pykeepalived status` asks for)."""
@@ -469,12 +469,11 @@ class CheckService:
 
     async def _rebalancer(self) -> None:
         """lc, wlc, sed, nq, fo, ovf, twos and thresholds: nftables cannot count, so follow conntrack each second."""
-        rebalance = getattr(self.dataplane, "rebalance")
         while True:
             await asyncio.sleep(REBALANCE_S)
             await self.refresh_counts()
             try:
-                await rebalance(self.counts)
+                await self.dataplane.rebalance(self.counts)
             except DataPlaneError as exc:
                 log.error("data plane %s: rebalancing failed: %s", self.dataplane.name, exc)
 

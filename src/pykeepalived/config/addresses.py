@@ -12,6 +12,7 @@ from .errors import ValueProblem
 from .lexer import Segment
 from .model import IpAddressSpec, NextHop, RouteSpec, RuleSpec
 from .values import to_int, to_ip, to_ip_interface, to_network
+from .vocabulary import Family
 
 _ADDR_FLAGS = {"home", "-nodad", "nodad", "mngtmpaddr", "noprefixroute", "autojoin"}
 _SCOPES = {"global", "site", "link", "host", "nowhere", "universe"}
@@ -90,9 +91,10 @@ def parse_ip_address(seg: Segment) -> IpAddressSpec:
     return spec
 
 
-def _route_dest(word: str) -> tuple[str, int]:
+def _route_dest(word: str) -> tuple[str, Family | None]:
+    """The destination and its family; None for `default`, whose family comes from `via` (else IPv4)."""
     if word == "default":
-        return "default", 0
+        return "default", None
     net = to_network(word)
     return str(net), net.version
 
@@ -104,6 +106,7 @@ def parse_route(seg: Segment) -> RouteSpec:
     i = 0
     current_nh: NextHop | None = None
     have_dest = False
+    dest_family: Family | None = None
     while i < len(w):
         word = w[i]
         if not have_dest and word in _ROUTE_TYPES:
@@ -174,18 +177,20 @@ def parse_route(seg: Segment) -> RouteSpec:
             spec.track_group = _need(w, i + 1, word)
             i += 2
         elif word == "to":
-            spec.destination, spec.family = _route_dest(_need(w, i + 1, word))
+            spec.destination, dest_family = _route_dest(_need(w, i + 1, word))
             have_dest = True
             i += 2
         elif not have_dest:
-            spec.destination, spec.family = _route_dest(word)
+            spec.destination, dest_family = _route_dest(word)
             have_dest = True
             i += 1
         else:
             raise ValueProblem(f"unknown route option '{word}'")
     if not have_dest:
         raise ValueProblem("route has no destination")
-    if spec.family == 0:
+    if dest_family is not None:
+        spec.family = dest_family
+    else:
         spec.family = spec.via.version if spec.via is not None else 4
     return spec
 

@@ -114,7 +114,7 @@ def _instance(chk: _Checker, inst: VrrpInstance) -> None:
         chk.error(where.get("nopreempt", loc), f"({inst.name}) nopreempt is incompatible with priority 255", "nopreempt")
         inst.nopreempt = False
     if inst.interface is None:
-        if inst.unicast_src_ip is None and not g.settings.get("default_interface"):
+        if inst.unicast_src_ip is None and not g.default_interface:
             chk.error(loc, f"({inst.name}) has no interface", "interface")
     elif chk.iface_missing(inst.interface):
         chk.error(

@@ -7,23 +7,34 @@ schema modules declarative.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import ValueProblem
 from .lexer import Segment, split_shell_words
 from .model import Script, TrackRef
 from .context import ParseContext
-from .registry import LineHandler, ListHandler
+from .registry import FieldHandler, LineHandler, ListHandler, check_field
 from .values import to_bool, to_decimal, to_int, to_ip, to_timer
 
 
 def store(obj: Any, attr: str, value: Any) -> None:
-    """Set a model field, or a `settings` entry when the name is prefixed with `settings.`."""
+    """Set a model field, or a `settings` entry when the name is prefixed with `settings.`.
+
+    A name the object's class does not have raises ModelFieldError rather than
+    creating a stray attribute that nothing reads.
+    """
+    check_field(type(obj), attr)
     if attr.startswith("settings."):
         obj.settings[attr.split(".", 1)[1]] = value
     else:
         setattr(obj, attr, value)
+
+
+def field_value(obj: Any, attr: str) -> Any:
+    """A model field's current value (a list to append to), refusing a name the class does not have."""
+    check_field(type(obj), attr)
+    return getattr(obj, attr)
 
 
 def value(attr: str, conv: Callable[[str], Any]) -> LineHandler:
@@ -34,7 +45,7 @@ def value(attr: str, conv: Callable[[str], Any]) -> LineHandler:
         if word is not None:
             store(obj, attr, conv(word))
 
-    return handler
+    return FieldHandler(attr, handler)
 
 
 def integer(attr: str, lo: int, hi: int) -> LineHandler:
@@ -67,7 +78,16 @@ def flag(attr: str, when_set: Any = True) -> LineHandler:
         else:
             store(obj, attr, when_set)
 
-    return handler
+    return FieldHandler(attr, handler)
+
+
+def first_word(attr: str) -> LineHandler:
+    """An optional word: the first after the keyword, None when there is none (the rest are ignored)."""
+
+    def handler(ctx: ParseContext, obj: Any, seg: Segment) -> None:
+        store(obj, attr, seg.words[1] if len(seg.words) > 1 else None)
+
+    return FieldHandler(attr, handler)
 
 
 def words(attr: str, minimum: int = 1) -> LineHandler:
@@ -79,7 +99,7 @@ def words(attr: str, minimum: int = 1) -> LineHandler:
             return
         store(obj, attr, list(seg.words[1:]))
 
-    return handler
+    return FieldHandler(attr, handler)
 
 
 def accepted() -> LineHandler:
@@ -125,7 +145,7 @@ def script(attr: str) -> LineHandler:
         if parsed is not None:
             store(obj, attr, parsed)
 
-    return handler
+    return FieldHandler(attr, handler)
 
 
 def weight_words(ctx: ParseContext, seg: Segment, start: int, lo: int, hi: int) -> tuple[int | None, bool]:
@@ -153,7 +173,7 @@ def track_list(attr: str, lo: int, hi: int) -> ListHandler:
     """A `{ NAME [weight N [reverse]] ... }` list of tracked objects."""
 
     def handler(ctx: ParseContext, obj: Any, seg: Segment, lines: list[Segment]) -> None:
-        refs: list[TrackRef] = getattr(obj, attr)
+        refs: list[TrackRef] = field_value(obj, attr)
         for line in lines:
             try:
                 weight, reverse = weight_words(ctx, line, 1, lo, hi)
@@ -162,14 +182,14 @@ def track_list(attr: str, lo: int, hi: int) -> ListHandler:
                 continue
             refs.append(TrackRef(line.words[0], weight, reverse, line.location))
 
-    return handler
+    return FieldHandler(attr, handler)
 
 
 def bool_value(attr: str) -> LineHandler:
     return value(attr, to_bool)
 
 
-def one_of(attr: str, choices: dict[str, str], what: str) -> LineHandler:
+def one_of(attr: str, choices: Mapping[str, object], what: str) -> LineHandler:
     from .values import to_choice
 
     return value(attr, lambda w: to_choice(w, choices, what))

@@ -29,7 +29,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from .errors import Diagnostic, Location, Severity
 
@@ -77,11 +77,14 @@ class FileSystem(Protocol):
         """
 
 
+SegmentKind = Literal["open", "close", "line"]
+
+
 @dataclass(frozen=True)
 class Segment:
     """One unit for the parser: `{`, `}`, or a line of words."""
 
-    kind: str  # "open", "close" or "line"
+    kind: SegmentKind
     words: tuple[str, ...]
     text: str
     location: Location

@@ -19,6 +19,7 @@ from typing import Any
 from .checker_defaults import VS_CONNECT_TIMEOUT_S, VS_DELAY_LOOP_S
 from .errors import Location
 from .values import IPAddress, IPInterface
+from .vocabulary import CheckerKind, DataPlaneChoice, Family, GroupEntryKind, L4Protocol, LbKind, Scheduler, ServerKind, VrrpState
 
 
 @dataclass
@@ -64,7 +65,7 @@ class RouteSpec:
 
     destination: str
     route_type: str = "unicast"
-    family: int = 4
+    family: Family = 4
     source: IPAddress | None = None
     via: IPAddress | None = None
     device: str | None = None
@@ -83,7 +84,7 @@ class RouteSpec:
 class RuleSpec:
     """One line of virtual_rules / static_rules: `ip rule add` syntax."""
 
-    family: int = 4
+    family: Family = 4
     from_prefix: str | None = None
     to_prefix: str | None = None
     preference: int | None = None
@@ -241,13 +242,13 @@ class VrrpInstance:
     name: str
     location: Location | None = None
     keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
-    state: str | None = None  # wanted initial state: MASTER or BACKUP
+    state: VrrpState | None = None  # wanted initial state
     interface: str | None = None
     virtual_router_id: int | None = None
     priority: int | None = None  # completed to 100, or 255 for state MASTER without priority
     advert_int_s: float = 1.0
     version: int | None = None  # completed from global vrrp_version (IPv6: 3)
-    family: int | None = None  # 4 or 6, from the first VIP
+    family: Family | None = None  # from the first VIP
     virtual_ipaddresses: list[IpAddressSpec] = field(default_factory=list)
     virtual_ipaddresses_excluded: list[IpAddressSpec] = field(default_factory=list)
     no_virtual_ipaddress: bool = False
@@ -329,12 +330,13 @@ class LvsSyncDaemon:
 
 @dataclass
 class GlobalDefs:
-    """global_defs. Keywords that take a simple value are kept in `settings`.
+    """global_defs: a typed field for every keyword that code reads, the rest kept in `settings`.
 
-    The handful that later code reads directly have fields of their own; the
-    rest (process tuning, SNMP, D-Bus, netlink buffer sizes, ...) are typed
-    by their converter and kept by keyword name, so that the dump shows them
-    and a later issue can promote one to a field without changing the parser.
+    Keywords nothing acts on yet (process tuning, SNMP, D-Bus, netlink buffer
+    sizes, ...) are typed by their converter and kept by keyword name, so that
+    the dump shows them. Code must not read `settings`: a keyword that starts
+    to matter gets a field here and its handler in schema_global.py names it
+    (tests/unit/test_handler_fields.py checks that every handler's field exists).
     """
 
     router_id: str | None = None
@@ -369,6 +371,24 @@ class GlobalDefs:
     lvs_notify_fifo_script: Script | None = None
     startup_script: Script | None = None
     shutdown_script: Script | None = None
+    # read by the VRRP side
+    default_interface: str | None = None  # only its presence matters: instances without unicast_src_ip
+    nftables: str | None = None  # table for no_accept filtering (None: pykeepalived's default name)
+    v3_checksum_as_v2: bool = False
+    vrrp_check_unicast_src: bool = False
+    vrrp_lower_prio_no_advert: bool = False
+    vrrp_higher_prio_send_advert: bool = False
+    vrrp_skip_check_adv_addr: bool = False
+    # read by the checker side and the data planes
+    checker_log_all_failures: bool = False
+    pykeepalived_dataplane: DataPlaneChoice | None = None  # None: auto
+    lvs_flush: bool = False
+    lvs_flush_on_stop: list[str] | None = None  # also set by the old spelling lvs_flush_onstop; [] or [VS]
+    lvs_timeouts: list[str] | None = None  # [tcp N] [tcpfin N] [udp N], as written
+    # read by the daemon
+    umask: list[str] | None = None  # as written; validated by the parser, applied at start
+    json_dump_file: str | None = None
+    stats_dump_file: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     location: Location | None = None
 
@@ -378,7 +398,7 @@ class GlobalDefs:
 class CheckerBase:
     """Options every checker has; None means inherited from the real/virtual server."""
 
-    kind: str = ""
+    kind: CheckerKind
     location: Location | None = None
     connect_ip: IPAddress | None = None
     connect_port: int | None = None
@@ -482,7 +502,7 @@ class RealServer:
     location: Location | None = None
     keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
     weight: int | None = None  # completed from the virtual server's `weight` (default 1)
-    lvs_method: str | None = None
+    lvs_method: LbKind | None = None
     tunnel: dict[str, Any] | None = None
     uthreshold: int | None = None
     lthreshold: int | None = None
@@ -510,13 +530,13 @@ class SorryServer:
 
 @dataclass
 class VirtualServerGroupEntry:
-    kind: str  # "address", "range" or "fwmark"
+    kind: GroupEntryKind
     address: IPAddress | None = None
     last_address: IPAddress | None = None
     prefix_len: int | None = None
     port: int | None = None
     fwmark: int | None = None
-    family: int | None = None
+    family: Family | None = None
     location: Location | None = None
 
 
@@ -531,28 +551,28 @@ class VirtualServerGroup:
 class VirtualServer:
     """virtual_server IP PORT | fwmark N | group NAME."""
 
-    kind: str  # "address", "fwmark" or "group"
+    kind: ServerKind
     location: Location | None = None
     keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
     address: IPAddress | None = None
     port: int | None = None
     fwmark: int | None = None
     group: str | None = None
-    ip_family: int | None = None
+    ip_family: Family | None = None
     delay_loop_s: float = VS_DELAY_LOOP_S
     retry: int | None = None
     delay_before_retry_s: float | None = None
     warmup_s: float | None = None
     connect_timeout_s: float = VS_CONNECT_TIMEOUT_S
     inhibit_on_failure: bool = False
-    lvs_sched: str | None = None  # completed to "wlc"
+    lvs_sched: Scheduler | None = None  # completed to "wlc"
     sched_flags: list[str] = field(default_factory=list)
-    lvs_method: str | None = None  # completed to "NAT"
+    lvs_method: LbKind | None = None  # completed to "NAT"
     tunnel: dict[str, Any] | None = None
     persistence_engine: str | None = None
     persistence_timeout_s: int | None = None
     persistence_granularity: str | None = None
-    protocol: str | None = None  # completed to "TCP" (keepalived's default)
+    protocol: L4Protocol | None = None  # completed to "TCP" (keepalived's default)
     ha_suspend: bool = False
     smtp_alert: bool | None = None
     virtualhost: str | None = None
@@ -566,7 +586,7 @@ class VirtualServer:
     weight: int = 1
     sorry_server: SorryServer | None = None
     sorry_server_inhibit: bool = False
-    sorry_server_lvs_method: str | None = None
+    sorry_server_lvs_method: LbKind | None = None
     real_servers: list[RealServer] = field(default_factory=list)
 
 

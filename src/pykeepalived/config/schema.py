@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from . import schema_check, schema_global, schema_vrrp, support
+from .model import KeepalivedConfig
 from .registry import Block
 
 
 def build_root() -> Block:
     """A fresh root block holding every top-level keyword."""
-    root = Block("top level")
+    root = Block("top level", KeepalivedConfig)
     schema_global.register(root)
     schema_vrrp.register(root)
     schema_check.register(root)

@@ -31,28 +31,29 @@ from .model import (
 from .context import ParseContext
 from .registry import Block, LineHandler, Status
 from .values import to_choice, to_hex_bytes, to_int, to_ip, to_port
+from .vocabulary import FAMILY_WORDS, LB_KINDS, PROTOCOLS, SCHEDULER_NAMES, CheckerKind, Scheduler
 
-SCHEDULERS = {s: s for s in ("rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq")}
+# `twos` is read before this table, so that the error for a bad word lists the 2.2.7 schedulers only
+SCHEDULERS: dict[str, Scheduler] = {s: s for s in SCHEDULER_NAMES if s != "twos"}
 SCHED_FLAGS = ("hashed", "ops", "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback")
-LVS_METHODS = {"nat": "NAT", "dr": "DR", "tun": "TUN"}
-PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP"}
+LVS_METHODS = LB_KINDS
 DNS_TYPES = {t.lower(): t for t in ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA")}
 
-SSL_BLOCK = Block("SSL")
-VS_GROUP = Block("virtual_server_group")
-VIRTUAL_SERVER = Block("virtual_server")
-REAL_SERVER = Block("real_server")
-TCP_CHECK = Block("TCP_CHECK")
-HTTP_CHECK = Block("HTTP_GET / SSL_GET")
-URL_BLOCK = Block("url")
-SMTP_CHECK = Block("SMTP_CHECK")
-SMTP_HOST = Block("SMTP_CHECK host")
-DNS_CHECK = Block("DNS_CHECK")
-MISC_CHECK = Block("MISC_CHECK")
-FILE_CHECK = Block("FILE_CHECK")
-PING_CHECK = Block("PING_CHECK")
-UDP_CHECK = Block("UDP_CHECK")
-BFD_CHECK = Block("BFD_CHECK")
+SSL_BLOCK = Block("SSL", SslContext)
+VS_GROUP = Block("virtual_server_group", VirtualServerGroup)
+VIRTUAL_SERVER = Block("virtual_server", VirtualServer)
+REAL_SERVER = Block("real_server", RealServer)
+TCP_CHECK = Block("TCP_CHECK", TcpCheck)
+HTTP_CHECK = Block("HTTP_GET / SSL_GET", HttpCheck)
+URL_BLOCK = Block("url", UrlSpec)
+SMTP_CHECK = Block("SMTP_CHECK", SmtpCheck)
+SMTP_HOST = Block("SMTP_CHECK host", CheckerBase)
+DNS_CHECK = Block("DNS_CHECK", DnsCheck)
+MISC_CHECK = Block("MISC_CHECK", MiscCheck)
+FILE_CHECK = Block("FILE_CHECK", FileCheck)
+PING_CHECK = Block("PING_CHECK", PingCheck)
+UDP_CHECK = Block("UDP_CHECK", UdpCheck)
+BFD_CHECK = Block("BFD_CHECK", BfdCheck)
 
 
 # --------------------------------------------------------------------------- SSL
@@ -92,7 +93,7 @@ def parse_vsg_entry(seg: Segment) -> VirtualServerGroupEntry:
             raise ValueProblem("'fwmark' needs a value")
         entry = VirtualServerGroupEntry("fwmark", fwmark=to_int(w[1], 1, 2**32 - 1), location=seg.location)
         if len(w) > 2:
-            entry.family = {"inet": 4, "inet6": 6}.get(w[2])
+            entry.family = FAMILY_WORDS.get(w[2])
             if entry.family is None:
                 raise ValueProblem(f"unexpected '{w[2]}' (expected inet or inet6)")
         return entry
@@ -239,7 +240,7 @@ def _sorry_server(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
 def _ip_family(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
     word = ctx.arg(seg)
     if word is not None:
-        vs.ip_family = int(to_choice(word, {"inet": "4", "inet6": "6"}, "family"))
+        vs.ip_family = to_choice(word, FAMILY_WORDS, "family")
 
 
 def _sorry_lvs_method(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
@@ -319,7 +320,7 @@ _r.line("snmp_name", h.text("snmp_name"), "SNMP name", status=Status.NOT_YET)
 
 
 # --------------------------------------------------------------------------- checkers
-def _opener(cls: type[CheckerBase], kind: str) -> Any:
+def _opener(cls: type[CheckerBase], kind: CheckerKind) -> Any:
     def handler(ctx: ParseContext, rs: RealServer, seg: Segment) -> CheckerBase:
         checker = cls(kind=kind, location=seg.location)
         rs.checkers.append(checker)
@@ -481,7 +482,7 @@ UDP_CHECK.line("max_reply_length", h.integer("max_reply_length", 0, 65535), "lon
 BFD_CHECK.line("name", h.text("name"), "the bfd_instance followed")
 BFD_CHECK.line("alpha", h.flag("alpha"), "start down until the session is up")
 
-for _kw, _blk, _cls in [
+_CHECKERS: list[tuple[CheckerKind, Block, type[CheckerBase]]] = [
     ("TCP_CHECK", TCP_CHECK, TcpCheck),
     ("HTTP_GET", HTTP_CHECK, HttpCheck),
     ("SSL_GET", HTTP_CHECK, HttpCheck),
@@ -492,7 +493,8 @@ for _kw, _blk, _cls in [
     ("PING_CHECK", PING_CHECK, PingCheck),
     ("UDP_CHECK", UDP_CHECK, UdpCheck),
     ("BFD_CHECK", BFD_CHECK, BfdCheck),
-]:
+]
+for _kw, _blk, _cls in _CHECKERS:
     REAL_SERVER.nested(_kw, _blk, _opener(_cls, _kw), f"{_kw} health checker")
 
 

@@ -7,13 +7,14 @@ from .errors import ValueProblem
 from .lexer import Segment
 from .model import BfdInstance, GlobalDefs, KeepalivedConfig, LvsSyncDaemon, TrackFile
 from .context import ParseContext
-from .registry import Block, LineHandler, Status
+from .registry import Block, FieldHandler, LineHandler, Status
 from .values import parse_umask, to_int, to_ip
+from .vocabulary import DATAPLANES
 
 NOT_YET = Status.NOT_YET
-GLOBAL_DEFS = Block("global_defs")
-TRACK_FILE = Block("track_file")
-BFD_INSTANCE = Block("bfd_instance")
+GLOBAL_DEFS = Block("global_defs", GlobalDefs)
+TRACK_FILE = Block("track_file", TrackFile)
+BFD_INSTANCE = Block("bfd_instance", BfdInstance)
 
 
 def _open_global(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> GlobalDefs:
@@ -52,7 +53,7 @@ def _umask(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     except ValueError as exc:
         ctx.error(seg, str(exc), "umask")
         return
-    g.settings["umask"] = list(seg.words[1:])
+    g.umask = list(seg.words[1:])
 
 
 def _vrrp_version(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
@@ -69,9 +70,9 @@ def _mcast_group(attr: str, family: int) -> LineHandler:
         addr = to_ip(word)
         if addr.version != family or not addr.is_multicast:
             raise ValueProblem(f"'{word}' is not an IPv{family} multicast address")
-        setattr(g, attr, addr)
+        h.store(g, attr, addr)
 
-    return handler
+    return FieldHandler(attr, handler)
 
 
 def _lvs_sync_daemon(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
@@ -150,8 +151,7 @@ _g.line("vrrp_gna_interval", h.timer("vrrp_gna_interval_s", 0, 1), "pause betwee
 _g.line("vrrp_down_timer_adverts", h.integer("vrrp_down_timer_adverts", 1, 100), "default down_timer_adverts")
 _g.line("lvs_sync_daemon", _lvs_sync_daemon, "IPVS connection sync daemon")
 _g.line("pykeepalived_dataplane",
-        h.one_of("settings.pykeepalived_dataplane",
-                 {"auto": "auto", "ipvs": "ipvs", "nftables": "nftables", "none": "none"}, "data plane"),
+        h.one_of("pykeepalived_dataplane", DATAPLANES, "data plane"),
         "pykeepalived only: what forwards (auto: IPVS if the kernel has it, else nftables)", since="pykeepalived")
 _g.line("notify_fifo", h.script("notify_fifo"), "FIFO for all state changes")
 _g.line("notify_fifo_script", h.script("notify_fifo_script"), "reader of notify_fifo")
@@ -207,8 +207,19 @@ _BOOL_FLAGS = [
     ("v3_checksum_as_v2", "v3 IPv4 checksum without pseudo-header"),
 ]
 _SINCE_24 = {"vrrp_owner_ignore_adverts", "v3_checksum_as_v2", "use_symlink_paths", "set_supplementary_groups"}
+# the flags code reads have GlobalDefs fields of the same name; the others stay in `settings`
+_BOOL_FIELDS = {
+    "checker_log_all_failures",
+    "lvs_flush",
+    "vrrp_lower_prio_no_advert",
+    "vrrp_higher_prio_send_advert",
+    "vrrp_check_unicast_src",
+    "vrrp_skip_check_adv_addr",
+    "v3_checksum_as_v2",
+}
 for _name, _summary in _BOOL_FLAGS:
-    _g.line(_name, h.flag(f"settings.{_name}"), _summary, since="2.4" if _name in _SINCE_24 else "2.2")
+    _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,
+            since="2.4" if _name in _SINCE_24 else "2.2")
 
 _INTS = [
     ("vrrp_priority", -20, 19, "nice of the VRRP process"),
@@ -297,10 +308,20 @@ _TEXT_DEPRECATED = {
     "vrrp_vmac_garp_intvl": "vrrp_garp_extra_if",
 }
 _TEXT_SINCE_24 = {"state_dump_file", "stats_dump_file", "json_dump_file", "iproute_usr_dir", "iproute_etc_dir"}
+# the text keywords code reads have typed GlobalDefs fields; the others stay in `settings` as words
+_TEXT_FIELDS: dict[str, LineHandler] = {
+    "default_interface": h.first_word("default_interface"),
+    "nftables": h.first_word("nftables"),
+    "json_dump_file": h.first_word("json_dump_file"),
+    "stats_dump_file": h.first_word("stats_dump_file"),
+    "lvs_timeouts": h.words("lvs_timeouts", 0),
+    "lvs_flush_on_stop": h.words("lvs_flush_on_stop", 0),
+    "lvs_flush_onstop": h.words("lvs_flush_on_stop", 0),
+}
 for _name, _summary in _TEXTS:
     _g.line(
         _name,
-        h.words(f"settings.{_name}", 0),
+        _TEXT_FIELDS.get(_name) or h.words(f"settings.{_name}", 0),
         _summary,
         deprecated=_TEXT_DEPRECATED.get(_name),
         since="2.4" if _name in _TEXT_SINCE_24 else "2.2",

@@ -29,8 +29,9 @@ from .model import (
     VrrpScript,
 )
 from .context import ParseContext
-from .registry import Block, ListHandler, Status
+from .registry import Block, FieldHandler, ListHandler, Status
 from .values import to_decimal, to_int, to_ip, to_timer
+from .vocabulary import VRRP_STATES
 
 NOT_YET = Status.NOT_YET
 
@@ -45,51 +46,51 @@ def _name(ctx: ParseContext, seg: Segment) -> str | None:
 # --------------------------------------------------------------------------- address lists
 def _address_list(attr: str, what: str) -> ListHandler:
     def handler(ctx: ParseContext, obj: Any, seg: Segment, lines: list[Segment]) -> None:
-        out: list[IpAddressSpec] = getattr(obj, attr)
+        out: list[IpAddressSpec] = h.field_value(obj, attr)
         for line in lines:
             try:
                 out.append(parse_ip_address(line))
             except ValueProblem as problem:
                 ctx.error(line, f"{what}: {problem} - skipping this address", seg.words[0])
 
-    return handler
+    return FieldHandler(attr, handler)
 
 
 def _route_list(attr: str) -> ListHandler:
     def handler(ctx: ParseContext, obj: Any, seg: Segment, lines: list[Segment]) -> None:
-        out: list[RouteSpec] = getattr(obj, attr)
+        out: list[RouteSpec] = h.field_value(obj, attr)
         for line in lines:
             try:
                 out.append(parse_route(line))
             except ValueProblem as problem:
                 ctx.error(line, f"{seg.words[0]}: {problem} - skipping this route", seg.words[0])
 
-    return handler
+    return FieldHandler(attr, handler)
 
 
 def _rule_list(attr: str) -> ListHandler:
     def handler(ctx: ParseContext, obj: Any, seg: Segment, lines: list[Segment]) -> None:
-        out: list[RuleSpec] = getattr(obj, attr)
+        out: list[RuleSpec] = h.field_value(obj, attr)
         for line in lines:
             try:
                 out.append(parse_rule(line))
             except ValueProblem as problem:
                 ctx.error(line, f"{seg.words[0]}: {problem} - skipping this rule", seg.words[0])
 
-    return handler
+    return FieldHandler(attr, handler)
 
 
 def _raw_lines(attr: str) -> ListHandler:
     def handler(ctx: ParseContext, obj: Any, seg: Segment, lines: list[Segment]) -> None:
-        getattr(obj, attr).extend(list(line.words) for line in lines)
+        h.field_value(obj, attr).extend(list(line.words) for line in lines)
 
-    return handler
+    return FieldHandler(attr, handler)
 
 
 # --------------------------------------------------------------------------- vrrp_instance
-VRRP_INSTANCE = Block("vrrp_instance")
-AUTHENTICATION = Block("authentication")
-AUTH_HMAC = Block("auth_hmac")
+VRRP_INSTANCE = Block("vrrp_instance", VrrpInstance)
+AUTHENTICATION = Block("authentication", Authentication)
+AUTH_HMAC = Block("auth_hmac", AuthHmac)
 
 
 def _open_instance(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> VrrpInstance | None:
@@ -108,9 +109,10 @@ def _state(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
     word = ctx.arg(seg)
     if word is None:
         return
-    if word.upper() not in ("MASTER", "BACKUP"):
+    state = VRRP_STATES.get(word.lower())
+    if state is None:
         raise ValueProblem(f"unknown state '{word}' (expected MASTER or BACKUP)")
-    inst.state = word.upper()
+    inst.state = state
 
 
 def _vrid(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
@@ -330,7 +332,7 @@ _vi.line("v3_checksum_as_v2", h.flag("v3_checksum_as_v2"), "v3 IPv4 checksum wit
 
 
 # --------------------------------------------------------------------------- vrrp_sync_group
-VRRP_SYNC_GROUP = Block("vrrp_sync_group")
+VRRP_SYNC_GROUP = Block("vrrp_sync_group", SyncGroup)
 
 
 def _open_sync_group(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> SyncGroup | None:
@@ -374,7 +376,7 @@ _sg.line("notify_priority_changes", h.flag("notify_priority_changes"), "notify p
 
 
 # --------------------------------------------------------------------------- vrrp_script
-VRRP_SCRIPT = Block("vrrp_script")
+VRRP_SCRIPT = Block("vrrp_script", VrrpScript)
 
 
 def _open_script(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> VrrpScript | None:
@@ -420,7 +422,7 @@ _vs.line("init_fail", h.flag("init_fail"), "start in the failed state")
 
 
 # --------------------------------------------------------------------------- vrrp_track_process
-VRRP_TRACK_PROCESS = Block("vrrp_track_process")
+VRRP_TRACK_PROCESS = Block("vrrp_track_process", TrackProcess)
 
 
 def _open_tprocess(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> TrackProcess | None:
@@ -457,8 +459,8 @@ _tp.line("full_command", h.flag("full_command"), "match the full command line")
 
 
 # --------------------------------------------------------------------------- other roots
-GARP_GROUP = Block("garp_group")
-TRACK_GROUP = Block("track_group")
+GARP_GROUP = Block("garp_group", GarpGroup)
+TRACK_GROUP = Block("track_group", TrackGroup)
 
 
 def _open_garp_group(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> GarpGroup:

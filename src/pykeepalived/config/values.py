@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
+from typing import TypeVar
 
 from .errors import ValueProblem
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+T = TypeVar("T")
 
 _TRUE = {"on", "true", "yes"}
 _FALSE = {"off", "false", "no"}
@@ -103,11 +107,11 @@ def to_hex_bytes(word: str) -> bytes:
     return bytes.fromhex(text)
 
 
-def to_choice(word: str, choices: dict[str, str], what: str) -> str:
+def to_choice(word: str, choices: Mapping[str, T], what: str) -> T:
     """One of a fixed set of words (case-insensitive); returns the canonical spelling."""
     canonical = choices.get(word.lower())
     if canonical is None:
-        allowed = "|".join(sorted(set(choices.values())))
+        allowed = "|".join(sorted({str(v) for v in choices.values()}))
         raise ValueProblem(f"invalid {what} '{word}' (expected {allowed})")
     return canonical
 

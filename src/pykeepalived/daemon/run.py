@@ -140,7 +140,7 @@ def set_umask(config: KeepalivedConfig | None = None) -> int:
     """
     mask = DEFAULT_UMASK
     if config is not None:
-        mask, problem = daemon_umask(config.global_defs.settings)
+        mask, problem = daemon_umask(config.global_defs.umask)
         if problem:
             logging.getLogger("pykeepalived").error("%s", problem)
     os.umask(mask)
@@ -177,11 +177,10 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
 
     async def main() -> None:
         service = VrrpService(config, state_dir=opts.state_dir, status_file=opts.status_file)
-        g = config.global_defs.settings
+        g = config.global_defs
         install_signal_handlers(service, asyncio.get_running_loop(),
-                                json_path=_file_setting(g, ("json_dump_file", "json_file_location"), "keepalived.json"),
-                                stats_path=_file_setting(g, ("stats_dump_file", "stats_file_location"),
-                                                         "keepalived.stats"))
+                                json_path=_dump_path(g.json_dump_file, "keepalived.json"),
+                                stats_path=_dump_path(g.stats_dump_file, "keepalived.stats"))
         accept_forwarded_signals()  # what the parent forwarded while we started (daemon/lifeline.py)
         await service.run()
 
@@ -293,11 +292,8 @@ def _raise_open_file_limit(log: logging.Logger) -> None:
             log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
 
 
-def _file_setting(settings: dict[str, object], keys: tuple[str, ...], default_name: str) -> str | None:
-    for key in keys:
-        value = settings.get(key)
-        if isinstance(value, list) and value:
-            value = value[0]
-        if isinstance(value, str) and value:
-            return os.path.join(value, default_name) if value.endswith("/") else value
+def _dump_path(value: str | None, default_name: str) -> str | None:
+    """global_defs json_dump_file / stats_dump_file: a file, or a directory (ending in /) for the default name."""
+    if value:
+        return os.path.join(value, default_name) if value.endswith("/") else value
     return None

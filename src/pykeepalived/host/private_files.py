@@ -110,21 +110,16 @@ def make_dirs(path: str, mode: int = DIRECTORY_MODE) -> None:
         raise UnsafeFileError(f"{path}: cannot create the directory: {exc.strerror}") from None
 
 
-def daemon_umask(settings: dict[str, object]) -> tuple[int, str | None]:
+def daemon_umask(words: list[str] | None) -> tuple[int, str | None]:
     """The umask the daemon runs with: global_defs `umask` if valid, else keepalived's 0177.
 
     Returns (umask, problem): problem is a message to log when the configured
     value was unusable and the default is used instead.
     """
-    words = settings.get("umask")
     if words is None:
         return DEFAULT_UMASK, None
-    if isinstance(words, str):
-        words = [words]
-    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-        return DEFAULT_UMASK, f"global_defs umask {words!r} is not understood; using {DEFAULT_UMASK:04o}"
     try:
-        return parse_umask([str(w) for w in words]), None
+        return parse_umask(list(words)), None
     except ValueError as exc:
         return DEFAULT_UMASK, f"global_defs {exc}; using {DEFAULT_UMASK:04o}"
 

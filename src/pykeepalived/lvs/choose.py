@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from ..config.model import KeepalivedConfig
+from ..config.vocabulary import DATAPLANES, DataPlaneChoice
 from .ipvs_sync import kernel_has_ipvs
 from .model import DataPlane, DataPlaneError
 from .null import TableOnly
@@ -50,11 +51,14 @@ def setup_problems(config: KeepalivedConfig, root: Path = SYSCTL) -> list[str]:
     return problems
 
 
-def wanted_kind(kind: str, config: KeepalivedConfig) -> str:
+def wanted_kind(kind: str, config: KeepalivedConfig) -> DataPlaneChoice:
     """The command line's choice, else global_defs' pykeepalived_dataplane, else auto."""
-    if kind != "auto":
-        return kind
-    return str(config.global_defs.settings.get("pykeepalived_dataplane") or "auto")
+    choice = DATAPLANES.get(kind)
+    if choice is None:  # the command line offers only these words
+        raise DataPlaneError(f"unknown data plane '{kind}' (expected {'|'.join(DATAPLANES)})")
+    if choice != "auto":
+        return choice
+    return config.global_defs.pykeepalived_dataplane or "auto"
 
 
 def ipvs_available(root: Path = Path("/")) -> bool:
@@ -89,20 +93,20 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
     """
     for problem in setup_problems(config):
         log.error("%s", problem)
-    kind = wanted_kind(kind, config)
-    if kind == "none" or not config.virtual_servers:
+    choice = wanted_kind(kind, config)
+    if choice == "none" or not config.virtual_servers:
         return TableOnly()
-    if kind in ("auto", "ipvs"):
+    if choice == "auto" or choice == "ipvs":
         if load_ipvs():
             from .ipvs import IpvsBackend, IpvsOptions
 
             try:
-                return IpvsBackend(IpvsOptions.from_settings(config.global_defs.settings))
+                return IpvsBackend(IpvsOptions.from_global_defs(config.global_defs))
             except DataPlaneError as exc:
-                if kind == "ipvs":
+                if choice == "ipvs":
                     raise
                 log.error("IPVS is there but unusable (%s); using nftables", exc)
-        elif kind == "ipvs":
+        elif choice == "ipvs":
             raise DataPlaneError("the IPVS data plane was asked for (--dataplane ipvs or pykeepalived_dataplane "
                                  "ipvs) but this kernel has no IPVS: /proc/net/ip_vs is missing and "
                                  "`modprobe ip_vs` did not load it; use nftables or a kernel with CONFIG_IP_VS")
@@ -111,7 +115,7 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
     try:
         return NftablesBackend()
     except DataPlaneError as exc:
-        if kind == "nftables":
+        if choice == "nftables":
             raise
         log.error("no data plane: %s; the checkers run and keep the table, nothing forwards", exc)
         return TableOnly(error=f"no data plane (auto found neither IPVS nor a usable nftables): {exc}")
@@ -124,8 +128,8 @@ def dataplane_problems(config: KeepalivedConfig, kind: str = "auto") -> list[str
     refused up front rather than failing at the first apply. IPVS builds
     everything keepalived does, so where it will be used there is nothing to say.
     """
-    kind = wanted_kind(kind, config)
-    if kind in ("none", "ipvs") or (kind == "auto" and ipvs_available()):
+    choice = wanted_kind(kind, config)
+    if choice == "none" or choice == "ipvs" or (choice == "auto" and ipvs_available()):
         return []
     from .nft_rules import CannotExpress, check_service
 

@@ -30,17 +30,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ..config.model import GlobalDefs
 from .ipvs_sync import RawIpvs, kernel_has_ipvs
 from .ipvs_rules import (Change, DestKey, DestSpec, IpvsService, IpvsTable, ServiceKey, ServiceSpec, changes, dest_spec,
                          ipvs_table, service_keys, without_missing)
-from .model import DataPlaneError, DesiredTable
+from .model import DataPlaneBase, DataPlaneError, DesiredTable, Load
 
 log = logging.getLogger("pykeepalived.lvs")
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 FLAGS_MASK = 0xFFFFFFFF
 EEXIST, ENOENT, ESRCH = 17, 2, 3
 
-Load = tuple[int, int]
 T = TypeVar("T")
 
 
@@ -53,17 +53,17 @@ class IpvsOptions:
     timeouts: tuple[int | None, int | None, int | None] | None = None
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> IpvsOptions:
-        on_stop = settings.get("lvs_flush_on_stop", settings.get("lvs_flush_onstop"))
-        words = [str(w).upper() for w in on_stop] if isinstance(on_stop, list) else []
-        flush_on_stop = "no" if on_stop in (None, False) else ("vs" if "VS" in words else "all")
+    def from_global_defs(cls, g: GlobalDefs) -> IpvsOptions:
+        on_stop = g.lvs_flush_on_stop
+        words = [w.upper() for w in on_stop] if on_stop is not None else []
+        flush_on_stop = "no" if on_stop is None else ("vs" if "VS" in words else "all")
         timeouts = None
-        raw = settings.get("lvs_timeouts")
-        if isinstance(raw, list) and raw:
+        raw = g.lvs_timeouts
+        if raw:
             given = {str(raw[i]).lower(): int(raw[i + 1]) for i in range(0, len(raw) - 1, 2)
                      if str(raw[i + 1]).isdigit()}
             timeouts = (given.get("tcp"), given.get("tcpfin"), given.get("udp"))
-        return cls(bool(settings.get("lvs_flush")), flush_on_stop, timeouts)
+        return cls(g.lvs_flush, flush_on_stop, timeouts)
 
 
 def _netmask_text(spec: ServiceSpec) -> str:
@@ -77,10 +77,11 @@ def _netmask_text(spec: ServiceSpec) -> str:
     return socket.inet_ntoa(struct.pack("=I", spec.netmask))
 
 
-class IpvsBackend:
-    """DataPlane over the kernel's IPVS; see ipvs_rules for how the table maps."""
+class IpvsBackend(DataPlaneBase):
+    """DataPlane over the kernel's IPVS; see ipvs_rules for how the table maps (IPVS counts and schedules itself)."""
 
     name = "ipvs"
+    can_repair = True
 
     def __init__(self, options: IpvsOptions | None = None) -> None:
         self.options = options or IpvsOptions()

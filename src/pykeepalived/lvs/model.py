@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from ..config.vocabulary import Family, GroupEntryKind, L4Protocol, LbKind, ServerKind, TableScheduler
 from ..errors import PyKeepalivedError
 
 
@@ -30,7 +31,7 @@ class Destination:
     address: str
     port: int | None
     weight: int
-    method: str = "NAT"
+    method: LbKind = "NAT"
     alive: bool = True
     sorry: bool = False
     uthreshold: int | None = None
@@ -46,13 +47,13 @@ class Destination:
 class GroupEntry:
     """One line of a virtual_server_group: an address (or range, or prefix) and port, or a fwmark."""
 
-    kind: str
+    kind: GroupEntryKind
     address: str | None = None
     last_address: str | None = None
     prefix_len: int | None = None
     port: int | None = None
     fwmark: int | None = None
-    family: int | None = None  # a fwmark entry's `inet`/`inet6`
+    family: Family | None = None  # a fwmark entry's `inet`/`inet6`
 
     def address_count(self) -> int:
         """How many addresses the entry covers (0 for a fwmark), without listing them."""
@@ -85,17 +86,17 @@ class VirtualService:
     """A virtual_server block: how traffic for it is matched and scheduled, and its destinations now."""
 
     name: str
-    kind: str  # "address", "fwmark" or "group"
+    kind: ServerKind
     address: str | None = None
     port: int | None = None
-    protocol: str | None = None
+    protocol: L4Protocol | None = None
     fwmark: int | None = None
     group: str | None = None
     group_entries: tuple[GroupEntry, ...] = ()
-    family: int | None = None
-    scheduler: str = "wlc"
+    family: Family | None = None
+    scheduler: TableScheduler = "wlc"
     sched_flags: tuple[str, ...] = ()
-    method: str = "NAT"
+    method: LbKind = "NAT"
     persistence_timeout_s: int | None = None
     persistence_granularity: str | None = None
     persistence_engine: str | None = None
@@ -121,11 +122,57 @@ class DataPlaneError(PyKeepalivedError):
     """A backend could not apply a table (or start); what it had applied is still in force."""
 
 
+Load = tuple[int, int]
+"""A destination's (active, inactive) connections."""
+Loads = dict[str, dict[str, Load]]
+"""Service name -> destination name -> its Load."""
+
+
 class DataPlane(Protocol):
-    """A data-plane backend: makes the kernel forward as `table` says, changing only what differs."""
+    """A data-plane backend: makes the kernel forward as `table` says, changing only what differs.
+
+    Besides apply and close, a backend may be able to put back rules someone
+    else removed (`can_repair`), count connections (`counts` returns None when
+    it cannot) and re-spread load-based schedulers from those counts
+    (`can_rebalance`). They are part of the protocol, with the flags saying
+    which are real, so the checker service asks the flags instead of probing
+    attributes; `DataPlaneBase` gives the "cannot" answers.
+    """
 
     name: str
+    error: str | None  # why it cannot forward at all from the start (None: it can, as far as it knows)
+    can_repair: bool  # repair() is worth calling on a timer
+    can_rebalance: bool  # rebalance() must follow the counts (nftables cannot count inside the kernel)
 
     async def apply(self, table: DesiredTable) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def repair(self) -> str | None:
+        """Put back what someone else removed; returns what was done (None: nothing was missing)."""
+        ...
+
+    async def counts(self) -> Loads | None:
+        """Connections per destination now (None: this backend has no counters)."""
+        ...
+
+    async def rebalance(self, loads: Loads) -> None:
+        """Follow fresh counts (load-based schedulers, uthreshold/lthreshold)."""
+        ...
+
+
+class DataPlaneBase:
+    """The optional capabilities' defaults for a backend: no start-up error, no repair, no counts, no rebalancing."""
+
+    error: str | None = None
+    can_repair: bool = False
+    can_rebalance: bool = False
+
+    async def repair(self) -> str | None:
+        return None
+
+    async def counts(self) -> Loads | None:
+        return None
+
+    async def rebalance(self, loads: Loads) -> None:
+        return None

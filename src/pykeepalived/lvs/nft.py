@@ -27,8 +27,9 @@ import json
 import logging
 from typing import Any
 
+from ..config.vocabulary import LbKind
 from .conntrack import count_connections
-from .model import DataPlaneError, DesiredTable, VirtualService
+from .model import DataPlaneBase, DataPlaneError, DesiredTable, VirtualService
 from .nft_diff import diff, drop_table, fresh_table
 from .nft_rules import (IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, build, forwarding, overloaded_now,
                         service_chain)
@@ -60,10 +61,12 @@ class Libnftables:
         return json.loads(out) if out else {}
 
 
-class NftablesBackend:
+class NftablesBackend(DataPlaneBase):
     """DataPlane over nftables; see nft_rules for the layout and why."""
 
     name = "nftables"
+    can_repair = True
+    can_rebalance = True
 
     def __init__(self, nft: Libnftables | None = None) -> None:
         self.nft = nft or Libnftables()
@@ -245,7 +248,7 @@ class NftablesBackend:
         return counts
 
 
-def forwarding_or_none(svc: VirtualService) -> str | None:
+def forwarding_or_none(svc: VirtualService) -> LbKind | None:
     try:
         return forwarding(svc)
     except DataPlaneError:

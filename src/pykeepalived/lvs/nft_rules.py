@@ -39,8 +39,9 @@ import ipaddress
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from ..config.vocabulary import LbKind
 from . import sched
 from .model import DataPlaneError, Destination, VirtualService
 
@@ -224,7 +225,7 @@ def family_of(svc: VirtualService) -> Family:
     return IPV4
 
 
-def forwarding(svc: VirtualService) -> str:
+def forwarding(svc: VirtualService) -> LbKind:
     """NAT, DR or TUN for the whole service; a mix cannot be built (the chains differ in kind)."""
     methods = {d.method for d in svc.destinations} or {svc.method}
     if len(methods) > 1:
@@ -272,11 +273,14 @@ def family_of_address(address: str) -> Family:
     return IPV6 if ipaddress.ip_address(address).version == 6 else IPV4
 
 
+DispatchKind = Literal["port", "allports", "fwmark"]
+
+
 @dataclass(frozen=True)
 class Dispatch:
     """One way traffic reaches a service: address . protocol . port, address . protocol, or a mark."""
 
-    kind: str  # "port", "allports" or "fwmark"
+    kind: DispatchKind
     key: Any
 
 

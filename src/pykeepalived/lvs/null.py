@@ -13,10 +13,10 @@ nothing forwards.
 
 from __future__ import annotations
 
-from .model import DesiredTable
+from .model import DataPlaneBase, DesiredTable
 
 
-class TableOnly:
+class TableOnly(DataPlaneBase):
     """Accepts every table and forwards nothing."""
 
     name = "none"

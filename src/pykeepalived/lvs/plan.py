@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..config.model import KeepalivedConfig, RealServer, VirtualServer
+from ..config.vocabulary import Family
 from .model import Destination, GroupEntry, VirtualService
 
 
@@ -51,7 +52,7 @@ def group_entries(config: KeepalivedConfig) -> dict[str, tuple[GroupEntry, ...]]
     }
 
 
-def service_family(vs: VirtualServer) -> int | None:
+def service_family(vs: VirtualServer) -> Family | None:
     """The address family keepalived gives the service: what fwmark services need to be told.
 
     ip_family; else (fwmark) the first real or sorry server not behind a

@@ -108,10 +108,7 @@ class VrrpService:
         self.addresses = AddressManager()
         self.links = LinkMonitor()
         self.announcer = AnnounceSender()
-        table = g.settings.get("nftables")
-        if isinstance(table, list):
-            table = table[0] if table else None
-        self.accept_filter = AcceptFilter(table if isinstance(table, str) and table else DEFAULT_TABLE)
+        self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE)
         self.runner = ScriptRunner.for_config(config, "vrrp")
         fifo_spec = g.vrrp_notify_fifo or g.notify_fifo
         self.fifo = NotifyFifo(fifo_spec.argv[0], fifo_spec.user, fifo_spec.group) if fifo_spec is not None and fifo_spec.argv else None

@@ -155,7 +155,7 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
     group = instance.mcast_dst_ip
     if group is None:
         group = g.vrrp_mcast_group4 if family == 4 else g.vrrp_mcast_group6
-    v3_as_v2 = bool(instance.v3_checksum_as_v2) or bool(g.settings.get("v3_checksum_as_v2"))
+    v3_as_v2 = bool(instance.v3_checksum_as_v2) or g.v3_checksum_as_v2
     nopreempt = instance.nopreempt
     preempt_delay = instance.preempt_delay_s
     if wanted_master or priority == PRIORITY_OWNER:
@@ -181,7 +181,7 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
             for p in instance.unicast_peers
         ),
         unicast_src=instance.unicast_src_ip,
-        check_unicast_src=instance.check_unicast_src or bool(g.settings.get("vrrp_check_unicast_src")),
+        check_unicast_src=instance.check_unicast_src or g.vrrp_check_unicast_src,
         multicast_group=group,
         multicast_src=instance.mcast_src_ip,
         v3_pseudo_header=not v3_as_v2,
@@ -195,12 +195,12 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         garp_lower_prio_delay_s=lower_delay,
         garp_lower_prio_repeat=lower_repeat,
         lower_prio_no_advert=bool(instance.lower_prio_no_advert if instance.lower_prio_no_advert is not None
-                                  else g.settings.get("vrrp_lower_prio_no_advert", False)),
+                                  else g.vrrp_lower_prio_no_advert),
         higher_prio_send_advert=bool(instance.higher_prio_send_advert
                                      if instance.higher_prio_send_advert is not None
-                                     else g.settings.get("vrrp_higher_prio_send_advert", False)),
+                                     else g.vrrp_higher_prio_send_advert),
         skip_check_adv_addr=bool(instance.skip_check_adv_addr if instance.skip_check_adv_addr is not None
-                                 else g.settings.get("vrrp_skip_check_adv_addr", False)),
+                                 else g.vrrp_skip_check_adv_addr),
         dont_track_primary=instance.dont_track_primary,
         accept=_accept_mode(instance, g),
         sync_group=instance.sync_group,
