@@ -87,7 +87,8 @@ class CheckService:
         self.rng = rng or random.Random()
         g = config.global_defs
         self.runner = ScriptRunner.for_config(config, "check")
-        self.fifos = [NotifyFifo(s.argv[0], s.user, s.group) for s in (g.notify_fifo, g.lvs_notify_fifo) if s is not None and s.argv]
+        self.fifos = [NotifyFifo(s.argv[0], s.user, s.group)
+                      for s in (g.notify_fifo, g.lvs_notify_fifo) if s is not None and s.argv]
         self.services: list[ServiceState] = []
         self._groups = group_entries(config)
         self._stop = asyncio.Event()

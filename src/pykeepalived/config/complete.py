@@ -16,7 +16,8 @@ from .script_rules import ScriptFiles, Status, describe, vet_config, violation_m
 from .errors import Location
 from .checker_timing import complete_timing
 from .context import ParseContext
-from .model import CheckerBase, KeepalivedConfig, RealServer, RouteSpec, RuleSpec, VirtualServer, VrrpInstance
+from .model import (CheckerBase, HttpCheck, KeepalivedConfig, RealServer, RouteSpec, RuleSpec, VirtualServer,
+                    VrrpInstance)
 
 OWNER_PRIORITY = 255
 DEFAULT_PRIORITY = 100
@@ -64,7 +65,8 @@ def _static_items(chk: _Checker) -> None:
     cfg = chk.config
     for addr in cfg.static_ipaddresses:
         if chk.iface_missing(addr.device):
-            chk.error(addr.location, f"interface {addr.device} for static address {addr.address} doesn't exist", "static_ipaddress")
+            chk.error(addr.location, f"interface {addr.device} for static address {addr.address} doesn't exist",
+                      "static_ipaddress")
     for route in cfg.static_routes:
         _route_checks(chk, route, tracked=route.track_group is not None, block="static_routes")
     for rule in cfg.static_rules:
@@ -276,13 +278,15 @@ def _virtual_server(chk: _Checker, vs: VirtualServer) -> None:
     loc = vs.location
     where = vs.keyword_locations
     if vs.kind == "fwmark" and vs.protocol is not None:
-        chk.error(where.get("protocol", loc), f"virtual server {_vs_name(vs)}: protocol is ignored for fwmark services", "protocol")
+        chk.error(where.get("protocol", loc), f"virtual server {_vs_name(vs)}: protocol is ignored for fwmark services",
+                  "protocol")
         vs.protocol = None
     if vs.kind != "fwmark" and vs.protocol is None:
         chk.error(loc, f"virtual server {_vs_name(vs)}: no protocol set - keepalived defaults to UDP", "protocol")
         vs.protocol = "UDP"
     if vs.lvs_method is None:
-        chk.error(loc, f"virtual server {_vs_name(vs)}: no forwarding method set (lb_kind/lvs_method), using NAT", "lvs_method")
+        chk.error(loc, f"virtual server {_vs_name(vs)}: no forwarding method set (lb_kind/lvs_method), using NAT",
+                  "lvs_method")
         vs.lvs_method = "NAT"
     if vs.lvs_sched is None:
         chk.error(loc, f"virtual server {_vs_name(vs)}: no scheduler set (lb_algo/lvs_sched), using wlc", "lvs_sched")
@@ -293,28 +297,30 @@ def _virtual_server(chk: _Checker, vs: VirtualServer) -> None:
     for rs in list(vs.real_servers):
         key = (str(rs.address), rs.port)
         if key in seen:
-            chk.error(rs.location, f"virtual server {_vs_name(vs)}: real server [{rs.address}]:{rs.port} is duplicated - removing the second", "real_server")
+            chk.error(rs.location, f"virtual server {_vs_name(vs)}: real server [{rs.address}]:{rs.port} is duplicated"
+                      " - removing the second", "real_server")
             vs.real_servers.remove(rs)
             continue
         seen.add(key)
         if rs.weight is None:
             rs.weight = vs.weight
         method = rs.lvs_method or vs.lvs_method
-        if vs.kind == "address" and method in ("DR", "TUN") and rs.port is not None and rs.port != vs.port:
-            chk.error(rs.location, f"virtual server {_vs_name(vs)} and real server [{rs.address}]:{rs.port}: ports must match for {method} - using {vs.port}", "real_server")
+        if vs.kind == "address" and (method == "DR" or method == "TUN") and rs.port is not None and rs.port != vs.port:
+            chk.error(rs.location, f"virtual server {_vs_name(vs)} and real server [{rs.address}]:{rs.port}: "
+                      f"ports must match for {method} - using {vs.port}", "real_server")
             rs.port = vs.port
         if rs.port is None and vs.kind == "address":
             rs.port = vs.port
         for checker in rs.checkers:
             _inherit(checker, rs, vs)
-            urls = getattr(checker, "urls", None)
-            if urls is not None:
-                checker.urls = [u for u in urls if u.path is not None]  # type: ignore[attr-defined]
-                if not checker.urls:  # type: ignore[attr-defined]
+            if isinstance(checker, HttpCheck):
+                checker.urls = [u for u in checker.urls if u.path is not None]
+                if not checker.urls:
                     chk.error(checker.location, f"{checker.kind} checker has no url - ignoring it", checker.kind)
     total = sum(rs.weight or 0 for rs in vs.real_servers)
     if vs.real_servers and vs.quorum > total:
-        chk.error(where.get("quorum", loc), f"quorum {vs.quorum} for {_vs_name(vs)} exceeds the total weight {total} of its real servers - reducing it", "quorum")
+        chk.error(where.get("quorum", loc), f"quorum {vs.quorum} for {_vs_name(vs)} exceeds the total weight {total}"
+                  " of its real servers - reducing it", "quorum")
         vs.quorum = max(total, 1)
 
 

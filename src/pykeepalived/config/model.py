@@ -19,7 +19,8 @@ from typing import Any
 from .checker_defaults import VS_CONNECT_TIMEOUT_S, VS_DELAY_LOOP_S
 from .errors import Location
 from .values import IPAddress, IPInterface
-from .vocabulary import CheckerKind, DataPlaneChoice, Family, GroupEntryKind, L4Protocol, LbKind, Scheduler, ServerKind, VrrpState
+from .vocabulary import (CheckerKind, DataPlaneChoice, Family, GroupEntryKind, L4Protocol, LbKind, Scheduler,
+                         ServerKind, VrrpState)
 
 
 @dataclass

@@ -406,7 +406,8 @@ def _script_user(ctx: ParseContext, scr: VrrpScript, seg: Segment) -> None:
 
 def _script_close(ctx: ParseContext, scr: VrrpScript) -> None:
     if scr.script is None:
-        ctx.error(ctx.close_location or scr.location, f"vrrp_script {scr.name} has no script - removing it", "vrrp_script")
+        ctx.error(ctx.close_location or scr.location, f"vrrp_script {scr.name} has no script - removing it",
+                  "vrrp_script")
         ctx.config.vrrp_scripts.pop(scr.name, None)
 
 
