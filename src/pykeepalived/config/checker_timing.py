@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import PyKeepalivedError
 from .checker_defaults import kind_defaults
 from .model import CheckerBase, MiscCheck, RealServer, VirtualServer
 
@@ -71,7 +72,7 @@ def complete_timing(checker: CheckerBase, rs: RealServer, vs: VirtualServer) -> 
     checker.alpha = t.alpha
 
 
-class TimingNotCompleted(ValueError):
+class TimingNotCompleted(PyKeepalivedError):
     """A checker read before config completion filled its timing (a bug of the caller, not of the config)."""
 
 
