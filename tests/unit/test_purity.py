@@ -11,6 +11,7 @@ FORBIDDEN = {"asyncio", "socket", "time", "os", "pyroute2", "subprocess", "glob"
 SRC = Path(__file__).parents[2] / "src" / "pykeepalived"
 CORES = [
     *sorted((SRC / "config").glob("*.py")),
+    SRC / "vrrp" / "core.py",
     SRC / "check" / "http_response.py",
     SRC / "lvs" / "ipvs_rules.py",
     SRC / "check" / "smtp_session.py",
@@ -53,6 +54,7 @@ def test_core_imports_no_io_modules(path: Path) -> None:
 @pytest.mark.parametrize("path", CORES[-11:-6], ids=lambda p: p.name)
 def test_vrrp_core_imports_only_cores(path: Path) -> None:
     allowed = {"relative:packet", "relative:machine", "relative:settings", "relative:group", "relative:track",
-               "relative:config.model", "relative:config.errors", "relative:..config.model"}
+               "relative:config.model", "relative:config.errors", "relative:..config.model",
+               "relative:core", "relative:config.vrrp_defaults"}
     relative = [n for n in _imports(path) if n.startswith("relative:")]
     assert [n for n in relative if n not in allowed] == []

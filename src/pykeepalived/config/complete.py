@@ -17,9 +17,7 @@ from ..daemon.script_security import ScriptFiles, Status, describe, vet_config, 
 from .errors import Location
 from .model import KeepalivedConfig, RouteSpec, RuleSpec, VirtualServer, VrrpInstance
 from .parser import ParseContext
-
-OWNER_PRIORITY = 255
-DEFAULT_PRIORITY = 100
+from .vrrp_defaults import instance_defaults
 RULE_DEFAULT_PREFERENCE = 16384
 
 
@@ -105,14 +103,12 @@ def _instance(chk: _Checker, inst: VrrpInstance) -> None:
     g = cfg.global_defs
     loc = inst.location
     where = inst.keyword_locations
-    # priority and state, as vrrp_complete_instance derives them
-    if inst.priority is None:
-        inst.priority = OWNER_PRIORITY if inst.state == "MASTER" else DEFAULT_PRIORITY
-    if inst.state is None:
-        inst.state = "MASTER" if inst.priority == OWNER_PRIORITY else "BACKUP"
-    if inst.nopreempt and (inst.priority == OWNER_PRIORITY):
+    # priority, state, preemption, family and version, as vrrp_complete_instance derives them (vrrp_defaults.py)
+    derived = instance_defaults(inst, g)
+    if inst.nopreempt and derived.owner:
         chk.error(where.get("nopreempt", loc), f"({inst.name}) nopreempt is incompatible with priority 255", "nopreempt")
-        inst.nopreempt = False
+    inst.priority, inst.state = derived.priority, derived.state
+    inst.nopreempt, inst.preempt_delay_s = derived.nopreempt, derived.preempt_delay_s
     if inst.interface is None:
         if inst.unicast_src_ip is None and not g.settings.get("default_interface"):
             chk.error(loc, f"({inst.name}) has no interface", "interface")
@@ -124,27 +120,19 @@ def _instance(chk: _Checker, inst: VrrpInstance) -> None:
         )
     if inst.virtual_router_id is None:
         chk.error(loc, f"({inst.name}) the virtual router id must be set", "virtual_router_id")
-    # family and version
-    if inst.virtual_ipaddresses:
-        inst.family = inst.virtual_ipaddresses[0].address.version
-        kept = []
-        for vip in inst.virtual_ipaddresses:
-            if vip.address.version != inst.family:
-                chk.error(vip.location, f"({inst.name}) address family must match the instance's: {vip.address.ip} - ignoring it", "virtual_ipaddress")
-            else:
-                kept.append(vip)
-        inst.virtual_ipaddresses = kept
-    elif inst.unicast_src_ip is not None:
-        inst.family = inst.unicast_src_ip.version
-    else:
-        inst.family = 4
-    if inst.version is None:
-        inst.version = 3 if inst.family == 6 else g.vrrp_version
+    # VIPs of another family than the instance's (the first VIP's) are dropped
+    kept = []
+    for vip in inst.virtual_ipaddresses:
+        if vip.address.version != derived.family:
+            chk.error(vip.location, f"({inst.name}) address family must match the instance's: {vip.address.ip} - ignoring it", "virtual_ipaddress")
+        else:
+            kept.append(vip)
+    inst.virtual_ipaddresses = kept
+    inst.family, inst.version = derived.family, derived.version
     if not inst.virtual_ipaddresses and not inst.no_virtual_ipaddress:
         chk.error(loc, f"({inst.name}) no VIP specified; at least one is needed", "virtual_ipaddress")
-    if inst.authentication and inst.authentication.auth_type == "AH" and inst.state == "MASTER" and inst.priority != OWNER_PRIORITY:
+    if derived.ah_master_refused:
         chk.error(loc, f"({inst.name}) initial state MASTER is incompatible with AH authentication", "authentication")
-        inst.state = "BACKUP"
     for vip in [*inst.virtual_ipaddresses, *inst.virtual_ipaddresses_excluded]:
         if chk.iface_missing(vip.device):
             chk.error(vip.location, f"interface {vip.device} for ip address {vip.address.ip} doesn't exist", "virtual_ipaddress")
