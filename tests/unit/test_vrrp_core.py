@@ -144,3 +144,26 @@ def test_after_any_input_the_announced_timers_are_every_machine_s_deadline(steps
         else:
             shell.apply(core.stop(name, now))
         shell.assert_timers_cover_every_machine()
+
+
+def test_the_shell_feeds_machines_only_through_the_core_and_writes_no_machine_field() -> None:
+    """vrrp/service.py: attributes written only on itself, machine inputs only as self.core.<input>(...)."""
+    import ast
+    from pathlib import Path
+
+    import pykeepalived.vrrp.service as service
+
+    tree = ast.parse(Path(service.__file__).read_text())
+    inputs = {"start", "stop", "receive", "handle_timer", "timer", "set_fault", "set_priority", "force_state",
+              "set_source", "count_undecodable"}
+    stray_writes, stray_inputs, timers = [], [], []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            owner = ast.unparse(node.value)
+            if isinstance(node.ctx, ast.Store) and owner != "self":
+                stray_writes.append(f"{node.lineno}: {ast.unparse(node)}")
+            elif node.attr in inputs and owner not in ("self.core", "self.sync_daemons", "service", "entry.sock"):
+                stray_inputs.append(f"{node.lineno}: {ast.unparse(node)}")
+            elif node.attr in ("get_timer", "stats", "_machines") or (node.attr == "group" and "machine" in owner):
+                timers.append(f"{node.lineno}: {ast.unparse(node)}")
+    assert (stray_writes, stray_inputs, timers) == ([], [], [])
