@@ -39,11 +39,11 @@ from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, f
 from .core import CoreAction, TimerChanged, VrrpCore
 from .machine import (
     Action,
-    MachineView,
     AddVips,
     Announce,
     GroupStateChanged,
     Log,
+    MachineView,
     MasterRxLowerPriority,
     PacketDropped,
     RemoveVips,
