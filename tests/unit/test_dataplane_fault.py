@@ -165,8 +165,8 @@ def test_the_fault_reaches_the_served_instances_and_their_json_dump_and_survives
     cfg = load()
     service = VrrpService(cfg, status_file="/nonexistent/checker.json")
     service._loop = loop
-    for name, machine in service.machines.items():
-        service._apply(name, machine.start(loop.time()))
+    for name in service.machines:
+        service._apply(service.core.start(name, loop.time()))
     served = served_instances(cfg)
     service._set_dataplane_fault(served, "nftables refused the change: No such file or directory")
     faults = {entry["data"]["iname"]: entry["data"]["faults"] for entry in service.snapshot()}  # type: ignore[index]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pykeepalived.config.model import IpAddressSpec
-from pykeepalived.vrrp.group import SyncGroup
+from pykeepalived.vrrp.core import VrrpCore
 from pykeepalived.vrrp.machine import (
     TRANSITIONS,
     AddVips,
@@ -299,49 +299,61 @@ def test_backup_stop_is_immediate() -> None:
     assert kinds(m.stop(1.0)) == ["StateChanged", "Stopped"]
 
 
-# ------------------------------------------------------------------ sync groups
-def _pair() -> tuple[VrrpMachine, VrrpMachine, SyncGroup]:
-    a = VrrpMachine(settings_(name="EXT", vrid=1), OURS)
-    b = VrrpMachine(settings_(name="INT", vrid=2), OURS)
-    return a, b, SyncGroup("VG1", [a, b])
+# ------------------------------------------------------------------ sync groups (through VrrpCore)
+def _pair() -> VrrpCore:
+    core = VrrpCore([settings_(name="EXT", vrid=1), settings_(name="INT", vrid=2)], {"VG1": ["EXT", "INT"]})
+    core.set_source("EXT", OURS)
+    core.set_source("INT", OURS)
+    return core
+
+
+def core_run_until(core: VrrpCore, name: str, end: float) -> list[object]:
+    """Fire `name`'s timers up to `end`, as the shell would (the core's TimerChanged say when)."""
+    out: list[object] = []
+    while (t := core.machine(name).get_timer()) is not None and t <= end:  # type: ignore[attr-defined]
+        out.extend(core.timer(name, t))
+    return out
 
 
 def test_sync_group_goes_master_only_when_all_want_to() -> None:
-    a, b, g = _pair()
-    a.start(0.0)
-    b.start(0.0)
-    b.receive(advert(150, vrid=2), PEER_HIGH, 255, 2.0)  # INT still sees a master
-    run_until(a, 3.7)
+    core = _pair()
+    a, b = core.machine("EXT"), core.machine("INT")
+    core.start("EXT", 0.0)
+    core.start("INT", 0.0)
+    core.receive("INT", advert(150, vrid=2), PEER_HIGH, 255, 2.0)  # INT still sees a master
+    core_run_until(core, "EXT", 3.7)
     assert a.state is State.BACKUP and a.wants_master
-    acts = run_until(b, 6.0)
+    acts = core_run_until(core, "INT", 6.0)
     assert a.state is State.MASTER and b.state is State.MASTER
     assert GroupStateChanged("VG1", State.BACKUP, State.MASTER) in acts
 
 
 def test_sync_group_member_backup_pulls_all_back() -> None:
-    a, b, g = _pair()
-    a.start(0.0)
-    b.start(0.0)
-    run_until(a, 4)
-    run_until(b, 4)
-    assert g.state is State.MASTER
-    acts = b.receive(advert(200, vrid=2), PEER_HIGH, 255, 5.0)
+    core = _pair()
+    a, b = core.machine("EXT"), core.machine("INT")
+    core.start("EXT", 0.0)
+    core.start("INT", 0.0)
+    core_run_until(core, "EXT", 4)
+    core_run_until(core, "INT", 4)
+    assert core.group_state("VG1") is State.MASTER
+    acts = core.receive("INT", advert(200, vrid=2), PEER_HIGH, 255, 5.0)
     assert a.state is State.BACKUP and b.state is State.BACKUP
     assert RemoveVips("EXT") in acts and RemoveVips("INT") in acts
 
 
 def test_sync_group_fault_pulls_all_and_recovers_together() -> None:
-    a, b, g = _pair()
-    a.start(0.0)
-    b.start(0.0)
-    run_until(a, 4)
-    run_until(b, 4)
-    a.set_fault("interface eth0", True, 5.0)
-    assert a.state is State.FAULT and b.state is State.FAULT and g.state is State.FAULT
-    b.set_fault("script x", True, 5.5)
-    a.set_fault("interface eth0", False, 6.0)
+    core = _pair()
+    a, b = core.machine("EXT"), core.machine("INT")
+    core.start("EXT", 0.0)
+    core.start("INT", 0.0)
+    core_run_until(core, "EXT", 4)
+    core_run_until(core, "INT", 4)
+    core.set_fault("EXT", "interface eth0", True, 5.0)
+    assert a.state is State.FAULT and b.state is State.FAULT and core.group_state("VG1") is State.FAULT
+    core.set_fault("INT", "script x", True, 5.5)
+    core.set_fault("EXT", "interface eth0", False, 6.0)
     assert a.state is State.FAULT
-    b.set_fault("script x", False, 6.5)
+    core.set_fault("INT", "script x", False, 6.5)
     assert a.state is State.BACKUP and b.state is State.BACKUP
 
 

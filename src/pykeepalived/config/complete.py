@@ -18,9 +18,7 @@ from .checker_timing import complete_timing
 from .context import ParseContext
 from .model import (CheckerBase, HttpCheck, KeepalivedConfig, RealServer, RouteSpec, RuleSpec, VirtualServer,
                     VrrpInstance)
-
-OWNER_PRIORITY = 255
-DEFAULT_PRIORITY = 100
+from .vrrp_defaults import instance_defaults
 RULE_DEFAULT_PREFERENCE = 16384
 
 
@@ -107,14 +105,13 @@ def _instance(chk: _Checker, inst: VrrpInstance) -> None:
     g = cfg.global_defs
     loc = inst.location
     where = inst.keyword_locations
-    # priority and state, as vrrp_complete_instance derives them
-    if inst.priority is None:
-        inst.priority = OWNER_PRIORITY if inst.state == "MASTER" else DEFAULT_PRIORITY
-    if inst.state is None:
-        inst.state = "MASTER" if inst.priority == OWNER_PRIORITY else "BACKUP"
-    if inst.nopreempt and (inst.priority == OWNER_PRIORITY):
-        chk.error(where.get("nopreempt", loc), f"({inst.name}) nopreempt is incompatible with priority 255", "nopreempt")
-        inst.nopreempt = False
+    # priority, state, preemption, family and version, as vrrp_complete_instance derives them (vrrp_defaults.py)
+    derived = instance_defaults(inst, g)
+    if inst.nopreempt and derived.owner:
+        chk.error(where.get("nopreempt", loc), f"({inst.name}) nopreempt is incompatible with priority 255",
+                  "nopreempt")
+    inst.priority, inst.state = derived.priority, derived.state
+    inst.nopreempt, inst.preempt_delay_s = derived.nopreempt, derived.preempt_delay_s
     if inst.interface is None:
         if inst.unicast_src_ip is None and not g.default_interface:
             chk.error(loc, f"({inst.name}) has no interface", "interface")
@@ -126,30 +123,24 @@ def _instance(chk: _Checker, inst: VrrpInstance) -> None:
         )
     if inst.virtual_router_id is None:
         chk.error(loc, f"({inst.name}) the virtual router id must be set", "virtual_router_id")
-    # family and version
-    if inst.virtual_ipaddresses:
-        inst.family = inst.virtual_ipaddresses[0].address.version
-        kept = []
-        for vip in inst.virtual_ipaddresses:
-            if vip.address.version != inst.family:
-                chk.error(vip.location, f"({inst.name}) address family must match the instance's: {vip.address.ip} - ignoring it", "virtual_ipaddress")
-            else:
-                kept.append(vip)
-        inst.virtual_ipaddresses = kept
-    elif inst.unicast_src_ip is not None:
-        inst.family = inst.unicast_src_ip.version
-    else:
-        inst.family = 4
-    if inst.version is None:
-        inst.version = 3 if inst.family == 6 else g.vrrp_version
+    # VIPs of another family than the instance's (the first VIP's) are dropped
+    kept = []
+    for vip in inst.virtual_ipaddresses:
+        if vip.address.version != derived.family:
+            chk.error(vip.location, f"({inst.name}) address family must match the instance's: {vip.address.ip}"
+                      " - ignoring it", "virtual_ipaddress")
+        else:
+            kept.append(vip)
+    inst.virtual_ipaddresses = kept
+    inst.family, inst.version = derived.family, derived.version
     if not inst.virtual_ipaddresses and not inst.no_virtual_ipaddress:
         chk.error(loc, f"({inst.name}) no VIP specified; at least one is needed", "virtual_ipaddress")
-    if inst.authentication and inst.authentication.auth_type == "AH" and inst.state == "MASTER" and inst.priority != OWNER_PRIORITY:
+    if derived.ah_master_refused:
         chk.error(loc, f"({inst.name}) initial state MASTER is incompatible with AH authentication", "authentication")
-        inst.state = "BACKUP"
     for vip in [*inst.virtual_ipaddresses, *inst.virtual_ipaddresses_excluded]:
         if chk.iface_missing(vip.device):
-            chk.error(vip.location, f"interface {vip.device} for ip address {vip.address.ip} doesn't exist", "virtual_ipaddress")
+            chk.error(vip.location, f"interface {vip.device} for ip address {vip.address.ip} doesn't exist",
+                      "virtual_ipaddress")
     for ref in inst.track_interfaces:
         if chk.iface_missing(ref.name):
             chk.error(ref.location, f"({inst.name}) tracked interface {ref.name} doesn't exist", "track_interface")
@@ -199,7 +190,8 @@ def _sync_groups(chk: _Checker) -> None:
         for ref in group.members:
             inst = cfg.vrrp_instances.get(ref.name)
             if inst is None:
-                chk.error(ref.location, f"virtual router {ref.name} in sync group {name} doesn't exist - ignoring", "group")
+                chk.error(ref.location, f"virtual router {ref.name} in sync group {name} doesn't exist - ignoring",
+                          "group")
             elif inst.sync_group is not None and inst.sync_group != name:
                 chk.error(ref.location, f"{ref.name} is already in sync group {inst.sync_group}", "group")
             else:
@@ -210,7 +202,9 @@ def _sync_groups(chk: _Checker) -> None:
             chk.error(group.location, f"sync group {name} has no virtual router(s) - removing it", "vrrp_sync_group")
             del cfg.sync_groups[name]
         elif len(kept) == 1:
-            chk.error(group.location, f"sync group {name} has only 1 virtual router - this probably isn't what you want", "vrrp_sync_group")
+            chk.error(group.location,
+                      f"sync group {name} has only 1 virtual router - this probably isn't what you want",
+                      "vrrp_sync_group")
 
 
 def _scripts(chk: _Checker) -> None:

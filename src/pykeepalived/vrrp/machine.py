@@ -167,14 +167,54 @@ class Stats:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-class GroupCoordinator(Protocol):
-    """What a sync group offers its members (see group.py)."""
+@dataclass(frozen=True)
+class GroupConsent:
+    """What a member's vrrp_sync_group allows it at one input (see group.py and core.py).
 
-    def may_become_master(self, member: VrrpMachine) -> bool: ...
+    The group works it out from the other members before the input and hands
+    it in, so a member never calls its group nor another member: a member
+    whose master-down timer fires without `become_master` keeps waiting (and
+    says it wants to be master), one whose last fault clears without
+    `leave_fault` stays in FAULT.
+    """
 
-    def may_leave_fault(self, member: VrrpMachine) -> bool: ...
+    become_master: bool = True
+    leave_fault: bool = True
 
-    def member_changed(self, member: VrrpMachine, old: State, new: State, now: float) -> list[Action]: ...
+
+ALONE = GroupConsent()
+"""An instance outside any sync group: everything allowed."""
+
+
+class MachineView(Protocol):
+    """What the shell may read of a machine (read-only: its inputs are VrrpCore's methods)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> State: ...
+
+    @property
+    def source(self) -> IPAddress | None: ...
+
+    @property
+    def effective_priority(self) -> int: ...
+
+    @property
+    def master_adver_int_cs(self) -> int: ...
+
+    @property
+    def master_address(self) -> IPAddress | None: ...
+
+    @property
+    def wants_master(self) -> bool: ...
+
+    @property
+    def faults(self) -> frozenset[str]: ...
+
+    @property
+    def counters(self) -> dict[str, int]: ...
 
 
 def skew_s(version: int, priority: int, master_adver_int_cs: int) -> float:
@@ -186,7 +226,9 @@ def skew_s(version: int, priority: int, master_adver_int_cs: int) -> float:
 
 class VrrpMachine:
     """One VRRP instance's protocol state. Inputs: start, receive, handle_timer,
-    set_fault, set_priority, stop. Each returns the actions to carry out."""
+    set_fault, set_priority, stop (and, for a sync group, force_state). Each
+    returns the actions to carry out. It knows nothing of other machines: a
+    sync group's say comes in as a GroupConsent (see core.py)."""
 
     def __init__(self, settings: InstanceSettings, source: IPAddress | None = None) -> None:
         self.settings = settings
@@ -199,7 +241,7 @@ class VrrpMachine:
         self.master_priority = 0
         self.wants_master = False
         self.stopping = False
-        self.group: GroupCoordinator | None = None
+        self._consent = ALONE  # the group's say for the input being handled, nothing beyond it
         self.stats = Stats()
         self._faults: set[str] = set()
         self._advert_due: float | None = None
@@ -243,6 +285,10 @@ class VrrpMachine:
     def faults(self) -> frozenset[str]:
         return frozenset(self._faults)
 
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.stats.as_dict()
+
     # ------------------------------------------------------------------ inputs
     def start(self, now: float) -> list[Action]:
         """Leave INIT: FAULT if a fault is known, MASTER at once for an address owner, else BACKUP."""
@@ -273,7 +319,22 @@ class VrrpMachine:
             self._receive_master(advert, src, now)
         return self._drain()
 
-    def handle_timer(self, now: float) -> list[Action]:
+    def set_source(self, source: IPAddress) -> None:
+        """The shell found the address our adverts go out from (it tells our own looped-back adverts apart)."""
+        self.source = source
+
+    def count_undecodable(self, counter: str) -> None:
+        """An advert for our VRID the codec refused (a Stats field name): counted, nothing else."""
+        self.stats.count(counter)
+
+    def handle_timer(self, now: float, consent: GroupConsent = ALONE) -> list[Action]:
+        self._consent = consent
+        try:
+            return self._handle_timer(now)
+        finally:
+            self._consent = ALONE
+
+    def _handle_timer(self, now: float) -> list[Action]:
         if self._release_at is not None and now >= self._release_at:
             self._finish_stop(now, "new master announced")
             return self._drain()
@@ -301,8 +362,15 @@ class VrrpMachine:
                 self._refresh_due = None
         return self._drain()
 
-    def set_fault(self, reason: str, active: bool, now: float) -> list[Action]:
+    def set_fault(self, reason: str, active: bool, now: float, consent: GroupConsent = ALONE) -> list[Action]:
         """A tracker without weight (or the interface) failed or recovered."""
+        self._consent = consent
+        try:
+            return self._set_fault(reason, active, now)
+        finally:
+            self._consent = ALONE
+
+    def _set_fault(self, reason: str, active: bool, now: float) -> list[Action]:
         was_faulty = self.faulty
         if active:
             self._faults.add(reason)
@@ -469,7 +537,7 @@ class VrrpMachine:
     # ------------------------------------------------------------------ transitions
     def _down_timer_expired(self, now: float) -> None:
         self.wants_master = True
-        if self.group is not None and not self.group.may_become_master(self):
+        if not self._consent.become_master:
             self._down_due = now + self.master_down_interval_s()
             return
         self._become_master(now, "master down timer expired")
@@ -522,7 +590,7 @@ class VrrpMachine:
             self._change_state(State.FAULT, now, reason)
 
     def _leave_fault(self, now: float) -> None:
-        if self.group is not None and not self.group.may_leave_fault(self):
+        if not self._consent.leave_fault:
             return
         if self.settings.owner and self.settings.wanted_master:
             self._become_master(now, "fault cleared, address owner")
@@ -544,22 +612,18 @@ class VrrpMachine:
 
     # ------------------------------------------------------------------ group hooks
     def force_state(self, new: State, now: float, reason: str) -> list[Action]:
-        """A sync group moves this member along with another one (no re-propagation)."""
+        """A sync group moves this member along with another one (the group does not pass this on)."""
         if self.state is new or self.state is State.STOP or self.stopping:
             return []
-        group, self.group = self.group, None
-        try:
-            if new is State.MASTER:
-                self._become_master(now, reason)
-            elif new is State.BACKUP:
-                if self.state is State.MASTER:
-                    self._leave_master(State.BACKUP, now, reason)
-                else:
-                    self._enter_backup(now, reason)
-            elif new is State.FAULT:
-                self._enter_fault(now, reason)
-        finally:
-            self.group = group
+        if new is State.MASTER:
+            self._become_master(now, reason)
+        elif new is State.BACKUP:
+            if self.state is State.MASTER:
+                self._leave_master(State.BACKUP, now, reason)
+            else:
+                self._enter_backup(now, reason)
+        elif new is State.FAULT:
+            self._enter_fault(now, reason)
         return self._drain()
 
     # ------------------------------------------------------------------ plumbing
@@ -578,8 +642,6 @@ class VrrpMachine:
         self.state = new
         self.last_transition_s = now
         self._emit(StateChanged(self.name, old, new, self.effective_priority, reason))
-        if self.group is not None:
-            self._out.extend(self.group.member_changed(self, old, new, now))
 
     def _emit(self, action: Action) -> None:
         self._out.append(action)

@@ -1,10 +1,11 @@
 """The asyncio shell around the VRRP machines: sockets, timers, netlink, scripts.
 
-Everything that decides lives in machine.py, group.py and track.py; this
-module only feeds them (packets, link events, script results, the time) and
-carries out what they answer, in order, through one action queue: an advert
-is on the wire before the VIPs are added, and the VIPs are in place before
-they are announced.
+Everything that decides lives in core.py (machines and sync groups) and
+track.py; this module only feeds them (packets, link events, script results,
+the time) and carries out what they answer, in order, through one action
+queue: an advert is on the wire before the VIPs are added, and the VIPs are
+in place before they are announced. Timers are armed exactly as the core's
+TimerChanged actions say.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import os
 import signal
 import stat
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -35,13 +36,14 @@ from ..net.links import LinkMonitor
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
 from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault,
                               served_instances)
-from .group import SyncGroup
+from .core import CoreAction, TimerChanged, VrrpCore
 from .machine import (
     Action,
     AddVips,
     Announce,
     GroupStateChanged,
     Log,
+    MachineView,
     MasterRxLowerPriority,
     PacketDropped,
     RemoveVips,
@@ -49,7 +51,6 @@ from .machine import (
     State,
     StateChanged,
     Stopped,
-    VrrpMachine,
 )
 from .packet import Advert, VrrpPacketError, decode_advert, encode_advert, parse_ipv4
 from .settings import InstanceSettings, instance_settings
@@ -88,12 +89,8 @@ class VrrpService:
         self.settings: dict[str, InstanceSettings] = {
             name: instance_settings(inst, g) for name, inst in config.vrrp_instances.items()
         }
-        self.machines: dict[str, VrrpMachine] = {name: VrrpMachine(s) for name, s in self.settings.items()}
-        self.groups: dict[str, SyncGroup] = {}
-        for gname, group in config.sync_groups.items():
-            members = [self.machines[r.name] for r in group.members if r.name in self.machines]
-            if members:
-                self.groups[gname] = SyncGroup(gname, members)
+        self.core = VrrpCore(self.settings.values(),
+                             {gname: [r.name for r in group.members] for gname, group in config.sync_groups.items()})
         self.tracking: dict[str, InstanceTracking] = {
             name: InstanceTracking(s.base_priority, instance_trackers(config.vrrp_instances[name], config))
             for name, s in self.settings.items()
@@ -111,7 +108,8 @@ class VrrpService:
         self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE)
         self.runner = ScriptRunner.for_config(config, "vrrp")
         fifo_spec = g.vrrp_notify_fifo or g.notify_fifo
-        self.fifo = NotifyFifo(fifo_spec.argv[0], fifo_spec.user, fifo_spec.group) if fifo_spec is not None and fifo_spec.argv else None
+        self.fifo = (NotifyFifo(fifo_spec.argv[0], fifo_spec.user, fifo_spec.group)
+                     if fifo_spec is not None and fifo_spec.argv else None)
         self.notifier = Notifier(self.runner, self.fifo)
         from ..lvs.ipvs_sync import SyncDaemons
 
@@ -150,8 +148,8 @@ class VrrpService:
                 self._tasks.append(asyncio.create_task(self._watch_accept_filter()))
             if self.sync_daemons is not None:
                 self.sync_daemons.start()
-            for name, machine in self.machines.items():
-                self._apply(name, machine.start(self._now()))
+            for name in self.machines:
+                self._apply(self.core.start(name, self._now()))
             if not self.machines:
                 log.warning("no vrrp_instance configured; nothing to do")
             await self._done.wait()
@@ -166,8 +164,8 @@ class VrrpService:
             return
         self._stopping = True
         log.info("Stopping")
-        for name, machine in self.machines.items():
-            self._apply(name, machine.stop(self._now()))
+        for name in self.machines:
+            self._apply(self.core.stop(name, self._now()))
         if not self.machines:
             self._done.set()
 
@@ -193,6 +191,11 @@ class VrrpService:
             self.fifo.close()
         await self.links.close()
         await self.addresses.close()
+
+    @property
+    def machines(self) -> Mapping[str, MachineView]:
+        """The instances' machines, read-only: every input goes through self.core."""
+        return self.core.machines
 
     def _now(self) -> float:
         assert self._loop is not None
@@ -238,14 +241,13 @@ class VrrpService:
             for tracking in self.tracking.values():
                 tracking.set_status(TrackKind.INTERFACE, ifname, status)
         for name, s in self.settings.items():
-            machine = self.machines[name]
             source = await self._source_address(s)
             if source is None:
                 log.warning("(%s) no %s source address on %s; the instance stays in FAULT", name,
                             "IPv4" if s.family == 4 else "IPv6 link-local", s.interface)
-                machine.set_fault(NO_SOURCE_FAULT, True, self._now())
+                self._apply(self.core.set_fault(name, NO_SOURCE_FAULT, True, self._now()))
             else:
-                machine.source = source
+                self.core.set_source(name, source)
                 self._open_socket(name, s, source)
             await self._prepare_announcements(s)
             self._sync_tracking(name)
@@ -319,7 +321,7 @@ class VrrpService:
             advert: Advert = decode_advert(payload, src, dst)
         except VrrpPacketError as exc:
             if machine is not None and name is not None:
-                machine.stats.count(exc.reason.value)
+                self.core.count_undecodable(name, exc.reason.value)
                 log.info("(%s) dropped packet from %s: %s", name, src, exc)
             else:
                 self._count_socket_error(entry, exc.reason.value, f"from {src}: {exc}")
@@ -329,28 +331,27 @@ class VrrpService:
             entry.errors["vrid_err"] = entry.errors.get("vrid_err", 0) + 1
             log.debug("advert for VRID %s from %s: no instance of ours", advert.vrid, src)
             return
-        self._apply(name, machine.receive(advert, src, ttl, self._now()))
+        self._apply(self.core.receive(name, advert, src, ttl, self._now()))
 
     def _count_socket_error(self, entry: _SocketEntry, counter: str, detail: str) -> None:
         entry.errors[counter] = entry.errors.get(counter, 0) + 1
         log.info("dropped VRRP packet: %s", detail)
 
     # ------------------------------------------------------------------ timers and actions
-    def _apply(self, name: str, actions: list[Action]) -> None:
+    def _apply(self, actions: list[CoreAction]) -> None:
+        """Arm the timers the core moved (now) and queue the rest (carried out in order by the worker)."""
         for action in actions:
-            self._queue.put_nowait(action)
-        for mname in {name, *(getattr(a, "instance", name) for a in actions)}:
-            if mname in self.machines:
-                self._arm(mname)
+            if isinstance(action, TimerChanged):
+                self._arm(action.instance, action.at)
+            else:
+                self._queue.put_nowait(action)
         if self._stopping and len(self._stopped) == len(self.machines):
             self._done.set()
 
-    def _arm(self, name: str) -> None:
-        machine = self.machines[name]
+    def _arm(self, name: str, when: float | None) -> None:
         old = self._timers.pop(name, None)
         if old is not None:
             old.cancel()
-        when = machine.get_timer()
         if when is not None:
             assert self._loop is not None
             # epoll rounds its timeout up to whole milliseconds and the kernel adds
@@ -365,13 +366,7 @@ class VrrpService:
         if self._now() < when - TIMER_PRECISION_S:
             self._timers[name] = self._loop.call_at(when, self._on_timer, name, when)
             return
-        machine = self.machines[name]
-        actions = machine.handle_timer(max(self._now(), when))
-        # group propagation may have touched other members' timers
-        self._apply(name, actions)
-        for other in self.machines:
-            if other != name and machine.group is not None and self.machines[other].group is machine.group:
-                self._arm(other)
+        self._apply(self.core.timer(name, max(self._now(), when)))
 
     async def _action_worker(self) -> None:
         while True:
@@ -508,14 +503,14 @@ class VrrpService:
         machine = self.machines[name]
         priority, faults = self.tracking[name].verdict()
         now = self._now()
-        actions: list[Action] = []
-        actions += machine.set_priority(priority, now)
+        actions: list[CoreAction] = []
+        actions += self.core.set_priority(name, priority, now)
         for reason in machine.faults - faults - {NO_SOURCE_FAULT}:
             if not is_dataplane_fault(reason):  # _watch_dataplane's, not a tracker's
-                actions += machine.set_fault(reason, False, now)
+                actions += self.core.set_fault(name, reason, False, now)
         for reason in faults - machine.faults:
-            actions += machine.set_fault(reason, True, now)
-        self._apply(name, actions)
+            actions += self.core.set_fault(name, reason, True, now)
+        self._apply(actions)
 
     def _tracker_changed(self, kind: TrackKind, tracker: str, update: Callable[[InstanceTracking], None]) -> None:
         for name, tracking in self.tracking.items():
@@ -606,17 +601,16 @@ class VrrpService:
         self._dataplane_fault = reason
         now = self._now()
         for name in sorted(served & self.machines.keys()):
-            machine = self.machines[name]
-            actions: list[Action] = []
+            actions: list[CoreAction] = []
             if reason is not None:
                 log.error("(%s) the checker cannot program the data plane (%s): FAULT until it can", name,
                           reason.removeprefix(FAULT_PREFIX))
-                actions += machine.set_fault(reason, True, now)
+                actions += self.core.set_fault(name, reason, True, now)
             else:
                 log.info("(%s) the checker's data plane works again: fault cleared", name)
             if old is not None:
-                actions += machine.set_fault(old, False, now)
-            self._apply(name, actions)
+                actions += self.core.set_fault(name, old, False, now)
+            self._apply(actions)
 
     # ------------------------------------------------------------------ introspection
     def snapshot(self) -> list[dict[str, object]]:
@@ -636,7 +630,7 @@ class VrrpService:
                     "master_ip": str(m.master_address) if m.master_address else None,
                     "faults": sorted(m.faults),
                 },
-                "stats": m.stats.as_dict(),
+                "stats": m.counters,
             })
         return out
 
@@ -651,7 +645,7 @@ class VrrpService:
         lines: list[str] = []
         for name, m in self.machines.items():
             lines.append(f"VRRP Instance: {name}")
-            lines += [f"  {k}: {v}" for k, v in m.stats.as_dict().items()]
+            lines += [f"  {k}: {v}" for k, v in m.counters.items()]
         for key, entry in self._sockets.items():
             if entry.errors:
                 lines.append(f"Socket {key}: " + ", ".join(f"{k} {v}" for k, v in entry.errors.items()))

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
 from ..config.model import GlobalDefs, IpAddressSpec, VrrpInstance
+from ..config.vrrp_defaults import OWNER_PRIORITY, instance_defaults
 from .packet import VRRP_MCAST_V4, VRRP_MCAST_V6, AuthType
 
 IPAddress = IPv4Address | IPv6Address
 
-PRIORITY_OWNER = 255
+PRIORITY_OWNER = OWNER_PRIORITY
 PRIORITY_STOP = 0
-DEFAULT_PRIORITY = 100
 
 
 @dataclass(frozen=True)
@@ -98,19 +98,9 @@ def _cs(seconds: float) -> int:
     return max(1, round(seconds * 100))
 
 
-def _family(instance: VrrpInstance) -> int:
-    if instance.family in (4, 6):
-        return instance.family
-    for spec in instance.virtual_ipaddresses:
-        return spec.address.version
-    if instance.unicast_src_ip is not None:
-        return instance.unicast_src_ip.version
-    return 4
-
-
-def _accept_mode(instance: VrrpInstance, g: GlobalDefs) -> bool:
+def _accept_mode(instance: VrrpInstance, g: GlobalDefs, priority: int) -> bool:
     """keepalived: accept unless `no_accept`, or strict mode without `accept`; the owner always accepts."""
-    if instance.priority == PRIORITY_OWNER:
+    if priority == PRIORITY_OWNER:
         return True
     if instance.accept is not None:
         return instance.accept
@@ -118,16 +108,15 @@ def _accept_mode(instance: VrrpInstance, g: GlobalDefs) -> bool:
 
 
 def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> InstanceSettings:
-    """Complete one instance the way keepalived does before it starts."""
-    family = _family(instance)
-    version = instance.version or global_defs.vrrp_version
-    if family == 6:
-        version = 3
-    priority = instance.priority if instance.priority is not None else DEFAULT_PRIORITY
-    if instance.state is None:
-        wanted_master = priority == PRIORITY_OWNER
-    else:
-        wanted_master = instance.state.upper() == "MASTER"
+    """Complete one instance the way keepalived does before it starts.
+
+    The derived values (family, version, priority, state, preemption) come from
+    config/vrrp_defaults.py, as config/complete.py's do: a model completed by
+    the parser or not gives the same settings.
+    """
+    derived = instance_defaults(instance, global_defs)
+    family, version, priority = derived.family, derived.version, derived.priority
+    wanted_master = derived.wanted_master
     advert_s = instance.advert_int_s
     if version == 2:
         advert_cs = max(1, round(advert_s)) * 100
@@ -156,10 +145,7 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
     if group is None:
         group = g.vrrp_mcast_group4 if family == 4 else g.vrrp_mcast_group6
     v3_as_v2 = bool(instance.v3_checksum_as_v2) or g.v3_checksum_as_v2
-    nopreempt = instance.nopreempt
-    preempt_delay = instance.preempt_delay_s
-    if wanted_master or priority == PRIORITY_OWNER:
-        nopreempt, preempt_delay = False, 0.0  # keepalived clears both, with a warning at -t
+    nopreempt, preempt_delay = derived.nopreempt, derived.preempt_delay_s
     return InstanceSettings(
         name=instance.name,
         vrid=instance.virtual_router_id or 0,
@@ -202,7 +188,7 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         skip_check_adv_addr=bool(instance.skip_check_adv_addr if instance.skip_check_adv_addr is not None
                                  else g.vrrp_skip_check_adv_addr),
         dont_track_primary=instance.dont_track_primary,
-        accept=_accept_mode(instance, g),
+        accept=_accept_mode(instance, g, priority),
         sync_group=instance.sync_group,
     )
 
