@@ -122,3 +122,31 @@ def test_no_code_reads_global_defs_settings_by_key() -> None:
                 if owner == "g" or owner.endswith("global_defs"):
                     found.append(f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)}")
     assert found == []
+
+
+def _domain_words() -> set[str]:
+    """Every word of the vocabulary's string Literal types."""
+    words: set[str] = set()
+    for name in dir(v):
+        value = getattr(v, name)
+        args = get_args(value)
+        words |= {a for a in args if isinstance(a, str)}
+        for arg in args:  # unions of Literals (TableScheduler)
+            words |= {a for a in get_args(arg) if isinstance(a, str)}
+    return words
+
+
+def test_no_membership_test_against_a_tuple_of_domain_words() -> None:
+    """`x in ("DR", "TUN")` escapes mypy's strict equality; `x == "DR" or x == "TUN"` or a typed frozenset does not."""
+    words = _domain_words()
+    assert {"MASTER", "NAT", "rr", "fwmark", "TCP_CHECK"} <= words
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Compare):
+                continue
+            for op, right in zip(node.ops, node.comparators):
+                if (isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (ast.Tuple, ast.List, ast.Set))
+                        and right.elts and all(isinstance(e, ast.Constant) and e.value in words for e in right.elts)):
+                    found.append(f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []

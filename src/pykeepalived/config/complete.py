@@ -251,10 +251,9 @@ def _scripts(chk: _Checker) -> None:
             chk.ctx.warn(where, f"{use.kind}: {describe(verdict)}", "script")
     for name in dropped:
         cfg.vrrp_scripts.pop(name, None)
-        for obj in [*cfg.vrrp_instances.values(), *cfg.sync_groups.values()]:
-            refs = getattr(obj, "track_scripts", None)
-            if refs is not None:
-                refs[:] = [ref for ref in refs if ref.name != name]
+        for refs in [*(i.track_scripts for i in cfg.vrrp_instances.values()),
+                     *(g.track_scripts for g in cfg.sync_groups.values())]:
+            refs[:] = [ref for ref in refs if ref.name != name]
     for subsystem, insecure in vetting.violations():
         chk.error(cfg.global_defs.location, violation_message(subsystem, insecure), "enable_script_security")
 

@@ -40,7 +40,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from .model import GlobalDefs, KeepalivedConfig, Script
+from .model import GlobalDefs, KeepalivedConfig, MiscCheck, Script
 
 DEFAULT_USER = "keepalived_script"
 
@@ -347,10 +347,9 @@ def script_uses(cfg: KeepalivedConfig) -> list[ScriptUse]:
                 add(f"notify_up of real server {rs.address}", "check", rs.notify_up)
                 add(f"notify_down of real server {rs.address}", "check", rs.notify_down)
                 for checker in rs.checkers:
-                    misc = getattr(checker, "misc_path", None)
-                    if isinstance(misc, Script):
-                        add(f"MISC_CHECK of real server {rs.address}", "check", misc,
-                            getattr(checker, "user", None), getattr(checker, "group", None))
+                    if isinstance(checker, MiscCheck) and checker.misc_path is not None:
+                        add(f"MISC_CHECK of real server {rs.address}", "check", checker.misc_path,
+                            checker.user, checker.group)
         add("notify_fifo_script", "check", g.notify_fifo_script)
         add("lvs_notify_fifo_script", "check", g.lvs_notify_fifo_script)
     return uses

@@ -224,7 +224,8 @@ class NftablesBackend(DataPlaneBase):
         if nat:
             out.update(count_connections(nat))
         for svc in self.table.services:
-            if forwarding_or_none(svc) in ("DR", "TUN"):
+            method = forwarding_or_none(svc)
+            if method == "DR" or method == "TUN":
                 out[svc.name] = self._flow_counts(svc)
         return out
 

@@ -364,11 +364,11 @@ def _saddr(fam: Family, svc: VirtualService) -> Any:
 def selector(fam: Family, svc: VirtualService, modulus: int) -> Json:
     """The expression that numbers a new connection's slot, 0 <= slot < modulus."""
     flags = set(svc.sched_flags)
-    if svc.scheduler in ("rr", "wrr"):
+    if svc.scheduler == "rr" or svc.scheduler == "wrr":
         return {"numgen": {"mode": "inc", "mod": modulus, "offset": 0}}
     if svc.scheduler in ROUND_SCHEDULERS + LOAD_SCHEDULERS:
         return {"numgen": {"mode": "random", "mod": modulus, "offset": 0}}
-    if svc.scheduler in ("dh", "lblc", "lblcr"):
+    if svc.scheduler == "dh" or svc.scheduler == "lblc" or svc.scheduler == "lblcr":
         fields: list[Json] = [_payload(fam.payload, "daddr")]
     else:
         fields = [_payload(fam.payload, "saddr")]

@@ -225,7 +225,7 @@ def _water_fill(
     step = [0] * len(weights)
     for i in live:
         per_weight = 1 if scheduler == "lc" else scale // weights[i]
-        if scheduler in ("sed", "nq"):  # ip_vs_sed/nq_dest_overhead: active + 1, inactive ignored
+        if scheduler == "sed" or scheduler == "nq":  # ip_vs_sed/nq_dest_overhead: active + 1, inactive ignored
             step[i] = per_weight
             idle_first = scheduler == "nq" and active[i] == 0
             heap.append((0, 0, i) if idle_first else (1, (active[i] + 1) * per_weight, i))
@@ -284,7 +284,7 @@ def load_slots(
     live = [i for i, w in enumerate(weights) if w > 0]
     if not live:
         return result
-    if scheduler in ("fo", "ovf"):
+    if scheduler == "fo" or scheduler == "ovf":
         candidates = live
         if scheduler == "ovf":
             candidates = [i for i in live if active[i] <= weights[i]] or live
