@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pykeepalived.config.vocabulary import DataPlaneChoice
 from pykeepalived.config.model import GlobalDefs, KeepalivedConfig, RealServer, VirtualServer
 from pykeepalived.lvs.choose import choose_dataplane, ipvs_available
 from pykeepalived.lvs.ipvs_sync import kernel_has_ipvs
@@ -27,13 +28,13 @@ from .vrrp_helpers import needs_root
 pytestmark = [pytest.mark.netns, needs_root]
 
 
-def config(setting: str | None = None) -> KeepalivedConfig:
+def config(setting: DataPlaneChoice | None = None) -> KeepalivedConfig:
     vs = VirtualServer(kind="address", address=ipaddress.ip_address("203.0.113.10"), port=80, protocol="TCP",
                        lvs_sched="rr", lvs_method="NAT",
                        real_servers=[RealServer(ipaddress.ip_address("10.11.12.1"), 80, weight=1)])
     cfg = KeepalivedConfig(global_defs=GlobalDefs(), virtual_servers=[vs])
     if setting is not None:
-        cfg.global_defs.settings["pykeepalived_dataplane"] = setting
+        cfg.global_defs.pykeepalived_dataplane = setting
     return cfg
 
 
