@@ -25,6 +25,9 @@ VrrpState = Literal["MASTER", "BACKUP"]
 
 VRRP_STATES: Final[dict[str, VrrpState]] = {"master": "MASTER", "backup": "BACKUP"}
 
+StateWord = Literal["BACKUP", "MASTER", "FAULT", "STOP"]
+"""A state an instance has entered, in the words of keepalived's log lines, notify scripts and FIFO lines."""
+
 # ----------------------------------------------------------------------------- addresses
 Family = Literal[4, 6]
 """An address family, as the IP version number (`inet` 4, `inet6` 6)."""

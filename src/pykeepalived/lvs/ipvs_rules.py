@@ -135,7 +135,7 @@ def _protocol(svc: VirtualService) -> int:
 
 def fwmark_family(svc: VirtualService) -> int:
     """The plan's family (ip_family or what keepalived infers from the config), else the servers', else IPv4."""
-    if svc.family in (4, 6):
+    if svc.family is not None:
         return svc.family
     families = {family_of(d.address) for d in svc.destinations}
     return families.pop() if len(families) == 1 else 4
@@ -150,7 +150,7 @@ def service_keys(svc: VirtualService) -> list[tuple[ServiceKey, bool]]:
     keys: list[tuple[ServiceKey, bool]] = []
     for entry in svc.group_entries:
         if entry.fwmark is not None:
-            family = entry.family or (svc.family if svc.family in (4, 6) else 4)
+            family = entry.family or (svc.family if svc.family is not None else 4)
             keys.append((ServiceKey(family, entry.fwmark, 0, "", 0), True))
         for address in entry.addresses():
             keys.append((ServiceKey(family_of(address), 0, _protocol(svc), address, entry.port or 0), True))

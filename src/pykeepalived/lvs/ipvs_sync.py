@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.model import KeepalivedConfig
+from ..config.vocabulary import StateWord
 from .model import DataPlaneError
 from .sync_daemon import BACKUP, MASTER, STATE_CODES, SyncCommand, SyncDaemonSpec, spec_for
 
@@ -221,7 +222,7 @@ class SyncDaemons:
             self._send([SyncCommand("stop", MASTER), SyncCommand("stop", BACKUP),
                         SyncCommand("start", MASTER), SyncCommand("start", BACKUP)])
 
-    def state(self, instance: str, word: str) -> None:
+    def state(self, instance: str, word: StateWord) -> None:
         if self.follower is not None and instance == self.spec.instance:
             self._send(self.follower.state(word))
 

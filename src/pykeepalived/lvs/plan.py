@@ -59,7 +59,7 @@ def service_family(vs: VirtualServer) -> Family | None:
     tunnel; else a persistence_granularity with a dot means IPv4, other
     granularity IPv6; else the tunnelled servers' one family.
     """
-    if vs.ip_family in (4, 6) or vs.kind != "fwmark":
+    if vs.ip_family is not None or vs.kind != "fwmark":
         return vs.ip_family
     servers = [(rs.address.version, rs.lvs_method or vs.lvs_method) for rs in vs.real_servers]
     if vs.sorry_server is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config.model import KeepalivedConfig
+from ..config.vocabulary import StateWord
 
 MASTER, BACKUP = "master", "backup"
 STATE_CODES = {MASTER: 1, BACKUP: 2}  # IP_VS_STATE_MASTER, IP_VS_STATE_BACKUP
@@ -64,11 +65,11 @@ class SyncFollower:
     def start(self) -> list[SyncCommand]:
         return self._become(BACKUP)
 
-    def state(self, word: str) -> list[SyncCommand]:
-        """After the instance entered MASTER, BACKUP or FAULT."""
+    def state(self, word: StateWord) -> list[SyncCommand]:
+        """After the instance entered MASTER, BACKUP or FAULT (STOP is `stop`)."""
         if word == "MASTER":
             return self._become(MASTER)
-        if word in ("BACKUP", "FAULT") and self.running != BACKUP:
+        if (word == "BACKUP" or word == "FAULT") and self.running != BACKUP:
             return self._become(BACKUP)
         return []
 

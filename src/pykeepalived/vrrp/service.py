@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
+from ..config.vocabulary import StateWord
 from ..scripts.notify import Notifier, NotifyFifo
 from ..host.private_files import UnsafeFileError, write_private
 from ..scripts.runner import ScriptRunner
@@ -404,7 +405,8 @@ class VrrpService:
 
     def _state_changed(self, change: StateChanged) -> None:
         inst = self.config.vrrp_instances[change.instance]
-        label = {State.BACKUP: "BACKUP", State.MASTER: "MASTER", State.FAULT: "FAULT", State.STOP: "STOP"}
+        label: dict[State, StateWord] = {State.BACKUP: "BACKUP", State.MASTER: "MASTER", State.FAULT: "FAULT",
+                                         State.STOP: "STOP"}
         word = label.get(change.new)
         if word is None:
             return
