@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pykeepalived.config.vocabulary import LOAD_SCHEDULERS
 from pykeepalived.lvs.sched import (
-    LOAD_SCHEDULERS,
     MAGLEV_SIZES,
     SchedulerError,
     load_slots,

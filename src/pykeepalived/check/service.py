@@ -36,7 +36,7 @@ from ..host.private_files import UnsafeFileError, make_dirs, write_private
 from ..scripts.runner import ScriptRunner
 from ..host.proc import own_identity
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
-from ..lvs.sched import LOAD_SCHEDULERS
+from ..config.vocabulary import LOAD_SCHEDULERS
 from .logic import Change, Verdict
 from ..lvs.plan import group_entries
 from .plan import RealServerPlan, ServicePlan, build_plan

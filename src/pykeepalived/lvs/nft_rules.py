@@ -39,9 +39,9 @@ import ipaddress
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from ..config.vocabulary import LbKind
+from ..config.vocabulary import LOAD_SCHEDULERS, LbKind, Scheduler, TableScheduler
 from . import sched
 from .model import DataPlaneError, Destination, VirtualService
 
@@ -54,10 +54,9 @@ FLOW_TIMEOUT_S = {"tcp": 900, "sctp": 900, "udp": 300}  # IPVS's established/udp
 PERSIST_SET_SIZE = 65536
 FLOW_SET_SIZE = 1 << 20
 MAX_GROUP_ADDRESSES = 256
-LOAD_SCHEDULERS = ("lc", "wlc", "sed", "nq", "fo", "ovf", "twos")
-HASH_SCHEDULERS = ("sh", "dh", "mh", "lblc", "lblcr")
-ROUND_SCHEDULERS = ("rr", "wrr", "random")
-SCHEDULERS = ROUND_SCHEDULERS + HASH_SCHEDULERS + LOAD_SCHEDULERS
+HASH_SCHEDULERS: Final[tuple[Scheduler, ...]] = ("sh", "dh", "mh", "lblc", "lblcr")
+ROUND_SCHEDULERS: Final[tuple[TableScheduler, ...]] = ("rr", "wrr", "random")
+SCHEDULERS: Final[tuple[TableScheduler, ...]] = ROUND_SCHEDULERS + HASH_SCHEDULERS + tuple(sorted(LOAD_SCHEDULERS))
 PORT_PROTOCOLS = ("tcp", "udp", "sctp")
 
 Json = dict[str, Any]
@@ -366,7 +365,7 @@ def selector(fam: Family, svc: VirtualService, modulus: int) -> Json:
     flags = set(svc.sched_flags)
     if svc.scheduler == "rr" or svc.scheduler == "wrr":
         return {"numgen": {"mode": "inc", "mod": modulus, "offset": 0}}
-    if svc.scheduler in ROUND_SCHEDULERS + LOAD_SCHEDULERS:
+    if svc.scheduler in ROUND_SCHEDULERS or svc.scheduler in LOAD_SCHEDULERS:
         return {"numgen": {"mode": "random", "mod": modulus, "offset": 0}}
     if svc.scheduler == "dh" or svc.scheduler == "lblc" or svc.scheduler == "lblcr":
         fields: list[Json] = [_payload(fam.payload, "daddr")]

@@ -30,11 +30,11 @@ import heapq
 import math
 from collections.abc import Sequence
 
+from ..config.vocabulary import LOAD_SCHEDULERS
+
 MAGLEV_SIZES = (251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521)
 """The prime table sizes ip_vs_mh.c offers (bar 131071), smallest first."""
 
-LOAD_SCHEDULERS = frozenset({"lc", "wlc", "sed", "nq", "twos", "fo", "ovf"})
-"""The scheduler names `load_slots` understands."""
 
 _MAGLEV_KEY = b"pykeepalived/maglev/v1"
 """Fixed key for the backend hash: changing it moves every flow, so don't."""
