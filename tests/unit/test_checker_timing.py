@@ -17,7 +17,7 @@ import pytest
 from pykeepalived.check.plan import FILE_TIMING, build_plan, timing_of
 from pykeepalived.config import read_config, read_config_text
 from pykeepalived.config.checker_timing import CheckerTiming, checker_timing, completed_timing
-from pykeepalived.config.errors import PyKeepalivedError
+from pykeepalived.errors import PyKeepalivedError
 from pykeepalived.config.lexer import Lexer
 from pykeepalived.config.model import CheckerBase, KeepalivedConfig, RealServer, VirtualServer
 from pykeepalived.config.parser import parse_segments

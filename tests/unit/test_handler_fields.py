@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from pykeepalived.config import handlers as h
-from pykeepalived.config.errors import PyKeepalivedError
+from pykeepalived.errors import PyKeepalivedError
 from pykeepalived.config.model import GlobalDefs, UrlSpec, VrrpInstance
 from pykeepalived.config import read_config_text
 from pykeepalived.config.registry import Block, FieldHandler, ModelFieldError, misnamed_fields, walk

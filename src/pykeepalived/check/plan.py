@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config.checker_timing import completed_timing
-from ..config.model import CheckerBase, KeepalivedConfig, RealServer, VirtualServer
+from ..config.model import CheckerBase, HttpCheck, KeepalivedConfig, RealServer, VirtualServer
+from ..config.vocabulary import HTTP_KINDS, CheckerKind
 from ..lvs.model import Destination, GroupEntry, VirtualService
 from ..lvs.plan import (desired_service, real_destination, real_server_name, service_name, sorry_destination,
                         sorry_server_name)
-from ..config.model import HttpCheck
-from ..config.vocabulary import HTTP_KINDS, CheckerKind
 from .http import HttpProbe
 from .logic import CheckerCore, CheckTiming, HttpCheckerCore
 from .pool import Member, Pool, Row

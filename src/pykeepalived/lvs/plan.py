@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from ..config.model import KeepalivedConfig, RealServer, VirtualServer
 from ..config.vocabulary import Family
-from .model import Destination, GroupEntry, VirtualService
+from .model import DataPlaneError, Destination, GroupEntry, VirtualService
 
 
 def trio(address: object, protocol: str | None, port: int | None) -> str:
@@ -84,7 +84,7 @@ def real_destination(vs: VirtualServer, rs: RealServer, weight: int, alive: bool
 def sorry_destination(vs: VirtualServer, weight: int, alive: bool) -> Destination:
     sorry = vs.sorry_server
     if sorry is None:
-        raise ValueError(f"virtual server {service_name(vs)} has no sorry server")
+        raise DataPlaneError(f"virtual server {service_name(vs)} has no sorry server")
     return Destination(str(sorry.address), sorry.port if sorry.port is not None else vs.port, weight,
                        method=vs.sorry_server_lvs_method or vs.lvs_method or "NAT", alive=alive, sorry=True)
 
