@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pykeepalived.config import read_config, read_config_text
+from pykeepalived.config import Severity, read_config, read_config_text
 from pykeepalived.config.lexer import Lexer
 from pykeepalived.config.memfs import MemoryFileSystem
 from pykeepalived.config.model import KeepalivedConfig
@@ -117,3 +117,25 @@ def test_keepalived_2_2_7_answers() -> None:
     assert (settings("v6_version_2").version, settings("v6_version_2").family) == (3, 6)
     assert settings("global_v3").version == 3
     assert settings("strict_no_accept").accept
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("state BACKUP\n  priority 100\n  nopreempt\n  preempt_delay 5", "preempt_delay is incompatible with nopreempt"),
+    ("state MASTER\n  priority 150\n  nopreempt", "nopreempt has no effect with initial state MASTER"),
+    ("state MASTER\n  priority 150\n  preempt_delay 5", "preempt_delay has no effect with initial state MASTER"),
+    ("state MASTER\n  nopreempt", "nopreempt is incompatible with priority 255"),
+])
+def test_a_cleared_preemption_setting_is_an_error_as_in_keepalived(body: str, message: str) -> None:
+    """keepalived 2.2.7's -t fails (exit 5) on each of these, checked in a namespace on 2026-12-02."""
+    text = ("vrrp_instance B {\n  interface eth0\n  " + body
+            + "\n  virtual_router_id 51\n  virtual_ipaddress {\n    192.0.2.10/24\n  }\n}\n")
+    result = read_config_text(text)
+    errors = [d.message for d in result.diagnostics if d.severity is Severity.ERROR]
+    assert [e for e in errors if message in e] != [], errors
+
+
+def test_no_error_when_nothing_is_cleared() -> None:
+    text = ("vrrp_instance B {\n  interface eth0\n  state BACKUP\n  priority 100\n  preempt_delay 5\n"
+            "  virtual_router_id 51\n  virtual_ipaddress {\n    192.0.2.10/24\n  }\n}\n")
+    result = read_config_text(text)
+    assert [d.message for d in result.diagnostics if d.severity is Severity.ERROR] == []

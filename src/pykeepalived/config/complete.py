@@ -107,9 +107,20 @@ def _instance(chk: _Checker, inst: VrrpInstance) -> None:
     where = inst.keyword_locations
     # priority, state, preemption, family and version, as vrrp_complete_instance derives them (vrrp_defaults.py)
     derived = instance_defaults(inst, g)
+    # keepalived 2.2.7 reports each preemption setting it clears as a configuration error (-t fails)
     if inst.nopreempt and derived.owner:
         chk.error(where.get("nopreempt", loc), f"({inst.name}) nopreempt is incompatible with priority 255",
                   "nopreempt")
+    elif inst.nopreempt and derived.state == "MASTER":
+        chk.error(where.get("nopreempt", loc),
+                  f"({inst.name}) nopreempt has no effect with initial state MASTER - clearing it", "nopreempt")
+    if inst.preempt_delay_s and (derived.owner or derived.state == "MASTER"):
+        chk.error(where.get("preempt_delay", loc),
+                  f"({inst.name}) preempt_delay has no effect with initial state MASTER - clearing it",
+                  "preempt_delay")
+    elif inst.preempt_delay_s and inst.nopreempt:
+        chk.error(where.get("preempt_delay", loc),
+                  f"({inst.name}) preempt_delay is incompatible with nopreempt - clearing it", "preempt_delay")
     inst.priority, inst.state = derived.priority, derived.state
     inst.nopreempt, inst.preempt_delay_s = derived.nopreempt, derived.preempt_delay_s
     if inst.interface is None:

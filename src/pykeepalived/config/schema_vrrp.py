@@ -147,8 +147,11 @@ def _unicast_peers(ctx: ParseContext, inst: VrrpInstance, seg: Segment, lines: l
             peer = UnicastPeer(to_ip(line.words[0]), location=line.location)
             rest = line.words[1:]
             while rest:
-                if rest[0] in ("min_ttl", "max_ttl") and len(rest) > 1:
-                    setattr(peer, rest[0], to_int(rest[1], 0, 255))
+                if rest[0] == "min_ttl" and len(rest) > 1:
+                    peer.min_ttl = to_int(rest[1], 0, 255)
+                    rest = rest[2:]
+                elif rest[0] == "max_ttl" and len(rest) > 1:
+                    peer.max_ttl = to_int(rest[1], 0, 255)
                     rest = rest[2:]
                 else:
                     raise ValueProblem(f"unexpected '{rest[0]}'")
