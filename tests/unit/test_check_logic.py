@@ -10,17 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pykeepalived.check.logic import Change, CheckerCore, CheckTiming, HttpCheckerCore, Verdict
+from pykeepalived.check.logic import Change, CheckerCore, HttpCheckerCore, Verdict
+from pykeepalived.config.checker_timing import CheckerTiming
 from pykeepalived.check.pool import Member, Pool, QuorumDown, QuorumUp, Row, ServerDown, ServerUp, WeightChanged
 from pykeepalived.config.checker_timing import checker_timing
 from pykeepalived.config.model import RealServer, TcpCheck, VirtualServer
 
 
-def timing(**changes: Any) -> CheckTiming:
+def timing(**changes: Any) -> CheckerTiming:
     """keepalived's timing of a TCP_CHECK nobody configured (config/checker_timing.py), with `changes`."""
     t = checker_timing(TcpCheck(kind="TCP_CHECK"), RealServer(ipaddress.ip_address("192.0.2.1")),
                        VirtualServer("address"))
-    return CheckTiming(**{**dataclasses.asdict(t), **changes})
+    return CheckerTiming(**{**dataclasses.asdict(t), **changes})
 
 
 T = timing(delay_loop_s=6, connect_timeout_s=2, retry=2, delay_before_retry_s=1, warmup_s=0)

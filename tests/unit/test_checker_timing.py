@@ -2,7 +2,7 @@
 
 `config/checker_timing.py` works a checker's timing out from the raw
 config; completion writes it into the model; `check/plan.py` turns the
-completed model into the CheckTiming the checker cores run on. Over every
+completed model into the CheckerTiming the checker cores run on. Over every
 sample config and every config file of the repo, the three must agree.
 """
 

@@ -24,29 +24,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ..config.checker_timing import CheckerTiming
+
 
 class Verdict(enum.Enum):
     UP = "up"
     DOWN = "down"
-
-
-@dataclass(frozen=True)
-class CheckTiming:
-    """Completed timing of one checker (check/plan.py timing_of: config/checker_timing.py's values).
-
-    No defaults here: keepalived's live in config/checker_defaults.py alone.
-    """
-
-    delay_loop_s: float
-    connect_timeout_s: float
-    retry: int
-    delay_before_retry_s: float
-    warmup_s: float
-    alpha: bool
-
-    def worst_detection_s(self) -> float:
-        """How long after a death the removal can come at the latest (the bound bench/checks.py checks)."""
-        return self.delay_loop_s + self.connect_timeout_s * (self.retry + 1) + self.delay_before_retry_s * self.retry
 
 
 @dataclass(frozen=True)
@@ -66,7 +49,7 @@ class Change:
 class CheckerCore:
     """The schedule and verdict of one checker: `next_due_s`, then `record(ok, now)`."""
 
-    def __init__(self, timing: CheckTiming, now: float, first_offset_s: float = 0.0, *,
+    def __init__(self, timing: CheckerTiming, now: float, first_offset_s: float = 0.0, *,
                  retry_while_down: bool = True) -> None:
         self.timing = timing
         # TCP_CHECK keeps its retry rhythm while DOWN; PING, UDP, DNS and MISC just wait delay_loop
@@ -114,7 +97,7 @@ class HttpCheckerCore(CheckerCore):
     `fast_recovery` runs those recovery checks back to back.
     """
 
-    def __init__(self, timing: CheckTiming, now: float, first_offset_s: float = 0.0, *, urls: int = 1,
+    def __init__(self, timing: CheckerTiming, now: float, first_offset_s: float = 0.0, *, urls: int = 1,
                  fast_recovery: bool = False) -> None:
         super().__init__(timing, now, first_offset_s)
         self.urls = max(1, urls)

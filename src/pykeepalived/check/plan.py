@@ -17,7 +17,8 @@ from ..lvs.model import Destination, GroupEntry, VirtualService
 from ..lvs.plan import (desired_service, real_destination, real_server_name, service_name, sorry_destination,
                         sorry_server_name)
 from .http import HttpProbe
-from .logic import CheckerCore, CheckTiming, HttpCheckerCore
+from ..config.checker_timing import CheckerTiming
+from .logic import CheckerCore, HttpCheckerCore
 from .pool import Member, Pool, Row
 from .probe import Probe
 from .probes import ProbeContext, make_probes
@@ -26,7 +27,7 @@ from .probes import ProbeContext, make_probes
 WAIT_WHILE_DOWN: frozenset[CheckerKind] = frozenset({"PING_CHECK", "UDP_CHECK", "DNS_CHECK", "MISC_CHECK"})
 # FILE_CHECK follows a file that keepalived watches with inotify: we read it this often, and act at once
 FILE_POLL_S = 0.2
-FILE_TIMING = CheckTiming(delay_loop_s=FILE_POLL_S, connect_timeout_s=1.0, retry=0,
+FILE_TIMING = CheckerTiming(delay_loop_s=FILE_POLL_S, connect_timeout_s=1.0, retry=0,
                           delay_before_retry_s=FILE_POLL_S, warmup_s=0.0, alpha=False)
 
 
@@ -36,7 +37,7 @@ class CheckerPlan:
 
     name: str
     kind: CheckerKind
-    timing: CheckTiming
+    timing: CheckerTiming
     probe: Probe
     config: CheckerBase
     immediate: bool = False
@@ -89,11 +90,9 @@ class ServicePlan:
         return real_destination(self.config, self.by_name[row.key].config, row.weight, row.alive)
 
 
-def timing_of(checker: CheckerBase) -> CheckTiming:
+def timing_of(checker: CheckerBase) -> CheckerTiming:
     """The timing config completion wrote into the checker (config/checker_timing.py's rules): nothing re-defaulted."""
-    t = completed_timing(checker)
-    return CheckTiming(delay_loop_s=t.delay_loop_s, connect_timeout_s=t.connect_timeout_s, retry=t.retry,
-                       delay_before_retry_s=t.delay_before_retry_s, warmup_s=t.warmup_s, alpha=t.alpha)
+    return completed_timing(checker)
 
 
 def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:

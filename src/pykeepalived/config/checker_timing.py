@@ -41,6 +41,10 @@ class CheckerTiming:
     warmup_s: float
     alpha: bool
 
+    def worst_detection_s(self) -> float:
+        """How long after a death the removal can come at the latest (the bound bench/checks.py checks)."""
+        return self.delay_loop_s + self.connect_timeout_s * (self.retry + 1) + self.delay_before_retry_s * self.retry
+
 
 def _first(*values: float | None, default: float) -> float:
     """The first value that is set (keepalived's "unset" is our None), else `default`."""
