@@ -222,6 +222,11 @@ class SyncGroup:
     notify_priority_changes: bool | None = None
     location: Location | None = None
 
+    def notify_scripts(self) -> list[tuple[str, Script | None]]:
+        """Each notify keyword with its script, in keyword order (script vetting walks them)."""
+        return [("notify_master", self.notify_master), ("notify_backup", self.notify_backup),
+                ("notify_fault", self.notify_fault), ("notify_stop", self.notify_stop), ("notify", self.notify)]
+
 
 @dataclass
 class GarpGroup:
@@ -314,6 +319,13 @@ class VrrpInstance:
     kernel_rx_buf_size: int | None = None
     v3_checksum_as_v2: bool | None = None
     sync_group: str | None = None
+
+    def notify_scripts(self) -> list[tuple[str, Script | None]]:
+        """Each notify keyword with its script, in keyword order (script vetting walks them)."""
+        return [("notify_master", self.notify_master), ("notify_backup", self.notify_backup),
+                ("notify_fault", self.notify_fault), ("notify_stop", self.notify_stop),
+                ("notify_deleted", self.notify_deleted), ("notify", self.notify),
+                ("notify_master_rx_lower_pri", self.notify_master_rx_lower_pri)]
 
 
 # --------------------------------------------------------------------------- global_defs

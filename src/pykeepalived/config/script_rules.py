@@ -333,10 +333,8 @@ def script_uses(cfg: KeepalivedConfig) -> list[ScriptUse]:
             add(f"vrrp_script {name}", "vrrp", scr.script, scr.user, scr.group)
         for kind_name, objs in (("vrrp_instance", cfg.vrrp_instances), ("vrrp_sync_group", cfg.sync_groups)):
             for obj_name, obj in objs.items():
-                for attr in _NOTIFY_FIELDS:
-                    value = getattr(obj, attr, None)
-                    if isinstance(value, Script):
-                        add(f"{attr} of {kind_name} {obj_name}", "vrrp", value)
+                for keyword, value in obj.notify_scripts():
+                    add(f"{keyword} of {kind_name} {obj_name}", "vrrp", value)
         add("notify_fifo_script", "vrrp", g.notify_fifo_script)
         add("vrrp_notify_fifo_script", "vrrp", g.vrrp_notify_fifo_script)
     if cfg.virtual_servers:
@@ -353,12 +351,6 @@ def script_uses(cfg: KeepalivedConfig) -> list[ScriptUse]:
         add("notify_fifo_script", "check", g.notify_fifo_script)
         add("lvs_notify_fifo_script", "check", g.lvs_notify_fifo_script)
     return uses
-
-
-_NOTIFY_FIELDS = (
-    "notify_master", "notify_backup", "notify_fault", "notify_stop", "notify_deleted", "notify",
-    "notify_master_rx_lower_pri",
-)
 
 
 def vet_use(use: ScriptUse, g: GlobalDefs, files: ScriptFiles) -> ScriptVerdict:
