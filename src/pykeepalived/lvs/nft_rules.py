@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -142,6 +143,19 @@ def references(expr: Any) -> frozenset[str]:
     return frozenset(found)
 
 
+_MAY_REFER = re.compile('"@|"(?:' + "|".join(re.escape(k) for k in sorted({"jump", "goto", *OBJECT_STATEMENTS})) + ')"')
+
+
+def _may_refer(text: str) -> bool:
+    """False only when the JSON text cannot hold a reference: no `"@` string, no jump, goto or object key.
+
+    A cheap filter before `references` walks the tree; it never decides that
+    something is referenced (that is the walk's job), so a name that JSON
+    escapes cannot fool it.
+    """
+    return _MAY_REFER.search(text) is not None
+
+
 @dataclass
 class Ruleset:
     """One family's table: chains (with their rules) and named sets/maps (with static elements).
@@ -157,7 +171,8 @@ class Ruleset:
     elements: dict[str, dict[str, str]] = field(default_factory=dict)  # static map -> key JSON -> data JSON
     services: dict[str, list[str]] = field(default_factory=dict)  # service name -> its chain names
     refs: dict[str, frozenset[str]] = field(default_factory=dict)  # chain -> what its rules refer to
-    element_refs: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)  # map -> key JSON -> refs
+    # map -> key JSON -> refs, for the elements that refer to something
+    element_refs: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
 
     def chain(self, name: str, **spec: Any) -> str:
         self.chains[name] = spec
@@ -166,13 +181,17 @@ class Ruleset:
         return name
 
     def rule(self, chain: str, *exprs: Json) -> None:
-        self.rules[chain] = self.rules.get(chain, ()) + (json.dumps(list(exprs), sort_keys=True),)
-        self.refs[chain] = self.refs.get(chain, frozenset()) | references(list(exprs))
+        text = json.dumps(list(exprs), sort_keys=True)
+        self.rules[chain] = self.rules.get(chain, ()) + (text,)
+        if _may_refer(text):  # walking a rule with a 65,521-slot literal map costs more than building it
+            self.refs[chain] = self.refs.get(chain, frozenset()) | references(list(exprs))
 
     def element(self, map_name: str, key: Any, data: Any) -> None:
         key_text = json.dumps(key, sort_keys=True)
-        self.elements.setdefault(map_name, {})[key_text] = json.dumps(data, sort_keys=True)
-        self.element_refs.setdefault(map_name, {})[key_text] = references(data)
+        data_text = json.dumps(data, sort_keys=True)
+        self.elements.setdefault(map_name, {})[key_text] = data_text
+        if _may_refer(data_text) and (refs := references(data)):
+            self.element_refs.setdefault(map_name, {})[key_text] = refs
 
 
 # --------------------------------------------------------------------------- expression helpers
