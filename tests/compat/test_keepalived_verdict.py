@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from pykeepalived.config.differences import DIFFERENCES
 from tests.compat.oracle import KEEPALIVED, keepalived_verdict, our_verdict
 from tests.conftest import samples_dir
 
 HERE = Path(__file__).parent
 BROKEN = sorted((HERE / "broken").glob("*.conf"))
+CORPUS_DIR = HERE / "corpus"
+CORPUS = sorted(CORPUS_DIR.rglob("*.conf"))
 SAMPLES = sorted(samples_dir().glob("keepalived.conf.*")) if samples_dir() else []
 
 pytestmark = [
@@ -26,9 +29,25 @@ pytestmark = [
 ]
 
 
+def differs_key(path: Path) -> str | None:
+    """The `# differs: KEY` first line of a corpus config, if it has one."""
+    first = path.read_text(errors="replace").split("\n", 1)[0]
+    if first.startswith("# differs:"):
+        return first.split(":", 1)[1].strip()
+    return None
+
+
 def _compare(netns: str, path: Path) -> None:
     theirs = keepalived_verdict(netns, str(path))
     ours = our_verdict(netns, str(path))
+    key = differs_key(path)
+    if key is not None:
+        assert key in DIFFERENCES, f"{path.name} names difference {key!r}, which config/differences.py does not list"
+        assert ours.accepted != theirs.accepted, (
+            f"{path.name} is marked `differs: {key}` but both {'accept' if ours.accepted else 'reject'} it\n"
+            f"keepalived said:\n{theirs.output}\nwe said:\n{ours.output}"
+        )
+        return
     assert ours.accepted == theirs.accepted, (
         f"keepalived {'accepts' if theirs.accepted else 'rejects'} {path.name}, we do not\n"
         f"keepalived said:\n{theirs.output}\nwe said:\n{ours.output}"
@@ -57,4 +76,13 @@ def test_valid_base_accepted_like_keepalived(router_netns: str) -> None:
 @pytest.mark.skipif(not SAMPLES, reason="keepalived samples not found")
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
 def test_sample_verdict_matches_keepalived(router_netns: str, path: Path) -> None:
+    _compare(router_netns, path)
+
+
+def _corpus_id(path: Path) -> str:
+    return str(path.relative_to(CORPUS_DIR).with_suffix(""))
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[_corpus_id(p) for p in CORPUS])
+def test_corpus_verdict_matches_keepalived(router_netns: str, path: Path) -> None:
     _compare(router_netns, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .differences import DIFFERENCES
 from .registry import Block, walk
 from .schema import ROOT
 
@@ -37,8 +38,23 @@ def rows(root: Block = ROOT) -> list[str]:
     return out
 
 
+DIFFERENCES_HEADER = """
+## Deliberate differences from keepalived 2.2.7's `-t` verdict
+
+Each is shown by a config in tests/compat/corpus that names its key in a
+`# differs: KEY` first line; the corpus test checks that the verdicts really differ.
+
+"""
+
+
+def difference_rows() -> list[str]:
+    if not DIFFERENCES:
+        return ["None: every corpus config gets keepalived 2.2.7's verdict."]
+    return ["| key | why |", "|---|---|"] + [f"| `{key}` | {why} |" for key, why in sorted(DIFFERENCES.items())]
+
+
 def render() -> str:
-    return HEADER + "\n".join(rows()) + "\n"
+    return HEADER + "\n".join(rows()) + "\n" + DIFFERENCES_HEADER + "\n".join(difference_rows()) + "\n"
 
 
 if __name__ == "__main__":
