@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("-r", "--vrrp_pid", metavar="FILE", help="VRRP child pid file")
     add("-c", "--checkers_pid", metavar="FILE", help="checker child pid file")
     add("-i", "--config-id", metavar="ID", help="config id for @ID lines (default: short hostname)")
+    add("-s", "--namespace", metavar="NAME", help="run in network namespace NAME (overrides net_namespace)")
     add("-v", "--version", action="store_true", help="print the version and exit")
     add("--no-host-checks", action="store_true",
         help="with -t: do not check interfaces and scripts against this machine")
@@ -144,6 +145,8 @@ def _child_base_argv(args: argparse.Namespace) -> list[str]:
             "--status-file", args.status_file]
     if args.config_id is not None:
         base += ["-i", args.config_id]
+    if args.namespace:  # for the children's names; they inherit the namespace itself (daemon/netns.py)
+        base += ["-s", args.namespace]
     if args.checker_workers is not None:
         base += ["--checker-workers", str(args.checker_workers)]
     if args.dataplane != "auto":
@@ -201,11 +204,27 @@ def _run_daemon(args: argparse.Namespace) -> int:
         return run_check_worker(worker.config, DaemonOptions(foreground=True, log_console=args.log_console,
                                                              log_detail=args.log_detail, no_syslog=args.no_syslog,
                                                              worker_shard=shard))
-    result, config_fd = _daemon_config(args)
+    from .daemon import netns
+    from .host.netns_enter import NetnsError
+
+    try:
+        if args.child:  # already in our parent's namespace; -s only names our files and syslog ident
+            (result, config_fd), ns_choice = _daemon_config(args), netns.NamespaceChoice(args.namespace)
+        else:  # enter net_namespace / -s before reading host facts; children and workers inherit it
+            (result, config_fd), ns_choice = netns.read_in_namespace(
+                args.namespace, lambda: _daemon_config(args), lambda r: r[0].config,
+                lambda r: os.close(r[1]) if r[1] >= 0 else None)
+    except NetnsError as exc:
+        print(f"pykeepalived: {exc}", file=sys.stderr)
+        return netns.EXIT_NO_NAMESPACE
     _print_diagnostics(result)
     if result.errors:
         print(f"{args.use_file}: {len(result.errors)} configuration error(s); not starting", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    naming = netns.apply_naming(args, result.config, ns_choice.namespace, DEFAULT_STATUS_FILE)
+    if ipvs_problem := netns.ipvs_namespace_problem(result.config, ns_choice.namespace):
+        print(f"pykeepalived: {ipvs_problem}; not starting", file=sys.stderr)
+        return EXIT_NOT_IMPLEMENTED
     vrrp, check = _subsystems(args, result.config)
     if check and (problem := _check_plan(result.config, args.dataplane)):
         print(f"pykeepalived: {problem}; not starting", file=sys.stderr)
@@ -224,6 +243,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
         checker_workers=args.checker_workers,
         worker_argv=_worker_argv(args, config_fd),
         dataplane=args.dataplane,
+        naming=naming,
+        overridden_namespace=ns_choice.overridden,
     )
     if not (args.vrrp or args.check or args.child):
         # as keepalived: a parent that restarts whichever subsystem dies
@@ -291,8 +312,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"pykeepalived {__version__}")
             return EXIT_OK
         if args.config_test or args.dump_config:
-            result = load(args.use_file, args.config_id, host_checks=not args.no_host_checks)
+            from .daemon.netns import read_for_test  # checks inside net_namespace / -s, as keepalived
+
+            result, ns_warning = read_for_test(
+                args.namespace, lambda host: load(args.use_file, args.config_id, host and not args.no_host_checks),
+                lambda r: r.config)
             _print_diagnostics(result)
+            if ns_warning:
+                print(ns_warning, file=sys.stderr)
             if args.dump_config:
                 print(dump_json(result.config))
             elif not result.errors and result.config.virtual_servers and (

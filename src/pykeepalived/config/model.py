@@ -402,6 +402,12 @@ class GlobalDefs:
     umask: list[str] | None = None  # as written; validated by the parser, applied at start
     json_dump_file: str | None = None
     stats_dump_file: str | None = None
+    # top-level keywords keepalived keeps with global_defs (the daemon's naming: config/instance_names.py)
+    net_namespace: str | None = None  # run in /run/netns/NAME (daemon/netns.py); `-s` overrides
+    net_namespace_ipvs: str | None = None  # "" names the default namespace
+    namespace_with_ipsets: bool = False
+    instance: str | None = None
+    use_pid_dir: bool = False  # pid files under /run/keepalived/ (also set by net_namespace and instance)
     settings: dict[str, Any] = field(default_factory=dict)
     location: Location | None = None
 

@@ -8,6 +8,7 @@ from .lexer import Segment
 from .model import BfdInstance, GlobalDefs, KeepalivedConfig, LvsSyncDaemon, TrackFile
 from .context import ParseContext
 from .registry import Block, FieldHandler, LineHandler, Status
+from .schema_namespace import register_namespace_keywords
 from .values import parse_umask, to_int, to_ip
 from .vocabulary import DATAPLANES
 
@@ -415,12 +416,8 @@ def _root_value(name: str) -> LineHandler:
 def register(root: Block) -> None:
     """Add global_defs, the top-level options, track_file and bfd_instance to `root`."""
     root.nested("global_defs", GLOBAL_DEFS, _open_global, "process-wide settings")
+    register_namespace_keywords(root)
     for name, summary, status in [
-        ("net_namespace", "run in this network namespace", NOT_YET),
-        ("net_namespace_ipvs", "IPVS in this network namespace", NOT_YET),
-        ("namespace_with_ipsets", "ipsets in the namespace", NOT_YET),
-        ("use_pid_dir", "pid files under /run/keepalived", NOT_YET),
-        ("instance", "instance name", NOT_YET),
         ("child_wait_time", "wait for children at stop (s)", NOT_YET),
         ("linkbeat_use_polling", "poll link state for all", Status.PARSED),
     ]:

@@ -91,7 +91,10 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
 
 
 ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_script", "track_file",
-                   "vrrp_track_file", "virtual_server", "virtual_server_group", "SSL")
+                   "vrrp_track_file", "virtual_server", "virtual_server_group", "SSL",
+                   # the daemon's namespace and names (daemon/netns.py, config/instance_names.py); no ipsets are
+                   # used (no_accept is an nftables table, per namespace), so namespace_with_ipsets needs nothing
+                   "net_namespace", "instance", "use_pid_dir", "namespace_with_ipsets")
 
 
 def mark_acted(root: Block) -> None:

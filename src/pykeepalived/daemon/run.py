@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from ..errors import PyKeepalivedError
+from ..config.instance_names import Naming, pid_dirs, syslog_ident
 from ..config.model import KeepalivedConfig
 from ..host.proc import is_running
 from .lifeline import accept_forwarded_signals
@@ -46,6 +47,8 @@ class DaemonOptions:
     worker_argv: tuple[str, ...] | None = None  # how to start a checker worker (this config, these log flags)
     worker_shard: tuple[int, int] | None = None  # set in a checker worker process
     dataplane: str = "auto"  # auto, nftables or none (lvs/choose.py)
+    naming: Naming = Naming()  # net_namespace (or -s) and instance: syslog ident, pid file dirs (daemon/netns.py)
+    overridden_namespace: str | None = None  # the config's net_namespace that -s replaced (logged at start)
 
 
 def setup_logging(opts: DaemonOptions, ident: str = "Keepalived_vrrp") -> None:
@@ -90,8 +93,9 @@ class PidFiles:
 
     MODE = 0o644
 
-    def __init__(self, *paths: str) -> None:
+    def __init__(self, *paths: str, dirs: tuple[str, ...] = ()) -> None:
         self.paths = [p for p in paths if p]
+        self.dirs = dirs  # keepalived's pid directories (/run/keepalived[/NAMESPACE]): removed at exit if empty
 
     def write(self) -> None:
         """Raises RuntimeError if another live instance owns a pid file, UnsafeFileError if one cannot be written."""
@@ -108,6 +112,11 @@ class PidFiles:
                 if (read_own_small(path) or "").strip() == str(os.getpid()):
                     os.unlink(path)
             except (OSError, UnsafeFileError):
+                pass
+        for folder in reversed(self.dirs):
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty (another instance's files) or gone
                 pass
 
     @staticmethod
@@ -152,10 +161,15 @@ def begin(opts: DaemonOptions, ident: str, what: str, *pid_files: str,
     """Daemonise unless told not to, set up logging and the umask, write the pid files (None: refused)."""
     if not opts.foreground:
         _daemonize()
-    setup_logging(opts, ident=ident)
+    full_ident = syslog_ident(ident, opts.naming)
+    setup_logging(opts, ident=full_ident)
     set_umask(config)
     log = logging.getLogger("pykeepalived")
-    pids = PidFiles(*pid_files)
+    if not opts.child:
+        from .netns import NamespaceChoice, log_choice
+
+        log_choice(NamespaceChoice(opts.naming.namespace, opts.overridden_namespace), opts.naming, full_ident)
+    pids = PidFiles(*pid_files, dirs=() if opts.child else pid_dirs(opts.naming))
     try:
         pids.write()
     except (RuntimeError, UnsafeFileError) as exc:
