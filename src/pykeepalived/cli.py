@@ -178,6 +178,8 @@ def _worker_argv(args: argparse.Namespace, config_fd: int) -> tuple[str, ...]:
     """A checker worker's command line; the checker adds `--parent-pid` (its own pid, once daemonised)."""
     argv = [sys.executable, "-m", "pykeepalived", "-f", os.path.abspath(args.use_file), "--dont-fork",
             "--config-fd", str(config_fd)]
+    if args.namespace:  # for the syslog ident only: workers inherit the namespace (daemon/netns.py)
+        argv += ["-s", args.namespace]
     if args.config_id is not None:
         argv += ["-i", args.config_id]
     argv += [flag for flag, on in (("-l", args.log_console), ("-D", args.log_detail), ("-G", args.no_syslog)) if on]
@@ -199,11 +201,13 @@ def _run_daemon(args: argparse.Namespace) -> int:
         worker, _ = _daemon_config(args, host_checks=False)
         if worker.errors:
             return EXIT_CONFIG_ERROR
+        from .daemon.netns import naming_of
         from .daemon.run import run_check_worker
 
         return run_check_worker(worker.config, DaemonOptions(foreground=True, log_console=args.log_console,
                                                              log_detail=args.log_detail, no_syslog=args.no_syslog,
-                                                             worker_shard=shard))
+                                                             worker_shard=shard,
+                                                             naming=naming_of(worker.config, args.namespace)))
     from .daemon import netns
     from .host.netns_enter import NetnsError
 

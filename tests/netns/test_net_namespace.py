@@ -284,3 +284,25 @@ def test_same_placement_and_pid_files_as_keepalived(site: Site) -> None:
         time.sleep(0.5)
     assert seen["keepalived"] == ({site.x}, {"keepalived.pid", "vrrp.pid"})
     assert seen["pykeepalived"] == seen["keepalived"]
+
+
+def test_net_namespace_ipvs_elsewhere_is_refused_at_start(site: Site) -> None:
+    """net_namespace_ipvs naming another namespace than the daemon's: a clear refusal, not a silent local table."""
+    conf = site.conf(None, checker=True)
+    conf.write_text(f"net_namespace_ipvs {site.w.netns.name}\n" + conf.read_text())
+    daemon = DaemonProcess(site.x, ["-n", "-l", "-G", "-f", str(conf), "--dataplane", "none"],
+                           site.workdir / "ipvs.log")  # started inside X itself
+    try:
+        assert daemon.wait_exit(20.0) == 3, daemon.log()
+    finally:
+        daemon.stop()
+    assert f"net_namespace_ipvs: the data plane in namespace {site.w.netns.name}" in daemon.log()
+    assert "Traceback" not in daemon.log()
+    assert vip_holders(site) == set()
+    same = site.conf(site.x, checker=True)  # net_namespace_ipvs naming the daemon's own namespace is what we do
+    same.write_text(f"net_namespace_ipvs {site.x}\n" + same.read_text())
+    daemon = start(site, ["-f", str(same), "--dataplane", "none"], name="same")
+    try:
+        daemon.wait_log("(VI_NS) Entering BACKUP STATE", 15.0)
+    finally:
+        daemon.stop()

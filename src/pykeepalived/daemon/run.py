@@ -277,7 +277,7 @@ def run_check_worker(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     from ..lvs.null import TableOnly
 
     assert opts.worker_shard is not None
-    setup_logging(opts, ident="Keepalived_healthcheckers")
+    setup_logging(opts, ident=syslog_ident("Keepalived_healthcheckers", opts.naming))
     _raise_open_file_limit(logging.getLogger("pykeepalived"))
     shard, count = opts.worker_shard
 
