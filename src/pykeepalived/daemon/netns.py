@@ -24,11 +24,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..config.instance_names import Naming, pid_files, status_file
-from ..config.model import KeepalivedConfig
 from ..host.netns_enter import NetnsError, enter_netns, same_netns
+
+if TYPE_CHECKING:  # -t imports this module: only the daemon needs the names
+    from ..config.instance_names import Naming
+    from ..config.model import KeepalivedConfig
 
 EXIT_NO_NAMESPACE = 0  # keepalived 2.2.7 exits 0 ("goto end" with exit_code still KEEPALIVED_EXIT_OK)
 
@@ -56,6 +58,8 @@ def choose_namespace(cli_namespace: str | None, config: KeepalivedConfig) -> Nam
 
 
 def naming_of(config: KeepalivedConfig, namespace: str | None) -> Naming:
+    from ..config.instance_names import Naming
+
     g = config.global_defs
     return Naming(namespace=namespace, instance=g.instance, use_pid_dir=g.use_pid_dir)
 
@@ -146,6 +150,8 @@ def apply_naming(args: Any, config: KeepalivedConfig, namespace: str | None, def
     explicitly win, as in keepalived. Its `namespace` becomes the one chosen,
     so that the children's command lines carry it (for their syslog ident).
     """
+    from ..config.instance_names import pid_files, status_file
+
     naming = naming_of(config, namespace)
     names = pid_files(naming)
     args.pid = args.pid or names.main
