@@ -113,3 +113,14 @@ def test_an_empty_group_is_removed_and_a_second_definition_is_only_a_warning() -
     group = "virtual_server_group g {{\n  192.0.2.{} 80\n}}\n"
     twice = read_config_text(group.format(1) + group.format(2))
     assert twice.errors == [] and len(twice.config.virtual_server_groups["g"].entries) == 1
+
+
+@pytest.mark.parametrize("entries", [
+    ["192.0.2.17/28 80"],  # host bits set
+    ["192.0.2.20-20 80"],  # a range must end above its start
+    ["192.0.2.20 80", "2001:db8::20 80", "fwmark 5"],  # both families and a fwmark without one
+])
+def test_groups_keepalived_removes(entries: list[str]) -> None:
+    text = "virtual_server_group g {\n" + "".join(f"  {e}\n" for e in entries) + "}\n"
+    result = read_config_text(text)
+    assert result.errors and "g" not in result.config.virtual_server_groups

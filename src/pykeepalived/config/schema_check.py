@@ -89,9 +89,14 @@ def _open_vsg(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> Virt
 
 
 def _close_vsg(ctx: ParseContext, group: VirtualServerGroup) -> None:
+    families = {e.address.version for e in group.entries if e.address is not None}
+    problem = None
     if not group.entries:
-        ctx.error(ctx.close_location or group.location,
-                  f"virtual server group {group.name} has no entries - removing", "virtual_server_group")
+        problem = f"virtual server group {group.name} has no entries - removing"
+    elif families == {4, 6} and any(e.kind == "fwmark" and e.family is None for e in group.entries):
+        problem = f"virtual server group {group.name} cannot have IPv4, IPv6 and fwmark without family - removing"
+    if problem is not None:
+        ctx.error(ctx.close_location or group.location, problem, "virtual_server_group")
         if ctx.config.virtual_server_groups.get(group.name) is group:
             del ctx.config.virtual_server_groups[group.name]
 
@@ -115,6 +120,9 @@ def parse_vsg_entry(seg: Segment) -> VirtualServerGroupEntry:
         entry.address = to_ip(base)
         entry.prefix_len = to_int(plen, 0, entry.address.max_prefixlen)
         entry.kind = "range"
+        host_bits = (1 << (entry.address.max_prefixlen - entry.prefix_len)) - 1
+        if int(entry.address) & host_bits:
+            raise ValueProblem(f"Address mask bits not empty - {addr_text} - skipping")
     elif "-" in addr_text:
         base, last = addr_text.rsplit("-", 1)
         entry.address = to_ip(base)
@@ -128,8 +136,8 @@ def parse_vsg_entry(seg: Segment) -> VirtualServerGroupEntry:
             except ValueError:
                 raise ValueProblem(f"invalid address range '{addr_text}'") from None
             last_addr = ipaddress.IPv6Address((int(entry.address) & ~0xFFFF) | last_val)
-        if int(last_addr) < int(entry.address):
-            raise ValueProblem(f"address range '{addr_text}' ends before it starts")
+        if int(last_addr) <= int(entry.address):
+            raise ValueProblem(f"Address range end is not greater than address range start - {addr_text} - skipping")
         entry.last_address = last_addr
     else:
         entry.address = to_ip(addr_text)
