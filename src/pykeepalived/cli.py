@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--dataplane", choices=("auto", "ipvs", "nftables", "none"), default="auto",
         help="what forwards the virtual services: ipvs, nftables, or none (checkers only); auto: IPVS if the "
              "kernel has it, else nftables (default: global_defs' pykeepalived_dataplane, else auto)")
+    add("--strict-dataplane", action="store_true", help="refuse a config with a virtual server the data plane cannot "
+        "build (default: warn, and run the others without it)")
     add("--child", action="store_true", help=argparse.SUPPRESS)
     add("--checker-worker", metavar="N/COUNT", help=argparse.SUPPRESS)
     add("--parent-pid", type=int, metavar="PID", help=argparse.SUPPRESS)  # daemon/lifeline.py
@@ -157,18 +159,21 @@ def _child_base_argv(args: argparse.Namespace) -> list[str]:
     return base
 
 
-def _check_plan(config: KeepalivedConfig, dataplane: str = "auto") -> str | None:
+def _check_plan(config: KeepalivedConfig, dataplane: str = "auto", strict: bool = False) -> str | None:
     """Build every checker's probe once, and ask the data plane whether it can build every service.
 
-    What we cannot run or forward is refused before starting (and by -t).
+    A checker we cannot run is refused before starting (and by -t); a service
+    the data plane cannot build is a warning (keepalived accepts it) unless strict.
     """
     from .check.plan import build_plan
-    from .lvs.choose import dataplane_problems
+    from .lvs.choose import dataplane_problems, limit_warning
 
     try:
         build_plan(config)
-        if problems := dataplane_problems(config, dataplane):
+        if (problems := dataplane_problems(config, dataplane)) and strict:
             return "\n".join(problems)
+        for problem in problems:
+            print(limit_warning(problem), file=sys.stderr)
     except PyKeepalivedError as exc:
         return str(exc)
     return None
@@ -230,7 +235,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         print(f"pykeepalived: {ipvs_problem}; not starting", file=sys.stderr)
         return EXIT_NOT_IMPLEMENTED
     vrrp, check = _subsystems(args, result.config)
-    if check and (problem := _check_plan(result.config, args.dataplane)):
+    if check and (problem := _check_plan(result.config, args.dataplane, args.strict_dataplane)):
         print(f"pykeepalived: {problem}; not starting", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     opts = DaemonOptions(
@@ -327,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.dump_config:
                 print(dump_json(result.config))
             elif not result.errors and result.config.virtual_servers and (
-                    problem := _check_plan(result.config, args.dataplane)):
+                    problem := _check_plan(result.config, args.dataplane, args.strict_dataplane)):
                 print(problem, file=sys.stderr)
                 return EXIT_CONFIG_ERROR
             if result.errors:

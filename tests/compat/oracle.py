@@ -28,13 +28,13 @@ class Verdict:
 def keepalived_verdict(netns: str, path: str, config_id: str = "pktest") -> Verdict:
     proc = subprocess.run(
         ["ip", "netns", "exec", netns, KEEPALIVED, "-t", "-l", "-i", config_id, "-f", path],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, errors="replace", timeout=60,
     )
     out = proc.stdout + proc.stderr
     lines = {int(m.group(1)) for m in _KA_LINE.finditer(out)}
     if proc.returncode == 0:
         accepted = True
-    elif proc.returncode == 143:
+    elif proc.returncode in (143, -15):  # killed by its own SIGTERM: the shell says 143, Python -15
         accepted = not any(line.strip() and line.strip() != "Terminated" for line in out.splitlines())
     else:
         accepted = False
@@ -44,7 +44,7 @@ def keepalived_verdict(netns: str, path: str, config_id: str = "pktest") -> Verd
 def our_verdict(netns: str, path: str, config_id: str = "pktest") -> Verdict:
     proc = subprocess.run(
         ["ip", "netns", "exec", netns, sys.executable, "-m", "pykeepalived", "-t", "-i", config_id, "-f", path],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, errors="replace", timeout=60,
     )
     out = proc.stdout + proc.stderr
     lines = set()

@@ -17,7 +17,7 @@ from .errors import Location
 from .checker_timing import complete_timing
 from .context import ParseContext
 from .model import (CheckerBase, HttpCheck, KeepalivedConfig, RealServer, RouteSpec, RuleSpec, VirtualServer,
-                    VrrpInstance)
+                    VirtualServerGroupEntry, VrrpInstance)
 from .vrrp_defaults import instance_defaults
 RULE_DEFAULT_PREFERENCE = 16384
 
@@ -279,24 +279,46 @@ def _vs_name(vs: VirtualServer) -> str:
 
 
 def _virtual_server(chk: _Checker, vs: VirtualServer) -> None:
+    """keepalived 2.2.7's checks of one virtual server, in its order (check_data.c, validate_check_config)."""
     loc = vs.location
     where = vs.keyword_locations
-    if vs.kind == "fwmark" and vs.protocol is not None:
-        chk.error(where.get("protocol", loc), f"virtual server {_vs_name(vs)}: protocol is ignored for fwmark services",
-                  "protocol")
+    if vs.kind == "fwmark" and vs.fwmark == 0:
+        # keepalived 2.2.7 reads mark 0 as "no mark" and the service as an address service without an address
+        chk.error(loc, "virtual server fwmark 0 is not a firewall mark (keepalived 2.2.7 takes it for a service "
+                  "without an address)", "virtual_server")
+    if not vs.real_servers:
+        chk.error(loc, f"virtual server {_vs_name(vs)} has no real servers - ignoring it", "real_server")
+    group = chk.config.virtual_server_groups.get(vs.group or "") if vs.kind == "group" else None
+    group_addresses = [e for e in group.entries if e.kind != "fwmark"] if group is not None else []
+    group_marks = [e for e in group.entries if e.kind == "fwmark"] if group is not None else []
+    marks_only = vs.kind == "fwmark" or (group is not None and not group_addresses and bool(group_marks))
+    if vs.ha_suspend and (vs.kind == "fwmark" or group_marks):
+        chk.error(where.get("ha_suspend", loc), f"virtual server {_vs_name(vs)}: cannot use ha_suspend with fwmarks"
+                  " - clearing ha_suspend", "ha_suspend")
+        vs.ha_suspend = False
+    if vs.kind == "address" or group_addresses:
+        if vs.protocol is None:
+            chk.error(loc, f"virtual server {_vs_name(vs)}: no protocol set - keepalived defaults to UDP", "protocol")
+            vs.protocol = "UDP"
+        if "ops" in vs.sched_flags and vs.protocol != "UDP":
+            chk.error(where.get("ops", loc), f"virtual server {_vs_name(vs)}: one packet scheduling requires UDP"
+                      " - resetting", "ops")
+            vs.sched_flags.remove("ops")
+        if vs.kind == "address" and not vs.persistence_timeout_s and not vs.port:
+            chk.error(loc, f"virtual server {_vs_name(vs)}: zero port only valid for persistent services - setting",
+                      "persistence_timeout")
+            vs.persistence_timeout_s = 360
+    if not vs.persistence_timeout_s and any(not e.port for e in group_addresses):
+        chk.error(loc, f"virtual server {_vs_name(vs)}: zero port only valid for persistent services - setting",
+                  "persistence_timeout")
+        vs.persistence_timeout_s = 360
+    if marks_only and vs.protocol is not None:
+        chk.error(where.get("protocol", loc), f"virtual server {_vs_name(vs)}: protocol specified for fwmark"
+                  " - protocol will be ignored", "protocol")
         vs.protocol = None
-    if vs.kind != "fwmark" and vs.protocol is None:
-        chk.error(loc, f"virtual server {_vs_name(vs)}: no protocol set - keepalived defaults to UDP", "protocol")
-        vs.protocol = "UDP"
-    if vs.lvs_method is None:
-        chk.error(loc, f"virtual server {_vs_name(vs)}: no forwarding method set (lb_kind/lvs_method), using NAT",
-                  "lvs_method")
-        vs.lvs_method = "NAT"
     if vs.lvs_sched is None:
         chk.error(loc, f"virtual server {_vs_name(vs)}: no scheduler set (lb_algo/lvs_sched), using wlc", "lvs_sched")
         vs.lvs_sched = "wlc"
-    if not vs.real_servers:
-        chk.error(loc, f"virtual server {_vs_name(vs)} has no real servers - ignoring it", "real_server")
     seen: set[tuple[str, int | None]] = set()
     for rs in list(vs.real_servers):
         key = (str(rs.address), rs.port)
@@ -306,26 +328,79 @@ def _virtual_server(chk: _Checker, vs: VirtualServer) -> None:
             vs.real_servers.remove(rs)
             continue
         seen.add(key)
+        if rs.lvs_method is None and vs.lvs_method is None:
+            _no_method(chk, vs)
         if rs.weight is None:
             rs.weight = vs.weight
-        method = rs.lvs_method or vs.lvs_method
-        if vs.kind == "address" and (method == "DR" or method == "TUN") and rs.port is not None and rs.port != vs.port:
-            chk.error(rs.location, f"virtual server {_vs_name(vs)} and real server [{rs.address}]:{rs.port}: "
-                      f"ports must match for {method} - using {vs.port}", "real_server")
-            rs.port = vs.port
-        if rs.port is None and vs.kind == "address":
-            rs.port = vs.port
         for checker in rs.checkers:
             _inherit(checker, rs, vs)
             if isinstance(checker, HttpCheck):
                 checker.urls = [u for u in checker.urls if u.path is not None]
-                if not checker.urls:
-                    chk.error(checker.location, f"{checker.kind} checker has no url - ignoring it", checker.kind)
+    if vs.sorry_server is not None and vs.sorry_server_lvs_method is None and vs.lvs_method is None:
+        _no_method(chk, vs)
     total = sum(rs.weight or 0 for rs in vs.real_servers)
     if vs.real_servers and vs.quorum > total:
         chk.error(where.get("quorum", loc), f"quorum {vs.quorum} for {_vs_name(vs)} exceeds the total weight {total}"
                   " of its real servers - reducing it", "quorum")
         vs.quorum = max(total, 1)
+    if vs.real_servers and vs.hysteresis >= vs.quorum:
+        chk.error(where.get("hysteresis", loc), f"virtual server {_vs_name(vs)}: hysteresis {vs.hysteresis} >= quorum"
+                  f" {vs.quorum}; setting it to {vs.quorum - 1}", "hysteresis")
+        vs.hysteresis = vs.quorum - 1
+    _ports(chk, vs, group_addresses, bool(group_marks))
+    if vs.lvs_method is None:
+        vs.lvs_method = "NAT"
+
+
+def _no_method(chk: _Checker, vs: VirtualServer) -> None:
+    chk.error(vs.location, f"virtual server {_vs_name(vs)}: no forwarding method set (lb_kind/lvs_method), using NAT",
+              "lvs_method")
+    vs.lvs_method = "NAT"
+
+
+def _ports(chk: _Checker, vs: VirtualServer, group_addresses: list[VirtualServerGroupEntry], group_marks: bool) -> None:
+    """Real and sorry server ports: only NAT may change the port; a fwmark service takes none but for NAT."""
+    name = _vs_name(vs)
+    for rs in vs.real_servers:
+        method = rs.lvs_method or vs.lvs_method
+        if method == "NAT":
+            if rs.port is None and vs.kind == "address":
+                rs.port = vs.port
+            continue
+        if vs.kind == "group":
+            if group_marks and rs.port:
+                chk.error(rs.location, f"fwmark virtual server {name}, real server [{rs.address}]:{rs.port} has port"
+                          " specified - port will be ignored", "real_server")
+            for entry in group_addresses:
+                if rs.port and entry.port != rs.port:
+                    chk.error(rs.location, f"virtual server {name}:[{entry.address}]:{entry.port} and real server "
+                              f"[{rs.address}]:{rs.port} ports don't match", "real_server")
+        elif vs.kind == "fwmark":
+            if rs.port:
+                chk.error(rs.location, f"fwmark virtual server {name}, real server [{rs.address}]:{rs.port} has port"
+                          " specified - clearing", "real_server")
+                rs.port = None
+        elif rs.port is None:
+            rs.port = vs.port
+        elif rs.port != vs.port:
+            chk.error(rs.location, f"virtual server {name} and real server [{rs.address}]:{rs.port}: "
+                      f"ports must match for {method} - using {vs.port}", "real_server")
+            rs.port = vs.port
+    sorry = vs.sorry_server
+    if sorry is None or (vs.sorry_server_lvs_method or vs.lvs_method) == "NAT" or not sorry.port:
+        return
+    if vs.kind == "fwmark" or (vs.kind == "group" and group_marks):
+        chk.error(sorry.location, f"fwmark virtual server {name}, sorry server has port specified - clearing",
+                  "sorry_server")
+        sorry.port = None
+    elif vs.kind == "group":
+        if any(entry.port != sorry.port for entry in group_addresses):
+            chk.error(sorry.location, f"virtual server {name}, sorry server has port specified - port will be ignored",
+                      "sorry_server")
+    elif sorry.port != vs.port:
+        chk.error(sorry.location, f"virtual server {name} and sorry server ports don't match - resetting",
+                  "sorry_server")
+        sorry.port = vs.port
 
 
 def _inherit(checker: CheckerBase, rs: RealServer, vs: VirtualServer) -> None:

@@ -14,5 +14,13 @@ DIFFERENCES: dict[str, str] = {
         "`net_namespace` (or `-s`) naming a namespace that does not exist: keepalived 2.2.7 -t stops when it "
         "cannot enter it and exits 0 without checking anything else; pykeepalived -t says so in a warning and "
         "still reports the errors that do not depend on the host (the daemon, like keepalived's, exits there)"),
+    # --- virtual servers and checkers (lvs/, checkers/)
+    "fwmark-zero": "`virtual_server fwmark 0` is refused: keepalived 2.2.7 reads mark 0 as no mark and builds an "
+                   "address service from uninitialised memory when the service also has a protocol and persistence; "
+                   "a mark-0 rule would catch all unmarked traffic",
+    "bfd-check-not-run": "BFD_CHECK is refused until pykeepalived runs BFD sessions itself: accepting it would give "
+                         "a real server that nothing checks",
+    "newer-checker-keywords": "HTTP_GET/SSL_GET `sni_name` and `tls_compliant` (keepalived 2.4) are accepted and "
+                              "acted on; keepalived 2.2.7 reports them as unknown keywords",
 }
 """key -> why pykeepalived's verdict differs from keepalived 2.2.7's."""

@@ -30,8 +30,8 @@ from .model import (
 )
 from .context import ParseContext
 from .registry import Block, LineHandler, Status
-from .values import to_choice, to_hex_bytes, to_int, to_ip, to_port
-from .vocabulary import FAMILY_WORDS, LB_KINDS, PROTOCOLS, SCHEDULER_NAMES, CheckerKind, Scheduler
+from .values import to_choice, to_int, to_ip, to_port
+from .vocabulary import FAMILY_WORDS, LB_KINDS, PROTOCOLS, SCHEDULER_NAMES, CheckerKind, Family, LbKind, Scheduler
 
 # `twos` is read before this table, so that the error for a bad word lists the 2.2.7 schedulers only
 SCHEDULERS: dict[str, Scheduler] = {s: s for s in SCHEDULER_NAMES if s != "twos"}
@@ -58,7 +58,9 @@ BFD_CHECK = Block("BFD_CHECK", BfdCheck)
 
 # --------------------------------------------------------------------------- SSL
 def _open_ssl(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> SslContext:
-    config.ssl = config.ssl or SslContext(location=seg.location)
+    if config.ssl is not None:  # keepalived 2.2.7 reports the second block and uses it in place of the first
+        ctx.error(seg, "SSL context already specified - replacing", "SSL")
+    config.ssl = SslContext(location=seg.location)
     return config.ssl
 
 
@@ -77,12 +79,26 @@ def _open_vsg(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> Virt
         ctx.error(seg, "virtual_server_group needs a name")
         return None
     name = seg.words[1]
-    if name in config.virtual_server_groups:
-        ctx.error(seg, f"virtual_server_group {name} is defined twice")
-        return None
     group = VirtualServerGroup(name=name, location=seg.location)
+    if name in config.virtual_server_groups:
+        # keepalived 2.2.7 keeps both and every service finds the first: the second is read and dropped
+        ctx.warn(seg, f"virtual_server_group {name} is defined twice - services use the first definition")
+        return group
     config.virtual_server_groups[name] = group
     return group
+
+
+def _close_vsg(ctx: ParseContext, group: VirtualServerGroup) -> None:
+    families = {e.address.version for e in group.entries if e.address is not None}
+    problem = None
+    if not group.entries:
+        problem = f"virtual server group {group.name} has no entries - removing"
+    elif families == {4, 6} and any(e.kind == "fwmark" and e.family is None for e in group.entries):
+        problem = f"virtual server group {group.name} cannot have IPv4, IPv6 and fwmark without family - removing"
+    if problem is not None:
+        ctx.error(ctx.close_location or group.location, problem, "virtual_server_group")
+        if ctx.config.virtual_server_groups.get(group.name) is group:
+            del ctx.config.virtual_server_groups[group.name]
 
 
 def parse_vsg_entry(seg: Segment) -> VirtualServerGroupEntry:
@@ -91,7 +107,7 @@ def parse_vsg_entry(seg: Segment) -> VirtualServerGroupEntry:
     if w[0] == "fwmark":
         if len(w) < 2:
             raise ValueProblem("'fwmark' needs a value")
-        entry = VirtualServerGroupEntry("fwmark", fwmark=to_int(w[1], 1, 2**32 - 1), location=seg.location)
+        entry = VirtualServerGroupEntry("fwmark", fwmark=to_int(w[1], 0, 2**32 - 1), location=seg.location)
         if len(w) > 2:
             entry.family = FAMILY_WORDS.get(w[2])
             if entry.family is None:
@@ -104,6 +120,9 @@ def parse_vsg_entry(seg: Segment) -> VirtualServerGroupEntry:
         entry.address = to_ip(base)
         entry.prefix_len = to_int(plen, 0, entry.address.max_prefixlen)
         entry.kind = "range"
+        host_bits = (1 << (entry.address.max_prefixlen - entry.prefix_len)) - 1
+        if int(entry.address) & host_bits:
+            raise ValueProblem(f"Address mask bits not empty - {addr_text} - skipping")
     elif "-" in addr_text:
         base, last = addr_text.rsplit("-", 1)
         entry.address = to_ip(base)
@@ -117,8 +136,8 @@ def parse_vsg_entry(seg: Segment) -> VirtualServerGroupEntry:
             except ValueError:
                 raise ValueProblem(f"invalid address range '{addr_text}'") from None
             last_addr = ipaddress.IPv6Address((int(entry.address) & ~0xFFFF) | last_val)
-        if int(last_addr) < int(entry.address):
-            raise ValueProblem(f"address range '{addr_text}' ends before it starts")
+        if int(last_addr) <= int(entry.address):
+            raise ValueProblem(f"Address range end is not greater than address range start - {addr_text} - skipping")
         entry.last_address = last_addr
     else:
         entry.address = to_ip(addr_text)
@@ -147,20 +166,16 @@ def _open_vs(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> Virtu
         if w[1] == "fwmark":
             if len(w) < 3:
                 raise ValueProblem("'fwmark' needs a value")
-            vs = VirtualServer("fwmark", location=seg.location, fwmark=to_int(w[2], 1, 2**32 - 1))
-            extra = w[3:]
+            vs = VirtualServer("fwmark", location=seg.location, fwmark=to_int(w[2], 0, 2**32 - 1))
         elif w[1] == "group":
             if len(w) < 3:
                 raise ValueProblem("'group' needs a name")
             vs = VirtualServer("group", location=seg.location, group=w[2])
-            extra = w[3:]
         else:
             vs = VirtualServer("address", location=seg.location, address=to_ip(w[1]))
             if len(w) > 2:
                 vs.port = to_port(w[2])
-            extra = w[3:]
-        if extra:
-            raise ValueProblem(f"unexpected '{extra[0]}'")
+        # keepalived 2.2.7 reads two words after virtual_server and ignores the rest
     except ValueProblem as problem:
         ctx.error(seg, f"virtual_server: {problem} - skipping this virtual server")
         return None
@@ -178,8 +193,23 @@ def _lb_algo(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
     vs.lvs_sched = to_choice(word, SCHEDULERS, "scheduler")
 
 
+ALWAYS_FLAGS = ("ops", "flag-1", "flag-2", "flag-3")
+
+
 def _sched_flag(name: str) -> LineHandler:
+    """keepalived 2.2.7 takes ops and flag-N anywhere; the others only once lb_algo is sh or mh.
+
+    A flag named for the other of the two (mh-port with sh, `hashed` with
+    either) is dropped without a word; with any other scheduler, or before
+    lb_algo, keepalived reports it ("only applies to sh scheduler").
+    """
+
     def handler(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
+        if name not in ALWAYS_FLAGS:
+            if vs.lvs_sched != "sh" and vs.lvs_sched != "mh":
+                raise ValueProblem(f"{name} only applies to sh scheduler - ignoring")
+            if not name.startswith(f"{vs.lvs_sched}-"):
+                return
         if name not in vs.sched_flags:
             vs.sched_flags.append(name)
 
@@ -190,23 +220,45 @@ def _lvs_method(ctx: ParseContext, obj: Any, seg: Segment) -> None:
     word = ctx.arg(seg)
     if word is None:
         return
-    obj.lvs_method = to_choice(word, LVS_METHODS, "forwarding method")
+    obj.lvs_method = _method_word(word)
     rest = list(seg.words[2:])
     if rest:
         if obj.lvs_method != "TUN":
             raise ValueProblem(f"unexpected '{rest[0]}' after {obj.lvs_method}")
-        tunnel: dict[str, Any] = {}
-        while rest:
-            opt = rest.pop(0)
-            if opt == "type" and rest:
-                tunnel["type"] = to_choice(rest.pop(0), {"ipip": "ipip", "gue": "gue", "gre": "gre"}, "tunnel type")
-            elif opt == "port" and rest:
-                tunnel["port"] = to_port(rest.pop(0))
-            elif opt in ("nocsum", "csum", "remcsum"):
-                tunnel["checksum"] = opt
-            else:
-                raise ValueProblem(f"unknown tunnel option '{opt}'")
-        obj.tunnel = tunnel
+        obj.tunnel = _tunnel_options(rest)
+
+
+def _method_word(word: str) -> LbKind:
+    """NAT, DR or TUN, spelt in capitals: keepalived 2.2.7 compares the word exactly."""
+    method = LVS_METHODS.get(word.lower())
+    if method is None or method != word:
+        raise ValueProblem(f"unknown [{word}] routing method (expected NAT, DR or TUN)")
+    return method
+
+
+def _tunnel_options(rest: list[str]) -> dict[str, Any]:
+    """`type ipip|gue|gre`, `port N` (gue only, and needed there), `nocsum|csum|remcsum` (not for ipip)."""
+    tunnel: dict[str, Any] = {}
+    while rest:
+        opt = rest.pop(0)
+        if opt == "type":
+            if not rest:
+                raise ValueProblem("missing tunnel type")
+            tunnel["type"] = to_choice(rest.pop(0), {"ipip": "ipip", "gue": "gue", "gre": "gre"}, "tunnel type")
+        elif opt == "port" and rest:
+            tunnel["port"] = to_int(rest.pop(0), 1, 65535)
+        elif opt in ("nocsum", "csum", "remcsum"):
+            tunnel["checksum"] = opt
+        else:
+            raise ValueProblem(f"invalid tunnel option '{opt}'")
+    kind = tunnel.get("type", "ipip")
+    if (kind == "gue") != ("port" in tunnel):
+        raise ValueProblem("gue tunnels require port, otherwise cannot have port")
+    if kind == "ipip" and "checksum" in tunnel:
+        raise ValueProblem("ipip tunnels do not support checksum option")
+    if kind == "gre" and tunnel.get("checksum") == "remcsum":
+        raise ValueProblem("gre tunnels do not support remote checksum option")
+    return tunnel
 
 
 def _persistence_timeout(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
@@ -214,17 +266,61 @@ def _persistence_timeout(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> 
 
 
 def _persistence_granularity(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
+    """keepalived 2.2.7: a prefix length 1-128 for IPv6 services, else any IPv4 address as the mask.
+
+    The family is the service's, else a word with a dot means IPv4. The IPv4
+    mask need not be contiguous (keepalived and ipvsadm both take
+    255.0.255.0); it is kept in dotted form, so "24" on an IPv4 service is the
+    address 0.0.0.24, as inet_aton reads it for keepalived. Without a
+    persistence_timeout the service becomes persistent (360 s).
+    """
     word = ctx.arg(seg)
     if word is None:
         return
-    if word.isdigit():
-        to_int(word, 1, 128)
+    family: Family = _family_so_far(vs) or (4 if "." in word else 6)
+    if family == 6:
+        vs.persistence_granularity = str(to_int(word, 1, 128))
     else:
-        try:
-            ipaddress.IPv4Network(f"0.0.0.0/{word}")
-        except ValueError:
-            raise ValueProblem(f"invalid netmask '{word}'") from None
-    vs.persistence_granularity = word
+        vs.persistence_granularity = _inet_aton(word)
+    if vs.ip_family is None and vs.kind == "fwmark":
+        vs.ip_family = family
+    if not vs.persistence_timeout_s:
+        vs.persistence_timeout_s = 360
+
+
+def _inet_aton(word: str) -> str:
+    """An IPv4 address as inet_aton reads it (a, a.b, a.b.c or a.b.c.d; decimal, 0x hex or 0 octal parts)."""
+    parts = word.split(".")
+    try:
+        if len(parts) > 4 or not all(parts):
+            raise ValueError(word)
+        numbers = [int(p, 16) if p.lower().startswith("0x") else int(p, 8) if p.startswith("0") and len(p) > 1
+                   else int(p, 10) for p in parts]
+    except ValueError:
+        raise ValueProblem(f"Invalid IPv4 persistence_granularity specified - {word}") from None
+    *head, last = numbers
+    if any(n > 255 or n < 0 for n in head) or last < 0 or last >= 1 << (8 * (5 - len(numbers))):
+        raise ValueProblem(f"Invalid IPv4 persistence_granularity specified - {word}")
+    value = 0
+    for n in head:
+        value = (value << 8) | n
+    value = (value << (8 * (5 - len(numbers)))) | last
+    return str(ipaddress.IPv4Address(value))
+
+
+def _family_so_far(vs: VirtualServer) -> Family | None:
+    """The family keepalived has given the service by this line: its address, ip_family, its servers so far.
+
+    Real and sorry servers behind a tunnel do not count (IPVS tunnels between families).
+    """
+    if vs.address is not None:
+        return 4 if vs.address.version == 4 else 6
+    if vs.ip_family is not None:
+        return vs.ip_family
+    for rs in vs.real_servers:
+        if (rs.lvs_method or vs.lvs_method) != "TUN":
+            return 4 if rs.address.version == 4 else 6
+    return None
 
 
 def _sorry_server(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
@@ -239,14 +335,57 @@ def _sorry_server(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
 
 def _ip_family(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
     word = ctx.arg(seg)
-    if word is not None:
-        vs.ip_family = to_choice(word, FAMILY_WORDS, "family")
+    if word is None:
+        return
+    family = FAMILY_WORDS.get(word) if word in ("inet", "inet6") else None
+    if family is None:
+        raise ValueProblem(f"unknown address family {word}")
+    known = _family_so_far(vs)
+    if known is not None and known != family:
+        raise ValueProblem(f"Virtual server specified family {word} conflicts with server family")
+    vs.ip_family = family
 
 
 def _sorry_lvs_method(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
+    if vs.sorry_server is None:
+        raise ValueProblem("sorry_server forwarding used without sorry_server")
     word = ctx.arg(seg)
     if word is not None:
-        vs.sorry_server_lvs_method = to_choice(word, LVS_METHODS, "forwarding method")
+        vs.sorry_server_lvs_method = _method_word(word)
+        if len(seg.words) > 2 and vs.sorry_server_lvs_method == "TUN":
+            _tunnel_options(list(seg.words[2:]))
+
+
+def _sorry_inhibit(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> None:
+    if vs.sorry_server is None:
+        raise ValueProblem("Ignoring sorry_server inhibit used before or without sorry_server")
+    vs.sorry_server_inhibit = True
+
+
+def _close_rs(ctx: ParseContext, rs: RealServer) -> None:
+    """keepalived drops, at its closing line, a real server of another family than the service (but for TUN)."""
+    if not ctx.config.virtual_servers:
+        return
+    vs = ctx.config.virtual_servers[-1]
+    if rs not in vs.real_servers or (rs.lvs_method or vs.lvs_method) == "TUN":
+        return
+    family = _family_so_far(vs)
+    if family is not None and family != rs.address.version:
+        ctx.error(ctx.close_location or rs.location, f"Address family of virtual server and real server {rs.address}"
+                  " don't match - skipping real server.", "real_server")
+        vs.real_servers.remove(rs)
+
+
+def _close_vs(ctx: ParseContext, vs: VirtualServer) -> None:
+    """keepalived drops, at the closing line, a sorry server of another family than the service (but for TUN)."""
+    sorry = vs.sorry_server
+    if sorry is None or (vs.sorry_server_lvs_method or vs.lvs_method) == "TUN":
+        return
+    family = _family_so_far(vs)
+    if family is not None and family != sorry.address.version:
+        ctx.error(ctx.close_location or vs.location, f"Address family of virtual server and sorry server "
+                  f"{sorry.address} don't match - skipping sorry server.", "sorry_server")
+        vs.sorry_server = None
 
 
 def _open_rs(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> RealServer | None:
@@ -294,11 +433,11 @@ _v.line("quorum_up", h.script("quorum_up"), "script when quorum is gained")
 _v.line("quorum_down", h.script("quorum_down"), "script when quorum is lost")
 _v.line("quorum", h.integer("quorum", 1, 2**31 - 1), "weight needed to be up")
 _v.line("hysteresis", h.integer("hysteresis", 0, 2**31 - 1), "quorum hysteresis")
-_v.line("weight", h.integer("weight", 0, 2**31 - 1), "default real server weight")
+_v.line("weight", h.integer("weight", 1, 2**31 - 1), "default real server weight")
 _v.line("sorry_server", _sorry_server, "server used when all are down")
-_v.line("sorry_server_inhibit", h.flag("sorry_server_inhibit"), "sorry server kept with weight 0")
+_v.line("sorry_server_inhibit", _sorry_inhibit, "sorry server kept with weight 0")
 _v.line("sorry_server_lvs_method", _sorry_lvs_method, "forwarding method of the sorry server")
-_v.nested("real_server", REAL_SERVER, _open_rs, "a real server")
+_v.nested("real_server", REAL_SERVER, _open_rs, "a real server", on_close=_close_rs)
 
 _r = REAL_SERVER
 _r.line("weight", h.integer("weight", 0, 2**31 - 1), "scheduler weight")
@@ -329,13 +468,54 @@ def _opener(cls: type[CheckerBase], kind: CheckerKind) -> Any:
     return handler
 
 
+def _current_rs(ctx: ParseContext) -> RealServer | None:
+    """The real server whose block is being read: the last of the last virtual server."""
+    servers = ctx.config.virtual_servers
+    return servers[-1].real_servers[-1] if servers and servers[-1].real_servers else None
+
+
+def _connect_ip(ctx: ParseContext, check: CheckerBase, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    address = to_ip(word)
+    if check.bindto is not None and check.bindto.version != address.version:
+        raise ValueProblem(f"connect_ip address {word} does not match address family of bindto - skipping")
+    check.connect_ip = address
+
+
+def _bindto(ctx: ParseContext, check: CheckerBase, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    address = to_ip(word)
+    rs = _current_rs(ctx)
+    target = check.connect_ip or (rs.address if rs is not None else None)
+    if target is not None and target.version != address.version:
+        raise ValueProblem(f"bindto address {word} does not match address family of connect_ip - skipping")
+    check.bindto = address
+
+
+def _bind_if(ctx: ParseContext, check: CheckerBase, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    if len(word) >= 16:  # IFNAMSIZ
+        raise ValueProblem(f"Interface name {word} is too long - ignoring")
+    check.bind_if = word
+
+
+def _to_port1(word: str) -> int:
+    return to_int(word, 1, 65535)
+
+
 def _common(block: Block, connection: bool = True, timing: bool = True) -> None:
     if connection:
-        block.line("connect_ip", h.ip("connect_ip"), "address to check")
-        block.line("connect_port", h.value("connect_port", to_port), "port to check")
-        block.line("bindto", h.ip("bindto"), "source address")
-        block.line("bind_port", h.value("bind_port", to_port), "source port")
-        block.line("bind_if", h.text("bind_if"), "source interface")
+        block.line("connect_ip", _connect_ip, "address to check")
+        block.line("connect_port", h.value("connect_port", _to_port1), "port to check")
+        block.line("bindto", _bindto, "source address")
+        block.line("bind_port", h.value("bind_port", _to_port1), "source port")
+        block.line("bind_if", _bind_if, "source interface")
         block.line("connect_timeout", h.timer("connect_timeout_s", 0.000001, 2147), "connect timeout (s)")
         block.line("fwmark", h.integer("fwmark", 0, 2**32 - 1), "SO_MARK of the check's socket")
     if timing:
@@ -359,7 +539,35 @@ def _open_url(ctx: ParseContext, check: HttpCheck, seg: Segment) -> UrlSpec:
 
 def _url_close(ctx: ParseContext, url: UrlSpec) -> None:
     if url.path is None:
-        ctx.error(url.location, "url has no path - removing it", "url")
+        ctx.error(ctx.close_location or url.location, "HTTP/SSL_GET checker url has no path - ignoring", "url")
+
+
+def _close_checker(ctx: ParseContext, check: CheckerBase) -> None:
+    """What keepalived checks at a checker's closing line; a checker it skips is dropped from its real server."""
+    where = ctx.close_location or check.location
+    problem: str | None = None
+    if isinstance(check, HttpCheck):
+        check.urls = [u for u in check.urls if u.path is not None]
+        if not check.urls:
+            problem = "HTTP/SSL_GET checker has no urls specified - ignoring"
+    elif isinstance(check, FileCheck) and check.track_file is None:
+        problem = "FILE_CHECK has no track_file specified - ignoring"
+    elif isinstance(check, MiscCheck) and check.misc_path is None:
+        problem = "No script path has been specified for MISC_CHECKER - skipping"
+    elif isinstance(check, BfdCheck) and check.name is None:
+        problem = "No name has been specified for BFD_CHECKER - skipping"
+    elif isinstance(check, UdpCheck) and check.min_reply_length > check.max_reply_length:
+        ctx.error(where, f"UDP_CHECK min_reply length {check.min_reply_length} > max_reply_length "
+                  f"{check.max_reply_length} - will always fail", check.kind)
+    rs = _current_rs(ctx)
+    if problem is None and not isinstance(check, (MiscCheck, FileCheck, BfdCheck)):
+        target = check.connect_ip or (rs.address if rs is not None else None)
+        if target is not None and target.version == 6 and target.is_link_local and not check.bind_if:
+            problem = f"Checker link local address {target} requires a bind_if"
+    if problem is not None:
+        ctx.error(where, problem, check.kind)
+        if rs is not None and check in rs.checkers:
+            rs.checkers.remove(check)
 
 
 def _digest(ctx: ParseContext, url: UrlSpec, seg: Segment) -> None:
@@ -372,9 +580,6 @@ def _digest(ctx: ParseContext, url: UrlSpec, seg: Segment) -> None:
 
 
 def _status_code(ctx: ParseContext, url: UrlSpec, seg: Segment) -> None:
-    if len(seg.words) < 2:
-        ctx.arg(seg)
-        return
     for word in seg.words[1:]:
         if "-" in word:
             lo_text, hi_text = word.split("-", 1)
@@ -405,7 +610,16 @@ _u.line("regex_max_offset", h.integer("regex_max_offset", 0, 2**31 - 1), "last b
 _u.line("regex_stack", h.integer("regex_stack", 0, 2**31 - 1), "PCRE2 stack size")
 
 _common(HTTP_CHECK)
-HTTP_CHECK.line("nb_get_retry", h.integer("retry", 0, 2**31 - 1), "old name of retry", deprecated="retry")
+def _nb_get_retry(ctx: ParseContext, check: HttpCheck, seg: Segment) -> None:
+    """keepalived 2.2.7 still reads nb_get_retry, but reports it as a configuration error (its -t fails)."""
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    check.retry = to_int(word, 0, 2**31 - 1)
+    ctx.error(seg, "nb_get_retry is deprecated - please use 'retry'")
+
+
+HTTP_CHECK.line("nb_get_retry", _nb_get_retry, "old name of retry (an error in keepalived 2.2.7)", deprecated="retry")
 HTTP_CHECK.line("virtualhost", h.text("virtualhost"), "Host: header")
 HTTP_CHECK.line("http_protocol", _http_protocol, "1.0, 1.0C or 1.1")
 HTTP_CHECK.line("enable_sni", h.flag("enable_sni"), "send SNI")
@@ -439,6 +653,8 @@ def _misc_user(ctx: ParseContext, check: MiscCheck, seg: Segment) -> None:
     if word is not None:
         check.user = word
         check.group = seg.words[2] if len(seg.words) > 2 else None
+        if check.misc_path is not None:  # keepalived reports a user it cannot find at this line
+            check.misc_path.location = seg.location
 
 
 MISC_CHECK.line("misc_path", h.script("misc_path"), "the command to run")
@@ -452,7 +668,16 @@ def _file_weight(ctx: ParseContext, check: FileCheck, seg: Segment) -> None:
     check.weight, check.weight_reverse = weight, reverse
 
 
-FILE_CHECK.line("track_file", h.text("track_file"), "the track_file followed")
+def _file_track(ctx: ParseContext, check: FileCheck, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    if word not in ctx.config.track_files:  # keepalived looks it up here: it must be defined above
+        raise ValueProblem(f"track_file {word} not found")
+    check.track_file = word
+
+
+FILE_CHECK.line("track_file", _file_track, "the track_file followed")
 FILE_CHECK.line("weight", _file_weight, "multiplier [reverse]")
 
 _common(UDP_CHECK)
@@ -464,14 +689,36 @@ def _require_reply(ctx: ParseContext, check: UdpCheck, seg: Segment) -> None:
         check.reply_pattern = " ".join(seg.words[1:])  # keepalived joins the words, as for payload
 
 
+def read_hex(text: str) -> bytes:
+    """keepalived's hex strings: pairs of digits, a lone digit where a space or the end follows, no 0x."""
+    out = bytearray()
+    i = 0
+    while True:
+        while i < len(text) and text[i] in " \t":
+            i += 1
+        if i >= len(text):
+            break
+        digits = text[i]
+        i += 1
+        if i < len(text) and text[i] != " ":
+            digits += text[i]
+            i += 1
+        if any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise ValueProblem(f"Invalid hex string '{text}'")
+        out.append(int(digits, 16))
+    if not out:
+        raise ValueProblem(f"Invalid hex string '{text}'")
+    return bytes(out)
+
+
 def _payload(ctx: ParseContext, check: UdpCheck, seg: Segment) -> None:
     if len(seg.words) < 2:
         ctx.error(seg, "UDP_CHECK payload requires a payload")
         return
     try:
-        check.payload = to_hex_bytes("".join(seg.words[1:]))
+        check.payload = read_hex(" ".join(seg.words[1:]))
     except ValueProblem as exc:
-        ctx.error(seg, str(exc))
+        ctx.error(seg, f"{exc} for UDP_CHECK payload")
 
 
 UDP_CHECK.line("payload", _payload, "bytes to send (hex)")
@@ -479,7 +726,16 @@ UDP_CHECK.line("require_reply", _require_reply, "a reply is needed [matching HEX
 UDP_CHECK.line("min_reply_length", h.integer("min_reply_length", 0, 65535), "shortest reply")
 UDP_CHECK.line("max_reply_length", h.integer("max_reply_length", 0, 65535), "longest reply")
 
-BFD_CHECK.line("name", h.text("name"), "the bfd_instance followed")
+def _bfd_name(ctx: ParseContext, check: BfdCheck, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    if word not in ctx.config.bfd_instances:
+        raise ValueProblem(f"BFD_CHECK - BFD {word} not configured")
+    check.name = word
+
+
+BFD_CHECK.line("name", _bfd_name, "the bfd_instance followed")
 BFD_CHECK.line("alpha", h.flag("alpha"), "start down until the session is up")
 
 _CHECKERS: list[tuple[CheckerKind, Block, type[CheckerBase]]] = [
@@ -495,12 +751,13 @@ _CHECKERS: list[tuple[CheckerKind, Block, type[CheckerBase]]] = [
     ("BFD_CHECK", BFD_CHECK, BfdCheck),
 ]
 for _kw, _blk, _cls in _CHECKERS:
-    REAL_SERVER.nested(_kw, _blk, _opener(_cls, _kw), f"{_kw} health checker")
+    REAL_SERVER.nested(_kw, _blk, _opener(_cls, _kw), f"{_kw} health checker", on_close=_close_checker)
 
 
 def register(root: Block) -> None:
     """Add SSL, virtual_server_group and virtual_server to `root`."""
     root.nested("SSL", SSL_BLOCK, _open_ssl, "client TLS context for SSL_GET")
-    root.nested("virtual_server_group", VS_GROUP, _open_vsg, "addresses sharing one service definition")
-    root.nested("virtual_server", VIRTUAL_SERVER, _open_vs, "an LVS virtual service")
+    root.nested("virtual_server_group", VS_GROUP, _open_vsg, "addresses sharing one service definition",
+                on_close=_close_vsg)
+    root.nested("virtual_server", VIRTUAL_SERVER, _open_vs, "an LVS virtual service", on_close=_close_vs)
 

@@ -17,12 +17,13 @@ import os
 import subprocess
 from pathlib import Path
 
-from ..config.model import KeepalivedConfig
+from ..config.model import KeepalivedConfig, VirtualServer
 from ..config.vocabulary import DATAPLANES, DataPlaneChoice
 from .ipvs_sync import kernel_has_ipvs
 from .model import DataPlane, DataPlaneError
 from .null import TableOnly
-from .plan import configured_services
+from .plan import configured_services, service_name
+from .skip import SkipServices
 
 log = logging.getLogger("pykeepalived.lvs")
 SYSCTL = Path("/proc/sys")
@@ -113,7 +114,7 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
     from .nft import NftablesBackend
 
     try:
-        return NftablesBackend()
+        return skip_unbuildable(NftablesBackend(), config)
     except DataPlaneError as exc:
         if choice == "nftables":
             raise
@@ -121,24 +122,61 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
         return TableOnly(error=f"no data plane (auto found neither IPVS nor a usable nftables): {exc}")
 
 
+def unbuildable(config: KeepalivedConfig) -> list[tuple[VirtualServer, str]]:
+    """Each virtual server the nftables backend cannot build, with why (first reason only)."""
+    from .nft_rules import CannotExpress, check_service
+
+    out: list[tuple[VirtualServer, str]] = []
+    seen: set[int] = set()
+    for vs, svc in configured_services(config):
+        if id(vs) in seen:
+            continue
+        if any(entry.kind == "fwmark" and not entry.fwmark for entry in svc.group_entries):
+            seen.add(id(vs))  # keepalived takes it; as a rule it would catch every unmarked packet
+            out.append((vs, f"virtual server {svc.name}: fwmark 0 in group {svc.group} marks nothing"))
+            continue
+        try:
+            check_service(svc)
+        except CannotExpress as exc:
+            seen.add(id(vs))
+            out.append((vs, str(exc)))
+    return out
+
+
+def skip_unbuildable(backend: DataPlane, config: KeepalivedConfig) -> DataPlane:
+    """The nftables backend, told to leave out the services it cannot build; each is logged once.
+
+    keepalived runs such a config (IPVS builds everything), so we run it too:
+    every other service forwards. `--strict-dataplane` refuses the config
+    before this point instead.
+    """
+    skipped: dict[str, str] = {}
+    for vs, reason in unbuildable(config):
+        name = service_name(vs)
+        skipped[name] = reason
+        log.error("%s: virtual server %s is not built: %s (IPVS is needed for it); the other virtual servers run",
+                  vs.location or "config", name, reason)
+    return SkipServices(backend, skipped) if skipped else backend
+
+
 def dataplane_problems(config: KeepalivedConfig, kind: str = "auto") -> list[str]:
     """What the nftables backend cannot build in this config, one `FILE:LINE: reason` per virtual server.
 
-    Used by `-t` and before starting, so that a config that cannot forward is
-    refused up front rather than failing at the first apply. IPVS builds
-    everything keepalived does, so where it will be used there is nothing to say.
+    Used by `-t` (a warning each: keepalived accepts these configs) and before
+    starting (the daemon leaves these services out and runs the rest, or
+    refuses the config with `--strict-dataplane`). IPVS builds everything
+    keepalived does, so where it will be used there is nothing to say.
     """
     choice = wanted_kind(kind, config)
     if choice == "none" or choice == "ipvs" or (choice == "auto" and ipvs_available()):
         return []
-    from .nft_rules import CannotExpress, check_service
+    return [f"{vs.location}: {reason}" if vs.location else reason for vs, reason in unbuildable(config)]
 
-    problems: list[str] = []
-    for vs, svc in configured_services(config):
-        try:
-            check_service(svc)
-        except CannotExpress as exc:
-            problem = f"{vs.location}: {exc}" if vs.location else str(exc)
-            if problem not in problems:
-                problems.append(problem)
-    return problems
+
+def limit_warning(problem: str) -> str:
+    """One of dataplane_problems() as `-t` prints it: a warning, since keepalived accepts the config."""
+    where, sep, reason = problem.partition(": ")
+    if not sep or not where.rpartition(":")[2].isdigit():
+        return f"warning: {problem}; the daemon will run the other virtual servers (--strict-dataplane: refuse)"
+    return (f"{where}: warning: {reason}; the daemon will run the other virtual servers without it "
+            "(--strict-dataplane: refuse the config)")
