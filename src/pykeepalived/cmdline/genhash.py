@@ -89,8 +89,17 @@ def hexdump(data: bytes) -> str:
     return "\n".join(lines)
 
 
+_BANNERS = {  # keepalived's own, spaces included
+    "HTTP Header Buffer": "[    HTTP Header Buffer    ]",
+    "HTTP Header Ascii Buffer": "[ HTTP Header Ascii Buffer ]",
+    "HTML Buffer": "[        HTML Buffer        ]",
+    "HTML hash resulting": "[    HTML hash resulting    ]",
+    "HTML hash final resulting": "[ HTML hash final resulting ]",
+}
+
+
 def _banner(title: str) -> str:
-    return f"-----------------------[ {title:^24} ]-----------------------"
+    return f"-----------------------{_BANNERS[title]}-----------------------"
 
 
 def genhash_main(argv: Sequence[str], prog: str = "genhash") -> int:
