@@ -176,8 +176,7 @@ def _child_base_argv(args: argparse.Namespace, facility: int) -> list[str]:
         base += ["--dataplane", args.dataplane]
     if args.umask is not None:
         base += ["-u", args.umask]
-    if args.dont_release_ipvs:
-        base += ["-I"]
+    base += [flag for flag, on in (("-I", args.dont_release_ipvs), ("-V", args.dont_release_vrrp)) if on]
     return base + _log_flags(args)
 
 
@@ -299,6 +298,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         umask=umask,
         respawn=not args.dont_respawn,
         release_dataplane=not args.dont_release_ipvs,
+        release_vrrp=not args.dont_release_vrrp,
         notes=() if args.child else (*not_done(args), *(_dump_lines(result.config) if args.dump_conf else ())),
     )
     if parent:

@@ -1,9 +1,10 @@
-"""keepalived's daemon flags that change what the processes do: -R (no respawn) and -I (keep the services on stop).
+"""keepalived's daemon flags that change what the processes do: -R (no respawn), -I and -V (keep on stop).
 
 - Without -R the parent restarts a VRRP child that was killed; with -R the
   parent stops instead (keepalived: "child died, exiting"), with status 1.
 - With -I the checker leaves its data plane's table (here nftables) in place
   when it stops, as keepalived leaves the IPVS table; without it the table goes.
+- With -V the VRRP process leaves its VIPs on the interface when it stops.
 """
 
 from __future__ import annotations
@@ -120,3 +121,15 @@ def test_dont_release_ipvs_keeps_the_table(ns: Netns, tmp_path: Path, keep: bool
         stop(proc)
         ns.run(["nft", "delete", "table", "ip", "pykeepalived_lvs"], check=False)
         ns.run(["nft", "delete", "table", "ip6", "pykeepalived_lvs"], check=False)
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["dont-release-vrrp", "release"])
+def test_dont_release_vrrp_keeps_the_vips(ns: Netns, tmp_path: Path, keep: bool) -> None:
+    proc, log = start(ns, tmp_path, VRRP.replace("state BACKUP", "state MASTER"), "-P", *(["-V"] if keep else []))
+    try:
+        wait_until(lambda: "192.0.2.100" in ns.ip("-4", "addr", "show", "dev", "eth0"), 20, what="the VIP")
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(20) == 0, log.read_text()
+        assert ("192.0.2.100" in ns.ip("-4", "addr", "show", "dev", "eth0")) is keep, log.read_text()
+    finally:
+        stop(proc)

@@ -103,8 +103,6 @@ def not_done(args: argparse.Namespace) -> list[str]:
         notes.append("-a (address monitoring): address additions and deletions are not logged")
     if args.release_vips:
         notes.append("-X (release VIPs on a transition from a signal): not done; VIPs follow the state machine")
-    if args.dont_release_vrrp:
-        notes.append("-V (keep VIPs on stop): not done; the VRRP process removes its VIPs and routes on stop")
     if args.core_dump_pattern:
         notes.append("-M (core pattern): kernel.core_pattern is left as it is; core dumps are allowed as with -m")
     if args.all_config:

@@ -48,6 +48,7 @@ class DaemonOptions:
     umask: int | None = None  # -u: wins over global_defs umask, as in keepalived
     respawn: bool = True  # -R: a child that dies stops the daemon instead of being restarted
     release_dataplane: bool = True  # -I: leave the virtual services in place on stop
+    release_vrrp: bool = True  # -V: leave the VIPs and virtual routes in place on stop
     notes: tuple[str, ...] = ()  # lines logged at start: flags not acted on, the -d dump
 
 
@@ -186,6 +187,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
 
     async def main() -> None:
         service = VrrpService(config, state_dir=opts.state_dir, status_file=opts.status_file)
+        service.release_on_stop = opts.release_vrrp
         g = config.global_defs
         install_signal_handlers(service, asyncio.get_running_loop(),
                                 json_path=_dump_path(g.json_dump_file, "keepalived.json"),
