@@ -197,10 +197,12 @@ def _check_plan(config: KeepalivedConfig, dataplane: str = "auto") -> str | None
     return None
 
 
-def _worker_argv(args: argparse.Namespace, config_fd: int) -> tuple[str, ...]:
+def _worker_argv(args: argparse.Namespace, config_fd: int, facility: int) -> tuple[str, ...]:
     """A checker worker's command line; the checker adds `--parent-pid` (its own pid, once daemonised)."""
+    from .cmdline.facility import facility_name
+
     argv = [sys.executable, "-m", "pykeepalived", "-f", os.path.abspath(args.use_file), "--dont-fork",
-            "--config-fd", str(config_fd)]
+            "--config-fd", str(config_fd), "-S", facility_name(facility)]
     if args.config_id is not None:
         argv += ["-i", args.config_id]
     return tuple(argv + _log_flags(args))
@@ -293,7 +295,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         status_file=args.status_file,
         child=args.child,
         checker_workers=args.checker_workers,
-        worker_argv=_worker_argv(args, config_fd),
+        worker_argv=_worker_argv(args, config_fd, facility),
         dataplane=args.dataplane,
         umask=umask,
         respawn=not args.dont_respawn,
