@@ -4,7 +4,8 @@
   parent stops instead (keepalived: "child died, exiting"), with status 1.
 - With -I the checker leaves its data plane's table (here nftables) in place
   when it stops, as keepalived leaves the IPVS table; without it the table goes.
-- With -V the VRRP process leaves its VIPs on the interface when it stops.
+- With -V the VRRP process leaves its VIPs on the interface when it stops;
+  -d logs the configuration at start.
 """
 
 from __future__ import annotations
@@ -125,11 +126,13 @@ def test_dont_release_ipvs_keeps_the_table(ns: Netns, tmp_path: Path, keep: bool
 
 @pytest.mark.parametrize("keep", [True, False], ids=["dont-release-vrrp", "release"])
 def test_dont_release_vrrp_keeps_the_vips(ns: Netns, tmp_path: Path, keep: bool) -> None:
-    proc, log = start(ns, tmp_path, VRRP.replace("state BACKUP", "state MASTER"), "-P", *(["-V"] if keep else []))
+    proc, log = start(ns, tmp_path, VRRP.replace("state BACKUP", "state MASTER"), "-P",
+                      *(["-V", "-d"] if keep else []))
     try:
         wait_until(lambda: "192.0.2.100" in ns.ip("-4", "addr", "show", "dev", "eth0"), 20, what="the VIP")
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(20) == 0, log.read_text()
         assert ("192.0.2.100" in ns.ip("-4", "addr", "show", "dev", "eth0")) is keep, log.read_text()
+        assert ('config:   "vrrp_instances": {' in log.read_text()) is keep  # -d: the configuration in the log
     finally:
         stop(proc)
