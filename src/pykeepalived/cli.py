@@ -396,10 +396,13 @@ def _main(argv: list[str], called_as: str) -> int:
         return keepalived_genhash(argv)
     if argv[:1] == ["genhash"]:
         return genhash_main(argv[1:])
-    if argv[:1] in (["-T"], ["--genhash"]):  # keepalived -T: genhash mode, the first option
+    if "-T" in argv or "--genhash" in argv:  # keepalived -T: genhash mode, meant to be the first option
         from .cmdline.genhash import genhash_main as keepalived_genhash
 
-        return keepalived_genhash(argv[1:], prog="pykeepalived --genhash")
+        at = next(i for i, a in enumerate(argv) if a in ("-T", "--genhash"))
+        if at:
+            print(f"Warning -- `{argv[at]}` not used as first option, previous options ignored", file=sys.stderr)
+        return keepalived_genhash(argv[at + 1:], prog="pykeepalived --genhash")
     if argv[:1] == ["probe"]:
         from .check.once import probe_main
 
@@ -417,12 +420,6 @@ def _main(argv: list[str], called_as: str) -> int:
         args = parser.parse_args(normalize_argv(argv))
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
-    if args.genhash:  # -T after other options: keepalived warns that they are ignored
-        from .cmdline.genhash import genhash_main as keepalived_genhash
-
-        print("Warning -- `-T` not used as first option, previous options ignored", file=sys.stderr)
-        rest = argv[next(i for i, a in enumerate(argv) if a in ("-T", "--genhash")) + 1:]
-        return keepalived_genhash(rest, prog="pykeepalived --genhash")
     if args.signum is not None:
         if args.signum not in SIGNUMS:
             print(f"Unknown sigfunc {args.signum}", file=sys.stderr)
