@@ -21,10 +21,10 @@ from ..host.proc import is_running
 from .lifeline import accept_forwarded_signals
 from ..host.private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
 
-from .paths import DEFAULT_CHECKERS_PID_FILE, DEFAULT_PID_FILE, DEFAULT_STATUS_FILE, DEFAULT_VRRP_PID_FILE
-
-__all__ = ["DEFAULT_CHECKERS_PID_FILE", "DEFAULT_PID_FILE", "DEFAULT_STATUS_FILE", "DEFAULT_VRRP_PID_FILE",
-           "DaemonOptions", "run_check", "run_check_worker", "run_vrrp"]
+from .paths import DEFAULT_CHECKERS_PID_FILE as DEFAULT_CHECKERS_PID_FILE  # names kept here for older importers
+from .paths import DEFAULT_PID_FILE as DEFAULT_PID_FILE
+from .paths import DEFAULT_STATUS_FILE as DEFAULT_STATUS_FILE
+from .paths import DEFAULT_VRRP_PID_FILE as DEFAULT_VRRP_PID_FILE
 EXIT_ALREADY_RUNNING = 5  # a child whose pid file a live process holds: the supervisor hands over or gives up
 
 
