@@ -1,36 +1,32 @@
-"""The `pykeepalived` command: keepalived's flags, plus our own subcommands later.
+"""The `pykeepalived` command: keepalived 2.2.7's flags, plus our own subcommands.
 
 Only the edge of the program catches exceptions: each of our own errors
-becomes one clear line and an exit code, never a traceback.
+becomes one clear line and an exit code, never a traceback, and a closed
+output pipe ends a command quietly (cmdline/output.py).
+
+Each command imports only what it needs (measured by bench/startup.py): `-t`
+reads the configuration and never imports the daemon, asyncio, netlink or
+the checkers; the daemon's modules are imported when a daemon starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .config import LexerOptions, LoadResult, read_config
-from .config.dump import dump_json
+from .cmdline.flags import SIGNUMS, add_keepalived_flags, normalize_argv, not_done, parse_umask, version_text
+from .cmdline.output import run_quietly
+from .daemon.paths import DEFAULT_CHECKERS_PID_FILE, DEFAULT_PID_FILE, DEFAULT_STATUS_FILE, DEFAULT_VRRP_PID_FILE
 from .errors import PyKeepalivedError
-from .config.model import KeepalivedConfig
-from .daemon.run import (
-    DEFAULT_CHECKERS_PID_FILE,
-    DEFAULT_PID_FILE,
-    DEFAULT_STATUS_FILE,
-    DEFAULT_VRRP_PID_FILE,
-    DaemonOptions,
-    run_check,
-    run_vrrp,
-)
-from .host.facts import LocalHostFacts
-from .config.snapshot import Snapshot, SnapshotError, SnapshotFileSystem
-from .daemon.lifeline import ParentGone, die_with_parent
-from .host.files import LocalFileSystem
-from .host.recording import RecordingFileSystem, read_snapshot_fd, snapshot_memfd
+
+if TYPE_CHECKING:
+    from .config import LoadResult
+    from .config.model import KeepalivedConfig
+    from .config.snapshot import Snapshot
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 EXIT_OK = 0
@@ -42,17 +38,20 @@ EXIT_USAGE = 2
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pykeepalived",
-        description="A keepalived-compatible high-availability load balancer.",
+        description="A keepalived-compatible high-availability load balancer. Takes keepalived 2.2.7's flags "
+                    "(docs/command-line.md); subcommands: genhash, probe, status, lab.",
     )
     add = p.add_argument
     add("-f", "--use-file", metavar="FILE", default=DEFAULT_CONFIG, help="configuration file")
-    add("-t", "--config-test", action="store_true", help="check the configuration and exit")
+    add("-t", "--config-test", action="store_true",
+        help="-t[=LOG_FILE]: check the configuration and exit (messages to LOG_FILE, default stderr)")
     add("--dump-config", action="store_true", help="print the configuration model as JSON and exit")
     add("-n", "--dont-fork", action="store_true", help="do not fork the daemon")
     add("-l", "--log-console", action="store_true", help="log to the console")
-    add("-D", "--log-detail", action="store_true", help="detailed log messages")
+    add("-D", "--log-detail", action="count", default=0, help="detailed log messages")
     add("-G", "--no-syslog", action="store_true", help="do not log via syslog")
-    add("-S", "--log-facility", metavar="N", help="syslog facility local0..local7")
+    add("-S", "--log-facility", metavar="([0-7]|local[0-7]|user|daemon)",
+        help="syslog facility LOG_LOCAL[0-7], user or daemon (default)")
     add("-P", "--vrrp", action="store_true", help="run only the VRRP subsystem")
     add("-C", "--check", action="store_true", help="run only the health-checker subsystem")
     add("-p", "--pid", metavar="FILE", help="parent pid file")
@@ -61,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("-i", "--config-id", metavar="ID", help="config id for @ID lines (default: short hostname)")
     add("-s", "--namespace", metavar="NAME", help="run in network namespace NAME (overrides net_namespace)")
     add("-v", "--version", action="store_true", help="print the version and exit")
+    add_keepalived_flags(p)
     add("--no-host-checks", action="store_true",
         help="with -t: do not check interfaces and scripts against this machine")
     add("--status-file", metavar="FILE", default=DEFAULT_STATUS_FILE,
@@ -80,10 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_id(explicit: str | None) -> str:
-    return explicit if explicit is not None else socket.gethostname().split(".", 1)[0]
+    return explicit if explicit is not None else os.uname().nodename.split(".", 1)[0]
 
 
 def load(path: str, config_id: str | None, host_checks: bool = True) -> LoadResult:
+    from .config import LexerOptions, read_config
+    from .host.facts import LocalHostFacts
+    from .host.files import LocalFileSystem
+
     options = LexerOptions(config_id=_config_id(config_id), cwd=os.getcwd())
     host = LocalHostFacts() if host_checks else None
     return read_config(path, LocalFileSystem(), host, options)
@@ -91,6 +95,11 @@ def load(path: str, config_id: str | None, host_checks: bool = True) -> LoadResu
 
 def load_recorded(path: str, config_id: str | None, host_checks: bool = True) -> tuple[LoadResult, Snapshot]:
     """Read the configuration from disk and keep what was read, for the children (see host/recording.py)."""
+    from .config import LexerOptions, read_config
+    from .config.snapshot import Snapshot
+    from .host.facts import LocalHostFacts
+    from .host.recording import RecordingFileSystem
+
     snapshot = Snapshot(main=path, cwd=os.getcwd(), config_id=_config_id(config_id))
     options = LexerOptions(config_id=snapshot.config_id, cwd=snapshot.cwd)
     host = LocalHostFacts() if host_checks else None
@@ -99,6 +108,10 @@ def load_recorded(path: str, config_id: str | None, host_checks: bool = True) ->
 
 def load_snapshot(snapshot: Snapshot, host_checks: bool = True) -> LoadResult:
     """Parse the configuration the daemon read at start, under the paths it had then."""
+    from .config import LexerOptions, read_config
+    from .config.snapshot import SnapshotFileSystem
+    from .host.facts import LocalHostFacts
+
     options = LexerOptions(config_id=snapshot.config_id, cwd=snapshot.cwd)
     host = LocalHostFacts() if host_checks else None
     return read_config(snapshot.main, SnapshotFileSystem(snapshot), host, options)
@@ -110,6 +123,9 @@ class _SnapshotUnreadable(PyKeepalivedError):
 
 def _daemon_config(args: argparse.Namespace, host_checks: bool = True) -> tuple[LoadResult, int]:
     """The configuration and the memfd that holds it: the one passed down (`--config-fd`), else read now."""
+    from .config.snapshot import SnapshotError
+    from .host.recording import read_snapshot_fd, snapshot_memfd
+
     if args.config_fd is not None:
         owner = args.parent_pid if args.checker_worker else None  # a worker reads its checker's fd
         try:
@@ -134,6 +150,8 @@ def _print_diagnostics(result: LoadResult) -> None:
 
 def _subsystems(args: argparse.Namespace, config: KeepalivedConfig) -> tuple[bool, bool]:
     """Which subsystems to run: the flags say, else whatever the config has (as keepalived decides)."""
+    if args.all:
+        return True, True
     if args.vrrp or args.check:
         return bool(args.vrrp), bool(args.check)
     has_vrrp = bool(config.vrrp_instances or config.static_ipaddresses or config.static_routes)
@@ -141,10 +159,18 @@ def _subsystems(args: argparse.Namespace, config: KeepalivedConfig) -> tuple[boo
     return has_vrrp or not has_check, has_check
 
 
-def _child_base_argv(args: argparse.Namespace) -> list[str]:
+def _log_flags(args: argparse.Namespace) -> list[str]:
+    """The logging flags, as the children and workers get them (-D as often as it was given)."""
+    flags = [flag for flag, on in (("-l", args.log_console), ("-G", args.no_syslog)) if on]
+    return flags + ["-D"] * args.log_detail
+
+
+def _child_base_argv(args: argparse.Namespace, facility: int) -> list[str]:
+    from .cmdline.facility import facility_name
+
     base = ["-f", os.path.abspath(args.use_file), "-p", args.pid or DEFAULT_PID_FILE,
             "-r", args.vrrp_pid or DEFAULT_VRRP_PID_FILE, "-c", args.checkers_pid or DEFAULT_CHECKERS_PID_FILE,
-            "--status-file", args.status_file]
+            "--status-file", args.status_file, "-S", facility_name(facility)]
     if args.config_id is not None:
         base += ["-i", args.config_id]
     if args.namespace:  # for the children's names; they inherit the namespace itself (daemon/netns.py)
@@ -153,10 +179,10 @@ def _child_base_argv(args: argparse.Namespace) -> list[str]:
         base += ["--checker-workers", str(args.checker_workers)]
     if args.dataplane != "auto":
         base += ["--dataplane", args.dataplane]
-    if args.log_facility:
-        base += ["-S", str(args.log_facility)]
-    base += [flag for flag, on in (("-l", args.log_console), ("-D", args.log_detail), ("-G", args.no_syslog)) if on]
-    return base
+    if args.umask is not None:
+        base += ["-u", args.umask]
+    base += [flag for flag, on in (("-I", args.dont_release_ipvs), ("-V", args.dont_release_vrrp)) if on]
+    return base + _log_flags(args)
 
 
 def _check_plan(config: KeepalivedConfig, dataplane: str = "auto", strict: bool = False) -> str | None:
@@ -179,19 +205,62 @@ def _check_plan(config: KeepalivedConfig, dataplane: str = "auto", strict: bool 
     return None
 
 
-def _worker_argv(args: argparse.Namespace, config_fd: int) -> tuple[str, ...]:
+def _worker_argv(args: argparse.Namespace, config_fd: int, facility: int) -> tuple[str, ...]:
     """A checker worker's command line; the checker adds `--parent-pid` (its own pid, once daemonised)."""
+    from .cmdline.facility import facility_name
+
     argv = [sys.executable, "-m", "pykeepalived", "-f", os.path.abspath(args.use_file), "--dont-fork",
-            "--config-fd", str(config_fd)]
+            "--config-fd", str(config_fd), "-S", facility_name(facility)]
     if args.namespace:  # for the syslog ident only: workers inherit the namespace (daemon/netns.py)
         argv += ["-s", args.namespace]
     if args.config_id is not None:
         argv += ["-i", args.config_id]
-    argv += [flag for flag, on in (("-l", args.log_console), ("-D", args.log_detail), ("-G", args.no_syslog)) if on]
-    return tuple(argv)
+    return tuple(argv + _log_flags(args))
+
+
+def _facility(args: argparse.Namespace) -> int:
+    """`-S`'s facility code; an invalid one is reported and the default kept, as keepalived does."""
+    from .cmdline.facility import DEFAULT_FACILITY, parse_facility
+
+    if args.log_facility is None:
+        return DEFAULT_FACILITY
+    code = parse_facility(args.log_facility)
+    if code is None:
+        print(f"Invalid log facility '{args.log_facility}'", file=sys.stderr)
+        return DEFAULT_FACILITY
+    return code
+
+
+def _umask(args: argparse.Namespace) -> int | None:
+    if args.umask is None:
+        return None
+    mask = parse_umask(args.umask)
+    if mask is None:
+        print(f"Invalid --umask option {args.umask}", file=sys.stderr)
+    return mask
+
+
+def _allow_core_dumps() -> None:
+    """-m / -M: no limit on the core file size (keepalived also makes the process dumpable)."""
+    import resource
+
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError) as exc:
+        print(f"pykeepalived: cannot allow core dumps: {exc}", file=sys.stderr)
+
+
+def _dump_lines(config: KeepalivedConfig) -> tuple[str, ...]:
+    """-d: the configuration as the daemon will run it, logged at start (keepalived logs its own dump)."""
+    from .config.dump import dump_json
+
+    return tuple(f"config: {line}" for line in dump_json(config).splitlines())
 
 
 def _run_daemon(args: argparse.Namespace) -> int:
+    from .daemon.run import DaemonOptions
+
+    facility = _facility(args)
     if args.checker_worker:
         from .check.workers import parse_shard
 
@@ -209,10 +278,13 @@ def _run_daemon(args: argparse.Namespace) -> int:
         from .daemon.netns import naming_of
         from .daemon.run import run_check_worker
 
-        return run_check_worker(worker.config, DaemonOptions(foreground=True, log_console=args.log_console,
-                                                             log_detail=args.log_detail, no_syslog=args.no_syslog,
-                                                             worker_shard=shard,
-                                                             naming=naming_of(worker.config, args.namespace)))
+        return run_check_worker(worker.config, DaemonOptions(
+            foreground=True, log_console=args.log_console, log_detail=bool(args.log_detail),
+            no_syslog=args.no_syslog, log_facility=facility, worker_shard=shard,
+            naming=naming_of(worker.config, args.namespace)))
+    umask = _umask(args)
+    if args.core_dump or args.core_dump_pattern:
+        _allow_core_dumps()
     from .daemon import netns
     from .host.netns_enter import NetnsError
 
@@ -238,11 +310,12 @@ def _run_daemon(args: argparse.Namespace) -> int:
     if check and (problem := _check_plan(result.config, args.dataplane, args.strict_dataplane)):
         print(f"pykeepalived: {problem}; not starting", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    parent = not (args.vrrp or args.check or args.child) or args.all
     opts = DaemonOptions(
         foreground=args.dont_fork,
         log_console=args.log_console,
-        log_detail=args.log_detail,
-        log_facility=int(args.log_facility or 0),
+        log_detail=bool(args.log_detail),
+        log_facility=facility,
         no_syslog=args.no_syslog,
         pid_file=args.pid or DEFAULT_PID_FILE,
         vrrp_pid_file=args.vrrp_pid or DEFAULT_VRRP_PID_FILE,
@@ -250,25 +323,37 @@ def _run_daemon(args: argparse.Namespace) -> int:
         status_file=args.status_file,
         child=args.child,
         checker_workers=args.checker_workers,
-        worker_argv=_worker_argv(args, config_fd),
+        worker_argv=_worker_argv(args, config_fd, facility),
         dataplane=args.dataplane,
         naming=naming,
         overridden_namespace=ns_choice.overridden,
+        umask=umask,
+        respawn=not args.dont_respawn,
+        release_dataplane=not args.dont_release_ipvs,
+        release_vrrp=not args.dont_release_vrrp,
+        notes=() if args.child else (*not_done(args), *(_dump_lines(result.config) if args.dump_conf else ())),
     )
-    if not (args.vrrp or args.check or args.child):
+    if parent:
         # as keepalived: a parent that restarts whichever subsystem dies
         from .daemon.supervisor import run_supervisor
 
-        return run_supervisor(_child_base_argv(args), opts, vrrp=vrrp, check=check, config_fd=config_fd)
+        return run_supervisor(_child_base_argv(args, facility), opts, vrrp=vrrp, check=check, config_fd=config_fd)
+    from .daemon.run import run_check, run_vrrp
+
     return run_check(result.config, opts) if check else run_vrrp(result.config, opts)
 
 
 def genhash_main(argv: Sequence[str]) -> int:
-    """`pykeepalived genhash --url URL [--virtualhost NAME] [--verify]`: print the page's MD5 digest."""
+    """`pykeepalived genhash`: keepalived's genhash flags (-s -p -u ...), or our `--url URL` form."""
+    if not _our_genhash_form(argv):
+        from .cmdline.genhash import genhash_main as keepalived_genhash
+
+        return keepalived_genhash(argv, prog="pykeepalived genhash")
     from .check.genhash import GenhashError, fetch
 
     p = argparse.ArgumentParser(prog="pykeepalived genhash",
-                                description="Print the MD5 digest of a page, for HTTP_GET/SSL_GET url blocks.")
+                                description="Print the MD5 digest of a page, for HTTP_GET/SSL_GET url blocks. "
+                                            "keepalived's genhash flags work too: -s SERVER -p PORT -u PATH ...")
     p.add_argument("--url", required=True, help="http://ADDRESS[:PORT]/PATH or https://...")
     p.add_argument("--virtualhost", help="Host header (and TLS server name)")
     p.add_argument("--verify", action="store_true", help="verify the TLS certificate")
@@ -289,10 +374,71 @@ def genhash_main(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def _our_genhash_form(argv: Sequence[str]) -> bool:
+    """Our older `--url http://...` form (a whole URL, --virtualhost, --verify), not keepalived's flags."""
+    words = list(argv)
+    if any(w in ("--virtualhost", "--verify") or w.startswith(("--virtualhost=", "--verify")) for w in words):
+        return True
+    return any("://" in w for w in words)
+
+
+def config_test(args: argparse.Namespace) -> int:
+    """-t: the verdict, with keepalived 2.2.7's exit status (cmdline/exit_status.py); --dump-config too."""
+    from .cmdline.exit_status import EXIT_CONFIG_ERRORS, config_test_status
+
+    if args.config_test_log:
+        try:  # keepalived: appended to, created 0644, never through a symlink
+            fd = os.open(args.config_test_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o644)
+        except OSError as exc:
+            print(f"Unable to open config-test log file {args.config_test_log} {exc.errno} - {exc.strerror}",
+                  file=sys.stderr)
+            return 1
+        sys.stderr.flush()
+        os.dup2(fd, sys.stderr.fileno())
+        os.close(fd)
+    from .daemon.netns import read_for_test  # checks inside net_namespace / -s, as keepalived
+
+    result, ns_warning = read_for_test(
+        args.namespace, lambda host: load(args.use_file, args.config_id, host and not args.no_host_checks),
+        lambda r: r.config)
+    _print_diagnostics(result)
+    if ns_warning:
+        print(ns_warning, file=sys.stderr)
+    if args.dump_config:
+        from .config.dump import dump_json
+
+        print(dump_json(result.config))
+        return EXIT_CONFIG_ERROR if result.errors else EXIT_OK
+    if not result.errors and result.config.virtual_servers and (
+            problem := _check_plan(result.config, args.dataplane, args.strict_dataplane)):
+        print(problem, file=sys.stderr)
+        return EXIT_CONFIG_ERRORS
+    if result.errors:
+        print(f"{args.use_file}: {len(result.errors)} configuration error(s)", file=sys.stderr)
+    return config_test_status(result.diagnostics)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The command's entry point: never a traceback, not even when the reader of its output goes away."""
+    return run_quietly(lambda: _main(list(sys.argv[1:] if argv is None else argv),
+                                     os.path.basename(sys.argv[0]) if argv is None else "pykeepalived"))
+
+
+def _main(argv: list[str], called_as: str) -> int:
+    if called_as == "genhash":  # a `genhash` link to pykeepalived, as Debian's /usr/bin/genhash -> keepalived
+        from .cmdline.genhash import genhash_main as keepalived_genhash
+
+        return keepalived_genhash(argv)
     if argv[:1] == ["genhash"]:
         return genhash_main(argv[1:])
+    if "-T" in argv or "--genhash" in argv:  # keepalived -T: genhash mode, meant to be the first option
+        from .cmdline.genhash import genhash_main as keepalived_genhash
+
+        at = next(i for i, a in enumerate(argv) if a in ("-T", "--genhash"))
+        if at:
+            print(f"Warning -- `{argv[at]}` not used as first option, previous options ignored", file=sys.stderr)
+        return keepalived_genhash(argv[at + 1:], prog="pykeepalived --genhash")
     if argv[:1] == ["probe"]:
         from .check.once import probe_main
 
@@ -307,38 +453,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return lab_main(argv[1:])
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(normalize_argv(argv))
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
+    if args.signum is not None:
+        if args.signum not in SIGNUMS:
+            print(f"Unknown sigfunc {args.signum}", file=sys.stderr)
+            return 1
+        print(SIGNUMS[args.signum])
+        return EXIT_OK
+    if args.version:
+        sys.stderr.write(version_text(__version__))
+        return EXIT_OK
     if args.parent_pid is not None:  # started by our parent: die with it (first thing, before the config)
+        from .daemon.lifeline import ParentGone, die_with_parent
+
         try:
             die_with_parent(args.parent_pid)
         except (ParentGone, OSError) as exc:
             print(f"pykeepalived: {exc}", file=sys.stderr)
             return EXIT_CONFIG_ERROR
     try:
-        if args.version:
-            print(f"pykeepalived {__version__}")
-            return EXIT_OK
         if args.config_test or args.dump_config:
-            from .daemon.netns import read_for_test  # checks inside net_namespace / -s, as keepalived
-
-            result, ns_warning = read_for_test(
-                args.namespace, lambda host: load(args.use_file, args.config_id, host and not args.no_host_checks),
-                lambda r: r.config)
-            _print_diagnostics(result)
-            if ns_warning:
-                print(ns_warning, file=sys.stderr)
-            if args.dump_config:
-                print(dump_json(result.config))
-            elif not result.errors and result.config.virtual_servers and (
-                    problem := _check_plan(result.config, args.dataplane, args.strict_dataplane)):
-                print(problem, file=sys.stderr)
-                return EXIT_CONFIG_ERROR
-            if result.errors:
-                print(f"{args.use_file}: {len(result.errors)} configuration error(s)", file=sys.stderr)
-                return EXIT_CONFIG_ERROR
-            return EXIT_OK
+            return config_test(args)
         return _run_daemon(args)
     except PyKeepalivedError as exc:
         print(f"pykeepalived: {exc}", file=sys.stderr)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import PyKeepalivedError
-from .daemon.run import DEFAULT_STATUS_FILE
+from .daemon.paths import DEFAULT_STATUS_FILE
 from .host.proc import identity_problem
 
 EXIT_RUNNING = 0

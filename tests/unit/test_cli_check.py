@@ -25,7 +25,7 @@ virtual_server 192.0.2.10 80 {{
 def test_config_test_refuses_a_checker_we_cannot_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     conf = tmp_path / "k.conf"
     conf.write_text("bfd_instance x {\n neighbor_ip 127.0.0.1\n}" + VS.format(checker="BFD_CHECK {\n name x\n }"))
-    assert main(["-t", "--no-host-checks", "-f", str(conf)]) == 1
+    assert main(["-t", "--no-host-checks", "-f", str(conf)]) == 5  # keepalived -t: configuration errors
     err = capsys.readouterr().err
     assert f"{conf}:10: BFD_CHECK is not supported" in err
     assert "Traceback" not in err

@@ -66,7 +66,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.lvs.choose",
     ]),
     ("daemon", ["pykeepalived.daemon", "pykeepalived.daemon.*"]),
-    ("cli/lab", ["pykeepalived.cli", "pykeepalived.__main__", "pykeepalived.status",
+    ("cli/lab", ["pykeepalived.cli", "pykeepalived.__main__", "pykeepalived.status", "pykeepalived.cmdline",
+                 "pykeepalived.cmdline.*",
                  "pykeepalived.lab", "pykeepalived.lab.*"]),
 ]
 PURE_LAYERS = {"base", "config", "cores"}

@@ -8,13 +8,16 @@ blocks the event loop, however many run at once.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import socket
-import ssl as ssl_module
+from typing import TYPE_CHECKING
 
 from .probe import Target
+
+if TYPE_CHECKING:  # imported where used: `-t` builds probes without loading asyncio and ssl (bench/startup.py)
+    import asyncio
+    import ssl as ssl_module
 
 SO_MARK = getattr(socket, "SO_MARK", 36)
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
@@ -65,6 +68,8 @@ async def connect_socket(target: Target) -> socket.socket:
     re-resolution and the extra future and timeout objects of that path cost
     more than the connect itself.
     """
+    import asyncio
+
     loop = asyncio.get_running_loop()
     sock = make_socket(target)
     try:
@@ -116,6 +121,9 @@ async def open_stream(
     transport": a healthy server failed). asyncio's timeout aborts the
     transport instead. A connected plain socket needs no deadline here.
     """
+    import asyncio
+    import ssl as ssl_module
+
     sock = await connect_socket(target)
     try:
         return await asyncio.open_connection(
@@ -141,6 +149,9 @@ async def open_stream(
 
 async def close_writer(writer: asyncio.StreamWriter) -> None:
     """Close without waiting on a peer that may hang (abort after a short grace)."""
+    import asyncio
+    import ssl as ssl_module
+
     writer.close()
     try:
         async with asyncio.timeout(0.5):

@@ -16,7 +16,6 @@ from ..config.vocabulary import HTTP_KINDS, CheckerKind
 from ..lvs.model import Destination, GroupEntry, VirtualService
 from ..lvs.plan import (desired_service, real_destination, real_server_name, service_name, sorry_destination,
                         sorry_server_name)
-from .http import HttpProbe
 from ..config.checker_timing import CheckerTiming
 from .logic import CheckerCore, HttpCheckerCore
 from .pool import Member, Pool, Row
@@ -44,9 +43,12 @@ class CheckerPlan:
 
     def make_core(self, now: float, first_offset_s: float) -> CheckerCore:
         """HTTP_GET/SSL_GET step through their urls with keepalived's HTTP rules; the others share one rule."""
-        if self.kind in HTTP_KINDS and isinstance(self.probe, HttpProbe) and isinstance(self.config, HttpCheck):
-            return HttpCheckerCore(self.timing, now, first_offset_s, urls=self.probe.steps,
-                                   fast_recovery=self.config.fast_recovery)
+        if self.kind in HTTP_KINDS and isinstance(self.config, HttpCheck):
+            from .http import HttpProbe  # only HTTP_GET/SSL_GET configs load the HTTP probe (and asyncio, ssl)
+
+            if isinstance(self.probe, HttpProbe):
+                return HttpCheckerCore(self.timing, now, first_offset_s, urls=self.probe.steps,
+                                       fast_recovery=self.config.fast_recovery)
         return CheckerCore(self.timing, now, first_offset_s, retry_while_down=self.kind not in WAIT_WHILE_DOWN)
 
 

@@ -92,6 +92,7 @@ class CheckService:
         self.services: list[ServiceState] = []
         self._groups = group_entries(config)
         self._stop = asyncio.Event()
+        self.release_on_stop = True  # -I (keepalived's --dont-release-ipvs) leaves the data plane's table in place
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.table = DesiredTable()
@@ -181,7 +182,8 @@ class CheckService:
             if self._status_timer is not None:
                 self._status_timer.cancel()
             self.write_status()
-            await self.dataplane.close()
+            if self.release_on_stop:
+                await self.dataplane.close()
             if sync_daemons is not None:
                 sync_daemons.stop()
             for fifo in self.fifos:

@@ -9,7 +9,6 @@ pid file too so that tools which read it keep working.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import logging.handlers
 import os
@@ -23,10 +22,10 @@ from ..host.proc import is_running
 from .lifeline import accept_forwarded_signals
 from ..host.private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
 
-DEFAULT_PID_FILE = "/run/keepalived.pid"
-DEFAULT_VRRP_PID_FILE = "/run/keepalived_vrrp.pid"
-DEFAULT_CHECKERS_PID_FILE = "/run/keepalived_checkers.pid"
-DEFAULT_STATUS_FILE = "/run/pykeepalived/checker.json"
+from .paths import DEFAULT_CHECKERS_PID_FILE as DEFAULT_CHECKERS_PID_FILE  # names kept here for older importers
+from .paths import DEFAULT_PID_FILE as DEFAULT_PID_FILE
+from .paths import DEFAULT_STATUS_FILE as DEFAULT_STATUS_FILE
+from .paths import DEFAULT_VRRP_PID_FILE as DEFAULT_VRRP_PID_FILE
 EXIT_ALREADY_RUNNING = 5  # a child whose pid file a live process holds: the supervisor hands over or gives up
 
 
@@ -35,7 +34,7 @@ class DaemonOptions:
     foreground: bool = False
     log_console: bool = False
     log_detail: bool = False
-    log_facility: int = 0
+    log_facility: int = 3  # the syslog facility code (cmdline/facility.py): LOG_DAEMON, as keepalived's default
     no_syslog: bool = False
     pid_file: str = DEFAULT_PID_FILE
     vrrp_pid_file: str = DEFAULT_VRRP_PID_FILE
@@ -49,9 +48,14 @@ class DaemonOptions:
     dataplane: str = "auto"  # auto, nftables or none (lvs/choose.py)
     naming: Naming = Naming()  # net_namespace (or -s) and instance: syslog ident, pid file dirs (daemon/netns.py)
     overridden_namespace: str | None = None  # the config's net_namespace that -s replaced (logged at start)
+    umask: int | None = None  # -u: wins over global_defs umask, as in keepalived
+    respawn: bool = True  # -R: a child that dies stops the daemon instead of being restarted
+    release_dataplane: bool = True  # -I: leave the virtual services in place on stop
+    release_vrrp: bool = True  # -V: leave the VIPs and virtual routes in place on stop
+    notes: tuple[str, ...] = ()  # lines logged at start: flags not acted on, the -d dump
 
 
-def setup_logging(opts: DaemonOptions, ident: str = "Keepalived_vrrp") -> None:
+def setup_logging(opts: DaemonOptions, ident: str = "Keepalived_vrrp", syslog_address: str = "/dev/log") -> None:
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(logging.INFO)
@@ -61,10 +65,8 @@ def setup_logging(opts: DaemonOptions, ident: str = "Keepalived_vrrp") -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d: %(message)s", "%a %b %d %H:%M:%S %Y"))
         root.addHandler(handler)
     if not opts.no_syslog:
-        if os.path.exists("/dev/log"):
-            facility = logging.handlers.SysLogHandler.LOG_LOCAL0 + opts.log_facility \
-                if opts.log_facility else logging.handlers.SysLogHandler.LOG_DAEMON
-            syslog = logging.handlers.SysLogHandler("/dev/log", facility=facility)
+        if os.path.exists(syslog_address):
+            syslog = logging.handlers.SysLogHandler(syslog_address, facility=opts.log_facility)
             syslog.ident = f"{ident}[{os.getpid()}]: "
             root.addHandler(syslog)
         elif not opts.log_console:
@@ -141,8 +143,10 @@ def read_pid_file(path: str) -> int | None:
         return None
 
 
-def set_umask(config: KeepalivedConfig | None = None) -> int:
+def set_umask(config: KeepalivedConfig | None = None, override: int | None = None) -> int:
     """keepalived's umask 0177 for the daemon and so its scripts, or global_defs `umask` when the config sets one.
+
+    `override` (the -u flag) wins over both, as keepalived's command line does.
 
     Files with an explicit mode (dumps, status, pid files, FIFOs, directories)
     do not depend on it; it decides what the scripts' files get.
@@ -152,6 +156,8 @@ def set_umask(config: KeepalivedConfig | None = None) -> int:
         mask, problem = daemon_umask(config.global_defs.umask)
         if problem:
             logging.getLogger("pykeepalived").error("%s", problem)
+    if override is not None:
+        mask = override
     os.umask(mask)
     return mask
 
@@ -163,12 +169,14 @@ def begin(opts: DaemonOptions, ident: str, what: str, *pid_files: str,
         _daemonize()
     full_ident = syslog_ident(ident, opts.naming)
     setup_logging(opts, ident=full_ident)
-    set_umask(config)
+    set_umask(config, opts.umask)
     log = logging.getLogger("pykeepalived")
     if not opts.child:
         from .netns import NamespaceChoice, log_choice
 
         log_choice(NamespaceChoice(opts.naming.namespace, opts.overridden_namespace), opts.naming, full_ident)
+    for note in opts.notes:
+        log.info("%s", note)
     pids = PidFiles(*pid_files, dirs=() if opts.child else pid_dirs(opts.naming))
     try:
         pids.write()
@@ -181,6 +189,8 @@ def begin(opts: DaemonOptions, ident: str, what: str, *pid_files: str,
 
 def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     """Serve VRRP until SIGTERM/SIGINT; returns the exit code."""
+    import asyncio
+
     from ..vrrp.service import VrrpService, install_signal_handlers
 
     pids = begin(opts, "Keepalived_vrrp", "VRRP child", *([] if opts.child else [opts.pid_file]),
@@ -191,6 +201,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
 
     async def main() -> None:
         service = VrrpService(config, state_dir=opts.state_dir, status_file=opts.status_file)
+        service.release_on_stop = opts.release_vrrp
         g = config.global_defs
         install_signal_handlers(service, asyncio.get_running_loop(),
                                 json_path=_dump_path(g.json_dump_file, "keepalived.json"),
@@ -211,6 +222,8 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
 
 def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     """Serve the health checkers until SIGTERM/SIGINT; returns the exit code."""
+    import asyncio
+
     from ..check.service import CheckService, install_signal_handlers
     from ..lvs.choose import choose_dataplane
     from ..lvs.model import DataPlaneError
@@ -232,6 +245,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
             raise
         service = CheckService(config, dataplane, status_path=opts.status_file, workers=opts.checker_workers,
                                worker_argv=list(opts.worker_argv) if opts.worker_argv else None)
+        service.release_on_stop = opts.release_dataplane
         install_signal_handlers(service, asyncio.get_running_loop())
         accept_forwarded_signals()
         await service.run()
@@ -272,6 +286,8 @@ def _report_no_dataplane(config: KeepalivedConfig, opts: DaemonOptions, exc: Exc
 
 def run_check_worker(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     """One checker worker process (see check/workers.py): its shard's probes, reported on stdout."""
+    import asyncio
+
     from ..check.service import CheckService
     from ..check.workers import run_worker
     from ..lvs.null import TableOnly

@@ -215,8 +215,11 @@ async def _wait_or_stop(aw: asyncio.Future[int], stop: asyncio.Event) -> bool:
 
 
 async def keep_running(child: Child, stop: asyncio.Event, config_fd: int | None,
-                       fail: Callable[[str], None]) -> None:
-    """Start the child and restart it whenever it dies, until `stop` is set (or `fail` is called)."""
+                       fail: Callable[[str], None], respawn: bool = True) -> None:
+    """Start the child and restart it whenever it dies, until `stop` is set (or `fail` is called).
+
+    Without `respawn` (keepalived's -R) a child that dies stops the daemon.
+    """
     while not stop.is_set():
         try:
             await hand_over(child)
@@ -237,6 +240,9 @@ async def keep_running(child: Child, stop: asyncio.Event, config_fd: int | None,
         child.quick_deaths = child.quick_deaths + 1 if ran_s < QUICK_DEATH_S else 0
         child.refusals = child.refusals + 1 if code == EXIT_ALREADY_RUNNING else 0
         what = f"{child.name} child process (pid {child.proc.pid}) {describe_exit(code)} after {ran_s:.1f} s"
+        if not respawn:
+            fail(f"{what}; not restarting it (-R, --dont-respawn)")
+            return
         if child.refusals >= MAX_REFUSALS:
             fail(f"{what}: it could not take its pid file ({child.refusals} times in a row, see its log line); "
                  "giving up")
@@ -255,7 +261,7 @@ def _ordinal(n: int) -> str:
     return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
-async def supervise(children: list[Child], config_fd: int | None = None) -> bool:
+async def supervise(children: list[Child], config_fd: int | None = None, respawn: bool = True) -> bool:
     """Keep the children running until SIGTERM/SIGINT; False if one could not be kept (the daemon then stops)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -272,7 +278,7 @@ async def supervise(children: list[Child], config_fd: int | None = None) -> bool
         loop.add_signal_handler(sig, _forward, children, sig)
     async def keep(child: Child) -> None:
         try:
-            await keep_running(child, stop, config_fd, fail)
+            await keep_running(child, stop, config_fd, fail, respawn)
         except OSError as exc:  # cannot fork or exec: nothing a retry loop would mend
             fail(f"cannot start the {child.name} child process: {exc}")
 
@@ -309,7 +315,7 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
     if check:
         children.append(Child("Healthcheck", child_argv(base_argv, "--check", config_fd), opts.checkers_pid_file))
     try:
-        ok = asyncio.run(supervise(children, config_fd))
+        ok = asyncio.run(supervise(children, config_fd, opts.respawn))
     finally:
         pids.remove()
     log.info("Stopped pykeepalived")

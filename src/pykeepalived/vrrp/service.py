@@ -123,6 +123,7 @@ class VrrpService:
         self._stopped: set[str] = set()
         self._done = asyncio.Event()
         self._stopping = False
+        self.release_on_stop = True  # -V (keepalived's --dont-release-vrrp) leaves the VIPs and routes on stop
         self._macs: dict[str, bytes] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -385,7 +386,8 @@ class VrrpService:
         elif isinstance(action, AddVips):
             await self._set_vips(action.instance, add=True)
         elif isinstance(action, RemoveVips):
-            await self._set_vips(action.instance, add=False)
+            if self.release_on_stop or not self._stopping:
+                await self._set_vips(action.instance, add=False)
         elif isinstance(action, Announce):
             await self._announce(action.instance, action.repeat)
         elif isinstance(action, StateChanged):
