@@ -359,6 +359,12 @@ class GlobalDefs:
     smtp_server_port: int = 25
     smtp_connect_timeout_s: float = 30.0
     smtp_helo_name: str | None = None
+    # mail alerts (alerts/): None = not set, each block's own smtp_alert falls back on these as keepalived does
+    smtp_alert: bool | None = None
+    smtp_alert_vrrp: bool | None = None
+    smtp_alert_checker: bool | None = None
+    no_email_faults: bool = False
+    no_checker_emails: bool = False
     script_user: str | None = None
     script_group: str | None = None
     enable_script_security: bool = False

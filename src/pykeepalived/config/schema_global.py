@@ -216,6 +216,11 @@ _BOOL_FIELDS = {
     "vrrp_check_unicast_src",
     "vrrp_skip_check_adv_addr",
     "v3_checksum_as_v2",
+    "smtp_alert",
+    "smtp_alert_vrrp",
+    "smtp_alert_checker",
+    "no_email_faults",
+    "no_checker_emails",
 }
 for _name, _summary in _BOOL_FLAGS:
     _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,

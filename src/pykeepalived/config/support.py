@@ -87,6 +87,12 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (FILE_CHECK, ("track_file", "weight")),
     (UDP_CHECK, _CONNECTION + _TIMING + ("payload", "require_reply", "min_reply_length", "max_reply_length")),
     (SSL_BLOCK, ("password", "ca", "certificate", "key")),
+    # mail alerts (alerts/)
+    (GLOBAL_DEFS, (
+        "notification_email", "notification_email_from", "smtp_server", "smtp_helo_name", "smtp_connect_timeout",
+        "smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker", "no_email_faults", "no_checker_emails",
+    )),
+    *((block, ("smtp_alert",)) for block in (VRRP_INSTANCE, VRRP_SYNC_GROUP, VIRTUAL_SERVER, REAL_SERVER)),
 ]
 
 

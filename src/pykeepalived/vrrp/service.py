@@ -27,6 +27,7 @@ from ..errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
 from ..config.vocabulary import StateWord
 from ..scripts.notify import Notifier, NotifyFifo
+from ..alerts.hooks import VrrpMail
 from ..host.private_files import UnsafeFileError, write_private
 from ..scripts.runner import ScriptRunner
 from ..host.proc import started_at
@@ -112,6 +113,7 @@ class VrrpService:
         self.fifo = (NotifyFifo(fifo_spec.argv[0], fifo_spec.user, fifo_spec.group)
                      if fifo_spec is not None and fifo_spec.argv else None)
         self.notifier = Notifier(self.runner, self.fifo)
+        self.mail = VrrpMail(config)  # alert mails (alerts/), nothing without smtp_server and recipients
         from ..lvs.ipvs_sync import SyncDaemons
 
         self.sync_daemons = SyncDaemons.for_vrrp(config)
@@ -188,6 +190,7 @@ class VrrpService:
         if self.sync_daemons is not None:
             self.sync_daemons.stop()
         self.runner.terminate_all()
+        await self.mail.close()
         if self.fifo is not None:
             self.fifo.close()
         await self.links.close()
@@ -393,6 +396,7 @@ class VrrpService:
         elif isinstance(action, GroupStateChanged):
             log.info("VRRP_Group(%s) Entering %s STATE", action.group, action.new.name)
             self.notifier.group_state(self.config.sync_groups[action.group], action.new.name)
+            self.mail.group(action.group, action.new.name)
         elif isinstance(action, MasterRxLowerPriority):
             self.notifier.event(self.config.vrrp_instances[action.instance], "MASTER_RX_LOWER_PRI",
                                 self.machines[action.instance].effective_priority)
@@ -413,6 +417,7 @@ class VrrpService:
         suffix = " (init)" if change.old is State.INIT and change.new is State.BACKUP else ""
         log.info("(%s) Entering %s STATE%s", change.instance, word, suffix)
         self.notifier.instance_state(inst, word, change.priority)
+        self.mail.instance(change.instance, word)
         if self.sync_daemons is not None:
             self.sync_daemons.state(change.instance, word)
 
