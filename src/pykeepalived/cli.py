@@ -229,7 +229,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
         # as keepalived: a parent that restarts whichever subsystem dies
         from .daemon.supervisor import run_supervisor
 
-        return run_supervisor(_child_base_argv(args), opts, vrrp=vrrp, check=check, config_fd=config_fd)
+        return run_supervisor(_child_base_argv(args), opts, vrrp=vrrp, check=check, config_fd=config_fd,
+                              process_name=result.config.global_defs.process_name)
     return run_check(result.config, opts) if check else run_vrrp(result.config, opts)
 
 

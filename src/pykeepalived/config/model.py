@@ -404,6 +404,20 @@ class GlobalDefs:
     lvs_flush: bool = False
     lvs_flush_on_stop: list[str] | None = None  # also set by the old spelling lvs_flush_onstop; [] or [VS]
     lvs_timeouts: list[str] | None = None  # [tcp N] [tcpfin N] [udp N], as written
+    # process settings (host/tuning.py), per process as keepalived's; None: left as the process started
+    process_name: str | None = None  # prctl(PR_SET_NAME) of the parent
+    vrrp_process_name: str | None = None
+    checker_process_name: str | None = None  # also set by lvs_process_name and process_names
+    vrrp_priority: int | None = None  # nice, applied only without a realtime priority
+    checker_priority: int | None = None
+    vrrp_rt_priority: int | None = None  # SCHED_RR priority
+    checker_rt_priority: int | None = None
+    vrrp_rlimit_rttime: int | None = None  # RLIMIT_RTTIME (us) under a realtime priority; None: keepalived's 10000
+    checker_rlimit_rttime: int | None = None
+    vrrp_no_swap: bool = False  # mlockall
+    checker_no_swap: bool = False
+    vrrp_cpu_affinity: list[int] | None = None
+    checker_cpu_affinity: list[int] | None = None
     # read by the daemon
     umask: list[str] | None = None  # as written; validated by the parser, applied at start
     json_dump_file: str | None = None

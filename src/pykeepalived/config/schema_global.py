@@ -113,6 +113,40 @@ def _lvs_sync_daemon(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     g.lvs_sync_daemon = syncd
 
 
+TASK_COMM_LEN = 16  # the kernel's limit for a process name, its NUL included
+
+
+def _process_names(g: GlobalDefs) -> None:
+    """keepalived's default child names; a later *_process_name line overrides them, as in keepalived."""
+    g.vrrp_process_name = "keepalived_vrrp"
+    g.checker_process_name = "keepalived_lvs"
+
+
+def _process_name(attr: str) -> LineHandler:
+    """A process name; longer than the kernel keeps is an error (keepalived: truncating), kept cut."""
+
+    def handler(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+        word = ctx.arg(seg)
+        if word is None:
+            return
+        if len(word) >= TASK_COMM_LEN:
+            ctx.error(seg, f"Process name {word} more than {TASK_COMM_LEN - 1} characters, truncating")
+        h.store(g, attr, word[:TASK_COMM_LEN - 1])
+
+    return FieldHandler(attr, handler)
+
+
+def _cpu_affinity(attr: str) -> LineHandler:
+    """CPU numbers; keepalived also refuses a CPU this host lacks, which the daemon only logs here."""
+
+    def handler(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+        if ctx.arg(seg) is None:
+            return
+        h.store(g, attr, [to_int(w, 0, 1023) for w in seg.words[1:]])
+
+    return FieldHandler(attr, handler)
+
+
 # Keywords stored by name in GlobalDefs.settings: (keyword, handler factory output, summary, status, since)
 _g = GLOBAL_DEFS
 _g.line("router_id", h.text("router_id"), "name of this router in mails and logs")
@@ -221,6 +255,8 @@ _BOOL_FIELDS = {
     "smtp_alert_checker",
     "no_email_faults",
     "no_checker_emails",
+    "vrrp_no_swap",
+    "checker_no_swap",
 }
 for _name, _summary in _BOOL_FLAGS:
     _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,
@@ -256,9 +292,15 @@ _INTS = [
     ("snmp_vs_stats_update_interval", 0, 2**31 - 1, "SNMP VS stats interval (s)"),
     ("snmp_rs_stats_update_interval", 0, 2**31 - 1, "SNMP RS stats interval (s)"),
 ]
+# the process settings host/tuning.py applies have typed fields (the old rtime spelling fills the rttime one)
+_INT_FIELDS = {
+    "vrrp_priority", "checker_priority", "vrrp_rt_priority", "checker_rt_priority",
+    "vrrp_rlimit_rttime", "checker_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime",
+}
 for _name, _lo, _hi, _summary in _INTS:
     _deprecated = _name.replace("rtime", "rttime") if _name.endswith("_rlimit_rtime") else None
-    _g.line(_name, h.integer(f"settings.{_name}", _lo, _hi), _summary, deprecated=_deprecated)
+    _field = (_deprecated or _name) if _name in _INT_FIELDS else f"settings.{_name}"
+    _g.line(_name, h.integer(_field, _lo, _hi), _summary, deprecated=_deprecated)
 
 _TIMERS = [
     ("min_auto_priority_delay", "stall before raising priority (s)"),
@@ -322,6 +364,13 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "lvs_timeouts": h.words("lvs_timeouts", 0),
     "lvs_flush_on_stop": h.words("lvs_flush_on_stop", 0),
     "lvs_flush_onstop": h.words("lvs_flush_on_stop", 0),
+    "process_names": FieldHandler("vrrp_process_name", lambda ctx, g, seg: _process_names(g)),
+    "process_name": _process_name("process_name"),
+    "vrrp_process_name": _process_name("vrrp_process_name"),
+    "checker_process_name": _process_name("checker_process_name"),
+    "lvs_process_name": _process_name("checker_process_name"),
+    "vrrp_cpu_affinity": _cpu_affinity("vrrp_cpu_affinity"),
+    "checker_cpu_affinity": _cpu_affinity("checker_cpu_affinity"),
 }
 for _name, _summary in _TEXTS:
     _g.line(

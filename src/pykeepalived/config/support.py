@@ -93,6 +93,13 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker", "no_email_faults", "no_checker_emails",
     )),
     *((block, ("smtp_alert",)) for block in (VRRP_INSTANCE, VRRP_SYNC_GROUP, VIRTUAL_SERVER, REAL_SERVER)),
+    # process settings (host/tuning.py)
+    (GLOBAL_DEFS, (
+        "process_names", "process_name", "vrrp_process_name", "checker_process_name", "lvs_process_name",
+        "vrrp_priority", "checker_priority", "vrrp_rt_priority", "checker_rt_priority",
+        "vrrp_rlimit_rttime", "checker_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime",
+        "vrrp_no_swap", "checker_no_swap", "vrrp_cpu_affinity", "checker_cpu_affinity",
+    )),
 ]
 
 

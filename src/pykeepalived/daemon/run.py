@@ -20,6 +20,7 @@ from ..errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
 from ..host.proc import is_running
 from .lifeline import accept_forwarded_signals
+from ..host.tuning import apply_tuning, tuning_for
 from ..host.private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
 
 DEFAULT_PID_FILE = "/run/keepalived.pid"
@@ -173,6 +174,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
                  opts.vrrp_pid_file, config=config)
     if pids is None:
         return EXIT_ALREADY_RUNNING
+    apply_tuning(tuning_for(config.global_defs, "vrrp", alone=not opts.child))  # before any thread starts
     log = logging.getLogger("pykeepalived")
 
     async def main() -> None:
@@ -205,6 +207,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
                  opts.checkers_pid_file, config=config)
     if pids is None:
         return EXIT_ALREADY_RUNNING
+    apply_tuning(tuning_for(config.global_defs, "checker", alone=not opts.child))  # before any thread starts
     if opts.worker_argv:  # workers die with this process (daemon/lifeline.py) and read its config memfd
         opts = replace(opts, worker_argv=(*opts.worker_argv, "--parent-pid", str(os.getpid())))
     log = logging.getLogger("pykeepalived")
