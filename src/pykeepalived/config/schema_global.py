@@ -218,7 +218,6 @@ _BOOL_FLAGS = [
     ("enable_snmp_rfcv2", "SNMP RFC 2787 MIB"),
     ("enable_snmp_rfcv3", "SNMP RFC 6527 MIB"),
     ("enable_snmp_checker", "SNMP checker MIB"),
-    ("enable_dbus", "D-Bus interface"),
     ("rs_init_notifies", "notify real servers at start"),
     ("no_checker_emails", "no checker mails"),
     ("log_unknown_vrids", "log adverts for unknown VRIDs"),
@@ -235,7 +234,6 @@ _BOOL_FLAGS = [
     ("nftables_ifindex", "match interfaces by index"),
     ("use_symlink_paths", "do not resolve script symlinks"),
     ("set_supplementary_groups", "set scripts' supplementary groups"),
-    ("dbus_no_interface_name", "D-Bus paths without interface"),
     ("reload_repeat", "repeat timed reloads"),
     ("vrrp_owner_ignore_adverts", "owners ignore adverts"),
     ("v3_checksum_as_v2", "v3 IPv4 checksum without pseudo-header"),
@@ -328,7 +326,6 @@ _TEXTS = [
     ("checker_cpu_affinity", "CPUs of the checker process"),
     ("bfd_cpu_affinity", "CPUs of the BFD process"),
     ("snmp_socket", "AgentX socket"),
-    ("dbus_service_name", "D-Bus service name"),
     ("vrrp_rx_bufs_policy", "receive buffer policy"),
     ("vmac_prefix", "name prefix of VMAC interfaces"),
     ("vmac_addr_prefix", "name prefix of VMAC address interfaces"),
@@ -380,6 +377,25 @@ for _name, _summary in _TEXTS:
         deprecated=_TEXT_DEPRECATED.get(_name),
         since="2.4" if _name in _TEXT_SINCE_24 else "2.2",
     )
+
+
+# Subsystems pykeepalived does not have (D-Bus): keepalived acts on these, so a config that needs one is refused
+# with an error that says so, never accepted and silently ignored. config/differences.py lists the verdict change.
+NO_DBUS = "pykeepalived has no D-Bus interface (keepalived's org.keepalived.Vrrp1)"
+
+
+def _refuse_dbus(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    ctx.error(seg, f"enable_dbus: {NO_DBUS}; remove the keyword, or run keepalived where D-Bus is needed")
+
+
+def _dbus_option(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """keepalived reads these only with enable_dbus, which is refused: alone they change nothing."""
+    ctx.warn(seg, f"{seg.words[0]} has no effect: {NO_DBUS}")
+
+
+_g.line("enable_dbus", _refuse_dbus, "D-Bus interface", status=Status.REFUSED)
+_g.line("dbus_service_name", _dbus_option, "D-Bus service name", status=Status.REFUSED)
+_g.line("dbus_no_interface_name", _dbus_option, "D-Bus paths without interface", status=Status.REFUSED, since="2.3")
 
 
 # --------------------------------------------------------------------------- track_file
