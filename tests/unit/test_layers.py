@@ -47,7 +47,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.lvs", "pykeepalived.lvs.model", "pykeepalived.lvs.plan", "pykeepalived.lvs.sched",
         "pykeepalived.lvs.ipvs_rules", "pykeepalived.lvs.nft_rules", "pykeepalived.lvs.nft_diff",
         "pykeepalived.lvs.sync_daemon",
-        "pykeepalived.alerts", "pykeepalived.alerts.message",
+        "pykeepalived.alerts", "pykeepalived.alerts.message", "pykeepalived.vrrp.startup_delay",
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",

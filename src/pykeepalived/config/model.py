@@ -417,6 +417,7 @@ class GlobalDefs:
     vrrp_no_swap: bool = False  # mlockall
     checker_no_swap: bool = False
     vrrp_cpu_affinity: list[int] | None = None
+    vrrp_startup_delay_s: float | None = None  # vrrp/startup_delay.py
     checker_cpu_affinity: list[int] | None = None
     # read by the daemon
     umask: list[str] | None = None  # as written; validated by the parser, applied at start

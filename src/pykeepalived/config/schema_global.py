@@ -307,7 +307,8 @@ _TIMERS = [
 ]
 for _name, _summary in _TIMERS:
     _since = "2.4" if _name == "vrrp_delay_after_boot" else "2.2"
-    _g.line(_name, h.timer(f"settings.{_name}", 0, 2147), _summary, since=_since)
+    _field = "vrrp_startup_delay_s" if _name == "vrrp_startup_delay" else f"settings.{_name}"
+    _g.line(_name, h.timer(_field, 0, 2147), _summary, since=_since)
 
 _TEXTS = [
     ("process_names", "name the processes"),

@@ -99,6 +99,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "vrrp_priority", "checker_priority", "vrrp_rt_priority", "checker_rt_priority",
         "vrrp_rlimit_rttime", "checker_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime",
         "vrrp_no_swap", "checker_no_swap", "vrrp_cpu_affinity", "checker_cpu_affinity",
+        "vrrp_startup_delay",
     )),
 ]
 

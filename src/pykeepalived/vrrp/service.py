@@ -56,6 +56,7 @@ from .machine import (
 )
 from .packet import Advert, VrrpPacketError, decode_advert, encode_advert, parse_ipv4
 from .settings import InstanceSettings, instance_settings
+from .startup_delay import StartupDelay
 from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
 
 IPAddress = IPv4Address | IPv6Address
@@ -127,6 +128,7 @@ class VrrpService:
         self._stopping = False
         self._macs: dict[str, bytes] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._startup: StartupDelay | None = None  # global_defs vrrp_startup_delay (startup_delay.py)
 
     # ------------------------------------------------------------------ life cycle
     async def run(self) -> None:
@@ -139,6 +141,9 @@ class VrrpService:
         try:
             await self._remove_leftovers()
             await self._start_instances()
+            self._startup = StartupDelay(self.config.global_defs.vrrp_startup_delay_s, self._now())
+            if self._startup.until is not None:
+                log.info("Delaying startup for %g seconds", self.config.global_defs.vrrp_startup_delay_s)
             self._tasks.append(asyncio.create_task(self._action_worker()))
             self._tasks.append(asyncio.create_task(self._watch_links()))
             if self.status_file and self.config.virtual_servers:
@@ -356,6 +361,7 @@ class VrrpService:
         old = self._timers.pop(name, None)
         if old is not None:
             old.cancel()
+        when = self._startup.hold(when, self.machines[name].state, self._now()) if self._startup else when
         if when is not None:
             assert self._loop is not None
             # epoll rounds its timeout up to whole milliseconds and the kernel adds
