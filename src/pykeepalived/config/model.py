@@ -418,6 +418,10 @@ class GlobalDefs:
     checker_no_swap: bool = False
     vrrp_cpu_affinity: list[int] | None = None
     vrrp_startup_delay_s: float | None = None  # vrrp/startup_delay.py
+    vrrp_netlink_cmd_rcv_bufs: int | None = None  # net/netlink_bufs.py
+    vrrp_netlink_cmd_rcv_bufs_force: bool = False
+    vrrp_netlink_monitor_rcv_bufs: int | None = None
+    vrrp_netlink_monitor_rcv_bufs_force: bool = False
     checker_cpu_affinity: list[int] | None = None
     # read by the daemon
     umask: list[str] | None = None  # as written; validated by the parser, applied at start

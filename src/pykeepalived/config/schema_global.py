@@ -255,6 +255,8 @@ _BOOL_FIELDS = {
     "no_checker_emails",
     "vrrp_no_swap",
     "checker_no_swap",
+    "vrrp_netlink_cmd_rcv_bufs_force",
+    "vrrp_netlink_monitor_rcv_bufs_force",
 }
 for _name, _summary in _BOOL_FLAGS:
     _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,
@@ -294,6 +296,7 @@ _INTS = [
 _INT_FIELDS = {
     "vrrp_priority", "checker_priority", "vrrp_rt_priority", "checker_rt_priority",
     "vrrp_rlimit_rttime", "checker_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime",
+    "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs",
 }
 for _name, _lo, _hi, _summary in _INTS:
     _deprecated = _name.replace("rtime", "rttime") if _name.endswith("_rlimit_rtime") else None

@@ -100,6 +100,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "vrrp_rlimit_rttime", "checker_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime",
         "vrrp_no_swap", "checker_no_swap", "vrrp_cpu_affinity", "checker_cpu_affinity",
         "vrrp_startup_delay",
+        "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force",
+        "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force",
     )),
 ]
 

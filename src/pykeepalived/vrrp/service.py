@@ -35,6 +35,7 @@ from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
 from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
 from ..net.links import LinkMonitor
+from ..net.netlink_bufs import vrrp_cmd_rcvbuf, vrrp_monitor_rcvbuf
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
 from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault,
                               served_instances)
@@ -105,8 +106,8 @@ class VrrpService:
                         and item.name not in self.script_health:
                     vs = config.vrrp_scripts[item.name]
                     self.script_health[item.name] = ScriptHealth(vs.rise, vs.fall, vs.init_fail)
-        self.addresses = AddressManager()
-        self.links = LinkMonitor()
+        self.addresses = AddressManager(vrrp_cmd_rcvbuf(g))  # global_defs vrrp_netlink_*_rcv_bufs
+        self.links = LinkMonitor(rcvbuf=vrrp_monitor_rcvbuf(g))
         self.announcer = AnnounceSender()
         self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE)
         self.runner = ScriptRunner.for_config(config, "vrrp")
