@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.lvs.ipvs_rules", "pykeepalived.lvs.nft_rules", "pykeepalived.lvs.nft_diff",
         "pykeepalived.lvs.sync_daemon",
         "pykeepalived.alerts", "pykeepalived.alerts.message", "pykeepalived.vrrp.startup_delay",
+        "pykeepalived.vrrp.rx_bufs",
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",

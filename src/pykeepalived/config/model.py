@@ -422,6 +422,9 @@ class GlobalDefs:
     vrrp_netlink_cmd_rcv_bufs_force: bool = False
     vrrp_netlink_monitor_rcv_bufs: int | None = None
     vrrp_netlink_monitor_rcv_bufs_force: bool = False
+    vrrp_rx_bufs_policy: str | None = None  # MTU or ADVERT (vrrp/rx_bufs.py)
+    vrrp_rx_bufs_size: int | None = None  # vrrp_rx_bufs_policy SIZE
+    vrrp_rx_bufs_multiplier: int | None = None  # None: keepalived's 3
     checker_cpu_affinity: list[int] | None = None
     # read by the daemon
     umask: list[str] | None = None  # as written; validated by the parser, applied at start

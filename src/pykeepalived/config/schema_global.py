@@ -147,6 +147,29 @@ def _cpu_affinity(attr: str) -> LineHandler:
     return FieldHandler(attr, handler)
 
 
+def _rx_bufs_policy(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """MTU, ADVERT or a size, with keepalived 2.2.7's complaints about mixing them (it reads the size from word 2)."""
+    if ctx.arg(seg) is None:
+        return
+    policies: set[str] = set()
+    for word in seg.words[1:]:
+        if word.upper() in ("MTU", "ADVERT"):
+            policies.add(word.upper())
+            continue
+        try:
+            g.vrrp_rx_bufs_size = to_int(seg.words[1], 0, 2**32 - 1)
+        except ValueProblem:
+            ctx.error(seg, f"Invalid vrrp_rx_bufs_policy {word}")
+    if g.vrrp_rx_bufs_size is not None and policies:
+        ctx.error(seg, "Cannot set vrrp_rx_bufs_policy size and policy, ignoring policy")
+        policies.clear()
+    elif policies == {"MTU", "ADVERT"}:
+        ctx.error(seg, "Cannot set both vrrp_rx_bufs_policy MTU and ADVERT, ignoring ADVERT")
+        policies = {"MTU"}
+    if policies:
+        g.vrrp_rx_bufs_policy = policies.pop()
+
+
 # Keywords stored by name in GlobalDefs.settings: (keyword, handler factory output, summary, status, since)
 _g = GLOBAL_DEFS
 _g.line("router_id", h.text("router_id"), "name of this router in mails and logs")
@@ -296,7 +319,7 @@ _INTS = [
 _INT_FIELDS = {
     "vrrp_priority", "checker_priority", "vrrp_rt_priority", "checker_rt_priority",
     "vrrp_rlimit_rttime", "checker_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime",
-    "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs",
+    "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs", "vrrp_rx_bufs_multiplier",
 }
 for _name, _lo, _hi, _summary in _INTS:
     _deprecated = _name.replace("rtime", "rttime") if _name.endswith("_rlimit_rtime") else None
@@ -371,6 +394,7 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "checker_process_name": _process_name("checker_process_name"),
     "lvs_process_name": _process_name("checker_process_name"),
     "vrrp_cpu_affinity": _cpu_affinity("vrrp_cpu_affinity"),
+    "vrrp_rx_bufs_policy": FieldHandler("vrrp_rx_bufs_policy", lambda ctx, g, seg: _rx_bufs_policy(ctx, g, seg)),
     "checker_cpu_affinity": _cpu_affinity("checker_cpu_affinity"),
 }
 for _name, _summary in _TEXTS:

@@ -36,6 +36,7 @@ from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
 from ..net.links import LinkMonitor
 from ..net.netlink_bufs import vrrp_cmd_rcvbuf, vrrp_monitor_rcvbuf
+from ..net.rx_buffer import interface_mtu, set_socket_rcvbuf
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
 from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault,
                               served_instances)
@@ -58,6 +59,7 @@ from .machine import (
 from .packet import Advert, VrrpPacketError, decode_advert, encode_advert, parse_ipv4
 from .settings import InstanceSettings, instance_settings
 from .startup_delay import StartupDelay
+from .rx_bufs import instance_share
 from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
 
 IPAddress = IPv4Address | IPv6Address
@@ -76,6 +78,7 @@ class _SocketEntry:
     sock: VrrpSocket
     by_vrid: dict[int, str] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    rx_buf: int = 0  # the instances' shares of its receive buffer (rx_bufs.py); 0: left at our default
 
 
 class VrrpService:
@@ -296,6 +299,12 @@ class VrrpService:
             self._loop.add_reader(sock.fileno(), self._on_readable, entry)
         entry.by_vrid[s.vrid] = name
         self._socket_of[name] = entry
+        g = self.config.global_defs  # vrrp_rx_bufs_policy / kernel_rx_buf_size: each instance adds its share
+        share = instance_share(s, self.config.vrrp_instances[name].kernel_rx_buf_size, g,
+                               interface_mtu(ifname) if g.vrrp_rx_bufs_policy == "MTU" else None)
+        if share:
+            entry.rx_buf += share
+            set_socket_rcvbuf(entry.sock.fileno(), entry.rx_buf)
 
     # ------------------------------------------------------------------ receiving
     def _on_readable(self, entry: _SocketEntry) -> None:
