@@ -78,7 +78,6 @@ class _SocketEntry:
     sock: VrrpSocket
     by_vrid: dict[int, str] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
-    rx_buf: int = 0  # the instances' shares of its receive buffer (rx_bufs.py); 0: left at our default
 
 
 class VrrpService:
@@ -133,6 +132,7 @@ class VrrpService:
         self._macs: dict[str, bytes] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._startup: StartupDelay | None = None  # global_defs vrrp_startup_delay (startup_delay.py)
+        self._rx_buf: dict[tuple[int, str, str], int] = {}  # per socket: the instances' shares (rx_bufs.py)
 
     # ------------------------------------------------------------------ life cycle
     async def run(self) -> None:
@@ -303,8 +303,8 @@ class VrrpService:
         share = instance_share(s, self.config.vrrp_instances[name].kernel_rx_buf_size, g,
                                interface_mtu(ifname) if g.vrrp_rx_bufs_policy == "MTU" else None)
         if share:
-            entry.rx_buf += share
-            set_socket_rcvbuf(entry.sock.fileno(), entry.rx_buf)
+            self._rx_buf[key] = self._rx_buf.get(key, 0) + share
+            set_socket_rcvbuf(entry.sock.fileno(), self._rx_buf[key])
 
     # ------------------------------------------------------------------ receiving
     def _on_readable(self, entry: _SocketEntry) -> None:
