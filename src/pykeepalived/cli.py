@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .config.glibc_random import GlibcRandom
 from .config import LexerOptions, LoadResult, read_config
 from .config.dump import dump_json
 from .errors import PyKeepalivedError
@@ -98,7 +99,11 @@ def load_snapshot(snapshot: Snapshot, host_checks: bool = True) -> LoadResult:
     """Parse the configuration the daemon read at start, under the paths it had then."""
     options = LexerOptions(config_id=snapshot.config_id, cwd=snapshot.cwd)
     host = LocalHostFacts() if host_checks else None
-    return read_config(snapshot.main, SnapshotFileSystem(snapshot), host, options)
+    result = read_config(snapshot.main, SnapshotFileSystem(snapshot), host, options)
+    if (seed := result.config.global_defs.random_seed) is not None:  # keepalived's children: ${_RANDOM} seeded
+        options.random = GlibcRandom(seed).between
+        result = read_config(snapshot.main, SnapshotFileSystem(snapshot), host, options)
+    return result
 
 
 class _SnapshotUnreadable(PyKeepalivedError):
@@ -121,6 +126,8 @@ def _daemon_config(args: argparse.Namespace, host_checks: bool = True) -> tuple[
     result, snapshot = load_recorded(args.use_file, args.config_id, host_checks)
     if result.errors:
         return result, -1
+    if result.config.global_defs.random_seed is not None:  # the values the children will see (-P, -C)
+        result = load_snapshot(snapshot, host_checks)
     return result, snapshot_memfd(snapshot)
 
 

@@ -425,6 +425,7 @@ class GlobalDefs:
     vrrp_rx_bufs_policy: str | None = None  # MTU or ADVERT (vrrp/rx_bufs.py)
     vrrp_rx_bufs_size: int | None = None  # vrrp_rx_bufs_policy SIZE
     vrrp_rx_bufs_multiplier: int | None = None  # None: keepalived's 3
+    random_seed: int | None = None  # seeds ${_RANDOM} (config/glibc_random.py, cli.load_snapshot)
     checker_cpu_affinity: list[int] | None = None
     # read by the daemon
     umask: list[str] | None = None  # as written; validated by the parser, applied at start

@@ -102,7 +102,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "vrrp_startup_delay",
         "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force",
         "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force",
-        "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier",
+        "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "random_seed",
     )),
     (VRRP_INSTANCE, ("kernel_rx_buf_size",)),
 ]
