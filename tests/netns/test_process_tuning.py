@@ -16,15 +16,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from ipaddress import ip_interface
 from pathlib import Path
 
 import pytest
 
-from pykeepalived.lab import Lan, unique_prefix, wait_until
+from pykeepalived.lab import Lan, VrrpSettings, unique_prefix, wait_until
 from pykeepalived.lab.checkers import tcp_listener
+from pykeepalived.lab.peers import KeepalivedPeer
 from pykeepalived.lab.topology import Host
 
-from .vrrp_helpers import needs_root
+from .vrrp_helpers import Lab, lab_fixture, needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
 
@@ -180,3 +182,25 @@ def test_checker_process_settings(host: Host, tmp_path: Path) -> None:
     finally:
         _stop(proc)
         listener.kill()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from lab_fixture(tmp_path, "tns")
+
+
+@pytest.mark.parametrize("kind", ["py", pytest.param("ka", marks=pytest.mark.keepalived)])
+def test_scripts_run_at_the_nice_value_the_daemon_started_with(lab: Lab, tmp_path: Path, kind: str) -> None:
+    """vrrp_priority is the VRRP process's own: keepalived resets it before running a notify script."""
+    out = tmp_path / f"{kind}.nice"
+    script = tmp_path / f"{kind}-notify.sh"
+    script.write_text(f"#!/bin/sh\ncut -d' ' -f19 /proc/$$/stat > {out}\n")
+    script.chmod(0o755)
+    settings = [VrrpSettings(vrid=83, priority=100, vips=[ip_interface("192.0.2.183/24")],
+                             extra=[f"notify_backup {script}"])]
+    peer = lab.peer(kind, lab.r1, settings, extra_global="enable_script_security\nscript_user root\nvrrp_priority 10")
+    peer.start()
+    wait_until(lambda: out.exists() and out.read_text().strip() != "", 5, what=f"the script's output:\n{peer.log()}")
+    assert out.read_text().strip() == "0"
+    assert isinstance(peer, KeepalivedPeer)
+    assert read_proc(int(peer.vrrp_pid_path.read_text())).nice == 10

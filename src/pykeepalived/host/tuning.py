@@ -68,6 +68,25 @@ def tuning_for(g: GlobalDefs, process: Process, *, alone: bool = False) -> Proce
     )
 
 
+_original_nice: int | None = None  # the nice value before apply_tuning changed it (None: unchanged)
+
+
+def reset_child_priority(pid: int) -> None:
+    """Give a script the nice value the process started with, as keepalived does before running one.
+
+    Set from outside once the script is started (a preexec hook is unsafe with
+    threads): the script may run its first instants at the process's value.
+    SCHED_RESET_ON_FORK already returned it to SCHED_OTHER, and fork does not
+    pass memory locks on.
+    """
+    if _original_nice is None:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, _original_nice)
+    except OSError as exc:
+        log.info("Unable to reset process priority - %s", exc.strerror)
+
+
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -108,10 +127,14 @@ def apply_tuning(t: ProcessTuning) -> None:
             except (OSError, ValueError):
                 log.warning("child process cannot set realtime rlimit")
     elif t.nice is not None and t.nice != 0:
+        global _original_nice
+        before = os.getpriority(os.PRIO_PROCESS, 0)
         try:
             os.setpriority(os.PRIO_PROCESS, 0, t.nice)
         except OSError as exc:
             log.info("Unable to set process priority to %d - %s", t.nice, exc.strerror)
+        else:
+            _original_nice = before
     if t.no_swap:
         _lock_memory()
     if t.cpus:
