@@ -433,6 +433,7 @@ class GlobalDefs:
     stats_dump_file: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     location: Location | None = None
+    keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
 
 
 # --------------------------------------------------------------------------- checker side
