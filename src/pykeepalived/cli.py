@@ -109,12 +109,17 @@ def load_recorded(path: str, config_id: str | None, host_checks: bool = True) ->
 def load_snapshot(snapshot: Snapshot, host_checks: bool = True) -> LoadResult:
     """Parse the configuration the daemon read at start, under the paths it had then."""
     from .config import LexerOptions, read_config
+    from .config.glibc_random import GlibcRandom
     from .config.snapshot import SnapshotFileSystem
     from .host.facts import LocalHostFacts
 
     options = LexerOptions(config_id=snapshot.config_id, cwd=snapshot.cwd)
     host = LocalHostFacts() if host_checks else None
-    return read_config(snapshot.main, SnapshotFileSystem(snapshot), host, options)
+    result = read_config(snapshot.main, SnapshotFileSystem(snapshot), host, options)
+    if (seed := result.config.global_defs.random_seed) is not None:  # keepalived's children: ${_RANDOM} seeded
+        options.random = GlibcRandom(seed).between
+        result = read_config(snapshot.main, SnapshotFileSystem(snapshot), host, options)
+    return result
 
 
 class _SnapshotUnreadable(PyKeepalivedError):
@@ -140,6 +145,8 @@ def _daemon_config(args: argparse.Namespace, host_checks: bool = True) -> tuple[
     result, snapshot = load_recorded(args.use_file, args.config_id, host_checks)
     if result.errors:
         return result, -1
+    if result.config.global_defs.random_seed is not None:  # the values the children will see (-P, -C)
+        result = load_snapshot(snapshot, host_checks)
     return result, snapshot_memfd(snapshot)
 
 
@@ -337,7 +344,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
         # as keepalived: a parent that restarts whichever subsystem dies
         from .daemon.supervisor import run_supervisor
 
-        return run_supervisor(_child_base_argv(args, facility), opts, vrrp=vrrp, check=check, config_fd=config_fd)
+        return run_supervisor(_child_base_argv(args, facility), opts, vrrp=vrrp, check=check, config_fd=config_fd,
+                              process_name=result.config.global_defs.process_name)
     from .daemon.run import run_check, run_vrrp
 
     return run_check(result.config, opts) if check else run_vrrp(result.config, opts)

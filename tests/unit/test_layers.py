@@ -47,6 +47,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.lvs", "pykeepalived.lvs.model", "pykeepalived.lvs.plan", "pykeepalived.lvs.sched",
         "pykeepalived.lvs.ipvs_rules", "pykeepalived.lvs.nft_rules", "pykeepalived.lvs.nft_diff",
         "pykeepalived.lvs.sync_daemon",
+        "pykeepalived.alerts", "pykeepalived.alerts.message", "pykeepalived.vrrp.startup_delay",
+        "pykeepalived.vrrp.rx_bufs",
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",
@@ -59,6 +61,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.http", "pykeepalived.check.smtp", "pykeepalived.check.dns", "pykeepalived.check.misc",
         "pykeepalived.check.file", "pykeepalived.check.ping", "pykeepalived.check.udp",
         "pykeepalived.check.probes", "pykeepalived.check.genhash",
+        "pykeepalived.alerts.smtp", "pykeepalived.alerts.hooks",
     ]),
     ("shells", [
         "pykeepalived.vrrp.service", "pykeepalived.check.service", "pykeepalived.check.running",

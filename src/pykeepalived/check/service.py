@@ -32,6 +32,7 @@ from typing import Any
 
 from ..config.model import KeepalivedConfig, Script
 from ..scripts.notify import NotifyFifo
+from ..alerts.hooks import CheckMail
 from ..host.private_files import UnsafeFileError, make_dirs, write_private
 from ..scripts.runner import ScriptRunner
 from ..host.proc import own_identity
@@ -112,6 +113,7 @@ class CheckService:
         self._apply_error: str | None = None
         self._repair_error: str | None = None
         self.repairs = 0  # times the backend put back rules someone else removed
+        self.mail: CheckMail | None = None  # alert mails (alerts/), made by run(): workers and probes send none
         self.repaired_at: float | None = None  # wall clock of the last one
         self.last_repair: str | None = None
 
@@ -135,6 +137,7 @@ class CheckService:
     async def run(self) -> None:
         """Check until stop(); the data plane gets the start-up table before the first check."""
         self.build()
+        self.mail = CheckMail(self.config)
         for fifo in self.fifos:
             fifo.open()
         from ..lvs.ipvs_sync import SyncDaemons
@@ -189,6 +192,7 @@ class CheckService:
             for fifo in self.fifos:
                 fifo.close()
             self.runner.terminate_all()
+            await self.mail.close()
 
     def spawn(self, coro: Any) -> None:
         """Run a one-off coroutine (a signal's work) as a task that is kept until it ends."""
@@ -307,7 +311,12 @@ class CheckService:
                 self._rs_notify(svc, srv, alive=False)
         else:
             log.info("%s on service %s succeeded", chk.plan.kind, srv.plan.name)
+        was_alive = srv.plan.name in svc.pool.alive
         events += svc.pool.set_alive(srv.plan.name, srv.all_up())
+        if self.mail is not None:
+            self.mail.checker(svc.plan.name, srv.plan.name, srv.plan.config, chk.plan.kind,
+                              change.verdict is Verdict.UP, chk.last_reason,
+                              rs_was_alive=was_alive, rs_alive=srv.plan.name in svc.pool.alive)
         if change.verdict is Verdict.DOWN and chk.offset:
             # keepalived drops a failed checker's weight share silently, after the server has left
             chk.offset = 0
@@ -342,6 +351,7 @@ class CheckService:
                     log.info("%s sorry server %s from VS %s", "Disabling" if svc.pool.sorry_inhibit else "Removing",
                              svc.plan.sorry_name, name)
                 self._vs_notify(svc, up=True)
+                self._quorum_mail(svc, event)
             elif isinstance(event, QuorumDown):
                 log.info("%s %d-%d=%d > %d for VS %s", "Starting with quorum down" if event.at_start else "Lost quorum",
                          svc.pool.quorum, svc.pool.hysteresis, event.threshold, event.weight_sum, name)
@@ -349,8 +359,15 @@ class CheckService:
                     log.info("%s sorry server %s to VS %s", "Enabling" if svc.pool.sorry_inhibit else "Adding",
                              svc.plan.sorry_name, name)
                 self._vs_notify(svc, up=False)
+                self._quorum_mail(svc, event)
         svc.entry = None
         self._dirty.set()
+
+    def _quorum_mail(self, svc: ServiceState, event: QuorumUp | QuorumDown) -> None:
+        if self.mail is not None:
+            self.mail.quorum(svc.plan.name, svc.plan.config, isinstance(event, QuorumUp), at_start=event.at_start,
+                             quorum=svc.pool.quorum, hysteresis=svc.pool.hysteresis, threshold=event.threshold,
+                             weight_sum=event.weight_sum)
 
     def _rs_notify(self, svc: ServiceState, srv: ServerState, alive: bool, timeout_s: float | None = None) -> None:
         script = srv.plan.config.notify_up if alive else srv.plan.config.notify_down

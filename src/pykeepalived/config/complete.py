@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from .process_checks import check_cpu_affinity
 from .script_rules import ScriptFiles, Status, describe, vet_config, violation_message
 from .errors import Location
 from .checker_timing import complete_timing
@@ -49,6 +50,7 @@ class _Checker:
 def complete(ctx: ParseContext, host: HostFacts | None) -> None:
     """Apply defaults and report inconsistencies, in keepalived's order."""
     chk = _Checker(ctx, host)
+    check_cpu_affinity(ctx, host)  # process_checks.py
     _static_items(chk)
     for inst in ctx.config.vrrp_instances.values():
         _instance(chk, inst)

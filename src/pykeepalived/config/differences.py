@@ -22,5 +22,7 @@ DIFFERENCES: dict[str, str] = {
                          "a real server that nothing checks",
     "newer-checker-keywords": "HTTP_GET/SSL_GET `sni_name` and `tls_compliant` (keepalived 2.4) are accepted and "
                               "acted on; keepalived 2.2.7 reports them as unknown keywords",
+    "no_dbus": "enable_dbus is refused: pykeepalived has no D-Bus interface, and accepting the keyword would "
+               "leave D-Bus clients without the service keepalived offers",
 }
 """key -> why pykeepalived's verdict differs from keepalived 2.2.7's."""

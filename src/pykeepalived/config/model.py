@@ -359,6 +359,12 @@ class GlobalDefs:
     smtp_server_port: int = 25
     smtp_connect_timeout_s: float = 30.0
     smtp_helo_name: str | None = None
+    # mail alerts (alerts/): None = not set, each block's own smtp_alert falls back on these as keepalived does
+    smtp_alert: bool | None = None
+    smtp_alert_vrrp: bool | None = None
+    smtp_alert_checker: bool | None = None
+    no_email_faults: bool = False
+    no_checker_emails: bool = False
     script_user: str | None = None
     script_group: str | None = None
     enable_script_security: bool = False
@@ -398,6 +404,29 @@ class GlobalDefs:
     lvs_flush: bool = False
     lvs_flush_on_stop: list[str] | None = None  # also set by the old spelling lvs_flush_onstop; [] or [VS]
     lvs_timeouts: list[str] | None = None  # [tcp N] [tcpfin N] [udp N], as written
+    # process settings (host/tuning.py), per process as keepalived's; None: left as the process started
+    process_name: str | None = None  # prctl(PR_SET_NAME) of the parent
+    vrrp_process_name: str | None = None
+    checker_process_name: str | None = None  # also set by lvs_process_name and process_names
+    vrrp_priority: int | None = None  # nice, applied only without a realtime priority
+    checker_priority: int | None = None
+    vrrp_rt_priority: int | None = None  # SCHED_RR priority
+    checker_rt_priority: int | None = None
+    vrrp_rlimit_rttime: int | None = None  # RLIMIT_RTTIME (us) under a realtime priority; None: keepalived's 10000
+    checker_rlimit_rttime: int | None = None
+    vrrp_no_swap: bool = False  # mlockall
+    checker_no_swap: bool = False
+    vrrp_cpu_affinity: list[int] | None = None
+    vrrp_startup_delay_s: float | None = None  # vrrp/startup_delay.py
+    vrrp_netlink_cmd_rcv_bufs: int | None = None  # net/netlink_bufs.py
+    vrrp_netlink_cmd_rcv_bufs_force: bool = False
+    vrrp_netlink_monitor_rcv_bufs: int | None = None
+    vrrp_netlink_monitor_rcv_bufs_force: bool = False
+    vrrp_rx_bufs_policy: str | None = None  # MTU or ADVERT (vrrp/rx_bufs.py)
+    vrrp_rx_bufs_size: int | None = None  # vrrp_rx_bufs_policy SIZE
+    vrrp_rx_bufs_multiplier: int | None = None  # None: keepalived's 3
+    random_seed: int | None = None  # seeds ${_RANDOM} (config/glibc_random.py, cli.load_snapshot)
+    checker_cpu_affinity: list[int] | None = None
     # read by the daemon
     umask: list[str] | None = None  # as written; validated by the parser, applied at start
     json_dump_file: str | None = None
@@ -410,6 +439,7 @@ class GlobalDefs:
     use_pid_dir: bool = False  # pid files under /run/keepalived/ (also set by net_namespace and instance)
     settings: dict[str, Any] = field(default_factory=dict)
     location: Location | None = None
+    keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
 
 
 # --------------------------------------------------------------------------- checker side

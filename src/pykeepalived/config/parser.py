@@ -183,7 +183,7 @@ def _note_use(ctx: ParseContext, block: Block, keyword: Keyword, seg: Segment) -
     key = (block.name, keyword.name)
     if keyword.deprecated:
         ctx.warn(seg, f"'{keyword.name}' is deprecated; use {keyword.deprecated}")
-    if keyword.status is not Status.ACTED and key not in ctx.not_acted:
+    if keyword.status not in (Status.ACTED, Status.REFUSED) and key not in ctx.not_acted:
         what = "accepted but not supported yet" if keyword.status is Status.NOT_YET else "parsed but not acted on yet"
         ctx.not_acted[key] = (what, seg.location)
 

@@ -32,6 +32,7 @@ class Status(enum.Enum):
     ACTED = "acted on"  # parsed into the model and used by the running daemon
     PARSED = "parsed"  # parsed into the model; nothing acts on it yet (warns)
     NOT_YET = "not yet"  # recognised and accepted, value not kept (warns)
+    REFUSED = "refused"  # a subsystem pykeepalived does not have: an error (or a warning where it has no effect)
 
 
 LineHandler = Callable[["ParseContext", Any, "Segment"], None]

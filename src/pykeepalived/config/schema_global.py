@@ -114,6 +114,63 @@ def _lvs_sync_daemon(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     g.lvs_sync_daemon = syncd
 
 
+TASK_COMM_LEN = 16  # the kernel's limit for a process name, its NUL included
+
+
+def _process_names(g: GlobalDefs) -> None:
+    """keepalived's default child names; a later *_process_name line overrides them, as in keepalived."""
+    g.vrrp_process_name = "keepalived_vrrp"
+    g.checker_process_name = "keepalived_lvs"
+
+
+def _process_name(attr: str) -> LineHandler:
+    """A process name; longer than the kernel keeps is an error (keepalived: truncating), kept cut."""
+
+    def handler(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+        word = ctx.arg(seg)
+        if word is None:
+            return
+        if len(word) >= TASK_COMM_LEN:
+            ctx.error(seg, f"Process name {word} more than {TASK_COMM_LEN - 1} characters, truncating")
+        h.store(g, attr, word[:TASK_COMM_LEN - 1])
+
+    return FieldHandler(attr, handler)
+
+
+def _cpu_affinity(attr: str) -> LineHandler:
+    """CPU numbers; keepalived also refuses a CPU this host lacks, which the daemon only logs here."""
+
+    def handler(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+        if ctx.arg(seg) is None:
+            return
+        h.store(g, attr, [to_int(w, 0, 1023) for w in seg.words[1:]])
+
+    return FieldHandler(attr, handler)
+
+
+def _rx_bufs_policy(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """MTU, ADVERT or a size, with keepalived 2.2.7's complaints about mixing them (it reads the size from word 2)."""
+    if ctx.arg(seg) is None:
+        return
+    policies: set[str] = set()
+    for word in seg.words[1:]:
+        if word.upper() in ("MTU", "ADVERT"):
+            policies.add(word.upper())
+            continue
+        try:
+            g.vrrp_rx_bufs_size = to_int(seg.words[1], 0, 2**32 - 1)
+        except ValueProblem:
+            ctx.error(seg, f"Invalid vrrp_rx_bufs_policy {word}")
+    if g.vrrp_rx_bufs_size is not None and policies:
+        ctx.error(seg, "Cannot set vrrp_rx_bufs_policy size and policy, ignoring policy")
+        policies.clear()
+    elif policies == {"MTU", "ADVERT"}:
+        ctx.error(seg, "Cannot set both vrrp_rx_bufs_policy MTU and ADVERT, ignoring ADVERT")
+        policies = {"MTU"}
+    if policies:
+        g.vrrp_rx_bufs_policy = policies.pop()
+
+
 # Keywords stored by name in GlobalDefs.settings: (keyword, handler factory output, summary, status, since)
 _g = GLOBAL_DEFS
 _g.line("router_id", h.text("router_id"), "name of this router in mails and logs")
@@ -185,7 +242,6 @@ _BOOL_FLAGS = [
     ("enable_snmp_rfcv2", "SNMP RFC 2787 MIB"),
     ("enable_snmp_rfcv3", "SNMP RFC 6527 MIB"),
     ("enable_snmp_checker", "SNMP checker MIB"),
-    ("enable_dbus", "D-Bus interface"),
     ("rs_init_notifies", "notify real servers at start"),
     ("no_checker_emails", "no checker mails"),
     ("log_unknown_vrids", "log adverts for unknown VRIDs"),
@@ -202,7 +258,6 @@ _BOOL_FLAGS = [
     ("nftables_ifindex", "match interfaces by index"),
     ("use_symlink_paths", "do not resolve script symlinks"),
     ("set_supplementary_groups", "set scripts' supplementary groups"),
-    ("dbus_no_interface_name", "D-Bus paths without interface"),
     ("reload_repeat", "repeat timed reloads"),
     ("vrrp_owner_ignore_adverts", "owners ignore adverts"),
     ("v3_checksum_as_v2", "v3 IPv4 checksum without pseudo-header"),
@@ -217,6 +272,15 @@ _BOOL_FIELDS = {
     "vrrp_check_unicast_src",
     "vrrp_skip_check_adv_addr",
     "v3_checksum_as_v2",
+    "smtp_alert",
+    "smtp_alert_vrrp",
+    "smtp_alert_checker",
+    "no_email_faults",
+    "no_checker_emails",
+    "vrrp_no_swap",
+    "checker_no_swap",
+    "vrrp_netlink_cmd_rcv_bufs_force",
+    "vrrp_netlink_monitor_rcv_bufs_force",
 }
 for _name, _summary in _BOOL_FLAGS:
     _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,
@@ -252,9 +316,16 @@ _INTS = [
     ("snmp_vs_stats_update_interval", 0, 2**31 - 1, "SNMP VS stats interval (s)"),
     ("snmp_rs_stats_update_interval", 0, 2**31 - 1, "SNMP RS stats interval (s)"),
 ]
+# the process settings host/tuning.py applies have typed fields (the old rtime spelling fills the rttime one)
+_INT_FIELDS = {
+    "vrrp_priority", "checker_priority", "vrrp_rt_priority", "checker_rt_priority",
+    "vrrp_rlimit_rttime", "checker_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime",
+    "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs", "vrrp_rx_bufs_multiplier", "random_seed",
+}
 for _name, _lo, _hi, _summary in _INTS:
     _deprecated = _name.replace("rtime", "rttime") if _name.endswith("_rlimit_rtime") else None
-    _g.line(_name, h.integer(f"settings.{_name}", _lo, _hi), _summary, deprecated=_deprecated)
+    _field = (_deprecated or _name) if _name in _INT_FIELDS else f"settings.{_name}"
+    _g.line(_name, h.integer(_field, _lo, _hi), _summary, deprecated=_deprecated)
 
 _TIMERS = [
     ("min_auto_priority_delay", "stall before raising priority (s)"),
@@ -263,7 +334,8 @@ _TIMERS = [
 ]
 for _name, _summary in _TIMERS:
     _since = "2.4" if _name == "vrrp_delay_after_boot" else "2.2"
-    _g.line(_name, h.timer(f"settings.{_name}", 0, 2147), _summary, since=_since)
+    _field = "vrrp_startup_delay_s" if _name == "vrrp_startup_delay" else f"settings.{_name}"
+    _g.line(_name, h.timer(_field, 0, 2147), _summary, since=_since)
 
 _TEXTS = [
     ("process_names", "name the processes"),
@@ -282,7 +354,6 @@ _TEXTS = [
     ("checker_cpu_affinity", "CPUs of the checker process"),
     ("bfd_cpu_affinity", "CPUs of the BFD process"),
     ("snmp_socket", "AgentX socket"),
-    ("dbus_service_name", "D-Bus service name"),
     ("vrrp_rx_bufs_policy", "receive buffer policy"),
     ("vmac_prefix", "name prefix of VMAC interfaces"),
     ("vmac_addr_prefix", "name prefix of VMAC address interfaces"),
@@ -318,6 +389,14 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "lvs_timeouts": h.words("lvs_timeouts", 0),
     "lvs_flush_on_stop": h.words("lvs_flush_on_stop", 0),
     "lvs_flush_onstop": h.words("lvs_flush_on_stop", 0),
+    "process_names": FieldHandler("vrrp_process_name", lambda ctx, g, seg: _process_names(g)),
+    "process_name": _process_name("process_name"),
+    "vrrp_process_name": _process_name("vrrp_process_name"),
+    "checker_process_name": _process_name("checker_process_name"),
+    "lvs_process_name": _process_name("checker_process_name"),
+    "vrrp_cpu_affinity": _cpu_affinity("vrrp_cpu_affinity"),
+    "vrrp_rx_bufs_policy": FieldHandler("vrrp_rx_bufs_policy", lambda ctx, g, seg: _rx_bufs_policy(ctx, g, seg)),
+    "checker_cpu_affinity": _cpu_affinity("checker_cpu_affinity"),
 }
 for _name, _summary in _TEXTS:
     _g.line(
@@ -327,6 +406,25 @@ for _name, _summary in _TEXTS:
         deprecated=_TEXT_DEPRECATED.get(_name),
         since="2.4" if _name in _TEXT_SINCE_24 else "2.2",
     )
+
+
+# Subsystems pykeepalived does not have (D-Bus): keepalived acts on these, so a config that needs one is refused
+# with an error that says so, never accepted and silently ignored. config/differences.py lists the verdict change.
+NO_DBUS = "pykeepalived has no D-Bus interface (keepalived's org.keepalived.Vrrp1)"
+
+
+def _refuse_dbus(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    ctx.error(seg, f"enable_dbus: {NO_DBUS}; remove the keyword, or run keepalived where D-Bus is needed")
+
+
+def _dbus_option(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """keepalived reads these only with enable_dbus, which is refused: alone they change nothing."""
+    ctx.warn(seg, f"{seg.words[0]} has no effect: {NO_DBUS}")
+
+
+_g.line("enable_dbus", _refuse_dbus, "D-Bus interface", status=Status.REFUSED)
+_g.line("dbus_service_name", _dbus_option, "D-Bus service name", status=Status.REFUSED)
+_g.line("dbus_no_interface_name", _dbus_option, "D-Bus paths without interface", status=Status.REFUSED, since="2.3")
 
 
 # --------------------------------------------------------------------------- track_file

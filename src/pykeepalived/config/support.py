@@ -87,6 +87,24 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (FILE_CHECK, ("track_file", "weight")),
     (UDP_CHECK, _CONNECTION + _TIMING + ("payload", "require_reply", "min_reply_length", "max_reply_length")),
     (SSL_BLOCK, ("password", "ca", "certificate", "key")),
+    # mail alerts (alerts/)
+    (GLOBAL_DEFS, (
+        "notification_email", "notification_email_from", "smtp_server", "smtp_helo_name", "smtp_connect_timeout",
+        "smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker", "no_email_faults", "no_checker_emails",
+    )),
+    *((block, ("smtp_alert",)) for block in (VRRP_INSTANCE, VRRP_SYNC_GROUP, VIRTUAL_SERVER, REAL_SERVER)),
+    # process settings (host/tuning.py)
+    (GLOBAL_DEFS, (
+        "process_names", "process_name", "vrrp_process_name", "checker_process_name", "lvs_process_name",
+        "vrrp_priority", "checker_priority", "vrrp_rt_priority", "checker_rt_priority",
+        "vrrp_rlimit_rttime", "checker_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime",
+        "vrrp_no_swap", "checker_no_swap", "vrrp_cpu_affinity", "checker_cpu_affinity",
+        "vrrp_startup_delay",
+        "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_cmd_rcv_bufs_force",
+        "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force",
+        "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "random_seed",
+    )),
+    (VRRP_INSTANCE, ("kernel_rx_buf_size",)),
 ]
 
 

@@ -20,6 +20,7 @@ from ..config.instance_names import Naming, pid_dirs, syslog_ident
 from ..config.model import KeepalivedConfig
 from ..host.proc import is_running
 from .lifeline import accept_forwarded_signals
+from ..host.tuning import apply_tuning, tuning_for
 from ..host.private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
 
 from .paths import DEFAULT_CHECKERS_PID_FILE as DEFAULT_CHECKERS_PID_FILE  # names kept here for older importers
@@ -197,6 +198,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
                  opts.vrrp_pid_file, config=config)
     if pids is None:
         return EXIT_ALREADY_RUNNING
+    apply_tuning(tuning_for(config.global_defs, "vrrp", alone=not opts.child))  # before any thread starts
     log = logging.getLogger("pykeepalived")
 
     async def main() -> None:
@@ -232,6 +234,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
                  opts.checkers_pid_file, config=config)
     if pids is None:
         return EXIT_ALREADY_RUNNING
+    apply_tuning(tuning_for(config.global_defs, "checker", alone=not opts.child))  # before any thread starts
     if opts.worker_argv:  # workers die with this process (daemon/lifeline.py) and read its config memfd
         opts = replace(opts, worker_argv=(*opts.worker_argv, "--parent-pid", str(os.getpid())))
     log = logging.getLogger("pykeepalived")

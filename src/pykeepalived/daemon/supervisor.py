@@ -40,6 +40,7 @@ from typing import Any
 from ..host.proc import argv_of, is_pykeepalived, is_running, is_zombie, parent_of
 from .lifeline import FORWARDED_SIGNALS, forwarded_signals_held
 from ..host.private_files import UnsafeFileError
+from ..host.tuning import set_process_name
 from .run import EXIT_ALREADY_RUNNING, DaemonOptions, begin, read_pid_file
 
 log = logging.getLogger("pykeepalived")
@@ -304,11 +305,13 @@ async def supervise(children: list[Child], config_fd: int | None = None, respawn
 
 
 def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, check: bool,
-                   config_fd: int | None = None) -> int:
+                   config_fd: int | None = None, process_name: str | None = None) -> int:
     """Run as keepalived's parent: returns when both children have stopped after SIGTERM/SIGINT (or a failure)."""
     pids = begin(opts, "Keepalived", "pykeepalived", opts.pid_file)
     if pids is None:
         return 1
+    if process_name:  # global_defs process_name (host/tuning.py)
+        set_process_name(process_name)
     children = []
     if vrrp:
         children.append(Child("VRRP", child_argv(base_argv, "--vrrp", config_fd), opts.vrrp_pid_file))

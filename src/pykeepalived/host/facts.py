@@ -33,6 +33,10 @@ class LocalHostFacts:
     def user_exists(self, name: str) -> bool:
         return self.user_ids(name) is not None
 
+    def online_cpus(self) -> int:
+        """config/process_checks.py's CpuFacts: keepalived's sysconf(_SC_NPROCESSORS_ONLN)."""
+        return os.sysconf("SC_NPROCESSORS_ONLN")
+
     # ------------------------------------------------------------------ ScriptFiles
     def lstat(self, path: str) -> FileStat | None:
         try:

@@ -45,6 +45,7 @@ from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-unty
 
 from ..config.model import IpAddressSpec, RouteSpec, RuleSpec
 from . import NetError
+from .netlink_bufs import RcvBuf, set_rcvbuf
 
 __all__ = ["AddressManager", "NetError"]
 
@@ -464,8 +465,9 @@ class AddressManager:
     pyroute2 routes each reply to its request by sequence number.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, rcvbuf: RcvBuf | None = None) -> None:
         self._ipr: Any = None
+        self._rcvbuf = rcvbuf  # global_defs vrrp_netlink_cmd_rcv_bufs (netlink_bufs.py)
 
     async def open(self) -> None:
         if self._ipr is not None:
@@ -476,6 +478,7 @@ class AddressManager:
         except OSError as exc:
             ipr.close()
             raise _net_error("cannot open an rtnetlink socket", exc) from exc
+        set_rcvbuf(ipr, self._rcvbuf)
         self._ipr = ipr
 
     async def close(self) -> None:

@@ -23,6 +23,7 @@ from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-unty
 from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK  # type: ignore[import-untyped]
 
 from . import NetError
+from .netlink_bufs import RcvBuf, set_rcvbuf
 
 __all__ = ["LinkEvent", "LinkMonitor"]
 
@@ -81,8 +82,9 @@ class LinkMonitor:
     down event for every link it had seen that is now gone.
     """
 
-    def __init__(self, *, rcvbuf_bytes: int = _EVENT_RCVBUF_BYTES) -> None:
-        self._rcvbuf_bytes = rcvbuf_bytes
+    def __init__(self, *, rcvbuf_bytes: int = _EVENT_RCVBUF_BYTES, rcvbuf: RcvBuf | None = None) -> None:
+        self._rcvbuf_bytes = rcvbuf_bytes if rcvbuf is None else rcvbuf.size
+        self._rcvbuf = rcvbuf  # global_defs vrrp_netlink_monitor_rcv_bufs[_force] (netlink_bufs.py)
         self._query: Any = None
         self._subscription: Any = None
         self._known: dict[int, str] = {}
@@ -104,6 +106,7 @@ class LinkMonitor:
         sock = AsyncIPRoute(rcvbuf=self._rcvbuf_bytes)
         try:
             await sock.bind(groups=RTMGRP_LINK)
+            set_rcvbuf(sock, self._rcvbuf)
         except BaseException:
             sock.close()
             raise

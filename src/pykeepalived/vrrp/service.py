@@ -27,6 +27,7 @@ from ..errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
 from ..config.vocabulary import StateWord
 from ..scripts.notify import Notifier, NotifyFifo
+from ..alerts.hooks import VrrpMail
 from ..host.private_files import UnsafeFileError, write_private
 from ..scripts.runner import ScriptRunner
 from ..host.proc import started_at
@@ -34,6 +35,8 @@ from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
 from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
 from ..net.links import LinkMonitor
+from ..net.netlink_bufs import vrrp_cmd_rcvbuf, vrrp_monitor_rcvbuf
+from ..net.rx_buffer import interface_mtu, set_socket_rcvbuf
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
 from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault,
                               served_instances)
@@ -55,6 +58,8 @@ from .machine import (
 )
 from .packet import Advert, VrrpPacketError, decode_advert, encode_advert, parse_ipv4
 from .settings import InstanceSettings, instance_settings
+from .startup_delay import StartupDelay
+from .rx_bufs import instance_share
 from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
 
 IPAddress = IPv4Address | IPv6Address
@@ -103,8 +108,8 @@ class VrrpService:
                         and item.name not in self.script_health:
                     vs = config.vrrp_scripts[item.name]
                     self.script_health[item.name] = ScriptHealth(vs.rise, vs.fall, vs.init_fail)
-        self.addresses = AddressManager()
-        self.links = LinkMonitor()
+        self.addresses = AddressManager(vrrp_cmd_rcvbuf(g))  # global_defs vrrp_netlink_*_rcv_bufs
+        self.links = LinkMonitor(rcvbuf=vrrp_monitor_rcvbuf(g))
         self.announcer = AnnounceSender()
         self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE)
         self.runner = ScriptRunner.for_config(config, "vrrp")
@@ -112,6 +117,7 @@ class VrrpService:
         self.fifo = (NotifyFifo(fifo_spec.argv[0], fifo_spec.user, fifo_spec.group)
                      if fifo_spec is not None and fifo_spec.argv else None)
         self.notifier = Notifier(self.runner, self.fifo)
+        self.mail = VrrpMail(config)  # alert mails (alerts/), nothing without smtp_server and recipients
         from ..lvs.ipvs_sync import SyncDaemons
 
         self.sync_daemons = SyncDaemons.for_vrrp(config)
@@ -126,6 +132,8 @@ class VrrpService:
         self.release_on_stop = True  # -V (keepalived's --dont-release-vrrp) leaves the VIPs and routes on stop
         self._macs: dict[str, bytes] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._startup: StartupDelay | None = None  # global_defs vrrp_startup_delay (startup_delay.py)
+        self._rx_buf: dict[tuple[int, str, str], int] = {}  # per socket: the instances' shares (rx_bufs.py)
 
     # ------------------------------------------------------------------ life cycle
     async def run(self) -> None:
@@ -138,6 +146,9 @@ class VrrpService:
         try:
             await self._remove_leftovers()
             await self._start_instances()
+            self._startup = StartupDelay(self.config.global_defs.vrrp_startup_delay_s, self._now())
+            if self._startup.until is not None:
+                log.info("Delaying startup for %g seconds", self.config.global_defs.vrrp_startup_delay_s)
             self._tasks.append(asyncio.create_task(self._action_worker()))
             self._tasks.append(asyncio.create_task(self._watch_links()))
             if self.status_file and self.config.virtual_servers:
@@ -189,6 +200,7 @@ class VrrpService:
         if self.sync_daemons is not None:
             self.sync_daemons.stop()
         self.runner.terminate_all()
+        await self.mail.close()
         if self.fifo is not None:
             self.fifo.close()
         await self.links.close()
@@ -288,6 +300,12 @@ class VrrpService:
             self._loop.add_reader(sock.fileno(), self._on_readable, entry)
         entry.by_vrid[s.vrid] = name
         self._socket_of[name] = entry
+        g = self.config.global_defs  # vrrp_rx_bufs_policy / kernel_rx_buf_size: each instance adds its share
+        share = instance_share(s, self.config.vrrp_instances[name].kernel_rx_buf_size, g,
+                               interface_mtu(ifname) if g.vrrp_rx_bufs_policy == "MTU" else None)
+        if share:
+            self._rx_buf[key] = self._rx_buf.get(key, 0) + share
+            set_socket_rcvbuf(entry.sock.fileno(), self._rx_buf[key])
 
     # ------------------------------------------------------------------ receiving
     def _on_readable(self, entry: _SocketEntry) -> None:
@@ -354,6 +372,7 @@ class VrrpService:
         old = self._timers.pop(name, None)
         if old is not None:
             old.cancel()
+        when = self._startup.hold(when, self.machines[name].state, self._now()) if self._startup else when
         if when is not None:
             assert self._loop is not None
             # epoll rounds its timeout up to whole milliseconds and the kernel adds
@@ -395,6 +414,7 @@ class VrrpService:
         elif isinstance(action, GroupStateChanged):
             log.info("VRRP_Group(%s) Entering %s STATE", action.group, action.new.name)
             self.notifier.group_state(self.config.sync_groups[action.group], action.new.name)
+            self.mail.group(action.group, action.new.name)
         elif isinstance(action, MasterRxLowerPriority):
             self.notifier.event(self.config.vrrp_instances[action.instance], "MASTER_RX_LOWER_PRI",
                                 self.machines[action.instance].effective_priority)
@@ -415,6 +435,7 @@ class VrrpService:
         suffix = " (init)" if change.old is State.INIT and change.new is State.BACKUP else ""
         log.info("(%s) Entering %s STATE%s", change.instance, word, suffix)
         self.notifier.instance_state(inst, word, change.priority)
+        self.mail.instance(change.instance, word)
         if self.sync_daemons is not None:
             self.sync_daemons.state(change.instance, word)
 

@@ -1,0 +1,144 @@
+"""Process settings from global_defs, applied in each process as keepalived 2.2.7 applies them.
+
+keepalived sets, in its VRRP and checker processes once the config is read:
+the name (prctl PR_SET_NAME: `ps -e`, `top`, /proc/PID/comm), a SCHED_RR
+realtime priority with SCHED_RESET_ON_FORK (scripts do not inherit it) and
+then RLIMIT_RTTIME (soft half the limit, default limit 10,000 us; SIGXCPU at
+the soft limit only logs), or without a realtime priority the nice value;
+mlockall (current, future, on fault) for *_no_swap; and the CPU affinity. The
+parent takes only `process_name`. Every failure is one log line in
+keepalived's words and the process carries on, as keepalived's does.
+
+Linux keeps nice, scheduling policy and affinity per thread and a new thread
+starts with its creator's: the settings are applied before the event loop
+and its worker threads exist, so that all of them run under them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import resource
+import signal
+from dataclasses import dataclass
+from types import FrameType
+from typing import Literal
+
+from ..config.model import GlobalDefs
+
+log = logging.getLogger("pykeepalived")
+
+Process = Literal["parent", "vrrp", "checker"]
+RT_RLIMIT_DEFAULT_US = 10000
+PR_SET_NAME = 15
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
+
+
+@dataclass(frozen=True)
+class ProcessTuning:
+    """What one process sets; None/empty: left as the process started."""
+
+    process: Process
+    name: str | None = None
+    nice: int | None = None
+    rt_priority: int | None = None
+    rlimit_rttime_us: int = RT_RLIMIT_DEFAULT_US
+    no_swap: bool = False
+    cpus: tuple[int, ...] = ()
+
+
+def tuning_for(g: GlobalDefs, process: Process, *, alone: bool = False) -> ProcessTuning:
+    """The settings of `process`; `alone`: it also stands for the parent (-P / -C), so process_name counts."""
+    if process == "parent":
+        return ProcessTuning("parent", name=g.process_name)
+    vrrp = process == "vrrp"
+    name = g.vrrp_process_name if vrrp else g.checker_process_name
+    limit = g.vrrp_rlimit_rttime if vrrp else g.checker_rlimit_rttime
+    cpus = g.vrrp_cpu_affinity if vrrp else g.checker_cpu_affinity
+    return ProcessTuning(
+        process,
+        name=name or (g.process_name if alone else None),
+        nice=g.vrrp_priority if vrrp else g.checker_priority,
+        rt_priority=g.vrrp_rt_priority if vrrp else g.checker_rt_priority,
+        rlimit_rttime_us=max(2, limit) if limit is not None else RT_RLIMIT_DEFAULT_US,  # keepalived: 1 -> 2
+        no_swap=g.vrrp_no_swap if vrrp else g.checker_no_swap,
+        cpus=tuple(cpus or ()),
+    )
+
+
+_original_nice: int | None = None  # the nice value before apply_tuning changed it (None: unchanged)
+
+
+def reset_child_priority(pid: int) -> None:
+    """Give a script the nice value the process started with, as keepalived does before running one.
+
+    Set from outside once the script is started (a preexec hook is unsafe with
+    threads): the script may run its first instants at the process's value.
+    SCHED_RESET_ON_FORK already returned it to SCHED_OTHER, and fork does not
+    pass memory locks on.
+    """
+    if _original_nice is None:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, _original_nice)
+    except OSError as exc:
+        log.info("Unable to reset process priority - %s", exc.strerror)
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def set_process_name(name: str) -> None:
+    if _libc().prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0) != 0:
+        log.info("Failed to set process name '%s'", name)
+
+
+def _lock_memory() -> None:
+    if _libc().mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0:
+        log.info("Unable to lock process in memory - %s", os.strerror(ctypes.get_errno()))
+
+
+def _on_sigxcpu(process: Process) -> None:
+    label = {"vrrp": "VRRP", "checker": "Checker"}.get(process, "Unknown")
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("%s process has used too much CPU time, %s_rlimit_rttime may need to be increased", label,
+                 process)
+
+    signal.signal(signal.SIGXCPU, handler)
+
+
+def apply_tuning(t: ProcessTuning) -> None:
+    """Set what `t` says in the calling process (its main thread, before other threads start)."""
+    if t.name:
+        set_process_name(t.name)
+    if t.rt_priority:
+        try:
+            os.sched_setscheduler(0, os.SCHED_RR | os.SCHED_RESET_ON_FORK, os.sched_param(t.rt_priority))
+        except OSError:
+            log.warning("child process: cannot raise priority")
+        else:
+            _on_sigxcpu(t.process)
+            try:
+                resource.setrlimit(resource.RLIMIT_RTTIME, (t.rlimit_rttime_us // 2, t.rlimit_rttime_us))
+            except (OSError, ValueError):
+                log.warning("child process cannot set realtime rlimit")
+    elif t.nice is not None and t.nice != 0:
+        global _original_nice
+        before = os.getpriority(os.PRIO_PROCESS, 0)
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, t.nice)
+        except OSError as exc:
+            log.info("Unable to set process priority to %d - %s", t.nice, exc.strerror)
+        else:
+            _original_nice = before
+    if t.no_swap:
+        _lock_memory()
+    if t.cpus:
+        try:
+            os.sched_setaffinity(0, t.cpus)
+        except OSError as exc:
+            log.warning("unable to set cpu affinity to %s process (%s)", t.process, exc.strerror)
