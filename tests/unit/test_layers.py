@@ -41,6 +41,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.vrrp", "pykeepalived.vrrp.packet", "pykeepalived.vrrp.settings", "pykeepalived.vrrp.machine",
         "pykeepalived.vrrp.group", "pykeepalived.vrrp.core", "pykeepalived.vrrp.track",
         "pykeepalived.vrrp.dataplane_fault",
+        "pykeepalived.vrrp.dump_view", "pykeepalived.vrrp.data_dump", "pykeepalived.vrrp.stats_dump",
+        "pykeepalived.vrrp.json_dump",
         "pykeepalived.check", "pykeepalived.check.logic", "pykeepalived.check.pool", "pykeepalived.check.probe",
         "pykeepalived.check.context", "pykeepalived.check.outcomes", "pykeepalived.check.http_response",
         "pykeepalived.check.smtp_session", "pykeepalived.check.dns_wire", "pykeepalived.check.icmp",
@@ -60,7 +62,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.probes", "pykeepalived.check.genhash",
     ]),
     ("shells", [
-        "pykeepalived.vrrp.service", "pykeepalived.check.service", "pykeepalived.check.running",
+        "pykeepalived.vrrp.service", "pykeepalived.vrrp.dump_writer", "pykeepalived.check.service",
+        "pykeepalived.check.running",
         "pykeepalived.check.workers", "pykeepalived.check.plan", "pykeepalived.check.once",
         "pykeepalived.lvs.choose",
     ]),

@@ -733,10 +733,15 @@ class PyKeepalivedPeer(KeepalivedPeer):
         os.kill(self._daemon.pid, signum)
 
     def snapshot(self, timeout_s: float = 3.0) -> list[dict[str, Any]]:
-        """The daemon's JSON dump (keepalived's layout plus our counters)."""
-        path = self.json_path
+        """Our extended JSON dump (keepalived's keys plus master_ip, faults and all our counters)."""
+        data: list[dict[str, Any]] = self.extended_dump(timeout_s)["vrrp"]
+        return data
+
+    def extended_dump(self, timeout_s: float = 3.0) -> dict[str, Any]:
+        """pykeepalived_vrrp.json, written beside the JSON dump on SIGRTMIN+2: {"vrrp": [...], "sockets": {...}}."""
+        path = self.json_path.parent / "pykeepalived_vrrp.json"
         path.unlink(missing_ok=True)
         self.signal(signal.SIGRTMIN + 2)
-        wait_until(path.exists, timeout_s, what=f"{self!r} JSON dump")
-        data: list[dict[str, Any]] = json.loads(path.read_text())
-        return data
+        wait_until(path.exists, timeout_s, what=f"{self!r} extended JSON dump")
+        doc: dict[str, Any] = json.loads(path.read_text())
+        return doc
