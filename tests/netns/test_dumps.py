@@ -261,3 +261,239 @@ def test_dump_files_are_private_and_named_as_keepalived(runs: tuple[Run, Run]) -
     ka, py = runs
     assert ka.modes == py.modes == {f: 0o600 for f in FILES}
     assert all((py.dir / f).stat().st_uid == 0 for f in FILES)
+
+
+# ---------------------------------------------------------------------------------------------- exporters
+# The two popular Prometheus exporters' parsing rules, re-expressed in Python from their Go source (read, not
+# copied): what each extracts from keepalived's files must be extracted from ours, metric for metric.
+#
+# - mehdy/keepalived-exporter at commit 5aedbfb6a6ca2f0bcea65ceb8711093d45363471
+#   (internal/collector/parser.go ParseVRRPData, ParseVRRPScript, ParseStats, ParseVIP; collector.go Collect;
+#   internal/types/host: the pid from --ka.pid-path, default /var/run/keepalived.pid, read and trimmed of its
+#   newline, signalled with `keepalived --signum=DATA|STATS|JSON`; files /tmp/keepalived.{data,stats,json}).
+# - gen2brain/keepalived_exporter at commit 53a0c0aeda23f518a0da1de4d4d665c66694368e
+#   (collector/collector.go: SIGJSON = 32 + 4 sent to the first `ps` process whose argv[0] base name is
+#   `keepalived`; /tmp/keepalived.json decoded into typed Go structs).
+# Go's encoding/json fails the whole decode when a number does not fit the field (1.0 into an int), which the
+# typed checks below reproduce; unknown keys are ignored, missing ones read as zero.
+
+GoType = type[int] | type[float] | type[str] | tuple[type[str]]
+
+
+def go_decode(obj: dict[str, object], fields: dict[str, GoType]) -> dict[str, object]:
+    """encoding/json into a struct of `fields`: a type mismatch is an error, a missing key the zero value."""
+    out: dict[str, object] = {}
+    for key, kind in fields.items():
+        value = obj.get(key)
+        if value is None:
+            out[key] = [] if isinstance(kind, tuple) else kind()
+        elif isinstance(kind, tuple):
+            assert isinstance(value, list) and all(isinstance(v, str) for v in value), (key, value)
+            out[key] = value
+        elif kind is int:
+            assert isinstance(value, int) and not isinstance(value, bool), f"json: cannot unmarshal {value!r} into int"
+            out[key] = value
+        elif kind is float:
+            assert isinstance(value, (int, float)) and not isinstance(value, bool), (key, value)
+            out[key] = float(value)
+        else:
+            assert isinstance(value, str), (key, value)
+            out[key] = value
+    return out
+
+
+STATS_FIELDS: dict[str, GoType] = {k: int for k in (
+    "advert_rcvd", "advert_sent", "become_master", "release_master", "packet_len_err", "advert_interval_err",
+    "ip_ttl_err", "invalid_type_rcvd", "addr_list_err", "invalid_authtype", "authtype_mismatch", "auth_failure",
+    "pri_zero_rcvd", "pri_zero_sent")}
+GEN2BRAIN_DATA: dict[str, GoType] = {"iname": str, "ifp_ifname": str, "last_transition": float, "vrid": int,
+                                     "state": int, "wantstate": int}
+MEHDY_DATA: dict[str, GoType] = {"iname": str, "state": int, "wantstate": int, "ifp_ifname": str,
+                                 "garp_delay": int, "vrid": int, "vips": (str,), "evips": (str,)}
+STATES = ["INIT", "BACKUP", "MASTER", "FAULT"]
+Metric = tuple[str, tuple[str, ...]]  # name and label values (values of the metric itself may differ)
+
+
+def gen2brain_metrics(json_text: str) -> set[Metric]:
+    out: set[Metric] = set()
+    for entry in json.loads(json_text):
+        d = go_decode(entry["data"], GEN2BRAIN_DATA)
+        st = go_decode(entry["stats"], STATS_FIELDS)
+        state = STATES[d["state"]] if d["state"] in range(4) else ""  # type: ignore[index,operator]
+        labels = (str(d["iname"]), str(d["ifp_ifname"]), str(d["vrid"]), state)
+        out |= {(f"keepalived_vrrp_{k}", labels) for k in st}
+    return out
+
+
+def mehdy_parse_vip(vip: str) -> tuple[str, str] | None:
+    args = vip.split(" ")
+    return (args[0], args[2]) if len(args) >= 3 else None
+
+
+def mehdy_metrics_from(vrrps: list[tuple[dict[str, object], dict[str, object]]],
+                       scripts: list[dict[str, str]]) -> set[Metric]:
+    out: set[Metric] = {("keepalived_up", ())}
+    for data, stats in vrrps:
+        base = (str(data["iname"]), str(data["ifp_ifname"]), str(data["vrid"]))
+        out |= {(f"stat:{k}", base) for k in stats}
+        out.add(("keepalived_gratuitous_arp_delay_total", base))
+        for vip in data["vips"]:  # type: ignore[attr-defined]
+            parsed = mehdy_parse_vip(vip)
+            if parsed:
+                out.add(("keepalived_vrrp_state", (str(data["iname"]), parsed[1], str(data["vrid"]), parsed[0])))
+        for vip in data["evips"]:  # type: ignore[attr-defined]
+            parsed = mehdy_parse_vip(vip)
+            if parsed:
+                out.add(("keepalived_vrrp_excluded_state",
+                         (str(data["iname"]), parsed[1], str(data["vrid"]), parsed[0])))
+        if not data["vips"]:
+            out.add(("keepalived_vrrp_state", (*base, "")))
+    for script in scripts:
+        assert script["Status"] in ("BAD", "GOOD"), script
+        assert script["State"] in ("idle", "running", "requested termination", "forcing termination"), script
+        out.add(("keepalived_script_status", (script["Name"],)))
+        out.add(("keepalived_script_state", (script["Name"],)))
+    return out
+
+
+def mehdy_parse_data(text: str) -> dict[str, dict[str, object]]:
+    """ParseVRRPData: ` VRRP Instance = X` blocks, `key = value` / `key : value` lines, VIP lists below them."""
+    data: dict[str, dict[str, object]] = {}
+    instance = key = val = ""
+    for line in text.split("\n"):
+        if line.startswith(" VRRP Instance") and "=" in line:
+            instance = line.strip().split("=")[1].strip()
+            data[instance] = {"iname": instance, "vips": [], "evips": [], "state": 0, "wantstate": 0,
+                              "ifp_ifname": "", "garp_delay": 0, "vrid": 0}
+        elif line.startswith("   ") and instance:
+            if line.startswith("     "):
+                val = line.strip()
+            else:
+                if "=" in line:
+                    args = line.strip().split("=")
+                elif ":" in line:
+                    args = line.strip().split(":")
+                else:
+                    continue
+                key = args[0].strip()
+                if key == "Virtual IP":
+                    continue
+                val = args[1].strip()
+            d = data[instance]
+            if (key.startswith("Virtual IP (") or key == "Virtual IP") and val:
+                d["vips"].append(val)  # type: ignore[attr-defined]
+            if key.startswith("Virtual IP Excluded") and val:
+                d["evips"].append(val)  # type: ignore[attr-defined]
+            if key in ("State", "Wantstate"):
+                assert val in STATES, f"unknown {key.lower()} found: {val}"
+                d[key.lower()] = STATES.index(val)
+            elif key in ("Interface", "Listening device"):
+                d["ifp_ifname"] = val
+            elif key in ("Gratuitous ARP delay", "Virtual Router ID"):
+                assert re.fullmatch(r"[+-]?\d+", val), (key, val)  # strconv.Atoi
+                d["garp_delay" if key.startswith("Grat") else "vrid"] = int(val)
+        elif line.startswith(" VRRP Version") or line.startswith(" VRRP Script"):
+            continue
+        else:
+            instance = ""
+    return data
+
+
+def mehdy_parse_scripts(text: str) -> list[dict[str, str]]:
+    """ParseVRRPScript: ` VRRP Script = X` blocks with `Status` and `State`."""
+    scripts: list[dict[str, str]] = []
+    script: dict[str, str] = {}
+    for line in text.split("\n"):
+        if line.startswith(" VRRP Script") and "=" in line:
+            if script.get("Name"):
+                scripts.append(script)
+            script = {"Name": line.strip().split("=")[1].strip()}
+        elif line.startswith("   ") and script.get("Name"):
+            if "=" not in line:
+                continue
+            k, v = (p.strip() for p in line.strip().split("=")[:2])
+            if k in ("Status", "State"):
+                script[k] = v
+        elif not line.startswith("    ") and script.get("Name"):
+            scripts.append(script)
+            script = {}
+    if script.get("Name"):
+        scripts.append(script)
+    return scripts
+
+
+_STATS_KEYS = {("Advertisements", "Received"): "advert_rcvd", ("Advertisements", "Sent"): "advert_sent",
+               ("Packet Errors", "Length"): "packet_len_err", ("Packet Errors", "TTL"): "ip_ttl_err",
+               ("Packet Errors", "Invalid Type"): "invalid_type_rcvd",
+               ("Packet Errors", "Advertisement Interval"): "advert_interval_err",
+               ("Packet Errors", "Address List"): "addr_list_err",
+               ("Authentication Errors", "Invalid Type"): "invalid_authtype",
+               ("Authentication Errors", "Type Mismatch"): "authtype_mismatch",
+               ("Authentication Errors", "Failure"): "auth_failure",
+               ("Priority Zero", "Received"): "pri_zero_rcvd", ("Priority Zero", "Sent"): "pri_zero_sent",
+               ("", "Became master"): "become_master", ("", "Released master"): "release_master"}
+
+
+def mehdy_parse_stats(text: str) -> dict[str, dict[str, int]]:
+    """ParseStats: `VRRP Instance: X`, `  Section:` headers, `    Label: N` and `  Label: N` (strconv.Atoi)."""
+    stats: dict[str, dict[str, int]] = {}
+    instance = section = ""
+    for line in text.split("\n"):
+        if line.startswith("VRRP Instance") and ":" in line:
+            instance = line.strip().split(":")[1].strip()
+            stats[instance] = {}
+        elif line.startswith("  ") and line.endswith(":"):
+            section = line.strip().split(":")[0].strip()
+        elif line.startswith("    ") and section:
+            k, v = (p.strip() for p in line.strip().split(":")[:2])
+            assert re.fullmatch(r"[+-]?\d+", v), f"Unknown metric value from keepalived.stats: {k}: {v}"
+            if (section, k) in _STATS_KEYS:
+                stats[instance][_STATS_KEYS[(section, k)]] = int(v)
+        elif line.startswith("  ") and not line.endswith(":") and not line.startswith("    "):
+            k, v = (p.strip() for p in line.strip().split(":")[:2])
+            section = ""
+            assert re.fullmatch(r"[+-]?\d+", v), f"Unknown metric value from keepalived.stats: {k}: {v}"
+            if ("", k) in _STATS_KEYS:
+                stats[instance][_STATS_KEYS[("", k)]] = int(v)
+    return stats
+
+
+def mehdy_text_metrics(files: dict[str, str]) -> set[Metric]:
+    """The default mode: keepalived.data and keepalived.stats, joined by instance name (counts must agree)."""
+    data, stats = mehdy_parse_data(files["keepalived.data"]), mehdy_parse_stats(files["keepalived.stats"])
+    assert len(data) == len(stats), "keepalived.data and keepalived.stats datas are not synced"
+    vrrps = [(data[name], stats[name]) for name in data]
+    return mehdy_metrics_from(vrrps, mehdy_parse_scripts(files["keepalived.data"]))
+
+
+def mehdy_json_metrics(files: dict[str, str]) -> set[Metric]:
+    """--ka.json: keepalived.json decoded into typed structs (no scripts in this mode)."""
+    vrrps = [(go_decode(e["data"], MEHDY_DATA), go_decode(e["stats"], STATS_FIELDS))
+             for e in json.loads(files["keepalived.json"])]
+    return mehdy_metrics_from(vrrps, [])
+
+
+@pytest.mark.parametrize("exporter", ["mehdy-text", "mehdy-json", "gen2brain"])
+def test_exporters_extract_from_ours_what_they_extract_from_keepalived(runs: tuple[Run, Run], exporter: str) -> None:
+    ka, py = runs
+    extract = {"mehdy-text": mehdy_text_metrics, "mehdy-json": mehdy_json_metrics,
+               "gen2brain": lambda files: gen2brain_metrics(files["keepalived.json"])}[exporter]
+    theirs, ours = extract(ka.files), extract(py.files)
+    assert len(theirs) > 20
+    assert ours == theirs, {"only keepalived's": theirs - ours, "only ours": ours - theirs}
+
+
+def test_exporters_read_the_same_values_where_they_do_not_move(runs: tuple[Run, Run]) -> None:
+    """State, VIPs, script status and the counters that cannot move once all are masters read the same."""
+    ka, py = runs
+    ka_data, py_data = mehdy_parse_data(ka.files["keepalived.data"]), mehdy_parse_data(py.files["keepalived.data"])
+    assert py_data == ka_data
+    assert mehdy_parse_scripts(py.files["keepalived.data"]) == mehdy_parse_scripts(ka.files["keepalived.data"]) \
+        == [{"Name": "chk", "Status": "GOOD", "State": "idle"}]
+    ka_stats = mehdy_parse_stats(ka.files["keepalived.stats"])
+    py_stats = mehdy_parse_stats(py.files["keepalived.stats"])
+    for name in INSTANCES:
+        moving = {"advert_sent", "advert_rcvd"}
+        assert {k: v for k, v in py_stats[name].items() if k not in moving} == \
+            {k: v for k, v in ka_stats[name].items() if k not in moving}
+        assert py_stats[name]["advert_sent"] > 0
