@@ -19,8 +19,8 @@ from collections.abc import Callable
 from ipaddress import IPv6Interface
 
 from ..config.model import IpAddressSpec
-from .dump_view import DumpView, GlobalView, GroupView, InstanceView, NotifyLine, ScriptView, TrackFileView, \
-    TrackLine, state_word
+from .dump_view import DumpView, GlobalView, GroupView, InstanceView, NotifyLine, ScriptView, SocketView, \
+    TrackFileView, TrackLine, state_word
 
 _ADDRESS_FLAG_WORDS = (("home", " home"), ("-nodad", " -nodad"), ("nodad", " -nodad"),
                        ("mngtmpaddr", " mngtmpaddr"), ("noprefixroute", " noprefixroute"),
@@ -81,6 +81,10 @@ def format_data(view: DumpView, ctime: Ctime) -> str:
         out.append("------< VRRP Topology >------")
         for inst in view.instances:
             out += _instance_lines(inst, ctime)
+    if view.sockets:
+        out.append("------< VRRP Sockpool >------")
+        for sock in view.sockets:
+            out += _socket_lines(sock)
     if view.groups:
         out.append("------< VRRP Sync groups >------")
         for group in view.groups:
@@ -260,6 +264,22 @@ def _instance_lines(i: InstanceView, ctime: Ctime) -> list[str]:
     lines.append(f"   Notify deleted = {'Deleted' if i.notify_deleted else 'Fault'}")
     lines += _notify_lines(i.notify_scripts)
     lines.append(f"   Notify priority changes = {_onoff(i.notify_priority_changes)}")
+    return lines
+
+
+def _socket_lines(sock: SocketView) -> list[str]:
+    """One socket of the pool: ours sends and receives on one descriptor, so fd_in and fd_out are equal."""
+    lines = [
+        f" fd_in {sock.fd} fd_out = {sock.fd}",
+        f"   Interface = {sock.interface}",
+        f"   Family = {'IPv4' if sock.family == 4 else 'IPv6'}",
+        "   Protocol = VRRP",
+        f"   Type = {'Unicast' if sock.unicast_src else 'Multicast'}",
+    ]
+    if sock.unicast_src:
+        lines.append(f"   Address = {sock.unicast_src}")
+    lines += ["   Rx buf size = 0", "   VRRP instances"]
+    lines += [f"     {name} vrid {vrid}" for name, vrid in sorted(sock.instances, key=lambda nv: nv[1])]
     return lines
 
 

@@ -209,6 +209,17 @@ class GlobalView:
 
 
 @dataclass(frozen=True)
+class SocketView:
+    """One VRRP socket of the pool and the instances (name, VRID) it serves."""
+
+    fd: int
+    interface: str
+    family: int
+    unicast_src: str | None
+    instances: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class DumpView:
     """Everything the VRRP process dumps."""
 
@@ -217,3 +228,4 @@ class DumpView:
     scripts: tuple[ScriptView, ...] = ()
     track_files: tuple[TrackFileView, ...] = ()
     global_defs: GlobalView | None = None
+    sockets: tuple[SocketView, ...] = ()

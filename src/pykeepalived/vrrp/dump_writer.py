@@ -31,8 +31,8 @@ from ..config.model import KeepalivedConfig, Script, TrackRef
 from ..host.private_files import UnsafeFileError, daemon_umask, write_private
 from ..scripts.runner import default_script_user
 from .data_dump import format_address, format_data
-from .dump_view import (DumpView, GlobalView, GroupView, InstanceView, NotifyLine, ScriptView, TrackFileView,
-                        TrackLine, cmd_str)
+from .dump_view import (DumpView, GlobalView, GroupView, InstanceView, NotifyLine, ScriptView, SocketView,
+                        TrackFileView, TrackLine, cmd_str)
 from .json_dump import format_json
 from .machine import MachineView, State, skew_s
 from .packet import VRRP_MCAST_V4, VRRP_MCAST_V6
@@ -93,6 +93,7 @@ class Runtime:
     group_state: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     running_scripts: frozenset[str] = frozenset()
+    sockets: tuple[SocketView, ...] = ()
 
 
 def collect(source: DumpSource, runtime: Runtime) -> DumpView:
@@ -101,7 +102,7 @@ def collect(source: DumpSource, runtime: Runtime) -> DumpView:
     instances = tuple(_instance(source, name, runtime) for name in source.machines)
     groups = tuple(_group(source, gname, runtime) for gname in config.sync_groups)
     return DumpView(instances=instances, groups=groups, scripts=_scripts(source, runtime),
-                    track_files=_track_files(source), global_defs=_globals(config))
+                    track_files=_track_files(source), global_defs=_globals(config), sockets=runtime.sockets)
 
 
 def write_data(source: DumpSource, runtime: Runtime, path: str) -> str | None:

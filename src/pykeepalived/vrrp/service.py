@@ -35,6 +35,7 @@ from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_
 from ..net.links import LinkMonitor
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
 from . import dump_writer
+from .dump_view import SocketView
 from .json_dump import instance_data
 from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault,
                               served_instances)
@@ -639,6 +640,11 @@ class VrrpService:
         rt.next_timer = {name: handle.when() + offset for name, handle in self._timers.items()}
         rt.fds = {name: entry.sock.fileno() for name, entry in self._socket_of.items()}
         rt.group_state = {g: int(self.core.group_state(g)) for g in self.core.group_names}
+        rt.sockets = tuple(
+            SocketView(entry.sock.fileno(), ifname, family,
+                       key if any(self.settings[n].unicast for n in entry.by_vrid.values()) else None,
+                       tuple((name, vrid) for vrid, name in entry.by_vrid.items()))
+            for (family, ifname, key), entry in self._sockets.items())
         return rt
 
     def write_data(self, path: str | None = None) -> str | None:
