@@ -58,19 +58,6 @@ _NOTIFY_KINDS = (  # (model field, keepalived's word in the data dump, JSON key)
 )
 
 
-def keepalived_tmp_dir() -> str:
-    """keepalived's dump directory: $TMPDIR if it is an absolute path, else /tmp."""
-    tmp = os.environ.get("TMPDIR", "")
-    return tmp if tmp.startswith("/") else "/tmp"
-
-
-def dump_path(name: str, override: str | None = None, directory: str | None = None) -> str:
-    """Where a dump goes: the configured file (or DIR/ for the default name), else DIRECTORY/NAME."""
-    if override:
-        return os.path.join(override, name) if override.endswith("/") else override
-    return os.path.join(directory or keepalived_tmp_dir(), name)
-
-
 class DumpSource(Protocol):
     """What the writer reads of the running VRRP service."""
 

@@ -28,6 +28,7 @@ from ..config.model import KeepalivedConfig
 from ..config.vocabulary import StateWord
 from ..scripts.notify import Notifier, NotifyFifo
 from ..scripts.runner import ScriptRunner
+from ..host.private_files import dump_path, keepalived_tmp_dir
 from ..host.proc import started_at
 from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
 from ..net.addresses import AddressManager, describe_route, describe_rule
@@ -83,7 +84,7 @@ class VrrpService:
     def __init__(self, config: KeepalivedConfig, *, state_dir: str | None = None,
                  status_file: str | None = None) -> None:
         self.config = config
-        self.state_dir = state_dir or dump_writer.keepalived_tmp_dir()  # keepalived's: $TMPDIR, else /tmp
+        self.state_dir = state_dir or keepalived_tmp_dir()  # keepalived's: $TMPDIR, else /tmp
         self._dump_runtime = dump_writer.Runtime()
         self.status_file = status_file  # the checker's; its dataplane_error puts our instances in FAULT
         # the process's start, not the service's: a checker started with us that fails at once may write its status
@@ -649,12 +650,12 @@ class VrrpService:
 
     def write_data(self, path: str | None = None) -> str | None:
         """SIGUSR1: keepalived's data dump (keepalived.data), root-owned 0600; None if refused."""
-        target = path or dump_writer.dump_path(dump_writer.DATA_FILE, directory=self.state_dir)
+        target = path or dump_path(dump_writer.DATA_FILE, directory=self.state_dir)
         return dump_writer.write_data(self, self._dump_runtime_now(), target)
 
     def write_json(self, path: str | None = None) -> str | None:
         """SIGRTMIN+2: keepalived's JSON dump, and ours beside it (pykeepalived_vrrp.json); None if refused."""
-        target = path or dump_writer.dump_path(dump_writer.JSON_FILE, directory=self.state_dir)
+        target = path or dump_path(dump_writer.JSON_FILE, directory=self.state_dir)
         runtime = self._dump_runtime_now()
         extended = {"vrrp": self.snapshot(),
                     "sockets": {"/".join(map(str, key)): dict(entry.errors) for key, entry in self._sockets.items()}}
@@ -663,7 +664,7 @@ class VrrpService:
 
     def write_stats(self, path: str | None = None) -> str | None:
         """SIGUSR2: keepalived's stats dump (keepalived.stats), root-owned 0600; None if refused."""
-        target = path or dump_writer.dump_path(dump_writer.STATS_FILE, directory=self.state_dir)
+        target = path or dump_path(dump_writer.STATS_FILE, directory=self.state_dir)
         return dump_writer.write_stats(self, self._dump_runtime_now(), target)
 
 
