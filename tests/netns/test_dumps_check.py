@@ -1,4 +1,8 @@
-"""SIGUSR1 through the parent reaches both children: keepalived.data and keepalived_check.data (issue 14).
+"""Signals to the main pid reach both children: keepalived.data, keepalived_check.data, stats, JSON (issue 14).
+
+Exporters signal the pid in keepalived's main pid file. Before the fix in
+daemon/lifeline.py our parent, having spawned both children at once, kept the
+forwarded signals blocked for good: nothing was ever forwarded.
 
 keepalived's checker answers the DATA signal with keepalived_check.data beside
 the VRRP process's keepalived.data. This kernel has no IPVS, so keepalived's
@@ -112,6 +116,10 @@ def test_data_signal_writes_the_checker_dump_with_live_health(tmp_path: Path) ->
 
                 wait_until(settled, 15.0, interval_s=0.5, what="a checker dump with the dead server down")
                 lines = check_data.read_text().splitlines()
+                for sig in (signal.SIGUSR2, signal.SIGRTMIN + 2):  # STATS and JSON, also through the parent
+                    os.kill(pid, sig)
+                wait_until(lambda: (dumps / "keepalived.stats").exists() and (dumps / "keepalived.json").exists(),
+                           5.0, what="stats and JSON dumps")
             finally:
                 _stop(daemon)
                 print(log_path.read_text(errors="replace")[-3000:])
