@@ -66,7 +66,8 @@ virtual_server 192.0.2.100 80 {
 }
 """
 
-LISTENER = ("import socket, time\n"
+LISTENER = ("import socket\n"
+            "import time\n"
             "s = socket.socket()\n"
             "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
             "s.bind(('192.0.2.11', 8080))\n"
