@@ -122,7 +122,7 @@ def _vs_lines(vs: VirtualServerView) -> list[str]:
         f"   lvs_sched = {vs.scheduler}",
         f"   Hashed = {_abled('hashed' in vs.sched_flags)}",
     ]
-    if vs.scheduler in ("sh", "mh"):
+    if vs.scheduler == "sh" or vs.scheduler == "mh":
         lines.append(f"   {vs.scheduler}-port = {_abled(f'{vs.scheduler}-port' in vs.sched_flags)}")
         lines.append(f"   {vs.scheduler}-fallback = {_abled(f'{vs.scheduler}-fallback' in vs.sched_flags)}")
     else:

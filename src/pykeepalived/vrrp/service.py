@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -636,17 +637,18 @@ class VrrpService:
 
     def _dump_runtime_now(self) -> dump_writer.Runtime:
         """The shell's facts for a dump: timers and last transitions on the wall clock, sockets, group states."""
-        rt = self._dump_runtime
         offset = time.time() - (self._loop.time() if self._loop is not None else time.monotonic())
-        rt.next_timer = {name: handle.when() + offset for name, handle in self._timers.items()}
-        rt.fds = {name: entry.sock.fileno() for name, entry in self._socket_of.items()}
-        rt.group_state = {g: int(self.core.group_state(g)) for g in self.core.group_names}
-        rt.sockets = tuple(
-            SocketView(entry.sock.fileno(), ifname, family,
-                       key if any(self.settings[n].unicast for n in entry.by_vrid.values()) else None,
-                       tuple((name, vrid) for vrid, name in entry.by_vrid.items()))
-            for (family, ifname, key), entry in self._sockets.items())
-        return rt
+        return dataclasses.replace(
+            self._dump_runtime,
+            next_timer={name: handle.when() + offset for name, handle in self._timers.items()},
+            fds={name: entry.sock.fileno() for name, entry in self._socket_of.items()},
+            group_state={g: int(self.core.group_state(g)) for g in self.core.group_names},
+            sockets=tuple(
+                SocketView(entry.sock.fileno(), ifname, family,
+                           key if any(self.settings[n].unicast for n in entry.by_vrid.values()) else None,
+                           tuple((name, vrid) for vrid, name in entry.by_vrid.items()))
+                for (family, ifname, key), entry in self._sockets.items()),
+        )
 
     def write_data(self, path: str | None = None) -> str | None:
         """SIGUSR1: keepalived's data dump (keepalived.data), root-owned 0600; None if refused."""
