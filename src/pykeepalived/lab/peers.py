@@ -144,8 +144,10 @@ class _Daemon:
 
 def _start_daemon(host: Host, name: str, argv: list[str], log_path: Path) -> _Daemon:
     """Start `argv` in the host's namespace with stdout and stderr appended to `log_path`."""
+    # $TMPDIR: where keepalived (and we) write the signal dumps; the peer's own directory, not the shared /tmp
     with open(log_path, "ab") as log:
-        proc = host.netns.popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        proc = host.netns.popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, TMPDIR=str(log_path.parent)))
     return _Daemon(name, proc, log_path)
 
 
