@@ -40,3 +40,22 @@ def router_netns() -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _daemon_dump_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Daemons started by tests write their signal dumps into $TMPDIR (keepalived's rule): keep them out of /tmp.
+
+    Set before any daemon starts and inherited by every process a test spawns; a
+    test that wants its own directory (tests/netns/test_dumps.py) passes its own.
+    """
+    dump_dir = tmp_path_factory.mktemp("dumps")
+    old = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(dump_dir)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old

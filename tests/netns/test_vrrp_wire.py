@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import signal
 import subprocess
@@ -163,16 +162,11 @@ def _send(lab: Lab, script: Path, phase: str, *extra: str) -> dict[str, Any]:
 
 
 def _socket_counters(peer: PyKeepalivedPeer) -> dict[str, int]:
-    """The per-socket drop counters of the stats file (SIGUSR2), summed over sockets."""
-    path = peer.dir / "state.stats"
-    path.unlink(missing_ok=True)
-    peer.signal(signal.SIGUSR2)
-    wait_until(lambda: path.exists() and path.read_text().endswith("\n"), 3.0, what="stats file")
+    """The per-socket drop counters of our extended JSON dump (SIGRTMIN+2), summed over sockets."""
     counters: dict[str, int] = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("Socket "):
-            for name, value in re.findall(r"(\w+) (\d+)(?:,|$)", line.split(": ", 1)[1]):
-                counters[name] = counters.get(name, 0) + int(value)
+    for errors in peer.extended_dump()["sockets"].values():
+        for name, value in errors.items():
+            counters[name] = counters.get(name, 0) + int(value)
     return counters
 
 

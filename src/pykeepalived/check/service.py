@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .dump_writer import write_check_data
 from ..config.model import KeepalivedConfig, Script
 from ..scripts.notify import NotifyFifo
 from ..alerts.hooks import CheckMail
@@ -564,14 +565,19 @@ class CheckService:
 
 
 def install_signal_handlers(service: CheckService, loop: asyncio.AbstractEventLoop) -> None:
-    """TERM/INT stop; USR1 rewrites the status file at once; HUP (reload) is not supported yet and ignored.
+    """TERM/INT stop; USR1 rewrites the status file at once and writes keepalived_check.data (keepalived's
+    data dump); HUP (reload) is not supported yet and ignored.
 
     USR2 and RTMIN+2 ask VRRP for its stats and JSON dumps; the parent sends
     them to every child, so the checker must not die of them.
     """
     loop.add_signal_handler(signal.SIGTERM, service.stop)
     loop.add_signal_handler(signal.SIGINT, service.stop)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: service.spawn(service.status_now()))
+    def on_usr1() -> None:
+        service.spawn(service.status_now())
+        write_check_data(service.services)
+
+    loop.add_signal_handler(signal.SIGUSR1, on_usr1)
     for sig in (signal.SIGUSR2, signal.SIGRTMIN + 2):
         loop.add_signal_handler(sig, lambda: None)
     loop.add_signal_handler(signal.SIGHUP, lambda: log.warning("reload (SIGHUP) is not supported yet; "

@@ -28,6 +28,8 @@ from collections.abc import Iterator
 PR_SET_PDEATHSIG = 1
 # what the parent passes on to its children (keepalived's RELOAD, DATA, STATS and JSON signals)
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2)
+_held = 0  # forwarded_signals_held() nesting depth (asyncio tasks spawning at once)
+_mask_before: set[int | signal.Signals] = set()
 
 
 class ParentGone(Exception):
@@ -57,12 +59,22 @@ def forwarded_signals_held() -> Iterator[None]:
     window would kill it by default. Blocked signals survive fork and exec as
     pending, so the child receives them once it calls
     `accept_forwarded_signals()` with its handlers in place.
+
+    Holds may overlap (the supervisor spawns both children at once, each
+    spawn awaiting its fork): only the outermost one blocks and restores, or
+    the later hold would put back the earlier one's blocked mask for good and
+    the parent would never forward a signal again.
     """
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+    global _held, _mask_before
+    if _held == 0:
+        _mask_before = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+    _held += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _held -= 1
+        if _held == 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, _mask_before)
 
 
 def accept_forwarded_signals() -> None:

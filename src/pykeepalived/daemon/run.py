@@ -41,7 +41,7 @@ class DaemonOptions:
     vrrp_pid_file: str = DEFAULT_VRRP_PID_FILE
     checkers_pid_file: str = DEFAULT_CHECKERS_PID_FILE
     status_file: str = DEFAULT_STATUS_FILE
-    state_dir: str = "/tmp"
+    state_dir: str | None = None  # the dumps' directory; None: keepalived's ($TMPDIR, else /tmp)
     child: bool = False  # started by the supervisor: the parent owns the main pid file
     checker_workers: int | None = None  # None: as many as the number of checkers calls for
     worker_argv: tuple[str, ...] | None = None  # how to start a checker worker (this config, these log flags)

@@ -192,9 +192,16 @@ async def _spawn(child: Child, config_fd: int | None) -> None:
 
 
 def _signal(child: Child, sig: int) -> None:
+    """Signal a child still ours (not yet reaped: its pid cannot have been reused).
+
+    os.kill, not Process.send_signal: subprocess's send_signal first polls
+    (waitpid) the child, and a child that has just died is then reaped there,
+    behind asyncio's watcher, which reports it as exit status 255 instead of
+    the signal that killed it (seen when forwarded DATA signals hail in).
+    """
     if child.proc is not None and child.proc.returncode is None:
         try:
-            child.proc.send_signal(sig)
+            os.kill(child.proc.pid, sig)
         except ProcessLookupError:
             pass
 

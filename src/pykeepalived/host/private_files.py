@@ -17,6 +17,9 @@ old or the new content, never half of it.
 `read_own_small` is the reading side (pid files): no symlink following, regular
 files only, a bounded read.
 
+`keepalived_tmp_dir` and `dump_path` say where the signal dumps go, as
+keepalived 2.2.7 decides it.
+
 `daemon_umask` turns global_defs' `umask` into a number; keepalived runs with
 0177 unless told otherwise, so files made by the daemon or its scripts without
 an explicit mode are readable by their owner only. `make_dirs` gives directories
@@ -122,6 +125,19 @@ def daemon_umask(words: list[str] | None) -> tuple[int, str | None]:
         return parse_umask(list(words)), None
     except ValueError as exc:
         return DEFAULT_UMASK, f"global_defs {exc}; using {DEFAULT_UMASK:04o}"
+
+
+def keepalived_tmp_dir() -> str:
+    """keepalived's directory for its dump files: $TMPDIR if it is an absolute path, else /tmp (set_tmp_dir)."""
+    tmp = os.environ.get("TMPDIR", "")
+    return tmp if tmp.startswith("/") else "/tmp"
+
+
+def dump_path(name: str, override: str | None = None, directory: str | None = None) -> str:
+    """Where a dump goes: the configured file (or DIR/ for the default name), else DIRECTORY/NAME."""
+    if override:
+        return os.path.join(override, name) if override.endswith("/") else override
+    return os.path.join(directory or keepalived_tmp_dir(), name)
 
 
 def _create_temp(directory: str, name: str, path: str) -> tuple[int, str]:

@@ -144,8 +144,10 @@ class _Daemon:
 
 def _start_daemon(host: Host, name: str, argv: list[str], log_path: Path) -> _Daemon:
     """Start `argv` in the host's namespace with stdout and stderr appended to `log_path`."""
+    # $TMPDIR: where keepalived (and we) write the signal dumps; the peer's own directory, not the shared /tmp
     with open(log_path, "ab") as log:
-        proc = host.netns.popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        proc = host.netns.popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, TMPDIR=str(log_path.parent)))
     return _Daemon(name, proc, log_path)
 
 
@@ -733,10 +735,15 @@ class PyKeepalivedPeer(KeepalivedPeer):
         os.kill(self._daemon.pid, signum)
 
     def snapshot(self, timeout_s: float = 3.0) -> list[dict[str, Any]]:
-        """The daemon's JSON dump (keepalived's layout plus our counters)."""
-        path = self.json_path
+        """Our extended JSON dump (keepalived's keys plus master_ip, faults and all our counters)."""
+        data: list[dict[str, Any]] = self.extended_dump(timeout_s)["vrrp"]
+        return data
+
+    def extended_dump(self, timeout_s: float = 3.0) -> dict[str, Any]:
+        """pykeepalived_vrrp.json, written beside the JSON dump on SIGRTMIN+2: {"vrrp": [...], "sockets": {...}}."""
+        path = self.json_path.parent / "pykeepalived_vrrp.json"
         path.unlink(missing_ok=True)
         self.signal(signal.SIGRTMIN + 2)
-        wait_until(path.exists, timeout_s, what=f"{self!r} JSON dump")
-        data: list[dict[str, Any]] = json.loads(path.read_text())
-        return data
+        wait_until(path.exists, timeout_s, what=f"{self!r} extended JSON dump")
+        doc: dict[str, Any] = json.loads(path.read_text())
+        return doc

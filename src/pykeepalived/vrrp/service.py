@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import dataclasses
 import logging
 import os
 import signal
 import stat
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
@@ -28,8 +29,8 @@ from ..config.model import KeepalivedConfig
 from ..config.vocabulary import StateWord
 from ..scripts.notify import Notifier, NotifyFifo
 from ..alerts.hooks import VrrpMail
-from ..host.private_files import UnsafeFileError, write_private
 from ..scripts.runner import ScriptRunner
+from ..host.private_files import dump_path, keepalived_tmp_dir
 from ..host.proc import started_at
 from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
 from ..net.addresses import AddressManager, describe_route, describe_rule
@@ -38,6 +39,9 @@ from ..net.links import LinkMonitor
 from ..net.netlink_bufs import vrrp_cmd_rcvbuf, vrrp_monitor_rcvbuf
 from ..net.rx_buffer import interface_mtu, set_socket_rcvbuf
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
+from . import dump_writer
+from .dump_view import SocketView
+from .json_dump import instance_data
 from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault,
                               served_instances)
 from .core import CoreAction, TimerChanged, VrrpCore
@@ -83,9 +87,11 @@ class _SocketEntry:
 class VrrpService:
     """All VRRP instances of one configuration, in the current network namespace."""
 
-    def __init__(self, config: KeepalivedConfig, *, state_dir: str = "/tmp", status_file: str | None = None) -> None:
+    def __init__(self, config: KeepalivedConfig, *, state_dir: str | None = None,
+                 status_file: str | None = None) -> None:
         self.config = config
-        self.state_dir = state_dir
+        self.state_dir = state_dir or keepalived_tmp_dir()  # keepalived's: $TMPDIR, else /tmp
+        self._dump_runtime = dump_writer.Runtime()
         self.status_file = status_file  # the checker's; its dataplane_error puts our instances in FAULT
         # the process's start, not the service's: a checker started with us that fails at once may write its status
         # file before this process has imported its modules; anything older is an earlier run's
@@ -364,6 +370,8 @@ class VrrpService:
             if isinstance(action, TimerChanged):
                 self._arm(action.instance, action.at)
             else:
+                if isinstance(action, StateChanged):  # the dumps' last_transition, on the wall clock
+                    self._dump_runtime.last_transition[action.instance] = time.time()
                 self._queue.put_nowait(action)
         if self._stopping and len(self._stopped) == len(self.machines):
             self._done.set()
@@ -637,53 +645,52 @@ class VrrpService:
                 actions += self.core.set_fault(name, old, False, now)
             self._apply(actions)
 
-    # ------------------------------------------------------------------ introspection
+    # ------------------------------------------------------------------ introspection (vrrp/dump_writer.py)
     def snapshot(self) -> list[dict[str, object]]:
-        """keepalived's JSON dump (version 1 layout), plus our own counters."""
+        """keepalived's JSON dump entries plus our own: master_ip, faults and every counter (ours too)."""
+        view = dump_writer.collect(self, self._dump_runtime_now())
         out: list[dict[str, object]] = []
-        for name, m in self.machines.items():
-            s = self.settings[name]
-            out.append({
-                "data": {
-                    "iname": name, "vrid": s.vrid, "version": s.version, "state": int(m.state),
-                    "wantstate": int(State.MASTER if m.wants_master else m.state),
-                    "base_priority": s.base_priority, "effective_priority": m.effective_priority,
-                    "adver_int": s.advert_int_cs / 100, "master_adver_int": m.master_adver_int_cs / 100,
-                    "ifp_ifname": s.interface, "nopreempt": int(s.nopreempt),
-                    "preempt_delay": s.preempt_delay_s,
-                    "vips": [str(v.address.ip) for v in s.vips],
-                    "master_ip": str(m.master_address) if m.master_address else None,
-                    "faults": sorted(m.faults),
-                },
-                "stats": m.counters,
-            })
+        for inst in view.instances:
+            m = self.machines[inst.name]
+            data = instance_data(inst)
+            data["master_ip"] = str(m.master_address) if m.master_address else None
+            data["faults"] = sorted(m.faults)
+            out.append({"data": data, "stats": m.counters})
         return out
 
+    def _dump_runtime_now(self) -> dump_writer.Runtime:
+        """The shell's facts for a dump: timers and last transitions on the wall clock, sockets, group states."""
+        offset = time.time() - (self._loop.time() if self._loop is not None else time.monotonic())
+        return dataclasses.replace(
+            self._dump_runtime,
+            next_timer={name: handle.when() + offset for name, handle in self._timers.items()},
+            fds={name: entry.sock.fileno() for name, entry in self._socket_of.items()},
+            group_state={g: int(self.core.group_state(g)) for g in self.core.group_names},
+            sockets=tuple(
+                SocketView(entry.sock.fileno(), ifname, family,
+                           key if any(self.settings[n].unicast for n in entry.by_vrid.values()) else None,
+                           tuple((name, vrid) for vrid, name in entry.by_vrid.items()))
+                for (family, ifname, key), entry in self._sockets.items()),
+        )
+
+    def write_data(self, path: str | None = None) -> str | None:
+        """SIGUSR1: keepalived's data dump (keepalived.data), root-owned 0600; None if refused."""
+        target = path or dump_path(dump_writer.DATA_FILE, directory=self.state_dir)
+        return dump_writer.write_data(self, self._dump_runtime_now(), target)
+
     def write_json(self, path: str | None = None) -> str | None:
-        """SIGRTMIN+2: the JSON dump, root-owned 0600 (see host/private_files.py); None if refused."""
-        target = path or os.path.join(self.state_dir, "keepalived.json")
-        return self._write_dump(target, json.dumps(self.snapshot(), indent=1) + "\n", "JSON dump")
+        """SIGRTMIN+2: keepalived's JSON dump, and ours beside it (pykeepalived_vrrp.json); None if refused."""
+        target = path or dump_path(dump_writer.JSON_FILE, directory=self.state_dir)
+        runtime = self._dump_runtime_now()
+        extended = {"vrrp": self.snapshot(),
+                    "sockets": {"/".join(map(str, key)): dict(entry.errors) for key, entry in self._sockets.items()}}
+        dump_writer.write_extended(os.path.join(os.path.dirname(target), dump_writer.EXTENDED_JSON_FILE), extended)
+        return dump_writer.write_json(self, runtime, target)
 
     def write_stats(self, path: str | None = None) -> str | None:
-        """SIGUSR2: the stats dump, root-owned 0600 (see host/private_files.py); None if refused."""
-        target = path or os.path.join(self.state_dir, "keepalived.stats")
-        lines: list[str] = []
-        for name, m in self.machines.items():
-            lines.append(f"VRRP Instance: {name}")
-            lines += [f"  {k}: {v}" for k, v in m.counters.items()]
-        for key, entry in self._sockets.items():
-            if entry.errors:
-                lines.append(f"Socket {key}: " + ", ".join(f"{k} {v}" for k, v in entry.errors.items()))
-        return self._write_dump(target, "\n".join(lines) + "\n", "stats dump")
-
-    @staticmethod
-    def _write_dump(target: str, text: str, what: str) -> str | None:
-        try:
-            write_private(target, text)
-        except UnsafeFileError as exc:
-            log.error("%s not written: %s", what, exc)
-            return None
-        return target
+        """SIGUSR2: keepalived's stats dump (keepalived.stats), root-owned 0600; None if refused."""
+        target = path or dump_path(dump_writer.STATS_FILE, directory=self.state_dir)
+        return dump_writer.write_stats(self, self._dump_runtime_now(), target)
 
 
 def _status_setter(kind: TrackKind, name: str, status: TrackStatus) -> Callable[[InstanceTracking], None]:
@@ -712,15 +719,15 @@ def _read_track_file(path: str | None) -> int:
 
 
 def install_signal_handlers(service: VrrpService, loop: asyncio.AbstractEventLoop,
-                            json_path: str | None = None, stats_path: str | None = None) -> None:
-    """TERM/INT stop; USR2 writes stats; SIGRTMIN+2 (keepalived's JSON signal) writes the JSON dump."""
+                            json_path: str | None = None, stats_path: str | None = None,
+                            data_path: str | None = None) -> None:
+    """TERM/INT stop; USR1 the data dump, USR2 the stats, SIGRTMIN+2 (keepalived's JSON signal) the JSON dump."""
     loop.add_signal_handler(signal.SIGTERM, service.stop)
     loop.add_signal_handler(signal.SIGINT, service.stop)
     loop.add_signal_handler(signal.SIGUSR2, lambda: service.write_stats(stats_path))
     loop.add_signal_handler(signal.SIGRTMIN + 2, lambda: service.write_json(json_path))
-    # keepalived's USR1 is a text data dump (format declared unstable); the parent forwards it to every child
-    loop.add_signal_handler(signal.SIGUSR1, lambda: log.info("SIGUSR1 (data dump) is not supported; "
-                                                             "SIGRTMIN+2 writes the JSON dump"))
+    # keepalived's USR1: its text data dump (the parent forwards the signal to every child)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: service.write_data(data_path))
     loop.add_signal_handler(signal.SIGHUP, lambda: log.warning("reload (SIGHUP) is not supported yet; "
                                                                 "the running configuration is kept"))
 
