@@ -444,6 +444,15 @@ def _tp_weight(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
         tp.weight, tp.weight_reverse = weight, reverse
 
 
+def _tp_param_match(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
+    """keepalived: no word means exact; `initial` or `partial`; anything else is an error and ignored."""
+    word = seg.words[1] if len(seg.words) > 1 else "exact"
+    if word not in ("exact", "initial", "partial") or (word == "exact" and len(seg.words) > 1):
+        ctx.error(seg.location, f"Invalid param_match type {word} - ignoring", "param_match")
+        return
+    tp.param_match = word
+
+
 def _tp_close(ctx: ParseContext, tp: TrackProcess) -> None:
     if not tp.process:
         ctx.error(tp.location, f"vrrp_track_process {tp.name} has no process - removing it", "vrrp_track_process")
@@ -452,7 +461,7 @@ def _tp_close(ctx: ParseContext, tp: TrackProcess) -> None:
 
 _tp = VRRP_TRACK_PROCESS
 _tp.line("process", h.words("process"), "process name [arguments]")
-_tp.line("param_match", h.text("param_match"), "initial or partial")
+_tp.line("param_match", _tp_param_match, "initial or partial (none: exact)")
 _tp.line("weight", _tp_weight, "priority change, -254..254 [reverse]")
 _tp.line("quorum", h.integer("quorum", 0, 65535), "processes needed")
 _tp.line("quorum_max", h.integer("quorum_max", 0, 65535), "most processes allowed")

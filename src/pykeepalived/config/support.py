@@ -25,7 +25,7 @@ from .schema_check import (
     VIRTUAL_SERVER,
 )
 from .schema_global import GLOBAL_DEFS, TRACK_FILE
-from .schema_vrrp import AUTHENTICATION, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP
+from .schema_vrrp import AUTHENTICATION, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP, VRRP_TRACK_PROCESS
 
 _CONNECTION = ("connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "connect_timeout", "fwmark")
 _TIMING = ("retry", "delay_before_retry", "warmup", "delay_loop", "alpha", "log_all_failures")
@@ -49,6 +49,11 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     )),
     (VRRP_SCRIPT, ("script", "interval", "timeout", "weight", "rise", "fall", "user", "init_fail")),
     (TRACK_FILE, ("file", "weight")),
+    # vrrp_track_process and the static addresses, routes and rules (the tracking helper's)
+    (VRRP_INSTANCE, ("track_process",)),
+    (VRRP_SYNC_GROUP, ("track_process",)),
+    (VRRP_TRACK_PROCESS, ("process", "param_match", "weight", "quorum", "quorum_max", "delay", "terminate_delay",
+                          "fork_delay", "full_command")),
     (GLOBAL_DEFS, (
         "router_id", "script_user", "enable_script_security", "vrrp_version", "vrrp_mcast_group4",
         "vrrp_mcast_group6", "vrrp_garp_master_delay", "vrrp_garp_master_repeat", "vrrp_garp_master_refresh",
@@ -91,7 +96,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
 
 
 ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_script", "track_file",
-                   "vrrp_track_file", "virtual_server", "virtual_server_group", "SSL")
+                   "vrrp_track_file", "virtual_server", "virtual_server_group", "SSL",
+                   "vrrp_track_process")
 
 
 def mark_acted(root: Block) -> None:

@@ -56,6 +56,8 @@ from .machine import (
 from .packet import Advert, VrrpPacketError, decode_advert, encode_advert, parse_ipv4
 from .settings import InstanceSettings, instance_settings
 from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
+from .process_watch import first_scan, watch_processes
+from .track_process import ProcessTable
 
 IPAddress = IPv4Address | IPv6Address
 log = logging.getLogger("pykeepalived.vrrp")
@@ -103,6 +105,8 @@ class VrrpService:
                         and item.name not in self.script_health:
                     vs = config.vrrp_scripts[item.name]
                     self.script_health[item.name] = ScriptHealth(vs.rise, vs.fall, vs.init_fail)
+        tracked = {i.name for t in self.tracking.values() for i in t.items if i.kind is TrackKind.PROCESS}
+        self.processes = ProcessTable({n: tp for n, tp in config.track_processes.items() if n in tracked})
         self.addresses = AddressManager()
         self.links = LinkMonitor()
         self.announcer = AnnounceSender()
@@ -145,6 +149,9 @@ class VrrpService:
                 self._tasks.append(asyncio.create_task(self._run_track_script(name)))
             if any(t.kind is TrackKind.FILE for tr in self.tracking.values() for t in tr.items):
                 self._tasks.append(asyncio.create_task(self._poll_track_files()))
+            if self.processes.names():
+                self._tasks.append(asyncio.create_task(watch_processes(self.processes, self._process_changed,
+                                                                       self._now)))
             if any(not s.accept for s in self.settings.values()):
                 self._tasks.append(asyncio.create_task(self._watch_accept_filter()))
             if self.sync_daemons is not None:
@@ -241,6 +248,12 @@ class VrrpService:
             status = TrackStatus.UP if up else TrackStatus.DOWN
             for tracking in self.tracking.values():
                 tracking.set_status(TrackKind.INTERFACE, ifname, status)
+        if self.processes.names():  # keepalived's start-up scan: the instances start with the counts it found
+            first_scan(self.processes, self._now())
+            for pname in self.processes.names():
+                status = TrackStatus.UP if self.processes.has_quorum(pname) else TrackStatus.DOWN
+                for tracking in self.tracking.values():
+                    tracking.set_status(TrackKind.PROCESS, pname, status)
         for name, s in self.settings.items():
             source = await self._source_address(s)
             if source is None:
@@ -526,6 +539,10 @@ class VrrpService:
             self._macs.pop(event.ifname, None)
             self._tracker_changed(TrackKind.INTERFACE, event.ifname, _status_setter(TrackKind.INTERFACE,
                                                                                      event.ifname, status))
+
+    def _process_changed(self, name: str, have_quorum: bool) -> None:
+        status = TrackStatus.UP if have_quorum else TrackStatus.DOWN
+        self._tracker_changed(TrackKind.PROCESS, name, _status_setter(TrackKind.PROCESS, name, status))
 
     async def _run_track_script(self, name: str) -> None:
         vs = self.config.vrrp_scripts[name]
