@@ -52,6 +52,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     # vrrp_track_process and the static addresses, routes and rules (the tracking helper's)
     (VRRP_INSTANCE, ("track_process",)),
     (VRRP_SYNC_GROUP, ("track_process",)),
+    (TRACK_FILE, ("init_file",)),
     (VRRP_TRACK_PROCESS, ("process", "param_match", "weight", "quorum", "quorum_max", "delay", "terminate_delay",
                           "fork_delay", "full_command")),
     (GLOBAL_DEFS, (

@@ -154,6 +154,10 @@ def begin(opts: DaemonOptions, ident: str, what: str, *pid_files: str,
         _daemonize()
     setup_logging(opts, ident=ident)
     set_umask(config)
+    if config is not None:
+        from ..host.track_files import init_track_files
+
+        init_track_files(config)  # track_file init_file, before anything reads the files
     log = logging.getLogger("pykeepalived")
     pids = PidFiles(*pid_files)
     try:

@@ -20,7 +20,6 @@ import stat
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
-from pathlib import Path
 from typing import Any
 
 from ..errors import PyKeepalivedError
@@ -30,6 +29,7 @@ from ..scripts.notify import Notifier, NotifyFifo
 from ..host.private_files import UnsafeFileError, write_private
 from ..scripts.runner import ScriptRunner
 from ..host.proc import started_at
+from ..host.track_files import read_track_file
 from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
 from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
@@ -563,7 +563,7 @@ class VrrpService:
         last: dict[str, int] = {}
         while True:
             for name, tf in self.config.track_files.items():
-                value = _read_track_file(tf.file)
+                value = read_track_file(tf.file, last.get(name))
                 if last.get(name) != value:
                     last[name] = value
                     log.info("Track file %s: value %d", name, value)
@@ -692,17 +692,6 @@ def _file_setter(name: str, value: int) -> Callable[[InstanceTracking], None]:
         tracking.set_file_value(name, value)
 
     return update
-
-
-def _read_track_file(path: str | None) -> int:
-    """keepalived reads the first number in the file; anything unreadable counts as 0."""
-    if not path:
-        return 0
-    try:
-        text = Path(path).read_text(errors="replace").split()
-        return int(text[0]) if text else 0
-    except (OSError, ValueError):
-        return 0
 
 
 def install_signal_handlers(service: VrrpService, loop: asyncio.AbstractEventLoop,

@@ -182,3 +182,4 @@ def instance_trackers(
         if item not in items:
             items.append(item)
     return items
+
