@@ -33,6 +33,7 @@ from typing import Any
 from ..config.model import KeepalivedConfig, Script
 from ..scripts.notify import NotifyFifo
 from ..host.private_files import UnsafeFileError, make_dirs, write_private
+from ..scripts.fifo_script import FifoScripts, fifo_script_for
 from ..scripts.runner import ScriptRunner
 from ..host.proc import own_identity
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
@@ -89,6 +90,7 @@ class CheckService:
         self.runner = ScriptRunner.for_config(config, "check")
         self.fifos = [NotifyFifo(s.argv[0], s.user, s.group)
                       for s in (g.notify_fifo, g.lvs_notify_fifo) if s is not None and s.argv]
+        self.fifo_scripts = FifoScripts(self.runner)  # notify_fifo_script, lvs_notify_fifo_script
         self.services: list[ServiceState] = []
         self._groups = group_entries(config)
         self._stop = asyncio.Event()
@@ -136,6 +138,9 @@ class CheckService:
         self.build()
         for fifo in self.fifos:
             fifo.open()
+        for spec in (self.config.global_defs.notify_fifo, self.config.global_defs.lvs_notify_fifo):
+            if spec is not None and spec.argv and (script := fifo_script_for(self.config.global_defs, spec, "check")):
+                await self.fifo_scripts.start(script, spec.argv[0])
         from ..lvs.ipvs_sync import SyncDaemons
 
         sync_daemons = SyncDaemons.for_checker(self.config) if self.dataplane.name == "ipvs" else None
@@ -186,6 +191,7 @@ class CheckService:
                 sync_daemons.stop()
             for fifo in self.fifos:
                 fifo.close()
+            self.fifo_scripts.stop()
             self.runner.terminate_all()
 
     def spawn(self, coro: Any) -> None:

@@ -27,6 +27,7 @@ from ..config.model import KeepalivedConfig
 from ..config.vocabulary import StateWord
 from ..scripts.notify import Notifier, NotifyFifo
 from ..host.private_files import UnsafeFileError, write_private
+from ..scripts.fifo_script import FifoScripts, fifo_script_for
 from ..scripts.runner import ScriptRunner
 from ..host.proc import started_at
 from ..host.track_files import read_track_file
@@ -116,6 +117,8 @@ class VrrpService:
         self.fifo = (NotifyFifo(fifo_spec.argv[0], fifo_spec.user, fifo_spec.group)
                      if fifo_spec is not None and fifo_spec.argv else None)
         self.notifier = Notifier(self.runner, self.fifo)
+        self.fifo_script = fifo_script_for(g, fifo_spec, "vrrp") if self.fifo is not None else None
+        self.fifo_scripts = FifoScripts(self.runner)
         from ..lvs.ipvs_sync import SyncDaemons
 
         self.sync_daemons = SyncDaemons.for_vrrp(config)
@@ -138,6 +141,8 @@ class VrrpService:
         await self.links.open()
         if self.fifo is not None:
             self.fifo.open()
+            if self.fifo_script is not None:
+                await self.fifo_scripts.start(self.fifo_script, self.fifo.path)
         try:
             await self._remove_leftovers()
             await self._start_instances()
@@ -197,6 +202,7 @@ class VrrpService:
         self.runner.terminate_all()
         if self.fifo is not None:
             self.fifo.close()
+        self.fifo_scripts.stop()
         await self.links.close()
         await self.addresses.close()
 
