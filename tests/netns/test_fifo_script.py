@@ -33,7 +33,8 @@ def test_fifo_script_started_and_fed(box: Box, kind: str) -> None:
         pytest.skip("keepalived not installed")
     out = box.root / "lines.out"
     script = box.root / "reader.sh"
-    script.write_text(f'#!/bin/sh\necho "ARGS $*" >> {out}\nwhile read -r line; do echo "$line" >> {out}; done < "$2"\n')
+    script.write_text(f'#!/bin/sh\necho "ARGS $*" >> {out}\n'
+                      f'while read -r line; do echo "$line" >> {out}; done < "$2"\n')
     script.chmod(0o755)
     fifo = box.root / "notify.fifo"
     conf = box.conf(
@@ -64,7 +65,8 @@ def test_fifo_script_started_and_fed(box: Box, kind: str) -> None:
 def test_lvs_fifo_script_started_by_the_checker(box: Box) -> None:
     out = box.root / "lvs.out"
     script = box.root / "lvs-reader.sh"
-    script.write_text(f'#!/bin/sh\necho "ARGS $*" >> {out}\nwhile read -r line; do echo "$line" >> {out}; done < "$1"\n')
+    script.write_text(f'#!/bin/sh\necho "ARGS $*" >> {out}\n'
+                      f'while read -r line; do echo "$line" >> {out}; done < "$1"\n')
     script.chmod(0o755)
     fifo = box.root / "lvs.fifo"
     conf = box.conf(
