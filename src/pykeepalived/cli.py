@@ -229,7 +229,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
         # as keepalived: a parent that restarts whichever subsystem dies
         from .daemon.supervisor import run_supervisor
 
-        return run_supervisor(_child_base_argv(args), opts, vrrp=vrrp, check=check, config_fd=config_fd)
+        return run_supervisor(_child_base_argv(args), opts, vrrp=vrrp, check=check, config_fd=config_fd,
+                              config=result.config)
     return run_check(result.config, opts) if check else run_vrrp(result.config, opts)
 
 

@@ -140,7 +140,7 @@ class CheckService:
             fifo.open()
         for spec in (self.config.global_defs.notify_fifo, self.config.global_defs.lvs_notify_fifo):
             if spec is not None and spec.argv and (script := fifo_script_for(self.config.global_defs, spec, "check")):
-                await self.fifo_scripts.start(script, spec.argv[0])
+                await self.fifo_scripts.launch(script, spec.argv[0])
         from ..lvs.ipvs_sync import SyncDaemons
 
         sync_daemons = SyncDaemons.for_checker(self.config) if self.dataplane.name == "ipvs" else None
@@ -191,7 +191,7 @@ class CheckService:
                 sync_daemons.stop()
             for fifo in self.fifos:
                 fifo.close()
-            self.fifo_scripts.stop()
+            self.fifo_scripts.end_all()
             self.runner.terminate_all()
 
     def spawn(self, coro: Any) -> None:

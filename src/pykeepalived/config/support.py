@@ -53,7 +53,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (VRRP_INSTANCE, ("track_process",)),
     (VRRP_SYNC_GROUP, ("track_process",)),
     (TRACK_FILE, ("init_file",)),
-    (GLOBAL_DEFS, ("notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script")),
+    (GLOBAL_DEFS, ("notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script", "startup_script",
+                   "shutdown_script", "startup_script_timeout", "shutdown_script_timeout")),
     (VRRP_TRACK_PROCESS, ("process", "param_match", "weight", "quorum", "quorum_max", "delay", "terminate_delay",
                           "fork_delay", "full_command")),
     (GLOBAL_DEFS, (

@@ -42,7 +42,7 @@ class FifoScripts:
         self._procs: list[asyncio.subprocess.Process] = []
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, script: Script, fifo_path: str) -> None:
+    async def launch(self, script: Script, fifo_path: str) -> None:
         try:
             argv, user, group = self.runner.prepare(script, (fifo_path,))
             proc = await spawn_script(argv, user, group)
@@ -57,7 +57,7 @@ class FifoScripts:
         status = await proc.wait()
         log.info("notify FIFO script %s exited with status %s", script.argv[0], status)
 
-    def stop(self) -> None:
+    def end_all(self) -> None:
         """SIGTERM to each reader's process group (after the FIFO was closed)."""
         for proc in self._procs:
             if proc.returncode is None:

@@ -142,7 +142,7 @@ class VrrpService:
         if self.fifo is not None:
             self.fifo.open()
             if self.fifo_script is not None:
-                await self.fifo_scripts.start(self.fifo_script, self.fifo.path)
+                await self.fifo_scripts.launch(self.fifo_script, self.fifo.path)
         try:
             await self._remove_leftovers()
             await self._start_instances()
@@ -202,7 +202,7 @@ class VrrpService:
         self.runner.terminate_all()
         if self.fifo is not None:
             self.fifo.close()
-        self.fifo_scripts.stop()
+        self.fifo_scripts.end_all()
         await self.links.close()
         await self.addresses.close()
 
