@@ -133,7 +133,7 @@ def _subsystems(args: argparse.Namespace, config: KeepalivedConfig) -> tuple[boo
     """Which subsystems to run: the flags say, else whatever the config has (as keepalived decides)."""
     if args.vrrp or args.check:
         return bool(args.vrrp), bool(args.check)
-    has_vrrp = bool(config.vrrp_instances or config.static_ipaddresses or config.static_routes)
+    has_vrrp = bool(config.vrrp_instances or config.static_ipaddresses or config.static_routes or config.static_rules)
     has_check = bool(config.virtual_servers)
     return has_vrrp or not has_check, has_check
 

@@ -62,7 +62,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ]),
     ("shells", [
         "pykeepalived.vrrp.service", "pykeepalived.check.service", "pykeepalived.check.running",
-        "pykeepalived.vrrp.process_watch",
+        "pykeepalived.vrrp.process_watch", "pykeepalived.vrrp.statics",
         "pykeepalived.check.workers", "pykeepalived.check.plan", "pykeepalived.check.once",
         "pykeepalived.lvs.choose",
     ]),

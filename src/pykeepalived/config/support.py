@@ -100,7 +100,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
 
 ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_script", "track_file",
                    "vrrp_track_file", "virtual_server", "virtual_server_group", "SSL",
-                   "vrrp_track_process")
+                   "vrrp_track_process", "static_ipaddress", "static_routes", "static_rules")
 
 
 def mark_acted(root: Block) -> None:

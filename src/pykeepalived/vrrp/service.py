@@ -58,6 +58,7 @@ from .packet import Advert, VrrpPacketError, decode_advert, encode_advert, parse
 from .settings import InstanceSettings, instance_settings
 from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
 from .process_watch import first_scan, watch_processes
+from .statics import install_statics, remove_statics
 from .track_process import ProcessTable
 
 IPAddress = IPv4Address | IPv6Address
@@ -145,6 +146,7 @@ class VrrpService:
                 await self.fifo_scripts.launch(self.fifo_script, self.fifo.path)
         try:
             await self._remove_leftovers()
+            await install_statics(self.addresses, self.config)
             await self._start_instances()
             self._tasks.append(asyncio.create_task(self._action_worker()))
             self._tasks.append(asyncio.create_task(self._watch_links()))
@@ -204,6 +206,7 @@ class VrrpService:
             self.fifo.close()
         self.fifo_scripts.end_all()
         await self.links.close()
+        await remove_statics(self.addresses, self.config)
         await self.addresses.close()
 
     @property
