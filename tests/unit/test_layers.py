@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.vrrp", "pykeepalived.vrrp.packet", "pykeepalived.vrrp.settings", "pykeepalived.vrrp.machine",
         "pykeepalived.vrrp.group", "pykeepalived.vrrp.core", "pykeepalived.vrrp.track",
         "pykeepalived.vrrp.dataplane_fault",
-        "pykeepalived.vrrp.track_process",
+        "pykeepalived.vrrp.track_process", "pykeepalived.check.ha_suspend",
         "pykeepalived.check", "pykeepalived.check.logic", "pykeepalived.check.pool", "pykeepalived.check.probe",
         "pykeepalived.check.context", "pykeepalived.check.outcomes", "pykeepalived.check.http_response",
         "pykeepalived.check.smtp_session", "pykeepalived.check.dns_wire", "pykeepalived.check.icmp",
@@ -62,7 +62,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ]),
     ("shells", [
         "pykeepalived.vrrp.service", "pykeepalived.check.service", "pykeepalived.check.running",
-        "pykeepalived.vrrp.process_watch", "pykeepalived.vrrp.statics",
+        "pykeepalived.vrrp.process_watch", "pykeepalived.vrrp.statics", "pykeepalived.check.ha_watch",
         "pykeepalived.check.workers", "pykeepalived.check.plan", "pykeepalived.check.once",
         "pykeepalived.lvs.choose",
     ]),

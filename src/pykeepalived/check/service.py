@@ -34,6 +34,7 @@ from ..config.model import KeepalivedConfig, Script
 from ..scripts.notify import NotifyFifo
 from ..host.private_files import UnsafeFileError, make_dirs, write_private
 from ..scripts.fifo_script import FifoScripts, fifo_script_for
+from .ha_watch import HaSuspendWatch, watch_for
 from ..scripts.runner import ScriptRunner
 from ..host.proc import own_identity
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
@@ -91,6 +92,7 @@ class CheckService:
         self.fifos = [NotifyFifo(s.argv[0], s.user, s.group)
                       for s in (g.notify_fifo, g.lvs_notify_fifo) if s is not None and s.argv]
         self.fifo_scripts = FifoScripts(self.runner)  # notify_fifo_script, lvs_notify_fifo_script
+        self._ha: HaSuspendWatch | None = None  # ha_suspend: set in run()
         self.services: list[ServiceState] = []
         self._groups = group_entries(config)
         self._stop = asyncio.Event()
@@ -160,6 +162,10 @@ class CheckService:
                 s.plan.config.lvs_sched in LOAD_SCHEDULERS or any(rs.uthreshold for rs in s.plan.config.real_servers)
                 for s in self.services):
             self._tasks.append(loop.create_task(self._rebalancer()))
+        self._ha = watch_for(self.services, self.config)
+        if self._ha.active:
+            await self._ha.start()
+            self._tasks.append(loop.create_task(self._ha.run()))
         count = worker_count(sum(1 for *_, c in self._flat if not c.plan.immediate), self.requested_workers)
         if self.worker_argv is None:
             count = 1
@@ -288,6 +294,8 @@ class CheckService:
             delay = chk.core.next_due_s - self.clock()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if self._ha is not None:
+                await self._ha.wait_runs(svc.plan.name)  # ha_suspend: no VS address here, no check
             result, change = await attempt(chk, self.clock)
             self._after_attempt(svc, srv, chk, result.ok, result.weight_offset, change)
 

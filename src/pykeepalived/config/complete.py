@@ -285,6 +285,11 @@ def _virtual_server(chk: _Checker, vs: VirtualServer) -> None:
         chk.error(where.get("protocol", loc), f"virtual server {_vs_name(vs)}: protocol is ignored for fwmark services",
                   "protocol")
         vs.protocol = None
+    group = chk.config.virtual_server_groups.get(vs.group) if vs.group else None
+    if vs.ha_suspend and (vs.kind == "fwmark" or (group and any(e.fwmark is not None for e in group.entries))):
+        chk.error(where.get("ha_suspend", loc), f"Virtual server {_vs_name(vs)}: cannot use ha_suspend with fwmarks"
+                  " - clearing ha_suspend", "ha_suspend")
+        vs.ha_suspend = False
     if vs.kind != "fwmark" and vs.protocol is None:
         chk.error(loc, f"virtual server {_vs_name(vs)}: no protocol set - keepalived defaults to UDP", "protocol")
         vs.protocol = "UDP"

@@ -53,6 +53,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (VRRP_INSTANCE, ("track_process",)),
     (VRRP_SYNC_GROUP, ("track_process",)),
     (TRACK_FILE, ("init_file",)),
+    (VIRTUAL_SERVER, ("ha_suspend",)),
     (GLOBAL_DEFS, ("notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script", "startup_script",
                    "shutdown_script", "startup_script_timeout", "shutdown_script_timeout")),
     (VRRP_TRACK_PROCESS, ("process", "param_match", "weight", "quorum", "quorum_max", "delay", "terminate_delay",
