@@ -106,7 +106,12 @@ class VrrpService:
                 if item.kind is TrackKind.SCRIPT and item.name in config.vrrp_scripts \
                         and item.name not in self.script_health:
                     vs = config.vrrp_scripts[item.name]
-                    self.script_health[item.name] = ScriptHealth(vs.rise, vs.fall, vs.init_fail)
+                    # keepalived 2.2.7 resets a script's initial state when an instance tracks it
+                    # (vrrp_track.c alloc_track_script), so init_fail never applies: one success is enough
+                    self.script_health[item.name] = ScriptHealth(vs.rise, vs.fall, init_fail=False)
+                    if vs.init_fail:
+                        log.info("VRRP_Script(%s) init_fail has no effect on a tracked script (as in keepalived "
+                                 "2.2.7): it starts as not yet run", item.name)
         tracked = {i.name for t in self.tracking.values() for i in t.items if i.kind is TrackKind.PROCESS}
         self.processes = ProcessTable({n: tp for n, tp in config.track_processes.items() if n in tracked})
         self.addresses = AddressManager()
