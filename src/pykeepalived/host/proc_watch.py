@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+CMDLINE_BYTES = 65536  # a command line longer than this cannot equal a configured one anyway
+
 
 @dataclass(frozen=True)
 class ProcessInfo:
@@ -28,14 +30,18 @@ class ProcessInfo:
     zombie: bool = False
 
 
-def _sample(pid: int, need_cmdline: bool) -> ProcessInfo | None:
+def _read(path: str, size: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        cmdline = b""
-        if need_cmdline:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read()
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
+def _sample(pid: str, need_cmdline: bool) -> ProcessInfo | None:
+    try:
+        stat = _read(f"/proc/{pid}/stat", 1024)
+        cmdline = _read(f"/proc/{pid}/cmdline", CMDLINE_BYTES) if need_cmdline else b""
     except OSError:
         return None  # gone meanwhile
     left, right = stat.find(b"("), stat.rfind(b")")
@@ -43,16 +49,15 @@ def _sample(pid: int, need_cmdline: bool) -> ProcessInfo | None:
     if left < 0 or right < 0 or len(fields) < 2:
         return None
     comm = stat[left + 1:right].decode(errors="replace")
-    return ProcessInfo(pid, int(fields[1]), comm, cmdline, zombie=fields[0] == b"Z")
+    return ProcessInfo(int(pid), int(fields[1]), comm, cmdline, zombie=fields[0] == b"Z")
 
 
 def read_processes(need_cmdline: bool) -> list[ProcessInfo]:
     """Every process (thread group) this /proc shows."""
     samples: list[ProcessInfo] = []
-    with os.scandir("/proc") as entries:
-        for entry in entries:
-            if entry.name.isdigit():
-                sample = _sample(int(entry.name), need_cmdline)
-                if sample is not None:
-                    samples.append(sample)
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            sample = _sample(name, need_cmdline)
+            if sample is not None:
+                samples.append(sample)
     return samples
