@@ -44,6 +44,14 @@ def _name(ctx: ParseContext, seg: Segment) -> str | None:
 
 
 # --------------------------------------------------------------------------- address lists
+def _known_track_group(ctx: ParseContext, spec: IpAddressSpec | RouteSpec | RuleSpec, line: Segment,
+                       keyword: str) -> None:
+    """keepalived: a static entry's track_group must be defined above it; else an error and no group."""
+    if spec.track_group is not None and spec.track_group not in ctx.config.track_groups:
+        ctx.error(line, f"track_group {spec.track_group} not found", keyword)
+        spec.track_group = None
+
+
 def _address_list(attr: str, what: str) -> ListHandler:
     def handler(ctx: ParseContext, obj: Any, seg: Segment, lines: list[Segment]) -> None:
         out: list[IpAddressSpec] = h.field_value(obj, attr)
@@ -52,6 +60,9 @@ def _address_list(attr: str, what: str) -> ListHandler:
                 out.append(parse_ip_address(line))
             except ValueProblem as problem:
                 ctx.error(line, f"{what}: {problem} - skipping this address", seg.words[0])
+                continue
+            if attr.startswith("static_"):
+                _known_track_group(ctx, out[-1], line, seg.words[0])
 
     return FieldHandler(attr, handler)
 
@@ -64,6 +75,9 @@ def _route_list(attr: str) -> ListHandler:
                 out.append(parse_route(line))
             except ValueProblem as problem:
                 ctx.error(line, f"{seg.words[0]}: {problem} - skipping this route", seg.words[0])
+                continue
+            if attr.startswith("static_"):
+                _known_track_group(ctx, out[-1], line, seg.words[0])
 
     return FieldHandler(attr, handler)
 
@@ -76,6 +90,9 @@ def _rule_list(attr: str) -> ListHandler:
                 out.append(parse_rule(line))
             except ValueProblem as problem:
                 ctx.error(line, f"{seg.words[0]}: {problem} - skipping this rule", seg.words[0])
+                continue
+            if attr.startswith("static_"):
+                _known_track_group(ctx, out[-1], line, seg.words[0])
 
     return FieldHandler(attr, handler)
 

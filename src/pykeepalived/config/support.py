@@ -25,7 +25,7 @@ from .schema_check import (
     VIRTUAL_SERVER,
 )
 from .schema_global import GLOBAL_DEFS, TRACK_FILE
-from .schema_vrrp import AUTHENTICATION, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP, VRRP_TRACK_PROCESS
+from .schema_vrrp import AUTHENTICATION, TRACK_GROUP, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP, VRRP_TRACK_PROCESS
 
 _CONNECTION = ("connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "connect_timeout", "fwmark")
 _TIMING = ("retry", "delay_before_retry", "warmup", "delay_loop", "alpha", "log_all_failures")
@@ -54,6 +54,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (VRRP_SYNC_GROUP, ("track_process",)),
     (TRACK_FILE, ("init_file",)),
     (VIRTUAL_SERVER, ("ha_suspend",)),
+    (TRACK_GROUP, ("group",)),
     (GLOBAL_DEFS, ("notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script", "startup_script",
                    "shutdown_script", "startup_script_timeout", "shutdown_script_timeout")),
     (VRRP_TRACK_PROCESS, ("process", "param_match", "weight", "quorum", "quorum_max", "delay", "terminate_delay",
@@ -101,7 +102,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
 
 ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_script", "track_file",
                    "vrrp_track_file", "virtual_server", "virtual_server_group", "SSL",
-                   "vrrp_track_process", "static_ipaddress", "static_routes", "static_rules")
+                   "vrrp_track_process", "static_ipaddress", "static_routes", "static_rules", "track_group")
 
 
 def mark_acted(root: Block) -> None:

@@ -58,7 +58,7 @@ from .packet import Advert, VrrpPacketError, decode_advert, encode_advert, parse
 from .settings import InstanceSettings, instance_settings
 from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
 from .process_watch import first_scan, watch_processes
-from .statics import install_statics, remove_statics
+from .statics import install_statics, reinstate_statics, remove_statics
 from .track_process import ProcessTable
 
 IPAddress = IPv4Address | IPv6Address
@@ -551,6 +551,8 @@ class VrrpService:
         async for event in self.links.events():
             status = TrackStatus.UP if event.up else TrackStatus.DOWN
             self._macs.pop(event.ifname, None)
+            if event.up:
+                await reinstate_statics(self.addresses, self.config, event.ifname)
             self._tracker_changed(TrackKind.INTERFACE, event.ifname, _status_setter(TrackKind.INTERFACE,
                                                                                      event.ifname, status))
 

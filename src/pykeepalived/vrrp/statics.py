@@ -7,8 +7,10 @@ deleted again when the VRRP process stops (rules, routes, then addresses).
 Routes and rules carry proto keepalived unless the line says otherwise, as
 virtual routes do. A static address without `dev` goes on global_defs'
 default_interface. An entry that cannot be set is logged and the rest go on.
-(`track_group`, which faults instances when a static entry disappears, is not
-acted on.)
+When an interface comes up, the static addresses and routes on it (all but
+`no_track` ones) are added again, as keepalived's interface_up does (the
+kernel drops routes with their interface). `track_group`'s other half, its
+members tracking the interfaces of the group's entries, is in track.py.
 """
 
 from __future__ import annotations
@@ -51,3 +53,14 @@ async def install_statics(addresses: AddressManager, config: KeepalivedConfig) -
         await _guard(f"add static route {describe_route(route)}", addresses.add_route(route))
     for rule in config.static_rules:
         await _guard(f"add static rule {describe_rule(rule)}", addresses.add_rule(rule))
+
+
+async def reinstate_statics(addresses: AddressManager, config: KeepalivedConfig, ifname: str) -> None:
+    """An interface came up: its static addresses and routes again (adding what is there is harmless)."""
+    default_if = config.global_defs.default_interface or ""
+    for spec in config.static_ipaddresses:
+        if not spec.no_track and (spec.device or default_if) == ifname:
+            await _guard(f"add static address {spec.address}", addresses.add_address(spec, default_if))
+    for route in config.static_routes:
+        if not route.no_track and route.device == ifname:
+            await _guard(f"add static route {describe_route(route)}", addresses.add_route(route))

@@ -181,5 +181,31 @@ def instance_trackers(
         item = Tracked(kind, ref.name, weight, reverse)
         if item not in items:
             items.append(item)
+    for ifname in static_track_interfaces(instance.name, config):
+        item = Tracked(TrackKind.INTERFACE, ifname, 0)
+        if item not in items:
+            items.append(item)
     return items
+
+
+def static_track_interfaces(instance: str, config: KeepalivedConfig) -> list[str]:
+    """The interfaces an instance tracks (weight 0) through the static entries of its `track_group`s.
+
+    keepalived 2.2.7 (vrrp_static_track.c): each member of a track_group
+    tracks the interface of every static address (its dev), static route (its
+    dev) and static rule (its iif) that names the group, unless the entry says
+    no_track: the instance is in FAULT while that interface is down.
+    """
+    groups = {name for name, g in config.track_groups.items() if instance in g.instances}
+    found: list[str] = []
+    default_if = config.global_defs.default_interface
+    entries: list[tuple[str | None, str | None, bool]] = [
+        *((a.track_group, a.device or default_if, a.no_track) for a in config.static_ipaddresses),
+        *((r.track_group, r.device, r.no_track) for r in config.static_routes),
+        *((r.track_group, r.iif, r.no_track) for r in config.static_rules),
+    ]
+    for group, ifname, no_track in entries:
+        if group in groups and ifname and not no_track and ifname not in found:
+            found.append(ifname)
+    return found
 
