@@ -124,3 +124,30 @@ def test_track_file_weight_zero_reverse_and_clamps() -> None:
     tracking.set_file_value("f", 1000)
     tracking.set_file_value("g", -200)
     assert tracking.verdict()[0] == 103  # each file counts at most 253
+
+
+def test_track_process_in_sync_groups_and_track_groups() -> None:
+    from pykeepalived.config import read_config
+    from pykeepalived.config.memfs import MemoryFileSystem
+    from pykeepalived.vrrp.track import instance_trackers
+
+    text = """track_group TG { group { VI_1 } }
+static_ipaddress {
+  198.51.100.1/24 dev eth1 track_group TG
+  198.51.100.2/24 dev eth2 track_group TG no_track
+}
+static_rules {
+  from 198.51.100.1 table 7 iif eth3 track_group TG
+}
+vrrp_track_process P { process x weight 10 }
+vrrp_sync_group G { group { VI_1 VI_2 } track_process { P } }
+vrrp_instance VI_1 { interface eth0 virtual_router_id 1 virtual_ipaddress { 192.0.2.1 } }
+vrrp_instance VI_2 { interface eth0 virtual_router_id 2 virtual_ipaddress { 192.0.2.2 } track_process { P weight -5 } }
+"""
+    result = read_config("/k.conf", fs=MemoryFileSystem({"/k.conf": text}))
+    cfg = result.config
+    one = instance_trackers(cfg.vrrp_instances["VI_1"], cfg)
+    assert Tracked(TrackKind.PROCESS, "P", 0) in one  # a sync group's tracker: weight ignored
+    assert [i.name for i in one if i.kind is TrackKind.INTERFACE] == ["eth0", "eth1", "eth3"]
+    two = instance_trackers(cfg.vrrp_instances["VI_2"], cfg)
+    assert [i.name for i in two if i.kind is TrackKind.INTERFACE] == ["eth0"]
