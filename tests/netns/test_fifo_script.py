@@ -8,6 +8,7 @@ and pykeepalived run the same configuration and must give the same lines.
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -81,3 +82,30 @@ def test_lvs_fifo_script_started_by_the_checker(box: Box) -> None:
     finally:
         daemon.stop()
     assert wait_for(lambda: not reader_running(str(script)), 5) is not None, "the FIFO reader outlived the daemon"
+
+
+def test_global_and_lvs_fifo_the_same_file_gets_each_line_once(box: Box) -> None:
+    out = box.root / "both.out"
+    script = box.root / "both-reader.sh"
+    script.write_text(f'#!/bin/sh\nwhile read -r line; do echo "$line" >> {out}; done < "$1"\n')
+    script.chmod(0o755)
+    fifo = box.root / "both.fifo"
+    conf = box.conf(
+        "global_defs {\n  router_id ff\n  enable_script_security\n  script_user root\n"
+        f"  notify_fifo {fifo}\n  notify_fifo_script {script}\n  lvs_notify_fifo {fifo}\n}}\n"
+        "virtual_server 192.0.2.100 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
+        "  real_server 192.0.2.1 1 {\n    TCP_CHECK {\n      connect_timeout 1\n      retry 0\n    }\n  }\n}\n")
+    daemon = box.start(conf, "-C", "--dataplane", "none")
+    try:
+        assert wait_for(lambda: out.exists() and "RS " in out.read_text(), 15) is not None, daemon.log()
+        time.sleep(1)
+        rs_lines = [line for line in out.read_text().splitlines() if line.startswith("RS ")]
+        assert len(rs_lines) == 1, out.read_text()
+        assert reader_count(str(script)) == 1  # one reader: the global FIFO's script
+    finally:
+        daemon.stop()
+
+
+def reader_count(path: str) -> int:
+    out = subprocess.run(["pgrep", "-f", path], capture_output=True, text=True, check=False).stdout
+    return len(out.split())

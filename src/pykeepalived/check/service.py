@@ -33,7 +33,7 @@ from typing import Any
 from ..config.model import KeepalivedConfig, Script
 from ..scripts.notify import NotifyFifo
 from ..host.private_files import UnsafeFileError, make_dirs, write_private
-from ..scripts.fifo_script import FifoScripts, fifo_script_for
+from ..scripts.fifo_script import FifoScripts, checker_fifos, fifo_script_for
 from .ha_watch import HaSuspendWatch, watch_for
 from ..scripts.runner import ScriptRunner
 from ..host.proc import own_identity
@@ -89,8 +89,8 @@ class CheckService:
         self.rng = rng or random.Random()
         g = config.global_defs
         self.runner = ScriptRunner.for_config(config, "check")
-        self.fifos = [NotifyFifo(s.argv[0], s.user, s.group)
-                      for s in (g.notify_fifo, g.lvs_notify_fifo) if s is not None and s.argv]
+        self._fifo_specs = checker_fifos(g)
+        self.fifos = [NotifyFifo(s.argv[0], s.user, s.group) for s in self._fifo_specs]
         self.fifo_scripts = FifoScripts(self.runner)  # notify_fifo_script, lvs_notify_fifo_script
         self._ha: HaSuspendWatch | None = None  # ha_suspend: set in run()
         self.services: list[ServiceState] = []
@@ -140,8 +140,8 @@ class CheckService:
         self.build()
         for fifo in self.fifos:
             fifo.open()
-        for spec in (self.config.global_defs.notify_fifo, self.config.global_defs.lvs_notify_fifo):
-            if spec is not None and spec.argv and (script := fifo_script_for(self.config.global_defs, spec, "check")):
+        for spec in self._fifo_specs:
+            if script := fifo_script_for(self.config.global_defs, spec, "check"):
                 await self.fifo_scripts.launch(script, spec.argv[0])
         from ..lvs.ipvs_sync import SyncDaemons
 

@@ -34,6 +34,16 @@ def fifo_script_for(g: GlobalDefs, fifo: Script | None, subsystem: str) -> Scrip
     return None
 
 
+def checker_fifos(g: GlobalDefs) -> list[Script]:
+    """The FIFOs the checker writes: notify_fifo and lvs_notify_fifo, the latter dropped when it is the same
+    file (keepalived 2.2.7: "specified for global and LVS FIFO - ignoring LVS FIFO"; every line once)."""
+    fifos = [f for f in (g.notify_fifo, g.lvs_notify_fifo) if f is not None and f.argv]
+    if len(fifos) == 2 and fifos[0].argv[0] == fifos[1].argv[0]:
+        log.info("notify FIFO %s has been specified for global and LVS FIFO - ignoring LVS FIFO", fifos[0].argv[0])
+        fifos.pop()
+    return fifos
+
+
 class FifoScripts:
     """The FIFO readers one process started."""
 
