@@ -109,3 +109,37 @@ def test_global_and_lvs_fifo_the_same_file_gets_each_line_once(box: Box) -> None
 def reader_count(path: str) -> int:
     out = subprocess.run(["pgrep", "-f", path], capture_output=True, text=True, check=False).stdout
     return len(out.split())
+
+
+@pytest.mark.parametrize("kind", ["ka", "py"])
+def test_global_and_vrrp_fifos_both_get_the_lines(box: Box, kind: str) -> None:
+    if kind == "ka" and not HAVE_KEEPALIVED:
+        pytest.skip("keepalived not installed")
+    outs = {}
+    for tag in ("global", "vrrp"):
+        out = outs[tag] = box.root / f"{tag}.out"
+        script = box.root / f"{tag}-reader.sh"
+        script.write_text(f'#!/bin/sh\nwhile read -r line; do echo "$line" >> {out}; done < "$1"\n')
+        script.chmod(0o755)
+    conf = box.conf(
+        "global_defs {\n  router_id ff\n  enable_script_security\n  script_user root\n"
+        f"  notify_fifo {box.root / 'global.fifo'}\n  notify_fifo_script {box.root / 'global-reader.sh'}\n"
+        f"  vrrp_notify_fifo {box.root / 'vrrp.fifo'}\n  vrrp_notify_fifo_script {box.root / 'vrrp-reader.sh'}\n}}\n"
+        "vrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  priority 100\n"
+        "  advert_int 1\n  virtual_ipaddress {\n    192.0.2.201/24\n  }\n}\n")
+    if kind == "ka":
+        proc = box.start_keepalived(conf, "-P")
+        log = box.keepalived_log
+    else:
+        daemon = box.start(conf, "-P")
+        log = daemon.log
+    try:
+        for out in outs.values():
+            assert wait_for(lambda: out.exists() and "MASTER" in out.read_text(), 10) is not None, log()
+            assert 'INSTANCE "VI_1" MASTER 100' in out.read_text().splitlines()
+    finally:
+        if kind == "ka":
+            proc.terminate()
+            proc.wait(10)
+        else:
+            daemon.stop()

@@ -44,6 +44,17 @@ def checker_fifos(g: GlobalDefs) -> list[Script]:
     return fifos
 
 
+def vrrp_fifos(g: GlobalDefs) -> list[Script]:
+    """The FIFOs the VRRP process writes: notify_fifo and vrrp_notify_fifo, the latter dropped when it is the
+    same file (keepalived 2.2.7: "specified for global and vrrp FIFO - ignoring vrrp FIFO")."""
+    fifos = [f for f in (g.notify_fifo, g.vrrp_notify_fifo) if f is not None and f.argv]
+    if len(fifos) == 2 and fifos[0].argv[0] == fifos[1].argv[0]:
+        log.info("notify FIFO %s has been specified for global and vrrp FIFO - ignoring vrrp FIFO",
+                 fifos[0].argv[0])
+        fifos.pop()
+    return fifos
+
+
 class FifoScripts:
     """The FIFO readers one process started."""
 

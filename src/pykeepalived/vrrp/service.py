@@ -25,9 +25,9 @@ from typing import Any
 from ..errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
 from ..config.vocabulary import StateWord
-from ..scripts.notify import Notifier, NotifyFifo
+from ..scripts.notify import FifoGroup, Notifier, NotifyFifo
 from ..host.private_files import UnsafeFileError, write_private
-from ..scripts.fifo_script import FifoScripts, fifo_script_for
+from ..scripts.fifo_script import FifoScripts, fifo_script_for, vrrp_fifos
 from ..scripts.runner import ScriptRunner
 from ..host.proc import started_at
 from ..host.track_files import read_track_file
@@ -119,11 +119,10 @@ class VrrpService:
         self.announcer = AnnounceSender()
         self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE)
         self.runner = ScriptRunner.for_config(config, "vrrp")
-        fifo_spec = g.vrrp_notify_fifo or g.notify_fifo
-        self.fifo = (NotifyFifo(fifo_spec.argv[0], fifo_spec.user, fifo_spec.group)
-                     if fifo_spec is not None and fifo_spec.argv else None)
+        self._fifo_specs = vrrp_fifos(g)  # notify_fifo and vrrp_notify_fifo both get every line, as in keepalived
+        self.fifo = FifoGroup([NotifyFifo(f.argv[0], f.user, f.group) for f in self._fifo_specs]) \
+            if self._fifo_specs else None
         self.notifier = Notifier(self.runner, self.fifo)
-        self.fifo_script = fifo_script_for(g, fifo_spec, "vrrp") if self.fifo is not None else None
         self.fifo_scripts = FifoScripts(self.runner)
         from ..lvs.ipvs_sync import SyncDaemons
 
@@ -147,8 +146,9 @@ class VrrpService:
         await self.links.open()
         if self.fifo is not None:
             self.fifo.open()
-            if self.fifo_script is not None:
-                await self.fifo_scripts.launch(self.fifo_script, self.fifo.path)
+            for spec in self._fifo_specs:
+                if script := fifo_script_for(self.config.global_defs, spec, "vrrp"):
+                    await self.fifo_scripts.launch(script, spec.argv[0])
         try:
             await self._remove_leftovers()
             await install_statics(self.addresses, self.config)
