@@ -24,7 +24,7 @@ import pytest
 from .tracking_box import Box, make_box, wait_for
 from .vrrp_helpers import HAVE_KEEPALIVED, needs_root
 
-pytestmark = [pytest.mark.netns, needs_root,
+pytestmark = [pytest.mark.netns, pytest.mark.slow, needs_root,
               pytest.mark.skipif(not HAVE_KEEPALIVED, reason="keepalived not installed")]
 
 
