@@ -78,8 +78,9 @@ def attempts(box: Box, daemon: DaemonProcess) -> dict[str, int]:
             for svc in status["services"] for srv in svc["real_servers"]}
 
 
-def test_checkers_follow_the_virtual_address(box: Box) -> None:
-    daemon = box.start(box.conf(CONF), "-C", "--dataplane", "none")
+@pytest.mark.parametrize("workers", [(), ("--checker-workers", "2")])
+def test_checkers_follow_the_virtual_address(box: Box, workers: tuple[str, ...]) -> None:
+    daemon = box.start(box.conf(CONF), "-C", "--dataplane", "none", *workers)
     try:
         daemon.wait_log(f"Deactivating healthchecker for service {SUSPENDED_RS} for VS {VS}", 10)
         daemon.wait_log("[192.0.2.1]:tcp:2", 10)  # the other VS is checked meanwhile

@@ -24,8 +24,9 @@ log = logging.getLogger("pykeepalived.check")
 
 class HaSuspendWatch:
     def __init__(self, services: Mapping[str, VirtualServer], checkers: Mapping[str, list[str]],
-                 config: KeepalivedConfig) -> None:
+                 config: KeepalivedConfig, quiet: bool = False) -> None:
         self.rules = SuspendRules.build(services, config)
+        self.quiet = quiet  # a checker worker: the checker process logs the same changes
         self.checkers = checkers  # service name -> the real server of each of its checkers
         self._events = {name: asyncio.Event() for name in self.rules.ranges}
         self._addresses = LocalAddresses()
@@ -55,7 +56,7 @@ class HaSuspendWatch:
             self._addresses.close()
 
     def _set(self, name: str, runs: bool, verb: str) -> None:
-        for rs in self.checkers.get(name, []):
+        for rs in [] if self.quiet else self.checkers.get(name, []):
             log.info("%sing healthchecker for service %s for VS %s", verb, rs, name)
         if runs:
             self._events[name].set()
@@ -68,8 +69,8 @@ class HaSuspendWatch:
             await event.wait()
 
 
-def watch_for(services: list[Any], config: KeepalivedConfig) -> HaSuspendWatch:
+def watch_for(services: list[Any], config: KeepalivedConfig, quiet: bool = False) -> HaSuspendWatch:
     """The watch for the checker service's ServiceStates (their plans name the VS and its real servers)."""
     return HaSuspendWatch({s.plan.name: s.plan.config for s in services},
                           {s.plan.name: [srv.plan.name for srv in s.servers.values() for _ in srv.checkers]
-                           for s in services}, config)
+                           for s in services}, config, quiet)
