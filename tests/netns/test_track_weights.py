@@ -95,3 +95,40 @@ def test_weights_and_track_file_corners(box: Box, kind: str) -> None:
     assert 63 not in prios or vi3_up
     assert not vi3_in_fault_holds
     assert vi3_up
+
+
+@pytest.mark.parametrize("kind", ["ka", "py"])
+def test_track_file_created_replaced_and_removed(box: Box, kind: str) -> None:
+    """A track file that appears, is replaced by a rename and disappears moves the priority as keepalived's."""
+    path = box.root / "late.val"
+    text = ("vrrp_track_file TF {\n" f'  file "{path}"\n  weight 1\n}}\n'
+            "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority 100\n"
+            "  advert_int 1\n  virtual_ipaddress {\n    192.0.2.201/24\n  }\n  track_file {\n    TF\n  }\n}\n")
+    if kind == "ka":
+        proc = box.start_keepalived(box.conf(text), "-P")
+        log = box.keepalived_log
+    else:
+        daemon = box.start(box.conf(text), "-P")
+        log = daemon.log
+
+    def changes() -> list[tuple[int, int]]:
+        return [(int(a), int(b)) for a, b in re.findall(r"\(VI_1\) Changing effective priority from (\d+) to (\d+)",
+                                                         log())]
+
+    try:
+        assert wait_for(lambda: "Entering BACKUP STATE" in log(), 10) is not None, log()
+        path.write_text("5\n")
+        assert wait_for(lambda: len(changes()) >= 1, 5) is not None, log()
+        fresh = box.root / "late.new"
+        fresh.write_text("10\n")
+        fresh.rename(path)
+        assert wait_for(lambda: len(changes()) >= 2, 5) is not None, log()
+        path.unlink()
+        assert wait_for(lambda: len(changes()) >= 3, 5) is not None, log()
+        assert changes() == [(100, 105), (105, 110), (110, 100)], log()
+    finally:
+        if kind == "ka":
+            proc.terminate()
+            proc.wait(10)
+        else:
+            daemon.stop()

@@ -48,7 +48,11 @@ async def watch_processes(table: ProcessTable, changed: Callable[[str, bool], No
         before = {name: table.has_quorum(name) for name in table.names()}
         table.expire(clock())
         started = time.perf_counter()
-        seen = read_processes(need_cmdline)
+        try:
+            seen = read_processes(need_cmdline)
+        except OSError as exc:  # /proc unreadable for a moment: keep the counts, try again
+            log.error("cannot read /proc for vrrp_track_process: %s", exc)
+            continue
         interval = max(PROC_POLL_S, (time.perf_counter() - started) / MAX_CPU_SHARE)
         table.observe(seen, clock())
         for name, had in before.items():
