@@ -52,9 +52,10 @@ async def watch_processes(table: ProcessTable, changed: Callable[[str, bool], No
             seen = read_processes(need_cmdline)
         except OSError as exc:  # /proc unreadable for a moment: keep the counts, try again
             log.error("cannot read /proc for vrrp_track_process: %s", exc)
-            continue
+            seen = None
         interval = max(PROC_POLL_S, (time.perf_counter() - started) / MAX_CPU_SHARE)
-        table.observe(seen, clock())
+        if seen is not None:
+            table.observe(seen, clock())
         for name, had in before.items():
             quorum = table.has_quorum(name)
             if quorum == had:
