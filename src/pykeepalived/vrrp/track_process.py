@@ -181,6 +181,7 @@ class ProcessTable:
             self._trackers[name] = _Tracker(ProcessPattern.from_config(tp), ProcessQuorum(
                 quorum, qmax, tp.fork_delay_s or 0.0, tp.terminate_delay_s or 0.0))
         self.started = False
+        self.last_scan_s = 0.0  # how long the shell's last look at /proc took (it spaces its scans by it)
 
     @property
     def needs_cmdline(self) -> bool:
