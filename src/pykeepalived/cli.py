@@ -161,7 +161,7 @@ def _subsystems(args: argparse.Namespace, config: KeepalivedConfig) -> tuple[boo
         return True, True
     if args.vrrp or args.check:
         return bool(args.vrrp), bool(args.check)
-    has_vrrp = bool(config.vrrp_instances or config.static_ipaddresses or config.static_routes)
+    has_vrrp = bool(config.vrrp_instances or config.static_ipaddresses or config.static_routes or config.static_rules)
     has_check = bool(config.virtual_servers)
     return has_vrrp or not has_check, has_check
 
@@ -345,7 +345,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
         from .daemon.supervisor import run_supervisor
 
         return run_supervisor(_child_base_argv(args, facility), opts, vrrp=vrrp, check=check, config_fd=config_fd,
-                              process_name=result.config.global_defs.process_name)
+                              process_name=result.config.global_defs.process_name,
+                              config=result.config)
     from .daemon.run import run_check, run_vrrp
 
     return run_check(result.config, opts) if check else run_vrrp(result.config, opts)

@@ -43,6 +43,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.vrrp.dataplane_fault",
         "pykeepalived.vrrp.dump_view", "pykeepalived.vrrp.data_dump", "pykeepalived.vrrp.stats_dump",
         "pykeepalived.vrrp.json_dump",
+        "pykeepalived.vrrp.track_process", "pykeepalived.check.ha_suspend",
         "pykeepalived.check", "pykeepalived.check.logic", "pykeepalived.check.pool", "pykeepalived.check.probe",
         "pykeepalived.check.context", "pykeepalived.check.outcomes", "pykeepalived.check.http_response",
         "pykeepalived.check.smtp_session", "pykeepalived.check.dns_wire", "pykeepalived.check.icmp",
@@ -69,6 +70,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("shells", [
         "pykeepalived.vrrp.service", "pykeepalived.vrrp.dump_writer", "pykeepalived.check.service",
         "pykeepalived.check.running",
+        "pykeepalived.vrrp.service", "pykeepalived.check.service", "pykeepalived.check.running",
+        "pykeepalived.vrrp.process_watch", "pykeepalived.vrrp.statics", "pykeepalived.check.ha_watch",
         "pykeepalived.check.workers", "pykeepalived.check.plan", "pykeepalived.check.once",
         "pykeepalived.check.dump_writer",
         "pykeepalived.lvs.choose",

@@ -35,6 +35,8 @@ from ..config.model import KeepalivedConfig, Script
 from ..scripts.notify import NotifyFifo
 from ..alerts.hooks import CheckMail
 from ..host.private_files import UnsafeFileError, make_dirs, write_private
+from ..scripts.fifo_script import FifoScripts, checker_fifos, fifo_script_for
+from .ha_watch import HaSuspendWatch, watch_for
 from ..scripts.runner import ScriptRunner
 from ..host.proc import own_identity
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
@@ -89,8 +91,10 @@ class CheckService:
         self.rng = rng or random.Random()
         g = config.global_defs
         self.runner = ScriptRunner.for_config(config, "check")
-        self.fifos = [NotifyFifo(s.argv[0], s.user, s.group)
-                      for s in (g.notify_fifo, g.lvs_notify_fifo) if s is not None and s.argv]
+        self._fifo_specs = checker_fifos(g)
+        self.fifos = [NotifyFifo(s.argv[0], s.user, s.group) for s in self._fifo_specs]
+        self.fifo_scripts = FifoScripts(self.runner)  # notify_fifo_script, lvs_notify_fifo_script
+        self._ha: HaSuspendWatch | None = None  # ha_suspend: set in run()
         self.services: list[ServiceState] = []
         self._groups = group_entries(config)
         self._stop = asyncio.Event()
@@ -141,6 +145,9 @@ class CheckService:
         self.mail = CheckMail(self.config)
         for fifo in self.fifos:
             fifo.open()
+        for spec in self._fifo_specs:
+            if script := fifo_script_for(self.config.global_defs, spec, "check"):
+                await self.fifo_scripts.launch(script, spec.argv[0])
         from ..lvs.ipvs_sync import SyncDaemons
 
         sync_daemons = SyncDaemons.for_checker(self.config) if self.dataplane.name == "ipvs" else None
@@ -160,6 +167,10 @@ class CheckService:
                 s.plan.config.lvs_sched in LOAD_SCHEDULERS or any(rs.uthreshold for rs in s.plan.config.real_servers)
                 for s in self.services):
             self._tasks.append(loop.create_task(self._rebalancer()))
+        self._ha = watch_for(self.services, self.config)
+        if self._ha.active:
+            await self._ha.start()
+            self._tasks.append(loop.create_task(self._ha.run()))
         count = worker_count(sum(1 for *_, c in self._flat if not c.plan.immediate), self.requested_workers)
         if self.worker_argv is None:
             count = 1
@@ -192,6 +203,7 @@ class CheckService:
                 sync_daemons.stop()
             for fifo in self.fifos:
                 fifo.close()
+            self.fifo_scripts.end_all()
             self.runner.terminate_all()
             await self.mail.close()
 
@@ -289,6 +301,8 @@ class CheckService:
             delay = chk.core.next_due_s - self.clock()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if self._ha is not None:
+                await self._ha.wait_runs(svc.plan.name)  # ha_suspend: no VS address here, no check
             result, change = await attempt(chk, self.clock)
             self._after_attempt(svc, srv, chk, result.ok, result.weight_offset, change)
 

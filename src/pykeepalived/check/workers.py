@@ -32,6 +32,7 @@ import signal
 import sys
 from typing import Any
 
+from .ha_watch import watch_for
 from .logic import Change, Verdict
 from .probe import ProbeResult
 from .running import attempt
@@ -105,11 +106,15 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
     def _srv_name(index: int) -> str:
         return str(service.flat_checkers()[index][1].plan.name)
 
+    ha = watch_for(service.services, service.config, quiet=True)  # ha_suspend: the main process logs it
+
     async def loop_one(index: int, chk: Any) -> None:
+        vs_name = service.flat_checkers()[index][0].plan.name
         while True:
             delay = chk.core.next_due_s - service.clock()
             if delay > 0:
                 await asyncio.sleep(delay)
+            await ha.wait_runs(vs_name)
             result, change = await attempt(chk, service.clock)
             offset = None
             if result.ok and result.weight_offset is not None and result.weight_offset != chk.offset:
@@ -138,7 +143,11 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
         await reader.read()  # EOF: the main process is gone
         stop.set()
 
+    if ha.active:
+        await ha.start()
     tasks = [loop.create_task(loop_one(i, chk)) for i, (_svc, _srv, chk) in mine]
+    if ha.active:
+        tasks.append(loop.create_task(ha.run()))
     tasks += [loop.create_task(stats()), loop.create_task(lifeline())]
     log.info("Checker worker %d/%d runs %d checkers", shard, count, len(mine))
     try:

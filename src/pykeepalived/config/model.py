@@ -390,6 +390,8 @@ class GlobalDefs:
     lvs_notify_fifo_script: Script | None = None
     startup_script: Script | None = None
     shutdown_script: Script | None = None
+    startup_script_timeout: int | None = None  # None: keepalived's 10 s
+    shutdown_script_timeout: int | None = None
     # read by the VRRP side
     default_interface: str | None = None  # only its presence matters: instances without unicast_src_ip
     nftables: str | None = None  # table for no_accept filtering (None: pykeepalived's default name)

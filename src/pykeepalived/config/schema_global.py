@@ -311,8 +311,6 @@ _INTS = [
     ("vrrp_rx_bufs_multiplier", 1, 2**31 - 1, "receive buffer multiplier"),
     ("json_version", 1, 2, "JSON dump layout"),
     ("random_seed", 0, 2**32 - 1, "seed for ${_RANDOM}"),
-    ("startup_script_timeout", 1, 1000, "startup_script timeout (s)"),
-    ("shutdown_script_timeout", 1, 1000, "shutdown_script timeout (s)"),
     ("snmp_vs_stats_update_interval", 0, 2**31 - 1, "SNMP VS stats interval (s)"),
     ("snmp_rs_stats_update_interval", 0, 2**31 - 1, "SNMP RS stats interval (s)"),
 ]
@@ -326,6 +324,9 @@ for _name, _lo, _hi, _summary in _INTS:
     _deprecated = _name.replace("rtime", "rttime") if _name.endswith("_rlimit_rtime") else None
     _field = (_deprecated or _name) if _name in _INT_FIELDS else f"settings.{_name}"
     _g.line(_name, h.integer(_field, _lo, _hi), _summary, deprecated=_deprecated)
+
+_g.line("startup_script_timeout", h.integer("startup_script_timeout", 1, 1000), "startup_script timeout (s)")
+_g.line("shutdown_script_timeout", h.integer("shutdown_script_timeout", 1, 1000), "shutdown_script timeout (s)")
 
 _TIMERS = [
     ("min_auto_priority_delay", "stall before raising priority (s)"),

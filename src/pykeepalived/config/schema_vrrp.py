@@ -44,6 +44,14 @@ def _name(ctx: ParseContext, seg: Segment) -> str | None:
 
 
 # --------------------------------------------------------------------------- address lists
+def _known_track_group(ctx: ParseContext, spec: IpAddressSpec | RouteSpec | RuleSpec, line: Segment,
+                       keyword: str) -> None:
+    """keepalived: a static entry's track_group must be defined above it; else an error and no group."""
+    if spec.track_group is not None and spec.track_group not in ctx.config.track_groups:
+        ctx.error(line, f"track_group {spec.track_group} not found", keyword)
+        spec.track_group = None
+
+
 def _address_list(attr: str, what: str) -> ListHandler:
     def handler(ctx: ParseContext, obj: Any, seg: Segment, lines: list[Segment]) -> None:
         out: list[IpAddressSpec] = h.field_value(obj, attr)
@@ -52,6 +60,9 @@ def _address_list(attr: str, what: str) -> ListHandler:
                 out.append(parse_ip_address(line))
             except ValueProblem as problem:
                 ctx.error(line, f"{what}: {problem} - skipping this address", seg.words[0])
+                continue
+            if attr.startswith("static_"):
+                _known_track_group(ctx, out[-1], line, seg.words[0])
 
     return FieldHandler(attr, handler)
 
@@ -64,6 +75,9 @@ def _route_list(attr: str) -> ListHandler:
                 out.append(parse_route(line))
             except ValueProblem as problem:
                 ctx.error(line, f"{seg.words[0]}: {problem} - skipping this route", seg.words[0])
+                continue
+            if attr.startswith("static_"):
+                _known_track_group(ctx, out[-1], line, seg.words[0])
 
     return FieldHandler(attr, handler)
 
@@ -76,6 +90,9 @@ def _rule_list(attr: str) -> ListHandler:
                 out.append(parse_rule(line))
             except ValueProblem as problem:
                 ctx.error(line, f"{seg.words[0]}: {problem} - skipping this rule", seg.words[0])
+                continue
+            if attr.startswith("static_"):
+                _known_track_group(ctx, out[-1], line, seg.words[0])
 
     return FieldHandler(attr, handler)
 
@@ -444,6 +461,15 @@ def _tp_weight(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
         tp.weight, tp.weight_reverse = weight, reverse
 
 
+def _tp_param_match(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
+    """keepalived: no word means exact; `initial` or `partial`; anything else is an error and ignored."""
+    word = seg.words[1] if len(seg.words) > 1 else "exact"
+    if word not in ("exact", "initial", "partial") or (word == "exact" and len(seg.words) > 1):
+        ctx.error(seg.location, f"Invalid param_match type {word} - ignoring", "param_match")
+        return
+    tp.param_match = word
+
+
 def _tp_close(ctx: ParseContext, tp: TrackProcess) -> None:
     if not tp.process:
         ctx.error(tp.location, f"vrrp_track_process {tp.name} has no process - removing it", "vrrp_track_process")
@@ -452,7 +478,7 @@ def _tp_close(ctx: ParseContext, tp: TrackProcess) -> None:
 
 _tp = VRRP_TRACK_PROCESS
 _tp.line("process", h.words("process"), "process name [arguments]")
-_tp.line("param_match", h.text("param_match"), "initial or partial")
+_tp.line("param_match", _tp_param_match, "initial or partial (none: exact)")
 _tp.line("weight", _tp_weight, "priority change, -254..254 [reverse]")
 _tp.line("quorum", h.integer("quorum", 0, 65535), "processes needed")
 _tp.line("quorum_max", h.integer("quorum_max", 0, 65535), "most processes allowed")

@@ -25,7 +25,7 @@ from .schema_check import (
     VIRTUAL_SERVER,
 )
 from .schema_global import GLOBAL_DEFS, TRACK_FILE
-from .schema_vrrp import AUTHENTICATION, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP
+from .schema_vrrp import AUTHENTICATION, TRACK_GROUP, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP, VRRP_TRACK_PROCESS
 
 _CONNECTION = ("connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "connect_timeout", "fwmark")
 _TIMING = ("retry", "delay_before_retry", "warmup", "delay_loop", "alpha", "log_all_failures")
@@ -49,6 +49,16 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     )),
     (VRRP_SCRIPT, ("script", "interval", "timeout", "weight", "rise", "fall", "user", "init_fail")),
     (TRACK_FILE, ("file", "weight")),
+    # vrrp_track_process and the static addresses, routes and rules (the tracking helper's)
+    (VRRP_INSTANCE, ("track_process",)),
+    (VRRP_SYNC_GROUP, ("track_process",)),
+    (TRACK_FILE, ("init_file",)),
+    (VIRTUAL_SERVER, ("ha_suspend",)),
+    (TRACK_GROUP, ("group",)),
+    (GLOBAL_DEFS, ("notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script", "startup_script",
+                   "shutdown_script", "startup_script_timeout", "shutdown_script_timeout")),
+    (VRRP_TRACK_PROCESS, ("process", "param_match", "weight", "quorum", "quorum_max", "delay", "terminate_delay",
+                          "fork_delay", "full_command")),
     (GLOBAL_DEFS, (
         "router_id", "script_user", "enable_script_security", "vrrp_version", "vrrp_mcast_group4",
         "vrrp_mcast_group6", "vrrp_garp_master_delay", "vrrp_garp_master_repeat", "vrrp_garp_master_refresh",
@@ -112,7 +122,9 @@ ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_scri
                    "vrrp_track_file", "virtual_server", "virtual_server_group", "SSL",
                    # the daemon's namespace and names (daemon/netns.py, config/instance_names.py); no ipsets are
                    # used (no_accept is an nftables table, per namespace), so namespace_with_ipsets needs nothing
-                   "net_namespace", "instance", "use_pid_dir", "namespace_with_ipsets")
+                   "net_namespace", "instance", "use_pid_dir", "namespace_with_ipsets",
+
+                   "vrrp_track_process", "static_ipaddress", "static_routes", "static_rules", "track_group")
 
 
 def mark_acted(root: Block) -> None:

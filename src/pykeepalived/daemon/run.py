@@ -171,6 +171,10 @@ def begin(opts: DaemonOptions, ident: str, what: str, *pid_files: str,
     full_ident = syslog_ident(ident, opts.naming)
     setup_logging(opts, ident=full_ident)
     set_umask(config, opts.umask)
+    if config is not None:
+        from ..host.track_files import init_track_files
+
+        init_track_files(config)  # track_file init_file, before anything reads the files
     log = logging.getLogger("pykeepalived")
     if not opts.child:
         from .netns import NamespaceChoice, log_choice
@@ -185,7 +189,19 @@ def begin(opts: DaemonOptions, ident: str, what: str, *pid_files: str,
         log.error("%s", exc)
         return None
     log.info("Starting %s process, pid=%d", what, os.getpid())
+    if config is not None and not opts.child:
+        from .start_stop import run_start_stop_script
+
+        run_start_stop_script(config, "startup")  # keepalived: before the subsystems start
     return pids
+
+
+def _shutdown_script(config: KeepalivedConfig, opts: DaemonOptions) -> None:
+    """keepalived's shutdown_script, once the subsystem stopped (only where the startup script ran)."""
+    if not opts.child:
+        from .start_stop import run_start_stop_script
+
+        run_start_stop_script(config, "shutdown")
 
 
 def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
@@ -218,6 +234,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         return 1
     finally:
         pids.remove()
+        _shutdown_script(config, opts)
     log.info("Stopped")
     return 0
 
@@ -261,6 +278,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         return 1
     finally:
         pids.remove()
+        _shutdown_script(config, opts)
     log.info("Stopped")
     return 0 if ok else 1
 

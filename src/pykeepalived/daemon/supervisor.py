@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..config.model import KeepalivedConfig
 from ..host.proc import argv_of, is_pykeepalived, is_running, is_zombie, parent_of
 from .lifeline import FORWARDED_SIGNALS, forwarded_signals_held
 from ..host.private_files import UnsafeFileError
@@ -312,9 +313,14 @@ async def supervise(children: list[Child], config_fd: int | None = None, respawn
 
 
 def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, check: bool,
-                   config_fd: int | None = None, process_name: str | None = None) -> int:
-    """Run as keepalived's parent: returns when both children have stopped after SIGTERM/SIGINT (or a failure)."""
-    pids = begin(opts, "Keepalived", "pykeepalived", opts.pid_file)
+                   config_fd: int | None = None, process_name: str | None = None,
+                   config: KeepalivedConfig | None = None) -> int:
+    """Run as keepalived's parent: returns when both children have stopped after SIGTERM/SIGINT (or a failure).
+
+    With `config`, its startup_script runs before the children start and its
+    shutdown_script after they stopped (daemon/start_stop.py).
+    """
+    pids = begin(opts, "Keepalived", "pykeepalived", opts.pid_file, config=config)
     if pids is None:
         return 1
     if process_name:  # global_defs process_name (host/tuning.py)
@@ -328,5 +334,9 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
         ok = asyncio.run(supervise(children, config_fd, opts.respawn))
     finally:
         pids.remove()
+        if config is not None:
+            from .start_stop import run_start_stop_script
+
+            run_start_stop_script(config, "shutdown")
     log.info("Stopped pykeepalived")
     return 0 if ok else 1

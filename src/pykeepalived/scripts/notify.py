@@ -125,10 +125,30 @@ class NotifyFifo:
             self._fd = None
 
 
+class FifoGroup:
+    """Several notify FIFOs written as one: keepalived's VRRP process writes each line to notify_fifo and to
+    vrrp_notify_fifo when both are set (to one of them when they name the same file)."""
+
+    def __init__(self, fifos: list[NotifyFifo]) -> None:
+        self.fifos = fifos
+
+    def open(self) -> None:
+        for fifo in self.fifos:
+            fifo.open()
+
+    def write(self, line: str) -> None:
+        for fifo in self.fifos:
+            fifo.write(line)
+
+    def close(self) -> None:
+        for fifo in self.fifos:
+            fifo.close()
+
+
 class Notifier:
     """Turns state changes into scripts and FIFO lines."""
 
-    def __init__(self, runner: ScriptRunner, fifo: NotifyFifo | None = None) -> None:
+    def __init__(self, runner: ScriptRunner, fifo: NotifyFifo | FifoGroup | None = None) -> None:
         self.runner = runner
         self.fifo = fifo
 

@@ -21,17 +21,18 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
-from pathlib import Path
 from typing import Any
 
 from ..errors import PyKeepalivedError
 from ..config.model import KeepalivedConfig
 from ..config.vocabulary import StateWord
-from ..scripts.notify import Notifier, NotifyFifo
+from ..scripts.notify import FifoGroup, Notifier, NotifyFifo
 from ..alerts.hooks import VrrpMail
+from ..scripts.fifo_script import FifoScripts, fifo_script_for, vrrp_fifos
 from ..scripts.runner import ScriptRunner
 from ..host.private_files import dump_path, keepalived_tmp_dir
 from ..host.proc import started_at
+from ..host.track_files import read_track_file
 from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
 from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
@@ -65,6 +66,9 @@ from .settings import InstanceSettings, instance_settings
 from .startup_delay import StartupDelay
 from .rx_bufs import instance_share
 from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
+from .process_watch import first_scan, watch_processes
+from .statics import install_statics, reinstate_statics, remove_statics
+from .track_process import ProcessTable
 
 IPAddress = IPv4Address | IPv6Address
 log = logging.getLogger("pykeepalived.vrrp")
@@ -113,17 +117,25 @@ class VrrpService:
                 if item.kind is TrackKind.SCRIPT and item.name in config.vrrp_scripts \
                         and item.name not in self.script_health:
                     vs = config.vrrp_scripts[item.name]
-                    self.script_health[item.name] = ScriptHealth(vs.rise, vs.fall, vs.init_fail)
+                    # keepalived 2.2.7 resets a script's initial state when an instance tracks it
+                    # (vrrp_track.c alloc_track_script), so init_fail never applies: one success is enough
+                    self.script_health[item.name] = ScriptHealth(vs.rise, vs.fall, init_fail=False)
+                    if vs.init_fail:
+                        log.info("VRRP_Script(%s) init_fail has no effect on a tracked script (as in keepalived "
+                                 "2.2.7): it starts as not yet run", item.name)
+        tracked = {i.name for t in self.tracking.values() for i in t.items if i.kind is TrackKind.PROCESS}
+        self.processes = ProcessTable({n: tp for n, tp in config.track_processes.items() if n in tracked})
         self.addresses = AddressManager(vrrp_cmd_rcvbuf(g))  # global_defs vrrp_netlink_*_rcv_bufs
         self.links = LinkMonitor(rcvbuf=vrrp_monitor_rcvbuf(g))
         self.announcer = AnnounceSender()
         self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE)
         self.runner = ScriptRunner.for_config(config, "vrrp")
-        fifo_spec = g.vrrp_notify_fifo or g.notify_fifo
-        self.fifo = (NotifyFifo(fifo_spec.argv[0], fifo_spec.user, fifo_spec.group)
-                     if fifo_spec is not None and fifo_spec.argv else None)
+        self._fifo_specs = vrrp_fifos(g)  # notify_fifo and vrrp_notify_fifo both get every line, as in keepalived
+        self.fifo = FifoGroup([NotifyFifo(f.argv[0], f.user, f.group) for f in self._fifo_specs]) \
+            if self._fifo_specs else None
         self.notifier = Notifier(self.runner, self.fifo)
         self.mail = VrrpMail(config)  # alert mails (alerts/), nothing without smtp_server and recipients
+        self.fifo_scripts = FifoScripts(self.runner)
         from ..lvs.ipvs_sync import SyncDaemons
 
         self.sync_daemons = SyncDaemons.for_vrrp(config)
@@ -149,8 +161,12 @@ class VrrpService:
         await self.links.open()
         if self.fifo is not None:
             self.fifo.open()
+            for spec in self._fifo_specs:
+                if script := fifo_script_for(self.config.global_defs, spec, "vrrp"):
+                    await self.fifo_scripts.launch(script, spec.argv[0])
         try:
             await self._remove_leftovers()
+            await install_statics(self.addresses, self.config)
             await self._start_instances()
             self._startup = StartupDelay(self.config.global_defs.vrrp_startup_delay_s, self._now())
             if self._startup.until is not None:
@@ -163,6 +179,9 @@ class VrrpService:
                 self._tasks.append(asyncio.create_task(self._run_track_script(name)))
             if any(t.kind is TrackKind.FILE for tr in self.tracking.values() for t in tr.items):
                 self._tasks.append(asyncio.create_task(self._poll_track_files()))
+            if self.processes.names():
+                self._tasks.append(asyncio.create_task(watch_processes(self.processes, self._process_changed,
+                                                                       self._now)))
             if any(not s.accept for s in self.settings.values()):
                 self._tasks.append(asyncio.create_task(self._watch_accept_filter()))
             if self.sync_daemons is not None:
@@ -209,7 +228,9 @@ class VrrpService:
         await self.mail.close()
         if self.fifo is not None:
             self.fifo.close()
+        self.fifo_scripts.end_all()
         await self.links.close()
+        await remove_statics(self.addresses, self.config)
         await self.addresses.close()
 
     @property
@@ -260,6 +281,12 @@ class VrrpService:
             status = TrackStatus.UP if up else TrackStatus.DOWN
             for tracking in self.tracking.values():
                 tracking.set_status(TrackKind.INTERFACE, ifname, status)
+        if self.processes.names():  # keepalived's start-up scan: the instances start with the counts it found
+            first_scan(self.processes, self._now())
+            for pname in self.processes.names():
+                status = TrackStatus.UP if self.processes.has_quorum(pname) else TrackStatus.DOWN
+                for tracking in self.tracking.values():
+                    tracking.set_status(TrackKind.PROCESS, pname, status)
         for name, s in self.settings.items():
             source = await self._source_address(s)
             if source is None:
@@ -555,8 +582,14 @@ class VrrpService:
         async for event in self.links.events():
             status = TrackStatus.UP if event.up else TrackStatus.DOWN
             self._macs.pop(event.ifname, None)
+            if event.up:
+                await reinstate_statics(self.addresses, self.config, event.ifname)
             self._tracker_changed(TrackKind.INTERFACE, event.ifname, _status_setter(TrackKind.INTERFACE,
                                                                                      event.ifname, status))
+
+    def _process_changed(self, name: str, have_quorum: bool) -> None:
+        status = TrackStatus.UP if have_quorum else TrackStatus.DOWN
+        self._tracker_changed(TrackKind.PROCESS, name, _status_setter(TrackKind.PROCESS, name, status))
 
     async def _run_track_script(self, name: str) -> None:
         vs = self.config.vrrp_scripts[name]
@@ -577,7 +610,7 @@ class VrrpService:
         last: dict[str, int] = {}
         while True:
             for name, tf in self.config.track_files.items():
-                value = _read_track_file(tf.file)
+                value = read_track_file(tf.file, last.get(name))
                 if last.get(name) != value:
                     last[name] = value
                     log.info("Track file %s: value %d", name, value)
@@ -705,17 +738,6 @@ def _file_setter(name: str, value: int) -> Callable[[InstanceTracking], None]:
         tracking.set_file_value(name, value)
 
     return update
-
-
-def _read_track_file(path: str | None) -> int:
-    """keepalived reads the first number in the file; anything unreadable counts as 0."""
-    if not path:
-        return 0
-    try:
-        text = Path(path).read_text(errors="replace").split()
-        return int(text[0]) if text else 0
-    except (OSError, ValueError):
-        return 0
 
 
 def install_signal_handlers(service: VrrpService, loop: asyncio.AbstractEventLoop,

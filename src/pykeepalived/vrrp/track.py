@@ -2,10 +2,14 @@
 
 keepalived's weight rules: a tracker with weight 0 puts the instance in FAULT
 while it is down (`reverse`: while it is up); a weighted tracker moves the
-effective priority instead (positive weights add while up, negative ones
-subtract while down), clamped to 1..254; an address owner (255) ignores
-weights. A track_file contributes value x weight (weight 0: FAULT unless the
-value is 0); a total below -253 is a fault.
+effective priority instead: a positive weight counts while the tracker is up,
+a negative one while it is down, and `reverse` negates what counts (weight 10
+reverse: -10 while up; weight -10 reverse: +10 while down, as keepalived
+2.2.7's weight_multiplier does). The sum is clamped to 1..254; an address
+owner (255) ignores weights. A track_file contributes value x weight
+(x -1 with reverse), at most 253; a contribution of -254 or less is a fault;
+with weight 0 a non-zero value is a fault (reverse: a zero value). A
+vrrp_track_process is up while it has quorum (track_process.py).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class TrackKind(enum.Enum):
     INTERFACE = "interface"
     SCRIPT = "script"
     FILE = "file"
+    PROCESS = "process"
 
 
 @dataclass
@@ -105,13 +110,14 @@ class InstanceTracking:
             if item.kind is TrackKind.FILE:
                 value = self.file_values.get(item.name, 0)
                 if item.weight == 0:
-                    if value != 0:
+                    if (value != 0) != item.reverse:
                         faults.add(label)
                     continue
                 contribution = value * item.weight * (-1 if item.reverse else 1)
-                if contribution < -253:
+                if contribution <= -254:
                     faults.add(label)
-                delta += contribution
+                    continue
+                delta += min(contribution, 253)
                 continue
             status = self.statuses.get((item.kind, item.name), TrackStatus.INIT)
             if item.weight == 0:
@@ -126,12 +132,8 @@ class InstanceTracking:
             up = status is TrackStatus.UP
             if status is TrackStatus.INIT:
                 continue
-            if item.reverse:
-                up = not up
-            if item.weight > 0 and up:
-                delta += item.weight
-            elif item.weight < 0 and not up:
-                delta += item.weight
+            if (item.weight > 0) == up:
+                delta += item.weight * (-1 if item.reverse else 1)
         if self.base_priority == PRIORITY_OWNER:
             return PRIORITY_OWNER, faults
         return min(254, max(1, self.base_priority + delta)), faults
@@ -158,6 +160,7 @@ def instance_trackers(
         refs += [(TrackKind.INTERFACE, r) for r in owner.track_interfaces]
         refs += [(TrackKind.SCRIPT, r) for r in owner.track_scripts]
         refs += [(TrackKind.FILE, r) for r in owner.track_files]
+        refs += [(TrackKind.PROCESS, r) for r in owner.track_processes]
     for kind, ref in refs:
         weight, reverse = ref.weight, ref.reverse
         if kind is TrackKind.SCRIPT and ref.name in config.vrrp_scripts:
@@ -168,10 +171,41 @@ def instance_trackers(
             tf = config.track_files[ref.name]
             if weight is None:
                 weight, reverse = tf.weight, tf.weight_reverse
+        elif kind is TrackKind.PROCESS and ref.name in config.track_processes:
+            tp = config.track_processes[ref.name]
+            if weight is None:
+                weight, reverse = tp.weight, tp.weight_reverse
         weight = weight or 0
         if not keep_weights and kind is not TrackKind.FILE:
             weight = 0
         item = Tracked(kind, ref.name, weight, reverse)
         if item not in items:
             items.append(item)
+    for ifname in static_track_interfaces(instance.name, config):
+        item = Tracked(TrackKind.INTERFACE, ifname, 0)
+        if item not in items:
+            items.append(item)
     return items
+
+
+def static_track_interfaces(instance: str, config: KeepalivedConfig) -> list[str]:
+    """The interfaces an instance tracks (weight 0) through the static entries of its `track_group`s.
+
+    keepalived 2.2.7 (vrrp_static_track.c): each member of a track_group
+    tracks the interface of every static address (its dev), static route (its
+    dev) and static rule (its iif) that names the group, unless the entry says
+    no_track: the instance is in FAULT while that interface is down.
+    """
+    groups = {name for name, g in config.track_groups.items() if instance in g.instances}
+    found: list[str] = []
+    default_if = config.global_defs.default_interface
+    entries: list[tuple[str | None, str | None, bool]] = [
+        *((a.track_group, a.device or default_if, a.no_track) for a in config.static_ipaddresses),
+        *((r.track_group, r.device, r.no_track) for r in config.static_routes),
+        *((r.track_group, r.iif, r.no_track) for r in config.static_rules),
+    ]
+    for group, ifname, no_track in entries:
+        if group in groups and ifname and not no_track and ifname not in found:
+            found.append(ifname)
+    return found
+
