@@ -148,8 +148,8 @@ def parse_segments(root: Block, segments: Iterable[Segment], config: KeepalivedC
             nxt = stream.peek()
             if nxt is not None and nxt.is_open:
                 stream.next()
-            else:
-                ctx.error(seg, f"missing '{{' at the beginning of the {name} block")
+            else:  # keepalived notices it on the line after the keyword
+                ctx.error(nxt or seg, f"missing '{{' at the beginning of the {name} block", name)
             if child is None:
                 _skip_block_body(stream)
                 continue
