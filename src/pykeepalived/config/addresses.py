@@ -93,8 +93,10 @@ def parse_ip_address(seg: Segment) -> IpAddressSpec:
 
 def _route_dest(word: str) -> tuple[str, Family | None]:
     """The destination and its family; None for `default`, whose family comes from `via` (else IPv4)."""
-    if word == "default":
+    if word in ("default", "any", "all"):
         return "default", None
+    if word == "default6":  # keepalived's old spelling of `inet6 default`, still taken by 2.2.7
+        return "default", 6
     net = to_network(word)
     return str(net), net.version
 

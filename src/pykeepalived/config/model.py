@@ -152,6 +152,7 @@ class VrrpScript:
     group: str | None = None
     init_fail: bool = False
     location: Location | None = None
+    keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -234,6 +235,7 @@ class GarpGroup:
     gna_interval_s: float | None = None
     interfaces: list[str] = field(default_factory=list)
     location: Location | None = None
+    interface_locations: dict[str, Location] = field(default_factory=dict, repr=False)  # where each was named
 
 
 @dataclass
@@ -352,6 +354,7 @@ class GlobalDefs:
     (tests/unit/test_handler_fields.py checks that every handler's field exists).
     """
 
+    keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
     router_id: str | None = None
     notification_email: list[str] = field(default_factory=list)
     notification_email_from: str | None = None

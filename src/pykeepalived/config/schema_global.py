@@ -8,10 +8,13 @@ from .lexer import Segment
 from .model import BfdInstance, GlobalDefs, KeepalivedConfig, LvsSyncDaemon, TrackFile
 from .context import ParseContext
 from .registry import Block, FieldHandler, LineHandler, Status
-from .values import parse_umask, to_int, to_ip
+from .values import parse_umask, to_int, to_ip, to_timer
 from .vocabulary import DATAPLANES
 
 NOT_YET = Status.NOT_YET
+UINT_MAX_US = 2**32 - 1
+MAX_RT_PRIORITY = 99  # sched_get_priority_max(SCHED_RR) on Linux
+NFT_TABLE_MAXNAMELEN = 256
 GLOBAL_DEFS = Block("global_defs", GlobalDefs)
 TRACK_FILE = Block("track_file", TrackFile)
 BFD_INSTANCE = Block("bfd_instance", BfdInstance)
@@ -113,6 +116,70 @@ def _lvs_sync_daemon(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     g.lvs_sync_daemon = syncd
 
 
+def _garp_pause(attr: str) -> LineHandler:
+    """vrrp_garp_interval / vrrp_gna_interval: 1 microsecond up to 2^32-1 of them.
+
+    keepalived 2.2.7 takes any such value and only logs that one of a
+    second or more is very large.
+    """
+    def handler(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+        word = ctx.arg(seg)
+        if word is None:
+            return
+        value = to_timer(word, 0.000001, UINT_MAX_US / 1e6)
+        if value >= 1:
+            ctx.warn(seg, f"the {seg.words[0]} is very large - {word} seconds")
+        h.store(g, attr, value)
+
+    return FieldHandler(attr, handler)
+
+
+def _max_auto_priority(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """Without a value keepalived takes the highest realtime priority (SCHED_RR's 99)."""
+    h.store(g, "settings.max_auto_priority",
+            to_int(seg.words[1], -1, MAX_RT_PRIORITY) if len(seg.words) > 1 else MAX_RT_PRIORITY)
+
+
+def _min_auto_priority_delay(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """A whole number of microseconds, 1..10000000 (keepalived 2.2.7's read_int range)."""
+    word = ctx.arg(seg)
+    if word is not None:
+        h.store(g, "settings.min_auto_priority_delay", to_int(word, 1, 10_000_000))
+
+
+def _cpu_affinity(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """CPU numbers, one per word (no ranges in 2.2.7); whether each CPU exists is the host's business."""
+    if ctx.arg(seg) is None:
+        return
+    for word in seg.words[1:]:
+        to_int(word, 0, 2**31 - 1)
+    h.store(g, f"settings.{seg.words[0]}", list(seg.words[1:]))
+
+
+def _vrrp_iptables(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """keepalived 2.2.7 as Debian builds it has nftables, not iptables: an error that falls back to nftables."""
+    ctx.error(seg, f"{seg.words[0]}: iptables is not supported, using nftables instead; "
+                   "replace vrrp_iptables and vrrp_ipsets with the nftables option")
+    if g.nftables is None:
+        g.nftables = "keepalived"
+
+
+def _vrrp_ipsets(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """keepalived 2.2.7 built without libipset does not know the keyword at all."""
+    ctx.error(seg, f"unknown keyword '{seg.words[0]}' (keepalived is built without ipset support; use nftables)")
+
+
+def _nftables(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    if g.nftables is not None:
+        ctx.error(seg, "nftables already specified - ignoring")
+        return
+    name = seg.words[1] if len(seg.words) > 1 else "keepalived"
+    if len(name) >= NFT_TABLE_MAXNAMELEN:
+        ctx.error(seg, "nftables table name too long - ignoring")
+        return
+    g.nftables = name
+
+
 # Keywords stored by name in GlobalDefs.settings: (keyword, handler factory output, summary, status, since)
 _g = GLOBAL_DEFS
 _g.line("router_id", h.text("router_id"), "name of this router in mails and logs")
@@ -146,9 +213,16 @@ _g.line(
     h.integer("vrrp_garp_lower_prio_repeat", 0, 1000000),
     "default garp_lower_prio_repeat",
 )
-_g.line("vrrp_garp_interval", h.timer("vrrp_garp_interval_s", 0, 1), "pause between GARPs (s)")
-_g.line("vrrp_gna_interval", h.timer("vrrp_gna_interval_s", 0, 1), "pause between NAs (s)")
+_g.line("vrrp_garp_interval", _garp_pause("vrrp_garp_interval_s"), "pause between GARPs (s)")
+_g.line("vrrp_gna_interval", _garp_pause("vrrp_gna_interval_s"), "pause between NAs (s)")
 _g.line("vrrp_down_timer_adverts", h.integer("vrrp_down_timer_adverts", 1, 100), "default down_timer_adverts")
+_g.line("vrrp_iptables", _vrrp_iptables, "iptables chains for no_accept (not in this build: nftables)")
+_g.line("vrrp_ipsets", _vrrp_ipsets, "ipsets for no_accept (not in this build: nftables)")
+_g.line("nftables", FieldHandler("nftables", _nftables), "nftables table for no_accept")
+for _name, _summary in [("vrrp_cpu_affinity", "CPUs of the VRRP process"),
+                        ("checker_cpu_affinity", "CPUs of the checker process"),
+                        ("bfd_cpu_affinity", "CPUs of the BFD process")]:
+    _g.line(_name, _cpu_affinity, _summary)
 _g.line("lvs_sync_daemon", _lvs_sync_daemon, "IPVS connection sync daemon")
 _g.line("pykeepalived_dataplane",
         h.one_of("pykeepalived_dataplane", DATAPLANES, "data plane"),
@@ -206,7 +280,8 @@ _BOOL_FLAGS = [
     ("vrrp_owner_ignore_adverts", "owners ignore adverts"),
     ("v3_checksum_as_v2", "v3 IPv4 checksum without pseudo-header"),
 ]
-_SINCE_24 = {"vrrp_owner_ignore_adverts", "v3_checksum_as_v2", "use_symlink_paths", "set_supplementary_groups"}
+_SINCE_24 = {"dbus_no_interface_name", "vrrp_owner_ignore_adverts", "v3_checksum_as_v2", "use_symlink_paths",
+             "set_supplementary_groups"}
 # the flags code reads have GlobalDefs fields of the same name; the others stay in `settings`
 _BOOL_FIELDS = {
     "checker_log_all_failures",
@@ -228,7 +303,6 @@ _INTS = [
     ("vrrp_rt_priority", 1, 99, "realtime priority of VRRP"),
     ("checker_rt_priority", 1, 99, "realtime priority of the checker"),
     ("bfd_rt_priority", 1, 99, "realtime priority of BFD"),
-    ("max_auto_priority", -1, 99, "highest automatic realtime priority"),
     ("vrrp_rlimit_rttime", 1, 2**31 - 1, "RLIMIT_RTTIME of VRRP"),
     ("checker_rlimit_rttime", 1, 2**31 - 1, "RLIMIT_RTTIME of the checker"),
     ("bfd_rlimit_rttime", 1, 2**31 - 1, "RLIMIT_RTTIME of BFD"),
@@ -244,19 +318,24 @@ _INTS = [
     ("lvs_netlink_monitor_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
     ("process_monitor_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
     ("vrrp_rx_bufs_multiplier", 1, 2**31 - 1, "receive buffer multiplier"),
-    ("json_version", 1, 2, "JSON dump layout"),
     ("random_seed", 0, 2**32 - 1, "seed for ${_RANDOM}"),
     ("startup_script_timeout", 1, 1000, "startup_script timeout (s)"),
     ("shutdown_script_timeout", 1, 1000, "shutdown_script timeout (s)"),
+]
+_INTS_SINCE_24 = [
+    ("json_version", 1, 2, "JSON dump layout"),
     ("snmp_vs_stats_update_interval", 0, 2**31 - 1, "SNMP VS stats interval (s)"),
     ("snmp_rs_stats_update_interval", 0, 2**31 - 1, "SNMP RS stats interval (s)"),
 ]
 for _name, _lo, _hi, _summary in _INTS:
     _deprecated = _name.replace("rtime", "rttime") if _name.endswith("_rlimit_rtime") else None
     _g.line(_name, h.integer(f"settings.{_name}", _lo, _hi), _summary, deprecated=_deprecated)
+for _name, _lo, _hi, _summary in _INTS_SINCE_24:
+    _g.line(_name, h.integer(f"settings.{_name}", _lo, _hi), _summary, since="2.4")
+_g.line("max_auto_priority", _max_auto_priority, "highest automatic realtime priority")
+_g.line("min_auto_priority_delay", _min_auto_priority_delay, "stall before raising priority (us)")
 
 _TIMERS = [
-    ("min_auto_priority_delay", "stall before raising priority (s)"),
     ("vrrp_startup_delay", "delay VRRP at start (s)"),
     ("vrrp_delay_after_boot", "delay VRRP after boot (s)"),
 ]
@@ -273,13 +352,7 @@ _TEXTS = [
     ("bfd_process_name", "name of the BFD process"),
     ("default_interface", "interface for instances without one"),
     ("dynamic_interfaces", "allow interfaces to come and go"),
-    ("vrrp_iptables", "iptables chains for no_accept"),
-    ("vrrp_ipsets", "ipsets for no_accept"),
-    ("nftables", "nftables table for no_accept"),
     ("nftables_ipvs", "nftables table for VS groups"),
-    ("vrrp_cpu_affinity", "CPUs of the VRRP process"),
-    ("checker_cpu_affinity", "CPUs of the checker process"),
-    ("bfd_cpu_affinity", "CPUs of the BFD process"),
     ("snmp_socket", "AgentX socket"),
     ("dbus_service_name", "D-Bus service name"),
     ("vrrp_rx_bufs_policy", "receive buffer policy"),
@@ -311,7 +384,6 @@ _TEXT_SINCE_24 = {"state_dump_file", "stats_dump_file", "json_dump_file", "iprou
 # the text keywords code reads have typed GlobalDefs fields; the others stay in `settings` as words
 _TEXT_FIELDS: dict[str, LineHandler] = {
     "default_interface": h.first_word("default_interface"),
-    "nftables": h.first_word("nftables"),
     "json_dump_file": h.first_word("json_dump_file"),
     "stats_dump_file": h.first_word("stats_dump_file"),
     "lvs_timeouts": h.words("lvs_timeouts", 0),
@@ -355,7 +427,7 @@ def _tf_init_file(ctx: ParseContext, tf: TrackFile, seg: Segment) -> None:
 
 def _tf_close(ctx: ParseContext, tf: TrackFile) -> None:
     if tf.file is None:
-        ctx.error(tf.location, f"track_file {tf.name} has no file - removing it", "track_file")
+        ctx.error(ctx.close_location or tf.location, f"track_file {tf.name} has no file - removing it", "track_file")
         ctx.config.track_files.pop(tf.name, None)
 
 
@@ -382,7 +454,8 @@ def _bfd_weight(ctx: ParseContext, bfd: BfdInstance, seg: Segment) -> None:
 
 def _bfd_close(ctx: ParseContext, bfd: BfdInstance) -> None:
     if bfd.neighbor_ip is None:
-        ctx.error(bfd.location, f"bfd_instance {bfd.name} has no neighbor_ip - removing it", "bfd_instance")
+        ctx.error(ctx.close_location or bfd.location, f"bfd_instance {bfd.name} has no neighbor_ip - removing it",
+                  "bfd_instance")
         ctx.config.bfd_instances.pop(bfd.name, None)
 
 

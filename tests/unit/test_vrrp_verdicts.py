@@ -1,0 +1,134 @@
+"""keepalived 2.2.7's verdicts on VRRP and global_defs settings (each checked with keepalived -t by a corpus config).
+
+Pure: no host facts, so only what the parser and the completion rules decide
+from the text. tests/compat/corpus/{vrrp,global}/ hold the same cases and more,
+compared with the real keepalived.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pykeepalived.config import read_config_text
+
+
+def instance(extra: str = "", *, head: str = "state BACKUP\ninterface eth0\nvirtual_router_id 51\npriority 100",
+             vips: str = "192.0.2.10/24", name: str = "VI_1") -> str:
+    return (f"vrrp_instance {name} {{\n{head}\n{extra}\nvirtual_ipaddress {{\n{vips}\n}}\n}}\n")
+
+
+def global_defs(body: str) -> str:
+    return f"global_defs {{\n{body}\n}}\n"
+
+
+def error_lines(text: str) -> list[int]:
+    return [e.location.line if e.location else 0 for e in read_config_text(text).errors]
+
+
+def accepted(text: str) -> bool:
+    return not read_config_text(text).errors
+
+
+@pytest.mark.parametrize("body", [
+    "vrrp_garp_interval 10.456",   # keepalived only logs that it is large
+    "vrrp_gna_interval 3.5",
+    "max_auto_priority",           # no value: the highest realtime priority
+    "min_auto_priority_delay 10000000",
+    "min_auto_priority_delay 1",
+])
+def test_global_values_keepalived_takes(body: str) -> None:
+    assert accepted(global_defs(body) + instance())
+
+
+@pytest.mark.parametrize("body", [
+    "min_auto_priority_delay 0",
+    "min_auto_priority_delay 10000001",
+    "vrrp_garp_interval 0",
+    "vrrp_iptables VRRP-IN",       # 2.2.7 as built here has nftables only
+    "nftables a\n  nftables b",
+    "checker_cpu_affinity 0-1",
+])
+def test_global_values_keepalived_refuses(body: str) -> None:
+    assert error_lines(global_defs(body) + instance())
+
+
+def test_a_large_garp_interval_is_a_warning() -> None:
+    result = read_config_text(global_defs("vrrp_garp_interval 10.456") + instance())
+    assert any("very large" in w.message for w in result.warnings)
+
+
+def test_default6_is_a_virtual_route_destination() -> None:
+    assert accepted(instance("virtual_routes {\n  default6 via fe80::1 dev eth0\n}"))
+
+
+def test_same_vrid_on_another_multicast_group_is_fine() -> None:
+    assert accepted(instance() + instance("mcast_dst_ip 224.0.0.19", name="VI_2", vips="192.0.2.20/24"))
+    assert error_lines(instance() + instance(name="VI_2", vips="192.0.2.20/24"))
+
+
+def test_tracking_the_own_interface_is_refused() -> None:
+    assert error_lines(instance("track_interface {\n  eth0\n}"))
+    assert accepted(instance("track_interface {\n  eth1\n}"))
+
+
+def test_unicast_keywords_need_unicast_peers() -> None:
+    assert error_lines(instance("unicast_src_ip 192.0.2.1"))
+    assert error_lines(instance("check_unicast_src"))
+    # unicast_ttl is refused where keepalived notices it: at the instance's closing brace
+    text = instance("unicast_ttl 10")
+    assert error_lines(text) == [len(text.splitlines())]
+    assert accepted(instance("unicast_src_ip 192.0.2.1\nunicast_peer {\n  192.0.2.2\n}"))
+
+
+def test_over_long_auth_pass_is_an_error_at_its_line() -> None:
+    text = instance("authentication {\n  auth_type PASS\n  auth_pass 123456789\n}")
+    assert error_lines(text) == [8]
+    assert accepted(instance("authentication {\n  auth_type PASS\n  auth_pass 12345678\n}"))
+
+
+def test_the_loopback_is_not_a_vrrp_interface() -> None:
+    assert 3 in error_lines(instance(head="state BACKUP\ninterface lo\nvirtual_router_id 51\npriority 100"))
+
+
+def test_state_words_are_case_sensitive() -> None:
+    assert error_lines(instance(head="state backup\ninterface eth0\nvirtual_router_id 51\npriority 100")) == [2]
+
+
+@pytest.mark.parametrize("extra", [
+    "authentication {\n  auth_type PASS\n  auth_pass secret\n}",
+    "preempt_delay 10",
+    "down_timer_adverts 5",
+    "garp_lower_prio_repeat 2",
+    "higher_prio_send_advert",
+    "lower_prio_no_advert false",
+    "accept",
+])
+def test_strict_mode_refuses_what_keepalived_resets(extra: str) -> None:
+    assert error_lines(global_defs("vrrp_strict") + instance(extra))
+    assert accepted(instance(extra))
+
+
+def test_strict_mode_master_must_be_the_owner() -> None:
+    assert error_lines(global_defs("vrrp_strict") + instance(head="state MASTER\ninterface eth0\nvirtual_router_id 51"
+                                                                   "\npriority 100"))
+    assert accepted(global_defs("vrrp_strict") + instance(head="state MASTER\ninterface eth0\nvirtual_router_id 51"
+                                                               "\npriority 255"))
+
+
+def test_version_2_after_ipv6_vips_is_refused_at_its_line() -> None:
+    text = ("vrrp_instance VI_1 {\ninterface eth0\nvirtual_router_id 51\nvirtual_ipaddress {\nfe80::10\n}\n"
+            "version 2\n}\n")
+    assert error_lines(text) == [7]
+    assert accepted(instance("version 2", vips="fe80::10"))  # before the VIPs it is taken (not in strict mode)
+
+
+def test_the_first_address_fixes_the_family() -> None:
+    # an IPv6 unicast peer first: the IPv4 VIP is refused at its line
+    text = instance("unicast_peer {\n  2001:db8::2\n}")
+    assert 10 in error_lines(text)
+
+
+@pytest.mark.parametrize("extra", ["advert_int 1.5", "advert_int 256", "version 3\nadvert_int 41",
+                                   "version 3\nadvert_int 0.055", "vmac_xmit_base", "use_vmac\npromote_secondaries"])
+def test_settings_keepalived_adjusts_are_errors(extra: str) -> None:
+    assert error_lines(instance(extra))
