@@ -119,7 +119,7 @@ def _daemon_config(args: argparse.Namespace, host_checks: bool = True) -> tuple[
         os.set_inheritable(args.config_fd, False)  # pass_fds made it inheritable: scripts must not get it
         return load_snapshot(snapshot, host_checks), args.config_fd
     result, snapshot = load_recorded(args.use_file, args.config_id, host_checks)
-    if result.errors:
+    if result.start_errors:
         return result, -1
     return result, snapshot_memfd(snapshot)
 
@@ -194,7 +194,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
             print("pykeepalived: --config-fd in a checker worker needs --parent-pid", file=sys.stderr)
             return EXIT_USAGE
         worker, _ = _daemon_config(args, host_checks=False)
-        if worker.errors:
+        if worker.start_errors:
             return EXIT_CONFIG_ERROR
         from .daemon.run import run_check_worker
 
@@ -203,8 +203,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
                                                              worker_shard=shard))
     result, config_fd = _daemon_config(args)
     _print_diagnostics(result)
-    if result.errors:
-        print(f"{args.use_file}: {len(result.errors)} configuration error(s); not starting", file=sys.stderr)
+    if result.start_errors:
+        print(f"{args.use_file}: {len(result.start_errors)} configuration error(s); not starting", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     vrrp, check = _subsystems(args, result.config)
     if check and (problem := _check_plan(result.config, args.dataplane)):
