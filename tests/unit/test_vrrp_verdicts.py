@@ -132,3 +132,28 @@ def test_the_first_address_fixes_the_family() -> None:
                                    "version 3\nadvert_int 0.055", "vmac_xmit_base", "use_vmac\npromote_secondaries"])
 def test_settings_keepalived_adjusts_are_errors(extra: str) -> None:
     assert error_lines(instance(extra))
+
+
+def test_a_script_keyword_given_twice_is_an_error_at_the_second() -> None:
+    assert error_lines(instance("notify_master /bin/true\nnotify_master /bin/false")) == [7]
+
+
+def test_garp_groups_claim_interfaces_once_and_need_a_delay() -> None:
+    two = ("garp_group {\n  garp_interval 0.1\n  interface eth0\n}\n"
+           "garp_group {\n  garp_interval 0.2\n  interface eth0\n}\n")
+    assert error_lines(two + instance()) == [7]
+    assert error_lines("garp_group {\n  interface eth1\n}\n" + instance()) == [3]
+
+
+def test_linkbeat_interface_options_are_keepalived_words() -> None:
+    assert error_lines("linkbeat_interfaces {\n  eth0 poll\n}\n" + instance()) == [2]
+    assert accepted("linkbeat_interfaces {\n  eth0 MII\n}\n" + instance())
+
+
+def test_deprecated_garp_interval_names_are_errors() -> None:
+    assert error_lines(global_defs("vrrp_vmac_garp_intvl 30") + instance()) == [2]
+    assert error_lines(instance("use_vmac\nvmac_garp_intvl 30")) == [7]
+
+
+def test_unicast_peer_ttls_must_not_cross() -> None:
+    assert error_lines(instance("unicast_peer {\n  192.0.2.2 min_ttl 200 max_ttl 100\n}")) == [7]

@@ -58,6 +58,7 @@ def complete(ctx: ParseContext, host: HostFacts | None) -> None:
     _sync_groups(chk)
     sync_group_rules(ctx, ctx.config)
     _garp_groups(chk)
+    _linkbeat(chk)
     _scripts(chk)
     for vs in ctx.config.virtual_servers:
         _virtual_server(chk, vs)
@@ -70,6 +71,8 @@ def _static_items(chk: _Checker) -> None:
             chk.error(addr.location, f"interface {addr.device} for static address {addr.address} doesn't exist",
                       "static_ipaddress")
     for route in cfg.static_routes:
+        if route.track_group is not None and route.track_group not in cfg.track_groups:
+            chk.error(route.location, f"track_group {route.track_group} not found", "static_routes")
         _route_checks(chk, route, tracked=True, block="static_routes")  # keepalived tracks every static route
     for rule in cfg.static_rules:
         _rule_checks(chk, rule, "static_rules")
@@ -241,6 +244,13 @@ def _sync_groups(chk: _Checker) -> None:
             chk.error(group.location,
                       f"sync group {name} has only 1 virtual router - this probably isn't what you want",
                       "vrrp_sync_group")
+
+
+def _linkbeat(chk: _Checker) -> None:
+    for words in chk.config.linkbeat_interfaces:
+        if chk.iface_missing(words[0]):  # CONFIG_FATAL in keepalived (exit status 4)
+            chk.error(chk.config.linkbeat_locations.get(words[0]),
+                      f"unknown interface {words[0]} specified for linkbeat interface", "linkbeat_interfaces")
 
 
 def _garp_groups(chk: _Checker) -> None:

@@ -140,10 +140,15 @@ def parse_script(ctx: ParseContext, seg: Segment) -> Script | None:
 
 
 def script(attr: str) -> LineHandler:
+    """A script keyword; given twice, keepalived keeps the first and reports the second as an error."""
     def handler(ctx: ParseContext, obj: Any, seg: Segment) -> None:
         parsed = parse_script(ctx, seg)
-        if parsed is not None:
-            store(obj, attr, parsed)
+        if parsed is None:
+            return
+        if field_value(obj, attr) is not None:
+            ctx.error(seg, f"{seg.words[0]} script already specified - ignoring {parsed.argv[0]}")
+            return
+        store(obj, attr, parsed)
 
     return FieldHandler(attr, handler)
 

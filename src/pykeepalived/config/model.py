@@ -628,6 +628,7 @@ class KeepalivedConfig:
     static_rules: list[RuleSpec] = field(default_factory=list)
     track_groups: dict[str, TrackGroup] = field(default_factory=dict)
     linkbeat_interfaces: list[list[str]] = field(default_factory=list)
+    linkbeat_locations: dict[str, Location] = field(default_factory=dict, repr=False)  # where each was named
     interface_up_down_delays: list[list[str]] = field(default_factory=list)
     garp_groups: list[GarpGroup] = field(default_factory=list)
     vrrp_scripts: dict[str, VrrpScript] = field(default_factory=dict)

@@ -383,13 +383,24 @@ _TEXT_DEPRECATED = {
 _TEXT_SINCE_24 = {"state_dump_file", "stats_dump_file", "json_dump_file", "iproute_usr_dir", "iproute_etc_dir"}
 # the text keywords code reads have typed GlobalDefs fields; the others stay in `settings` as words
 _TEXT_FIELDS: dict[str, LineHandler] = {
-    "default_interface": h.first_word("default_interface"),
+    "default_interface": h.text("default_interface"),
     "json_dump_file": h.first_word("json_dump_file"),
     "stats_dump_file": h.first_word("stats_dump_file"),
     "lvs_timeouts": h.words("lvs_timeouts", 0),
     "lvs_flush_on_stop": h.words("lvs_flush_on_stop", 0),
     "lvs_flush_onstop": h.words("lvs_flush_on_stop", 0),
 }
+def _deprecated_error(handler: LineHandler, instead: str) -> LineHandler:
+    """A keyword keepalived 2.2.7 still obeys but reports as a configuration error (CONFIG_DEPRECATED)."""
+    def run(ctx: ParseContext, obj: object, seg: Segment) -> None:
+        handler(ctx, obj, seg)
+        ctx.error(seg, f"keyword \"{seg.words[0]}\" is deprecated - please use \"{instead}\"")
+
+    return FieldHandler(handler.field, run) if isinstance(handler, FieldHandler) else run
+
+
+_TEXT_FIELDS["vrrp_vmac_garp_intvl"] = _deprecated_error(h.words("settings.vrrp_vmac_garp_intvl", 0),
+                                                         "vrrp_garp_extra_if")
 for _name, _summary in _TEXTS:
     _g.line(
         _name,

@@ -260,6 +260,9 @@ def _unicast_peers(ctx: ParseContext, inst: VrrpInstance, seg: Segment, lines: l
         except ValueProblem as problem:
             ctx.error(line, f"unicast_peer: {problem} - skipping this peer", "unicast_peer")
             continue
+        if peer.min_ttl is not None and peer.max_ttl is not None and peer.min_ttl > peer.max_ttl:
+            ctx.error(line, f"({inst.name}) min_ttl {peer.min_ttl} > max_ttl {peer.max_ttl} - all packets will be "
+                            "discarded", "unicast_peer")
         inst.unicast_peers.append(peer)
 
 
@@ -427,7 +430,12 @@ _vi.line(
 )
 _vi.line("down_timer_adverts", h.integer("down_timer_adverts", 1, 100), "adverts before master down")
 _vi.line("garp_extra_if", _garp_extra_if, "periodic GARP on other interfaces")
-_vi.line("vmac_garp_intvl", _garp_extra_if, "old name of garp_extra_if", deprecated="garp_extra_if")
+def _vmac_garp_intvl(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
+    ctx.error(seg, 'keyword "vmac_garp_intvl" is deprecated - please use "garp_extra_if"')
+    _garp_extra_if(ctx, inst, seg)
+
+
+_vi.line("vmac_garp_intvl", _vmac_garp_intvl, "old name of garp_extra_if", deprecated="garp_extra_if")
 _vi.line("lower_prio_no_advert", h.flag("lower_prio_no_advert"), "no advert on lower priority")
 _vi.line("higher_prio_send_advert", h.flag("higher_prio_send_advert"), "advert before yielding")
 _vi.line("owner_ignore_adverts", h.flag("owner_ignore_adverts"), "owner ignores adverts", since="2.4")
@@ -633,18 +641,25 @@ def _open_garp_group(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) 
     return group
 
 
+def _garp_claim(ctx: ParseContext, group: GarpGroup, name: str, seg: Segment) -> None:
+    """An interface belongs to one garp_group; a second claim is an error (keepalived ignores it)."""
+    if any(name in other.interfaces for other in ctx.config.garp_groups):
+        ctx.error(seg, f"garp_group already specified for {name} - ignoring", "garp_group")
+        return
+    group.interfaces.append(name)
+    group.interface_locations.setdefault(name, seg.location)
+
+
 def _garp_interface(ctx: ParseContext, group: GarpGroup, seg: Segment) -> None:
     word = ctx.arg(seg)
     if word is not None:
-        group.interfaces.append(word)
-        group.interface_locations.setdefault(word, seg.location)
+        _garp_claim(ctx, group, word, seg)
 
 
 def _garp_interfaces(ctx: ParseContext, group: GarpGroup, seg: Segment, lines: list[Segment]) -> None:
     for line in lines:
-        group.interfaces.extend(line.words)
         for word in line.words:
-            group.interface_locations.setdefault(word, line.location)
+            _garp_claim(ctx, group, word, line)
 
 
 GARP_GROUP.line("garp_interval", h.timer("garp_interval_s", 0, (2**31 - 1) / 1e6), "pause between GARPs (s)")
@@ -670,20 +685,36 @@ def _track_group_members(ctx: ParseContext, group: TrackGroup, seg: Segment, lin
 TRACK_GROUP.list("group", _track_group_members, "vrrp_instances the static items follow")
 
 
+def _linkbeat_interfaces(ctx: ParseContext, config: KeepalivedConfig, seg: Segment, lines: list[Segment]) -> None:
+    """`NAME [MII|ETHTOOL|IOCTL]` per line (keepalived's words, in capitals)."""
+    for line in lines:
+        if len(line.words) > 1 and (line.words[1] not in ("MII", "ETHTOOL", "IOCTL") or len(line.words) > 2):
+            ctx.error(line, f"extra characters {line.words[1]} in linkbeat interface", "linkbeat_interfaces")
+        config.linkbeat_interfaces.append(list(line.words))
+        config.linkbeat_locations.setdefault(line.words[0], line.location)
+
+
+def _garp_group_close(ctx: ParseContext, group: GarpGroup) -> None:
+    if group.garp_interval_s is None and group.gna_interval_s is None:
+        ctx.error(ctx.close_location or group.location, "garp group does not have any delay set - removing",
+                  "garp_group")
+
+
 def register(root: Block) -> None:
     """Add the VRRP side's root keywords to `root`."""
     root.list("static_ipaddress", _address_list("static_ipaddresses", "static_ipaddress"), "addresses set at start")
     root.list("static_routes", _route_list("static_routes"), "routes set at start")
     root.list("static_rules", _rule_list("static_rules"), "rules set at start")
     root.nested("track_group", TRACK_GROUP, _open_track_group, "static items following instances")
-    root.list("linkbeat_interfaces", _raw_lines("linkbeat_interfaces"), "interfaces polled for link")
+    root.list("linkbeat_interfaces", FieldHandler("linkbeat_interfaces", _linkbeat_interfaces),
+              "interfaces polled for link")
     root.list(
         "interface_up_down_delays",
         _raw_lines("interface_up_down_delays"),
         "debounce interface changes",
-        since="2.4",
     )
-    root.nested("garp_group", GARP_GROUP, _open_garp_group, "GARP pacing per interface group")
+    root.nested("garp_group", GARP_GROUP, _open_garp_group, "GARP pacing per interface group",
+                on_close=_garp_group_close)
     root.nested("vrrp_sync_group", VRRP_SYNC_GROUP, _open_sync_group, "instances that change state together")
     root.nested("vrrp_instance", VRRP_INSTANCE, _open_instance, "a VRRP instance", on_close=_instance_close)
     root.nested("vrrp_script", VRRP_SCRIPT, _open_script, "a script tracked by instances", on_close=_script_close)
