@@ -124,3 +124,28 @@ def test_include_takes_the_rest_of_the_line_quotes_and_all() -> None:
     fs = MemoryFileSystem({"/k/a.conf": "include \"b.conf\"\n", "/k/b.conf": "global_defs {\n router_id B\n}\n"})
     result = read_config("/k/a.conf", fs)
     assert not result.config.global_defs.router_id
+
+
+def test_brace_alternatives_expand_like_the_shell() -> None:
+    from pykeepalived.config.lexer import brace_alternatives
+
+    assert brace_alternatives("a{b,c}d{e,f}") == ["abde", "abdf", "acde", "acdf"]
+    assert brace_alternatives("x{1,{2,3}}") == ["x1", "x2", "x3"]
+    assert brace_alternatives("x{1") == ["x{1"]
+
+
+def _include_errors(line: str) -> list[int]:
+    fs = MemoryFileSystem({"/k/a.conf": f"# head\n{line}\n", "/k/inc/one.conf": "\n"})
+    return [e.location.line for e in read_config("/k/a.conf", fs).errors if e.location]
+
+
+def test_include_variants_insist_as_keepalived_does() -> None:
+    # a named file that is missing: an error for includem/w/a only
+    assert [_include_errors(f"include{v} inc/none.conf") for v in ("", "r", "m", "w", "b", "a")] == \
+        [[], [], [2], [2], [], [2]]
+    # a wildcard that matches nothing in an existing directory: includew/a only
+    assert [_include_errors(f"include{v} inc/none*.conf") for v in ("", "r", "m", "w", "b", "a")] == \
+        [[], [], [], [2], [], [2]]
+    # a brace alternative that is missing while another matches: includeb/a only
+    assert [_include_errors(f"include{v} inc/{{one,two}}.conf") for v in ("", "r", "m", "w", "b", "a")] == \
+        [[], [], [], [], [2], [2]]

@@ -591,6 +591,36 @@ class Lexer:
             yield from self._process(rest, loc, depth + 1)
 
     # -- include -------------------------------------------------------------------
+    def _no_match(self, variant: str, pattern: str, loc: Location, keyword: str) -> None:
+        """A pattern that matches nothing: an error only where the variant insists, as in keepalived 2.2.7.
+
+        A name without wildcards (or a wildcard under a directory that is not
+        there) is missing: an error for includem/w/a (includeb/a with braces);
+        a wildcard that matches nothing in an existing directory is an error
+        for includew/a only. Plain include and includer only warn.
+        """
+        insists = _INSISTS.get(variant, "")
+        wildcard = _has_wildcard(pattern)
+        directory = posixpath.dirname(pattern)
+        missing = not wildcard or (not _has_wildcard(directory) and not self._exists(directory))
+        if missing:
+            failed = ("B" if "{" in pattern else "M") in insists
+            message = f"configuration files missing '{pattern}'"
+        else:
+            failed = "W" in insists
+            message = f"no configuration files matched '{pattern}'"
+        if failed:
+            self._error(message, loc, keyword)
+        else:
+            self._warn(message, loc, keyword)
+
+    def _exists(self, path: str) -> bool:
+        """Whether a file or directory is there (a directory also counts when something is in it)."""
+        try:
+            return bool(self._fs.glob(path) or self._fs.glob(posixpath.join(path, "*")))
+        except FileProblem:
+            return False
+
     def _include(self, variant: str, pattern: str, loc: Location) -> Iterator[Segment]:
         keyword = "include" + variant
         if not pattern:
@@ -610,11 +640,15 @@ class Lexer:
             self._error(f"cannot list {pattern}: {exc}", loc, keyword)
             return
         if not matches:
-            if variant in ("m", "w", "a"):
-                self._error(f"no file matches '{pattern}'", loc, keyword)
-            else:
-                self._warn(f"configuration files missing '{pattern}'", loc, keyword)
+            self._no_match(variant, pattern, loc, keyword)
             return
+        alternatives = brace_alternatives(pattern) if "{" in pattern else []
+        if any(not _has_wildcard(alt) and not self._exists(alt) for alt in alternatives):
+            message = f'some config files missing: "{pattern}"'
+            if "B" in _INSISTS.get(variant, ""):
+                self._error(message, loc, keyword)
+                return
+            self._warn(message, loc, keyword)
         for path in matches:
             norm = posixpath.normpath(path)
             if norm in (posixpath.normpath(p) for p in self._include_stack):
@@ -635,6 +669,39 @@ class Lexer:
                     self._warn(why, loc, keyword)
                 continue
             yield from self._read_file(path, text)
+
+
+# what each include variant insists on (keepalived's INCLUDE_R/M/W/B): M a named file or directory that is
+# missing, W a wildcard that matches nothing, B a missing alternative of a {a,b} pattern
+_INSISTS = {"": "", "r": "", "m": "M", "w": "MW", "b": "B", "a": "MWB"}
+
+
+def brace_alternatives(pattern: str) -> list[str]:
+    """`a{b,c}d{e,f}` -> abde, abdf, acde, acdf (shell brace expansion, nested braces included)."""
+    start = pattern.find("{")
+    if start < 0:
+        return [pattern]
+    depth = 0
+    parts: list[str] = []
+    last = start + 1
+    for i in range(start, len(pattern)):
+        ch = pattern[i]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                parts.append(pattern[last:i])
+                head, tail = pattern[:start], pattern[i + 1 :]
+                return [alt for part in parts for alt in brace_alternatives(head + part + tail)]
+        elif ch == "," and depth == 1:
+            parts.append(pattern[last:i])
+            last = i + 1
+    return [pattern]  # an unclosed brace is taken literally
+
+
+def _has_wildcard(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
 
 
 _ESCAPES = {"a": "\a", "b": "\b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
