@@ -68,6 +68,8 @@ def parse_ip_address(seg: Segment) -> IpAddressSpec:
             i += 2
         elif word == "peer":
             spec.peer = to_ip_interface(_need(w, i + 1, word))
+            if spec.address.network.prefixlen != spec.address.max_prefixlen:  # keepalived 2.2.7 refuses both
+                raise ValueProblem("cannot specify an address prefix with a peer address")
             i += 2
         elif word == "preferred_lft":
             spec.preferred_lft = _need(w, i + 1, word)
