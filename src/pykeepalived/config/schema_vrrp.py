@@ -396,15 +396,15 @@ _vi.line("preempt", h.flag("nopreempt", False), "the default (kept for compatibi
 _vi.line("nopreempt", h.flag("nopreempt"), "do not take over from a lower priority master")
 _vi.line("preempt_delay", h.timer("preempt_delay_s", 0, 1000), "delay before preempting (s)")
 _vi.line("debug", h.integer("debug", 0, 4), "debug level", status=NOT_YET)
-_vi.line("notify_master", h.script("notify_master"), "script run on MASTER")
-_vi.line("notify_backup", h.script("notify_backup"), "script run on BACKUP")
-_vi.line("notify_fault", h.script("notify_fault"), "script run on FAULT")
-_vi.line("notify_stop", h.script("notify_stop"), "script run on STOP")
+_vi.line("notify_master", h.script("notify_master", once=True), "script run on MASTER")
+_vi.line("notify_backup", h.script("notify_backup", once=True), "script run on BACKUP")
+_vi.line("notify_fault", h.script("notify_fault", once=True), "script run on FAULT")
+_vi.line("notify_stop", h.script("notify_stop", once=True), "script run on STOP")
 _vi.line("notify_deleted", _notify_deleted, "script (or flag) for DELETED")
-_vi.line("notify", h.script("notify"), "script run on every state change")
+_vi.line("notify", h.script("notify", once=True), "script run on every state change")
 _vi.line(
     "notify_master_rx_lower_pri",
-    h.script("notify_master_rx_lower_pri"),
+    h.script("notify_master_rx_lower_pri", once=True),
     "script run when a master hears a lower priority",
 )
 _vi.line("smtp_alert", h.flag("smtp_alert"), "send mail on state changes")
@@ -483,11 +483,11 @@ _sg.list("track_script", h.track_list("track_scripts", -253, 253), "scripts trac
 _sg.list("track_file", h.track_list("track_files", -254, 254), "files tracked")
 _sg.list("track_process", h.track_list("track_processes", -254, 254), "processes tracked")
 _sg.list("track_bfd", h.track_list("track_bfds", -253, 253), "BFD sessions tracked")
-_sg.line("notify_master", h.script("notify_master"), "script run on MASTER")
-_sg.line("notify_backup", h.script("notify_backup"), "script run on BACKUP")
-_sg.line("notify_fault", h.script("notify_fault"), "script run on FAULT")
-_sg.line("notify_stop", h.script("notify_stop"), "script run on STOP")
-_sg.line("notify", h.script("notify"), "script run on every change")
+_sg.line("notify_master", h.script("notify_master", once=True), "script run on MASTER")
+_sg.line("notify_backup", h.script("notify_backup", once=True), "script run on BACKUP")
+_sg.line("notify_fault", h.script("notify_fault", once=True), "script run on FAULT")
+_sg.line("notify_stop", h.script("notify_stop", once=True), "script run on STOP")
+_sg.line("notify", h.script("notify", once=True), "script run on every change")
 _sg.line("smtp_alert", h.flag("smtp_alert"), "send mail on state changes")
 _sg.line("global_tracking", FieldHandler("global_tracking", _global_tracking), "deprecated",
          deprecated="sync_group_tracking_weight")
