@@ -157,3 +157,18 @@ def test_deprecated_garp_interval_names_are_errors() -> None:
 
 def test_unicast_peer_ttls_must_not_cross() -> None:
     assert error_lines(instance("unicast_peer {\n  192.0.2.2 min_ttl 200 max_ttl 100\n}")) == [7]
+
+
+@pytest.mark.parametrize("body", [
+    "lvs_sync_daemon eth0 VI_1 5",   # the old bare sync id
+    "lvs_timeouts sctp 100",
+    "vrrp_rx_bufs_policy LOTS",
+    "notification_email {\n}",
+])
+def test_more_global_values_keepalived_refuses(body: str) -> None:
+    assert error_lines(global_defs(body) + instance())
+
+
+@pytest.mark.parametrize("body", ["vrrp_startup_delay 3600", "vrrp_rx_bufs_policy mtu", "lvs_timeouts tcp 7200 udp 300"])
+def test_more_global_values_keepalived_takes(body: str) -> None:
+    assert accepted(global_defs(body) + instance())

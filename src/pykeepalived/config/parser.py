@@ -88,6 +88,7 @@ def _collect_list(ctx: ParseContext, stream: _Stream, head: Segment) -> list[Seg
             ctx.error(head, f"block {head.words[0]} is not closed: missing '}}'")
             return lines
         if seg.is_close:
+            ctx.close_location = seg.location  # keepalived reports end-of-list checks at the brace
             return lines
         if seg.is_open:
             ctx.error(seg, f"unexpected '{{' inside {head.words[0]}")

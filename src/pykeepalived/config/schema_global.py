@@ -15,6 +15,7 @@ NOT_YET = Status.NOT_YET
 UINT_MAX_US = 2**32 - 1
 MAX_RT_PRIORITY = 99  # sched_get_priority_max(SCHED_RR) on Linux
 NFT_TABLE_MAXNAMELEN = 256
+LVS_MAX_TIMEOUT = 86400 * 31
 GLOBAL_DEFS = Block("global_defs", GlobalDefs)
 TRACK_FILE = Block("track_file", TrackFile)
 BFD_INSTANCE = Block("bfd_instance", BfdInstance)
@@ -27,6 +28,8 @@ def _open_global(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> G
 
 
 def _notification_email(ctx: ParseContext, g: GlobalDefs, seg: Segment, lines: list[Segment]) -> None:
+    if not lines:  # keepalived reports it at the block's closing brace
+        ctx.error(ctx.close_location or seg.location, "empty notification_email block")
     for line in lines:
         g.notification_email.extend(line.words)
 
@@ -92,8 +95,9 @@ def _lvs_sync_daemon(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     elif i < len(w) and w[i] not in options:
         syncd.instance = w[i]
         i += 1
-    if i < len(w) and w[i].isdigit():  # the old form: a bare sync id after the instance
+    if i < len(w) and w[i].isdigit():  # the old form: a bare sync id after the instance (2.2.7: an error)
         syncd.sync_id = to_int(w[i], 0, 255)
+        ctx.error(seg, 'please use keyword "id" before lvs_sync_daemon SYNCID')
         i += 1
     while i < len(w):
         opt = w[i]
@@ -223,6 +227,52 @@ for _name, _summary in [("vrrp_cpu_affinity", "CPUs of the VRRP process"),
                         ("checker_cpu_affinity", "CPUs of the checker process"),
                         ("bfd_cpu_affinity", "CPUs of the BFD process")]:
     _g.line(_name, _cpu_affinity, _summary)
+def _lvs_timeouts(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """`tcp N`, `tcpfin N`, `udp N` (seconds, up to 31 days); anything else is an error in keepalived 2.2.7."""
+    w = seg.words
+    if len(w) < 3:
+        raise ValueProblem("lvs_timeouts requires at least one option")
+    i = 1
+    while i < len(w):
+        if w[i] in ("tcp", "tcpfin", "udp"):
+            if i + 1 >= len(w):
+                ctx.error(seg, f"no value specified for lvs_timeouts {w[i]} - ignoring")
+            else:
+                try:
+                    to_int(w[i + 1], 0, LVS_MAX_TIMEOUT)
+                except ValueProblem as problem:
+                    ctx.error(seg, f"invalid lvs_timeouts {w[i]} ({problem}) - ignoring")
+            i += 2
+            continue
+        ctx.error(seg, f"unknown option {w[i]} specified for lvs_timeouts")
+        i += 1
+    g.lvs_timeouts = list(w[1:])
+
+
+def _rx_bufs_policy(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """MTU and/or ADVERT (any case), or a buffer size."""
+    if ctx.arg(seg) is None:
+        return
+    for word in seg.words[1:]:
+        if word.upper() not in ("MTU", "ADVERT"):
+            to_int(word, 0, 2**32 - 1)
+    h.store(g, "settings.vrrp_rx_bufs_policy", list(seg.words[1:]))
+
+
+def _startup_delay(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """1 ms up to 2^32 microseconds; a minute or more is only logged as long."""
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    value = to_timer(word, 0.001, UINT_MAX_US / 1e6)
+    if value >= 60:
+        ctx.warn(seg, f"vrrp_startup_delay is very large - {word} seconds")
+    h.store(g, "settings.vrrp_startup_delay", value)
+
+
+_g.line("lvs_timeouts", FieldHandler("lvs_timeouts", _lvs_timeouts), "IPVS tcp/tcpfin/udp timeouts")
+_g.line("vrrp_rx_bufs_policy", _rx_bufs_policy, "receive buffer policy")
+_g.line("vrrp_startup_delay", _startup_delay, "delay VRRP at start (s)")
 _g.line("lvs_sync_daemon", _lvs_sync_daemon, "IPVS connection sync daemon")
 _g.line("pykeepalived_dataplane",
         h.one_of("pykeepalived_dataplane", DATAPLANES, "data plane"),
@@ -336,7 +386,6 @@ _g.line("max_auto_priority", _max_auto_priority, "highest automatic realtime pri
 _g.line("min_auto_priority_delay", _min_auto_priority_delay, "stall before raising priority (us)")
 
 _TIMERS = [
-    ("vrrp_startup_delay", "delay VRRP at start (s)"),
     ("vrrp_delay_after_boot", "delay VRRP after boot (s)"),
 ]
 for _name, _summary in _TIMERS:
@@ -355,7 +404,6 @@ _TEXTS = [
     ("nftables_ipvs", "nftables table for VS groups"),
     ("snmp_socket", "AgentX socket"),
     ("dbus_service_name", "D-Bus service name"),
-    ("vrrp_rx_bufs_policy", "receive buffer policy"),
     ("vmac_prefix", "name prefix of VMAC interfaces"),
     ("vmac_addr_prefix", "name prefix of VMAC address interfaces"),
     ("reload_check_config", "check the config before reload"),
@@ -364,7 +412,6 @@ _TEXTS = [
     ("include_check", "checks on include files"),
     ("config_save_dir", "where to save configs"),
     ("tmp_config_directory", "where to keep the config copy"),
-    ("lvs_timeouts", "IPVS tcp/tcpfin/udp timeouts"),
     ("lvs_flush_on_stop", "flush IPVS on stop"),
     ("lvs_flush_onstop", "old spelling of lvs_flush_on_stop"),
     ("vrrp_garp_extra_if", "periodic GARP on other interfaces"),
@@ -386,7 +433,6 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "default_interface": h.text("default_interface"),
     "json_dump_file": h.first_word("json_dump_file"),
     "stats_dump_file": h.first_word("stats_dump_file"),
-    "lvs_timeouts": h.words("lvs_timeouts", 0),
     "lvs_flush_on_stop": h.words("lvs_flush_on_stop", 0),
     "lvs_flush_onstop": h.words("lvs_flush_on_stop", 0),
 }
