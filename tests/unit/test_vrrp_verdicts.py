@@ -169,6 +169,7 @@ def test_more_global_values_keepalived_refuses(body: str) -> None:
     assert error_lines(global_defs(body) + instance())
 
 
-@pytest.mark.parametrize("body", ["vrrp_startup_delay 3600", "vrrp_rx_bufs_policy mtu", "lvs_timeouts tcp 7200 udp 300"])
+@pytest.mark.parametrize("body", ["vrrp_startup_delay 3600", "vrrp_rx_bufs_policy mtu",
+                                  "lvs_timeouts tcp 7200 udp 300"])
 def test_more_global_values_keepalived_takes(body: str) -> None:
     assert accepted(global_defs(body) + instance())
