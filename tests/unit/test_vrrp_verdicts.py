@@ -173,3 +173,31 @@ def test_more_global_values_keepalived_refuses(body: str) -> None:
                                   "lvs_timeouts tcp 7200 udp 300"])
 def test_more_global_values_keepalived_takes(body: str) -> None:
     assert accepted(global_defs(body) + instance())
+
+
+def test_weighted_trackers_of_sync_group_members_are_errors() -> None:
+    members = instance("track_interface {\n  eth1 weight 10\n}") + instance(
+        head="state BACKUP\ninterface eth1\nvirtual_router_id 52\npriority 100", name="VI_2", vips="198.51.100.1")
+    group = "vrrp_sync_group G {\n  group {\n    VI_1\n    VI_2\n  }\n}\n"
+    assert error_lines(members + group)
+    weighted = group.replace("  }\n}\n", "  }\n  sync_group_tracking_weight\n}\n")
+    assert accepted(members + weighted)
+
+
+def test_a_track_file_default_weight_counts_for_the_address_owner() -> None:
+    tf = "track_file tf1 {\n  file /tmp/x\n}\n"
+    owner = "state MASTER\ninterface eth0\nvirtual_router_id 51\npriority 255"
+    assert error_lines(tf + instance("track_file {\n  tf1\n}", head=owner))
+    assert accepted(tf + instance("track_file {\n  tf1 weight 0\n}", head=owner))
+
+
+@pytest.mark.parametrize("text", [
+    "track_file tf1 {\n  file /tmp/x\n  file /tmp/y\n}\n",
+    "track_file tf1 {\n  file /tmp/x\n  weight 300\n}\n",
+    "vrrp_track_process p {\n  process a\n  process b\n}\n",
+    "vrrp_track_process p {\n  process a\n  weight 5\n  weight 6\n}\n",
+    "bfd_instance b1 {\n  neighbor_ip 192.0.2.2\n}\nbfd_instance b2 {\n  neighbor_ip 192.0.2.2\n}\n",
+    "bfd_instance b1 {\n  neighbor_ip 192.0.2.2\n  source_ip 2001:db8::1\n}\n",
+])
+def test_tracker_blocks_keepalived_refuses(text: str) -> None:
+    assert error_lines(text + instance())

@@ -19,7 +19,7 @@ from .context import ParseContext
 from .model import (CheckerBase, GlobalDefs, HttpCheck, KeepalivedConfig, RealServer, RouteSpec, RuleSpec,
                     VirtualServer,
                     VrrpInstance)
-from .vrrp_checks import instance_rules, sync_group_rules
+from .vrrp_checks import instance_rules, sync_group_rules, sync_weight_rules
 from .vrrp_defaults import instance_defaults
 RULE_DEFAULT_PREFERENCE = 16384
 
@@ -57,6 +57,7 @@ def complete(ctx: ParseContext, host: HostFacts | None) -> None:
     _duplicate_vrids(chk)
     _sync_groups(chk)
     sync_group_rules(ctx, ctx.config)
+    sync_weight_rules(ctx, ctx.config)
     _garp_groups(chk)
     _linkbeat(chk)
     _scripts(chk)

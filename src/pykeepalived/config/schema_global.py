@@ -468,9 +468,23 @@ def _open_track_file(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) 
 
 
 def _tf_weight(ctx: ParseContext, tf: TrackFile, seg: Segment) -> None:
-    weight, reverse = h.weight_words(ctx, seg, 0, -2147483647, 2147483647)
+    """`weight N [reverse]`, -254..254, once (keepalived 2.2.7's track_file rules)."""
+    if tf.weight != 1:
+        raise ValueProblem(f"weight already set for track file {tf.name} - ignoring")
+    if len(seg.words) > 2 and seg.words[2] != "reverse":
+        raise ValueProblem(f"track_file {tf.name} unknown weight option {seg.words[2]}")
+    weight, reverse = h.weight_words(ctx, seg, 0, -254, 254)
     if weight is not None:
         tf.weight, tf.weight_reverse = weight, reverse
+
+
+def _tf_file(ctx: ParseContext, tf: TrackFile, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    if tf.file is not None:
+        raise ValueProblem(f"file already set for track file {tf.name} - ignoring {word}")
+    tf.file = word
 
 
 def _tf_init_file(ctx: ParseContext, tf: TrackFile, seg: Segment) -> None:
@@ -480,6 +494,9 @@ def _tf_init_file(ctx: ParseContext, tf: TrackFile, seg: Segment) -> None:
             tf.init_overwrite = True
         else:
             tf.init_value = to_int(word, -2**31, 2**31 - 1)
+            if not -254 <= tf.init_value <= 254:
+                ctx.error(seg, f"track file {tf.name} init value {tf.init_value} is outside the sensible range "
+                               "[-254, 254]")
 
 
 def _tf_close(ctx: ParseContext, tf: TrackFile) -> None:
@@ -488,7 +505,7 @@ def _tf_close(ctx: ParseContext, tf: TrackFile) -> None:
         ctx.config.track_files.pop(tf.name, None)
 
 
-TRACK_FILE.line("file", h.text("file"), "the file whose number is tracked")
+TRACK_FILE.line("file", FieldHandler("file", _tf_file), "the file whose number is tracked")
 TRACK_FILE.line("weight", _tf_weight, "multiplier [reverse]")
 TRACK_FILE.line("init_file", _tf_init_file, "create the file [VALUE] [overwrite]")
 
@@ -510,6 +527,19 @@ def _bfd_weight(ctx: ParseContext, bfd: BfdInstance, seg: Segment) -> None:
 
 
 def _bfd_close(ctx: ParseContext, bfd: BfdInstance) -> None:
+    """keepalived's end-of-block checks: a neighbour, of the source's family, not used by another session."""
+    where = ctx.close_location or bfd.location
+    if bfd.neighbor_ip is not None and bfd.source_ip is not None and bfd.neighbor_ip.version != bfd.source_ip.version:
+        ctx.error(where, f"bfd_instance {bfd.name}: source and neighbor addresses are not of the same family - "
+                         "disabling it", "bfd_instance")
+        ctx.config.bfd_instances.pop(bfd.name, None)
+        return
+    if bfd.neighbor_ip is not None and any(other is not bfd and other.neighbor_ip == bfd.neighbor_ip
+                                           for other in ctx.config.bfd_instances.values()):
+        ctx.error(where, f"bfd_instance {bfd.name} has a duplicate neighbor address {bfd.neighbor_ip} - ignoring it",
+                  "bfd_instance")
+        ctx.config.bfd_instances.pop(bfd.name, None)
+        return
     if bfd.neighbor_ip is None:
         ctx.error(ctx.close_location or bfd.location, f"bfd_instance {bfd.name} has no neighbor_ip - removing it",
                   "bfd_instance")

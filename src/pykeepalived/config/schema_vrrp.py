@@ -577,6 +577,8 @@ def _open_tprocess(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) ->
 
 
 def _tp_weight(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
+    if tp.weight:
+        raise ValueProblem(f"weight already set for track process {tp.name} - ignoring")
     weight, reverse = h.weight_words(ctx, seg, 0, -254, 254)
     if weight is not None:
         tp.weight, tp.weight_reverse = weight, reverse
@@ -619,7 +621,15 @@ def _tp_close(ctx: ParseContext, tp: TrackProcess) -> None:
 
 
 _tp = VRRP_TRACK_PROCESS
-_tp.line("process", h.words("process"), "process name [arguments]")
+def _tp_process(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
+    if ctx.arg(seg) is None:
+        return
+    if tp.process:
+        raise ValueProblem(f"process already set for track process {tp.name} - ignoring {seg.words[1]}")
+    tp.process = list(seg.words[1:])
+
+
+_tp.line("process", FieldHandler("process", _tp_process), "process name [arguments]")
 _tp.line("param_match", FieldHandler("param_match", _tp_param_match), "initial or partial")
 _tp.line("weight", _tp_weight, "priority change, -254..254 [reverse]")
 _tp.line("quorum", FieldHandler("quorum", _tp_quorum), "processes needed")

@@ -171,3 +171,36 @@ def sync_group_rules(ctx: ParseContext, cfg: KeepalivedConfig) -> None:
                 if own or any(t.name == ref.name for t in inst.track_interfaces):
                     ctx.error(ref.location, f"({inst.name}) track_interface {ref.name} is configured on the VRRP "
                                             "instance and the sync group; remove one", "track_interface")
+
+
+def sync_weight_rules(ctx: ParseContext, cfg: KeepalivedConfig) -> None:
+    """Weighted trackers where keepalived ignores weights: sync group members and address owners.
+
+    A member of a sync group without sync_group_tracking_weight (or its old
+    name global_tracking), and an instance at priority 255, cannot change
+    priority: keepalived 2.2.7 reports each tracker with a non-zero weight
+    (a track_file's default weight 1 included) and drops or zeroes it.
+    """
+    for inst in cfg.vrrp_instances.values():
+        group = cfg.sync_groups.get(inst.sync_group) if inst.sync_group else None
+        unweighted_group = group is not None and not (group.sync_group_tracking_weight or group.global_tracking)
+        if not unweighted_group and inst.priority != OWNER_PRIORITY:
+            continue
+        why = "SYNC group" if unweighted_group else "address owner"
+        say = _Report(ctx, inst)
+        for ref in inst.track_interfaces:
+            if ref.weight:
+                say.error("track_interface", f"ignoring weight of tracked interface {ref.name} due to {why}")
+        for ref in inst.track_scripts:
+            scr = cfg.vrrp_scripts.get(ref.name)
+            if (ref.weight if ref.weight is not None else (scr.weight if scr else 0)):
+                say.error("track_script", f"ignoring tracked script {ref.name} with weights due to {why}")
+        for ref in inst.track_files:
+            tf = cfg.track_files.get(ref.name)
+            if (ref.weight if ref.weight is not None else (tf.weight if tf else 0)):
+                say.error("track_file", f"ignoring weight from tracked file {ref.name} due to {why}; "
+                                        "specify weight 0")
+        for ref in inst.track_bfds:
+            bfd = cfg.bfd_instances.get(ref.name)
+            if (ref.weight if ref.weight is not None else (bfd.weight if bfd else 0)):
+                say.error("track_bfd", f"ignoring tracked bfd {ref.name} with weight due to {why}")
