@@ -143,7 +143,7 @@ def _daemon_config(args: argparse.Namespace, host_checks: bool = True) -> tuple[
         os.set_inheritable(args.config_fd, False)  # pass_fds made it inheritable: scripts must not get it
         return load_snapshot(snapshot, host_checks), args.config_fd
     result, snapshot = load_recorded(args.use_file, args.config_id, host_checks)
-    if result.errors:
+    if result.start_errors:
         return result, -1
     if result.config.global_defs.random_seed is not None:  # the values the children will see (-P, -C)
         result = load_snapshot(snapshot, host_checks)
@@ -280,7 +280,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
             print("pykeepalived: --config-fd in a checker worker needs --parent-pid", file=sys.stderr)
             return EXIT_USAGE
         worker, _ = _daemon_config(args, host_checks=False)
-        if worker.errors:
+        if worker.start_errors:
             return EXIT_CONFIG_ERROR
         from .daemon.netns import naming_of
         from .daemon.run import run_check_worker
@@ -306,8 +306,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
         print(f"pykeepalived: {exc}", file=sys.stderr)
         return netns.EXIT_NO_NAMESPACE
     _print_diagnostics(result)
-    if result.errors:
-        print(f"{args.use_file}: {len(result.errors)} configuration error(s); not starting", file=sys.stderr)
+    if result.start_errors:
+        print(f"{args.use_file}: {len(result.start_errors)} configuration error(s); not starting", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     naming = netns.apply_naming(args, result.config, ns_choice.namespace, DEFAULT_STATUS_FILE)
     if ipvs_problem := netns.ipvs_namespace_problem(result.config, ns_choice.namespace):

@@ -209,6 +209,27 @@ def test_unsafe_notify_script_never_runs_while_the_daemon_does(box: Box) -> None
     assert not box.ran("notify_unsafe")
 
 
+def test_notify_scripts_run_without_script_security_as_keepalived_runs_them(box: Box) -> None:
+    """SECURITY VIOLATION fails `-t` (keepalived exits 6) but keepalived's daemon logs it and runs the scripts."""
+    states = box.markers / "states"
+    notify = box.script("notify_plain", body=f'echo "$3" >> {states}')
+    text = ("global_defs {\n  router_id ss\n}\n"
+            "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority 100\n"
+            f'  advert_int 1\n  virtual_ipaddress {{\n    192.0.2.200/24\n  }}\n  notify "{notify}"\n}}\n')
+    conf = box.root / "no-security.conf"
+    conf.write_text(text)
+    ours, theirs = our_verdict(box.netns, str(conf)), keepalived_verdict(box.netns, str(conf))
+    assert not ours.accepted and not theirs.accepted, (ours.output, theirs.output)
+    daemon = start_daemon(box, conf, "-P")
+    try:
+        # today's daemon refuses to start ("configuration error(s); not starting")
+        assert wait_for(lambda: states.exists() and "MASTER" in states.read_text(), 25), daemon.log()
+        assert "SECURITY VIOLATION" in daemon.log(), daemon.log()
+        assert daemon.running()
+    finally:
+        daemon.stop()
+
+
 # --------------------------------------------------------------------------- MISC_CHECK
 def test_unsafe_misc_check_never_runs(box: Box) -> None:
     safe = box.script("misc_safe")

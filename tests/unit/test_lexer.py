@@ -82,3 +82,70 @@ def test_script_words_split_like_keepalived() -> None:
     assert split_shell_words("""notify "/bin/x 'a b' c" user""") == ["notify", "/bin/x 'a b' c", "user"]
     assert split_shell_words("/bin/x 'a b' c\\tz") == ["/bin/x", "a b", "c\tz"]
     assert split_shell_words("'open") is None
+
+
+# keepalived 2.2.7's corners (each one checked against keepalived -t by a config in tests/compat/corpus/lexer/)
+def test_a_backslash_ending_a_comment_still_counts() -> None:
+    assert decomment("! note \\") == ("\\", True)
+    assert decomment("$A=x # first \\") == ("$A=x\\", True)
+    assert decomment("$A=x \\ # first") == ("$A=x \\", True)
+
+
+def test_a_comment_line_ending_in_backslash_is_a_lone_backslash_keyword() -> None:
+    assert words_of("! a comment \\\nrouter_id x\n") == [("\\",), ("router_id", "x")]
+
+
+def test_a_plain_line_keeps_its_trailing_backslash() -> None:
+    assert words_of("interface eth0 \\\n") == [("interface", "eth0\\")]
+
+
+def test_escaped_hash_is_a_comment_on_the_second_pass() -> None:
+    # keepalived's children read the parent's decommented copy: `\#` becomes `#`, then a comment
+    assert words_of("192.0.2.10\\#24\n") == [("192.0.2.10",)]
+
+
+def test_comment_line_in_a_definition_ends_it_unless_it_ends_in_backslash() -> None:
+    assert words_of("$V=a \\\n# note\nb\n$V\n") == [("b",), ("a",)]
+    assert words_of("$V=a \\\n# note \\\nb\n$V\n") == [("a",), ("b",)]
+    assert words_of("$V=a \\\n! note \\\nb\n$V\n") == [("a",), ("b",)]
+
+
+def test_trailing_comment_after_a_continuation_keeps_the_definition_open() -> None:
+    assert words_of("$V=a \\ # first\nb\n$V\n") == [("a",), ("b",)]
+    assert words_of("$V=a # first \\\nb\n$V\n") == [("a",), ("b",)]
+
+
+def test_lines_longer_than_keepalived_buffer_come_in_pieces() -> None:
+    long_comment = "# " + "x" * 1500
+    assert words_of(long_comment + "\n") == [("x" * (1502 - 1023),)]
+
+
+def test_include_takes_the_rest_of_the_line_quotes_and_all() -> None:
+    fs = MemoryFileSystem({"/k/a.conf": "include \"b.conf\"\n", "/k/b.conf": "global_defs {\n router_id B\n}\n"})
+    result = read_config("/k/a.conf", fs)
+    assert not result.config.global_defs.router_id
+
+
+def test_brace_alternatives_expand_like_the_shell() -> None:
+    from pykeepalived.config.lexer import brace_alternatives
+
+    assert brace_alternatives("a{b,c}d{e,f}") == ["abde", "abdf", "acde", "acdf"]
+    assert brace_alternatives("x{1,{2,3}}") == ["x1", "x2", "x3"]
+    assert brace_alternatives("x{1") == ["x{1"]
+
+
+def _include_errors(line: str) -> list[int]:
+    fs = MemoryFileSystem({"/k/a.conf": f"# head\n{line}\n", "/k/inc/one.conf": "\n"})
+    return [e.location.line for e in read_config("/k/a.conf", fs).errors if e.location]
+
+
+def test_include_variants_insist_as_keepalived_does() -> None:
+    # a named file that is missing: an error for includem/w/a only
+    assert [_include_errors(f"include{v} inc/none.conf") for v in ("", "r", "m", "w", "b", "a")] == \
+        [[], [], [2], [2], [], [2]]
+    # a wildcard that matches nothing in an existing directory: includew/a only
+    assert [_include_errors(f"include{v} inc/none*.conf") for v in ("", "r", "m", "w", "b", "a")] == \
+        [[], [], [], [2], [], [2]]
+    # a brace alternative that is missing while another matches: includeb/a only
+    assert [_include_errors(f"include{v} inc/{{one,two}}.conf") for v in ("", "r", "m", "w", "b", "a")] == \
+        [[], [], [], [], [2], [2]]

@@ -15,7 +15,7 @@ def test_unknown_keyword_suggests_the_near_miss() -> None:
 
 
 def test_out_of_range_priority_names_the_keyword_and_range() -> None:
-    text = ("vrrp_instance V {\n interface lo\n virtual_router_id 1\n priority 256\n"
+    text = ("vrrp_instance V {\n interface eth0\n virtual_router_id 1\n priority 256\n"
             " virtual_ipaddress {\n 10.0.0.1\n }\n}\n")
     assert errors(text) == [(4, "priority: number '256' outside range [1, 255]")]
 
@@ -27,9 +27,9 @@ def test_unclosed_block_is_reported_at_its_opening_line() -> None:
 
 def test_priority_and_state_defaults_follow_keepalived() -> None:
     text = (
-        "vrrp_instance A {\n interface lo\n virtual_router_id 1\n state MASTER\n"
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n state MASTER\n"
         " virtual_ipaddress {\n 10.0.0.1\n }\n}\n"
-        "vrrp_instance B {\n interface lo\n virtual_router_id 2\n virtual_ipaddress {\n 10.0.0.2\n }\n}\n"
+        "vrrp_instance B {\n interface eth0\n virtual_router_id 2\n virtual_ipaddress {\n 10.0.0.2\n }\n}\n"
     )
     cfg = read_config_text(text).config
     assert (cfg.vrrp_instances["A"].priority, cfg.vrrp_instances["A"].state) == (255, "MASTER")

@@ -41,6 +41,11 @@ class LoadResult:
         return [d for d in self.diagnostics if d.severity is Severity.ERROR]
 
     @property
+    def start_errors(self) -> list[Diagnostic]:
+        """The errors that stop the daemon: all but those keepalived's daemon runs with (`Diagnostic.test_only`)."""
+        return [d for d in self.errors if not d.test_only]
+
+    @property
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity is Severity.WARNING]
 

@@ -68,6 +68,8 @@ def parse_ip_address(seg: Segment) -> IpAddressSpec:
             i += 2
         elif word == "peer":
             spec.peer = to_ip_interface(_need(w, i + 1, word))
+            if spec.address.network.prefixlen != spec.address.max_prefixlen:  # keepalived 2.2.7 refuses both
+                raise ValueProblem("cannot specify an address prefix with a peer address")
             i += 2
         elif word == "preferred_lft":
             spec.preferred_lft = _need(w, i + 1, word)
@@ -93,8 +95,10 @@ def parse_ip_address(seg: Segment) -> IpAddressSpec:
 
 def _route_dest(word: str) -> tuple[str, Family | None]:
     """The destination and its family; None for `default`, whose family comes from `via` (else IPv4)."""
-    if word == "default":
+    if word in ("default", "any", "all"):
         return "default", None
+    if word == "default6":  # keepalived's old spelling of `inet6 default`, still taken by 2.2.7
+        return "default", 6
     net = to_network(word)
     return str(net), net.version
 

@@ -14,11 +14,12 @@ from typing import Protocol
 
 from .process_checks import check_cpu_affinity
 from .script_rules import ScriptFiles, Status, describe, vet_config, violation_message
-from .errors import Location
+from .errors import Diagnostic, Location, Severity
 from .checker_timing import complete_timing
 from .context import ParseContext
-from .model import (CheckerBase, HttpCheck, KeepalivedConfig, RealServer, RouteSpec, RuleSpec, VirtualServer,
-                    VirtualServerGroupEntry, VrrpInstance)
+from .model import (CheckerBase, GlobalDefs, HttpCheck, KeepalivedConfig, RealServer, RouteSpec, RuleSpec,
+                    VirtualServer, VirtualServerGroupEntry, VrrpInstance)
+from .vrrp_checks import instance_rules, sync_group_rules, sync_weight_rules
 from .vrrp_defaults import instance_defaults
 RULE_DEFAULT_PREFERENCE = 16384
 
@@ -56,6 +57,10 @@ def complete(ctx: ParseContext, host: HostFacts | None) -> None:
         _instance(chk, inst)
     _duplicate_vrids(chk)
     _sync_groups(chk)
+    sync_group_rules(ctx, ctx.config)
+    sync_weight_rules(ctx, ctx.config)
+    _garp_groups(chk)
+    _linkbeat(chk)
     _scripts(chk)
     for vs in ctx.config.virtual_servers:
         _virtual_server(chk, vs)
@@ -68,7 +73,9 @@ def _static_items(chk: _Checker) -> None:
             chk.error(addr.location, f"interface {addr.device} for static address {addr.address} doesn't exist",
                       "static_ipaddress")
     for route in cfg.static_routes:
-        _route_checks(chk, route, tracked=route.track_group is not None, block="static_routes")
+        if route.track_group is not None and route.track_group not in cfg.track_groups:
+            chk.error(route.location, f"track_group {route.track_group} not found", "static_routes")
+        _route_checks(chk, route, tracked=True, block="static_routes")  # keepalived tracks every static route
     for rule in cfg.static_rules:
         _rule_checks(chk, rule, "static_rules")
 
@@ -82,17 +89,16 @@ def _route_checks(chk: _Checker, route: RouteSpec, tracked: bool, block: str) ->
     for dev in devices:
         if chk.iface_missing(dev):
             chk.error(route.location, f"{block}: interface {dev} for route {route.destination} doesn't exist", block)
-    if tracked and not route.no_track and route.device is None and not any(nh.device for nh in route.nexthops):
-        if route.route_type in ("unicast", "local", "broadcast", "anycast", "multicast", "nat"):
-            chk.error(
-                route.location,
-                f"{block}: cannot track route {route.destination} with no interface "
-                "(add 'dev IF' or 'no_track')",
-                block,
-            )
+    if tracked and not route.no_track and route.device is None:  # nexthop devices do not count (2.2.7)
+        chk.error(route.location, f"{block}: cannot track route {route.destination} with no interface "
+                                  "(add 'dev IF' or 'no_track')", block)
 
 
 def _rule_checks(chk: _Checker, rule: RuleSpec, block: str) -> None:
+    if rule.action == "table" and rule.table is None and not {"goto", "l3mdev"} & rule.attributes.keys():
+        chk.error(rule.location, f"{block}: no action specified for rule (table, goto, nop, blackhole, ...) "
+                                 "- ignoring it", block)
+        return
     if rule.preference is None:
         chk.error(
             rule.location,
@@ -109,6 +115,7 @@ def _instance(chk: _Checker, inst: VrrpInstance) -> None:
     where = inst.keyword_locations
     # priority, state, preemption, family and version, as vrrp_complete_instance derives them (vrrp_defaults.py)
     derived = instance_defaults(inst, g)
+    instance_rules(chk.ctx, inst, g, derived)  # keepalived 2.2.7's completion rules (config/vrrp_checks.py)
     # keepalived 2.2.7 reports each preemption setting it clears as a configuration error (-t fails)
     if inst.nopreempt and derived.owner:
         chk.error(where.get("nopreempt", loc), f"({inst.name}) nopreempt is incompatible with priority 255",
@@ -125,9 +132,9 @@ def _instance(chk: _Checker, inst: VrrpInstance) -> None:
                   f"({inst.name}) preempt_delay is incompatible with nopreempt - clearing it", "preempt_delay")
     inst.priority, inst.state = derived.priority, derived.state
     inst.nopreempt, inst.preempt_delay_s = derived.nopreempt, derived.preempt_delay_s
-    if inst.interface is None:
-        if inst.unicast_src_ip is None and not g.default_interface:
-            chk.error(loc, f"({inst.name}) has no interface", "interface")
+    if inst.interface is None:  # keepalived 2.2.7 checks this before it knows about unicast peers
+        chk.error(where.get("interface", loc), f"({inst.name}) unknown interface (none usable is configured)",
+                  "interface")
     elif chk.iface_missing(inst.interface):
         chk.error(
             where.get("interface", loc),
@@ -177,22 +184,42 @@ def _refs(chk: _Checker, owner: str, refs: list, known: dict, what: str) -> None
     refs[:] = kept
 
 
+def _vrid_clash(a: VrrpInstance, b: VrrpInstance, g: GlobalDefs) -> bool:
+    """keepalived's check_vrid_conflicts: multicast on one interface and group; unicast sharing a peer."""
+    if a.family != b.family or a.virtual_router_id != b.virtual_router_id:
+        return False
+    if bool(a.unicast_peers) != bool(b.unicast_peers):
+        return False
+    if a.unicast_peers:
+        if a.interface and b.interface and a.interface != b.interface:
+            return False
+        if a.unicast_src_ip and b.unicast_src_ip and a.unicast_src_ip != b.unicast_src_ip:
+            return False
+        return bool({p.address for p in a.unicast_peers} & {p.address for p in b.unicast_peers})
+
+    def group(inst: VrrpInstance) -> object:
+        return inst.mcast_dst_ip or (g.vrrp_mcast_group6 if inst.family == 6 else g.vrrp_mcast_group4)
+
+    return a.interface == b.interface and group(a) == group(b)
+
+
 def _duplicate_vrids(chk: _Checker) -> None:
-    seen: dict[tuple[str, int, int, bool], VrrpInstance] = {}
+    done: list[VrrpInstance] = []
+    g = chk.config.global_defs
     for inst in chk.config.vrrp_instances.values():
         if inst.virtual_router_id is None or inst.interface is None:
             continue
-        key = (inst.interface, inst.virtual_router_id, inst.family or 4, bool(inst.unicast_peers))
-        other = seen.get(key)
+        other = next((o for o in done if _vrid_clash(o, inst, g)), None)
         if other is not None:
             chk.error(
                 inst.location,
                 f"{other.name} and {inst.name} both use VRID {inst.virtual_router_id} "
-                f"with IPv{inst.family} on interface {inst.interface}",
+                f"with IPv{inst.family} on interface {inst.interface} and the same "
+                f"{'unicast peer' if inst.unicast_peers else 'multicast group'}",
                 "virtual_router_id",
             )
         else:
-            seen[key] = inst
+            done.append(inst)
 
 
 def _sync_groups(chk: _Checker) -> None:
@@ -205,8 +232,9 @@ def _sync_groups(chk: _Checker) -> None:
             if inst is None:
                 chk.error(ref.location, f"virtual router {ref.name} in sync group {name} doesn't exist - ignoring",
                           "group")
-            elif inst.sync_group is not None and inst.sync_group != name:
-                chk.error(ref.location, f"{ref.name} is already in sync group {inst.sync_group}", "group")
+            elif inst.sync_group is not None:  # keepalived: also when listed twice in one group
+                chk.error(ref.location, f"virtual router {ref.name} cannot exist in more than one sync group "
+                                        f"(already in {inst.sync_group}); ignoring {name}", "group")
             else:
                 inst.sync_group = name
                 kept.append(ref)
@@ -218,6 +246,21 @@ def _sync_groups(chk: _Checker) -> None:
             chk.error(group.location,
                       f"sync group {name} has only 1 virtual router - this probably isn't what you want",
                       "vrrp_sync_group")
+
+
+def _linkbeat(chk: _Checker) -> None:
+    for words in chk.config.linkbeat_interfaces:
+        if chk.iface_missing(words[0]):  # CONFIG_FATAL in keepalived (exit status 4)
+            chk.error(chk.config.linkbeat_locations.get(words[0]),
+                      f"unknown interface {words[0]} specified for linkbeat interface", "linkbeat_interfaces")
+
+
+def _garp_groups(chk: _Checker) -> None:
+    for group in chk.config.garp_groups:
+        for name in group.interfaces:
+            if chk.iface_missing(name):
+                chk.error(group.interface_locations.get(name, group.location),
+                          f"interface {name} specified for garp_group doesn't exist", "garp_group")
 
 
 def _scripts(chk: _Checker) -> None:
@@ -239,17 +282,28 @@ def _scripts(chk: _Checker) -> None:
             scr.script.user, scr.script.group = scr.user, scr.group
     if chk.host is None:
         return
+    g = cfg.global_defs
+    bad_global_user = bool(g.script_user) and chk.host.user_ids(str(g.script_user)) is None
+    if bad_global_user:  # keepalived reports it while reading global_defs
+        chk.error(g.keyword_locations.get("script_user", g.location),
+                  f"error setting global script uid/gid: user {g.script_user} does not exist", "script_user")
     vetting = vet_config(cfg, chk.host)
     dropped: set[str] = set()
     for use, verdict in vetting.uses:
         where = use.script.location
         if verdict.runnable and not verdict.insecure:
             continue
+        if verdict.status is Status.NO_USER and use.user is None and bad_global_user:
+            continue  # said once, at script_user
         if use.kind.startswith("vrrp_script "):
             name = use.kind.split(" ", 1)[1]
             if verdict.status is Status.NOT_EXECUTABLE:
                 chk.ctx.warn(where, f"{use.kind}: {describe(verdict)}", "script")
                 dropped.add(name)
+            elif verdict.status is Status.NO_USER and use.user is not None:
+                owner = cfg.vrrp_scripts.get(name)
+                chk.error(owner.keyword_locations.get("user", where) if owner else where,
+                          f"unable to set uid/gid for {use.kind}: {verdict.reason}", "user")
             elif verdict.status is Status.NO_USER:
                 chk.error(where, f"unable to set default user keepalived_script for {use.kind}: {verdict.reason}",
                           "script_user")
@@ -257,6 +311,9 @@ def _scripts(chk: _Checker) -> None:
                 chk.error(where, f"{use.kind}: {describe(verdict)}", "script")
             else:
                 chk.ctx.warn(where, f"{use.kind}: {describe(verdict)}", "script")
+        elif verdict.status is Status.NO_USER and use.user is not None:  # keepalived logs it, drops the script
+            chk.ctx.warn(where, f"invalid user/group for {use.kind}: {verdict.reason} - ignoring the script",
+                         use.kind.split(" ", 1)[0])
         elif verdict.status is Status.NO_USER:
             chk.error(where, f"unable to set default user keepalived_script for {use.kind}: {verdict.reason}",
                       "script_user")
@@ -268,7 +325,9 @@ def _scripts(chk: _Checker) -> None:
                      *(g.track_scripts for g in cfg.sync_groups.values())]:
             refs[:] = [ref for ref in refs if ref.name != name]
     for subsystem, insecure in vetting.violations():
-        chk.error(cfg.global_defs.location, violation_message(subsystem, insecure), "enable_script_security")
+        # keepalived's -t fails (exit 6); its daemon logs it and runs the scripts, and so does ours
+        chk.ctx.diagnostics.append(Diagnostic(Severity.ERROR, violation_message(subsystem, insecure),
+                                              cfg.global_defs.location, "enable_script_security", test_only=True))
 
 
 def _vs_name(vs: VirtualServer) -> str:

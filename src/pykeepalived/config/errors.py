@@ -48,6 +48,9 @@ class Diagnostic:
     message: str
     location: Location | None = None
     keyword: str | None = None
+    # an error keepalived's -t fails on but its daemon only logs and runs with (SECURITY VIOLATION):
+    # `-t` rejects, the daemon starts and warns
+    test_only: bool = False
 
     def format(self) -> str:
         where = f"{self.location}: " if self.location else ""

@@ -139,11 +139,16 @@ def parse_script(ctx: ParseContext, seg: Segment) -> Script | None:
     return Script(argv=argv, user=user, group=group, location=seg.location)
 
 
-def script(attr: str) -> LineHandler:
+def script(attr: str, once: bool = False) -> LineHandler:
+    """A script keyword; with `once` (VRRP notify scripts), keepalived keeps the first and calls a second an error."""
     def handler(ctx: ParseContext, obj: Any, seg: Segment) -> None:
         parsed = parse_script(ctx, seg)
-        if parsed is not None:
-            store(obj, attr, parsed)
+        if parsed is None:
+            return
+        if once and field_value(obj, attr) is not None:
+            ctx.error(seg, f"{seg.words[0]} script already specified - ignoring {parsed.argv[0]}")
+            return
+        store(obj, attr, parsed)
 
     return FieldHandler(attr, handler)
 

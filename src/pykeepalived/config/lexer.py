@@ -38,6 +38,9 @@ MAX_SUBSTITUTION_DEPTH = 32
 MAX_GENERATED_VALUES = 100_000
 MAX_LINE_CHARS = 1_000_000
 
+# keepalived reads lines with fgets() into a 1024-byte buffer: a longer line comes in pieces
+_LINE_BUFFER = 1024
+_DEF_LINE_END = "\n"  # separates the lines of a multi-line definition's value
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INCLUDE_RE = re.compile(r"^include([rmwba])?[ \t]+(.*)$")
 _GENERATOR_RE = re.compile(r"^~(SEQx?|LST)\(")
@@ -119,35 +122,66 @@ class LexerOptions:
     random: Callable[[int, int], int] = field(default=lambda lo, hi: lo)
 
 
-def decomment(line: str) -> tuple[str, bool]:
-    """Strip comments and white space; return the text and whether it ends in `\\`."""
-    out: list[str] = []
-    in_quote = False
-    i = 0
-    n = len(line)
-    while i < n:
-        ch = line[i]
-        if ch == '"':
-            in_quote = not in_quote
-            out.append(ch)
-        elif ch == "\\":
-            if i + 1 >= n:
-                text = "".join(out).strip(" \t")
-                return text, True
-            nxt = line[i + 1]
-            if not in_quote and nxt in "#!":
-                out.append(nxt)
-            else:
-                out.append(ch)
-                out.append(nxt)
-            i += 2
-            continue
-        elif not in_quote and ch in "#!":
-            break
+def _buffer_chunks(physical: str, number: int) -> Iterator[tuple[str, int]]:
+    """A physical line as keepalived's fgets() hands it over: pieces of at most 1023 characters.
+
+    keepalived counts a line when it reads its newline, so the pieces before
+    the last one carry the previous line's number (never less than 1).
+    """
+    size = _LINE_BUFFER - 1
+    stream = physical + "\n"
+    if len(stream) <= size:
+        yield physical, number
+        return
+    for start in range(0, len(stream), size):
+        piece = stream[start : start + size]
+        if piece.endswith("\n"):
+            yield piece[:-1], number
         else:
-            out.append(ch)
+            yield piece, max(number - 1, 1)
+
+
+def decomment(line: str) -> tuple[str, bool]:
+    """Strip comments and white space as keepalived does; return the text and whether it ends in `\\`.
+
+    keepalived's rules, corners included: a `#` or `!` outside double quotes
+    starts a comment, but the scan goes on inside it, so a backslash that ends
+    the physical line still counts (`! note \\` leaves a lone `\\`); `\\#` and
+    `\\!` outside quotes lose their backslash (also inside a comment); any other
+    `\\X` stays as it is; a backslash at the very end is kept after the
+    trailing white space is removed, so `a \\ # b` and `a # b \\` both end in
+    `\\`. Quotes inside a comment do not count.
+    """
+    chars = list(line.lstrip(" \t"))
+    in_quote = False
+    cont = False
+    skip: int | None = None
+    i = 0
+    while i < len(chars):
+        ch = chars[i]
+        if ch == '"':
+            if skip is None:
+                in_quote = not in_quote
+        elif ch == "\\":
+            if i + 1 >= len(chars):
+                del chars[i]
+                cont = True
+                break
+            if not in_quote and chars[i + 1] in "#!":
+                del chars[i]  # the # or ! now at i is kept as text
+                i += 1
+            else:
+                i += 2
+            continue
+        elif not in_quote and skip is None and ch in "#!":
+            skip = i
         i += 1
-    return "".join(out).strip(" \t"), False
+    if skip is not None:
+        del chars[skip:]
+    text = "".join(chars).rstrip(" \t")
+    if cont:
+        text += "\\"
+    return text, text.endswith("\\")
 
 
 def split_words(text: str) -> tuple[tuple[str, ...], bool]:
@@ -212,6 +246,8 @@ class Lexer:
         self.files_read: list[str] = []
         self._defs: dict[str, _Definition] = {}
         self._include_stack: list[str] = []
+        # a multi-line `$NAME=` definition being read: its name and its pieces so far
+        self._pending_def: tuple[str, list[str]] | None = None
         self._install_builtins()
 
     # -- diagnostics -------------------------------------------------------
@@ -273,36 +309,44 @@ class Lexer:
             self._include_stack.pop()
 
     def _read_lines(self, path: str, text: str) -> Iterator[Segment]:
-        pending_def: tuple[str, list[str], Location] | None = None
-        for index, raw in enumerate(text.split("\n")):
-            loc = Location(path, index + 1)
-            raw = raw.rstrip("\r")
-            if len(raw) > MAX_LINE_CHARS:
-                self._error("line too long", loc)
+        for index, physical in enumerate(text.split("\n")):
+            if len(physical) > MAX_LINE_CHARS:
+                self._error("line too long", Location(path, index + 1))
                 continue
-            if not raw.strip(" \t"):
-                if pending_def is not None:
-                    self._finish_definition(pending_def)
-                    pending_def = None
-                continue
-            line, continued = decomment(raw)
-            if pending_def is not None:
-                if line:
-                    pending_def[1].append(line)
-                if not continued:
-                    self._finish_definition(pending_def)
-                    pending_def = None
-                continue
-            if not line:
-                continue
-            if continued and line.startswith("$"):
-                started = self._start_definition(line, loc)
-                if started is not None:
-                    pending_def = started
-                    continue
-            yield from self._process(line, loc, 0)
-        if pending_def is not None:
-            self._finish_definition(pending_def)
+            for raw, number in _buffer_chunks(physical, index + 1):
+                yield from self._read_line(raw.rstrip("\r"), Location(path, number))
+        if self._pending_def is not None:
+            self._finish_definition()
+
+    def _read_line(self, raw: str, loc: Location) -> Iterator[Segment]:
+        """One line as keepalived's checking processes read it.
+
+        keepalived's parent reads the file and writes a copy for its children
+        with each line decommented (a line that was only blanks or a comment
+        becomes an empty line); the children, whose errors decide `-t`, read
+        that copy and decomment each line once more. So `\\#` survives the
+        first pass only (the second one sees a comment), any line that
+        decomments to nothing ends a multi-line definition (an empty line does),
+        while `# note \\` leaves a lone `\\`, which keeps the definition
+        open and adds nothing to it. A line that goes on a definition and ends
+        in `\\` continues it.
+        """
+        copied, _ = decomment(raw)
+        if not copied:
+            if self._pending_def is not None:
+                self._finish_definition()
+            return
+        line, continued = decomment(copied)
+        if not line:
+            return
+        if self._pending_def is not None:
+            piece = line[:-1].rstrip(" \t") + _DEF_LINE_END if continued else line
+            if len(piece) >= 2 or (piece and not continued):
+                self._pending_def[1].append(piece)
+            if not continued:
+                self._finish_definition()
+            return
+        yield from self._process(line, loc, 0)
 
     # -- definitions -----------------------------------------------------------
     def _parse_definition(self, line: str) -> tuple[str, str] | None:
@@ -311,20 +355,22 @@ class Lexer:
         match = _NAME_RE.match(line, 1)
         if not match or match.end() >= len(line) or line[match.end()] != "=":
             return None
-        return match.group(0), line[match.end() + 1 :].strip(" \t")
+        return match.group(0), line[match.end() + 1 :].lstrip(" \t")
 
-    def _start_definition(
-        self, line: str, loc: Location
-    ) -> tuple[str, list[str], Location] | None:
-        parsed = self._parse_definition(line)
-        if parsed is None:
-            return None
-        name, first = parsed
-        return (name, [first] if first else [], loc)
+    def _define(self, name: str, value: str) -> None:
+        """`$NAME=value`: a value ending in `\\` starts a multi-line definition that later lines go on."""
+        if value.endswith("\\"):
+            first = value[:-1].rstrip(" \t")
+            self._pending_def = (name, [first + _DEF_LINE_END] if first else [])
+            self._defs[name] = _Definition([first])
+            return
+        self._defs[name] = _Definition([value])
 
-    def _finish_definition(self, pending: tuple[str, list[str], Location]) -> None:
-        name, lines, _loc = pending
-        self._defs[name] = _Definition(lines or [""])
+    def _finish_definition(self) -> None:
+        assert self._pending_def is not None
+        name, pieces = self._pending_def
+        self._pending_def = None
+        self._defs[name] = _Definition("".join(pieces).split(_DEF_LINE_END))
 
     # -- per-line processing -----------------------------------------------------
     def _process(self, line: str, loc: Location, depth: int) -> Iterator[Segment]:
@@ -341,8 +387,7 @@ class Lexer:
                     return
             definition = self._parse_definition(line)
             if definition is not None:
-                name, value = definition
-                self._defs[name] = _Definition([value])
+                self._define(*definition)
                 return
             if _GENERATOR_RE.match(line):
                 yield from self._generator(line, loc, depth)
@@ -546,13 +591,42 @@ class Lexer:
             yield from self._process(rest, loc, depth + 1)
 
     # -- include -------------------------------------------------------------------
+    def _no_match(self, variant: str, pattern: str, loc: Location, keyword: str) -> None:
+        """A pattern that matches nothing: an error only where the variant insists, as in keepalived 2.2.7.
+
+        A name without wildcards (or a wildcard under a directory that is not
+        there) is missing: an error for includem/w/a (includeb/a with braces);
+        a wildcard that matches nothing in an existing directory is an error
+        for includew/a only. Plain include and includer only warn.
+        """
+        insists = _INSISTS.get(variant, "")
+        wildcard = _has_wildcard(pattern)
+        directory = posixpath.dirname(pattern)
+        missing = not wildcard or (not _has_wildcard(directory) and not self._exists(directory))
+        if missing:
+            failed = ("B" if "{" in pattern else "M") in insists
+            message = f"configuration files missing '{pattern}'"
+        else:
+            failed = "W" in insists
+            message = f"no configuration files matched '{pattern}'"
+        if failed:
+            self._error(message, loc, keyword)
+        else:
+            self._warn(message, loc, keyword)
+
+    def _exists(self, path: str) -> bool:
+        """Whether a file or directory is there (a directory also counts when something is in it)."""
+        try:
+            return bool(self._fs.glob(path) or self._fs.glob(posixpath.join(path, "*")))
+        except FileProblem:
+            return False
+
     def _include(self, variant: str, pattern: str, loc: Location) -> Iterator[Segment]:
         keyword = "include" + variant
         if not pattern:
             self._error(f"'{keyword}' needs a file name", loc, keyword)
             return
-        words, _ = split_words(pattern)
-        pattern = words[0] if words else pattern
+        # keepalived globs the rest of the line as it is: quotes are part of the name
         if not pattern.startswith("/"):
             current = self._include_stack[-1] if self._include_stack else ""
             base = posixpath.dirname(current) if "/" in current else self._options.cwd
@@ -566,11 +640,15 @@ class Lexer:
             self._error(f"cannot list {pattern}: {exc}", loc, keyword)
             return
         if not matches:
-            if variant in ("m", "w", "a"):
-                self._error(f"no file matches '{pattern}'", loc, keyword)
-            else:
-                self._warn(f"configuration files missing '{pattern}'", loc, keyword)
+            self._no_match(variant, pattern, loc, keyword)
             return
+        alternatives = brace_alternatives(pattern) if "{" in pattern else []
+        if any(not _has_wildcard(alt) and not self._exists(alt) for alt in alternatives):
+            message = f'some config files missing: "{pattern}"'
+            if "B" in _INSISTS.get(variant, ""):
+                self._error(message, loc, keyword)
+                return
+            self._warn(message, loc, keyword)
         for path in matches:
             norm = posixpath.normpath(path)
             if norm in (posixpath.normpath(p) for p in self._include_stack):
@@ -591,6 +669,39 @@ class Lexer:
                     self._warn(why, loc, keyword)
                 continue
             yield from self._read_file(path, text)
+
+
+# what each include variant insists on (keepalived's INCLUDE_R/M/W/B): M a named file or directory that is
+# missing, W a wildcard that matches nothing, B a missing alternative of a {a,b} pattern
+_INSISTS = {"": "", "r": "", "m": "M", "w": "MW", "b": "B", "a": "MWB"}
+
+
+def brace_alternatives(pattern: str) -> list[str]:
+    """`a{b,c}d{e,f}` -> abde, abdf, acde, acdf (shell brace expansion, nested braces included)."""
+    start = pattern.find("{")
+    if start < 0:
+        return [pattern]
+    depth = 0
+    parts: list[str] = []
+    last = start + 1
+    for i in range(start, len(pattern)):
+        ch = pattern[i]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                parts.append(pattern[last:i])
+                head, tail = pattern[:start], pattern[i + 1 :]
+                return [alt for part in parts for alt in brace_alternatives(head + part + tail)]
+        elif ch == "," and depth == 1:
+            parts.append(pattern[last:i])
+            last = i + 1
+    return [pattern]  # an unclosed brace is taken literally
+
+
+def _has_wildcard(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
 
 
 _ESCAPES = {"a": "\a", "b": "\b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}

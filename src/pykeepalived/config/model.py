@@ -152,6 +152,7 @@ class VrrpScript:
     group: str | None = None
     init_fail: bool = False
     location: Location | None = None
+    keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -234,6 +235,7 @@ class GarpGroup:
     gna_interval_s: float | None = None
     interfaces: list[str] = field(default_factory=list)
     location: Location | None = None
+    interface_locations: dict[str, Location] = field(default_factory=dict, repr=False)  # where each was named
 
 
 @dataclass
@@ -352,6 +354,7 @@ class GlobalDefs:
     (tests/unit/test_handler_fields.py checks that every handler's field exists).
     """
 
+    keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
     router_id: str | None = None
     notification_email: list[str] = field(default_factory=list)
     notification_email_from: str | None = None
@@ -441,7 +444,6 @@ class GlobalDefs:
     use_pid_dir: bool = False  # pid files under /run/keepalived/ (also set by net_namespace and instance)
     settings: dict[str, Any] = field(default_factory=dict)
     location: Location | None = None
-    keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
 
 
 # --------------------------------------------------------------------------- checker side
@@ -663,6 +665,7 @@ class KeepalivedConfig:
     static_rules: list[RuleSpec] = field(default_factory=list)
     track_groups: dict[str, TrackGroup] = field(default_factory=dict)
     linkbeat_interfaces: list[list[str]] = field(default_factory=list)
+    linkbeat_locations: dict[str, Location] = field(default_factory=dict, repr=False)  # where each was named
     interface_up_down_delays: list[list[str]] = field(default_factory=list)
     garp_groups: list[GarpGroup] = field(default_factory=list)
     vrrp_scripts: dict[str, VrrpScript] = field(default_factory=dict)

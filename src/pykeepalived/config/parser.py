@@ -88,6 +88,7 @@ def _collect_list(ctx: ParseContext, stream: _Stream, head: Segment) -> list[Seg
             ctx.error(head, f"block {head.words[0]} is not closed: missing '}}'")
             return lines
         if seg.is_close:
+            ctx.close_location = seg.location  # keepalived reports end-of-list checks at the brace
             return lines
         if seg.is_open:
             ctx.error(seg, f"unexpected '{{' inside {head.words[0]}")
@@ -148,8 +149,8 @@ def parse_segments(root: Block, segments: Iterable[Segment], config: KeepalivedC
             nxt = stream.peek()
             if nxt is not None and nxt.is_open:
                 stream.next()
-            else:
-                ctx.error(seg, f"missing '{{' at the beginning of the {name} block")
+            else:  # keepalived notices it on the line after the keyword
+                ctx.error(nxt or seg, f"missing '{{' at the beginning of the {name} block", name)
             if child is None:
                 _skip_block_body(stream)
                 continue

@@ -9,10 +9,14 @@ from .model import BfdInstance, GlobalDefs, KeepalivedConfig, LvsSyncDaemon, Tra
 from .context import ParseContext
 from .registry import Block, FieldHandler, LineHandler, Status
 from .schema_namespace import register_namespace_keywords
-from .values import parse_umask, to_int, to_ip
+from .values import parse_umask, to_int, to_ip, to_timer
 from .vocabulary import DATAPLANES
 
 NOT_YET = Status.NOT_YET
+UINT_MAX_US = 2**32 - 1
+MAX_RT_PRIORITY = 99  # sched_get_priority_max(SCHED_RR) on Linux
+NFT_TABLE_MAXNAMELEN = 256
+LVS_MAX_TIMEOUT = 86400 * 31
 GLOBAL_DEFS = Block("global_defs", GlobalDefs)
 TRACK_FILE = Block("track_file", TrackFile)
 BFD_INSTANCE = Block("bfd_instance", BfdInstance)
@@ -25,6 +29,8 @@ def _open_global(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> G
 
 
 def _notification_email(ctx: ParseContext, g: GlobalDefs, seg: Segment, lines: list[Segment]) -> None:
+    if not lines:  # keepalived reports it at the block's closing brace
+        ctx.error(ctx.close_location or seg.location, "empty notification_email block")
     for line in lines:
         g.notification_email.extend(line.words)
 
@@ -90,8 +96,9 @@ def _lvs_sync_daemon(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     elif i < len(w) and w[i] not in options:
         syncd.instance = w[i]
         i += 1
-    if i < len(w) and w[i].isdigit():  # the old form: a bare sync id after the instance
+    if i < len(w) and w[i].isdigit():  # the old form: a bare sync id after the instance (2.2.7: an error)
         syncd.sync_id = to_int(w[i], 0, 255)
+        ctx.error(seg, 'please use keyword "id" before lvs_sync_daemon SYNCID')
         i += 1
     while i < len(w):
         opt = w[i]
@@ -137,13 +144,31 @@ def _process_name(attr: str) -> LineHandler:
     return FieldHandler(attr, handler)
 
 
+def _garp_pause(attr: str) -> LineHandler:
+    """vrrp_garp_interval / vrrp_gna_interval: 1 microsecond up to 2^32-1 of them.
+
+    keepalived 2.2.7 takes any such value and only logs that one of a
+    second or more is very large.
+    """
+    def handler(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+        word = ctx.arg(seg)
+        if word is None:
+            return
+        value = to_timer(word, 0.000001, UINT_MAX_US / 1e6)
+        if value >= 1:
+            ctx.warn(seg, f"the {seg.words[0]} is very large - {word} seconds")
+        h.store(g, attr, value)
+
+    return FieldHandler(attr, handler)
+
+
 def _cpu_affinity(attr: str) -> LineHandler:
-    """CPU numbers; keepalived also refuses a CPU this host lacks, which the daemon only logs here."""
+    """CPU numbers, one per word (no ranges in 2.2.7); process_checks.py checks them against the host."""
 
     def handler(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
         if ctx.arg(seg) is None:
             return
-        h.store(g, attr, [to_int(w, 0, 1023) for w in seg.words[1:]])
+        h.store(g, attr, [to_int(w, 0, 2**31 - 1) for w in seg.words[1:]])
 
     return FieldHandler(attr, handler)
 
@@ -169,6 +194,43 @@ def _rx_bufs_policy(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
         policies = {"MTU"}
     if policies:
         g.vrrp_rx_bufs_policy = policies.pop()
+
+
+def _max_auto_priority(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """Without a value keepalived takes the highest realtime priority (SCHED_RR's 99)."""
+    h.store(g, "settings.max_auto_priority",
+            to_int(seg.words[1], -1, MAX_RT_PRIORITY) if len(seg.words) > 1 else MAX_RT_PRIORITY)
+
+
+def _min_auto_priority_delay(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """A whole number of microseconds, 1..10000000 (keepalived 2.2.7's read_int range)."""
+    word = ctx.arg(seg)
+    if word is not None:
+        h.store(g, "settings.min_auto_priority_delay", to_int(word, 1, 10_000_000))
+
+
+def _vrrp_iptables(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """keepalived 2.2.7 as Debian builds it has nftables, not iptables: an error that falls back to nftables."""
+    ctx.error(seg, f"{seg.words[0]}: iptables is not supported, using nftables instead; "
+                   "replace vrrp_iptables and vrrp_ipsets with the nftables option")
+    if g.nftables is None:
+        g.nftables = "keepalived"
+
+
+def _vrrp_ipsets(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """keepalived 2.2.7 built without libipset does not know the keyword at all."""
+    ctx.error(seg, f"unknown keyword '{seg.words[0]}' (keepalived is built without ipset support; use nftables)")
+
+
+def _nftables(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    if g.nftables is not None:
+        ctx.error(seg, "nftables already specified - ignoring")
+        return
+    name = seg.words[1] if len(seg.words) > 1 else "keepalived"
+    if len(name) >= NFT_TABLE_MAXNAMELEN:
+        ctx.error(seg, "nftables table name too long - ignoring")
+        return
+    g.nftables = name
 
 
 # Keywords stored by name in GlobalDefs.settings: (keyword, handler factory output, summary, status, since)
@@ -204,9 +266,51 @@ _g.line(
     h.integer("vrrp_garp_lower_prio_repeat", 0, 1000000),
     "default garp_lower_prio_repeat",
 )
-_g.line("vrrp_garp_interval", h.timer("vrrp_garp_interval_s", 0, 1), "pause between GARPs (s)")
-_g.line("vrrp_gna_interval", h.timer("vrrp_gna_interval_s", 0, 1), "pause between NAs (s)")
+_g.line("vrrp_garp_interval", _garp_pause("vrrp_garp_interval_s"), "pause between GARPs (s)")
+_g.line("vrrp_gna_interval", _garp_pause("vrrp_gna_interval_s"), "pause between NAs (s)")
 _g.line("vrrp_down_timer_adverts", h.integer("vrrp_down_timer_adverts", 1, 100), "default down_timer_adverts")
+_g.line("vrrp_iptables", _vrrp_iptables, "iptables chains for no_accept (not in this build: nftables)")
+_g.line("vrrp_ipsets", _vrrp_ipsets, "ipsets for no_accept (not in this build: nftables)")
+_g.line("nftables", FieldHandler("nftables", _nftables), "nftables table for no_accept")
+_g.line("vrrp_cpu_affinity", _cpu_affinity("vrrp_cpu_affinity"), "CPUs of the VRRP process")
+_g.line("checker_cpu_affinity", _cpu_affinity("checker_cpu_affinity"), "CPUs of the checker process")
+_g.line("bfd_cpu_affinity", _cpu_affinity("settings.bfd_cpu_affinity"), "CPUs of the BFD process")
+
+def _lvs_timeouts(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """`tcp N`, `tcpfin N`, `udp N` (seconds, up to 31 days); anything else is an error in keepalived 2.2.7."""
+    w = seg.words
+    if len(w) < 3:
+        raise ValueProblem("lvs_timeouts requires at least one option")
+    i = 1
+    while i < len(w):
+        if w[i] in ("tcp", "tcpfin", "udp"):
+            if i + 1 >= len(w):
+                ctx.error(seg, f"no value specified for lvs_timeouts {w[i]} - ignoring")
+            else:
+                try:
+                    to_int(w[i + 1], 0, LVS_MAX_TIMEOUT)
+                except ValueProblem as problem:
+                    ctx.error(seg, f"invalid lvs_timeouts {w[i]} ({problem}) - ignoring")
+            i += 2
+            continue
+        ctx.error(seg, f"unknown option {w[i]} specified for lvs_timeouts")
+        i += 1
+    g.lvs_timeouts = list(w[1:])
+
+
+def _startup_delay(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """1 ms up to 2^32 microseconds; a minute or more is only logged as long."""
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    value = to_timer(word, 0.001, UINT_MAX_US / 1e6)
+    if value >= 60:
+        ctx.warn(seg, f"vrrp_startup_delay is very large - {word} seconds")
+    h.store(g, "vrrp_startup_delay_s", value)
+
+
+_g.line("lvs_timeouts", FieldHandler("lvs_timeouts", _lvs_timeouts), "IPVS tcp/tcpfin/udp timeouts")
+_g.line("vrrp_startup_delay", _startup_delay, "delay VRRP at start (s)")
 _g.line("lvs_sync_daemon", _lvs_sync_daemon, "IPVS connection sync daemon")
 _g.line("pykeepalived_dataplane",
         h.one_of("pykeepalived_dataplane", DATAPLANES, "data plane"),
@@ -262,7 +366,8 @@ _BOOL_FLAGS = [
     ("vrrp_owner_ignore_adverts", "owners ignore adverts"),
     ("v3_checksum_as_v2", "v3 IPv4 checksum without pseudo-header"),
 ]
-_SINCE_24 = {"vrrp_owner_ignore_adverts", "v3_checksum_as_v2", "use_symlink_paths", "set_supplementary_groups"}
+_SINCE_24 = {"dbus_no_interface_name", "vrrp_owner_ignore_adverts", "v3_checksum_as_v2", "use_symlink_paths",
+             "set_supplementary_groups"}
 # the flags code reads have GlobalDefs fields of the same name; the others stay in `settings`
 _BOOL_FIELDS = {
     "checker_log_all_failures",
@@ -293,7 +398,6 @@ _INTS = [
     ("vrrp_rt_priority", 1, 99, "realtime priority of VRRP"),
     ("checker_rt_priority", 1, 99, "realtime priority of the checker"),
     ("bfd_rt_priority", 1, 99, "realtime priority of BFD"),
-    ("max_auto_priority", -1, 99, "highest automatic realtime priority"),
     ("vrrp_rlimit_rttime", 1, 2**31 - 1, "RLIMIT_RTTIME of VRRP"),
     ("checker_rlimit_rttime", 1, 2**31 - 1, "RLIMIT_RTTIME of the checker"),
     ("bfd_rlimit_rttime", 1, 2**31 - 1, "RLIMIT_RTTIME of BFD"),
@@ -309,8 +413,10 @@ _INTS = [
     ("lvs_netlink_monitor_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
     ("process_monitor_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
     ("vrrp_rx_bufs_multiplier", 1, 2**31 - 1, "receive buffer multiplier"),
-    ("json_version", 1, 2, "JSON dump layout"),
     ("random_seed", 0, 2**32 - 1, "seed for ${_RANDOM}"),
+]
+_INTS_SINCE_24 = [
+    ("json_version", 1, 2, "JSON dump layout"),
     ("snmp_vs_stats_update_interval", 0, 2**31 - 1, "SNMP VS stats interval (s)"),
     ("snmp_rs_stats_update_interval", 0, 2**31 - 1, "SNMP RS stats interval (s)"),
 ]
@@ -327,10 +433,12 @@ for _name, _lo, _hi, _summary in _INTS:
 
 _g.line("startup_script_timeout", h.integer("startup_script_timeout", 1, 1000), "startup_script timeout (s)")
 _g.line("shutdown_script_timeout", h.integer("shutdown_script_timeout", 1, 1000), "shutdown_script timeout (s)")
+for _name, _lo, _hi, _summary in _INTS_SINCE_24:
+    _g.line(_name, h.integer(f"settings.{_name}", _lo, _hi), _summary, since="2.4")
+_g.line("max_auto_priority", _max_auto_priority, "highest automatic realtime priority")
+_g.line("min_auto_priority_delay", _min_auto_priority_delay, "stall before raising priority (us)")
 
 _TIMERS = [
-    ("min_auto_priority_delay", "stall before raising priority (s)"),
-    ("vrrp_startup_delay", "delay VRRP at start (s)"),
     ("vrrp_delay_after_boot", "delay VRRP after boot (s)"),
 ]
 for _name, _summary in _TIMERS:
@@ -347,13 +455,7 @@ _TEXTS = [
     ("bfd_process_name", "name of the BFD process"),
     ("default_interface", "interface for instances without one"),
     ("dynamic_interfaces", "allow interfaces to come and go"),
-    ("vrrp_iptables", "iptables chains for no_accept"),
-    ("vrrp_ipsets", "ipsets for no_accept"),
-    ("nftables", "nftables table for no_accept"),
     ("nftables_ipvs", "nftables table for VS groups"),
-    ("vrrp_cpu_affinity", "CPUs of the VRRP process"),
-    ("checker_cpu_affinity", "CPUs of the checker process"),
-    ("bfd_cpu_affinity", "CPUs of the BFD process"),
     ("snmp_socket", "AgentX socket"),
     ("vrrp_rx_bufs_policy", "receive buffer policy"),
     ("vmac_prefix", "name prefix of VMAC interfaces"),
@@ -364,7 +466,6 @@ _TEXTS = [
     ("include_check", "checks on include files"),
     ("config_save_dir", "where to save configs"),
     ("tmp_config_directory", "where to keep the config copy"),
-    ("lvs_timeouts", "IPVS tcp/tcpfin/udp timeouts"),
     ("lvs_flush_on_stop", "flush IPVS on stop"),
     ("lvs_flush_onstop", "old spelling of lvs_flush_on_stop"),
     ("vrrp_garp_extra_if", "periodic GARP on other interfaces"),
@@ -383,11 +484,9 @@ _TEXT_DEPRECATED = {
 _TEXT_SINCE_24 = {"state_dump_file", "stats_dump_file", "json_dump_file", "iproute_usr_dir", "iproute_etc_dir"}
 # the text keywords code reads have typed GlobalDefs fields; the others stay in `settings` as words
 _TEXT_FIELDS: dict[str, LineHandler] = {
-    "default_interface": h.first_word("default_interface"),
-    "nftables": h.first_word("nftables"),
+    "default_interface": h.text("default_interface"),
     "json_dump_file": h.first_word("json_dump_file"),
     "stats_dump_file": h.first_word("stats_dump_file"),
-    "lvs_timeouts": h.words("lvs_timeouts", 0),
     "lvs_flush_on_stop": h.words("lvs_flush_on_stop", 0),
     "lvs_flush_onstop": h.words("lvs_flush_on_stop", 0),
     "process_names": FieldHandler("vrrp_process_name", lambda ctx, g, seg: _process_names(g)),
@@ -395,10 +494,19 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "vrrp_process_name": _process_name("vrrp_process_name"),
     "checker_process_name": _process_name("checker_process_name"),
     "lvs_process_name": _process_name("checker_process_name"),
-    "vrrp_cpu_affinity": _cpu_affinity("vrrp_cpu_affinity"),
     "vrrp_rx_bufs_policy": FieldHandler("vrrp_rx_bufs_policy", lambda ctx, g, seg: _rx_bufs_policy(ctx, g, seg)),
-    "checker_cpu_affinity": _cpu_affinity("checker_cpu_affinity"),
 }
+def _deprecated_error(handler: LineHandler, instead: str) -> LineHandler:
+    """A keyword keepalived 2.2.7 still obeys but reports as a configuration error (CONFIG_DEPRECATED)."""
+    def run(ctx: ParseContext, obj: object, seg: Segment) -> None:
+        handler(ctx, obj, seg)
+        ctx.error(seg, f"keyword \"{seg.words[0]}\" is deprecated - please use \"{instead}\"")
+
+    return FieldHandler(handler.field, run) if isinstance(handler, FieldHandler) else run
+
+
+_TEXT_FIELDS["vrrp_vmac_garp_intvl"] = _deprecated_error(h.words("settings.vrrp_vmac_garp_intvl", 0),
+                                                         "vrrp_garp_extra_if")
 for _name, _summary in _TEXTS:
     _g.line(
         _name,
@@ -439,9 +547,23 @@ def _open_track_file(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) 
 
 
 def _tf_weight(ctx: ParseContext, tf: TrackFile, seg: Segment) -> None:
-    weight, reverse = h.weight_words(ctx, seg, 0, -2147483647, 2147483647)
+    """`weight N [reverse]`, -254..254, once (keepalived 2.2.7's track_file rules)."""
+    if tf.weight != 1:
+        raise ValueProblem(f"weight already set for track file {tf.name} - ignoring")
+    if len(seg.words) > 2 and seg.words[2] != "reverse":
+        raise ValueProblem(f"track_file {tf.name} unknown weight option {seg.words[2]}")
+    weight, reverse = h.weight_words(ctx, seg, 0, -254, 254)
     if weight is not None:
         tf.weight, tf.weight_reverse = weight, reverse
+
+
+def _tf_file(ctx: ParseContext, tf: TrackFile, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    if tf.file is not None:
+        raise ValueProblem(f"file already set for track file {tf.name} - ignoring {word}")
+    tf.file = word
 
 
 def _tf_init_file(ctx: ParseContext, tf: TrackFile, seg: Segment) -> None:
@@ -451,15 +573,18 @@ def _tf_init_file(ctx: ParseContext, tf: TrackFile, seg: Segment) -> None:
             tf.init_overwrite = True
         else:
             tf.init_value = to_int(word, -2**31, 2**31 - 1)
+            if not -254 <= tf.init_value <= 254:
+                ctx.error(seg, f"track file {tf.name} init value {tf.init_value} is outside the sensible range "
+                               "[-254, 254]")
 
 
 def _tf_close(ctx: ParseContext, tf: TrackFile) -> None:
     if tf.file is None:
-        ctx.error(tf.location, f"track_file {tf.name} has no file - removing it", "track_file")
+        ctx.error(ctx.close_location or tf.location, f"track_file {tf.name} has no file - removing it", "track_file")
         ctx.config.track_files.pop(tf.name, None)
 
 
-TRACK_FILE.line("file", h.text("file"), "the file whose number is tracked")
+TRACK_FILE.line("file", FieldHandler("file", _tf_file), "the file whose number is tracked")
 TRACK_FILE.line("weight", _tf_weight, "multiplier [reverse]")
 TRACK_FILE.line("init_file", _tf_init_file, "create the file [VALUE] [overwrite]")
 
@@ -481,8 +606,22 @@ def _bfd_weight(ctx: ParseContext, bfd: BfdInstance, seg: Segment) -> None:
 
 
 def _bfd_close(ctx: ParseContext, bfd: BfdInstance) -> None:
+    """keepalived's end-of-block checks: a neighbour, of the source's family, not used by another session."""
+    where = ctx.close_location or bfd.location
+    if bfd.neighbor_ip is not None and bfd.source_ip is not None and bfd.neighbor_ip.version != bfd.source_ip.version:
+        ctx.error(where, f"bfd_instance {bfd.name}: source and neighbor addresses are not of the same family - "
+                         "disabling it", "bfd_instance")
+        ctx.config.bfd_instances.pop(bfd.name, None)
+        return
+    if bfd.neighbor_ip is not None and any(other is not bfd and other.neighbor_ip == bfd.neighbor_ip
+                                           for other in ctx.config.bfd_instances.values()):
+        ctx.error(where, f"bfd_instance {bfd.name} has a duplicate neighbor address {bfd.neighbor_ip} - ignoring it",
+                  "bfd_instance")
+        ctx.config.bfd_instances.pop(bfd.name, None)
+        return
     if bfd.neighbor_ip is None:
-        ctx.error(bfd.location, f"bfd_instance {bfd.name} has no neighbor_ip - removing it", "bfd_instance")
+        ctx.error(ctx.close_location or bfd.location, f"bfd_instance {bfd.name} has no neighbor_ip - removing it",
+                  "bfd_instance")
         ctx.config.bfd_instances.pop(bfd.name, None)
 
 

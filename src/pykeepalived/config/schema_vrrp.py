@@ -29,7 +29,7 @@ from .model import (
     VrrpScript,
 )
 from .context import ParseContext
-from .registry import Block, FieldHandler, ListHandler, Status
+from .registry import Block, FieldHandler, LineHandler, ListHandler, Status
 from .values import to_decimal, to_int, to_ip, to_timer
 from .vocabulary import VRRP_STATES
 
@@ -52,17 +52,23 @@ def _known_track_group(ctx: ParseContext, spec: IpAddressSpec | RouteSpec | Rule
         spec.track_group = None
 
 
-def _address_list(attr: str, what: str) -> ListHandler:
+def _address_list(attr: str, what: str, claims_family: bool = False) -> ListHandler:
+    """An address block; for an instance's VIPs the first address fixes its family and others are refused."""
     def handler(ctx: ParseContext, obj: Any, seg: Segment, lines: list[Segment]) -> None:
         out: list[IpAddressSpec] = h.field_value(obj, attr)
         for line in lines:
             try:
-                out.append(parse_ip_address(line))
+                spec = parse_ip_address(line)
             except ValueProblem as problem:
                 ctx.error(line, f"{what}: {problem} - skipping this address", seg.words[0])
                 continue
+            if claims_family and isinstance(obj, VrrpInstance) and not claim_family(obj, spec.address.version):
+                ctx.error(line, f"({obj.name}) address family must match the instance's: {spec.address.ip}"
+                                " - ignoring it", seg.words[0])
+                continue
+            out.append(spec)
             if attr.startswith("static_"):
-                _known_track_group(ctx, out[-1], line, seg.words[0])
+                _known_track_group(ctx, spec, line, seg.words[0])
 
     return FieldHandler(attr, handler)
 
@@ -122,14 +128,101 @@ def _open_instance(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) ->
     return inst
 
 
+def _instance_close(ctx: ParseContext, inst: VrrpInstance) -> None:
+    """keepalived's end-of-block checks, reported at the closing brace."""
+    if inst.unicast_ttl is not None and not inst.unicast_peers:
+        ctx.error(ctx.close_location or inst.location,
+                  f"({inst.name}) cannot use unicast_ttl without unicast peers - resetting", "unicast_ttl")
+        inst.unicast_ttl = None
+
+
 def _state(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
+    """MASTER or BACKUP, in capitals as keepalived 2.2.7 compares them; BACKUP cannot undo MASTER."""
     word = ctx.arg(seg)
     if word is None:
         return
     state = VRRP_STATES.get(word.lower())
-    if state is None:
-        raise ValueProblem(f"unknown state '{word}' (expected MASTER or BACKUP)")
+    if state is None or state != word:
+        hint = f" (keepalived wants '{state}' in capitals)" if state else ""
+        inst.state = "BACKUP"
+        raise ValueProblem(f"({inst.name}) unknown state '{word}', defaulting to BACKUP{hint}")
+    if state == "BACKUP" and inst.state == "MASTER":
+        raise ValueProblem(f"({inst.name}) state previously set as MASTER - ignoring BACKUP")
     inst.state = state
+
+
+IFNAMSIZ = 16
+LOOPBACK = "lo"  # Linux names its loopback lo; keepalived refuses it (ARPHRD_LOOPBACK)
+
+
+def _interface(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    if len(word) >= IFNAMSIZ:
+        raise ValueProblem(f"interface name '{word}' too long - ignoring")
+    if word == LOOPBACK:
+        inst.interface = None
+        raise ValueProblem(f"({inst.name}) cannot use a loopback interface ({word}) for vrrp - ignoring")
+    inst.interface = word
+
+
+def _vrf(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    if inst.interface is not None:
+        raise ValueProblem(f"({inst.name}) cannot specify VRF interface and interface - ignoring")
+    inst.vrf = word
+
+
+def _linkbeat(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
+    inst.linkbeat_use_polling = True
+    raise ValueProblem(f"({inst.name}) 'linkbeat_use_polling' in vrrp instance deprecated - "
+                       "use linkbeat_interfaces block")
+
+
+def claim_family(inst: VrrpInstance, family: int) -> bool:
+    """keepalived's rule: the first address given (VIP, peer, source, group) fixes the instance's family."""
+    if inst.family is None:
+        inst.family = 4 if family == 4 else 6
+        return True
+    return inst.family == family
+
+
+def _source_ip(attr: str) -> LineHandler:
+    def handler(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
+        word = ctx.arg(seg)
+        if word is None:
+            return
+        addr = to_ip(word)
+        if not claim_family(inst, addr.version):
+            raise ValueProblem(f"({inst.name}) src address {word} must be of the instance's family - skipping")
+        h.store(inst, attr, addr)
+
+    return FieldHandler(attr, handler)
+
+
+def _mcast_dst_ip(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    addr = to_ip(word)
+    if not claim_family(inst, addr.version):
+        raise ValueProblem(f"({inst.name}) mcast dest address {word} must match the instance's family - skipping")
+    link_local_mc = addr.version == 6 and addr.is_multicast and addr.packed[1] & 0x0F == 2
+    if (addr.version == 4 and not addr.is_multicast) or (addr.version == 6 and not link_local_mc):
+        raise ValueProblem(f"({inst.name}) mcast_dst_ip {word} not{' link-local' if addr.version == 6 else ''}"
+                           " multicast - skipping")
+    inst.mcast_dst_ip = addr
+
+
+def _native_ipv6(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
+    if inst.family == 4:
+        raise ValueProblem(f"({inst.name}) cannot specify native_ipv6 with IPv4 addresses")
+    inst.native_ipv6 = True
+    inst.family = 6
+    inst.version = 3
 
 
 def _vrid(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
@@ -153,15 +246,23 @@ def _advert_int(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
 
 
 def _version(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
+    """2 or 3; keepalived refuses one that contradicts an earlier version, or 2 once the family is IPv6."""
     word = ctx.arg(seg)
-    if word is not None:
-        inst.version = to_int(word, 2, 3)
+    if word is None:
+        return
+    version = to_int(word, 2, 3)
+    if (inst.version and inst.version != version) or (version == 2 and inst.family == 6):
+        raise ValueProblem(f"({inst.name}) vrrp_version {version} conflicts with the configured or deduced "
+                           f"version {inst.version or 0}; ignoring")
+    inst.version = version
 
 
 def _unicast_peers(ctx: ParseContext, inst: VrrpInstance, seg: Segment, lines: list[Segment]) -> None:
     for line in lines:
         try:
             peer = UnicastPeer(to_ip(line.words[0]), location=line.location)
+            if not claim_family(inst, peer.address.version):
+                raise ValueProblem(f"peer address {line.words[0]} must be of the instance's family")
             rest = line.words[1:]
             while rest:
                 if rest[0] == "min_ttl" and len(rest) > 1:
@@ -175,6 +276,9 @@ def _unicast_peers(ctx: ParseContext, inst: VrrpInstance, seg: Segment, lines: l
         except ValueProblem as problem:
             ctx.error(line, f"unicast_peer: {problem} - skipping this peer", "unicast_peer")
             continue
+        if peer.min_ttl is not None and peer.max_ttl is not None and peer.min_ttl > peer.max_ttl:
+            ctx.error(line, f"({inst.name}) min_ttl {peer.min_ttl} > max_ttl {peer.max_ttl} - all packets will be "
+                            "discarded", "unicast_peer")
         inst.unicast_peers.append(peer)
 
 
@@ -225,18 +329,18 @@ def _auth_type(ctx: ParseContext, auth: Authentication, seg: Segment) -> None:
     word = ctx.arg(seg)
     if word is None:
         return
-    if word.upper() not in ("PASS", "AH"):
-        raise ValueProblem(f"unknown authentication type '{word}' (expected PASS or AH)")
-    auth.auth_type = word.upper()
+    if word not in ("PASS", "AH"):
+        raise ValueProblem(f"unknown authentication type '{word}' (expected PASS or AH, in capitals)")
+    auth.auth_type = word
 
 
 def _auth_pass(ctx: ParseContext, auth: Authentication, seg: Segment) -> None:
     word = ctx.arg(seg)
     if word is None:
         return
-    if len(word) > 8:
-        ctx.warn(seg, "auth_pass: only the first 8 characters are used")
     auth.auth_pass = word[:8]
+    if len(word) > 8:  # keepalived 2.2.7 truncates and reports a configuration error
+        raise ValueProblem("truncating auth_pass to 8 characters")
 
 
 def _hmac_open(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> AuthHmac:
@@ -260,12 +364,12 @@ AUTH_HMAC.line("mode", h.text("mode"), "enforce, permissive or receive-only", si
 
 _vi = VRRP_INSTANCE
 _vi.line("state", _state, "initial state wanted: MASTER or BACKUP")
-_vi.line("interface", h.text("interface"), "interface the instance runs on")
+_vi.line("interface", FieldHandler("interface", _interface), "interface the instance runs on")
 _vi.line("virtual_router_id", _vrid, "VRID, 1-255")
 _vi.line("priority", _priority, "priority, 1-255 (255 = address owner)")
 _vi.line("advert_int", _advert_int, "advertisement interval (s)")
 _vi.line("version", _version, "VRRP version 2 or 3")
-_vi.list("virtual_ipaddress", _address_list("virtual_ipaddresses", "virtual_ipaddress"), "the VIPs")
+_vi.list("virtual_ipaddress", _address_list("virtual_ipaddresses", "virtual_ipaddress", True), "the VIPs")
 _vi.list(
     "virtual_ipaddress_excluded",
     _address_list("virtual_ipaddresses_excluded", "virtual_ipaddress_excluded"),
@@ -276,21 +380,21 @@ _vi.list("virtual_routes", _route_list("virtual_routes"), "routes added with the
 _vi.list("virtual_rules", _rule_list("virtual_rules"), "rules added with the VIPs")
 _vi.nested("authentication", AUTHENTICATION, _auth_open, "VRRPv2 authentication")
 _vi.nested("auth_hmac", AUTH_HMAC, _hmac_open, "HMAC authentication trailer", since="2.4")
-_vi.line("unicast_src_ip", h.ip("unicast_src_ip"), "source address for unicast adverts")
+_vi.line("unicast_src_ip", _source_ip("unicast_src_ip"), "source address for unicast adverts")
 _vi.list("unicast_peer", _unicast_peers, "unicast peers instead of multicast")
 _vi.line("unicast_fault_no_peer", h.flag("unicast_fault_no_peer"), "FAULT when no unicast peer")
 _vi.line("unicast_ttl", h.integer("unicast_ttl", 1, 255), "TTL of unicast adverts")
 _vi.line("check_unicast_src", h.flag("check_unicast_src"), "accept adverts from peers only")
 _vi.line("old_unicast_checksum", _old_unicast_checksum, "pre-1.3.6 unicast v3 checksum")
-_vi.line("mcast_src_ip", h.ip("mcast_src_ip"), "source address for multicast adverts")
-_vi.line("mcast_dst_ip", h.ip("mcast_dst_ip"), "multicast group other than the default")
+_vi.line("mcast_src_ip", _source_ip("mcast_src_ip"), "source address for multicast adverts")
+_vi.line("mcast_dst_ip", FieldHandler("mcast_dst_ip", _mcast_dst_ip), "multicast group other than the default")
 _vi.line("track_src_ip", h.flag("track_src_ip"), "FAULT if the source address goes")
 _vi.line("use_vmac", _use_vmac, "send from a VRRP virtual MAC interface")
 _vi.line("use_vmac_addr", h.flag("use_vmac_addr"), "use the VMAC address")
 _vi.line("vmac_xmit_base", h.flag("vmac_xmit_base"), "send adverts on the base interface")
 _vi.line("use_ipvlan", h.words("use_ipvlan", 0), "ipvlan interface")
-_vi.line("native_ipv6", h.flag("native_ipv6"), "force IPv6 (deprecated)", deprecated="an IPv6 VIP")
-_vi.line("vrf", h.text("vrf"), "VRF of the interface")
+_vi.line("native_ipv6", FieldHandler("native_ipv6", _native_ipv6), "force IPv6 (deprecated)", deprecated="an IPv6 VIP")
+_vi.line("vrf", FieldHandler("vrf", _vrf), "VRF of the interface")
 _vi.line("dont_track_primary", h.flag("dont_track_primary"), "ignore the interface's faults")
 _vi.list("track_interface", h.track_list("track_interfaces", -253, 253), "interfaces tracked")
 _vi.list("track_script", h.track_list("track_scripts", -253, 253), "vrrp_scripts tracked")
@@ -298,7 +402,8 @@ _vi.list("track_file", h.track_list("track_files", -254, 254), "track_files trac
 _vi.list("track_process", h.track_list("track_processes", -254, 254), "processes tracked")
 _vi.list("track_bfd", h.track_list("track_bfds", -253, 253), "BFD sessions tracked")
 _vi.line("promote_secondaries", h.flag("promote_secondaries"), "set promote_secondaries")
-_vi.line("linkbeat_use_polling", h.flag("linkbeat_use_polling"), "poll link state")
+_vi.line("linkbeat_use_polling", FieldHandler("linkbeat_use_polling", _linkbeat), "poll link state (deprecated)",
+         deprecated="linkbeat_interfaces")
 _vi.line("accept", h.flag("accept"), "accept packets to the VIPs (accept mode)")
 _vi.line("no_accept", h.flag("accept", False), "drop packets to the VIPs when not owner")
 _vi.line("skip_check_adv_addr", h.flag("skip_check_adv_addr"), "do not check advert addresses")
@@ -307,15 +412,15 @@ _vi.line("preempt", h.flag("nopreempt", False), "the default (kept for compatibi
 _vi.line("nopreempt", h.flag("nopreempt"), "do not take over from a lower priority master")
 _vi.line("preempt_delay", h.timer("preempt_delay_s", 0, 1000), "delay before preempting (s)")
 _vi.line("debug", h.integer("debug", 0, 4), "debug level", status=NOT_YET)
-_vi.line("notify_master", h.script("notify_master"), "script run on MASTER")
-_vi.line("notify_backup", h.script("notify_backup"), "script run on BACKUP")
-_vi.line("notify_fault", h.script("notify_fault"), "script run on FAULT")
-_vi.line("notify_stop", h.script("notify_stop"), "script run on STOP")
+_vi.line("notify_master", h.script("notify_master", once=True), "script run on MASTER")
+_vi.line("notify_backup", h.script("notify_backup", once=True), "script run on BACKUP")
+_vi.line("notify_fault", h.script("notify_fault", once=True), "script run on FAULT")
+_vi.line("notify_stop", h.script("notify_stop", once=True), "script run on STOP")
 _vi.line("notify_deleted", _notify_deleted, "script (or flag) for DELETED")
-_vi.line("notify", h.script("notify"), "script run on every state change")
+_vi.line("notify", h.script("notify", once=True), "script run on every state change")
 _vi.line(
     "notify_master_rx_lower_pri",
-    h.script("notify_master_rx_lower_pri"),
+    h.script("notify_master_rx_lower_pri", once=True),
     "script run when a master hears a lower priority",
 )
 _vi.line("smtp_alert", h.flag("smtp_alert"), "send mail on state changes")
@@ -341,7 +446,12 @@ _vi.line(
 )
 _vi.line("down_timer_adverts", h.integer("down_timer_adverts", 1, 100), "adverts before master down")
 _vi.line("garp_extra_if", _garp_extra_if, "periodic GARP on other interfaces")
-_vi.line("vmac_garp_intvl", _garp_extra_if, "old name of garp_extra_if", deprecated="garp_extra_if")
+def _vmac_garp_intvl(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
+    ctx.error(seg, 'keyword "vmac_garp_intvl" is deprecated - please use "garp_extra_if"')
+    _garp_extra_if(ctx, inst, seg)
+
+
+_vi.line("vmac_garp_intvl", _vmac_garp_intvl, "old name of garp_extra_if", deprecated="garp_extra_if")
 _vi.line("lower_prio_no_advert", h.flag("lower_prio_no_advert"), "no advert on lower priority")
 _vi.line("higher_prio_send_advert", h.flag("higher_prio_send_advert"), "advert before yielding")
 _vi.line("owner_ignore_adverts", h.flag("owner_ignore_adverts"), "owner ignores adverts", since="2.4")
@@ -368,9 +478,18 @@ def _open_sync_group(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) 
 
 
 def _sync_members(ctx: ParseContext, group: SyncGroup, seg: Segment, lines: list[Segment]) -> None:
+    if group.members:
+        ctx.error(seg, f"group list already specified for sync group {group.name}")
+        return
     for line in lines:
         for word in line.words:
             group.members.append(TrackRef(word, location=line.location))
+
+
+def _global_tracking(ctx: ParseContext, group: SyncGroup, seg: Segment) -> None:
+    group.global_tracking = True
+    raise ValueProblem(f"({group.name}) global_tracking is deprecated; use track_interface/script/file "
+                       "on the sync group")
 
 
 _sg = VRRP_SYNC_GROUP
@@ -380,13 +499,14 @@ _sg.list("track_script", h.track_list("track_scripts", -253, 253), "scripts trac
 _sg.list("track_file", h.track_list("track_files", -254, 254), "files tracked")
 _sg.list("track_process", h.track_list("track_processes", -254, 254), "processes tracked")
 _sg.list("track_bfd", h.track_list("track_bfds", -253, 253), "BFD sessions tracked")
-_sg.line("notify_master", h.script("notify_master"), "script run on MASTER")
-_sg.line("notify_backup", h.script("notify_backup"), "script run on BACKUP")
-_sg.line("notify_fault", h.script("notify_fault"), "script run on FAULT")
-_sg.line("notify_stop", h.script("notify_stop"), "script run on STOP")
-_sg.line("notify", h.script("notify"), "script run on every change")
+_sg.line("notify_master", h.script("notify_master", once=True), "script run on MASTER")
+_sg.line("notify_backup", h.script("notify_backup", once=True), "script run on BACKUP")
+_sg.line("notify_fault", h.script("notify_fault", once=True), "script run on FAULT")
+_sg.line("notify_stop", h.script("notify_stop", once=True), "script run on STOP")
+_sg.line("notify", h.script("notify", once=True), "script run on every change")
 _sg.line("smtp_alert", h.flag("smtp_alert"), "send mail on state changes")
-_sg.line("global_tracking", h.flag("global_tracking"), "deprecated", deprecated="sync_group_tracking_weight")
+_sg.line("global_tracking", FieldHandler("global_tracking", _global_tracking), "deprecated",
+         deprecated="sync_group_tracking_weight")
 _sg.line(
     "sync_group_tracking_weight",
     h.flag("sync_group_tracking_weight"),
@@ -403,18 +523,35 @@ def _open_script(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) -> V
     name = _name(ctx, seg)
     if name is None:
         return None
-    if name in config.vrrp_scripts:
-        ctx.error(seg, f"vrrp_script {name} is defined twice")
-        return None
     scr = VrrpScript(name=name, location=seg.location)
+    if name in config.vrrp_scripts:  # keepalived keeps both and finds the first by name
+        ctx.warn(seg, f"vrrp_script {name} is defined twice; the first one is used")
+        return scr
     config.vrrp_scripts[name] = scr
     return scr
 
 
 def _script_weight(ctx: ParseContext, scr: VrrpScript, seg: Segment) -> None:
+    """`weight N [reverse]`: keepalived 2.2.7 knows no `noreverse` here."""
+    if len(seg.words) > 2 and seg.words[2] != "reverse":
+        raise ValueProblem(f"vrrp_script {scr.name} unknown weight option {seg.words[2]}")
     weight, reverse = h.weight_words(ctx, seg, 0, -253, 253)
     if weight is not None:
         scr.weight, scr.weight_reverse = weight, reverse
+
+
+def _script_seconds(attr: str) -> LineHandler:
+    """interval / timeout: whole seconds up to 4294 (2^32 microseconds); 0 is refused and taken as 1."""
+    def handler(ctx: ParseContext, scr: VrrpScript, seg: Segment) -> None:
+        word = ctx.arg(seg)
+        if word is None:
+            return
+        value = to_int(word, 0, (2**32 - 1) // 1_000_000)
+        h.store(scr, attr, float(max(value, 1)))
+        if value == 0:
+            raise ValueProblem(f"({scr.name}) vrrp script {seg.words[0]} must be greater than 0, setting to 1")
+
+    return FieldHandler(attr, handler)
 
 
 def _script_user(ctx: ParseContext, scr: VrrpScript, seg: Segment) -> None:
@@ -433,8 +570,8 @@ def _script_close(ctx: ParseContext, scr: VrrpScript) -> None:
 
 _vs = VRRP_SCRIPT
 _vs.line("script", h.script("script"), "the command to run")
-_vs.line("interval", h.timer("interval_s", 0.000001, 2147), "seconds between runs")
-_vs.line("timeout", h.timer("timeout_s", 0.000001, 2147), "seconds before the run fails")
+_vs.line("interval", _script_seconds("interval_s"), "seconds between runs")
+_vs.line("timeout", _script_seconds("timeout_s"), "seconds before the run fails")
 _vs.line("weight", _script_weight, "priority change, -253..253 [reverse]")
 _vs.line("rise", h.integer("rise", 1, 2**31 - 1), "successes before OK")
 _vs.line("fall", h.integer("fall", 1, 2**31 - 1), "failures before KO")
@@ -456,6 +593,8 @@ def _open_tprocess(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) ->
 
 
 def _tp_weight(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
+    if tp.weight:
+        raise ValueProblem(f"weight already set for track process {tp.name} - ignoring")
     weight, reverse = h.weight_words(ctx, seg, 0, -254, 254)
     if weight is not None:
         tp.weight, tp.weight_reverse = weight, reverse
@@ -470,18 +609,47 @@ def _tp_param_match(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
     tp.param_match = word
 
 
+def _tp_quorum_max(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    value = to_int(word, 0, 65535)
+    if value < tp.quorum:
+        raise ValueProblem("quorum_max is less than quorum - ignoring")
+    tp.quorum_max = value
+
+
+def _tp_quorum(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    value = to_int(word, 1, 65535)
+    if tp.quorum_max is not None and value > tp.quorum_max:
+        raise ValueProblem("quorum is greater than quorum_max - ignoring")
+    tp.quorum = value
+
+
 def _tp_close(ctx: ParseContext, tp: TrackProcess) -> None:
     if not tp.process:
-        ctx.error(tp.location, f"vrrp_track_process {tp.name} has no process - removing it", "vrrp_track_process")
+        ctx.error(ctx.close_location or tp.location, f"vrrp_track_process {tp.name} has no process - removing it",
+                  "vrrp_track_process")
         ctx.config.track_processes.pop(tp.name, None)
 
 
+def _tp_process(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
+    if ctx.arg(seg) is None:
+        return
+    if tp.process:
+        raise ValueProblem(f"process already set for track process {tp.name} - ignoring {seg.words[1]}")
+    tp.process = list(seg.words[1:])
+
+
 _tp = VRRP_TRACK_PROCESS
-_tp.line("process", h.words("process"), "process name [arguments]")
-_tp.line("param_match", _tp_param_match, "initial or partial (none: exact)")
+_tp.line("process", FieldHandler("process", _tp_process), "process name [arguments]")
+_tp.line("param_match", FieldHandler("param_match", _tp_param_match), "initial or partial (none: exact)")
 _tp.line("weight", _tp_weight, "priority change, -254..254 [reverse]")
-_tp.line("quorum", h.integer("quorum", 0, 65535), "processes needed")
-_tp.line("quorum_max", h.integer("quorum_max", 0, 65535), "most processes allowed")
+_tp.line("quorum", FieldHandler("quorum", _tp_quorum), "processes needed")
+_tp.line("quorum_max", FieldHandler("quorum_max", _tp_quorum_max), "most processes allowed")
 _tp.line("delay", h.timer("delay_s", 0, 2147), "delay before acting (s)")
 _tp.line("terminate_delay", h.timer("terminate_delay_s", 0, 2147), "delay after termination (s)")
 _tp.line("fork_delay", h.timer("fork_delay_s", 0, 2147), "delay after fork (s)")
@@ -499,19 +667,29 @@ def _open_garp_group(ctx: ParseContext, config: KeepalivedConfig, seg: Segment) 
     return group
 
 
+def _garp_claim(ctx: ParseContext, group: GarpGroup, name: str, seg: Segment) -> None:
+    """An interface belongs to one garp_group; a second claim is an error (keepalived ignores it)."""
+    if any(name in other.interfaces for other in ctx.config.garp_groups):
+        ctx.error(seg, f"garp_group already specified for {name} - ignoring", "garp_group")
+        return
+    group.interfaces.append(name)
+    group.interface_locations.setdefault(name, seg.location)
+
+
 def _garp_interface(ctx: ParseContext, group: GarpGroup, seg: Segment) -> None:
     word = ctx.arg(seg)
     if word is not None:
-        group.interfaces.append(word)
+        _garp_claim(ctx, group, word, seg)
 
 
 def _garp_interfaces(ctx: ParseContext, group: GarpGroup, seg: Segment, lines: list[Segment]) -> None:
     for line in lines:
-        group.interfaces.extend(line.words)
+        for word in line.words:
+            _garp_claim(ctx, group, word, line)
 
 
-GARP_GROUP.line("garp_interval", h.timer("garp_interval_s", 0, 1), "pause between GARPs (s)")
-GARP_GROUP.line("gna_interval", h.timer("gna_interval_s", 0, 1), "pause between NAs (s)")
+GARP_GROUP.line("garp_interval", h.timer("garp_interval_s", 0, (2**31 - 1) / 1e6), "pause between GARPs (s)")
+GARP_GROUP.line("gna_interval", h.timer("gna_interval_s", 0, (2**31 - 1) / 1e6), "pause between NAs (s)")
 GARP_GROUP.line("interface", _garp_interface, "an interface of the group")
 GARP_GROUP.list("interfaces", _garp_interfaces, "interfaces of the group")
 
@@ -533,22 +711,38 @@ def _track_group_members(ctx: ParseContext, group: TrackGroup, seg: Segment, lin
 TRACK_GROUP.list("group", _track_group_members, "vrrp_instances the static items follow")
 
 
+def _linkbeat_interfaces(ctx: ParseContext, config: KeepalivedConfig, seg: Segment, lines: list[Segment]) -> None:
+    """`NAME [MII|ETHTOOL|IOCTL]` per line (keepalived's words, in capitals)."""
+    for line in lines:
+        if len(line.words) > 1 and (line.words[1] not in ("MII", "ETHTOOL", "IOCTL") or len(line.words) > 2):
+            ctx.error(line, f"extra characters {line.words[1]} in linkbeat interface", "linkbeat_interfaces")
+        config.linkbeat_interfaces.append(list(line.words))
+        config.linkbeat_locations.setdefault(line.words[0], line.location)
+
+
+def _garp_group_close(ctx: ParseContext, group: GarpGroup) -> None:
+    if group.garp_interval_s is None and group.gna_interval_s is None:
+        ctx.error(ctx.close_location or group.location, "garp group does not have any delay set - removing",
+                  "garp_group")
+
+
 def register(root: Block) -> None:
     """Add the VRRP side's root keywords to `root`."""
     root.list("static_ipaddress", _address_list("static_ipaddresses", "static_ipaddress"), "addresses set at start")
     root.list("static_routes", _route_list("static_routes"), "routes set at start")
     root.list("static_rules", _rule_list("static_rules"), "rules set at start")
     root.nested("track_group", TRACK_GROUP, _open_track_group, "static items following instances")
-    root.list("linkbeat_interfaces", _raw_lines("linkbeat_interfaces"), "interfaces polled for link")
+    root.list("linkbeat_interfaces", FieldHandler("linkbeat_interfaces", _linkbeat_interfaces),
+              "interfaces polled for link")
     root.list(
         "interface_up_down_delays",
         _raw_lines("interface_up_down_delays"),
         "debounce interface changes",
-        since="2.4",
     )
-    root.nested("garp_group", GARP_GROUP, _open_garp_group, "GARP pacing per interface group")
+    root.nested("garp_group", GARP_GROUP, _open_garp_group, "GARP pacing per interface group",
+                on_close=_garp_group_close)
     root.nested("vrrp_sync_group", VRRP_SYNC_GROUP, _open_sync_group, "instances that change state together")
-    root.nested("vrrp_instance", VRRP_INSTANCE, _open_instance, "a VRRP instance")
+    root.nested("vrrp_instance", VRRP_INSTANCE, _open_instance, "a VRRP instance", on_close=_instance_close)
     root.nested("vrrp_script", VRRP_SCRIPT, _open_script, "a script tracked by instances", on_close=_script_close)
     root.nested(
         "vrrp_track_process",
