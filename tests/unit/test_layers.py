@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ]),
     ("shells", [
         "pykeepalived.vrrp.service", "pykeepalived.check.service", "pykeepalived.check.running",
+        "pykeepalived.vrrp.interfaces",
         "pykeepalived.check.workers", "pykeepalived.check.plan", "pykeepalived.check.once",
         "pykeepalived.lvs.choose",
     ]),

@@ -41,6 +41,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "garp_lower_prio_delay", "garp_lower_prio_repeat", "lower_prio_no_advert", "higher_prio_send_advert",
         "skip_check_adv_addr", "check_unicast_src", "down_timer_adverts", "v3_checksum_as_v2", "accept", "no_accept",
         "lvs_sync_daemon_interface",
+        # VRRP wire and interface keywords (use_vmac's macvlan, advert TTL, interface settings)
+        "use_vmac", "vmac_xmit_base",
     )),
     (AUTHENTICATION, ("auth_type", "auth_pass")),
     (VRRP_SYNC_GROUP, (

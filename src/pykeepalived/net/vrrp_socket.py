@@ -160,24 +160,33 @@ class VrrpSocket:
     def fileno(self) -> int:
         return self._sock.fileno()
 
-    def send(self, pdu: bytes, dst: IPAddress) -> None:
-        """Send one VRRP PDU to `dst` (the group or a unicast peer); the kernel adds the IP header."""
+    def send(self, pdu: bytes, dst: IPAddress, *, ttl: int | None = None) -> None:
+        """Send one VRRP PDU to `dst` (the group or a unicast peer); the kernel adds the IP header.
+
+        ttl: this packet's TTL / hop limit instead of the socket's (unicast_ttl);
+        -1 on IPv6 is the kernel's default hop limit (keepalived's unicast default).
+        """
         if dst.version != self._version:
             raise NetError(f"cannot send a VRRP packet to {dst} on an IPv{self._version} socket")
+        if ttl is not None and not (1 <= ttl <= 255 or (ttl == -1 and self._version == 6)):
+            raise NetError(f"cannot send a VRRP packet to {dst}: TTL {ttl} outside 1..255")
         try:
             if self._version == 4:
                 ancillary = []
                 if self._source is not None:
                     pktinfo = struct.pack("=i4s4s", self._ifindex, self._source.packed, bytes(4))
                     ancillary.append((socket.IPPROTO_IP, IP_PKTINFO, pktinfo))
+                if ttl is not None:
+                    ancillary.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", ttl)))
                 self._sock.sendmsg([pdu], ancillary, 0, (str(dst), 0))
             else:
                 source = self._source.packed if self._source is not None else bytes(16)
                 pktinfo = struct.pack("=16sI", source, self._ifindex)
                 scope = self._ifindex if dst.is_link_local or dst.is_multicast else 0
-                self._sock.sendmsg(
-                    [pdu], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)], 0, (str(dst), 0, 0, scope)
-                )
+                ancillary6 = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)]
+                if ttl is not None:
+                    ancillary6.append((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("=i", ttl)))
+                self._sock.sendmsg([pdu], ancillary6, 0, (str(dst), 0, 0, scope))
         except OSError as exc:
             reason = os.strerror(exc.errno or errno.EIO)
             raise NetError(f"cannot send a VRRP packet to {dst} on {self._ifname}: {reason}") from exc

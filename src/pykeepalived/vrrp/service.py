@@ -38,6 +38,7 @@ from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
 from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault,
                               served_instances)
 from .core import CoreAction, TimerChanged, VrrpCore
+from .interfaces import VMAC_FAULT, InstanceInterfaces
 from .machine import (
     Action,
     AddVips,
@@ -106,6 +107,7 @@ class VrrpService:
         self.addresses = AddressManager()
         self.links = LinkMonitor()
         self.announcer = AnnounceSender()
+        self.interfaces = InstanceInterfaces()  # use_vmac's macvlans, promote_secondaries
         self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE)
         self.runner = ScriptRunner.for_config(config, "vrrp")
         fifo_spec = g.vrrp_notify_fifo or g.notify_fifo
@@ -132,6 +134,7 @@ class VrrpService:
         self._loop = asyncio.get_running_loop()
         await self.addresses.open()
         await self.links.open()
+        await self.interfaces.open()
         if self.fifo is not None:
             self.fifo.open()
         try:
@@ -190,6 +193,7 @@ class VrrpService:
         self.runner.terminate_all()
         if self.fifo is not None:
             self.fifo.close()
+        await self.interfaces.close()
         await self.links.close()
         await self.addresses.close()
 
@@ -247,6 +251,8 @@ class VrrpService:
                 log.warning("(%s) no %s source address on %s; the instance stays in FAULT", name,
                             "IPv4" if s.family == 4 else "IPv6 link-local", s.interface)
                 self._apply(self.core.set_fault(name, NO_SOURCE_FAULT, True, self._now()))
+            elif (fault := await self.interfaces.prepare(s, source)) is not None:
+                self._apply(self.core.set_fault(name, fault, True, self._now()))
             else:
                 self.core.set_source(name, source)
                 self._open_socket(name, s, source)
@@ -275,7 +281,7 @@ class VrrpService:
 
     def _open_socket(self, name: str, s: InstanceSettings, source: IPAddress) -> None:
         assert s.interface is not None or s.unicast
-        ifname = s.interface or ""
+        ifname = s.advert_interface or ""
         key = (s.family, ifname, str(source) if s.unicast else str(s.destination_group))
         entry = self._sockets.get(key)
         if entry is None:
@@ -433,7 +439,7 @@ class VrrpService:
         for dst in targets:
             pdu = encode_advert(advert, machine.source, dst, v3_pseudo_header=s.v3_pseudo_header)
             try:
-                entry.sock.send(pdu, dst)
+                entry.sock.send(pdu, dst, ttl=s.advert_ttl)
             except (OSError, PyKeepalivedError) as exc:
                 log.warning("(%s) cannot send advert to %s: %s", name, dst, exc)
 
@@ -507,7 +513,7 @@ class VrrpService:
         now = self._now()
         actions: list[CoreAction] = []
         actions += self.core.set_priority(name, priority, now)
-        for reason in machine.faults - faults - {NO_SOURCE_FAULT}:
+        for reason in machine.faults - faults - {NO_SOURCE_FAULT, VMAC_FAULT}:
             if not is_dataplane_fault(reason):  # _watch_dataplane's, not a tracker's
                 actions += self.core.set_fault(name, reason, False, now)
         for reason in faults - machine.faults:

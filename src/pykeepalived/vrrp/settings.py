@@ -7,7 +7,7 @@ so that the machine never looks at global_defs or applies a default itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
 
 from ..config.model import GlobalDefs, IpAddressSpec, VrrpInstance
@@ -64,6 +64,15 @@ class InstanceSettings:
     dont_track_primary: bool = False
     accept: bool = True
     sync_group: str | None = None
+    # use_vmac: the macvlan the VIPs live on (None: no VMAC); adverts leave from it unless vmac_xmit_base
+    vmac_ifname: str | None = None
+    vmac_xmit_base: bool = False
+    # unicast_ttl: TTL / hop limit of unicast adverts; None: 255 on IPv4, the kernel's default hop limit on IPv6
+    unicast_ttl: int | None = None
+    promote_secondaries: bool = False
+    # pacing of gratuitous ARPs / unsolicited NAs on one interface (vrrp_garp_interval, garp_group, ...)
+    garp_interval_s: float = 0.0
+    gna_interval_s: float = 0.0
     # beyond keepalived: on a clean stop, keep the VIPs until a new master speaks
     handover: bool = True
     extra: dict[str, object] = field(default_factory=dict, compare=False)
@@ -88,10 +97,61 @@ class InstanceSettings:
         return tuple(out)
 
     @property
+    def vmac_mac(self) -> bytes | None:
+        """RFC 5798's virtual MAC, 00:00:5e:00:01:VRID (IPv6: 00:00:5e:00:02:VRID), if use_vmac."""
+        if self.vmac_ifname is None:
+            return None
+        return bytes((0x00, 0x00, 0x5E, 0x00, 0x01 if self.family == 4 else 0x02, self.vrid))
+
+    @property
+    def advert_interface(self) -> str | None:
+        """Where adverts are sent and received: the VMAC, or the configured interface (vmac_xmit_base)."""
+        if self.vmac_ifname is not None and not self.vmac_xmit_base:
+            return self.vmac_ifname
+        return self.interface
+
+    @property
+    def advert_ttl(self) -> int:
+        """The TTL / hop limit adverts leave with: 255, or unicast_ttl for unicast ones.
+
+        keepalived 2.2.7 leaves IPv6 unicast adverts without unicast_ttl to the
+        kernel's default hop limit (-1 here: the socket layer's "default").
+        """
+        if self.unicast and self.unicast_ttl is not None:
+            return self.unicast_ttl
+        if self.unicast and self.family == 6:
+            return -1
+        return 255
+
+    @property
     def destination_group(self) -> IPAddress:
         if self.multicast_group is not None:
             return self.multicast_group
         return VRRP_MCAST_V4 if self.family == 4 else VRRP_MCAST_V6
+
+
+def _vmac(instance: VrrpInstance, vrid: int, unicast: bool, strict: bool) -> tuple[str | None, bool]:
+    """(VMAC interface name, vmac_xmit_base) as keepalived 2.2.7 settles them.
+
+    The name defaults to vrrp.VRID; unicast forces vmac_xmit_base (keepalived:
+    "unicast with use_vmac requires vmac_xmit_base"), strict mode clears it.
+    """
+    if instance.use_vmac is None:
+        return None, False
+    name = instance.use_vmac or f"vrrp.{vrid}"
+    xmit_base = instance.vmac_xmit_base or unicast
+    if strict:
+        xmit_base = False
+    return name, xmit_base
+
+
+def _on_vmac(specs: list[IpAddressSpec], vmac: str | None, interface: str | None,
+             family: int) -> tuple[IpAddressSpec, ...]:
+    """keepalived puts the instance's own-family (e)VIPs that name no other interface on the VMAC."""
+    if vmac is None:
+        return tuple(specs)
+    return tuple(replace(spec, device=vmac) if spec.device in (None, interface)
+                 and spec.address.ip.version == family else spec for spec in specs)
 
 
 def _cs(seconds: float) -> int:
@@ -146,6 +206,9 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         group = g.vrrp_mcast_group4 if family == 4 else g.vrrp_mcast_group6
     v3_as_v2 = bool(instance.v3_checksum_as_v2) or g.v3_checksum_as_v2
     nopreempt, preempt_delay = derived.nopreempt, derived.preempt_delay_s
+    vrid = instance.virtual_router_id or 0
+    strict = bool(instance.strict_mode if instance.strict_mode is not None else g.vrrp_strict)
+    vmac_ifname, xmit_base = _vmac(instance, vrid, bool(instance.unicast_peers), strict)
     return InstanceSettings(
         name=instance.name,
         vrid=instance.virtual_router_id or 0,
@@ -155,8 +218,8 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         base_priority=priority,
         wanted_master=wanted_master,
         advert_int_cs=advert_cs,
-        vips=tuple(instance.virtual_ipaddresses),
-        excluded_vips=tuple(instance.virtual_ipaddresses_excluded),
+        vips=_on_vmac(instance.virtual_ipaddresses, vmac_ifname, instance.interface, family),
+        excluded_vips=_on_vmac(instance.virtual_ipaddresses_excluded, vmac_ifname, instance.interface, family),
         nopreempt=nopreempt,
         preempt_delay_s=preempt_delay,
         auth_type=auth_type,
@@ -190,5 +253,11 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         dont_track_primary=instance.dont_track_primary,
         accept=_accept_mode(instance, g, priority),
         sync_group=instance.sync_group,
+        vmac_ifname=vmac_ifname,
+        vmac_xmit_base=xmit_base,
+        unicast_ttl=instance.unicast_ttl if instance.unicast_peers else None,
+        promote_secondaries=instance.promote_secondaries,
+        garp_interval_s=g.vrrp_garp_interval_s,
+        gna_interval_s=g.vrrp_gna_interval_s,
     )
 
