@@ -1,7 +1,9 @@
 """The raw IP protocol 112 socket VRRP adverts travel on, one per interface and family.
 
 The kernel builds the IP header (no IP_HDRINCL), so what we set is what RFC
-5798 asks of it: TTL / hop limit 255 (receivers drop anything else), and, as
+5798 asks of it: TTL / hop limit 255 (receivers drop anything else; unicast
+adverts: unicast_ttl, else 255 on IPv4 and the kernel's default on IPv6, as
+keepalived 2.2.7 sends them), and, as
 keepalived does, DSCP CS6 (TOS / traffic class 0xc0, IPTOS_PREC_INTERNETCONTROL)
 and no DF bit on IPv4.
 
@@ -88,7 +90,8 @@ class VrrpSocket:
 
     SO_BINDTODEVICE, joined to the multicast group (IP_ADD_MEMBERSHIP with
     ip_mreqn/ifindex; IPV6_JOIN_GROUP), multicast loop off, TTL/hop limit 255
-    for multicast and unicast, IPv4 TOS / IPv6 traffic class 0xc0; the kernel
+    for multicast and IPv4 unicast (IPv6 unicast: the kernel's default, or
+    the `ttl` given to send()), IPv4 TOS / IPv6 traffic class 0xc0; the kernel
     builds the IP header. Non-blocking, with a large enough receive buffer:
     register `fileno()` with the event loop and call `receive()` until None.
     """
@@ -258,7 +261,7 @@ def _setup_ipv4(sock: socket.socket, ifindex: int, group: IPAddress | None, ttl:
 
 def _setup_ipv6(sock: socket.socket, ifindex: int, group: IPAddress | None, ttl: int) -> None:
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, IPTOS_PREC_INTERNETCONTROL)
-    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+    # no IPV6_UNICAST_HOPS: as keepalived, unicast adverts without unicast_ttl keep the kernel's default hop limit
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
