@@ -96,7 +96,8 @@ def test_vmac_with_keepalived_peer(lab: Lab, tmp_path: Path, xmit_base: bool) ->
     r1 = str(lab.r1.ipv4.ip)
     adverts = fields(pcap, f"vrrp && ip.src == {r1}", ["eth.src", "vrrp.prio"])
     assert adverts and {src for src, _ in adverts} == {lab.r1.mac() if xmit_base else VMAC}, adverts
-    garps = fields(pcap, f"arp.opcode == 1 && arp.src.proto_ipv4 == {VIP4.ip} && arp.dst.proto_ipv4 == {VIP4.ip}", ["eth.src", "arp.src.hw_mac"])
+    gratuitous = f"arp.opcode == 1 && arp.src.proto_ipv4 == {VIP4.ip} && arp.dst.proto_ipv4 == {VIP4.ip}"
+    garps = fields(pcap, gratuitous, ["eth.src", "arp.src.hw_mac"])
     assert garps and set(map(tuple, garps)) == {(VMAC, VMAC)}, garps
     replies = fields(pcap, f"arp.opcode == 2 && arp.src.proto_ipv4 == {VIP4.ip}", ["eth.src", "arp.src.hw_mac"])
     assert replies and set(map(tuple, replies)) == {(VMAC, VMAC)}, replies
