@@ -42,7 +42,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "skip_check_adv_addr", "check_unicast_src", "down_timer_adverts", "v3_checksum_as_v2", "accept", "no_accept",
         "lvs_sync_daemon_interface",
         # VRRP wire and interface keywords (use_vmac's macvlan, advert TTL, interface settings)
-        "use_vmac", "vmac_xmit_base", "unicast_ttl",
+        "use_vmac", "vmac_xmit_base", "unicast_ttl", "promote_secondaries",
     )),
     (AUTHENTICATION, ("auth_type", "auth_pass")),
     (VRRP_SYNC_GROUP, (

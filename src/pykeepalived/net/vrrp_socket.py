@@ -90,8 +90,7 @@ class VrrpSocket:
 
     SO_BINDTODEVICE, joined to the multicast group (IP_ADD_MEMBERSHIP with
     ip_mreqn/ifindex; IPV6_JOIN_GROUP), multicast loop off, TTL/hop limit 255
-    for multicast and IPv4 unicast (IPv6 unicast: the kernel's default, or
-    the `ttl` given to send()), IPv4 TOS / IPv6 traffic class 0xc0; the kernel
+    for multicast and unicast (or the `ttl` given to send()), IPv4 TOS / IPv6 traffic class 0xc0; the kernel
     builds the IP header. Non-blocking, with a large enough receive buffer:
     register `fileno()` with the event loop and call `receive()` until None.
     """
@@ -167,7 +166,8 @@ class VrrpSocket:
         """Send one VRRP PDU to `dst` (the group or a unicast peer); the kernel adds the IP header.
 
         ttl: this packet's TTL / hop limit instead of the socket's (unicast_ttl);
-        -1 on IPv6 is the kernel's default hop limit (keepalived's unicast default).
+        -1 on IPv6 is the interface's default hop limit (net.ipv6.conf.IF.hop_limit,
+        what keepalived's IPv6 unicast adverts get without unicast_ttl).
         """
         if dst.version != self._version:
             raise NetError(f"cannot send a VRRP packet to {dst} on an IPv{self._version} socket")
@@ -187,6 +187,8 @@ class VrrpSocket:
                 pktinfo = struct.pack("=16sI", source, self._ifindex)
                 scope = self._ifindex if dst.is_link_local or dst.is_multicast else 0
                 ancillary6 = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)]
+                if ttl == -1:
+                    ttl = _default_hop_limit(self._ifname)
                 if ttl is not None:
                     ancillary6.append((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("=i", ttl)))
                 self._sock.sendmsg([pdu], ancillary6, 0, (str(dst), 0, 0, scope))
@@ -244,6 +246,16 @@ class VrrpSocket:
         self.close()
 
 
+def _default_hop_limit(ifname: str) -> int | None:
+    """The interface's default IPv6 hop limit (None: unreadable, the socket's then)."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{ifname}/hop_limit") as f:
+            value = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    return value if 1 <= value <= 255 else None
+
+
 def _setup_ipv4(sock: socket.socket, ifindex: int, group: IPAddress | None, ttl: int) -> None:
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, IPTOS_PREC_INTERNETCONTROL)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
@@ -261,7 +273,7 @@ def _setup_ipv4(sock: socket.socket, ifindex: int, group: IPAddress | None, ttl:
 
 def _setup_ipv6(sock: socket.socket, ifindex: int, group: IPAddress | None, ttl: int) -> None:
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, IPTOS_PREC_INTERNETCONTROL)
-    # no IPV6_UNICAST_HOPS: as keepalived, unicast adverts without unicast_ttl keep the kernel's default hop limit
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
