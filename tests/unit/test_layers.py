@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("cores", [
         "pykeepalived.vrrp", "pykeepalived.vrrp.packet", "pykeepalived.vrrp.settings", "pykeepalived.vrrp.machine",
         "pykeepalived.vrrp.group", "pykeepalived.vrrp.core", "pykeepalived.vrrp.track",
-        "pykeepalived.vrrp.dataplane_fault",
+        "pykeepalived.vrrp.dataplane_fault", "pykeepalived.vrrp.garp_pacing",
         "pykeepalived.check", "pykeepalived.check.logic", "pykeepalived.check.pool", "pykeepalived.check.probe",
         "pykeepalived.check.context", "pykeepalived.check.outcomes", "pykeepalived.check.http_response",
         "pykeepalived.check.smtp_session", "pykeepalived.check.dns_wire", "pykeepalived.check.icmp",

@@ -25,7 +25,7 @@ from .schema_check import (
     VIRTUAL_SERVER,
 )
 from .schema_global import GLOBAL_DEFS, TRACK_FILE
-from .schema_vrrp import AUTHENTICATION, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP
+from .schema_vrrp import AUTHENTICATION, GARP_GROUP, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP
 
 _CONNECTION = ("connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "connect_timeout", "fwmark")
 _TIMING = ("retry", "delay_before_retry", "warmup", "delay_loop", "alpha", "log_all_failures")
@@ -89,11 +89,15 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (FILE_CHECK, ("track_file", "weight")),
     (UDP_CHECK, _CONNECTION + _TIMING + ("payload", "require_reply", "min_reply_length", "max_reply_length")),
     (SSL_BLOCK, ("password", "ca", "certificate", "key")),
+    # VRRP wire and interface keywords: GARP/NA pacing
+    (GLOBAL_DEFS, ("vrrp_garp_interval", "vrrp_gna_interval", "vrrp_min_garp")),
+    (GARP_GROUP, ("garp_interval", "gna_interval", "interface", "interfaces")),
 ]
 
 
 ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_script", "track_file",
-                   "vrrp_track_file", "virtual_server", "virtual_server_group", "SSL")
+                   "vrrp_track_file", "virtual_server", "virtual_server_group", "SSL",
+                   "garp_group")
 
 
 def mark_acted(root: Block) -> None:

@@ -38,6 +38,7 @@ from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
 from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault,
                               served_instances)
 from .core import CoreAction, TimerChanged, VrrpCore
+from .garp_pacing import GarpItem, garp_intervals
 from .interfaces import VMAC_FAULT, InstanceInterfaces
 from .machine import (
     Action,
@@ -108,6 +109,9 @@ class VrrpService:
         self.links = LinkMonitor()
         self.announcer = AnnounceSender()
         self.interfaces = InstanceInterfaces()  # use_vmac's macvlans, promote_secondaries
+        self.garp_pacer = garp_intervals(g, config.garp_groups)  # vrrp_garp_interval, garp_group
+        self._garp_frames: dict[GarpItem, bytes] = {}
+        self._garp_timer: asyncio.TimerHandle | None = None
         self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE)
         self.runner = ScriptRunner.for_config(config, "vrrp")
         fifo_spec = g.vrrp_notify_fifo or g.notify_fifo
@@ -176,6 +180,8 @@ class VrrpService:
     async def _shutdown(self) -> None:
         for handle in self._timers.values():
             handle.cancel()
+        if self._garp_timer is not None:
+            self._garp_timer.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -481,11 +487,14 @@ class VrrpService:
             log.error("(%s) cannot %s: %s", name, what, exc)
 
     async def _announce(self, name: str, repeat: int) -> None:
+        """GARP/NA for every (e)VIP, `repeat` rounds in keepalived's order, paced per interface (garp_pacing.py)."""
         s = self.settings[name]
         machine = self.machines[name]
         if machine.state is not State.MASTER:
             return
-        for spec in [*s.vips, *s.excluded_vips]:
+        items: list[GarpItem] = []
+        place = list(self.settings).index(name)
+        for index, spec in enumerate([*s.vips, *s.excluded_vips]):
             dev = spec.device or s.interface
             if not dev:
                 continue
@@ -498,12 +507,41 @@ class VrrpService:
                 frame = gratuitous_arp_frame(mac, addr)
             else:
                 frame = unsolicited_na_frame(mac, addr, addr)  # keepalived sends the NA from the VIP
-            for _ in range(max(1, repeat)):
-                try:
-                    self.announcer.send(dev, frame)
-                except OSError as exc:
-                    log.warning("(%s) cannot announce %s on %s: %s", name, addr, dev, exc)
-                    break
+            base = s.interface if dev == s.vmac_ifname and s.interface else dev
+            item = GarpItem(name, dev, base, addr, (place, index))
+            self._garp_frames[item] = frame
+            items.append(item)
+        now = self._now()
+        failed: set[GarpItem] = set()
+        for _ in range(max(1, repeat)):
+            for item in items:
+                if item not in failed and self.garp_pacer.request(item, now) and not self._send_frame(item):
+                    failed.add(item)
+        self._arm_garp_timer()
+
+    def _send_frame(self, item: GarpItem) -> bool:
+        try:
+            self.announcer.send(item.device, self._garp_frames[item])
+        except OSError as exc:
+            log.warning("(%s) cannot announce %s on %s: %s", item.instance, item.address, item.device, exc)
+            return False
+        return True
+
+    def _arm_garp_timer(self) -> None:
+        """Wake when the next pending (paced) announcement may go."""
+        wake = self.garp_pacer.next_wake()
+        if self._garp_timer is not None:
+            self._garp_timer.cancel()
+            self._garp_timer = None
+        if wake is not None and self._loop is not None:
+            self._garp_timer = self._loop.call_at(wake, self._on_garp_timer)
+
+    def _on_garp_timer(self) -> None:
+        self._garp_timer = None
+        due, _ = self.garp_pacer.due(self._now(), lambda name: self.machines[name].state is State.MASTER)
+        for item in due:
+            self._send_frame(item)
+        self._arm_garp_timer()
 
     # ------------------------------------------------------------------ tracking
     def _sync_tracking(self, name: str) -> None:

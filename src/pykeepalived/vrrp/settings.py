@@ -18,6 +18,8 @@ IPAddress = IPv4Address | IPv6Address
 
 PRIORITY_OWNER = OWNER_PRIORITY
 PRIORITY_STOP = 0
+DEFAULT_GARP_DELAY_S = 5.0  # keepalived's vrrp_garp_master_delay and vrrp_garp_master_repeat
+DEFAULT_GARP_REPEAT = 5
 
 
 @dataclass(frozen=True)
@@ -191,10 +193,13 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         elif instance.authentication.auth_type == "AH":
             auth_type = AuthType.AH
     g = global_defs
-    master_delay = instance.garp_master_delay_s if instance.garp_master_delay_s is not None \
-        else g.vrrp_garp_master_delay_s
-    master_repeat = instance.garp_master_repeat if instance.garp_master_repeat is not None \
-        else g.vrrp_garp_master_repeat
+    g_delay, g_repeat = g.vrrp_garp_master_delay_s, g.vrrp_garp_master_repeat
+    if g.vrrp_min_garp:
+        # keepalived: vrrp_min_garp replaces the global defaults that are still keepalived's own
+        g_delay = 0.0 if g_delay == DEFAULT_GARP_DELAY_S else g_delay
+        g_repeat = 1 if g_repeat == DEFAULT_GARP_REPEAT else g_repeat
+    master_delay = instance.garp_master_delay_s if instance.garp_master_delay_s is not None else g_delay
+    master_repeat = instance.garp_master_repeat if instance.garp_master_repeat is not None else g_repeat
     lower_delay = instance.garp_lower_prio_delay_s
     if lower_delay is None:
         lower_delay = g.vrrp_garp_lower_prio_delay_s if g.vrrp_garp_lower_prio_delay_s is not None else master_delay
