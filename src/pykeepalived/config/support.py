@@ -42,7 +42,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "skip_check_adv_addr", "check_unicast_src", "down_timer_adverts", "v3_checksum_as_v2", "accept", "no_accept",
         "lvs_sync_daemon_interface",
         # VRRP wire and interface keywords (use_vmac's macvlan, advert TTL, interface settings)
-        "use_vmac", "vmac_xmit_base", "unicast_ttl", "promote_secondaries",
+        "use_vmac", "vmac_xmit_base", "unicast_ttl", "promote_secondaries", "strict_mode",
     )),
     (AUTHENTICATION, ("auth_type", "auth_pass")),
     (VRRP_SYNC_GROUP, (
@@ -90,7 +90,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (UDP_CHECK, _CONNECTION + _TIMING + ("payload", "require_reply", "min_reply_length", "max_reply_length")),
     (SSL_BLOCK, ("password", "ca", "certificate", "key")),
     # VRRP wire and interface keywords: GARP/NA pacing
-    (GLOBAL_DEFS, ("vrrp_garp_interval", "vrrp_gna_interval", "vrrp_min_garp")),
+    (GLOBAL_DEFS, ("vrrp_garp_interval", "vrrp_gna_interval", "vrrp_min_garp", "vrrp_strict")),
     (GARP_GROUP, ("garp_interval", "gna_interval", "interface", "interfaces")),
 ]
 
