@@ -20,6 +20,8 @@ log = logging.getLogger("pykeepalived.vrrp")
 
 IPAddress = IPv4Address | IPv6Address
 VMAC_FAULT = "VMAC interface"  # an instance whose VMAC cannot be made stays in FAULT
+NO_PEER_FAULT = "no unicast peer"  # unicast_fault_no_peer without peers
+SETUP_FAULTS = frozenset({VMAC_FAULT, NO_PEER_FAULT})  # faults of the set-up: trackers never clear them
 
 
 class InstanceInterfaces:
@@ -35,6 +37,9 @@ class InstanceInterfaces:
 
     async def prepare(self, s: InstanceSettings, source: IPAddress | None) -> str | None:
         """Set up what instance `s` needs; None if all is well, else why it cannot run (a fault reason)."""
+        if s.fault_no_peer:
+            log.info("(%s) Cannot use unicast without any peers - going to fault state", s.name)
+            return NO_PEER_FAULT
         if s.promote_secondaries and s.interface and s.vmac_ifname is None:
             try:
                 self.devconf.set(4, s.interface, "promote_secondaries", "1")

@@ -39,7 +39,7 @@ from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, f
                               served_instances)
 from .core import CoreAction, TimerChanged, VrrpCore
 from .garp_pacing import GarpItem, garp_intervals
-from .interfaces import VMAC_FAULT, InstanceInterfaces
+from .interfaces import SETUP_FAULTS, InstanceInterfaces
 from .machine import (
     Action,
     AddVips,
@@ -551,7 +551,7 @@ class VrrpService:
         now = self._now()
         actions: list[CoreAction] = []
         actions += self.core.set_priority(name, priority, now)
-        for reason in machine.faults - faults - {NO_SOURCE_FAULT, VMAC_FAULT}:
+        for reason in machine.faults - faults - {NO_SOURCE_FAULT, *SETUP_FAULTS}:
             if not is_dataplane_fault(reason):  # _watch_dataplane's, not a tracker's
                 actions += self.core.set_fault(name, reason, False, now)
         for reason in faults - machine.faults:

@@ -72,6 +72,8 @@ class InstanceSettings:
     # unicast_ttl: TTL / hop limit of unicast adverts; None: 255 on IPv4, the kernel's default hop limit on IPv6
     unicast_ttl: int | None = None
     promote_secondaries: bool = False
+    # unicast_fault_no_peer without any unicast_peer: keepalived keeps the instance in FAULT (else multicast)
+    fault_no_peer: bool = False
     # pacing of gratuitous ARPs / unsolicited NAs on one interface (vrrp_garp_interval, garp_group, ...)
     garp_interval_s: float = 0.0
     gna_interval_s: float = 0.0
@@ -262,6 +264,7 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         vmac_xmit_base=xmit_base,
         unicast_ttl=instance.unicast_ttl if instance.unicast_peers else None,
         promote_secondaries=instance.promote_secondaries,
+        fault_no_peer=instance.unicast_fault_no_peer and not instance.unicast_peers,
         garp_interval_s=g.vrrp_garp_interval_s,
         gna_interval_s=g.vrrp_gna_interval_s,
     )
