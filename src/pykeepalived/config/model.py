@@ -390,6 +390,7 @@ class GlobalDefs:
     v3_checksum_as_v2: bool = False
     vrrp_check_unicast_src: bool = False
     vrrp_lower_prio_no_advert: bool = False
+    vrrp_notify_priority_changes: bool = False
     vrrp_min_garp: bool = False  # one GARP/NA burst of one, no refresh: the defaults it replaces, in settings
     vrrp_higher_prio_send_advert: bool = False
     vrrp_skip_check_adv_addr: bool = False

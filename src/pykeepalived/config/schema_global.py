@@ -217,6 +217,7 @@ _BOOL_FIELDS = {
     "vrrp_skip_check_adv_addr",
     "v3_checksum_as_v2",
     "vrrp_min_garp",
+    "vrrp_notify_priority_changes",
 }
 for _name, _summary in _BOOL_FLAGS:
     _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,

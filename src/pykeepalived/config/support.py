@@ -43,7 +43,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "lvs_sync_daemon_interface",
         # VRRP wire and interface keywords (use_vmac's macvlan, advert TTL, interface settings)
         "use_vmac", "vmac_xmit_base", "unicast_ttl", "promote_secondaries", "strict_mode",
-        "mcast_dst_ip", "unicast_fault_no_peer",
+        "mcast_dst_ip", "unicast_fault_no_peer", "notify_priority_changes",
     )),
     (AUTHENTICATION, ("auth_type", "auth_pass")),
     (VRRP_SYNC_GROUP, (
@@ -91,7 +91,9 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (UDP_CHECK, _CONNECTION + _TIMING + ("payload", "require_reply", "min_reply_length", "max_reply_length")),
     (SSL_BLOCK, ("password", "ca", "certificate", "key")),
     # VRRP wire and interface keywords: GARP/NA pacing
-    (GLOBAL_DEFS, ("vrrp_garp_interval", "vrrp_gna_interval", "vrrp_min_garp", "vrrp_strict")),
+    (GLOBAL_DEFS, ("vrrp_garp_interval", "vrrp_gna_interval", "vrrp_min_garp", "vrrp_strict",
+                   "vrrp_notify_priority_changes")),
+    (VRRP_SYNC_GROUP, ("notify_priority_changes",)),
     (GARP_GROUP, ("garp_interval", "gna_interval", "interface", "interfaces")),
 ]
 

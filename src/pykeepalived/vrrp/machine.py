@@ -99,6 +99,15 @@ class MasterRxLowerPriority:
 
 
 @dataclass(frozen=True)
+class PriorityChanged:
+    """notify_priority_changes: the effective priority moved (keepalived's MASTER_PRIORITY / BACKUP_PRIORITY)."""
+
+    instance: str
+    state: State
+    priority: int
+
+
+@dataclass(frozen=True)
 class PacketDropped:
     """An advert refused; `counter` names the Stats field that counted it."""
 
@@ -132,7 +141,7 @@ class Stopped:
 
 
 Action = SendAdvert | AddVips | RemoveVips | Announce | StateChanged | MasterRxLowerPriority | PacketDropped | \
-    Log | Stopped | GroupStateChanged
+    Log | Stopped | GroupStateChanged | PriorityChanged
 
 
 @dataclass
@@ -394,6 +403,8 @@ class VrrpMachine:
         self.effective_priority = priority
         if self.state is State.BACKUP and self._down_due is not None:
             self._down_due += self.skew_s() - old_skew
+        if self.settings.notify_priority_changes:
+            self._emit(PriorityChanged(self.name, self.state, priority))
         return self._drain()
 
     def stop(self, now: float) -> list[Action]:

@@ -49,6 +49,7 @@ from .machine import (
     MachineView,
     MasterRxLowerPriority,
     PacketDropped,
+    PriorityChanged,
     RemoveVips,
     SendAdvert,
     State,
@@ -90,7 +91,9 @@ class VrrpService:
         self._dataplane_fault: str | None = None  # the fault reason set on the served instances, if any
         g = config.global_defs
         self.settings: dict[str, InstanceSettings] = {
-            name: instance_settings(inst, g) for name, inst in config.vrrp_instances.items()
+            name: instance_settings(inst, g, group_notify_priority_changes=config.sync_groups[inst.sync_group]
+                                    .notify_priority_changes if inst.sync_group in config.sync_groups else None)
+            for name, inst in config.vrrp_instances.items()
         }
         self.core = VrrpCore(self.settings.values(),
                              {gname: [r.name for r in group.members] for gname, group in config.sync_groups.items()})
@@ -405,6 +408,10 @@ class VrrpService:
         elif isinstance(action, GroupStateChanged):
             log.info("VRRP_Group(%s) Entering %s STATE", action.group, action.new.name)
             self.notifier.group_state(self.config.sync_groups[action.group], action.new.name)
+        elif isinstance(action, PriorityChanged):  # notify_priority_changes: a FIFO line, no script
+            self.notifier.event(self.config.vrrp_instances[action.instance],
+                                "MASTER_PRIORITY" if action.state is State.MASTER else "BACKUP_PRIORITY",
+                                action.priority)
         elif isinstance(action, MasterRxLowerPriority):
             self.notifier.event(self.config.vrrp_instances[action.instance], "MASTER_RX_LOWER_PRI",
                                 self.machines[action.instance].effective_priority)

@@ -74,6 +74,7 @@ class InstanceSettings:
     promote_secondaries: bool = False
     # unicast_fault_no_peer without any unicast_peer: keepalived keeps the instance in FAULT (else multicast)
     fault_no_peer: bool = False
+    notify_priority_changes: bool = False
     # pacing of gratuitous ARPs / unsolicited NAs on one interface (vrrp_garp_interval, garp_group, ...)
     garp_interval_s: float = 0.0
     gna_interval_s: float = 0.0
@@ -171,7 +172,8 @@ def _accept_mode(instance: VrrpInstance, g: GlobalDefs, priority: int) -> bool:
     return not (instance.strict_mode or g.vrrp_strict)
 
 
-def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> InstanceSettings:
+def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
+                      group_notify_priority_changes: bool | None = None) -> InstanceSettings:
     """Complete one instance the way keepalived does before it starts.
 
     The derived values (family, version, priority, state, preemption) come from
@@ -265,6 +267,9 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         unicast_ttl=instance.unicast_ttl if instance.unicast_peers else None,
         promote_secondaries=instance.promote_secondaries,
         fault_no_peer=instance.unicast_fault_no_peer and not instance.unicast_peers,
+        # the instance's, else its sync group's, else global_defs' (keepalived 2.2.7)
+        notify_priority_changes=next(v for v in (instance.notify_priority_changes, group_notify_priority_changes,
+                                                 g.vrrp_notify_priority_changes) if v is not None),
         garp_interval_s=g.vrrp_garp_interval_s,
         gna_interval_s=g.vrrp_gna_interval_s,
     )
