@@ -43,7 +43,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "lvs_sync_daemon_interface",
         # VRRP wire and interface keywords (use_vmac's macvlan, advert TTL, interface settings)
         "use_vmac", "vmac_xmit_base", "unicast_ttl", "promote_secondaries", "strict_mode",
-        "mcast_dst_ip", "unicast_fault_no_peer", "notify_priority_changes",
+        "mcast_dst_ip", "unicast_fault_no_peer", "notify_priority_changes", "old_unicast_checksum",
     )),
     (AUTHENTICATION, ("auth_type", "auth_pass")),
     (VRRP_SYNC_GROUP, (

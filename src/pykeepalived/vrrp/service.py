@@ -56,7 +56,7 @@ from .machine import (
     StateChanged,
     Stopped,
 )
-from .packet import Advert, VrrpPacketError, decode_advert, encode_advert, parse_ipv4
+from .packet import Advert, VrrpPacketError, decode_advert, decode_unicast_advert, encode_advert, parse_ipv4
 from .settings import InstanceSettings, instance_settings
 from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
 
@@ -115,6 +115,8 @@ class VrrpService:
         self.garp_pacer = garp_intervals(g, config.garp_groups)  # vrrp_garp_interval, garp_group
         self._garp_frames: dict[GarpItem, bytes] = {}
         self._garp_timer: asyncio.TimerHandle | None = None
+        # instances sending unicast VRRPv3 adverts with the pre-1.3.6 checksum (old_unicast_checksum)
+        self._old_checksum = {name for name, s in self.settings.items() if s.old_unicast_checksum == "old"}
         self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE)
         self.runner = ScriptRunner.for_config(config, "vrrp")
         fifo_spec = g.vrrp_notify_fifo or g.notify_fifo
@@ -334,7 +336,15 @@ class VrrpService:
         if machine is not None and machine.source is not None and src == machine.source:
             return  # our own advert, looped back
         try:
-            advert: Advert = decode_advert(payload, src, dst)
+            settings = self.settings.get(name) if name is not None else None
+            if settings is None:
+                advert, old = decode_advert(payload, src, dst), False
+            else:
+                advert, old = decode_unicast_advert(payload, src, dst, old_checksum=settings.old_unicast_checksum,
+                                                    old_group=settings.old_checksum_group)
+            if old and name is not None and name not in self._old_checksum:
+                self._old_checksum.add(name)
+                log.info("(%s) Setting unicast VRRPv3 checksum to old version", name)
         except VrrpPacketError as exc:
             if machine is not None and name is not None:
                 self.core.count_undecodable(name, exc.reason.value)
@@ -450,7 +460,9 @@ class VrrpService:
         )
         targets: list[IPAddress] = [p.address for p in s.unicast_peers] if s.unicast else [s.destination_group]
         for dst in targets:
-            pdu = encode_advert(advert, machine.source, dst, v3_pseudo_header=s.v3_pseudo_header)
+            old = name in self._old_checksum and dst.version == 4 and not dst.is_multicast
+            pdu = encode_advert(advert, machine.source, s.old_checksum_group if old else dst,
+                                v3_pseudo_header=s.v3_pseudo_header)
             try:
                 entry.sock.send(pdu, dst, ttl=s.advert_ttl)
             except (OSError, PyKeepalivedError) as exc:

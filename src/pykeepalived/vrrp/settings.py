@@ -75,6 +75,9 @@ class InstanceSettings:
     # unicast_fault_no_peer without any unicast_peer: keepalived keeps the instance in FAULT (else multicast)
     fault_no_peer: bool = False
     notify_priority_changes: bool = False
+    # old_unicast_checksum: "auto" (none: switch to the old checksum when a peer uses it), "never", "old"
+    old_unicast_checksum: str = "auto"
+    old_checksum_group: IPAddress = VRRP_MCAST_V4  # the pseudo-header destination of the old checksum
     # pacing of gratuitous ARPs / unsolicited NAs on one interface (vrrp_garp_interval, garp_group, ...)
     garp_interval_s: float = 0.0
     gna_interval_s: float = 0.0
@@ -267,6 +270,8 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
         unicast_ttl=instance.unicast_ttl if instance.unicast_peers else None,
         promote_secondaries=instance.promote_secondaries,
         fault_no_peer=instance.unicast_fault_no_peer and not instance.unicast_peers,
+        old_unicast_checksum={None: "auto", "never": "never"}.get(instance.old_unicast_checksum, "old"),
+        old_checksum_group=g.vrrp_mcast_group4 or VRRP_MCAST_V4,
         # the instance's, else its sync group's, else global_defs' (keepalived 2.2.7)
         notify_priority_changes=next(v for v in (instance.notify_priority_changes, group_notify_priority_changes,
                                                  g.vrrp_notify_priority_changes) if v is not None),
