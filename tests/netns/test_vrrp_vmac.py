@@ -21,7 +21,7 @@ from pykeepalived.lab import VrrpPeer, VrrpSettings, wait_until
 from pykeepalived.lab.topology import Host
 
 from .vrrp_capture import capture, fields
-from .vrrp_helpers import VIP4, Lab, lab_fixture, needs_root
+from .vrrp_helpers import VIP4, VIP6, Lab, lab_fixture, needs_root
 
 pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived,
               pytest.mark.skipif(shutil.which("tshark") is None or shutil.which("tcpdump") is None,
@@ -138,3 +138,29 @@ def test_vmac_leftover_is_replaced(lab: Lab) -> None:
     wait_until(lambda: _has_vmac(lab.r1) and not _on_vmac(lab.r1), 5.0, what="leftover VIP gone")
     assert _vmac_link(lab.r1)["mode"] == "private"
     wait_until(lambda: _sole_vmac_holder(lab.r2, lab.r1), 2.0, what="keepalived sole holder")
+
+
+def test_ipv6_vmac_with_keepalived_peer(lab: Lab, tmp_path: Path) -> None:
+    """IPv6: MAC 00:00:5e:00:02:VRID, no EUI-64 address, the base interface's link-local (deprecated) on
+    the VMAC, adverts from it with the virtual MAC; keepalived takes over when we stop."""
+    vmac6 = "00:00:5e:00:02:33"
+    settings = [VrrpSettings(vrid=VRID, priority=150, vips=[VIP6], version=3, advert_int_s=0.2, extra=["use_vmac"])]
+    ours = lab.peer("py", lab.r1, settings)
+    theirs = lab.peer("ka", lab.r2, [VrrpSettings(vrid=VRID, priority=100, vips=[VIP6], version=3, advert_int_s=0.2,
+                                                  extra=["use_vmac"])])
+    pcap = tmp_path / "lan6.pcap"
+    with capture(lab.c, pcap, "ip6 proto 112"):
+        theirs.start()
+        ours.start()
+        wait_until(lambda: _on_vmac(lab.r1, VIP6.ip) and not _on_vmac(lab.r2, VIP6.ip), 8.0, what="our IPv6 VIP")
+        link = lab.r1.netns.ip_json("-d", "link", "show", "dev", VMAC_IF)[0]
+        assert (link["linkinfo"]["info_data"]["mode"], link["address"]) == ("private", vmac6)
+        addresses = lab.r1.netns.ip_json("addr", "show", "dev", VMAC_IF)[0]["addr_info"]
+        link_local = [a for a in addresses if a["local"].startswith("fe80:")]
+        assert [(a["local"], a.get("preferred_life_time")) for a in link_local] == [(str(lab.r1.link_local()), 0)]
+        assert lab.r1.netns.run(["cat", f"/proc/sys/net/ipv6/conf/{VMAC_IF}/addr_gen_mode"]).stdout.strip() == "1"
+        assert theirs.states() == {"VI_1": "BACKUP"}
+    adverts = fields(pcap, f"vrrp && ipv6.src == {lab.r1.link_local()}", ["eth.src"])
+    assert adverts and {row[0] for row in adverts} == {vmac6}, adverts
+    ours.stop()
+    wait_until(lambda: _on_vmac(lab.r2, VIP6.ip) and not _has_vmac(lab.r1), 5.0, what="keepalived takes over")

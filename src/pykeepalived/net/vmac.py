@@ -136,8 +136,11 @@ class VmacManager:
         try:
             await self._ipr.link("set", index=index, state="up")
             if family == 6 and link_local is not None:
+                # deprecated (preferred lifetime 0), as keepalived adds it: adverts leave from it, nothing else
                 await self._ipr.addr("add", index=index, address=str(link_local), prefixlen=64,
-                                     family=socket.AF_INET6, flags=IFA_F_NODAD)
+                                     family=socket.AF_INET6, flags=IFA_F_NODAD,
+                                     IFA_CACHEINFO={"ifa_preferred": 0, "ifa_valid": 0xFFFFFFFF,
+                                                    "cstamp": 0, "tstamp": 0})
         except NetlinkError as exc:
             if getattr(exc, "code", 0) != errno.EEXIST:
                 raise NetError(f"{what}: {_reason(exc)}") from exc
