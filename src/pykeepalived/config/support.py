@@ -44,6 +44,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         # VRRP wire and interface keywords (use_vmac's macvlan, advert TTL, interface settings)
         "use_vmac", "vmac_xmit_base", "unicast_ttl", "promote_secondaries", "strict_mode",
         "mcast_dst_ip", "unicast_fault_no_peer", "notify_priority_changes", "old_unicast_checksum",
+        "garp_extra_if", "vmac_garp_intvl",
     )),
     (AUTHENTICATION, ("auth_type", "auth_pass")),
     (VRRP_SYNC_GROUP, (

@@ -412,7 +412,7 @@ class VrrpService:
         elif isinstance(action, RemoveVips):
             await self._set_vips(action.instance, add=False)
         elif isinstance(action, Announce):
-            await self._announce(action.instance, action.repeat)
+            await self._announce(action.instance, action.repeat, action.extra)
         elif isinstance(action, StateChanged):
             self._state_changed(action)
         elif isinstance(action, GroupStateChanged):
@@ -505,7 +505,7 @@ class VrrpService:
         except Exception as exc:
             log.error("(%s) cannot %s: %s", name, what, exc)
 
-    async def _announce(self, name: str, repeat: int) -> None:
+    async def _announce(self, name: str, repeat: int, extra: bool = False) -> None:
         """GARP/NA for every (e)VIP, `repeat` rounds in keepalived's order, paced per interface (garp_pacing.py)."""
         s = self.settings[name]
         machine = self.machines[name]
@@ -513,9 +513,10 @@ class VrrpService:
             return
         items: list[GarpItem] = []
         place = list(self.settings).index(name)
+        extra_done: set[str] = set()
         for index, spec in enumerate([*s.vips, *s.excluded_vips]):
             dev = spec.device or s.interface
-            if not dev:
+            if not dev or (extra and not _extra_announcement(s, dev, extra_done)):
                 continue
             mac = self._macs.get(dev)
             if mac is None:
@@ -724,6 +725,17 @@ class VrrpService:
             log.error("%s not written: %s", what, exc)
             return None
         return target
+
+
+def _extra_announcement(s: InstanceSettings, dev: str, done: set[str]) -> bool:
+    """garp_extra_if (keepalived 2.2.7): one address per interface, on our VMACs (any interface with `all`),
+    and on the instance's own interface only with vmac_xmit_base."""
+    if dev in done or (dev != s.vmac_ifname and not s.garp_extra_if_all):
+        return False
+    if dev == (s.vmac_ifname or s.interface) and not s.vmac_xmit_base:
+        return False
+    done.add(dev)
+    return True
 
 
 def _status_setter(kind: TrackKind, name: str, status: TrackStatus) -> Callable[[InstanceTracking], None]:

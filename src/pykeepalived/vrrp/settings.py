@@ -75,6 +75,9 @@ class InstanceSettings:
     # unicast_fault_no_peer without any unicast_peer: keepalived keeps the instance in FAULT (else multicast)
     fault_no_peer: bool = False
     notify_priority_changes: bool = False
+    # garp_extra_if [all] SECONDS: a periodic GARP/NA on VMACs other than the advert interface (all: every interface)
+    garp_extra_if_s: float = 0.0
+    garp_extra_if_all: bool = False
     # old_unicast_checksum: "auto" (none: switch to the old checksum when a peer uses it), "never", "old"
     old_unicast_checksum: str = "auto"
     old_checksum_group: IPAddress = VRRP_MCAST_V4  # the pseudo-header destination of the old checksum
@@ -162,6 +165,16 @@ def _on_vmac(specs: list[IpAddressSpec], vmac: str | None, interface: str | None
                  and spec.address.ip.version == family else spec for spec in specs)
 
 
+def _extra_if_interval(instance: VrrpInstance, specs: tuple[IpAddressSpec, ...], own: str | None) -> float:
+    """garp_extra_if's interval, or 0 where keepalived 2.2.7 turns it off: with no (e)VIP on another interface
+    than the one the instance's VIPs live on (its VMAC, if any), or without `all` (only use_vmac_addr's
+    VMACs would count, and those are not made here)."""
+    others = any((spec.device or instance.interface) != own for spec in specs)
+    if not instance.garp_extra_if_all or not others:
+        return 0.0
+    return instance.garp_extra_if_s or 0.0
+
+
 def _cs(seconds: float) -> int:
     return max(1, round(seconds * 100))
 
@@ -221,6 +234,8 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
     vrid = instance.virtual_router_id or 0
     strict = bool(instance.strict_mode if instance.strict_mode is not None else g.vrrp_strict)
     vmac_ifname, xmit_base = _vmac(instance, vrid, bool(instance.unicast_peers), strict)
+    vips = _on_vmac(instance.virtual_ipaddresses, vmac_ifname, instance.interface, family)
+    excluded = _on_vmac(instance.virtual_ipaddresses_excluded, vmac_ifname, instance.interface, family)
     settings = InstanceSettings(
         name=instance.name,
         vrid=instance.virtual_router_id or 0,
@@ -230,8 +245,8 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
         base_priority=priority,
         wanted_master=wanted_master,
         advert_int_cs=advert_cs,
-        vips=_on_vmac(instance.virtual_ipaddresses, vmac_ifname, instance.interface, family),
-        excluded_vips=_on_vmac(instance.virtual_ipaddresses_excluded, vmac_ifname, instance.interface, family),
+        vips=vips,
+        excluded_vips=excluded,
         nopreempt=nopreempt,
         preempt_delay_s=preempt_delay,
         auth_type=auth_type,
@@ -270,6 +285,8 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
         unicast_ttl=instance.unicast_ttl if instance.unicast_peers else None,
         promote_secondaries=instance.promote_secondaries,
         fault_no_peer=instance.unicast_fault_no_peer and not instance.unicast_peers,
+        garp_extra_if_s=_extra_if_interval(instance, (*vips, *excluded), vmac_ifname or instance.interface),
+        garp_extra_if_all=instance.garp_extra_if_all,
         old_unicast_checksum={None: "auto", "never": "never"}.get(instance.old_unicast_checksum, "old"),
         old_checksum_group=g.vrrp_mcast_group4 or VRRP_MCAST_V4,
         # the instance's, else its sync group's, else global_defs' (keepalived 2.2.7)
