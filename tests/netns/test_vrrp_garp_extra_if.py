@@ -2,8 +2,9 @@
 
 r1 runs an instance on eth0 (LAN A) with a second VIP on eth1 (LAN B); a
 client on LAN B counts the GARPs for that VIP over ~4.5 s of mastership.
-`garp_extra_if all 1`: keepalived sends one a second after the takeover
-burst; `garp_extra_if 1` (VMACs only) it turns off: only the burst.
+`garp_extra_if all 1` (or global_defs' `vrrp_garp_extra_if all 1`):
+keepalived sends one a second after the takeover burst; `garp_extra_if 1`
+(VMACs only) it turns off: only the burst.
 """
 
 from __future__ import annotations
@@ -40,10 +41,11 @@ def lans() -> Iterator[tuple[Host, Host]]:
 
 
 def _garps(r1: Host, c2: Host, tmp_path: Path, kind: str, line: str) -> list[float]:
+    instance_line, global_line = ("", line) if line.startswith("vrrp_") else (line, "")
     settings = [VrrpSettings(vrid=58, priority=150, vips=[VIP4], version=3, advert_int_s=0.2,
-                             extra=[line, "garp_master_repeat 1", "garp_master_delay 0",
+                             extra=[instance_line, "garp_master_repeat 1", "garp_master_delay 0",
                                     "virtual_ipaddress {", f"    {VIP_B} dev eth1", "}"])]
-    peer = (KeepalivedPeer if kind == "ka" else PyKeepalivedPeer)(r1, settings, tmp_path)
+    peer = (KeepalivedPeer if kind == "ka" else PyKeepalivedPeer)(r1, settings, tmp_path, extra_global=global_line)
     pcap = tmp_path / f"{kind}-{line.replace(' ', '_')}.pcap"
     try:
         with capture(c2, pcap, "arp"):
@@ -59,7 +61,7 @@ def _garps(r1: Host, c2: Host, tmp_path: Path, kind: str, line: str) -> list[flo
     return [t - times[0] for t in times if t - times[0] <= WINDOW_S] if times else []
 
 
-@pytest.mark.parametrize("line", ["garp_extra_if all 1", "garp_extra_if 1"])
+@pytest.mark.parametrize("line", ["garp_extra_if all 1", "garp_extra_if 1", "vrrp_garp_extra_if all 1"])
 def test_garp_extra_if_as_keepalived(lans: tuple[Host, Host], tmp_path: Path, line: str) -> None:
     r1, c2 = lans
     theirs = _garps(r1, c2, tmp_path, "ka", line)

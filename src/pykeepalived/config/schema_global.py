@@ -310,6 +310,19 @@ _TEXT_DEPRECATED = {
     "vrrp_vmac_garp_intvl": "vrrp_garp_extra_if",
 }
 _TEXT_SINCE_24 = {"state_dump_file", "stats_dump_file", "json_dump_file", "iproute_usr_dir", "iproute_etc_dir"}
+def _garp_extra_if(g: GlobalDefs, seg: Segment) -> None:
+    """vrrp_garp_extra_if [all] SECONDS (keepalived 2.2.7: the words in any order, seconds 1..86400)."""
+    seconds: int | None = None
+    for word in seg.words[1:]:
+        if word == "all":
+            g.vrrp_garp_extra_if_all = True
+        else:
+            seconds = to_int(word, 1, 86400)
+    if seconds is None:
+        raise ValueProblem("needs an interval in seconds")
+    g.vrrp_garp_extra_if_s = float(seconds)
+
+
 # the text keywords code reads have typed GlobalDefs fields; the others stay in `settings` as words
 _TEXT_FIELDS: dict[str, LineHandler] = {
     "default_interface": h.first_word("default_interface"),
@@ -319,6 +332,8 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "lvs_timeouts": h.words("lvs_timeouts", 0),
     "lvs_flush_on_stop": h.words("lvs_flush_on_stop", 0),
     "lvs_flush_onstop": h.words("lvs_flush_on_stop", 0),
+    "vrrp_garp_extra_if": lambda ctx, g, seg: _garp_extra_if(g, seg),
+    "vrrp_vmac_garp_intvl": lambda ctx, g, seg: _garp_extra_if(g, seg),
 }
 for _name, _summary in _TEXTS:
     _g.line(

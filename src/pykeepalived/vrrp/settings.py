@@ -165,14 +165,20 @@ def _on_vmac(specs: list[IpAddressSpec], vmac: str | None, interface: str | None
                  and spec.address.ip.version == family else spec for spec in specs)
 
 
-def _extra_if_interval(instance: VrrpInstance, specs: tuple[IpAddressSpec, ...], own: str | None) -> float:
+def _extra_if_all(instance: VrrpInstance, g: GlobalDefs) -> bool:
+    """The instance's `all`, or global_defs' when the instance has no garp_extra_if of its own."""
+    return instance.garp_extra_if_all if instance.garp_extra_if_s is not None else g.vrrp_garp_extra_if_all
+
+
+def _extra_if_interval(instance: VrrpInstance, g: GlobalDefs, specs: tuple[IpAddressSpec, ...],
+                       own: str | None) -> float:
     """garp_extra_if's interval, or 0 where keepalived 2.2.7 turns it off: with no (e)VIP on another interface
     than the one the instance's VIPs live on (its VMAC, if any), or without `all` (only use_vmac_addr's
     VMACs would count, and those are not made here)."""
     others = any((spec.device or instance.interface) != own for spec in specs)
-    if not instance.garp_extra_if_all or not others:
+    if not _extra_if_all(instance, g) or not others:
         return 0.0
-    return instance.garp_extra_if_s or 0.0
+    return instance.garp_extra_if_s if instance.garp_extra_if_s is not None else g.vrrp_garp_extra_if_s
 
 
 def _cs(seconds: float) -> int:
@@ -285,8 +291,8 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
         unicast_ttl=instance.unicast_ttl if instance.unicast_peers else None,
         promote_secondaries=instance.promote_secondaries,
         fault_no_peer=instance.unicast_fault_no_peer and not instance.unicast_peers,
-        garp_extra_if_s=_extra_if_interval(instance, (*vips, *excluded), vmac_ifname or instance.interface),
-        garp_extra_if_all=instance.garp_extra_if_all,
+        garp_extra_if_s=_extra_if_interval(instance, g, (*vips, *excluded), vmac_ifname or instance.interface),
+        garp_extra_if_all=_extra_if_all(instance, g),
         old_unicast_checksum={None: "auto", "never": "never"}.get(instance.old_unicast_checksum, "old"),
         old_checksum_group=g.vrrp_mcast_group4 or VRRP_MCAST_V4,
         # the instance's, else its sync group's, else global_defs' (keepalived 2.2.7)
