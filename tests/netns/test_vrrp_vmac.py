@@ -164,3 +164,24 @@ def test_ipv6_vmac_with_keepalived_peer(lab: Lab, tmp_path: Path) -> None:
     assert adverts and {row[0] for row in adverts} == {vmac6}, adverts
     ours.stop()
     wait_until(lambda: _on_vmac(lab.r2, VIP6.ip) and not _has_vmac(lab.r1), 5.0, what="keepalived takes over")
+
+
+@pytest.mark.parametrize("prefix", ["vm", "averyverylongprefix"])
+def test_vmac_prefix_names_as_keepalived(lab: Lab, prefix: str) -> None:
+    """global_defs vmac_prefix: the VMAC is PREFIX.VRID, the prefix cut to fit 15 characters."""
+    names: dict[str, list[str]] = {}
+    for kind in ("ka", "py"):
+        peer = lab.peer(kind, lab.r1, [VrrpSettings(vrid=251, priority=150, vips=[VIP4], version=3,
+                                                    advert_int_s=0.2, extra=["use_vmac"])],
+                        extra_global=f"vmac_prefix {prefix}")
+        peer.start()
+        wait_until(lambda: any(VIP4.ip in lab.r1.addresses(name) for name in _macvlans(lab.r1)), 5.0,
+                   what="VIP on a VMAC")
+        names[kind] = _macvlans(lab.r1)
+        peer.stop()
+    assert names["ka"] == [f"{prefix[:11]}.251"]
+    assert names["py"] == names["ka"]
+
+
+def _macvlans(host: Host) -> list[str]:
+    return [link["ifname"] for link in host.netns.ip_json("-d", "link", "show", "type", "macvlan")]

@@ -332,6 +332,7 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "lvs_timeouts": h.words("lvs_timeouts", 0),
     "lvs_flush_on_stop": h.words("lvs_flush_on_stop", 0),
     "lvs_flush_onstop": h.words("lvs_flush_on_stop", 0),
+    "vmac_prefix": h.first_word("vmac_prefix"),
     "vrrp_garp_extra_if": lambda ctx, g, seg: _garp_extra_if(g, seg),
     "vrrp_vmac_garp_intvl": lambda ctx, g, seg: _garp_extra_if(g, seg),
 }

@@ -93,7 +93,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (SSL_BLOCK, ("password", "ca", "certificate", "key")),
     # VRRP wire and interface keywords: GARP/NA pacing
     (GLOBAL_DEFS, ("vrrp_garp_interval", "vrrp_gna_interval", "vrrp_min_garp", "vrrp_strict",
-                   "vrrp_notify_priority_changes", "vrrp_garp_extra_if", "vrrp_vmac_garp_intvl")),
+                   "vrrp_notify_priority_changes", "vrrp_garp_extra_if", "vrrp_vmac_garp_intvl",
+                   "vmac_prefix")),
     (VRRP_SYNC_GROUP, ("notify_priority_changes",)),
     (GARP_GROUP, ("garp_interval", "gna_interval", "interface", "interfaces")),
 ]

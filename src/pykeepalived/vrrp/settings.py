@@ -141,7 +141,15 @@ class InstanceSettings:
         return VRRP_MCAST_V4 if self.family == 4 else VRRP_MCAST_V6
 
 
-def _vmac(instance: VrrpInstance, vrid: int, unicast: bool, strict: bool) -> tuple[str | None, bool]:
+def vmac_name(prefix: str | None, vrid: int) -> str:
+    """keepalived 2.2.7's default VMAC name: PREFIX.VRID, the prefix cut so that the name fits IFNAMSIZ (15)."""
+    prefix = prefix or "vrrp"
+    suffix = f".{vrid}"
+    return prefix[:15 - len(suffix)] + suffix
+
+
+def _vmac(instance: VrrpInstance, vrid: int, unicast: bool, strict: bool,
+          prefix: str | None = None) -> tuple[str | None, bool]:
     """(VMAC interface name, vmac_xmit_base) as keepalived 2.2.7 settles them.
 
     The name defaults to vrrp.VRID; unicast forces vmac_xmit_base (keepalived:
@@ -149,7 +157,7 @@ def _vmac(instance: VrrpInstance, vrid: int, unicast: bool, strict: bool) -> tup
     """
     if instance.use_vmac is None:
         return None, False
-    name = instance.use_vmac or f"vrrp.{vrid}"
+    name = instance.use_vmac or vmac_name(prefix, vrid)
     xmit_base = instance.vmac_xmit_base or unicast
     if strict:
         xmit_base = False
@@ -239,7 +247,7 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
     nopreempt, preempt_delay = derived.nopreempt, derived.preempt_delay_s
     vrid = instance.virtual_router_id or 0
     strict = bool(instance.strict_mode if instance.strict_mode is not None else g.vrrp_strict)
-    vmac_ifname, xmit_base = _vmac(instance, vrid, bool(instance.unicast_peers), strict)
+    vmac_ifname, xmit_base = _vmac(instance, vrid, bool(instance.unicast_peers), strict, g.vmac_prefix)
     vips = _on_vmac(instance.virtual_ipaddresses, vmac_ifname, instance.interface, family)
     excluded = _on_vmac(instance.virtual_ipaddresses_excluded, vmac_ifname, instance.interface, family)
     settings = InstanceSettings(
