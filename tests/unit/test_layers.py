@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("cores", [
         "pykeepalived.vrrp", "pykeepalived.vrrp.packet", "pykeepalived.vrrp.settings", "pykeepalived.vrrp.machine",
         "pykeepalived.vrrp.group", "pykeepalived.vrrp.core", "pykeepalived.vrrp.track",
-        "pykeepalived.vrrp.dataplane_fault",
+        "pykeepalived.vrrp.dataplane_fault", "pykeepalived.vrrp.garp_pacing",
         "pykeepalived.vrrp.dump_view", "pykeepalived.vrrp.data_dump", "pykeepalived.vrrp.stats_dump",
         "pykeepalived.vrrp.json_dump",
         "pykeepalived.vrrp.track_process", "pykeepalived.check.ha_suspend",
@@ -72,6 +72,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.running",
         "pykeepalived.vrrp.service", "pykeepalived.check.service", "pykeepalived.check.running",
         "pykeepalived.vrrp.process_watch", "pykeepalived.vrrp.statics", "pykeepalived.check.ha_watch",
+        "pykeepalived.vrrp.interfaces",
         "pykeepalived.check.workers", "pykeepalived.check.plan", "pykeepalived.check.once",
         "pykeepalived.check.dump_writer",
         "pykeepalived.lvs.choose",

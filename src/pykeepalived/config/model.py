@@ -401,6 +401,11 @@ class GlobalDefs:
     v3_checksum_as_v2: bool = False
     vrrp_check_unicast_src: bool = False
     vrrp_lower_prio_no_advert: bool = False
+    vrrp_notify_priority_changes: bool = False
+    vmac_prefix: str | None = None  # use_vmac's default name is PREFIX.VRID (keepalived: "vrrp")
+    vrrp_garp_extra_if_s: float = 0.0  # vrrp_garp_extra_if: the default of every instance's garp_extra_if
+    vrrp_garp_extra_if_all: bool = False
+    vrrp_min_garp: bool = False  # one GARP/NA burst of one, no refresh: the defaults it replaces, in settings
     vrrp_higher_prio_send_advert: bool = False
     vrrp_skip_check_adv_addr: bool = False
     # read by the checker side and the data planes

@@ -386,6 +386,8 @@ _BOOL_FIELDS = {
     "checker_no_swap",
     "vrrp_netlink_cmd_rcv_bufs_force",
     "vrrp_netlink_monitor_rcv_bufs_force",
+    "vrrp_min_garp",
+    "vrrp_notify_priority_changes",
 }
 for _name, _summary in _BOOL_FLAGS:
     _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,
@@ -482,6 +484,19 @@ _TEXT_DEPRECATED = {
     "vrrp_vmac_garp_intvl": "vrrp_garp_extra_if",
 }
 _TEXT_SINCE_24 = {"state_dump_file", "stats_dump_file", "json_dump_file", "iproute_usr_dir", "iproute_etc_dir"}
+def _garp_extra_if(g: GlobalDefs, seg: Segment) -> None:
+    """vrrp_garp_extra_if [all] SECONDS (keepalived 2.2.7: the words in any order, seconds 1..86400)."""
+    seconds: int | None = None
+    for word in seg.words[1:]:
+        if word == "all":
+            g.vrrp_garp_extra_if_all = True
+        else:
+            seconds = to_int(word, 1, 86400)
+    if seconds is None:
+        raise ValueProblem("needs an interval in seconds")
+    g.vrrp_garp_extra_if_s = float(seconds)
+
+
 # the text keywords code reads have typed GlobalDefs fields; the others stay in `settings` as words
 _TEXT_FIELDS: dict[str, LineHandler] = {
     "default_interface": h.text("default_interface"),
@@ -495,6 +510,9 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "checker_process_name": _process_name("checker_process_name"),
     "lvs_process_name": _process_name("checker_process_name"),
     "vrrp_rx_bufs_policy": FieldHandler("vrrp_rx_bufs_policy", lambda ctx, g, seg: _rx_bufs_policy(ctx, g, seg)),
+    "vmac_prefix": h.first_word("vmac_prefix"),
+    "vrrp_garp_extra_if": lambda ctx, g, seg: _garp_extra_if(g, seg),
+    "vrrp_vmac_garp_intvl": lambda ctx, g, seg: _garp_extra_if(g, seg),
 }
 def _deprecated_error(handler: LineHandler, instead: str) -> LineHandler:
     """A keyword keepalived 2.2.7 still obeys but reports as a configuration error (CONFIG_DEPRECATED)."""
@@ -505,8 +523,7 @@ def _deprecated_error(handler: LineHandler, instead: str) -> LineHandler:
     return FieldHandler(handler.field, run) if isinstance(handler, FieldHandler) else run
 
 
-_TEXT_FIELDS["vrrp_vmac_garp_intvl"] = _deprecated_error(h.words("settings.vrrp_vmac_garp_intvl", 0),
-                                                         "vrrp_garp_extra_if")
+_TEXT_FIELDS["vrrp_vmac_garp_intvl"] = _deprecated_error(_TEXT_FIELDS["vrrp_vmac_garp_intvl"], "vrrp_garp_extra_if")
 for _name, _summary in _TEXTS:
     _g.line(
         _name,

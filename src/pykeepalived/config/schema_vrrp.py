@@ -283,8 +283,11 @@ def _unicast_peers(ctx: ParseContext, inst: VrrpInstance, seg: Segment, lines: l
 
 
 def _use_vmac(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:
-    inst.use_vmac = seg.words[1] if len(seg.words) > 1 else f"vrrp.{inst.virtual_router_id or 0}"
-    inst.use_vmac_options = list(seg.words[2:])
+    # keepalived: up to two words, an interface name and/or a MAC (the word with a ':'); "" = vrrp.VRID,
+    # named once the whole instance is read (virtual_router_id may come later)
+    names = [w for w in seg.words[1:3] if ":" not in w]
+    inst.use_vmac = names[0] if names else ""
+    inst.use_vmac_options = [w for w in seg.words[1:] if w != inst.use_vmac]
 
 
 def _garp_extra_if(ctx: ParseContext, inst: VrrpInstance, seg: Segment) -> None:

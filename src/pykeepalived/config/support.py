@@ -25,7 +25,8 @@ from .schema_check import (
     VIRTUAL_SERVER,
 )
 from .schema_global import GLOBAL_DEFS, TRACK_FILE
-from .schema_vrrp import AUTHENTICATION, TRACK_GROUP, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP, VRRP_TRACK_PROCESS
+from .schema_vrrp import (AUTHENTICATION, GARP_GROUP, TRACK_GROUP, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP,
+                          VRRP_TRACK_PROCESS)
 
 _CONNECTION = ("connect_ip", "connect_port", "bindto", "bind_port", "bind_if", "connect_timeout", "fwmark")
 _TIMING = ("retry", "delay_before_retry", "warmup", "delay_loop", "alpha", "log_all_failures")
@@ -41,6 +42,10 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "garp_lower_prio_delay", "garp_lower_prio_repeat", "lower_prio_no_advert", "higher_prio_send_advert",
         "skip_check_adv_addr", "check_unicast_src", "down_timer_adverts", "v3_checksum_as_v2", "accept", "no_accept",
         "lvs_sync_daemon_interface",
+        # VRRP wire and interface keywords (use_vmac's macvlan, advert TTL, interface settings)
+        "use_vmac", "vmac_xmit_base", "unicast_ttl", "promote_secondaries", "strict_mode",
+        "mcast_dst_ip", "unicast_fault_no_peer", "notify_priority_changes", "old_unicast_checksum",
+        "garp_extra_if", "vmac_garp_intvl",
     )),
     (AUTHENTICATION, ("auth_type", "auth_pass")),
     (VRRP_SYNC_GROUP, (
@@ -115,6 +120,12 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "random_seed",
     )),
     (VRRP_INSTANCE, ("kernel_rx_buf_size",)),
+    # VRRP wire and interface keywords: GARP/NA pacing
+    (GLOBAL_DEFS, ("vrrp_garp_interval", "vrrp_gna_interval", "vrrp_min_garp", "vrrp_strict",
+                   "vrrp_notify_priority_changes", "vrrp_garp_extra_if", "vrrp_vmac_garp_intvl",
+                   "vmac_prefix")),
+    (VRRP_SYNC_GROUP, ("notify_priority_changes",)),
+    (GARP_GROUP, ("garp_interval", "gna_interval", "interface", "interfaces")),
 ]
 
 
@@ -124,7 +135,8 @@ ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_scri
                    # used (no_accept is an nftables table, per namespace), so namespace_with_ipsets needs nothing
                    "net_namespace", "instance", "use_pid_dir", "namespace_with_ipsets",
 
-                   "vrrp_track_process", "static_ipaddress", "static_routes", "static_rules", "track_group")
+                   "vrrp_track_process", "static_ipaddress", "static_routes", "static_rules", "track_group",
+                   "garp_group")
 
 
 def mark_acted(root: Block) -> None:

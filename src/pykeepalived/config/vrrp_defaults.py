@@ -69,7 +69,12 @@ def instance_defaults(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
     auth = instance.authentication
     if auth is not None and auth.auth_type == "AH" and state == "MASTER" and priority != OWNER_PRIORITY:
         state, ah_refused = "BACKUP", True  # AH needs a received advert's sequence number before taking over
+    strict = instance.strict_mode if instance.strict_mode is not None else global_defs.vrrp_strict
+    if strict:  # strict mode: only the address owner starts as MASTER
+        state = "MASTER" if priority == OWNER_PRIORITY else "BACKUP"
     nopreempt, preempt_delay = instance.nopreempt, instance.preempt_delay_s
+    if strict:
+        preempt_delay = 0.0  # keepalived: preempt_delay is incompatible with strict mode
     if priority == OWNER_PRIORITY or state == "MASTER":
         nopreempt, preempt_delay = False, 0.0
     if nopreempt:

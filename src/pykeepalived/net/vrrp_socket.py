@@ -1,7 +1,9 @@
 """The raw IP protocol 112 socket VRRP adverts travel on, one per interface and family.
 
 The kernel builds the IP header (no IP_HDRINCL), so what we set is what RFC
-5798 asks of it: TTL / hop limit 255 (receivers drop anything else), and, as
+5798 asks of it: TTL / hop limit 255 (receivers drop anything else; unicast
+adverts: unicast_ttl, else 255 on IPv4 and the kernel's default on IPv6, as
+keepalived 2.2.7 sends them), and, as
 keepalived does, DSCP CS6 (TOS / traffic class 0xc0, IPTOS_PREC_INTERNETCONTROL)
 and no DF bit on IPv4.
 
@@ -88,7 +90,7 @@ class VrrpSocket:
 
     SO_BINDTODEVICE, joined to the multicast group (IP_ADD_MEMBERSHIP with
     ip_mreqn/ifindex; IPV6_JOIN_GROUP), multicast loop off, TTL/hop limit 255
-    for multicast and unicast, IPv4 TOS / IPv6 traffic class 0xc0; the kernel
+    for multicast and unicast (or the `ttl` given to send()), IPv4 TOS / IPv6 traffic class 0xc0; the kernel
     builds the IP header. Non-blocking, with a large enough receive buffer:
     register `fileno()` with the event loop and call `receive()` until None.
     """
@@ -160,24 +162,36 @@ class VrrpSocket:
     def fileno(self) -> int:
         return self._sock.fileno()
 
-    def send(self, pdu: bytes, dst: IPAddress) -> None:
-        """Send one VRRP PDU to `dst` (the group or a unicast peer); the kernel adds the IP header."""
+    def send(self, pdu: bytes, dst: IPAddress, *, ttl: int | None = None) -> None:
+        """Send one VRRP PDU to `dst` (the group or a unicast peer); the kernel adds the IP header.
+
+        ttl: this packet's TTL / hop limit instead of the socket's (unicast_ttl);
+        -1 on IPv6 is the interface's default hop limit (net.ipv6.conf.IF.hop_limit,
+        what keepalived's IPv6 unicast adverts get without unicast_ttl).
+        """
         if dst.version != self._version:
             raise NetError(f"cannot send a VRRP packet to {dst} on an IPv{self._version} socket")
+        if ttl is not None and not (1 <= ttl <= 255 or (ttl == -1 and self._version == 6)):
+            raise NetError(f"cannot send a VRRP packet to {dst}: TTL {ttl} outside 1..255")
         try:
             if self._version == 4:
                 ancillary = []
                 if self._source is not None:
                     pktinfo = struct.pack("=i4s4s", self._ifindex, self._source.packed, bytes(4))
                     ancillary.append((socket.IPPROTO_IP, IP_PKTINFO, pktinfo))
+                if ttl is not None:
+                    ancillary.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", ttl)))
                 self._sock.sendmsg([pdu], ancillary, 0, (str(dst), 0))
             else:
                 source = self._source.packed if self._source is not None else bytes(16)
                 pktinfo = struct.pack("=16sI", source, self._ifindex)
                 scope = self._ifindex if dst.is_link_local or dst.is_multicast else 0
-                self._sock.sendmsg(
-                    [pdu], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)], 0, (str(dst), 0, 0, scope)
-                )
+                ancillary6 = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)]
+                if ttl == -1:
+                    ttl = _default_hop_limit(self._ifname)
+                if ttl is not None:
+                    ancillary6.append((socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("=i", ttl)))
+                self._sock.sendmsg([pdu], ancillary6, 0, (str(dst), 0, 0, scope))
         except OSError as exc:
             reason = os.strerror(exc.errno or errno.EIO)
             raise NetError(f"cannot send a VRRP packet to {dst} on {self._ifname}: {reason}") from exc
@@ -230,6 +244,16 @@ class VrrpSocket:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _default_hop_limit(ifname: str) -> int | None:
+    """The interface's default IPv6 hop limit (None: unreadable, the socket's then)."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{ifname}/hop_limit") as f:
+            value = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    return value if 1 <= value <= 255 else None
 
 
 def _setup_ipv4(sock: socket.socket, ifindex: int, group: IPAddress | None, ttl: int) -> None:

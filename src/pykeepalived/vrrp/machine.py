@@ -80,6 +80,7 @@ class Announce:
 
     instance: str
     repeat: int
+    extra: bool = False  # garp_extra_if: one GARP/NA on each extra interface only
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,15 @@ class StateChanged:
 class MasterRxLowerPriority:
     instance: str
     source: IPAddress
+    priority: int
+
+
+@dataclass(frozen=True)
+class PriorityChanged:
+    """notify_priority_changes: the effective priority moved (keepalived's MASTER_PRIORITY / BACKUP_PRIORITY)."""
+
+    instance: str
+    state: State
     priority: int
 
 
@@ -132,7 +142,7 @@ class Stopped:
 
 
 Action = SendAdvert | AddVips | RemoveVips | Announce | StateChanged | MasterRxLowerPriority | PacketDropped | \
-    Log | Stopped | GroupStateChanged
+    Log | Stopped | GroupStateChanged | PriorityChanged
 
 
 @dataclass
@@ -249,6 +259,7 @@ class VrrpMachine:
         self._preempt_until: float | None = None
         self._garp_due: list[tuple[float, int]] = []
         self._refresh_due: float | None = None
+        self._extra_due: float | None = None  # garp_extra_if, looked at when an advert goes (as keepalived)
         self._handover_deadline: float | None = None
         self._release_at: float | None = None
         self._out: list[Action] = []
@@ -348,6 +359,9 @@ class VrrpMachine:
                 and not self.stopping:
             self._send_advert(self.effective_priority)
             self._advert_due = now + self.advert_int_s
+            if self._extra_due is not None and now >= self._extra_due:
+                self._emit(Announce(self.name, 1, extra=True))
+                self._extra_due = now + self.settings.garp_extra_if_s
         due_garps = [(t, r) for t, r in self._garp_due if now >= t]
         if due_garps:
             self._garp_due = [(t, r) for t, r in self._garp_due if now < t]
@@ -394,6 +408,8 @@ class VrrpMachine:
         self.effective_priority = priority
         if self.state is State.BACKUP and self._down_due is not None:
             self._down_due += self.skew_s() - old_skew
+        if self.settings.notify_priority_changes:
+            self._emit(PriorityChanged(self.name, self.state, priority))
         return self._drain()
 
     def stop(self, now: float) -> list[Action]:
@@ -404,7 +420,7 @@ class VrrpMachine:
         if self.state is State.MASTER:
             self._send_advert(PRIORITY_STOP)
             self._advert_due = None
-            self._refresh_due = None
+            self._refresh_due = self._extra_due = None
             self._garp_due = []
             if self.settings.handover:
                 self.stopping = True
@@ -557,6 +573,7 @@ class VrrpMachine:
             if s.garp_master_delay_s > 0:
                 self._garp_due.append((now + s.garp_master_delay_s, s.garp_master_repeat))
         self._refresh_due = now + s.garp_master_refresh_s if s.garp_master_refresh_s > 0 else None
+        self._extra_due = now + s.garp_extra_if_s if s.garp_extra_if_s > 0 else None
         self.stats.become_master += 1
         self._change_state(State.MASTER, now, reason)
 
@@ -571,7 +588,7 @@ class VrrpMachine:
         if new is State.FAULT:
             self._send_advert(PRIORITY_STOP)
         self._advert_due = None
-        self._refresh_due = None
+        self._refresh_due = self._extra_due = None
         self._garp_due = []
         self._emit(RemoveVips(self.name))
         self.stats.release_master += 1
@@ -601,7 +618,7 @@ class VrrpMachine:
         was_master = self.state is State.MASTER
         self._handover_deadline = None
         self._release_at = None
-        self._advert_due = self._down_due = self._refresh_due = None
+        self._advert_due = self._down_due = self._refresh_due = self._extra_due = None
         self._garp_due = []
         if was_master:
             self._emit(RemoveVips(self.name))

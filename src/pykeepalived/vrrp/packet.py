@@ -370,3 +370,27 @@ def parse_ipv4(datagram: bytes) -> IPv4Datagram:
                               f"IPv4 header length {ihl * 4} exceeds the total length {tot_len}")
     return IPv4Datagram(src=IPv4Address(data[12:16]), dst=IPv4Address(data[16:20]), ttl=data[8],
                         protocol=data[9], payload=data[ihl * 4:tot_len])
+
+
+def decode_unicast_advert(pdu: bytes, src: IPAddress, dst: IPAddress, *, old_checksum: str,
+                          old_group: IPAddress) -> tuple[Advert, bool]:
+    """A received advert under old_unicast_checksum's rules; also says whether it had the old checksum.
+
+    keepalived 2.2.7 before 1.3.6 checksummed unicast VRRPv3/IPv4 adverts with
+    the multicast group (vrrp_mcast_group4) as the pseudo-header's destination.
+    old_checksum "auto" (no keyword): the new checksum, else the old one (the
+    caller then sends the old one too, as keepalived switches); "never": only
+    the new one; "old" (the bare keyword): only the old one.
+    """
+    unicast_v4 = dst.version == 4 and not dst.is_multicast
+    if old_checksum == "old" and unicast_v4:
+        return decode_advert(pdu, src, old_group, accept_old_unicast=False), True
+    try:
+        return decode_advert(pdu, src, dst, accept_old_unicast=False), False
+    except VrrpPacketError as exc:
+        if exc.reason is not DropReason.BAD_CHECKSUM or old_checksum != "auto" or not unicast_v4:
+            raise
+        advert = decode_advert(pdu, src, old_group, accept_old_unicast=False)
+        if advert.version != 3:
+            raise
+        return advert, True

@@ -46,6 +46,8 @@ from .json_dump import instance_data
 from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, fault_reason, is_dataplane_fault,
                               served_instances)
 from .core import CoreAction, TimerChanged, VrrpCore
+from .garp_pacing import GarpItem, garp_intervals
+from .interfaces import SETUP_FAULTS, InstanceInterfaces
 from .machine import (
     Action,
     AddVips,
@@ -55,13 +57,14 @@ from .machine import (
     MachineView,
     MasterRxLowerPriority,
     PacketDropped,
+    PriorityChanged,
     RemoveVips,
     SendAdvert,
     State,
     StateChanged,
     Stopped,
 )
-from .packet import Advert, VrrpPacketError, decode_advert, encode_advert, parse_ipv4
+from .packet import Advert, VrrpPacketError, decode_advert, decode_unicast_advert, encode_advert, parse_ipv4
 from .settings import InstanceSettings, instance_settings
 from .startup_delay import StartupDelay
 from .rx_bufs import instance_share
@@ -103,7 +106,9 @@ class VrrpService:
         self._dataplane_fault: str | None = None  # the fault reason set on the served instances, if any
         g = config.global_defs
         self.settings: dict[str, InstanceSettings] = {
-            name: instance_settings(inst, g) for name, inst in config.vrrp_instances.items()
+            name: instance_settings(inst, g, group_notify_priority_changes=config.sync_groups[inst.sync_group]
+                                    .notify_priority_changes if inst.sync_group in config.sync_groups else None)
+            for name, inst in config.vrrp_instances.items()
         }
         self.core = VrrpCore(self.settings.values(),
                              {gname: [r.name for r in group.members] for gname, group in config.sync_groups.items()})
@@ -128,6 +133,12 @@ class VrrpService:
         self.addresses = AddressManager(vrrp_cmd_rcvbuf(g))  # global_defs vrrp_netlink_*_rcv_bufs
         self.links = LinkMonitor(rcvbuf=vrrp_monitor_rcvbuf(g))
         self.announcer = AnnounceSender()
+        self.interfaces = InstanceInterfaces()  # use_vmac's macvlans, promote_secondaries
+        self.garp_pacer = garp_intervals(g, config.garp_groups)  # vrrp_garp_interval, garp_group
+        self._garp_frames: dict[GarpItem, bytes] = {}
+        self._garp_timer: asyncio.TimerHandle | None = None
+        # instances sending unicast VRRPv3 adverts with the pre-1.3.6 checksum (old_unicast_checksum)
+        self._old_checksum = {name for name, s in self.settings.items() if s.old_unicast_checksum == "old"}
         self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE)
         self.runner = ScriptRunner.for_config(config, "vrrp")
         self._fifo_specs = vrrp_fifos(g)  # notify_fifo and vrrp_notify_fifo both get every line, as in keepalived
@@ -159,6 +170,7 @@ class VrrpService:
         self._loop = asyncio.get_running_loop()
         await self.addresses.open()
         await self.links.open()
+        await self.interfaces.open()
         if self.fifo is not None:
             self.fifo.open()
             for spec in self._fifo_specs:
@@ -210,6 +222,8 @@ class VrrpService:
     async def _shutdown(self) -> None:
         for handle in self._timers.values():
             handle.cancel()
+        if self._garp_timer is not None:
+            self._garp_timer.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -229,6 +243,7 @@ class VrrpService:
         if self.fifo is not None:
             self.fifo.close()
         self.fifo_scripts.end_all()
+        await self.interfaces.close()
         await self.links.close()
         await remove_statics(self.addresses, self.config)
         await self.addresses.close()
@@ -293,6 +308,8 @@ class VrrpService:
                 log.warning("(%s) no %s source address on %s; the instance stays in FAULT", name,
                             "IPv4" if s.family == 4 else "IPv6 link-local", s.interface)
                 self._apply(self.core.set_fault(name, NO_SOURCE_FAULT, True, self._now()))
+            elif (fault := await self.interfaces.prepare(s, source)) is not None:
+                self._apply(self.core.set_fault(name, fault, True, self._now()))
             else:
                 self.core.set_source(name, source)
                 self._open_socket(name, s, source)
@@ -321,7 +338,7 @@ class VrrpService:
 
     def _open_socket(self, name: str, s: InstanceSettings, source: IPAddress) -> None:
         assert s.interface is not None or s.unicast
-        ifname = s.interface or ""
+        ifname = s.advert_interface or ""
         key = (s.family, ifname, str(source) if s.unicast else str(s.destination_group))
         entry = self._sockets.get(key)
         if entry is None:
@@ -371,7 +388,15 @@ class VrrpService:
         if machine is not None and machine.source is not None and src == machine.source:
             return  # our own advert, looped back
         try:
-            advert: Advert = decode_advert(payload, src, dst)
+            settings = self.settings.get(name) if name is not None else None
+            if settings is None:
+                advert, old = decode_advert(payload, src, dst), False
+            else:
+                advert, old = decode_unicast_advert(payload, src, dst, old_checksum=settings.old_unicast_checksum,
+                                                    old_group=settings.old_checksum_group)
+            if old and name is not None and name not in self._old_checksum:
+                self._old_checksum.add(name)
+                log.info("(%s) Setting unicast VRRPv3 checksum to old version", name)
         except VrrpPacketError as exc:
             if machine is not None and name is not None:
                 self.core.count_undecodable(name, exc.reason.value)
@@ -443,13 +468,17 @@ class VrrpService:
             if self.release_on_stop or not self._stopping:
                 await self._set_vips(action.instance, add=False)
         elif isinstance(action, Announce):
-            await self._announce(action.instance, action.repeat)
+            await self._announce(action.instance, action.repeat, action.extra)
         elif isinstance(action, StateChanged):
             self._state_changed(action)
         elif isinstance(action, GroupStateChanged):
             log.info("VRRP_Group(%s) Entering %s STATE", action.group, action.new.name)
             self.notifier.group_state(self.config.sync_groups[action.group], action.new.name)
             self.mail.group(action.group, action.new.name)
+        elif isinstance(action, PriorityChanged):  # notify_priority_changes: a FIFO line, no script
+            self.notifier.event(self.config.vrrp_instances[action.instance],
+                                "MASTER_PRIORITY" if action.state is State.MASTER else "BACKUP_PRIORITY",
+                                action.priority)
         elif isinstance(action, MasterRxLowerPriority):
             self.notifier.event(self.config.vrrp_instances[action.instance], "MASTER_RX_LOWER_PRI",
                                 self.machines[action.instance].effective_priority)
@@ -489,9 +518,11 @@ class VrrpService:
         )
         targets: list[IPAddress] = [p.address for p in s.unicast_peers] if s.unicast else [s.destination_group]
         for dst in targets:
-            pdu = encode_advert(advert, machine.source, dst, v3_pseudo_header=s.v3_pseudo_header)
+            old = name in self._old_checksum and dst.version == 4 and not dst.is_multicast
+            pdu = encode_advert(advert, machine.source, s.old_checksum_group if old else dst,
+                                v3_pseudo_header=s.v3_pseudo_header)
             try:
-                entry.sock.send(pdu, dst)
+                entry.sock.send(pdu, dst, ttl=s.advert_ttl)
             except (OSError, PyKeepalivedError) as exc:
                 log.warning("(%s) cannot send advert to %s: %s", name, dst, exc)
 
@@ -532,14 +563,18 @@ class VrrpService:
         except Exception as exc:
             log.error("(%s) cannot %s: %s", name, what, exc)
 
-    async def _announce(self, name: str, repeat: int) -> None:
+    async def _announce(self, name: str, repeat: int, extra: bool = False) -> None:
+        """GARP/NA for every (e)VIP, `repeat` rounds in keepalived's order, paced per interface (garp_pacing.py)."""
         s = self.settings[name]
         machine = self.machines[name]
         if machine.state is not State.MASTER:
             return
-        for spec in [*s.vips, *s.excluded_vips]:
+        items: list[GarpItem] = []
+        place = list(self.settings).index(name)
+        extra_done: set[str] = set()
+        for index, spec in enumerate([*s.vips, *s.excluded_vips]):
             dev = spec.device or s.interface
-            if not dev:
+            if not dev or (extra and not _extra_announcement(s, dev, extra_done)):
                 continue
             mac = self._macs.get(dev)
             if mac is None:
@@ -550,12 +585,41 @@ class VrrpService:
                 frame = gratuitous_arp_frame(mac, addr)
             else:
                 frame = unsolicited_na_frame(mac, addr, addr)  # keepalived sends the NA from the VIP
-            for _ in range(max(1, repeat)):
-                try:
-                    self.announcer.send(dev, frame)
-                except OSError as exc:
-                    log.warning("(%s) cannot announce %s on %s: %s", name, addr, dev, exc)
-                    break
+            base = s.interface if dev == s.vmac_ifname and s.interface else dev
+            item = GarpItem(name, dev, base, addr, (place, index))
+            self._garp_frames[item] = frame
+            items.append(item)
+        now = self._now()
+        failed: set[GarpItem] = set()
+        for _ in range(max(1, repeat)):
+            for item in items:
+                if item not in failed and self.garp_pacer.request(item, now) and not self._send_frame(item):
+                    failed.add(item)
+        self._arm_garp_timer()
+
+    def _send_frame(self, item: GarpItem) -> bool:
+        try:
+            self.announcer.send(item.device, self._garp_frames[item])
+        except OSError as exc:
+            log.warning("(%s) cannot announce %s on %s: %s", item.instance, item.address, item.device, exc)
+            return False
+        return True
+
+    def _arm_garp_timer(self) -> None:
+        """Wake when the next pending (paced) announcement may go."""
+        wake = self.garp_pacer.next_wake()
+        if self._garp_timer is not None:
+            self._garp_timer.cancel()
+            self._garp_timer = None
+        if wake is not None and self._loop is not None:
+            self._garp_timer = self._loop.call_at(wake, self._on_garp_timer)
+
+    def _on_garp_timer(self) -> None:
+        self._garp_timer = None
+        due, _ = self.garp_pacer.due(self._now(), lambda name: self.machines[name].state is State.MASTER)
+        for item in due:
+            self._send_frame(item)
+        self._arm_garp_timer()
 
     # ------------------------------------------------------------------ tracking
     def _sync_tracking(self, name: str) -> None:
@@ -565,7 +629,7 @@ class VrrpService:
         now = self._now()
         actions: list[CoreAction] = []
         actions += self.core.set_priority(name, priority, now)
-        for reason in machine.faults - faults - {NO_SOURCE_FAULT}:
+        for reason in machine.faults - faults - {NO_SOURCE_FAULT, *SETUP_FAULTS}:
             if not is_dataplane_fault(reason):  # _watch_dataplane's, not a tracker's
                 actions += self.core.set_fault(name, reason, False, now)
         for reason in faults - machine.faults:
@@ -724,6 +788,17 @@ class VrrpService:
         """SIGUSR2: keepalived's stats dump (keepalived.stats), root-owned 0600; None if refused."""
         target = path or dump_path(dump_writer.STATS_FILE, directory=self.state_dir)
         return dump_writer.write_stats(self, self._dump_runtime_now(), target)
+
+
+def _extra_announcement(s: InstanceSettings, dev: str, done: set[str]) -> bool:
+    """garp_extra_if (keepalived 2.2.7): one address per interface, on our VMACs (any interface with `all`),
+    and on the instance's own interface only with vmac_xmit_base."""
+    if dev in done or (dev != s.vmac_ifname and not s.garp_extra_if_all):
+        return False
+    if dev == (s.vmac_ifname or s.interface) and not s.vmac_xmit_base:
+        return False
+    done.add(dev)
+    return True
 
 
 def _status_setter(kind: TrackKind, name: str, status: TrackStatus) -> Callable[[InstanceTracking], None]:

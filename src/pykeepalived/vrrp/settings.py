@@ -7,7 +7,7 @@ so that the machine never looks at global_defs or applies a default itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
 
 from ..config.model import GlobalDefs, IpAddressSpec, VrrpInstance
@@ -18,6 +18,8 @@ IPAddress = IPv4Address | IPv6Address
 
 PRIORITY_OWNER = OWNER_PRIORITY
 PRIORITY_STOP = 0
+DEFAULT_GARP_DELAY_S = 5.0  # keepalived's vrrp_garp_master_delay and vrrp_garp_master_repeat
+DEFAULT_GARP_REPEAT = 5
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,24 @@ class InstanceSettings:
     dont_track_primary: bool = False
     accept: bool = True
     sync_group: str | None = None
+    # use_vmac: the macvlan the VIPs live on (None: no VMAC); adverts leave from it unless vmac_xmit_base
+    vmac_ifname: str | None = None
+    vmac_xmit_base: bool = False
+    # unicast_ttl: TTL / hop limit of unicast adverts; None: 255 on IPv4, the kernel's default hop limit on IPv6
+    unicast_ttl: int | None = None
+    promote_secondaries: bool = False
+    # unicast_fault_no_peer without any unicast_peer: keepalived keeps the instance in FAULT (else multicast)
+    fault_no_peer: bool = False
+    notify_priority_changes: bool = False
+    # garp_extra_if [all] SECONDS: a periodic GARP/NA on VMACs other than the advert interface (all: every interface)
+    garp_extra_if_s: float = 0.0
+    garp_extra_if_all: bool = False
+    # old_unicast_checksum: "auto" (none: switch to the old checksum when a peer uses it), "never", "old"
+    old_unicast_checksum: str = "auto"
+    old_checksum_group: IPAddress = VRRP_MCAST_V4  # the pseudo-header destination of the old checksum
+    # pacing of gratuitous ARPs / unsolicited NAs on one interface (vrrp_garp_interval, garp_group, ...)
+    garp_interval_s: float = 0.0
+    gna_interval_s: float = 0.0
     # beyond keepalived: on a clean stop, keep the VIPs until a new master speaks
     handover: bool = True
     extra: dict[str, object] = field(default_factory=dict, compare=False)
@@ -88,10 +108,85 @@ class InstanceSettings:
         return tuple(out)
 
     @property
+    def vmac_mac(self) -> bytes | None:
+        """RFC 5798's virtual MAC, 00:00:5e:00:01:VRID (IPv6: 00:00:5e:00:02:VRID), if use_vmac."""
+        if self.vmac_ifname is None:
+            return None
+        return bytes((0x00, 0x00, 0x5E, 0x00, 0x01 if self.family == 4 else 0x02, self.vrid))
+
+    @property
+    def advert_interface(self) -> str | None:
+        """Where adverts are sent and received: the VMAC, or the configured interface (vmac_xmit_base)."""
+        if self.vmac_ifname is not None and not self.vmac_xmit_base:
+            return self.vmac_ifname
+        return self.interface
+
+    @property
+    def advert_ttl(self) -> int:
+        """The TTL / hop limit adverts leave with: 255, or unicast_ttl for unicast ones.
+
+        keepalived 2.2.7 leaves IPv6 unicast adverts without unicast_ttl to the
+        kernel's default hop limit (-1 here: the socket layer's "default").
+        """
+        if self.unicast and self.unicast_ttl is not None:
+            return self.unicast_ttl
+        if self.unicast and self.family == 6:
+            return -1
+        return 255
+
+    @property
     def destination_group(self) -> IPAddress:
         if self.multicast_group is not None:
             return self.multicast_group
         return VRRP_MCAST_V4 if self.family == 4 else VRRP_MCAST_V6
+
+
+def vmac_name(prefix: str | None, vrid: int) -> str:
+    """keepalived 2.2.7's default VMAC name: PREFIX.VRID, the prefix cut so that the name fits IFNAMSIZ (15)."""
+    prefix = prefix or "vrrp"
+    suffix = f".{vrid}"
+    return prefix[:15 - len(suffix)] + suffix
+
+
+def _vmac(instance: VrrpInstance, vrid: int, unicast: bool, strict: bool,
+          prefix: str | None = None) -> tuple[str | None, bool]:
+    """(VMAC interface name, vmac_xmit_base) as keepalived 2.2.7 settles them.
+
+    The name defaults to vrrp.VRID; unicast forces vmac_xmit_base (keepalived:
+    "unicast with use_vmac requires vmac_xmit_base"), strict mode clears it.
+    """
+    if instance.use_vmac is None:
+        return None, False
+    name = instance.use_vmac or vmac_name(prefix, vrid)
+    xmit_base = instance.vmac_xmit_base or unicast
+    if strict:
+        xmit_base = False
+    return name, xmit_base
+
+
+def _on_vmac(specs: list[IpAddressSpec], vmac: str | None, interface: str | None,
+             family: int) -> tuple[IpAddressSpec, ...]:
+    """keepalived puts the instance's own-family (e)VIPs that name no other interface on the VMAC."""
+    if vmac is None:
+        return tuple(specs)
+    return tuple(replace(spec, device=vmac) if spec.device in (None, interface)
+                 and spec.address.ip.version == family else spec for spec in specs)
+
+
+def _extra_if_all(instance: VrrpInstance, g: GlobalDefs) -> bool:
+    """The instance's `all`, or global_defs' when the instance has no garp_extra_if of its own."""
+    return instance.garp_extra_if_all if instance.garp_extra_if_s is not None else g.vrrp_garp_extra_if_all
+
+
+def _extra_if_interval(instance: VrrpInstance, g: GlobalDefs, specs: tuple[IpAddressSpec, ...],
+                       own: str | None) -> float:
+    """garp_extra_if's interval, or 0 where keepalived 2.2.7 turns it off: with no (e)VIP on another interface
+    than the one the instance's VIPs live on (its VMAC, if any), or without `all` (only use_vmac_addr's
+    VMACs would count, and those are not made here)."""
+    others = any((spec.device or instance.interface) != own for spec in specs)
+    if not _extra_if_all(instance, g) or not others:
+        return 0.0
+    return instance.garp_extra_if_s if instance.garp_extra_if_s is not None else g.vrrp_garp_extra_if_s
 
 
 def _cs(seconds: float) -> int:
@@ -107,7 +202,8 @@ def _accept_mode(instance: VrrpInstance, g: GlobalDefs, priority: int) -> bool:
     return not (instance.strict_mode or g.vrrp_strict)
 
 
-def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> InstanceSettings:
+def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
+                      group_notify_priority_changes: bool | None = None) -> InstanceSettings:
     """Complete one instance the way keepalived does before it starts.
 
     The derived values (family, version, priority, state, preemption) come from
@@ -131,10 +227,13 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         elif instance.authentication.auth_type == "AH":
             auth_type = AuthType.AH
     g = global_defs
-    master_delay = instance.garp_master_delay_s if instance.garp_master_delay_s is not None \
-        else g.vrrp_garp_master_delay_s
-    master_repeat = instance.garp_master_repeat if instance.garp_master_repeat is not None \
-        else g.vrrp_garp_master_repeat
+    g_delay, g_repeat = g.vrrp_garp_master_delay_s, g.vrrp_garp_master_repeat
+    if g.vrrp_min_garp:
+        # keepalived: vrrp_min_garp replaces the global defaults that are still keepalived's own
+        g_delay = 0.0 if g_delay == DEFAULT_GARP_DELAY_S else g_delay
+        g_repeat = 1 if g_repeat == DEFAULT_GARP_REPEAT else g_repeat
+    master_delay = instance.garp_master_delay_s if instance.garp_master_delay_s is not None else g_delay
+    master_repeat = instance.garp_master_repeat if instance.garp_master_repeat is not None else g_repeat
     lower_delay = instance.garp_lower_prio_delay_s
     if lower_delay is None:
         lower_delay = g.vrrp_garp_lower_prio_delay_s if g.vrrp_garp_lower_prio_delay_s is not None else master_delay
@@ -146,7 +245,12 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         group = g.vrrp_mcast_group4 if family == 4 else g.vrrp_mcast_group6
     v3_as_v2 = bool(instance.v3_checksum_as_v2) or g.v3_checksum_as_v2
     nopreempt, preempt_delay = derived.nopreempt, derived.preempt_delay_s
-    return InstanceSettings(
+    vrid = instance.virtual_router_id or 0
+    strict = bool(instance.strict_mode if instance.strict_mode is not None else g.vrrp_strict)
+    vmac_ifname, xmit_base = _vmac(instance, vrid, bool(instance.unicast_peers), strict, g.vmac_prefix)
+    vips = _on_vmac(instance.virtual_ipaddresses, vmac_ifname, instance.interface, family)
+    excluded = _on_vmac(instance.virtual_ipaddresses_excluded, vmac_ifname, instance.interface, family)
+    settings = InstanceSettings(
         name=instance.name,
         vrid=instance.virtual_router_id or 0,
         version=version,
@@ -155,8 +259,8 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         base_priority=priority,
         wanted_master=wanted_master,
         advert_int_cs=advert_cs,
-        vips=tuple(instance.virtual_ipaddresses),
-        excluded_vips=tuple(instance.virtual_ipaddresses_excluded),
+        vips=vips,
+        excluded_vips=excluded,
         nopreempt=nopreempt,
         preempt_delay_s=preempt_delay,
         auth_type=auth_type,
@@ -190,5 +294,37 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs) -> Instan
         dont_track_primary=instance.dont_track_primary,
         accept=_accept_mode(instance, g, priority),
         sync_group=instance.sync_group,
+        vmac_ifname=vmac_ifname,
+        vmac_xmit_base=xmit_base,
+        unicast_ttl=instance.unicast_ttl if instance.unicast_peers else None,
+        promote_secondaries=instance.promote_secondaries,
+        fault_no_peer=instance.unicast_fault_no_peer and not instance.unicast_peers,
+        garp_extra_if_s=_extra_if_interval(instance, g, (*vips, *excluded), vmac_ifname or instance.interface),
+        garp_extra_if_all=_extra_if_all(instance, g),
+        old_unicast_checksum={None: "auto", "never": "never"}.get(instance.old_unicast_checksum, "old"),
+        old_checksum_group=g.vrrp_mcast_group4 or VRRP_MCAST_V4,
+        # the instance's, else its sync group's, else global_defs' (keepalived 2.2.7)
+        notify_priority_changes=next(v for v in (instance.notify_priority_changes, group_notify_priority_changes,
+                                                 g.vrrp_notify_priority_changes) if v is not None),
+        garp_interval_s=g.vrrp_garp_interval_s,
+        gna_interval_s=g.vrrp_gna_interval_s,
     )
+    return _strict(settings) if strict else settings
+
+
+def _strict(s: InstanceSettings) -> InstanceSettings:
+    """What strict_mode / vrrp_strict changes at run time in keepalived 2.2.7 (its instance completion).
+
+    No authentication; the starting state follows ownership (state MASTER only
+    for priority 255); no preempt_delay; down_timer_adverts 3; no GARPs after a
+    lower priority advert, no advert in answer to one and none to a higher
+    priority master (lower_prio_no_advert on, higher_prio_send_advert off);
+    accept off unless owner or set on a VRRPv3 instance (the no_accept nftables
+    drop, net/accept_filter.py). keepalived logs each reset as a configuration
+    error; `-t` reports them (config layer).
+    """
+    return replace(s, auth_type=AuthType.NONE, auth_data=b"", wanted_master=s.owner, preempt_delay_s=0.0,
+                   down_timer_adverts=3, garp_lower_prio_repeat=0, garp_lower_prio_delay_s=0.0,
+                   lower_prio_no_advert=True, higher_prio_send_advert=False,
+                   accept=s.accept and (s.owner or s.version == 3))
 

@@ -1,0 +1,81 @@
+"""What VRRP instances change on interfaces besides addresses: VMACs (use_vmac) and promote_secondaries.
+
+The VRRP shell calls `prepare()` for each instance before opening its socket
+and `close()` once every instance has stopped: VMACs made here are deleted
+and every interface setting changed here is put back, as keepalived does
+when it stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from ipaddress import IPv4Address, IPv6Address
+
+from ..errors import PyKeepalivedError
+from ..net.devconf import DevconfChanges
+from ..net.vmac import VmacManager
+from .settings import InstanceSettings
+
+log = logging.getLogger("pykeepalived.vrrp")
+
+IPAddress = IPv4Address | IPv6Address
+VMAC_FAULT = "VMAC interface"  # an instance whose VMAC cannot be made stays in FAULT
+NO_PEER_FAULT = "no unicast peer"  # unicast_fault_no_peer without peers
+SETUP_FAULTS = frozenset({VMAC_FAULT, NO_PEER_FAULT})  # faults of the set-up: trackers never clear them
+
+
+class InstanceInterfaces:
+    """The VMACs and interface settings of one VRRP process."""
+
+    def __init__(self) -> None:
+        self.devconf = DevconfChanges()
+        self.vmacs = VmacManager(self.devconf)
+        self._promoted: list[str] = []
+
+    async def open(self) -> None:
+        await self.vmacs.open()
+
+    async def prepare(self, s: InstanceSettings, source: IPAddress | None) -> str | None:
+        """Set up what instance `s` needs; None if all is well, else why it cannot run (a fault reason)."""
+        if s.fault_no_peer:
+            log.info("(%s) Cannot use unicast without any peers - going to fault state", s.name)
+            return NO_PEER_FAULT
+        if s.promote_secondaries and s.interface and s.vmac_ifname is None:
+            try:
+                self.devconf.set(4, s.interface, "promote_secondaries", "1")
+                self._promoted.append(s.interface)
+            except PyKeepalivedError as exc:
+                log.error("(%s) cannot set promote_secondaries: %s", s.name, exc)
+        mac = s.vmac_mac
+        if s.vmac_ifname is None or mac is None or not s.interface:
+            return None
+        other_family = any(spec.address.ip.version != s.family for spec in (*s.vips, *s.excluded_vips))
+        link_local = source if isinstance(source, IPv6Address) and not s.vmac_xmit_base else None
+        try:
+            await self.vmacs.create(s.vmac_ifname, s.interface, mac, s.family, ipv6=other_family,
+                                    link_local=link_local)
+        except PyKeepalivedError as exc:
+            log.error("(%s) Unable to create VMAC interface %s: %s", s.name, s.vmac_ifname, exc)
+            return VMAC_FAULT
+        log.info("(%s) Success creating VMAC interface %s", s.name, s.vmac_ifname)
+        return None
+
+    async def close(self) -> None:
+        """Delete our VMACs and put every changed setting back (errors logged, never raised)."""
+        for name in self.vmacs.created:
+            try:
+                await self.vmacs.remove(name)
+                log.info("Success removing VMAC interface %s", name)
+            except PyKeepalivedError as exc:
+                log.error("%s", exc)
+        for ifname in self._promoted:
+            try:
+                self.devconf.release(4, ifname, "promote_secondaries")
+            except PyKeepalivedError as exc:
+                log.error("cannot reset promote_secondaries on %s: %s", ifname, exc)
+        self._promoted.clear()
+        try:
+            self.devconf.restore_all()
+        except PyKeepalivedError as exc:
+            log.error("%s", exc)
+        await self.vmacs.close()
