@@ -29,6 +29,16 @@ def _can_netns() -> bool:
 @pytest.fixture
 def router_netns() -> Iterator[str]:
     """A namespace with interfaces eth0 and eth1 (a veth pair, both up), removed afterwards."""
+    yield from _router_netns()
+
+
+@pytest.fixture(scope="module")
+def module_router_netns() -> Iterator[str]:
+    """The same, once for a module whose tests only read it (the -t verdict corpus)."""
+    yield from _router_netns()
+
+
+def _router_netns() -> Iterator[str]:
     if not _can_netns():
         pytest.skip("needs root and iproute2 for network namespaces")
     name = f"pkt-{uuid.uuid4().hex[:10]}"

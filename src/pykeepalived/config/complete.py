@@ -311,6 +311,8 @@ def _scripts(chk: _Checker) -> None:
                 chk.error(where, f"{use.kind}: {describe(verdict)}", "script")
             else:
                 chk.ctx.warn(where, f"{use.kind}: {describe(verdict)}", "script")
+        elif verdict.status is Status.NO_USER and use.user is not None and use.kind.startswith("MISC_CHECK"):
+            chk.error(where, f"failed to set uid/gid for {use.kind}: {verdict.reason} - removing", "user")
         elif verdict.status is Status.NO_USER and use.user is not None:  # keepalived logs it, drops the script
             chk.ctx.warn(where, f"invalid user/group for {use.kind}: {verdict.reason} - ignoring the script",
                          use.kind.split(" ", 1)[0])

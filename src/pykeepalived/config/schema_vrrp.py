@@ -617,9 +617,11 @@ def _tp_quorum_max(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
     if word is None:
         return
     value = to_int(word, 0, 65535)
-    if value < tp.quorum:
+    if (value or tp.quorum > 1) and value < tp.quorum:  # keepalived 2.2.7: 0 is allowed while quorum is the default
         raise ValueProblem("quorum_max is less than quorum - ignoring")
     tp.quorum_max = value
+    if value and not tp.quorum:
+        tp.quorum = 1
 
 
 def _tp_quorum(ctx: ParseContext, tp: TrackProcess, seg: Segment) -> None:
