@@ -437,6 +437,12 @@ class GlobalDefs:
     vrrp_rx_bufs_multiplier: int | None = None  # None: keepalived's 3
     random_seed: int | None = None  # seeds ${_RANDOM} (config/glibc_random.py, cli.load_snapshot)
     checker_cpu_affinity: list[int] | None = None
+    bfd_process_name: str | None = None  # the BFD child's settings (daemon/run_bfd.py), as the others'
+    bfd_priority: int | None = None
+    bfd_rt_priority: int | None = None
+    bfd_rlimit_rttime: int | None = None
+    bfd_no_swap: bool = False
+    bfd_cpu_affinity: list[int] | None = None
     # read by the daemon
     umask: list[str] | None = None  # as written; validated by the parser, applied at start
     json_dump_file: str | None = None
