@@ -46,8 +46,8 @@ class SessionSettings:
     @classmethod
     def from_config(cls, bfd: BfdInstance) -> SessionSettings:
         ttl = bfd.ttl if bfd.ttl is not None else DEFAULT_TTL
-        return cls(bfd.name, bfd.min_tx_ms * 1000, bfd.min_rx_ms * 1000, bfd.idle_tx_ms * 1000, bfd.multiplier,
-                   bfd.passive, ttl, min(bfd.max_hops or 0, ttl))
+        return cls(bfd.name, round(bfd.min_tx_ms * 1000), round(bfd.min_rx_ms * 1000),
+                   round(bfd.idle_tx_ms * 1000), bfd.multiplier, bfd.passive, ttl, min(bfd.max_hops or 0, ttl))
 
     def ttl_accepted(self, ttl: int | None) -> bool:
         """keepalived's extended GTSM check (RFC 5881): TTL + max_hops must reach the configured TTL."""

@@ -188,9 +188,9 @@ class BfdInstance:
     name: str
     neighbor_ip: IPAddress | None = None
     source_ip: IPAddress | None = None
-    min_rx_ms: int = 10
-    min_tx_ms: int = 10
-    idle_tx_ms: int = 1000
+    min_rx_ms: float = 10.0  # milliseconds to the microsecond, as keepalived reads them
+    min_tx_ms: float = 10.0
+    idle_tx_ms: float = 1000.0
     multiplier: int = 5
     passive: bool = False
     ttl: int | None = None

@@ -650,10 +650,12 @@ _b = BFD_INSTANCE
 _b.line("neighbor_ip", h.ip("neighbor_ip"), "peer address")
 _b.line("neighbour_ip", h.ip("neighbor_ip"), "peer address (British spelling)")
 _b.line("source_ip", h.ip("source_ip"), "local address")
-_b.line("min_rx", h.integer("min_rx_ms", 1, 1000000), "minimum receive interval (ms)")
-_b.line("min_tx", h.integer("min_tx_ms", 1, 1000000), "minimum transmit interval (ms)")
-_b.line("idle_tx", h.integer("idle_tx_ms", 1, 1000000), "idle transmit interval (ms)")
-_b.line("multiplier", h.integer("multiplier", 1, 10), "detect multiplier")
+# keepalived 2.2.7: milliseconds with up to 3 decimals, up to what 32 bits of microseconds hold; idle_tx >= 1 s
+_BFD_MAX_MS = (2**32 - 1) // 1000
+_b.line("min_rx", h.decimal("min_rx_ms", 1, _BFD_MAX_MS, 3), "minimum receive interval (ms)")
+_b.line("min_tx", h.decimal("min_tx_ms", 1, _BFD_MAX_MS, 3), "minimum transmit interval (ms)")
+_b.line("idle_tx", h.decimal("idle_tx_ms", 1000, _BFD_MAX_MS, 3), "idle transmit interval (ms)")
+_b.line("multiplier", h.integer("multiplier", 1, 255), "detect multiplier")
 _b.line("passive", h.flag("passive"), "wait for the peer")
 _b.line("ttl", h.integer("ttl", 1, 255), "TTL of packets")
 _b.line("hoplimit", h.integer("ttl", 1, 255), "IPv6 hop limit")
