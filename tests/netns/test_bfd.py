@@ -5,7 +5,8 @@ Two hosts on a lab segment: keepalived 2.2.7 (ka, 192.0.2.11) and pykeepalived
 Up on both sides; pykeepalived's VRRP instance tracking it with weight 0 goes
 to FAULT when keepalived is killed and leaves it when keepalived is back; one
 tracking it with a weight loses that weight meanwhile; a real server followed
-by BFD_CHECK leaves the pool and comes back.
+by BFD_CHECK leaves the pool and comes back. The BFD child takes global_defs
+bfd_process_name.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class KeepalivedBfd:
 PY_CONF = f"""global_defs {{
   router_id py
   json_dump_file {{json}}
+  bfd_process_name pyk_bfd
 }}
 bfd_instance to_ka {{
     neighbor_ip {KA_IP}
@@ -157,6 +159,17 @@ class Lab:
                 time.sleep(0.05)
         raise AssertionError(f"no JSON dump\n{self.logs()}")
 
+    def process_names(self) -> set[str]:
+        pids = subprocess.run(["ip", "netns", "pids", self.py_host.netns.name], capture_output=True, text=True,
+                              check=True).stdout.split()
+        names = set()
+        for pid in pids:
+            try:
+                names.add(Path(f"/proc/{pid}/comm").read_text().strip())
+            except OSError:
+                pass
+        return names
+
     def real_server_alive(self) -> bool | None:
         try:
             status = json.loads(self.status.read_text())
@@ -191,6 +204,7 @@ def test_bfd_session_with_keepalived_drives_vrrp_and_checker(lab: Lab) -> None:
     # both ends see the session Up
     wait_for("keepalived's session Up", lambda: "(to_py) Entering Up state" in lab.ka.log(), 20, logs)
     py.wait_log("(to_ka) Entering Up state", 20)
+    assert "pyk_bfd" in lab.process_names(), "global_defs bfd_process_name names the BFD child"
     wait_for("the tracked instances leave FAULT, the weighted one at 120",
              lambda: (lambda d: d["VI_FAULT"]["state"] == MASTER and d["VI_WEIGHT"]["effective_priority"] == 120)(
                  lab.instances()), 15, logs)

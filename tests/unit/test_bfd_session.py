@@ -149,3 +149,16 @@ def test_track_bfd_weights_as_keepalived() -> None:
     assert _verdict("weight -20", TrackStatus.UP) == (100, set())
     assert _verdict("weight 0 reverse", TrackStatus.DOWN) == (100, set())
     assert _verdict("weight 0 reverse", TrackStatus.UP) == (100, {"bfd b"})
+
+
+def test_sync_group_track_bfd_applies_to_every_member_as_a_fault_tracker() -> None:
+    cfg = read_config_text("""
+bfd_instance b { neighbor_ip 192.0.2.2 }
+vrrp_sync_group G { group { VI_1 VI_2 } track_bfd { b weight 10 } }
+vrrp_instance VI_1 { state BACKUP interface eth0 virtual_router_id 51 priority 100 dont_track_primary }
+vrrp_instance VI_2 { state BACKUP interface eth0 virtual_router_id 52 priority 100 dont_track_primary }
+""").config
+    for name in ("VI_1", "VI_2"):
+        t = InstanceTracking(100, instance_trackers(cfg.vrrp_instances[name], cfg))
+        t.set_status(TrackKind.BFD, "b", TrackStatus.DOWN)
+        assert t.verdict() == (100, {"bfd b"})  # a group ignores weights without sync_group_tracking_weight
