@@ -339,6 +339,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         respawn=not args.dont_respawn,
         release_dataplane=not args.dont_release_ipvs,
         release_vrrp=not args.dont_release_vrrp,
+        bfd=not args.no_bfd,
         notes=() if args.child else (*not_done(args), *(_dump_lines(result.config) if args.dump_conf else ())),
     )
     if parent:

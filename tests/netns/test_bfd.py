@@ -136,9 +136,9 @@ class Lab:
         self.status = root / "py.status"
         self.py: DaemonProcess | None = None
 
-    def start_py(self) -> DaemonProcess:
+    def start_py(self, *flags: str) -> DaemonProcess:
         self.py = DaemonProcess(self.py_host.netns.name, [
-            "-n", "-l", "-G", "-f", str(self.conf), "-p", str(self.root / "py.pid"),
+            *flags, "-n", "-l", "-G", "-f", str(self.conf), "-p", str(self.root / "py.pid"),
             "-r", str(self.root / "py.vrrp.pid"), "-c", str(self.root / "py.check.pid"),
             "--status-file", str(self.status), "--dataplane", "none"], self.root / "py.log")
         return self.py
@@ -226,3 +226,13 @@ def test_bfd_session_with_keepalived_drives_vrrp_and_checker(lab: Lab) -> None:
                  lab.instances()), 20, logs)
     wait_for("the BFD_CHECK real server is back", lambda: lab.real_server_alive() is True, 10, logs)
     assert py.running()
+
+
+def test_vrrp_alone_runs_the_sessions_itself(lab: Lab) -> None:
+    """-P: keepalived keeps its BFD child; ours has no parent, so the VRRP process runs the sessions."""
+    lab.ka.start()
+    py = lab.start_py("-P")
+    py.wait_log("(to_ka) Entering Up state", 20)
+    wait_for("VI_FAULT leaves FAULT", lambda: lab.instances()["VI_FAULT"]["state"] != FAULT, 15, lab.logs)
+    lab.ka.kill()
+    wait_for("VI_FAULT in FAULT", lambda: lab.instances()["VI_FAULT"]["state"] == FAULT, 10, lab.logs)

@@ -52,7 +52,7 @@ def decode(data: bytes) -> dict[str, object] | None:
     return msg if isinstance(msg, dict) else None
 
 
-def send_to(sock: socket.socket, target: str, data: bytes) -> bool:
+def send_to(sock: socket.socket, target: str | bytes, data: bytes) -> bool:
     """Send one datagram; False if nobody listens there (not running, or its queue is full)."""
     try:
         sock.sendto(data, target)

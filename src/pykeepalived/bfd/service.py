@@ -18,6 +18,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import os
 import random
 import socket
 import struct
@@ -234,8 +235,8 @@ class BfdService:
                 return
             msg = events.decode(data)
             role = msg.get("hello") if msg else None
-            if role not in ("vrrp", "checker") or not isinstance(sender, str) or not sender:
-                continue
+            if role not in ("vrrp", "checker") or not isinstance(sender, (str, bytes)) or not sender:
+                continue  # (an abstract name comes back as bytes)
             for name, s in self.sessions.items():
                 if role in s.roles and s.core.up:
                     events.send_to(self._ctl, sender, events.encode_event(name, True))
@@ -296,3 +297,38 @@ class BfdService:
             data = events.encode_event(name, change.new is State.UP)
             for role in s.roles:
                 events.send_to(self._ctl, events.address(self.parent_pid, role), data)
+
+
+class BfdAlongside:
+    """The sessions run inside the VRRP or checker process itself, for `-P` / `-C`.
+
+    keepalived's -P and -C keep its BFD child (they only drop the other
+    subsystem); ours run the one subsystem without a parent, so the BFD
+    sessions run in the same process, reporting to it under its own pid.
+    """
+
+    def __init__(self, config: KeepalivedConfig) -> None:
+        self.key = os.getpid()  # what the subsystem's events.session_events() listens under
+        self.service = BfdService(config, self.key)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self.service.run()
+        except OSError as exc:
+            log.error("BFD stopped on an error: %s", exc)
+
+    async def stop(self) -> None:
+        self.service.stop()
+        if self._task is not None:
+            await self._task
+
+
+def alongside(config: KeepalivedConfig, child: bool, enabled: bool) -> BfdAlongside | None:
+    """The in-process sessions when this process has no parent running a BFD child (None otherwise)."""
+    if child or not enabled or not config.bfd_instances:
+        return None
+    return BfdAlongside(config)

@@ -120,6 +120,7 @@ class CheckService:
         self.repairs = 0  # times the backend put back rules someone else removed
         self.mail: CheckMail | None = None  # alert mails (alerts/), made by run(): workers and probes send none
         self.repaired_at: float | None = None  # wall clock of the last one
+        self.bfd_key = os.getppid()  # whose BFD process reports to us (bfd/events.py): the parent's child
         self.last_repair: str | None = None
 
     @property
@@ -348,7 +349,7 @@ class CheckService:
         from ..bfd.events import session_events
         from .bfd_check import bfd_event, follows
 
-        async for session, up in session_events(os.getppid(), "checker"):
+        async for session, up in session_events(self.bfd_key, "checker"):
             for svc, srv, chk in self._flat:
                 if not follows(chk.plan.config, session):
                     continue

@@ -163,6 +163,7 @@ class VrrpService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._startup: StartupDelay | None = None  # global_defs vrrp_startup_delay (startup_delay.py)
         self._rx_buf: dict[tuple[int, str, str], int] = {}  # per socket: the instances' shares (rx_bufs.py)
+        self.bfd_key = os.getppid()  # whose BFD process reports to us (bfd/events.py): the parent's child
 
     # ------------------------------------------------------------------ life cycle
     async def run(self) -> None:
@@ -666,7 +667,7 @@ class VrrpService:
         from ..bfd.events import session_events
 
         up_now: dict[str, bool] = {}
-        async for bname, up in session_events(os.getppid(), "vrrp"):
+        async for bname, up in session_events(self.bfd_key, "vrrp"):
             if bname not in names or up_now.get(bname, False) == up:
                 continue
             up_now[bname] = up
