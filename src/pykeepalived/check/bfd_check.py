@@ -28,10 +28,14 @@ class BfdProbe:
 
     target: Target
     session: str
-    up: bool = True
+    up: bool | None = None  # no report yet
     kind: str = "BFD_CHECK"
 
     async def run(self) -> ProbeResult:
+        """What the last report said (`pykeepalived probe` has none: a BFD_CHECK cannot be run once)."""
+        if self.up is None:
+            return ProbeResult(False, f"BFD {self.session}: no report yet (BFD_CHECK follows the BFD process's "
+                                      "session; it cannot be probed once)")
         return ProbeResult(self.up, f"BFD {self.session} is {'Up' if self.up else 'Down'}")
 
 
