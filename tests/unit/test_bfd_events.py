@@ -19,7 +19,7 @@ bfd_instance checker_only { neighbor_ip 192.0.2.4
 """
 
 
-def test_hello_is_answered_with_the_sessions_up_now() -> None:
+def test_hello_is_answered_with_the_state_of_each_session() -> None:
     async def scenario() -> list[tuple[str, bool]]:
         key = random.randrange(10**9, 2 * 10**9)  # no other test's daemon listens under this
         service = BfdService(read_config_text(CONF).config, key)
@@ -34,14 +34,15 @@ def test_hello_is_answered_with_the_sessions_up_now() -> None:
             async def first() -> None:
                 async for event in events.session_events(key, "vrrp"):
                     got.append(event)
-                    return
+                    if len(got) == 2:
+                        return
             await asyncio.wait_for(first(), 5.0)
         finally:
             loop.remove_reader(ctl.fileno())
             ctl.close()
         return got
 
-    assert asyncio.run(scenario()) == [("up_one", True)]
+    assert asyncio.run(scenario()) == [("up_one", True), ("down_one", False)]  # not the checker's session
 
 
 def test_events_reach_only_listening_processes() -> None:

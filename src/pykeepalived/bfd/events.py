@@ -13,9 +13,11 @@ each other:
 A datagram is one JSON object: `{"name": NAME, "up": BOOL}` for an event,
 `{"hello": ROLE}` from a process that has just started, which the BFD process
 answers with the state of every session that process follows: a VRRP or
-checker child that was restarted learns the sessions that are already Up. A
-process that is not running simply misses the datagram (as keepalived's
-bfd child writes nothing when the reader is gone).
+checker child that was restarted learns the sessions that are already Up.
+As keepalived's bfd process does when it starts (bfd_register_workers), ours
+also sends every session's state (Down) once its sessions have started. A
+process that is not running misses a datagram; keepalived's pipes would hold
+it, which the hello's answer makes up for.
 """
 
 from __future__ import annotations

@@ -98,6 +98,8 @@ class BfdService:
                     s.core.state = State.ADMIN_DOWN
                     continue
                 self._apply(s, s.core.start(self._now()))
+            for name, s in self.sessions.items():  # keepalived's bfd_register_workers: every state, at start
+                self._publish(s, s.core.up)
             await self._stop.wait()
         finally:
             self._close()
@@ -224,7 +226,7 @@ class BfdService:
         self._apply(s, s.core.receive(pkt, self._now()))
 
     def _on_control(self) -> None:
-        """A VRRP or checker process says hello: tell it which of its sessions are Up now."""
+        """A VRRP or checker process says hello: tell it the state of each of its sessions now."""
         assert self._ctl is not None
         while True:
             try:
@@ -238,8 +240,8 @@ class BfdService:
             if role not in ("vrrp", "checker") or not isinstance(sender, (str, bytes)) or not sender:
                 continue  # (an abstract name comes back as bytes)
             for name, s in self.sessions.items():
-                if role in s.roles and s.core.up:
-                    events.send_to(self._ctl, sender, events.encode_event(name, True))
+                if role in s.roles:
+                    events.send_to(self._ctl, sender, events.encode_event(name, s.core.up))
             events.send_to(self._ctl, sender, b'{"ready": true}')
 
     def _on_timer(self, s: _Session) -> None:
@@ -293,10 +295,15 @@ class BfdService:
             log.info("(%s) Entering %s state", name, change.new.label)
         else:
             log.debug("(%s) Entering %s state", name, change.new.label)
-        if change.notify and self._ctl is not None:
-            data = events.encode_event(name, change.new is State.UP)
-            for role in s.roles:
-                events.send_to(self._ctl, events.address(self.parent_pid, role), data)
+        if change.notify:
+            self._publish(s, change.new is State.UP)
+
+    def _publish(self, s: _Session, up: bool) -> None:
+        if self._ctl is None:
+            return
+        data = events.encode_event(s.config.name, up)
+        for role in s.roles:
+            events.send_to(self._ctl, events.address(self.parent_pid, role), data)
 
 
 class BfdAlongside:

@@ -1,9 +1,10 @@
 """BFD_CHECK: a real server followed by a bfd_instance's session, as keepalived 2.2.7's check_bfd.c.
 
 Nothing is probed: the BFD process (bfd/events.py) reports each Up and Down
-of the session, and the checker's verdict follows. Until the first report the
-checker keeps its starting verdict: UP, or DOWN with `alpha` (so a real server
-with `BFD_CHECK { alpha }` joins the pool only once its session is Up). A
+of the session, and the checker's verdict follows. The checker starts UP, or
+DOWN with `alpha`; the BFD process reports every session's state when it
+starts (Down), as keepalived's does, so either way the real server is in the
+pool only once its session is Up, without `alpha` after a moment up. A
 report that matches the verdict changes nothing once the checker has run. The
 result then takes the same path as any probe's (CheckService._after_attempt):
 pool, log lines, notify scripts, mails.
