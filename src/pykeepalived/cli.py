@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "build (default: warn, and run the others without it)")
     add("--child", action="store_true", help=argparse.SUPPRESS)
     add("--checker-worker", metavar="N/COUNT", help=argparse.SUPPRESS)
+    add("--bfd-child", action="store_true", help=argparse.SUPPRESS)  # daemon/run_bfd.py
     add("--parent-pid", type=int, metavar="PID", help=argparse.SUPPRESS)  # daemon/lifeline.py
     add("--config-fd", type=int, metavar="FD", help=argparse.SUPPRESS)  # host/recording.py
     return p
@@ -314,7 +315,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         print(f"pykeepalived: {ipvs_problem}; not starting", file=sys.stderr)
         return EXIT_NOT_IMPLEMENTED
     vrrp, check = _subsystems(args, result.config)
-    if check and (problem := _check_plan(result.config, args.dataplane, args.strict_dataplane)):
+    if check and not args.bfd_child and (problem := _check_plan(result.config, args.dataplane, args.strict_dataplane)):
         print(f"pykeepalived: {problem}; not starting", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     parent = not (args.vrrp or args.check or args.child) or args.all
@@ -338,6 +339,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         respawn=not args.dont_respawn,
         release_dataplane=not args.dont_release_ipvs,
         release_vrrp=not args.dont_release_vrrp,
+        bfd=not args.no_bfd,
         notes=() if args.child else (*not_done(args), *(_dump_lines(result.config) if args.dump_conf else ())),
     )
     if parent:
@@ -346,7 +348,11 @@ def _run_daemon(args: argparse.Namespace) -> int:
 
         return run_supervisor(_child_base_argv(args, facility), opts, vrrp=vrrp, check=check, config_fd=config_fd,
                               process_name=result.config.global_defs.process_name,
-                              config=result.config)
+                              config=result.config, bfd=bool(result.config.bfd_instances) and not args.no_bfd)
+    if args.bfd_child:  # the BFD child of a parent (daemon/run_bfd.py)
+        from .daemon.run_bfd import run_bfd
+
+        return run_bfd(result.config, opts)
     from .daemon.run import run_check, run_vrrp
 
     return run_check(result.config, opts) if check else run_vrrp(result.config, opts)

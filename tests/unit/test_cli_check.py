@@ -22,13 +22,16 @@ virtual_server 192.0.2.10 80 {{
 """
 
 
-def test_config_test_refuses_a_checker_we_cannot_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_test_accepts_bfd_check_and_probe_says_it_cannot_run_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     conf = tmp_path / "k.conf"
     conf.write_text("bfd_instance x {\n neighbor_ip 127.0.0.1\n}" + VS.format(checker="BFD_CHECK {\n name x\n }"))
-    assert main(["-t", "--no-host-checks", "-f", str(conf)]) == 5  # keepalived -t: configuration errors
-    err = capsys.readouterr().err
-    assert f"{conf}:10: BFD_CHECK is not supported" in err
-    assert "Traceback" not in err
+    assert main(["-t", "--no-host-checks", "-f", str(conf)]) == 0  # BFD_CHECK runs (bfd/, check/bfd_check.py)
+    assert "not supported" not in capsys.readouterr().err
+    assert main(["probe", "-f", str(conf), "--json"]) == 4
+    results = json.loads(capsys.readouterr().out)
+    assert [(r["checker"], r["ok"]) for r in results] == [("BFD_CHECK", False)]
+    assert "cannot be probed once" in results[0]["reason"]
 
 
 def test_probe_reports_a_refused_tcp_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -66,7 +66,7 @@ def test_typed_global_defs_fields_are_filled_by_the_parser() -> None:
         "  vrrp_lower_prio_no_advert\n  vrrp_higher_prio_send_advert off\n  vrrp_skip_check_adv_addr\n"
         "  checker_log_all_failures\n  pykeepalived_dataplane NFTables\n  lvs_flush\n  lvs_flush_onstop VS\n"
         "  lvs_timeouts tcp 10 udp 5\n  umask IWGRP|IWOTH\n  json_dump_file /run/x/\n  stats_dump_file /tmp/s\n"
-        "  bfd_priority -5\n"
+        "  bfd_priority -5\n  enable_snmp_vrrp\n"
         "}\n"
     )
     assert not result.errors
@@ -79,4 +79,5 @@ def test_typed_global_defs_fields_are_filled_by_the_parser() -> None:
     assert g.pykeepalived_dataplane == "nftables"
     assert g.lvs_flush_on_stop == ["VS"] and g.lvs_timeouts == ["tcp", "10", "udp", "5"]
     assert g.umask == ["IWGRP|IWOTH"]
-    assert g.settings == {"bfd_priority": -5}
+    assert g.bfd_priority == -5
+    assert g.settings == {"enable_snmp_vrrp": True}

@@ -53,6 +53,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.lvs.sync_daemon",
         "pykeepalived.alerts", "pykeepalived.alerts.message", "pykeepalived.vrrp.startup_delay",
         "pykeepalived.vrrp.rx_bufs",
+        "pykeepalived.bfd", "pykeepalived.bfd.packet", "pykeepalived.bfd.session", "pykeepalived.check.bfd_check",
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",
@@ -66,6 +67,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.file", "pykeepalived.check.ping", "pykeepalived.check.udp",
         "pykeepalived.check.probes", "pykeepalived.check.genhash",
         "pykeepalived.alerts.smtp", "pykeepalived.alerts.hooks",
+        "pykeepalived.bfd.events",
     ]),
     ("shells", [
         "pykeepalived.vrrp.service", "pykeepalived.vrrp.dump_writer", "pykeepalived.check.service",
@@ -76,6 +78,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.workers", "pykeepalived.check.plan", "pykeepalived.check.once",
         "pykeepalived.check.dump_writer",
         "pykeepalived.lvs.choose",
+        "pykeepalived.bfd.service",
     ]),
     ("daemon", ["pykeepalived.daemon", "pykeepalived.daemon.*"]),
     ("cli/lab", ["pykeepalived.cli", "pykeepalived.__main__", "pykeepalived.status", "pykeepalived.cmdline",

@@ -40,6 +40,7 @@ class CheckerPlan:
     probe: Probe
     config: CheckerBase
     immediate: bool = False
+    event: bool = False  # BFD_CHECK: never scheduled, its verdict follows the BFD process (check/bfd_check.py)
 
     def make_core(self, now: float, first_offset_s: float) -> CheckerCore:
         """HTTP_GET/SSL_GET step through their urls with keepalived's HTTP rules; the others share one rule."""
@@ -115,7 +116,8 @@ def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
                 timing = FILE_TIMING if immediate else timing_of(checker)
                 for probe in make_probes(checker, ctx):
                     plan.checkers.append(CheckerPlan(
-                        f"{checker.kind}#{index}", checker.kind, timing, probe, checker, immediate))
+                        f"{checker.kind}#{index}", checker.kind, timing, probe, checker, immediate,
+                        event=checker.kind == "BFD_CHECK"))
             servers.append(plan)
         plans.append(ServicePlan(name, vs, servers, sorry_server_name(vs)))
     return plans

@@ -62,6 +62,11 @@ def _udp() -> ModuleType:
     return udp
 
 
+def _bfd() -> ModuleType:
+    from . import bfd_check
+    return bfd_check
+
+
 PROBE_MODULES: dict[CheckerKind, Callable[[], ModuleType]] = {
     "TCP_CHECK": _tcp,
     "HTTP_GET": _http,
@@ -72,8 +77,9 @@ PROBE_MODULES: dict[CheckerKind, Callable[[], ModuleType]] = {
     "FILE_CHECK": _file,
     "PING_CHECK": _ping,
     "UDP_CHECK": _udp,
+    "BFD_CHECK": _bfd,  # driven by the BFD process's events, not run (check/bfd_check.py)
 }
-"""The checker kinds we run, each with the importer of its probe module (BFD_CHECK is not among them)."""
+"""The checker kinds we run, each with the importer of its probe module."""
 
 
 def make_probe(checker: CheckerBase, ctx: ProbeContext) -> Probe:

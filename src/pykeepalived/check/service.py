@@ -120,6 +120,7 @@ class CheckService:
         self.repairs = 0  # times the backend put back rules someone else removed
         self.mail: CheckMail | None = None  # alert mails (alerts/), made by run(): workers and probes send none
         self.repaired_at: float | None = None  # wall clock of the last one
+        self.bfd_key = os.getppid()  # whose BFD process reports to us (bfd/events.py): the parent's child
         self.last_repair: str | None = None
 
     @property
@@ -171,10 +172,15 @@ class CheckService:
         if self._ha.active:
             await self._ha.start()
             self._tasks.append(loop.create_task(self._ha.run()))
-        count = worker_count(sum(1 for *_, c in self._flat if not c.plan.immediate), self.requested_workers)
+        count = worker_count(sum(1 for *_, c in self._flat if not c.plan.immediate and not c.plan.event),
+                             self.requested_workers)
         if self.worker_argv is None:
             count = 1
+        if any(c.plan.event for *_, c in self._flat):  # BFD_CHECK
+            self._tasks.append(loop.create_task(self._watch_bfd()))
         for svc, srv, chk in self._flat:
+            if chk.plan.event:
+                continue
             if chk.plan.immediate or count == 1:
                 self._tasks.append(loop.create_task(self._checker_loop(svc, srv, chk)))
         if count > 1:
@@ -337,6 +343,23 @@ class CheckService:
             chk.offset = 0
             events += svc.pool.set_offset(srv.plan.name, srv.offset(), quiet=srv.plan.name not in svc.pool.alive)
         self._handle(svc, events)
+
+    async def _watch_bfd(self) -> None:
+        """BFD_CHECK: each Up/Down the BFD process reports goes through the checker's usual result path."""
+        from ..bfd.events import session_events
+        from .bfd_check import bfd_event, follows
+
+        async for session, up in session_events(self.bfd_key, "checker"):
+            for svc, srv, chk in self._flat:
+                if not follows(chk.plan.config, session):
+                    continue
+                act, change = bfd_event(chk.core, chk.plan.probe, up)
+                if not act:
+                    continue
+                log.info("BFD check of [%s] RS(%s) is %s", session, srv.plan.name, "UP" if up else "DOWN")
+                chk.attempts += 1
+                chk.last_ok, chk.last_reason = up, f"BFD {session} is {'Up' if up else 'Down'}"
+                self._after_attempt(svc, srv, chk, up, None, change)
 
     def log_all_failures(self, chk: CheckerState) -> bool:
         own = chk.plan.config.log_all_failures

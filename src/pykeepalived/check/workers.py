@@ -94,7 +94,7 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     mine = [(i, entry) for i, entry in enumerate(service.flat_checkers())
-            if i % count == shard and not entry[2].plan.immediate]  # FILE_CHECKs stay in the main process
+            if i % count == shard and not entry[2].plan.immediate and not entry[2].plan.event]  # FILE/BFD stay here
     pending: set[int] = set()
 
     def send(data: bytes) -> None:

@@ -98,7 +98,7 @@ def not_done(args: argparse.Namespace) -> list[str]:
     if args.snmp or args.snmp_agent_socket:
         notes.append("-x/-A (SNMP): pykeepalived has no SNMP subsystem yet; no SNMP agent is started")
     if args.bfd_pid:
-        notes.append("-b (BFD pid file): pykeepalived runs no separate BFD process; the file is not written")
+        notes.append("-b (BFD pid file): pykeepalived's BFD child writes no pid file; the file is not written")
     if args.address_monitoring:
         notes.append("-a (address monitoring): address additions and deletions are not logged")
     if args.release_vips:

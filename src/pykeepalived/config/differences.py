@@ -18,8 +18,6 @@ DIFFERENCES: dict[str, str] = {
     "fwmark-zero": "`virtual_server fwmark 0` is refused: keepalived 2.2.7 reads mark 0 as no mark and builds an "
                    "address service from uninitialised memory when the service also has a protocol and persistence; "
                    "a mark-0 rule would catch all unmarked traffic",
-    "bfd-check-not-run": "BFD_CHECK is refused until pykeepalived runs BFD sessions itself: accepting it would give "
-                         "a real server that nothing checks",
     "newer-checker-keywords": "HTTP_GET/SSL_GET `sni_name` and `tls_compliant` (keepalived 2.4) are accepted and "
                               "acted on; keepalived 2.2.7 reports them as unknown keywords",
     "no_dbus": "enable_dbus is refused: pykeepalived has no D-Bus interface, and accepting the keyword would "

@@ -188,9 +188,9 @@ class BfdInstance:
     name: str
     neighbor_ip: IPAddress | None = None
     source_ip: IPAddress | None = None
-    min_rx_ms: int = 10
-    min_tx_ms: int = 10
-    idle_tx_ms: int = 1000
+    min_rx_ms: float = 10.0  # milliseconds to the microsecond, as keepalived reads them
+    min_tx_ms: float = 10.0
+    idle_tx_ms: float = 1000.0
     multiplier: int = 5
     passive: bool = False
     ttl: int | None = None
@@ -437,6 +437,12 @@ class GlobalDefs:
     vrrp_rx_bufs_multiplier: int | None = None  # None: keepalived's 3
     random_seed: int | None = None  # seeds ${_RANDOM} (config/glibc_random.py, cli.load_snapshot)
     checker_cpu_affinity: list[int] | None = None
+    bfd_process_name: str | None = None  # the BFD child's settings (daemon/run_bfd.py), as the others'
+    bfd_priority: int | None = None
+    bfd_rt_priority: int | None = None
+    bfd_rlimit_rttime: int | None = None
+    bfd_no_swap: bool = False
+    bfd_cpu_affinity: list[int] | None = None
     # read by the daemon
     umask: list[str] | None = None  # as written; validated by the parser, applied at start
     json_dump_file: str | None = None

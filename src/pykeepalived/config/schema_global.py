@@ -128,6 +128,7 @@ def _process_names(g: GlobalDefs) -> None:
     """keepalived's default child names; a later *_process_name line overrides them, as in keepalived."""
     g.vrrp_process_name = "keepalived_vrrp"
     g.checker_process_name = "keepalived_lvs"
+    g.bfd_process_name = "keepalived_bfd"
 
 
 def _process_name(attr: str) -> LineHandler:
@@ -274,7 +275,7 @@ _g.line("vrrp_ipsets", _vrrp_ipsets, "ipsets for no_accept (not in this build: n
 _g.line("nftables", FieldHandler("nftables", _nftables), "nftables table for no_accept")
 _g.line("vrrp_cpu_affinity", _cpu_affinity("vrrp_cpu_affinity"), "CPUs of the VRRP process")
 _g.line("checker_cpu_affinity", _cpu_affinity("checker_cpu_affinity"), "CPUs of the checker process")
-_g.line("bfd_cpu_affinity", _cpu_affinity("settings.bfd_cpu_affinity"), "CPUs of the BFD process")
+_g.line("bfd_cpu_affinity", _cpu_affinity("bfd_cpu_affinity"), "CPUs of the BFD process")
 
 def _lvs_timeouts(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     """`tcp N`, `tcpfin N`, `udp N` (seconds, up to 31 days); anything else is an error in keepalived 2.2.7."""
@@ -384,6 +385,7 @@ _BOOL_FIELDS = {
     "no_checker_emails",
     "vrrp_no_swap",
     "checker_no_swap",
+    "bfd_no_swap",
     "vrrp_netlink_cmd_rcv_bufs_force",
     "vrrp_netlink_monitor_rcv_bufs_force",
     "vrrp_min_garp",
@@ -426,6 +428,7 @@ _INTS_SINCE_24 = [
 _INT_FIELDS = {
     "vrrp_priority", "checker_priority", "vrrp_rt_priority", "checker_rt_priority",
     "vrrp_rlimit_rttime", "checker_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime",
+    "bfd_priority", "bfd_rt_priority", "bfd_rlimit_rttime", "bfd_rlimit_rtime",
     "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs", "vrrp_rx_bufs_multiplier", "random_seed",
 }
 for _name, _lo, _hi, _summary in _INTS:
@@ -509,6 +512,7 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "vrrp_process_name": _process_name("vrrp_process_name"),
     "checker_process_name": _process_name("checker_process_name"),
     "lvs_process_name": _process_name("checker_process_name"),
+    "bfd_process_name": _process_name("bfd_process_name"),
     "vrrp_rx_bufs_policy": FieldHandler("vrrp_rx_bufs_policy", lambda ctx, g, seg: _rx_bufs_policy(ctx, g, seg)),
     "vmac_prefix": h.first_word("vmac_prefix"),
     "vrrp_garp_extra_if": lambda ctx, g, seg: _garp_extra_if(g, seg),
@@ -646,10 +650,12 @@ _b = BFD_INSTANCE
 _b.line("neighbor_ip", h.ip("neighbor_ip"), "peer address")
 _b.line("neighbour_ip", h.ip("neighbor_ip"), "peer address (British spelling)")
 _b.line("source_ip", h.ip("source_ip"), "local address")
-_b.line("min_rx", h.integer("min_rx_ms", 1, 1000000), "minimum receive interval (ms)")
-_b.line("min_tx", h.integer("min_tx_ms", 1, 1000000), "minimum transmit interval (ms)")
-_b.line("idle_tx", h.integer("idle_tx_ms", 1, 1000000), "idle transmit interval (ms)")
-_b.line("multiplier", h.integer("multiplier", 1, 10), "detect multiplier")
+# keepalived 2.2.7: milliseconds with up to 3 decimals, up to what 32 bits of microseconds hold; idle_tx >= 1 s
+_BFD_MAX_MS = (2**32 - 1) // 1000
+_b.line("min_rx", h.decimal("min_rx_ms", 1, _BFD_MAX_MS, 3), "minimum receive interval (ms)")
+_b.line("min_tx", h.decimal("min_tx_ms", 1, _BFD_MAX_MS, 3), "minimum transmit interval (ms)")
+_b.line("idle_tx", h.decimal("idle_tx_ms", 1000, _BFD_MAX_MS, 3), "idle transmit interval (ms)")
+_b.line("multiplier", h.integer("multiplier", 1, 255), "detect multiplier")
 _b.line("passive", h.flag("passive"), "wait for the peer")
 _b.line("ttl", h.integer("ttl", 1, 255), "TTL of packets")
 _b.line("hoplimit", h.integer("ttl", 1, 255), "IPv6 hop limit")

@@ -24,7 +24,8 @@ from .schema_check import (
     URL_BLOCK,
     VIRTUAL_SERVER,
 )
-from .schema_global import GLOBAL_DEFS, TRACK_FILE
+from .schema_check import BFD_CHECK
+from .schema_global import BFD_INSTANCE, GLOBAL_DEFS, TRACK_FILE
 from .schema_vrrp import (AUTHENTICATION, GARP_GROUP, TRACK_GROUP, VRRP_INSTANCE, VRRP_SCRIPT, VRRP_SYNC_GROUP,
                           VRRP_TRACK_PROCESS)
 
@@ -126,6 +127,15 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
                    "vmac_prefix")),
     (VRRP_SYNC_GROUP, ("notify_priority_changes",)),
     (GARP_GROUP, ("garp_interval", "gna_interval", "interface", "interfaces")),
+    # BFD (bfd/, daemon/run_bfd.py): sessions, what tracks them, and the BFD process's settings
+    (BFD_INSTANCE, ("neighbor_ip", "neighbour_ip", "source_ip", "min_rx", "min_tx", "idle_tx", "multiplier",
+                    "passive", "ttl", "hoplimit", "max_hops", "weight", "vrrp", "checker")),
+    (VRRP_INSTANCE, ("track_bfd",)),
+    (VRRP_SYNC_GROUP, ("track_bfd",)),
+    (REAL_SERVER, ("BFD_CHECK",)),
+    (BFD_CHECK, ("name", "alpha")),
+    (GLOBAL_DEFS, ("bfd_process_name", "bfd_priority", "bfd_rt_priority", "bfd_rlimit_rttime", "bfd_rlimit_rtime",
+                   "bfd_no_swap", "bfd_cpu_affinity")),
 ]
 
 
@@ -136,7 +146,7 @@ ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_scri
                    "net_namespace", "instance", "use_pid_dir", "namespace_with_ipsets",
 
                    "vrrp_track_process", "static_ipaddress", "static_routes", "static_rules", "track_group",
-                   "garp_group")
+                   "garp_group", "bfd_instance")
 
 
 def mark_acted(root: Block) -> None:

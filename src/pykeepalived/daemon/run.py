@@ -53,6 +53,7 @@ class DaemonOptions:
     respawn: bool = True  # -R: a child that dies stops the daemon instead of being restarted
     release_dataplane: bool = True  # -I: leave the virtual services in place on stop
     release_vrrp: bool = True  # -V: leave the VIPs and virtual routes in place on stop
+    bfd: bool = True  # -B turns it off: no BFD sessions (the BFD child, or in-process with -P / -C)
     notes: tuple[str, ...] = ()  # lines logged at start: flags not acted on, the -d dump
 
 
@@ -218,14 +219,21 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     log = logging.getLogger("pykeepalived")
 
     async def main() -> None:
+        from ..bfd.service import alongside
+
         service = VrrpService(config, state_dir=opts.state_dir, status_file=opts.status_file)
         service.release_on_stop = opts.release_vrrp
+        if bfd := alongside(config, opts.child, opts.bfd):  # -P: the BFD sessions run here (bfd/service.py)
+            service.bfd_key = bfd.key
+            bfd.start()
         g = config.global_defs
         install_signal_handlers(service, asyncio.get_running_loop(),
                                 json_path=_dump_path(g.json_dump_file, "keepalived.json"),
                                 stats_path=_dump_path(g.stats_dump_file, "keepalived.stats"))
         accept_forwarded_signals()  # what the parent forwarded while we started (daemon/lifeline.py)
         await service.run()
+        if bfd:
+            await bfd.stop()
 
     try:
         asyncio.run(main())
@@ -266,9 +274,16 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         service = CheckService(config, dataplane, status_path=opts.status_file, workers=opts.checker_workers,
                                worker_argv=list(opts.worker_argv) if opts.worker_argv else None)
         service.release_on_stop = opts.release_dataplane
+        from ..bfd.service import alongside
+
+        if bfd := alongside(config, opts.child, opts.bfd):  # -C: the BFD sessions run here (bfd/service.py)
+            service.bfd_key = bfd.key
+            bfd.start()
         install_signal_handlers(service, asyncio.get_running_loop())
         accept_forwarded_signals()
         await service.run()
+        if bfd:
+            await bfd.stop()
         return not service.failed
 
     try:

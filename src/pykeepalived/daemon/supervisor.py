@@ -314,7 +314,7 @@ async def supervise(children: list[Child], config_fd: int | None = None, respawn
 
 def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, check: bool,
                    config_fd: int | None = None, process_name: str | None = None,
-                   config: KeepalivedConfig | None = None) -> int:
+                   config: KeepalivedConfig | None = None, bfd: bool = False) -> int:
     """Run as keepalived's parent: returns when both children have stopped after SIGTERM/SIGINT (or a failure).
 
     With `config`, its startup_script runs before the children start and its
@@ -326,6 +326,8 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
     if process_name:  # global_defs process_name (host/tuning.py)
         set_process_name(process_name)
     children = []
+    if bfd:  # keepalived's bfd child: the sessions VRRP's track_bfd and BFD_CHECK follow (daemon/run_bfd.py)
+        children.append(Child("BFD", child_argv(base_argv, "--bfd-child", config_fd)))
     if vrrp:
         children.append(Child("VRRP", child_argv(base_argv, "--vrrp", config_fd), opts.vrrp_pid_file))
     if check:

@@ -30,7 +30,7 @@ from ..config.model import GlobalDefs
 
 log = logging.getLogger("pykeepalived")
 
-Process = Literal["parent", "vrrp", "checker"]
+Process = Literal["parent", "vrrp", "checker", "bfd"]
 RT_RLIMIT_DEFAULT_US = 10000
 PR_SET_NAME = 15
 MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
@@ -53,6 +53,11 @@ def tuning_for(g: GlobalDefs, process: Process, *, alone: bool = False) -> Proce
     """The settings of `process`; `alone`: it also stands for the parent (-P / -C), so process_name counts."""
     if process == "parent":
         return ProcessTuning("parent", name=g.process_name)
+    if process == "bfd":  # the BFD child (daemon/run_bfd.py)
+        return ProcessTuning(
+            "bfd", name=g.bfd_process_name, nice=g.bfd_priority, rt_priority=g.bfd_rt_priority,
+            rlimit_rttime_us=max(2, g.bfd_rlimit_rttime) if g.bfd_rlimit_rttime is not None else RT_RLIMIT_DEFAULT_US,
+            no_swap=g.bfd_no_swap, cpus=tuple(g.bfd_cpu_affinity or ()))
     vrrp = process == "vrrp"
     name = g.vrrp_process_name if vrrp else g.checker_process_name
     limit = g.vrrp_rlimit_rttime if vrrp else g.checker_rlimit_rttime
@@ -102,7 +107,7 @@ def _lock_memory() -> None:
 
 
 def _on_sigxcpu(process: Process) -> None:
-    label = {"vrrp": "VRRP", "checker": "Checker"}.get(process, "Unknown")
+    label = {"vrrp": "VRRP", "checker": "Checker", "bfd": "BFD"}.get(process, "Unknown")
 
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("%s process has used too much CPU time, %s_rlimit_rttime may need to be increased", label,

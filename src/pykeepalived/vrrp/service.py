@@ -163,6 +163,7 @@ class VrrpService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._startup: StartupDelay | None = None  # global_defs vrrp_startup_delay (startup_delay.py)
         self._rx_buf: dict[tuple[int, str, str], int] = {}  # per socket: the instances' shares (rx_bufs.py)
+        self.bfd_key = os.getppid()  # whose BFD process reports to us (bfd/events.py): the parent's child
 
     # ------------------------------------------------------------------ life cycle
     async def run(self) -> None:
@@ -194,6 +195,8 @@ class VrrpService:
             if self.processes.names():
                 self._tasks.append(asyncio.create_task(watch_processes(self.processes, self._process_changed,
                                                                        self._now)))
+            if bfd_names := {t.name for tr in self.tracking.values() for t in tr.items if t.kind is TrackKind.BFD}:
+                self._tasks.append(asyncio.create_task(self._watch_bfd(bfd_names)))
             if any(not s.accept for s in self.settings.values()):
                 self._tasks.append(asyncio.create_task(self._watch_accept_filter()))
             if self.sync_daemons is not None:
@@ -302,6 +305,10 @@ class VrrpService:
                 status = TrackStatus.UP if self.processes.has_quorum(pname) else TrackStatus.DOWN
                 for tracking in self.tracking.values():
                     tracking.set_status(TrackKind.PROCESS, pname, status)
+        for tracking in self.tracking.values():  # keepalived: a tracked BFD session is down until it says Up
+            for item in tracking.items:
+                if item.kind is TrackKind.BFD:
+                    tracking.set_status(TrackKind.BFD, item.name, TrackStatus.DOWN)
         for name, s in self.settings.items():
             source = await self._source_address(s)
             if source is None:
@@ -654,6 +661,21 @@ class VrrpService:
     def _process_changed(self, name: str, have_quorum: bool) -> None:
         status = TrackStatus.UP if have_quorum else TrackStatus.DOWN
         self._tracker_changed(TrackKind.PROCESS, name, _status_setter(TrackKind.PROCESS, name, status))
+
+    async def _watch_bfd(self, names: set[str]) -> None:
+        """track_bfd: the BFD process's Up/Down events (bfd/events.py), as keepalived's vrrp_handle_bfd_event."""
+        from ..bfd.events import session_events
+
+        up_now: dict[str, bool] = {}
+        async for bname, up in session_events(self.bfd_key, "vrrp"):
+            if bname not in names or up_now.get(bname, False) == up:
+                continue
+            up_now[bname] = up
+            for name, tracking in self.tracking.items():
+                if any(i.kind is TrackKind.BFD and i.name == bname for i in tracking.items):
+                    log.info("VRRP_Instance(%s) Tracked BFD instance %s is %s", name, bname, "UP" if up else "DOWN")
+            status = TrackStatus.UP if up else TrackStatus.DOWN
+            self._tracker_changed(TrackKind.BFD, bname, _status_setter(TrackKind.BFD, bname, status))
 
     async def _run_track_script(self, name: str) -> None:
         vs = self.config.vrrp_scripts[name]

@@ -32,6 +32,7 @@ class TrackKind(enum.Enum):
     SCRIPT = "script"
     FILE = "file"
     PROCESS = "process"
+    BFD = "bfd"  # a bfd_instance's session, reported by the BFD process (bfd/events.py)
 
 
 @dataclass
@@ -161,6 +162,7 @@ def instance_trackers(
         refs += [(TrackKind.SCRIPT, r) for r in owner.track_scripts]
         refs += [(TrackKind.FILE, r) for r in owner.track_files]
         refs += [(TrackKind.PROCESS, r) for r in owner.track_processes]
+        refs += [(TrackKind.BFD, r) for r in owner.track_bfds]
     for kind, ref in refs:
         weight, reverse = ref.weight, ref.reverse
         if kind is TrackKind.SCRIPT and ref.name in config.vrrp_scripts:
@@ -175,6 +177,10 @@ def instance_trackers(
             tp = config.track_processes[ref.name]
             if weight is None:
                 weight, reverse = tp.weight, tp.weight_reverse
+        elif kind is TrackKind.BFD and ref.name in config.bfd_instances:
+            bfd = config.bfd_instances[ref.name]
+            if weight is None:
+                weight, reverse = bfd.weight, bfd.weight_reverse
         weight = weight or 0
         if not keep_weights and kind is not TrackKind.FILE:
             weight = 0
