@@ -73,6 +73,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.vrrp.service", "pykeepalived.check.service", "pykeepalived.check.running",
         "pykeepalived.vrrp.process_watch", "pykeepalived.vrrp.statics", "pykeepalived.check.ha_watch",
         "pykeepalived.vrrp.interfaces",
+        "pykeepalived.vrrp.source_tracking",  # the VRRP interface helper's (track_src_ip)
         "pykeepalived.check.workers", "pykeepalived.check.plan", "pykeepalived.check.once",
         "pykeepalived.check.dump_writer",
         "pykeepalived.lvs.choose",

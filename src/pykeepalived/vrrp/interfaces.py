@@ -15,13 +15,15 @@ from ..errors import PyKeepalivedError
 from ..net.devconf import DevconfChanges
 from ..net.vmac import VmacManager
 from .settings import InstanceSettings
+from .source_tracking import SOURCE_GONE_FAULT
 
 log = logging.getLogger("pykeepalived.vrrp")
 
 IPAddress = IPv4Address | IPv6Address
 VMAC_FAULT = "VMAC interface"  # an instance whose VMAC cannot be made stays in FAULT
 NO_PEER_FAULT = "no unicast peer"  # unicast_fault_no_peer without peers
-SETUP_FAULTS = frozenset({VMAC_FAULT, NO_PEER_FAULT})  # faults of the set-up: trackers never clear them
+# faults of the set-up (and track_src_ip's): trackers never clear them
+SETUP_FAULTS = frozenset({VMAC_FAULT, NO_PEER_FAULT, SOURCE_GONE_FAULT})
 
 
 class InstanceInterfaces:

@@ -68,6 +68,7 @@ from .packet import Advert, VrrpPacketError, decode_advert, decode_unicast_adver
 from .settings import InstanceSettings, instance_settings
 from .startup_delay import StartupDelay
 from .rx_bufs import instance_share
+from .source_tracking import SOURCE_GONE_FAULT, SourceTracker, tracked_sources
 from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
 from .process_watch import first_scan, watch_processes
 from .statics import install_statics, reinstate_statics, remove_statics
@@ -134,6 +135,7 @@ class VrrpService:
         self.links = LinkMonitor(rcvbuf=vrrp_monitor_rcvbuf(g))
         self.announcer = AnnounceSender()
         self.interfaces = InstanceInterfaces()  # use_vmac's macvlans, promote_secondaries
+        self.sources = SourceTracker(tracked_sources(config, self.settings.values()), self._source_changed)
         self.garp_pacer = garp_intervals(g, config.garp_groups)  # vrrp_garp_interval, garp_group
         self._garp_frames: dict[GarpItem, bytes] = {}
         self._garp_timer: asyncio.TimerHandle | None = None
@@ -180,6 +182,9 @@ class VrrpService:
             await self._remove_leftovers()
             await install_statics(self.addresses, self.config)
             await self._start_instances()
+            if self.sources.sources:  # track_src_ip (source_tracking.py)
+                await self.sources.start()
+                self._tasks.append(asyncio.create_task(self.sources.run()))
             self._startup = StartupDelay(self.config.global_defs.vrrp_startup_delay_s, self._now())
             if self._startup.until is not None:
                 log.info("Delaying startup for %g seconds", self.config.global_defs.vrrp_startup_delay_s)
@@ -650,6 +655,9 @@ class VrrpService:
                 await reinstate_statics(self.addresses, self.config, event.ifname)
             self._tracker_changed(TrackKind.INTERFACE, event.ifname, _status_setter(TrackKind.INTERFACE,
                                                                                      event.ifname, status))
+
+    def _source_changed(self, name: str, present: bool) -> None:
+        self._apply(self.core.set_fault(name, SOURCE_GONE_FAULT, not present, self._now()))
 
     def _process_changed(self, name: str, have_quorum: bool) -> None:
         status = TrackStatus.UP if have_quorum else TrackStatus.DOWN
