@@ -53,6 +53,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.lvs.sync_daemon",
         "pykeepalived.alerts", "pykeepalived.alerts.message", "pykeepalived.vrrp.startup_delay",
         "pykeepalived.vrrp.rx_bufs",
+        "pykeepalived.vrrp.vmac_addr",  # the VRRP interface helper's (use_vmac_addr)
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",

@@ -9,19 +9,24 @@ when it stops.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from itertools import islice
 from ipaddress import IPv4Address, IPv6Address
 
+from ..config.model import GlobalDefs, IpAddressSpec, VrrpInstance
 from ..errors import PyKeepalivedError
 from ..net.devconf import DevconfChanges
 from ..net.vmac import VmacManager
 from .settings import InstanceSettings
 from .source_tracking import SOURCE_GONE_FAULT
+from .vmac_addr import AddressVmac, addr_prefix, name_candidates, wanted
 
 log = logging.getLogger("pykeepalived.vrrp")
 
 IPAddress = IPv4Address | IPv6Address
 VMAC_FAULT = "VMAC interface"  # an instance whose VMAC cannot be made stays in FAULT
 NO_PEER_FAULT = "no unicast peer"  # unicast_fault_no_peer without peers
+NAME_TRIES = 64  # names tried for a use_vmac_addr VMAC before giving up
 # faults of the set-up (and track_src_ip's): trackers never clear them
 SETUP_FAULTS = frozenset({VMAC_FAULT, NO_PEER_FAULT, SOURCE_GONE_FAULT})
 
@@ -33,6 +38,7 @@ class InstanceInterfaces:
         self.devconf = DevconfChanges()
         self.vmacs = VmacManager(self.devconf)
         self._promoted: list[str] = []
+        self._addr_vmacs: dict[AddressVmac, str] = {}  # use_vmac_addr's VMACs made so far -> their names
 
     async def open(self) -> None:
         await self.vmacs.open()
@@ -61,6 +67,52 @@ class InstanceInterfaces:
             return VMAC_FAULT
         log.info("(%s) Success creating VMAC interface %s", s.name, s.vmac_ifname)
         return None
+
+    async def place_addresses(self, s: InstanceSettings, inst: VrrpInstance, g: GlobalDefs,
+                              reserved: set[str]) -> tuple[InstanceSettings, str | None]:
+        """use_vmac_addr and per-address use_vmac (vmac_addr.py): make the VMACs the (e)VIPs need and return
+        the settings with those addresses moved onto them, and a fault reason if one could not be made.
+
+        reserved: every instance's own VMAC name (never taken for an address VMAC)."""
+        fault: str | None = None
+
+        async def place(spec: IpAddressSpec) -> IpAddressSpec:
+            nonlocal fault
+            need = wanted(s, spec, inst.use_vmac_addr)
+            if need is None:
+                return spec
+            name = self._addr_vmacs.get(need)
+            if name is None:
+                name = await self._make_address_vmac(s, need, addr_prefix(g), reserved)
+                if name is None:
+                    fault = VMAC_FAULT
+                    return spec
+            return replace(spec, device=name)
+
+        vips = tuple([await place(spec) for spec in s.vips])
+        excluded = tuple([await place(spec) for spec in s.excluded_vips])
+        return replace(s, vips=vips, excluded_vips=excluded), fault
+
+    async def _make_address_vmac(self, s: InstanceSettings, need: AddressVmac, prefix: str,
+                                 reserved: set[str]) -> str | None:
+        name = ""
+        try:
+            for candidate in islice(name_candidates(prefix, s.vrid, need.family), NAME_TRIES):
+                if candidate not in reserved and await self.vmacs.name_usable(candidate, need.base, need.mac):
+                    name = candidate
+                    break
+            else:
+                log.error("(%s) Unable to create a VMAC interface on %s: no free name %s.%d ... %s%d.%d", s.name,
+                          need.base, prefix, s.vrid, prefix, NAME_TRIES - 1, s.vrid)
+                return None
+            link_local = await self.vmacs.link_local(need.base) if need.family == 6 else None
+            await self.vmacs.create(name, need.base, need.mac, need.family, ipv6=False, link_local=link_local)
+        except PyKeepalivedError as exc:
+            log.error("(%s) Unable to create VMAC interface %s: %s", s.name, name, exc)
+            return None
+        log.info("(%s) Success creating VMAC interface %s", s.name, name)
+        self._addr_vmacs[need] = name
+        return name
 
     async def close(self) -> None:
         """Delete our VMACs and put every changed setting back (errors logged, never raised)."""

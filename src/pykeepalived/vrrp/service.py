@@ -307,13 +307,17 @@ class VrrpService:
                 status = TrackStatus.UP if self.processes.has_quorum(pname) else TrackStatus.DOWN
                 for tracking in self.tracking.values():
                     tracking.set_status(TrackKind.PROCESS, pname, status)
-        for name, s in self.settings.items():
+        reserved = {t.vmac_ifname for t in self.settings.values() if t.vmac_ifname}
+        for name, s in list(self.settings.items()):
+            s, vmac_fault = await self.interfaces.place_addresses(s, self.config.vrrp_instances[name],
+                                                                  self.config.global_defs, reserved)
+            self.settings[name] = s  # use_vmac_addr: some (e)VIPs now live on VMACs of their own
             source = await self._source_address(s)
             if source is None:
                 log.warning("(%s) no %s source address on %s; the instance stays in FAULT", name,
                             "IPv4" if s.family == 4 else "IPv6 link-local", s.interface)
                 self._apply(self.core.set_fault(name, NO_SOURCE_FAULT, True, self._now()))
-            elif (fault := await self.interfaces.prepare(s, source)) is not None:
+            elif (fault := vmac_fault or await self.interfaces.prepare(s, source)) is not None:
                 self._apply(self.core.set_fault(name, fault, True, self._now()))
             else:
                 self.core.set_source(name, source)
