@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.lvs.sync_daemon",
         "pykeepalived.alerts", "pykeepalived.alerts.message", "pykeepalived.vrrp.startup_delay",
         "pykeepalived.vrrp.rx_bufs",
-        "pykeepalived.vrrp.vmac_addr",  # the VRRP interface helper's (use_vmac_addr)
+        "pykeepalived.vrrp.vmac_addr", "pykeepalived.vrrp.ipvlan_settings",  # the VRRP interface helper's
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",

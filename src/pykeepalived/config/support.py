@@ -128,7 +128,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (GARP_GROUP, ("garp_interval", "gna_interval", "interface", "interfaces")),
     # VRRP interfaces: address VMACs, source tracking, and what keepalived 2.2.7 never puts into effect
     # (vrf: refused without an interface, ignored with one; native_ipv6: the family, read by the parser)
-    (VRRP_INSTANCE, ("use_vmac_addr", "track_src_ip", "vrf", "native_ipv6")),
+    (VRRP_INSTANCE, ("use_vmac_addr", "use_ipvlan", "track_src_ip", "vrf", "native_ipv6")),
     (GLOBAL_DEFS, ("vmac_addr_prefix",)),
 ]
 

@@ -16,7 +16,9 @@ from ipaddress import IPv4Address, IPv6Address
 from ..config.model import GlobalDefs, IpAddressSpec, VrrpInstance
 from ..errors import PyKeepalivedError
 from ..net.devconf import DevconfChanges
+from ..net.ipvlan import IpvlanManager, link_kind
 from ..net.vmac import VmacManager
+from .ipvlan_settings import default_name
 from .settings import InstanceSettings
 from .source_tracking import SOURCE_GONE_FAULT
 from .vmac_addr import AddressVmac, addr_prefix, name_candidates, wanted
@@ -38,10 +40,12 @@ class InstanceInterfaces:
         self.devconf = DevconfChanges()
         self.vmacs = VmacManager(self.devconf)
         self._promoted: list[str] = []
+        self.ipvlans = IpvlanManager()
         self._addr_vmacs: dict[AddressVmac, str] = {}  # use_vmac_addr's VMACs made so far -> their names
 
     async def open(self) -> None:
         await self.vmacs.open()
+        await self.ipvlans.open()
 
     async def prepare(self, s: InstanceSettings, source: IPAddress | None) -> str | None:
         """Set up what instance `s` needs; None if all is well, else why it cannot run (a fault reason)."""
@@ -54,6 +58,15 @@ class InstanceInterfaces:
                 self._promoted.append(s.interface)
             except PyKeepalivedError as exc:
                 log.error("(%s) cannot set promote_secondaries: %s", s.name, exc)
+        if s.ipvlan is not None and s.interface:
+            other_family = any(spec.address.ip.version != s.family for spec in s.excluded_vips)
+            try:
+                await self.ipvlans.create(s.ipvlan.ifname, s.interface, s.ipvlan.flags, s.ipvlan.address,
+                                          ipv6=s.family == 6 or other_family)
+            except PyKeepalivedError as exc:
+                log.error("(%s): Unable to create ipvlan interface %s: %s", s.name, s.ipvlan.ifname, exc)
+                return VMAC_FAULT
+            log.info("(%s): Success creating ipvlan interface %s", s.name, s.ipvlan.ifname)
         mac = s.vmac_mac
         if s.vmac_ifname is None or mac is None or not s.interface:
             return None
@@ -75,6 +88,7 @@ class InstanceInterfaces:
 
         reserved: every instance's own VMAC name (never taken for an address VMAC)."""
         fault: str | None = None
+        s = await self._ipvlan_name(s, g)
 
         async def place(spec: IpAddressSpec) -> IpAddressSpec:
             nonlocal fault
@@ -92,6 +106,22 @@ class InstanceInterfaces:
         vips = tuple([await place(spec) for spec in s.vips])
         excluded = tuple([await place(spec) for spec in s.excluded_vips])
         return replace(s, vips=vips, excluded_vips=excluded), fault
+
+    async def _ipvlan_name(self, s: InstanceSettings, g: GlobalDefs) -> InstanceSettings:
+        """keepalived 2.2.7: a configured ipvlan name that an interface other than an ipvlan has is dropped."""
+        if s.ipvlan is None:
+            return s
+        default = default_name(g.vmac_prefix, s.vrid)
+        try:
+            link = await self.ipvlans.link(s.ipvlan.ifname) if s.ipvlan.ifname != default else None
+        except PyKeepalivedError as exc:
+            log.error("(%s) %s", s.name, exc)
+            return s
+        if link is None or link_kind(link) == "ipvlan":
+            return s
+        log.error("(%s) interface %s already exists and is not an l2 ipvlan; ignoring ipvlan if_name", s.name,
+                  s.ipvlan.ifname)
+        return replace(s, ipvlan=replace(s.ipvlan, ifname=default))
 
     async def _make_address_vmac(self, s: InstanceSettings, need: AddressVmac, prefix: str,
                                  reserved: set[str]) -> str | None:
@@ -122,6 +152,12 @@ class InstanceInterfaces:
                 log.info("Success removing VMAC interface %s", name)
             except PyKeepalivedError as exc:
                 log.error("%s", exc)
+        for name in self.ipvlans.created:
+            try:
+                await self.ipvlans.remove(name)
+                log.info("Success removing ipvlan interface %s", name)
+            except PyKeepalivedError as exc:
+                log.error("%s", exc)
         for ifname in self._promoted:
             try:
                 self.devconf.release(4, ifname, "promote_secondaries")
@@ -133,3 +169,4 @@ class InstanceInterfaces:
         except PyKeepalivedError as exc:
             log.error("%s", exc)
         await self.vmacs.close()
+        await self.ipvlans.close()

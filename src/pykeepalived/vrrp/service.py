@@ -183,7 +183,7 @@ class VrrpService:
             await install_statics(self.addresses, self.config)
             await self._start_instances()
             if self.sources.sources:  # track_src_ip (source_tracking.py)
-                await self.sources.start()
+                await self.sources.open()
                 self._tasks.append(asyncio.create_task(self.sources.run()))
             self._startup = StartupDelay(self.config.global_defs.vrrp_startup_delay_s, self._now())
             if self._startup.until is not None:

@@ -58,7 +58,7 @@ class SourceTracker:
         self._watch = AddressWatch()
         self._present: dict[str, bool] = {}
 
-    async def start(self) -> None:
+    async def open(self) -> None:
         """Subscribe, then look: an address removed between the two is seen either way."""
         await self._watch.open()
         await self._look(self.sources)
