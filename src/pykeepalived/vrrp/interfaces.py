@@ -92,7 +92,8 @@ class InstanceInterfaces:
 
         async def place(spec: IpAddressSpec) -> IpAddressSpec:
             nonlocal fault
-            need = wanted(s, spec, inst.use_vmac_addr)
+            need = wanted(spec, vmac_ifname=s.vmac_ifname, interface=s.interface, family=s.family, vrid=s.vrid,
+                          use_vmac_addr=inst.use_vmac_addr)
             if need is None:
                 return spec
             name = self._addr_vmacs.get(need)

@@ -583,7 +583,7 @@ class VrrpService:
         extra_done: set[str] = set()
         for index, spec in enumerate([*s.vips, *s.excluded_vips]):
             dev = spec.device or s.interface
-            if not dev or (extra and not _extra_announcement(s, dev, extra_done)):
+            if not dev or (extra and not _extra_announcement(s, dev, extra_done, self.interfaces.vmacs.created)):
                 continue
             mac = self._macs.get(dev)
             if mac is None:
@@ -802,10 +802,10 @@ class VrrpService:
         return dump_writer.write_stats(self, self._dump_runtime_now(), target)
 
 
-def _extra_announcement(s: InstanceSettings, dev: str, done: set[str]) -> bool:
-    """garp_extra_if (keepalived 2.2.7): one address per interface, on our VMACs (any interface with `all`),
-    and on the instance's own interface only with vmac_xmit_base."""
-    if dev in done or (dev != s.vmac_ifname and not s.garp_extra_if_all):
+def _extra_announcement(s: InstanceSettings, dev: str, done: set[str], vmacs: tuple[str, ...] = ()) -> bool:
+    """garp_extra_if (keepalived 2.2.7): one address per interface, on our VMACs (use_vmac's and use_vmac_addr's;
+    any interface with `all`), and on the instance's own interface only with vmac_xmit_base."""
+    if dev in done or (dev != s.vmac_ifname and dev not in vmacs and not s.garp_extra_if_all):
         return False
     if dev == (s.vmac_ifname or s.interface) and not s.vmac_xmit_base:
         return False

@@ -14,6 +14,7 @@ from ..config.model import GlobalDefs, IpAddressSpec, VrrpInstance
 from ..config.vrrp_defaults import OWNER_PRIORITY, instance_defaults
 from .ipvlan_settings import IpvlanSettings, ipvlan_settings, ipvlan_source
 from .packet import VRRP_MCAST_V4, VRRP_MCAST_V6, AuthType
+from .vmac_addr import extra_vmac_interval
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -185,8 +186,8 @@ def _extra_if_all(instance: VrrpInstance, g: GlobalDefs) -> bool:
 def _extra_if_interval(instance: VrrpInstance, g: GlobalDefs, specs: tuple[IpAddressSpec, ...],
                        own: str | None) -> float:
     """garp_extra_if's interval, or 0 where keepalived 2.2.7 turns it off: with no (e)VIP on another interface
-    than the one the instance's VIPs live on (its VMAC, if any), or without `all` (only use_vmac_addr's
-    VMACs would count, and those are not made here)."""
+    than the one the instance's VIPs live on (its VMAC, if any), or without `all` (then only use_vmac_addr's
+    VMACs count: vmac_addr.extra_vmac_interval)."""
     others = any((spec.device or instance.interface) != own for spec in specs)
     if not _extra_if_all(instance, g) or not others:
         return 0.0
@@ -305,7 +306,8 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
         unicast_ttl=instance.unicast_ttl if instance.unicast_peers else None,
         promote_secondaries=instance.promote_secondaries,
         fault_no_peer=instance.unicast_fault_no_peer and not instance.unicast_peers,
-        garp_extra_if_s=_extra_if_interval(instance, g, (*vips, *excluded), vmac_ifname or instance.interface),
+        garp_extra_if_s=extra_vmac_interval(instance, g, (*vips, *excluded), vmac_ifname, family, vrid)
+        or _extra_if_interval(instance, g, (*vips, *excluded), vmac_ifname or instance.interface),
         garp_extra_if_all=_extra_if_all(instance, g),
         old_unicast_checksum={None: "auto", "never": "never"}.get(instance.old_unicast_checksum, "old"),
         old_checksum_group=g.vrrp_mcast_group4 or VRRP_MCAST_V4,

@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..config.model import GlobalDefs, IpAddressSpec
-from .settings import InstanceSettings
+from ..config.model import GlobalDefs, IpAddressSpec, VrrpInstance
 
 IFNAMSIZ_CHARS = 15
 
@@ -56,17 +55,30 @@ def addr_prefix(g: GlobalDefs) -> str:
     return g.vmac_addr_prefix or g.vmac_prefix or "vrrp"
 
 
-def wanted(s: InstanceSettings, spec: IpAddressSpec, use_vmac_addr: bool) -> AddressVmac | None:
-    """The VMAC address `spec` of instance `s` goes on, or None (it stays where it is)."""
-    if s.vmac_ifname is not None and spec.device == s.vmac_ifname:
-        return None  # on the instance's VMAC (settings put it there)
-    family = spec.address.ip.version
-    own = spec.device in (None, s.interface)
+def wanted(spec: IpAddressSpec, *, vmac_ifname: str | None, interface: str | None, family: int, vrid: int,
+           use_vmac_addr: bool) -> AddressVmac | None:
+    """The VMAC address `spec` of an instance goes on, or None (it stays where it is).
+
+    vmac_ifname: the instance's own VMAC (use_vmac), which settings already put its addresses on."""
+    if vmac_ifname is not None and spec.device == vmac_ifname:
+        return None
+    addr_family = spec.address.ip.version
+    own = spec.device in (None, interface)
     if own:
-        need = spec.use_vmac or (use_vmac_addr and family != s.family)
+        need = spec.use_vmac or (use_vmac_addr and addr_family != family)
     else:
         need = spec.use_vmac or use_vmac_addr
-    base = spec.device or s.interface
+    base = spec.device or interface
     if not need or not base:
         return None
-    return AddressVmac(base, family, bytes((0x00, 0x00, 0x5E, 0x00, 0x01 if family == 4 else 0x02, s.vrid)))
+    return AddressVmac(base, addr_family, bytes((0x00, 0x00, 0x5E, 0x00, 0x01 if addr_family == 4 else 0x02, vrid)))
+
+
+def extra_vmac_interval(instance: VrrpInstance, g: GlobalDefs, specs: tuple[IpAddressSpec, ...],
+                        vmac_ifname: str | None, family: int, vrid: int) -> float:
+    """garp_extra_if's interval when an address has a VMAC of its own (keepalived 2.2.7 keeps it on then, with or
+    without `all`); 0 otherwise."""
+    if not any(wanted(spec, vmac_ifname=vmac_ifname, interface=instance.interface, family=family, vrid=vrid,
+                      use_vmac_addr=instance.use_vmac_addr) for spec in specs):
+        return 0.0
+    return instance.garp_extra_if_s if instance.garp_extra_if_s is not None else g.vrrp_garp_extra_if_s
