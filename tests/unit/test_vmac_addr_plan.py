@@ -1,4 +1,4 @@
-"""The pure rules of use_vmac_addr (vrrp/vmac_addr.py) and use_ipvlan (config/ipvlan_words.py, vrrp/ipvlan_settings.py)."""
+"""The pure rules of use_vmac_addr (vrrp/vmac_addr.py) and use_ipvlan (config/ipvlan_words.py, ipvlan_settings)."""
 
 from __future__ import annotations
 
