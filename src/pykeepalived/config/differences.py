@@ -34,5 +34,9 @@ DIFFERENCES: dict[str, str] = {
                                   "checks; pykeepalived checks the whole configuration, so it still reports what "
                                   "keepalived's daemon reports, such as SECURITY VIOLATION for scripts run without "
                                   "enable_script_security whatever their user",
+    "ipvlan-existing-name": "`use_ipvlan NAME` naming an interface that exists: keepalived 2.2.7 -t reports an "
+                            "error unless it is an l2 ipvlan; pykeepalived -t only knows that an interface exists, "
+                            "not its kind, so it accepts the line; at run time both daemons leave the name and make "
+                            "the ipvlan under the default name",
 }
 """key -> why pykeepalived's verdict differs from keepalived 2.2.7's."""

@@ -403,6 +403,7 @@ class GlobalDefs:
     vrrp_lower_prio_no_advert: bool = False
     vrrp_notify_priority_changes: bool = False
     vmac_prefix: str | None = None  # use_vmac's default name is PREFIX.VRID (keepalived: "vrrp")
+    vmac_addr_prefix: str | None = None  # use_vmac_addr's VMACs: PREFIX.VRID (else vmac_prefix, else "vrrp")
     vrrp_garp_extra_if_s: float = 0.0  # vrrp_garp_extra_if: the default of every instance's garp_extra_if
     vrrp_garp_extra_if_all: bool = False
     vrrp_min_garp: bool = False  # one GARP/NA burst of one, no refresh: the defaults it replaces, in settings

@@ -515,6 +515,7 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "bfd_process_name": _process_name("bfd_process_name"),
     "vrrp_rx_bufs_policy": FieldHandler("vrrp_rx_bufs_policy", lambda ctx, g, seg: _rx_bufs_policy(ctx, g, seg)),
     "vmac_prefix": h.first_word("vmac_prefix"),
+    "vmac_addr_prefix": h.first_word("vmac_addr_prefix"),
     "vrrp_garp_extra_if": lambda ctx, g, seg: _garp_extra_if(g, seg),
     "vrrp_vmac_garp_intvl": lambda ctx, g, seg: _garp_extra_if(g, seg),
 }

@@ -11,6 +11,7 @@ from typing import Any
 from . import handlers as h
 from .addresses import parse_ip_address, parse_route, parse_rule
 from .errors import ValueProblem
+from .ipvlan_words import handle_use_ipvlan
 from .lexer import Segment
 from .model import (
     Authentication,
@@ -395,7 +396,7 @@ _vi.line("track_src_ip", h.flag("track_src_ip"), "FAULT if the source address go
 _vi.line("use_vmac", _use_vmac, "send from a VRRP virtual MAC interface")
 _vi.line("use_vmac_addr", h.flag("use_vmac_addr"), "use the VMAC address")
 _vi.line("vmac_xmit_base", h.flag("vmac_xmit_base"), "send adverts on the base interface")
-_vi.line("use_ipvlan", h.words("use_ipvlan", 0), "ipvlan interface")
+_vi.line("use_ipvlan", FieldHandler("use_ipvlan", handle_use_ipvlan), "ipvlan interface")
 _vi.line("native_ipv6", FieldHandler("native_ipv6", _native_ipv6), "force IPv6 (deprecated)", deprecated="an IPv6 VIP")
 _vi.line("vrf", FieldHandler("vrf", _vrf), "VRF of the interface")
 _vi.line("dont_track_primary", h.flag("dont_track_primary"), "ignore the interface's faults")

@@ -136,6 +136,10 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (BFD_CHECK, ("name", "alpha")),
     (GLOBAL_DEFS, ("bfd_process_name", "bfd_priority", "bfd_rt_priority", "bfd_rlimit_rttime", "bfd_rlimit_rtime",
                    "bfd_no_swap", "bfd_cpu_affinity")),
+    # VRRP interfaces: address VMACs, source tracking, and what keepalived 2.2.7 never puts into effect
+    # (vrf: refused without an interface, ignored with one; native_ipv6: the family, read by the parser)
+    (VRRP_INSTANCE, ("use_vmac_addr", "use_ipvlan", "track_src_ip", "vrf", "native_ipv6")),
+    (GLOBAL_DEFS, ("vmac_addr_prefix",)),
 ]
 
 

@@ -22,6 +22,8 @@ import ipaddress
 from .context import ParseContext
 from .errors import Location
 from .model import GlobalDefs, KeepalivedConfig, VrrpInstance
+from .ipvlan_words import ipvlan_rules
+from .vmac_addr_checks import address_vmac_rules
 from .vrrp_defaults import OWNER_PRIORITY, InstanceDefaults
 
 DEFAULT_MTU = 1500
@@ -126,6 +128,8 @@ def instance_rules(ctx: ParseContext, inst: VrrpInstance, g: GlobalDefs, derived
         inst.track_interfaces = kept
     if inst.vmac_xmit_base and not vmac:
         say.error("vmac_xmit_base", "vmac_xmit_base is only valid with a vmac")
+    ipvlan_rules(ctx, inst, family)  # use_ipvlan (the VRRP interface helper's)
+    address_vmac_rules(ctx, inst, family)  # a VIP's own use_vmac (the VRRP interface helper's)
 
 
 def _auth_rules(say: _Report, strict: bool, version: int, family: int) -> None:

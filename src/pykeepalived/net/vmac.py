@@ -91,6 +91,40 @@ class VmacManager:
             raise NetError(f"cannot look up interface {ifname}: {_reason(exc)}") from exc
         return links[0] if links else None
 
+    async def name_usable(self, name: str, base: str, mac: bytes) -> bool:
+        """Whether a VMAC `name` on `base` with `mac` may be made: no such interface, or one left by an earlier
+        run (a macvlan on that base with that MAC, which create() makes afresh); never one made in this run."""
+        if self._ipr is None:
+            raise NetError("VmacManager is not open")
+        if name in self._ours:
+            return False
+        link = await self._link(name)
+        if link is None:
+            return True
+        try:
+            base_index = socket.if_nametoindex(base)
+        except OSError:
+            return False
+        address = str(link.get_attr("IFLA_ADDRESS") or "").lower()
+        return _kind(link) == "macvlan" and link.get_attr("IFLA_LINK") == base_index and address == format_mac(mac)
+
+    async def link_local(self, ifname: str) -> IPv6Address | None:
+        """The first IPv6 link-local address of `ifname` (an IPv6 VMAC's adverts and NAs leave from it)."""
+        if self._ipr is None:
+            raise NetError("VmacManager is not open")
+        try:
+            index = socket.if_nametoindex(ifname)
+            messages = [msg async for msg in await self._ipr.addr("dump", family=socket.AF_INET6)]
+        except (OSError, NetlinkError):
+            return None
+        for msg in messages:
+            if msg["index"] != index:
+                continue
+            value = msg.get_attr("IFA_ADDRESS")
+            if value and IPv6Address(value).is_link_local:
+                return IPv6Address(value)
+        return None
+
     async def create(self, name: str, base: str, mac: bytes, family: int, *,
                      ipv6: bool, link_local: IPv6Address | None) -> int:
         """Make (or remake) the VMAC `name` on `base` and bring it up; returns its index.
@@ -129,10 +163,9 @@ class VmacManager:
                 write_conf(4, name, key, value)
             for key, value in _BASE_IPV4_CONF:
                 self._devconf.set(4, base, key, value)
+        write_conf(6, name, "addr_gen_mode", "1")  # none: no EUI-64 link-local from the virtual MAC (every VMAC)
         if family == 4 and not ipv6:
             write_conf(6, name, "disable_ipv6", "1")
-        else:
-            write_conf(6, name, "addr_gen_mode", "1")  # none: no EUI-64 link-local from the virtual MAC
         try:
             await self._ipr.link("set", index=index, state="up")
             if family == 6 and link_local is not None:

@@ -68,6 +68,7 @@ from .packet import Advert, VrrpPacketError, decode_advert, decode_unicast_adver
 from .settings import InstanceSettings, instance_settings
 from .startup_delay import StartupDelay
 from .rx_bufs import instance_share
+from .source_tracking import SOURCE_GONE_FAULT, SourceTracker, tracked_sources
 from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
 from .process_watch import first_scan, watch_processes
 from .statics import install_statics, reinstate_statics, remove_statics
@@ -134,6 +135,7 @@ class VrrpService:
         self.links = LinkMonitor(rcvbuf=vrrp_monitor_rcvbuf(g))
         self.announcer = AnnounceSender()
         self.interfaces = InstanceInterfaces()  # use_vmac's macvlans, promote_secondaries
+        self.sources = SourceTracker(tracked_sources(config, self.settings.values()), self._source_changed)
         self.garp_pacer = garp_intervals(g, config.garp_groups)  # vrrp_garp_interval, garp_group
         self._garp_frames: dict[GarpItem, bytes] = {}
         self._garp_timer: asyncio.TimerHandle | None = None
@@ -181,6 +183,9 @@ class VrrpService:
             await self._remove_leftovers()
             await install_statics(self.addresses, self.config)
             await self._start_instances()
+            if self.sources.sources:  # track_src_ip (source_tracking.py)
+                await self.sources.open()
+                self._tasks.append(asyncio.create_task(self.sources.run()))
             self._startup = StartupDelay(self.config.global_defs.vrrp_startup_delay_s, self._now())
             if self._startup.until is not None:
                 log.info("Delaying startup for %g seconds", self.config.global_defs.vrrp_startup_delay_s)
@@ -309,13 +314,17 @@ class VrrpService:
             for item in tracking.items:
                 if item.kind is TrackKind.BFD:
                     tracking.set_status(TrackKind.BFD, item.name, TrackStatus.DOWN)
-        for name, s in self.settings.items():
+        reserved = {t.vmac_ifname for t in self.settings.values() if t.vmac_ifname}
+        for name, s in list(self.settings.items()):
+            s, vmac_fault = await self.interfaces.place_addresses(s, self.config.vrrp_instances[name],
+                                                                  self.config.global_defs, reserved)
+            self.settings[name] = s  # use_vmac_addr: some (e)VIPs now live on VMACs of their own
             source = await self._source_address(s)
             if source is None:
                 log.warning("(%s) no %s source address on %s; the instance stays in FAULT", name,
                             "IPv4" if s.family == 4 else "IPv6 link-local", s.interface)
                 self._apply(self.core.set_fault(name, NO_SOURCE_FAULT, True, self._now()))
-            elif (fault := await self.interfaces.prepare(s, source)) is not None:
+            elif (fault := vmac_fault or await self.interfaces.prepare(s, source)) is not None:
                 self._apply(self.core.set_fault(name, fault, True, self._now()))
             else:
                 self.core.set_source(name, source)
@@ -581,7 +590,7 @@ class VrrpService:
         extra_done: set[str] = set()
         for index, spec in enumerate([*s.vips, *s.excluded_vips]):
             dev = spec.device or s.interface
-            if not dev or (extra and not _extra_announcement(s, dev, extra_done)):
+            if not dev or (extra and not _extra_announcement(s, dev, extra_done, self.interfaces.vmacs.created)):
                 continue
             mac = self._macs.get(dev)
             if mac is None:
@@ -657,6 +666,9 @@ class VrrpService:
                 await reinstate_statics(self.addresses, self.config, event.ifname)
             self._tracker_changed(TrackKind.INTERFACE, event.ifname, _status_setter(TrackKind.INTERFACE,
                                                                                      event.ifname, status))
+
+    def _source_changed(self, name: str, present: bool) -> None:
+        self._apply(self.core.set_fault(name, SOURCE_GONE_FAULT, not present, self._now()))
 
     def _process_changed(self, name: str, have_quorum: bool) -> None:
         status = TrackStatus.UP if have_quorum else TrackStatus.DOWN
@@ -812,10 +824,10 @@ class VrrpService:
         return dump_writer.write_stats(self, self._dump_runtime_now(), target)
 
 
-def _extra_announcement(s: InstanceSettings, dev: str, done: set[str]) -> bool:
-    """garp_extra_if (keepalived 2.2.7): one address per interface, on our VMACs (any interface with `all`),
-    and on the instance's own interface only with vmac_xmit_base."""
-    if dev in done or (dev != s.vmac_ifname and not s.garp_extra_if_all):
+def _extra_announcement(s: InstanceSettings, dev: str, done: set[str], vmacs: tuple[str, ...] = ()) -> bool:
+    """garp_extra_if (keepalived 2.2.7): one address per interface, on our VMACs (use_vmac's and use_vmac_addr's;
+    any interface with `all`), and on the instance's own interface only with vmac_xmit_base."""
+    if dev in done or (dev != s.vmac_ifname and dev not in vmacs and not s.garp_extra_if_all):
         return False
     if dev == (s.vmac_ifname or s.interface) and not s.vmac_xmit_base:
         return False

@@ -12,7 +12,9 @@ from ipaddress import IPv4Address, IPv6Address
 
 from ..config.model import GlobalDefs, IpAddressSpec, VrrpInstance
 from ..config.vrrp_defaults import OWNER_PRIORITY, instance_defaults
+from .ipvlan_settings import IpvlanSettings, ipvlan_settings, ipvlan_source
 from .packet import VRRP_MCAST_V4, VRRP_MCAST_V6, AuthType
+from .vmac_addr import extra_vmac_interval
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -69,6 +71,7 @@ class InstanceSettings:
     # use_vmac: the macvlan the VIPs live on (None: no VMAC); adverts leave from it unless vmac_xmit_base
     vmac_ifname: str | None = None
     vmac_xmit_base: bool = False
+    ipvlan: IpvlanSettings | None = None  # use_ipvlan: adverts leave from this ipvlan (ipvlan_settings.py)
     # unicast_ttl: TTL / hop limit of unicast adverts; None: 255 on IPv4, the kernel's default hop limit on IPv6
     unicast_ttl: int | None = None
     promote_secondaries: bool = False
@@ -117,6 +120,8 @@ class InstanceSettings:
     @property
     def advert_interface(self) -> str | None:
         """Where adverts are sent and received: the VMAC, or the configured interface (vmac_xmit_base)."""
+        if self.ipvlan is not None:
+            return self.ipvlan.ifname
         if self.vmac_ifname is not None and not self.vmac_xmit_base:
             return self.vmac_ifname
         return self.interface
@@ -181,8 +186,8 @@ def _extra_if_all(instance: VrrpInstance, g: GlobalDefs) -> bool:
 def _extra_if_interval(instance: VrrpInstance, g: GlobalDefs, specs: tuple[IpAddressSpec, ...],
                        own: str | None) -> float:
     """garp_extra_if's interval, or 0 where keepalived 2.2.7 turns it off: with no (e)VIP on another interface
-    than the one the instance's VIPs live on (its VMAC, if any), or without `all` (only use_vmac_addr's
-    VMACs would count, and those are not made here)."""
+    than the one the instance's VIPs live on (its VMAC, if any), or without `all` (then only use_vmac_addr's
+    VMACs count: vmac_addr.extra_vmac_interval)."""
     others = any((spec.device or instance.interface) != own for spec in specs)
     if not _extra_if_all(instance, g) or not others:
         return 0.0
@@ -250,6 +255,7 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
     vmac_ifname, xmit_base = _vmac(instance, vrid, bool(instance.unicast_peers), strict, g.vmac_prefix)
     vips = _on_vmac(instance.virtual_ipaddresses, vmac_ifname, instance.interface, family)
     excluded = _on_vmac(instance.virtual_ipaddresses_excluded, vmac_ifname, instance.interface, family)
+    ipvlan = ipvlan_settings(instance, g, vrid)
     settings = InstanceSettings(
         name=instance.name,
         vrid=instance.virtual_router_id or 0,
@@ -273,7 +279,7 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
         unicast_src=instance.unicast_src_ip,
         check_unicast_src=instance.check_unicast_src or g.vrrp_check_unicast_src,
         multicast_group=group,
-        multicast_src=instance.mcast_src_ip,
+        multicast_src=ipvlan_source(instance, ipvlan),
         v3_pseudo_header=not v3_as_v2,
         down_timer_adverts=instance.down_timer_adverts or g.vrrp_down_timer_adverts,
         garp_master_delay_s=master_delay,
@@ -296,10 +302,12 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
         sync_group=instance.sync_group,
         vmac_ifname=vmac_ifname,
         vmac_xmit_base=xmit_base,
+        ipvlan=ipvlan,
         unicast_ttl=instance.unicast_ttl if instance.unicast_peers else None,
         promote_secondaries=instance.promote_secondaries,
         fault_no_peer=instance.unicast_fault_no_peer and not instance.unicast_peers,
-        garp_extra_if_s=_extra_if_interval(instance, g, (*vips, *excluded), vmac_ifname or instance.interface),
+        garp_extra_if_s=extra_vmac_interval(instance, g, (*vips, *excluded), vmac_ifname, family, vrid)
+        or _extra_if_interval(instance, g, (*vips, *excluded), vmac_ifname or instance.interface),
         garp_extra_if_all=_extra_if_all(instance, g),
         old_unicast_checksum={None: "auto", "never": "never"}.get(instance.old_unicast_checksum, "old"),
         old_checksum_group=g.vrrp_mcast_group4 or VRRP_MCAST_V4,
