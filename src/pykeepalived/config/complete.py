@@ -32,6 +32,9 @@ class HostFacts(ScriptFiles, Protocol):
     def user_exists(self, name: str) -> bool: ...
 
 
+DEFAULT_INTERFACE = "eth0"  # keepalived 2.2.7's default_interface when none is set (DFLT_INT)
+
+
 @dataclass
 class _Checker:
     ctx: ParseContext
@@ -45,6 +48,8 @@ class _Checker:
         self.ctx.error(loc, message, keyword)
 
     def iface_missing(self, name: str | None) -> bool:
+        if self.config.global_defs.dynamic_interfaces:  # keepalived 2.2.7: waits for it (vrrp/link_feed.py)
+            return False
         return bool(name) and self.host is not None and not self.host.interface_exists(str(name))
 
 
@@ -72,6 +77,9 @@ def _static_items(chk: _Checker) -> None:
         if chk.iface_missing(addr.device):
             chk.error(addr.location, f"interface {addr.device} for static address {addr.address} doesn't exist",
                       "static_ipaddress")
+        elif addr.device is None and chk.iface_missing(cfg.global_defs.default_interface or DEFAULT_INTERFACE):
+            chk.error(addr.location, f"Static address {addr.address} requires either an interface or default "
+                      "interface must exist", "static_ipaddress")
     for route in cfg.static_routes:
         if route.track_group is not None and route.track_group not in cfg.track_groups:
             chk.error(route.location, f"track_group {route.track_group} not found", "static_routes")
@@ -253,6 +261,9 @@ def _linkbeat(chk: _Checker) -> None:
         if chk.iface_missing(words[0]):  # CONFIG_FATAL in keepalived (exit status 4)
             chk.error(chk.config.linkbeat_locations.get(words[0]),
                       f"unknown interface {words[0]} specified for linkbeat interface", "linkbeat_interfaces")
+    for name, location in chk.config.up_down_locations.items():
+        if chk.iface_missing(name):  # CONFIG_FATAL too
+            chk.error(location, f"unknown interface {name} specified for up/down delay", "interface_up_down_delays")
 
 
 def _garp_groups(chk: _Checker) -> None:

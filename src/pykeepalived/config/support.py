@@ -126,6 +126,9 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
                    "vmac_prefix")),
     (VRRP_SYNC_GROUP, ("notify_priority_changes",)),
     (GARP_GROUP, ("garp_interval", "gna_interval", "interface", "interfaces")),
+    # links: polling, up/down delays, dynamic interfaces, IGMP, unknown VRIDs (vrrp/link_feed.py)
+    (GLOBAL_DEFS, ("default_interface", "dynamic_interfaces", "disable_local_igmp", "log_unknown_vrids")),
+    (VRRP_INSTANCE, ("linkbeat_use_polling",)),
 ]
 
 
@@ -136,7 +139,9 @@ ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_scri
                    "net_namespace", "instance", "use_pid_dir", "namespace_with_ipsets",
 
                    "vrrp_track_process", "static_ipaddress", "static_routes", "static_rules", "track_group",
-                   "garp_group")
+                   "garp_group",
+                   # links (vrrp/link_feed.py)
+                   "linkbeat_use_polling", "linkbeat_interfaces", "interface_up_down_delays")
 
 
 def mark_acted(root: Block) -> None:
