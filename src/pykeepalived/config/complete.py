@@ -17,8 +17,8 @@ from .script_rules import ScriptFiles, Status, describe, vet_config, violation_m
 from .errors import Diagnostic, Location, Severity
 from .checker_timing import complete_timing
 from .context import ParseContext
-from .model import (CheckerBase, GlobalDefs, HttpCheck, KeepalivedConfig, RealServer, RouteSpec, RuleSpec,
-                    VirtualServer, VirtualServerGroupEntry, VrrpInstance)
+from .model import (DEFAULT_INTERFACE, CheckerBase, GlobalDefs, HttpCheck, KeepalivedConfig, RealServer, RouteSpec,
+                    RuleSpec, VirtualServer, VirtualServerGroupEntry, VrrpInstance)
 from .vrrp_checks import instance_rules, sync_group_rules, sync_weight_rules
 from .vrrp_defaults import instance_defaults
 RULE_DEFAULT_PREFERENCE = 16384
@@ -30,9 +30,6 @@ class HostFacts(ScriptFiles, Protocol):
     def interface_exists(self, name: str) -> bool: ...
 
     def user_exists(self, name: str) -> bool: ...
-
-
-DEFAULT_INTERFACE = "eth0"  # keepalived 2.2.7's default_interface when none is set (DFLT_INT)
 
 
 @dataclass

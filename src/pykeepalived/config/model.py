@@ -343,6 +343,9 @@ class LvsSyncDaemon:
     location: Location | None = None
 
 
+DEFAULT_INTERFACE = "eth0"  # keepalived 2.2.7's default_interface when none is set (DFLT_INT)
+
+
 @dataclass
 class GlobalDefs:
     """global_defs: a typed field for every keyword that code reads, the rest kept in `settings`.
@@ -396,7 +399,7 @@ class GlobalDefs:
     startup_script_timeout: int | None = None  # None: keepalived's 10 s
     shutdown_script_timeout: int | None = None
     # read by the VRRP side
-    default_interface: str | None = None  # only its presence matters: instances without unicast_src_ip
+    default_interface: str | None = None  # static addresses without dev (else DEFAULT_INTERFACE), as keepalived 2.2.7
     # links (vrrp/link_feed.py, net/igmp_reports.py): keepalived 2.2.7's dynamic interfaces, IGMP, unknown VRIDs
     dynamic_interfaces: bool = False  # interfaces named in the config may be missing at start, come and go
     allow_if_changes: bool = False  # dynamic_interfaces allow_if_changes

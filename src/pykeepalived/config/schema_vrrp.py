@@ -717,7 +717,8 @@ def _linkbeat_interfaces(ctx: ParseContext, config: KeepalivedConfig, seg: Segme
 
 
 def _up_down_delays(ctx: ParseContext, config: KeepalivedConfig, seg: Segment, lines: list[Segment]) -> None:
-    """`IFNAME DOWN_DELAY [UP_DELAY]` per line, seconds 0..255 (keepalived 2.2.7: a bad line is only logged)."""
+    """`IFNAME DOWN_DELAY [UP_DELAY]` per line, seconds 0..255 (keepalived 2.2.7: a bad value is an error that
+    drops the line, missing or extra values are only logged)."""
     for line in lines:
         config.interface_up_down_delays.append(list(line.words))
         name = line.words[0]
@@ -731,8 +732,8 @@ def _up_down_delays(ctx: ParseContext, config: KeepalivedConfig, seg: Segment, l
         for word, which in zip(line.words[1:3], ("down", "up")):
             try:
                 delays.append(to_timer(word, 0, 255))
-            except ValueProblem:
-                ctx.warn(line, f"Invalid {which} delay {word} for {name}", "interface_up_down_delays")
+            except ValueProblem as exc:  # read_timer's error, then the line is dropped
+                ctx.error(line, f"Invalid {which} delay {word} for {name}: {exc}", "interface_up_down_delays")
                 break
         else:
             config.up_down_delays[name] = (delays[0], delays[1] if len(delays) > 1 else 0.0)

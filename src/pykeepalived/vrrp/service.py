@@ -193,8 +193,8 @@ class VrrpService:
                 log.info("Delaying startup for %g seconds", self.config.global_defs.vrrp_startup_delay_s)
             self._tasks.append(asyncio.create_task(self._action_worker()))
             self._tasks.append(asyncio.create_task(self._watch_links()))
-            if self.config.global_defs.dynamic_interfaces:  # an interface may come later, its address after it
-                self._tasks.append(asyncio.create_task(self._retry_missing_interfaces()))
+            # an interface may come later (dynamic_interfaces) or come back, its address after it
+            self._tasks.append(asyncio.create_task(self._retry_missing_interfaces()))
             if self.status_file and self.config.virtual_servers:
                 self._tasks.append(asyncio.create_task(self._watch_dataplane(self.status_file)))
             for name in self.script_health:
