@@ -685,7 +685,8 @@ class VrrpService:
 
     def _interface_deleted(self, event: LinkEvent) -> None:
         """Its sockets are bound to an index that is gone: close them; their instances wait for it to come back."""
-        for key in [k for k in self._sockets if k[1] == event.ifname]:
+        # only the sockets on that very interface: a leftover VMAC deleted at start has the name of the new one
+        for key in [k for k, e in self._sockets.items() if k[1] == event.ifname and e.sock.ifindex == event.ifindex]:
             entry = self._sockets.pop(key)
             self._rx_buf.pop(key, None)
             assert self._loop is not None
