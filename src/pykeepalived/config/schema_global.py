@@ -457,7 +457,7 @@ _TEXTS = [
     ("checker_process_name", "name of the checker process"),
     ("lvs_process_name", "old name of checker_process_name"),
     ("bfd_process_name", "name of the BFD process"),
-    ("default_interface", "interface for instances without one"),
+    ("default_interface", "interface of static addresses without dev"),
     ("dynamic_interfaces", "allow interfaces to come and go"),
     ("nftables_ipvs", "nftables table for VS groups"),
     ("snmp_socket", "AgentX socket"),
