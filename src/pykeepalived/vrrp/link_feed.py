@@ -132,7 +132,9 @@ class LinkFeed:
     async def _follow_netlink(self, queue: asyncio.Queue[LinkEvent]) -> None:
         async for event in self.monitor.events():
             if event.ifname in self.probes:
-                continue  # polled: netlink's word on it is ignored, as keepalived does
+                if event.deleted:  # gone: its sockets must go now (the next poll logs it down)
+                    queue.put_nowait(event)
+                continue  # polled: netlink's word on its state is ignored, as keepalived does
             # created (new to us, back after a deletion, or with another index) or deleted: no delay
             created = not event.deleted and (event.ifname in self._gone or event.ifname not in self.debounce.known
                                              or self._index.get(event.ifname, event.ifindex) != event.ifindex)

@@ -169,6 +169,7 @@ class VrrpService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._startup: StartupDelay | None = None  # global_defs vrrp_startup_delay (startup_delay.py)
         self._rx_buf: dict[tuple[int, str, str], int] = {}  # per socket: the instances' shares (rx_bufs.py)
+        self._late_setup = asyncio.Lock()  # instances set up after start (_set_up_waiting)
 
     # ------------------------------------------------------------------ life cycle
     async def run(self) -> None:
@@ -699,10 +700,11 @@ class VrrpService:
 
     async def _set_up_waiting(self, ifname: str | None = None) -> None:
         """Instances still without a socket for want of their interface or its address: try again."""
-        for name, s in self.settings.items():
-            if (ifname is None or s.interface == ifname) and name not in self._socket_of \
-                    and NO_SOURCE_FAULT in self.machines[name].faults and not self._stopping:
-                await self._set_up_instance(name, s, late=True)
+        async with self._late_setup:  # the link watcher and the once-a-second retry must not both set one up
+            for name, s in self.settings.items():
+                if (ifname is None or s.interface == ifname) and name not in self._socket_of \
+                        and NO_SOURCE_FAULT in self.machines[name].faults and not self._stopping:
+                    await self._set_up_instance(name, s, late=True)
 
     async def _retry_missing_interfaces(self) -> None:
         while True:
