@@ -55,6 +55,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.vrrp.rx_bufs",
         "pykeepalived.bfd", "pykeepalived.bfd.packet", "pykeepalived.bfd.session", "pykeepalived.check.bfd_check",
         "pykeepalived.vrrp.vmac_addr", "pykeepalived.vrrp.ipvlan_settings",  # the VRRP interface helper's
+        "pykeepalived.vrrp.link_debounce",
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",
@@ -77,6 +78,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.vrrp.process_watch", "pykeepalived.vrrp.statics", "pykeepalived.check.ha_watch",
         "pykeepalived.vrrp.interfaces",
         "pykeepalived.vrrp.source_tracking",  # the VRRP interface helper's (track_src_ip)
+        "pykeepalived.vrrp.link_feed",
         "pykeepalived.check.workers", "pykeepalived.check.plan", "pykeepalived.check.once",
         "pykeepalived.check.dump_writer",
         "pykeepalived.lvs.choose",

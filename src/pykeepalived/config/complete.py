@@ -17,8 +17,8 @@ from .script_rules import ScriptFiles, Status, describe, vet_config, violation_m
 from .errors import Diagnostic, Location, Severity
 from .checker_timing import complete_timing
 from .context import ParseContext
-from .model import (CheckerBase, GlobalDefs, HttpCheck, KeepalivedConfig, RealServer, RouteSpec, RuleSpec,
-                    VirtualServer, VirtualServerGroupEntry, VrrpInstance)
+from .model import (DEFAULT_INTERFACE, CheckerBase, GlobalDefs, HttpCheck, KeepalivedConfig, RealServer, RouteSpec,
+                    RuleSpec, VirtualServer, VirtualServerGroupEntry, VrrpInstance)
 from .vrrp_checks import instance_rules, sync_group_rules, sync_weight_rules
 from .vrrp_defaults import instance_defaults
 RULE_DEFAULT_PREFERENCE = 16384
@@ -45,6 +45,8 @@ class _Checker:
         self.ctx.error(loc, message, keyword)
 
     def iface_missing(self, name: str | None) -> bool:
+        if self.config.global_defs.dynamic_interfaces:  # keepalived 2.2.7: waits for it (vrrp/link_feed.py)
+            return False
         return bool(name) and self.host is not None and not self.host.interface_exists(str(name))
 
 
@@ -72,6 +74,9 @@ def _static_items(chk: _Checker) -> None:
         if chk.iface_missing(addr.device):
             chk.error(addr.location, f"interface {addr.device} for static address {addr.address} doesn't exist",
                       "static_ipaddress")
+        elif addr.device is None and chk.iface_missing(cfg.global_defs.default_interface or DEFAULT_INTERFACE):
+            chk.error(addr.location, f"Static address {addr.address} requires either an interface or default "
+                      "interface must exist", "static_ipaddress")
     for route in cfg.static_routes:
         if route.track_group is not None and route.track_group not in cfg.track_groups:
             chk.error(route.location, f"track_group {route.track_group} not found", "static_routes")
@@ -253,6 +258,9 @@ def _linkbeat(chk: _Checker) -> None:
         if chk.iface_missing(words[0]):  # CONFIG_FATAL in keepalived (exit status 4)
             chk.error(chk.config.linkbeat_locations.get(words[0]),
                       f"unknown interface {words[0]} specified for linkbeat interface", "linkbeat_interfaces")
+    for name, location in chk.config.up_down_locations.items():
+        if chk.iface_missing(name):  # CONFIG_FATAL too
+            chk.error(location, f"unknown interface {name} specified for up/down delay", "interface_up_down_delays")
 
 
 def _garp_groups(chk: _Checker) -> None:

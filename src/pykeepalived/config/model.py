@@ -343,6 +343,9 @@ class LvsSyncDaemon:
     location: Location | None = None
 
 
+DEFAULT_INTERFACE = "eth0"  # keepalived 2.2.7's default_interface when none is set (DFLT_INT)
+
+
 @dataclass
 class GlobalDefs:
     """global_defs: a typed field for every keyword that code reads, the rest kept in `settings`.
@@ -396,7 +399,12 @@ class GlobalDefs:
     startup_script_timeout: int | None = None  # None: keepalived's 10 s
     shutdown_script_timeout: int | None = None
     # read by the VRRP side
-    default_interface: str | None = None  # only its presence matters: instances without unicast_src_ip
+    default_interface: str | None = None  # static addresses without dev (else DEFAULT_INTERFACE), as keepalived 2.2.7
+    # links (vrrp/link_feed.py, net/igmp_reports.py): keepalived 2.2.7's dynamic interfaces, IGMP, unknown VRIDs
+    dynamic_interfaces: bool = False  # interfaces named in the config may be missing at start, come and go
+    allow_if_changes: bool = False  # dynamic_interfaces allow_if_changes
+    disable_local_igmp: bool = False  # igmp_link_local_mcast_reports 0 while VRRP runs
+    log_unknown_vrids: bool = False  # log every advert for a VRID no instance of ours has
     nftables: str | None = None  # table for no_accept filtering (None: pykeepalived's default name)
     v3_checksum_as_v2: bool = False
     vrrp_check_unicast_src: bool = False
@@ -679,6 +687,9 @@ class KeepalivedConfig:
     linkbeat_interfaces: list[list[str]] = field(default_factory=list)
     linkbeat_locations: dict[str, Location] = field(default_factory=dict, repr=False)  # where each was named
     interface_up_down_delays: list[list[str]] = field(default_factory=list)
+    # interface -> (down delay, up delay) in seconds, the valid lines of interface_up_down_delays
+    up_down_delays: dict[str, tuple[float, float]] = field(default_factory=dict)
+    up_down_locations: dict[str, Location] = field(default_factory=dict, repr=False)
     garp_groups: list[GarpGroup] = field(default_factory=list)
     vrrp_scripts: dict[str, VrrpScript] = field(default_factory=dict)
     track_files: dict[str, TrackFile] = field(default_factory=dict)

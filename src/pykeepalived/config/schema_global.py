@@ -390,6 +390,8 @@ _BOOL_FIELDS = {
     "vrrp_netlink_monitor_rcv_bufs_force",
     "vrrp_min_garp",
     "vrrp_notify_priority_changes",
+    "disable_local_igmp",
+    "log_unknown_vrids",
 }
 for _name, _summary in _BOOL_FLAGS:
     _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,
@@ -458,7 +460,7 @@ _TEXTS = [
     ("checker_process_name", "name of the checker process"),
     ("lvs_process_name", "old name of checker_process_name"),
     ("bfd_process_name", "name of the BFD process"),
-    ("default_interface", "interface for instances without one"),
+    ("default_interface", "interface of static addresses without dev"),
     ("dynamic_interfaces", "allow interfaces to come and go"),
     ("nftables_ipvs", "nftables table for VS groups"),
     ("snmp_socket", "AgentX socket"),
@@ -500,9 +502,19 @@ def _garp_extra_if(g: GlobalDefs, seg: Segment) -> None:
     g.vrrp_garp_extra_if_s = float(seconds)
 
 
+def _dynamic_interfaces(g: GlobalDefs, seg: Segment) -> None:
+    """dynamic_interfaces [allow_if_changes] (keepalived 2.2.7: any other word is an error, the flag still set)."""
+    g.dynamic_interfaces = True
+    for word in seg.words[1:]:
+        if word != "allow_if_changes":
+            raise ValueProblem(f"Unknown dynamic_interfaces option '{word}'")
+        g.allow_if_changes = True
+
+
 # the text keywords code reads have typed GlobalDefs fields; the others stay in `settings` as words
 _TEXT_FIELDS: dict[str, LineHandler] = {
     "default_interface": h.text("default_interface"),
+    "dynamic_interfaces": FieldHandler("dynamic_interfaces", lambda ctx, g, seg: _dynamic_interfaces(g, seg)),
     "json_dump_file": h.first_word("json_dump_file"),
     "stats_dump_file": h.first_word("stats_dump_file"),
     "lvs_flush_on_stop": h.words("lvs_flush_on_stop", 0),

@@ -104,13 +104,6 @@ def _rule_list(attr: str) -> ListHandler:
     return FieldHandler(attr, handler)
 
 
-def _raw_lines(attr: str) -> ListHandler:
-    def handler(ctx: ParseContext, obj: Any, seg: Segment, lines: list[Segment]) -> None:
-        h.field_value(obj, attr).extend(list(line.words) for line in lines)
-
-    return FieldHandler(attr, handler)
-
-
 # --------------------------------------------------------------------------- vrrp_instance
 VRRP_INSTANCE = Block("vrrp_instance", VrrpInstance)
 AUTHENTICATION = Block("authentication", Authentication)
@@ -726,6 +719,29 @@ def _linkbeat_interfaces(ctx: ParseContext, config: KeepalivedConfig, seg: Segme
         config.linkbeat_locations.setdefault(line.words[0], line.location)
 
 
+def _up_down_delays(ctx: ParseContext, config: KeepalivedConfig, seg: Segment, lines: list[Segment]) -> None:
+    """`IFNAME DOWN_DELAY [UP_DELAY]` per line, seconds 0..255 (keepalived 2.2.7: a bad value is an error that
+    drops the line, missing or extra values are only logged)."""
+    for line in lines:
+        config.interface_up_down_delays.append(list(line.words))
+        name = line.words[0]
+        config.up_down_locations.setdefault(name, line.location)
+        if len(line.words) < 2:
+            ctx.warn(line, f"No timeouts specified for {name} up/down delays", "interface_up_down_delays")
+            continue
+        if len(line.words) > 3:
+            ctx.warn(line, f"Too many parameters for {name} up/down delays", "interface_up_down_delays")
+        delays: list[float] = []
+        for word, which in zip(line.words[1:3], ("down", "up")):
+            try:
+                delays.append(to_timer(word, 0, 255))
+            except ValueProblem as exc:  # read_timer's error, then the line is dropped
+                ctx.error(line, f"Invalid {which} delay {word} for {name}: {exc}", "interface_up_down_delays")
+                break
+        else:
+            config.up_down_delays[name] = (delays[0], delays[1] if len(delays) > 1 else 0.0)
+
+
 def _garp_group_close(ctx: ParseContext, group: GarpGroup) -> None:
     if group.garp_interval_s is None and group.gna_interval_s is None:
         ctx.error(ctx.close_location or group.location, "garp group does not have any delay set - removing",
@@ -740,11 +756,8 @@ def register(root: Block) -> None:
     root.nested("track_group", TRACK_GROUP, _open_track_group, "static items following instances")
     root.list("linkbeat_interfaces", FieldHandler("linkbeat_interfaces", _linkbeat_interfaces),
               "interfaces polled for link")
-    root.list(
-        "interface_up_down_delays",
-        _raw_lines("interface_up_down_delays"),
-        "debounce interface changes",
-    )
+    root.list("interface_up_down_delays", FieldHandler("interface_up_down_delays", _up_down_delays),
+              "debounce interface changes")
     root.nested("garp_group", GARP_GROUP, _open_garp_group, "GARP pacing per interface group",
                 on_close=_garp_group_close)
     root.nested("vrrp_sync_group", VRRP_SYNC_GROUP, _open_sync_group, "instances that change state together")

@@ -140,6 +140,9 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     # (vrf: refused without an interface, ignored with one; native_ipv6: the family, read by the parser)
     (VRRP_INSTANCE, ("use_vmac_addr", "use_ipvlan", "track_src_ip", "vrf", "native_ipv6")),
     (GLOBAL_DEFS, ("vmac_addr_prefix",)),
+    # links: polling, up/down delays, dynamic interfaces, IGMP, unknown VRIDs (vrrp/link_feed.py)
+    (GLOBAL_DEFS, ("default_interface", "dynamic_interfaces", "disable_local_igmp", "log_unknown_vrids")),
+    (VRRP_INSTANCE, ("linkbeat_use_polling",)),
 ]
 
 
@@ -148,9 +151,10 @@ ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_scri
                    # the daemon's namespace and names (daemon/netns.py, config/instance_names.py); no ipsets are
                    # used (no_accept is an nftables table, per namespace), so namespace_with_ipsets needs nothing
                    "net_namespace", "instance", "use_pid_dir", "namespace_with_ipsets",
-
                    "vrrp_track_process", "static_ipaddress", "static_routes", "static_rules", "track_group",
-                   "garp_group", "bfd_instance")
+                   "garp_group", "bfd_instance",
+                   # links (vrrp/link_feed.py)
+                   "linkbeat_use_polling", "linkbeat_interfaces", "interface_up_down_delays")
 
 
 def mark_acted(root: Block) -> None:

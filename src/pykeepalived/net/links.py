@@ -40,6 +40,7 @@ class LinkEvent:
     ifname: str
     ifindex: int
     up: bool
+    deleted: bool = False  # the interface is gone (RTM_DELLINK): a change not to be delayed (link_feed.py)
 
 
 def link_is_up(flags: int) -> bool:
@@ -66,7 +67,7 @@ def _decode(msg: Any) -> tuple[LinkEvent, bool] | None:
         return None
     deleted = kind == RTM_DELLINK
     up = not deleted and link_is_up(int(msg.get("flags") or 0))
-    return LinkEvent(ifname=name, ifindex=index, up=up), deleted
+    return LinkEvent(ifname=name, ifindex=index, up=up, deleted=deleted), deleted
 
 
 class LinkMonitor:
@@ -193,4 +194,4 @@ class LinkMonitor:
                 vanished.pop(decoded[0].ifindex, None)
                 yield self._remember(*decoded)
         for index, name in vanished.items():
-            yield self._remember(LinkEvent(ifname=name, ifindex=index, up=False), True)
+            yield self._remember(LinkEvent(ifname=name, ifindex=index, up=False, deleted=True), True)

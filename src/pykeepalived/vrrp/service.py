@@ -36,7 +36,8 @@ from ..host.track_files import read_track_file
 from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
 from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
-from ..net.links import LinkMonitor
+from ..net.igmp_reports import LocalIgmpReports
+from ..net.links import LinkEvent, LinkMonitor
 from ..net.netlink_bufs import vrrp_cmd_rcvbuf, vrrp_monitor_rcvbuf
 from ..net.rx_buffer import interface_mtu, set_socket_rcvbuf
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
@@ -48,6 +49,7 @@ from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, f
 from .core import CoreAction, TimerChanged, VrrpCore
 from .garp_pacing import GarpItem, garp_intervals
 from .interfaces import SETUP_FAULTS, InstanceInterfaces
+from .link_feed import LinkFeed
 from .machine import (
     Action,
     AddVips,
@@ -133,6 +135,10 @@ class VrrpService:
         self.processes = ProcessTable({n: tp for n, tp in config.track_processes.items() if n in tracked})
         self.addresses = AddressManager(vrrp_cmd_rcvbuf(g))  # global_defs vrrp_netlink_*_rcv_bufs
         self.links = LinkMonitor(rcvbuf=vrrp_monitor_rcvbuf(g))
+        # linkbeat polling and interface_up_down_delays between netlink and the trackers (link_feed.py)
+        self.link_feed = LinkFeed(self.links, config, {i.name for t in self.tracking.values() for i in t.items
+                                                       if i.kind is TrackKind.INTERFACE}, self.settings.values())
+        self.local_igmp = LocalIgmpReports() if g.disable_local_igmp else None  # net/igmp_reports.py
         self.announcer = AnnounceSender()
         self.interfaces = InstanceInterfaces()  # use_vmac's macvlans, promote_secondaries
         self.sources = SourceTracker(tracked_sources(config, self.settings.values()), self._source_changed)
@@ -166,6 +172,7 @@ class VrrpService:
         self._startup: StartupDelay | None = None  # global_defs vrrp_startup_delay (startup_delay.py)
         self._rx_buf: dict[tuple[int, str, str], int] = {}  # per socket: the instances' shares (rx_bufs.py)
         self.bfd_key = os.getppid()  # whose BFD process reports to us (bfd/events.py): the parent's child
+        self._late_setup = asyncio.Lock()  # instances set up after start (_set_up_waiting)
 
     # ------------------------------------------------------------------ life cycle
     async def run(self) -> None:
@@ -173,6 +180,8 @@ class VrrpService:
         self._loop = asyncio.get_running_loop()
         await self.addresses.open()
         await self.links.open()
+        if self.local_igmp is not None:
+            self.local_igmp.disable()
         await self.interfaces.open()
         if self.fifo is not None:
             self.fifo.open()
@@ -191,6 +200,8 @@ class VrrpService:
                 log.info("Delaying startup for %g seconds", self.config.global_defs.vrrp_startup_delay_s)
             self._tasks.append(asyncio.create_task(self._action_worker()))
             self._tasks.append(asyncio.create_task(self._watch_links()))
+            # an interface may come later (dynamic_interfaces) or come back, its address after it
+            self._tasks.append(asyncio.create_task(self._retry_missing_interfaces()))
             if self.status_file and self.config.virtual_servers:
                 self._tasks.append(asyncio.create_task(self._watch_dataplane(self.status_file)))
             for name in self.script_health:
@@ -253,6 +264,9 @@ class VrrpService:
         self.fifo_scripts.end_all()
         await self.interfaces.close()
         await self.links.close()
+        self.link_feed.close()
+        if self.local_igmp is not None:
+            self.local_igmp.restore()
         await remove_statics(self.addresses, self.config)
         await self.addresses.close()
 
@@ -300,7 +314,7 @@ class VrrpService:
     async def _start_instances(self) -> None:
         interfaces = {i.name for t in self.tracking.values() for i in t.items if i.kind is TrackKind.INTERFACE}
         for ifname in interfaces:
-            up = await self.links.state(ifname)
+            up = await self.link_feed.state(ifname)
             status = TrackStatus.UP if up else TrackStatus.DOWN
             for tracking in self.tracking.values():
                 tracking.set_status(TrackKind.INTERFACE, ifname, status)
@@ -319,18 +333,33 @@ class VrrpService:
             s, vmac_fault = await self.interfaces.place_addresses(s, self.config.vrrp_instances[name],
                                                                   self.config.global_defs, reserved)
             self.settings[name] = s  # use_vmac_addr: some (e)VIPs now live on VMACs of their own
-            source = await self._source_address(s)
-            if source is None:
+            await self._set_up_instance(name, s, vmac_fault=vmac_fault)
+            await self._prepare_announcements(s)
+            self._sync_tracking(name)
+
+    async def _set_up_instance(self, name: str, s: InstanceSettings, *, late: bool = False,
+                               vmac_fault: str | None = None) -> None:
+        """Source address, interface set-up, socket; else a fault (late: a missing interface has come)."""
+        source = await self._source_address(s)
+        if source is None:
+            if not late:
                 log.warning("(%s) no %s source address on %s; the instance stays in FAULT", name,
                             "IPv4" if s.family == 4 else "IPv6 link-local", s.interface)
                 self._apply(self.core.set_fault(name, NO_SOURCE_FAULT, True, self._now()))
-            elif (fault := vmac_fault or await self.interfaces.prepare(s, source)) is not None:
-                self._apply(self.core.set_fault(name, fault, True, self._now()))
-            else:
-                self.core.set_source(name, source)
-                self._open_socket(name, s, source)
-            await self._prepare_announcements(s)
-            self._sync_tracking(name)
+            return
+        if (fault := vmac_fault or await self.interfaces.prepare(s, source)) is not None:
+            self._apply(self.core.set_fault(name, fault, True, self._now()))
+            return
+        try:
+            self._open_socket(name, s, source)
+        except PyKeepalivedError as exc:  # the interface went (or is not there yet, with dynamic_interfaces)
+            log.warning("(%s) %s; the instance stays in FAULT", name, exc)
+            self._apply(self.core.set_fault(name, NO_SOURCE_FAULT, True, self._now()))
+            return
+        self.core.set_source(name, source)
+        if late:
+            log.info("(%s) interface %s is usable: source %s", name, s.interface, source)
+            self._apply(self.core.set_fault(name, NO_SOURCE_FAULT, False, self._now()))
 
     async def _prepare_announcements(self, s: InstanceSettings) -> None:
         """Learn the MACs and open the packet sockets now: a takeover then costs one netlink add and the sends."""
@@ -400,6 +429,8 @@ class VrrpService:
             return
         vrid = payload[1] if len(payload) > 1 else None
         name = entry.by_vrid.get(vrid) if vrid is not None else None
+        if name is None and vrid is not None and self.config.global_defs.log_unknown_vrids:  # every one, as 2.2.7
+            log.info("Unknown VRID(%d) received on interface(%s). ignoring...", vrid, entry.sock.ifname)
         machine = self.machines.get(name) if name else None
         if machine is not None and machine.source is not None and src == machine.source:
             return  # our own advert, looped back
@@ -659,16 +690,46 @@ class VrrpService:
                 self._sync_tracking(name)
 
     async def _watch_links(self) -> None:
-        async for event in self.links.events():
+        async for event in self.link_feed.events():
             status = TrackStatus.UP if event.up else TrackStatus.DOWN
             self._macs.pop(event.ifname, None)
+            if event.deleted:
+                self._interface_deleted(event)
             if event.up:
                 await reinstate_statics(self.addresses, self.config, event.ifname)
+                await self._set_up_waiting(event.ifname)
             self._tracker_changed(TrackKind.INTERFACE, event.ifname, _status_setter(TrackKind.INTERFACE,
                                                                                      event.ifname, status))
 
     def _source_changed(self, name: str, present: bool) -> None:
         self._apply(self.core.set_fault(name, SOURCE_GONE_FAULT, not present, self._now()))
+
+    def _interface_deleted(self, event: LinkEvent) -> None:
+        """Its sockets are bound to an index that is gone: close them; their instances wait for it to come back."""
+        # only the sockets on that very interface: a leftover VMAC deleted at start has the name of the new one
+        for key in [k for k, e in self._sockets.items() if k[1] == event.ifname and e.sock.ifindex == event.ifindex]:
+            entry = self._sockets.pop(key)
+            self._rx_buf.pop(key, None)
+            assert self._loop is not None
+            self._loop.remove_reader(entry.sock.fileno())
+            entry.sock.close()
+            for name in entry.by_vrid.values():
+                self._socket_of.pop(name, None)
+                log.info("(%s) interface %s deleted: FAULT until it is back", name, event.ifname)
+                self._apply(self.core.set_fault(name, NO_SOURCE_FAULT, True, self._now()))
+
+    async def _set_up_waiting(self, ifname: str | None = None) -> None:
+        """Instances still without a socket for want of their interface or its address: try again."""
+        async with self._late_setup:  # the link watcher and the once-a-second retry must not both set one up
+            for name, s in self.settings.items():
+                if (ifname is None or s.interface == ifname) and name not in self._socket_of \
+                        and NO_SOURCE_FAULT in self.machines[name].faults and not self._stopping:
+                    await self._set_up_instance(name, s, late=True)
+
+    async def _retry_missing_interfaces(self) -> None:
+        while True:
+            await asyncio.sleep(TRACK_FILE_POLL_S)
+            await self._set_up_waiting()
 
     def _process_changed(self, name: str, have_quorum: bool) -> None:
         status = TrackStatus.UP if have_quorum else TrackStatus.DOWN

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from ..config.model import KeepalivedConfig, TrackRef, VrrpInstance
+from ..config.model import DEFAULT_INTERFACE, KeepalivedConfig, TrackRef, VrrpInstance
 from .settings import PRIORITY_OWNER
 
 
@@ -204,7 +204,7 @@ def static_track_interfaces(instance: str, config: KeepalivedConfig) -> list[str
     """
     groups = {name for name, g in config.track_groups.items() if instance in g.instances}
     found: list[str] = []
-    default_if = config.global_defs.default_interface
+    default_if = config.global_defs.default_interface or DEFAULT_INTERFACE
     entries: list[tuple[str | None, str | None, bool]] = [
         *((a.track_group, a.device or default_if, a.no_track) for a in config.static_ipaddresses),
         *((r.track_group, r.device, r.no_track) for r in config.static_routes),
