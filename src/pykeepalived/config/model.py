@@ -398,6 +398,9 @@ class GlobalDefs:
     # read by the VRRP side
     default_interface: str | None = None  # only its presence matters: instances without unicast_src_ip
     nftables: str | None = None  # table for no_accept filtering (None: pykeepalived's default name)
+    nftables_priority: int | None = None  # its input chain's priority (None: keepalived's -1; net/accept_filter.py)
+    nftables_ifindex: bool = False  # link-local VIPs matched by interface index even with dont_track_primary
+    nftables_counters: bool = False  # a counter in every rule of the table
     v3_checksum_as_v2: bool = False
     vrrp_check_unicast_src: bool = False
     vrrp_lower_prio_no_advert: bool = False

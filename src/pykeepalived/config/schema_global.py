@@ -269,8 +269,9 @@ _g.line(
 _g.line("vrrp_garp_interval", _garp_pause("vrrp_garp_interval_s"), "pause between GARPs (s)")
 _g.line("vrrp_gna_interval", _garp_pause("vrrp_gna_interval_s"), "pause between NAs (s)")
 _g.line("vrrp_down_timer_adverts", h.integer("vrrp_down_timer_adverts", 1, 100), "default down_timer_adverts")
-_g.line("vrrp_iptables", _vrrp_iptables, "iptables chains for no_accept (not in this build: nftables)")
-_g.line("vrrp_ipsets", _vrrp_ipsets, "ipsets for no_accept (not in this build: nftables)")
+_g.line("vrrp_iptables", _vrrp_iptables, "iptables chains for no_accept (not in this build: nftables)",
+        status=Status.REFUSED)
+_g.line("vrrp_ipsets", _vrrp_ipsets, "ipsets for no_accept (not in this build: nftables)", status=Status.REFUSED)
 _g.line("nftables", FieldHandler("nftables", _nftables), "nftables table for no_accept")
 _g.line("vrrp_cpu_affinity", _cpu_affinity("vrrp_cpu_affinity"), "CPUs of the VRRP process")
 _g.line("checker_cpu_affinity", _cpu_affinity("checker_cpu_affinity"), "CPUs of the checker process")
@@ -388,6 +389,7 @@ _BOOL_FIELDS = {
     "vrrp_netlink_monitor_rcv_bufs_force",
     "vrrp_min_garp",
     "vrrp_notify_priority_changes",
+    "nftables_ifindex", "nftables_counters",  # net/accept_filter.py
 }
 for _name, _summary in _BOOL_FLAGS:
     _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,
@@ -407,8 +409,6 @@ _INTS = [
     ("checker_rlimit_rtime", 1, 2**31 - 1, "old spelling"),
     ("bfd_rlimit_rtime", 1, 2**31 - 1, "old spelling"),
     ("nftables_priority", -2**31, 2**31 - 1, "priority of the nftables chains"),
-    ("nftables_ipvs_priority", -2**31, 2**31 - 1, "priority of the IPVS nftables chains"),
-    ("nftables_ipvs_start_fwmark", 1, 2**32 - 1, "first fwmark for VS groups"),
     ("vrrp_netlink_cmd_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
     ("vrrp_netlink_monitor_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
     ("lvs_netlink_cmd_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
@@ -427,6 +427,7 @@ _INT_FIELDS = {
     "vrrp_priority", "checker_priority", "vrrp_rt_priority", "checker_rt_priority",
     "vrrp_rlimit_rttime", "checker_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime",
     "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs", "vrrp_rx_bufs_multiplier", "random_seed",
+    "nftables_priority",  # net/accept_filter.py
 }
 for _name, _lo, _hi, _summary in _INTS:
     _deprecated = _name.replace("rtime", "rttime") if _name.endswith("_rlimit_rtime") else None
@@ -457,7 +458,6 @@ _TEXTS = [
     ("bfd_process_name", "name of the BFD process"),
     ("default_interface", "interface for instances without one"),
     ("dynamic_interfaces", "allow interfaces to come and go"),
-    ("nftables_ipvs", "nftables table for VS groups"),
     ("snmp_socket", "AgentX socket"),
     ("vrrp_rx_bufs_policy", "receive buffer policy"),
     ("vmac_prefix", "name prefix of VMAC interfaces"),
@@ -548,6 +548,28 @@ def _dbus_option(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     ctx.warn(seg, f"{seg.words[0]} has no effect: {NO_DBUS}")
 
 
+# keepalived's nftables_ipvs turns each virtual_server_group with addresses into one IPVS fwmark service, the
+# marks set by an nftables table of its own; pykeepalived's IPVS data plane makes one service per group address
+# (keepalived's way without the keyword) and its nftables data plane matches group addresses with sets in its own
+# table, so nothing would act on the keyword: refused rather than silently ignored.
+NO_IPVS_NFTABLES = ("pykeepalived does not mark virtual_server_group traffic with fwmarks: its IPVS data plane "
+                    "makes one service per group address (as keepalived without nftables_ipvs) and its nftables "
+                    "data plane matches group addresses with sets")
+
+
+def _refuse_nftables_ipvs(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    ctx.error(seg, f"nftables_ipvs: {NO_IPVS_NFTABLES}; remove the keyword")
+
+
+def _nftables_ipvs_option(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """keepalived reads these only with nftables_ipvs, which is refused: alone they change nothing."""
+    ctx.warn(seg, f"{seg.words[0]} has no effect without nftables_ipvs (refused: {NO_IPVS_NFTABLES})")
+
+
+_g.line("nftables_ipvs", _refuse_nftables_ipvs, "nftables table for VS groups", status=Status.REFUSED)
+_g.line("nftables_ipvs_priority", _nftables_ipvs_option, "priority of the IPVS nftables chains",
+        status=Status.REFUSED)
+_g.line("nftables_ipvs_start_fwmark", _nftables_ipvs_option, "first fwmark for VS groups", status=Status.REFUSED)
 _g.line("enable_dbus", _refuse_dbus, "D-Bus interface", status=Status.REFUSED)
 _g.line("dbus_service_name", _dbus_option, "D-Bus service name", status=Status.REFUSED)
 _g.line("dbus_no_interface_name", _dbus_option, "D-Bus paths without interface", status=Status.REFUSED, since="2.3")

@@ -126,6 +126,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
                    "vmac_prefix")),
     (VRRP_SYNC_GROUP, ("notify_priority_changes",)),
     (GARP_GROUP, ("garp_interval", "gna_interval", "interface", "interfaces")),
+    # misc global_defs (issue 14): the no_accept table (net/accept_filter.py)
+    (GLOBAL_DEFS, ("nftables_priority", "nftables_ifindex", "nftables_counters")),
 ]
 
 

@@ -33,7 +33,7 @@ from ..scripts.runner import ScriptRunner
 from ..host.private_files import dump_path, keepalived_tmp_dir
 from ..host.proc import started_at
 from ..host.track_files import read_track_file
-from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
+from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter, blocked_for
 from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
 from ..net.links import LinkMonitor
@@ -139,7 +139,8 @@ class VrrpService:
         self._garp_timer: asyncio.TimerHandle | None = None
         # instances sending unicast VRRPv3 adverts with the pre-1.3.6 checksum (old_unicast_checksum)
         self._old_checksum = {name for name, s in self.settings.items() if s.old_unicast_checksum == "old"}
-        self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE)
+        self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE, g.nftables_priority,
+                                          counters=g.nftables_counters)  # nftables_priority, nftables_counters
         self.runner = ScriptRunner.for_config(config, "vrrp")
         self._fifo_specs = vrrp_fifos(g)  # notify_fifo and vrrp_notify_fifo both get every line, as in keepalived
         self.fifo = FifoGroup([NotifyFifo(f.argv[0], f.user, f.group) for f in self._fifo_specs]) \
@@ -531,7 +532,8 @@ class VrrpService:
         inst = self.config.vrrp_instances[name]
         ifname = s.interface or ""
         specs = [*s.vips, *s.excluded_vips]
-        blocked = [spec.address.ip for spec in specs]
+        blocked = [blocked_for(spec.address.ip, spec.device or ifname, ifindex=self.config.global_defs.nftables_ifindex,
+                               dont_track_primary=s.dont_track_primary) for spec in specs]
         if add:
             if not s.accept:
                 try:
