@@ -39,6 +39,7 @@ from ..scripts.fifo_script import FifoScripts, checker_fifos, fifo_script_for
 from .ha_watch import HaSuspendWatch, watch_for
 from ..scripts.runner import ScriptRunner
 from ..host.proc import own_identity
+from ..host.auto_priority import auto_priority_for, watch_stalls
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
 from ..config.vocabulary import LOAD_SCHEDULERS
 from .logic import Change, Verdict
@@ -161,6 +162,8 @@ class CheckService:
         loop = asyncio.get_running_loop()
         publisher = loop.create_task(self._publisher())
         self._tasks.append(loop.create_task(self._refresh_status()))
+        if (auto := auto_priority_for(self.config.global_defs, "checker")) is not None:  # max_auto_priority
+            self._tasks.append(loop.create_task(watch_stalls(auto)))
         if self.dataplane.can_repair:
             self._tasks.append(loop.create_task(self._repairer()))
         if self.dataplane.can_rebalance and any(

@@ -431,6 +431,8 @@ class GlobalDefs:
     checker_no_swap: bool = False
     vrrp_cpu_affinity: list[int] | None = None
     vrrp_startup_delay_s: float | None = None  # vrrp/startup_delay.py
+    max_auto_priority: int = 0  # realtime priority a loop stall may climb to (0, -1: off; host/auto_priority.py)
+    min_auto_priority_delay: int = 1_000_000  # us a timer must be late by to count as a stall (keepalived's 1 s)
     vrrp_netlink_cmd_rcv_bufs: int | None = None  # net/netlink_bufs.py
     vrrp_netlink_cmd_rcv_bufs_force: bool = False
     vrrp_netlink_monitor_rcv_bufs: int | None = None

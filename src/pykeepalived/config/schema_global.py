@@ -198,7 +198,7 @@ def _rx_bufs_policy(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
 
 def _max_auto_priority(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     """Without a value keepalived takes the highest realtime priority (SCHED_RR's 99)."""
-    h.store(g, "settings.max_auto_priority",
+    h.store(g, "max_auto_priority",
             to_int(seg.words[1], -1, MAX_RT_PRIORITY) if len(seg.words) > 1 else MAX_RT_PRIORITY)
 
 
@@ -206,7 +206,7 @@ def _min_auto_priority_delay(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> 
     """A whole number of microseconds, 1..10000000 (keepalived 2.2.7's read_int range)."""
     word = ctx.arg(seg)
     if word is not None:
-        h.store(g, "settings.min_auto_priority_delay", to_int(word, 1, 10_000_000))
+        h.store(g, "min_auto_priority_delay", to_int(word, 1, 10_000_000))
 
 
 def _vrrp_iptables(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:

@@ -128,6 +128,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (GARP_GROUP, ("garp_interval", "gna_interval", "interface", "interfaces")),
     # misc global_defs (issue 14): the no_accept table (net/accept_filter.py)
     (GLOBAL_DEFS, ("nftables_priority", "nftables_ifindex", "nftables_counters")),
+    # going realtime when the event loop stalls (host/auto_priority.py)
+    (GLOBAL_DEFS, ("max_auto_priority", "min_auto_priority_delay")),
 ]
 
 

@@ -33,6 +33,7 @@ from ..scripts.runner import ScriptRunner
 from ..host.private_files import dump_path, keepalived_tmp_dir
 from ..host.proc import started_at
 from ..host.track_files import read_track_file
+from ..host.auto_priority import auto_priority_for, watch_stalls
 from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter, blocked_for
 from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
@@ -197,6 +198,8 @@ class VrrpService:
                                                                        self._now)))
             if any(not s.accept for s in self.settings.values()):
                 self._tasks.append(asyncio.create_task(self._watch_accept_filter()))
+            if (auto := auto_priority_for(self.config.global_defs, "vrrp")) is not None:  # max_auto_priority
+                self._tasks.append(asyncio.create_task(watch_stalls(auto)))
             if self.sync_daemons is not None:
                 self.sync_daemons.start()
             for name in self.machines:
