@@ -437,6 +437,12 @@ class GlobalDefs:
     vrrp_netlink_cmd_rcv_bufs_force: bool = False
     vrrp_netlink_monitor_rcv_bufs: int | None = None
     vrrp_netlink_monitor_rcv_bufs_force: bool = False
+    lvs_netlink_cmd_rcv_bufs: int | None = None  # the checker's rtnetlink socket (net/netlink_bufs.py)
+    lvs_netlink_cmd_rcv_bufs_force: bool = False
+    lvs_netlink_monitor_rcv_bufs: int | None = None
+    lvs_netlink_monitor_rcv_bufs_force: bool = False
+    process_monitor_rcv_bufs: int | None = None  # vrrp_track_process's proc connector socket
+    process_monitor_rcv_bufs_force: bool = False
     vrrp_rx_bufs_policy: str | None = None  # MTU or ADVERT (vrrp/rx_bufs.py)
     vrrp_rx_bufs_size: int | None = None  # vrrp_rx_bufs_policy SIZE
     vrrp_rx_bufs_multiplier: int | None = None  # None: keepalived's 3

@@ -390,6 +390,7 @@ _BOOL_FIELDS = {
     "vrrp_min_garp",
     "vrrp_notify_priority_changes",
     "nftables_ifindex", "nftables_counters",  # net/accept_filter.py
+    "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs_force",
 }
 for _name, _summary in _BOOL_FLAGS:
     _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,
@@ -428,6 +429,7 @@ _INT_FIELDS = {
     "vrrp_rlimit_rttime", "checker_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime",
     "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs", "vrrp_rx_bufs_multiplier", "random_seed",
     "nftables_priority",  # net/accept_filter.py
+    "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_monitor_rcv_bufs", "process_monitor_rcv_bufs",  # net/netlink_bufs.py
 }
 for _name, _lo, _hi, _summary in _INTS:
     _deprecated = _name.replace("rtime", "rttime") if _name.endswith("_rlimit_rtime") else None

@@ -130,6 +130,9 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (GLOBAL_DEFS, ("nftables_priority", "nftables_ifindex", "nftables_counters")),
     # going realtime when the event loop stalls (host/auto_priority.py)
     (GLOBAL_DEFS, ("max_auto_priority", "min_auto_priority_delay")),
+    # the checker's rtnetlink socket and vrrp_track_process's proc connector (net/netlink_bufs.py)
+    (GLOBAL_DEFS, ("lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs",
+                   "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force")),
 ]
 
 

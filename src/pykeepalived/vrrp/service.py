@@ -38,7 +38,7 @@ from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter, blocked_for
 from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
 from ..net.links import LinkMonitor
-from ..net.netlink_bufs import vrrp_cmd_rcvbuf, vrrp_monitor_rcvbuf
+from ..net.netlink_bufs import process_monitor_rcvbuf, vrrp_cmd_rcvbuf, vrrp_monitor_rcvbuf
 from ..net.rx_buffer import interface_mtu, set_socket_rcvbuf
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
 from . import dump_writer
@@ -195,7 +195,8 @@ class VrrpService:
                 self._tasks.append(asyncio.create_task(self._poll_track_files()))
             if self.processes.names():
                 self._tasks.append(asyncio.create_task(watch_processes(self.processes, self._process_changed,
-                                                                       self._now)))
+                                                                       self._now,
+                                                                       process_monitor_rcvbuf(self.config.global_defs))))
             if any(not s.accept for s in self.settings.values()):
                 self._tasks.append(asyncio.create_task(self._watch_accept_filter()))
             if (auto := auto_priority_for(self.config.global_defs, "vrrp")) is not None:  # max_auto_priority
