@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dump_writer import write_check_data
+from .dump_writer import check_data_path, write_check_data
 from ..config.model import KeepalivedConfig, Script
 from ..scripts.notify import NotifyFifo
 from ..alerts.hooks import CheckMail
@@ -39,6 +39,7 @@ from ..scripts.fifo_script import FifoScripts, checker_fifos, fifo_script_for
 from .ha_watch import HaSuspendWatch, watch_for
 from ..scripts.runner import ScriptRunner
 from ..host.proc import own_identity
+from ..config.instance_names import naming_from_config
 from ..host.auto_priority import auto_priority_for, watch_stalls
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
 from ..config.vocabulary import LOAD_SCHEDULERS
@@ -92,6 +93,7 @@ class CheckService:
         self.rng = rng or random.Random()
         g = config.global_defs
         self.runner = ScriptRunner.for_config(config, "check")
+        self.naming = naming_from_config(g.net_namespace, g.instance)  # data_use_instance; run.py passes -s's
         self._fifo_specs = checker_fifos(g)
         self.fifos = [NotifyFifo(s.argv[0], s.user, s.group) for s in self._fifo_specs]
         self.fifo_scripts = FifoScripts(self.runner)  # notify_fifo_script, lvs_notify_fifo_script
@@ -592,7 +594,8 @@ def install_signal_handlers(service: CheckService, loop: asyncio.AbstractEventLo
     loop.add_signal_handler(signal.SIGINT, service.stop)
     def on_usr1() -> None:
         service.spawn(service.status_now())
-        write_check_data(service.services)
+        use_instance = service.config.global_defs.data_use_instance
+        write_check_data(service.services, check_data_path(service.naming, use_instance))
 
     loop.add_signal_handler(signal.SIGUSR1, on_usr1)
     for sig in (signal.SIGUSR2, signal.SIGRTMIN + 2):

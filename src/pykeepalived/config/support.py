@@ -133,6 +133,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     # the checker's rtnetlink socket and vrrp_track_process's proc connector (net/netlink_bufs.py)
     (GLOBAL_DEFS, ("lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs",
                    "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force")),
+    # dump names (config/instance_names.py)
+    (GLOBAL_DEFS, ("data_use_instance",)),
 ]
 
 

@@ -220,6 +220,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     async def main() -> None:
         service = VrrpService(config, state_dir=opts.state_dir, status_file=opts.status_file)
         service.release_on_stop = opts.release_vrrp
+        service.naming = opts.naming  # data_use_instance names the data dump after -s's namespace too
         g = config.global_defs
         install_signal_handlers(service, asyncio.get_running_loop(),
                                 json_path=_dump_path(g.json_dump_file, "keepalived.json"),
@@ -266,6 +267,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         service = CheckService(config, dataplane, status_path=opts.status_file, workers=opts.checker_workers,
                                worker_argv=list(opts.worker_argv) if opts.worker_argv else None)
         service.release_on_stop = opts.release_dataplane
+        service.naming = opts.naming  # data_use_instance names the data dump after -s's namespace too
         install_signal_handlers(service, asyncio.get_running_loop())
         accept_forwarded_signals()
         await service.run()

@@ -33,6 +33,7 @@ from ..scripts.runner import ScriptRunner
 from ..host.private_files import dump_path, keepalived_tmp_dir
 from ..host.proc import started_at
 from ..host.track_files import read_track_file
+from ..config.instance_names import naming_from_config
 from ..host.auto_priority import auto_priority_for, watch_stalls
 from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter, blocked_for
 from ..net.addresses import AddressManager, describe_route, describe_rule
@@ -99,6 +100,7 @@ class VrrpService:
                  status_file: str | None = None) -> None:
         self.config = config
         self.state_dir = state_dir or keepalived_tmp_dir()  # keepalived's: $TMPDIR, else /tmp
+        self.naming = naming_from_config(config.global_defs.net_namespace, config.global_defs.instance)  # run.py: -s
         self._dump_runtime = dump_writer.Runtime()
         self.status_file = status_file  # the checker's; its dataplane_error puts our instances in FAULT
         # the process's start, not the service's: a checker started with us that fails at once may write its status
@@ -778,7 +780,7 @@ class VrrpService:
 
     def write_data(self, path: str | None = None) -> str | None:
         """SIGUSR1: keepalived's data dump (keepalived.data), root-owned 0600; None if refused."""
-        target = path or dump_path(dump_writer.DATA_FILE, directory=self.state_dir)
+        target = path or dump_writer.data_path(self.config, self.state_dir, self.naming)  # data_use_instance
         return dump_writer.write_data(self, self._dump_runtime_now(), target)
 
     def write_json(self, path: str | None = None) -> str | None:
