@@ -159,6 +159,9 @@ class CheckService:
         await self._settle_immediate_checkers()
         for svc in self.services:
             alive = {name for name, srv in svc.servers.items() if srv.all_up()}
+            if self.config.global_defs.rs_init_notifies:  # notify_up and "RS .. UP" for those up at start
+                for srv in (srv for name, srv in svc.servers.items() if name in alive):
+                    self._rs_notify(svc, srv, alive=True)
             self._handle(svc, svc.pool.start(alive))
         self._dirty.set()
         loop = asyncio.get_running_loop()

@@ -413,6 +413,7 @@ class GlobalDefs:
     vrrp_skip_check_adv_addr: bool = False
     # read by the checker side and the data planes
     checker_log_all_failures: bool = False
+    rs_init_notifies: bool = False  # notify_up (and the FIFO's RS UP) for real servers up at start
     pykeepalived_dataplane: DataPlaneChoice | None = None  # None: auto
     lvs_flush: bool = False
     lvs_flush_on_stop: list[str] | None = None  # also set by the old spelling lvs_flush_onstop; [] or [VS]

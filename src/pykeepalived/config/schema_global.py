@@ -392,6 +392,7 @@ _BOOL_FIELDS = {
     "nftables_ifindex", "nftables_counters",  # net/accept_filter.py
     "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs_force",
     "data_use_instance",  # config/instance_names.py
+    "rs_init_notifies",  # check/service.py
 }
 for _name, _summary in _BOOL_FLAGS:
     _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,

@@ -135,6 +135,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
                    "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force")),
     # dump names (config/instance_names.py)
     (GLOBAL_DEFS, ("data_use_instance",)),
+    # the checker: real servers' notify_up at start
+    (GLOBAL_DEFS, ("rs_init_notifies",)),
 ]
 
 
