@@ -137,6 +137,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (GLOBAL_DEFS, ("data_use_instance",)),
     # the checker: real servers' notify_up at start
     (GLOBAL_DEFS, ("rs_init_notifies",)),
+    # Python's re has no match-stack limit for regex_stack to raise (check/http_response.py)
+    (URL_BLOCK, ("regex_stack",)),
 ]
 
 
@@ -145,6 +147,9 @@ ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_scri
                    # the daemon's namespace and names (daemon/netns.py, config/instance_names.py); no ipsets are
                    # used (no_accept is an nftables table, per namespace), so namespace_with_ipsets needs nothing
                    "net_namespace", "instance", "use_pid_dir", "namespace_with_ipsets",
+                   # the daemon's own namespace is where the data plane lives; any other is refused at start
+                   # (daemon/netns.py ipvs_namespace_problem, tests/netns/test_net_namespace.py)
+                   "net_namespace_ipvs",
 
                    "vrrp_track_process", "static_ipaddress", "static_routes", "static_rules", "track_group",
                    "garp_group")
