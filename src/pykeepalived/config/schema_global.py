@@ -7,6 +7,7 @@ from .errors import ValueProblem
 from .lexer import Segment
 from .model import BfdInstance, GlobalDefs, KeepalivedConfig, LvsSyncDaemon, TrackFile
 from .context import ParseContext
+from .include_check import apply_include_check
 from .registry import Block, FieldHandler, LineHandler, Status
 from .schema_namespace import register_namespace_keywords
 from .values import parse_umask, to_int, to_ip, to_timer
@@ -469,7 +470,6 @@ _TEXTS = [
     ("reload_check_config", "check the config before reload"),
     ("reload_time_file", "file holding a reload time"),
     ("reload_file", "file whose change triggers reload"),
-    ("include_check", "checks on include files"),
     ("config_save_dir", "where to save configs"),
     ("tmp_config_directory", "where to keep the config copy"),
     ("lvs_flush_on_stop", "flush IPVS on stop"),
@@ -536,6 +536,19 @@ for _name, _summary in _TEXTS:
         deprecated=_TEXT_DEPRECATED.get(_name),
         since="2.4" if _name in _TEXT_SINCE_24 else "2.2",
     )
+
+
+def _include_check(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """Changes what the includes still to come insist on (config/include_check.py); kept as written for dumps."""
+    g.settings["include_check"] = list(seg.words[1:])
+    if ctx.include_checks is None:
+        return
+    ctx.include_checks.value, problems = apply_include_check(ctx.include_checks.value, seg.words[1:])
+    for problem in problems:
+        ctx.error(seg, problem)
+
+
+_g.line("include_check", _include_check, "checks on include files")
 
 
 # Subsystems pykeepalived does not have (D-Bus): keepalived acts on these, so a config that needs one is refused

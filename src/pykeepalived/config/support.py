@@ -139,6 +139,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (GLOBAL_DEFS, ("rs_init_notifies",)),
     # Python's re has no match-stack limit for regex_stack to raise (check/http_response.py)
     (URL_BLOCK, ("regex_stack",)),
+    # what plain includes insist on (config/include_check.py, config/lexer.py)
+    (GLOBAL_DEFS, ("include_check",)),
 ]
 
 
