@@ -540,7 +540,7 @@ for _name, _summary in _TEXTS:
 
 def _include_check(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     """Changes what the includes still to come insist on (config/include_check.py); kept as written for dumps."""
-    g.settings["include_check"] = list(seg.words[1:])
+    g.include_check = list(seg.words[1:])
     if ctx.include_checks is None:
         return
     ctx.include_checks.value, problems = apply_include_check(ctx.include_checks.value, seg.words[1:])
