@@ -41,6 +41,7 @@ from ..scripts.runner import ScriptRunner
 from ..host.proc import own_identity
 from ..config.instance_names import naming_from_config
 from ..host.auto_priority import auto_priority_for, watch_stalls
+from ..host.config_dirs import prepare_config_dirs
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
 from ..config.vocabulary import LOAD_SCHEDULERS
 from .logic import Change, Verdict
@@ -167,6 +168,7 @@ class CheckService:
         loop = asyncio.get_running_loop()
         publisher = loop.create_task(self._publisher())
         self._tasks.append(loop.create_task(self._refresh_status()))
+        prepare_config_dirs(self.config.global_defs)  # config_save_dir, tmp_config_directory
         if (auto := auto_priority_for(self.config.global_defs, "checker")) is not None:  # max_auto_priority
             self._tasks.append(loop.create_task(watch_stalls(auto)))
         if self.dataplane.can_repair:

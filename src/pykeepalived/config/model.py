@@ -453,6 +453,8 @@ class GlobalDefs:
     umask: list[str] | None = None  # as written; validated by the parser, applied at start
     json_dump_file: str | None = None
     stats_dump_file: str | None = None
+    config_save_dir: str | None = None  # created at start (host/config_dirs.py); keepalived saves there on reload
+    tmp_config_directory: str | None = None  # checked writable at start; our config copy stays a sealed memfd
     include_check: list[str] | None = None  # as written; the lexer applies it (config/include_check.py)
     data_use_instance: bool = False  # keepalived[_check].NAMESPACE_INSTANCE.data (config/instance_names.py)
     # top-level keywords keepalived keeps with global_defs (the daemon's naming: config/instance_names.py)

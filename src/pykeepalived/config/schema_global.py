@@ -515,6 +515,9 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "lvs_process_name": _process_name("checker_process_name"),
     "vrrp_rx_bufs_policy": FieldHandler("vrrp_rx_bufs_policy", lambda ctx, g, seg: _rx_bufs_policy(ctx, g, seg)),
     "vmac_prefix": h.first_word("vmac_prefix"),
+    "config_save_dir": h.first_word("config_save_dir"),  # host/config_dirs.py
+    "tmp_config_directory": FieldHandler("tmp_config_directory",
+                                         lambda ctx, g, seg: _tmp_config_directory(ctx, g, seg)),
     "vrrp_garp_extra_if": lambda ctx, g, seg: _garp_extra_if(g, seg),
     "vrrp_vmac_garp_intvl": lambda ctx, g, seg: _garp_extra_if(g, seg),
 }
@@ -536,6 +539,16 @@ for _name, _summary in _TEXTS:
         deprecated=_TEXT_DEPRECATED.get(_name),
         since="2.4" if _name in _TEXT_SINCE_24 else "2.2",
     )
+
+
+def _tmp_config_directory(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """keepalived 2.2.7: a second one is ignored with an error, as is one without a directory."""
+    if g.tmp_config_directory is not None:
+        ctx.error(seg, f"{seg.words[0]} already specified - ignoring")
+    elif len(seg.words) < 2:
+        ctx.error(seg, f"{seg.words[0]} missing directory name")
+    else:
+        g.tmp_config_directory = seg.words[1]
 
 
 def _include_check(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:

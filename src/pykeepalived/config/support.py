@@ -141,6 +141,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (URL_BLOCK, ("regex_stack",)),
     # what plain includes insist on (config/include_check.py, config/lexer.py)
     (GLOBAL_DEFS, ("include_check",)),
+    # directories prepared at start (host/config_dirs.py); saving on reload waits for reload itself
+    (GLOBAL_DEFS, ("config_save_dir", "tmp_config_directory")),
 ]
 
 

@@ -35,6 +35,7 @@ from ..host.proc import started_at
 from ..host.track_files import read_track_file
 from ..config.instance_names import naming_from_config
 from ..host.auto_priority import auto_priority_for, watch_stalls
+from ..host.config_dirs import prepare_config_dirs
 from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter, blocked_for
 from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
@@ -201,6 +202,7 @@ class VrrpService:
                                                                        process_monitor_rcvbuf(self.config.global_defs))))
             if any(not s.accept for s in self.settings.values()):
                 self._tasks.append(asyncio.create_task(self._watch_accept_filter()))
+            prepare_config_dirs(self.config.global_defs)  # config_save_dir, tmp_config_directory
             if (auto := auto_priority_for(self.config.global_defs, "vrrp")) is not None:  # max_auto_priority
                 self._tasks.append(asyncio.create_task(watch_stalls(auto)))
             if self.sync_daemons is not None:
