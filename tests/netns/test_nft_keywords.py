@@ -97,3 +97,28 @@ def test_nftables_ifindex_keeps_the_index_with_dont_track_primary(lab: Lab) -> N
     items = _start(lab, "nftables_ifindex", ["dont_track_primary"])
     assert _set_elements(items, "vips6_ll") == [{"concat": ["fe80::1:100", lab.r1.ifname]}]
     assert _set_elements(items, "vips6_ll_name") == []
+
+
+@pytest.mark.keepalived
+@pytest.mark.parametrize(("extra", "ll_set"),
+                         [([], "vips_link_local"), (["dont_track_primary"], "vips_link_local_name")])
+def test_keepalived_does_the_same(lab: Lab, extra: list[str], ll_set: str) -> None:
+    """keepalived 2.2.7 on the same keywords: its chains at -5, counters in every rule, the same link-local key."""
+    settings = [VrrpSettings(vrid=72, priority=150, vips=[VIP4, VIP_LL], version=3, advert_int_s=0.1,
+                             extra=["no_accept", *extra])]
+    ka = lab.peer("ka", lab.r1, settings, extra_global="nftables\nnftables_priority -5\nnftables_counters")
+    ka.start()
+    wait_until(lambda: ka.holds(VIP4.ip) and ka.holds(VIP_LL.ip), 5.0, what="keepalived master")
+
+    def listed() -> list[dict[str, Any]]:
+        out = lab.r1.netns.run(["nft", "-j", "list", "table", "ip6", "keepalived"], check=False)
+        if out.returncode != 0:
+            return []
+        found: list[dict[str, Any]] = json.loads(out.stdout)["nftables"]
+        return found
+
+    wait_until(lambda: bool(_set_elements(listed(), ll_set)), 3.0, what=f"keepalived's {ll_set}")
+    items = listed()
+    assert _set_elements(items, ll_set) == [{"concat": ["fe80::1:100", lab.r1.ifname]}]
+    assert {i["chain"]["prio"] for i in items if "chain" in i and "hook" in i["chain"]} == {-5}
+    assert all(any("counter" in e for e in i["rule"]["expr"]) for i in items if "rule" in i)
