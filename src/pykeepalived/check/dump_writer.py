@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from ..config.model import RealServer, Script, VirtualServer
-from ..host.private_files import UnsafeFileError, dump_path, write_private
+from ..config.instance_names import Naming, data_dump_path
+from ..host.private_files import UnsafeFileError, keepalived_tmp_dir, write_private
 from .data_dump import RealServerView, VirtualServerView, format_check_data
 from .logic import Verdict
 from .plan import RealServerPlan, ServicePlan
@@ -103,9 +104,14 @@ def collect(services: Iterable[ServiceLike]) -> tuple[VirtualServerView, ...]:
     return tuple(out)
 
 
+def check_data_path(naming: Naming, data_use_instance: bool, directory: str | None = None) -> str:
+    """keepalived_check.data in keepalived's tmp dir; with data_use_instance, keepalived_check.NS_INSTANCE.data."""
+    return data_dump_path(CHECK_DATA_FILE, directory or keepalived_tmp_dir(), naming, data_use_instance)
+
+
 def write_check_data(services: Iterable[ServiceLike], path: str | None = None) -> str | None:
     """keepalived_check.data (root-owned 0600); None if refused."""
-    target = path or dump_path(CHECK_DATA_FILE)
+    target = path or check_data_path(Naming(), False)
     try:
         write_private(target, format_check_data(collect(services)))
     except UnsafeFileError as exc:

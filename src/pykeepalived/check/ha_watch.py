@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config.model import KeepalivedConfig, VirtualServer
 from ..net.local_addresses import LocalAddresses
+from ..net.netlink_bufs import checker_addresses_rcvbuf
 from .ha_suspend import SuspendRules
 
 HA_POLL_S = 0.25
@@ -29,7 +30,7 @@ class HaSuspendWatch:
         self.quiet = quiet  # a checker worker: the checker process logs the same changes
         self.checkers = checkers  # service name -> the real server of each of its checkers
         self._events = {name: asyncio.Event() for name in self.rules.ranges}
-        self._addresses = LocalAddresses()
+        self._addresses = LocalAddresses(checker_addresses_rcvbuf(config.global_defs))  # lvs_netlink_*_rcv_bufs
 
     @property
     def active(self) -> bool:

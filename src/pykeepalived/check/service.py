@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dump_writer import write_check_data
+from .dump_writer import check_data_path, write_check_data
 from ..config.model import KeepalivedConfig, Script
 from ..scripts.notify import NotifyFifo
 from ..alerts.hooks import CheckMail
@@ -39,6 +39,9 @@ from ..scripts.fifo_script import FifoScripts, checker_fifos, fifo_script_for
 from .ha_watch import HaSuspendWatch, watch_for
 from ..scripts.runner import ScriptRunner
 from ..host.proc import own_identity
+from ..config.instance_names import naming_from_config
+from ..host.auto_priority import auto_priority_for, watch_stalls
+from ..host.config_dirs import prepare_config_dirs
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
 from ..config.vocabulary import LOAD_SCHEDULERS
 from .logic import Change, Verdict
@@ -91,6 +94,7 @@ class CheckService:
         self.rng = rng or random.Random()
         g = config.global_defs
         self.runner = ScriptRunner.for_config(config, "check")
+        self.naming = naming_from_config(g.net_namespace, g.instance)  # data_use_instance; run.py passes -s's
         self._fifo_specs = checker_fifos(g)
         self.fifos = [NotifyFifo(s.argv[0], s.user, s.group) for s in self._fifo_specs]
         self.fifo_scripts = FifoScripts(self.runner)  # notify_fifo_script, lvs_notify_fifo_script
@@ -157,11 +161,17 @@ class CheckService:
         await self._settle_immediate_checkers()
         for svc in self.services:
             alive = {name for name, srv in svc.servers.items() if srv.all_up()}
+            if self.config.global_defs.rs_init_notifies:  # notify_up and "RS .. UP" for those up at start
+                for srv in (srv for name, srv in svc.servers.items() if name in alive):
+                    self._rs_notify(svc, srv, alive=True)
             self._handle(svc, svc.pool.start(alive))
         self._dirty.set()
         loop = asyncio.get_running_loop()
         publisher = loop.create_task(self._publisher())
         self._tasks.append(loop.create_task(self._refresh_status()))
+        prepare_config_dirs(self.config.global_defs)  # config_save_dir, tmp_config_directory
+        if (auto := auto_priority_for(self.config.global_defs, "checker")) is not None:  # max_auto_priority
+            self._tasks.append(loop.create_task(watch_stalls(auto)))
         if self.dataplane.can_repair:
             self._tasks.append(loop.create_task(self._repairer()))
         if self.dataplane.can_rebalance and any(
@@ -612,7 +622,8 @@ def install_signal_handlers(service: CheckService, loop: asyncio.AbstractEventLo
     loop.add_signal_handler(signal.SIGINT, service.stop)
     def on_usr1() -> None:
         service.spawn(service.status_now())
-        write_check_data(service.services)
+        use_instance = service.config.global_defs.data_use_instance
+        write_check_data(service.services, check_data_path(service.naming, use_instance))
 
     loop.add_signal_handler(signal.SIGUSR1, on_usr1)
     for sig in (signal.SIGUSR2, signal.SIGRTMIN + 2):

@@ -57,7 +57,7 @@ class LoadResult:
 
 def _run(lexer: Lexer, segments: object, host: HostFacts | None) -> LoadResult:
     config = KeepalivedConfig()
-    ctx = parse_segments(ROOT, segments, config)  # type: ignore[arg-type]
+    ctx = parse_segments(ROOT, segments, config, lexer.include_checks)  # type: ignore[arg-type]
     config.files = list(dict.fromkeys(lexer.files_read))
     complete(ctx, host)
     diagnostics = [*lexer.diagnostics, *ctx.diagnostics, *unsupported_warnings(ctx)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import Diagnostic, Location, Severity
+from .include_check import IncludeChecks
 from .lexer import Segment
 from .model import KeepalivedConfig
 
@@ -23,6 +24,8 @@ class ParseContext:
     not_acted: dict[tuple[str, str], tuple[str, Location]] = field(default_factory=dict)
     # where the `}` that closed the current block stands (keepalived reports end-of-block checks there)
     close_location: Location | None = None
+    # global_defs include_check: the lexer's checks for the includes still to come (None: no lexer, e.g. a test)
+    include_checks: IncludeChecks | None = None
 
     def error(self, where: Segment | Location | None, message: str, keyword: str | None = None) -> None:
         loc = where.location if isinstance(where, Segment) else where

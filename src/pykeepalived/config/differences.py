@@ -22,6 +22,9 @@ DIFFERENCES: dict[str, str] = {
                               "acted on; keepalived 2.2.7 reports them as unknown keywords",
     "no_dbus": "enable_dbus is refused: pykeepalived has no D-Bus interface, and accepting the keyword would "
                "leave D-Bus clients without the service keepalived offers",
+    "nftables_ipvs": "global_defs nftables_ipvs is refused: pykeepalived's data planes never mark "
+                     "virtual_server_group traffic with fwmarks (IPVS: one service per group address, as keepalived "
+                     "without the keyword; nftables: sets in its own table), so nothing would act on it",
     # keywords (VRRP, global_defs and the lexer's side)
     "newer-keyword": "pykeepalived also takes keywords that keepalived added after 2.2.7 (json_version, "
                      "owner_ignore_adverts, auth_hmac, ...); keepalived 2.2.7 calls them unknown",

@@ -91,6 +91,11 @@ def data_dump_path(file_name: str, tmp_dir: str, naming: Naming, data_use_instan
     return f"{tmp_dir}/{stem}.{tag}" + (f".{ext}" if dot else "")
 
 
+def naming_from_config(net_namespace: str | None, instance: str | None, use_pid_dir: bool = False) -> Naming:
+    """The names a configuration alone gives (the daemon passes its own, where `-s` may have replaced the namespace)."""
+    return Naming(namespace=net_namespace, instance=instance, use_pid_dir=use_pid_dir)
+
+
 def status_file(naming: Naming) -> str:
     """pykeepalived's own checker status file, kept apart per namespace and instance like the pid files."""
     if not (naming.namespace or naming.instance):

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from .errors import Diagnostic, Location, Severity
+from .include_check import IncludeChecks
 
 MAX_INCLUDE_DEPTH = 32
 MAX_SUBSTITUTION_DEPTH = 32
@@ -246,6 +247,7 @@ class Lexer:
         self.files_read: list[str] = []
         self._defs: dict[str, _Definition] = {}
         self._include_stack: list[str] = []
+        self.include_checks = IncludeChecks()  # global_defs include_check, set by the parser as it goes
         # a multi-line `$NAME=` definition being read: its name and its pieces so far
         self._pending_def: tuple[str, list[str]] | None = None
         self._install_builtins()
@@ -599,7 +601,7 @@ class Lexer:
         a wildcard that matches nothing in an existing directory is an error
         for includew/a only. Plain include and includer only warn.
         """
-        insists = _INSISTS.get(variant, "")
+        insists = _INSISTS.get(variant, "") + self.include_checks.value
         wildcard = _has_wildcard(pattern)
         directory = posixpath.dirname(pattern)
         missing = not wildcard or (not _has_wildcard(directory) and not self._exists(directory))
@@ -642,13 +644,22 @@ class Lexer:
         if not matches:
             self._no_match(variant, pattern, loc, keyword)
             return
+        checks = _INSISTS.get(variant, "") + self.include_checks.value
         alternatives = brace_alternatives(pattern) if "{" in pattern else []
         if any(not _has_wildcard(alt) and not self._exists(alt) for alt in alternatives):
             message = f'some config files missing: "{pattern}"'
-            if "B" in _INSISTS.get(variant, ""):
+            if "B" in checks:
                 self._error(message, loc, keyword)
                 return
             self._warn(message, loc, keyword)
+        saved = self.include_checks.value  # an include_check inside the included files ends with this include
+        try:
+            yield from self._include_matches(matches, variant, checks, loc, keyword)
+        finally:
+            self.include_checks.value = saved
+
+    def _include_matches(self, matches: list[str], variant: str, checks: str, loc: Location,
+                         keyword: str) -> Iterator[Segment]:
         for path in matches:
             norm = posixpath.normpath(path)
             if norm in (posixpath.normpath(p) for p in self._include_stack):
@@ -663,7 +674,7 @@ class Lexer:
                 text = self._fs.read_text(path)
             except FileProblem as exc:
                 why = f"{path} is {exc} - skipping" if isinstance(exc, NotRegularFile) else f"cannot read {path}: {exc}"
-                if variant:
+                if variant or "R" in checks:
                     self._error(why, loc, keyword)
                 else:
                     self._warn(why, loc, keyword)

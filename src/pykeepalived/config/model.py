@@ -406,6 +406,9 @@ class GlobalDefs:
     disable_local_igmp: bool = False  # igmp_link_local_mcast_reports 0 while VRRP runs
     log_unknown_vrids: bool = False  # log every advert for a VRID no instance of ours has
     nftables: str | None = None  # table for no_accept filtering (None: pykeepalived's default name)
+    nftables_priority: int | None = None  # its input chain's priority (None: keepalived's -1; net/accept_filter.py)
+    nftables_ifindex: bool = False  # link-local VIPs matched by interface index even with dont_track_primary
+    nftables_counters: bool = False  # a counter in every rule of the table
     v3_checksum_as_v2: bool = False
     vrrp_check_unicast_src: bool = False
     vrrp_lower_prio_no_advert: bool = False
@@ -419,6 +422,7 @@ class GlobalDefs:
     vrrp_skip_check_adv_addr: bool = False
     # read by the checker side and the data planes
     checker_log_all_failures: bool = False
+    rs_init_notifies: bool = False  # notify_up (and the FIFO's RS UP) for real servers up at start
     pykeepalived_dataplane: DataPlaneChoice | None = None  # None: auto
     lvs_flush: bool = False
     lvs_flush_on_stop: list[str] | None = None  # also set by the old spelling lvs_flush_onstop; [] or [VS]
@@ -437,10 +441,18 @@ class GlobalDefs:
     checker_no_swap: bool = False
     vrrp_cpu_affinity: list[int] | None = None
     vrrp_startup_delay_s: float | None = None  # vrrp/startup_delay.py
+    max_auto_priority: int = 0  # realtime priority a loop stall may climb to (0, -1: off; host/auto_priority.py)
+    min_auto_priority_delay: int = 1_000_000  # us a timer must be late by to count as a stall (keepalived's 1 s)
     vrrp_netlink_cmd_rcv_bufs: int | None = None  # net/netlink_bufs.py
     vrrp_netlink_cmd_rcv_bufs_force: bool = False
     vrrp_netlink_monitor_rcv_bufs: int | None = None
     vrrp_netlink_monitor_rcv_bufs_force: bool = False
+    lvs_netlink_cmd_rcv_bufs: int | None = None  # the checker's rtnetlink socket (net/netlink_bufs.py)
+    lvs_netlink_cmd_rcv_bufs_force: bool = False
+    lvs_netlink_monitor_rcv_bufs: int | None = None
+    lvs_netlink_monitor_rcv_bufs_force: bool = False
+    process_monitor_rcv_bufs: int | None = None  # vrrp_track_process's proc connector socket
+    process_monitor_rcv_bufs_force: bool = False
     vrrp_rx_bufs_policy: str | None = None  # MTU or ADVERT (vrrp/rx_bufs.py)
     vrrp_rx_bufs_size: int | None = None  # vrrp_rx_bufs_policy SIZE
     vrrp_rx_bufs_multiplier: int | None = None  # None: keepalived's 3
@@ -456,6 +468,10 @@ class GlobalDefs:
     umask: list[str] | None = None  # as written; validated by the parser, applied at start
     json_dump_file: str | None = None
     stats_dump_file: str | None = None
+    config_save_dir: str | None = None  # created at start (host/config_dirs.py); keepalived saves there on reload
+    tmp_config_directory: str | None = None  # checked writable at start; our config copy stays a sealed memfd
+    include_check: list[str] | None = None  # as written; the lexer applies it (config/include_check.py)
+    data_use_instance: bool = False  # keepalived[_check].NAMESPACE_INSTANCE.data (config/instance_names.py)
     # top-level keywords keepalived keeps with global_defs (the daemon's naming: config/instance_names.py)
     net_namespace: str | None = None  # run in /run/netns/NAME (daemon/netns.py); `-s` overrides
     net_namespace_ipvs: str | None = None  # "" names the default namespace

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import Diagnostic, Location, Severity, ValueProblem
+from .include_check import IncludeChecks
 from .lexer import Segment
 from .model import KeepalivedConfig
 from .context import ParseContext
@@ -109,9 +110,10 @@ def _skip_block_body(stream: _Stream) -> None:
             depth -= 1
 
 
-def parse_segments(root: Block, segments: Iterable[Segment], config: KeepalivedConfig) -> ParseContext:
-    """Run the keyword tables over the segments, filling `config`."""
-    ctx = ParseContext(config)
+def parse_segments(root: Block, segments: Iterable[Segment], config: KeepalivedConfig,
+                   include_checks: IncludeChecks | None = None) -> ParseContext:
+    """Run the keyword tables over the segments, filling `config` (`include_checks`: the lexer's, for include_check)."""
+    ctx = ParseContext(config, include_checks=include_checks)
     stream = _Stream(segments)
     stack: list[_Frame] = [_Frame(root, config, None, None)]
     while True:

@@ -7,6 +7,7 @@ from .errors import ValueProblem
 from .lexer import Segment
 from .model import BfdInstance, GlobalDefs, KeepalivedConfig, LvsSyncDaemon, TrackFile
 from .context import ParseContext
+from .include_check import apply_include_check
 from .registry import Block, FieldHandler, LineHandler, Status
 from .schema_namespace import register_namespace_keywords
 from .values import parse_umask, to_int, to_ip, to_timer
@@ -199,7 +200,7 @@ def _rx_bufs_policy(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
 
 def _max_auto_priority(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     """Without a value keepalived takes the highest realtime priority (SCHED_RR's 99)."""
-    h.store(g, "settings.max_auto_priority",
+    h.store(g, "max_auto_priority",
             to_int(seg.words[1], -1, MAX_RT_PRIORITY) if len(seg.words) > 1 else MAX_RT_PRIORITY)
 
 
@@ -207,7 +208,7 @@ def _min_auto_priority_delay(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> 
     """A whole number of microseconds, 1..10000000 (keepalived 2.2.7's read_int range)."""
     word = ctx.arg(seg)
     if word is not None:
-        h.store(g, "settings.min_auto_priority_delay", to_int(word, 1, 10_000_000))
+        h.store(g, "min_auto_priority_delay", to_int(word, 1, 10_000_000))
 
 
 def _vrrp_iptables(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
@@ -270,8 +271,9 @@ _g.line(
 _g.line("vrrp_garp_interval", _garp_pause("vrrp_garp_interval_s"), "pause between GARPs (s)")
 _g.line("vrrp_gna_interval", _garp_pause("vrrp_gna_interval_s"), "pause between NAs (s)")
 _g.line("vrrp_down_timer_adverts", h.integer("vrrp_down_timer_adverts", 1, 100), "default down_timer_adverts")
-_g.line("vrrp_iptables", _vrrp_iptables, "iptables chains for no_accept (not in this build: nftables)")
-_g.line("vrrp_ipsets", _vrrp_ipsets, "ipsets for no_accept (not in this build: nftables)")
+_g.line("vrrp_iptables", _vrrp_iptables, "iptables chains for no_accept (not in this build: nftables)",
+        status=Status.REFUSED)
+_g.line("vrrp_ipsets", _vrrp_ipsets, "ipsets for no_accept (not in this build: nftables)", status=Status.REFUSED)
 _g.line("nftables", FieldHandler("nftables", _nftables), "nftables table for no_accept")
 _g.line("vrrp_cpu_affinity", _cpu_affinity("vrrp_cpu_affinity"), "CPUs of the VRRP process")
 _g.line("checker_cpu_affinity", _cpu_affinity("checker_cpu_affinity"), "CPUs of the checker process")
@@ -392,6 +394,10 @@ _BOOL_FIELDS = {
     "vrrp_notify_priority_changes",
     "disable_local_igmp",
     "log_unknown_vrids",
+    "nftables_ifindex", "nftables_counters",  # net/accept_filter.py
+    "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs_force",
+    "data_use_instance",  # config/instance_names.py
+    "rs_init_notifies",  # check/service.py
 }
 for _name, _summary in _BOOL_FLAGS:
     _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,
@@ -411,8 +417,6 @@ _INTS = [
     ("checker_rlimit_rtime", 1, 2**31 - 1, "old spelling"),
     ("bfd_rlimit_rtime", 1, 2**31 - 1, "old spelling"),
     ("nftables_priority", -2**31, 2**31 - 1, "priority of the nftables chains"),
-    ("nftables_ipvs_priority", -2**31, 2**31 - 1, "priority of the IPVS nftables chains"),
-    ("nftables_ipvs_start_fwmark", 1, 2**32 - 1, "first fwmark for VS groups"),
     ("vrrp_netlink_cmd_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
     ("vrrp_netlink_monitor_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
     ("lvs_netlink_cmd_rcv_bufs", 0, 2**31 - 1, "netlink buffer size"),
@@ -432,6 +436,8 @@ _INT_FIELDS = {
     "vrrp_rlimit_rttime", "checker_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime",
     "bfd_priority", "bfd_rt_priority", "bfd_rlimit_rttime", "bfd_rlimit_rtime",
     "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs", "vrrp_rx_bufs_multiplier", "random_seed",
+    "nftables_priority",  # net/accept_filter.py
+    "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_monitor_rcv_bufs", "process_monitor_rcv_bufs",  # net/netlink_bufs.py
 }
 for _name, _lo, _hi, _summary in _INTS:
     _deprecated = _name.replace("rtime", "rttime") if _name.endswith("_rlimit_rtime") else None
@@ -462,7 +468,6 @@ _TEXTS = [
     ("bfd_process_name", "name of the BFD process"),
     ("default_interface", "interface of static addresses without dev"),
     ("dynamic_interfaces", "allow interfaces to come and go"),
-    ("nftables_ipvs", "nftables table for VS groups"),
     ("snmp_socket", "AgentX socket"),
     ("vrrp_rx_bufs_policy", "receive buffer policy"),
     ("vmac_prefix", "name prefix of VMAC interfaces"),
@@ -470,7 +475,6 @@ _TEXTS = [
     ("reload_check_config", "check the config before reload"),
     ("reload_time_file", "file holding a reload time"),
     ("reload_file", "file whose change triggers reload"),
-    ("include_check", "checks on include files"),
     ("config_save_dir", "where to save configs"),
     ("tmp_config_directory", "where to keep the config copy"),
     ("lvs_flush_on_stop", "flush IPVS on stop"),
@@ -528,6 +532,9 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "vrrp_rx_bufs_policy": FieldHandler("vrrp_rx_bufs_policy", lambda ctx, g, seg: _rx_bufs_policy(ctx, g, seg)),
     "vmac_prefix": h.first_word("vmac_prefix"),
     "vmac_addr_prefix": h.first_word("vmac_addr_prefix"),
+    "config_save_dir": h.first_word("config_save_dir"),  # host/config_dirs.py
+    "tmp_config_directory": FieldHandler("tmp_config_directory",
+                                         lambda ctx, g, seg: _tmp_config_directory(ctx, g, seg)),
     "vrrp_garp_extra_if": lambda ctx, g, seg: _garp_extra_if(g, seg),
     "vrrp_vmac_garp_intvl": lambda ctx, g, seg: _garp_extra_if(g, seg),
 }
@@ -551,6 +558,29 @@ for _name, _summary in _TEXTS:
     )
 
 
+def _tmp_config_directory(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """keepalived 2.2.7: a second one is ignored with an error, as is one without a directory."""
+    if g.tmp_config_directory is not None:
+        ctx.error(seg, f"{seg.words[0]} already specified - ignoring")
+    elif len(seg.words) < 2:
+        ctx.error(seg, f"{seg.words[0]} missing directory name")
+    else:
+        g.tmp_config_directory = seg.words[1]
+
+
+def _include_check(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """Changes what the includes still to come insist on (config/include_check.py); kept as written for dumps."""
+    g.include_check = list(seg.words[1:])
+    if ctx.include_checks is None:
+        return
+    ctx.include_checks.value, problems = apply_include_check(ctx.include_checks.value, seg.words[1:])
+    for problem in problems:
+        ctx.error(seg, problem)
+
+
+_g.line("include_check", _include_check, "checks on include files")
+
+
 # Subsystems pykeepalived does not have (D-Bus): keepalived acts on these, so a config that needs one is refused
 # with an error that says so, never accepted and silently ignored. config/differences.py lists the verdict change.
 NO_DBUS = "pykeepalived has no D-Bus interface (keepalived's org.keepalived.Vrrp1)"
@@ -565,6 +595,28 @@ def _dbus_option(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     ctx.warn(seg, f"{seg.words[0]} has no effect: {NO_DBUS}")
 
 
+# keepalived's nftables_ipvs turns each virtual_server_group with addresses into one IPVS fwmark service, the
+# marks set by an nftables table of its own; pykeepalived's IPVS data plane makes one service per group address
+# (keepalived's way without the keyword) and its nftables data plane matches group addresses with sets in its own
+# table, so nothing would act on the keyword: refused rather than silently ignored.
+NO_IPVS_NFTABLES = ("pykeepalived does not mark virtual_server_group traffic with fwmarks: its IPVS data plane "
+                    "makes one service per group address (as keepalived without nftables_ipvs) and its nftables "
+                    "data plane matches group addresses with sets")
+
+
+def _refuse_nftables_ipvs(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    ctx.error(seg, f"nftables_ipvs: {NO_IPVS_NFTABLES}; remove the keyword")
+
+
+def _nftables_ipvs_option(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """keepalived reads these only with nftables_ipvs, which is refused: alone they change nothing."""
+    ctx.warn(seg, f"{seg.words[0]} has no effect without nftables_ipvs (refused: {NO_IPVS_NFTABLES})")
+
+
+_g.line("nftables_ipvs", _refuse_nftables_ipvs, "nftables table for VS groups", status=Status.REFUSED)
+_g.line("nftables_ipvs_priority", _nftables_ipvs_option, "priority of the IPVS nftables chains",
+        status=Status.REFUSED)
+_g.line("nftables_ipvs_start_fwmark", _nftables_ipvs_option, "first fwmark for VS groups", status=Status.REFUSED)
 _g.line("enable_dbus", _refuse_dbus, "D-Bus interface", status=Status.REFUSED)
 _g.line("dbus_service_name", _dbus_option, "D-Bus service name", status=Status.REFUSED)
 _g.line("dbus_no_interface_name", _dbus_option, "D-Bus paths without interface", status=Status.REFUSED, since="2.3")

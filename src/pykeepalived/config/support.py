@@ -143,6 +143,23 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     # links: polling, up/down delays, dynamic interfaces, IGMP, unknown VRIDs (vrrp/link_feed.py)
     (GLOBAL_DEFS, ("default_interface", "dynamic_interfaces", "disable_local_igmp", "log_unknown_vrids")),
     (VRRP_INSTANCE, ("linkbeat_use_polling",)),
+    # misc global_defs (issue 14): the no_accept table (net/accept_filter.py)
+    (GLOBAL_DEFS, ("nftables_priority", "nftables_ifindex", "nftables_counters")),
+    # going realtime when the event loop stalls (host/auto_priority.py)
+    (GLOBAL_DEFS, ("max_auto_priority", "min_auto_priority_delay")),
+    # the checker's rtnetlink socket and vrrp_track_process's proc connector (net/netlink_bufs.py)
+    (GLOBAL_DEFS, ("lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs",
+                   "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force")),
+    # dump names (config/instance_names.py)
+    (GLOBAL_DEFS, ("data_use_instance",)),
+    # the checker: real servers' notify_up at start
+    (GLOBAL_DEFS, ("rs_init_notifies",)),
+    # Python's re has no match-stack limit for regex_stack to raise (check/http_response.py)
+    (URL_BLOCK, ("regex_stack",)),
+    # what plain includes insist on (config/include_check.py, config/lexer.py)
+    (GLOBAL_DEFS, ("include_check",)),
+    # directories prepared at start (host/config_dirs.py); saving on reload waits for reload itself
+    (GLOBAL_DEFS, ("config_save_dir", "tmp_config_directory")),
 ]
 
 
@@ -151,6 +168,9 @@ ACTED_TOP_LEVEL = ("global_defs", "vrrp_instance", "vrrp_sync_group", "vrrp_scri
                    # the daemon's namespace and names (daemon/netns.py, config/instance_names.py); no ipsets are
                    # used (no_accept is an nftables table, per namespace), so namespace_with_ipsets needs nothing
                    "net_namespace", "instance", "use_pid_dir", "namespace_with_ipsets",
+                   # the daemon's own namespace is where the data plane lives; any other is refused at start
+                   # (daemon/netns.py ipvs_namespace_problem, tests/netns/test_net_namespace.py)
+                   "net_namespace_ipvs",
                    "vrrp_track_process", "static_ipaddress", "static_routes", "static_rules", "track_group",
                    "garp_group", "bfd_instance",
                    # links (vrrp/link_feed.py)

@@ -223,6 +223,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
 
         service = VrrpService(config, state_dir=opts.state_dir, status_file=opts.status_file)
         service.release_on_stop = opts.release_vrrp
+        service.naming = opts.naming  # data_use_instance names the data dump after -s's namespace too
         if bfd := alongside(config, opts.child, opts.bfd):  # -P: the BFD sessions run here (bfd/service.py)
             service.bfd_key = bfd.key
             bfd.start()
@@ -274,6 +275,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         service = CheckService(config, dataplane, status_path=opts.status_file, workers=opts.checker_workers,
                                worker_argv=list(opts.worker_argv) if opts.worker_argv else None)
         service.release_on_stop = opts.release_dataplane
+        service.naming = opts.naming  # data_use_instance names the data dump after -s's namespace too
         from ..bfd.service import alongside
 
         if bfd := alongside(config, opts.child, opts.bfd):  # -C: the BFD sessions run here (bfd/service.py)

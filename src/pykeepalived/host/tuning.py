@@ -106,7 +106,8 @@ def _lock_memory() -> None:
         log.info("Unable to lock process in memory - %s", os.strerror(ctypes.get_errno()))
 
 
-def _on_sigxcpu(process: Process) -> None:
+def on_sigxcpu(process: Process) -> None:
+    """Log SIGXCPU (the soft RLIMIT_RTTIME) in keepalived's words instead of dying of it."""
     label = {"vrrp": "VRRP", "checker": "Checker", "bfd": "BFD"}.get(process, "Unknown")
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -126,7 +127,7 @@ def apply_tuning(t: ProcessTuning) -> None:
         except OSError:
             log.warning("child process: cannot raise priority")
         else:
-            _on_sigxcpu(t.process)
+            on_sigxcpu(t.process)
             try:
                 resource.setrlimit(resource.RLIMIT_RTTIME, (t.rlimit_rttime_us // 2, t.rlimit_rttime_us))
             except (OSError, ValueError):

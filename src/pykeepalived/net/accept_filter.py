@@ -10,8 +10,19 @@ through libnftables' JSON API, in one transaction per change:
         chain input { type filter hook input priority filter - 1;
             icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
             ip daddr @vips4 drop
-            ip6 daddr @vips6 drop }
+            ip6 daddr @vips6 drop
+            ip6 daddr . iif @vips6_ll drop
+            ip6 daddr . iifname @vips6_ll_name drop }
     }
+
+A link-local VIP is only the VIP on its own link, so as in keepalived 2.2.7
+it is matched with the interface it arrived on: by interface index
+(`vips6_ll`), or by name (`vips6_ll_name`) for an instance with
+`dont_track_primary`, whose interface may be deleted and come back with
+another index, unless global_defs `nftables_ifindex` asks for the index
+anyway. global_defs `nftables_priority` is the chain's priority (keepalived's
+default -1: just before the filter tables at 0) and `nftables_counters` puts
+a counter in every rule (`nft list table inet NAME` shows what was dropped).
 
 Neighbour discovery for the VIPs stays allowed (else the VIP would not even
 resolve); ARP is not IP and is never touched. The table is ours alone and is
@@ -26,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 from ipaddress import IPv4Address, IPv6Address
+from dataclasses import dataclass
 from typing import Any
 
 from . import NetError
@@ -33,18 +45,55 @@ from . import NetError
 log = logging.getLogger("pykeepalived.accept")
 
 DEFAULT_TABLE = "pykeepalived"
+DEFAULT_PRIORITY = -1  # keepalived 2.2.7's vrrp_nf_chain_priority
+Address = IPv4Address | IPv6Address
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """One element of the drop sets: an address, and for a link-local IPv6 one the interface it lives on."""
+
+    address: Address
+    ifname: str | None = None  # only for link-local IPv6 addresses
+    by_name: bool = False  # match the interface by name, not by index
+
+    @property
+    def set_name(self) -> str:
+        if self.address.version == 4:
+            return "vips4"
+        if self.ifname is None:
+            return "vips6"
+        return "vips6_ll_name" if self.by_name else "vips6_ll"
+
+    @property
+    def element(self) -> Any:
+        if self.ifname is None:
+            return str(self.address)
+        return {"concat": [str(self.address), self.ifname]}
+
+
+def blocked_for(address: Address, ifname: str, *, dont_track_primary: bool, ifindex: bool) -> Blocked:
+    """The drop-set element of a VIP on `ifname`, keyed as keepalived 2.2.7 keys it.
+
+    Only link-local IPv6 VIPs carry their interface; they go by name when the
+    instance has dont_track_primary and global_defs has no nftables_ifindex.
+    """
+    if address.version == 6 and address.is_link_local:
+        return Blocked(address, ifname, by_name=dont_track_primary and not ifindex)
+    return Blocked(address)
 
 
 class AcceptFilter:
     """The drop set for no_accept VIPs; created on first use."""
 
-    def __init__(self, table: str = DEFAULT_TABLE, priority: int = -1) -> None:
+    def __init__(self, table: str = DEFAULT_TABLE, priority: int | None = None, *, counters: bool = False) -> None:
         self.table = table
-        self.priority = priority
+        self.priority = DEFAULT_PRIORITY if priority is None else priority  # global_defs nftables_priority
+        self.counters = counters  # global_defs nftables_counters
         self._nft: Any = None
         self._created = False
         self._handle: int | None = None  # the kernel's handle of our table: a re-created table has another
-        self._members: dict[IPv4Address | IPv6Address, int] = {}
+        self._members: dict[Blocked, int] = {}
         self.repairs = 0
 
     def _run(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
@@ -77,36 +126,40 @@ class AcceptFilter:
             return
         t = self.table
         chain = {"family": "inet", "table": t, "name": "input"}
-        rule = {"family": "inet", "table": t, "chain": "input"}
         self._run([
             {"add": {"table": {"family": "inet", "name": t}}},
             {"delete": {"table": {"family": "inet", "name": t}}},
             {"add": {"table": {"family": "inet", "name": t}}},
             {"add": {"set": {"family": "inet", "table": t, "name": "vips4", "type": "ipv4_addr"}}},
             {"add": {"set": {"family": "inet", "table": t, "name": "vips6", "type": "ipv6_addr"}}},
+            {"add": {"set": {"family": "inet", "table": t, "name": "vips6_ll", "type": ["ipv6_addr", "iface_index"]}}},
+            {"add": {"set": {"family": "inet", "table": t, "name": "vips6_ll_name", "type": ["ipv6_addr", "ifname"]}}},
             {"add": {"chain": {**chain, "type": "filter", "hook": "input", "prio": self.priority,
                                "policy": "accept"}}},
-            {"add": {"rule": {**rule, "expr": [
-                {"match": {"op": "==", "left": {"payload": {"protocol": "icmpv6", "field": "type"}},
-                           "right": {"set": ["nd-neighbor-solicit", "nd-neighbor-advert"]}}},
-                {"accept": None}]}}},
-            {"add": {"rule": {**rule, "expr": [
-                {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}},
-                           "right": "@vips4"}},
-                {"drop": None}]}}},
-            {"add": {"rule": {**rule, "expr": [
-                {"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "daddr"}},
-                           "right": "@vips6"}},
-                {"drop": None}]}}},
+            self._rule({"payload": {"protocol": "icmpv6", "field": "type"}},
+                       {"set": ["nd-neighbor-solicit", "nd-neighbor-advert"]}, "accept"),
+            self._rule({"payload": {"protocol": "ip", "field": "daddr"}}, "@vips4", "drop"),
+            self._rule({"payload": {"protocol": "ip6", "field": "daddr"}}, "@vips6", "drop"),
+            self._rule({"concat": [{"payload": {"protocol": "ip6", "field": "daddr"}}, {"meta": {"key": "iif"}}]},
+                       "@vips6_ll", "drop"),
+            self._rule({"concat": [{"payload": {"protocol": "ip6", "field": "daddr"}},
+                                   {"meta": {"key": "iifname"}}]}, "@vips6_ll_name", "drop"),
         ])
         self._created = True
         self._handle = self._table_handle()
 
-    def _element(self, verb: str, address: IPv4Address | IPv6Address) -> dict[str, Any]:
-        name = "vips4" if address.version == 4 else "vips6"
-        return {verb: {"element": {"family": "inet", "table": self.table, "name": name, "elem": [str(address)]}}}
+    def _rule(self, left: dict[str, Any], right: Any, verdict: str) -> dict[str, Any]:
+        """One rule of the input chain: match, a counter with nftables_counters, the verdict."""
+        expr: list[dict[str, Any]] = [{"match": {"op": "==", "left": left, "right": right}}]
+        if self.counters:
+            expr.append({"counter": None})
+        expr.append({verdict: None})
+        return {"add": {"rule": {"family": "inet", "table": self.table, "chain": "input", "expr": expr}}}
 
-    def block(self, addresses: list[IPv4Address | IPv6Address]) -> None:
+    def _element(self, verb: str, b: Blocked) -> dict[str, Any]:
+        return {verb: {"element": {"family": "inet", "table": self.table, "name": b.set_name, "elem": [b.element]}}}
+
+    def block(self, addresses: list[Blocked]) -> None:
         """Drop traffic to these addresses (reference-counted: two instances may share one)."""
         self._ensure_table()
         new = [a for a in addresses if self._members.get(a, 0) == 0]
@@ -115,7 +168,7 @@ class AcceptFilter:
         if new:
             self._run([self._element("add", a) for a in new])
 
-    def unblock(self, addresses: list[IPv4Address | IPv6Address]) -> None:
+    def unblock(self, addresses: list[Blocked]) -> None:
         gone = []
         for a in addresses:
             count = self._members.get(a, 0)

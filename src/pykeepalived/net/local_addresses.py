@@ -10,13 +10,15 @@ from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-unty
 
 from . import NetError
 from .addresses import IPAddress, _local_address
+from .netlink_bufs import RcvBuf, set_rcvbuf
 
 
 class LocalAddresses:
     """An rtnetlink socket kept open for repeated dumps; open and close inside the event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, rcvbuf: RcvBuf | None = None) -> None:
         self._ipr: Any = None
+        self._rcvbuf = rcvbuf  # global_defs lvs_netlink_*_rcv_bufs (netlink_bufs.py)
 
     async def open(self) -> None:
         ipr = AsyncIPRoute()
@@ -25,6 +27,7 @@ class LocalAddresses:
         except OSError as exc:
             ipr.close()
             raise NetError(f"cannot open an rtnetlink socket: {exc}") from exc
+        set_rcvbuf(ipr, self._rcvbuf)
         self._ipr = ipr
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..config.instance_names import Naming, data_dump_path
 from ..config.model import KeepalivedConfig, Script, TrackRef
 from ..host.private_files import UnsafeFileError, daemon_umask, write_private
 from ..scripts.runner import default_script_user
@@ -90,6 +91,11 @@ def collect(source: DumpSource, runtime: Runtime) -> DumpView:
     groups = tuple(_group(source, gname, runtime) for gname in config.sync_groups)
     return DumpView(instances=instances, groups=groups, scripts=_scripts(source, runtime),
                     track_files=_track_files(source), global_defs=_globals(config), sockets=runtime.sockets)
+
+
+def data_path(config: KeepalivedConfig, directory: str, naming: Naming) -> str:
+    """keepalived.data in `directory`; with data_use_instance, keepalived.NAMESPACE_INSTANCE.data (open_dump_file)."""
+    return data_dump_path(DATA_FILE, directory, naming, config.global_defs.data_use_instance)
 
 
 def write_data(source: DumpSource, runtime: Runtime, path: str) -> str | None:

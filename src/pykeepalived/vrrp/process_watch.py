@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from ..host.proc_connector import ProcConnector
+from ..net.netlink_bufs import RcvBuf, set_rcvbuf
 from ..host.proc_watch import read_processes
 from .track_process import ProcessTable
 
@@ -37,7 +38,7 @@ def first_scan(table: ProcessTable, now: float) -> None:
 
 
 async def watch_processes(table: ProcessTable, changed: Callable[[str, bool], None],
-                          clock: Callable[[], float]) -> None:
+                          clock: Callable[[], float], rcvbuf: RcvBuf | None = None) -> None:
     """Watch for ever; `changed(name, have_quorum)` for each tracker whose quorum moved.
 
     The first scan must already have been given to `table` (start-up counts,
@@ -49,6 +50,8 @@ async def watch_processes(table: ProcessTable, changed: Callable[[str, bool], No
     """
     need_cmdline = table.needs_cmdline
     connector = ProcConnector.open()
+    if connector is not None:
+        set_rcvbuf(connector.sock, rcvbuf)  # global_defs process_monitor_rcv_bufs[_force]
     news = asyncio.Event()
     loop = asyncio.get_running_loop()
     if connector is not None:

@@ -33,12 +33,15 @@ from ..scripts.runner import ScriptRunner
 from ..host.private_files import dump_path, keepalived_tmp_dir
 from ..host.proc import started_at
 from ..host.track_files import read_track_file
-from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter
+from ..config.instance_names import naming_from_config
+from ..host.auto_priority import auto_priority_for, watch_stalls
+from ..host.config_dirs import prepare_config_dirs
+from ..net.accept_filter import DEFAULT_TABLE, AcceptFilter, blocked_for
 from ..net.addresses import AddressManager, describe_route, describe_rule
 from ..net.announce import AnnounceSender, gratuitous_arp_frame, unsolicited_na_frame
 from ..net.igmp_reports import LocalIgmpReports
 from ..net.links import LinkEvent, LinkMonitor
-from ..net.netlink_bufs import vrrp_cmd_rcvbuf, vrrp_monitor_rcvbuf
+from ..net.netlink_bufs import process_monitor_rcvbuf, vrrp_cmd_rcvbuf, vrrp_monitor_rcvbuf
 from ..net.rx_buffer import interface_mtu, set_socket_rcvbuf
 from ..net.vrrp_socket import ReceivedPacket, VrrpSocket
 from . import dump_writer
@@ -101,6 +104,7 @@ class VrrpService:
                  status_file: str | None = None) -> None:
         self.config = config
         self.state_dir = state_dir or keepalived_tmp_dir()  # keepalived's: $TMPDIR, else /tmp
+        self.naming = naming_from_config(config.global_defs.net_namespace, config.global_defs.instance)  # run.py: -s
         self._dump_runtime = dump_writer.Runtime()
         self.status_file = status_file  # the checker's; its dataplane_error puts our instances in FAULT
         # the process's start, not the service's: a checker started with us that fails at once may write its status
@@ -147,7 +151,8 @@ class VrrpService:
         self._garp_timer: asyncio.TimerHandle | None = None
         # instances sending unicast VRRPv3 adverts with the pre-1.3.6 checksum (old_unicast_checksum)
         self._old_checksum = {name for name, s in self.settings.items() if s.old_unicast_checksum == "old"}
-        self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE)
+        self.accept_filter = AcceptFilter(g.nftables or DEFAULT_TABLE, g.nftables_priority,
+                                          counters=g.nftables_counters)  # nftables_priority, nftables_counters
         self.runner = ScriptRunner.for_config(config, "vrrp")
         self._fifo_specs = vrrp_fifos(g)  # notify_fifo and vrrp_notify_fifo both get every line, as in keepalived
         self.fifo = FifoGroup([NotifyFifo(f.argv[0], f.user, f.group) for f in self._fifo_specs]) \
@@ -210,11 +215,15 @@ class VrrpService:
                 self._tasks.append(asyncio.create_task(self._poll_track_files()))
             if self.processes.names():
                 self._tasks.append(asyncio.create_task(watch_processes(self.processes, self._process_changed,
-                                                                       self._now)))
+                                                                       self._now,
+                                                                       process_monitor_rcvbuf(self.config.global_defs))))
             if bfd_names := {t.name for tr in self.tracking.values() for t in tr.items if t.kind is TrackKind.BFD}:
                 self._tasks.append(asyncio.create_task(self._watch_bfd(bfd_names)))
             if any(not s.accept for s in self.settings.values()):
                 self._tasks.append(asyncio.create_task(self._watch_accept_filter()))
+            prepare_config_dirs(self.config.global_defs)  # config_save_dir, tmp_config_directory
+            if (auto := auto_priority_for(self.config.global_defs, "vrrp")) is not None:  # max_auto_priority
+                self._tasks.append(asyncio.create_task(watch_stalls(auto)))
             if self.sync_daemons is not None:
                 self.sync_daemons.start()
             for name in self.machines:
@@ -578,7 +587,8 @@ class VrrpService:
         inst = self.config.vrrp_instances[name]
         ifname = s.interface or ""
         specs = [*s.vips, *s.excluded_vips]
-        blocked = [spec.address.ip for spec in specs]
+        blocked = [blocked_for(spec.address.ip, spec.device or ifname, ifindex=self.config.global_defs.nftables_ifindex,
+                               dont_track_primary=s.dont_track_primary) for spec in specs]
         if add:
             if not s.accept:
                 try:
@@ -867,7 +877,7 @@ class VrrpService:
 
     def write_data(self, path: str | None = None) -> str | None:
         """SIGUSR1: keepalived's data dump (keepalived.data), root-owned 0600; None if refused."""
-        target = path or dump_path(dump_writer.DATA_FILE, directory=self.state_dir)
+        target = path or dump_writer.data_path(self.config, self.state_dir, self.naming)  # data_use_instance
         return dump_writer.write_data(self, self._dump_runtime_now(), target)
 
     def write_json(self, path: str | None = None) -> str | None:
