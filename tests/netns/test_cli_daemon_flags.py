@@ -136,3 +136,25 @@ def test_dont_release_vrrp_keeps_the_vips(ns: Netns, tmp_path: Path, keep: bool)
         assert ('config:   "vrrp_instances": {' in log.read_text()) is keep  # -d: the configuration in the log
     finally:
         stop(proc)
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["dont-release-vrrp", "release"])
+def test_dont_release_vrrp_keeps_the_vmac_and_no_accept(ns: Netns, tmp_path: Path, keep: bool) -> None:
+    """-V keeps what the VIPs need too: the VMAC they live on and the no_accept table guarding them."""
+    conf = VRRP.replace("state BACKUP", "state MASTER").replace("advert_int 1",
+                                                                 "advert_int 1\n    use_vmac\n    no_accept")
+    proc, log = start(ns, tmp_path, conf, "-P", *(["-V"] if keep else []))
+    try:
+        def on_vmac() -> bool:
+            return "192.0.2.100" in ns.run(["ip", "-4", "addr", "show", "dev", "vrrp.62"], check=False).stdout
+
+        wait_until(on_vmac, 20, what="the VIP on the VMAC")
+        assert "pykeepalived" in nft_tables(ns)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(20) == 0, log.read_text()
+        assert on_vmac() is keep, log.read_text()
+        assert ("pykeepalived" in nft_tables(ns)) is keep, log.read_text()
+    finally:
+        stop(proc)
+        ns.run(["ip", "link", "del", "vrrp.62"], check=False)
+        ns.run(["nft", "delete", "table", "inet", "pykeepalived"], check=False)

@@ -24,7 +24,7 @@ def test_no_error_is_0_whatever_the_warnings() -> None:
 def test_only_cannot_run_errors_are_4() -> None:
     assert config_test_status([error("cannot read configuration file /x.conf: Permission denied")]) == 4
     assert config_test_status([error("unknown interface eth9 specified for linkbeat interface"),
-                               error("Non-existent interface specified in configuration")]) == 4
+                               error("Static address 192.0.2.1 requires either an interface")]) == 4
 
 
 def test_any_other_error_is_5() -> None:

@@ -5,9 +5,10 @@ keepalived keeps the worst class of error it met (the highest in its
 
 - 0: no error;
 - 4: only errors that mean it cannot run the file at all: a configuration
-  file it cannot read, a non-existent interface, a fatal item (an interface
-  named for linkbeat or up/down delays that does not exist, a static address
-  without an interface);
+  file it cannot read, a fatal item (an interface named for linkbeat or
+  up/down delays that does not exist, a static address without an
+  interface); a `vrrp_instance` interface that does not exist is a general
+  error (5) in 2.2.7, as here;
 - 5: any other configuration error (an unknown keyword, a bad value, ...),
   even beside class-4 errors;
 - 6: scripts configured without `enable_script_security` (SECURITY
@@ -37,7 +38,6 @@ EXIT_NO_CONFIG = 6  # KEEPALIVED_EXIT_NO_CONFIG: a file an include variant requi
 # Messages of errors in keepalived's "cannot run" classes (CONFIG_FILE_NOT_FOUND, CONFIG_BAD_IF, CONFIG_FATAL)
 CANNOT_RUN_MESSAGES = (
     "cannot read configuration file ",
-    "Non-existent interface specified",
     "specified for linkbeat interface",
     "specified for up/down delay",
     "requires either an interface",

@@ -23,8 +23,9 @@ def check_cpu_affinity(ctx: ParseContext, host: object) -> None:
         return
     online = host.online_cpus()
     g = ctx.config.global_defs
-    for keyword, process in (("vrrp_cpu_affinity", "vrrp"), ("checker_cpu_affinity", "checker")):
-        cpus = g.vrrp_cpu_affinity if process == "vrrp" else g.checker_cpu_affinity
+    for keyword, process in (("vrrp_cpu_affinity", "vrrp"), ("checker_cpu_affinity", "checker"),
+                             ("bfd_cpu_affinity", "bfd")):
+        cpus = {"vrrp": g.vrrp_cpu_affinity, "checker": g.checker_cpu_affinity, "bfd": g.bfd_cpu_affinity}[process]
         absent = [cpu for cpu in cpus or () if cpu >= online]
         if not absent:
             continue
@@ -33,5 +34,7 @@ def check_cpu_affinity(ctx: ParseContext, host: object) -> None:
         ctx.error(where, f"Invalid cpu_id:{absent[0]} specified for {process} process", keyword)
         if process == "vrrp":
             g.vrrp_cpu_affinity = None
-        else:
+        elif process == "checker":
             g.checker_cpu_affinity = None
+        else:
+            g.bfd_cpu_affinity = None

@@ -145,8 +145,17 @@ class InstanceInterfaces:
         self._addr_vmacs[need] = name
         return name
 
-    async def close(self) -> None:
-        """Delete our VMACs and put every changed setting back (errors logged, never raised)."""
+    async def close(self, release: bool = True) -> None:
+        """Delete our VMACs and put every changed setting back (errors logged, never raised).
+
+        Without `release` (-V, keepalived's --dont-release-vrrp) the VMACs,
+        ipvlans and settings stay, as the VIPs on them do: keepalived undoes
+        them only where it releases the instances.
+        """
+        if not release:
+            await self.vmacs.close()
+            await self.ipvlans.close()
+            return
         for name in self.vmacs.created:
             try:
                 await self.vmacs.remove(name)

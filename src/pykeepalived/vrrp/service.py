@@ -51,7 +51,7 @@ from .dataplane_fault import (FAULT_PREFIX, HEAD_BYTES, checker_error_in_head, f
                               served_instances)
 from .core import CoreAction, TimerChanged, VrrpCore
 from .garp_pacing import GarpItem, garp_intervals
-from .interfaces import SETUP_FAULTS, InstanceInterfaces
+from .interfaces import SETUP_FAULTS, VMAC_FAULT, InstanceInterfaces
 from .link_feed import LinkFeed
 from .machine import (
     Action,
@@ -177,6 +177,7 @@ class VrrpService:
         self._startup: StartupDelay | None = None  # global_defs vrrp_startup_delay (startup_delay.py)
         self._rx_buf: dict[tuple[int, str, str], int] = {}  # per socket: the instances' shares (rx_bufs.py)
         self.bfd_key = os.getppid()  # whose BFD process reports to us (bfd/events.py): the parent's child
+        self._placement_faults: set[str] = set()  # instances whose address VMACs could not be made at start
         self._late_setup = asyncio.Lock()  # instances set up after start (_set_up_waiting)
 
     # ------------------------------------------------------------------ life cycle
@@ -263,7 +264,8 @@ class VrrpService:
                 loop.remove_reader(entry.sock.fileno())
             entry.sock.close()
         self.announcer.close()
-        self.accept_filter.close()
+        if self.release_on_stop:  # -V: VIPs kept in place keep their no_accept drop too
+            self.accept_filter.close()
         if self.sync_daemons is not None:
             self.sync_daemons.stop()
         self.runner.terminate_all()
@@ -271,7 +273,7 @@ class VrrpService:
         if self.fifo is not None:
             self.fifo.close()
         self.fifo_scripts.end_all()
-        await self.interfaces.close()
+        await self.interfaces.close(release=self.release_on_stop)
         await self.links.close()
         self.link_feed.close()
         if self.local_igmp is not None:
@@ -342,6 +344,8 @@ class VrrpService:
             s, vmac_fault = await self.interfaces.place_addresses(s, self.config.vrrp_instances[name],
                                                                   self.config.global_defs, reserved)
             self.settings[name] = s  # use_vmac_addr: some (e)VIPs now live on VMACs of their own
+            if vmac_fault is not None:  # made once, at start: a late set-up does not retry address VMACs
+                self._placement_faults.add(name)
             await self._set_up_instance(name, s, vmac_fault=vmac_fault)
             await self._prepare_announcements(s)
             self._sync_tracking(name)
@@ -355,6 +359,8 @@ class VrrpService:
                 log.warning("(%s) no %s source address on %s; the instance stays in FAULT", name,
                             "IPv4" if s.family == 4 else "IPv6 link-local", s.interface)
                 self._apply(self.core.set_fault(name, NO_SOURCE_FAULT, True, self._now()))
+                if vmac_fault is not None:
+                    self._apply(self.core.set_fault(name, vmac_fault, True, self._now()))
             return
         if (fault := vmac_fault or await self.interfaces.prepare(s, source)) is not None:
             self._apply(self.core.set_fault(name, fault, True, self._now()))
@@ -368,7 +374,13 @@ class VrrpService:
         self.core.set_source(name, source)
         if late:
             log.info("(%s) interface %s is usable: source %s", name, s.interface, source)
-            self._apply(self.core.set_fault(name, NO_SOURCE_FAULT, False, self._now()))
+            # a set-up fault of an earlier late attempt (a VMAC the kernel refused then) is over too; an address
+            # VMAC that could not be made at start is not retried, so its fault stays
+            over = (SETUP_FAULTS & self.machines[name].faults) - {SOURCE_GONE_FAULT}
+            if name in self._placement_faults:
+                over -= {VMAC_FAULT}
+            for reason in (NO_SOURCE_FAULT, *sorted(over)):
+                self._apply(self.core.set_fault(name, reason, False, self._now()))
 
     async def _prepare_announcements(self, s: InstanceSettings) -> None:
         """Learn the MACs and open the packet sockets now: a takeover then costs one netlink add and the sends."""
