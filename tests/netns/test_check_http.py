@@ -149,11 +149,13 @@ def describe(results: list[dict[str, Any]]) -> str:
 
 
 def config(*checkers: tuple[int, str], ssl: str = "", rs: str = "", vs: str = "", address: str = "192.0.2.20") -> str:
-    """One virtual server per checker (10.0.0.N:80), each with one real server on srv at the given port."""
+    """One virtual server per checker (10.0.0.N:80, or fd00::N for an IPv6 real server: keepalived refuses mixed
+    families), each with one real server on srv at the given port."""
     blocks = [ssl]
     for n, (port, checker) in enumerate(checkers, start=1):
+        vs_address = f"fd00::{n}" if ":" in address else f"10.0.0.{n}"
         blocks.append(f"""
-virtual_server 10.0.0.{n} 80 {{
+virtual_server {vs_address} 80 {{
     lb_algo rr
     lb_kind NAT
     protocol TCP

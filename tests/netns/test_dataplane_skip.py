@@ -166,7 +166,7 @@ def test_strict_dataplane_refuses_the_config(network: tuple[Host, Host], tmp_pat
     conf.write_text(CONF.format(v0=VIPS[0], v1=VIPS[1], v2=VIPS[2], s0=SERVERS[0], s1=SERVERS[1]))
     test = router.netns.run([sys.executable, "-m", "pykeepalived", "-t", "--dataplane", "nftables",
                              "--strict-dataplane", "-f", str(conf)], check=False)
-    assert test.returncode == 1 and f"{conf}:{OPS_LINE}: virtual server" in test.stderr, test.stderr
+    assert test.returncode == 5 and f"{conf}:{OPS_LINE}: virtual server" in test.stderr, test.stderr  # -t: errors
     daemon = DaemonProcess(router.netns.name, daemon_argv(tmp_path, conf, "--strict-dataplane"),
                            tmp_path / "strict.log")
     try:

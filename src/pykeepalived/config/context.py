@@ -27,11 +27,13 @@ class ParseContext:
     # global_defs include_check: the lexer's checks for the includes still to come (None: no lexer, e.g. a test)
     include_checks: IncludeChecks | None = None
 
-    def error(self, where: Segment | Location | None, message: str, keyword: str | None = None) -> None:
+    def error(self, where: Segment | Location | None, message: str, keyword: str | None = None,
+              test_only: bool = False) -> None:
+        """test_only: keepalived's -t fails on it, but its daemon (and ours) runs with the adjusted setting."""
         loc = where.location if isinstance(where, Segment) else where
         if keyword is None and isinstance(where, Segment):
             keyword = where.words[0]
-        self.diagnostics.append(Diagnostic(Severity.ERROR, message, loc, keyword))
+        self.diagnostics.append(Diagnostic(Severity.ERROR, message, loc, keyword, test_only=test_only))
 
     def warn(self, where: Segment | Location | None, message: str, keyword: str | None = None) -> None:
         loc = where.location if isinstance(where, Segment) else where

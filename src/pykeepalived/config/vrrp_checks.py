@@ -65,6 +65,12 @@ class _Report:
         where: Location | None = self.inst.keyword_locations.get(keyword, self.inst.location)
         self.ctx.error(where, f"({self.inst.name}) {message}", keyword)
 
+    def reset(self, keyword: str, message: str) -> None:
+        """A setting strict mode changes: -t fails as keepalived's; the daemon runs with the change
+        (vrrp/settings.py applies the same ones), as keepalived's does."""
+        where: Location | None = self.inst.keyword_locations.get(keyword, self.inst.location)
+        self.ctx.error(where, f"({self.inst.name}) {message}", keyword, test_only=True)
+
 
 def instance_rules(ctx: ParseContext, inst: VrrpInstance, g: GlobalDefs, derived: InstanceDefaults) -> None:
     """Every rule of vrrp_complete_instance that -t reports, in keepalived's order."""
@@ -77,7 +83,7 @@ def instance_rules(ctx: ParseContext, inst: VrrpInstance, g: GlobalDefs, derived
     if family == 6 and inst.version == 2 and strict:
         say.error("version", "cannot use IPv6 with VRRP version 2; setting version 3")
     if strict and inst.state is not None and (inst.state == "MASTER") != owner:
-        say.error("state", "state MASTER must match being address owner (strict mode)")
+        say.reset("state", "state MASTER must match being address owner (strict mode)")
     _auth_rules(say, strict, version, family)
     # (2.2.7 means to refuse unicast peers in strict mode, but tests its unicast flag before setting it)
     if not unicast and any(k in inst.keyword_locations for k in _UNICAST_KEYWORDS) and not inst.unicast_fault_no_peer:
@@ -95,26 +101,26 @@ def instance_rules(ctx: ParseContext, inst: VrrpInstance, g: GlobalDefs, derived
         say.error("virtual_ipaddress", f"number of VIPs ({len(inst.virtual_ipaddresses)}) exceeds the space in an "
                                        f"advert (max {limit} addresses) - excess moved to excluded VIPs")
     if strict and inst.preempt_delay_s and not (owner or derived.state == "MASTER"):
-        say.error("preempt_delay", "preempt_delay is incompatible with strict mode - resetting")
+        say.reset("preempt_delay", "preempt_delay is incompatible with strict mode - resetting")
     if strict and inst.down_timer_adverts is not None and inst.down_timer_adverts != DEFAULT_DOWN_TIMER_ADVERTS:
-        say.error("down_timer_adverts", "down_timer_adverts is incompatible with strict mode - resetting")
+        say.reset("down_timer_adverts", "down_timer_adverts is incompatible with strict mode - resetting")
     if inst.accept is True and not owner and strict and version == 2:
-        say.error("accept", "accept mode for VRRP version 2 does not comply with RFC3768 - resetting")
+        say.reset("accept", "accept mode for VRRP version 2 does not comply with RFC3768 - resetting")
     if unicast and inst.mcast_dst_ip is not None:
         say.error("mcast_dst_ip", "multicast destination specified with unicast - ignoring")
     if strict:
         if inst.garp_lower_prio_repeat:
-            say.error("garp_lower_prio_repeat", "strict mode requires no repeat garps - resetting")
+            say.reset("garp_lower_prio_repeat", "strict mode requires no repeat garps - resetting")
         if inst.garp_lower_prio_delay_s:
-            say.error("garp_lower_prio_delay", "strict mode requires no repeat garp delay - resetting")
+            say.reset("garp_lower_prio_delay", "strict mode requires no repeat garp delay - resetting")
         if inst.lower_prio_no_advert is False:
-            say.error("lower_prio_no_advert", "strict mode requires lower_prio_no_advert - setting it")
+            say.reset("lower_prio_no_advert", "strict mode requires lower_prio_no_advert - setting it")
         if inst.higher_prio_send_advert is True:
-            say.error("higher_prio_send_advert", "strict mode requires higher_prio_send_advert to be clear - resetting")
+            say.reset("higher_prio_send_advert", "strict mode requires higher_prio_send_advert to be clear - resetting")
     _advert_int_rules(say, version)
     vmac = inst.use_vmac is not None
     if vmac and strict and inst.vmac_xmit_base:
-        say.error("vmac_xmit_base", "vmac_xmit_base is incompatible with strict mode - resetting")
+        say.reset("vmac_xmit_base", "vmac_xmit_base is incompatible with strict mode - resetting")
     if inst.promote_secondaries and (vmac or inst.use_ipvlan is not None):
         say.error("promote_secondaries", "promote_secondaries is automatically set for vmacs - ignoring")
     if inst.interface is not None:
@@ -137,7 +143,7 @@ def _auth_rules(say: _Report, strict: bool, version: int, family: int) -> None:
     if auth is None or auth.auth_type is None:
         return
     if strict:
-        say.error("authentication", "strict mode does not support authentication - ignoring it")
+        say.reset("authentication", "strict mode does not support authentication - ignoring it")
     elif version == 3:
         say.error("authentication", "VRRP version 3 does not support authentication - ignoring it")
     elif not auth.auth_pass:
