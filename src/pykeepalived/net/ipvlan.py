@@ -22,10 +22,10 @@ import struct
 from ipaddress import IPv4Interface, IPv6Interface
 from typing import Any
 
-from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 from . import NetError
+from .rtnl import RtnlHandle, link_kind, netlink_reason
 from .devconf import write_conf
 
 __all__ = ["IpvlanManager", "newlink_request"]
@@ -79,39 +79,15 @@ def _talk(request: bytes, seq: int) -> None:
                 offset += max(16, (length + 3) & ~3)
 
 
-def _reason(exc: BaseException) -> str:
-    code = getattr(exc, "code", None) or getattr(exc, "errno", None)
-    return os.strerror(code) if isinstance(code, int) and code > 0 else (str(exc) or type(exc).__name__)
 
 
-def link_kind(link: Any) -> str | None:
-    info = link.get_attr("IFLA_LINKINFO")
-    return str(info.get_attr("IFLA_INFO_KIND")) if info is not None else None
-
-
-class IpvlanManager:
+class IpvlanManager(RtnlHandle):
     """Creates and deletes the ipvlan interfaces of this process; open() inside the running loop."""
 
     def __init__(self) -> None:
-        self._ipr: Any = None
+        super().__init__()
         self._ours: list[str] = []
         self._seq = 1
-
-    async def open(self) -> None:
-        if self._ipr is not None:
-            return
-        ipr = AsyncIPRoute()
-        try:
-            await ipr.setup_endpoint()
-        except OSError as exc:
-            ipr.close()
-            raise NetError(f"cannot open an rtnetlink socket: {_reason(exc)}") from exc
-        self._ipr = ipr
-
-    async def close(self) -> None:
-        ipr, self._ipr = self._ipr, None
-        if ipr is not None:
-            ipr.close()
 
     @property
     def created(self) -> tuple[str, ...]:
@@ -125,7 +101,7 @@ class IpvlanManager:
         except NetlinkError as exc:
             if getattr(exc, "code", 0) in (errno.ENODEV, errno.EINVAL, errno.ERANGE):
                 return None
-            raise NetError(f"cannot look up interface {ifname}: {_reason(exc)}") from exc
+            raise NetError(f"cannot look up interface {ifname}: {netlink_reason(exc)}") from exc
         return links[0] if links else None
 
     async def create(self, name: str, base: str, flags: int, address: IPv4Interface | IPv6Interface | None, *,
@@ -144,7 +120,7 @@ class IpvlanManager:
             try:  # an earlier run's: make it afresh
                 await self._ipr.link("del", index=old["index"])
             except (NetlinkError, OSError) as exc:
-                raise NetError(f"{what}: cannot remove the old {name}: {_reason(exc)}") from exc
+                raise NetError(f"{what}: cannot remove the old {name}: {netlink_reason(exc)}") from exc
         master = base_link.get_attr("IFLA_MASTER")
         master_index = int(master) if master and await self._is_vrf(int(master)) else None
         self._seq += 1
@@ -153,7 +129,7 @@ class IpvlanManager:
         except NetError as exc:
             raise NetError(f"{what}: {exc}") from exc
         except OSError as exc:
-            raise NetError(f"{what}: {_reason(exc)}") from exc
+            raise NetError(f"{what}: {netlink_reason(exc)}") from exc
         self._ours.append(name)
         link = await self.link(name)
         if link is None:
@@ -167,7 +143,7 @@ class IpvlanManager:
                                      family=family)
             except NetlinkError as exc:
                 if getattr(exc, "code", 0) != errno.EEXIST:
-                    raise NetError(f"{what}: cannot add {address}: {_reason(exc)}") from exc
+                    raise NetError(f"{what}: cannot add {address}: {netlink_reason(exc)}") from exc
         return index
 
     async def _is_vrf(self, index: int) -> bool:
@@ -189,4 +165,4 @@ class IpvlanManager:
             await self._ipr.link("del", index=link["index"])
         except NetlinkError as exc:
             if getattr(exc, "code", 0) not in (errno.ENODEV, errno.ENOENT):
-                raise NetError(f"cannot remove ipvlan interface {name}: {_reason(exc)}") from exc
+                raise NetError(f"cannot remove ipvlan interface {name}: {netlink_reason(exc)}") from exc

@@ -21,15 +21,14 @@ Observed with keepalived 2.2.7 (and read in its vrrp_vmac.c / vrrp_if_config.c):
 from __future__ import annotations
 
 import errno
-import os
 import socket
 from ipaddress import IPv6Address
 from typing import Any
 
-from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 from . import NetError
+from .rtnl import RtnlHandle, link_kind, netlink_reason
 from .devconf import DevconfChanges, write_conf
 
 __all__ = ["VmacManager", "format_mac"]
@@ -43,40 +42,16 @@ def format_mac(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
 
 
-def _reason(exc: BaseException) -> str:
-    code = getattr(exc, "code", None) or getattr(exc, "errno", None)
-    return os.strerror(code) if isinstance(code, int) and code > 0 else (str(exc) or type(exc).__name__)
 
 
-def _kind(link: Any) -> str | None:
-    info = link.get_attr("IFLA_LINKINFO")
-    return str(info.get_attr("IFLA_INFO_KIND")) if info is not None else None
-
-
-class VmacManager:
+class VmacManager(RtnlHandle):
     """Creates and deletes the VMAC interfaces of this process; open() inside the running loop."""
 
     def __init__(self, devconf: DevconfChanges) -> None:
-        self._ipr: Any = None
+        super().__init__()
         self._devconf = devconf
         self._ours: dict[str, str] = {}  # VMAC name -> base interface (IPv4 VMACs changed its settings)
         self._family: dict[str, int] = {}
-
-    async def open(self) -> None:
-        if self._ipr is not None:
-            return
-        ipr = AsyncIPRoute()
-        try:
-            await ipr.setup_endpoint()
-        except OSError as exc:
-            ipr.close()
-            raise NetError(f"cannot open an rtnetlink socket: {_reason(exc)}") from exc
-        self._ipr = ipr
-
-    async def close(self) -> None:
-        ipr, self._ipr = self._ipr, None
-        if ipr is not None:
-            ipr.close()
 
     @property
     def created(self) -> tuple[str, ...]:
@@ -88,7 +63,7 @@ class VmacManager:
         except NetlinkError as exc:
             if getattr(exc, "code", 0) in (errno.ENODEV, errno.EINVAL, errno.ERANGE):
                 return None
-            raise NetError(f"cannot look up interface {ifname}: {_reason(exc)}") from exc
+            raise NetError(f"cannot look up interface {ifname}: {netlink_reason(exc)}") from exc
         return links[0] if links else None
 
     async def name_usable(self, name: str, base: str, mac: bytes) -> bool:
@@ -106,7 +81,7 @@ class VmacManager:
         except OSError:
             return False
         address = str(link.get_attr("IFLA_ADDRESS") or "").lower()
-        return _kind(link) == "macvlan" and link.get_attr("IFLA_LINK") == base_index and address == format_mac(mac)
+        return link_kind(link) == "macvlan" and link.get_attr("IFLA_LINK") == base_index and address == format_mac(mac)
 
     async def link_local(self, ifname: str) -> IPv6Address | None:
         """The first IPv6 link-local address of `ifname` (an IPv6 VMAC's adverts and NAs leave from it)."""
@@ -141,18 +116,18 @@ class VmacManager:
             raise NetError(f"{what}: no interface '{base}'") from None
         old = await self._link(name)
         if old is not None:
-            if _kind(old) != "macvlan":
+            if link_kind(old) != "macvlan":
                 raise NetError(f"{what}: {name} exists and is not a macvlan")
             try:  # an earlier run's: make it afresh (its addresses go with it)
                 await self._ipr.link("del", index=old["index"])
             except (NetlinkError, OSError) as exc:
-                raise NetError(f"{what}: cannot remove the old {name}: {_reason(exc)}") from exc
+                raise NetError(f"{what}: cannot remove the old {name}: {netlink_reason(exc)}") from exc
         try:
             await self._ipr.link("add", ifname=name, kind="macvlan", link=base_index, macvlan_mode="private",
                                  address=format_mac(mac))
             link = await self._link(name)
         except (NetlinkError, OSError) as exc:
-            raise NetError(f"{what}: {_reason(exc)}") from exc
+            raise NetError(f"{what}: {netlink_reason(exc)}") from exc
         if link is None:
             raise NetError(f"{what}: it vanished")
         index = int(link["index"])
@@ -176,9 +151,9 @@ class VmacManager:
                                                     "cstamp": 0, "tstamp": 0})
         except NetlinkError as exc:
             if getattr(exc, "code", 0) != errno.EEXIST:
-                raise NetError(f"{what}: {_reason(exc)}") from exc
+                raise NetError(f"{what}: {netlink_reason(exc)}") from exc
         except OSError as exc:
-            raise NetError(f"{what}: {_reason(exc)}") from exc
+            raise NetError(f"{what}: {netlink_reason(exc)}") from exc
         return index
 
     async def remove(self, name: str) -> None:
@@ -196,14 +171,14 @@ class VmacManager:
                 except NetError as exc:
                     errors.append(str(exc))
         link = await self._link(name)
-        if link is not None and _kind(link) == "macvlan":
+        if link is not None and link_kind(link) == "macvlan":
             try:
                 await self._ipr.link("del", index=link["index"])
             except NetlinkError as exc:
                 if getattr(exc, "code", 0) not in (errno.ENODEV, errno.ENOENT):
-                    errors.append(f"cannot remove VMAC interface {name}: {_reason(exc)}")
+                    errors.append(f"cannot remove VMAC interface {name}: {netlink_reason(exc)}")
             except OSError as exc:
-                errors.append(f"cannot remove VMAC interface {name}: {_reason(exc)}")
+                errors.append(f"cannot remove VMAC interface {name}: {netlink_reason(exc)}")
         if errors:
             raise NetError("; ".join(errors))
 

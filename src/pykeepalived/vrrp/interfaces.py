@@ -16,7 +16,8 @@ from ipaddress import IPv4Address, IPv6Address
 from ..config.model import GlobalDefs, IpAddressSpec, VrrpInstance
 from ..errors import PyKeepalivedError
 from ..net.devconf import DevconfChanges
-from ..net.ipvlan import IpvlanManager, link_kind
+from ..net.ipvlan import IpvlanManager
+from ..net.rtnl import link_kind
 from ..net.vmac import VmacManager
 from .ipvlan_settings import default_name
 from .settings import InstanceSettings
