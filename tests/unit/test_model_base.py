@@ -7,6 +7,7 @@ import inspect
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -61,11 +62,14 @@ def test_a_recursive_reference_prints_as_dots() -> None:
 
 def test_importing_the_model_writes_no_init_until_a_class_is_built() -> None:
     """The cost pinned: @dataclass would compile an __init__ per class at import; ours waits for the first use."""
-    code = ("from pykeepalived.config import model\n"
-            "lazy = sorted(c.__name__ for c in vars(model).values() if isinstance(c, type)"
-            " and c.__module__ == model.__name__ and 'args' in c.__init__.__code__.co_varnames)\n"
-            "model.NextHop()\n"
-            "print(len(lazy), 'NextHop' in lazy, 'args' in model.NextHop.__init__.__code__.co_varnames)\n")
+    code = textwrap.dedent("""
+        from pykeepalived.config import model
+
+        classes = [c for c in vars(model).values() if isinstance(c, type) and c.__module__ == model.__name__]
+        lazy = sorted(c.__name__ for c in classes if "args" in c.__init__.__code__.co_varnames)
+        model.NextHop()
+        print(len(lazy), "NextHop" in lazy, "args" in model.NextHop.__init__.__code__.co_varnames)
+    """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2] / "src"),
                                                         *filter(None, [os.environ.get("PYTHONPATH")])])}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
