@@ -62,7 +62,7 @@ class ModelObject:
 def _real_init(cls: type) -> Callable[..., None]:
     """The `__init__` @dataclass would have written for `cls`, written now (on a copy of its fields)."""
     namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
-                                 "__annotations__": {}}
+                                 "__annotations__": {}, "__doc__": cls.__doc__}  # a doc: no signature to compute
     for f in dataclasses.fields(cls):
         namespace["__annotations__"][f.name] = f.type
         namespace[f.name] = dataclasses.field(default=f.default, default_factory=f.default_factory, init=f.init,
