@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .cmdline.help_format import HelpFormatter
 from .cmdline.flags import SIGNUMS, add_keepalived_flags, normalize_argv, not_done, parse_umask, version_text
 from .cmdline.output import run_quietly
 from .daemon.paths import DEFAULT_CHECKERS_PID_FILE, DEFAULT_PID_FILE, DEFAULT_STATUS_FILE, DEFAULT_VRRP_PID_FILE
@@ -37,7 +38,7 @@ EXIT_USAGE = 2
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="pykeepalived",
+        prog="pykeepalived", formatter_class=HelpFormatter,
         description="A keepalived-compatible high-availability load balancer. Takes keepalived 2.2.7's flags "
                     "(docs/command-line.md); subcommands: genhash, probe, status, lab.",
     )
@@ -86,11 +87,14 @@ def _config_id(explicit: str | None) -> str:
 
 def load(path: str, config_id: str | None, host_checks: bool = True) -> LoadResult:
     from .config import LexerOptions, read_config
-    from .host.facts import LocalHostFacts
     from .host.files import LocalFileSystem
 
     options = LexerOptions(config_id=_config_id(config_id), cwd=os.getcwd())
-    host = LocalHostFacts() if host_checks else None
+    host = None
+    if host_checks:  # `-t --no-host-checks` needs no sockets
+        from .host.facts import LocalHostFacts
+
+        host = LocalHostFacts()
     return read_config(path, LocalFileSystem(), host, options)
 
 
@@ -366,7 +370,7 @@ def genhash_main(argv: Sequence[str]) -> int:
         return keepalived_genhash(argv, prog="pykeepalived genhash")
     from .check.genhash import GenhashError, fetch
 
-    p = argparse.ArgumentParser(prog="pykeepalived genhash",
+    p = argparse.ArgumentParser(prog="pykeepalived genhash", formatter_class=HelpFormatter,
                                 description="Print the MD5 digest of a page, for HTTP_GET/SSL_GET url blocks. "
                                             "keepalived's genhash flags work too: -s SERVER -p PORT -u PATH ...")
     p.add_argument("--url", required=True, help="http://ADDRESS[:PORT]/PATH or https://...")

@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.data_dump",
         "pykeepalived.lvs", "pykeepalived.lvs.model", "pykeepalived.lvs.plan", "pykeepalived.lvs.sched",
         "pykeepalived.lvs.ipvs_rules", "pykeepalived.lvs.nft_rules", "pykeepalived.lvs.nft_diff",
+        "pykeepalived.lvs.nft_limits",  # nft_rules' checks that -t needs (start-up)
         "pykeepalived.lvs.sync_daemon",
         "pykeepalived.alerts", "pykeepalived.alerts.message", "pykeepalived.vrrp.startup_delay",
         "pykeepalived.vrrp.rx_bufs",

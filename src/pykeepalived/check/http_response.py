@@ -30,8 +30,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..config.model import UrlSpec
+if TYPE_CHECKING:  # genhash imports this module: the config package (the whole reader) is not needed
+    from ..config.model import UrlSpec
 
 USER_AGENT = "KeepAliveClient"
 END_OF_HEADER = b"\r\n\r\n"

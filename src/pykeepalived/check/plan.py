@@ -9,18 +9,21 @@ run) is refused here, before the first check, with the config's file:line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..config.checker_timing import completed_timing
 from ..config.model import CheckerBase, HttpCheck, KeepalivedConfig, RealServer, VirtualServer
 from ..config.vocabulary import HTTP_KINDS, CheckerKind
-from ..lvs.model import Destination, GroupEntry, VirtualService
 from ..lvs.plan import (desired_service, real_destination, real_server_name, service_name, sorry_destination,
                         sorry_server_name)
 from ..config.checker_timing import CheckerTiming
-from .logic import CheckerCore, HttpCheckerCore
-from .pool import Member, Pool, Row
-from .probe import Probe
 from .probes import ProbeContext, make_probes
+
+if TYPE_CHECKING:  # `-t` builds the plan to refuse what cannot run; cores and pools are the daemon's
+    from ..lvs.model import Destination, GroupEntry, VirtualService
+    from .logic import CheckerCore
+    from .pool import Pool, Row
+    from .probe import Probe
 
 # keepalived's PING, UDP, DNS and MISC checkers only wait delay_loop while DOWN (TCP keeps retrying)
 WAIT_WHILE_DOWN: frozenset[CheckerKind] = frozenset({"PING_CHECK", "UDP_CHECK", "DNS_CHECK", "MISC_CHECK"})
@@ -44,6 +47,8 @@ class CheckerPlan:
 
     def make_core(self, now: float, first_offset_s: float) -> CheckerCore:
         """HTTP_GET/SSL_GET step through their urls with keepalived's HTTP rules; the others share one rule."""
+        from .logic import CheckerCore, HttpCheckerCore
+
         if self.kind in HTTP_KINDS and isinstance(self.config, HttpCheck):
             from .http import HttpProbe  # only HTTP_GET/SSL_GET configs load the HTTP probe (and asyncio, ssl)
 
@@ -73,6 +78,8 @@ class ServicePlan:
         self.by_name = {rs.name: rs for rs in self.real_servers}
 
     def make_pool(self) -> Pool:
+        from .pool import Member, Pool
+
         vs = self.config
         return Pool(
             [Member(rs.name, rs.weight, rs.inhibit_on_failure) for rs in self.real_servers],

@@ -19,6 +19,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from .help_format import HelpFormatter
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 DEFAULT_TIMEOUT_S = 5.0
@@ -55,7 +57,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> _Parser:
-    p = _Parser(add_help=False, allow_abbrev=True)
+    p = _Parser(add_help=False, allow_abbrev=True, formatter_class=HelpFormatter)
     a = p.add_argument
     a("-h", "--help", action="store_true")
     a("-v", "--verbose", action="store_true")

@@ -13,18 +13,19 @@ the values that will be used.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from .checker_defaults import VS_CONNECT_TIMEOUT_S, VS_DELAY_LOOP_S
 from .errors import Location
+from .model_base import ModelObject, model
 from .values import IPAddress, IPInterface
 from .vocabulary import (CheckerKind, DataPlaneChoice, Family, GroupEntryKind, L4Protocol, LbKind, Scheduler,
                          ServerKind, VrrpState)
 
 
-@dataclass
-class Script:
+@model
+class Script(ModelObject):
     """A command keepalived would run: argv as keepalived splits it, and the run-as user."""
 
     argv: list[str]
@@ -34,8 +35,8 @@ class Script:
 
 
 # --------------------------------------------------------------------------- VRRP side
-@dataclass
-class IpAddressSpec:
+@model
+class IpAddressSpec(ModelObject):
     """One line of virtual_ipaddress / static_ipaddress: `ip addr add` syntax."""
 
     address: IPInterface
@@ -52,16 +53,16 @@ class IpAddressSpec:
     location: Location | None = None
 
 
-@dataclass
-class NextHop:
+@model
+class NextHop(ModelObject):
     via: IPAddress | None = None
     device: str | None = None
     weight: int | None = None
     onlink: bool = False
 
 
-@dataclass
-class RouteSpec:
+@model
+class RouteSpec(ModelObject):
     """One line of virtual_routes / static_routes: `ip route add` syntax."""
 
     destination: str
@@ -81,8 +82,8 @@ class RouteSpec:
     location: Location | None = None
 
 
-@dataclass
-class RuleSpec:
+@model
+class RuleSpec(ModelObject):
     """One line of virtual_rules / static_rules: `ip rule add` syntax."""
 
     family: Family = 4
@@ -101,8 +102,8 @@ class RuleSpec:
     location: Location | None = None
 
 
-@dataclass
-class TrackRef:
+@model
+class TrackRef(ModelObject):
     """A reference to a tracked object (interface, script, file, process, BFD) with a weight."""
 
     name: str
@@ -111,15 +112,15 @@ class TrackRef:
     location: Location | None = None
 
 
-@dataclass
-class Authentication:
+@model
+class Authentication(ModelObject):
     auth_type: str | None = None  # "PASS" or "AH"
     auth_pass: str | None = None
     location: Location | None = None
 
 
-@dataclass
-class AuthHmac:
+@model
+class AuthHmac(ModelObject):
     """keepalived 2.4's HMAC trailer (accepted, not yet acted on)."""
 
     keys: dict[int, str] = field(default_factory=dict)
@@ -130,16 +131,16 @@ class AuthHmac:
     location: Location | None = None
 
 
-@dataclass
-class UnicastPeer:
+@model
+class UnicastPeer(ModelObject):
     address: IPAddress
     min_ttl: int | None = None
     max_ttl: int | None = None
     location: Location | None = None
 
 
-@dataclass
-class VrrpScript:
+@model
+class VrrpScript(ModelObject):
     name: str
     script: Script | None = None
     interval_s: float = 1.0
@@ -155,8 +156,8 @@ class VrrpScript:
     keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
 
 
-@dataclass
-class TrackFile:
+@model
+class TrackFile(ModelObject):
     name: str
     file: str | None = None
     weight: int = 1
@@ -167,8 +168,8 @@ class TrackFile:
     location: Location | None = None
 
 
-@dataclass
-class TrackProcess:
+@model
+class TrackProcess(ModelObject):
     name: str
     process: list[str] = field(default_factory=list)
     param_match: str | None = None
@@ -183,8 +184,8 @@ class TrackProcess:
     location: Location | None = None
 
 
-@dataclass
-class BfdInstance:
+@model
+class BfdInstance(ModelObject):
     name: str
     neighbor_ip: IPAddress | None = None
     source_ip: IPAddress | None = None
@@ -203,8 +204,8 @@ class BfdInstance:
     location: Location | None = None
 
 
-@dataclass
-class SyncGroup:
+@model
+class SyncGroup(ModelObject):
     name: str
     members: list[TrackRef] = field(default_factory=list)
     track_interfaces: list[TrackRef] = field(default_factory=list)
@@ -229,8 +230,8 @@ class SyncGroup:
                 ("notify_fault", self.notify_fault), ("notify_stop", self.notify_stop), ("notify", self.notify)]
 
 
-@dataclass
-class GarpGroup:
+@model
+class GarpGroup(ModelObject):
     garp_interval_s: float | None = None
     gna_interval_s: float | None = None
     interfaces: list[str] = field(default_factory=list)
@@ -238,15 +239,15 @@ class GarpGroup:
     interface_locations: dict[str, Location] = field(default_factory=dict, repr=False)  # where each was named
 
 
-@dataclass
-class TrackGroup:
+@model
+class TrackGroup(ModelObject):
     name: str
     instances: list[str] = field(default_factory=list)
     location: Location | None = None
 
 
-@dataclass
-class VrrpInstance:
+@model
+class VrrpInstance(ModelObject):
     name: str
     location: Location | None = None
     keyword_locations: dict[str, Location] = field(default_factory=dict, repr=False)
@@ -331,8 +332,8 @@ class VrrpInstance:
 
 
 # --------------------------------------------------------------------------- global_defs
-@dataclass
-class LvsSyncDaemon:
+@model
+class LvsSyncDaemon(ModelObject):
     interface: str
     instance: str | None = None
     sync_id: int | None = None
@@ -346,8 +347,8 @@ class LvsSyncDaemon:
 DEFAULT_INTERFACE = "eth0"  # keepalived 2.2.7's default_interface when none is set (DFLT_INT)
 
 
-@dataclass
-class GlobalDefs:
+@model
+class GlobalDefs(ModelObject):
     """global_defs: a typed field for every keyword that code reads, the rest kept in `settings`.
 
     Keywords nothing acts on yet (process tuning, SNMP, D-Bus, netlink buffer
@@ -483,8 +484,8 @@ class GlobalDefs:
 
 
 # --------------------------------------------------------------------------- checker side
-@dataclass
-class CheckerBase:
+@model
+class CheckerBase(ModelObject):
     """Options every checker has; None means inherited from the real/virtual server."""
 
     kind: CheckerKind
@@ -504,8 +505,8 @@ class CheckerBase:
     log_all_failures: bool | None = None
 
 
-@dataclass
-class UrlSpec:
+@model
+class UrlSpec(ModelObject):
     path: str | None = None
     digest: str | None = None
     status_code: list[tuple[int, int]] = field(default_factory=list)
@@ -519,7 +520,7 @@ class UrlSpec:
     location: Location | None = None
 
 
-@dataclass
+@model
 class HttpCheck(CheckerBase):
     """HTTP_GET and SSL_GET (kind tells which)."""
 
@@ -532,29 +533,29 @@ class HttpCheck(CheckerBase):
     fast_recovery: bool = False
 
 
-@dataclass
+@model
 class TcpCheck(CheckerBase):
     pass
 
 
-@dataclass
+@model
 class PingCheck(CheckerBase):
     pass
 
 
-@dataclass
+@model
 class SmtpCheck(CheckerBase):
     helo_name: str | None = None
     hosts: list[CheckerBase] = field(default_factory=list)
 
 
-@dataclass
+@model
 class DnsCheck(CheckerBase):
     query_type: str = "SOA"
     name: str = "."
 
 
-@dataclass
+@model
 class MiscCheck(CheckerBase):
     misc_path: Script | None = None
     misc_timeout_s: float | None = None
@@ -563,14 +564,14 @@ class MiscCheck(CheckerBase):
     group: str | None = None
 
 
-@dataclass
+@model
 class FileCheck(CheckerBase):
     track_file: str | None = None
     weight: int | None = None
     weight_reverse: bool = False
 
 
-@dataclass
+@model
 class UdpCheck(CheckerBase):
     payload: bytes | None = None
     require_reply: bool = False
@@ -579,13 +580,13 @@ class UdpCheck(CheckerBase):
     max_reply_length: int = 255
 
 
-@dataclass
+@model
 class BfdCheck(CheckerBase):
     name: str | None = None
 
 
-@dataclass
-class RealServer:
+@model
+class RealServer(ModelObject):
     address: IPAddress
     port: int | None = None
     location: Location | None = None
@@ -610,15 +611,15 @@ class RealServer:
     checkers: list[CheckerBase] = field(default_factory=list)
 
 
-@dataclass
-class SorryServer:
+@model
+class SorryServer(ModelObject):
     address: IPAddress
     port: int | None = None
     location: Location | None = None
 
 
-@dataclass
-class VirtualServerGroupEntry:
+@model
+class VirtualServerGroupEntry(ModelObject):
     kind: GroupEntryKind
     address: IPAddress | None = None
     last_address: IPAddress | None = None
@@ -629,15 +630,15 @@ class VirtualServerGroupEntry:
     location: Location | None = None
 
 
-@dataclass
-class VirtualServerGroup:
+@model
+class VirtualServerGroup(ModelObject):
     name: str
     entries: list[VirtualServerGroupEntry] = field(default_factory=list)
     location: Location | None = None
 
 
-@dataclass
-class VirtualServer:
+@model
+class VirtualServer(ModelObject):
     """virtual_server IP PORT | fwmark N | group NAME."""
 
     kind: ServerKind
@@ -679,8 +680,8 @@ class VirtualServer:
     real_servers: list[RealServer] = field(default_factory=list)
 
 
-@dataclass
-class SslContext:
+@model
+class SslContext(ModelObject):
     password: str | None = None
     ca: str | None = None
     certificate: str | None = None
@@ -689,8 +690,8 @@ class SslContext:
 
 
 # --------------------------------------------------------------------------- the whole file
-@dataclass
-class KeepalivedConfig:
+@model
+class KeepalivedConfig(ModelObject):
     """Everything one keepalived.conf (with its includes) says."""
 
     files: list[str] = field(default_factory=list)

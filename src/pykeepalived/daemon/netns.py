@@ -21,7 +21,6 @@ same files at the paths the host sees instead (config/instance_names.py).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -93,6 +92,8 @@ def ipvs_namespace_problem(config: KeepalivedConfig, namespace: str | None) -> s
 
 def log_choice(choice: NamespaceChoice, naming: Naming, ident: str) -> None:
     """The lines keepalived logs at start about its namespace and name."""
+    import logging  # here: -t imports this module and never logs
+
     log = logging.getLogger("pykeepalived")
     if choice.overridden:
         log.info("Overriding config net_namespace '%s' with command line namespace '%s'",

@@ -12,31 +12,36 @@ symptom otherwise is silent: clients time out.
 
 from __future__ import annotations
 
-import logging
 import os
-import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config.model import KeepalivedConfig, VirtualServer
 from ..config.vocabulary import DATAPLANES, DataPlaneChoice
-from .ipvs_sync import kernel_has_ipvs
 from .model import DataPlane, DataPlaneError
-from .null import TableOnly
 from .plan import configured_services, service_name
-from .skip import SkipServices
 
-log = logging.getLogger("pykeepalived.lvs")
-SYSCTL = Path("/proc/sys")
+if TYPE_CHECKING:  # `-t` asks dataplane_problems() only: the daemon's imports wait until it runs
+    import logging
+    from pathlib import Path
+
+SYSCTL = "/proc/sys"
 
 
-def read_sysctl(name: str, root: Path = SYSCTL) -> str | None:
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("pykeepalived.lvs")
+
+
+def read_sysctl(name: str, root: Path | str = SYSCTL) -> str | None:
     try:
-        return (root / name.replace(".", "/")).read_text().strip()
+        with open(os.path.join(root, *name.split("."))) as f:
+            return f.read().strip()
     except OSError:
         return None
 
 
-def setup_problems(config: KeepalivedConfig, root: Path = SYSCTL) -> list[str]:
+def setup_problems(config: KeepalivedConfig, root: Path | str = SYSCTL) -> list[str]:
     """What this machine lacks for the config's virtual servers, as sentences that say the fix."""
     problems: list[str] = []
     methods = {(rs.lvs_method or vs.lvs_method or "NAT") for vs in config.virtual_servers for rs in vs.real_servers}
@@ -62,19 +67,23 @@ def wanted_kind(kind: str, config: KeepalivedConfig) -> DataPlaneChoice:
     return config.global_defs.pykeepalived_dataplane or "auto"
 
 
-def ipvs_available(root: Path = Path("/")) -> bool:
+def ipvs_available(root: Path | str = "/") -> bool:
     """IPVS is loaded, or its module is installed for the running kernel (so `modprobe ip_vs` will work)."""
-    if (root / "proc/net/ip_vs").exists():
+    if os.path.exists(os.path.join(root, "proc/net/ip_vs")):
         return True
     try:
-        release = os.uname().release
-        return "/ip_vs.ko" in (root / "lib/modules" / release / "modules.dep").read_text()
+        with open(os.path.join(root, "lib/modules", os.uname().release, "modules.dep")) as f:
+            return "/ip_vs.ko" in f.read()
     except OSError:
         return False
 
 
 def load_ipvs() -> bool:
     """Load ip_vs if needed (keepalived does the same at start); True when IPVS is there afterwards."""
+    import subprocess
+
+    from .ipvs_sync import kernel_has_ipvs
+
     if kernel_has_ipvs():
         return True
     try:
@@ -92,6 +101,9 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
     virtual servers in FAULT. A backend asked for by name that cannot be had
     raises DataPlaneError instead.
     """
+    from .null import TableOnly
+
+    log = _log()
     for problem in setup_problems(config):
         log.error("%s", problem)
     choice = wanted_kind(kind, config)
@@ -124,7 +136,7 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
 
 def unbuildable(config: KeepalivedConfig) -> list[tuple[VirtualServer, str]]:
     """Each virtual server the nftables backend cannot build, with why (first reason only)."""
-    from .nft_rules import CannotExpress, check_service
+    from .nft_limits import CannotExpress, check_service
 
     out: list[tuple[VirtualServer, str]] = []
     seen: set[int] = set()
@@ -150,12 +162,14 @@ def skip_unbuildable(backend: DataPlane, config: KeepalivedConfig) -> DataPlane:
     every other service forwards. `--strict-dataplane` refuses the config
     before this point instead.
     """
+    from .skip import SkipServices
+
     skipped: dict[str, str] = {}
     for vs, reason in unbuildable(config):
         name = service_name(vs)
         skipped[name] = reason
-        log.error("%s: virtual server %s is not built: %s (IPVS is needed for it); the other virtual servers run",
-                  vs.location or "config", name, reason)
+        _log().error("%s: virtual server %s is not built: %s (IPVS is needed for it); the other virtual servers "
+                     "run", vs.location or "config", name, reason)
     return SkipServices(backend, skipped) if skipped else backend
 
 

@@ -40,11 +40,17 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
-from ..config.vocabulary import LOAD_SCHEDULERS, LbKind, Scheduler, TableScheduler
+from ..config.vocabulary import LOAD_SCHEDULERS
 from . import sched
-from .model import DataPlaneError, Destination, VirtualService
+from .model import Destination, VirtualService
+# re-exported: the checks -t needs live in nft_limits.py, light to import
+from .nft_limits import (HASH_SCHEDULERS as HASH_SCHEDULERS, IPV4 as IPV4, IPV6 as IPV6,
+                         MAX_GROUP_ADDRESSES as MAX_GROUP_ADDRESSES, ROUND_SCHEDULERS as ROUND_SCHEDULERS,
+                         SCHEDULERS as SCHEDULERS, CannotExpress as CannotExpress, Family as Family,
+                         check_service as check_service, family_of as family_of,
+                         family_of_address as family_of_address, forwarding as forwarding)
 
 TABLE = "pykeepalived_lvs"
 HASH_SEED = 0x706B6100  # fixed, so that every router (and every rebuild) hashes a flow alike
@@ -54,32 +60,10 @@ LOAD_SLOTS = 256
 FLOW_TIMEOUT_S = {"tcp": 900, "sctp": 900, "udp": 300}  # IPVS's established/udp timeouts
 PERSIST_SET_SIZE = 65536
 FLOW_SET_SIZE = 1 << 20
-MAX_GROUP_ADDRESSES = 256
-HASH_SCHEDULERS: Final[tuple[Scheduler, ...]] = ("sh", "dh", "mh", "lblc", "lblcr")
-ROUND_SCHEDULERS: Final[tuple[TableScheduler, ...]] = ("rr", "wrr", "random")
-SCHEDULERS: Final[tuple[TableScheduler, ...]] = ROUND_SCHEDULERS + HASH_SCHEDULERS + tuple(sorted(LOAD_SCHEDULERS))
 PORT_PROTOCOLS = ("tcp", "udp", "sctp")
 
 Json = dict[str, Any]
 Load = tuple[int, int]  # active, inactive connections
-
-
-class CannotExpress(DataPlaneError):
-    """The config asks for something this backend cannot build; the message says what and why."""
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str  # nftables family: "ip" or "ip6"
-    addr_type: str
-
-    @property
-    def payload(self) -> str:
-        return self.name
-
-
-IPV4 = Family("ip", "ipv4_addr")
-IPV6 = Family("ip6", "ipv6_addr")
 
 
 @dataclass
@@ -227,68 +211,6 @@ def safe_name(text: str) -> str:
 def service_chain(service: str) -> str:
     """The chain a service's traffic is dispatched to; its servers' chains and sets are named after it."""
     return safe_name(f"vs-{service}")
-
-
-# --------------------------------------------------------------------------- what a service needs
-def family_of(svc: VirtualService) -> Family:
-    if svc.address is not None:
-        return IPV6 if ipaddress.ip_address(svc.address).version == 6 else IPV4
-    for entry in svc.group_entries:
-        if entry.address is not None:
-            return IPV6 if ipaddress.ip_address(entry.address).version == 6 else IPV4
-    if svc.family == 6:
-        return IPV6
-    for dest in svc.destinations:
-        return IPV6 if ipaddress.ip_address(dest.address).version == 6 else IPV4
-    return IPV4
-
-
-def forwarding(svc: VirtualService) -> LbKind:
-    """NAT, DR or TUN for the whole service; a mix cannot be built (the chains differ in kind)."""
-    methods = {d.method for d in svc.destinations} or {svc.method}
-    if len(methods) > 1:
-        raise CannotExpress(f"virtual server {svc.name}: real servers mix forwarding methods "
-                            f"({', '.join(sorted(methods))}); the nftables backend needs one per service")
-    return methods.pop()
-
-
-def check_service(svc: VirtualService) -> None:
-    """Raise CannotExpress for what the nftables backend cannot do (used by `-t` and before applying)."""
-    method = forwarding(svc)
-    if svc.scheduler not in SCHEDULERS:
-        raise CannotExpress(f"virtual server {svc.name}: scheduler {svc.scheduler} is not known to nftables")
-    if "ops" in svc.sched_flags:
-        raise CannotExpress(f"virtual server {svc.name}: one-packet scheduling (ops) cannot be expressed "
-                            "in nftables (conntrack pins every flow)")
-    if svc.persistence_engine:
-        raise CannotExpress(f"virtual server {svc.name}: persistence_engine {svc.persistence_engine} "
-                            "needs IPVS's persistence engines")
-    family = family_of(svc)
-    for dest in svc.destinations:
-        if family_of_address(dest.address) != family:
-            raise CannotExpress(f"virtual server {svc.name}: real server {dest.name} is not of the "
-                                "service's address family (nftables cannot translate between families)")
-        if method == "TUN":
-            kind = (dest.tunnel or {}).get("type", "ipip")
-            if kind != "ipip":
-                raise CannotExpress(f"virtual server {svc.name}: tunnel type {kind} is not supported by the "
-                                    "nftables backend (ipip only)")
-            if family is IPV6:
-                raise CannotExpress(f"virtual server {svc.name}: TUN over IPv6 is not supported by the "
-                                    "nftables backend")
-    if method == "NAT" and svc.destinations:
-        with_port = {bool(d.port) for d in svc.destinations}
-        if len(with_port) > 1:
-            raise CannotExpress(f"virtual server {svc.name}: some real servers have a port and some do not; "
-                                "nftables NAT rewrites either both address and port or the address only")
-    for entry in svc.group_entries:
-        if entry.address_count() > MAX_GROUP_ADDRESSES:
-            raise CannotExpress(f"virtual server group {svc.group}: an entry covers more than "
-                                f"{MAX_GROUP_ADDRESSES} addresses")
-
-
-def family_of_address(address: str) -> Family:
-    return IPV6 if ipaddress.ip_address(address).version == 6 else IPV4
 
 
 DispatchKind = Literal["port", "allports", "fwmark"]
