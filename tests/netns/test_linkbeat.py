@@ -17,22 +17,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from .tracking_box import Box, make_box, wait_for
+from .tracking_box import Box, make_box, vi_1, wait_for
 from .vrrp_helpers import HAVE_KEEPALIVED, needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
 
-INSTANCE = """vrrp_instance VI_1 {
-  state MASTER
-  interface eth0
-  virtual_router_id 51
-  priority 100
-  advert_int 1
-  virtual_ipaddress {
-    192.0.2.201/24
-  }
-}
-"""
+INSTANCE = vi_1("MASTER")
 BLOCK = "global_defs {\n  router_id lb\n}\nlinkbeat_interfaces {\n  eth0\n}\n" + INSTANCE
 ROOT = "global_defs {\n  router_id lb\n}\nlinkbeat_use_polling\n" + INSTANCE
 
