@@ -66,10 +66,6 @@ def test_changes_are_held_for_their_delay(box: Box) -> None:
 
 @pytest.mark.skipif(not HAVE_KEEPALIVED, reason="keepalived not installed")
 def test_keepalived_holds_the_short_flap_too(box: Box) -> None:
-    proc = box.start_keepalived(box.conf(CONF), "-P")
-    try:
-        assert wait_for(lambda: vip(box), 10) is not None, box.keepalived_log()
-        short_flap(box, box.keepalived_log)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with box.running("ka", box.conf(CONF), "-P") as log:
+        assert wait_for(lambda: vip(box), 10) is not None, log()
+        short_flap(box, log)
