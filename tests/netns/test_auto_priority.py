@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from pykeepalived.lab import Lan, PyKeepalivedPeer, VrrpSettings, unique_prefix, wait_until
+from pykeepalived.lab import PyKeepalivedPeer, VrrpSettings, wait_until
 from pykeepalived.lab.checkers import tcp_listener
 
+from .router_fixtures import CHECKED_SERVER, lone_router, start_logged, stop_group
 from .vrrp_helpers import VIP4, Lab, lab_fixture, needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -91,33 +91,20 @@ global_defs {{
     max_auto_priority
     min_auto_priority_delay 200000
 }}
-virtual_server 192.0.2.200 80 {{
-    delay_loop 1
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-    real_server {rs} 8080 {{
-        TCP_CHECK {{
-            connect_timeout 1
-        }}
-    }}
-}}
-"""
+""" + CHECKED_SERVER
 
 
 def test_stalls_raise_the_checker_process_too(tmp_path: Path) -> None:
-    with Lan(unique_prefix("apc")) as lan:
-        host = lan.add_host("r1", 11)
+    with lone_router("apc") as host:
         rs = str(host.ipv4.ip)
         listener = tcp_listener(host, rs, 8080)
         conf = tmp_path / "keepalived.conf"
         conf.write_text(CHECK_CONF.format(rs=rs))
         log = tmp_path / "log"
-        with open(log, "ab") as out:
-            proc = host.netns.popen([sys.executable, "-m", "pykeepalived", "-n", "-l", "-G", "-f", str(conf),
-                                     "--dataplane", "none", "--status-file", str(tmp_path / "status.json"),
-                                     "-p", str(tmp_path / "p.pid"), "-c", str(tmp_path / "c.pid"),
-                                     "-r", str(tmp_path / "r.pid")], stdout=out, stderr=subprocess.STDOUT)
+        proc = start_logged(host, [sys.executable, "-m", "pykeepalived", "-n", "-l", "-G", "-f", str(conf),
+                                   "--dataplane", "none", "--status-file", str(tmp_path / "status.json"),
+                                   "-p", str(tmp_path / "p.pid"), "-c", str(tmp_path / "c.pid"),
+                                   "-r", str(tmp_path / "r.pid")], log)
         try:
             pid_file = tmp_path / "c.pid"
             wait_until(lambda: (tmp_path / "status.json").exists() and pid_file.exists(), 15,
@@ -127,11 +114,5 @@ def test_stalls_raise_the_checker_process_too(tmp_path: Path) -> None:
             _stall(pid, 0.6)
             wait_until(lambda: _policy(pid) == (os.SCHED_RR, 1), 3.0, what="checker at SCHED_RR priority 1")
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
+            stop_group(proc)
             listener.kill()

@@ -18,6 +18,7 @@ from pykeepalived.lab.checkers import tcp_listener
 from pykeepalived.lab.topology import Host
 
 from .daemon_process import DaemonProcess
+from .router_fixtures import CHECKED_SERVER
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -27,18 +28,7 @@ global_defs {{
     router_id lb
 }}
 include {fifo}
-virtual_server 192.0.2.200 80 {{
-    delay_loop 1
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-    real_server {rs} 8080 {{
-        TCP_CHECK {{
-            connect_timeout 1
-        }}
-    }}
-}}
-"""
+""" + CHECKED_SERVER
 SKIPPED = "is not a regular non-executable file (a FIFO) - skipping"
 
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from pykeepalived.lab import Lan, unique_prefix, wait_until
+from pykeepalived.lab import wait_until
 
+from .router_fixtures import lone_router, start_logged, stop_group
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -53,16 +53,6 @@ virtual_server 192.0.2.100 80 {{
 """
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
 def _dumps(tmp_path: Path, extra: str) -> set[str]:
     dumps = tmp_path / "dumps"
     dumps.mkdir()
@@ -73,11 +63,8 @@ def _dumps(tmp_path: Path, extra: str) -> set[str]:
     argv = [sys.executable, "-m", "pykeepalived", "-n", "-l", "-D", "-f", str(conf), "-p", str(pid_file),
             "-r", str(tmp_path / "vrrp.pid"), "-c", str(tmp_path / "checkers.pid"),
             "--status-file", str(tmp_path / "status.json"), "--dataplane", "none"]
-    with Lan(unique_prefix("dui")) as lan:
-        host = lan.add_host("r1", 11)
-        with open(log_path, "ab") as log:
-            daemon = host.netns.popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                      env=dict(os.environ, TMPDIR=str(dumps)))
+    with lone_router("dui") as host:
+        daemon = start_logged(host, argv, log_path, env=dict(os.environ, TMPDIR=str(dumps)))
         try:
             wait_until(lambda: pid_file.exists() and "(VI_1) Entering MASTER STATE" in log_path.read_text()
                        and (tmp_path / "status.json").exists(), 15.0, what="the daemon up and master")
@@ -90,7 +77,7 @@ def _dumps(tmp_path: Path, extra: str) -> set[str]:
 
             wait_until(both, 10.0, interval_s=0.5, what="both data dumps")
         finally:
-            _stop(daemon)
+            stop_group(daemon)
             print(log_path.read_text(errors="replace")[-3000:])
     return {p.name for p in dumps.iterdir() if not p.name.startswith(".")}
 

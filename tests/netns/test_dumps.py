@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -44,6 +43,7 @@ import pytest
 from pykeepalived.lab import Lan, unique_prefix, wait_until
 from pykeepalived.lab.topology import Host
 
+from .router_fixtures import start_logged, stop_group
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, pytest.mark.keepalived, needs_root,
@@ -147,8 +147,7 @@ def _run_daemon(host: Host, argv: list[str], workdir: Path, name: str) -> Run:
     full = [*argv, "-n", "-l", "-D", "--vrrp", "-f", str(conf), "-p", str(pid_file),
             "-r", str(workdir / "vrrp.pid")]
     env = dict(os.environ, TMPDIR=str(dumps))
-    with open(log_path, "ab") as log:
-        proc = host.netns.popen(full, stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = start_logged(host, full, log_path, env=env)
     try:
         def masters() -> bool:
             text = log_path.read_text(errors="replace")
@@ -166,13 +165,7 @@ def _run_daemon(host: Host, argv: list[str], workdir: Path, name: str) -> Run:
         modes = {f: stat.S_IMODE((dumps / f).stat().st_mode) for f in FILES}
         return Run(name, dumps, files, modes)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_group(proc)
         print(f"===== {name} =====\n{log_path.read_text(errors='replace')[-3000:]}")
 
 

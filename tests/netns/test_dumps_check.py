@@ -17,15 +17,15 @@ from __future__ import annotations
 import os
 import signal
 import stat
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from pykeepalived.lab import Lan, unique_prefix, wait_until
+from pykeepalived.lab import wait_until
 
+from .router_fixtures import lone_router, start_logged, stop_group
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -75,16 +75,6 @@ LISTENER = ("import socket\n"
             "time.sleep(120)\n")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
 def test_data_signal_writes_the_checker_dump_with_live_health(tmp_path: Path) -> None:
     dumps = tmp_path / "dumps"
     dumps.mkdir()
@@ -95,13 +85,10 @@ def test_data_signal_writes_the_checker_dump_with_live_health(tmp_path: Path) ->
     argv = [sys.executable, "-m", "pykeepalived", "-n", "-l", "-D", "-f", str(conf), "-p", str(pid_file),
             "-r", str(tmp_path / "vrrp.pid"), "-c", str(tmp_path / "checkers.pid"),
             "--status-file", str(tmp_path / "status.json"), "--dataplane", "none"]
-    with Lan(unique_prefix("dchk")) as lan:
-        host = lan.add_host("r1", 11)
+    with lone_router("dchk") as host:
         listener = host.netns.popen([sys.executable, "-c", LISTENER])
         try:
-            with open(log_path, "ab") as log:
-                daemon = host.netns.popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                          env=dict(os.environ, TMPDIR=str(dumps)))
+            daemon = start_logged(host, argv, log_path, env=dict(os.environ, TMPDIR=str(dumps)))
             try:
                 wait_until(lambda: pid_file.exists() and "(VI_1) Entering MASTER STATE" in log_path.read_text(),
                            15.0, what="the daemon up and master")
@@ -122,10 +109,10 @@ def test_data_signal_writes_the_checker_dump_with_live_health(tmp_path: Path) ->
                 wait_until(lambda: (dumps / "keepalived.stats").exists() and (dumps / "keepalived.json").exists(),
                            5.0, what="stats and JSON dumps")
             finally:
-                _stop(daemon)
+                stop_group(daemon)
                 print(log_path.read_text(errors="replace")[-3000:])
         finally:
-            _stop(listener)
+            stop_group(listener)
     assert stat.S_IMODE(check_data.stat().st_mode) == 0o600
     assert stat.S_IMODE(vrrp_data.stat().st_mode) == 0o600
     assert " VRRP Instance = VI_1" in vrrp_data.read_text().splitlines()

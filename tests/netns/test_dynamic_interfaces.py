@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .tracking_box import Box, make_box, wait_for
-from .vrrp_helpers import HAVE_KEEPALIVED, needs_root
+from .tracking_box import Box, make_box, vi_1, wait_for
+from .vrrp_helpers import needs_root, skip_unless_available
 
 pytestmark = [pytest.mark.netns, needs_root]
 
@@ -23,17 +23,7 @@ CONF = """global_defs {
   router_id dyn
   dynamic_interfaces
 }
-vrrp_instance VI_1 {
-  state MASTER
-  interface dyn0
-  virtual_router_id 51
-  priority 100
-  advert_int 1
-  virtual_ipaddress {
-    198.51.100.201/24
-  }
-}
-"""
+""" + vi_1("MASTER", interface="dyn0", vip="198.51.100.201/24")
 
 
 @pytest.fixture
@@ -61,16 +51,9 @@ def faults(log: Callable[[], str]) -> int:
 
 @pytest.mark.parametrize("kind", ["py", "ka"])
 def test_instance_follows_its_interface(box: Box, kind: str) -> None:
-    if kind == "ka" and not HAVE_KEEPALIVED:
-        pytest.skip("keepalived not installed")
+    skip_unless_available(kind)
     conf = box.conf(CONF)
-    if kind == "ka":
-        proc = box.start_keepalived(conf, "-P")
-        log = box.keepalived_log
-    else:
-        daemon = box.start(conf, "-P")
-        log = daemon.log
-    try:
+    with box.running(kind, conf, "-P") as log:
         assert wait_for(lambda: "Entering" in log() or "Startup complete" in log(), 10) is not None, log()
         make_dyn0(box)
         assert wait_for(lambda: vip(box), 15) is not None, log()
@@ -79,9 +62,3 @@ def test_instance_follows_its_interface(box: Box, kind: str) -> None:
         assert wait_for(lambda: faults(log) > before, 5) is not None, log()
         make_dyn0(box)
         assert wait_for(lambda: vip(box), 15) is not None, log()
-    finally:
-        if kind == "ka":
-            proc.terminate()
-            proc.wait(10)
-        else:
-            daemon.stop()

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .tracking_box import Box, make_box, wait_for
-from .vrrp_helpers import HAVE_KEEPALIVED, needs_root
+from .tracking_box import Box, make_box, vi_1, wait_for
+from .vrrp_helpers import needs_root, skip_unless_available
 
 pytestmark = [pytest.mark.netns, needs_root]
 
@@ -22,17 +22,7 @@ CONF = """global_defs {
 static_ipaddress {
   198.51.100.7/24
 }
-vrrp_instance VI_1 {
-  state BACKUP
-  interface eth0
-  virtual_router_id 51
-  priority 100
-  advert_int 1
-  virtual_ipaddress {
-    192.0.2.201/24
-  }
-}
-"""
+""" + vi_1("BACKUP")
 
 
 @pytest.fixture
@@ -43,22 +33,9 @@ def box() -> Iterator[Box]:
 @pytest.mark.parametrize("kind", ["py", "ka"])
 @pytest.mark.parametrize("dev", ["eth0", "eth1"])
 def test_static_address_without_dev(box: Box, kind: str, dev: str) -> None:
-    if kind == "ka" and not HAVE_KEEPALIVED:
-        pytest.skip("keepalived not installed")
+    skip_unless_available(kind)
     conf = box.conf(CONF % ("" if dev == "eth0" else f"  default_interface {dev}\n"))
-    if kind == "ka":
-        proc = box.start_keepalived(conf, "-P")
-        log = box.keepalived_log
-    else:
-        daemon = box.start(conf, "-P")
-        log = daemon.log
-    try:
+    with box.running(kind, conf, "-P") as log:
         assert wait_for(lambda: "198.51.100.7/24" in box.ip("addr", "show", dev), 10) is not None, log()
         other = "eth1" if dev == "eth0" else "eth0"
         assert "198.51.100.7/" not in box.ip("addr", "show", other)
-    finally:
-        if kind == "ka":
-            proc.terminate()
-            proc.wait(10)
-        else:
-            daemon.stop()

@@ -13,10 +13,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from .tracking_box import Box, make_box, wait_for
-from .vrrp_helpers import HAVE_KEEPALIVED, needs_root
+from .tracking_box import Box, make_box, vi_1, wait_for
+from .vrrp_helpers import needs_root, skip_unless_available
 
 pytestmark = [pytest.mark.netns, needs_root]
+
+# A checker with one real server (nothing listens: it goes down, a line on the LVS FIFO).
+VIRTUAL_SERVER = ("virtual_server 192.0.2.100 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
+                  "  real_server 192.0.2.1 1 {\n    TCP_CHECK {\n      connect_timeout 1\n      retry 0\n    }\n"
+                  "  }\n}\n")
 
 
 @pytest.fixture
@@ -30,8 +35,7 @@ def reader_running(path: str) -> bool:
 
 @pytest.mark.parametrize("kind", ["ka", "py"])
 def test_fifo_script_started_and_fed(box: Box, kind: str) -> None:
-    if kind == "ka" and not HAVE_KEEPALIVED:
-        pytest.skip("keepalived not installed")
+    skip_unless_available(kind)
     out = box.root / "lines.out"
     script = box.root / "reader.sh"
     script.write_text(f'#!/bin/sh\necho "ARGS $*" >> {out}\n'
@@ -41,25 +45,12 @@ def test_fifo_script_started_and_fed(box: Box, kind: str) -> None:
     conf = box.conf(
         "global_defs {\n  router_id ff\n  enable_script_security\n  script_user root\n"
         f"  vrrp_notify_fifo {fifo}\n  vrrp_notify_fifo_script \"{script} first\"\n}}\n"
-        "vrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  priority 100\n"
-        "  advert_int 1\n  virtual_ipaddress {\n    192.0.2.201/24\n  }\n}\n")
-    if kind == "ka":
-        proc = box.start_keepalived(conf, "-P")
-        log = box.keepalived_log
-    else:
-        daemon = box.start(conf, "-P")
-        log = daemon.log
-    try:
+        + vi_1("MASTER"))
+    with box.running(kind, conf, "-P") as log:
         assert wait_for(lambda: out.exists() and "MASTER" in out.read_text(), 10) is not None, log()
         lines = out.read_text().splitlines()
         assert lines[0] == f"ARGS first {fifo}"
         assert 'INSTANCE "VI_1" MASTER 100' in lines
-    finally:
-        if kind == "ka":
-            proc.terminate()
-            proc.wait(10)
-        else:
-            daemon.stop()
     assert wait_for(lambda: not reader_running(str(script)), 5) is not None, "the FIFO reader outlived the daemon"
 
 
@@ -73,8 +64,7 @@ def test_lvs_fifo_script_started_by_the_checker(box: Box) -> None:
     conf = box.conf(
         "global_defs {\n  router_id ff\n  enable_script_security\n  script_user root\n"
         f"  lvs_notify_fifo {fifo}\n  lvs_notify_fifo_script {script}\n}}\n"
-        "virtual_server 192.0.2.100 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
-        "  real_server 192.0.2.1 1 {\n    TCP_CHECK {\n      connect_timeout 1\n      retry 0\n    }\n  }\n}\n")
+        + VIRTUAL_SERVER)
     daemon = box.start(conf, "-C", "--dataplane", "none")
     try:
         assert wait_for(lambda: out.exists() and "RS " in out.read_text(), 15) is not None, daemon.log()
@@ -93,8 +83,7 @@ def test_global_and_lvs_fifo_the_same_file_gets_each_line_once(box: Box) -> None
     conf = box.conf(
         "global_defs {\n  router_id ff\n  enable_script_security\n  script_user root\n"
         f"  notify_fifo {fifo}\n  notify_fifo_script {script}\n  lvs_notify_fifo {fifo}\n}}\n"
-        "virtual_server 192.0.2.100 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
-        "  real_server 192.0.2.1 1 {\n    TCP_CHECK {\n      connect_timeout 1\n      retry 0\n    }\n  }\n}\n")
+        + VIRTUAL_SERVER)
     daemon = box.start(conf, "-C", "--dataplane", "none")
     try:
         assert wait_for(lambda: out.exists() and "RS " in out.read_text(), 15) is not None, daemon.log()
@@ -113,8 +102,7 @@ def reader_count(path: str) -> int:
 
 @pytest.mark.parametrize("kind", ["ka", "py"])
 def test_global_and_vrrp_fifos_both_get_the_lines(box: Box, kind: str) -> None:
-    if kind == "ka" and not HAVE_KEEPALIVED:
-        pytest.skip("keepalived not installed")
+    skip_unless_available(kind)
     outs = {}
     for tag in ("global", "vrrp"):
         out = outs[tag] = box.root / f"{tag}.out"
@@ -125,21 +113,8 @@ def test_global_and_vrrp_fifos_both_get_the_lines(box: Box, kind: str) -> None:
         "global_defs {\n  router_id ff\n  enable_script_security\n  script_user root\n"
         f"  notify_fifo {box.root / 'global.fifo'}\n  notify_fifo_script {box.root / 'global-reader.sh'}\n"
         f"  vrrp_notify_fifo {box.root / 'vrrp.fifo'}\n  vrrp_notify_fifo_script {box.root / 'vrrp-reader.sh'}\n}}\n"
-        "vrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  priority 100\n"
-        "  advert_int 1\n  virtual_ipaddress {\n    192.0.2.201/24\n  }\n}\n")
-    if kind == "ka":
-        proc = box.start_keepalived(conf, "-P")
-        log = box.keepalived_log
-    else:
-        daemon = box.start(conf, "-P")
-        log = daemon.log
-    try:
+        + vi_1("MASTER"))
+    with box.running(kind, conf, "-P") as log:
         for out in outs.values():
             assert wait_for(lambda: out.exists() and "MASTER" in out.read_text(), 10) is not None, log()
             assert 'INSTANCE "VI_1" MASTER 100' in out.read_text().splitlines()
-    finally:
-        if kind == "ka":
-            proc.terminate()
-            proc.wait(10)
-        else:
-            daemon.stop()

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .tracking_box import Box, make_box, wait_for
-from .vrrp_helpers import HAVE_KEEPALIVED, needs_root
+from .tracking_box import Box, make_box, vi_1, wait_for
+from .vrrp_helpers import needs_root, skip_unless_available
 
 pytestmark = [pytest.mark.netns, needs_root]
 
@@ -23,17 +23,7 @@ CONF = """global_defs {
   router_id igmp
   disable_local_igmp
 }
-vrrp_instance VI_1 {
-  state BACKUP
-  interface eth0
-  virtual_router_id 51
-  priority 100
-  advert_int 1
-  virtual_ipaddress {
-    192.0.2.201/24
-  }
-}
-"""
+""" + vi_1("BACKUP")
 
 
 @pytest.fixture
@@ -48,23 +38,10 @@ def reports(box: Box) -> str:
 
 @pytest.mark.parametrize("kind", ["py", "ka"])
 def test_reports_off_while_running(box: Box, kind: str) -> None:
-    if kind == "ka" and not HAVE_KEEPALIVED:
-        pytest.skip("keepalived not installed")
+    skip_unless_available(kind)
     assert reports(box) == "1"
     conf = box.conf(CONF)
-    if kind == "ka":
-        proc = box.start_keepalived(conf, "-P")
-        log = box.keepalived_log
-    else:
-        daemon = box.start(conf, "-P")
-        log = daemon.log
-    try:
+    with box.running(kind, conf, "-P") as log:
         assert wait_for(lambda: "Entering BACKUP STATE" in log(), 10) is not None, log()
         assert reports(box) == "0"
-    finally:
-        if kind == "ka":
-            proc.terminate()
-            proc.wait(10)
-        else:
-            daemon.stop()
     assert reports(box) == "1"

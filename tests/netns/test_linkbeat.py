@@ -17,22 +17,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from .tracking_box import Box, make_box, wait_for
+from .tracking_box import Box, make_box, vi_1, wait_for
 from .vrrp_helpers import HAVE_KEEPALIVED, needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
 
-INSTANCE = """vrrp_instance VI_1 {
-  state MASTER
-  interface eth0
-  virtual_router_id 51
-  priority 100
-  advert_int 1
-  virtual_ipaddress {
-    192.0.2.201/24
-  }
-}
-"""
+INSTANCE = vi_1("MASTER")
 BLOCK = "global_defs {\n  router_id lb\n}\nlinkbeat_interfaces {\n  eth0\n}\n" + INSTANCE
 ROOT = "global_defs {\n  router_id lb\n}\nlinkbeat_use_polling\n" + INSTANCE
 
@@ -65,14 +55,10 @@ def test_polled_interface_faults_and_recovers(box: Box, conf: str) -> None:
 
 @pytest.mark.skipif(not HAVE_KEEPALIVED, reason="keepalived not installed")
 def test_keepalived_logs_the_same_linkbeat_lines(box: Box) -> None:
-    proc = box.start_keepalived(box.conf(BLOCK), "-P")
-    try:
-        assert wait_for(lambda: vip(box), 10) is not None, box.keepalived_log()
+    with box.running("ka", box.conf(BLOCK), "-P") as log:
+        assert wait_for(lambda: vip(box), 10) is not None, log()
         box.ip("link", "set", "eth1", "down")
-        assert wait_for(lambda: "Linkbeat reports eth0 down" in box.keepalived_log(), 5) is not None
+        assert wait_for(lambda: "Linkbeat reports eth0 down" in log(), 5) is not None
         box.ip("link", "set", "eth1", "up")
-        assert wait_for(lambda: "Linkbeat reports eth0 up" in box.keepalived_log(), 5) is not None
-        assert "Using MII-BMSR/ETHTOOL NIC polling thread(s)..." in box.keepalived_log()
-    finally:
-        proc.terminate()
-        proc.wait(10)
+        assert wait_for(lambda: "Linkbeat reports eth0 up" in log(), 5) is not None
+        assert "Using MII-BMSR/ETHTOOL NIC polling thread(s)..." in log()

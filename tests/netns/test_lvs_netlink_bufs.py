@@ -10,9 +10,7 @@ asks for, and FORCE is not capped by rmem_max.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,11 +18,12 @@ from pathlib import Path
 import pytest
 
 from pykeepalived.config import read_config_text
-from pykeepalived.lab import Lan, unique_prefix, wait_until
+from pykeepalived.lab import wait_until
 from pykeepalived.net.netlink_bufs import process_monitor_rcvbuf
 from pykeepalived.vrrp.process_watch import watch_processes
 from pykeepalived.vrrp.track_process import ProcessTable
 
+from .router_fixtures import lone_router, start_logged, stop_group
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -61,29 +60,20 @@ def _buffers(kind: str, netns: str | None = None) -> list[int]:
 
 
 def _checker_buffers(tmp_path: Path, extra: str, wanted: int) -> list[int]:
-    with Lan(unique_prefix("lnb")) as lan:
-        host = lan.add_host("r1", 11)
+    with lone_router("lnb") as host:
         conf = tmp_path / "keepalived.conf"
         conf.write_text(CONF.format(extra=extra))
         log = tmp_path / "log"
-        with open(log, "ab") as out:
-            proc = host.netns.popen([sys.executable, "-m", "pykeepalived", "-n", "-l", "-G", "-C", "-f", str(conf),
-                                     "--dataplane", "none", "--status-file", str(tmp_path / "status.json"),
-                                     "-p", str(tmp_path / "p.pid"), "-c", str(tmp_path / "c.pid")],
-                                    stdout=out, stderr=subprocess.STDOUT)
+        proc = start_logged(host, [sys.executable, "-m", "pykeepalived", "-n", "-l", "-G", "-C", "-f", str(conf),
+                                   "--dataplane", "none", "--status-file", str(tmp_path / "status.json"),
+                                   "-p", str(tmp_path / "p.pid"), "-c", str(tmp_path / "c.pid")], log)
         try:
             netns = host.netns.name
             wait_until(lambda: wanted in _buffers("rtnl", netns), 15,
                        what=f"the checker's rtnetlink socket: {_buffers('rtnl', netns)}\n{log.read_text()[-2000:]}")
             return _buffers("rtnl", netns)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
+            stop_group(proc)
 
 
 def test_checker_socket_takes_the_command_size(tmp_path: Path) -> None:

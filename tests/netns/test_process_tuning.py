@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from pykeepalived.lab import Lan, VrrpSettings, unique_prefix, wait_until
+from pykeepalived.lab import VrrpSettings, wait_until
 from pykeepalived.lab.checkers import tcp_listener
 from pykeepalived.lab.peers import KeepalivedPeer
 from pykeepalived.lab.topology import Host
 
+from .router_fixtures import CHECKED_SERVER, lone_router, start_logged, stop_group
 from .vrrp_helpers import Lab, lab_fixture, needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -83,23 +82,8 @@ def read_proc(pid: int) -> ProcView:
 
 @pytest.fixture
 def host() -> Iterator[Host]:
-    with Lan(unique_prefix("tun")) as lan:
-        yield lan.add_host("r1", 11)
-
-
-def _start(host: Host, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return host.netns.popen(argv, stdout=out)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+    with lone_router("tun") as host:
+        yield host
 
 
 def _pid(path: Path, log: Path) -> int:
@@ -117,13 +101,13 @@ def _vrrp_views(host: Host, tmp_path: Path, kind: str) -> tuple[ProcView, ProcVi
     flags = ["-n", "-l", "-D", "-G", "-f", str(conf), "-p", str(work / "p.pid"), "-r", str(work / "r.pid"),
              "-c", str(work / "c.pid")]
     argv = ["keepalived", *flags] if kind == "ka" else [sys.executable, "-m", "pykeepalived", *flags]
-    proc = _start(host, argv, log)
+    proc = start_logged(host, argv, log)
     try:
         parent, vrrp = _pid(work / "p.pid", log), _pid(work / "r.pid", log)
         wait_until(lambda: "Entering BACKUP STATE" in log.read_text(), 15, what=f"BACKUP:\n{log.read_text()}")
         return read_proc(parent), read_proc(vrrp)
     finally:
-        _stop(proc)
+        stop_group(proc)
 
 
 @pytest.mark.parametrize("kind", ["py", pytest.param("ka", marks=pytest.mark.keepalived)])
@@ -148,18 +132,7 @@ global_defs {{
     checker_no_swap
     checker_cpu_affinity 0
 }}
-virtual_server 192.0.2.200 80 {{
-    delay_loop 1
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-    real_server {rs} 8080 {{
-        TCP_CHECK {{
-            connect_timeout 1
-        }}
-    }}
-}}
-"""
+""" + CHECKED_SERVER
 
 
 def test_checker_process_settings(host: Host, tmp_path: Path) -> None:
@@ -168,9 +141,9 @@ def test_checker_process_settings(host: Host, tmp_path: Path) -> None:
     conf = tmp_path / "keepalived.conf"
     conf.write_text(CHECK_CONF.format(rs=rs))
     log = tmp_path / "log"
-    proc = _start(host, [sys.executable, "-m", "pykeepalived", "-n", "-l", "-G", "-f", str(conf), "--dataplane",
-                         "none", "--status-file", str(tmp_path / "status.json"), "-p", str(tmp_path / "p.pid"),
-                         "-c", str(tmp_path / "c.pid"), "-r", str(tmp_path / "r.pid")], log)
+    proc = start_logged(host, [sys.executable, "-m", "pykeepalived", "-n", "-l", "-G", "-f", str(conf), "--dataplane",
+                               "none", "--status-file", str(tmp_path / "status.json"), "-p", str(tmp_path / "p.pid"),
+                               "-c", str(tmp_path / "c.pid"), "-r", str(tmp_path / "r.pid")], log)
     try:
         checker = _pid(tmp_path / "c.pid", log)
         wait_until(lambda: (tmp_path / "status.json").exists(), 15, what=f"status:\n{log.read_text()[-3000:]}")
@@ -180,7 +153,7 @@ def test_checker_process_settings(host: Host, tmp_path: Path) -> None:
         assert view.locked_kb > 0
         assert view.cpus == {"0"}
     finally:
-        _stop(proc)
+        stop_group(proc)
         listener.kill()
 
 

@@ -9,9 +9,6 @@ compared with it.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from ipaddress import IPv4Address
@@ -20,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from pykeepalived.config.glibc_random import GlibcRandom
-from pykeepalived.lab import Lan, unique_prefix, wait_until
+from pykeepalived.lab import wait_until
 from pykeepalived.lab.topology import Host
 
+from .router_fixtures import lone_router, start_logged, stop_group
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -49,8 +47,8 @@ vrrp_instance VI_1 {{
 
 @pytest.fixture
 def host() -> Iterator[Host]:
-    with Lan(unique_prefix("rs")) as lan:
-        yield lan.add_host("r1", 11)
+    with lone_router("rs") as host:
+        yield host
 
 
 def _vips(host: Host, tmp_path: Path, kind: str) -> set[IPv4Address]:
@@ -62,20 +60,13 @@ def _vips(host: Host, tmp_path: Path, kind: str) -> set[IPv4Address]:
              "-c", str(work / "c.pid")]
     argv = ["keepalived", *flags] if kind == "ka" else [sys.executable, "-m", "pykeepalived", *flags]
     before = host.addresses()
-    with open(work / "log", "wb") as log:
-        proc = host.netns.popen(argv, stdout=log)
+    proc = start_logged(host, argv, work / "log")
     try:
         wait_until(lambda: len(host.addresses() - before) >= 2, 10,
                    what=f"two VIPs:\n{(work / 'log').read_text()[-2000:]}")
         return {a for a in host.addresses() - before if isinstance(a, IPv4Address)}
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_group(proc)
         wait_until(lambda: host.addresses() == before, 5, what="the VIPs removed")
 
 

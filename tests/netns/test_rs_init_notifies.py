@@ -9,17 +9,15 @@ start and stays so.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from pykeepalived.lab import Lan, unique_prefix, wait_until
+from pykeepalived.lab import wait_until
 
+from .router_fixtures import lone_router, start_logged, stop_group
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -52,10 +50,8 @@ def _run(tmp_path: Path, extra: str) -> bool:
     argv = [sys.executable, "-m", "pykeepalived", "-n", "-l", "-D", "-C", "-f", str(conf),
             "-p", str(tmp_path / "p.pid"), "-c", str(tmp_path / "c.pid"),
             "--status-file", str(status), "--dataplane", "none"]
-    with Lan(unique_prefix("rsi")) as lan:
-        host = lan.add_host("r1", 11)
-        with open(log_path, "ab") as log:
-            daemon = host.netns.popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    with lone_router("rsi") as host:
+        daemon = start_logged(host, argv, log_path)
         try:
             wait_until(status.exists, 15.0, what=f"the checker up:\n{log_path.read_text()[-2000:]}")
             if "rs_init_notifies" in extra:
@@ -64,13 +60,7 @@ def _run(tmp_path: Path, extra: str) -> bool:
                 time.sleep(1.5)  # time enough for a notify_up that should not come
             return marker.exists()
         finally:
-            if daemon.poll() is None:
-                os.killpg(daemon.pid, signal.SIGTERM)
-                try:
-                    daemon.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(daemon.pid, signal.SIGKILL)
-                    daemon.wait(5)
+            stop_group(daemon)
             print(log_path.read_text(errors="replace")[-3000:])
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 from .tracking_box import Box, make_box, wait_for
-from .vrrp_helpers import HAVE_KEEPALIVED, needs_root
+from .vrrp_helpers import needs_root, skip_unless_available
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow, needs_root]
 
@@ -38,8 +38,7 @@ def live(name: str) -> int:
 
 @pytest.mark.parametrize("kind", ["ka", "py"])
 def test_timeout_kills_the_group_and_init_fail_waits_for_rise(box: Box, kind: str) -> None:
-    if kind == "ka" and not HAVE_KEEPALIVED:
-        pytest.skip("keepalived not installed")
+    skip_unless_available(kind)
     name = f"pksl{uuid.uuid4().hex[:8]}"
     (box.root / name).symlink_to("/bin/sleep")
     slow = box.root / "slow.sh"
@@ -56,13 +55,7 @@ def test_timeout_kills_the_group_and_init_fail_waits_for_rise(box: Box, kind: st
         f'vrrp_script SC_SLOW {{\n  script "{slow}"\n  interval 1\n  timeout 1\n}}\n'
         'vrrp_script SC_INIT {\n  script "/bin/true"\n  interval 1\n  init_fail\n  rise 3\n}\n'
         + inst("VI_1", 61, "SC_SLOW") + inst("VI_2", 62, "SC_INIT"))
-    if kind == "ka":
-        proc = box.start_keepalived(conf, "-P")
-        log = box.keepalived_log
-    else:
-        daemon = box.start(conf, "-P")
-        log = daemon.log
-    try:
+    with box.running(kind, conf, "-P") as log:
         def holds(vrid: int) -> bool:
             return f"192.0.2.{vrid}/" in box.ip("addr", "show", "eth0")
 
@@ -76,10 +69,4 @@ def test_timeout_kills_the_group_and_init_fail_waits_for_rise(box: Box, kind: st
         time.sleep(4)
         assert not holds(61), log()
         assert live(name) <= 2, f"{live(name)} sleeps alive: timed-out runs left children behind"
-    finally:
-        if kind == "ka":
-            proc.terminate()
-            proc.wait(10)
-        else:
-            daemon.stop()
     assert wait_for(lambda: live(name) == 0, 5) is not None, "script processes outlived the daemon"

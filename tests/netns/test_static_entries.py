@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .tracking_box import Box, make_box, wait_for
+from .tracking_box import Box, make_box, vi_1, wait_for
 from .vrrp_helpers import HAVE_KEEPALIVED, needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -33,17 +33,7 @@ static_routes {
 static_rules {
   from 198.51.100.1 table 100 priority 1000
 }
-vrrp_instance VI_1 {
-  state BACKUP
-  interface eth0
-  virtual_router_id 51
-  priority 100
-  advert_int 1
-  virtual_ipaddress {
-    192.0.2.201/24
-  }
-}
-"""
+""" + vi_1("BACKUP")
 
 
 @pytest.fixture
@@ -65,24 +55,12 @@ def statics(box: Box) -> list[str]:
 def run(box: Box, kind: str) -> tuple[list[str], list[str], list[str]]:
     """(entries while BACKUP, while MASTER, after stop)."""
     conf = box.conf(CONF)
-    if kind == "ka":
-        proc = box.start_keepalived(conf, "-P")
-        log = box.keepalived_log
-    else:
-        daemon = box.start(conf, "-P")
-        log = daemon.log
-    try:
+    with box.running(kind, conf, "-P") as log:
         assert wait_for(lambda: len(statics(box)) == 5, 10) is not None, (statics(box), log())
         backup = statics(box)
         assert "192.0.2.201" not in box.ip("addr", "show", "eth0")
         assert wait_for(lambda: "192.0.2.201" in box.ip("addr", "show", "eth0"), 10) is not None, log()
         master = statics(box)
-    finally:
-        if kind == "ka":
-            proc.terminate()
-            proc.wait(10)
-        else:
-            daemon.stop()
     return backup, master, statics(box)
 
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .tracking_box import Box, make_box, wait_for
-from .vrrp_helpers import HAVE_KEEPALIVED, needs_root
+from .tracking_box import Box, make_box, vi_1, wait_for
+from .vrrp_helpers import needs_root, skip_unless_available
 
 pytestmark = [pytest.mark.netns, needs_root]
 
@@ -33,17 +33,7 @@ static_ipaddress {
 static_routes {
   198.51.100.128/25 via 198.51.100.254 dev st0 track_group TG
 }
-vrrp_instance VI_1 {
-  state MASTER
-  interface eth0
-  virtual_router_id 51
-  priority 100
-  advert_int 1
-  virtual_ipaddress {
-    192.0.2.201/24
-  }
-}
-"""
+""" + vi_1("MASTER")
 
 
 @pytest.fixture
@@ -59,33 +49,22 @@ def run(box: Box, kind: str) -> list[bool]:
         return "198.51.100.128/25" in box.ip("route", "show")
 
     conf = box.conf(CONF)
-    if kind == "ka":
-        proc = box.start_keepalived(conf, "-P")
-        log = box.keepalived_log
-    else:
-        daemon = box.start(conf, "-P")
-        log = daemon.log
     seen: list[bool] = []
-    try:
-        seen.append(wait_for(lambda: vip() and route(), 10) is not None)
-        box.ip("link", "set", "st0", "down")
-        seen.append(wait_for(lambda: not vip() and not route(), 5) is not None)
-        box.ip("link", "set", "st0", "up")
-        seen.append(wait_for(lambda: vip() and route(), 10) is not None)
-    finally:
-        if kind == "ka":
-            proc.terminate()
-            proc.wait(10)
-        else:
-            daemon.stop()
-        print(log()[-2500:])
+    with box.running(kind, conf, "-P") as log:
+        try:
+            seen.append(wait_for(lambda: vip() and route(), 10) is not None)
+            box.ip("link", "set", "st0", "down")
+            seen.append(wait_for(lambda: not vip() and not route(), 5) is not None)
+            box.ip("link", "set", "st0", "up")
+            seen.append(wait_for(lambda: vip() and route(), 10) is not None)
+        finally:
+            print(log()[-2500:])
     return seen
 
 
 @pytest.mark.parametrize("kind", ["ka", "py"])
 def test_track_group_follows_the_static_entries_interface(box: Box, kind: str) -> None:
-    if kind == "ka" and not HAVE_KEEPALIVED:
-        pytest.skip("keepalived not installed")
+    skip_unless_available(kind)
     box.ip("link", "add", "st0", "type", "veth", "peer", "name", "st1")
     box.ip("link", "set", "st1", "up")
     box.ip("link", "set", "st0", "up")

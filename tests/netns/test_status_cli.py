@@ -28,6 +28,7 @@ from pykeepalived.lab.checkers import tcp_listener
 from pykeepalived.lab.netns import signal_pid
 from pykeepalived.lab.topology import Host
 
+from .router_fixtures import CHECKED_SERVER
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -164,18 +165,7 @@ CONF = """
 global_defs {{
     router_id lb
 }}
-virtual_server 192.0.2.200 80 {{
-    delay_loop 1
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-    real_server {rs} 8080 {{
-        TCP_CHECK {{
-            connect_timeout 1
-        }}
-    }}
-}}
-"""
+""" + CHECKED_SERVER
 
 
 @pytest.fixture

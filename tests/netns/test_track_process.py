@@ -153,13 +153,11 @@ def test_keepalived_cannot_track_processes_in_a_namespace(box: Box) -> None:
     text = (f"vrrp_track_process TP {{\n  process {name}\n}}\n"
             "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority 100\n"
             "  virtual_ipaddress {\n    192.0.2.201/24\n  }\n  track_process {\n    TP\n  }\n}\n")
-    ka = box.start_keepalived(box.conf(text), "-P")
-    try:
-        assert wait_for(lambda: "entering FAULT state" in box.keepalived_log(), 10) is not None, box.keepalived_log()
-        assert "process event listen" in box.keepalived_log()
-        sleeper.start()
-        assert wait_for(lambda: "Quorum gained" in box.keepalived_log(), 2) is None, box.keepalived_log()
-    finally:
-        sleeper.stop_all()
-        ka.terminate()
-        ka.wait(10)
+    with box.running("ka", box.conf(text), "-P") as log:
+        try:
+            assert wait_for(lambda: "entering FAULT state" in log(), 10) is not None, log()
+            assert "process event listen" in log()
+            sleeper.start()
+            assert wait_for(lambda: "Quorum gained" in log(), 2) is None, log()
+        finally:
+            sleeper.stop_all()

@@ -62,28 +62,18 @@ def run(box: Box, kind: str) -> tuple[dict[int, int], bool, bool, str]:
     (box.root / "zero.val").write_text("0\n")
     (box.root / "init.val").unlink(missing_ok=True)
     text = conf(box.root)
-    if kind == "ka":
-        proc = box.start_keepalived(box.conf(text), "-P")
-        log = box.keepalived_log
-    else:
-        daemon = box.start(box.conf(text), "-P")
-        log = daemon.log
-    try:
-        assert wait_for(lambda: "192.0.2.62" in box.ip("addr", "show", "eth0"), 15) is not None, log()
-        time.sleep(2.5)  # scripts ran, files read
-        prios = advert_priorities(box)
-        vi3_held_in_fault = "192.0.2.63" in box.ip("addr", "show", "eth0")
-        (box.root / "zero.val").write_text("3\n")
-        vi3_up = wait_for(lambda: "192.0.2.63" in box.ip("addr", "show", "eth0"), 10) is not None
-        init_text = (box.root / "init.val").read_text()
-        return prios, vi3_held_in_fault, vi3_up, init_text
-    finally:
-        if kind == "ka":
-            proc.terminate()
-            proc.wait(10)
-        else:
-            daemon.stop()
-        print(log()[-3000:])
+    with box.running(kind, box.conf(text), "-P") as log:
+        try:
+            assert wait_for(lambda: "192.0.2.62" in box.ip("addr", "show", "eth0"), 15) is not None, log()
+            time.sleep(2.5)  # scripts ran, files read
+            prios = advert_priorities(box)
+            vi3_held_in_fault = "192.0.2.63" in box.ip("addr", "show", "eth0")
+            (box.root / "zero.val").write_text("3\n")
+            vi3_up = wait_for(lambda: "192.0.2.63" in box.ip("addr", "show", "eth0"), 10) is not None
+            init_text = (box.root / "init.val").read_text()
+            return prios, vi3_held_in_fault, vi3_up, init_text
+        finally:
+            print(log()[-3000:])
 
 
 @pytest.mark.parametrize("kind", ["ka", "py"])
@@ -104,18 +94,11 @@ def test_track_file_created_replaced_and_removed(box: Box, kind: str) -> None:
     text = ("vrrp_track_file TF {\n" f'  file "{path}"\n  weight 1\n}}\n'
             "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority 100\n"
             "  advert_int 1\n  virtual_ipaddress {\n    192.0.2.201/24\n  }\n  track_file {\n    TF\n  }\n}\n")
-    if kind == "ka":
-        proc = box.start_keepalived(box.conf(text), "-P")
-        log = box.keepalived_log
-    else:
-        daemon = box.start(box.conf(text), "-P")
-        log = daemon.log
+    with box.running(kind, box.conf(text), "-P") as log:
+        def changes() -> list[tuple[int, int]]:
+            return [(int(a), int(b)) for a, b in
+                    re.findall(r"\(VI_1\) Changing effective priority from (\d+) to (\d+)", log())]
 
-    def changes() -> list[tuple[int, int]]:
-        return [(int(a), int(b)) for a, b in re.findall(r"\(VI_1\) Changing effective priority from (\d+) to (\d+)",
-                                                         log())]
-
-    try:
         assert wait_for(lambda: "Entering BACKUP STATE" in log(), 10) is not None, log()
         path.write_text("5\n")
         assert wait_for(lambda: len(changes()) >= 1, 5) is not None, log()
@@ -126,9 +109,3 @@ def test_track_file_created_replaced_and_removed(box: Box, kind: str) -> None:
         path.unlink()
         assert wait_for(lambda: len(changes()) >= 3, 5) is not None, log()
         assert changes() == [(100, 105), (105, 110), (110, 100)], log()
-    finally:
-        if kind == "ka":
-            proc.terminate()
-            proc.wait(10)
-        else:
-            daemon.stop()

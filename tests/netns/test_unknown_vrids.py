@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .tracking_box import Box, make_box
+from .tracking_box import Box, make_box, vi_1
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -24,17 +24,7 @@ pytestmark = [pytest.mark.netns, needs_root]
 CONF = """global_defs {
   router_id uv
 %s}
-vrrp_instance VI_1 {
-  state BACKUP
-  interface eth0
-  virtual_router_id 51
-  priority 100
-  advert_int 1
-  virtual_ipaddress {
-    192.0.2.201/24
-  }
-}
-"""
+""" + vi_1("BACKUP")
 
 SEND = """
 import socket

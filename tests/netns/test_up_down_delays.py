@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .tracking_box import Box, make_box, wait_for
+from .tracking_box import Box, make_box, vi_1, wait_for
 from .vrrp_helpers import HAVE_KEEPALIVED, needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -27,17 +27,7 @@ CONF = """global_defs {
 interface_up_down_delays {
   eth0 1.5 1
 }
-vrrp_instance VI_1 {
-  state MASTER
-  interface eth0
-  virtual_router_id 51
-  priority 100
-  advert_int 1
-  virtual_ipaddress {
-    192.0.2.201/24
-  }
-}
-"""
+""" + vi_1("MASTER")
 
 
 @pytest.fixture
@@ -76,10 +66,6 @@ def test_changes_are_held_for_their_delay(box: Box) -> None:
 
 @pytest.mark.skipif(not HAVE_KEEPALIVED, reason="keepalived not installed")
 def test_keepalived_holds_the_short_flap_too(box: Box) -> None:
-    proc = box.start_keepalived(box.conf(CONF), "-P")
-    try:
-        assert wait_for(lambda: vip(box), 10) is not None, box.keepalived_log()
-        short_flap(box, box.keepalived_log)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with box.running("ka", box.conf(CONF), "-P") as log:
+        assert wait_for(lambda: vip(box), 10) is not None, log()
+        short_flap(box, log)

@@ -9,7 +9,6 @@ one GARP a second after the takeover burst, from 00:00:5e:00:01:VRID.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from ipaddress import ip_interface
@@ -17,15 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from pykeepalived.lab import KeepalivedPeer, Lan, PyKeepalivedPeer, VrrpSettings, unique_prefix, wait_until
+from pykeepalived.lab import KeepalivedPeer, PyKeepalivedPeer, VrrpSettings, wait_until
 from pykeepalived.lab.topology import Host
 
-from .vrrp_capture import capture, fields
+from .router_fixtures import router_on_two_lans
+from .vrrp_capture import capture, fields, needs_tshark
 from .vrrp_helpers import VIP4, needs_root
 
-pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived, pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("tshark") is None or shutil.which("tcpdump") is None,
-                                 reason="tshark and tcpdump needed")]
+pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived, pytest.mark.slow, needs_tshark]
 
 VIP_B = ip_interface("198.51.100.100/24")
 VRID = 57
@@ -35,11 +33,8 @@ WINDOW_S = 4.5
 
 @pytest.fixture
 def lans() -> Iterator[tuple[Host, Host]]:
-    with Lan(unique_prefix("ga")) as a, \
-            Lan(unique_prefix("gb"), ipv4_net="198.51.100.0/24", ipv6_net="2001:db8:1::/64") as b:
-        r1 = a.add_host("r1", 11)
-        b.attach(r1, "eth1", 11)
-        yield r1, b.add_host("c2", 50)
+    with router_on_two_lans("ga", "gb") as hosts:
+        yield hosts
 
 
 def _garps(r1: Host, c2: Host, tmp_path: Path, kind: str) -> list[tuple[float, str]]:

@@ -9,7 +9,6 @@ match keepalived's.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from ipaddress import IPv4Interface, IPv6Interface, ip_interface
@@ -19,12 +18,10 @@ import pytest
 
 from pykeepalived.lab import VrrpSettings, wait_until
 
-from .vrrp_capture import capture, fields
+from .vrrp_capture import capture, fields, needs_tshark
 from .vrrp_helpers import Lab, lab_fixture, needs_root
 
-pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived, pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("tshark") is None or shutil.which("tcpdump") is None,
-                                 reason="tshark and tcpdump needed")]
+pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived, pytest.mark.slow, needs_tshark]
 
 V4 = [ip_interface("192.0.2.100/24"), ip_interface("192.0.2.101/24")]
 V6 = [ip_interface("2001:db8::100/64"), ip_interface("2001:db8::101/64")]

@@ -7,7 +7,6 @@ ff02::12.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +14,10 @@ import pytest
 
 from pykeepalived.lab import VrrpSettings
 
-from .vrrp_capture import capture, fields
+from .vrrp_capture import capture, fields, needs_tshark
 from .vrrp_helpers import VIP4, VIP6, Lab, lab_fixture, needs_root, wait_sole_holder
 
-pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived,
-              pytest.mark.skipif(shutil.which("tshark") is None or shutil.which("tcpdump") is None,
-                                 reason="tshark and tcpdump needed")]
+pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived, needs_tshark]
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ Each daemon runs alone on r1.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,10 @@ import pytest
 
 from pykeepalived.lab import VrrpSettings, wait_until
 
-from .vrrp_capture import capture, fields
+from .vrrp_capture import capture, fields, needs_tshark
 from .vrrp_helpers import VIP4, Lab, lab_fixture, needs_root
 
-pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived,
-              pytest.mark.skipif(shutil.which("tshark") is None or shutil.which("tcpdump") is None,
-                                 reason="tshark and tcpdump needed")]
+pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived, needs_tshark]
 
 
 @pytest.fixture

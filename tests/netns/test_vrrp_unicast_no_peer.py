@@ -7,7 +7,6 @@ alone on r1; the client watches for adverts.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +15,10 @@ import pytest
 
 from pykeepalived.lab import LabError, VrrpSettings
 
-from .vrrp_capture import capture, fields
+from .vrrp_capture import capture, fields, needs_tshark
 from .vrrp_helpers import VIP4, Lab, lab_fixture, needs_root
 
-pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived,
-              pytest.mark.skipif(shutil.which("tshark") is None or shutil.which("tcpdump") is None,
-                                 reason="tshark and tcpdump needed")]
+pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived, needs_tshark]
 
 
 @pytest.fixture

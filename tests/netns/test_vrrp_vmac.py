@@ -10,7 +10,6 @@ vmac_xmit_base; the macvlan goes when keepalived stops.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -20,12 +19,10 @@ import pytest
 from pykeepalived.lab import VrrpPeer, VrrpSettings, wait_until
 from pykeepalived.lab.topology import Host
 
-from .vrrp_capture import capture, fields
+from .vrrp_capture import capture, fields, needs_tshark
 from .vrrp_helpers import VIP4, VIP6, Lab, lab_fixture, needs_root
 
-pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived,
-              pytest.mark.skipif(shutil.which("tshark") is None or shutil.which("tcpdump") is None,
-                                 reason="tshark and tcpdump needed")]
+pytestmark = [pytest.mark.netns, needs_root, pytest.mark.keepalived, needs_tshark]
 
 VRID = 51
 VMAC = "00:00:5e:00:01:33"

@@ -21,8 +21,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -37,11 +35,10 @@ from pykeepalived.lab import PyKeepalivedPeer, VrrpPeer, VrrpSettings, wait_unti
 from pykeepalived.lab.topology import Host
 from tests.scripts import script as script_path
 
+from .vrrp_capture import needs_tshark, stop_tcpdump
 from .vrrp_helpers import VIP4, VIP6, Lab, down_interval, lab_fixture, needs_root, wait_sole_holder
 
 pytestmark = [pytest.mark.netns, needs_root]
-needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None or shutil.which("tcpdump") is None,
-                                  reason="tshark and tcpdump needed")
 
 STATE_BACKUP, STATE_MASTER = 1, 2
 DSCP_CS6 = "48"  # TOS 0xc0, as keepalived sends
@@ -60,19 +57,9 @@ def _capture(host: Host, pcap: Path, bpf: str) -> subprocess.Popen[bytes]:
     try:
         wait_until(lambda: pcap.exists() and pcap.stat().st_size > 0, 5.0, what="tcpdump started")
     except Exception:
-        _stop(proc)
+        stop_tcpdump(proc)
         raise
     return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)  # tcpdump flushes the file on SIGINT
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def _tshark(pcap: Path, display_filter: str, fields: list[str]) -> list[list[str]]:
@@ -103,7 +90,7 @@ def test_tshark_decodes_our_adverts_and_announcements(lab: Lab, tmp_path: Path, 
         wait_until(lambda: r1.holds(vip.ip), 6.0, what="master")
         time.sleep(2.2 if version == 2 else 0.5)  # v2: 3 adverts; v3: 5 or more
     finally:
-        _stop(dump)
+        stop_tcpdump(dump)
     if family == 4:
         src, dst, addr_f = str(lab.r1.ipv4.ip), "224.0.0.18", "vrrp.ip_addr"
         ip_fields = ["ip.src", "ip.dst", "ip.ttl", "ip.dsfield.dscp"]
@@ -304,7 +291,7 @@ def test_unicast_peers_elect_fail_over_and_stay_unicast_on_the_wire(lab: Lab, tm
         took = wait_sole_holder(low, [high], VIP4, down_interval(3, 100) + 1.0, 0.5)
         print(f"unicast takeover after kill: {took:.2f} s")
     finally:
-        _stop(dump)
+        stop_tcpdump(dump)
     rows = _tshark(pcap, "vrrp", ["ip.src", "ip.dst", "ip.ttl", "vrrp.version", "vrrp.virt_rtr_id", "vrrp.prio",
                                   "vrrp.checksum.status"])
     assert rows

@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,38 @@ class Box:
     def keepalived_log(self) -> str:
         path = self.root / "keepalived.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    @contextmanager
+    def running(self, kind: str, conf: Path, *flags: str) -> Iterator[Callable[[], str]]:
+        """keepalived 2.2.7 (`kind` "ka") or pykeepalived (any other) on `conf` while the block runs.
+
+        Yields the daemon's log reader; the daemon is stopped when the block ends, even
+        on failure (keepalived: SIGTERM and a wait; ours: DaemonProcess.stop). The tests
+        that run one configuration under both daemons each wrote this start and stop.
+        """
+        if kind == "ka":
+            proc = self.start_keepalived(conf, *flags)
+            try:
+                yield self.keepalived_log
+            finally:
+                proc.terminate()
+                proc.wait(10)
+        else:
+            daemon = self.start(conf, *flags)
+            try:
+                yield daemon.log
+            finally:
+                daemon.stop()
+
+
+def vi_1(state: str, interface: str = "eth0", vip: str = "192.0.2.201/24") -> str:
+    """`vrrp_instance VI_1` (vrid 51, priority 100, advert_int 1, one VIP) as configuration text.
+
+    The instance the one-box tests run beside the keyword they test; written once so
+    that each test's configuration shows only what it is about.
+    """
+    return (f"vrrp_instance VI_1 {{\n  state {state}\n  interface {interface}\n  virtual_router_id 51\n"
+            f"  priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    {vip}\n  }}\n}}\n")
 
 
 def kill_netns_pids(netns: str) -> None:

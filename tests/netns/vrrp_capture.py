@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from pykeepalived.lab import wait_until
 from pykeepalived.lab.topology import Host
+
+# The capture tests' skip when a tool is missing, one definition for every module that captures.
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None or shutil.which("tcpdump") is None,
+                                  reason="tshark and tcpdump needed")
 
 
 @contextmanager
@@ -22,13 +29,18 @@ def capture(host: Host, pcap: Path, bpf: str, ifname: str | None = None) -> Iter
         wait_until(lambda: pcap.exists() and pcap.stat().st_size > 0, 5.0, what="tcpdump started")
         yield pcap
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # tcpdump flushes the file on SIGINT
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_tcpdump(proc)
+
+
+def stop_tcpdump(proc: subprocess.Popen[bytes]) -> None:
+    """SIGINT (tcpdump flushes the file on it), SIGKILL after 5 s; test_vrrp_wire.py stops its captures so too."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def fields(pcap: Path, display_filter: str, names: list[str]) -> list[list[str]]:

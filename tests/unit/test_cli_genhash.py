@@ -4,11 +4,9 @@ link: the same output and the same request as keepalived 2.2.7's genhash, agains
 from __future__ import annotations
 
 import hashlib
-import http.server
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,38 +15,28 @@ import pytest
 from pykeepalived.cli import _main, main
 from pykeepalived.cmdline.genhash import hexdump
 
+from .local_http import PageHandler, serve_local
+
 BODY = b"<html>healthy, and long enough for two dump lines</html>\n"
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
 needs_keepalived = pytest.mark.skipif(not Path(KEEPALIVED).exists(), reason="keepalived 2.2.7 is not installed")
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(PageHandler):
     """A page with a fixed header (no Date), so that verbose dumps can be compared byte for byte."""
 
+    body = BODY
+    dated = False
     seen: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        _Handler.seen.append(f"{self.requestline}|{self.headers.get('Host')}|{self.headers.get('Connection')}|"
-                             f"{self.headers.get('User-Agent')}")
-        self.send_response_only(200)
-        self.send_header("Content-Length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
-
-    def log_message(self, *args: object) -> None:
-        pass
+    def note(self) -> str:
+        return (f"{self.requestline}|{self.headers.get('Host')}|{self.headers.get('Connection')}|"
+                f"{self.headers.get('User-Agent')}")
 
 
 @pytest.fixture
 def port() -> Iterator[int]:
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield httpd.server_address[1]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    yield from serve_local(_Handler)
 
 
 def keepalived_genhash(*args: str) -> tuple[str, str]:

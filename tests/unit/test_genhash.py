@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import http.server
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -14,33 +12,22 @@ import pytest
 from pykeepalived.check.genhash import GenhashError, parse_response, request_bytes
 from pykeepalived.cli import main
 
+from .local_http import PageHandler, serve_local
+
 BODY = b"<html>healthy</html>\n"
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(PageHandler):
+    body = BODY
     seen: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        _Handler.seen.append(f"{self.path} {self.headers.get('User-Agent')} {self.headers.get('Host')}")
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
-
-    def log_message(self, *args: object) -> None:
-        pass
+    def note(self) -> str:
+        return f"{self.path} {self.headers.get('User-Agent')} {self.headers.get('Host')}"
 
 
 @pytest.fixture
 def server() -> Iterator[int]:
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield httpd.server_address[1]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    yield from serve_local(_Handler)
 
 
 def test_genhash_prints_the_md5_of_the_body(server: int, capsys: pytest.CaptureFixture[str]) -> None:
