@@ -26,6 +26,7 @@ from pyroute2.netlink.rtnl import (  # type: ignore[import-untyped]
 )
 
 from . import NetError
+from .rtnl import RtnlWatch
 from .addresses import IPAddress, _local_address
 
 __all__ = ["AddressChange", "AddressWatch"]
@@ -42,24 +43,13 @@ class AddressChange:
     added: bool
 
 
-class AddressWatch:
+class AddressWatch(RtnlWatch):
     """Address queries and the stream of address changes of the current network namespace."""
 
-    def __init__(self) -> None:
-        self._query: Any = None
-        self._subscription: Any = None
+    what = "address events"
 
-    async def open(self) -> None:
-        if self._query is not None:
-            return
-        query = AsyncIPRoute()
-        try:
-            await query.setup_endpoint()
-            self._subscription = await self._subscribe()
-        except (NetlinkError, OSError) as exc:
-            query.close()
-            raise NetError(f"cannot open an rtnetlink socket for address events: {exc}") from exc
-        self._query = query
+    def __init__(self) -> None:
+        super().__init__()
 
     async def _subscribe(self) -> Any:
         sock = AsyncIPRoute(rcvbuf=_RCVBUF_BYTES)
@@ -69,13 +59,6 @@ class AddressWatch:
             sock.close()
             raise
         return sock
-
-    async def close(self) -> None:
-        query, self._query = self._query, None
-        subscription, self._subscription = self._subscription, None
-        for sock in (subscription, query):
-            if sock is not None:
-                sock.close()
 
     async def present(self, ifname: str, address: IPAddress) -> bool:
         """Whether `address` is configured on interface `ifname` (False if there is no such interface)."""

@@ -23,6 +23,7 @@ from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-unty
 from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK  # type: ignore[import-untyped]
 
 from . import NetError
+from .rtnl import RtnlWatch
 from .netlink_bufs import RcvBuf, set_rcvbuf
 
 __all__ = ["LinkEvent", "LinkMonitor"]
@@ -70,7 +71,7 @@ def _decode(msg: Any) -> tuple[LinkEvent, bool] | None:
     return LinkEvent(ifname=name, ifindex=index, up=up, deleted=deleted), deleted
 
 
-class LinkMonitor:
+class LinkMonitor(RtnlWatch):
     """Link state queries and the stream of link changes of the current network namespace.
 
     Two rtnetlink sockets: one for queries, one subscribed to RTMGRP_LINK.
@@ -83,25 +84,14 @@ class LinkMonitor:
     down event for every link it had seen that is now gone.
     """
 
+    what = "link events"
+
     def __init__(self, *, rcvbuf_bytes: int = _EVENT_RCVBUF_BYTES, rcvbuf: RcvBuf | None = None) -> None:
         self._rcvbuf_bytes = rcvbuf_bytes if rcvbuf is None else rcvbuf.size
         self._rcvbuf = rcvbuf  # global_defs vrrp_netlink_monitor_rcv_bufs[_force] (netlink_bufs.py)
-        self._query: Any = None
-        self._subscription: Any = None
+        super().__init__()
         self._known: dict[int, str] = {}
         self.resyncs = 0  # times events were lost and the state re-read; for counters and tests
-
-    async def open(self) -> None:
-        if self._query is not None:
-            return
-        query = AsyncIPRoute()
-        try:
-            await query.setup_endpoint()
-            self._subscription = await self._subscribe()
-        except (NetlinkError, OSError) as exc:
-            query.close()
-            raise NetError(f"cannot open an rtnetlink socket for link events: {exc}") from exc
-        self._query = query
 
     async def _subscribe(self) -> Any:
         sock = AsyncIPRoute(rcvbuf=self._rcvbuf_bytes)
@@ -112,13 +102,6 @@ class LinkMonitor:
             sock.close()
             raise
         return sock
-
-    async def close(self) -> None:
-        query, self._query = self._query, None
-        subscription, self._subscription = self._subscription, None
-        for sock in (subscription, query):
-            if sock is not None:
-                sock.close()
 
     async def __aenter__(self) -> LinkMonitor:
         await self.open()

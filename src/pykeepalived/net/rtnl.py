@@ -1,4 +1,4 @@
-"""What the interface managers (net/vmac.py, net/ipvlan.py) share: one rtnetlink handle and error wording.
+"""What the rtnetlink users of net/ share: a handle opened on demand, a query + event-subscription pair, error wording.
 
 Each manager opens its own pyroute2 `AsyncIPRoute` inside the running loop
 (pyroute2's async sockets belong to the loop that set them up) and closes it
@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
+from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 from . import NetError
 
@@ -48,3 +49,39 @@ class RtnlHandle:
         ipr, self._ipr = self._ipr, None
         if ipr is not None:
             ipr.close()
+
+
+class RtnlWatch:
+    """A query socket plus a socket subscribed to event groups (net/links.py, net/addr_watch.py).
+
+    Subclasses say what they subscribe to in `_subscribe()`; `what` names the
+    events in the error when the sockets cannot be opened.
+    """
+
+    what = "events"
+
+    def __init__(self) -> None:
+        self._query: Any = None
+        self._subscription: Any = None
+
+    async def _subscribe(self) -> Any:
+        raise NotImplementedError
+
+    async def open(self) -> None:
+        if self._query is not None:
+            return
+        query = AsyncIPRoute()
+        try:
+            await query.setup_endpoint()
+            self._subscription = await self._subscribe()
+        except (NetlinkError, OSError) as exc:
+            query.close()
+            raise NetError(f"cannot open an rtnetlink socket for {self.what}: {exc}") from exc
+        self._query = query
+
+    async def close(self) -> None:
+        query, self._query = self._query, None
+        subscription, self._subscription = self._subscription, None
+        for sock in (subscription, query):
+            if sock is not None:
+                sock.close()
