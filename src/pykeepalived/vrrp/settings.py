@@ -323,16 +323,17 @@ def instance_settings(instance: VrrpInstance, global_defs: GlobalDefs, *,
 def _strict(s: InstanceSettings) -> InstanceSettings:
     """What strict_mode / vrrp_strict changes at run time in keepalived 2.2.7 (its instance completion).
 
-    No authentication; the starting state follows ownership (state MASTER only
-    for priority 255); no preempt_delay; down_timer_adverts 3; no GARPs after a
+    No authentication; down_timer_adverts 3; no GARPs after a
     lower priority advert, no advert in answer to one and none to a higher
     priority master (lower_prio_no_advert on, higher_prio_send_advert off);
     accept off unless owner or set on a VRRPv3 instance (the no_accept nftables
     drop, net/accept_filter.py). keepalived logs each reset as a configuration
-    error; `-t` reports them (config layer).
+    error; `-t` reports them (config layer). The starting state (MASTER only
+    for the address owner) and preempt_delay 0 are derived for both in
+    config/vrrp_defaults.py.
     """
-    return replace(s, auth_type=AuthType.NONE, auth_data=b"", wanted_master=s.owner, preempt_delay_s=0.0,
-                   down_timer_adverts=3, garp_lower_prio_repeat=0, garp_lower_prio_delay_s=0.0,
+    return replace(s, auth_type=AuthType.NONE, auth_data=b"", down_timer_adverts=3, garp_lower_prio_repeat=0,
+                   garp_lower_prio_delay_s=0.0,
                    lower_prio_no_advert=True, higher_prio_send_advert=False,
                    accept=s.accept and (s.owner or s.version == 3))
 
