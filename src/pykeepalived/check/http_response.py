@@ -175,8 +175,9 @@ def url_rule(url: UrlSpec) -> UrlRule:
     recursion `(?R)`, `\\p{...}` properties, callouts, backtracking verbs -
     fail to compile and the url then always fails with the compiler's message.
     Of `regex_options`, caseless, multiline, dotall and extended map to `re`
-    flags; the rest (ungreedy, firstline, utf, ucp, ...) are ignored, as is
-    `regex_stack` (a PCRE2 JIT detail). Like keepalived, offsets or
+    flags; the rest (ungreedy, firstline, utf, ucp, ...) are ignored.
+    `regex_stack` sizes PCRE2's JIT stack; Python's `re` has no such limit, so
+    a match never fails for want of it. Like keepalived, offsets or
     regex_no_match without a regex are ignored, and a regex_min_offset beyond
     regex_max_offset drops both offsets.
     """

@@ -61,15 +61,14 @@ class _Report:
         self.ctx = ctx
         self.inst = inst
 
-    def error(self, keyword: str, message: str) -> None:
+    def error(self, keyword: str, message: str, test_only: bool = False) -> None:
         where: Location | None = self.inst.keyword_locations.get(keyword, self.inst.location)
-        self.ctx.error(where, f"({self.inst.name}) {message}", keyword)
+        self.ctx.error(where, f"({self.inst.name}) {message}", keyword, test_only=test_only)
 
     def reset(self, keyword: str, message: str) -> None:
         """A setting strict mode changes: -t fails as keepalived's; the daemon runs with the change
-        (vrrp/settings.py applies the same ones), as keepalived's does."""
-        where: Location | None = self.inst.keyword_locations.get(keyword, self.inst.location)
-        self.ctx.error(where, f"({self.inst.name}) {message}", keyword, test_only=True)
+        (vrrp/settings.py and config/vrrp_defaults.py apply the same ones), as keepalived's does."""
+        self.error(keyword, message, test_only=True)
 
 
 def instance_rules(ctx: ParseContext, inst: VrrpInstance, g: GlobalDefs, derived: InstanceDefaults) -> None:
