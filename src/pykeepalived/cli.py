@@ -22,12 +22,12 @@ from .cmdline.help_format import HelpFormatter
 from .cmdline.flags import SIGNUMS, add_keepalived_flags, normalize_argv, not_done, parse_umask, version_text
 from .cmdline.output import run_quietly
 from .daemon.paths import DEFAULT_CHECKERS_PID_FILE, DEFAULT_PID_FILE, DEFAULT_STATUS_FILE, DEFAULT_VRRP_PID_FILE
+from .daemon.config_source import load, load_recorded, load_snapshot
 from .errors import PyKeepalivedError
 
 if TYPE_CHECKING:
     from .config import LoadResult
     from .config.model import KeepalivedConfig
-    from .config.snapshot import Snapshot
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 EXIT_OK = 0
@@ -78,53 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--bfd-child", action="store_true", help=argparse.SUPPRESS)  # daemon/run_bfd.py
     add("--parent-pid", type=int, metavar="PID", help=argparse.SUPPRESS)  # daemon/lifeline.py
     add("--config-fd", type=int, metavar="FD", help=argparse.SUPPRESS)  # host/recording.py
+    add("--report-fd", type=int, metavar="FD", help=argparse.SUPPRESS)  # daemon/child_report.py
     return p
-
-
-def _config_id(explicit: str | None) -> str:
-    return explicit if explicit is not None else os.uname().nodename.split(".", 1)[0]
-
-
-def load(path: str, config_id: str | None, host_checks: bool = True) -> LoadResult:
-    from .config import LexerOptions, read_config
-    from .host.files import LocalFileSystem
-
-    options = LexerOptions(config_id=_config_id(config_id), cwd=os.getcwd())
-    host = None
-    if host_checks:  # `-t --no-host-checks` needs no sockets
-        from .host.facts import LocalHostFacts
-
-        host = LocalHostFacts()
-    return read_config(path, LocalFileSystem(), host, options)
-
-
-def load_recorded(path: str, config_id: str | None, host_checks: bool = True) -> tuple[LoadResult, Snapshot]:
-    """Read the configuration from disk and keep what was read, for the children (see host/recording.py)."""
-    from .config import LexerOptions, read_config
-    from .config.snapshot import Snapshot
-    from .host.facts import LocalHostFacts
-    from .host.recording import RecordingFileSystem
-
-    snapshot = Snapshot(main=path, cwd=os.getcwd(), config_id=_config_id(config_id))
-    options = LexerOptions(config_id=snapshot.config_id, cwd=snapshot.cwd)
-    host = LocalHostFacts() if host_checks else None
-    return read_config(path, RecordingFileSystem(snapshot), host, options), snapshot
-
-
-def load_snapshot(snapshot: Snapshot, host_checks: bool = True) -> LoadResult:
-    """Parse the configuration the daemon read at start, under the paths it had then."""
-    from .config import LexerOptions, read_config
-    from .config.glibc_random import GlibcRandom
-    from .config.snapshot import SnapshotFileSystem
-    from .host.facts import LocalHostFacts
-
-    options = LexerOptions(config_id=snapshot.config_id, cwd=snapshot.cwd)
-    host = LocalHostFacts() if host_checks else None
-    result = read_config(snapshot.main, SnapshotFileSystem(snapshot), host, options)
-    if (seed := result.config.global_defs.random_seed) is not None:  # keepalived's children: ${_RANDOM} seeded
-        options.random = GlibcRandom(seed).between
-        result = read_config(snapshot.main, SnapshotFileSystem(snapshot), host, options)
-    return result
 
 
 class _SnapshotUnreadable(PyKeepalivedError):
@@ -334,6 +289,10 @@ def _run_daemon(args: argparse.Namespace) -> int:
         checkers_pid_file=args.checkers_pid or DEFAULT_CHECKERS_PID_FILE,
         status_file=args.status_file,
         child=args.child,
+        config_file=args.use_file,
+        config_id=args.config_id,
+        config_fd=config_fd,
+        report_fd=args.report_fd if args.report_fd is not None else -1,
         checker_workers=args.checker_workers,
         worker_argv=_worker_argv(args, config_fd, facility),
         dataplane=args.dataplane,

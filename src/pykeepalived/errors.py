@@ -11,3 +11,15 @@ from __future__ import annotations
 
 class PyKeepalivedError(Exception):
     """Base of every exception pykeepalived raises on purpose."""
+
+
+class ReloadError(PyKeepalivedError):
+    """A reload that was refused or failed: the running configuration stays as it was.
+
+    `problems` holds one line per reason (config errors as FILE:LINE: ...),
+    so that the daemon can log each and `pykeepalived reload` can print them.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[str] = list(problems) if problems else [message]

@@ -35,6 +35,7 @@ from ..config.model import KeepalivedConfig, Script
 from ..scripts.notify import NotifyFifo
 from ..alerts.hooks import CheckMail
 from ..host.private_files import UnsafeFileError, make_dirs, write_private
+from ..errors import ReloadError
 from ..scripts.fifo_script import FifoScripts, checker_fifos, fifo_script_for
 from .ha_watch import HaSuspendWatch, watch_for
 from ..scripts.runner import ScriptRunner
@@ -102,6 +103,7 @@ class CheckService:
         self.services: list[ServiceState] = []
         self._groups = group_entries(config)
         self._stop = asyncio.Event()
+        self.ready_event = asyncio.Event()  # set once the first table is in place (daemon/child_reload.py)
         self.release_on_stop = True  # -I (keepalived's --dont-release-ipvs) leaves the data plane's table in place
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -222,6 +224,13 @@ class CheckService:
             self.fifo_scripts.end_all()
             self.runner.terminate_all()
             await self.mail.close()
+
+    async def reload(self, config: KeepalivedConfig) -> None:
+        """Move to `config` keeping each unchanged real server's health (SIGHUP: daemon/child_reload.py).
+
+        ReloadError keeps the running configuration.
+        """
+        raise ReloadError("reload of the virtual servers is not supported yet; the running configuration is kept")
 
     def spawn(self, coro: Any) -> None:
         """Run a one-off coroutine (a signal's work) as a task that is kept until it ends."""
@@ -483,6 +492,7 @@ class CheckService:
                 self._status_soon()  # VRRP reads the error from the status file: say it now, not after the wait
                 await asyncio.sleep(APPLY_RETRY_S)
                 self._dirty.set()
+            self.ready_event.set()  # the first table is in place (or its failure is in the status file)
             self._status_soon()
 
     async def _repairer(self) -> None:
@@ -613,7 +623,7 @@ class CheckService:
 
 def install_signal_handlers(service: CheckService, loop: asyncio.AbstractEventLoop) -> None:
     """TERM/INT stop; USR1 rewrites the status file at once and writes keepalived_check.data (keepalived's
-    data dump); HUP (reload) is not supported yet and ignored.
+    data dump). HUP (reload) is daemon/child_reload.py's.
 
     USR2 and RTMIN+2 ask VRRP for its stats and JSON dumps; the parent sends
     them to every child, so the checker must not die of them.
@@ -628,5 +638,3 @@ def install_signal_handlers(service: CheckService, loop: asyncio.AbstractEventLo
     loop.add_signal_handler(signal.SIGUSR1, on_usr1)
     for sig in (signal.SIGUSR2, signal.SIGRTMIN + 2):
         loop.add_signal_handler(sig, lambda: None)
-    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning("reload (SIGHUP) is not supported yet; "
-                                                               "keeping the running configuration"))

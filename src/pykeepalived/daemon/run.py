@@ -43,6 +43,10 @@ class DaemonOptions:
     status_file: str = DEFAULT_STATUS_FILE
     state_dir: str | None = None  # the dumps' directory; None: keepalived's ($TMPDIR, else /tmp)
     child: bool = False  # started by the supervisor: the parent owns the main pid file
+    config_file: str = "/etc/keepalived/keepalived.conf"  # -f: what a reload reads when running alone
+    config_id: str | None = None  # -i
+    config_fd: int = -1  # the snapshot memfd: in a child, the parent's fd number a reload reads (config_source.py)
+    report_fd: int = -1  # a child's pipe to its parent: ready, reloaded, alive (daemon/child_report.py)
     checker_workers: int | None = None  # None: as many as the number of checkers calls for
     worker_argv: tuple[str, ...] | None = None  # how to start a checker worker (this config, these log flags)
     worker_shard: tuple[int, int] | None = None  # set in a checker worker process
@@ -231,8 +235,13 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         install_signal_handlers(service, asyncio.get_running_loop(),
                                 json_path=_dump_path(g.json_dump_file, "keepalived.json"),
                                 stats_path=_dump_path(g.stats_dump_file, "keepalived.stats"))
+        from .child_reload import ChildControl
+
+        control = ChildControl(service, opts, "VRRP")  # SIGHUP and the reports to the parent
+        control.install(asyncio.get_running_loop())
         accept_forwarded_signals()  # what the parent forwarded while we started (daemon/lifeline.py)
         await service.run()
+        await control.close()
         if bfd:
             await bfd.stop()
 
@@ -282,8 +291,13 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
             service.bfd_key = bfd.key
             bfd.start()
         install_signal_handlers(service, asyncio.get_running_loop())
+        from .child_reload import ChildControl
+
+        control = ChildControl(service, opts, "checker")  # SIGHUP and the reports to the parent
+        control.install(asyncio.get_running_loop())
         accept_forwarded_signals()
         await service.run()
+        await control.close()
         if bfd:
             await bfd.stop()
         return not service.failed

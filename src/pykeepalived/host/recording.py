@@ -74,7 +74,11 @@ def read_snapshot_fd(fd: int, owner_pid: int | None = None) -> Snapshot:
     Read through /proc so that the read has an offset of its own: the fd's
     offset is shared with the parent and the other children.
     """
+    return Snapshot.decode(read_snapshot_fd_bytes(fd, owner_pid))
+
+
+def read_snapshot_fd_bytes(fd: int, owner_pid: int | None = None) -> bytes:
+    """The encoded snapshot in memfd `fd` (see read_snapshot_fd), for a digest as well as for decoding."""
     path = f"/proc/{owner_pid if owner_pid is not None else 'self'}/fd/{fd}"
     with open(path, "rb") as handle:
-        data = handle.read(MAX_SNAPSHOT_BYTES + 1)
-    return Snapshot.decode(data)
+        return handle.read(MAX_SNAPSHOT_BYTES + 1)

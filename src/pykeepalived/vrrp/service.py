@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
-from ..errors import PyKeepalivedError
+from ..errors import PyKeepalivedError, ReloadError
 from ..config.model import KeepalivedConfig
 from ..config.vocabulary import StateWord
 from ..scripts.notify import FifoGroup, Notifier, NotifyFifo
@@ -103,6 +103,7 @@ class VrrpService:
     def __init__(self, config: KeepalivedConfig, *, state_dir: str | None = None,
                  status_file: str | None = None) -> None:
         self.config = config
+        self.ready_event = asyncio.Event()  # set once the instances run (daemon/child_reload.py reports it)
         self.state_dir = state_dir or keepalived_tmp_dir()  # keepalived's: $TMPDIR, else /tmp
         self.naming = naming_from_config(config.global_defs.net_namespace, config.global_defs.instance)  # run.py: -s
         self._dump_runtime = dump_writer.Runtime()
@@ -231,11 +232,16 @@ class VrrpService:
                 self._apply(self.core.start(name, self._now()))
             if not self.machines:
                 log.warning("no vrrp_instance configured; nothing to do")
+            self.ready_event.set()  # the instances run: the parent may tell systemd READY=1
             await self._done.wait()
             await self._queue.join()
             await self.runner.wait_all(1.5)
         finally:
             await self._shutdown()
+
+    async def reload(self, config: KeepalivedConfig) -> None:
+        """Move to `config` keeping what did not change (SIGHUP: daemon/child_reload.py); ReloadError keeps the old."""
+        raise ReloadError("reload of the VRRP instances is not supported yet; the running configuration is kept")
 
     def stop(self) -> None:
         """Clean stop: every instance releases (or hands over) its VIPs, then run() returns."""
@@ -942,6 +948,4 @@ def install_signal_handlers(service: VrrpService, loop: asyncio.AbstractEventLoo
     loop.add_signal_handler(signal.SIGRTMIN + 2, lambda: service.write_json(json_path))
     # keepalived's USR1: its text data dump (the parent forwards the signal to every child)
     loop.add_signal_handler(signal.SIGUSR1, lambda: service.write_data(data_path))
-    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning("reload (SIGHUP) is not supported yet; "
-                                                                "the running configuration is kept"))
 
