@@ -210,3 +210,32 @@ def test_checker_mails_on_real_server_down_and_up(tmp_path: Path) -> None:
             listener.kill()
             other.kill()
             sink.close()
+
+
+def test_vrrp_mails_accepted_by_opensmtpd(lab: Lab, tmp_path: Path) -> None:
+    """The state-change alerts reach a real MTA: OpenSMTPD accepts both mails (its log says result=Ok)."""
+    from pykeepalived.lab.servers import opensmtpd
+
+    smtpd = opensmtpd(lab.r1, tmp_path / "smtpd", address="127.0.0.1", port=PORT,
+                      mailboxes=["ops@example.org", "oncall@example.org"])
+    smtpd.start()
+    peer = None
+    try:
+        settings = [VrrpSettings(vrid=75, priority=150, vips=[ip_interface("192.0.2.175/24")], version=3,
+                                 advert_int_s=0.1)]
+        peer = lab.peer("py", lab.r1, settings, extra_global=MAIL_GLOBALS + "smtp_alert\n")
+        peer.start()
+        wait_until(lambda: "(VI_1) Entering MASTER STATE" in peer.log(), 10, what="MASTER")
+        # one message per state change, each for both recipients, delivered by the MTA
+        wait_until(lambda: smtpd.output().count("stat=Delivered") >= 4, 10,
+                   what=f"four deliveries in\n{smtpd.output()[-3000:]}\n{peer.log()[-2000:]}")
+        delivered = [line for line in smtpd.output().splitlines() if "stat=Delivered" in line]
+        assert sorted(re.search(r" to=<([^>]+)>", line).group(1) for line in delivered) == [  # type: ignore[union-attr]
+            "oncall@example.org", "oncall@example.org", "ops@example.org", "ops@example.org"]
+        mbox = (tmp_path / "smtpd" / "mail" / "root").read_text()
+        assert sorted(re.findall(r"^Subject: (.*)$", mbox, re.M)) == [
+            f"[r1] VRRP Instance VI_1 - Entering {state} state" for state in ("BACKUP", "BACKUP", "MASTER", "MASTER")]
+    finally:
+        if peer is not None:
+            peer.stop()
+        smtpd.kill()

@@ -284,8 +284,14 @@ class NginxServer(ServerProgram):
 # --------------------------------------------------------------------------- OpenSMTPD
 
 
-def opensmtpd(host: Host, directory: Path, *, address: str | None = None, port: int = 25) -> ServerProgram:
+def opensmtpd(host: Host, directory: Path, *, address: str | None = None, port: int = 25,
+              mailboxes: Sequence[str] = ()) -> ServerProgram:
     """OpenSMTPD accepting mail for anyone (and dropping it into an mbox) on `address`:`port` (not started).
+
+    Without `mailboxes` it refuses each recipient at RCPT (there is no such
+    user), enough for an SMTP health check; the addresses in `mailboxes` are
+    accepted and delivered to root's mbox (a virtual table), for alert mails:
+    `directory`/mail/root, as /var/mail is bind-mounted there too.
 
     OpenSMTPD keeps its queue in /var/spool/smtpd and its control socket in
     /run, and has no options to move them; it runs under `unshare --mount`
@@ -301,9 +307,16 @@ def opensmtpd(host: Host, directory: Path, *, address: str | None = None, port: 
     resolv = directory / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.1\n")
     conf = directory / "smtpd.conf"
-    conf.write_text(f'listen on {addr} port {port}\naction "drop" mbox\nmatch from any for any action "drop"\n')
+    if mailboxes:
+        (directory / "vusers").write_text("".join(f"{m} root\n" for m in mailboxes))
+        conf.write_text(f'table vusers file:{directory / "vusers"}\nlisten on {addr} port {port}\n'
+                        'action "drop" mbox virtual <vusers>\nmatch from any for any action "drop"\n')
+    else:
+        conf.write_text(f'listen on {addr} port {port}\naction "drop" mbox\nmatch from any for any action "drop"\n')
+    mail = directory / "mail"  # the mboxes (Debian's /var/mail is a directory of its own, not in /var/spool)
+    mail.mkdir(exist_ok=True)
     script = (f"mount --bind {spool} /var/spool && mount --bind {run} /run && mount --bind {resolv} /etc/resolv.conf"
-              f" && exec {SMTPD} -d -f {conf}")
+              f" && mount --bind {mail} /var/mail && exec {SMTPD} -d -f {conf}")
     return ServerProgram("smtpd", host, ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                          directory / "smtpd.log", [(addr, port, False)])
 
