@@ -296,3 +296,69 @@ def test_watchdog_keepalives_stop_while_a_child_is_stopped(daemon: Daemon, notif
         os.kill(vrrp, signal.SIGCONT)
     n = len(notify.messages)
     notify.wait_for(lambda m: m.get("WATCHDOG") == "1", 10.0, after=n)  # back once the child runs again
+
+
+def _vrrp_only(extra_global: str = "") -> str:
+    """The VRRP instance alone (the checker child is not needed), with `extra_global` in global_defs."""
+    text = _conf()
+    text = text.replace("    router_id parent_reload\n", f"    router_id parent_reload\n{extra_global}")
+    return text[:text.index("virtual_server")]
+
+
+def _alive(pid: int | None) -> bool:
+    return pid is not None and Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+def test_reload_starts_and_stops_children_and_acts_on_the_reload_keywords(daemon: Daemon,
+                                                                          notify: NotifyListener) -> None:
+    check_log, marker, timer = (daemon.dir / n for n in ("check.log", "conf.reload", "reload.time"))
+    keywords = (f"    reload_check_config {check_log}\n    reload_file {marker}\n"
+                f"    reload_time_file {timer}\n")
+    daemon.conf.write_text(_vrrp_only(keywords))
+    daemon.start({"NOTIFY_SOCKET": str(notify.path)})
+    notify.wait_for(lambda m: m.get("READY") == "1", 40.0)
+    assert daemon.child_pid(daemon.checkers_pid_file) is None
+    vrrp = daemon.child_pid(daemon.vrrp_pid_file)
+
+    # a virtual_server appears: the checker child starts (keepalived's parent does the same)
+    daemon.conf.write_text(_vrrp_only(keywords) + _conf()[_conf().index("virtual_server"):])
+    marker.write_text("updating\n")  # keepalived: truncated when the reload starts reading, removed after
+    done = daemon.reload()
+    result = daemon.result()
+    assert result["children"] == {"VRRP": result["children"]["VRRP"], "Healthcheck": "started"}, result  # type: ignore[index]
+    wait_until(lambda: _alive(daemon.child_pid(daemon.checkers_pid_file)), 20.0, what="the checker child")
+    checker = daemon.child_pid(daemon.checkers_pid_file)
+    assert not marker.exists()
+    assert check_log.read_text().strip().endswith("configuration OK"), check_log.read_text()
+    assert done.returncode == (0 if result["ok"] else 1), (done, result)
+    assert daemon.child_pid(daemon.vrrp_pid_file) == vrrp
+
+    # it goes again: the checker child is stopped for good (not respawned)
+    daemon.conf.write_text(_vrrp_only(keywords))
+    daemon.reload()
+    assert daemon.result()["children"]["Healthcheck"] == "stopped", daemon.result()  # type: ignore[index]
+    wait_until(lambda: not _alive(checker), 15.0, what="the checker child gone")
+    time.sleep(2.0)
+    assert daemon.child_pid(daemon.checkers_pid_file) is None and "Starting Healthcheck child" not in \
+        daemon.log()[daemon.log().rindex("does not need it"):]
+
+    # a broken file: its errors go to reload_check_config's file too
+    daemon.conf.write_text(_vrrp_only(keywords).replace("priority 100", "priority NOT_A_NUMBER"))
+    assert daemon.reload().returncode == 1
+    assert "NOT_A_NUMBER" in check_log.read_text() and "1 configuration error(s)" in check_log.read_text()
+    generation = daemon.result()["generation"]
+
+    # reload_time_file: a reload at the time written in it, and the file removed after
+    daemon.conf.write_text(_vrrp_only(keywords))
+    timer.write_text(time.strftime("%H:%M:%S", time.localtime(time.time() + 3)) + "\n")
+    wait_until(lambda: daemon.result()["generation"] == generation + 1, 15.0,  # type: ignore[operator]
+               what=f"the timed reload:\n{daemon.log()[-2000:]}")
+    assert not timer.exists()
+    assert "Scheduling reload for" in daemon.log()

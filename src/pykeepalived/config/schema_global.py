@@ -475,7 +475,7 @@ _TEXTS = [
     ("vmac_addr_prefix", "name prefix of VMAC address interfaces"),
     ("reload_check_config", "check the config before reload"),
     ("reload_time_file", "file holding a reload time"),
-    ("reload_file", "file whose change triggers reload"),
+    ("reload_file", "file present while a reload reads the config"),
     ("config_save_dir", "where to save configs"),
     ("tmp_config_directory", "where to keep the config copy"),
     ("lvs_flush_on_stop", "flush IPVS on stop"),

@@ -64,6 +64,7 @@ from .config_source import snapshot_digest
 from .lifeline import FORWARDED_SIGNALS, forwarded_signals_held
 from ..host.private_files import UnsafeFileError
 from ..host.tuning import set_process_name
+from . import reload_schedule
 from .reload_parent import NewConfig, read_new_config
 from .reload_plan import refused_changes, restart_needed, wanted_children
 from .reload_reports import ChildReports
@@ -408,6 +409,10 @@ class Supervisor:
         self._tasks.append(loop.create_task(self._announce_ready()))
         if self.notifier.watchdog_s:
             self._tasks.append(loop.create_task(self._watchdog(self.notifier.watchdog_s)))
+        if self.setup is not None and self.config_fd is not None and self.config_fd >= 0:
+            setup = self.setup  # reload_time_file: timed reloads, from the configuration in force
+            self._tasks.append(loop.create_task(reload_schedule.watch(lambda: setup.config.global_defs,
+                                                                      self.request_reload)))
         try:
             await self.stop.wait()
         finally:
@@ -557,10 +562,12 @@ class Supervisor:
             os.dup2(fresh, self.config_fd, inheritable=False)  # the number the children read: /proc/<us>/fd/N
             os.close(fresh)
             problems, outcome, taken = await self._reload_children(new_config, digest)
+            # the parent's own part (reload keywords, shutdown_script, its name) follows a config it accepted,
+            # as keepalived's parent does whatever its children make of it
+            if (name := new_config.global_defs.process_name) and name != setup.config.global_defs.process_name:
+                set_process_name(name)  # keepalived renames its parent on a reload too
+            setup.config = new_config
             if taken:
-                if (name := new_config.global_defs.process_name) and name != setup.config.global_defs.process_name:
-                    set_process_name(name)  # keepalived renames its parent on a reload too
-                setup.config = new_config
                 self.digest = digest
             else:
                 os.dup2(saved, self.config_fd, inheritable=False)
