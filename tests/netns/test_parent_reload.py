@@ -297,6 +297,15 @@ def test_watchdog_keepalives_stop_while_a_child_is_stopped(daemon: Daemon, notif
     n = len(notify.messages)
     notify.wait_for(lambda m: m.get("WATCHDOG") == "1", 10.0, after=n)  # back once the child runs again
 
+    # a parent that does not answer: `pykeepalived reload` gives up with its own status, not a hang
+    assert daemon.proc is not None
+    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    try:
+        late = daemon.reload(timeout_s=2.0)
+    finally:
+        os.kill(daemon.proc.pid, signal.SIGCONT)
+    assert late.returncode == 124 and "no outcome" in late.stderr, late
+
 
 def _vrrp_only(extra_global: str = "") -> str:
     """The VRRP instance alone (the checker child is not needed), with `extra_global` in global_defs."""
@@ -353,6 +362,14 @@ def test_reload_starts_and_stops_children_and_acts_on_the_reload_keywords(daemon
     daemon.conf.write_text(_vrrp_only(keywords).replace("priority 100", "priority NOT_A_NUMBER"))
     assert daemon.reload().returncode == 1
     assert "NOT_A_NUMBER" in check_log.read_text() and "1 configuration error(s)" in check_log.read_text()
+    generation = daemon.result()["generation"]
+
+    # what keepalived refuses to change live (here the instance name): refused, said, nothing else done
+    daemon.conf.write_text("instance other\n" + _vrrp_only(keywords))
+    refused = daemon.reload()
+    assert refused.returncode == 1 and "Cannot change instance name at a reload" in refused.stderr, refused
+    assert "Cannot change instance name at a reload" in daemon.log()
+    assert daemon.child_pid(daemon.vrrp_pid_file) == vrrp
     generation = daemon.result()["generation"]
 
     # reload_time_file: a reload at the time written in it, and the file removed after
