@@ -404,6 +404,9 @@ class Supervisor:
                 loop.add_signal_handler(sig, self.request_reload)
             else:
                 loop.add_signal_handler(sig, _forward, self.children, sig)
+        for sig in _take_early_signals():  # what came while we started: acted on now, not fatal
+            if sig == signal.SIGHUP and self.setup is not None:
+                self.request_reload()
         for child in self.children:
             self._start_keeper(child)
         self._tasks.append(loop.create_task(self._announce_ready()))
@@ -684,6 +687,27 @@ class Supervisor:
             return ""
 
 
+_early: list[int] = []
+
+
+def _hold_early_signals() -> None:
+    """Until the loop's handlers are in place, a forwarded signal (a reload, a dump) is noted instead of fatal.
+
+    Their default action ends the process: a `pykeepalived reload` or a
+    SIGUSR1 sent while the parent writes its pid file would stop it. A
+    Python-level handler is reset to the default by exec, so the startup
+    script and the children are not affected.
+    """
+    for sig in FORWARDED:
+        signal.signal(sig, lambda signum, frame: _early.append(signum))
+
+
+def _take_early_signals() -> list[int]:
+    taken = sorted(set(_early))
+    _early.clear()
+    return taken
+
+
 async def supervise(children: list[Child], config_fd: int | None = None, respawn: bool = True) -> bool:
     """Keep the children running until SIGTERM/SIGINT; False if one could not be kept (the daemon then stops)."""
     return await Supervisor(children, config_fd, respawn).run()
@@ -700,6 +724,7 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
     (daemon/start_stop.py), and SIGHUP reloads it.
     """
     notifier = Notifier()  # before anything is started: the children must not inherit $NOTIFY_SOCKET
+    _hold_early_signals()
     pids = begin(opts, "Keepalived", "pykeepalived", opts.pid_file, config=config)
     if pids is None:
         return 1
