@@ -81,3 +81,31 @@ def test_local_time_without_z() -> None:
     soon = time.localtime(now + 120)
     line = time.strftime("%H:%M:%S", soon)
     assert abs(parse_reload_time(line, now) - (now + 120)) < 1.0
+
+
+def test_reloads_are_serialized_and_hups_during_one_run_one_more() -> None:
+    import asyncio
+
+    from pykeepalived.daemon.supervisor import Supervisor
+
+    runs: list[str] = []
+
+    async def main() -> None:
+        supervisor = Supervisor([])
+
+        async def fake_reload() -> None:
+            runs.append("start")
+            await asyncio.sleep(0.05)
+            runs.append("end")
+
+        supervisor.reload_once = fake_reload  # type: ignore[assignment,method-assign]
+        supervisor.request_reload()
+        await asyncio.sleep(0.01)
+        for _ in range(3):  # three HUPs while the first runs: one more reload, not three, never two at once
+            supervisor.request_reload()
+        await asyncio.sleep(0.3)
+        supervisor.request_reload()  # idle again: runs at once
+        await asyncio.sleep(0.1)
+
+    asyncio.run(main())
+    assert runs == ["start", "end"] * 3

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -103,3 +105,24 @@ def test_notifier_defaults_to_this_process_environment(monkeypatch: pytest.Monke
     notifier.watchdog()
     notifier.close()
     assert _receive(sock) == ["WATCHDOG=1"]
+
+
+@pytest.mark.skipif(shutil.which("systemd-notify") is None, reason="systemd-notify is not installed")
+@pytest.mark.parametrize("abstract", [False, True])
+def test_same_datagram_as_systemds_own_systemd_notify(tmp_path: Path, abstract: bool) -> None:
+    """systemd's reference client and ours put the same bytes on the same kinds of socket address."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    name = f"@pykeepalived-test-{uuid.uuid4().hex}" if abstract else str(tmp_path / "notify")
+    sock.bind(b"\0" + name[1:].encode() if abstract else name)
+    sock.settimeout(5.0)
+    try:
+        subprocess.run(["systemd-notify", "--no-block", "--ready", "--status=VRRP and checker running"],
+                       env={"NOTIFY_SOCKET": name, "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                       check=False, timeout=30, capture_output=True)
+        reference = sock.recv(4096)
+        notifier = Notifier({"NOTIFY_SOCKET": name}, 1)
+        notifier.ready("VRRP and checker running")
+        notifier.close()
+        assert sock.recv(4096) == reference == b"READY=1\nSTATUS=VRRP and checker running"
+    finally:
+        sock.close()
