@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pykeepalived", formatter_class=HelpFormatter,
         description="A keepalived-compatible high-availability load balancer. Takes keepalived 2.2.7's flags "
-                    "(docs/command-line.md); subcommands: genhash, probe, status, lab.",
+                    "(docs/command-line.md); subcommands: genhash, probe, status, reload, lab.",
     )
     add = p.add_argument
     add("-f", "--use-file", metavar="FILE", default=DEFAULT_CONFIG, help="configuration file")
@@ -269,6 +269,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
     if result.start_errors:
         print(f"{args.use_file}: {len(result.start_errors)} configuration error(s); not starting", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    namespace_flag = args.namespace  # -s as given (apply_naming replaces it): a reload may not change it
     naming = netns.apply_naming(args, result.config, ns_choice.namespace, DEFAULT_STATUS_FILE)
     if ipvs_problem := netns.ipvs_namespace_problem(result.config, ns_choice.namespace):
         print(f"pykeepalived: {ipvs_problem}; not starting", file=sys.stderr)
@@ -311,7 +312,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
 
         return run_supervisor(_child_base_argv(args, facility), opts, vrrp=vrrp, check=check, config_fd=config_fd,
                               process_name=result.config.global_defs.process_name,
-                              config=result.config, bfd=bool(result.config.bfd_instances) and not args.no_bfd)
+                              config=result.config, bfd=bool(result.config.bfd_instances) and not args.no_bfd,
+                              follow_config=not args.all, namespace_flag=namespace_flag)
     if args.bfd_child:  # the BFD child of a parent (daemon/run_bfd.py)
         from .daemon.run_bfd import run_bfd
 
@@ -421,6 +423,10 @@ def _main(argv: list[str], called_as: str) -> int:
         from .check.once import probe_main
 
         return probe_main(argv[1:])
+    if argv[:1] == ["reload"]:  # signal the running daemon and wait for the outcome (daemon/reload_client.py)
+        from .daemon.reload_client import reload_main
+
+        return reload_main(argv[1:])
     if argv[:1] == ["status"]:
         from .status import status_main
 

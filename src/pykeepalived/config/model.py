@@ -473,6 +473,11 @@ class GlobalDefs(ModelObject):
     tmp_config_directory: str | None = None  # checked writable at start; our config copy stays a sealed memfd
     include_check: list[str] | None = None  # as written; the lexer applies it (config/include_check.py)
     data_use_instance: bool = False  # keepalived[_check].NAMESPACE_INSTANCE.data (config/instance_names.py)
+    # reloads (daemon/reload_parent.py): "" = keepalived's default (/dev/null; the pid file's .reload)
+    reload_check_config: str | None = None  # where the reload's config check writes its messages
+    reload_file: str | None = None  # created while a reload reads the config, removed after
+    reload_time_file: str | None = None  # holds a time to reload at
+    reload_repeat: bool = False  # reload_time_file: reload at that time every day, keep the file
     # top-level keywords keepalived keeps with global_defs (the daemon's naming: config/instance_names.py)
     net_namespace: str | None = None  # run in /run/netns/NAME (daemon/netns.py); `-s` overrides
     net_namespace_ipvs: str | None = None  # "" names the default namespace

@@ -373,6 +373,7 @@ _SINCE_24 = {"dbus_no_interface_name", "vrrp_owner_ignore_adverts", "v3_checksum
              "set_supplementary_groups"}
 # the flags code reads have GlobalDefs fields of the same name; the others stay in `settings`
 _BOOL_FIELDS = {
+    "reload_repeat",
     "checker_log_all_failures",
     "lvs_flush",
     "vrrp_lower_prio_no_advert",
@@ -474,7 +475,7 @@ _TEXTS = [
     ("vmac_addr_prefix", "name prefix of VMAC address interfaces"),
     ("reload_check_config", "check the config before reload"),
     ("reload_time_file", "file holding a reload time"),
-    ("reload_file", "file whose change triggers reload"),
+    ("reload_file", "file present while a reload reads the config"),
     ("config_save_dir", "where to save configs"),
     ("tmp_config_directory", "where to keep the config copy"),
     ("lvs_flush_on_stop", "flush IPVS on stop"),
@@ -504,6 +505,18 @@ def _garp_extra_if(g: GlobalDefs, seg: Segment) -> None:
     if seconds is None:
         raise ValueProblem("needs an interval in seconds")
     g.vrrp_garp_extra_if_s = float(seconds)
+
+
+def _optional_path(seg: Segment) -> str:
+    """reload_check_config / reload_file [PATH]: the path, or "" for keepalived's default."""
+    return seg.words[1] if len(seg.words) > 1 else ""
+
+
+def _reload_time_file(g: GlobalDefs, seg: Segment) -> None:
+    """reload_time_file PATH (keepalived 2.2.7: exactly one word, else "reload_time_file invalid")."""
+    if len(seg.words) != 2:
+        raise ValueProblem("reload_time_file invalid")
+    g.reload_time_file = seg.words[1]
 
 
 def _dynamic_interfaces(g: GlobalDefs, seg: Segment) -> None:
@@ -536,6 +549,10 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "tmp_config_directory": FieldHandler("tmp_config_directory",
                                          lambda ctx, g, seg: _tmp_config_directory(ctx, g, seg)),
     "vrrp_garp_extra_if": lambda ctx, g, seg: _garp_extra_if(g, seg),
+    "reload_check_config": FieldHandler("reload_check_config",
+                                        lambda ctx, g, seg: setattr(g, "reload_check_config", _optional_path(seg))),
+    "reload_file": FieldHandler("reload_file", lambda ctx, g, seg: setattr(g, "reload_file", _optional_path(seg))),
+    "reload_time_file": FieldHandler("reload_time_file", lambda ctx, g, seg: _reload_time_file(g, seg)),
     "vrrp_vmac_garp_intvl": lambda ctx, g, seg: _garp_extra_if(g, seg),
 }
 def _deprecated_error(handler: LineHandler, instead: str) -> LineHandler:

@@ -61,6 +61,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (TRACK_FILE, ("init_file",)),
     (VIRTUAL_SERVER, ("ha_suspend",)),
     (TRACK_GROUP, ("group",)),
+    # reloads in the parent (daemon/reload_parent.py, daemon/reload_schedule.py)
+    (GLOBAL_DEFS, ("reload_check_config", "reload_file", "reload_time_file", "reload_repeat")),
     (GLOBAL_DEFS, ("notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script", "startup_script",
                    "shutdown_script", "startup_script_timeout", "shutdown_script_timeout")),
     (VRRP_TRACK_PROCESS, ("process", "param_match", "weight", "quorum", "quorum_max", "delay", "terminate_delay",

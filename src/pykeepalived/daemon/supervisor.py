@@ -4,8 +4,26 @@ Started without -P/-C, pykeepalived always runs this parent, with a child for
 each subsystem the config needs. As in keepalived, each subsystem runs in a
 process of its own so that a burst of health checks can never delay a VRRP
 advert, and a crash of one leaves the other running. The parent forwards
-SIGHUP/SIGUSR1/SIGUSR2/SIGRTMIN+2 to the children and stops both on
-SIGTERM/SIGINT.
+SIGUSR1/SIGUSR2/SIGRTMIN+2 to the children and stops them on SIGTERM/SIGINT.
+
+SIGHUP reloads (Supervisor.reload_once): the parent reads and checks -f
+itself (daemon/reload_parent.py); a config with errors, or with a change
+that needs a restart (daemon/reload_plan.py), is refused with each reason in
+the log and nothing else happens. Otherwise the new snapshot memfd replaces
+the old one at the same fd number (the children read it through
+/proc/<parent>/fd/N), SIGHUP goes to each child, children the config no
+longer needs are stopped and new ones started, and each child's "reloaded"
+report is collected (daemon/reload_reports.py). The outcome goes to the log,
+to a file beside the pid file (daemon/reload_result.py) for `pykeepalived
+reload`, and to systemd (RELOADING=1 ... READY=1; daemon/sd_notify.py). If
+no child took the new snapshot, the old one is put back, so that a respawn
+runs what the others run. A SIGHUP during a reload runs one more after it.
+
+systemd: READY=1 once every VRRP and checker child has reported ready,
+STOPPING=1 on stop, STATUS= a one-line summary, and, with WatchdogSec=,
+WATCHDOG=1 every half interval only while each child's "alive" reports
+(every second) keep coming: a stopped or wedged child lets systemd restart
+the unit.
 
 Each child is kept by a task of its own:
 - it is started with `--parent-pid` (it dies with us: daemon/lifeline.py) and
@@ -34,15 +52,25 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.model import KeepalivedConfig
+from ..errors import PyKeepalivedError
 from ..host.proc import argv_of, is_pykeepalived, is_running, is_zombie, parent_of
+from ..host.recording import read_snapshot_fd_bytes, snapshot_memfd
+from .child_report import ALIVE_INTERVAL_S
+from .config_source import snapshot_digest
 from .lifeline import FORWARDED_SIGNALS, forwarded_signals_held
 from ..host.private_files import UnsafeFileError
 from ..host.tuning import set_process_name
+from . import reload_schedule
+from .reload_parent import NewConfig, read_new_config
+from .reload_plan import refused_changes, restart_needed, wanted_children
+from .reload_reports import ChildReports
+from .reload_result import ReloadResult, remove_result, result_path, write_result
 from .run import EXIT_ALREADY_RUNNING, DaemonOptions, begin, read_pid_file
+from .sd_notify import Notifier
 
 log = logging.getLogger("pykeepalived")
 
@@ -53,6 +81,7 @@ MAX_RESPAWN_PAUSE_S = 60.0
 HANDOVER_TIMEOUT_S = 10.0  # an orphan's clean stop (priority 0, VIPs removed) takes well under this
 EXITING_WAIT_S = 5.0  # how long a pid-file holder with no command line may take to finish exiting
 MAX_REFUSALS = 3  # "already running" exits in a row before giving up
+RELOAD_REPORT_TIMEOUT_S = 60.0  # how long a reload waits for each child's "reloaded" report
 FORWARDED = FORWARDED_SIGNALS
 
 
@@ -65,6 +94,8 @@ class Child:
     started_at: float = 0.0
     quick_deaths: int = 0  # in a row
     refusals: int = 0  # "already running" exits in a row
+    reports: ChildReports | None = None  # its report pipe (VRRP and checker; the BFD child reports nothing)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # set to stop keeping it (daemon stop, or retired)
 
 
 class SupervisorFailed(Exception):
@@ -185,9 +216,19 @@ def _forget_pid_file(path: str, pid: int) -> None:
 # ------------------------------------------------------------------ children
 async def _spawn(child: Child, config_fd: int | None) -> None:
     argv = [*child.argv, "--parent-pid", str(os.getpid())]  # it dies with us: daemon/lifeline.py
-    pass_fds = (config_fd,) if config_fd is not None and config_fd >= 0 else ()
-    with forwarded_signals_held():  # the child takes them once its handlers are in place
-        child.proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, pass_fds=pass_fds)
+    fds = [config_fd] if config_fd is not None and config_fd >= 0 else []
+    report_w = -1
+    if child.reports is not None:  # a fresh pipe each life: EOF tells the reader this life is over
+        report_w = child.reports.new_life()
+        argv += ["--report-fd", str(report_w)]
+        fds.append(report_w)
+    try:
+        with forwarded_signals_held():  # the child takes them once its handlers are in place
+            child.proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                              pass_fds=tuple(fds))
+    finally:
+        if report_w >= 0:
+            os.close(report_w)
     child.started_at = time.monotonic()
     log.info("Starting %s child process, pid=%d", child.name, child.proc.pid)
 
@@ -200,11 +241,16 @@ def _signal(child: Child, sig: int) -> None:
     behind asyncio's watcher, which reports it as exit status 255 instead of
     the signal that killed it (seen when forwarded DATA signals hail in).
     """
-    if child.proc is not None and child.proc.returncode is None:
+    if _running(child):
+        assert child.proc is not None
         try:
             os.kill(child.proc.pid, sig)
         except ProcessLookupError:
             pass
+
+
+def _running(child: Child) -> bool:
+    return child.proc is not None and child.proc.returncode is None
 
 
 def _forward(children: list[Child], sig: int) -> None:
@@ -228,6 +274,8 @@ async def keep_running(child: Child, stop: asyncio.Event, config_fd: int | None,
     """Start the child and restart it whenever it dies, until `stop` is set (or `fail` is called).
 
     Without `respawn` (keepalived's -R) a child that dies stops the daemon.
+    A respawned child gets the same --config-fd number: after a reload it
+    holds the new snapshot, so the child runs the configuration in force.
     """
     while not stop.is_set():
         try:
@@ -270,75 +318,449 @@ def _ordinal(n: int) -> str:
     return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
+async def _stop_child(child: Child) -> None:
+    """SIGTERM (a clean stop: priority 0, VIPs and services removed), SIGKILL after STOP_TIMEOUT_S."""
+    _signal(child, signal.SIGTERM)
+    if child.proc is None:
+        return
+    try:
+        await asyncio.wait_for(child.proc.wait(), STOP_TIMEOUT_S)
+    except TimeoutError:
+        log.error("%s child process did not stop; killing it", child.name)
+        _signal(child, signal.SIGKILL)
+        await child.proc.wait()
+
+
+# ------------------------------------------------------------------ the parent
+@dataclass
+class ParentSetup:
+    """What the parent needs beyond its children to reload and to speak to systemd (run_supervisor fills it)."""
+
+    config: KeepalivedConfig
+    config_file: str
+    config_id: str | None
+    pid_file: str
+    make_child: Callable[[str], Child]  # a child by name (VRRP, Healthcheck, BFD), for a reload that adds one
+    follow_config: bool = True  # the config decides which children run (no --all): a reload may add or remove one
+    bfd_allowed: bool = True  # not -B
+    namespace_flag: str | None = None  # -s: wins over net_namespace, so a reload may not change it
+
+
+class Supervisor:
+    """Keeps the children running, reloads on SIGHUP, tells systemd; `run()` until SIGTERM/SIGINT or a failure.
+
+    Without a `setup` (older callers, tests) SIGHUP is only forwarded.
+    """
+
+    def __init__(self, children: list[Child], config_fd: int | None = None, respawn: bool = True,
+                 setup: ParentSetup | None = None, notifier: Notifier | None = None) -> None:
+        self.children = children  # mutated in place: the signal handlers hold this list
+        self.config_fd = config_fd
+        self.respawn = respawn
+        self.setup = setup
+        self.notifier = notifier if notifier is not None else Notifier({}, 0)
+        self.stop = asyncio.Event()
+        self.failures: list[str] = []
+        self.keepers: dict[str, asyncio.Task[None]] = {}
+        self.ready_sent = False
+        self.generation = 0
+        self.digest = self._running_digest()
+        self.last_reload: ReloadResult | None = None
+        self.result_file = result_path(setup.pid_file) if setup is not None else None
+        self._reload: asyncio.Task[None] | None = None
+        self._reload_pending = False
+        self._late: set[str] = set()  # children whose silence withholds the watchdog (logged once)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._offered = ""  # this reload's new snapshot, once swapped in
+        self._child_digests: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- life cycle
+    def fail(self, why: str) -> None:
+        log.error("%s; stopping pykeepalived", why)
+        self.failures.append(why)
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        for child in self.children:
+            child.stop.set()
+
+    def _start_keeper(self, child: Child) -> None:
+        async def keep() -> None:
+            try:
+                await keep_running(child, child.stop, self.config_fd, self.fail, self.respawn)
+            except OSError as exc:  # cannot fork or exec: nothing a retry loop would mend
+                self.fail(f"cannot start the {child.name} child process: {exc}")
+
+        self.keepers[child.name] = asyncio.get_running_loop().create_task(keep())
+
+    async def run(self) -> bool:
+        """Until SIGTERM/SIGINT; False if a child could not be kept (the daemon then stops)."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        for sig in FORWARDED:
+            if sig == signal.SIGHUP and self.setup is not None and self.config_fd is not None and self.config_fd >= 0:
+                loop.add_signal_handler(sig, self.request_reload)
+            else:
+                loop.add_signal_handler(sig, _forward, self.children, sig)
+        for sig in _take_early_signals():  # what came while we started: acted on now, not fatal
+            if sig == signal.SIGHUP and self.setup is not None:
+                self.request_reload()
+        for child in self.children:
+            self._start_keeper(child)
+        self._tasks.append(loop.create_task(self._announce_ready()))
+        if self.notifier.watchdog_s:
+            self._tasks.append(loop.create_task(self._watchdog(self.notifier.watchdog_s)))
+        if self.setup is not None and self.config_fd is not None and self.config_fd >= 0:
+            setup = self.setup  # reload_time_file: timed reloads, from the configuration in force
+            self._tasks.append(loop.create_task(reload_schedule.watch(lambda: setup.config.global_defs,
+                                                                      self.request_reload)))
+        try:
+            await self.stop.wait()
+        finally:
+            self.notifier.stopping("stopping")
+            for task in [*self._tasks, *([self._reload] if self._reload is not None else [])]:
+                task.cancel()
+            keepers = list(self.keepers.values())
+            for task in keepers:
+                task.cancel()
+            await asyncio.gather(*keepers, *self._tasks, return_exceptions=True)
+            for child in self.children:
+                _signal(child, signal.SIGTERM)
+            for child in self.children:
+                await _stop_child(child)
+                if child.reports is not None:
+                    child.reports.close()
+            if self.result_file:
+                remove_result(self.result_file, os.getpid())
+            self.notifier.close()
+        return not self.failures
+
+    # ---------------------------------------------------------------- systemd
+    def _reporting(self) -> list[Child]:
+        return [c for c in self.children if c.reports is not None]
+
+    def status_line(self) -> str:
+        names = {"VRRP": "VRRP", "Healthcheck": "checker", "BFD": "BFD"}
+        running = " and ".join(names.get(c.name, c.name) for c in self.children) or "nothing"
+        text = f"{running} running"
+        if (last := self.last_reload) is not None:
+            when = time.strftime("%H:%M:%S", time.localtime(last.finished))
+            text += f"; last reload {'ok' if last.ok else 'FAILED'} at {when}"
+            if not last.ok and last.problems:
+                text += f": {last.problems[0]}"
+        return text
+
+    async def _announce_ready(self) -> None:
+        """READY=1 once every VRRP and checker child has said it serves (VRRP up, the first table in place)."""
+        while not all(c.reports is not None and c.reports.ever_ready for c in self._reporting()):
+            await asyncio.sleep(0.1)
+        self.ready_sent = True
+        log.info("pykeepalived ready (%s)", ", ".join(c.name for c in self.children))
+        self.notifier.ready(self.status_line())
+
+    def late_children(self) -> list[str]:
+        """The running children whose last report is too old (a stopped or wedged event loop)."""
+        assert self.notifier.watchdog_s is not None
+        stale_s = max(3 * ALIVE_INTERVAL_S, self.notifier.watchdog_s / 2)
+        now = time.monotonic()
+        return [c.name for c in self._reporting()
+                if _running(c) and c.reports is not None and now - c.reports.last_alive > stale_s]
+
+    async def _watchdog(self, interval_s: float) -> None:
+        """WATCHDOG=1 every half interval, only while each child's loop turns: a hung child gets the unit restarted."""
+        while True:
+            late = self.late_children()
+            for name in set(late) - self._late:
+                log.error("%s child process has not reported for a while; withholding the systemd watchdog "
+                          "keepalive (systemd restarts pykeepalived if it stays silent)", name)
+            self._late = set(late)
+            if not late:
+                self.notifier.watchdog()
+            await asyncio.sleep(interval_s / 2)
+
+    # ---------------------------------------------------------------- reload
+    def request_reload(self) -> None:
+        """SIGHUP: one reload at a time; a HUP during one runs one more after it (the file may have changed again)."""
+        if self._reload is not None and not self._reload.done():
+            self._reload_pending = True
+            log.info("Reload requested while one runs; another follows it")
+            return
+        self._reload = asyncio.get_running_loop().create_task(self._reload_until_settled())
+
+    async def _reload_until_settled(self) -> None:
+        while True:
+            self._reload_pending = False
+            try:
+                await self.reload_once()
+            except Exception:  # a bug must not kill the parent: the children run on
+                log.exception("reload failed unexpectedly; the running configuration is kept")
+            if not self._reload_pending or self.stop.is_set():
+                return
+
+    async def reload_once(self) -> ReloadResult:
+        assert self.setup is not None and self.config_fd is not None
+        setup = self.setup
+        self.generation += 1
+        started = time.time()
+        began = time.monotonic()
+        if self.ready_sent:
+            self.notifier.reloading(f"reloading the configuration (reload {self.generation})")
+        log.info("Reloading ...")
+        problems: list[str] = []
+        warnings: list[str] = []
+        outcome: dict[str, str] = {}
+        self._offered, self._child_digests = "", {}
+        try:
+            new = await asyncio.to_thread(read_new_config, setup.config_file, setup.config_id,
+                                          setup.config.global_defs, setup.pid_file)
+        except (OSError, PyKeepalivedError) as exc:
+            problems = [f"{setup.config_file}: cannot read the configuration: {exc}"]
+            log.error("Reload refused: %s; keeping the running configuration", problems[0])
+        else:
+            if new.errors:
+                log.error("Reload refused: %s has %d configuration error(s); keeping the running configuration",
+                          setup.config_file, len(new.errors))
+                for line in new.errors:
+                    log.error("%s", line)
+                problems = new.errors
+            elif refused := refused_changes(setup.config.global_defs, new.result.config.global_defs,
+                                            setup.namespace_flag):
+                log.error("Reload refused; keeping the running configuration")
+                for line in refused:
+                    log.error("%s", line)
+                problems = refused
+            else:
+                problems, warnings, outcome = await self._apply(new)
+        result = ReloadResult(generation=self.generation, pid=os.getpid(), started=started, finished=time.time(),
+                              ok=not problems, digest=self.digest, problems=problems, warnings=warnings,
+                              children=outcome, offered=self._offered, child_digests=dict(self._child_digests))
+        self.last_reload = result
+        log.info("Reload %d %s in %.0f ms", self.generation, "finished" if result.ok else "FAILED",
+                 (time.monotonic() - began) * 1000)
+        if self.result_file:
+            try:
+                write_result(self.result_file, result)
+            except UnsafeFileError as exc:
+                log.error("cannot write the reload result: %s", exc)
+        if self.ready_sent:
+            self.notifier.ready(self.status_line())
+        else:
+            self.notifier.status(self.status_line())
+        return result
+
+    async def _apply(self, new: NewConfig) -> tuple[list[str], list[str], dict[str, str]]:
+        """Swap the snapshot, signal, start/stop children, collect the reports: (problems, warnings, outcome)."""
+        assert self.setup is not None and self.config_fd is not None
+        setup = self.setup
+        new_config = new.result.config
+        warnings = restart_needed(setup.config.global_defs, new_config.global_defs)
+        for line in warnings:
+            log.warning("%s", line)
+        digest = self._offered = snapshot_digest(new.snapshot.encode())
+        saved = os.dup(self.config_fd)  # the old snapshot, put back if no child takes the new one
+        try:
+            fresh = snapshot_memfd(new.snapshot)
+            os.dup2(fresh, self.config_fd, inheritable=False)  # the number the children read: /proc/<us>/fd/N
+            os.close(fresh)
+            problems, outcome, taken = await self._reload_children(new_config, digest)
+            # the parent's own part (reload keywords, shutdown_script, its name) follows a config it accepted,
+            # as keepalived's parent does whatever its children make of it
+            if (name := new_config.global_defs.process_name) and name != setup.config.global_defs.process_name:
+                set_process_name(name)  # keepalived renames its parent on a reload too
+            setup.config = new_config
+            if taken:
+                self.digest = digest
+            else:
+                os.dup2(saved, self.config_fd, inheritable=False)
+                log.error("No child took the new configuration: a respawned child runs the old one too")
+        finally:
+            os.close(saved)
+        return problems, warnings, outcome
+
+    async def _reload_children(self, new_config: KeepalivedConfig,
+                               digest: str) -> tuple[list[str], dict[str, str], bool]:
+        """(problems, each child's outcome, whether any child now runs the new snapshot)."""
+        assert self.setup is not None
+        setup = self.setup
+        current = {c.name for c in self.children}
+        wanted = wanted_children(new_config, setup.bfd_allowed) if setup.follow_config else current
+        outcome: dict[str, str] = {}
+        problems: list[str] = []
+        asked: dict[str, int] = {}  # reporting child -> the pid we sent SIGHUP to
+        for child in self.children:
+            if child.name not in wanted:
+                continue
+            if child.reports is not None:
+                child.reports.take_reloaded()
+            if not _running(child):
+                outcome[child.name] = "restarting (it starts on the new configuration)"
+                continue
+            assert child.proc is not None
+            if child.reports is not None:
+                asked[child.name] = child.proc.pid
+            else:
+                outcome[child.name] = "signalled"
+            _signal(child, signal.SIGHUP)
+        for child in [c for c in self.children if c.name not in wanted]:
+            log.info("Stopping %s child process: the new configuration does not need it", child.name)
+            await self._retire(child)
+            outcome[child.name] = "stopped"
+        for name in ("BFD", "VRRP", "Healthcheck"):
+            if name in wanted and name not in current:
+                log.info("Starting %s child process: the new configuration needs it", name)
+                child = setup.make_child(name)
+                self.children.append(child)
+                self._start_keeper(child)
+                outcome[name] = "started"
+        accepted, refused = await self._collect(asked, digest, outcome, problems)
+        started = any(v == "started" or v.startswith("restarting") for v in outcome.values())
+        if accepted and refused:
+            problems.append(f"{', '.join(refused)} kept the old configuration while {', '.join(accepted)} took the "
+                            "new one; a respawn of either runs the new one")
+        return problems, outcome, bool(accepted or started or not asked)
+
+    async def _collect(self, asked: dict[str, int], digest: str, outcome: dict[str, str],
+                       problems: list[str]) -> tuple[list[str], list[str]]:
+        """Wait for each signalled child's "reloaded" report: (accepted, refused or silent)."""
+        by_name = {c.name: c for c in self.children}
+        pending = dict(asked)
+        accepted: list[str] = []
+        refused: list[str] = []
+        deadline = time.monotonic() + RELOAD_REPORT_TIMEOUT_S
+        while pending:
+            for name, pid in list(pending.items()):
+                child = by_name[name]
+                reports = child.reports.take_reloaded() if child.reports is not None else []
+                if reports:
+                    report = reports[-1]
+                    del pending[name]
+                    self._child_digests[name] = report.digest
+                    if report.ok and report.digest and report.digest != digest:
+                        refused.append(name)
+                        outcome[name] = "reloaded another configuration"
+                        problems.append(f"{name}: reloaded snapshot {report.digest}, not {digest}")
+                    elif report.ok:
+                        accepted.append(name)
+                        outcome[name] = "reloaded"
+                        log.info("%s child process reloaded", name)
+                    else:
+                        refused.append(name)
+                        outcome[name] = "refused"
+                        log.error("%s child process refused the reload; it runs the old configuration", name)
+                        problems.extend(f"{name}: {p}" for p in report.problems)
+                elif child.proc is None or child.proc.pid != pid or child.proc.returncode is not None:
+                    del pending[name]
+                    refused.append(name)
+                    outcome[name] = "died during the reload"
+                    problems.append(f"{name}: the child process died during the reload (its respawn starts on the "
+                                    "new configuration)")
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                for name in pending:
+                    refused.append(name)
+                    outcome[name] = "no report"
+                    problems.append(f"{name}: no reload report within {RELOAD_REPORT_TIMEOUT_S:.0f} s")
+                break
+            await asyncio.sleep(0.05)
+        return accepted, refused
+
+    async def _retire(self, child: Child) -> None:
+        """Stop a child the configuration no longer needs, for good (its keeper ends, no respawn)."""
+        child.stop.set()
+        if (keeper := self.keepers.pop(child.name, None)) is not None:
+            await asyncio.gather(keeper, return_exceptions=True)
+        await _stop_child(child)
+        if child.reports is not None:
+            child.reports.close()
+        _forget_pid_file(child.pid_file, child.proc.pid if child.proc is not None else -1)
+        self.children.remove(child)
+
+    def _running_digest(self) -> str:
+        if self.config_fd is None or self.config_fd < 0:
+            return ""
+        try:
+            return snapshot_digest(read_snapshot_fd_bytes(self.config_fd))
+        except OSError:
+            return ""
+
+
+_early: list[int] = []
+
+
+def _hold_early_signals() -> None:
+    """Until the loop's handlers are in place, a forwarded signal (a reload, a dump) is noted instead of fatal.
+
+    Their default action ends the process: a `pykeepalived reload` or a
+    SIGUSR1 sent while the parent writes its pid file would stop it. A
+    Python-level handler is reset to the default by exec, so the startup
+    script and the children are not affected.
+    """
+    for sig in FORWARDED:
+        signal.signal(sig, lambda signum, frame: _early.append(signum))
+
+
+def _take_early_signals() -> list[int]:
+    taken = sorted(set(_early))
+    _early.clear()
+    return taken
+
+
 async def supervise(children: list[Child], config_fd: int | None = None, respawn: bool = True) -> bool:
     """Keep the children running until SIGTERM/SIGINT; False if one could not be kept (the daemon then stops)."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    failures: list[str] = []
-
-    def fail(why: str) -> None:
-        log.error("%s; stopping pykeepalived", why)
-        failures.append(why)
-        stop.set()
-
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    for sig in FORWARDED:
-        loop.add_signal_handler(sig, _forward, children, sig)
-    async def keep(child: Child) -> None:
-        try:
-            await keep_running(child, stop, config_fd, fail, respawn)
-        except OSError as exc:  # cannot fork or exec: nothing a retry loop would mend
-            fail(f"cannot start the {child.name} child process: {exc}")
-
-    keepers = [loop.create_task(keep(child)) for child in children]
-    try:
-        await stop.wait()
-    finally:
-        for task in keepers:
-            task.cancel()
-        await asyncio.gather(*keepers, return_exceptions=True)
-        for child in children:
-            _signal(child, signal.SIGTERM)
-        for child in children:
-            if child.proc is None:
-                continue
-            try:
-                await asyncio.wait_for(child.proc.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                log.error("%s child process did not stop; killing it", child.name)
-                _signal(child, signal.SIGKILL)
-                await child.proc.wait()
-    return not failures
+    return await Supervisor(children, config_fd, respawn).run()
 
 
 def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, check: bool,
                    config_fd: int | None = None, process_name: str | None = None,
-                   config: KeepalivedConfig | None = None, bfd: bool = False) -> int:
+                   config: KeepalivedConfig | None = None, bfd: bool = False,
+                   follow_config: bool = True, namespace_flag: str | None = None) -> int:
     """Run as keepalived's parent: returns when both children have stopped after SIGTERM/SIGINT (or a failure).
 
     With `config`, its startup_script runs before the children start and its
-    shutdown_script after they stopped (daemon/start_stop.py).
+    shutdown_script (the one in force after any reload) after they stopped
+    (daemon/start_stop.py), and SIGHUP reloads it.
     """
+    notifier = Notifier()  # before anything is started: the children must not inherit $NOTIFY_SOCKET
+    _hold_early_signals()
     pids = begin(opts, "Keepalived", "pykeepalived", opts.pid_file, config=config)
     if pids is None:
         return 1
     if process_name:  # global_defs process_name (host/tuning.py)
         set_process_name(process_name)
-    children = []
-    if bfd:  # keepalived's bfd child: the sessions VRRP's track_bfd and BFD_CHECK follow (daemon/run_bfd.py)
-        children.append(Child("BFD", child_argv(base_argv, "--bfd-child", config_fd)))
-    if vrrp:
-        children.append(Child("VRRP", child_argv(base_argv, "--vrrp", config_fd), opts.vrrp_pid_file))
-    if check:
-        children.append(Child("Healthcheck", child_argv(base_argv, "--check", config_fd), opts.checkers_pid_file))
+
+    def make_child(name: str) -> Child:
+        if name == "BFD":  # keepalived's bfd child: the sessions VRRP's track_bfd and BFD_CHECK follow (run_bfd.py)
+            return Child("BFD", child_argv(base_argv, "--bfd-child", config_fd))
+        if name == "VRRP":
+            return Child("VRRP", child_argv(base_argv, "--vrrp", config_fd), opts.vrrp_pid_file,
+                         reports=ChildReports("VRRP"))
+        return Child("Healthcheck", child_argv(base_argv, "--check", config_fd), opts.checkers_pid_file,
+                     reports=ChildReports("Healthcheck"))
+
+    children = [make_child(name) for name, on in (("BFD", bfd), ("VRRP", vrrp), ("Healthcheck", check)) if on]
+    setup = None
+    if config is not None:
+        setup = ParentSetup(config=config, config_file=os.path.abspath(opts.config_file), config_id=opts.config_id,
+                            pid_file=opts.pid_file, make_child=make_child, follow_config=follow_config,
+                            bfd_allowed=opts.bfd, namespace_flag=namespace_flag)
+    supervisor: Supervisor | None = None
+
+    async def main() -> bool:
+        nonlocal supervisor
+        supervisor = Supervisor(children, config_fd, opts.respawn, setup, notifier)
+        return await supervisor.run()
+
     try:
-        ok = asyncio.run(supervise(children, config_fd, opts.respawn))
+        ok = asyncio.run(main())
     finally:
         pids.remove()
-        if config is not None:
+        final = setup.config if setup is not None else config  # the shutdown_script of the config in force
+        if final is not None:
             from .start_stop import run_start_stop_script
 
-            run_start_stop_script(config, "shutdown")
+            run_start_stop_script(final, "shutdown")
     log.info("Stopped pykeepalived")
     return 0 if ok else 1
