@@ -13,6 +13,7 @@ are right after each step; the broken file changes nothing.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -149,3 +150,58 @@ def test_reload_applies_only_the_difference(lab: Lab, tmp_path: Path) -> None:
     assert str(VIP1.ip) not in garps, "a gratuitous ARP for the unchanged VIP"
     assert str(VIP1_EXTRA.ip) in garps, "no gratuitous ARP for the added VIP"
     assert str(VIP3.ip) in garps
+
+
+@pytest.mark.parametrize("kind", ["py", "ka"])
+def test_removed_instances_notify_deleted_or_fault(lab: Lab, tmp_path: Path, kind: str) -> None:
+    """keepalived 2.2.7's words for instances a reload removed: DELETED with notify_deleted, else FAULT (FIFO
+    line and generic notify script); with fifo_write_vrrp_states_on_reload the remaining states are written
+    again. Run against keepalived itself too, to hold us to its words."""
+    fifo = tmp_path / f"{kind}.fifo"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    notify_log = tmp_path / f"{kind}-notify.log"
+    script = tmp_path / f"{kind}-notify.sh"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {notify_log}\n')
+    script.chmod(0o755)
+    glob = f"enable_script_security\nscript_user root\nnotify_fifo {fifo}\nfifo_write_vrrp_states_on_reload\n"
+    notify = [f'notify "{script}"']
+
+    def instances(all_: bool) -> list[VrrpSettings]:
+        out = [VrrpSettings(vrid=61, priority=150, vips=[VIP1], name="VI_1", version=3, advert_int_s=0.2,
+                            extra=notify)]
+        if all_:
+            out += [VrrpSettings(vrid=62, priority=150, vips=[VIP2], name="VI_2", version=3, advert_int_s=0.2,
+                                 extra=[*notify, "notify_deleted"]),
+                    VrrpSettings(vrid=63, priority=150, vips=[VIP3], name="VI_3", version=3, advert_int_s=0.2,
+                                 extra=notify)]
+        return out
+
+    peer = lab.peer(kind, lab.r1, instances(True), extra_global=glob)
+    assert isinstance(peer, KeepalivedPeer)
+    try:
+        peer.start()
+        wait_until(lambda: all(peer.holds(v.ip) for v in (VIP1, VIP2, VIP3)), 5.0, what="master of all three")
+        time.sleep(0.5)
+        os.read(fd, 65536)
+        text = peer.conf_path.read_text()
+        start = text.index("vrrp_instance VI_2")
+        peer.conf_path.write_text(text[:start] + "\n")
+        assert peer._daemon is not None
+        os.kill(peer._daemon.pid, signal.SIGHUP)
+        wait_until(lambda: not peer.holds(VIP2.ip) and not peer.holds(VIP3.ip), 5.0, what="VI_2 and VI_3 gone")
+        time.sleep(1.0)
+        assert peer.holds(VIP1.ip)
+        lines = os.read(fd, 65536).decode().splitlines()
+    finally:
+        os.close(fd)
+    assert 'INSTANCE "VI_2" DELETED 150' in lines or 'INSTANCE "VI_2" DELETED 0' in lines, lines
+    assert any(line.startswith('INSTANCE "VI_3" FAULT') for line in lines), lines
+    if kind == "py":
+        # keepalived 2.2.7 writes the states of backup and fault instances only: a master kept over the reload
+        # takes another path (vrrp_scheduler.c vrrp_init_state); we write every instance's, masters' too
+        assert 'INSTANCE "VI_1" MASTER 150' in lines, lines
+    assert not any("VI_2" in line and "MASTER" in line for line in lines)
+    scripts = notify_log.read_text().splitlines()
+    assert any(line.startswith("INSTANCE VI_2 DELETED") for line in scripts), scripts
+    assert any(line.startswith("INSTANCE VI_3 FAULT") for line in scripts), scripts

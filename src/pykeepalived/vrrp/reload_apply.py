@@ -69,6 +69,7 @@ class VrrpService(Protocol):
     _script_tasks: dict[str, asyncio.Task[None]]
     _file_poller: asyncio.Task[None] | None
     _deleting: dict[str, asyncio.Event]
+    _stopping: bool
 
     @property
     def machines(self) -> Mapping[str, MachineView]: ...
@@ -121,6 +122,9 @@ async def apply_reload(svc: VrrpService, config: KeepalivedConfig) -> None:
              len(plan.remove), len(plan.add))
     for name in plan.remove:
         await _remove(svc, name)
+    if svc._stopping:  # SIGTERM while the removed instances stopped: the process is going, nothing more to do
+        log.info("VRRP reload cut short: the process is stopping")
+        return
     svc.config = config
     await _sync_scripts(svc, config, plan)
     for change in plan.change:

@@ -255,8 +255,8 @@ class VrrpService:
         carried out (vrrp/reload_apply.py): removed instances stop as on SIGTERM,
         changed ones take their new settings in place, new ones start as at boot.
         """
-        if self._stopping or self._loop is None:
-            raise ReloadError("the VRRP process is stopping or not started; the running configuration is kept")
+        if self._stopping or self._loop is None or not self.ready_event.is_set():
+            raise ReloadError("the VRRP process is starting or stopping; the running configuration is kept")
         await apply_reload(self, config)
 
     def _forget(self, name: str) -> None:
@@ -612,7 +612,8 @@ class VrrpService:
         elif isinstance(action, Stopped):
             if (deleted := self._deleting.get(action.instance)) is not None:  # removed by a reload
                 deleted.set()
-                return
+                if not self._stopping:  # a SIGTERM during the reload counts it among the stopped too
+                    return
             self._stopped.add(action.instance)
             if self._stopping and len(self._stopped) == len(self.machines):
                 self._done.set()
