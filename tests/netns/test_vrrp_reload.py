@@ -205,3 +205,46 @@ def test_removed_instances_notify_deleted_or_fault(lab: Lab, tmp_path: Path, kin
     scripts = notify_log.read_text().splitlines()
     assert any(line.startswith("INSTANCE VI_2 DELETED") for line in scripts), scripts
     assert any(line.startswith("INSTANCE VI_3 FAULT") for line in scripts), scripts
+
+
+def test_trackers_and_advert_interval_change_in_place(lab: Lab, tmp_path: Path) -> None:
+    """A tracked script added by a reload moves the priority (weight), a changed vrrp_script keeps its status
+    until its next run, a new advert interval takes effect: the master stays master throughout."""
+    failing = tmp_path / "fail.sh"
+    failing.write_text("#!/bin/sh\nexit 1\n")
+    failing.chmod(0o755)
+    passing = tmp_path / "pass.sh"
+    passing.write_text("#!/bin/sh\nexit 0\n")
+    passing.chmod(0o755)
+    glob = "enable_script_security\nscript_user root\n"
+
+    def conf(peer: PyKeepalivedPeer, script: Path | None, advert: float, tracked: bool) -> str:
+        s = [VrrpSettings(vrid=71, priority=150, vips=[VIP1], name="VI_1", version=3, advert_int_s=advert,
+                          extra=["track_script {", "    chk", "}"] if tracked else [])]
+        text = render_keepalived_conf(lab.r1, s, f"json_dump_file {peer.json_path}\n" + glob)
+        vs = f'vrrp_script chk {{\n    script "{script or passing}"\n    interval 1\n    weight -20\n}}\n\n'
+        return text.replace("vrrp_instance VI_1 {", vs + "vrrp_instance VI_1 {", 1)
+
+    ours = lab.peer("py", lab.r1, [VrrpSettings(vrid=71, priority=150, vips=[VIP1], version=3, advert_int_s=0.5)],
+                    extra_global=glob)
+    assert isinstance(ours, PyKeepalivedPeer)
+    ours.conf_path.write_text(conf(ours, None, 0.5, False))
+    ours.start()
+    wait_until(lambda: ours.holds(VIP1.ip), 5.0, what="master")
+    reloader = Reloader(ours, lab)
+
+    def dump() -> dict[str, object]:
+        data: dict[str, object] = ours.snapshot()[0]["data"]
+        return data
+
+    assert reloader.reload(text=conf(ours, failing, 0.5, True)) == "finished"
+    wait_until(lambda: dump()["effective_priority"] == 130, 5.0, what="priority 130 from the failing script")
+    assert reloader.reload(text=conf(ours, passing, 1.0, True)) == "finished"
+    wait_until(lambda: dump()["effective_priority"] == 150, 5.0, what="priority 150 from the passing script")
+    assert dump()["adver_int"] == 1 and dump()["master_adver_int"] == 1, dump()
+    assert reloader.reload(text=conf(ours, passing, 1.0, False)) == "finished"
+    assert dump()["effective_priority"] == 150
+    log = ours.log()
+    assert log.count("(VI_1) Entering MASTER STATE") == 1, "VI_1 left MASTER during the reloads"
+    assert "(VI_1) Entering BACKUP" not in log.split("Entering MASTER STATE", 1)[1]
+    assert ours.holds(VIP1.ip)

@@ -142,7 +142,7 @@ async def apply_reload(svc: VrrpService, config: KeepalivedConfig) -> None:
     if any(t.kind is TrackKind.FILE for tr in svc.tracking.values() for t in tr.items) and svc._file_poller is None:
         svc._file_poller = asyncio.create_task(svc._poll_track_files())
         svc._tasks.append(svc._file_poller)
-    if config.global_defs.settings.get("fifo_write_vrrp_states_on_reload"):
+    if config.global_defs.fifo_write_vrrp_states_on_reload:
         _write_states(svc, config)
 
 
