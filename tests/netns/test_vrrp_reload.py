@@ -209,7 +209,8 @@ def test_removed_instances_notify_deleted_or_fault(lab: Lab, tmp_path: Path, kin
 
 def test_trackers_and_advert_interval_change_in_place(lab: Lab, tmp_path: Path) -> None:
     """A tracked script added by a reload moves the priority (weight), a changed vrrp_script keeps its status
-    until its next run, a new advert interval takes effect: the master stays master throughout."""
+    until its next run, a new advert interval takes effect, a weight-0 script added runs once before it
+    counts (no FAULT while it would be in INIT): the master stays master throughout."""
     failing = tmp_path / "fail.sh"
     failing.write_text("#!/bin/sh\nexit 1\n")
     failing.chmod(0o755)
@@ -218,11 +219,13 @@ def test_trackers_and_advert_interval_change_in_place(lab: Lab, tmp_path: Path) 
     passing.chmod(0o755)
     glob = "enable_script_security\nscript_user root\n"
 
-    def conf(peer: PyKeepalivedPeer, script: Path | None, advert: float, tracked: bool) -> str:
+    def conf(peer: PyKeepalivedPeer, script: Path | None, advert: float, tracked: bool, zero: bool = False) -> str:
+        track = ["track_script {", *(["    chk"] if tracked else []), *(["    chk0"] if zero else []), "}"]
         s = [VrrpSettings(vrid=71, priority=150, vips=[VIP1], name="VI_1", version=3, advert_int_s=advert,
-                          extra=["track_script {", "    chk", "}"] if tracked else [])]
+                          extra=track if tracked or zero else [])]
         text = render_keepalived_conf(lab.r1, s, f"json_dump_file {peer.json_path}\n" + glob)
         vs = f'vrrp_script chk {{\n    script "{script or passing}"\n    interval 1\n    weight -20\n}}\n\n'
+        vs += f'vrrp_script chk0 {{\n    script "{passing}"\n    interval 5\n    weight 0\n}}\n\n'
         return text.replace("vrrp_instance VI_1 {", vs + "vrrp_instance VI_1 {", 1)
 
     ours = lab.peer("py", lab.r1, [VrrpSettings(vrid=71, priority=150, vips=[VIP1], version=3, advert_int_s=0.5)],
@@ -244,7 +247,11 @@ def test_trackers_and_advert_interval_change_in_place(lab: Lab, tmp_path: Path) 
     assert dump()["adver_int"] == 1 and dump()["master_adver_int"] == 1, dump()
     assert reloader.reload(text=conf(ours, passing, 1.0, False)) == "finished"
     assert dump()["effective_priority"] == 150
+    assert reloader.reload(text=conf(ours, passing, 1.0, False, zero=True)) == "finished"
+    time.sleep(0.5)
+    assert dump()["state"] == 2 and not dump()["faults"], dump()
     log = ours.log()
     assert log.count("(VI_1) Entering MASTER STATE") == 1, "VI_1 left MASTER during the reloads"
     assert "(VI_1) Entering BACKUP" not in log.split("Entering MASTER STATE", 1)[1]
+    assert "(VI_1) Entering FAULT" not in log
     assert ours.holds(VIP1.ip)

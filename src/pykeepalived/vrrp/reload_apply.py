@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ..net.accept_filter import AcceptFilter
     from ..net.addresses import AddressManager
     from ..scripts.notify import FifoGroup
+    from ..scripts.runner import ScriptRunner
     from .core import CoreAction, VrrpCore
     from .interfaces import InstanceInterfaces
     from .link_feed import LinkFeed
@@ -64,6 +65,7 @@ class VrrpService(Protocol):
     processes: ProcessTable
     interfaces: InstanceInterfaces
     fifo: FifoGroup | None
+    runner: ScriptRunner
     _queue: asyncio.Queue[Action]
     _tasks: list[asyncio.Task[None]]
     _script_tasks: dict[str, asyncio.Task[None]]
@@ -254,20 +256,35 @@ async def _sync_scripts(svc: VrrpService, config: KeepalivedConfig, plan: Reload
         if task is not None:
             task.cancel()
         del svc.script_health[name]
+    new = sorted(tracked - set(svc.script_health))
+    for name in new:
+        vs = config.vrrp_scripts[name]
+        svc.script_health[name] = ScriptHealth(vs.rise, vs.fall, init_fail=False)
+    # a newly tracked script runs once before any instance answers to it: a weight-0 script in its INIT
+    # state would put a master in FAULT (and move its VIPs) for the time of its first run
+    await asyncio.gather(*(_first_run(svc, config, name) for name in new))
     for name in sorted(tracked):
         vs = config.vrrp_scripts[name]
-        health = svc.script_health.get(name)
-        if health is not None and name not in plan.scripts_changed:
+        health = svc.script_health[name]
+        if name not in new and name not in plan.scripts_changed:
             continue
-        if health is None:
-            svc.script_health[name] = ScriptHealth(vs.rise, vs.fall, init_fail=False)
-        else:
-            health.rise, health.fall = max(1, vs.rise), max(1, vs.fall)
+        health.rise, health.fall = max(1, vs.rise), max(1, vs.fall)
         task = svc._script_tasks.pop(name, None)
         if task is not None:
             task.cancel()
         svc._script_tasks[name] = asyncio.create_task(svc._run_track_script(name))
         svc._tasks.append(svc._script_tasks[name])
+
+
+async def _first_run(svc: VrrpService, config: KeepalivedConfig, name: str) -> None:
+    vs = config.vrrp_scripts[name]
+    if vs.script is None:
+        return
+    outcome = await svc.runner.run(vs.script, (), vs.timeout_s or vs.interval_s)
+    health = svc.script_health[name]
+    health.record(outcome.success)
+    log.info("VRRP_Script(%s) %s (first run, before the reload applies it)", name,
+             "succeeded" if health.status is TrackStatus.UP else "failed")
 
 
 async def _add(svc: VrrpService, name: str) -> None:
