@@ -5,8 +5,8 @@ VI_1 and VI_2 (priority 150), keepalived 2.2.7 as their backup (100). Under a
 packet capture we reload 20 times with the same file, then lower VI_1's
 priority (still above the backup: no preemption), add a VIP, remove it, add
 an instance, remove one, and load a broken file. The capture must show VI_1's
-adverts keeping their 1 s interval all along (keepalived 2.2.7 itself sends
-an extra advert from each master on every reload) and no gratuitous ARP for a
+adverts keeping their 1 s interval all along (a keepalived 2.2.7 master sends
+two extra adverts on every reload, 0.5 s and 0 s apart: this check fails it) and no gratuitous ARP for a
 VIP that did not change; keepalived never becomes master of VI_1; the VIPs
 are right after each step; the broken file changes nothing.
 """
