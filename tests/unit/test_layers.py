@@ -57,6 +57,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.bfd", "pykeepalived.bfd.packet", "pykeepalived.bfd.session", "pykeepalived.check.bfd_check",
         "pykeepalived.vrrp.vmac_addr", "pykeepalived.vrrp.ipvlan_settings",  # the VRRP interface helper's
         "pykeepalived.vrrp.link_debounce",
+        "pykeepalived.vrrp.reload_plan",  # the VRRP reload helper's: what a reload changes
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",
@@ -84,6 +85,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.dump_writer",
         "pykeepalived.lvs.choose",
         "pykeepalived.bfd.service",
+        "pykeepalived.vrrp.reload_apply",  # the VRRP reload helper's: carries a reload plan out
     ]),
     ("daemon", ["pykeepalived.daemon", "pykeepalived.daemon.*"]),
     ("cli/lab", ["pykeepalived.cli", "pykeepalived.__main__", "pykeepalived.status", "pykeepalived.cmdline",

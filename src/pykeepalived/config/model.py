@@ -414,6 +414,7 @@ class GlobalDefs(ModelObject):
     vrrp_check_unicast_src: bool = False
     vrrp_lower_prio_no_advert: bool = False
     vrrp_notify_priority_changes: bool = False
+    fifo_write_vrrp_states_on_reload: bool = False  # the states on the notify FIFOs after a VRRP reload
     vmac_prefix: str | None = None  # use_vmac's default name is PREFIX.VRID (keepalived: "vrrp")
     vmac_addr_prefix: str | None = None  # use_vmac_addr's VMACs: PREFIX.VRID (else vmac_prefix, else "vrrp")
     vrrp_garp_extra_if_s: float = 0.0  # vrrp_garp_extra_if: the default of every instance's garp_extra_if

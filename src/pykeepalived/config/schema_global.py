@@ -375,6 +375,7 @@ _SINCE_24 = {"dbus_no_interface_name", "vrrp_owner_ignore_adverts", "v3_checksum
 _BOOL_FIELDS = {
     "reload_repeat",
     "checker_log_all_failures",
+    "fifo_write_vrrp_states_on_reload",  # vrrp/reload_apply.py
     "lvs_flush",
     "vrrp_lower_prio_no_advert",
     "vrrp_higher_prio_send_advert",

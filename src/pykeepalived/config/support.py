@@ -162,6 +162,9 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     (GLOBAL_DEFS, ("include_check",)),
     # directories prepared at start (host/config_dirs.py); saving on reload waits for reload itself
     (GLOBAL_DEFS, ("config_save_dir", "tmp_config_directory")),
+    # VRRP reload (vrrp/reload_apply.py): a removed instance notifies DELETED, states written to the FIFO
+    (VRRP_INSTANCE, ("notify_deleted",)),
+    (GLOBAL_DEFS, ("fifo_write_vrrp_states_on_reload",)),
 ]
 
 

@@ -182,4 +182,5 @@ def _state_script(obj: VrrpInstance | SyncGroup, state: str) -> Script | None:
         "BACKUP": obj.notify_backup,
         "FAULT": obj.notify_fault,
         "STOP": obj.notify_stop,
+        "DELETED": getattr(obj, "notify_deleted", None),  # an instance a reload removed (vrrp_instance only)
     }.get(state)

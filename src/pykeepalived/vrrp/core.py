@@ -95,6 +95,50 @@ class VrrpCore:
     def count_undecodable(self, name: str, counter: str) -> None:
         self._machines[name].count_undecodable(counter)
 
+    # ------------------------------------------------------------------ reload (vrrp/reload_plan.py)
+    def update(self, name: str, settings: InstanceSettings, now: float) -> list[CoreAction]:
+        """New settings for a running machine: its state and timers stay (VrrpMachine.update_settings)."""
+        return self._run(name, self._machines[name].update_settings(settings, now), now)
+
+    def add(self, settings: InstanceSettings) -> None:
+        """A new instance, in INIT until start(); regroup() puts it in its sync group."""
+        if settings.name in self._machines:
+            raise ValueError(f"instance {settings.name} already runs")
+        self._machines[settings.name] = VrrpMachine(settings)
+        self._armed[settings.name] = None
+
+    def remove(self, name: str) -> None:
+        """Forget a stopped machine (its timer is the shell's to cancel); regroup() after."""
+        del self._machines[name]
+        self._armed.pop(name, None)
+        group = self._group_of.pop(name, None)
+        if group is not None:
+            group.members = tuple(m for m in group.members if m.name != name)
+
+    def regroup(self, groups: Mapping[str, Iterable[str]]) -> None:
+        """Re-form the sync groups; a group with the same name and members keeps its state (no notify).
+
+        A new or changed group takes the state its members are in, without a
+        group notify: nothing changed state.
+        """
+        old = self._groups
+        self._groups, self._group_of = {}, {}
+        for gname, names in groups.items():
+            members = [self._machines[n] for n in names if n in self._machines]
+            if not members:
+                continue
+            group = old.get(gname)
+            if group is None or [m.name for m in group.members] != [m.name for m in members]:
+                state = group.state if group is not None else State.INIT
+                group = SyncGroup(gname, members)
+                group.state = state
+                states = {m.state for m in members}
+                if len(states) == 1 and next(iter(states)) in (State.MASTER, State.BACKUP, State.FAULT):
+                    group.state = next(iter(states))
+            self._groups[gname] = group
+            for m in members:
+                self._group_of[m.name] = group
+
     # ------------------------------------------------------------------ plumbing
     def _consent(self, machine: VrrpMachine) -> GroupConsent:
         group = self._group_of.get(machine.name)

@@ -412,6 +412,41 @@ class VrrpMachine:
             self._emit(PriorityChanged(self.name, self.state, priority))
         return self._drain()
 
+    def update_settings(self, settings: InstanceSettings, now: float) -> list[Action]:
+        """Reload: the same virtual router with new settings (vrrp/reload_plan.py decided it may).
+
+        The state, the master heard and every deadline stay; a changed advert
+        interval moves only the next one (a master's next advert comes one
+        new interval after the last one, never at once; a backup's master-down
+        deadline moves by the difference), and so does a changed
+        down_timer_adverts. The base priority reaches the machine through
+        set_priority (the shell's tracking holds it), garp_master_refresh and
+        garp_extra_if restart their period only when they changed.
+        """
+        old = self.settings
+        old_down = self.master_down_interval_s()
+        self.settings = settings
+        if settings.advert_int_cs != old.advert_int_cs:
+            self._emit(Log(self.name, f"({self.name}) advert interval changed from {old.advert_int_cs / 100:g}s "
+                                      f"to {settings.advert_int_cs / 100:g}s"))
+            if self.state is State.MASTER:
+                self.master_adver_int_cs = settings.advert_int_cs
+                if self._advert_due is not None:
+                    self._advert_due = max(now, self._advert_due + (settings.advert_int_cs - old.advert_int_cs) / 100)
+            elif settings.version == 2 or self.master_address is None:
+                self.master_adver_int_cs = settings.advert_int_cs
+        if self.state is State.BACKUP and self._down_due is not None:
+            self._down_due = max(now, self._down_due + self.master_down_interval_s() - old_down)
+        if self.state is State.MASTER:
+            if settings.garp_master_refresh_s != old.garp_master_refresh_s:
+                self._refresh_due = now + settings.garp_master_refresh_s if settings.garp_master_refresh_s > 0 \
+                    else None
+            if settings.garp_extra_if_s != old.garp_extra_if_s:
+                self._extra_due = now + settings.garp_extra_if_s if settings.garp_extra_if_s > 0 else None
+        if settings.preempt_delay_s <= 0:
+            self._preempt_until = None
+        return self._drain()
+
     def stop(self, now: float) -> list[Action]:
         """Clean stop (SIGTERM). A MASTER sends priority 0; with handover it keeps
         the VIPs until another router's advert arrives or the deadline passes."""

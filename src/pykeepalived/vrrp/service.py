@@ -73,6 +73,7 @@ from .packet import Advert, VrrpPacketError, decode_advert, decode_unicast_adver
 from .settings import InstanceSettings, instance_settings
 from .startup_delay import StartupDelay
 from .rx_bufs import instance_share
+from .reload_apply import apply_reload
 from .source_tracking import SOURCE_GONE_FAULT, SourceTracker, tracked_sources
 from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
 from .process_watch import first_scan, watch_processes
@@ -180,6 +181,12 @@ class VrrpService:
         self.bfd_key = os.getppid()  # whose BFD process reports to us (bfd/events.py): the parent's child
         self._placement_faults: set[str] = set()  # instances whose address VMACs could not be made at start
         self._late_setup = asyncio.Lock()  # instances set up after start (_set_up_waiting)
+        # reload (vrrp/reload_apply.py): the settings as configured (before use_vmac_addr placed addresses),
+        # the tasks a reload may start or stop, and the instances a reload is removing (set once stopped)
+        self._configured: dict[str, InstanceSettings] = dict(self.settings)
+        self._script_tasks: dict[str, asyncio.Task[None]] = {}
+        self._file_poller: asyncio.Task[None] | None = None
+        self._deleting: dict[str, asyncio.Event] = {}
 
     # ------------------------------------------------------------------ life cycle
     async def run(self) -> None:
@@ -212,9 +219,11 @@ class VrrpService:
             if self.status_file and self.config.virtual_servers:
                 self._tasks.append(asyncio.create_task(self._watch_dataplane(self.status_file)))
             for name in self.script_health:
-                self._tasks.append(asyncio.create_task(self._run_track_script(name)))
+                self._script_tasks[name] = asyncio.create_task(self._run_track_script(name))
+                self._tasks.append(self._script_tasks[name])
             if any(t.kind is TrackKind.FILE for tr in self.tracking.values() for t in tr.items):
-                self._tasks.append(asyncio.create_task(self._poll_track_files()))
+                self._file_poller = asyncio.create_task(self._poll_track_files())
+                self._tasks.append(self._file_poller)
             if self.processes.names():
                 self._tasks.append(asyncio.create_task(watch_processes(self.processes, self._process_changed,
                                                                        self._now,
@@ -240,8 +249,50 @@ class VrrpService:
             await self._shutdown()
 
     async def reload(self, config: KeepalivedConfig) -> None:
-        """Move to `config` keeping what did not change (SIGHUP: daemon/child_reload.py); ReloadError keeps the old."""
-        raise ReloadError("reload of the VRRP instances is not supported yet; the running configuration is kept")
+        """Move to `config` keeping what did not change (SIGHUP: daemon/child_reload.py); ReloadError keeps the old.
+
+        The plan is worked out first (vrrp/reload_plan.py, nothing touched), then
+        carried out (vrrp/reload_apply.py): removed instances stop as on SIGTERM,
+        changed ones take their new settings in place, new ones start as at boot.
+        """
+        if self._stopping or self._loop is None or not self.ready_event.is_set():
+            raise ReloadError("the VRRP process is starting or stopping; the running configuration is kept")
+        await apply_reload(self, config)
+
+    def _forget(self, name: str) -> None:
+        """A reload removed the instance and it has stopped: drop its timer, socket share and tables."""
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+        entry = self._socket_of.pop(name, None)
+        if entry is not None:
+            for vrid in [v for v, n in entry.by_vrid.items() if n == name]:
+                del entry.by_vrid[vrid]
+            if not entry.by_vrid:
+                for key in [k for k, e in self._sockets.items() if e is entry]:
+                    del self._sockets[key]
+                    self._rx_buf.pop(key, None)
+                if self._loop is not None:
+                    self._loop.remove_reader(entry.sock.fileno())
+                entry.sock.close()
+        self.core.remove(name)
+        for table in (self.settings, self._configured, self.tracking):
+            table.pop(name, None)
+        self._old_checksum.discard(name)
+        self._placement_faults.discard(name)
+        self._dump_runtime.last_transition.pop(name, None)
+
+    async def _place(self, name: str, s: InstanceSettings) -> tuple[InstanceSettings, str | None]:
+        """use_vmac_addr's address VMACs for an instance a reload added (as _start_instances does at boot)."""
+        if s.old_unicast_checksum == "old":
+            self._old_checksum.add(name)
+        reserved = {t.vmac_ifname for t in self.settings.values() if t.vmac_ifname}
+        placed, vmac_fault = await self.interfaces.place_addresses(s, self.config.vrrp_instances[name],
+                                                                   self.config.global_defs, reserved)
+        self.settings[name] = placed
+        if vmac_fault is not None:
+            self._placement_faults.add(name)
+        return placed, vmac_fault
 
     def stop(self) -> None:
         """Clean stop: every instance releases (or hands over) its VIPs, then run() returns."""
@@ -559,6 +610,10 @@ class VrrpService:
         elif isinstance(action, (Log, PacketDropped)):
             log.info("%s", action.message if isinstance(action, Log) else action.detail)
         elif isinstance(action, Stopped):
+            if (deleted := self._deleting.get(action.instance)) is not None:  # removed by a reload
+                deleted.set()
+                if not self._stopping:  # a SIGTERM during the reload counts it among the stopped too
+                    return
             self._stopped.add(action.instance)
             if self._stopping and len(self._stopped) == len(self.machines):
                 self._done.set()
@@ -569,6 +624,12 @@ class VrrpService:
                                          State.STOP: "STOP"}
         word = label.get(change.new)
         if word is None:
+            return
+        if change.new is State.STOP and change.instance in self._deleting:
+            # keepalived 2.2.7 on a reload without the instance: DELETED with notify_deleted, else FAULT
+            gone = "DELETED" if inst.notify_deleted_flag else "FAULT"
+            log.info("(%s) removed by the reload: notifying %s", change.instance, gone)
+            self.notifier.instance_state(inst, gone, change.priority)
             return
         suffix = " (init)" if change.old is State.INIT and change.new is State.BACKUP else ""
         log.info("(%s) Entering %s STATE%s", change.instance, word, suffix)
@@ -638,8 +699,10 @@ class VrrpService:
         except Exception as exc:
             log.error("(%s) cannot %s: %s", name, what, exc)
 
-    async def _announce(self, name: str, repeat: int, extra: bool = False) -> None:
-        """GARP/NA for every (e)VIP, `repeat` rounds in keepalived's order, paced per interface (garp_pacing.py)."""
+    async def _announce(self, name: str, repeat: int, extra: bool = False,
+                        only: frozenset[IPAddress] | None = None) -> None:
+        """GARP/NA for every (e)VIP (`only`: these, a reload's new VIPs), `repeat` rounds in keepalived's order,
+        paced per interface (garp_pacing.py)."""
         s = self.settings[name]
         machine = self.machines[name]
         if machine.state is not State.MASTER:
@@ -649,6 +712,8 @@ class VrrpService:
         extra_done: set[str] = set()
         for index, spec in enumerate([*s.vips, *s.excluded_vips]):
             dev = spec.device or s.interface
+            if only is not None and spec.address.ip not in only:
+                continue
             if not dev or (extra and not _extra_announcement(s, dev, extra_done, self.interfaces.vmacs.created)):
                 continue
             mac = self._macs.get(dev)
