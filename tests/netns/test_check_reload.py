@@ -26,7 +26,6 @@ import pytest
 
 from pykeepalived.lab import Lan, unique_prefix, wait_until
 from pykeepalived.lab.checkers import CheckerDaemon, PlainServer, stop_all
-from pykeepalived.lab.topology import Host
 
 from .vrrp_helpers import needs_root
 
@@ -66,6 +65,17 @@ for line in sys.stdin:
 """
 
 
+class WorkerDaemon(CheckerDaemon):
+    """The checker with its probes in worker processes (`--checker-workers N`)."""
+
+    def __init__(self, *args: Any, workers: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workers = workers
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--checker-workers", str(self.workers)]
+
+
 class ReloadLab:
     def __init__(self, public: Lan, private: Lan, workdir: Path) -> None:
         self.client = public.add_host("c", 100)
@@ -84,8 +94,9 @@ class ReloadLab:
     def ip(self, i: int) -> str:
         return str(self.rs[i].ipv4.ip)
 
-    def start(self, conf: str) -> CheckerDaemon:
-        self.daemon = CheckerDaemon(self.lb, self.workdir, conf, name="reload")
+    def start(self, conf: str, workers: int | None = None) -> CheckerDaemon:
+        self.daemon = (WorkerDaemon(self.lb, self.workdir, conf, name="reload", workers=workers) if workers
+                       else CheckerDaemon(self.lb, self.workdir, conf, name="reload"))
         self.daemon.start()
         return self.daemon
 
@@ -125,21 +136,24 @@ def lab(tmp_path: Path) -> Iterator[ReloadLab]:
             lab.close()
 
 
-def rs_block(ip: str, check: str = "connect_timeout 1") -> str:
+def rs_block(ip: str, check: str = "connect_timeout 1", port: int = 80, extra: str = "") -> str:
     return f"""
-    real_server {ip} 80 {{
+    real_server {ip} {port} {{
         weight 1
+        {extra}
         TCP_CHECK {{
             {check}
         }}
     }}"""
 
 
-def conf(*servers: str, broken: bool = False) -> str:
+def conf(*servers: str, broken: bool = False, glob: str = "", more: str = "") -> str:
     return f"""
 global_defs {{
     router_id lb
+    {glob}
 }}
+{more}
 virtual_server {VIP} 80 {{
     delay_loop 1
     lb_algo rr
@@ -226,3 +240,44 @@ def test_reload_applies_only_the_difference_and_keeps_the_connection(lab: Reload
     assert decisions_since(d, mark).count("Adding service") == 1  # rs3, and nothing else
     assert "failed after" not in decisions_since(d, mark)
     assert all(all(c["verdict"] == "up" for c in s["checkers"]) for s in d.status()["services"][0]["real_servers"])
+
+
+def test_reload_with_worker_processes_keeps_verdicts_and_runs_the_new_config(lab: ReloadLab) -> None:
+    """Workers restart with the new plan and the state the checker process kept; alpha, new and removed services."""
+    rs1, rs2, rs3 = (lab.ip(i) for i in range(3))
+    # rs2 on port 81: nobody listens, so it is DOWN
+    d = lab.start(conf(rs_block(rs1), rs_block(rs2, "connect_timeout 1\n retry 0", port=81)), workers=2)
+    wait_until(lambda: set(d.destinations()) == {f"[{rs1}]:80"} and "failed after" in d.log()
+               and d.log().count("Checker worker") >= 2, 10, what=f"rs1 in, rs2 out:\n{d.log()[-2000:]}")
+    mark = len(d.log())
+    second = f"""
+virtual_server {VIP} 8080 {{
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+{rs_block(rs1)}
+}}
+"""
+    reload(lab, d, conf(rs_block(rs1), rs_block(rs2, "connect_timeout 1\n retry 0", port=81),
+                        rs_block(rs3, extra="alpha"), glob="lvs_flush", more=second))
+    log = d.log()[mark:]
+    assert "global_defs lvs_flush changed: the checker needs a restart" in log
+    assert f"Adding Virtual Server [{VIP}]:tcp:8080" in log
+    assert f"Adding service [{rs3}]:tcp:80" not in log  # alpha: DOWN until its first check passes
+    main = f"[{VIP}]:tcp:80"
+    wait_until(lambda: f"[{rs3}]:80" in d.destinations(main), 5, what="rs3 in after its first check")
+    wait_until(lambda: d.destinations(f"[{VIP}]:tcp:8080") == {f"[{rs1}]:80": (1, True)}, 5,
+               what="the new service's table")
+    assert d.log()[mark:].count("Checker worker 0/2 runs") == 1  # restarted once, with the new plan
+    time.sleep(2.5)  # several checks of each: the kept verdicts hold, nothing flaps or is re-confirmed
+    later = decisions_since(d, mark)
+    assert f"[{rs2}]" not in later and f"[{rs1}]:tcp:80 to VS [{VIP}]:tcp:80" not in later, later
+    assert d.alive()
+
+    reload(lab, d, conf(rs_block(rs1), rs_block(rs3, extra="alpha")))
+    assert f"Removing Virtual Server [{VIP}]:tcp:8080" in d.log()
+    wait_until(lambda: [s["name"] for s in d.status()["table"]["services"]] == [f"[{VIP}]:tcp:80"], 5,
+               what="the second service gone")
+    assert set(d.destinations(main)) == {f"[{rs1}]:80", f"[{rs3}]:80"}  # rs3 was UP: it stays, no re-check
+    assert d.alive()

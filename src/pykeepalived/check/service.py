@@ -500,6 +500,7 @@ class CheckService:
         change = change_of(msg)
         if change is not None:
             chk.core.verdict = change.verdict
+            chk.core.has_run = True  # a reload's carried core and restarted workers must know it has run
         self._after_attempt(svc, srv, chk, msg["ok"], msg.get("o"), change)
 
     def _start_service(self, plan: ServicePlan, now: float) -> ServiceState:

@@ -97,7 +97,9 @@ def init_line(flat: list[tuple[Any, Any, Any]], shard: int, count: int, now: flo
     verdict and history the checker process kept, so that restarted workers
     go on where the old ones were (no re-check from DOWN, no flap).
     """
-    state = [[i, chk.core.verdict.value, chk.core.has_run, chk.core.retry_it, chk.core.failures,
+    # a checker run by a worker has a core here that never recorded: what it ran is in `attempts`
+    state = [[i, chk.core.verdict.value, chk.core.has_run or chk.attempts > 0,
+              0 if chk.attempts > 0 and not chk.core.has_run else chk.core.retry_it, chk.core.failures,
               round(max(0.0, chk.core.next_due_s - now), 3), chk.offset]
              for i, (_svc, _srv, chk) in enumerate(flat) if i % count == shard]
     return json.dumps({"plan": plan_fingerprint(flat), "init": state}, separators=(",", ":")).encode() + b"\n"
@@ -136,7 +138,9 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
     for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2):
         loop.add_signal_handler(sig, lambda: None)
     # a buffered pipe transport: a full pipe never blocks the probes (or SIGTERM) in a write
-    out, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
+    # on a file of its own (closefd=False): closing the transport must not close sys.stdout, which the
+    # command line flushes on the way out (a restart by a reload stops workers while the checker runs on)
+    out, _ = await loop.connect_write_pipe(asyncio.Protocol, open(sys.stdout.fileno(), "wb", closefd=False))
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
