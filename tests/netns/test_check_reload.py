@@ -34,7 +34,10 @@ pytestmark = [pytest.mark.netns, needs_root]
 VIP = "203.0.113.10"
 
 ECHO = r"""
-import socket, sys, threading
+import socket
+import sys
+import threading
+
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], 80))
@@ -45,13 +48,17 @@ def serve(c):
         for line in f:
             f.write(sys.argv[1].encode() + b" " + line)
             f.flush()
+
+
 while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 """
 
 CLIENT = r"""
-import socket, sys
+import socket
+import sys
+
 c = socket.create_connection((sys.argv[1], 80), timeout=3)
 f = c.makefile("rwb")
 for line in sys.stdin:
