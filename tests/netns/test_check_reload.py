@@ -96,7 +96,7 @@ class ReloadLab:
         self.servers = [PlainServer(rs, ECHO, str(rs.ipv4.ip)).start(wait_port=80) for rs in self.rs]
         self.workdir = workdir
         self.daemon: CheckerDaemon | None = None
-        self.client_proc: subprocess.Popen[str] | None = None
+        self.clients: list[subprocess.Popen[str]] = []
 
     def ip(self, i: int) -> str:
         return str(self.rs[i].ipv4.ip)
@@ -107,25 +107,26 @@ class ReloadLab:
         self.daemon.start()
         return self.daemon
 
-    def connect(self) -> None:
-        self.client_proc = subprocess.Popen(self.client.netns.argv([sys.executable, "-c", CLIENT, VIP]),
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                            start_new_session=True)
+    def connect(self) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(self.client.netns.argv([sys.executable, "-c", CLIENT, VIP]), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, start_new_session=True)
+        self.clients.append(proc)
+        return proc
 
-    def ping(self, word: str) -> str:
-        """One line through the long-lived connection; the reply names the real server."""
-        proc = self.client_proc
-        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+    def ping(self, word: str, proc: subprocess.Popen[str] | None = None) -> str:
+        """One line through a long-lived connection (the first by default); the reply names the real server."""
+        proc = proc or self.clients[0]
+        assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(word + "\n")
         proc.stdin.flush()
         return proc.stdout.readline().strip()
 
     def close(self) -> None:
-        if self.client_proc is not None and self.client_proc.poll() is None:
-            self.client_proc.kill()
-            self.client_proc.wait(5)
-        if self.client_proc is not None:
-            for pipe in (self.client_proc.stdin, self.client_proc.stdout):
+        for proc in self.clients:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+            for pipe in (proc.stdin, proc.stdout):
                 if pipe is not None:
                     pipe.close()
         stop_all(self.servers, [self.daemon] if self.daemon else [])
@@ -206,6 +207,8 @@ def test_reload_applies_only_the_difference_and_keeps_the_connection(lab: Reload
     assert first.endswith(" hello"), first
     held = first.split()[0]  # the real server the long-lived connection goes to
     other = lab.ip(1) if held == lab.ip(0) else lab.ip(0)
+    to_other = lab.connect()  # rr: the next connection goes to the other server, which a reload removes
+    assert lab.ping("hi", to_other) == f"{other} hi"
     mark = len(d.log())
 
     # the same file, three times: no rule re-made, no state change, the connection works
@@ -229,6 +232,7 @@ def test_reload_applies_only_the_difference_and_keeps_the_connection(lab: Reload
     wait_until(lambda: gone not in d.destinations(), 5, what="removed server gone")
     assert f"Removing service [{other}]:tcp:80 from VS [{VIP}]:tcp:80" in d.log()
     assert lab.ping("removed") == f"{held} removed"
+    assert lab.ping("still", to_other) == f"{other} still"  # its conntrack entry and NAT mapping live on
 
     # a checker's parameter changed: takes effect at its next check, the server stays up
     changed = conf(*(rs_block(ip, "connect_timeout 2" if ip == held else "connect_timeout 1") for ip in sorted(keep)))
