@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.context", "pykeepalived.check.outcomes", "pykeepalived.check.http_response",
         "pykeepalived.check.smtp_session", "pykeepalived.check.dns_wire", "pykeepalived.check.icmp",
         "pykeepalived.check.data_dump",
+        "pykeepalived.check.reload_plan",
         "pykeepalived.lvs", "pykeepalived.lvs.model", "pykeepalived.lvs.plan", "pykeepalived.lvs.sched",
         "pykeepalived.lvs.ipvs_rules", "pykeepalived.lvs.nft_rules", "pykeepalived.lvs.nft_diff",
         "pykeepalived.lvs.nft_limits",  # nft_rules' checks that -t needs (start-up)
@@ -75,7 +76,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ]),
     ("shells", [
         "pykeepalived.vrrp.service", "pykeepalived.vrrp.dump_writer", "pykeepalived.check.service",
-        "pykeepalived.check.running",
+        "pykeepalived.check.running", "pykeepalived.check.reload_snapshot",
         "pykeepalived.vrrp.service", "pykeepalived.check.service", "pykeepalived.check.running",
         "pykeepalived.vrrp.process_watch", "pykeepalived.vrrp.statics", "pykeepalived.check.ha_watch",
         "pykeepalived.vrrp.interfaces",

@@ -142,6 +142,27 @@ class Pool:
             return []
         return [WeightChanged(key, table_weight(old), table_weight(new))] + self._update_quorum()
 
+    def carry_over(self, old: Pool, kept: set[str]) -> list[PoolEvent]:
+        """A reload: this pool, built from the new config, takes `old`'s state for the servers in `kept`.
+
+        Those keep their alive flag and weight offsets, the service its quorum
+        state and sorry server; what the new weights or quorum change comes
+        back as events (a weight change of an alive server, quorum gained or
+        lost), as if it had happened now. New servers join afterwards through
+        `set_alive`, as at start.
+        """
+        kept = kept & set(self._by_key)
+        self.alive = old.alive & kept
+        self.offsets = {k: v for k, v in old.offsets.items() if k in kept}
+        self.has_quorum = old.has_quorum
+        self.sorry_active = old.sorry_active and self.sorry_server is not None
+        events: list[PoolEvent] = []
+        for key in sorted(self.alive):
+            before, after = table_weight(old.effective_weight(key)), table_weight(self.effective_weight(key))
+            if before != after:
+                events.append(WeightChanged(key, before, after))
+        return events + self._update_quorum()
+
     # ------------------------------------------------------------------ views
     def effective_weight(self, key: str) -> int:
         return self._by_key[key].weight + self.offsets.get(key, 0)

@@ -20,6 +20,7 @@ in FAULT (a MASTER must not attract traffic that nothing forwards).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from ..config.model import KeepalivedConfig, Script
 from ..scripts.notify import NotifyFifo
 from ..alerts.hooks import CheckMail
 from ..host.private_files import UnsafeFileError, make_dirs, write_private
-from ..errors import ReloadError
+from ..errors import PyKeepalivedError, ReloadError
 from ..scripts.fifo_script import FifoScripts, checker_fifos, fifo_script_for
 from .ha_watch import HaSuspendWatch, watch_for
 from ..scripts.runner import ScriptRunner
@@ -45,12 +46,13 @@ from ..host.auto_priority import auto_priority_for, watch_stalls
 from ..host.config_dirs import prepare_config_dirs
 from ..lvs.model import DataPlane, DataPlaneError, DesiredTable, VirtualService
 from ..config.vocabulary import LOAD_SCHEDULERS
-from .logic import Change, Verdict
+from .logic import Change, CheckerCore, HttpCheckerCore, Verdict
 from ..lvs.plan import group_entries
-from .plan import RealServerPlan, ServicePlan, build_plan
+from .plan import CheckerPlan, RealServerPlan, ServicePlan, build_plan
 from .pool import Pool, PoolEvent, QuorumDown, QuorumUp, ServerDown, ServerUp, WeightChanged
+from .reload_plan import ReloadPlan, ServerStep, ServiceStep, keep_start_only, keyed, needs_restart, plan_reload
 from .running import CheckerState, attempt
-from .workers import change_of, parse_line, worker_count
+from .workers import change_of, init_line, parse_line, worker_count
 
 log = logging.getLogger("pykeepalived.check")
 
@@ -128,6 +130,13 @@ class CheckService:
         self.repaired_at: float | None = None  # wall clock of the last one
         self.bfd_key = os.getppid()  # whose BFD process reports to us (bfd/events.py): the parent's child
         self.last_repair: str | None = None
+        self._loops: dict[int, asyncio.Task[None]] = {}  # id(CheckerState) -> its checker loop (reload stops some)
+        self._workers: list[asyncio.Task[None]] = []
+        self._worker_count = 1
+        self._running = False  # run() has started the checkers: a reload can work on them
+        # (config fd, child, config file, config id): where worker processes read the configuration (run.py sets it)
+        self.config_source: tuple[int, bool, str, str | None] | None = None
+        self.reloads = 0
 
     @property
     def dataplane_error(self) -> str | None:
@@ -184,31 +193,25 @@ class CheckService:
         if self._ha.active:
             await self._ha.start()
             self._tasks.append(loop.create_task(self._ha.run()))
-        count = worker_count(sum(1 for *_, c in self._flat if not c.plan.immediate and not c.plan.event),
-                             self.requested_workers)
-        if self.worker_argv is None:
-            count = 1
-        if any(c.plan.event for *_, c in self._flat):  # BFD_CHECK
-            self._tasks.append(loop.create_task(self._watch_bfd()))
-        for svc, srv, chk in self._flat:
-            if chk.plan.event:
-                continue
-            if chk.plan.immediate or count == 1:
-                self._tasks.append(loop.create_task(self._checker_loop(svc, srv, chk)))
-        if count > 1:
-            for shard in range(count):
-                self._tasks.append(loop.create_task(self._worker(shard, count)))
+        self._worker_count = self._count_workers()
+        self._tasks.append(loop.create_task(self._watch_bfd()))  # BFD_CHECK (idle without one)
         for task in [*self._tasks, publisher]:
             task.add_done_callback(self._task_ended)
+        for svc, srv, chk in self._flat:
+            self._start_loop(svc, srv, chk)
+        self._start_workers()
+        self._running = True
         log.info("Checking %d real servers of %d virtual servers with %d checkers in %d worker process(es)",
                  sum(len(s.servers) for s in self.services), len(self.services), len(self._flat),
-                 count if count > 1 else 0)
+                 self._worker_count if self._worker_count > 1 else 0)
         try:
             await self._stop.wait()
         finally:
-            for task in self._tasks:
+            self._running = False
+            everything = [*self._tasks, *self._loops.values(), *self._workers]
+            for task in everything:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*everything, return_exceptions=True)
             await self._shutdown_notifies()
             publisher.cancel()
             await asyncio.gather(publisher, return_exceptions=True)
@@ -228,9 +231,209 @@ class CheckService:
     async def reload(self, config: KeepalivedConfig) -> None:
         """Move to `config` keeping each unchanged real server's health (SIGHUP: daemon/child_reload.py).
 
-        ReloadError keeps the running configuration.
+        The whole new plan is built (every probe made) before anything
+        changes: a ReloadError leaves the running configuration, its checkers,
+        workers and table exactly as they were. Then check/reload_plan.py says
+        what differs and only that is touched: an unchanged checker's loop goes
+        on with its timing, verdict and history; a changed one keeps its
+        verdict and runs its new settings from its next check; new real
+        servers and services start as at boot (alpha rules); removed ones leave
+        the table. The publisher then hands the data plane the new table,
+        which it applies as a diff (nftables: one transaction; IPVS: edits).
         """
-        raise ReloadError("reload of the virtual servers is not supported yet; the running configuration is kept")
+        if not self._running:
+            raise ReloadError("the checker is still starting; the running configuration is kept")
+        try:
+            plans = build_plan(config)
+        except PyKeepalivedError as exc:
+            raise ReloadError(f"the new configuration cannot run: {exc}; keeping the running configuration",
+                              [str(exc)]) from None
+        restart = needs_restart(self.config.global_defs, config.global_defs)
+        config = dataclasses.replace(config, global_defs=keep_start_only(self.config.global_defs,
+                                                                          config.global_defs, restart))
+        steps = plan_reload(
+            [(s.plan.name, s.plan.config, [(r.name, r.config) for r in s.plan.real_servers]) for s in self.services],
+            [(p.name, p.config, [(r.name, r.config) for r in p.real_servers]) for p in plans])
+        groups = group_entries(config)
+        if not steps.unchanged and self._worker_count > 1:
+            self._publish_worker_config()  # may refuse (ReloadError): nothing has changed yet
+        # ---- from here on nothing can refuse: the new state is built in memory, then published
+        for name in restart:
+            log.warning("global_defs %s changed: the checker needs a restart for it to take effect; "
+                        "keeping the running value", name)
+        self.config = config
+        if groups != self._groups:
+            self._groups = groups
+            for svc in self.services:
+                svc.entry = None  # a virtual_server_group's entries changed: rebuild each entry
+            self._dirty.set()
+        self.reloads += 1
+        if steps.unchanged:
+            self._update_plans(plans)
+            log.info("Reload: no virtual server, real server or checker changed")
+            return
+        await self._apply_reload(steps, plans)
+        counts = steps.counts()
+        log.info("Reload: %s", ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+
+    def _update_plans(self, plans: list[ServicePlan]) -> None:
+        """Nothing differs but the file positions: the new plans (for their config references), same states."""
+        for svc, plan in zip(self.services, plans, strict=True):
+            svc.plan = plan
+            for srv, rs in zip(svc.servers.values(), plan.real_servers, strict=True):
+                srv.plan = rs
+
+    async def _apply_reload(self, steps: ReloadPlan, plans: list[ServicePlan]) -> None:
+        now = self.clock()
+        old = dict(zip(keyed(s.plan.name for s in self.services), self.services, strict=True))
+        started: list[ServiceState] = []
+        services: list[ServiceState] = []
+        for step, plan in zip(steps.services, plans, strict=True):
+            if step.action == "add":
+                log.info("Adding Virtual Server %s", plan.name)
+                svc = self._start_service(plan, now)
+                started.append(svc)
+            else:
+                svc = old[step.key]
+                if step.action == "change":
+                    await self._change_service(svc, step, plan, now)
+                else:
+                    svc.plan = plan
+                    for srv, rs in zip(svc.servers.values(), plan.real_servers, strict=True):
+                        srv.plan = rs
+            services.append(svc)
+        for key in steps.removed_services:
+            svc = old[key]
+            log.info("Removing Virtual Server %s", key)
+            for name, srv in svc.servers.items():
+                if name in svc.pool.alive or srv.plan.inhibit_on_failure:
+                    log.info("Removing service %s from VS %s", name, key)
+                self._stop_loops(srv.checkers)
+        self.services = services
+        self._flat = [(svc, srv, chk) for svc in self.services for srv in svc.servers.values() for chk in srv.checkers]
+        for svc in started:
+            await self._settle_service(svc)
+            self._handle(svc, svc.pool.start({name for name, srv in svc.servers.items() if srv.all_up()}))
+        restart_workers = bool(self._workers) or self._count_workers() > 1
+        if restart_workers:
+            await self._stop_workers()
+            self._worker_count = self._count_workers()
+        for svc, srv, chk in self._flat:
+            if id(chk) not in self._loops:
+                self._start_loop(svc, srv, chk)
+        if restart_workers:
+            self._start_workers()
+        svc_dirty = any(s.entry is None for s in self.services)
+        if svc_dirty or steps.removed_services:
+            self._dirty.set()
+
+    async def _change_service(self, svc: ServiceState, step: ServiceStep, plan: ServicePlan, now: float) -> None:
+        """A service that stays: its servers kept, changed, added or removed; its pool rebuilt with their state."""
+        old = dict(zip(keyed(svc.servers), svc.servers.values(), strict=True))
+        servers: dict[str, ServerState] = {}
+        added: list[ServerState] = []
+        for srv_step, rs in zip(step.servers, plan.real_servers, strict=True):
+            if srv_step.action == "add":
+                srv = self._start_server(rs, now)
+                await self._settle_server(srv)
+                added.append(srv)
+            else:
+                srv = old[srv_step.key]
+                self._change_server(srv, srv_step, rs, now)
+            servers[rs.name] = srv
+        for key in step.removed_servers:
+            srv = old[key]
+            log.info("service %s no longer exist", key)
+            if key in svc.pool.alive and not svc.pool.sorry_active or srv.plan.inhibit_on_failure:
+                log.info("Removing service %s from VS %s", key, svc.plan.name)
+            self._stop_loops(srv.checkers)
+        old_pool = svc.pool
+        if old_pool.sorry_active and old_pool.sorry_server is not None and old_pool.sorry_server != plan.sorry_name:
+            log.info("Removing sorry server %s from VS %s", old_pool.sorry_server, svc.plan.name)
+        svc.plan, svc.servers = plan, servers
+        svc.pool = plan.make_pool()
+        added_ids = {id(srv) for srv in added}
+        kept = {name for name, srv in servers.items() if id(srv) not in added_ids}
+        for name in kept:
+            svc.pool.offsets[name] = servers[name].offset()
+        events = svc.pool.carry_over(old_pool, kept)
+        if svc.pool.sorry_active and plan.sorry_name != old_pool.sorry_server:
+            log.info("%s sorry server %s to VS %s", "Enabling" if svc.pool.sorry_inhibit else "Adding",
+                     plan.sorry_name, plan.name)
+        for srv in added:
+            svc.pool.offsets[srv.plan.name] = srv.offset()
+            events += svc.pool.set_alive(srv.plan.name, srv.all_up())
+        svc.entry = None
+        self._handle(svc, events)
+
+    def _change_server(self, srv: ServerState, step: ServerStep, plan: RealServerPlan, now: float) -> None:
+        """A real server that stays: unchanged checkers untouched, changed ones keep their verdict, new ones boot."""
+        by_index: dict[int, list[CheckerState]] = {}
+        for chk in srv.checkers:
+            by_index.setdefault(config_index(chk.plan), []).append(chk)
+        reused: set[int] = set()
+        checkers: list[CheckerState] = []
+        for cstep in step.checkers:
+            fresh = [p for p in plan.checkers if config_index(p) == cstep.index]
+            olds = by_index.get(cstep.old_index, []) if cstep.old_index is not None else []
+            if cstep.action == "new" or len(olds) != len(fresh):
+                checkers += [self._new_checker(p, now) for p in fresh]
+                continue
+            for chk, new_plan in zip(olds, fresh, strict=True):
+                reused.add(id(chk))
+                if cstep.action == "update":
+                    self._stop_loops([chk])  # restarted with its new settings (its verdict stays)
+                    chk.plan, chk.core = new_plan, carried_core(chk.core, new_plan, now)
+                    log.info("%s on service %s: new settings, taking effect at its next check", new_plan.kind,
+                             plan.name)
+                checkers.append(chk)  # unchanged: its plan, probe and loop go on as they were
+        self._stop_loops([c for c in srv.checkers if id(c) not in reused])
+        srv.plan, srv.checkers = plan, checkers
+
+    # ------------------------------------------------------------------ checker loops and workers
+    def _start_loop(self, svc: ServiceState, srv: ServerState, chk: CheckerState) -> None:
+        """The checker's own loop here, unless it is event-driven (BFD) or a worker process runs it."""
+        if chk.plan.event or (self._worker_count > 1 and not chk.plan.immediate):
+            return
+        task = asyncio.get_running_loop().create_task(self._checker_loop(svc, srv, chk))
+        task.add_done_callback(self._task_ended)
+        self._loops[id(chk)] = task
+
+    def _stop_loops(self, checkers: list[CheckerState]) -> None:
+        for chk in checkers:
+            if (task := self._loops.pop(id(chk), None)) is not None:
+                task.cancel()
+
+    def _count_workers(self) -> int:
+        if self.worker_argv is None:
+            return 1
+        return worker_count(sum(1 for *_, c in self._flat if not c.plan.immediate and not c.plan.event),
+                            self.requested_workers)
+
+    def _start_workers(self) -> None:
+        if self._worker_count <= 1:
+            return
+        loop = asyncio.get_running_loop()
+        for shard in range(self._worker_count):
+            task = loop.create_task(self._worker(shard, self._worker_count))
+            task.add_done_callback(self._task_ended)
+            self._workers.append(task)
+
+    async def _stop_workers(self) -> None:
+        workers, self._workers = self._workers, []
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    def _publish_worker_config(self) -> None:
+        """Put the configuration being reloaded to where worker processes read it (ReloadError if it cannot)."""
+        from .reload_snapshot import publish_for_workers
+
+        if self.config_source is None:
+            raise ReloadError("cannot hand the new configuration to the checker worker processes (no config fd); "
+                              "keeping the running configuration")
+        publish_for_workers(*self.config_source)
+
 
     def spawn(self, coro: Any) -> None:
         """Run a one-off coroutine (a signal's work) as a task that is kept until it ends."""
@@ -258,8 +461,10 @@ class CheckService:
         proc = await asyncio.create_subprocess_exec(
             *self.worker_argv, "--checker-worker", f"{shard}/{count}",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 24)
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stdin is not None
         try:
+            # the plan it must build and its checkers' state here (a reload's restart keeps every verdict)
+            proc.stdin.write(init_line(self._flat, shard, count, self.clock()))
             while line := await proc.stdout.readline():
                 try:
                     self._remote(parse_line(line))
@@ -295,30 +500,39 @@ class CheckService:
         change = change_of(msg)
         if change is not None:
             chk.core.verdict = change.verdict
+            chk.core.has_run = True  # a reload's carried core and restarted workers must know it has run
         self._after_attempt(svc, srv, chk, msg["ok"], msg.get("o"), change)
 
     def _start_service(self, plan: ServicePlan, now: float) -> ServiceState:
-        servers: dict[str, ServerState] = {}
-        for rs in plan.real_servers:
-            srv = ServerState(rs)
-            for chk in rs.checkers:
-                offset = 0.0 if chk.immediate else self.rng.uniform(0.0, chk.timing.warmup_s)
-                srv.checkers.append(CheckerState(chk, chk.make_core(now, offset)))
-            servers[rs.name] = srv
+        servers = {rs.name: self._start_server(rs, now) for rs in plan.real_servers}
         return ServiceState(plan, plan.make_pool(), servers)
+
+    def _start_server(self, plan: RealServerPlan, now: float) -> ServerState:
+        return ServerState(plan, [self._new_checker(chk, now) for chk in plan.checkers])
+
+    def _new_checker(self, plan: CheckerPlan, now: float) -> CheckerState:
+        """A checker as at start: alpha's verdict, its first check spread over warmup."""
+        offset = 0.0 if plan.immediate else self.rng.uniform(0.0, plan.timing.warmup_s)
+        return CheckerState(plan, plan.make_core(now, offset))
 
     async def _settle_immediate_checkers(self) -> None:
         """FILE_CHECK decides before the first table, as keepalived reads its track files at start."""
         for svc in self.services:
-            for srv in svc.servers.values():
-                for chk in srv.checkers:
-                    if chk.plan.immediate:
-                        result = await chk.plan.probe.run()
-                        chk.last_ok, chk.last_reason = result.ok, result.reason
-                        if result.weight_offset is not None and result.ok:
-                            chk.offset = result.weight_offset
-                        chk.core.record(result.ok, self.clock())
-                svc.pool.offsets[srv.plan.name] = srv.offset()
+            await self._settle_service(svc)
+
+    async def _settle_service(self, svc: ServiceState) -> None:
+        for srv in svc.servers.values():
+            await self._settle_server(srv)
+            svc.pool.offsets[srv.plan.name] = srv.offset()
+
+    async def _settle_server(self, srv: ServerState) -> None:
+        for chk in srv.checkers:
+            if chk.plan.immediate and not chk.core.has_run:
+                result = await chk.plan.probe.run()
+                chk.last_ok, chk.last_reason = result.ok, result.reason
+                if result.weight_offset is not None and result.ok:
+                    chk.offset = result.weight_offset
+                chk.core.record(result.ok, self.clock())
 
     # ------------------------------------------------------------------ checking
     async def _checker_loop(self, svc: ServiceState, srv: ServerState, chk: CheckerState) -> None:
@@ -365,6 +579,9 @@ class CheckService:
 
     async def _watch_bfd(self) -> None:
         """BFD_CHECK: each Up/Down the BFD process reports goes through the checker's usual result path."""
+        if not any(c.plan.event for *_, c in self._flat):
+            await self._stop.wait()  # no BFD_CHECK now (a reload may add one: it restarts this task)
+            return
         from ..bfd.events import session_events
         from .bfd_check import bfd_event, follows
 
@@ -619,6 +836,27 @@ class CheckService:
             write_private(self.status_path, json.dumps(self.status(), indent=1))
         except UnsafeFileError as exc:
             log.warning("status file not written: %s", exc)
+
+
+def config_index(plan: CheckerPlan) -> int:
+    """Which checker of its real server's config a checker plan comes from (its name is KIND#INDEX)."""
+    return int(plan.name.rsplit("#", 1)[1])
+
+
+def carried_core(old: CheckerCore, plan: CheckerPlan, now: float) -> CheckerCore:
+    """A changed checker's new core with the old one's verdict and history: no re-check from DOWN, no flap.
+
+    keepalived's migrate_checkers carries the same (is_up, has_run,
+    retry_it); the next check comes no later than the new delay_loop.
+    """
+    core = plan.make_core(now, 0.0)
+    core.verdict, core.has_run, core.failures = old.verdict, old.has_run, old.failures
+    core.retry_it = min(old.retry_it, plan.timing.retry) if old.has_run else plan.timing.retry
+    limit = plan.timing.delay_loop_s if old.has_run else plan.timing.warmup_s
+    core.next_due_s = min(old.next_due_s, now + limit)
+    if isinstance(core, HttpCheckerCore) and isinstance(old, HttpCheckerCore) and old.failed_url is not None:
+        core.failed_url = 0  # a failing HTTP checker tries its (new) urls again from the first
+    return core
 
 
 def install_signal_handlers(service: CheckService, loop: asyncio.AbstractEventLoop) -> None:

@@ -14,6 +14,14 @@ status file and the FILE_CHECKs (which act at once), and stays responsive. Worke
     {"i": 17, "ok": true, "v": null, "o": 5, "r": ""}                                   a new weight offset
     {"s": [[17, attempts, last_ok, "reason", next_in_s], ...]}                         once a second
 
+Before it starts, a worker reads one line on stdin from the checker process:
+the fingerprint of the plan (which checker each index is) and the state of
+its checkers (verdict, retry count, next check). A worker whose own plan
+differs refuses to start. A reload (check/service.py) replaces the
+configuration memfd the workers read (check/reload_snapshot.py), stops the
+workers and starts new ones with the state the checker process kept: the
+workers run the new configuration, the verdicts and timings carry over.
+
 A worker exits when its stdin closes (the main process is gone) or on
 SIGTERM, which the kernel sends it when the checker process dies, however it
 dies (PR_SET_PDEATHSIG, set first thing by `--parent-pid`: daemon/lifeline.py).
@@ -25,6 +33,7 @@ fresh worker state with old pool state.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -32,6 +41,7 @@ import signal
 import sys
 from typing import Any
 
+from ..errors import PyKeepalivedError
 from .ha_watch import watch_for
 from .logic import Change, Verdict
 from .probe import ProbeResult
@@ -40,6 +50,11 @@ from .running import attempt
 log = logging.getLogger("pykeepalived.check")
 
 CHECKERS_PER_WORKER = 2000
+
+
+class WorkerStartError(PyKeepalivedError):
+    """A worker's plan is not its checker process's (the configuration changed between the two reads)."""
+
 STATS_INTERVAL_S = 1.0
 
 
@@ -69,6 +84,39 @@ def decision_line(index: int, result: ProbeResult, change: Change | None, offset
     return json.dumps(msg, separators=(",", ":")).encode() + b"\n"
 
 
+def plan_fingerprint(flat: list[tuple[Any, Any, Any]]) -> str:
+    """What names the checker list both sides index: a worker built from another configuration must not run."""
+    names = [[svc.plan.name, srv.plan.name, chk.plan.name, repr(chk.plan.timing)] for svc, srv, chk in flat]
+    return hashlib.sha256(json.dumps(names).encode()).hexdigest()[:16]
+
+
+def init_line(flat: list[tuple[Any, Any, Any]], shard: int, count: int, now: float) -> bytes:
+    """The first line a worker reads on stdin: the plan it must have built and its checkers' state.
+
+    At start the state is each checker's fresh one; after a reload it is the
+    verdict and history the checker process kept, so that restarted workers
+    go on where the old ones were (no re-check from DOWN, no flap).
+    """
+    # a checker run by a worker has a core here that never recorded: what it ran is in `attempts`
+    state = [[i, chk.core.verdict.value, chk.core.has_run or chk.attempts > 0,
+              0 if chk.attempts > 0 and not chk.core.has_run else chk.core.retry_it, chk.core.failures,
+              round(max(0.0, chk.core.next_due_s - now), 3), chk.offset]
+             for i, (_svc, _srv, chk) in enumerate(flat) if i % count == shard]
+    return json.dumps({"plan": plan_fingerprint(flat), "init": state}, separators=(",", ":")).encode() + b"\n"
+
+
+def apply_init(flat: list[tuple[Any, Any, Any]], msg: dict[str, Any], now: float) -> None:
+    """Take over the checker process's state for our checkers (ValueError when the plans differ)."""
+    if msg.get("plan") != plan_fingerprint(flat):
+        raise ValueError("this worker's configuration is not the checker's (a reload raced with another)")
+    for i, verdict, has_run, retry_it, failures, next_in, offset in msg.get("init", []):
+        chk = flat[i][2]
+        chk.core.verdict, chk.core.has_run = Verdict(verdict), bool(has_run)
+        chk.core.retry_it, chk.core.failures = int(retry_it), int(failures)
+        chk.core.next_due_s = now + float(next_in)
+        chk.offset = int(offset)
+
+
 def parse_line(line: bytes) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(line)
     return data
@@ -90,9 +138,16 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
     for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2):
         loop.add_signal_handler(sig, lambda: None)
     # a buffered pipe transport: a full pipe never blocks the probes (or SIGTERM) in a write
-    out, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
+    # on a file of its own (closefd=False): closing the transport must not close sys.stdout, which the
+    # command line flushes on the way out (a restart by a reload stops workers while the checker runs on)
+    out, _ = await loop.connect_write_pipe(asyncio.Protocol, open(sys.stdout.fileno(), "wb", closefd=False))
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        apply_init(service.flat_checkers(), parse_line(await reader.readline()), service.clock())
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        out.close()
+        raise WorkerStartError(f"checker worker {shard}/{count} cannot start: {exc}") from None
     mine = [(i, entry) for i, entry in enumerate(service.flat_checkers())
             if i % count == shard and not entry[2].plan.immediate and not entry[2].plan.event]  # FILE/BFD stay here
     pending: set[int] = set()

@@ -284,6 +284,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         service = CheckService(config, dataplane, status_path=opts.status_file, workers=opts.checker_workers,
                                worker_argv=list(opts.worker_argv) if opts.worker_argv else None)
         service.release_on_stop = opts.release_dataplane
+        service.config_source = (opts.config_fd, opts.child, opts.config_file, opts.config_id)  # workers' reload
         service.naming = opts.naming  # data_use_instance names the data dump after -s's namespace too
         from ..bfd.service import alongside
 
