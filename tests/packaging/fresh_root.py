@@ -42,7 +42,8 @@ BOOT = MOUNT_ROOT + r"""
 mount -t sysfs sysfs "$root/sys"
 mount -t cgroup2 cgroup2 "$root/sys/fs/cgroup"
 cd "$root"
-exec chroot "$root" /usr/lib/systemd/systemd --unit=pykeepalived-test.target --log-target=journal --show-status=no </dev/null
+exec chroot "$root" /usr/lib/systemd/systemd --unit=pykeepalived-test.target --log-target=journal \
+    --show-status=no </dev/null
 """
 
 # a target that pulls in nothing: the machine's own services (nginx, frr...) stay off
