@@ -124,6 +124,10 @@ def test_installs_runs_and_purges_on_a_fresh_root(deb: Path, fresh_root: FreshRo
     man = gzip.decompress(fresh_root.path("/usr/share/man/man8/pykeepalived.8.gz").read_bytes()).decode()
     assert man.startswith(".TH PYKEEPALIVED 8") and "\\-\\-dont\\-fork" in man
 
+    assert "Conflicts=keepalived.service" in unit and "Type=notify" in unit
+    verify = fresh_root.run("systemd-analyze verify /lib/systemd/system/pykeepalived.service")
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr  # man:pykeepalived(8) resolves too
+
     version = fresh_root.run("pykeepalived --version")
     assert version.returncode == 0, version.stderr
     assert "pykeepalived 0." in version.stdout + version.stderr
