@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Build pykeepalived_VERSION-1_all.deb from this repository with dpkg-deb (no debhelper needed).
-#   packaging/build-deb.sh [OUTDIR]        (default OUTDIR: dist/)
+#   packaging/build-deb.sh [OUTDIR]        (default OUTDIR: build/deb/, which git ignores)
 # PYTHON (default: .venv/bin/python, else python3) must have the pinned pyroute2 and dnspython
 # installed: they are copied into the package (/usr/lib/pykeepalived/vendor), since Debian 12's
 # python3-pyroute2 (0.7.2) lacks the asyncio API the daemon uses. docs/packaging.md says more.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-out=${1:-$repo/dist}
+out=${1:-$repo/build/deb}
 python=${PYTHON:-}
 if [ -z "$python" ]; then
     if [ -x "$repo/.venv/bin/python" ]; then python=$repo/.venv/bin/python; else python=python3; fi
@@ -37,7 +37,11 @@ with open(pyproject, "rb") as f:
     pins = tomllib.load(f)["project"]["dependencies"]
 for pin in pins:
     name, want = re.fullmatch(r"([A-Za-z0-9_.-]+)==([^;\s]+)", pin).groups()
-    dist = md.distribution(name)
+    try:
+        dist = md.distribution(name)
+    except md.PackageNotFoundError:
+        sys.exit(f"build-deb: {name} is not installed for {sys.executable}: set PYTHON to the project's venv "
+                 "(./bootstrap.sh deb does), whose pinned dependencies go into the package")
     if dist.version != want:
         sys.exit(f"build-deb: {name} {dist.version} is installed for {sys.executable}, pyproject pins {want}")
     tops = sorted({f.parts[0].removesuffix(".py") for f in dist.files or []
