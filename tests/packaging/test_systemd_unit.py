@@ -15,11 +15,12 @@ the installed unit with systemctl exactly as an operator would:
 - a SIGSTOPped daemon stops sending WATCHDOG=1 and systemd restarts it
   (WatchdogSec=, Restart=on-failure);
 - `systemctl stop` ends it cleanly (result success, VIP removed);
+- starting keepalived.service stops it (Conflicts=).
 
 Everything lives and dies with the container: SIGKILL to its PID 1 ends every
 process in it, and the mounts and the network namespace go with it.
-The unit file itself (systemd-analyze verify, Conflicts=keepalived.service) is
-checked in tests/packaging/test_deb.py, which needs no notify code.
+The unit file itself (systemd-analyze verify) is checked in
+tests/packaging/test_deb.py, which needs no notify code.
 """
 
 from __future__ import annotations
@@ -160,4 +161,14 @@ def test_unit_start_reload_watchdog_stop(container: FreshRoot) -> None:
     end = show(root, "ActiveState", "Result")
     assert end == {"ActiveState": "inactive", "Result": "success"}, end
     assert not has_vip(root)
+
+    # Conflicts=keepalived.service: starting keepalived's unit stops ours (the two never run on one config);
+    # VRRP only, since keepalived's checker needs IPVS, which this kernel may lack
+    cfg.write_text(CONFIG[:CONFIG.index("virtual_server")])
+    assert root.systemctl("start", SERVICE, timeout=120).returncode == 0
+    keepalived = root.systemctl("start", "keepalived.service", timeout=120)
+    assert keepalived.returncode == 0, keepalived.stderr
+    assert show(root, "ActiveState")["ActiveState"] == "inactive"
+    assert root.systemctl("is-active", "keepalived.service").stdout.strip() == "active"
+    root.systemctl("stop", "keepalived.service", timeout=60)
 
