@@ -4,11 +4,15 @@
 #   ./bootstrap.sh test   lint (mypy --strict, ruff), then run the whole test suite (what CI runs);
 #                         extra arguments go to pytest: ./bootstrap.sh test -q tests/unit/test_lexer.py
 #   ./bootstrap.sh lint   the lint step alone
+#   ./bootstrap.sh deb    build the Debian package into build/deb/ (packaging/build-deb.sh; docs/packaging.md)
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
 
 debian_packages=(python3 python3-venv python3-pip keepalived frr nftables python3-nftables iproute2 procps tcpdump tshark iputils-ping haproxy psmisc nginx-light dnsmasq-base opensmtpd openssl qemu-system-x86 busybox-static ipvsadm wrk conntrack vsftpd)
+# packaging (tests/packaging): dpkg-deb builds the .deb, systemd runs it in a container, man-db
+# lets `systemd-analyze verify` resolve the unit's man page
+debian_packages+=(systemd man-db)
 
 install_debian() {
     local missing=()
@@ -58,13 +62,16 @@ case "${1:-}" in
     lint)
         lint
         ;;
+    deb)
+        PYTHON="$here/.venv/bin/python" exec packaging/build-deb.sh "${@:2}"
+        ;;
     test)
         shift
         lint
         exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
         ;;
     *)
-        echo "usage: $0 main|test [PYTEST ARGS...]|lint" >&2
+        echo "usage: $0 main|test [PYTEST ARGS...]|lint|deb [OUTDIR]" >&2
         exit 2
         ;;
 esac

@@ -38,6 +38,12 @@ from .tunnels import Tunnels
 
 log = logging.getLogger("pykeepalived.lvs")
 
+# pip cannot install libnftables' binding (it is not on PyPI; it comes with libnftables): the one
+# system dependency of `pip install pykeepalived`, so its absence is one line that says the fix
+BINDING_MISSING = ("libnftables' Python binding (module nftables) is missing: it is not on PyPI; install "
+                   "Debian's python3-nftables (apt install python3-nftables) and, in a virtualenv, create the "
+                   "venv with --system-site-packages so that it is seen")
+
 
 class Libnftables:
     """One libnftables context; JSON commands in, (ok, error text, parsed output) out."""
@@ -46,8 +52,7 @@ class Libnftables:
         try:
             import nftables  # type: ignore[import-untyped]  # Debian's python3-nftables, not on PyPI
         except ImportError as exc:
-            raise DataPlaneError("the nftables data plane needs libnftables' Python binding "
-                                 f"(Debian: apt install python3-nftables): {exc}") from exc
+            raise DataPlaneError(f"the nftables data plane cannot start: {BINDING_MISSING} ({exc})") from exc
         self._nft = nftables.Nftables()
         self._nft.set_json_output(True)
         self._nft.set_handle_output(False)
