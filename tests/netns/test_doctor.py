@@ -173,6 +173,11 @@ def test_a_dr_real_server_without_the_arp_settings(lab: LvsLab) -> None:
             ns.sysctl(f"net.ipv4.conf.all.{key}", value)
         status, report, text = _doctor(r1, "--real-server", ns=_as_router(rs2, r1))
         assert status == 0, text
+        # without a config file and with a VIP on lo, doctor knows it is on a DR real server
+        missing = rs2.nginx.conf_path.parent / "no-keepalived.conf"
+        auto = ns.run([sys.executable, "-m", "pykeepalived", "doctor", "-f", str(missing)], check=False,
+                      timeout_s=DOCTOR_TIMEOUT_S)
+        assert auto.returncode == 0 and "DR real server" in auto.stdout, auto.stdout + auto.stderr
     finally:
         ns.ip("addr", "del", f"{VIP}/32", "dev", "lo")
 

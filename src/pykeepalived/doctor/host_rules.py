@@ -123,7 +123,7 @@ def network_manager_findings(config: KeepalivedConfig, facts: HostFacts) -> list
         out.append(Finding(
             "WARNING", "NetworkManager",
             f"NetworkManager {how} {device}, which carries VIPs ({where(location)}); {GUIDE} says it is not "
-            "compatible: it drops addresses it did not configure and SLAAC IPv6 VIPs fail",
+            "compatible with the load balancer (IPv6 VIPs fail with SLAAC; a reconnect can drop the VIPs)",
             f"nmcli device set {device} managed no (and `unmanaged-devices=interface-name:{device}` in "
             "/etc/NetworkManager/conf.d/), or configure the interface with the network service",
             (where(location),)))

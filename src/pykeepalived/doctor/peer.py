@@ -12,6 +12,7 @@ they serve. Each mismatch is one finding naming both files' FILE:LINE.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from ..config.errors import Location
@@ -83,12 +84,14 @@ def instance_findings(a: KeepalivedConfig, b: KeepalivedConfig, file_a: str, fil
              "list the same virtual_ipaddress entries on both routers"),
             ("VRRP version", ia.version, ib.version, "version", "use the same vrrp_version on both"),
             ("interface", ia.interface, ib.interface, "interface",
-             "the instance must be on the interface that serves the same network on both routers"),
+             "make sure both interfaces serve the same network (the guide: the same device on both routers)"),
         ]
         for what, va, vb, keyword, fix in checks:
             if va != vb:
-                out.append(_mismatch(f"vrrp_instance {name}: {what}", va, _at(ia, keyword), vb, _at(ib, keyword),
-                                     fix))
+                finding = _mismatch(f"vrrp_instance {name}: {what}", va, _at(ia, keyword), vb, _at(ib, keyword), fix)
+                if keyword == "interface":  # other hardware may name the same network's NIC otherwise
+                    finding = replace(finding, severity="WARNING")
+                out.append(finding)
         if _auth(ia) != _auth(ib):
             out.append(_mismatch(f"vrrp_instance {name}: authentication differs", _auth_text(_auth(ia)),
                                  _at(ia, "authentication"), _auth_text(_auth(ib)), _at(ib, "authentication"),
