@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pykeepalived", formatter_class=HelpFormatter,
         description="A keepalived-compatible high-availability load balancer. Takes keepalived 2.2.7's flags "
-                    "(docs/command-line.md); subcommands: genhash, probe, status, reload, lab.",
+                    "(docs/command-line.md); subcommands: genhash, probe, status, reload, doctor, lab.",
     )
     add = p.add_argument
     add("-f", "--use-file", metavar="FILE", default=DEFAULT_CONFIG, help="configuration file")
@@ -431,6 +431,10 @@ def _main(argv: list[str], called_as: str) -> int:
         from .status import status_main
 
         return status_main(argv[1:])
+    if argv[:1] == ["doctor"]:
+        from .doctor.command import doctor_main
+
+        return doctor_main(argv[1:])
     if argv[:1] == ["lab"]:
         from .lab.lab_cli import lab_main
 

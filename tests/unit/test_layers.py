@@ -59,6 +59,9 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.vrrp.vmac_addr", "pykeepalived.vrrp.ipvlan_settings",  # the VRRP interface helper's
         "pykeepalived.vrrp.link_debounce",
         "pykeepalived.vrrp.reload_plan",  # the VRRP reload helper's: what a reload changes
+        "pykeepalived.doctor", "pykeepalived.doctor.facts", "pykeepalived.doctor.config_view",  # doctor's cores
+        "pykeepalived.doctor.host_rules", "pykeepalived.doctor.firewall", "pykeepalived.doctor.peer",
+        "pykeepalived.doctor.report",
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",
@@ -87,11 +90,13 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.lvs.choose",
         "pykeepalived.bfd.service",
         "pykeepalived.vrrp.reload_apply",  # the VRRP reload helper's: carries a reload plan out
+        "pykeepalived.doctor.gather", "pykeepalived.doctor.route_probe",  # doctor's shell
     ]),
     ("daemon", ["pykeepalived.daemon", "pykeepalived.daemon.*"]),
     ("cli/lab", ["pykeepalived.cli", "pykeepalived.__main__", "pykeepalived.status", "pykeepalived.cmdline",
                  "pykeepalived.cmdline.*",
-                 "pykeepalived.lab", "pykeepalived.lab.*"]),
+                 "pykeepalived.lab", "pykeepalived.lab.*",
+                 "pykeepalived.doctor.command"]),
 ]
 PURE_LAYERS = {"base", "config", "cores"}
 # Standard-library and third-party modules (and submodules) that do I/O, keep time or touch the kernel.
