@@ -31,7 +31,7 @@ from ..net.accept_filter import Blocked, blocked_for
 from .machine import State
 from .reload_plan import InstanceChange, ReloadPlan, plan_reload
 from .settings import InstanceSettings, instance_settings
-from .track import InstanceTracking, ScriptHealth, TrackKind, TrackStatus, instance_trackers
+from .track import InstanceTracking, ScriptHealth, Tracked, TrackKind, TrackStatus, instance_trackers
 
 if TYPE_CHECKING:
     from ..net.accept_filter import AcceptFilter
@@ -188,16 +188,8 @@ async def _retrack(svc: VrrpService, name: str, s: InstanceSettings) -> None:
         key = (item.kind, item.name)
         if key in old.statuses:
             tracking.statuses[key] = old.statuses[key]
-        elif item.kind is TrackKind.INTERFACE:
-            up = await svc.link_feed.state(item.name)
-            tracking.set_status(item.kind, item.name, TrackStatus.UP if up else TrackStatus.DOWN)
-        elif item.kind is TrackKind.SCRIPT and item.name in svc.script_health:
-            tracking.set_status(item.kind, item.name, svc.script_health[item.name].status)
-        elif item.kind is TrackKind.PROCESS and item.name in svc.processes.names():
-            up = svc.processes.has_quorum(item.name)
-            tracking.set_status(item.kind, item.name, TrackStatus.UP if up else TrackStatus.DOWN)
-        elif item.kind is TrackKind.BFD:
-            tracking.set_status(item.kind, item.name, TrackStatus.DOWN)
+        elif (status := await _fresh_status(svc, item)) is not None:
+            tracking.set_status(item.kind, item.name, status)
         if item.kind is TrackKind.FILE:
             if item.name in old.file_values:
                 tracking.file_values[item.name] = old.file_values[item.name]
@@ -205,6 +197,19 @@ async def _retrack(svc: VrrpService, name: str, s: InstanceSettings) -> None:
                 tracking.file_values[item.name] = read_track_file(tf.file)
     svc.tracking[name] = tracking
     svc._sync_tracking(name)
+
+
+async def _fresh_status(svc: VrrpService, item: Tracked) -> TrackStatus | None:
+    """A tracker's status as at boot (a link's carrier, a script's last verdict, a process's quorum; BFD down)."""
+    if item.kind is TrackKind.INTERFACE:
+        return TrackStatus.UP if await svc.link_feed.state(item.name) else TrackStatus.DOWN
+    if item.kind is TrackKind.SCRIPT and item.name in svc.script_health:
+        return svc.script_health[item.name].status
+    if item.kind is TrackKind.PROCESS and item.name in svc.processes.names():
+        return TrackStatus.UP if svc.processes.has_quorum(item.name) else TrackStatus.DOWN
+    if item.kind is TrackKind.BFD:
+        return TrackStatus.DOWN
+    return None
 
 
 async def _address_diff(svc: VrrpService, name: str, change: InstanceChange, old_s: InstanceSettings,
@@ -294,16 +299,8 @@ async def _add(svc: VrrpService, name: str) -> None:
     tracking = InstanceTracking(s.base_priority, instance_trackers(inst, svc.config))
     svc.tracking[name] = tracking
     for item in tracking.items:
-        if item.kind is TrackKind.INTERFACE:
-            up = await svc.link_feed.state(item.name)
-            tracking.set_status(item.kind, item.name, TrackStatus.UP if up else TrackStatus.DOWN)
-        elif item.kind is TrackKind.SCRIPT and item.name in svc.script_health:
-            tracking.set_status(item.kind, item.name, svc.script_health[item.name].status)
-        elif item.kind is TrackKind.PROCESS and item.name in svc.processes.names():
-            up = svc.processes.has_quorum(item.name)
-            tracking.set_status(item.kind, item.name, TrackStatus.UP if up else TrackStatus.DOWN)
-        elif item.kind is TrackKind.BFD:
-            tracking.set_status(item.kind, item.name, TrackStatus.DOWN)
+        if (status := await _fresh_status(svc, item)) is not None:
+            tracking.set_status(item.kind, item.name, status)
         elif item.kind is TrackKind.FILE and (tf := svc.config.track_files.get(item.name)) is not None:
             tracking.file_values[item.name] = read_track_file(tf.file)
     log.info("(%s) added by the reload: starting", name)
