@@ -84,6 +84,10 @@ def chaos_lab(tmp_path: Path) -> Iterator[LvsLab]:
         lab.close()
 
 
+def _fmt(table: dict[str, set[IPv4Address]]) -> str:
+    return "; ".join(f"{k}: {' '.join(str(a) for a in sorted(v))}" for k, v in sorted(table.items()))
+
+
 def _next_advert_priority(tap: WireTap, since: float, timeout_s: float = 2.5) -> int | None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -123,7 +127,7 @@ def test_reloads_under_load_drop_no_request_and_move_no_vip(chaos_lab: LvsLab, t
             master.conf_path.write_text(step.conf)
             started = time.monotonic()
             outcome = reload_pykeepalived(master.netns, master.pid_files[0], master.log_path, step.name,
-                                          use_command=use_command)
+                                          use_command=use_command, conf_path=master.conf_path)
             times[step.name] = (started, time.monotonic())
             outcomes.append(outcome)
             table = nft_real_servers(master.netns)  # right after the reload's answer
@@ -133,19 +137,21 @@ def test_reloads_under_load_drop_no_request_and_move_no_vip(chaos_lab: LvsLab, t
                                 f"{outcome.log.strip()[-300:]}")
             want_nft = {chain: set(step.real_servers) for chain in chains}
             if {c: table.get(c) for c in chains} != want_nft:
-                problems.append(f"{step.name}: nft right after the reload {table} != {want_nft}")
+                problems.append(f"{step.name}: nft right after the reload [{_fmt(table)}], want [{_fmt(want_nft)}]")
             want_status = {name: set(step.real_servers) for name in SERVICES}
             lag, seen = wait_table(lambda: status_real_servers(master.checker_status()), want_status,
                                    STATUS_GRACE_S)
             if lag is None:
-                problems.append(f"{step.name}: status after {STATUS_GRACE_S} s {seen} != {want_status}")
+                problems.append(f"{step.name}: status after {STATUS_GRACE_S} s [{_fmt(seen)}], "
+                                f"want [{_fmt(want_status)}]")
             if step.broken:
                 where = f"{master.conf_path}:{broken_line}"
                 said = outcome.output + outcome.log
                 if where not in said:
                     problems.append(f"{step.name}: the refusal does not name {where}: {said.strip()[-800:]}")
                 if table != before:
-                    problems.append(f"{step.name}: the refused reload changed the table {before} -> {table}")
+                    problems.append(f"{step.name}: the refused reload changed the table [{_fmt(before)}] -> "
+                                    f"[{_fmt(table)}]")
             if step.name in ("change-priority", "broken-config"):
                 priority = _next_advert_priority(tap, times[step.name][1])
                 if priority != step.priority:
