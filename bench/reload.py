@@ -42,6 +42,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -90,7 +91,7 @@ from pykeepalived.lab.reload_driver import (
     status_real_servers,
     wait_table,
 )
-from pykeepalived.lab.servers import stop_servers
+from pykeepalived.lab.servers import NginxServer, self_signed, stop_servers
 
 SERVICES = ("[203.0.113.10]:tcp:80", "FWM 80")
 CHAINS = ("vs-_203.0.113.10__tcp_80", "vs-FWM_80")
@@ -124,13 +125,57 @@ class Observers:
         return sum(len(t.garps(since, until, VIPS)) for t in self.taps)
 
 
+class PhasedLoad:
+    """wrk through the VIP in two phases: the accepted reloads, then the broken config and what follows it.
+
+    A failure then says which part of the sequence caused it: wrk only
+    reports totals.
+    """
+
+    def __init__(self, client: Netns, workdir: Path, args: argparse.Namespace) -> None:
+        self.client, self.workdir, self.args = client, workdir, args
+        self.current: tuple[str, WrkLoad] | None = None
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def start(self, phase: str) -> None:
+        args = self.args
+        wrk = WrkLoad(self.client, f"http://{VIP}/", self.workdir / phase, delay_ms=args.delay_ms,
+                      keepalive_connections=args.keepalive_connections, new_conn_connections=args.new_connections)
+        self.current = (phase, wrk)
+        wrk.start()
+
+    def stop(self) -> None:
+        if self.current is not None:
+            phase, wrk = self.current
+            self.current = None
+            load = wrk.stop()
+            self.results[phase] = {"seconds": round(wrk.seconds, 1), **load,
+                                   "failed": sum(r["failed"] for r in load.values())}
+
+    def switch(self, phase: str) -> None:
+        self.stop()
+        self.start(phase)
+
+    def kill(self) -> None:
+        if self.current is not None:
+            self.current[1].kill()
+
+    def summary(self) -> dict[str, Any]:
+        return {"wrk": self.results,
+                "requests": sum(r[s]["requests"] for r in self.results.values() for s in ("keepalive", "new_conn")
+                                if s in r),
+                "failed_requests": {phase: r["failed"] for phase, r in self.results.items()}}
+
+
 def run_sequence(steps: list[ReloadStep], conf_path: Path, reload: Callable[[ReloadStep], ReloadOutcome],
                  obs: Observers, pace_s: float, table: Callable[[ReloadStep], dict[str, Any]] | None,
-                 tail_s: float = 1.5) -> dict[str, Any]:
+                 tail_s: float = 1.5, load: PhasedLoad | None = None) -> dict[str, Any]:
     """Write each step's config, reload, look; the per-reload records and the phase times."""
     records: list[dict[str, Any]] = []
     marks: list[float] = []
     for step in steps:
+        if step.broken and load is not None:
+            load.switch("broken_config")
         conf_path.write_text(step.conf)
         started = time.monotonic()
         outcome = reload(step)
@@ -150,6 +195,8 @@ def run_sequence(steps: list[ReloadStep], conf_path: Path, reload: Callable[[Rel
         time.sleep(max(0.2, pace_s - (done - started)))
     end = time.monotonic() + tail_s
     time.sleep(tail_s)  # the last reload's window, and a takeover it may cause
+    if load is not None:
+        load.stop()
     for i, record in enumerate(records):
         start = marks[i]
         until = marks[i + 1] if i + 1 < len(marks) else end
@@ -192,7 +239,7 @@ def bench_pykeepalived(args: argparse.Namespace, workdir: Path) -> dict[str, Any
     lab = LvsLab("nat", prefix=unique_prefix("brl"), name="bench-reload", workdir=workdir / "lab",
                  dataplane="nftables")
     spare = None
-    wrk: WrkLoad | None = None
+    wrk: PhasedLoad | None = None
     obs: Observers | None = None
     try:
         print("pykeepalived: bringing the NAT lab up", file=sys.stderr, flush=True)
@@ -202,9 +249,8 @@ def bench_pykeepalived(args: argparse.Namespace, workdir: Path) -> dict[str, Any
         use_command = has_reload_command()
         cursors = {"router1": LogCursor(master.log_path), "router2": LogCursor(backup.log_path)}
         obs = Observers(lab.client, lab.real_servers[0].host, {"router1": master.netns, "router2": backup.netns})
-        wrk = WrkLoad(lab.client.netns, f"http://{VIP}/", workdir / "wrk", delay_ms=args.delay_ms,
-                      keepalive_connections=args.keepalive_connections, new_conn_connections=args.new_connections)
-        wrk.start()
+        wrk = PhasedLoad(lab.client.netns, workdir / "wrk", args)
+        wrk.start("accepted_reloads")
         time.sleep(GARP_SETTLE_S)
 
         def reload(step: ReloadStep) -> ReloadOutcome:
@@ -222,15 +268,12 @@ def bench_pykeepalived(args: argparse.Namespace, workdir: Path) -> dict[str, Any
 
         print("pykeepalived: reloading", file=sys.stderr, flush=True)
         run = run_sequence(reload_configs(BASE, SPARE, unchanged=args.unchanged), master.conf_path, reload, obs,
-                           args.pace, table)
-        load = wrk.stop()
+                           args.pace, table, load=wrk)
         obs.stop()
         logs = {name: c.since() for name, c in cursors.items()}
         summary = summarize(run, obs, logs)
         summary["tables_right_after_ok"] = sum(1 for r in run["records"] if r["nft_right_after_ok"])
-        summary["wrk"] = {"seconds": round(wrk.seconds, 1), **load}
-        summary["requests"] = sum(r["requests"] for r in load.values())
-        summary["failed_requests"] = sum(r["failed"] for r in load.values())
+        summary.update(wrk.summary())
         return {"lab": "NAT (LvsLab), nftables data plane, wrk through the VIP",
                 "reload_via": "SIGHUP to the parent" + (", the broken config by pykeepalived reload -p PIDFILE"
                                                         if use_command else " (no pykeepalived reload here)"),
@@ -252,17 +295,19 @@ def bench_pykeepalived(args: argparse.Namespace, workdir: Path) -> dict[str, Any
 class KeepalivedRouter:
     """keepalived --vrrp on one lab router, on a config file of ours (render_router_conf)."""
 
-    def __init__(self, ns: Netns, name: str, workdir: Path) -> None:
-        self.ns, self.name = ns, name
+    def __init__(self, ns: Netns, name: str, workdir: Path, *, vrrp_only: bool = True) -> None:
+        self.ns, self.name, self.vrrp_only = ns, name, vrrp_only
         self.conf = workdir / f"{name}.conf"
         self.pid = workdir / f"{name}.pid"
         self.vrrp_pid = workdir / f"{name}_vrrp.pid"
+        self.checkers_pid = workdir / f"{name}_checkers.pid"
         self.log_path = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
-            self.proc = self.ns.popen(["keepalived", "-n", "-l", "-D", "-G", "-f", str(self.conf), "--vrrp",
+            mode = ["--vrrp"] if self.vrrp_only else ["-c", str(self.checkers_pid)]
+            self.proc = self.ns.popen(["keepalived", "-n", "-l", "-D", "-G", "-f", str(self.conf), *mode,
                                        "-p", str(self.pid), "-r", str(self.vrrp_pid)], stdout=log,
                                       env=dict(os.environ, TMPDIR=str(self.conf.parent)))
 
@@ -280,11 +325,42 @@ class KeepalivedRouter:
             self.proc.wait(5)
 
 
+def ipvs_real_servers(ns: Netns) -> dict[str, set[IPv4Address]]:
+    """Service (named as our status names it) -> its real servers in the namespace's IPVS table (`ipvsadm -Ln`)."""
+    table: dict[str, set[IPv4Address]] = {}
+    current: set[IPv4Address] | None = None
+    for line in ns.run(["ipvsadm", "-Ln"]).stdout.splitlines():
+        head = re.match(r"^(TCP|UDP|FWM)\s+(\S+)", line)
+        if head:
+            address, _, port = head[2].rpartition(":")
+            name = f"FWM {head[2]}" if head[1] == "FWM" else f"[{address}]:{head[1].lower()}:{port}"
+            current = table.setdefault(name, set())
+        elif current is not None and (dest := re.match(r"^\s+->\s+([\d.]+):\d+", line)):
+            current.add(IPv4Address(dest[1]))
+    return table
+
+
+def start_real_servers(private: Lan, workdir: Path) -> list[NginxServer]:
+    """rs1..rs4 on the private LAN (nginx on 80 and 443, default route via the private VIP), as LvsLab's."""
+    cert, key = self_signed(workdir / "tls", "lab", "reload.lab.example")
+    servers = []
+    for number in (*[int(str(a).rsplit(".", 1)[1]) for a in BASE], SPARE_HOST):
+        host = private.hosts.get(f"rs{number}") or private.add_host(f"rs{number}", number)
+        host.netns.ip("route", "replace", "default", "via", str(PRIVATE_VIP))
+        nginx = NginxServer(host, workdir / host.name, addresses=["0.0.0.0"], ports=[80], tls_ports=[443],
+                            cert=cert, key=key, name=host.name)
+        nginx.start()
+        servers.append(nginx)
+    return servers
+
+
 def bench_keepalived(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     prefix = unique_prefix("brk")
     public = private = None
     routers: dict[str, KeepalivedRouter] = {}
     obs: Observers | None = None
+    wrk: PhasedLoad | None = None
+    servers: list[NginxServer] = []
     try:
         print("keepalived: bringing the VRRP-only lab up", file=sys.stderr, flush=True)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -295,8 +371,13 @@ def bench_keepalived(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for spec in ROUTER_SPECS:
             eth0 = public.add_host(spec.name, spec.public_host)
             private.attach(eth0, "eth1", spec.private_host)
-            router = routers[spec.name] = KeepalivedRouter(eth0.netns, spec.name, workdir)
+            router = routers[spec.name] = KeepalivedRouter(eth0.netns, spec.name, workdir, vrrp_only=not args.ipvs)
             router.conf.write_text(render_router_conf(LabKind.NAT, spec, BASE))
+            if args.ipvs:
+                eth0.netns.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1", *[
+                    f"net.ipv4.conf.{i}.rp_filter=0" for i in ("all", "default", "eth0", "eth1")]])
+        if args.ipvs:
+            servers = start_real_servers(private, workdir)
         for router in routers.values():  # the MASTER first, as LvsLab does
             router.start()
             log_of = router.log
@@ -307,8 +388,22 @@ def bench_keepalived(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                                                       master.ns.ip_json("-4", "addr", "show")
                                                       for a in link.get("addr_info", [])}, 15.0,
                    what="keepalived's master holding the VIP")
+        table: Callable[[ReloadStep], dict[str, Any]] | None = None
+        if args.ipvs:
+            wait_until(lambda: ipvs_real_servers(master.ns).get(SERVICES[0]) == set(BASE), 30.0,
+                       what="keepalived's IPVS table with rs1..rs3")
+
+            def table(step: ReloadStep) -> dict[str, Any]:
+                want = set(step.real_servers)
+                now = ipvs_real_servers(master.ns)
+                lag, _ = wait_table(lambda: ipvs_real_servers(master.ns), {name: want for name in SERVICES}, 3.0)
+                return {"ipvs_right_after_ok": all(now.get(n) == want for n in SERVICES), "ipvs_lag_s": lag}
+
         cursors = {name: LogCursor(r.log_path) for name, r in routers.items()}
         obs = Observers(client, observer, {name: r.ns for name, r in routers.items()})
+        if args.ipvs:
+            wrk = PhasedLoad(client.netns, workdir / "wrk", args)
+            wrk.start("accepted_reloads")
         time.sleep(GARP_SETTLE_S)
 
         def reload(step: ReloadStep) -> ReloadOutcome:
@@ -317,26 +412,35 @@ def bench_keepalived(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         print("keepalived: reloading", file=sys.stderr, flush=True)
         steps = reload_configs(BASE, SPARE, unchanged=args.unchanged)
         # tail 5 s: a broken config that stopped the master shows as the backup's takeover within 3.6 s
-        run = run_sequence(steps, master.conf, reload, obs, args.pace, None, tail_s=5.0)
+        run = run_sequence(steps, master.conf, reload, obs, args.pace, table, tail_s=5.0, load=wrk)
         obs.stop()
         logs = {name: c.since() for name, c in cursors.items()}
         summary = summarize(run, obs, logs)
-        summary["requests"] = summary["failed_requests"] = None
-        summary["wrk"] = "not run: no IPVS on this kernel, keepalived's virtual servers cannot forward here"
+        if wrk is not None:
+            summary["tables_right_after_ok"] = sum(1 for r in run["records"] if r["ipvs_right_after_ok"])
+            summary.update(wrk.summary())
+        else:
+            summary["requests"] = summary["failed_requests"] = None
+            summary["wrk"] = "not run: no IPVS on this kernel, keepalived's virtual servers cannot forward here"
         summary["master_keepalived_running_at_end"] = master.proc is not None and master.proc.poll() is None
-        return {"lab": "VRRP only (same two routers' configs, keepalived --vrrp), no traffic through the VIP",
+        lab = ("NAT, keepalived with its checker on IPVS, wrk through the VIP" if args.ipvs else
+               "VRRP only (same two routers' configs, keepalived --vrrp), no traffic through the VIP")
+        return {"lab": lab,
                 "version": subprocess.run(["keepalived", "--version"], capture_output=True, text=True,
                                           check=False).stderr.splitlines()[0],
                 "reload_via": "SIGHUP to the parent",
                 "broken_line": break_conf(steps[-2].conf)[1],
                 "summary": summary, "reloads": run["records"], "_logs": logs}
     finally:
+        if wrk is not None:
+            wrk.kill()
         if obs is not None:
             obs.stop()
         for router in routers.values():
             router.stop()
             if args.logs and router.log_path.exists():
                 shutil.copy(router.log_path, Path(args.logs) / f"keepalived-{router.name}.log")
+        stop_servers(servers)
         for lan in (private, public):
             if lan is not None:
                 lan.close()
@@ -357,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-connections", type=int, default=4, help="wrk connection-per-request connections (4)")
     parser.add_argument("--only", choices=("pykeepalived", "keepalived"), help="measure one implementation")
     parser.add_argument("--logs", metavar="DIR", help="keep every daemon's log there")
+    parser.add_argument("--ipvs", action="store_true",
+                        help="keepalived with its checker on IPVS, real servers and wrk (a kernel with IPVS: the "
+                             "qemu guest of tests/vm)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("bench/reload.py needs root (network namespaces)", file=sys.stderr)

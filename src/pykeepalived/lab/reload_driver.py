@@ -258,8 +258,8 @@ def _children_done(text: str, children: int) -> bool:
 
 
 def names_file_line(text: str, conf_path: Path) -> bool:
-    """Whether `text` names a line of `conf_path` as FILE:LINE (how a refused config is reported)."""
-    return re.search(re.escape(str(conf_path)) + r":\d+", text) is not None
+    """Whether `text` names a line of `conf_path`: FILE:LINE (ours) or keepalived's "(FILE: Line N)"."""
+    return re.search(re.escape(str(conf_path)) + r"(?::| *: Line )\d+", text) is not None
 
 
 def reload_pykeepalived(ns: Netns, pid_file: Path, log_path: Path, step: str, *, use_command: bool,
