@@ -278,8 +278,11 @@ def reload_pykeepalived(ns: Netns, pid_file: Path, log_path: Path, step: str, *,
     cursor = LogCursor(log_path)
     started = time.monotonic()
     if use_command:
-        proc = ns.run([sys.executable, "-m", "pykeepalived", "reload", "-p", str(pid_file)], check=False,
-                      timeout_s=timeout_s)
+        try:
+            proc = ns.run([sys.executable, "-m", "pykeepalived", "reload", "-p", str(pid_file)], check=False,
+                          timeout_s=timeout_s)
+        except LabError as exc:  # no answer in time: a failed reload, for the caller to report
+            return ReloadOutcome(step, False, "command", time.monotonic() - started, None, str(exc), cursor.since())
         seconds = time.monotonic() - started
         text = cursor.since()
         if proc.returncode == 0:  # the children log before they report to the parent; allow for a slow write
