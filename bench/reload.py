@@ -22,9 +22,10 @@ from `render_router_conf`, virtual_server blocks included and parsed) with
 `keepalived --vrrp`, and no traffic through the VIP (null in the JSON).
 
 For both, per reload and summed: whether it was accepted, its latency (signal
-or command start to the "reload finished" lines: ours "VRRP/checker reload
-finished", keepalived's "Reload complete", seen by polling the log every
-5 ms), the master's adverts heard on the public LAN within 1 s of it (1 is
+to the "reload finished" line: our parent's "Reload N finished" where it logs
+one, else both children's "VRRP/checker reload finished"; keepalived's
+"Reload complete"; seen by polling the log every 5 ms; the broken config's
+through the command is the command's wall time), the master's adverts heard on the public LAN within 1 s of it (1 is
 the advert timer untouched, 2 an extra advert), gratuitous ARPs for the VIPs
 on both LANs until the next reload, VIP moves (the holder sampled every
 0.1 s), state changes logged by either router, the master's advertised
@@ -257,7 +258,8 @@ def bench_pykeepalived(args: argparse.Namespace, workdir: Path) -> dict[str, Any
             # SIGHUP, as keepalived gets it: the latency is signal -> both children's "reload finished";
             # the broken config through the command where there is one, for its exit status and message
             return reload_pykeepalived(master.netns, master.pid_files[0], master.log_path, step.name,
-                                       use_command=use_command and step.broken, conf_path=master.conf_path)
+                                       use_command=use_command and step.broken, parent_reports=use_command,
+                                       conf_path=master.conf_path)
 
         def table(step: ReloadStep) -> dict[str, Any]:
             nft = nft_real_servers(master.netns)

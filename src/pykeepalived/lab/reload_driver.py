@@ -56,6 +56,7 @@ SPARE_HOST = 4  # 10.11.12.4: the real server a reload adds
 _STATE = re.compile(r"\((?P<name>[^)]+)\) Entering (?P<state>BACKUP|MASTER|FAULT) STATE")
 PY_FINISHED = re.compile(r"(?P<what>VRRP|checker) reload finished in (?P<ms>[\d.]+) ms")
 PY_REFUSED = re.compile(r"(?P<what>VRRP|checker) reload refused: (?P<why>.*)")
+PY_PARENT_DONE = re.compile(r"Reload \d+ (?P<outcome>finished|FAILED) in")  # a parent that reloads itself
 KA_FINISHED = re.compile(r"^.*: Reload complete$", re.M)
 
 
@@ -263,7 +264,8 @@ def names_file_line(text: str, conf_path: Path) -> bool:
 
 
 def reload_pykeepalived(ns: Netns, pid_file: Path, log_path: Path, step: str, *, use_command: bool,
-                        conf_path: Path | None = None, children: int = 2, timeout_s: float = 20.0) -> ReloadOutcome:
+                        parent_reports: bool = False, conf_path: Path | None = None, children: int = 2,
+                        timeout_s: float = 20.0) -> ReloadOutcome:
     """Reload the pykeepalived whose parent wrote `pid_file`; ok is the daemon's verdict.
 
     With the command: `pykeepalived reload -p PIDFILE` (exit 0 applied, else
@@ -271,9 +273,10 @@ def reload_pykeepalived(ns: Netns, pid_file: Path, log_path: Path, step: str, *,
     the log is read for both children's result lines. Without: SIGHUP to the
     parent, then wait until both children (`children`) logged "reload
     finished" or "reload refused"; `seconds` runs from the signal to the last
-    of them. A parent that refuses a config itself forwards nothing: when the
-    log names `conf_path` as FILE:LINE and no child has answered 1 s later,
-    the reload counts as refused.
+    of them, or, with `parent_reports` (a parent that reloads itself and logs
+    "Reload N finished/FAILED"), to that line. A parent that refuses a config
+    itself forwards nothing: when the log names `conf_path` as FILE:LINE and
+    no child has answered 1 s later, the reload counts as refused.
     """
     cursor = LogCursor(log_path)
     started = time.monotonic()
@@ -293,6 +296,8 @@ def reload_pykeepalived(ns: Netns, pid_file: Path, log_path: Path, step: str, *,
     refused_at: list[float] = []
 
     def done(text: str) -> bool:
+        if parent_reports:
+            return PY_PARENT_DONE.search(text) is not None
         if _children_done(text, children):
             return True
         if conf_path is not None and names_file_line(text, conf_path):
@@ -301,6 +306,10 @@ def reload_pykeepalived(ns: Netns, pid_file: Path, log_path: Path, step: str, *,
         return False
 
     text, seconds, _ = _wait_lines(cursor, done, timeout_s, started)
+    if parent_reports:
+        parent = PY_PARENT_DONE.search(text)
+        return ReloadOutcome(step, parent is not None and parent.group("outcome") == "finished", "sighup", seconds,
+                             None, "", text)
     finished = {m.group("what") for m in PY_FINISHED.finditer(text)}
     ok = not PY_REFUSED.search(text) and len(finished) >= children
     if not _children_done(text, children) and refused_at:
