@@ -32,8 +32,13 @@ on both LANs until the next reload, VIP moves (the holder sampled every
 priority after it; ours also the nftables table right after the reload and
 the status file's lag. Prints one JSON document; about 2 minutes.
 
+`--ipvs` (a kernel with IPVS: the qemu guest of tests/vm, with `--time-scale
+5`) puts pykeepalived's lab on `--dataplane ipvs` and runs keepalived with its
+checker, real servers and wrk as ours, the table read with `ipvsadm -Ln`.
+
     PYTHONPATH=$PWD/src .venv/bin/python bench/reload.py [--unchanged 20] [--pace 1.0] [--delay-ms 1]
-        [--only pykeepalived|keepalived] [--logs DIR]
+        [--keepalive-connections 8] [--new-connections 4] [--only pykeepalived|keepalived] [--logs DIR]
+        [--ipvs] [--time-scale 1]
 """
 
 from __future__ import annotations
