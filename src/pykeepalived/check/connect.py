@@ -143,7 +143,12 @@ async def open_stream(
         sock.close()
         raise ConnectFailed(_reason(exc)) from None
     except BaseException:
-        sock.close()
+        # cancelled (a reload or a stop replacing the check): with TLS, asyncio's transport may own the socket
+        # already and be shutting TLS down for up to 30 s; closing it here would free the descriptor number
+        # under that transport and make the next check's socket unusable ("File descriptor N is used by
+        # transport"). The transport closes it; a socket no transport took is closed when collected.
+        if tls is None:
+            sock.close()
         raise
 
 
