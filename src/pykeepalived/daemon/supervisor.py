@@ -664,7 +664,7 @@ class Supervisor:
                     outcome[name] = "no report"
                     problems.append(f"{name}: no reload report within {RELOAD_REPORT_TIMEOUT_S:.0f} s")
                 break
-            await asyncio.sleep(0.05)
+            await _any_report([r for n in pending if (r := by_name[n].reports) is not None], REPORT_WAKE_S)
         return accepted, refused
 
     async def _retire(self, child: Child) -> None:
@@ -685,6 +685,29 @@ class Supervisor:
             return snapshot_digest(read_snapshot_fd_bytes(self.config_fd))
         except OSError:
             return ""
+
+
+REPORT_WAKE_S = 0.25  # the longest a reload waits between looks (a report or a child's EOF wakes it at once)
+
+
+async def _any_report(reports: list[ChildReports], timeout_s: float) -> None:
+    """Until one of these children writes a report or closes its pipe (or `timeout_s`).
+
+    Nothing runs between the caller's look at the reports and this clear (no
+    await), so a report cannot slip in unseen; a waiter elsewhere that clears
+    the event too costs at most `timeout_s`.
+    """
+    if not reports:
+        await asyncio.sleep(timeout_s)
+        return
+    for r in reports:
+        r.changed.clear()
+    waits = [asyncio.ensure_future(r.changed.wait()) for r in reports]
+    try:
+        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 _early: list[int] = []
