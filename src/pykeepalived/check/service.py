@@ -244,10 +244,12 @@ class CheckService:
         if not self._running:
             raise ReloadError("the checker is still starting; the running configuration is kept")
         try:
-            plans = build_plan(config)
+            plans = await asyncio.to_thread(build_plan, config)  # thousands of probes: off the loop, checks go on
         except PyKeepalivedError as exc:
             raise ReloadError(f"the new configuration cannot run: {exc}; keeping the running configuration",
                               [str(exc)]) from None
+        if self._stop.is_set():  # stopped while the plan was built
+            raise ReloadError("the checker is stopping; the reload is not applied")
         restart = needs_restart(self.config.global_defs, config.global_defs)
         config = dataclasses.replace(config, global_defs=keep_start_only(self.config.global_defs,
                                                                           config.global_defs, restart))
