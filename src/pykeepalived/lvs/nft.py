@@ -52,7 +52,7 @@ class Libnftables:
         try:
             import nftables  # type: ignore[import-untyped]  # Debian's python3-nftables, not on PyPI
         except ImportError as exc:
-            raise DataPlaneError(f"the nftables data plane cannot start: {BINDING_MISSING} ({exc})") from exc
+            raise DataPlaneError(f"{exc}: {BINDING_MISSING}") from exc  # the cause first: fault lines are cut short
         self._nft = nftables.Nftables()
         self._nft.set_json_output(True)
         self._nft.set_handle_output(False)
