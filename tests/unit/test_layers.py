@@ -49,6 +49,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.smtp_session", "pykeepalived.check.dns_wire", "pykeepalived.check.icmp",
         "pykeepalived.check.data_dump",
         "pykeepalived.check.reload_plan",
+        "pykeepalived.state", "pykeepalived.state.store",  # the parent's state model (issue 16)
         "pykeepalived.lvs", "pykeepalived.lvs.model", "pykeepalived.lvs.plan", "pykeepalived.lvs.sched",
         "pykeepalived.lvs.ipvs_rules", "pykeepalived.lvs.nft_rules", "pykeepalived.lvs.nft_diff",
         "pykeepalived.lvs.nft_limits",  # nft_rules' checks that -t needs (start-up)

@@ -1,0 +1,74 @@
+"""The parent's state store: each child's latest part, merged into one document with a version.
+
+The VRRP and checker children each send their own part (a JSON object, the
+shapes in docs/state.md) to the parent; the parent adds its own (pid, config,
+reloads). Every reader (status file, HTTP API, metrics, SNMP subagent, page)
+takes `snapshot()`, so they all show the same thing, and waits for `version`
+to move instead of polling. Pure: no I/O and no asyncio, so that it can be
+tested with plain dicts and a clock; the shells bridge `subscribe` to asyncio.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+SCHEMA_VERSION = 1
+MAX_EVENTS = 200
+
+JsonObject = dict[str, Any]
+Listener = Callable[[int], None]
+
+
+class StateStore:
+    """Holds the parts, the event timeline and a version that moves on every change."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._parts: dict[str, JsonObject] = {}
+        self._events: list[JsonObject] = []
+        self._listeners: list[Listener] = []
+
+    def set_part(self, name: str, part: JsonObject) -> None:
+        """Replace one part ("daemon", "vrrp", "checker", ...) whole; listeners hear the new version."""
+        if self._parts.get(name) == part:
+            return
+        self._parts[name] = part
+        self._changed()
+
+    def drop_part(self, name: str) -> None:
+        """A child that stopped (or a subsystem a reload removed) no longer contributes."""
+        if self._parts.pop(name, None) is not None:
+            self._changed()
+
+    def add_event(self, event: JsonObject) -> None:
+        """One entry of the timeline: {"at": unix time, "kind": ..., "subject": ..., "text": ...}."""
+        self._events.append(event)
+        del self._events[:-MAX_EVENTS]
+        self._changed()
+
+    def part(self, name: str) -> JsonObject | None:
+        return self._parts.get(name)
+
+    def snapshot(self) -> JsonObject:
+        """The whole document: a deep copy, so a reader may keep or change it freely."""
+        doc: JsonObject = {"schema": SCHEMA_VERSION, "version": self.version}
+        doc.update(copy.deepcopy(self._parts))
+        doc["events"] = copy.deepcopy(self._events)
+        return doc
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(version)` after each change; returns the function that unsubscribes."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _changed(self) -> None:
+        self.version += 1
+        for listener in list(self._listeners):
+            listener(self.version)
