@@ -13,6 +13,8 @@ debian_packages=(python3 python3-venv python3-pip keepalived frr nftables python
 # packaging (tests/packaging): dpkg-deb builds the .deb, systemd runs it in a container, man-db
 # lets `systemd-analyze verify` resolve the unit's man page
 debian_packages+=(systemd man-db)
+# issue 16: net-snmp's snmpd as the AgentX master and its tools (snmpwalk), chromium for the page's tests
+debian_packages+=(snmpd snmp chromium)
 
 install_debian() {
     local missing=()
@@ -35,7 +37,7 @@ install_python() {
     if [ ! -x .venv/bin/python ]; then
         /usr/bin/python3 -m venv --system-site-packages .venv
     fi
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,dev]"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[api,test,dev]"
 }
 
 lint() {

@@ -49,7 +49,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.smtp_session", "pykeepalived.check.dns_wire", "pykeepalived.check.icmp",
         "pykeepalived.check.data_dump",
         "pykeepalived.check.reload_plan",
-        "pykeepalived.state", "pykeepalived.state.store",  # the parent's state model (issue 16)
+        "pykeepalived.state", "pykeepalived.state.store", "pykeepalived.state.runtime", "pykeepalived.state.commands",
         "pykeepalived.lvs", "pykeepalived.lvs.model", "pykeepalived.lvs.plan", "pykeepalived.lvs.sched",
         "pykeepalived.lvs.ipvs_rules", "pykeepalived.lvs.nft_rules", "pykeepalived.lvs.nft_diff",
         "pykeepalived.lvs.nft_limits",  # nft_rules' checks that -t needs (start-up)
@@ -81,6 +81,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("shells", [
         "pykeepalived.vrrp.service", "pykeepalived.vrrp.dump_writer", "pykeepalived.check.service",
         "pykeepalived.check.running", "pykeepalived.check.reload_snapshot",
+        "pykeepalived.api", "pykeepalived.api.*",  # the HTTP API, metrics, the page (issue 16)
         "pykeepalived.vrrp.service", "pykeepalived.check.service", "pykeepalived.check.running",
         "pykeepalived.vrrp.process_watch", "pykeepalived.vrrp.statics", "pykeepalived.check.ha_watch",
         "pykeepalived.vrrp.interfaces",

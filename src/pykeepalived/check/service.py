@@ -33,6 +33,7 @@ from typing import Any
 
 from .dump_writer import check_data_path, write_check_data
 from ..config.model import KeepalivedConfig, Script
+from ..state.runtime import RuntimeOverrides
 from ..scripts.notify import NotifyFifo
 from ..alerts.hooks import CheckMail
 from ..host.private_files import UnsafeFileError, make_dirs, write_private
@@ -93,6 +94,7 @@ class CheckService:
         self.config = config
         self.dataplane = dataplane
         self.status_path = status_path
+        self.runtime = RuntimeOverrides()  # what the runtime API changed (state/runtime.py)
         self.clock = clock
         self.rng = rng or random.Random()
         g = config.global_defs

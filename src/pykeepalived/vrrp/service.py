@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import PyKeepalivedError, ReloadError
 from ..config.model import KeepalivedConfig
+from ..state.runtime import RuntimeOverrides
 from ..config.vocabulary import StateWord
 from ..scripts.notify import FifoGroup, Notifier, NotifyFifo
 from ..alerts.hooks import VrrpMail
@@ -109,6 +110,7 @@ class VrrpService:
         self.naming = naming_from_config(config.global_defs.net_namespace, config.global_defs.instance)  # run.py: -s
         self._dump_runtime = dump_writer.Runtime()
         self.status_file = status_file  # the checker's; its dataplane_error puts our instances in FAULT
+        self.runtime = RuntimeOverrides()  # what the runtime API changed (state/runtime.py)
         # the process's start, not the service's: a checker started with us that fails at once may write its status
         # file before this process has imported its modules; anything older is an earlier run's
         self._created_at = started_at()
