@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="with -t: do not check interfaces and scripts against this machine")
     add("--status-file", metavar="FILE", default=DEFAULT_STATUS_FILE,
         help=f"where the checker keeps its state for `pykeepalived status` (default {DEFAULT_STATUS_FILE})")
+    add("--api", action="append", metavar="unix:PATH|HOST:PORT", default=[],
+        help="serve the HTTP API (state, /metrics, the page) there; repeatable (default: off)")
     add("--checker-workers", type=int, metavar="N",
         help="processes sharing the health checks (default: one per 2,000 checkers, at most one per core)")
     add("--dataplane", choices=("auto", "ipvs", "nftables", "none"), default="auto",
@@ -304,6 +306,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         release_dataplane=not args.dont_release_ipvs,
         release_vrrp=not args.dont_release_vrrp,
         bfd=not args.no_bfd,
+        api=tuple(args.api),
         notes=() if args.child else (*not_done(args), *(_dump_lines(result.config) if args.dump_conf else ())),
     )
     if parent:

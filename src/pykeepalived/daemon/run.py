@@ -58,6 +58,7 @@ class DaemonOptions:
     release_dataplane: bool = True  # -I: leave the virtual services in place on stop
     release_vrrp: bool = True  # -V: leave the VIPs and virtual routes in place on stop
     bfd: bool = True  # -B turns it off: no BFD sessions (the BFD child, or in-process with -P / -C)
+    api: tuple[str, ...] = ()  # --api: where the parent serves the HTTP API (api/server.py); empty: off
     notes: tuple[str, ...] = ()  # lines logged at start: flags not acted on, the -d dump
 
 

@@ -71,6 +71,8 @@ from .reload_reports import ChildReports
 from .reload_result import ReloadResult, remove_result, result_path, write_result
 from .run import EXIT_ALREADY_RUNNING, DaemonOptions, begin, read_pid_file
 from .sd_notify import Notifier
+from ..state.commands import CommandSender
+from ..state.store import StateStore
 
 log = logging.getLogger("pykeepalived")
 
@@ -353,7 +355,8 @@ class Supervisor:
     """
 
     def __init__(self, children: list[Child], config_fd: int | None = None, respawn: bool = True,
-                 setup: ParentSetup | None = None, notifier: Notifier | None = None) -> None:
+                 setup: ParentSetup | None = None, notifier: Notifier | None = None,
+                 api_listen: Sequence[str] = ()) -> None:
         self.children = children  # mutated in place: the signal handlers hold this list
         self.config_fd = config_fd
         self.respawn = respawn
@@ -373,6 +376,9 @@ class Supervisor:
         self._tasks: list[asyncio.Task[None]] = []
         self._offered = ""  # this reload's new snapshot, once swapped in
         self._child_digests: dict[str, str] = {}
+        self.store = StateStore()  # the state model (state/store.py; docs/state.md)
+        self.commands: CommandSender | None = None  # the runtime API's way to the children, when built
+        self.api_listen = tuple(api_listen)
 
     # ---------------------------------------------------------------- life cycle
     def fail(self, why: str) -> None:
@@ -407,6 +413,7 @@ class Supervisor:
         for sig in _take_early_signals():  # what came while we started: acted on now, not fatal
             if sig == signal.SIGHUP and self.setup is not None:
                 self.request_reload()
+        api = await self._start_api()
         for child in self.children:
             self._start_keeper(child)
         self._tasks.append(loop.create_task(self._announce_ready()))
@@ -434,8 +441,24 @@ class Supervisor:
                     child.reports.close()
             if self.result_file:
                 remove_result(self.result_file, os.getpid())
+            if api is not None:
+                await api.stop()
             self.notifier.close()
         return not self.failures
+
+    async def _start_api(self) -> Any:
+        """The HTTP API (api/server.py), imported only when asked for: aiohttp is not needed otherwise."""
+        if not self.api_listen:
+            return None
+        from ..api.server import ApiServer
+
+        try:
+            api = ApiServer(self.store, self.api_listen, self.commands)
+            await api.start()
+        except (OSError, PyKeepalivedError) as exc:
+            self.fail(f"cannot serve the API: {exc}")
+            return None
+        return api
 
     # ---------------------------------------------------------------- systemd
     def _reporting(self) -> list[Child]:
@@ -773,7 +796,7 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
 
     async def main() -> bool:
         nonlocal supervisor
-        supervisor = Supervisor(children, config_fd, opts.respawn, setup, notifier)
+        supervisor = Supervisor(children, config_fd, opts.respawn, setup, notifier, api_listen=opts.api)
         return await supervisor.run()
 
     try:
