@@ -102,8 +102,8 @@ Architecture: all
 Maintainer: the pykeepalived authors <pykeepalived@localhost>
 Installed-Size: $installed_kb
 Depends: python3 (>= 3.11), python3-nftables
-Recommends: iproute2, kmod, nftables
-Suggests: ipvsadm
+Recommends: iproute2, kmod, nftables, python3-aiohttp, python3-prometheus-client
+Suggests: ipvsadm, snmpd
 Section: net
 Priority: optional
 Description: keepalived's job (VRRP, health checks, LVS) in Python
