@@ -336,7 +336,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
     return run_check(result.config, opts) if check else run_vrrp(result.config, opts)
 
 
-def _api_settings(args: argparse.Namespace, config: KeepalivedConfig, parent: bool) -> ApiSettings | None:
+def _api_settings(args: argparse.Namespace, config: KeepalivedConfig, parent: bool,
+                  refusal: str = "; not starting") -> ApiSettings | None:
     """The HTTP API's settings (api/settings.py), checked before forking; None (and a message) if refused."""
     from .api.settings import ApiSettings, ApiSettingsError, resolve
 
@@ -349,7 +350,7 @@ def _api_settings(args: argparse.Namespace, config: KeepalivedConfig, parent: bo
                        g.pykeepalived_api_tls_key, g.pykeepalived_api_runtime,
                        f"{g.pykeepalived_api_location}: pykeepalived_api")
     except ApiSettingsError as exc:
-        print(f"pykeepalived: {exc}; not starting", file=sys.stderr)
+        print(f"pykeepalived: {exc}{refusal}", file=sys.stderr)
         return None
 
 
@@ -424,6 +425,8 @@ def config_test(args: argparse.Namespace) -> int:
             problem := _check_plan(result.config, args.dataplane, args.strict_dataplane)):
         print(problem, file=sys.stderr)
         return EXIT_CONFIG_ERRORS
+    if not result.errors and not args.no_host_checks and _api_settings(args, result.config, True, "") is None:
+        return EXIT_CONFIG_ERRORS  # the API as the daemon would start it: TCP without a token, a missing file
     if result.errors:
         print(f"{args.use_file}: {len(result.errors)} configuration error(s)", file=sys.stderr)
     return config_test_status(result.diagnostics)

@@ -113,7 +113,7 @@ def test_unix_socket_is_root_only(lab: ApiLab, unprivileged_user: str) -> None:
     assert lab.sock.stat().st_mode & 0o777 == 0o600
     assert _unix_curl(lab.sock, "/api/v1/state").stdout == "200"
     refused = subprocess.run(["runuser", "-u", unprivileged_user, "--", sys.executable, "-c",
-                              f"import socket; socket.socket(socket.AF_UNIX).connect({str(lab.sock)!r})"],
+                              f"import socket\nsocket.socket(socket.AF_UNIX).connect({str(lab.sock)!r})\n"],
                              capture_output=True, text=True, timeout=20, check=False)
     assert refused.returncode != 0 and "PermissionError" in refused.stderr, refused
     assert _unix_curl(lab.sock, "/api/v1/state", unprivileged_user).stdout == "000"
@@ -153,9 +153,16 @@ def test_http_errors(lab: ApiLab) -> None:
 
 
 def test_a_slow_client_is_dropped(lab: ApiLab) -> None:
-    script = ("import socket,time,sys\ns=socket.create_connection((sys.argv[1],int(sys.argv[2])))\n"
-              "s.sendall(b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n')\nt=time.monotonic()\ns.settimeout(30)\n"
-              "print(s.recv(100)==b'' and round(time.monotonic()-t,1))\n")
+    script = "\n".join([
+        "import socket",
+        "import sys",
+        "import time",
+        "s = socket.create_connection((sys.argv[1], int(sys.argv[2])))",
+        "s.sendall(b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n')",
+        "start = time.monotonic()",
+        "s.settimeout(30)",
+        "print(s.recv(100) == b'' and round(time.monotonic() - start, 1))",
+    ]) + "\n"
     out = lab.c.netns.run([sys.executable, "-c", script, str(lab.r1.ipv4.ip), str(PORT)], check=False).stdout
     assert out.strip() not in ("", "False") and float(out) < 10, out
 

@@ -102,3 +102,15 @@ def test_a_reload_that_changes_the_api_says_it_takes_a_restart() -> None:
     lines = restart_needed(old, new)
     assert any("pykeepalived_api changed" in line for line in lines), lines
     assert any("pykeepalived_api_runtime changed" in line for line in lines), lines
+
+
+def test_config_test_refuses_a_tcp_api_without_a_token(tmp_path: Path, token_file: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from pykeepalived.cli import main
+
+    conf = tmp_path / "k.conf"
+    conf.write_text("global_defs {\n router_id r\n pykeepalived_api 127.0.0.1:9650\n}\n")
+    assert main(["-t", "-f", str(conf)]) != 0
+    assert f"{conf}:3: pykeepalived_api: an API on TCP must be authenticated" in capsys.readouterr().err
+    conf.write_text(f"global_defs {{\n pykeepalived_api 127.0.0.1:9650\n pykeepalived_api_token_file {token_file}\n}}\n")
+    assert main(["-t", "-f", str(conf)]) == 0, capsys.readouterr().err
