@@ -223,3 +223,36 @@ def test_stop_removes_the_socket_and_a_live_socket_is_not_taken_over(lab: ApiLab
         second.stop()
     lab.daemon.stop()
     assert not lab.sock.exists(), "the socket file outlived the daemon"
+
+
+def test_tls_and_a_tcp_api_without_a_token_refused(tmp_path: Path) -> None:
+    """With a certificate and key the TCP API speaks HTTPS only; without a token file the daemon does not start."""
+    cert, key, token_file = tmp_path / "api.crt", tmp_path / "api.key", tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=lab",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    with Lan(unique_prefix("apit")) as lan:
+        r1, c = lan.add_host("r1", 11), lan.add_host("c", 50)
+        conf = tmp_path / "r1.conf"
+        conf.write_text(render_keepalived_conf(r1, _settings(150)))
+        base = ["-n", "-l", "-G", "-f", str(conf), "-p", str(tmp_path / "r1.pid"), "-r", str(tmp_path / "v.pid"),
+                "-c", str(tmp_path / "c.pid"), "--api", f"{r1.ipv4.ip}:{PORT}"]
+        refused = DaemonProcess(r1.netns.name, base, tmp_path / "refused.log")
+        try:
+            assert refused.wait_exit(20) not in (None, 0)
+            assert "an API on TCP must be authenticated" in refused.log() and "not starting" in refused.log()
+        finally:
+            refused.stop()
+        daemon = DaemonProcess(r1.netns.name, [*base, "--api-token-file", str(token_file), "--api-tls-cert",
+                                               str(cert), "--api-tls-key", str(key)], tmp_path / "tls.log")
+        try:
+            daemon.wait_log(f"API listening on https://{r1.ipv4.ip}:{PORT}", 15)
+            url = f"https://{r1.ipv4.ip}:{PORT}/api/v1/state"
+            ok = c.netns.run(["curl", "-s", "-k", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+                              f"Authorization: Bearer {TOKEN}", url], check=False)
+            assert ok.stdout == "200", ok
+            plain = c.netns.run(["curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                                 url.replace("https:", "http:")], check=False)
+            assert plain.stdout != "200", plain
+        finally:
+            daemon.stop()

@@ -112,5 +112,6 @@ def test_config_test_refuses_a_tcp_api_without_a_token(tmp_path: Path, token_fil
     conf.write_text("global_defs {\n router_id r\n pykeepalived_api 127.0.0.1:9650\n}\n")
     assert main(["-t", "-f", str(conf)]) != 0
     assert f"{conf}:3: pykeepalived_api: an API on TCP must be authenticated" in capsys.readouterr().err
-    conf.write_text(f"global_defs {{\n pykeepalived_api 127.0.0.1:9650\n pykeepalived_api_token_file {token_file}\n}}\n")
+    conf.write_text(f"global_defs {{\n pykeepalived_api 127.0.0.1:9650\n"
+                    f" pykeepalived_api_token_file {token_file}\n}}\n")
     assert main(["-t", "-f", str(conf)]) == 0, capsys.readouterr().err

@@ -375,8 +375,8 @@ class ApiServer:
                 name = f"unix:{where}"
             else:
                 try:
-                    server = await loop.create_server(factory, where, port, ssl=tls, backlog=128,
-                                                      reuse_address=True)
+                    server = await loop.create_server(factory, where, port, ssl=tls, backlog=128, reuse_address=True,
+                                                      ssl_handshake_timeout=HEADER_TIMEOUT_S if tls else None)
                 except OSError as exc:
                     raise ApiListenError(f"API address {where}:{port}: {exc.strerror or exc}") from None
                 name = f"{'https' if tls else 'http'}://{where}:{port}"
