@@ -47,6 +47,7 @@ class ApiLab:
     sock: Path
     url: str
     work: Path
+    backup: KeepalivedPeer
 
     def curl(self, path: str, *args: str, token: str | None = TOKEN) -> tuple[int, str, str]:
         """(status, headers, body) of a request from c to r1's TCP API."""
@@ -91,7 +92,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiLab]:
             daemon.wait_log("API listening on http://", 15)
             daemon.wait_log("Entering MASTER STATE", 15)
             backup.start()
-            yield ApiLab(lan, r1, c, daemon, sock, f"http://{r1.ipv4.ip}:{PORT}", work)
+            yield ApiLab(lan, r1, c, daemon, sock, f"http://{r1.ipv4.ip}:{PORT}", work, backup)
         finally:
             backup.close()
             daemon.stop()
@@ -135,6 +136,9 @@ def test_tcp_needs_the_bearer_token(lab: ApiLab) -> None:
     assert status == 200 and json.loads(body)["schema"] == 1
     status, head, page = lab.curl("/", token=None)  # the page's HTML carries no data and asks for the token
     assert status == 200 and "text/html" in head
+    status, head, events = lab.curl("/api/v1/stream", "-N", "-m", "2")  # curl gives up after 2 s: status 0 is fine
+    assert "Content-Type: text/event-stream" in head and events.startswith("data: {"), (head, events[:200])
+    assert json.loads(events.split("\n", 1)[0][len("data: "):])["schema"] == 1
     status, head, text = lab.curl("/metrics")
     assert status == 200 and "text/plain; version=0.0.4" in head
     assert "keepalived_up" in {family.name for family in text_string_to_metric_families(text)}
@@ -205,6 +209,7 @@ def test_a_thousand_slow_clients_do_not_delay_adverts(lab: ApiLab) -> None:
     assert result["closed"] + result["busy"] >= 400, result  # the slow ones were dropped or turned away
     assert result["held"] == 0, result
     assert "Entering MASTER STATE" not in lab.daemon.log().split("Entering MASTER STATE", 1)[1]
+    assert set(lab.backup.states().values()) == {"BACKUP"}, lab.backup.log()[-3000:]  # it never took over
     status, _, _ = lab.curl("/api/v1/state")  # and it still answers
     assert status == 200
 

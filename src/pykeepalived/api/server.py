@@ -53,6 +53,7 @@ STREAM_HEARTBEAT_S = 15.0  # an SSE comment this often: dead clients are noticed
 STREAM_WRITE_TIMEOUT_S = 10.0  # a stream client that reads nothing for this long is dropped
 PAGE_PATH = "/"
 
+
 def _busy_reply() -> bytes:
     body = json.dumps({"ok": False, "message": "too many connections to the API"}).encode()
     return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
