@@ -203,7 +203,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         if guard is not None:
             guard.busy(False)
-        log.debug("API %s %s from %s: %d", request.method, request.path_qs, request.remote or "unix", status)
+        # the path without its query string: a query might hold a secret
+        log.debug("API %s %s from %s: %d", request.method, request.path, request.remote or "unix", status)
 
 
 def build_app(store: StateStore, commands: CommandSender | None, settings: ApiSettings | None = None,
