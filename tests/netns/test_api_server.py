@@ -204,7 +204,7 @@ def test_a_thousand_slow_clients_do_not_delay_adverts(lab: ApiLab) -> None:
     gaps = [b - a for a, b in zip(times, times[1:])]
     print(f"{len(times)} adverts in {end - start:.1f} s; gaps median {statistics.median(gaps):.3f} max {max(gaps):.3f}")
     assert len(times) >= (end - start) / ADVERT_S * 0.8, (len(times), end - start)
-    assert max(gaps) < 2 * ADVERT_S, gaps  # generous: the backup takes over only after 3 x advert_int
+    assert max(gaps) < 3 * ADVERT_S, gaps  # generous, yet under the backup's master-down interval (3 x + skew)
     assert abs(statistics.median(gaps) - ADVERT_S) < 0.1, gaps
     assert result["closed"] + result["busy"] >= 400, result  # the slow ones were dropped or turned away
     assert result["held"] == 0, result
