@@ -27,6 +27,7 @@ from .errors import PyKeepalivedError
 
 if TYPE_CHECKING:
     from .config import LoadResult
+    from .api.settings import ApiSettings
     from .config.model import KeepalivedConfig
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
@@ -67,7 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--status-file", metavar="FILE", default=DEFAULT_STATUS_FILE,
         help=f"where the checker keeps its state for `pykeepalived status` (default {DEFAULT_STATUS_FILE})")
     add("--api", action="append", metavar="unix:PATH|HOST:PORT", default=[],
-        help="serve the HTTP API (state, /metrics, the page) there; repeatable (default: off)")
+        help="serve the HTTP API (state, /metrics, the page) there; repeatable (default: global_defs' "
+             "pykeepalived_api, else off); TCP needs --api-token-file (docs/api.md)")
+    add("--api-token-file", metavar="FILE", help="the API's bearer token, the file's first line (required on TCP; "
+        "default: pykeepalived_api_token_file)")
+    add("--api-tls-cert", metavar="FILE", help="serve the API over TLS with this PEM certificate")
+    add("--api-tls-key", metavar="FILE", help="the TLS certificate's PEM private key")
+    add("--api-runtime", action="store_true", help="enable the runtime API (drain, weight, maintenance; "
+        "default: pykeepalived_api_runtime, else off)")
     add("--checker-workers", type=int, metavar="N",
         help="processes sharing the health checks (default: one per 2,000 checkers, at most one per core)")
     add("--dataplane", choices=("auto", "ipvs", "nftables", "none"), default="auto",
@@ -281,6 +289,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
         print(f"pykeepalived: {problem}; not starting", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     parent = not (args.vrrp or args.check or args.child) or args.all
+    if (api := _api_settings(args, result.config, parent)) is None:
+        return EXIT_CONFIG_ERROR
     opts = DaemonOptions(
         foreground=args.dont_fork,
         log_console=args.log_console,
@@ -306,7 +316,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         release_dataplane=not args.dont_release_ipvs,
         release_vrrp=not args.dont_release_vrrp,
         bfd=not args.no_bfd,
-        api=tuple(args.api),
+        api=api,
         notes=() if args.child else (*not_done(args), *(_dump_lines(result.config) if args.dump_conf else ())),
     )
     if parent:
@@ -324,6 +334,24 @@ def _run_daemon(args: argparse.Namespace) -> int:
     from .daemon.run import run_check, run_vrrp
 
     return run_check(result.config, opts) if check else run_vrrp(result.config, opts)
+
+
+def _api_settings(args: argparse.Namespace, config: KeepalivedConfig, parent: bool,
+                  refusal: str = "; not starting") -> ApiSettings | None:
+    """The HTTP API's settings (api/settings.py), checked before forking; None (and a message) if refused."""
+    from .api.settings import ApiSettings, ApiSettingsError, resolve
+
+    if not parent:  # only the parent serves the API
+        return ApiSettings()
+    g = config.global_defs
+    try:
+        return resolve(args.api, args.api_token_file, args.api_tls_cert, args.api_tls_key, args.api_runtime,
+                       g.pykeepalived_api, g.pykeepalived_api_token_file, g.pykeepalived_api_tls_cert,
+                       g.pykeepalived_api_tls_key, g.pykeepalived_api_runtime,
+                       f"{g.pykeepalived_api_location}: pykeepalived_api")
+    except ApiSettingsError as exc:
+        print(f"pykeepalived: {exc}{refusal}", file=sys.stderr)
+        return None
 
 
 def genhash_main(argv: Sequence[str]) -> int:
@@ -397,6 +425,8 @@ def config_test(args: argparse.Namespace) -> int:
             problem := _check_plan(result.config, args.dataplane, args.strict_dataplane)):
         print(problem, file=sys.stderr)
         return EXIT_CONFIG_ERRORS
+    if not result.errors and not args.no_host_checks and _api_settings(args, result.config, True, "") is None:
+        return EXIT_CONFIG_ERRORS  # the API as the daemon would start it: TCP without a token, a missing file
     if result.errors:
         print(f"{args.use_file}: {len(result.errors)} configuration error(s)", file=sys.stderr)
     return config_test_status(result.diagnostics)

@@ -426,6 +426,13 @@ class GlobalDefs(ModelObject):
     checker_log_all_failures: bool = False
     rs_init_notifies: bool = False  # notify_up (and the FIFO's RS UP) for real servers up at start
     pykeepalived_dataplane: DataPlaneChoice | None = None  # None: auto
+    # the HTTP API (api/settings.py; docs/api.md), read once at start; flags (--api ...) win over these
+    pykeepalived_api: list[str] = field(default_factory=list)  # unix:/PATH or HOST:PORT; empty: off
+    pykeepalived_api_location: Location | None = None  # where pykeepalived_api was first given, for messages
+    pykeepalived_api_token_file: str | None = None  # the bearer token (required on TCP)
+    pykeepalived_api_tls_cert: str | None = None
+    pykeepalived_api_tls_key: str | None = None
+    pykeepalived_api_runtime: bool = False  # the runtime API (drain, weight, maintenance): off unless enabled
     lvs_flush: bool = False
     lvs_flush_on_stop: list[str] | None = None  # also set by the old spelling lvs_flush_onstop; [] or [VS]
     lvs_timeouts: list[str] | None = None  # [tcp N] [tcpfin N] [udp N], as written

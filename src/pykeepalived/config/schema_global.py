@@ -8,6 +8,7 @@ from .lexer import Segment
 from .model import BfdInstance, GlobalDefs, KeepalivedConfig, LvsSyncDaemon, TrackFile
 from .context import ParseContext
 from .include_check import apply_include_check
+from .api_words import parse_listen
 from .registry import Block, FieldHandler, LineHandler, Status
 from .schema_namespace import register_namespace_keywords
 from .values import parse_umask, to_int, to_ip, to_timer
@@ -318,6 +319,43 @@ _g.line("lvs_sync_daemon", _lvs_sync_daemon, "IPVS connection sync daemon")
 _g.line("pykeepalived_dataplane",
         h.one_of("pykeepalived_dataplane", DATAPLANES, "data plane"),
         "pykeepalived only: what forwards (auto: IPVS if the kernel has it, else nftables)", since="pykeepalived")
+
+
+def _api_listen(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """`pykeepalived_api ADDR...`: each word unix:/PATH or HOST:PORT; repeatable, the addresses add up."""
+    if ctx.arg(seg) is None:
+        return
+    for word in seg.words[1:]:
+        parse_listen(word)  # a ValueProblem names the word; the parser adds file:line and the keyword
+    if g.pykeepalived_api_location is None:
+        h.store(g, "pykeepalived_api_location", seg.location)
+    h.store(g, "pykeepalived_api", [*g.pykeepalived_api, *(w for w in seg.words[1:] if w not in g.pykeepalived_api)])
+
+
+def _api_path(attr: str) -> FieldHandler:
+    """A file the API reads at start: one absolute path."""
+    def handler(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+        word = ctx.arg(seg)
+        if word is None:
+            return
+        if not word.startswith("/"):
+            raise ValueProblem(f"'{word}' is not an absolute path")
+        h.store(g, attr, word)
+
+    return FieldHandler(attr, handler)
+
+
+_g.line("pykeepalived_api", FieldHandler("pykeepalived_api", _api_listen),
+        "pykeepalived only: serve the HTTP API (state, /metrics, the page) on unix:/PATH or HOST:PORT",
+        since="pykeepalived")
+_g.line("pykeepalived_api_token_file", _api_path("pykeepalived_api_token_file"),
+        "pykeepalived only: the API's bearer token (first line of the file); required on TCP", since="pykeepalived")
+_g.line("pykeepalived_api_tls_cert", _api_path("pykeepalived_api_tls_cert"),
+        "pykeepalived only: serve the API over TLS with this certificate (PEM)", since="pykeepalived")
+_g.line("pykeepalived_api_tls_key", _api_path("pykeepalived_api_tls_key"),
+        "pykeepalived only: the TLS certificate's private key (PEM)", since="pykeepalived")
+_g.line("pykeepalived_api_runtime", h.flag("pykeepalived_api_runtime"),
+        "pykeepalived only: enable the runtime API (drain, weight, maintenance) on the HTTP API", since="pykeepalived")
 _g.line("notify_fifo", h.script("notify_fifo"), "FIFO for all state changes")
 _g.line("notify_fifo_script", h.script("notify_fifo_script"), "reader of notify_fifo")
 _g.line("vrrp_notify_fifo", h.script("vrrp_notify_fifo"), "FIFO for VRRP changes")

@@ -76,6 +76,8 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "v3_checksum_as_v2", "json_dump_file", "stats_dump_file", "nftables",
         "lvs_notify_fifo", "checker_log_all_failures", "lvs_sync_daemon", "pykeepalived_dataplane",
         "lvs_flush", "lvs_flush_on_stop", "lvs_flush_onstop", "lvs_timeouts", "umask",
+        "pykeepalived_api", "pykeepalived_api_token_file", "pykeepalived_api_tls_cert", "pykeepalived_api_tls_key",
+        "pykeepalived_api_runtime",
     )),
     # the checker side (health and pool rules) and the data plane (IPVS or nftables)
     (VIRTUAL_SERVER, (

@@ -45,6 +45,8 @@ _AT_START: tuple[str, ...] = (
     "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force",
     "umask", "startup_script", "startup_script_timeout", "config_save_dir", "tmp_config_directory",
     "pykeepalived_dataplane", "namespace_with_ipsets", "data_use_instance",
+    "pykeepalived_api", "pykeepalived_api_token_file", "pykeepalived_api_tls_cert", "pykeepalived_api_tls_key",
+    "pykeepalived_api_runtime",  # the HTTP API (api/settings.py) is set up once, at start
 )
 
 

@@ -15,6 +15,7 @@ import os
 import sys
 from dataclasses import dataclass, replace
 
+from ..api.settings import ApiSettings
 from ..errors import PyKeepalivedError
 from ..config.instance_names import Naming, pid_dirs, syslog_ident
 from ..config.model import KeepalivedConfig
@@ -58,7 +59,7 @@ class DaemonOptions:
     release_dataplane: bool = True  # -I: leave the virtual services in place on stop
     release_vrrp: bool = True  # -V: leave the VIPs and virtual routes in place on stop
     bfd: bool = True  # -B turns it off: no BFD sessions (the BFD child, or in-process with -P / -C)
-    api: tuple[str, ...] = ()  # --api: where the parent serves the HTTP API (api/server.py); empty: off
+    api: ApiSettings | None = None  # --api / pykeepalived_api (api/settings.py): the parent's HTTP API; None: off
     notes: tuple[str, ...] = ()  # lines logged at start: flags not acted on, the -d dump
 
 

@@ -55,6 +55,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api.settings import ApiSettings
 from ..config.model import KeepalivedConfig
 from ..errors import PyKeepalivedError
 from ..host.proc import argv_of, is_pykeepalived, is_running, is_zombie, parent_of
@@ -356,7 +357,7 @@ class Supervisor:
 
     def __init__(self, children: list[Child], config_fd: int | None = None, respawn: bool = True,
                  setup: ParentSetup | None = None, notifier: Notifier | None = None,
-                 api_listen: Sequence[str] = ()) -> None:
+                 api: ApiSettings | None = None) -> None:
         self.children = children  # mutated in place: the signal handlers hold this list
         self.config_fd = config_fd
         self.respawn = respawn
@@ -378,7 +379,7 @@ class Supervisor:
         self._child_digests: dict[str, str] = {}
         self.store = StateStore()  # the state model (state/store.py; docs/state.md)
         self.commands: CommandSender | None = None  # the runtime API's way to the children, when built
-        self.api_listen = tuple(api_listen)
+        self.api_settings = api  # the HTTP API's (api/settings.py); None or no address: off
 
     # ---------------------------------------------------------------- life cycle
     def fail(self, why: str) -> None:
@@ -448,12 +449,12 @@ class Supervisor:
 
     async def _start_api(self) -> Any:
         """The HTTP API (api/server.py), imported only when asked for: aiohttp is not needed otherwise."""
-        if not self.api_listen:
+        if self.api_settings is None or not self.api_settings.enabled:
             return None
         from ..api.server import ApiServer
 
         try:
-            api = ApiServer(self.store, self.api_listen, self.commands)
+            api = ApiServer(self.store, self.api_settings, self.commands)
             await api.start()
         except (OSError, PyKeepalivedError) as exc:
             self.fail(f"cannot serve the API: {exc}")
@@ -796,7 +797,7 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
 
     async def main() -> bool:
         nonlocal supervisor
-        supervisor = Supervisor(children, config_fd, opts.respawn, setup, notifier, api_listen=opts.api)
+        supervisor = Supervisor(children, config_fd, opts.respawn, setup, notifier, api=opts.api)
         return await supervisor.run()
 
     try:
