@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where the checker keeps its state for `pykeepalived status` (default {DEFAULT_STATUS_FILE})")
     add("--api", action="append", metavar="unix:PATH|HOST:PORT", default=[],
         help="serve the HTTP API (state, /metrics, the page) there; repeatable (default: off)")
+    add("--api-runtime", action="store_true",
+        help="switch on the API's runtime routes (drain, weight, maintenance; docs/runtime-api.md; default: off)")
     add("--checker-workers", type=int, metavar="N",
         help="processes sharing the health checks (default: one per 2,000 checkers, at most one per core)")
     add("--dataplane", choices=("auto", "ipvs", "nftables", "none"), default="auto",
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--parent-pid", type=int, metavar="PID", help=argparse.SUPPRESS)  # daemon/lifeline.py
     add("--config-fd", type=int, metavar="FD", help=argparse.SUPPRESS)  # host/recording.py
     add("--report-fd", type=int, metavar="FD", help=argparse.SUPPRESS)  # daemon/child_report.py
+    add("--command-fd", type=int, metavar="FD", help=argparse.SUPPRESS)  # daemon/command_server.py
     return p
 
 
@@ -296,6 +299,8 @@ def _run_daemon(args: argparse.Namespace) -> int:
         config_id=args.config_id,
         config_fd=config_fd,
         report_fd=args.report_fd if args.report_fd is not None else -1,
+        command_fd=args.command_fd if args.command_fd is not None else -1,
+        api_runtime=args.api_runtime,
         checker_workers=args.checker_workers,
         worker_argv=_worker_argv(args, config_fd, facility),
         dataplane=args.dataplane,
@@ -430,6 +435,10 @@ def _main(argv: list[str], called_as: str) -> int:
         from .daemon.reload_client import reload_main
 
         return reload_main(argv[1:])
+    if argv[:1] == ["ctl"]:  # the runtime API's client (ctl.py)
+        from .ctl import ctl_main
+
+        return ctl_main(argv[1:])
     if argv[:1] == ["status"]:
         from .status import status_main
 

@@ -678,6 +678,12 @@ class VrrpMachine:
             self._enter_fault(now, reason)
         return self._drain()
 
+    def send_stop_advert(self) -> list[Action]:
+        """Runtime maintenance (vrrp/runtime_apply.py): a MASTER tells the peers to take over at once."""
+        if self.state is State.MASTER and not self.stopping:
+            self._send_advert(PRIORITY_STOP)
+        return self._drain()
+
     # ------------------------------------------------------------------ plumbing
     def _send_advert(self, priority: int) -> None:
         self.stats.advert_sent += 1

@@ -1,0 +1,132 @@
+"""The runtime API on the NAT lab: drain, undrain, weight, maintenance and resume, through `pykeepalived ctl`.
+
+Both routers run with `--api unix:... --api-runtime`. The client holds one
+keep-alive HTTP connection through the VIP while its real server is
+drained: the connection keeps being served by that server, new
+connections go only to the others, and undrain brings it back. Maintenance
+of the master's instance moves the VIPs to the backup at once (priority 0)
+and keeps them there; resume gives them back (router1 preempts at 150).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pykeepalived.lab import unique_prefix, wait_until
+from pykeepalived.lab.lvs_lab import PUBLIC_INSTANCE, VIP, LvsLab
+
+from .vrrp_helpers import needs_root
+
+pytestmark = [pytest.mark.netns, needs_root]
+
+VS = f"TCP {VIP}:80"
+HOLDER = r"""
+import http.client, sys
+conn = http.client.HTTPConnection(sys.argv[1], 80, timeout=10)
+for _ in sys.stdin:
+    conn.request("GET", "/")
+    print(conn.getresponse().read().decode().strip(), flush=True)
+"""
+
+
+def ctl(lab: LvsLab, router: str, *args: str) -> subprocess.CompletedProcess[str]:
+    sock = lab.router(router).dir / f"{router}.api.sock"
+    return subprocess.run([sys.executable, "-m", "pykeepalived", "ctl", "--api", f"unix:{sock}", *args],
+                          capture_output=True, text=True, timeout=30, check=False)
+
+
+def state(lab: LvsLab, router: str) -> dict[str, Any]:
+    done = ctl(lab, router, "state")
+    assert done.returncode == 0, done.stderr
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LvsLab]:
+    lab = LvsLab("nat", prefix=unique_prefix("rtapi"), name="rtapi", workdir=tmp_path_factory.mktemp("rtapi"),
+                 router_args=("--api", "unix:{dir}/{name}.api.sock", "--api-runtime"))
+    try:
+        lab.up()
+        yield lab
+    finally:
+        for router in lab.routers.values():
+            print(f"===== {router.name} =====\n{router.log()[-3000:]}")
+        lab.close()
+
+
+def _answers(lab: LvsLab, count: int) -> list[str]:
+    return [lab.client_get(f"http://{VIP}/").strip() for _ in range(count)]
+
+
+def test_drain_keeps_the_open_connection_and_sends_new_ones_elsewhere(lab: LvsLab) -> None:
+    holder = subprocess.Popen(lab.client.netns.argv([sys.executable, "-c", HOLDER, str(VIP)]), text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        held = holder.stdout.readline().strip()
+        rs = f"{lab.real_server(held).address}:80"
+
+        done = ctl(lab, "router1", "drain", VS, rs)
+        assert done.returncode == 0, done.stderr
+        assert "drained" in done.stdout
+        answers = _answers(lab, 6)
+        assert held not in answers and len(set(answers)) == 2, answers
+
+        holder.stdin.write("again\n")  # the connection opened before the drain still reaches its server
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == held
+
+        events = [e for e in state(lab, "router1")["events"] if e["kind"] == "runtime"]
+        assert any(f"drain {rs}" in e["text"] and "uid 0" in e["text"] for e in events), events
+
+        done = ctl(lab, "router1", "undrain", VS, rs)
+        assert done.returncode == 0, done.stderr
+        assert held in _answers(lab, 6)
+    finally:
+        holder.kill()
+        holder.communicate(timeout=10)  # reaps it and closes the pipes
+        ctl(lab, "router1", "undrain", VS, "10.11.12.1:80")
+
+
+def test_ctl_exit_statuses(lab: LvsLab, tmp_path: Path) -> None:
+    unknown = ctl(lab, "router1", "drain", VS, "10.11.12.99:80")
+    assert unknown.returncode == 4 and "no real server" in unknown.stderr, unknown
+    assert ctl(lab, "router1", "maintenance", "NO_SUCH").returncode == 4
+    bad = ctl(lab, "router1", "weight", VS, "10.11.12.1:80", "70000")
+    assert bad.returncode == 2 and "out of range" in bad.stderr and "Traceback" not in bad.stderr
+    gone = subprocess.run([sys.executable, "-m", "pykeepalived", "ctl", "--api", f"unix:{tmp_path}/none.sock",
+                           "state"], capture_output=True, text=True, timeout=30, check=False)
+    assert gone.returncode == 3 and "not running" in gone.stderr and "Traceback" not in gone.stderr
+    weight = ctl(lab, "router1", "weight", VS, "10.11.12.1:80", "3")
+    assert weight.returncode == 0 and "weight set to 3" in weight.stdout, weight
+    assert ctl(lab, "router1", "undrain", VS, "10.11.12.1:80").returncode == 0
+
+
+@pytest.mark.slow
+def test_maintenance_moves_the_vips_to_the_peer_and_resume_brings_them_back(lab: LvsLab) -> None:
+    assert lab.wait_for_master() == "router1"
+    try:
+        started = time.monotonic()
+        done = ctl(lab, "router1", "maintenance", PUBLIC_INSTANCE)
+        assert done.returncode == 0, done.stderr
+        assert "sync group" in done.stdout  # RH_EXT and RH_INT move together
+        lab.wait_for_master(timeout_s=5.0, name="router2")
+        assert time.monotonic() - started < 3.0  # priority 0: no master-down timer to wait for
+        time.sleep(4.0)  # several adverts at a lower priority than ours: still held
+        assert lab.which_router_is_master() == "router2"
+        assert "Entering BACKUP STATE" in lab.router("router1").log()
+    finally:
+        resumed = ctl(lab, "router1", "resume", PUBLIC_INSTANCE)
+    assert resumed.returncode == 0, resumed.stderr
+    lab.wait_for_master(timeout_s=10.0, name="router1")
