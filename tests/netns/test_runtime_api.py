@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pykeepalived.lab import unique_prefix, wait_until
+from pykeepalived.lab import unique_prefix
 from pykeepalived.lab.lvs_lab import PUBLIC_INSTANCE, VIP, LvsLab
 
 from .vrrp_helpers import needs_root
