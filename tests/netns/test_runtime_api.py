@@ -11,6 +11,8 @@ and keeps them there; resume gives them back (router1 preempts at 150).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from pykeepalived.lab import unique_prefix
-from pykeepalived.lab.lvs_lab import PUBLIC_INSTANCE, VIP, LvsLab
+from pykeepalived.lab import unique_prefix, wait_until
+from pykeepalived.lab.lvs_lab import PUBLIC_INSTANCE, ROUTER_SPECS, VIP, LvsLab, render_router_conf
 
 from .vrrp_helpers import needs_root
 
@@ -130,3 +132,45 @@ def test_maintenance_moves_the_vips_to_the_peer_and_resume_brings_them_back(lab:
         resumed = ctl(lab, "router1", "resume", PUBLIC_INSTANCE)
     assert resumed.returncode == 0, resumed.stderr
     lab.wait_for_master(timeout_s=10.0, name="router1")
+
+
+def _reload(lab: LvsLab, router: str) -> None:
+    r = lab.router(router)
+    done = subprocess.run([sys.executable, "-m", "pykeepalived", "reload", "-f", str(r.conf_path),
+                           "-p", str(r.pid_files[0]), "--timeout", "30"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_a_drain_outlives_a_failed_check_a_checker_crash_and_a_reload(lab: LvsLab) -> None:
+    router = lab.router("router1")
+    addresses = {rs.name: rs.address for rs in lab.real_servers}
+    vs_key = f"[{VIP}]:tcp:80"
+    original = router.conf_path.read_text()
+    try:
+        for rs in ("rs2", "rs3"):
+            assert ctl(lab, "router1", "drain", VS, f"{addresses[rs]}:80").returncode == 0
+        assert set(_answers(lab, 4)) == {"rs1"}
+
+        lab.stop_real_server("rs2")  # its check fails, it leaves the table; back healthy, it is still drained
+        wait_until(lambda: lab.alive_counts("router1")[vs_key] == 2, 15.0, what="rs2 seen down")
+        lab.start_real_server("rs2")
+        wait_until(lambda: lab.alive_counts("router1")[vs_key] == 3, 15.0, what="rs2 seen up")
+        assert set(_answers(lab, 4)) == {"rs1"}
+
+        checker_pid = int(router.pid_files[2].read_text())
+        os.kill(checker_pid, signal.SIGKILL)  # the respawned checker gets the drains again from the parent
+        wait_until(lambda: router.log().count("runtime API (replay)") >= 2, 20.0, what="the drains given again")
+        assert set(_answers(lab, 4)) == {"rs1"}
+
+        router.conf_path.write_text(render_router_conf(lab.kind, ROUTER_SPECS[0],
+                                                       [addresses["rs1"], addresses["rs2"]]))
+        _reload(lab, "router1")  # rs3 is gone from the config: its drain is dropped; rs2's is kept
+        assert "real server 10.11.12.3:80 of TCP 203.0.113.10:80 is gone after the reload" in router.log()
+        assert set(_answers(lab, 4)) == {"rs1"}
+    finally:
+        router.conf_path.write_text(original)
+        _reload(lab, "router1")
+        ctl(lab, "router1", "undrain", VS, f"{addresses['rs2']}:80")
+    assert set(_answers(lab, 6)) == {"rs1", "rs2", "rs3"}

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from pykeepalived.api import runtime_routes
 from pykeepalived.ctl import build_parser, ctl_main, route, status_exit
-from pykeepalived.daemon.command_channel import ChildCommandSender, CommandChannel, ReplyBuffer
+from pykeepalived.daemon.command_channel import ChildCommandSender, CommandChannel, Journal, ReplyBuffer
 from pykeepalived.daemon.command_server import parse_command, serve_commands
 from pykeepalived.state.commands import CommandError
 from pykeepalived.state.store import StateStore
@@ -157,3 +157,44 @@ def test_ctl_paths_and_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None
     assert ctl_main(["--token-file", "/nonexistent", "state"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "not running at unix:/nonexistent/api.sock" in err
+
+
+def test_the_journal_keeps_what_a_new_child_needs_in_order() -> None:
+    j = Journal()
+    j.record({"op": "drain", "vs": "V", "rs": "A", "id": 1, "who": "uid 0"})
+    j.record({"op": "weight", "vs": "V", "rs": "B", "weight": 3})
+    j.record({"op": "maintenance", "instance": "RH_1"})
+    j.record({"op": "undrain", "vs": "V", "rs": "A"})
+    j.record({"op": "resume", "instance": "RH_1"})
+    assert j.entries == [{"op": "weight", "vs": "V", "rs": "B", "weight": 3}]
+    j.record({"op": "in", "vs": "W"})  # nothing to undo under that spelling: kept, harmless in order
+    assert j.entries[-1] == {"op": "in", "vs": "W"}
+
+
+def test_a_respawned_child_gets_the_accepted_changes_again() -> None:
+    async def main() -> None:
+        lives: list[list[str]] = [[], []]
+
+        def handler_for(life: int) -> Any:
+            async def handler(command: dict[str, Any]) -> dict[str, Any]:
+                lives[life].append(f"{command['op']} {command.get('who')}")
+                return {"ok": command["op"] != "weight", "message": "", "code": 200}
+            return handler
+
+        channel = CommandChannel("Healthcheck")
+        first = serve_commands(channel.new_life(), handler_for(0), "checker")
+        sender = ChildCommandSender([_Child("Healthcheck", channel)])
+        await sender.send("checker", {"op": "drain", "vs": "V", "rs": "A", "who": "uid 0"}, 1.0)
+        await sender.send("checker", {"op": "weight", "vs": "V", "rs": "A", "weight": 2}, 1.0)  # refused: not kept
+        await sender.send("checker", {"op": "out", "vs": "V"}, 1.0)
+        await first.close()
+        second = serve_commands(channel.new_life(), handler_for(1), "checker")
+        for _ in range(100):
+            if len(lives[1]) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert lives[1] == ["drain replay", "out replay"]
+        await second.close()
+        channel.close()
+
+    asyncio.run(main())

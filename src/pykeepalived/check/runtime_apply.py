@@ -126,6 +126,7 @@ def change(service: Any, command: dict[str, Any]) -> tuple[Any, str]:
 
 async def handle(service: Any, command: dict[str, Any]) -> dict[str, Any]:
     """One command from the parent: the reply {"ok", "message", "code"} (never raises for bad input)."""
+    await service.ready_event.wait()  # a command sent while the child starts acts once its service runs
     who = str(command.get("who", "?"))
     try:
         svc, done = change(service, command)

@@ -9,6 +9,12 @@ closes its copy after the spawn). Commands go down as JSON lines
 than the report pipe: replies are matched to requests by id, the report
 pipe stays one-way, and a command never waits behind a reload's report.
 
+The channel keeps a journal of the changes each child accepted: a child
+that dies and is respawned starts from its configuration, so the channel
+gives its new life the same changes again, in order (a drained server does
+not take traffic again because its checker crashed). The journal lives in
+the parent's memory only: a restart of the whole daemon starts clean.
+
 `ChildCommandSender` is the `CommandSender` the API's runtime routes use
 (`Supervisor.commands`): it finds the child by the contract's name ("vrrp",
 "checker") and raises `CommandError` when that child is not running, died
@@ -31,6 +37,7 @@ from ..state.commands import CommandError
 log = logging.getLogger("pykeepalived")
 
 MAX_LINE_BYTES = 64 * 1024
+REPLAY_TIMEOUT_S = 60.0  # a new child answers once its service runs (its first table applied, its instances started)
 CHILD_NAMES = {"vrrp": "VRRP", "checker": "Healthcheck"}  # the contract's names -> the supervisor's Child.name
 
 
@@ -57,13 +64,48 @@ class ReplyBuffer:
         return out
 
 
+UNDO = {"undrain": ("drain", "weight", "undrain"), "in": ("out", "in"), "resume": ("maintenance", "resume")}
+MAX_JOURNAL = 10_000
+
+
+def _target(command: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(command.get(k) for k in ("vs", "rs", "instance"))
+
+
+class Journal:
+    """The changes a child accepted, in order, so that its next life (a respawn) gets them again.
+
+    Pure. An undo (undrain, in, resume) drops the earlier entries for the same
+    names instead of growing the list; an undo spelled differently from its
+    change (another spelling of the same server) is kept, and replaying both
+    in order still ends where the child was.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def record(self, command: dict[str, Any]) -> None:
+        op = command.get("op")
+        entry = {k: v for k, v in command.items() if k not in ("id", "who")}
+        if op in UNDO:
+            before = len(self.entries)
+            self.entries = [e for e in self.entries
+                            if not (e.get("op") in UNDO[str(op)] and _target(e) == _target(entry))]
+            if len(self.entries) < before:
+                return
+        self.entries.append(entry)
+        del self.entries[:-MAX_JOURNAL]
+
+
 class CommandChannel:
-    """One child's command socket across its lives."""
+    """One child's command socket across its lives; a new life gets the accepted changes again (Journal)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.journal = Journal()
         self._sock: socket.socket | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._replay: asyncio.Task[None] | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_id = 0
         self._lock = asyncio.Lock()  # one command at a time per child: the child answers in order anyway
@@ -74,8 +116,25 @@ class CommandChannel:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ours.setblocking(False)
         self._sock = ours
-        self._reader = asyncio.get_running_loop().create_task(self._read(ours))
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read(ours))
+        if self.journal.entries:
+            self._replay = loop.create_task(self._replay_journal(list(self.journal.entries)))
         return theirs.detach()
+
+    async def _replay_journal(self, entries: list[dict[str, Any]]) -> None:
+        """A respawned child starts from its configuration: give it the runtime changes it had (in order)."""
+        log.info("runtime API: giving the new %s child process its %d runtime change(s) again", self.name,
+                 len(entries))
+        for entry in entries:
+            try:
+                reply = await self.send({**entry, "who": "replay"}, REPLAY_TIMEOUT_S, record=False)
+            except CommandError as exc:
+                log.warning("runtime API: %s not given again to the %s child: %s", entry.get("op"), self.name, exc)
+                return
+            if not reply.get("ok"):
+                log.warning("runtime API: the new %s child refused %s again: %s", self.name, entry.get("op"),
+                            reply.get("message"))
 
     async def _read(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -108,7 +167,13 @@ class CommandChannel:
     def open(self) -> bool:
         return self._sock is not None
 
-    async def send(self, command: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    async def send(self, command: dict[str, Any], timeout_s: float, record: bool = True) -> dict[str, Any]:
+        reply = await self._send(command, timeout_s)
+        if record and reply.get("ok"):
+            self.journal.record(command)
+        return reply
+
+    async def _send(self, command: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         async with self._lock:
             sock = self._sock
             if sock is None:
@@ -129,9 +194,10 @@ class CommandChannel:
                 self._pending.pop(ident, None)
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            self._reader = None
+        for task in (self._reader, self._replay):
+            if task is not None:
+                task.cancel()
+        self._reader = self._replay = None
         self._drop(f"the {self.name} child process was restarted")
 
 

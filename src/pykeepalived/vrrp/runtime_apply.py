@@ -44,6 +44,7 @@ def find_instance(service: Any, asked: str) -> str | None:
 
 async def handle(service: Any, command: dict[str, Any]) -> dict[str, Any]:
     """One command from the parent: the reply {"ok", "message", "code"} (never raises for bad input)."""
+    await service.ready_event.wait()  # a command sent while the child starts acts once its service runs
     op = command.get("op")
     who = str(command.get("who", "?"))
     if op not in OPS:
