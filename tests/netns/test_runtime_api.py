@@ -31,7 +31,9 @@ pytestmark = [pytest.mark.netns, needs_root]
 
 VS = f"TCP {VIP}:80"
 HOLDER = r"""
-import http.client, sys
+import http.client
+import sys
+
 conn = http.client.HTTPConnection(sys.argv[1], 80, timeout=10)
 for _ in sys.stdin:
     conn.request("GET", "/")
