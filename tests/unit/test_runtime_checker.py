@@ -73,3 +73,38 @@ def test_bad_weights_are_refused_with_400(value: Any) -> None:
 
 def test_good_weights() -> None:
     assert _weight({"weight": 0}) == 0 and _weight({"weight": 65535}) == 65535
+
+
+def test_commands_change_the_overrides_by_any_spelling_and_refuse_unknown_names() -> None:
+    from types import SimpleNamespace
+
+    from pykeepalived.check.runtime_apply import change
+
+    vs = VirtualServer(kind="address", address=ip_address("203.0.113.10"), port=80, protocol="TCP")
+    srv = SimpleNamespace(plan=SimpleNamespace(config=RealServer(address=ip_address("10.11.12.2"), port=80)))
+    svc = SimpleNamespace(plan=SimpleNamespace(config=vs, name="[203.0.113.10]:tcp:80"),
+                          servers={"[10.11.12.2]:tcp:80": srv})
+    service = SimpleNamespace(services=[svc], runtime=RuntimeOverrides())
+    change(service, {"op": "drain", "vs": "[203.0.113.10]:tcp:80", "rs": "10.11.12.2:80"})
+    assert service.runtime.drained == {(VS, "10.11.12.2:80")}
+    assert "no longer drained" in change(service, {"op": "weight", "vs": VS, "rs": "[10.11.12.2]:tcp:80",
+                                                   "weight": 4})[1]
+    assert (service.runtime.drained, service.runtime.weights) == (set(), {(VS, "10.11.12.2:80"): 4})
+    change(service, {"op": "undrain", "vs": VS, "rs": "10.11.12.2:80"})
+    change(service, {"op": "out", "vs": VS})
+    assert service.runtime.weights == {} and service.runtime.out == {VS}
+    for bad, code in (({"op": "drain", "vs": VS, "rs": "10.11.12.9:80"}, 404), ({"op": "out", "vs": "TCP x:1"}, 404),
+                      ({"op": "explode", "vs": VS}, 400)):
+        with pytest.raises(Refused) as exc:
+            change(service, bad)
+        assert exc.value.code == code
+
+
+def test_the_state_document_s_runtime_objects() -> None:
+    from pykeepalived.state.runtime_names import instance_runtime, real_server_runtime, virtual_server_runtime
+
+    rt = RuntimeOverrides(maintenance={"RH_1"}, drained={(VS, "a")}, weights={(VS, "b"): 3}, out={VS})
+    assert real_server_runtime(rt, VS, "a") == {"drained": True, "weight": None}
+    assert real_server_runtime(rt, VS, "b") == {"drained": False, "weight": 3}
+    assert virtual_server_runtime(rt, VS) == {"out": True}
+    assert instance_runtime(rt, "RH_1") == {"maintenance": True} and instance_runtime(rt, "X") == {"maintenance": False}

@@ -13,7 +13,8 @@ in it. So:
   semantics, IPVS's quiescent server, our nftables backend's weight 0). A
   drained server that fails its check leaves the table as usual and comes
   back, when healthy again, still at weight 0.
-- weight N: a healthy server gets weight N instead of the config's (0..65535).
+- weight N: a healthy server gets weight N instead of the config's (0..65535);
+  it replaces a drain.
 - out: every server of the virtual server, the sorry server too, gets weight
   0: the virtual server stays in place (a client's existing connection
   finishes), it takes no new ones. `in` undoes it; drains stay.
@@ -119,9 +120,10 @@ def change(service: Any, command: dict[str, Any]) -> tuple[Any, str]:
         return svc, (f"real server {rs} of {vs} back at its configured weight" if was
                      else f"real server {rs} of {vs} was neither drained nor reweighted")
     weight = _weight(command)
+    was_drained = key in rt.drained
+    rt.drained.discard(key)  # an explicit weight replaces a drain (weight 0 is a drain by another name)
     rt.weights[key] = weight
-    return svc, f"real server {rs} of {vs} weight set to {weight}" + \
-        (" (still drained: undrain to use it)" if key in rt.drained else "")
+    return svc, f"real server {rs} of {vs} weight set to {weight}" + (" (no longer drained)" if was_drained else "")
 
 
 async def handle(service: Any, command: dict[str, Any]) -> dict[str, Any]:

@@ -4,8 +4,8 @@ An operator types what `pykeepalived ctl state` or the page shows: "TCP
 203.0.113.10:80" for a virtual server, "10.11.12.2:80" for a real server.
 Those are the keys of `RuntimeOverrides`. The checker's own names
 (keepalived's "[203.0.113.10]:tcp:80") are accepted too, so that a name
-copied from the log or from `pykeepalived status` works; `aliases` lists
-every spelling of one server. Pure: strings in, strings out.
+copied from the log or from `pykeepalived status` works: `same_name` tells whether a name is one of a server's spellings; the `*_runtime`
+functions give the state document's `runtime` objects for the views. Pure.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 
 from ..config.model import RealServer, VirtualServer
+from .runtime import RuntimeOverrides
 
 
 def host_port(address: object, port: int | None) -> str:
@@ -58,3 +59,19 @@ def same_name(asked: str, *spellings: str) -> bool:
     """Whether the name an operator gave is one of a server's spellings."""
     want = _canonical(asked)
     return any(want == _canonical(s) for s in spellings)
+
+
+def real_server_runtime(runtime: RuntimeOverrides, vs_name: str, rs_name: str) -> dict[str, object]:
+    """A real server's `runtime` object in the state document: {"drained": bool, "weight": int | None}."""
+    key = (vs_name, rs_name)
+    return {"drained": key in runtime.drained, "weight": runtime.weights.get(key)}
+
+
+def virtual_server_runtime(runtime: RuntimeOverrides, vs_name: str) -> dict[str, object]:
+    """A virtual server's `runtime` object: {"out": bool}."""
+    return {"out": vs_name in runtime.out}
+
+
+def instance_runtime(runtime: RuntimeOverrides, name: str) -> dict[str, object]:
+    """A VRRP instance's `runtime` object: {"maintenance": bool}."""
+    return {"maintenance": name in runtime.maintenance}
