@@ -48,10 +48,15 @@ def test_a_held_instance_stays_backup_after_its_master_down_timer_and_lower_adve
         for n, vrid in (("EXT", 1), ("INT", 2)):
             shell.apply(core.receive(n, _advert(vrid, 100), PEER, 255, now))
         shell.fire_due(now)
+    assert {m.state for m in core.machines.values()} == {State.BACKUP}
+    assert core.machines["EXT"].master_address == PEER  # the peer's adverts are taken (and not logged as lower)
     shell.fire_due(now + 30.0)  # and the peer goes silent: still held
     assert {m.state for m in core.machines.values()} == {State.BACKUP}
     core.release(["EXT", "INT"])
-    shell.fire_due(now + 60.0)
+    now += 31.0
+    for n, vrid in (("EXT", 1), ("INT", 2)):  # the peer's adverts again: released, we preempt at the down timer
+        shell.apply(core.receive(n, _advert(vrid, 100), PEER, 255, now))
+    shell.fire_due(now + 10.0)
     assert {m.state for m in core.machines.values()} == {State.MASTER}
 
 

@@ -150,6 +150,8 @@ class VrrpCore:
         """
         names = [n for n in names if n in self._machines]
         self.held.update(names)
+        for name in names:
+            self._machines[name].held = True
         out: list[CoreAction] = []
         for name in names:
             out += self._run(name, self._machines[name].send_stop_advert(), now)
@@ -160,6 +162,9 @@ class VrrpCore:
 
     def release(self, names: Iterable[str]) -> None:
         """Let held instances act on their priority again (at their next master-down timer)."""
+        for name in names:
+            if name in self._machines:
+                self._machines[name].held = False
         self.held.difference_update(names)
 
     # ------------------------------------------------------------------ plumbing
