@@ -4,8 +4,9 @@ An operator types what `pykeepalived ctl state` or the page shows: "TCP
 203.0.113.10:80" for a virtual server, "10.11.12.2:80" for a real server.
 Those are the keys of `RuntimeOverrides`. The checker's own names
 (keepalived's "[203.0.113.10]:tcp:80") are accepted too, so that a name
-copied from the log or from `pykeepalived status` works: `same_name` tells whether a name is one of a server's spellings; the `*_runtime`
-functions give the state document's `runtime` objects for the views. Pure.
+copied from the log or from `pykeepalived status` works: `same_name` tells
+whether a name is one of a server's spellings. The `*_runtime` functions
+give the state document's `runtime` objects for the views. Pure.
 """
 
 from __future__ import annotations
