@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from pykeepalived.lab import unique_prefix, wait_until
+from pykeepalived.lab import LabError, unique_prefix, wait_until
 from pykeepalived.lab.lvs_lab import PUBLIC_INSTANCE, ROUTER_SPECS, VIP, LvsLab, render_router_conf
 
 from .vrrp_helpers import needs_root
@@ -112,6 +112,12 @@ def test_ctl_exit_statuses(lab: LvsLab, tmp_path: Path) -> None:
     gone = subprocess.run([sys.executable, "-m", "pykeepalived", "ctl", "--api", f"unix:{tmp_path}/none.sock",
                            "state"], capture_output=True, text=True, timeout=30, check=False)
     assert gone.returncode == 3 and "not running" in gone.stderr and "Traceback" not in gone.stderr
+    assert ctl(lab, "router1", "out", VS).returncode == 0  # no server takes a new connection
+    with pytest.raises(LabError):
+        lab.client_get(f"http://{VIP}/", timeout_s=1.0)
+    back = ctl(lab, "router1", "in", VS)
+    assert back.returncode == 0 and "put back in" in back.stdout
+    assert len(set(_answers(lab, 3))) == 3
     weight = ctl(lab, "router1", "weight", VS, "10.11.12.1:80", "3")
     assert weight.returncode == 0 and "weight set to 3" in weight.stdout, weight
     assert ctl(lab, "router1", "undrain", VS, "10.11.12.1:80").returncode == 0
