@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pykeepalived", formatter_class=HelpFormatter,
         description="A keepalived-compatible high-availability load balancer. Takes keepalived 2.2.7's flags "
-                    "(docs/command-line.md); subcommands: genhash, probe, status, reload, doctor, lab.",
+                    "(docs/command-line.md); subcommands: genhash, probe, status, reload, ctl, doctor, lab.",
     )
     add = p.add_argument
     add("-f", "--use-file", metavar="FILE", default=DEFAULT_CONFIG, help="configuration file")
