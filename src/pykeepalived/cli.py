@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pykeepalived", formatter_class=HelpFormatter,
         description="A keepalived-compatible high-availability load balancer. Takes keepalived 2.2.7's flags "
-                    "(docs/command-line.md); subcommands: genhash, probe, status, reload, doctor, lab.",
+                    "(docs/command-line.md); subcommands: genhash, probe, status, reload, ctl, doctor, lab.",
     )
     add = p.add_argument
     add("-f", "--use-file", metavar="FILE", default=DEFAULT_CONFIG, help="configuration file")
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--parent-pid", type=int, metavar="PID", help=argparse.SUPPRESS)  # daemon/lifeline.py
     add("--config-fd", type=int, metavar="FD", help=argparse.SUPPRESS)  # host/recording.py
     add("--report-fd", type=int, metavar="FD", help=argparse.SUPPRESS)  # daemon/child_report.py
+    add("--command-fd", type=int, metavar="FD", help=argparse.SUPPRESS)  # daemon/command_server.py
     return p
 
 
@@ -306,6 +307,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         config_id=args.config_id,
         config_fd=config_fd,
         report_fd=args.report_fd if args.report_fd is not None else -1,
+        command_fd=args.command_fd if args.command_fd is not None else -1,
         checker_workers=args.checker_workers,
         worker_argv=_worker_argv(args, config_fd, facility),
         dataplane=args.dataplane,
@@ -460,6 +462,10 @@ def _main(argv: list[str], called_as: str) -> int:
         from .daemon.reload_client import reload_main
 
         return reload_main(argv[1:])
+    if argv[:1] == ["ctl"]:  # the runtime API's client (ctl.py)
+        from .ctl import ctl_main
+
+        return ctl_main(argv[1:])
     if argv[:1] == ["status"]:
         from .status import status_main
 

@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.data_dump",
         "pykeepalived.check.reload_plan",
         "pykeepalived.state", "pykeepalived.state.store", "pykeepalived.state.runtime", "pykeepalived.state.commands",
+        "pykeepalived.state.runtime_names",
         "pykeepalived.lvs", "pykeepalived.lvs.model", "pykeepalived.lvs.plan", "pykeepalived.lvs.sched",
         "pykeepalived.lvs.ipvs_rules", "pykeepalived.lvs.nft_rules", "pykeepalived.lvs.nft_diff",
         "pykeepalived.lvs.nft_limits",  # nft_rules' checks that -t needs (start-up)
@@ -92,13 +93,14 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.lvs.choose",
         "pykeepalived.bfd.service",
         "pykeepalived.vrrp.reload_apply",  # the VRRP reload helper's: carries a reload plan out
+        "pykeepalived.vrrp.runtime_apply", "pykeepalived.check.runtime_apply",  # the runtime API's effects
         "pykeepalived.doctor.gather", "pykeepalived.doctor.route_probe",  # doctor's shell
     ]),
     ("daemon", ["pykeepalived.daemon", "pykeepalived.daemon.*"]),
     ("cli/lab", ["pykeepalived.cli", "pykeepalived.__main__", "pykeepalived.status", "pykeepalived.cmdline",
                  "pykeepalived.cmdline.*",
                  "pykeepalived.lab", "pykeepalived.lab.*",
-                 "pykeepalived.doctor.command"]),
+                 "pykeepalived.doctor.command", "pykeepalived.ctl"]),
 ]
 PURE_LAYERS = {"base", "config", "cores"}
 # Standard-library and third-party modules (and submodules) that do I/O, keep time or touch the kernel.

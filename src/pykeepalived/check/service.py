@@ -34,6 +34,8 @@ from typing import Any
 from .dump_writer import check_data_path, write_check_data
 from ..config.model import KeepalivedConfig, Script
 from ..state.runtime import RuntimeOverrides
+from ..state.runtime_names import virtual_server_name
+from . import runtime_apply
 from ..scripts.notify import NotifyFifo
 from ..alerts.hooks import CheckMail
 from ..host.private_files import UnsafeFileError, make_dirs, write_private
@@ -277,6 +279,7 @@ class CheckService:
             log.info("Reload: no virtual server, real server or checker changed")
             return
         await self._apply_reload(steps, plans)
+        runtime_apply.after_reload(self)  # the runtime API's overrides of servers still configured are kept
         counts = steps.counts()
         log.info("Reload: %s", ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
 
@@ -689,7 +692,8 @@ class CheckService:
     def current_table(self) -> DesiredTable:
         for svc in self.services:
             if svc.entry is None:
-                svc.entry = svc.plan.virtual_service(svc.pool, self._groups)
+                svc.entry = runtime_apply.adjust(svc.plan.virtual_service(svc.pool, self._groups),
+                                                 virtual_server_name(svc.plan.config), self.runtime)  # runtime API
         return DesiredTable(tuple(svc.entry for svc in self.services if svc.entry is not None))
 
     async def _publisher(self) -> None:

@@ -14,6 +14,7 @@ import logging.handlers
 import os
 import sys
 from dataclasses import dataclass, replace
+from functools import partial
 
 from ..api.settings import ApiSettings
 from ..errors import PyKeepalivedError
@@ -48,6 +49,7 @@ class DaemonOptions:
     config_id: str | None = None  # -i
     config_fd: int = -1  # the snapshot memfd: in a child, the parent's fd number a reload reads (config_source.py)
     report_fd: int = -1  # a child's pipe to its parent: ready, reloaded, alive (daemon/child_report.py)
+    command_fd: int = -1  # a child's runtime API socket from its parent (daemon/command_server.py)
     checker_workers: int | None = None  # None: as many as the number of checkers calls for
     worker_argv: tuple[str, ...] | None = None  # how to start a checker worker (this config, these log flags)
     worker_shard: tuple[int, int] | None = None  # set in a checker worker process
@@ -216,6 +218,8 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     import asyncio
 
     from ..vrrp.service import VrrpService, install_signal_handlers
+    from ..vrrp import runtime_apply as vrrp_runtime
+    from .command_server import serve_commands
 
     pids = begin(opts, "Keepalived_vrrp", "VRRP child", *([] if opts.child else [opts.pid_file]),
                  opts.vrrp_pid_file, config=config)
@@ -241,8 +245,10 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
 
         control = ChildControl(service, opts, "VRRP")  # SIGHUP and the reports to the parent
         control.install(asyncio.get_running_loop())
+        commands = serve_commands(opts.command_fd, partial(vrrp_runtime.handle, service), "VRRP")  # runtime API
         accept_forwarded_signals()  # what the parent forwarded while we started (daemon/lifeline.py)
         await service.run()
+        await commands.close()
         await control.close()
         if bfd:
             await bfd.stop()
@@ -263,8 +269,10 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     """Serve the health checkers until SIGTERM/SIGINT; returns the exit code."""
     import asyncio
 
+    from ..check import runtime_apply as check_runtime
     from ..check.service import CheckService, install_signal_handlers
     from ..lvs.choose import choose_dataplane
+    from .command_server import serve_commands
     from ..lvs.model import DataPlaneError
 
     pids = begin(opts, "Keepalived_healthcheckers", "Healthcheck child", *([] if opts.child else [opts.pid_file]),
@@ -298,8 +306,10 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
 
         control = ChildControl(service, opts, "checker")  # SIGHUP and the reports to the parent
         control.install(asyncio.get_running_loop())
+        commands = serve_commands(opts.command_fd, partial(check_runtime.handle, service), "checker")  # runtime API
         accept_forwarded_signals()
         await service.run()
+        await commands.close()
         await control.close()
         if bfd:
             await bfd.stop()

@@ -61,6 +61,8 @@ from ..errors import PyKeepalivedError
 from ..host.proc import argv_of, is_pykeepalived, is_running, is_zombie, parent_of
 from ..host.recording import read_snapshot_fd_bytes, snapshot_memfd
 from .child_report import ALIVE_INTERVAL_S
+from .command_channel import ChildCommandSender, CommandChannel, close_quietly
+from .command_channel import attach as attach_commands
 from .config_source import snapshot_digest
 from .lifeline import FORWARDED_SIGNALS, forwarded_signals_held
 from ..host.private_files import UnsafeFileError
@@ -98,6 +100,7 @@ class Child:
     quick_deaths: int = 0  # in a row
     refusals: int = 0  # "already running" exits in a row
     reports: ChildReports | None = None  # its report pipe (VRRP and checker; the BFD child reports nothing)
+    commands: CommandChannel | None = None  # its runtime API socket (daemon/command_channel.py)
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # set to stop keeping it (daemon stop, or retired)
 
 
@@ -225,6 +228,7 @@ async def _spawn(child: Child, config_fd: int | None) -> None:
         report_w = child.reports.new_life()
         argv += ["--report-fd", str(report_w)]
         fds.append(report_w)
+    command_fd = attach_commands(child.commands, argv, fds)  # the runtime API's socket (daemon/command_channel.py)
     try:
         with forwarded_signals_held():  # the child takes them once its handlers are in place
             child.proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
@@ -232,6 +236,7 @@ async def _spawn(child: Child, config_fd: int | None) -> None:
     finally:
         if report_w >= 0:
             os.close(report_w)
+        close_quietly(command_fd)
     child.started_at = time.monotonic()
     log.info("Starting %s child process, pid=%d", child.name, child.proc.pid)
 
@@ -783,9 +788,9 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
             return Child("BFD", child_argv(base_argv, "--bfd-child", config_fd))
         if name == "VRRP":
             return Child("VRRP", child_argv(base_argv, "--vrrp", config_fd), opts.vrrp_pid_file,
-                         reports=ChildReports("VRRP"))
+                         reports=ChildReports("VRRP"), commands=CommandChannel("VRRP"))
         return Child("Healthcheck", child_argv(base_argv, "--check", config_fd), opts.checkers_pid_file,
-                     reports=ChildReports("Healthcheck"))
+                     reports=ChildReports("Healthcheck"), commands=CommandChannel("Healthcheck"))
 
     children = [make_child(name) for name, on in (("BFD", bfd), ("VRRP", vrrp), ("Healthcheck", check)) if on]
     setup = None
@@ -798,6 +803,8 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
     async def main() -> bool:
         nonlocal supervisor
         supervisor = Supervisor(children, config_fd, opts.respawn, setup, notifier, api=opts.api)
+        # the runtime routes answer 403 unless the API's runtime switch is on (api/runtime_routes.py)
+        supervisor.commands = ChildCommandSender(children) if opts.api is not None and opts.api.enabled else None
         return await supervisor.run()
 
     try:

@@ -376,6 +376,7 @@ class Router:
     proc: subprocess.Popen[bytes] | None = None
     dataplane: str | None = None  # --dataplane; None: pykeepalived's default
     env: dict[str, str] | None = None  # pykeepalived's environment at the next start; None: ours
+    extra_args: tuple[str, ...] = ()  # more pykeepalived flags; "{name}" and "{dir}" are the router's (e.g. --api)
 
     @property
     def name(self) -> str:
@@ -406,7 +407,8 @@ class Router:
         # -r and -c too: their defaults (/run/keepalived_*.pid) would be shared by every router on the machine
         return [sys.executable, "-m", "pykeepalived", "-n", "-l", "-G", "-f", str(self.conf_path),
                 "-p", str(pid), "-r", str(vrrp_pid), "-c", str(checkers_pid), "--status-file", str(self.status_file),
-                *(["--dataplane", self.dataplane] if self.dataplane else [])]
+                *(["--dataplane", self.dataplane] if self.dataplane else []),
+                *(a.format(name=self.name, dir=self.dir) for a in self.extra_args)]
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -485,7 +487,7 @@ class LvsLab:
 
     def __init__(self, kind: LabKind | str, *, prefix: str | None = None, name: str = DEFAULT_NAME,
                  workdir: Path | str | None = None, timeout_scale: float = 1.0, sync_daemon: bool = False,
-                 dataplane: str | None = None) -> None:
+                 dataplane: str | None = None, router_args: Sequence[str] = ()) -> None:
         try:
             self.kind = kind if isinstance(kind, LabKind) else LabKind(kind.lower())
         except ValueError as exc:
@@ -497,6 +499,7 @@ class LvsLab:
         self.timeout_scale = timeout_scale
         self.sync_daemon = sync_daemon  # lvs_sync_daemon in both routers' configs (IPVS only)
         self.dataplane = dataplane  # the routers' --dataplane; None: their default (auto)
+        self.router_args = tuple(router_args)  # more flags for both routers' pykeepalived (Router.extra_args)
         self._own_dir = workdir is None  # made by up(), removed by close()
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.gettempdir()) / f"lvslab-{self.prefix}"
         self.state_path = state_path(self.workdir)
@@ -747,7 +750,8 @@ class LvsLab:
         for spec in ROUTER_SPECS:
             eth0 = self._add_host(public, spec.name, spec.public_host)
             eth1 = private.attach(eth0, "eth1", spec.private_host)
-            self.routers[spec.name] = Router(spec, eth0, eth1, self.workdir, dataplane=self.dataplane)
+            self.routers[spec.name] = Router(spec, eth0, eth1, self.workdir, dataplane=self.dataplane,
+                                           extra_args=self.router_args)
         if self.kind is not LabKind.NAT:
             gw = self._add_host(public, "gw", GATEWAY_HOST)
             private.attach(gw, "eth1", GATEWAY_HOST)

@@ -12,7 +12,7 @@ machines only through `MachineView` (read-only); it never writes their fields.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 
 from .group import SyncGroup
@@ -50,6 +50,7 @@ class VrrpCore:
             for m in members:
                 self._group_of[m.name] = group
         self._armed: dict[str, float | None] = dict.fromkeys(self._machines)
+        self.held: set[str] = set()  # runtime maintenance: kept in BACKUP whatever their priority (hold())
 
     # ------------------------------------------------------------------ reading
     @property
@@ -111,6 +112,7 @@ class VrrpCore:
         """Forget a stopped machine (its timer is the shell's to cancel); regroup() after."""
         del self._machines[name]
         self._armed.pop(name, None)
+        self.held.discard(name)
         group = self._group_of.pop(name, None)
         if group is not None:
             group.members = tuple(m for m in group.members if m.name != name)
@@ -139,10 +141,37 @@ class VrrpCore:
             for m in members:
                 self._group_of[m.name] = group
 
+    # ------------------------------------------------------------------ runtime maintenance (vrrp/runtime_apply.py)
+    def hold(self, names: Iterable[str], now: float, reason: str) -> list[CoreAction]:
+        """Keep these instances in BACKUP: each MASTER sends priority 0 (the peer takes over at once), then steps down.
+
+        Every priority-0 advert goes before any state change, so that a sync
+        group's members forced along by the first one have announced too.
+        """
+        names = [n for n in names if n in self._machines]
+        self.held.update(names)
+        for name in names:
+            self._machines[name].held = True
+        out: list[CoreAction] = []
+        for name in names:
+            out += self._run(name, self._machines[name].send_stop_advert(), now)
+        for name in names:
+            if self._machines[name].state is State.MASTER:
+                out += self._run(name, self._machines[name].force_state(State.BACKUP, now, reason), now)
+        return out
+
+    def release(self, names: Iterable[str]) -> None:
+        """Let held instances act on their priority again (at their next master-down timer)."""
+        for name in names:
+            if name in self._machines:
+                self._machines[name].held = False
+        self.held.difference_update(names)
+
     # ------------------------------------------------------------------ plumbing
     def _consent(self, machine: VrrpMachine) -> GroupConsent:
         group = self._group_of.get(machine.name)
-        return ALONE if group is None else group.consent(machine)
+        consent = ALONE if group is None else group.consent(machine)
+        return replace(consent, become_master=False) if machine.name in self.held else consent
 
     def _run(self, name: str, actions: list[Action], now: float) -> list[CoreAction]:
         """Splice the group's follow-up right after the member's own state change, then the timers."""

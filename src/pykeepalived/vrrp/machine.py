@@ -251,6 +251,7 @@ class VrrpMachine:
         self.master_priority = 0
         self.wants_master = False
         self.stopping = False
+        self.held = False  # runtime maintenance (VrrpCore.hold): any master's advert is taken, as with nopreempt
         self._consent = ALONE  # the group's say for the input being handled, nothing beyond it
         self.stats = Stats()
         self._faults: set[str] = set()
@@ -520,7 +521,7 @@ class VrrpMachine:
             self._down_due = now + self.skew_s()
             return
         preempt_holding = s.preempt_delay_s > 0 and (self._preempt_until is None or now < self._preempt_until)
-        if s.nopreempt or advert.priority >= self.effective_priority or preempt_holding:
+        if s.nopreempt or self.held or advert.priority >= self.effective_priority or preempt_holding:
             if s.version == 3:
                 self.master_adver_int_cs = advert.advert_int_cs
             self.master_address = src
@@ -676,6 +677,12 @@ class VrrpMachine:
                 self._enter_backup(now, reason)
         elif new is State.FAULT:
             self._enter_fault(now, reason)
+        return self._drain()
+
+    def send_stop_advert(self) -> list[Action]:
+        """Runtime maintenance (vrrp/runtime_apply.py): a MASTER tells the peers to take over at once."""
+        if self.state is State.MASTER and not self.stopping:
+            self._send_advert(PRIORITY_STOP)
         return self._drain()
 
     # ------------------------------------------------------------------ plumbing

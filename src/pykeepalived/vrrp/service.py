@@ -26,6 +26,7 @@ from typing import Any
 from ..errors import PyKeepalivedError, ReloadError
 from ..config.model import KeepalivedConfig
 from ..state.runtime import RuntimeOverrides
+from . import runtime_apply
 from ..config.vocabulary import StateWord
 from ..scripts.notify import FifoGroup, Notifier, NotifyFifo
 from ..alerts.hooks import VrrpMail
@@ -260,6 +261,7 @@ class VrrpService:
         if self._stopping or self._loop is None or not self.ready_event.is_set():
             raise ReloadError("the VRRP process is starting or stopping; the running configuration is kept")
         await apply_reload(self, config)
+        runtime_apply.after_reload(self)  # maintenance is kept on instances still configured (docs/runtime-api.md)
 
     def _forget(self, name: str) -> None:
         """A reload removed the instance and it has stopped: drop its timer, socket share and tables."""
