@@ -407,6 +407,44 @@ def _checker_status(path: str, as_json: bool) -> int:
     return _finish(text, live, path, "the checker")
 
 
+def _api_status(api: str, as_json: bool, timeout_s: float = 5.0) -> int:
+    """GET /api/v1/state from the daemon's HTTP API on a unix socket (`--api unix:PATH`)."""
+    import http.client
+    import socket
+
+    if not api.startswith("unix:"):
+        print("pykeepalived status: --api takes unix:PATH (the TCP API needs a token: use curl)", file=sys.stderr)
+        return EXIT_USAGE
+    path = api[len("unix:"):]
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout_s)
+            sock.connect(path)
+            self.sock = sock
+
+    conn = UnixConnection("localhost", timeout=timeout_s)
+    try:
+        conn.request("GET", "/api/v1/state")
+        reply = conn.getresponse()
+        body = reply.read(MAX_STATUS_BYTES + 1)
+        if reply.status != 200:
+            print(f"pykeepalived status: {api}: HTTP {reply.status} {reply.reason}", file=sys.stderr)
+            return EXIT_NO_STATUS
+        doc = json.loads(body)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        print(f"pykeepalived status: {api}: {exc}; is pykeepalived running with --api {api}?", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    finally:
+        conn.close()
+    if not isinstance(doc, dict):
+        print(f"pykeepalived status: {api} did not answer a state document", file=sys.stderr)
+        return EXIT_NO_STATUS
+    live = Liveness(True, True, None, None)  # it answered: it runs (the socket is root's, 0600)
+    return _finish(_with_marks(doc, live) if as_json else render_state(doc, live), live, api, "pykeepalived")
+
+
 def state_file_of(pid_file: str) -> str:
     """daemon/state_feed.py's state_path, without importing the daemon (status must start fast)."""
     directory, name = os.path.split(os.path.abspath(pid_file))
@@ -428,11 +466,15 @@ def status_main(argv: Sequence[str]) -> int:
     p.add_argument("--state-file", default=None, metavar="FILE", help="the daemon's state file itself")
     p.add_argument("--status-file", default=None, metavar="FILE",
                    help=f"a checker's status file (-C without a parent; default {DEFAULT_STATUS_FILE})")
+    p.add_argument("--api", default=None, metavar="unix:PATH",
+                   help="ask the daemon's HTTP API (GET /api/v1/state) on this unix socket instead of reading a file")
     p.add_argument("--json", action="store_true", help="print the whole state as JSON, with the liveness marks")
     try:
         args = p.parse_args(list(argv))
     except SystemExit as exc:
         return int(exc.code or 0) and EXIT_USAGE
+    if args.api is not None:
+        return _api_status(args.api, args.json)
     if args.state_file is None and args.status_file is not None and args.pid_file is None:
         return _checker_status(args.status_file, args.json)  # a checker alone, named explicitly
     state_file = args.state_file or state_file_of(args.pid_file or DEFAULT_PID_FILE)

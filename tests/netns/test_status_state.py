@@ -189,7 +189,7 @@ def test_status_of_a_vrrp_only_router_and_after_it_stopped(lone: Host, tmp_path:
     pid_file = tmp_path / "k.pid"
     argv = [sys.executable, "-m", "pykeepalived", "-n", "-l", "-f", str(conf), "-p", str(pid_file),
             "-r", str(tmp_path / "k_vrrp.pid"), "-c", str(tmp_path / "k_checkers.pid"),
-            "--status-file", str(tmp_path / "checker.json")]
+            "--status-file", str(tmp_path / "checker.json"), "--api", f"unix:{tmp_path / 'api.sock'}"]
     proc = start_logged(lone, argv, tmp_path / "log")
     status = [*STATUS, "-p", str(pid_file)]
     try:
@@ -202,6 +202,9 @@ def test_status_of_a_vrrp_only_router_and_after_it_stopped(lone: Host, tmp_path:
         doc = json.loads(lone.netns.run([*status, "--json"], check=False).stdout)
         assert "checker" not in doc and doc["daemon"]["router_id"] == "vrrp_only"
         assert list(doc["daemon"]["children"]) == ["vrrp"]
+        via_api = lone.netns.run([*STATUS, "--api", f"unix:{tmp_path / 'api.sock'}", "--json"], check=False)
+        assert via_api.returncode == 0, via_api.stderr
+        assert _states(json.loads(via_api.stdout)) == {"VI_STATUS": "MASTER"}
     finally:
         stop_group(proc)
     after = lone.netns.run([*status, "--json"], check=False)
