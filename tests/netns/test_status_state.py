@@ -12,6 +12,8 @@ non-zero exit, and `status | head -1` ends without a traceback.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -205,6 +207,15 @@ def test_status_of_a_vrrp_only_router_and_after_it_stopped(lone: Host, tmp_path:
         via_api = lone.netns.run([*STATUS, "--api", f"unix:{tmp_path / 'api.sock'}", "--json"], check=False)
         assert via_api.returncode == 0, via_api.stderr
         assert _states(json.loads(via_api.stdout)) == {"VI_STATUS": "MASTER"}
+        # the VRRP child is killed: the parent says so in the timeline and counts the restart
+        os.kill(doc["daemon"]["children"]["vrrp"]["pid"], signal.SIGKILL)
+
+        def restarted() -> bool:
+            now = json.loads(lone.netns.run([*status, "--json"], check=False).stdout)
+            child = now["daemon"]["children"]["vrrp"]
+            return bool(child["restarts"] == 1 and child["running"] and "SIGKILL" in (child["last_exit"] or "")
+                        and any(e["kind"] == "daemon" and "SIGKILL" in e["text"] for e in now["events"]))
+        assert _first_true({"restarted": restarted}, 10.0), (tmp_path / "log").read_text()
     finally:
         stop_group(proc)
     after = lone.netns.run([*status, "--json"], check=False)
