@@ -51,6 +51,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.reload_plan",
         "pykeepalived.state", "pykeepalived.state.store", "pykeepalived.state.runtime", "pykeepalived.state.commands",
         "pykeepalived.state.runtime_names",
+        "pykeepalived.state.timeline", "pykeepalived.vrrp.state_view", "pykeepalived.check.state_view",
         "pykeepalived.lvs", "pykeepalived.lvs.model", "pykeepalived.lvs.plan", "pykeepalived.lvs.sched",
         "pykeepalived.lvs.ipvs_rules", "pykeepalived.lvs.nft_rules", "pykeepalived.lvs.nft_diff",
         "pykeepalived.lvs.nft_limits",  # nft_rules' checks that -t needs (start-up)

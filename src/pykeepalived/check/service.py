@@ -36,6 +36,7 @@ from ..config.model import KeepalivedConfig, Script
 from ..state.runtime import RuntimeOverrides
 from ..state.runtime_names import virtual_server_name
 from . import runtime_apply
+from .state_view import HealthLog, health_reason
 from ..scripts.notify import NotifyFifo
 from ..alerts.hooks import CheckMail
 from ..host.private_files import UnsafeFileError, make_dirs, write_private
@@ -97,6 +98,7 @@ class CheckService:
         self.dataplane = dataplane
         self.status_path = status_path
         self.runtime = RuntimeOverrides()  # what the runtime API changed (state/runtime.py)
+        self.health_log = HealthLog()  # each real server's last health changes and why (check/state_view.py)
         self.clock = clock
         self.rng = rng or random.Random()
         g = config.global_defs
@@ -621,6 +623,9 @@ class CheckService:
                 verb = ("Enabling" if inhibit else "Adding") if alive else ("Disabling" if inhibit else "Removing")
                 prep = "of" if inhibit else ("to" if alive else "from")
                 log.info("%s service %s %s VS %s", verb, event.key, prep, name)
+                self.health_log.record(name, event.key, alive, health_reason(
+                    ((c.plan.kind, c.core.verdict is Verdict.DOWN, c.last_reason) for c in srv.checkers), alive),
+                    time.time())
                 self._rs_notify(svc, srv, alive)
             elif isinstance(event, WeightChanged):
                 log.info("Changing weight from %d to %d for %sactive service %s of VS %s", event.old, event.new,

@@ -1,4 +1,4 @@
-"""A child's one-way channel to its parent: ready, reloaded, alive.
+"""A child's one-way channel to its parent: ready, reloaded, alive, state.
 
 The parent cannot see inside its children, yet systemd asks it three things
 that only they know: when the service is up (READY=1 once VRRP runs and the
@@ -11,6 +11,17 @@ therefore writes JSON lines to a pipe whose write end the parent passes as
     {"event": "ready"}
     {"event": "reloaded", "digest": "<snapshot digest>", "ok": true, "problems": []}
     {"event": "alive"}
+    {"event": "state", "part": "vrrp" | "checker", "data": {...}}
+
+"state" carries the child's whole part of the state model (docs/state.md;
+daemon/state_report.py sends it, daemon/state_feed.py reads it): at once when
+something that matters changes, at most once a second otherwise.
+
+The write end is non-blocking and buffered here: a parent that does not read
+(stopped, or busy) must never stop a VRRP child's event loop. What does not
+fit in the pipe waits in this process and goes when the pipe drains; while it
+waits, a newer state replaces an older one still waiting (only the latest
+counts), and lines are never cut in the middle.
 
 A child started without the pipe (-P/-C alone, tests) reports to nobody. A
 parent that is gone makes writes fail with EPIPE; that is ignored, as the
@@ -19,14 +30,20 @@ child dies with its parent anyway (daemon/lifeline.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger("pykeepalived")
 
-MAX_LINE_BYTES = 64 * 1024  # a reload with thousands of errors is cut, never a blocked child
+MAX_LINE_BYTES = 8 * 1024 * 1024  # the longest line the parent reads (a state part of thousands of real servers)
+MAX_RELOAD_LINE_BYTES = 64 * 1024  # a reload with thousands of errors is cut to this
+MAX_BUFFERED_BYTES = 16 * 1024 * 1024  # beyond this a child drops reports instead of growing without end
+EVENTS = ("ready", "reloaded", "alive", "state")
+PARTS = ("vrrp", "checker")
 ALIVE_INTERVAL_S = 1.0  # how often a child says its loop turns; the parent's watchdog needs well under WatchdogSec/2
 
 
@@ -34,10 +51,12 @@ ALIVE_INTERVAL_S = 1.0  # how often a child says its loop turns; the parent's wa
 class Report:
     """One line from a child, parsed."""
 
-    event: str  # ready, reloaded, alive
+    event: str  # ready, reloaded, alive, state
     digest: str = ""
     ok: bool = True
     problems: list[str] = field(default_factory=list)
+    part: str = ""  # state: "vrrp" or "checker"
+    data: dict[str, Any] = field(default_factory=dict)  # state: the part (docs/state.md)
 
 
 class ReportError(ValueError):
@@ -49,8 +68,13 @@ def parse_report(line: bytes) -> Report:
         msg = json.loads(line)
     except ValueError as exc:
         raise ReportError(f"not JSON: {exc}") from None
-    if not isinstance(msg, dict) or msg.get("event") not in ("ready", "reloaded", "alive"):
+    if not isinstance(msg, dict) or msg.get("event") not in EVENTS:
         raise ReportError(f"not a report: {line[:80]!r}")
+    if msg["event"] == "state":
+        part, data = msg.get("part"), msg.get("data")
+        if part not in PARTS or not isinstance(data, dict):
+            raise ReportError(f"not a state report: {line[:80]!r}")
+        return Report("state", part=str(part), data=data)
     problems = msg.get("problems", [])
     if not isinstance(problems, list) or not all(isinstance(p, str) for p in problems):
         raise ReportError("problems is not a list of strings")
@@ -58,26 +82,83 @@ def parse_report(line: bytes) -> Report:
 
 
 class ChildReporter:
-    """The child's end: writes whole lines, never blocks the event loop for long, never raises."""
+    """The child's end: writes whole lines, never blocks the event loop, never raises."""
 
     def __init__(self, fd: int = -1) -> None:
         self.fd = fd
+        self.dropped = 0  # reports given up (the buffer was full): the parent missed them
+        self._out = bytearray()  # bytes the pipe did not take yet (whole lines, the first maybe begun)
+        self._state: bytes | None = None  # the latest state line, waiting for the buffer to drain
+        self._loop: asyncio.AbstractEventLoop | None = None
         if fd >= 0:
             os.set_inheritable(fd, False)  # scripts the child runs must not hold the parent's pipe open
-            os.set_blocking(fd, True)  # lines are small; a pipe takes 64 KiB before a write would wait
+            os.set_blocking(fd, False)  # a parent that does not read must not stop our loop
+
+    def _encode(self, msg: dict[str, object]) -> bytes:
+        data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+        if msg.get("event") == "reloaded" and len(data) > MAX_RELOAD_LINE_BYTES:
+            problems = list(msg.get("problems", []))  # type: ignore[call-overload]
+            msg = {**msg, "problems": [*problems[:20], f"... {len(problems) - 20} more"]}
+            data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()[:MAX_RELOAD_LINE_BYTES - 1] + b"\n"
+        return data
 
     def _send(self, msg: dict[str, object]) -> None:
         if self.fd < 0:
             return
-        data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+        data = self._encode(msg)
         if len(data) > MAX_LINE_BYTES:
-            problems = list(msg.get("problems", []))  # type: ignore[call-overload]
-            msg = {**msg, "problems": [*problems[:20], f"... {len(problems) - 20} more"]}
-            data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()[:MAX_LINE_BYTES - 1] + b"\n"
+            self.dropped += 1
+            log.warning("report to the parent not sent: %d bytes is over %d", len(data), MAX_LINE_BYTES)
+            return
+        if msg.get("event") == "state" and self._out:
+            self._state = data  # the pipe is full: only the latest state is worth sending once it drains
+            return
+        if len(self._out) + len(data) > MAX_BUFFERED_BYTES:
+            self.dropped += 1
+            return
+        self._out += data
+        self._flush()
+
+    @property
+    def pending(self) -> int:
+        """Bytes waiting for the pipe to take them (tests)."""
+        return len(self._out) + (len(self._state) if self._state is not None else 0)
+
+    def _flush(self) -> None:
+        while self._out or self._state is not None:
+            if not self._out:
+                assert self._state is not None
+                self._out, self._state = bytearray(self._state), None
+            try:
+                written = os.write(self.fd, self._out)
+            except BlockingIOError:
+                self._wait_writable()
+                return
+            except OSError as exc:  # EPIPE: the parent is gone, and we follow it soon
+                log.debug("report to the parent not sent: %s", exc)
+                self._out.clear()
+                self._state = None
+                return
+            del self._out[:written]
+        self._stop_waiting()
+
+    def _wait_writable(self) -> None:
+        if self._loop is not None:
+            return
         try:
-            os.write(self.fd, data)
-        except OSError as exc:
-            log.debug("report to the parent not sent: %s", exc)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a test, or the very end): the next report tries again
+            return
+        loop.add_writer(self.fd, self._flush)
+        self._loop = loop
+
+    def _stop_waiting(self) -> None:
+        if self._loop is not None:
+            try:
+                self._loop.remove_writer(self.fd)
+            except Exception:  # noqa: BLE001 - the loop may be closing
+                pass
+            self._loop = None
 
     def ready(self) -> None:
         self._send({"event": "ready"})
@@ -87,3 +168,7 @@ class ChildReporter:
 
     def alive(self) -> None:
         self._send({"event": "alive"})
+
+    def state(self, part: str, data: dict[str, Any]) -> None:
+        """The child's whole part of the state model (docs/state.md)."""
+        self._send({"event": "state", "part": part, "data": data})

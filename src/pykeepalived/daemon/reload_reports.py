@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 
 from .child_report import MAX_LINE_BYTES, Report, ReportError, parse_report
 
@@ -68,6 +69,7 @@ class ChildReports:
         self.malformed = 0
         self.reloaded: list[Report] = []  # since the last take_reloaded()
         self.changed = asyncio.Event()  # set on every report and at EOF; cleared by the waiters
+        self.on_state: Callable[[Report], None] | None = None  # "state" reports go here (daemon/state_feed.py)
         self._fd = -1
         self._buffer = ReportBuffer()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -109,6 +111,8 @@ class ChildReports:
             self.ready = self.ever_ready = True
         elif report.event == "reloaded":
             self.reloaded.append(report)
+        elif report.event == "state" and self.on_state is not None:
+            self.on_state(report)
 
     def take_reloaded(self) -> list[Report]:
         got, self.reloaded = self.reloaded, []

@@ -241,11 +241,13 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         install_signal_handlers(service, asyncio.get_running_loop(),
                                 json_path=_dump_path(g.json_dump_file, "keepalived.json"),
                                 stats_path=_dump_path(g.stats_dump_file, "keepalived.stats"))
+        from . import state_report
         from .child_reload import ChildControl
 
         control = ChildControl(service, opts, "VRRP")  # SIGHUP and the reports to the parent
         control.install(asyncio.get_running_loop())
         commands = serve_commands(opts.command_fd, partial(vrrp_runtime.handle, service), "VRRP")  # runtime API
+        state_report.start_vrrp(service, control.reporter)  # its part of the state model (docs/state.md)
         accept_forwarded_signals()  # what the parent forwarded while we started (daemon/lifeline.py)
         await service.run()
         await commands.close()
@@ -302,11 +304,13 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
             service.bfd_key = bfd.key
             bfd.start()
         install_signal_handlers(service, asyncio.get_running_loop())
+        from . import state_report
         from .child_reload import ChildControl
 
         control = ChildControl(service, opts, "checker")  # SIGHUP and the reports to the parent
         control.install(asyncio.get_running_loop())
         commands = serve_commands(opts.command_fd, partial(check_runtime.handle, service), "checker")  # runtime API
+        state_report.start_checker(service, control.reporter)  # its part of the state model (docs/state.md)
         accept_forwarded_signals()
         await service.run()
         await commands.close()

@@ -74,6 +74,7 @@ from .reload_reports import ChildReports
 from .reload_result import ReloadResult, remove_result, result_path, write_result
 from .run import EXIT_ALREADY_RUNNING, DaemonOptions, begin, read_pid_file
 from .sd_notify import Notifier
+from .state_feed import ParentState, state_path
 from ..state.commands import CommandSender
 from ..state.store import StateStore
 
@@ -278,12 +279,14 @@ async def _wait_or_stop(aw: asyncio.Future[int], stop: asyncio.Event) -> bool:
 
 
 async def keep_running(child: Child, stop: asyncio.Event, config_fd: int | None,
-                       fail: Callable[[str], None], respawn: bool = True) -> None:
+                       fail: Callable[[str], None], respawn: bool = True,
+                       state: ParentState | None = None) -> None:
     """Start the child and restart it whenever it dies, until `stop` is set (or `fail` is called).
 
     Without `respawn` (keepalived's -R) a child that dies stops the daemon.
     A respawned child gets the same --config-fd number: after a reload it
     holds the new snapshot, so the child runs the configuration in force.
+    `state` hears each start and death (daemon/state_feed.py).
     """
     while not stop.is_set():
         try:
@@ -295,6 +298,8 @@ async def keep_running(child: Child, stop: asyncio.Event, config_fd: int | None,
             return
         await _spawn(child, config_fd)
         assert child.proc is not None
+        if state is not None:
+            state.child_started(child.name, child.proc.pid)
         waiter = asyncio.ensure_future(child.proc.wait())
         if not await _wait_or_stop(waiter, stop):
             waiter.cancel()
@@ -305,6 +310,8 @@ async def keep_running(child: Child, stop: asyncio.Event, config_fd: int | None,
         child.quick_deaths = child.quick_deaths + 1 if ran_s < QUICK_DEATH_S else 0
         child.refusals = child.refusals + 1 if code == EXIT_ALREADY_RUNNING else 0
         what = f"{child.name} child process (pid {child.proc.pid}) {describe_exit(code)} after {ran_s:.1f} s"
+        if state is not None:
+            state.child_ended(child.name, describe_exit(code))
         if not respawn:
             fail(f"{what}; not restarting it (-R, --dont-respawn)")
             return
@@ -383,6 +390,10 @@ class Supervisor:
         self._offered = ""  # this reload's new snapshot, once swapped in
         self._child_digests: dict[str, str] = {}
         self.store = StateStore()  # the state model (state/store.py; docs/state.md)
+        self.state = ParentState(  # its "daemon" part, the children's parts, the state file (daemon/state_feed.py)
+            self.store, config_file=setup.config_file if setup is not None else None, config_digest=self.digest,
+            router_id=setup.config.global_defs.router_id if setup is not None else None, api=_api_part(api),
+            state_file=state_path(setup.pid_file) if setup is not None else None)
         self.commands: CommandSender | None = None  # the runtime API's way to the children, when built
         self.api_settings = api  # the HTTP API's (api/settings.py); None or no address: off
 
@@ -398,9 +409,12 @@ class Supervisor:
             child.stop.set()
 
     def _start_keeper(self, child: Child) -> None:
+        if child.reports is not None:
+            child.reports.on_state = lambda report: self.state.on_state(child.name, report)
+
         async def keep() -> None:
             try:
-                await keep_running(child, child.stop, self.config_fd, self.fail, self.respawn)
+                await keep_running(child, child.stop, self.config_fd, self.fail, self.respawn, self.state)
             except OSError as exc:  # cannot fork or exec: nothing a retry loop would mend
                 self.fail(f"cannot start the {child.name} child process: {exc}")
 
@@ -419,6 +433,7 @@ class Supervisor:
         for sig in _take_early_signals():  # what came while we started: acted on now, not fatal
             if sig == signal.SIGHUP and self.setup is not None:
                 self.request_reload()
+        self.state.start()
         api = await self._start_api()
         for child in self.children:
             self._start_keeper(child)
@@ -447,6 +462,7 @@ class Supervisor:
                     child.reports.close()
             if self.result_file:
                 remove_result(self.result_file, os.getpid())
+            self.state.stopped()
             if api is not None:
                 await api.stop()
             self.notifier.close()
@@ -566,6 +582,7 @@ class Supervisor:
                               ok=not problems, digest=self.digest, problems=problems, warnings=warnings,
                               children=outcome, offered=self._offered, child_digests=dict(self._child_digests))
         self.last_reload = result
+        self.state.reloaded(result, self.digest)
         log.info("Reload %d %s in %.0f ms", self.generation, "finished" if result.ok else "FAILED",
                  (time.monotonic() - began) * 1000)
         if self.result_file:
@@ -706,6 +723,7 @@ class Supervisor:
             child.reports.close()
         _forget_pid_file(child.pid_file, child.proc.pid if child.proc is not None else -1)
         self.children.remove(child)
+        self.state.child_retired(child.name)
 
     def _running_digest(self) -> str:
         if self.config_fd is None or self.config_fd < 0:
@@ -740,6 +758,13 @@ async def _any_report(reports: list[ChildReports], timeout_s: float) -> None:
 
 
 _early: list[int] = []
+
+
+def _api_part(api: ApiSettings | None) -> dict[str, Any] | None:
+    """The state document's daemon.api (docs/state.md): None when the API is off."""
+    if api is None or not api.enabled:
+        return None
+    return {"listen": list(api.listen), "runtime": api.runtime, "tls": api.tls_cert is not None}
 
 
 def _hold_early_signals() -> None:

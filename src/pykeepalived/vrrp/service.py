@@ -27,6 +27,7 @@ from ..errors import PyKeepalivedError, ReloadError
 from ..config.model import KeepalivedConfig
 from ..state.runtime import RuntimeOverrides
 from . import runtime_apply
+from .state_view import TransitionLog
 from ..config.vocabulary import StateWord
 from ..scripts.notify import FifoGroup, Notifier, NotifyFifo
 from ..alerts.hooks import VrrpMail
@@ -112,6 +113,7 @@ class VrrpService:
         self._dump_runtime = dump_writer.Runtime()
         self.status_file = status_file  # the checker's; its dataplane_error puts our instances in FAULT
         self.runtime = RuntimeOverrides()  # what the runtime API changed (state/runtime.py)
+        self.transitions = TransitionLog()  # the last transitions and their reasons (vrrp/state_view.py)
         # the process's start, not the service's: a checker started with us that fails at once may write its status
         # file before this process has imported its modules; anything older is an earlier run's
         self._created_at = started_at()
@@ -553,6 +555,7 @@ class VrrpService:
             else:
                 if isinstance(action, StateChanged):  # the dumps' last_transition, on the wall clock
                     self._dump_runtime.last_transition[action.instance] = time.time()
+                    self.transitions.record(action, time.time())
                 self._queue.put_nowait(action)
         if self._stopping and len(self._stopped) == len(self.machines):
             self._done.set()

@@ -1,0 +1,197 @@
+"""The checker child's part of the state model (docs/state.md "checker"), from its status and table.
+
+Inside the checker a virtual server is keepalived's `[192.0.2.10]:tcp:80` and
+a real server `[10.11.12.2]:tcp:80`; the state document, the HTTP API's
+paths and the runtime overrides (state/runtime.py) use the names people read:
+`TCP 192.0.2.10:80`, `FWM 80`, `GRP web:80` and `10.11.12.2:80`
+(`[2001:db8::2]:80` for IPv6). `vs_state_name` and `rs_state_name` are the
+one translation. `HealthLog` keeps each real server's last health changes
+with their reason; `Rates` turns successive connection counts into a rate.
+Pure: the shell hands in CheckService.status(), the desired table, the
+counts and the wall clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..lvs.model import DesiredTable, VirtualService
+from ..state.runtime import RuntimeOverrides
+
+MAX_HISTORY = 20  # health changes kept per real server
+
+Counts = Mapping[str, Mapping[str, Sequence[int]]]  # internal VS name -> "[addr]:port" -> (active, inactive)
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def vs_state_name(svc: VirtualService) -> str:
+    """The state document's name of a virtual server."""
+    if svc.kind == "fwmark":
+        return f"FWM {svc.fwmark}"
+    if svc.kind == "group":
+        return f"GRP {svc.group}:{svc.port or 0}"
+    return f"{(svc.protocol or 'TCP').upper()} {_host(svc.address or '?')}:{svc.port or 0}"
+
+
+def split_internal(name: str) -> tuple[str, int]:
+    """`[10.11.12.2]:tcp:80` -> ("10.11.12.2", 80): the checker's real server name taken apart."""
+    if name.startswith("[") and "]" in name:
+        address, rest = name[1:].split("]", 1)
+    else:
+        address, rest = name, ""
+    port = rest.rsplit(":", 1)[-1] if rest else "0"
+    return address, int(port) if port.isdigit() else 0
+
+
+def rs_state_name(internal: str) -> str:
+    """The state document's name of a real server, from the checker's."""
+    address, port = split_internal(internal)
+    return f"{_host(address)}:{port}"
+
+
+def health_reason(checkers: Iterable[tuple[str, bool, str]], healthy: bool) -> str:
+    """Why a real server is (un)healthy: the failing checkers' reasons, or that all pass.
+
+    `checkers` is (kind, down, last_reason) per checker of the real server.
+    """
+    items = list(checkers)
+    if healthy:
+        return "all checkers succeed" if items else "no checker: always up"
+    failing = [f"{kind}: {reason or 'failed'}" for kind, down, reason in items if down]
+    return "; ".join(failing) or "taken out"
+
+
+class HealthLog:
+    """The last MAX_HISTORY health changes of each real server (by internal names); `version` moves on each."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._log: dict[tuple[str, str], deque[dict[str, Any]]] = {}
+
+    def record(self, vs: str, rs: str, healthy: bool, reason: str, at: float) -> None:
+        entries = self._log.setdefault((vs, rs), deque(maxlen=MAX_HISTORY))
+        entries.append({"at": at, "healthy": healthy, "reason": reason})
+        self.version += 1
+
+    def of(self, vs: str, rs: str) -> list[dict[str, Any]]:
+        return [dict(e) for e in self._log.get((vs, rs), ())]
+
+    def keep_only(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Forget the real servers a reload removed."""
+        wanted = set(pairs)
+        for key in [k for k in self._log if k not in wanted]:
+            del self._log[key]
+
+
+class Rates:
+    """Connections per second of each virtual server, from two successive counts.
+
+    The data planes give the connections there are now (IPVS's counters, or
+    the conntrack table for nftables), not a running total of connections
+    made, so the rate is the growth of that number between two readings
+    divided by the time between them, never below 0: a burst of new
+    connections shows, connections that come and go between two readings
+    do not. A first reading has no rate (0.0).
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[float, int]] = {}
+        self.rates: dict[str, float] = {}
+
+    def update(self, totals: Mapping[str, int], at: float) -> None:
+        for name, total in totals.items():
+            last = self._last.get(name)
+            if last is not None and at > last[0]:
+                self.rates[name] = round(max(0, total - last[1]) / (at - last[0]), 3)
+            elif last is None:
+                self.rates[name] = 0.0
+            if last is None or at > last[0]:
+                self._last[name] = (at, total)
+        for name in [n for n in self._last if n not in totals]:
+            del self._last[name]
+            self.rates.pop(name, None)
+
+
+def totals(counts: Counts) -> dict[str, int]:
+    """Active plus inactive connections of each virtual server (internal names)."""
+    return {vs: sum(int(c[0]) + int(c[1]) for c in dests.values()) for vs, dests in counts.items()}
+
+
+def _dest_key(internal_rs: str) -> str:
+    address, port = split_internal(internal_rs)
+    return f"[{address}]:{port}"
+
+
+def checker_part(status: Mapping[str, Any], table: DesiredTable, *, quorums: Mapping[str, int],
+                 history: HealthLog, runtime: RuntimeOverrides, counts: Counts | None,
+                 counts_at: float | None, rates: Mapping[str, float], now: float) -> dict[str, Any]:
+    """The whole "checker" part.
+
+    `status` is CheckService.status() (services with their real servers and
+    checkers); `table` the desired table (addresses, scheduler, forwarding);
+    `quorums` each virtual server's quorum; `counts` the data plane's
+    connection counts, None when it has none (then every "stats" is null).
+    """
+    entries = {svc.name: svc for svc in table.services}
+    services = []
+    for svc in status.get("services", []):
+        internal = str(svc["name"])
+        entry = entries.get(internal)
+        vs_name = vs_state_name(entry) if entry is not None else internal
+        vs_counts = counts.get(internal, {}) if counts is not None else {}
+        real_servers = []
+        active_sum = inactive_sum = 0
+        for rs in svc.get("real_servers", []):
+            rs_internal = str(rs["name"])
+            address, port = split_internal(rs_internal)
+            rs_name = rs_state_name(rs_internal)
+            stats = None
+            if counts is not None:
+                active, inactive = (list(vs_counts.get(_dest_key(rs_internal), (0, 0))) + [0, 0])[:2]
+                active_sum += int(active)
+                inactive_sum += int(inactive)
+                stats = {"active_connections": int(active), "inactive_connections": int(inactive)}
+            real_servers.append({
+                "name": rs_name, "address": address, "port": port,
+                "healthy": bool(rs["alive"]), "weight": rs["weight"], "effective_weight": rs["effective_weight"],
+                "stats": stats,
+                "checkers": [{"kind": c["kind"], "verdict": c["verdict"], "attempts": c["attempts"],
+                              "last_ok": c["last_ok"], "last_reason": c["last_reason"], "last_at": None,
+                              "next_in_s": c.get("next_in_s")} for c in rs.get("checkers", [])],
+                "history": history.of(internal, rs_internal),
+                "runtime": {"drained": (vs_name, rs_name) in runtime.drained,
+                            "weight": runtime.weights.get((vs_name, rs_name))},
+            })
+        vs_stats = None
+        if counts is not None:
+            vs_stats = {"active_connections": active_sum, "inactive_connections": inactive_sum,
+                        "connections_per_s": float(rates.get(internal, 0.0))}
+        services.append({
+            "name": vs_name, "kind": entry.kind if entry is not None else "address",
+            "address": entry.address if entry is not None else None,
+            "port": entry.port if entry is not None else None,
+            "protocol": entry.protocol if entry is not None else None,
+            "fwmark": entry.fwmark if entry is not None else None,
+            "group": entry.group if entry is not None else None,
+            "scheduler": entry.scheduler if entry is not None else None,
+            "lb_kind": entry.method if entry is not None else None,
+            "persistence_timeout_s": (entry.persistence_timeout_s or 0) if entry is not None else 0,
+            "quorum": quorums.get(internal, 1), "quorum_up": bool(svc.get("quorum_up", True)),
+            "weight_sum": svc.get("weight_sum"),
+            "stats": vs_stats,
+            "runtime": {"out": vs_name in runtime.out},
+            "real_servers": real_servers,
+        })
+    repairs = status.get("dataplane_repairs") or {}
+    return {
+        "updated_at": now, "dataplane": status.get("dataplane"), "applied": bool(status.get("applied", True)),
+        "dataplane_error": status.get("dataplane_error"),
+        "dataplane_repairs": int(repairs.get("count", 0) or 0),
+        "counts_at": counts_at,
+        "virtual_servers": services,
+    }
