@@ -26,16 +26,17 @@ def host_port(address: object, port: int | None) -> str:
 
 
 def virtual_server_name(vs: VirtualServer) -> str:
-    """`TCP 203.0.113.10:80`, `FWM 80`, `GROUP web:80` (docs/state.md)."""
+    """`TCP 203.0.113.10:80`, `FWM 80`, `GRP web:80`: the state document's names (check/state_view.py's)."""
     if vs.kind == "fwmark":
         return f"FWM {vs.fwmark}"
     if vs.kind == "group":
-        return f"GROUP {vs.group}:{vs.port or 0}"
+        return f"GRP {vs.group}:{vs.port or 0}"
     return f"{vs.protocol or 'TCP'} {host_port(vs.address, vs.port)}"
 
 
 def real_server_name(rs: RealServer) -> str:
-    return host_port(rs.address, rs.port)
+    """A real server without a port (under a fwmark) is `ADDRESS:0`, as the state document names it."""
+    return host_port(rs.address, rs.port or 0)
 
 
 def _canonical(name: str) -> str:
