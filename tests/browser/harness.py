@@ -41,24 +41,35 @@ def skip_unless_browser() -> None:
 
 
 @contextmanager
-def chromium_context(**context_options: Any) -> Iterator[Any]:
-    """A fresh browser context of Debian's chromium, with its own temporary profile removed afterwards.
-
-    Chromium runs as root here, hence --no-sandbox; the other switches keep it
-    from calling home (updates, sync, QUIC probes) during a test.
-    """
+def playwright_driver() -> Iterator[Any]:
+    """Playwright's driver (node, shipped in the wheel: nothing is downloaded); one per thread at a time."""
     skip_unless_browser()
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as pw:
+        yield pw
+
+
+@contextmanager
+def chromium_context(driver: Any = None, **context_options: Any) -> Iterator[Any]:
+    """A fresh browser context of Debian's chromium, with its own temporary profile removed afterwards.
+
+    Chromium runs as root here, hence --no-sandbox; the other switches keep it
+    from calling home (updates, sync, QUIC probes) during a test. Without a
+    `driver` (from playwright_driver) it starts its own.
+    """
+    if driver is None:
+        with playwright_driver() as own, chromium_context(own, **context_options) as context:
+            yield context
+        return
     profile = tempfile.mkdtemp(prefix="pyka-chromium-")
     try:
-        with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(
-                profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, **context_options)
-            try:
-                yield context
-            finally:
-                context.close()
+        context = driver.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, **context_options)
+        try:
+            yield context
+        finally:
+            context.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
 
@@ -79,7 +90,7 @@ class ConsoleLog:
 class ThreadedApi:
     """build_app(store) served on 127.0.0.1 (an ephemeral port) by an event loop on its own thread."""
 
-    def __init__(self, make_app: Callable[[], Any]) -> None:
+    def __init__(self, make_app: Callable[[], Any] | None) -> None:
         self._make_app = make_app
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="api-loop", daemon=True)
@@ -87,12 +98,15 @@ class ThreadedApi:
         self.port = 0
 
     def start(self) -> None:
+        """Start the loop's thread, and the application on it if there is one."""
         self._thread.start()
-        self.run(self._start())
+        if self._make_app is not None:
+            self.run(self._start())
 
     async def _start(self) -> None:
         from aiohttp import web
 
+        assert self._make_app is not None
         self._runner = web.AppRunner(self._make_app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -128,3 +142,64 @@ class ThreadedApi:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
             self.loop.close()
+
+
+class UnixProxy:
+    """127.0.0.1 (an ephemeral port) forwarded to a unix socket: how a browser reaches `--api unix:PATH`.
+
+    A unix socket is not bound to a network namespace, so a daemon in a lab
+    namespace is reached through its socket file from here; the proxy runs as
+    root, which the socket requires, and the browser needs no token. It runs on
+    a ThreadedApi's loop (made with `make_app=None`).
+    """
+
+    def __init__(self, loop: ThreadedApi, path: str) -> None:
+        self._loop = loop
+        self.path = path
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    def start(self) -> None:
+        self._loop.run(self._start())
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_unix_connection(self.path)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+
+        try:
+            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        finally:
+            self._writers -= {writer, up_writer}
+
+    def stop(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+                for writer in list(self._writers):  # Python 3.11's Server has no close_clients()
+                    writer.close()
+                await self._server.wait_closed()
+
+        self._loop.run(close())
