@@ -12,6 +12,8 @@ they are in the branch it skips with the reason, from what the API answers.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -35,13 +37,22 @@ def _socket(router: lvs_lab.Router) -> Path:
     return router.dir / f"{router.name}.api.sock"
 
 
+def _has_flag(flag: str) -> bool:
+    """Whether this pykeepalived's command line knows `flag` (`--help` lists it)."""
+    out = subprocess.run([sys.executable, "-m", "pykeepalived", "--help"], capture_output=True, text=True,
+                         timeout=30, check=False).stdout
+    return flag in out
+
+
 @pytest.fixture
 def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LvsLab]:
     skip_unless_browser()
     plain_argv = lvs_lab.Router.argv
 
+    runtime = ["--api-runtime"] if _has_flag("--api-runtime") else []  # the runtime routes, once they exist
+
     def with_api(router: lvs_lab.Router) -> list[str]:
-        return [*plain_argv(router), "--api", f"unix:{_socket(router)}"]
+        return [*plain_argv(router), "--api", f"unix:{_socket(router)}", *runtime]
 
     monkeypatch.setattr(lvs_lab.Router, "argv", with_api)
     lab = LvsLab("nat", prefix=unique_prefix("lvsp"), name="lvs-page", workdir=tmp_path / "lab")
@@ -84,14 +95,17 @@ def _wait(cond: Callable[[], bool], what: str) -> None:
         time.sleep(0.1)
 
 
-def test_page_shows_the_lab_follows_it_and_drains_a_real_server(lab: LvsLab, proxies: dict[str, UnixProxy]) -> None:
+def test_page_shows_the_lab_follows_a_failover_and_drains_a_real_server(
+        lab: LvsLab, proxies: dict[str, UnixProxy]) -> None:
     doc = _get_state(proxies["router1"])
     if "vrrp" not in doc or "checker" not in doc:
         pytest.skip(f"the parent's state has no VRRP or checker part yet (keys {sorted(doc)}): "
                     "the children's state feed is not in this branch")
     web = next(vs for vs in doc["checker"]["virtual_servers"] if vs.get("address") == str(VIP))
     vs_name = web["name"]
-    rs_names = [rs["name"] for rs in web["real_servers"]]
+    # the lab's real server names (rs1, ...) -> the state's names of them (ADDRESS:PORT)
+    by_address = {rs["address"]: rs["name"] for rs in web["real_servers"]}
+    rs_names = {rs.name: by_address[str(rs.address)] for rs in lab.real_servers}
     router1_address = str(lab.routers["router1"].public.ipv4.ip)
 
     with chromium_context() as browser:
@@ -105,34 +119,75 @@ def test_page_shows_the_lab_follows_it_and_drains_a_real_server(lab: LvsLab, pro
         p1.locator(inst + ".st-MASTER").wait_for(timeout=SEEN_S * 1000)
         p2.locator(inst + ".st-BACKUP").wait_for(timeout=SEEN_S * 1000)
         assert router1_address in p2.locator(f'[data-instance="{PUBLIC_INSTANCE}"] [data-field="master"]').inner_text()
-        for rs in rs_names:
+        for rs in rs_names.values():
             p1.locator(f'[data-vs="{vs_name}"] [data-rs="{rs}"][data-health="up"]').wait_for(timeout=SEEN_S * 1000)
 
         lab.stop_real_server("rs2")
-        p1.locator(f'[data-vs="{vs_name}"] [data-rs="{rs_names[1]}"][data-health="down"]').wait_for(
+        p1.locator(f'[data-vs="{vs_name}"] [data-rs="{rs_names["rs2"]}"][data-health="down"]').wait_for(
             timeout=SEEN_S * 1000)
         lab.start_real_server("rs2")
 
-        lab.kill_router("router1")
+        assert consoles["router1"].errors == [], consoles["router1"].errors
+        lab.kill_router("router1")  # its page says so; router2's shows it take over
         p2.locator(inst + ".st-MASTER").wait_for(timeout=SEEN_S * 1000)
         p1.wait_for_selector("#conn.disconnected", timeout=SEEN_S * 1000)
-        for name in ("router2",):
-            assert consoles[name].errors == [], consoles[name].errors
+        assert p1.locator("#banner").is_visible()
 
-        p2.locator(f'[data-vs="{vs_name}"] [data-rs="{rs_names[1]}"][data-health="up"]').wait_for(
+        p2.locator(f'[data-vs="{vs_name}"] [data-rs="{rs_names["rs2"]}"][data-health="up"]').wait_for(
             timeout=SEEN_S * 1000)
-        drain = p2.locator(f'[data-vs="{vs_name}"] [data-rs="{rs_names[0]}"] button[data-action^="drain:"]')
-        with p2.expect_response(lambda r: r.request.method == "POST") as answer:
-            drain.click()
-            drain.click()
-        status = answer.value.status
-        if status in (403, 404, 405):
-            pytest.skip(f"the runtime API answered HTTP {status} to the page's drain: "
-                        "its routes are not in this branch or not enabled")
-        assert status == 200, answer.value.text()
-        p2.locator(f'[data-vs="{vs_name}"] [data-rs="{rs_names[0]}"] >> text=drained').wait_for(
-            timeout=SEEN_S * 1000)
-        drained_host = "rs1"
-        names = [lab.client_get(f"http://{VIP}/whoami").split()[0] for _ in range(6)]
-        assert drained_host not in names and set(names) == {"rs2", "rs3"}, names
+        with HeldConnection(lab) as held:
+            drained = held.ask()  # the real server that this open connection reaches
+            drain = p2.locator(f'[data-vs="{vs_name}"] [data-rs="{rs_names[drained]}"] button[data-action^="drain:"]')
+            with p2.expect_response(lambda r: r.request.method == "POST") as answer:
+                drain.click()
+                drain.click()
+            status = answer.value.status
+            if status in (403, 404, 405):
+                pytest.skip(f"the runtime API answered HTTP {status} to the page's drain: "
+                            "its routes are not in this branch or not enabled")
+            assert status == 200, answer.value.text()
+            p2.locator(f'[data-vs="{vs_name}"] [data-rs="{rs_names[drained]}"] >> text=drained').wait_for(
+                timeout=SEEN_S * 1000)
+            names = [lab.client_get(f"http://{VIP}/whoami").split()[0] for _ in range(6)]
+            assert drained not in names and len(set(names)) == 2, names  # no new connection reaches it
+            assert held.ask() == drained  # the connection it had goes on
         assert consoles["router2"].errors == [], consoles["router2"].errors
+
+
+class HeldConnection:
+    """One HTTP keep-alive connection from the lab's client to the VIP, kept open across a drain."""
+
+    SCRIPT = ("import http.client, sys\n"
+              "c = http.client.HTTPConnection(sys.argv[1], 80, timeout=5)\n"
+              "for _ in sys.stdin:\n"
+              "    c.request('GET', '/whoami')\n"
+              "    print(c.getresponse().read().decode().split()[0], flush=True)\n")
+
+    def __init__(self, lab: LvsLab) -> None:
+        self._argv = lab.client.netns.argv([sys.executable, "-c", self.SCRIPT, str(VIP)])
+        self._proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> HeldConnection:
+        self._proc = subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return self
+
+    def ask(self) -> str:
+        """GET /whoami on the same connection: the name of the real server that answered."""
+        assert self._proc is not None and self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write("\n")
+        self._proc.stdin.flush()
+        line = self._proc.stdout.readline().strip()
+        assert line, f"the held connection's client ended ({self._proc.poll()})"
+        return line
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._proc is not None
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(10)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
