@@ -194,7 +194,8 @@ def test_page_shows_the_state_escaped_and_without_console_errors(page: Any, lab:
     assert HOSTILE_EVENT in page.locator("#events").inner_text()
     assert page.evaluate("window.__pwned") is None
     assert page.locator("main img, main script, main b").count() == 0
-    assert "lvs1" in page.title()
+    assert page.title() == "MASTER · lvs1 · pykeepalived"  # the role in the tab: two routers' tabs at a glance
+    assert "%231e8e3e" in (page.locator("#icon").get_attribute("href") or "")  # a green dot
     assert console.errors == []
 
 
@@ -220,6 +221,7 @@ def test_page_follows_the_store_live(page: Any, lab: Lab) -> None:
     assert rh1.locator('[data-field="priority"]').inner_text() == "150 → 100"
     assert "higher priority advert from 10.0.0.3" in rh1.locator('[data-timeline="RH_1"]').inner_text()
     assert "master: 10.0.0.3 (peer)" in page.locator('[data-role="sync group RH1"]').inner_text()
+    assert page.title() == "BACKUP/MASTER · lvs1 · pykeepalived"  # RH_1 is BACKUP, RH_2 still MASTER
 
     lab.change("checker", rs_down)
     page.locator(f'[data-vs="{VS_WEB}"] [data-rs="{RS_1}"][data-health="down"]').wait_for(timeout=LIVE_S * 1000)
@@ -304,6 +306,7 @@ def test_page_shows_a_lost_connection_and_comes_back(page: Any, lab: Lab) -> Non
     assert page.locator("#banner").is_visible()
     page.locator("#banner", has_text="HTTP 503").wait_for(timeout=LIVE_S * 1000)  # once it has asked again
     assert "is-stale" in (page.locator("body").get_attribute("class") or "")
+    assert page.title().startswith("(disconnected) ")
     lab.rec.api_down = False
     page.wait_for_selector("#conn.live", timeout=20_000)
     assert not page.locator("#banner").is_visible()
