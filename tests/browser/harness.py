@@ -144,26 +144,34 @@ class ThreadedApi:
             self.loop.close()
 
 
-class UnixProxy:
-    """127.0.0.1 (an ephemeral port) forwarded to a unix socket: how a browser reaches `--api unix:PATH`.
+class Proxy:
+    """127.0.0.1 (an ephemeral port) forwarded to a unix socket or a TCP port, on a ThreadedApi's loop.
 
-    A unix socket is not bound to a network namespace, so a daemon in a lab
-    namespace is reached through its socket file from here; the proxy runs as
-    root, which the socket requires, and the browser needs no token. It runs on
-    a ThreadedApi's loop (made with `make_app=None`).
+    With `path`: how a browser reaches `--api unix:PATH`. A unix socket is not
+    bound to a network namespace, so a daemon in a lab namespace is reached
+    through its socket file from here; the proxy runs as root, which the socket
+    requires, and the browser needs no token. With `port`: a loopback port to
+    put in front of a server so that a test can `freeze` the network (no byte
+    moves either way, connections stay open: a router that lost power) and
+    `thaw` it.
     """
 
-    def __init__(self, loop: ThreadedApi, path: str) -> None:
+    def __init__(self, loop: ThreadedApi, *, path: str | None = None, port: int | None = None) -> None:
+        assert (path is None) != (port is None), "a unix socket path or a TCP port"
         self._loop = loop
         self.path = path
+        self.upstream_port = port
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing: asyncio.Event | None = None
         self.port = 0
 
     def start(self) -> None:
         self._loop.run(self._start())
 
     async def _start(self) -> None:
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
@@ -171,9 +179,24 @@ class UnixProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
+    def freeze(self) -> None:
+        assert self._flowing is not None
+        self._loop.call(self._flowing.clear)
+
+    def thaw(self) -> None:
+        assert self._flowing is not None
+        self._loop.call(self._flowing.set)
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.path is not None:
+            return await asyncio.open_unix_connection(self.path)
+        return await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        flowing = self._flowing
+        assert flowing is not None
         try:
-            up_reader, up_writer = await asyncio.open_unix_connection(self.path)
+            up_reader, up_writer = await self._connect()
         except OSError:
             writer.close()
             return
@@ -182,6 +205,7 @@ class UnixProxy:
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    await flowing.wait()
                     dst.write(data)
                     await dst.drain()
             except (OSError, asyncio.CancelledError):
@@ -196,6 +220,8 @@ class UnixProxy:
 
     def stop(self) -> None:
         async def close() -> None:
+            if self._flowing is not None:
+                self._flowing.set()
             if self._server is not None:
                 self._server.close()
                 for writer in list(self._writers):  # Python 3.11's Server has no close_clients()

@@ -24,7 +24,7 @@ import pytest
 
 from pykeepalived.state.store import StateStore
 
-from .harness import ConsoleLog, ThreadedApi, chromium_context, playwright_driver
+from .harness import ConsoleLog, Proxy, ThreadedApi, chromium_context, playwright_driver
 from .sample_state import (HOSTILE_EVENT, HOSTILE_REASON, RS_1, RS_2, VS_DNS, VS_WEB, edited, sample_events,
                            sample_state)
 
@@ -312,6 +312,32 @@ def test_page_shows_a_lost_connection_and_comes_back(page: Any, lab: Lab) -> Non
     assert not page.locator("#banner").is_visible()
     lab.change("vrrp", lambda v: v["instances"][1].update(state="FAULT"))
     page.locator('[data-instance="RH_2"] [data-field="state"].st-FAULT').wait_for(timeout=LIVE_S * 1000)
+
+
+@pytest.mark.slow
+def test_a_router_gone_silent_is_shown_stale_and_comes_back(page: Any, lab: Lab) -> None:
+    """The stream stays open but nothing moves (a router that lost power): the page notices by itself."""
+    proxy = Proxy(lab.api, port=lab.api.port)
+    proxy.start()
+    try:
+        console = ConsoleLog(page)
+        page.goto(proxy.url + TOKEN_FRAGMENT)
+        page.wait_for_selector("#conn.live", timeout=LIVE_S * 1000)
+        frozen_at = time.monotonic()
+        proxy.freeze()
+        # 20 s without a byte, then a 5 s probe of the state: stale (then reconnecting, still red)
+        page.locator("#banner", has_text="no answer within 5 s").wait_for(timeout=45_000)
+        assert time.monotonic() - frozen_at > 19
+        assert "is-stale" in (page.locator("body").get_attribute("class") or "")
+        assert page.title().startswith("(")
+        proxy.thaw()
+        page.wait_for_selector("#conn.live", timeout=30_000)
+        lab.change("vrrp", lambda v: v["instances"][0].update(state="FAULT"))
+        page.locator('[data-instance="RH_1"] [data-field="state"].st-FAULT').wait_for(timeout=LIVE_S * 1000)
+        assert console.errors == [], console.errors
+    finally:
+        page.close()
+        proxy.stop()
 
 
 def test_page_polls_the_state_when_the_stream_does_not_pass(page: Any, lab: Lab) -> None:

@@ -25,7 +25,7 @@ import pytest
 from pykeepalived.lab import lvs_lab, unique_prefix, wait_until
 from pykeepalived.lab.lvs_lab import PUBLIC_INSTANCE, VIP, LvsLab
 
-from ..browser.harness import ConsoleLog, ThreadedApi, UnixProxy, chromium_context, skip_unless_browser
+from ..browser.harness import ConsoleLog, ThreadedApi, Proxy, chromium_context, skip_unless_browser
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow, needs_root]
@@ -66,14 +66,14 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LvsLab]:
 
 
 @pytest.fixture
-def proxies(lab: LvsLab) -> Iterator[dict[str, UnixProxy]]:
+def proxies(lab: LvsLab) -> Iterator[dict[str, Proxy]]:
     loop = ThreadedApi(None)
     loop.start()
-    made: dict[str, UnixProxy] = {}
+    made: dict[str, Proxy] = {}
     try:
         for name, router in lab.routers.items():
             wait_until(_socket(router).exists, 10.0, what=f"{name}'s API socket")
-            made[name] = UnixProxy(loop, str(_socket(router)))
+            made[name] = Proxy(loop, path=str(_socket(router)))
             made[name].start()
         yield made
     finally:
@@ -82,7 +82,7 @@ def proxies(lab: LvsLab) -> Iterator[dict[str, UnixProxy]]:
         loop.stop()
 
 
-def _get_state(proxy: UnixProxy) -> dict[str, Any]:
+def _get_state(proxy: Proxy) -> dict[str, Any]:
     with urllib.request.urlopen(proxy.url + "api/v1/state", timeout=5) as resp:
         doc: dict[str, Any] = json.load(resp)
     return doc
@@ -96,7 +96,7 @@ def _wait(cond: Callable[[], bool], what: str) -> None:
 
 
 def test_page_shows_the_lab_follows_a_failover_and_drains_a_real_server(
-        lab: LvsLab, proxies: dict[str, UnixProxy]) -> None:
+        lab: LvsLab, proxies: dict[str, Proxy]) -> None:
     doc = _get_state(proxies["router1"])
     if "vrrp" not in doc or "checker" not in doc:
         pytest.skip(f"the parent's state has no VRRP or checker part yet (keys {sorted(doc)}): "
