@@ -235,6 +235,22 @@ def test_page_follows_the_store_live(page: Any, lab: Lab) -> None:
     assert console.errors == []
 
 
+def test_parts_that_come_and_go_show_and_hide_their_sections(page: Any, lab: Lab) -> None:
+    """A VRRP-only or checker-only router, or a child that stopped: the page shows what there is."""
+    console = _open(page, lab)
+    lab.api.call(lambda: lab.store.drop_part("vrrp"))
+    page.wait_for_selector("#roles-section", state="hidden", timeout=LIVE_S * 1000)
+    assert page.locator("#instances-section").is_hidden()
+    assert page.locator(f'[data-vs="{VS_WEB}"]').is_visible()
+    lab.api.call(lambda: lab.store.drop_part("checker"))
+    page.wait_for_selector("#vs-section", state="hidden", timeout=LIVE_S * 1000)
+    assert page.title() == "lvs1 · pykeepalived"
+    assert HOSTILE_EVENT in page.locator("#events").inner_text()
+    lab.api.call(lambda: lab.store.set_part("vrrp", sample_state()["vrrp"]))
+    page.wait_for_selector('[data-instance="RH_1"]', timeout=LIVE_S * 1000)
+    assert console.errors == []
+
+
 def test_drain_button_sends_the_runtime_request_with_the_token(page: Any, lab: Lab) -> None:
     console = _open(page, lab)
     assert "token" not in page.url  # the token leaves the address bar at once
