@@ -71,6 +71,7 @@ from .reload_reports import ChildReports
 from .reload_result import ReloadResult, remove_result, result_path, write_result
 from .run import EXIT_ALREADY_RUNNING, DaemonOptions, begin, read_pid_file
 from .sd_notify import Notifier
+from .snmp_start import start_snmp
 from ..state.commands import CommandSender
 from ..state.store import StateStore
 
@@ -356,7 +357,7 @@ class Supervisor:
 
     def __init__(self, children: list[Child], config_fd: int | None = None, respawn: bool = True,
                  setup: ParentSetup | None = None, notifier: Notifier | None = None,
-                 api_listen: Sequence[str] = ()) -> None:
+                 api_listen: Sequence[str] = (), snmp: tuple[bool, str | None] = (False, None)) -> None:
         self.children = children  # mutated in place: the signal handlers hold this list
         self.config_fd = config_fd
         self.respawn = respawn
@@ -379,6 +380,7 @@ class Supervisor:
         self.store = StateStore()  # the state model (state/store.py; docs/state.md)
         self.commands: CommandSender | None = None  # the runtime API's way to the children, when built
         self.api_listen = tuple(api_listen)
+        self.snmp_flags = snmp  # -x, -A: the AgentX subagent (daemon/snmp_start.py)
 
     # ---------------------------------------------------------------- life cycle
     def fail(self, why: str) -> None:
@@ -414,6 +416,7 @@ class Supervisor:
             if sig == signal.SIGHUP and self.setup is not None:
                 self.request_reload()
         api = await self._start_api()
+        snmp = await start_snmp(self.store, self.setup.config if self.setup is not None else None, *self.snmp_flags)
         for child in self.children:
             self._start_keeper(child)
         self._tasks.append(loop.create_task(self._announce_ready()))
@@ -443,6 +446,8 @@ class Supervisor:
                 remove_result(self.result_file, os.getpid())
             if api is not None:
                 await api.stop()
+            if snmp is not None:
+                await snmp.stop()
             self.notifier.close()
         return not self.failures
 
@@ -796,7 +801,8 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
 
     async def main() -> bool:
         nonlocal supervisor
-        supervisor = Supervisor(children, config_fd, opts.respawn, setup, notifier, api_listen=opts.api)
+        supervisor = Supervisor(children, config_fd, opts.respawn, setup, notifier, api_listen=opts.api,
+                                snmp=(opts.snmp, opts.snmp_socket))
         return await supervisor.run()
 
     try:
