@@ -137,7 +137,9 @@ class Session:
                 dotted = ".".join(map(str, root))
                 self.problems.append(f"the master agent refused {dotted} ({_error_name(body.error)})")
             return []
-        self._pings.discard(pid)
+        if pid in self._pings:  # any answer proves the master alive (net-snmp answers some pings notOpen)
+            self._pings.discard(pid)
+            return []
         if body.error != ResponseError.NO_ERROR:
             self.problems.append(f"the master agent answered {_error_name(body.error)}")
         return []

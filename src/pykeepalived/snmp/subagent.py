@@ -77,8 +77,8 @@ class SnmpSubagent:
                 await asyncio.wait_for(self._writer.drain(), 1.0)
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._task, 5.0)
 
     @property
     def connected(self) -> bool:
@@ -113,10 +113,10 @@ class SnmpSubagent:
                 log.warning("SNMP: the AgentX connection broke (%s); reconnecting", exc)
                 registered = False
             finally:
-                self._writer = None
+                self._writer = self._session = None
                 writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+                with contextlib.suppress(OSError, asyncio.TimeoutError):
+                    await asyncio.wait_for(writer.wait_closed(), 1.0)
             if registered:
                 delay = FIRST_RETRY_S
             await asyncio.sleep(delay)
