@@ -62,7 +62,7 @@ def test_virtual_and_real_server_tables() -> None:
     assert value(K + (3, 4, 1, 7, 1, 2)) == 0 and value(K + (3, 4, 1, 15, 1, 1)) == 3
 
 
-def test_vrrpv3_shows_only_version_3_instances_by_ifindex_vrid_type() -> None:
+def test_vrrpv3_rows_by_ifindex_vrid_type_as_debians_keepalived() -> None:
     r = rows()
     index = (4, 52, 1)
     entry = V3 + (1, 1, 1, 1)
@@ -70,7 +70,10 @@ def test_vrrpv3_shows_only_version_3_instances_by_ifindex_vrid_type() -> None:
     assert value(entry + (4,) + index) == bytes([10, 0, 0, 1]) and value(entry + (6,) + index) == 2
     assert value(entry + (8,) + index) == 1 and value(entry + (9,) + index) == 100
     assert r[entry + (12,) + index] == VarBind(ValueType.TIME_TICKS, entry + (12,) + index, 2000)  # 20 s since INIT
-    assert not any(name[:len(entry)] == entry and name[-2] == 51 for name in r)  # VI_1 is VRRPv2
+    # VI_1 speaks VRRPv2 and still has a row: Debian builds keepalived to answer VRRPv3-MIB for v2 instances
+    assert value(entry + (3, 4, 51, 1)) == bytes([10, 0, 0, 1])  # MASTER: our primary address
+    assert value(V3 + (1, 1, 2, 1, 2, 4, 51, 1, 192, 0, 2, 11)) == 1  # the associated addresses, keepalived's index
+    assert value(V3 + (1, 2, 5, 1, 13, 4, 52, 1)) == 1000  # refresh rate, ms
     assert value(V3 + (1, 2, 1, 0)) == 6  # checksum errors of both instances
 
 

@@ -1,8 +1,9 @@
 """VRRPv3-MIB (RFC 6527, mib-2.207) rows from the state document: operations and statistics, read-only.
 
-As keepalived 2.2.7 does, only VRRP version 3 instances with at least one
-VIP appear (RFC 6527 describes VRRPv3 routers), indexed by {ifIndex, VRID,
-InetAddressType}. The ifIndex, the interface's primary address and its MAC
+As Debian's keepalived 2.2.7 does (built to answer VRRPv3-MIB for version 2
+instances too), every instance with at least one VIP appears, indexed by
+{ifIndex, VRID, InetAddressType}; the associated address table's index ends
+with the address's octets without a length, as keepalived writes it. The ifIndex, the interface's primary address and its MAC
 are facts of the host, not of the state document: the shell looks them up
 and passes them in (`Interfaces`); an instance whose interface it could not
 find is left out, since its index cannot be written.
@@ -21,6 +22,7 @@ VRRPV3: Oid = (1, 3, 6, 1, 2, 1, 207)
 NOTIFICATIONS: Oid = VRRPV3 + (0,)
 NEW_MASTER: Oid = NOTIFICATIONS + (1,)
 OPERATIONS_ENTRY: Oid = VRRPV3 + (1, 1, 1, 1)
+ASSOCIATED_ENTRY: Oid = VRRPV3 + (1, 1, 2, 1)
 STATISTICS: Oid = VRRPV3 + (1, 2)
 STATISTICS_ENTRY: Oid = STATISTICS + (5, 1)
 MASTER_IP_COLUMN = 3
@@ -34,7 +36,7 @@ def row_index(inst: Mapping[str, Any], interfaces: Interfaces) -> Oid | None:
     vips = [vip for vip in inst.get("vips") or [] if address(vip) is not None]
     facts = interfaces.get(inst.get("interface") or "")
     vrid = inst.get("vrid")
-    if inst.get("version") != 3 or not vips or facts is None or not isinstance(vrid, int):
+    if not vips or facts is None or not isinstance(vrid, int):
         return None
     return (facts.index, vrid, 2 if inst.get("family") == "inet6" else 1)
 
@@ -83,11 +85,12 @@ def new_master_reason(inst: Mapping[str, Any]) -> int:
 
 def vrrpv3_rows(doc: Mapping[str, Any], interfaces: Interfaces, now: float) -> list[VarBind]:
     rows: list[VarBind] = []
-    checksum_errors = vrid_errors = 0
+    checksum_errors = version_errors = vrid_errors = 0
     for inst in dicts(part(doc, "vrrp").get("instances")):
         counters = part(inst, "counters")
         checksum_errors += int(counters.get("checksum_errors") or 0)
         vrid_errors += int(counters.get("vrid_errors") or 0)
+        version_errors += int(counters.get("version_errors") or 0)
         index = row_index(inst, interfaces)
         if index is None:
             continue
@@ -123,7 +126,15 @@ def vrrpv3_rows(doc: Mapping[str, Any], interfaces: Interfaces, now: float) -> l
             counter64(st(9), counters.get("invalid_type")),
             counter64(st(10), counters.get("address_list_errors")),
             counter64(st(11), counters.get("packet_length_errors")),
+            ticks(st(12), 0),  # vrrpv3StatisticsRowDiscontinuityTime: counters start with the daemon
+            gauge(st(13), advert_ms),  # vrrpv3StatisticsRefreshRate (ms)
         )
+        rows += keep(integer(st(6), 0))  # vrrpv3StatisticsProtoErrReason: noError(0)
+        for vip in vips:
+            addr = address(vip)
+            if addr is not None:
+                rows += keep(integer(ASSOCIATED_ENTRY + (2, *index, *addr.packed), 1))  # RowStatus active(1)
     if part(doc, "vrrp"):
-        rows += keep(counter64(STATISTICS + (1, 0), checksum_errors), counter64(STATISTICS + (3, 0), vrid_errors))
+        rows += keep(counter64(STATISTICS + (1, 0), checksum_errors), counter64(STATISTICS + (2, 0), version_errors),
+                     counter64(STATISTICS + (3, 0), vrid_errors), ticks(STATISTICS + (4, 0), 0))
     return rows
