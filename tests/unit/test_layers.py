@@ -65,7 +65,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.doctor.report",
         "pykeepalived.snmp", "pykeepalived.snmp.agentx", "pykeepalived.snmp.view", "pykeepalived.snmp.rows",
         "pykeepalived.snmp.mib", "pykeepalived.snmp.mib_keepalived", "pykeepalived.snmp.mib_vrrpv3",
-        "pykeepalived.snmp.settings", "pykeepalived.snmp.session", "pykeepalived.snmp.traps",  # SNMP's cores
+        "pykeepalived.snmp.settings", "pykeepalived.snmp.session", "pykeepalived.snmp.traps",
+        "pykeepalived.snmp.mib_config",  # SNMP's cores
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",

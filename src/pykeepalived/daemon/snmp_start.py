@@ -7,6 +7,7 @@ Kept out of supervisor.py so that the parent only calls `start_snmp` and
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..config.model import KeepalivedConfig
@@ -16,11 +17,16 @@ from ..state.store import StateStore
 log = logging.getLogger("pykeepalived")
 
 
-async def start_snmp(store: StateStore, config: KeepalivedConfig | None, snmp_flag: bool,
+async def start_snmp(store: StateStore, config_of: Callable[[], KeepalivedConfig | None], snmp_flag: bool,
                      socket_flag: str | None) -> Any:
-    """The running subagent, or None when nothing asks for SNMP (or its socket address is unusable)."""
+    """The running subagent, or None when nothing asks for SNMP (or its socket address is unusable).
+
+    `config_of` gives the configuration in force: the one read at start decides whether SNMP runs (as in
+    keepalived, a reload does not start or stop it); the rows follow reloads.
+    """
     from ..snmp.settings import snmp_settings
 
+    config = config_of()
     if config is None:
         return None
     settings = snmp_settings(config.global_defs, snmp_flag, socket_flag)
@@ -28,7 +34,7 @@ async def start_snmp(store: StateStore, config: KeepalivedConfig | None, snmp_fl
         return None
     from ..snmp.subagent import SnmpSubagent
 
-    agent = SnmpSubagent(store, settings)
+    agent = SnmpSubagent(store, settings, config=config_of)
     try:
         await agent.start()
     except PyKeepalivedError as exc:

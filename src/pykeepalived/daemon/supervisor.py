@@ -416,7 +416,8 @@ class Supervisor:
             if sig == signal.SIGHUP and self.setup is not None:
                 self.request_reload()
         api = await self._start_api()
-        snmp = await start_snmp(self.store, self.setup.config if self.setup is not None else None, *self.snmp_flags)
+        snmp = await start_snmp(self.store, lambda: self.setup.config if self.setup is not None else None,
+                                *self.snmp_flags)
         for child in self.children:
             self._start_keeper(child)
         self._tasks.append(loop.create_task(self._announce_ready()))

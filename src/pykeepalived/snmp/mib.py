@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..config.model import KeepalivedConfig
 from .agentx import Oid
+from .mib_config import config_rows
 from .mib_keepalived import CHECK, GLOBAL, VRRP, check_rows, global_rows, vrrp_rows
 from .mib_vrrpv3 import VRRPV3, vrrpv3_rows
-from .rows import Interfaces
+from .rows import Interfaces, dicts, integer, keep, part
 from .settings import SnmpSettings
 from .view import MibView
 
@@ -27,12 +29,22 @@ def roots(settings: SnmpSettings) -> list[Oid]:
     return found
 
 
-def build_view(doc: Mapping[str, Any], settings: SnmpSettings, interfaces: Interfaces, now: float) -> MibView:
+TRAP_ENABLE: Oid = GLOBAL + (4, 0)
+
+
+def build_view(doc: Mapping[str, Any], settings: SnmpSettings, interfaces: Interfaces, now: float,
+               config: KeepalivedConfig | None = None) -> MibView:
+    """`config` (the configuration in force) adds the settings columns of the VRRP tables (mib_config.py)."""
     rows = []
     if settings.vrrp or settings.checker:
         rows += global_rows(doc)
+        rows += keep(integer(TRAP_ENABLE, 1 if settings.traps else 2))
     if settings.vrrp:
         rows += vrrp_rows(doc)
+        if config is not None:
+            vrrp = part(doc, "vrrp")
+            rows += config_rows(config, [str(i.get("name")) for i in dicts(vrrp.get("instances"))],
+                                [str(g.get("name")) for g in dicts(vrrp.get("sync_groups"))])
     if settings.checker:
         rows += check_rows(doc)
     if settings.rfcv3:

@@ -85,7 +85,6 @@ def instance_rows(i: int, inst: Mapping[str, Any]) -> list[VarBind]:
         text(col(2), inst.get("name")),
         gauge(col(3), inst.get("vrid")),
         integer(col(4), vrrp_state(state)),
-        integer(col(5), vrrp_state(inst["initial_state"])) if "initial_state" in inst else None,
         integer(col(6), vrrp_state(inst.get("wanted_state"))) if "wanted_state" in inst else None,
         integer(col(7), inst.get("priority")),
         integer(col(8), inst.get("effective_priority")),

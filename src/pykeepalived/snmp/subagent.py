@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from ..config.model import KeepalivedConfig
 from ..state.store import StateStore
 from .agentx import CloseReason
 from .interfaces import interface_facts
@@ -38,12 +39,14 @@ MAX_UNANSWERED_PINGS = 3
 FACTS_TTL_S = 5.0
 
 FactsLookup = Callable[[Iterable[str]], Mapping[str, InterfaceFacts]]
+ConfigOf = Callable[[], "KeepalivedConfig | None"]
 
 
 class SnmpSubagent:
     def __init__(self, store: StateStore, settings: SnmpSettings, facts: FactsLookup = interface_facts,
-                 ping_interval_s: float = PING_INTERVAL_S) -> None:
+                 ping_interval_s: float = PING_INTERVAL_S, config: ConfigOf = lambda: None) -> None:
         self.store = store
+        self.config = config  # the configuration in force (it changes on reload): the settings columns
         self.settings = settings
         self.facts_lookup = facts
         self.ping_interval_s = ping_interval_s
@@ -184,7 +187,7 @@ class SnmpSubagent:
         if self._view is not None and self._view[0] == self.store.version and now - self._view[1] < 1.0:
             return self._view[2]
         doc = self.store.snapshot()
-        view = build_view(doc, self.settings, self._interfaces(doc), time.time())
+        view = build_view(doc, self.settings, self._interfaces(doc), time.time(), self.config())
         self._view = (self.store.version, now, view)
         return view
 
@@ -202,7 +205,7 @@ class SnmpSubagent:
         self._trap_check_pending = False
         doc = self.store.snapshot()
         previous, self._previous = self._previous, doc
-        traps = state_traps(previous, doc, self.settings, self._interfaces(doc))
+        traps = state_traps(previous, doc, self.settings, self._interfaces(doc), self.config())
         for trap in traps:
             sent = self.connected and self._writer is not None and self._session is not None
             if sent:

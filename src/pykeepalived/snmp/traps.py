@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..config.model import KeepalivedConfig
 from .agentx import Oid, ValueType, VarBind
 from .mib_keepalived import (INSTANCE_ENTRY, INSTANCE_STATE_CHANGE, ROUTER_ID, SYNC_GROUP_ENTRY,
                              SYNC_GROUP_STATE_CHANGE, vrrp_state)
@@ -37,8 +38,11 @@ def _states(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def state_traps(old: Mapping[str, Any], new: Mapping[str, Any], settings: SnmpSettings,
-                interfaces: Interfaces) -> list[Trap]:
-    """The traps for what changed between two documents; none when traps are off or on the first document."""
+                interfaces: Interfaces, config: KeepalivedConfig | None = None) -> list[Trap]:
+    """The traps for what changed between two documents; none when traps are off or on the first document.
+
+    vrrpInstanceInitialState is the configured state (`config`; BACKUP without one, keepalived's default).
+    """
     if not settings.traps or not part(old, "vrrp"):
         return []
     traps: list[Trap] = []
@@ -60,7 +64,8 @@ def state_traps(old: Mapping[str, Any], new: Mapping[str, Any], settings: SnmpSe
         if not isinstance(name, str) or name not in before or before[name] == inst.get("state"):
             continue
         if settings.vrrp:
-            initial = inst.get("initial_state", inst.get("wanted_state"))
+            configured = config.vrrp_instances.get(name) if config is not None else None
+            initial = (configured.state if configured is not None else None) or "BACKUP"
             traps.append(Trap("vrrpInstanceStateChange", name, (
                 VarBind(ValueType.OBJECT_IDENTIFIER, SNMP_TRAP_OID, INSTANCE_STATE_CHANGE),
                 *keep(text(INSTANCE_ENTRY + (2, i), name)),
