@@ -5,8 +5,9 @@ instances too), every instance with at least one VIP appears, indexed by
 {ifIndex, VRID, InetAddressType}; the associated address table's index ends
 with the address's octets without a length, as keepalived writes it. The
 ifIndex, the interface's primary address and its MAC are facts of the host,
-not of the state document: the shell looks them up and passes them in (`Interfaces`); an instance whose interface it could not
-find is left out, since its index cannot be written.
+not of the state document: the shell looks them up and passes them in
+(`Interfaces`); an instance whose interface it could not find is left out,
+since its index cannot be written.
 """
 
 from __future__ import annotations
