@@ -187,7 +187,12 @@ class SnmpSubagent:
         if self._view is not None and self._view[0] == self.store.version and now - self._view[1] < 1.0:
             return self._view[2]
         doc = self.store.snapshot()
-        view = build_view(doc, self.settings, self._interfaces(doc), time.time(), self.config())
+        try:
+            view = build_view(doc, self.settings, self._interfaces(doc), time.time(), self.config())
+        except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
+            # a document this code does not expect must not take SNMP down: serve what was served before
+            log.warning("SNMP: cannot build the MIB view (%s: %s)", type(exc).__name__, exc)
+            return self._view[2] if self._view is not None else MibView([], roots(self.settings))
         self._view = (self.store.version, now, view)
         return view
 
