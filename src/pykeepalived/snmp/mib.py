@@ -7,7 +7,7 @@ from typing import Any
 
 from ..config.model import KeepalivedConfig
 from .agentx import Oid
-from .mib_config import config_rows
+from .mib_config import config_rows, vrrpv3_config_rows
 from .mib_keepalived import CHECK, GLOBAL, VRRP, check_rows, global_rows, vrrp_rows
 from .mib_vrrpv3 import VRRPV3, vrrpv3_rows
 from .rows import Interfaces, dicts, integer, keep, part
@@ -49,4 +49,6 @@ def build_view(doc: Mapping[str, Any], settings: SnmpSettings, interfaces: Inter
         rows += check_rows(doc)
     if settings.rfcv3:
         rows += vrrpv3_rows(doc, interfaces, now)
+        if config is not None:
+            rows += vrrpv3_config_rows(config, doc, interfaces)
     return MibView(rows, roots(settings))

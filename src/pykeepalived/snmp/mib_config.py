@@ -11,14 +11,23 @@ only without unicast peers) so that a walk shows the same numbers.
 from __future__ import annotations
 
 from ..config.model import GlobalDefs, KeepalivedConfig, SyncGroup, VrrpInstance
+from collections.abc import Mapping
+from typing import Any
+
 from .agentx import Oid, VarBind
 from .mib_keepalived import INSTANCE_ENTRY, SYNC_GROUP_ENTRY, vrrp_state
-from .rows import gauge, integer, keep, octets, text, truth
+from .mib_vrrpv3 import OPERATIONS_ENTRY, row_index
+from .rows import Interfaces, dicts, gauge, integer, keep, octets, part, text, truth
 
 GARP_MASTER_DELAY_S = 5  # keepalived's default garp_master_delay
 MCAST_V4 = bytes([224, 0, 0, 18])
 MCAST_V6 = bytes.fromhex("ff020000000000000000000000000012")
 _AUTH_TYPES = {"PASS": 1, "AH": 2}
+
+
+def accepts(inst: VrrpInstance) -> bool:
+    """accept / no_accept, keepalived's default: accept unless strict mode."""
+    return inst.accept if inst.accept is not None else not inst.strict_mode
 
 
 def instance_config_rows(i: int, inst: VrrpInstance, g: GlobalDefs) -> list[VarBind]:
@@ -32,7 +41,7 @@ def instance_config_rows(i: int, inst: VrrpInstance, g: GlobalDefs) -> list[VarB
     notify_exec = any(s is not None for s in (inst.notify_master, inst.notify_backup, inst.notify_fault,
                                                inst.notify_stop, inst.notify, inst.notify_deleted,
                                                inst.notify_master_rx_lower_pri))
-    accept = inst.accept if inst.accept is not None else not inst.strict_mode
+    accept = accepts(inst)
     six = inst.family == 6
     multicast = not inst.unicast_peers
     mcast = inst.mcast_dst_ip.packed if inst.mcast_dst_ip is not None else (MCAST_V6 if six else MCAST_V4)
@@ -81,4 +90,15 @@ def config_rows(config: KeepalivedConfig, instance_names: list[str], group_names
         group = config.sync_groups.get(name)
         if group is not None:
             rows += sync_group_config_rows(n, group, g)
+    return rows
+
+
+def vrrpv3_config_rows(config: KeepalivedConfig, doc: Mapping[str, Any], interfaces: Interfaces) -> list[VarBind]:
+    """vrrpv3OperationsAcceptMode of each row VRRPv3-MIB shows (keepalived answers it for v2 instances too)."""
+    rows: list[VarBind] = []
+    for inst in dicts(part(doc, "vrrp").get("instances")):
+        index = row_index(inst, interfaces)
+        configured = config.vrrp_instances.get(str(inst.get("name")))
+        if index is not None and configured is not None:
+            rows += keep(truth(OPERATIONS_ENTRY + (11, *index), accepts(configured)))
     return rows

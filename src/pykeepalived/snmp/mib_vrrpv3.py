@@ -70,18 +70,21 @@ def up_time_cs(inst: Mapping[str, Any], now: float) -> int:
 
 
 def new_master_reason(inst: Mapping[str, Any]) -> int:
-    """vrrpv3StatisticsNewMasterReason from the last transition's reason (notMaster(0) unless MASTER)."""
-    if inst.get("state") != "MASTER":
-        return 0
-    transitions = dicts(inst.get("transitions"))
-    reason = str(transitions[-1].get("reason", "")).lower() if transitions else ""
+    """vrrpv3StatisticsNewMasterReason: why it last became master, as keepalived 2.2.7 keeps it.
+
+    notMaster(0) until the first time it became master, then (kept after it
+    leaves MASTER, as keepalived does) preempted(2) or priority(1) when the
+    transition's reason says so, else masterNoResponse(3), keepalived's default.
+    """
+    to_master = [t for t in dicts(inst.get("transitions")) if t.get("to") == "MASTER"]
+    if not to_master:
+        return 3 if inst.get("state") == "MASTER" else 0
+    reason = str(to_master[-1].get("reason", "")).lower()
     if "preempt" in reason:
         return 2
-    if "priority" in reason:
+    if "priority" in reason and "timer" not in reason:
         return 1
-    if "down" in reason or "timer" in reason or "no response" in reason:
-        return 3
-    return 0
+    return 3
 
 
 def vrrpv3_rows(doc: Mapping[str, Any], interfaces: Interfaces, now: float) -> list[VarBind]:
