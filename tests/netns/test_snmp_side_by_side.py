@@ -3,7 +3,7 @@
 Each router is alone on a LAN of its own with its own snmpd (master agentx,
 the socket in a temporary directory, named by snmp_socket). keepalived and
 pykeepalived run the same configuration; snmpwalk of KEEPALIVED-MIB's VRRP
-part and of VRRPv3-MIB must show the same rows, but for the columns listed
+part, VRRP-MIB and VRRPv3-MIB must show the same rows, but for the columns listed
 in UNSERVED (keepalived shows them, pykeepalived does not: docs/snmp.md) and
 DIFFERENT (facts of each host or of time: MAC, uptime).
 """
@@ -34,6 +34,7 @@ KEEPALIVED = "/usr/sbin/keepalived"
 COMMUNITY = "pkaside"
 K = ".1.3.6.1.4.1.9586.100.5"
 V3 = ".1.3.6.1.2.1.207"
+V2 = ".1.3.6.1.2.1.68"
 
 CONFIG = """\
 global_defs {{
@@ -84,6 +85,8 @@ DIFFERENT = {
     f"{K}.1.1",  # version: "Keepalived v2.2.7 (...)" / "pykeepalived 0.1.0"
     f"{V3}.1.1.1.1.5",  # vrrpv3OperationsVirtualMacAddr: each host's MAC
     f"{V3}.1.1.1.1.12",  # vrrpv3OperationsUpTime
+    f"{V2}.1.3.1.2",  # vrrpOperVirtualMacAddr: each host's MAC
+    f"{V2}.1.3.1.13",  # vrrpOperVirtualRouterUpTime: centiseconds since each agent started
     # vrrpAddressAdvertising: keepalived 2.2.7's address iterator sets its "advertised" flag only when it enters
     # the first instance, so every VIP of the second and later instances reads notAdvertised(2); ours follow the MIB
     f"{K}.2.6.1.11",
@@ -193,7 +196,7 @@ def test_snmpwalk_shows_the_same_vrrp_rows_as_keepalived_2_2_7(routers: tuple[Ro
                     "VRRP child on this branch (h-state's feed, issue 16); runs once both are merged")
     wait_until(lambda: both_masters(pk), 20, what="pykeepalived's two instances MASTER in its walk")
     time.sleep(1.5)  # one more advert each: the counters settle
-    for oid in (f"{K}.1", f"{K}.2", V3):
+    for oid in (f"{K}.1", f"{K}.2", V3, V2):
         theirs, ours = vrrp_rows(ka.walk(oid)), vrrp_rows(pk.walk(oid))
         assert ours == theirs, "\n".join(
             [f"only keepalived: {o} = {v}" for o, v in theirs.items() if o not in ours]

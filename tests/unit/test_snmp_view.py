@@ -16,7 +16,7 @@ from .snmp_sample import sample
 
 K = (1, 3, 6, 1, 4, 1, 9586, 100, 5)
 V3 = (1, 3, 6, 1, 2, 1, 207)
-ALL = SnmpSettings(vrrp=True, checker=True, rfcv3=True, traps=True)
+ALL = SnmpSettings(vrrp=True, checker=True, rfcv2=True, rfcv3=True, traps=True)
 FACTS = {"eth0": InterfaceFacts(4, b"\x02\x00\x00\x00\x00\x01", b"\x0a\x00\x00\x01", None)}
 
 
@@ -156,6 +156,9 @@ def test_state_change_traps() -> None:
     new["vrrp"]["sync_groups"][0]["state"] = "BACKUP"
     traps = state_traps(old, new, ALL, FACTS)
     assert [t.name for t in traps] == ["vrrpSyncGroupStateChange", "vrrpInstanceStateChange", "vrrpv3NewMaster"]
+    vi1 = sample()
+    vi1["vrrp"]["instances"][0]["state"] = "BACKUP"
+    assert "vrrpTrapNewMaster" in [t.name for t in state_traps(vi1, sample(), ALL, FACTS)]  # VRRP-MIB: v2 only
     instance = traps[1].varbinds
     assert instance[0].value == K + (2, 10, 0, 2) and instance[1].value == b"VI_3" and instance[2].value == 2
     assert instance[-1].value == b"lvs1"
@@ -166,12 +169,41 @@ def test_state_change_traps() -> None:
     assert state_traps({}, new, ALL, FACTS) == []  # the first document is no change
 
 
+def test_vrrp_mib_rfc_2787_rows_for_version_2_ipv4_instances() -> None:
+    r = rows()
+    oper = (1, 3, 6, 1, 2, 1, 68, 1, 3, 1)
+    assert value(oper + (3, 4, 51)) == 3 and value(oper + (5, 4, 51)) == 150 and value(oper + (6, 4, 51)) == 2
+    assert r[oper + (7, 4, 51)] == VarBind(ValueType.IP_ADDRESS, oper + (7, 4, 51), bytes(4))  # master: none heard
+    assert value(oper + (11, 4, 51)) == 1 and not any(n[:len(oper)] == oper and n[-1] == 52 for n in r)  # VI_3: v3
+    assert value((1, 3, 6, 1, 2, 1, 68, 1, 4, 1, 2, 4, 51, 192, 0, 2, 10)) == 1
+    assert value((1, 3, 6, 1, 2, 1, 68, 2, 4, 1, 1, 4, 51)) == 2  # became master twice
+
+
+def test_settings_columns_come_from_the_configuration() -> None:
+    config = read_config_text(
+        "vrrp_instance VI_1 {\n interface eth0\n state MASTER\n virtual_router_id 51\n priority 150\n"
+        " authentication {\n  auth_type PASS\n  auth_pass x\n }\n"
+        " virtual_ipaddress {\n  192.0.2.10/24\n }\n}\n"
+        "vrrp_instance VI_3 {\n interface eth0\n virtual_router_id 52\n version 3\n nopreempt\n"
+        " unicast_peer {\n  10.0.0.9\n }\n virtual_ipaddress {\n  192.0.2.20/24\n }\n}\n").config
+    view = build_view(sample(), ALL, FACTS, 1010.0, config)
+    r = dict(zip(view.names, view.rows))
+    entry = K + (2, 3, 1)
+    assert r[entry + (5, 1)].value == 2 and r[entry + (5, 2)].value == 1  # initial state: MASTER, BACKUP
+    assert r[entry + (14, 1)].value == 0 and r[entry + (15, 1)].value == 1 and r[entry + (15, 2)].value == 0
+    assert r[entry + (19, 1)].value == 5  # garp_master_delay's default
+    assert r[entry + (27, 1)].value == 0 and r[entry + (27, 2)].value == 1  # accept: 0 for v2, as keepalived
+    assert r[entry + (35, 1)].value == bytes([224, 0, 0, 18]) and entry + (35, 2) not in r  # unicast: none
+    assert r[V3 + (1, 1, 1, 1, 11, 4, 52, 1)].value == 1  # AcceptMode
+    assert r[(1, 3, 6, 1, 2, 1, 68, 1, 3, 1, 9, 4, 51)].value == 2  # simpleTextPassword
+
+
 def test_settings_follow_keepalived() -> None:
     g = read_config_text("global_defs {\n enable_snmp_keepalived\n enable_traps\n}\n").config.global_defs
     s = snmp_settings(g)
     assert s.enabled and s.vrrp and not s.checker and not s.rfcv3 and s.traps and s.socket == DEFAULT_SOCKET
     x = snmp_settings(read_config_text("").config.global_defs, snmp_flag=True, socket_flag="tcp:localhost:705")
-    assert x.vrrp and x.checker and x.rfcv3 and not x.traps and x.unserved
+    assert x.vrrp and x.checker and x.rfcv3 and x.rfcv2 and not x.traps
     assert parse_socket(x.socket) == ("tcp:localhost", 705)
     g = read_config_text("global_defs {\n enable_snmp_rfc\n snmp_socket unix:/run/agentx\n}\n").config.global_defs
     s = snmp_settings(g)

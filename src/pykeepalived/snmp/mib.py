@@ -7,8 +7,9 @@ from typing import Any
 
 from ..config.model import KeepalivedConfig
 from .agentx import Oid
-from .mib_config import config_rows, vrrpv3_config_rows
+from .mib_config import config_rows, vrrp2_config_rows, vrrpv3_config_rows
 from .mib_keepalived import CHECK, GLOBAL, VRRP, check_rows, global_rows, vrrp_rows
+from .mib_vrrp2 import VRRP_MIB, vrrp2_rows
 from .mib_vrrpv3 import VRRPV3, vrrpv3_rows
 from .rows import Interfaces, dicts, integer, keep, part
 from .settings import SnmpSettings
@@ -24,6 +25,8 @@ def roots(settings: SnmpSettings) -> list[Oid]:
         found.append(VRRP)
     if settings.checker:
         found.append(CHECK)
+    if settings.rfcv2:
+        found.append(VRRP_MIB)
     if settings.rfcv3:
         found.append(VRRPV3)
     return found
@@ -47,6 +50,10 @@ def build_view(doc: Mapping[str, Any], settings: SnmpSettings, interfaces: Inter
                                 [str(g.get("name")) for g in dicts(vrrp.get("sync_groups"))])
     if settings.checker:
         rows += check_rows(doc)
+    if settings.rfcv2:
+        rows += vrrp2_rows(doc, interfaces, settings.traps)
+        if config is not None:
+            rows += vrrp2_config_rows(config, doc, interfaces)
     if settings.rfcv3:
         rows += vrrpv3_rows(doc, interfaces, now)
         if config is not None:

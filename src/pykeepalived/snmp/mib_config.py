@@ -16,6 +16,7 @@ from typing import Any
 
 from .agentx import Oid, VarBind
 from .mib_keepalived import INSTANCE_ENTRY, SYNC_GROUP_ENTRY, vrrp_state
+from . import mib_vrrp2
 from .mib_vrrpv3 import OPERATIONS_ENTRY, row_index
 from .rows import Interfaces, dicts, gauge, integer, keep, octets, part, text, truth
 
@@ -101,4 +102,17 @@ def vrrpv3_config_rows(config: KeepalivedConfig, doc: Mapping[str, Any], interfa
         configured = config.vrrp_instances.get(str(inst.get("name")))
         if index is not None and configured is not None:
             rows += keep(truth(OPERATIONS_ENTRY + (11, *index), accepts(configured)))
+    return rows
+
+
+def vrrp2_config_rows(config: KeepalivedConfig, doc: Mapping[str, Any], interfaces: Interfaces) -> list[VarBind]:
+    """vrrpOperAuthType: noAuthentication(1), simpleTextPassword(2), ipAuthenticationHeader(3)."""
+    rows: list[VarBind] = []
+    for inst in dicts(part(doc, "vrrp").get("instances")):
+        index = mib_vrrp2.row_index(inst, interfaces)
+        configured = config.vrrp_instances.get(str(inst.get("name")))
+        if index is not None and configured is not None:
+            auth = configured.authentication
+            kind = _AUTH_TYPES.get(auth.auth_type or "", 0) if auth is not None else 0
+            rows += keep(integer(mib_vrrp2.OPER_ENTRY + (9, *index), kind + 1))
     return rows

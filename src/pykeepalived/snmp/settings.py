@@ -6,8 +6,7 @@ checker parts and both RFC MIBs; the global_defs keywords enable_snmp_vrrp
 (= rfcv2 + rfcv3), enable_snmp_rfcv2 and enable_snmp_rfcv3 switch on one part
 each and start the agent even without -x; traps go out only with
 enable_traps. The master's socket is -A, else snmp_socket, else
-/var/agentx/master (net-snmp's default). VRRP-MIB (RFC 2787) is not served:
-`unserved` says so, for the log.
+/var/agentx/master (net-snmp's default). -x serves all four MIB parts.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ class SnmpSocketError(PyKeepalivedError):
 class SnmpSettings:
     vrrp: bool = False  # KEEPALIVED-MIB's global and vrrp parts
     checker: bool = False  # KEEPALIVED-MIB's check part
-    rfcv2: bool = False  # VRRP-MIB: asked for, not served
+    rfcv2: bool = False  # VRRP-MIB (RFC 2787)
     rfcv3: bool = False  # VRRPv3-MIB
     traps: bool = False
     socket: str = DEFAULT_SOCKET
@@ -36,10 +35,6 @@ class SnmpSettings:
     @property
     def enabled(self) -> bool:
         return self.vrrp or self.checker or self.rfcv2 or self.rfcv3
-
-    @property
-    def unserved(self) -> list[str]:
-        return ["VRRP-MIB (RFC 2787; enable_snmp_rfcv2)"] if self.rfcv2 else []
 
 
 def snmp_settings(g: GlobalDefs, snmp_flag: bool = False, socket_flag: str | None = None) -> SnmpSettings:

@@ -66,8 +66,6 @@ class SnmpSubagent:
     # ---------------------------------------------------------------- life cycle
     async def start(self) -> None:
         parse_socket(self.settings.socket)  # a bad address is an error now, not a retry loop
-        for what in self.settings.unserved:
-            log.warning("SNMP: %s is not served by pykeepalived", what)
         self._unsubscribe = self.store.subscribe(self._on_change)
         self._task = asyncio.get_running_loop().create_task(self._keep_connected())
 

@@ -20,6 +20,7 @@ from .mib_keepalived import (INSTANCE_ENTRY, INSTANCE_STATE_CHANGE, ROUTER_ID, S
                              SYNC_GROUP_STATE_CHANGE, vrrp_state)
 from .mib_vrrpv3 import MASTER_IP_COLUMN, NEW_MASTER, NEW_MASTER_REASON_COLUMN, OPERATIONS_ENTRY, STATISTICS_ENTRY
 from .mib_vrrpv3 import master_address, new_master_reason, row_index
+from . import mib_vrrp2
 from .rows import Interfaces, dicts, keep, part, text
 from .settings import SnmpSettings
 
@@ -72,6 +73,12 @@ def state_traps(old: Mapping[str, Any], new: Mapping[str, Any], settings: SnmpSe
                 VarBind(ValueType.INTEGER, INSTANCE_ENTRY + (4, i), vrrp_state(inst.get("state"))),
                 VarBind(ValueType.INTEGER, INSTANCE_ENTRY + (5, i), vrrp_state(initial)),
                 *keep(text(ROUTER_ID, router_id)))))
+        index2 = mib_vrrp2.row_index(inst, interfaces)
+        if settings.rfcv2 and inst.get("state") == "MASTER" and index2 is not None:
+            traps.append(Trap("vrrpTrapNewMaster", name, (
+                VarBind(ValueType.OBJECT_IDENTIFIER, SNMP_TRAP_OID, mib_vrrp2.TRAP_NEW_MASTER),
+                VarBind(ValueType.IP_ADDRESS, mib_vrrp2.OPER_ENTRY + (mib_vrrp2.MASTER_IP_COLUMN, *index2),
+                        interfaces[inst["interface"]].ipv4 or bytes(4)))))  # the new master: us
         index = row_index(inst, interfaces)
         if settings.rfcv3 and inst.get("state") == "MASTER" and index is not None:
             traps.append(Trap("vrrpv3NewMaster", name, (
