@@ -35,9 +35,17 @@ pytestmark = [pytest.mark.netns, needs_root]
 
 SNMPD = "/usr/sbin/snmpd"
 # snmptrapd is not installed: a plain UDP listener on the trap port keeps the datagrams, hex-encoded
-TRAP_LISTENER = ("import socket, sys\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-                 "s.bind(('127.0.0.1', 162))\nout = open(sys.argv[1], 'a')\n"
-                 "while True:\n    out.write(s.recv(65536).hex() + '\\n'); out.flush()\n")
+TRAP_LISTENER = """\
+import socket
+import sys
+
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 162))
+with open(sys.argv[1], "a") as out:
+    while True:
+        out.write(s.recv(65536).hex() + "\\n")
+        out.flush()
+"""
 COMMUNITY = "pkatest"
 K = ".1.3.6.1.4.1.9586.100.5"
 V3 = ".1.3.6.1.2.1.207"
