@@ -191,6 +191,11 @@ def test_snmpwalk_through_snmpd_shows_the_vrrp_and_virtual_server_rows(lab: Lab)
                    what="vrrpInstanceStateChange sent on by snmpd")
         wait_until(lambda: ber_oid(f"{V3}.0.1") in lab.trap_log.read_text(), 10,
                    what="vrrpv3NewMaster sent on by snmpd")
+        checker = sample()["checker"]
+        checker["virtual_servers"][0]["real_servers"][1]["healthy"] = True
+        agent.call(store.set_part, "checker", checker)
+        wait_until(lambda: ber_oid(f"{K}.3.5.0.1") in lab.trap_log.read_text(), 10,
+                   what="realServerStateChange sent on by snmpd")
         events = store.snapshot()["events"]
         assert any(e["kind"] == "snmp" and "vrrpInstanceStateChange sent" in e["text"] for e in events)
 

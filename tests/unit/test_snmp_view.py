@@ -9,7 +9,7 @@ from pykeepalived.snmp.mib import build_view
 from pykeepalived.snmp.rows import InterfaceFacts
 from pykeepalived.snmp.session import Session
 from pykeepalived.snmp.settings import DEFAULT_SOCKET, SnmpSettings, parse_socket, snmp_settings
-from pykeepalived.snmp.traps import state_traps
+from pykeepalived.snmp.traps import check_traps, state_traps
 from pykeepalived.snmp.view import MibView
 
 from .snmp_sample import sample
@@ -219,3 +219,21 @@ def test_snmp_keywords_are_no_longer_reported_as_not_acted_on() -> None:
 
 def test_framer_counts_are_exposed() -> None:
     assert Framer().malformed == 0
+
+
+def test_checker_traps() -> None:
+    old, new = sample(), sample()
+    new["checker"]["virtual_servers"][0]["real_servers"][1]["healthy"] = True
+    new["checker"]["virtual_servers"][1]["quorum_up"] = True
+    traps = check_traps(old, new, ALL)
+    assert [t.name for t in traps] == ["realServerStateChange", "virtualServerQuorumStateChange"]
+    rs = traps[0].varbinds
+    assert rs[0].value == K + (3, 5, 0, 1)
+    assert [vb.name[len(K):] for vb in rs[1:]] == [
+        (3, 4, 1, 3, 1, 2), (3, 4, 1, 4, 1, 2), (3, 4, 1, 5, 1, 2), (3, 4, 1, 6, 1, 2),  # the real server
+        (3, 3, 1, 2, 1), (3, 3, 1, 5, 1), (3, 3, 1, 6, 1), (3, 3, 1, 7, 1), (3, 3, 1, 8, 1),  # the virtual server
+        (3, 3, 1, 21, 1), (3, 3, 1, 20, 1), (1, 2, 0)]
+    assert rs[4].value == 1 and rs[-1].value == b"lvs1"  # alive(1) now
+    quorum = traps[1].varbinds
+    assert quorum[0].value == K + (3, 5, 0, 2) and quorum[2].value == 7  # fwmark 7
+    assert check_traps(old, new, SnmpSettings(checker=True)) == []

@@ -27,7 +27,7 @@ from .mib import build_view, roots
 from .rows import InterfaceFacts
 from .session import Session
 from .settings import SnmpSettings, parse_socket
-from .traps import state_traps
+from .traps import check_traps, state_traps
 from .view import MibView
 
 log = logging.getLogger("pykeepalived")
@@ -208,7 +208,8 @@ class SnmpSubagent:
         self._trap_check_pending = False
         doc = self.store.snapshot()
         previous, self._previous = self._previous, doc
-        traps = state_traps(previous, doc, self.settings, self._interfaces(doc), self.config())
+        traps = [*state_traps(previous, doc, self.settings, self._interfaces(doc), self.config()),
+                 *check_traps(previous, doc, self.settings)]
         for trap in traps:
             sent = self.connected and self._writer is not None and self._session is not None
             if sent:

@@ -16,8 +16,9 @@ from typing import Any
 
 from ..config.model import KeepalivedConfig
 from .agentx import Oid, ValueType, VarBind
-from .mib_keepalived import (INSTANCE_ENTRY, INSTANCE_STATE_CHANGE, ROUTER_ID, SYNC_GROUP_ENTRY,
-                             SYNC_GROUP_STATE_CHANGE, vrrp_state)
+from .mib_keepalived import (CHECK, INSTANCE_ENTRY, INSTANCE_STATE_CHANGE, REAL_SERVER_ENTRY, ROUTER_ID,
+                             SYNC_GROUP_ENTRY, SYNC_GROUP_STATE_CHANGE, VIRTUAL_SERVER_ENTRY, real_server_rows,
+                             virtual_server_rows, vrrp_state)
 from .mib_vrrpv3 import MASTER_IP_COLUMN, NEW_MASTER, NEW_MASTER_REASON_COLUMN, OPERATIONS_ENTRY, STATISTICS_ENTRY
 from .mib_vrrpv3 import master_address, new_master_reason, row_index
 from . import mib_vrrp2
@@ -25,6 +26,10 @@ from .rows import Interfaces, dicts, keep, part, text
 from .settings import SnmpSettings
 
 SNMP_TRAP_OID: Oid = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
+REAL_SERVER_STATE_CHANGE: Oid = CHECK + (5, 0, 1)
+QUORUM_STATE_CHANGE: Oid = CHECK + (5, 0, 2)
+# virtualServerType, then by type NameOfGroup / FwMark / AddrType, Address, Port, then Protocol (MIB order)
+_VS_IDENTITY = (2, 3, 4, 5, 6, 7, 8)
 
 
 @dataclass(frozen=True)
@@ -87,4 +92,39 @@ def state_traps(old: Mapping[str, Any], new: Mapping[str, Any], settings: SnmpSe
                         master_address(inst, interfaces)),
                 VarBind(ValueType.INTEGER, STATISTICS_ENTRY + (NEW_MASTER_REASON_COLUMN, *index),
                         new_master_reason(inst)))))
+    return traps
+
+
+def _pick(rows: list[VarBind], entry: Oid, columns: tuple[int, ...]) -> list[VarBind]:
+    by_column = {row.name[len(entry)]: row for row in rows}
+    return [by_column[c] for c in columns if c in by_column]
+
+
+def check_traps(old: Mapping[str, Any], new: Mapping[str, Any], settings: SnmpSettings) -> list[Trap]:
+    """realServerStateChange and virtualServerQuorumStateChange, as keepalived's checker sends them."""
+    if not (settings.traps and settings.checker) or not part(old, "checker"):
+        return []
+    before_vs = {vs.get("name"): vs for vs in dicts(part(old, "checker").get("virtual_servers"))}
+    router_id = keep(text(ROUTER_ID, part(new, "daemon").get("router_id")))
+    traps: list[Trap] = []
+    for v, vs in enumerate(dicts(part(new, "checker").get("virtual_servers")), start=1):
+        old_vs = before_vs.get(vs.get("name"))
+        if old_vs is None:
+            continue
+        vs_rows = virtual_server_rows(v, vs)
+        identity = _pick(vs_rows, VIRTUAL_SERVER_ENTRY, _VS_IDENTITY)
+        counts = _pick(vs_rows, VIRTUAL_SERVER_ENTRY, (21, 20))
+        before_rs = {rs.get("name"): rs.get("healthy") for rs in dicts(old_vs.get("real_servers"))}
+        for r, rs in enumerate(dicts(vs.get("real_servers")), start=1):
+            name = rs.get("name")
+            if name not in before_rs or before_rs[name] == rs.get("healthy"):
+                continue
+            rs_rows = _pick(real_server_rows(v, r, rs, vs), REAL_SERVER_ENTRY, (3, 4, 5, 6))
+            traps.append(Trap("realServerStateChange", f"{vs.get('name')} {name}", (
+                VarBind(ValueType.OBJECT_IDENTIFIER, SNMP_TRAP_OID, REAL_SERVER_STATE_CHANGE),
+                *rs_rows, *identity, *counts, *router_id)))
+        if old_vs.get("quorum_up") != vs.get("quorum_up"):
+            traps.append(Trap("virtualServerQuorumStateChange", str(vs.get("name")), (
+                VarBind(ValueType.OBJECT_IDENTIFIER, SNMP_TRAP_OID, QUORUM_STATE_CHANGE),
+                *identity, *_pick(vs_rows, VIRTUAL_SERVER_ENTRY, (23, 22)), *counts, *router_id)))
     return traps
