@@ -76,8 +76,6 @@ vrrp_instance VI_3 {{
 
 # KEEPALIVED-MIB columns keepalived 2.2.7 shows that pykeepalived does not serve (docs/snmp.md says why)
 UNSERVED = {
-    f"{K}.1.3",  # mail: smtpServer*, emailFrom, ...
-    f"{K}.1.5", f"{K}.1.6", f"{K}.1.7", f"{K}.1.8", f"{K}.1.9", f"{K}.1.10", f"{K}.1.11",  # global flags
     f"{K}.2.6.1.4", f"{K}.2.6.1.6", f"{K}.2.6.1.7",  # vrrpAddressBroadcast, Scope, IfIndex
 }
 # columns that are facts of each host or of time

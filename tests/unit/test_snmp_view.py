@@ -237,3 +237,14 @@ def test_checker_traps() -> None:
     quorum = traps[1].varbinds
     assert quorum[0].value == K + (3, 5, 0, 2) and quorum[2].value == 7  # fwmark 7
     assert check_traps(old, new, SnmpSettings(checker=True)) == []
+
+
+def test_global_settings_as_keepalived_numbers_them() -> None:
+    config = read_config_text("global_defs {\n smtp_server 192.0.2.25 2525\n notification_email {\n  a@x\n  b@x\n }\n"
+                              " smtp_alert_vrrp off\n lvs_flush_onstop VS\n enable_traps\n}\n").config
+    view = build_view(sample(), ALL, FACTS, 0.0, config)
+    r = {name[len(K):]: row.value for name, row in zip(view.names, view.rows) if name[:len(K)] == K}
+    assert r[(1, 3, 1, 0)] == 1 and r[(1, 3, 2, 0)] == bytes([192, 0, 2, 25]) and r[(1, 3, 6, 0)] == 2525
+    assert r[(1, 3, 3, 0)] == 30 and r[(1, 3, 5, 1, 2, 2)] == b"b@x"
+    assert (r[(1, 3, 8, 0)], r[(1, 3, 9, 0)]) == (3, 2)  # smtp_alert unset(3), smtp_alert_vrrp off(2)
+    assert r[(1, 4, 0)] == 1 and r[(1, 11, 0)] == 3 and r[(1, 9, 0)] == 2  # traps, flushVS, no D-Bus

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..config.model import KeepalivedConfig
 from .agentx import Oid
-from .mib_config import config_rows, vrrp2_config_rows, vrrpv3_config_rows
+from .mib_config import config_rows, global_config_rows, vrrp2_config_rows, vrrpv3_config_rows
 from .mib_keepalived import CHECK, GLOBAL, VRRP, check_rows, global_rows, vrrp_rows
 from .mib_vrrp2 import VRRP_MIB, vrrp2_rows
 from .mib_vrrpv3 import VRRPV3, vrrpv3_rows
@@ -42,6 +42,8 @@ def build_view(doc: Mapping[str, Any], settings: SnmpSettings, interfaces: Inter
     if settings.vrrp or settings.checker:
         rows += global_rows(doc)
         rows += keep(integer(TRAP_ENABLE, 1 if settings.traps else 2))
+        if config is not None:
+            rows += global_config_rows(config)
     if settings.vrrp:
         rows += vrrp_rows(doc)
         if config is not None:

@@ -15,15 +15,53 @@ from collections.abc import Mapping
 from typing import Any
 
 from .agentx import Oid, VarBind
-from .mib_keepalived import INSTANCE_ENTRY, SYNC_GROUP_ENTRY, vrrp_state
+from .mib_keepalived import GLOBAL, INSTANCE_ENTRY, SYNC_GROUP_ENTRY, vrrp_state
 from . import mib_vrrp2
 from .mib_vrrpv3 import OPERATIONS_ENTRY, row_index
-from .rows import Interfaces, dicts, gauge, integer, keep, octets, part, text, truth
+from .rows import Interfaces, address, dicts, gauge, integer, keep, octets, part, text, truth
 
 GARP_MASTER_DELAY_S = 5  # keepalived's default garp_master_delay
 MCAST_V4 = bytes([224, 0, 0, 18])
 MCAST_V6 = bytes.fromhex("ff020000000000000000000000000012")
 _AUTH_TYPES = {"PASS": 1, "AH": 2}
+
+
+MAIL: Oid = GLOBAL + (3,)
+
+
+def _tristate(value: bool | None) -> int:
+    """on(1), off(2), unset(3)."""
+    return 3 if value is None else 1 if value else 2
+
+
+def global_config_rows(config: KeepalivedConfig) -> list[VarBind]:
+    """KEEPALIVED-MIB's global settings (`K.1.3` mail, `K.1.4`-`K.1.11`), keepalived's numbers."""
+    g = config.global_defs
+    smtp = address(g.smtp_server)
+    flush_on_stop = g.lvs_flush_on_stop
+    rows = keep(
+        integer(MAIL + (1, 0), 1 if smtp is not None and smtp.version == 4 else 2),  # keepalived: 2 when unset
+        octets(MAIL + (2, 0), smtp.packed if smtp is not None else bytes(4)),
+        gauge(MAIL + (3, 0), int(g.smtp_connect_timeout_s) if smtp is not None else 0),
+        text(MAIL + (4, 0), g.notification_email_from),
+        gauge(MAIL + (6, 0), g.smtp_server_port if smtp is not None else 0),
+        truth(MAIL + (7, 0), not g.no_email_faults),
+        integer(MAIL + (8, 0), _tristate(g.smtp_alert)),
+        integer(MAIL + (9, 0), _tristate(g.smtp_alert_vrrp)),
+        integer(MAIL + (10, 0), _tristate(g.smtp_alert_checker)),
+        truth(GLOBAL + (4, 0), g.enable_traps),
+        integer(GLOBAL + (5, 0), 2 if config.root_options.get("linkbeat_use_polling") else 1),  # polling(2)
+        truth(GLOBAL + (6, 0), g.lvs_flush),
+        integer(GLOBAL + (7, 0), 1),  # ipvs64BitStats: our counters are 64-bit
+        text(GLOBAL + (8, 0), g.net_namespace or ""),
+        integer(GLOBAL + (9, 0), 2),  # dbus: no D-Bus in pykeepalived
+        truth(GLOBAL + (10, 0), g.dynamic_interfaces),
+        # lvsFlushOnStop: disabled(2) unless set, flushVS(3) with a VS word, else enabled(1)
+        integer(GLOBAL + (11, 0), 2 if flush_on_stop is None else 3 if flush_on_stop else 1),
+    )
+    rows += [row for n, mail in enumerate(g.notification_email, start=1)
+             for row in keep(text(MAIL + (5, 1, 2, n), mail))]
+    return rows
 
 
 def accepts(inst: VrrpInstance) -> bool:
