@@ -74,10 +74,9 @@ vrrp_instance VI_3 {{
 }}
 """
 
-# KEEPALIVED-MIB columns keepalived 2.2.7 shows that pykeepalived does not serve (docs/snmp.md says why)
-UNSERVED = {
-    f"{K}.2.6.1.4", f"{K}.2.6.1.6", f"{K}.2.6.1.7",  # vrrpAddressBroadcast, Scope, IfIndex
-}
+# columns keepalived 2.2.7 shows that pykeepalived does not serve (docs/snmp.md lists them): none for this
+# configuration (no notify scripts, no tracking, no static addresses)
+UNSERVED: set[str] = set()
 # columns that are facts of each host or of time
 DIFFERENT = {
     f"{K}.1.1",  # version: "Keepalived v2.2.7 (...)" / "pykeepalived 0.1.0"

@@ -45,7 +45,7 @@ def build_view(doc: Mapping[str, Any], settings: SnmpSettings, interfaces: Inter
         if config is not None:
             rows += global_config_rows(config)
     if settings.vrrp:
-        rows += vrrp_rows(doc)
+        rows += vrrp_rows(doc, interfaces)
         if config is not None:
             vrrp = part(doc, "vrrp")
             rows += config_rows(config, [str(i.get("name")) for i in dicts(vrrp.get("instances"))],

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .agentx import Oid, VarBind
-from .rows import (address, address_type, dicts, gauge, integer, keep, octets, part, prefix_length, text,
-                   truth)
+from .rows import (Interfaces, address, address_type, dicts, gauge, integer, keep, octets, part, prefix_length,
+                   text, truth)
 
 KEEPALIVED: Oid = (1, 3, 6, 1, 4, 1, 9586, 100, 5)
 GLOBAL: Oid = KEEPALIVED + (1,)
@@ -55,7 +55,7 @@ def global_rows(doc: Mapping[str, Any]) -> list[VarBind]:
                 text(ROUTER_ID, daemon.get("router_id")))
 
 
-def vrrp_rows(doc: Mapping[str, Any]) -> list[VarBind]:
+def vrrp_rows(doc: Mapping[str, Any], interfaces: Interfaces | None = None) -> list[VarBind]:
     vrrp = part(doc, "vrrp")
     instances = dicts(vrrp.get("instances"))
     rows: list[VarBind] = []
@@ -67,7 +67,7 @@ def vrrp_rows(doc: Mapping[str, Any]) -> list[VarBind]:
             rows += keep(text(SYNC_GROUP_MEMBER_ENTRY + (2, g, m), member))
     for i, inst in enumerate(instances, start=1):
         rows += instance_rows(i, inst)
-        rows += address_rows(i, inst)
+        rows += address_rows(i, inst, interfaces or {})
     return rows
 
 
@@ -97,7 +97,14 @@ def instance_rows(i: int, inst: Mapping[str, Any]) -> list[VarBind]:
     )
 
 
-def address_rows(i: int, inst: Mapping[str, Any]) -> list[VarBind]:
+_SCOPES = {"host": 1, "link": 2, "site": 5}  # InetScopeType as keepalived maps it; anything else global(14)
+
+
+def _word_after(words: list[str], key: str) -> str | None:
+    return words[words.index(key) + 1] if key in words[:-1] else None
+
+
+def address_rows(i: int, inst: Mapping[str, Any], interfaces: Interfaces) -> list[VarBind]:
     """vrrpAddressTable: the VIPs, then the excluded ones (set with the VIPs, not advertised)."""
     rows: list[VarBind] = []
     master = inst.get("state") == "MASTER"
@@ -108,7 +115,9 @@ def address_rows(i: int, inst: Mapping[str, Any]) -> list[VarBind]:
         if addr is None:
             continue
         words = vip.split()
-        dev = words[words.index("dev") + 1] if "dev" in words[:-1] else inst.get("interface")
+        dev = _word_after(words, "dev") or inst.get("interface")
+        brd = address(_word_after(words, "brd")) if addr.version == 4 else None
+        facts = interfaces.get(dev) if isinstance(dev, str) else None
 
         def col(n: int) -> Oid:
             return ADDRESS_ENTRY + (n, i, a)  # noqa: B023 (used at once)
@@ -116,7 +125,10 @@ def address_rows(i: int, inst: Mapping[str, Any]) -> list[VarBind]:
         rows += keep(
             integer(col(2), address_type(addr)),
             octets(col(3), addr.packed),
+            octets(col(4), (brd.packed if brd is not None else bytes(4)) if addr.version == 4 else None),
             gauge(col(5), prefix_length(vip)),
+            integer(col(6), _SCOPES.get(_word_after(words, "scope") or "", 14)),
+            integer(col(7), facts.index if facts is not None else None),
             text(col(8), dev),
             integer(col(10), 1 if master else 2),  # set(1), unset(2)
             integer(col(11), 1 if advertised else 2),  # advertised(1), notAdvertised(2)

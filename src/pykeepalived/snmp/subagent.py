@@ -172,6 +172,11 @@ class SnmpSubagent:
         vrrp = doc.get("vrrp")
         instances = vrrp.get("instances") if isinstance(vrrp, dict) else None
         names = {i.get("interface") for i in instances or [] if isinstance(i, dict)}
+        for inst in instances or []:  # a VIP's own `dev` too (vrrpAddressIfIndex)
+            for vip in (inst.get("vips") or []) + (inst.get("excluded_vips") or []) if isinstance(inst, dict) else []:
+                words = str(vip).split()
+                if "dev" in words[:-1]:
+                    names.add(words[words.index("dev") + 1])
         try:
             facts = self.facts_lookup(n for n in names if isinstance(n, str))
         except OSError as exc:
