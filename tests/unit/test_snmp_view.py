@@ -132,6 +132,8 @@ def test_session_opens_registers_answers_and_refuses_sets() -> None:
     assert isinstance(bulk, Response) and len(bulk.varbinds) == 2
     assert isinstance(test_set, Response) and test_set.error == ResponseError.NOT_WRITABLE
     assert (answers[0].transaction_id, answers[0].packet_id) == (5, 100)
+    other = decode(session.receive(encode(Packet(Get((SearchRange(K),), b"ctx"), 77, 9, 105)), provider)[0]).body
+    assert isinstance(other, Response) and other.error == ResponseError.UNSUPPORTED_CONTEXT
 
 
 def test_session_drops_garbage_and_closes_on_an_unreadable_stream() -> None:

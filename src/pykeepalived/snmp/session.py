@@ -93,6 +93,8 @@ class Session:
             return []
         if not self.opened or packet.session_id != self.session_id:
             return [self._answer(packet, Response(sys_uptime, ResponseError.NOT_OPEN))]
+        if isinstance(body, (Get, GetNext, GetBulk)) and body.context is not None:
+            return [self._answer(packet, Response(sys_uptime, ResponseError.UNSUPPORTED_CONTEXT))]  # default only
         if isinstance(body, Get):
             return [self._answer(packet, Response(sys_uptime, varbinds=tuple(view().get(r.start)
                                                                              for r in body.ranges)))]
