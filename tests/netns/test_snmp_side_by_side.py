@@ -46,6 +46,7 @@ vrrp_sync_group G1 {{
     VI_1
     VI_3
   }}
+  notify_master "/usr/bin/true group master"
 }}
 vrrp_instance VI_1 {{
   state MASTER
@@ -60,6 +61,8 @@ vrrp_instance VI_1 {{
   virtual_ipaddress_excluded {{
     198.51.100.1/24
   }}
+  notify_backup "/usr/bin/true backup"
+  notify /usr/bin/true
 }}
 vrrp_instance VI_3 {{
   state BACKUP
@@ -75,7 +78,7 @@ vrrp_instance VI_3 {{
 """
 
 # columns keepalived 2.2.7 shows that pykeepalived does not serve (docs/snmp.md lists them): none for this
-# configuration (no notify scripts, no tracking, no static addresses)
+# configuration (no tracking, no static addresses)
 UNSERVED: set[str] = set()
 # columns that are facts of each host or of time
 DIFFERENT = {

@@ -250,3 +250,11 @@ def test_global_settings_as_keepalived_numbers_them() -> None:
     assert r[(1, 3, 3, 0)] == 30 and r[(1, 3, 5, 1, 2, 2)] == b"b@x"
     assert (r[(1, 3, 8, 0)], r[(1, 3, 9, 0)]) == (3, 2)  # smtp_alert unset(3), smtp_alert_vrrp off(2)
     assert r[(1, 4, 0)] == 1 and r[(1, 11, 0)] == 3 and r[(1, 9, 0)] == 2  # traps, flushVS, no D-Bus
+
+
+def test_scripts_are_shown_as_keepalived_quotes_them() -> None:
+    from pykeepalived.config.model import Script
+    from pykeepalived.snmp.mib_config import script_text
+
+    assert script_text(Script(["/usr/bin/true", "a b", "c"])) == "'/usr/bin/true' 'a b' 'c'"
+    assert script_text(Script([">/tmp/flag"])) == ">/tmp/flag" and script_text(None) is None

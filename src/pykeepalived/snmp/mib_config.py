@@ -10,7 +10,7 @@ only without unicast peers) so that a walk shows the same numbers.
 
 from __future__ import annotations
 
-from ..config.model import GlobalDefs, KeepalivedConfig, SyncGroup, VrrpInstance
+from ..config.model import GlobalDefs, KeepalivedConfig, Script, SyncGroup, VrrpInstance
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +27,14 @@ _AUTH_TYPES = {"PASS": 1, "AH": 2}
 
 
 MAIL: Oid = GLOBAL + (3,)
+
+
+def script_text(script: Script | None) -> str | None:
+    """A notify script as keepalived shows it: each word in single quotes (a first `<`/`>` word bare)."""
+    if script is None or not script.argv:
+        return None
+    words = [word if i == 0 and word[:1] in ("<", ">") else f"'{word}'" for i, word in enumerate(script.argv)]
+    return " ".join(words)
 
 
 def _tristate(value: bool | None) -> int:
@@ -96,9 +104,16 @@ def instance_config_rows(i: int, inst: VrrpInstance, g: GlobalDefs) -> list[VarB
         gauge(col(19), int(garp)),
         truth(col(20), bool(smtp)),
         truth(col(21), notify_exec),
+        text(col(22), script_text(inst.notify_master)),
+        text(col(23), script_text(inst.notify_backup)),
+        text(col(24), script_text(inst.notify_fault)),
+        text(col(25), script_text(inst.notify_stop)),
+        text(col(26), script_text(inst.notify)),
         integer(col(27), (1 if accept else 2) if version == 3 else 0),
         truth(col(28), inst.promote_secondaries),
         truth(col(29), inst.linkbeat_use_polling),
+        text(col(31), script_text(inst.notify_master_rx_lower_pri)),
+        text(col(32), script_text(inst.notify_deleted)),
         truth(col(33), inst.notify_deleted_flag or inst.notify_deleted is not None),
         integer(col(34), 2 if six else 1) if multicast else None,
         octets(col(35), mcast) if multicast else None,
@@ -114,7 +129,9 @@ def sync_group_config_rows(n: int, group: SyncGroup, g: GlobalDefs) -> list[VarB
     notify_exec = any(s is not None for s in (group.notify_master, group.notify_backup, group.notify_fault,
                                                group.notify_stop, group.notify))
     return keep(truth(col(4), bool(smtp)), truth(col(5), notify_exec),
-                truth(col(10), group.sync_group_tracking_weight))
+                text(col(6), script_text(group.notify_master)), text(col(7), script_text(group.notify_backup)),
+                text(col(8), script_text(group.notify_fault)), text(col(9), script_text(group.notify)),
+                truth(col(10), group.sync_group_tracking_weight), text(col(11), script_text(group.notify_stop)))
 
 
 def config_rows(config: KeepalivedConfig, instance_names: list[str], group_names: list[str]) -> list[VarBind]:
