@@ -319,6 +319,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
         release_vrrp=not args.dont_release_vrrp,
         bfd=not args.no_bfd,
         api=api,
+        snmp=bool(args.snmp), snmp_socket=args.snmp_agent_socket,
         notes=() if args.child else (*not_done(args), *(_dump_lines(result.config) if args.dump_conf else ())),
     )
     if parent:

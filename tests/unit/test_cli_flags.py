@@ -192,7 +192,7 @@ def test_umask_flag_wins_over_the_default() -> None:
 def test_flags_without_a_subsystem_are_named_not_refused() -> None:
     from pykeepalived.cmdline.flags import not_done
 
-    args = build_parser().parse_args(["-x", "-A", "/run/agentx", "-a", "-X", "-b", "/run/bfd.pid"])
+    args = build_parser().parse_args(["-P", "-x", "-A", "/run/agentx", "-a", "-X", "-b", "/run/bfd.pid"])
     notes = not_done(args)
     assert any("SNMP" in n for n in notes) and any("-a" in n for n in notes) and any("-b" in n for n in notes)
     assert not not_done(build_parser().parse_args([]))

@@ -65,6 +65,10 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.doctor", "pykeepalived.doctor.facts", "pykeepalived.doctor.config_view",  # doctor's cores
         "pykeepalived.doctor.host_rules", "pykeepalived.doctor.firewall", "pykeepalived.doctor.peer",
         "pykeepalived.doctor.report",
+        "pykeepalived.snmp", "pykeepalived.snmp.agentx", "pykeepalived.snmp.view", "pykeepalived.snmp.rows",
+        "pykeepalived.snmp.mib", "pykeepalived.snmp.mib_keepalived", "pykeepalived.snmp.mib_vrrpv3",
+        "pykeepalived.snmp.settings", "pykeepalived.snmp.session", "pykeepalived.snmp.traps",
+        "pykeepalived.snmp.mib_config", "pykeepalived.snmp.mib_vrrp2",  # SNMP's cores
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",
@@ -79,6 +83,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.probes", "pykeepalived.check.genhash",
         "pykeepalived.alerts.smtp", "pykeepalived.alerts.hooks",
         "pykeepalived.bfd.events",
+        "pykeepalived.snmp.interfaces",  # ifIndex, MAC, primary addresses for VRRPv3-MIB
     ]),
     ("shells", [
         "pykeepalived.vrrp.service", "pykeepalived.vrrp.dump_writer", "pykeepalived.check.service",
@@ -96,6 +101,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.vrrp.reload_apply",  # the VRRP reload helper's: carries a reload plan out
         "pykeepalived.vrrp.runtime_apply", "pykeepalived.check.runtime_apply",  # the runtime API's effects
         "pykeepalived.doctor.gather", "pykeepalived.doctor.route_probe",  # doctor's shell
+        "pykeepalived.snmp.subagent",  # the AgentX subagent in the parent (issue 16)
     ]),
     ("daemon", ["pykeepalived.daemon", "pykeepalived.daemon.*"]),
     ("cli/lab", ["pykeepalived.cli", "pykeepalived.__main__", "pykeepalived.status", "pykeepalived.cmdline",

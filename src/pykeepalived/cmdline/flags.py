@@ -95,8 +95,8 @@ def version_text(own_version: str) -> str:
 def not_done(args: argparse.Namespace) -> list[str]:
     """One line for each flag given whose subsystem pykeepalived does not have (the daemon logs them)."""
     notes = []
-    if args.snmp or args.snmp_agent_socket:
-        notes.append("-x/-A (SNMP): pykeepalived has no SNMP subsystem yet; no SNMP agent is started")
+    if (args.snmp or args.snmp_agent_socket) and (args.vrrp or args.check):
+        notes.append("-x/-A (SNMP): the AgentX subagent runs in the parent; with -P or -C none is started")
     if args.bfd_pid:
         notes.append("-b (BFD pid file): pykeepalived's BFD child writes no pid file; the file is not written")
     if args.address_monitoring:

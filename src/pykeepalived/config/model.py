@@ -372,6 +372,13 @@ class GlobalDefs(ModelObject):
     smtp_alert_checker: bool | None = None
     no_email_faults: bool = False
     no_checker_emails: bool = False
+    # SNMP (snmp/settings.py): which MIBs the AgentX subagent serves, its traps and the master's socket
+    enable_snmp_vrrp: bool = False  # enable_snmp_vrrp, or its old name enable_snmp_keepalived
+    enable_snmp_checker: bool = False
+    enable_snmp_rfcv2: bool = False  # enable_snmp_rfc sets both RFC ones
+    enable_snmp_rfcv3: bool = False
+    enable_traps: bool = False
+    snmp_socket: str | None = None
     script_user: str | None = None
     script_group: str | None = None
     enable_script_security: bool = False

@@ -11,7 +11,7 @@ from .include_check import apply_include_check
 from .api_words import parse_listen
 from .registry import Block, FieldHandler, LineHandler, Status
 from .schema_namespace import register_namespace_keywords
-from .values import parse_umask, to_int, to_ip, to_timer
+from .values import parse_umask, to_bool, to_int, to_ip, to_timer
 from .vocabulary import DATAPLANES
 
 NOT_YET = Status.NOT_YET
@@ -438,10 +438,23 @@ _BOOL_FIELDS = {
     "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs_force",
     "data_use_instance",  # config/instance_names.py
     "rs_init_notifies",  # check/service.py
+    "enable_traps", "enable_snmp_vrrp", "enable_snmp_checker", "enable_snmp_rfcv2", "enable_snmp_rfcv3",  # snmp/
 }
+_BOOL_ALIASES: dict[str, LineHandler] = {
+    "enable_snmp_keepalived": h.flag("enable_snmp_vrrp"),  # keepalived: the old name, same switch
+    "enable_snmp_rfc": FieldHandler("enable_snmp_rfcv2", lambda ctx, g, seg: _snmp_rfc(ctx, g, seg)),
+}
+
+
+def _snmp_rfc(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """enable_snmp_rfc: both RFC MIBs (VRRP-MIB and VRRPv3-MIB), as in keepalived."""
+    on = to_bool(seg.words[1]) if len(seg.words) > 1 else True
+    g.enable_snmp_rfcv2 = g.enable_snmp_rfcv3 = on
+
+
 for _name, _summary in _BOOL_FLAGS:
-    _g.line(_name, h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}"), _summary,
-            since="2.4" if _name in _SINCE_24 else "2.2")
+    _handler = _BOOL_ALIASES.get(_name) or h.flag(_name if _name in _BOOL_FIELDS else f"settings.{_name}")
+    _g.line(_name, _handler, _summary, since="2.4" if _name in _SINCE_24 else "2.2")
 
 _INTS = [
     ("vrrp_priority", -20, 19, "nice of the VRRP process"),
@@ -593,6 +606,7 @@ _TEXT_FIELDS: dict[str, LineHandler] = {
     "reload_file": FieldHandler("reload_file", lambda ctx, g, seg: setattr(g, "reload_file", _optional_path(seg))),
     "reload_time_file": FieldHandler("reload_time_file", lambda ctx, g, seg: _reload_time_file(g, seg)),
     "vrrp_vmac_garp_intvl": lambda ctx, g, seg: _garp_extra_if(g, seg),
+    "snmp_socket": h.first_word("snmp_socket"),  # snmp/settings.py
 }
 def _deprecated_error(handler: LineHandler, instead: str) -> LineHandler:
     """A keyword keepalived 2.2.7 still obeys but reports as a configuration error (CONFIG_DEPRECATED)."""

@@ -167,6 +167,9 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
     # VRRP reload (vrrp/reload_apply.py): a removed instance notifies DELETED, states written to the FIFO
     (VRRP_INSTANCE, ("notify_deleted",)),
     (GLOBAL_DEFS, ("fifo_write_vrrp_states_on_reload",)),
+    # the AgentX subagent (snmp/): KEEPALIVED-MIB, VRRP-MIB and VRRPv3-MIB, traps
+    (GLOBAL_DEFS, ("enable_snmp_vrrp", "enable_snmp_keepalived", "enable_snmp_checker", "enable_snmp_rfc",
+                   "enable_snmp_rfcv2", "enable_snmp_rfcv3", "enable_traps", "snmp_socket")),
 ]
 
 

@@ -62,6 +62,8 @@ class DaemonOptions:
     release_vrrp: bool = True  # -V: leave the VIPs and virtual routes in place on stop
     bfd: bool = True  # -B turns it off: no BFD sessions (the BFD child, or in-process with -P / -C)
     api: ApiSettings | None = None  # --api / pykeepalived_api (api/settings.py): the parent's HTTP API; None: off
+    snmp: bool = False  # -x: the parent's AgentX subagent with every MIB (daemon/snmp_start.py)
+    snmp_socket: str | None = None  # -A: the AgentX master's socket, over snmp_socket
     notes: tuple[str, ...] = ()  # lines logged at start: flags not acted on, the -d dump
 
 

@@ -88,6 +88,11 @@ class ParentState:
     def _publish(self) -> None:
         self.store.set_part("daemon", json.loads(json.dumps(self.daemon)))
 
+    def snmp_started(self, socket: str, traps: bool) -> None:
+        """daemon.snmp: the AgentX subagent runs (daemon/snmp_start.py)."""
+        self.daemon["snmp"] = {"enabled": True, "socket": socket, "traps": traps}
+        self._publish()
+
     def _child(self, name: str) -> dict[str, Any]:
         children: dict[str, dict[str, Any]] = self.daemon["children"]
         return children.setdefault(child_key(name), {"pid": None, "running": False, "started_at": None,

@@ -75,6 +75,7 @@ from .reload_result import ReloadResult, remove_result, result_path, write_resul
 from .run import EXIT_ALREADY_RUNNING, DaemonOptions, begin, read_pid_file
 from .sd_notify import Notifier
 from .state_feed import ParentState, state_path
+from .snmp_start import start_snmp
 from ..state.commands import CommandSender
 from ..state.store import StateStore
 
@@ -369,7 +370,7 @@ class Supervisor:
 
     def __init__(self, children: list[Child], config_fd: int | None = None, respawn: bool = True,
                  setup: ParentSetup | None = None, notifier: Notifier | None = None,
-                 api: ApiSettings | None = None) -> None:
+                 api: ApiSettings | None = None, snmp: tuple[bool, str | None] = (False, None)) -> None:
         self.children = children  # mutated in place: the signal handlers hold this list
         self.config_fd = config_fd
         self.respawn = respawn
@@ -396,6 +397,7 @@ class Supervisor:
             state_file=state_path(setup.pid_file) if setup is not None else None)
         self.commands: CommandSender | None = None  # the runtime API's way to the children, when built
         self.api_settings = api  # the HTTP API's (api/settings.py); None or no address: off
+        self.snmp_flags = snmp  # -x, -A: the AgentX subagent (daemon/snmp_start.py)
 
     # ---------------------------------------------------------------- life cycle
     def fail(self, why: str) -> None:
@@ -435,6 +437,10 @@ class Supervisor:
                 self.request_reload()
         self.state.start()
         api = await self._start_api()
+        snmp = await start_snmp(self.store, lambda: self.setup.config if self.setup is not None else None,
+                                *self.snmp_flags)
+        if snmp is not None:
+            self.state.snmp_started(snmp.settings.socket, snmp.settings.traps)
         for child in self.children:
             self._start_keeper(child)
         self._tasks.append(loop.create_task(self._announce_ready()))
@@ -465,6 +471,8 @@ class Supervisor:
             self.state.stopped()
             if api is not None:
                 await api.stop()
+            if snmp is not None:
+                await snmp.stop()
             self.notifier.close()
         return not self.failures
 
@@ -827,7 +835,8 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
 
     async def main() -> bool:
         nonlocal supervisor
-        supervisor = Supervisor(children, config_fd, opts.respawn, setup, notifier, api=opts.api)
+        supervisor = Supervisor(children, config_fd, opts.respawn, setup, notifier, api=opts.api,
+                                snmp=(opts.snmp, opts.snmp_socket))
         # the runtime routes answer 403 unless the API's runtime switch is on (api/runtime_routes.py)
         supervisor.commands = ChildCommandSender(children) if opts.api is not None and opts.api.enabled else None
         return await supervisor.run()
