@@ -166,7 +166,9 @@ def test_state_and_metrics_follow_the_nat_lab(lab: LvsLab) -> None:
                 and two["runtime"] == {"drained": False, "weight": 5} and two["effective_weight"] == 5
                 and _m(samples, "pykeepalived_real_server_drained", real_server=rs["rs1"]) == [1.0]
                 and _m(samples, "pykeepalived_real_server_effective_weight", real_server=rs["rs1"]) == [0.0]
-                and _m(samples, "pykeepalived_real_server_effective_weight", real_server=rs["rs2"]) == [5.0])
+                and _m(samples, "pykeepalived_real_server_effective_weight", real_server=rs["rs2"]) == [5.0]
+                and _m(samples, "pykeepalived_real_server_runtime_weight", real_server=rs["rs2"]) == [5.0]
+                and _m(samples, "pykeepalived_real_server_runtime_weight", real_server=rs["rs3"]) == [])
     _until(runtime_shown, 3.0, lambda: (_vs(_state(lab, master)), _metrics(lab, master)))
 
     def held() -> bool:
