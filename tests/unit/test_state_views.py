@@ -165,6 +165,24 @@ def test_checker_part_has_the_documented_shape_counts_history_and_runtime() -> N
     assert no_counts["virtual_servers"][0]["real_servers"][0]["stats"] is None
 
 
+def test_effective_weight_is_the_tables_with_the_runtime_overrides_in() -> None:
+    """The status' pool weight ignores a drain; the table entry (CheckService.current_table) has it."""
+    table = DesiredTable((
+        VirtualService("[192.0.2.10]:tcp:80", "address", "192.0.2.10", 80, "TCP",
+                       destinations=(Destination("10.0.0.1", 80, 0), Destination("10.0.0.9", 80, 4, sorry=True))),
+    ))
+    status = _status(alive2=False)  # 10.0.0.1 drained (weight 0 in the table), 10.0.0.2 down (not in it)
+    part = checker_part(status, table, quorums={}, history=HealthLog(),
+                        runtime=RuntimeOverrides(drained={("TCP 192.0.2.10:80", "10.0.0.1:80")}),
+                        counts=None, counts_at=None, rates={}, now=1.0)
+    rs1, rs2 = part["virtual_servers"][0]["real_servers"]
+    assert rs1["weight"] == 1 and rs1["effective_weight"] == 0 and rs1["runtime"]["drained"] is True
+    assert rs2["effective_weight"] == 0
+    assert [r["effective_weight"] for r in checker_part(
+        _status(), _table(), quorums={}, history=HealthLog(), runtime=RuntimeOverrides(), counts=None,
+        counts_at=None, rates={}, now=1.0)["virtual_servers"][0]["real_servers"]] == [1, 2]
+
+
 def test_health_reason_and_rates() -> None:
     assert health_reason([("HTTP_GET", True, "status 500"), ("TCP_CHECK", False, "")], False) == \
         "HTTP_GET: status 500"

@@ -79,8 +79,9 @@ METRICS: dict[str, str] = {
     "pykeepalived_virtual_server_connections_per_second": "New connections per second (data plane)",
     "pykeepalived_real_server_healthy": "1 when the real server passes its checks",
     "pykeepalived_real_server_weight": "Configured weight",
-    "pykeepalived_real_server_effective_weight": "Weight in the data plane (0 when down or drained)",
+    "pykeepalived_real_server_effective_weight": "Weight in the data plane (0 when down, drained or out)",
     "pykeepalived_real_server_drained": "1 when drained by the runtime API",
+    "pykeepalived_real_server_runtime_weight": "Weight set by the runtime API (no sample when none is set)",
     "pykeepalived_real_server_active_connections": "Active connections (data plane)",
     "pykeepalived_real_server_inactive_connections": "Inactive connections (data plane)",
     "pykeepalived_real_server_checker_up": "1 when the checker's verdict is up",
@@ -225,6 +226,7 @@ def _checker(out: _Families, checker: Mapping[str, Any]) -> None:
             out.set("pykeepalived_real_server_weight", RS_LABELS, r, rs.get("weight"))
             out.set("pykeepalived_real_server_effective_weight", RS_LABELS, r, rs.get("effective_weight"))
             out.set("pykeepalived_real_server_drained", RS_LABELS, r, bool(_dict(rs, "runtime").get("drained")))
+            out.set("pykeepalived_real_server_runtime_weight", RS_LABELS, r, _dict(rs, "runtime").get("weight"))
             rs_stats = _dict(rs, "stats")
             out.set("pykeepalived_real_server_active_connections", RS_LABELS, r, rs_stats.get("active_connections"))
             out.set("pykeepalived_real_server_inactive_connections", RS_LABELS, r,

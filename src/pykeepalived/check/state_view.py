@@ -127,6 +127,20 @@ def _dest_key(internal_rs: str) -> str:
     return f"[{address}]:{port}"
 
 
+def table_weights(entry: VirtualService | None) -> dict[str, int]:
+    """`[addr]:port` -> the weight the data plane holds, for each real server (not the sorry one) in the entry.
+
+    The entry is the table's (CheckService.current_table), so it has the
+    runtime API's overrides applied: a drained server or one of a virtual
+    server taken out is at 0, a weight set at runtime is there. A real server
+    missing from it (down and not inhibited, or replaced by the sorry server)
+    has no weight in the data plane.
+    """
+    if entry is None:
+        return {}
+    return {d.name: d.weight if d.alive else 0 for d in entry.destinations if not d.sorry}
+
+
 def checker_part(status: Mapping[str, Any], table: DesiredTable, *, quorums: Mapping[str, int],
                  history: HealthLog, runtime: RuntimeOverrides, counts: Counts | None,
                  counts_at: float | None, rates: Mapping[str, float], now: float) -> dict[str, Any]:
@@ -144,6 +158,7 @@ def checker_part(status: Mapping[str, Any], table: DesiredTable, *, quorums: Map
         entry = entries.get(internal)
         vs_name = vs_state_name(entry) if entry is not None else internal
         vs_counts = counts.get(internal, {}) if counts is not None else {}
+        in_table = table_weights(entry)
         real_servers = []
         active_sum = inactive_sum = 0
         for rs in svc.get("real_servers", []):
@@ -158,7 +173,8 @@ def checker_part(status: Mapping[str, Any], table: DesiredTable, *, quorums: Map
                 stats = {"active_connections": int(active), "inactive_connections": int(inactive)}
             real_servers.append({
                 "name": rs_name, "address": address, "port": port,
-                "healthy": bool(rs["alive"]), "weight": rs["weight"], "effective_weight": rs["effective_weight"],
+                "healthy": bool(rs["alive"]), "weight": rs["weight"],
+                "effective_weight": in_table.get(_dest_key(rs_internal), 0),  # the table's: runtime overrides in
                 "stats": stats,
                 "checkers": [{"kind": c["kind"], "verdict": c["verdict"], "attempts": c["attempts"],
                               "last_ok": c["last_ok"], "last_reason": c["last_reason"], "last_at": None,
