@@ -844,6 +844,20 @@ class LvsLab:
                 return False
         return True
 
+    def is_ready(self) -> bool:
+        """Whether the lab is as `up()` leaves it: every nginx and router running, router1 holding the VIPs,
+        both routers' checkers seeing every real server alive. Asked once; never raises.
+
+        Lets a caller reuse one lab for several tests (e.g. tests/netns/test_dataplane_lab.py) as long as
+        each test leaves it this way, and build a new one when a test did not (a killed router...).
+        """
+        if self._record is None or self._closed or not all(rs.nginx.running() for rs in self.real_servers):
+            return False
+        try:
+            return self._ready()
+        except LabError:
+            return False
+
     def _wait_ready(self) -> None:
         try:
             wait_until(self._ready, START_TIMEOUT_S * self.timeout_scale, interval_s=0.1, what="the lab to be ready")
