@@ -80,9 +80,7 @@ START_TIMEOUT_S = 240.0  # Python starts 20-30x slower in the emulated guest, an
 STEP_TIMEOUT_S = 90.0
 # The scripts are what costs: keepalived forks one per check, so 10 real servers checked every second by both
 # daemons keep ~1.4 of the guest's 2 emulated CPUs busy. Configs run in parallel up to this many real servers.
-# 13, not 10: with 10 the quorum sample (10 real servers) ran alone for a minute with the guest ~40 % idle
-# (its daemons used 66 CPU s in 57 s); 13 lets a 3-server config run beside it.
-BUDGET_RS = 13
+BUDGET_RS = 10
 MISC_TIMEOUT_S = 30  # the script runs in ms, but a loaded emulated guest can stall a fork for seconds
 
 # ------------------------------------------------------------------------------------------------ configs
