@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -821,8 +822,13 @@ class LvsLab:
                                                            sync_daemon=self.sync_daemon))
             for path in (router.log_path, router.status_file, *router.pid_files):
                 path.unlink(missing_ok=True)
-            test = router.netns.run([sys.executable, "-m", "pykeepalived", "-t", "-f", str(router.conf_path)],
-                                    check=False, timeout_s=30.0)
+        # both routers' configs checked at once: each `-t` is a Python start, seconds under emulation (tests/vm)
+        with ThreadPoolExecutor(max_workers=len(self.routers)) as pool:
+            tests = [(router, pool.submit(router.netns.run, [sys.executable, "-m", "pykeepalived", "-t", "-f",
+                                                             str(router.conf_path)], check=False, timeout_s=30.0))
+                     for router in self.routers.values()]
+        for router, future in tests:
+            test = future.result()
             if test.returncode != 0:
                 raise LabError(f"pykeepalived -t refuses {router.conf_path}:\n{_tail(test.stderr + test.stdout)}")
 
