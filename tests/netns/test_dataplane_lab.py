@@ -1,6 +1,7 @@
 """Traffic through the VIP in the guide's topology, forwarded by the nftables data plane.
 
-Each test has a lab of its own (NAT, DR or TUN): the client's requests reach
+Each kind of lab (NAT, DR or TUN) is built once and shared by the tests for
+as long as each leaves it as `LvsLab.up()` did (`SharedLab`): the client's requests reach
 every healthy real server in round robin, a dead real server stops getting new
 connections within the checker's bound, the master's death moves traffic to
 the backup, persistence keeps a client on one server, the fwmark service
@@ -19,11 +20,10 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from pykeepalived.lab import LabError, unique_prefix
+from pykeepalived.lab import LabError, unique_prefix, wait_until
 from pykeepalived.lab.lvs_lab import LabKind, LvsLab
 from tests.scripts import script
 
@@ -68,20 +68,94 @@ def missing_ipip() -> str | None:
     return None
 
 
-@pytest.fixture(params=["nat", "dr", "tun"])
-def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LvsLab]:
+class SharedLab:
+    """One lab of a kind, shared by the module's tests for as long as each leaves it as `up()` did.
+
+    Building a lab is most of what these tests cost (a few seconds here, ~30 s in the qemu guest of
+    tests/vm/test_tun_dataplane.py), and most tests only send traffic through it. A test that breaks
+    it (kills a router) or fails half-way leaves a lab that is not ready again within READY_AGAIN_S:
+    that one is closed at once and the next test gets a new one, so every test starts from what
+    `LvsLab.up()` guarantees, exactly as with a lab of its own.
+    """
+
+    def __init__(self, kind: str, workdirs: pytest.TempPathFactory) -> None:
+        self.kind = kind
+        self.workdirs = workdirs
+        self.current: LvsLab | None = None
+        self.used = False  # a test has had the current lab (and sent traffic through it)
+
+    def get(self, *, fresh: bool = False) -> LvsLab:
+        """The current lab, or a new one; `fresh`: one no test has had yet (connection counts start at 0)."""
+        if fresh and self.used:
+            self.close()
+        if self.current is None:
+            lab = LvsLab(self.kind, prefix=unique_prefix(f"dp{self.kind}"), name=f"dp-{self.kind}",
+                         workdir=self.workdirs.mktemp(f"lab-{self.kind}"), timeout_scale=TIME_SCALE,
+                         dataplane="nftables")  # in the qemu guest auto would pick IPVS
+            lab.up()  # closes what it made if it fails
+            if self.kind == "tun":  # the probe said yes, so the real servers must have decapsulating tunl0
+                assert lab.rs_vip_device == "tunl0", lab.notes
+            self.current, self.used = lab, False
+        self.used = True
+        return self.current
+
+    def release(self) -> None:
+        """After a test: keep the lab if it is ready again (a restarted real server's checks may lag), else close it."""
+        lab = self.current
+        if lab is None:
+            return
+        if not all(r.running() for r in lab.routers.values()) or not all(rs.nginx.running()
+                                                                      for rs in lab.real_servers):
+            self.close()  # a killed router or real server: it would never be ready again
+            return
+        try:
+            wait_until(lab.is_ready, READY_AGAIN_S, interval_s=0.1, what="the lab to be as up() left it")
+        except LabError:
+            self.close()
+
+    def close(self) -> None:
+        lab, self.current = self.current, None
+        if lab is not None:
+            lab.close()
+
+
+# A lab left ready within this is kept for the next test (router2's checker may still have to see a
+# restarted real server); one that is not is replaced, which costs time but never a test.
+READY_AGAIN_S = 15.0 * TIME_SCALE
+
+
+@pytest.fixture(scope="module", params=["nat", "dr", "tun"])
+def shared_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedLab]:
+    """Module scope, so pytest runs every test of one kind before the next kind: one lab alive at a time."""
     kind = str(request.param)
     if kind == "tun" and (reason := missing_ipip()) is not None:
         pytest.skip(reason)
-    lab = LvsLab(kind, prefix=unique_prefix(f"dp{kind}"), name=f"dp-{kind}", workdir=tmp_path / "lab",
-                 timeout_scale=TIME_SCALE, dataplane="nftables")  # in the qemu guest auto would pick IPVS
+    shared = SharedLab(kind, tmp_path_factory)
     try:
-        lab.up()
-        if kind == "tun":  # the probe said yes, so the real servers must have decapsulating tunl0
-            assert lab.rs_vip_device == "tunl0", lab.notes
+        yield shared
+    finally:
+        shared.close()
+
+
+@pytest.fixture
+def lab(shared_lab: SharedLab) -> Iterator[LvsLab]:
+    """A lab as `up()` leaves it: the kind's shared one, or a new one if the previous test broke it."""
+    lab = shared_lab.get()
+    try:
         yield lab
     finally:
-        lab.close()
+        shared_lab.release()
+
+
+@pytest.fixture
+def fresh_lab(shared_lab: SharedLab) -> Iterator[LvsLab]:
+    """A lab no test has had yet: for connection counts, which earlier tests' connections would change
+    (in DR and TUN the routers see only the client's half of each connection, so its entry outlives it)."""
+    lab = shared_lab.get(fresh=True)
+    try:
+        yield lab
+    finally:
+        shared_lab.release()
 
 
 def served_by(lab: LvsLab, url: str, timeout_s: float = REQUEST_TIMEOUT_S) -> str:
@@ -100,6 +174,27 @@ def decapsulated(lab: LvsLab) -> dict[str, int]:
         link = rs.host.netns.ip_json("-s", "link", "show", "tunl0")[0]
         counts[rs.name] = int(link["stats64"]["rx"]["packets"])
     return counts
+
+
+# First, so that it gets the lab its kind builds anyway (it needs one nobody has sent traffic through).
+def test_status_counts_the_connections_of_each_real_server(fresh_lab: LvsLab) -> None:
+    lab = fresh_lab
+    holder = lab.client.netns.popen(["python3", script("tcp_holder.py"), VIP, "80", "3", f"{scaled(20):g}"])
+    try:
+        deadline = time.monotonic() + scaled(10)
+        while True:
+            text = lab.status_text("router1")
+            rows = [line.split() for line in text.splitlines() if line.strip().startswith("->")
+                    and ":80 " in line and "10.11.12." in line]
+            active = [int(r[4]) for r in rows[:3]]
+            if sum(active) >= 3:
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
+        assert active == [1, 1, 1], text
+    finally:
+        holder.kill()
+        holder.wait(timeout=5)
 
 
 def test_requests_reach_every_real_server_in_round_robin(lab: LvsLab) -> None:
@@ -138,47 +233,12 @@ def test_a_dead_real_server_stops_getting_new_connections_within_the_checker_bou
         time.sleep(0.3)
 
 
-def test_the_master_routers_death_moves_traffic_to_the_backup(lab: LvsLab) -> None:
-    assert served_by(lab, f"http://{VIP}/whoami") in {"rs1", "rs2", "rs3"}
-    lab.kill_router("router1")
-    killed = time.monotonic()
-    while True:
-        try:
-            served_by(lab, f"http://{VIP}/whoami", timeout_s=PROBE_TIMEOUT_S)
-            break
-        except LabError:
-            assert time.monotonic() - killed < scaled(10), "no traffic through the backup"
-            time.sleep(0.05)
-    assert lab.which_router_is_master() == "router2"
-    names = [served_by(lab, f"http://{VIP}/whoami") for _ in range(6)]
-    assert sorted(names) == ["rs1", "rs1", "rs2", "rs2", "rs3", "rs3"]
-
-
 def test_persistence_keeps_the_client_on_one_server_across_http_and_https(lab: LvsLab) -> None:
     first = served_by(lab, f"http://{FWMARK_VIP}/whoami")
     got = {served_by(lab, f"{scheme}://{FWMARK_VIP}/whoami") for scheme in ("http", "https") * 4}
     assert got == {first}
     # The plain service on the other VIP is not persistent: the same client is spread.
     assert len({served_by(lab, f"http://{VIP}/whoami") for _ in range(3)}) == 3
-
-
-def test_status_counts_the_connections_of_each_real_server(lab: LvsLab) -> None:
-    holder = lab.client.netns.popen(["python3", script("tcp_holder.py"), VIP, "80", "3", f"{scaled(20):g}"])
-    try:
-        deadline = time.monotonic() + scaled(10)
-        while True:
-            text = lab.status_text("router1")
-            rows = [line.split() for line in text.splitlines() if line.strip().startswith("->")
-                    and ":80 " in line and "10.11.12." in line]
-            active = [int(r[4]) for r in rows[:3]]
-            if sum(active) >= 3:
-                break
-            assert time.monotonic() < deadline, text
-            time.sleep(0.5)
-        assert active == [1, 1, 1], text
-    finally:
-        holder.kill()
-        holder.wait(timeout=5)
 
 
 def test_a_request_bigger_than_one_segment_gets_through(lab: LvsLab) -> None:
@@ -195,3 +255,20 @@ def test_a_request_bigger_than_one_segment_gets_through(lab: LvsLab) -> None:
         proc = lab.client.netns.run([*argv, url], check=False, timeout_s=REQUEST_TIMEOUT_S + 5.0)
         assert proc.returncode == 0, f"{url}: {proc.stderr.strip()}"
         assert proc.stdout.split()[0] in {"rs1", "rs2", "rs3"}
+
+
+# Last, because it breaks the lab (the next test would have to build a new one): order only saves time here.
+def test_the_master_routers_death_moves_traffic_to_the_backup(lab: LvsLab) -> None:
+    assert served_by(lab, f"http://{VIP}/whoami") in {"rs1", "rs2", "rs3"}
+    lab.kill_router("router1")
+    killed = time.monotonic()
+    while True:
+        try:
+            served_by(lab, f"http://{VIP}/whoami", timeout_s=PROBE_TIMEOUT_S)
+            break
+        except LabError:
+            assert time.monotonic() - killed < scaled(10), "no traffic through the backup"
+            time.sleep(0.05)
+    assert lab.which_router_is_master() == "router2"
+    names = [served_by(lab, f"http://{VIP}/whoami") for _ in range(6)]
+    assert sorted(names) == ["rs1", "rs1", "rs2", "rs2", "rs3", "rs3"]

@@ -4,8 +4,10 @@ For each pair, in both roles, for VRRPv2/IPv4, VRRPv3/IPv4 and VRRPv3/IPv6:
 the higher priority becomes master and is the only holder of the VIP; the
 backup takes over when the master is killed (SIGKILL, its VIPs removed as a
 dead machine's would be), when it stops cleanly, and when its interface goes
-down; the former master takes the VIP back (preempt). nopreempt and tracked
-scripts have tests of their own.
+down; the former master takes the VIP back (preempt). VRRPv2 (1 s adverts, ten
+times VRRPv3's here) stops after the clean stop: the rest repeats, version for
+version, what the pair's VRRPv3 cases show. nopreempt and tracked scripts have
+tests of their own.
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ def test_pair_elects_fails_over_and_preempts(lab: Lab, other: str, role: str, ve
     # clean stop: priority 0, the backup takes over at once
     high.stop()
     wait_sole_holder(low, [high], vip, 2 * advert_for(version) + 2.0, settle_s)
+    if version == 2:
+        # What is left (preempt once more, the master's link down and up) does not depend on the version and
+        # is shown for this pair by its VRRPv3 cases; at VRRPv2's 1 s adverts it would cost ~20 s a case.
+        return
 
     high.start()
     wait_sole_holder(high, [low], vip, takeover_s + down_interval(version, 150), settle_s)

@@ -19,6 +19,26 @@ from tests.vm.guest import GuestImage, run_in_guest
 from tests.vm.shares import REPO, share_for
 
 
+# The guest-local tmpfs where bytecode goes when the checkout is shared read-write (see bytecode_exports).
+GUEST_PYCACHE = "/run/pkvm-pycache"
+
+
+def bytecode_exports() -> list[str]:
+    """Let the guest's Python keep the bytecode it compiles, without ever writing it to the host.
+
+    Every Python process of a lab (pytest, each router's parent and two children, every `pykeepalived -t`
+    and `status`) imports most of pykeepalived; with no bytecode kept each one compiles it all again,
+    seconds per process under emulation. The checkout normally lies on the read-only host root with the
+    guest's tmpfs overlay on top: bytecode next to the sources lands in guest RAM, and the host's own
+    bytecode for the standard library is used as it is. A checkout below /tmp is shared read-write
+    (tests/vm/shares.py): there all bytecode goes to a guest-local prefix instead, so nothing is written
+    into the host's checkout (the standard library is then compiled once per guest run).
+    """
+    if REPO.is_relative_to("/tmp"):
+        return [f"export PYTHONPYCACHEPREFIX={GUEST_PYCACHE}", "unset PYTHONDONTWRITEBYTECODE"]
+    return ["unset PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX"]
+
+
 def guest_script(module: str, *, load: str, basetemp: str, time_scale: float, select: str | None = None) -> str:
     """Load a kernel module, run `pytest MODULE [-k SELECT]`, and on failure show the routers' log tails.
 
@@ -27,12 +47,15 @@ def guest_script(module: str, *, load: str, basetemp: str, time_scale: float, se
     files are open-but-unlinked, which 9p cannot truncate.
     """
     pytest_argv = [sys.executable, "-m", "pytest", module, *(["-k", select] if select else []),
-                   "-p", "no:cacheprovider", "-q", "-rA", f"--basetemp={basetemp}"]
+                   "-p", "no:cacheprovider", "-q", "-rA", "--durations=0", f"--basetemp={basetemp}"]
     return "\n".join([
         f"modprobe {load} || exit 3",
         f"cd {shlex.quote(str(REPO))} || exit 3",
         f"mkdir -p {basetemp}-tmp && export TMPDIR={basetemp}-tmp",
-        f"export PYKEEPALIVED_TIME_SCALE={time_scale:g} PYTHONDONTWRITEBYTECODE=1",
+        # this checkout's pykeepalived (its lab helpers and the routers it starts), not whatever the virtualenv's
+        # editable install points at: the same in CI, and right in a second worktree
+        f"export PYKEEPALIVED_TIME_SCALE={time_scale:g} PYTHONPATH={shlex.quote(str(REPO / 'src'))}",
+        *bytecode_exports(),
         shlex.join(pytest_argv),
         "rc=$?",
         f'[ "$rc" = 0 ] || for log in $(find {basetemp} -name "router*.log"); do',

@@ -650,6 +650,20 @@ def config_cost(source: Path) -> int:
     return max(1, sum(len(svc.real_servers) for svc in services))
 
 
+def same_experiment_key(source: Path) -> tuple[str, ...]:
+    """What both daemons are given for a config, its state directory left out: two configs with the same key
+    are the same experiment (checkers are all replaced by the same MISC_CHECK, so e.g. an HTTP_GET sample and
+    a TCP_CHECK sample with the same virtual servers become one config), and give the same tables."""
+    text = source.read_text(errors="replace")
+    return tuple(transform(text, Path("/STATE"), kind)[0] for kind in DAEMONS)
+
+
+def distinct_configs(names: list[str], sources: dict[str, Path]) -> dict[str, str]:
+    """Each name -> the first name (in order) whose transformed configs are the same; itself if none is."""
+    first: dict[tuple[str, ...], str] = {}
+    return {n: first.setdefault(same_experiment_key(sources[n]), n) for n in names}
+
+
 def run_within_budget(jobs: list[tuple[str, int, Callable[[], dict[str, Any]]]], budget: int) -> dict[str, Any]:
     """Run (name, cost, job) in threads, the biggest pending job that fits first, with at most `budget` cost
     running at once (a job bigger than the budget runs alone)."""
@@ -708,11 +722,16 @@ def main() -> int:
     RUN_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
     started = time.monotonic()
     runnable = [(i, n) for i, n in enumerate(wanted) if n not in EXCLUDED]
+    # A config whose transformed configs equal an earlier one's is not run again: its result is that run's.
+    same_as = distinct_configs([n for _, n in runnable], sources)
     done = run_within_budget([(n, config_cost(sources[n]), partial(run_config, i, n, sources[n], args.workdir))
-                              for i, n in runnable], args.budget)
-    results = {n: done[n] for _, n in runnable}
+                              for i, n in runnable if same_as[n] == n], args.budget)
+    results = {n: done[n] if same_as[n] == n else {**done[same_as[n]], "name": n, "source": str(sources[n]),
+                                                   "same_as": same_as[n]}
+               for _, n in runnable}
     summary = {"configs": results, "excluded": {n: EXCLUDED[n] for n in wanted if n in EXCLUDED},
                "neutralised": NEUTRALISED,
+               "same_as": {n: first for n, first in same_as.items() if n != first},
                "elapsed_s": round(time.monotonic() - started, 1)}
     (args.workdir / "results.json").write_text(json.dumps(summary, indent=1))
     different = [n for n, r in results.items()

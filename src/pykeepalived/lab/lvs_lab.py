@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -825,8 +826,13 @@ class LvsLab:
                                                            sync_daemon=self.sync_daemon))
             for path in (router.log_path, router.status_file, *router.pid_files):
                 path.unlink(missing_ok=True)
-            test = router.netns.run([sys.executable, "-m", "pykeepalived", "-t", "-f", str(router.conf_path)],
-                                    check=False, timeout_s=30.0)
+        # both routers' configs checked at once: each `-t` is a Python start, seconds under emulation (tests/vm)
+        with ThreadPoolExecutor(max_workers=len(self.routers)) as pool:
+            tests = [(router, pool.submit(router.netns.run, [sys.executable, "-m", "pykeepalived", "-t", "-f",
+                                                             str(router.conf_path)], check=False, timeout_s=30.0))
+                     for router in self.routers.values()]
+        for router, future in tests:
+            test = future.result()
             if test.returncode != 0:
                 raise LabError(f"pykeepalived -t refuses {router.conf_path}:\n{_tail(test.stderr + test.stdout)}")
 
@@ -847,6 +853,20 @@ class LvsLab:
             if len(counts) != 2 or any(n != wanted for n in counts.values()):
                 return False
         return True
+
+    def is_ready(self) -> bool:
+        """Whether the lab is as `up()` leaves it: every nginx and router running, router1 holding the VIPs,
+        both routers' checkers seeing every real server alive. Asked once; never raises.
+
+        Lets a caller reuse one lab for several tests (e.g. tests/netns/test_dataplane_lab.py) as long as
+        each test leaves it this way, and build a new one when a test did not (a killed router...).
+        """
+        if self._record is None or self._closed or not all(rs.nginx.running() for rs in self.real_servers):
+            return False
+        try:
+            return self._ready()
+        except LabError:
+            return False
 
     def _wait_ready(self) -> None:
         try:
