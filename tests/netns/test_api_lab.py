@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from pykeepalived.ctl import connection
 from pykeepalived.lab import unique_prefix
 from pykeepalived.lab.lvs_lab import PUBLIC_INSTANCE, VIP, LvsLab
 
+from .polling import first_true
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root, pytest.mark.slow]
@@ -91,24 +91,9 @@ def _states(doc: dict[str, Any]) -> set[str]:
     return {i["state"] for i in doc.get("vrrp", {}).get("instances", [])}
 
 
-def _first_true(conditions: dict[str, Callable[[], bool]], timeout_s: float) -> dict[str, float]:
-    """Poll each condition every 50 ms: the monotonic time each first held (missing ones never did)."""
-    seen: dict[str, float] = {}
-    deadline = time.monotonic() + timeout_s
-    while len(seen) < len(conditions) and time.monotonic() < deadline:
-        for name, cond in conditions.items():
-            if name not in seen:
-                try:
-                    if cond():
-                        seen[name] = time.monotonic()
-                except (OSError, ValueError, KeyError, StopIteration):
-                    pass
-        time.sleep(0.05)
-    return seen
-
 
 def _until(cond: Callable[[], bool], timeout_s: float, what: Callable[[], object]) -> None:
-    assert _first_true({"it": cond}, timeout_s), what()
+    assert first_true({"it": cond}, timeout_s), what()
 
 
 @pytest.fixture
@@ -208,7 +193,7 @@ def test_state_and_metrics_follow_the_nat_lab(lab: LvsLab) -> None:
     # a real server dies: the API follows the checker's own status file
     lab.stop_real_server("rs3")
     gone = lab.real_server("rs3")
-    times = _first_true({
+    times = first_true({
         "checker": lambda: any(not r["alive"] for s in lab.router(master).checker_status()["services"]
                                for r in s["real_servers"] if str(gone.address) in r["name"]),
         "state": lambda: _rs(_state(lab, master), rs["rs3"])["healthy"] is False,
@@ -223,7 +208,7 @@ def test_state_and_metrics_follow_the_nat_lab(lab: LvsLab) -> None:
 
     # the master dies: the survivor's API says MASTER once it holds the VIPs
     lab.kill_router(master)
-    times = _first_true({
+    times = first_true({
         "vip": lambda: backup in lab.vip_holders(),
         "state": lambda: _states(_state(lab, backup)) == {"MASTER"},
         "metrics": lambda: set(_m(_metrics(lab, backup), "keepalived_vrrp_state", iname=PUBLIC_INSTANCE)) == {2.0},

@@ -16,8 +16,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from pykeepalived.lab.lvs_lab import VIP, LvsLab
 from pykeepalived.lab.topology import Host
 
 from .router_fixtures import lone_router, start_logged, stop_group
+from .polling import first_true
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -62,21 +62,6 @@ def _healthy(doc: dict[str, Any], vs: str) -> dict[str, bool]:
     return {}
 
 
-def _first_true(conditions: dict[str, Callable[[], bool]], timeout_s: float) -> dict[str, float]:
-    """Poll each condition every 50 ms: the monotonic time each first held (missing ones never did)."""
-    seen: dict[str, float] = {}
-    deadline = time.monotonic() + timeout_s
-    while len(seen) < len(conditions) and time.monotonic() < deadline:
-        for name, cond in conditions.items():
-            if name not in seen:
-                try:
-                    if cond():
-                        seen[name] = time.monotonic()
-                except (OSError, ValueError, KeyError):
-                    pass
-        time.sleep(0.05)
-    return seen
-
 
 @pytest.fixture
 def nat_lab(tmp_path: Path) -> Iterator[LvsLab]:
@@ -101,7 +86,7 @@ def test_status_follows_the_nat_lab_real_server_and_master_deaths(nat_lab: LvsLa
     for router, role in ((master, "MASTER"), (backup, "BACKUP")):
         def settled(router: str = router, role: str = role) -> bool:
             return set(_states(_doc(lab, router)).values()) == {role}
-        assert _first_true({"settled": settled}, 10.0), _doc(lab, router)
+        assert first_true({"settled": settled}, 10.0), _doc(lab, router)
         proc = _status(lab, router, "--json")
         assert proc.returncode == 0, proc.stderr
         doc = json.loads(proc.stdout)
@@ -121,13 +106,13 @@ def test_status_follows_the_nat_lab_real_server_and_master_deaths(nat_lab: LvsLa
         svc = next(s for s in _doc(lab, master)["checker"]["virtual_servers"] if s["name"] == vs_name)
         stats = svc["stats"]
         return bool(stats) and stats["active_connections"] + stats["inactive_connections"] >= 3
-    assert _first_true({"counted": counted}, 6.0), _doc(lab, master)["checker"]
+    assert first_true({"counted": counted}, 6.0), _doc(lab, master)["checker"]
 
     # a real server dies: the state follows the checker's own status file within the margin
     lab.stop_real_server(1)
     gone = lab.real_server(1)
     rs_name = f"{gone.address}:80"
-    times = _first_true({
+    times = first_true({
         "checker": lambda: any(not rs["alive"] for svc in lab.router(master).checker_status()["services"]
                                for rs in svc["real_servers"] if str(gone.address) in rs["name"]),
         "state": lambda: _healthy(_doc(lab, master), vs_name).get(rs_name) is False,
@@ -139,7 +124,7 @@ def test_status_follows_the_nat_lab_real_server_and_master_deaths(nat_lab: LvsLa
 
     # the master dies: the backup's state says MASTER within the margin of it taking the VIP
     lab.kill_router(master)
-    times = _first_true({
+    times = first_true({
         "vip": lambda: backup in lab.vip_holders(),
         "state": lambda: set(_states(_doc(lab, backup)).values()) == {"MASTER"},
     }, 15.0)
@@ -198,7 +183,7 @@ def test_status_of_a_vrrp_only_router_and_after_it_stopped(lone: Host, tmp_path:
         def master() -> bool:
             out = lone.netns.run([*status, "--json"], check=False)
             return out.returncode == 0 and _states(json.loads(out.stdout)) == {"VI_STATUS": "MASTER"}
-        assert _first_true({"master": master}, 15.0), (tmp_path / "log").read_text()
+        assert first_true({"master": master}, 15.0), (tmp_path / "log").read_text()
         text = lone.netns.run(status, check=False)
         assert text.returncode == 0 and "VI_STATUS" in text.stdout and "MASTER" in text.stdout, text.stdout
         doc = json.loads(lone.netns.run([*status, "--json"], check=False).stdout)
@@ -215,7 +200,7 @@ def test_status_of_a_vrrp_only_router_and_after_it_stopped(lone: Host, tmp_path:
             child = now["daemon"]["children"]["vrrp"]
             return bool(child["restarts"] == 1 and child["running"] and "SIGKILL" in (child["last_exit"] or "")
                         and any(e["kind"] == "daemon" and "SIGKILL" in e["text"] for e in now["events"]))
-        assert _first_true({"restarted": restarted}, 10.0), (tmp_path / "log").read_text()
+        assert first_true({"restarted": restarted}, 10.0), (tmp_path / "log").read_text()
     finally:
         stop_group(proc)
     after = lone.netns.run([*status, "--json"], check=False)
