@@ -69,6 +69,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.snmp.mib", "pykeepalived.snmp.mib_keepalived", "pykeepalived.snmp.mib_vrrpv3",
         "pykeepalived.snmp.settings", "pykeepalived.snmp.session", "pykeepalived.snmp.traps",
         "pykeepalived.snmp.mib_config", "pykeepalived.snmp.mib_vrrp2",  # SNMP's cores
+        "pykeepalived.snmp.mib_checker_config",
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",

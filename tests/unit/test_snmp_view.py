@@ -59,7 +59,10 @@ def test_virtual_and_real_server_tables() -> None:
     assert value(K + (3, 3, 1, 20, 1)) == 2 and value(K + (3, 3, 1, 21, 1)) == 1  # total, up
     assert value(K + (3, 3, 1, 23, 2)) == 2 and value(K + (3, 3, 1, 14, 2)) == 300
     assert value(K + (3, 4, 1, 4, 1, 2)) == bytes([10, 11, 12, 3]) and value(K + (3, 4, 1, 6, 1, 2)) == 2
-    assert value(K + (3, 4, 1, 7, 1, 2)) == 0 and value(K + (3, 4, 1, 15, 1, 1)) == 3
+    assert value(K + (3, 4, 1, 15, 1, 1)) == 3
+    # realServerWeight: a server that is down shows its weight, as keepalived 2.2.7 does (seen side by side in
+    # the qemu guest, tests/vm/test_snmp_compare.py), not the data plane's 0
+    assert value(K + (3, 4, 1, 7, 1, 2)) == 2 and value(K + (3, 4, 1, 7, 1, 1)) == 1
 
 
 def test_vrrpv3_rows_by_ifindex_vrid_type_as_debians_keepalived() -> None:
@@ -258,3 +261,18 @@ def test_scripts_are_shown_as_keepalived_quotes_them() -> None:
 
     assert script_text(Script(["/usr/bin/true", "a b", "c"])) == "'/usr/bin/true' 'a b' 'c'"
     assert script_text(Script([">/tmp/flag"])) == ">/tmp/flag" and script_text(None) is None
+
+
+def test_checker_settings_columns_come_from_the_configuration() -> None:
+    config = read_config_text(
+        "virtual_server 192.0.2.10 80 {\n delay_loop 3\n alpha\n hysteresis 2\n connect_timeout 4\n"
+        " quorum 5\n inhibit_on_failure\n lb_kind NAT\n real_server 10.11.12.2 80 {\n  delay_loop 7\n  lvs_method DR\n"
+        "  TCP_CHECK {\n  }\n }\n real_server 10.11.12.3 80 {\n  weight 2\n  TCP_CHECK {\n  }\n }\n}\n").config
+    r = {b.name: b.value for b in build_view(sample(), ALL, FACTS, 1010.0, config).rows}
+    vs, rs = K + (3, 3, 1), K + (3, 4, 1)
+    assert r[vs + (16, 1)] == 3 and r[vs + (64, 1)] == 3_000_000 and r[vs + (67, 1)] == 4_000_000  # delays, µs
+    assert r[vs + (18, 1)] == 1 and r[vs + (19, 1)] == 2 and r[vs + (26, 1)] == 2  # alpha, no omega, hysteresis
+    assert r[rs + (46, 1, 1)] == 7 and r[rs + (46, 1, 2)] == 3  # a real server's own delay_loop, else its VS's
+    assert r[rs + (40, 1, 1)] == 2 and r[rs + (40, 1, 2)] == 1  # forwardingMethod: DR, NAT
+    assert r[rs + (10, 1, 2)] == 2 and r[rs + (42, 1, 2)] == 1  # inhibit(2), alpha inherited
+    assert vs + (16, 2) not in r  # the fwmark VS is not in this configuration: no settings row

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..config.model import KeepalivedConfig
 from .agentx import Oid
+from .mib_checker_config import checker_config_rows
 from .mib_config import config_rows, global_config_rows, vrrp2_config_rows, vrrpv3_config_rows
 from .mib_keepalived import CHECK, GLOBAL, VRRP, check_rows, global_rows, vrrp_rows
 from .mib_vrrp2 import VRRP_MIB, vrrp2_rows
@@ -52,6 +53,8 @@ def build_view(doc: Mapping[str, Any], settings: SnmpSettings, interfaces: Inter
                                 [str(g.get("name")) for g in dicts(vrrp.get("sync_groups"))])
     if settings.checker:
         rows += check_rows(doc)
+        if config is not None:
+            rows += checker_config_rows(config, doc)
     if settings.rfcv2:
         rows += vrrp2_rows(doc, interfaces, settings.traps)
         if config is not None:

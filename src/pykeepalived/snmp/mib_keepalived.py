@@ -178,6 +178,18 @@ def virtual_server_rows(v: int, vs: Mapping[str, Any]) -> list[VarBind]:
     )
 
 
+def real_server_weight(rs: Mapping[str, Any]) -> Any:
+    """realServerWeight as keepalived 2.2.7 answers it: the weight the server has when it is in the pool.
+
+    keepalived shows its effective weight (the configured one plus dynamic offsets, or what was set) whether
+    the server is up or not; the document's effective_weight is the data plane's, 0 while the server is
+    down, so a server that is down shows its configured weight (keepalived drops the offsets of a dead one).
+    """
+    if rs.get("healthy") is True:
+        return rs.get("effective_weight", rs.get("weight"))
+    return rs.get("weight")
+
+
 def real_server_rows(v: int, r: int, rs: Mapping[str, Any], vs: Mapping[str, Any]) -> list[VarBind]:
     def col(n: int) -> Oid:
         return REAL_SERVER_ENTRY + (n, v, r)
@@ -191,7 +203,7 @@ def real_server_rows(v: int, r: int, rs: Mapping[str, Any], vs: Mapping[str, Any
         octets(col(4), addr.packed if addr is not None else None),
         gauge(col(5), rs.get("port")),
         truth(col(6), rs.get("healthy")),
-        integer(col(7), rs.get("effective_weight", rs.get("weight"))),
+        integer(col(7), real_server_weight(rs)),
         gauge(col(15), active),
         gauge(col(16), inactive),
     )
