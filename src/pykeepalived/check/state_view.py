@@ -19,6 +19,7 @@ from typing import Any
 
 from ..lvs.model import DesiredTable, VirtualService
 from ..state.runtime import RuntimeOverrides
+from ..state.runtime_names import service_label
 
 MAX_HISTORY = 20  # health changes kept per real server
 
@@ -30,12 +31,8 @@ def _host(address: str) -> str:
 
 
 def vs_state_name(svc: VirtualService) -> str:
-    """The state document's name of a virtual server."""
-    if svc.kind == "fwmark":
-        return f"FWM {svc.fwmark}"
-    if svc.kind == "group":
-        return f"GRP {svc.group}:{svc.port or 0}"
-    return f"{(svc.protocol or 'TCP').upper()} {_host(svc.address or '?')}:{svc.port or 0}"
+    """The state document's name of a virtual server (state/runtime_names.py spells it)."""
+    return service_label(svc.kind, svc.fwmark, svc.group, svc.protocol, svc.address, svc.port)
 
 
 def split_internal(name: str) -> tuple[str, int]:

@@ -25,13 +25,22 @@ def host_port(address: object, port: int | None) -> str:
     return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
 
 
+def service_label(kind: str, fwmark: int | None, group: str | None, protocol: str | None, address: object,
+                  port: int | None) -> str:
+    """`TCP 203.0.113.10:80`, `FWM 80`, `GRP web:80`: the state document's name of a virtual server.
+
+    One spelling for the config's virtual servers (the runtime API) and the
+    data plane's table (check/state_view.py), so that an override is found.
+    """
+    if kind == "fwmark":
+        return f"FWM {fwmark}"
+    if kind == "group":
+        return f"GRP {group}:{port or 0}"
+    return f"{(protocol or 'TCP').upper()} {host_port(address if address is not None else '?', port or 0)}"
+
+
 def virtual_server_name(vs: VirtualServer) -> str:
-    """`TCP 203.0.113.10:80`, `FWM 80`, `GRP web:80`: the state document's names (check/state_view.py's)."""
-    if vs.kind == "fwmark":
-        return f"FWM {vs.fwmark}"
-    if vs.kind == "group":
-        return f"GRP {vs.group}:{vs.port or 0}"
-    return f"{vs.protocol or 'TCP'} {host_port(vs.address, vs.port)}"
+    return service_label(vs.kind, vs.fwmark, vs.group, vs.protocol, vs.address, vs.port)
 
 
 def real_server_name(rs: RealServer) -> str:
