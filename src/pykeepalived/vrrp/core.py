@@ -162,6 +162,7 @@ class VrrpCore:
 
     def release(self, names: Iterable[str]) -> None:
         """Let held instances act on their priority again (at their next master-down timer)."""
+        names = list(names)  # walked twice: an iterator would release the machines but keep them held here
         for name in names:
             if name in self._machines:
                 self._machines[name].held = False
