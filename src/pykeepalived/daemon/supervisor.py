@@ -768,6 +768,18 @@ async def _any_report(reports: list[ChildReports], timeout_s: float) -> None:
 _early: list[int] = []
 
 
+def _forget_state_in_pid_dir(state_file: str, pid_dirs: Sequence[str]) -> None:
+    """A state file in a pid directory keepalived removes at exit (/run/keepalived/NAMESPACE) goes with it.
+
+    Elsewhere the last state stays for `pykeepalived status` (daemon.running
+    false); there it would keep the directory that keepalived leaves gone.
+    """
+    folder = os.path.dirname(os.path.abspath(state_file))
+    if folder in {os.path.abspath(d) for d in pid_dirs}:
+        with contextlib.suppress(OSError):
+            os.unlink(state_file)
+
+
 def _api_part(api: ApiSettings | None) -> dict[str, Any] | None:
     """The state document's daemon.api (docs/state.md): None when the API is off."""
     if api is None or not api.enabled:
@@ -844,6 +856,8 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
     try:
         ok = asyncio.run(main())
     finally:
+        if setup is not None:
+            _forget_state_in_pid_dir(state_path(setup.pid_file), pids.dirs)
         pids.remove()
         final = setup.config if setup is not None else config  # the shutdown_script of the config in force
         if final is not None:
