@@ -24,9 +24,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pykeepalived.ctl import connection
-from pykeepalived.lab import unique_prefix
 from pykeepalived.lab.lvs_lab import PUBLIC_INSTANCE, VIP, LvsLab
 
+from .api_labs import runtime_api_lab
 from .polling import first_true
 from .vrrp_helpers import needs_root
 
@@ -98,15 +98,8 @@ def _until(cond: Callable[[], bool], timeout_s: float, what: Callable[[], object
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[LvsLab]:
-    lab = LvsLab("nat", prefix=unique_prefix("apil"), name="apilab", workdir=tmp_path / "lab",
-                 router_args=("--api", "unix:{dir}/{name}.api.sock", "--api-runtime"))
-    try:
-        lab.up()
+    with runtime_api_lab("apilab", tmp_path / "lab") as lab:
         yield lab
-    finally:
-        for router in lab.routers.values():
-            print(f"===== {router.name} =====\n{router.log()[-3000:]}")
-        lab.close()
 
 
 def test_state_and_metrics_follow_the_nat_lab(lab: LvsLab) -> None:

@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
-from pykeepalived.lab import LabError, unique_prefix, wait_until
+from pykeepalived.lab import LabError, wait_until
 from pykeepalived.lab.lvs_lab import PUBLIC_INSTANCE, ROUTER_SPECS, VIP, LvsLab, render_router_conf
 
+from .api_labs import runtime_api_lab
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
@@ -56,15 +57,8 @@ def state(lab: LvsLab, router: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LvsLab]:
-    lab = LvsLab("nat", prefix=unique_prefix("rtapi"), name="rtapi", workdir=tmp_path_factory.mktemp("rtapi"),
-                 router_args=("--api", "unix:{dir}/{name}.api.sock", "--api-runtime"))
-    try:
-        lab.up()
+    with runtime_api_lab("rtapi", tmp_path_factory.mktemp("rtapi")) as lab:
         yield lab
-    finally:
-        for router in lab.routers.values():
-            print(f"===== {router.name} =====\n{router.log()[-3000:]}")
-        lab.close()
 
 
 def _answers(lab: LvsLab, count: int) -> list[str]:
