@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import PyKeepalivedError
-from .daemon.paths import DEFAULT_PID_FILE, DEFAULT_STATUS_FILE
+from .daemon.paths import DEFAULT_PID_FILE, DEFAULT_STATUS_FILE, state_path
 from .host.proc import identity_problem
 
 EXIT_RUNNING = 0
@@ -410,21 +410,13 @@ def _checker_status(path: str, as_json: bool) -> int:
 def _api_status(api: str, as_json: bool, timeout_s: float = 5.0) -> int:
     """GET /api/v1/state from the daemon's HTTP API on a unix socket (`--api unix:PATH`)."""
     import http.client
-    import socket
+
+    from .ctl import UnixHTTPConnection  # the runtime API client's: HTTP over the API's unix socket
 
     if not api.startswith("unix:"):
         print("pykeepalived status: --api takes unix:PATH (the TCP API needs a token: use curl)", file=sys.stderr)
         return EXIT_USAGE
-    path = api[len("unix:"):]
-
-    class UnixConnection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout_s)
-            sock.connect(path)
-            self.sock = sock
-
-    conn = UnixConnection("localhost", timeout=timeout_s)
+    conn = UnixHTTPConnection(api[len("unix:"):], timeout_s)
     try:
         conn.request("GET", "/api/v1/state")
         reply = conn.getresponse()
@@ -443,13 +435,6 @@ def _api_status(api: str, as_json: bool, timeout_s: float = 5.0) -> int:
         return EXIT_NO_STATUS
     live = Liveness(True, True, None, None)  # it answered: it runs (the socket is root's, 0600)
     return _finish(_with_marks(doc, live) if as_json else render_state(doc, live), live, api, "pykeepalived")
-
-
-def state_file_of(pid_file: str) -> str:
-    """daemon/state_feed.py's state_path, without importing the daemon (status must start fast)."""
-    directory, name = os.path.split(os.path.abspath(pid_file))
-    stem = name[:-4] if name.endswith(".pid") else name
-    return os.path.join(directory, f"{stem}.state.json")
 
 
 def status_main(argv: Sequence[str]) -> int:
@@ -477,7 +462,7 @@ def status_main(argv: Sequence[str]) -> int:
         return _api_status(args.api, args.json)
     if args.state_file is None and args.status_file is not None and args.pid_file is None:
         return _checker_status(args.status_file, args.json)  # a checker alone, named explicitly
-    state_file = args.state_file or state_file_of(args.pid_file or DEFAULT_PID_FILE)
+    state_file = args.state_file or state_path(args.pid_file or DEFAULT_PID_FILE)
     if args.state_file is not None or os.path.lexists(state_file):
         return _state_status(state_file, args.json)
     checker_file = args.status_file or DEFAULT_STATUS_FILE

@@ -26,7 +26,8 @@ from pykeepalived.daemon import state_report
 from pykeepalived.daemon.child_report import ChildReporter, Report, parse_report
 from pykeepalived.daemon.reload_reports import ChildReports
 from pykeepalived.daemon.reload_result import ReloadResult
-from pykeepalived.daemon.state_feed import ParentState, state_path
+from pykeepalived.daemon.paths import state_path
+from pykeepalived.daemon.state_feed import ParentState
 from pykeepalived.lvs.model import DesiredTable, Destination, VirtualService
 from pykeepalived.state.runtime import RuntimeOverrides
 from pykeepalived.state.store import StateStore

@@ -39,13 +39,6 @@ WRITE_INTERVAL_S = 0.2  # the state file is rewritten at most five times a secon
 CHILD_KEYS = {"VRRP": "vrrp", "Healthcheck": "checker", "BFD": "bfd"}  # child name -> its key and part
 
 
-def state_path(pid_file: str) -> str:
-    """Where the parent whose pid file is `pid_file` writes the state document."""
-    directory, name = os.path.split(os.path.abspath(pid_file))
-    stem = name[:-4] if name.endswith(".pid") else name
-    return os.path.join(directory, f"{stem}.state.json")
-
-
 def child_key(name: str) -> str:
     return CHILD_KEYS.get(name, name.lower())
 

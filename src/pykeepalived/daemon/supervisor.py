@@ -74,7 +74,8 @@ from .reload_reports import ChildReports
 from .reload_result import ReloadResult, remove_result, result_path, write_result
 from .run import EXIT_ALREADY_RUNNING, DaemonOptions, begin, read_pid_file
 from .sd_notify import Notifier
-from .state_feed import ParentState, state_path
+from .paths import state_path
+from .state_feed import ParentState
 from .snmp_start import start_snmp
 from ..state.commands import CommandSender
 from ..state.store import StateStore
