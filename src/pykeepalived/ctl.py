@@ -80,16 +80,15 @@ def connection(api: str, insecure: bool = False) -> http.client.HTTPConnection:
 
 
 def read_token(path: str | None) -> str | None:
+    """The token as the daemon reads it (api/settings.py: the file's first line), so that both agree."""
     if path is None:
         return None
+    from .api.settings import ApiSettingsError, read_token as daemon_read_token
+
     try:
-        with open(path, encoding="utf-8") as f:
-            token = f.read().strip()
-    except OSError as exc:
-        raise CtlError(EXIT_USAGE, f"cannot read the token file {path}: {exc.strerror or exc}") from None
-    if not token:
-        raise CtlError(EXIT_USAGE, f"the token file {path} is empty")
-    return token
+        return daemon_read_token(path).decode("utf-8", "replace")
+    except ApiSettingsError as exc:
+        raise CtlError(EXIT_USAGE, str(exc)) from None
 
 
 def status_exit(http_status: int) -> int:
