@@ -19,15 +19,11 @@ from typing import Any
 
 from ..lvs.model import DesiredTable, VirtualService
 from ..state.runtime import RuntimeOverrides
-from ..state.runtime_names import service_label
+from ..state.runtime_names import host_port, service_label
 
 MAX_HISTORY = 20  # health changes kept per real server
 
 Counts = Mapping[str, Mapping[str, Sequence[int]]]  # internal VS name -> "[addr]:port" -> (active, inactive)
-
-
-def _host(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
 
 
 def vs_state_name(svc: VirtualService) -> str:
@@ -48,7 +44,7 @@ def split_internal(name: str) -> tuple[str, int]:
 def rs_state_name(internal: str) -> str:
     """The state document's name of a real server, from the checker's."""
     address, port = split_internal(internal)
-    return f"{_host(address)}:{port}"
+    return host_port(address, port)
 
 
 def health_reason(checkers: Iterable[tuple[str, bool, str]], healthy: bool) -> str:
