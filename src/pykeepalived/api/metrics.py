@@ -22,13 +22,16 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..vrrp.dump_view import STATE_WORDS
+
 VRRP_LABELS = ["iname", "intf", "vrid"]
 VIP_LABELS = ["iname", "intf", "vrid", "ip_address"]
 VS_LABELS = ["virtual_server"]
 RS_LABELS = ["virtual_server", "real_server"]
 CHECKER_LABELS = ["virtual_server", "real_server", "checker", "index"]
 
-STATE_NUMBERS = {"INIT": 0, "BACKUP": 1, "MASTER": 2, "FAULT": 3, "STOP": 98}  # keepalived's own numbers
+# keepalived's own numbers (the dumps' table): INIT 0, BACKUP 1, MASTER 2, FAULT 3, STOP 98
+STATE_NUMBERS = {word: number for number, word in STATE_WORDS.items()}
 
 # state counters key -> (metric name without _total, help); the keepalived_ ones are the exporter's names
 VRRP_COUNTERS: list[tuple[str, str, str]] = [
