@@ -61,6 +61,7 @@ from .workers import change_of, init_line, parse_line, worker_count
 log = logging.getLogger("pykeepalived.check")
 
 APPLY_RETRY_S = 1.0
+APPLY_WAIT_S = 10.0  # a reload's answer waits this long at most for the data plane's apply
 STATUS_INTERVAL_S = 1.0  # the status file is rewritten at most this often (and at once on SIGUSR1)
 REBALANCE_S = 1.0  # how often the load-based schedulers' slots follow the connection counts
 STATUS_REFRESH_S = 5.0  # ... and at least this often, so that its counters stay fresh without changes
@@ -114,6 +115,7 @@ class CheckService:
         self.ready_event = asyncio.Event()  # set once the first table is in place (daemon/child_reload.py)
         self.release_on_stop = True  # -I (keepalived's --dont-release-ipvs) leaves the data plane's table in place
         self._dirty = asyncio.Event()
+        self._apply_waiters: list[asyncio.Future[None]] = []  # reloads waiting for their table's apply
         self._tasks: list[asyncio.Task[None]] = []
         self.table = DesiredTable()
         self.applied: DesiredTable | None = None
@@ -284,6 +286,22 @@ class CheckService:
         runtime_apply.after_reload(self)  # the runtime API's overrides of servers still configured are kept
         counts = steps.counts()
         log.info("Reload: %s", ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+        await self._table_applied()
+
+    async def _table_applied(self) -> None:
+        """Wait for the publisher's apply of a table built from now on, so that a reload's answer means in the kernel.
+
+        A failed apply ends the wait too (it is logged and retried, and the
+        status says it); past APPLY_WAIT_S the reload answers anyway, saying so.
+        """
+        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._apply_waiters.append(applied)
+        self._dirty.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(applied), APPLY_WAIT_S)
+        except TimeoutError:
+            log.warning("Reload: the data plane has not applied the new table after %.0f s; it goes on trying",
+                        APPLY_WAIT_S)
 
     def _update_plans(self, plans: list[ServicePlan]) -> None:
         """Nothing differs but the file positions: the new plans (for their config references), same states."""
@@ -706,6 +724,7 @@ class CheckService:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
+            waiters, self._apply_waiters = self._apply_waiters, []
             self.table = self.current_table()
             self._status_soon()  # the decision shows at once; "applied" turns true when the kernel has it
             try:
@@ -720,8 +739,10 @@ class CheckService:
                           self.dataplane.name, exc, APPLY_RETRY_S)
                 self._apply_error = str(exc)
                 self._status_soon()  # VRRP reads the error from the status file: say it now, not after the wait
+                _wake(waiters)
                 await asyncio.sleep(APPLY_RETRY_S)
                 self._dirty.set()
+            _wake(waiters)
             self.ready_event.set()  # the first table is in place (or its failure is in the status file)
             self._status_soon()
 
@@ -849,6 +870,12 @@ class CheckService:
             write_private(self.status_path, json.dumps(self.status(), indent=1))
         except UnsafeFileError as exc:
             log.warning("status file not written: %s", exc)
+
+
+def _wake(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
 
 
 def config_index(plan: CheckerPlan) -> int:

@@ -22,6 +22,8 @@ import logging
 import os
 import resource
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Literal
@@ -74,22 +76,41 @@ def tuning_for(g: GlobalDefs, process: Process, *, alone: bool = False) -> Proce
 
 
 _original_nice: int | None = None  # the nice value before apply_tuning changed it (None: unchanged)
+_tuned_nice: int | None = None  # the nice value apply_tuning set
+_forks_at_original_nice = 0  # script starts under way in script_priority (the loop thread's)
 
 
-def reset_child_priority(pid: int) -> None:
-    """Give a script the nice value the process started with, as keepalived does before running one.
+@contextmanager
+def script_priority() -> Iterator[None]:
+    """Fork a script at the nice value the process started with, as keepalived resets it before exec.
 
-    Set from outside once the script is started (a preexec hook is unsafe with
-    threads): the script may run its first instants at the process's value.
-    SCHED_RESET_ON_FORK already returned it to SCHED_OTHER, and fork does not
-    pass memory locks on.
+    Linux keeps nice per thread and a fork takes the forking thread's, so the
+    calling thread runs at the original value while the body forks, and goes
+    back to the tuned value when the last start under way is done. This holds
+    from the script's first instruction (setting it on the script's pid after
+    the start raced with short scripts), and needs no preexec hook, which is
+    unsafe in a process with threads.
     """
-    if _original_nice is None:
+    global _forks_at_original_nice
+    if _original_nice is None or _tuned_nice is None:
+        yield
         return
+    if _forks_at_original_nice == 0:
+        _set_own_nice(_original_nice, "reset process priority")
+    _forks_at_original_nice += 1
     try:
-        os.setpriority(os.PRIO_PROCESS, pid, _original_nice)
+        yield
+    finally:
+        _forks_at_original_nice -= 1
+        if _forks_at_original_nice == 0:
+            _set_own_nice(_tuned_nice, f"set process priority to {_tuned_nice}")
+
+
+def _set_own_nice(value: int, what: str) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, value)
     except OSError as exc:
-        log.info("Unable to reset process priority - %s", exc.strerror)
+        log.info("Unable to %s - %s", what, exc.strerror)
 
 
 def _libc() -> ctypes.CDLL:
@@ -133,14 +154,14 @@ def apply_tuning(t: ProcessTuning) -> None:
             except (OSError, ValueError):
                 log.warning("child process cannot set realtime rlimit")
     elif t.nice is not None and t.nice != 0:
-        global _original_nice
+        global _original_nice, _tuned_nice
         before = os.getpriority(os.PRIO_PROCESS, 0)
         try:
             os.setpriority(os.PRIO_PROCESS, 0, t.nice)
         except OSError as exc:
             log.info("Unable to set process priority to %d - %s", t.nice, exc.strerror)
         else:
-            _original_nice = before
+            _original_nice, _tuned_nice = before, t.nice
     if t.no_swap:
         _lock_memory()
     if t.cpus:

@@ -27,7 +27,7 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..host.tuning import reset_child_priority
+from ..host.tuning import script_priority
 from ..config.model import GlobalDefs, KeepalivedConfig, Script
 from ..config import script_rules as sec
 
@@ -138,17 +138,16 @@ async def spawn_script(argv: Sequence[str], user: str | None = None, group: str 
 
 async def _exec(argv: Sequence[str], env: dict[str, str], credentials: dict[str, object]) \
         -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-        **credentials,  # type: ignore[arg-type]
-    )
-    reset_child_priority(proc.pid)  # global_defs *_priority is the daemon's, not its scripts' (host/tuning.py)
-    return proc
+    with script_priority():  # global_defs *_priority is the daemon's, not its scripts' (host/tuning.py)
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            **credentials,  # type: ignore[arg-type]
+        )
 
 
 async def finish_script(proc: asyncio.subprocess.Process, timeout_s: float | None, grace_s: float) -> ScriptOutcome:
