@@ -15,6 +15,8 @@ debian_packages=(python3 python3-venv python3-pip keepalived frr nftables python
 debian_packages+=(systemd man-db)
 # issue 16: net-snmp's snmpd as the AgentX master and its tools (snmpwalk), chromium for the page's tests
 debian_packages+=(snmpd snmp chromium)
+# issue 17: conntrackd (connection sync for the nftables data plane), stress-ng (the no-false-failover load)
+debian_packages+=(conntrackd stress-ng)
 
 install_debian() {
     local missing=()
