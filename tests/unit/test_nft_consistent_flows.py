@@ -64,7 +64,7 @@ def test_off_keeps_the_schedulers_own_choice() -> None:
     assert pick(ruleset, "vs-nat")["key"] == {"numgen": {"mode": "inc", "mod": 2, "offset": 0}}
 
 
-@pytest.mark.parametrize("scheduler", ["rr", "wrr", "random", "lc", "wlc", "sed", "nq"])
+@pytest.mark.parametrize("scheduler", ["rr", "wrr", "random", "lc", "wlc", "sed", "nq", "twos", "ovf"])
 def test_dr_flows_are_hashed_over_the_weighted_maglev_table(scheduler: str) -> None:
     dests = (rs(1, weight=1), rs(2, weight=3), rs(3, alive=False), rs(4, weight=0), rs(5, weight=2))
     ruleset = build([vs("dr", *dests, scheduler=scheduler)], ctx())["ip"]
@@ -113,6 +113,13 @@ def test_what_conntrack_or_a_hash_already_pins_is_left_alone() -> None:
     assert nat_rule[-1]["dnat"]["addr"]["map"]["key"] == {"numgen": {"mode": "inc", "mod": 2, "offset": 0}}
     assert pick(ruleset, "vs-sh")["key"]["jhash"]["expr"] == SADDR
     assert pick(ruleset, "vs-mh")["key"]["jhash"]["expr"]["concat"][1]["payload"]["field"] == "sport"
+
+
+def test_fo_sends_everything_to_its_one_server_on_every_router_already() -> None:
+    ruleset = build([vs("fo", rs(1, weight=1), rs(2, weight=5), scheduler="fo", persistence_timeout_s=30)],
+                    ctx())["ip"]
+    assert set(servers_by_slot(ruleset, "vs-fo")) == {"10.11.12.2"}
+    assert "numgen" in pick(ruleset, "vs-fo")["key"]
 
 
 def test_the_mode_follows_lvs_sync_daemon_unless_set() -> None:

@@ -42,7 +42,7 @@ Layout (one table per address family, `ip|ip6 pykeepalived_lvs`, ours alone):
   them they keep a client or flow where it is when servers come and go.
   NAT services without persistence are left to their scheduler (conntrack
   pins them, conntrackd syncs that), and so are sh/dh/mh, which already
-  hash.
+  hash, and fo, whose one server follows from the weights.
 
 Objects are compared by their JSON, so the diff (nft_diff.py) rewrites only
 the chains and map elements of services that changed.
@@ -344,10 +344,12 @@ def consistent_key(fam: Family, svc: VirtualService, ctx: BuildContext) -> Any |
     Only where a dynamic set that no router shares would decide after a
     failover: persistence (the client, masked by persistence_granularity,
     whatever the scheduler: its next connection may come from another port
-    and must land alike on either router) and DR/TUN flows of the schedulers
-    that do not already hash (rr, wrr, random and the load-based ones).
+    or VIP and must land alike on either router) and DR/TUN flows of the
+    schedulers that do not already hash (rr, wrr, random and the load-based
+    ones). fo is left alone: its one server follows from the weights, which
+    both routers share.
     """
-    if not ctx.consistent:
+    if not ctx.consistent or svc.scheduler == "fo":
         return None
     if svc.persistence_timeout_s:
         return _saddr(fam, svc)
