@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,7 @@ def run_dr_failover(make_lab: Any, consistent: bool) -> tuple[list[dict[str, Any
     before = {client: served_by(lab, client) for client in CLIENTS}
     proc = start_streams(lab)
     try:
+        time.sleep(0.5)  # a few answers each through the master, whose flow sets then hold every connection
         fail_over(lab)
         streams = streams_after(proc)
     finally:
