@@ -14,6 +14,8 @@ import pytest
 
 from pykeepalived.config import read_config_text
 from pykeepalived.config.model import GlobalDefs, LvsSyncDaemon
+from pykeepalived.check.reload_plan import needs_restart
+from pykeepalived.daemon.reload_plan import restart_needed
 from pykeepalived.lvs import sched
 from pykeepalived.lvs.model import Destination, VirtualService
 from pykeepalived.lvs.nft_limits import consistent_flows
@@ -146,3 +148,12 @@ def test_a_bad_word_names_the_line_and_keyword() -> None:
     (error,) = result.errors
     assert error.location is not None and error.location.line == 2
     assert error.keyword == "pykeepalived_consistent_flows" and "'sometimes'" in error.message
+
+
+def test_a_reload_that_changes_the_mode_says_it_waits_for_a_restart() -> None:
+    """The backend reads the mode once, when it starts (lvs/choose.py)."""
+    lines = restart_needed(GlobalDefs(), GlobalDefs(pykeepalived_consistent_flows=True))
+    assert lines == ["global_defs pykeepalived_consistent_flows changed (unset -> True): it takes effect at the "
+                     "next restart"]
+    assert needs_restart(GlobalDefs(), GlobalDefs(pykeepalived_consistent_flows=False)) == [
+        "pykeepalived_consistent_flows"]  # the checker keeps the running value
