@@ -37,7 +37,7 @@ def shapes():
         False, "NAT", 80
 
 def with_consistent_flows():
-    """Every shape, then again in consistent mode those it changes: persistence and DR/TUN (issue 17)."""
+    """Every shape, then again in consistent mode those it changes: persistence and DR/TUN."""
     for name, fields, v6, method, port in shapes():
         yield name, fields, v6, method, port, False
         if fields.get("persistence_timeout_s") or method != "NAT":

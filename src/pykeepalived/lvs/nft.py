@@ -79,7 +79,7 @@ class NftablesBackend(DataPlaneBase):
         self.tunnels = Tunnels()
         self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for,
                                 consistent=consistent_flows)
-        if consistent_flows:  # issue 17: say once what changes for rr/wrr/lc users (docs/dataplane.md)
+        if consistent_flows:  # say once what changes for rr/wrr/lc users (docs/dataplane.md)
             log.info("nftables: consistent flows: persistent clients and DR/TUN flows are scheduled by hash, "
                      "alike on every router, so a failover moves none")
         self.applied: dict[str, Ruleset] = {}
