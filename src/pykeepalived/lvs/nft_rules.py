@@ -28,7 +28,7 @@ Layout (one table per address family, `ip|ip6 pykeepalived_lvs`, ours alone):
   it. (A single flow map `flow -> server` would be one lookup instead of one
   per server, but libnftables 1.0.6's JSON cannot write the statement that
   fills a map from the packet path.)
-- Consistent flows (`BuildContext.consistent`, decided by lvs/flow_mode.py:
+- Consistent flows (`BuildContext.consistent`, decided by nft_limits.consistent_flows from
   global_defs `pykeepalived_consistent_flows`, on by default with
   `lvs_sync_daemon`): conntrackd carries NAT connections to the backup, but
   nothing carries the dynamic sets above, so a new master would schedule a
@@ -98,7 +98,7 @@ class BuildContext:
     loads: Mapping[str, Mapping[str, Load]] = field(default_factory=dict)
     expected_new: Mapping[str, int] = field(default_factory=dict)
     overloaded: frozenset[tuple[str, str]] = frozenset()  # (service, destination) past its uthreshold
-    consistent: bool = False  # consistent flows (module docstring; lvs/flow_mode.py decides)
+    consistent: bool = False  # consistent flows (module docstring; nft_limits.consistent_flows decides)
 
     def number(self, service: str, dest: str) -> int:
         key = (service, dest)
