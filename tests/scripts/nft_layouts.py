@@ -29,18 +29,26 @@ def shapes():
     yield "v6-nat", dict(scheduler="wrr"), True, "NAT", 80
     yield "v6-nat-p", dict(scheduler="mh", persistence_timeout_s=60), True, "NAT", 8080
     yield "v6-dr", dict(scheduler="rr"), True, "DR", 80
+    yield "v6-dr-gran", dict(scheduler="rr", persistence_timeout_s=30, persistence_granularity="64"), True, "DR", 80
     yield "fwmark", dict(kind="fwmark", address=None, port=None, protocol=None, fwmark=5, scheduler="wlc",
                          persistence_timeout_s=30), False, "NAT", None
     yield "group", dict(kind="group", address=None, port=None, group="G", scheduler="sh", group_entries=(
         GroupEntry("range", "203.0.113.20", "203.0.113.22", port=80), GroupEntry("fwmark", fwmark=7))), \
         False, "NAT", 80
 
+def with_consistent_flows():
+    """Every shape, then again in consistent mode those it changes: persistence and DR/TUN."""
+    for name, fields, v6, method, port in shapes():
+        yield name, fields, v6, method, port, False
+        if fields.get("persistence_timeout_s") or method != "NAT":
+            yield f"{name}-consistent", fields, v6, method, port, True
+
 failures = []
-for name, fields, v6, method, port in shapes():
+for name, fields, v6, method, port, consistent in with_consistent_flows():
     base = dict(kind="address", address="2001:db8::10" if v6 else "203.0.113.10", port=80, protocol="TCP",
                 method=method)
     base.update(fields)
-    b = NftablesBackend()
+    b = NftablesBackend(consistent_flows=consistent)
     b.ctx.device_for = lambda address: "lo"
     b.ctx.tunnel_for = lambda address: "lo"  # the rules only name a device; IPIP ones are tested in the guest
     b.tunnels.want = lambda addresses: None

@@ -47,6 +47,7 @@ RESTART_KEYWORDS: tuple[str, ...] = (
     "checker_cpu_affinity", "max_auto_priority", "min_auto_priority_delay",
     "net_namespace", "net_namespace_ipvs", "instance", "use_pid_dir", "data_use_instance",
     "config_save_dir", "tmp_config_directory", "umask",
+    "pykeepalived_consistent_flows",  # the nftables backend's scheduling mode (lvs/nft_limits.py)
 )
 
 

@@ -319,6 +319,10 @@ _g.line("lvs_sync_daemon", _lvs_sync_daemon, "IPVS connection sync daemon")
 _g.line("pykeepalived_dataplane",
         h.one_of("pykeepalived_dataplane", DATAPLANES, "data plane"),
         "pykeepalived only: what forwards (auto: IPVS if the kernel has it, else nftables)", since="pykeepalived")
+# the nftables data plane's failover-safe scheduling: docs/dataplane.md "Failover: persistence and DR/TUN flows"
+_g.line("pykeepalived_consistent_flows", h.flag("pykeepalived_consistent_flows"),
+        "pykeepalived only: on/off; nftables persistence and DR/TUN flows choose by hash, alike on every router, "
+        "so a failover keeps them (default: on with lvs_sync_daemon)", since="pykeepalived")
 
 
 def _api_listen(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:

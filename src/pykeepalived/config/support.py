@@ -78,6 +78,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "lvs_flush", "lvs_flush_on_stop", "lvs_flush_onstop", "lvs_timeouts", "umask",
         "pykeepalived_api", "pykeepalived_api_token_file", "pykeepalived_api_tls_cert", "pykeepalived_api_tls_key",
         "pykeepalived_api_runtime",
+        "pykeepalived_consistent_flows",  # read by lvs/nft_limits.py consistent_flows
     )),
     # the checker side (health and pool rules) and the data plane (IPVS or nftables)
     (VIRTUAL_SERVER, (

@@ -47,6 +47,7 @@ _AT_START: tuple[str, ...] = (
     "pykeepalived_dataplane", "namespace_with_ipsets", "data_use_instance",
     "pykeepalived_api", "pykeepalived_api_token_file", "pykeepalived_api_tls_cert", "pykeepalived_api_tls_key",
     "pykeepalived_api_runtime",  # the HTTP API (api/settings.py) is set up once, at start
+    "pykeepalived_consistent_flows",  # the nftables backend's scheduling mode, chosen when it starts
 )
 
 

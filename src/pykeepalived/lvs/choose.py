@@ -124,9 +124,10 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
                                  "ipvs) but this kernel has no IPVS: /proc/net/ip_vs is missing and "
                                  "`modprobe ip_vs` did not load it; use nftables or a kernel with CONFIG_IP_VS")
     from .nft import NftablesBackend
+    from .nft_limits import consistent_flows
 
     try:
-        return skip_unbuildable(NftablesBackend(), config)
+        return skip_unbuildable(NftablesBackend(consistent_flows=consistent_flows(config.global_defs)), config)
     except DataPlaneError as exc:
         if choice == "nftables":
             raise

@@ -73,11 +73,15 @@ class NftablesBackend(DataPlaneBase):
     can_repair = True
     can_rebalance = True
 
-    def __init__(self, nft: Libnftables | None = None) -> None:
+    def __init__(self, nft: Libnftables | None = None, *, consistent_flows: bool = False) -> None:
         self.nft = nft or Libnftables()
         self.routes = RouteFinder()
         self.tunnels = Tunnels()
-        self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for)
+        self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for,
+                                consistent=consistent_flows)
+        if consistent_flows:  # say once what changes for rr/wrr/lc users (docs/dataplane.md)
+            log.info("nftables: consistent flows: persistent clients and DR/TUN flows are scheduled by hash, "
+                     "alike on every router, so a failover moves none")
         self.applied: dict[str, Ruleset] = {}
         self.table = DesiredTable()
         self._started = False

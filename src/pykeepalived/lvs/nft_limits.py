@@ -11,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
+from ..config.model import GlobalDefs
 from ..config.vocabulary import LOAD_SCHEDULERS, LbKind, Scheduler, TableScheduler
 from .model import DataPlaneError, VirtualService
 
@@ -98,3 +99,18 @@ def check_service(svc: VirtualService) -> None:
 
 def family_of_address(address: str) -> Family:
     return IPV6 if ipaddress.ip_address(address).version == 6 else IPV4
+
+
+# --------------------------------------------------------------------------- the scheduling mode
+def consistent_flows(g: GlobalDefs) -> bool:
+    """Whether persistence and DR/TUN flows choose by hash, alike on every router (nft_rules' module docstring).
+
+    global_defs `pykeepalived_consistent_flows on|off` decides; unset, it is
+    on when `lvs_sync_daemon` is configured: who asks for connection sync
+    wants connections to outlive the master, and conntrackd cannot carry the
+    dynamic sets that persistence and DR/TUN keep. Read once, when the
+    nftables backend starts.
+    """
+    if g.pykeepalived_consistent_flows is not None:
+        return g.pykeepalived_consistent_flows
+    return g.lvs_sync_daemon is not None

@@ -28,6 +28,21 @@ Layout (one table per address family, `ip|ip6 pykeepalived_lvs`, ours alone):
   it. (A single flow map `flow -> server` would be one lookup instead of one
   per server, but libnftables 1.0.6's JSON cannot write the statement that
   fills a map from the packet path.)
+- Consistent flows (`BuildContext.consistent`, decided by nft_limits.consistent_flows from
+  global_defs `pykeepalived_consistent_flows`, on by default with
+  `lvs_sync_daemon`): conntrackd carries NAT connections to the backup, but
+  nothing carries the dynamic sets above, so a new master would schedule a
+  known client or a mid-stream DR/TUN packet afresh. In this mode the
+  choices that those sets remember are made by a hash both routers compute
+  alike: a persistent service picks a new client's server by `jhash` of the
+  masked client address, and a DR/TUN service with a non-hash scheduler
+  picks a new flow's by `jhash` of `saddr . sport . dport`, each over the
+  weighted Maglev table of the eligible servers (HASH_SEED and the table
+  are the same on every router). The sets stay: on the router that made
+  them they keep a client or flow where it is when servers come and go.
+  NAT services without persistence are left to their scheduler (conntrack
+  pins them, conntrackd syncs that), and so are sh/dh/mh, which already
+  hash, and fo, whose one server follows from the weights.
 
 Objects are compared by their JSON, so the diff (nft_diff.py) rewrites only
 the chains and map elements of services that changed.
@@ -83,6 +98,7 @@ class BuildContext:
     loads: Mapping[str, Mapping[str, Load]] = field(default_factory=dict)
     expected_new: Mapping[str, int] = field(default_factory=dict)
     overloaded: frozenset[tuple[str, str]] = frozenset()  # (service, destination) past its uthreshold
+    consistent: bool = False  # consistent flows (module docstring; nft_limits.consistent_flows decides)
 
     def number(self, service: str, dest: str) -> int:
         key = (service, dest)
@@ -317,6 +333,31 @@ def selector(fam: Family, svc: VirtualService, modulus: int) -> Json:
     return {"jhash": {"mod": modulus, "seed": HASH_SEED, "expr": _concat(*fields)}}
 
 
+def flow_key(fam: Family) -> Any:
+    """A DR/TUN flow as the director sees it (one direction): client address and port, service port."""
+    return _concat(_payload(fam.payload, "saddr"), _payload("th", "sport"), _payload("th", "dport"))
+
+
+def consistent_key(fam: Family, svc: VirtualService, ctx: BuildContext) -> Any | None:
+    """What a new connection's server is hashed from in consistent mode; None: the scheduler decides.
+
+    Only where a dynamic set that no router shares would decide after a
+    failover: persistence (the client, masked by persistence_granularity,
+    whatever the scheduler: its next connection may come from another port
+    or VIP and must land alike on either router) and DR/TUN flows of the
+    schedulers that do not already hash (rr, wrr, random and the load-based
+    ones). fo is left alone: its one server follows from the weights, which
+    both routers share.
+    """
+    if not ctx.consistent or svc.scheduler == "fo":
+        return None
+    if svc.persistence_timeout_s:
+        return _saddr(fam, svc)
+    if forwarding(svc) == "NAT" or svc.scheduler in HASH_SCHEDULERS:
+        return None
+    return flow_key(fam)
+
+
 def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext) -> list[int]:
     """Slot number -> index into `dests`, as the service's scheduler spreads new connections."""
     weights = [d.weight for d in dests]
@@ -503,16 +544,23 @@ def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list
     if len(dests) == 1:
         rs.rule(base, _goto(per_dest[dests[0].name]))
         return
-    table = slot_table(svc, dests, ctx) if dests else []
+    key = consistent_key(rs.family, svc, ctx) if dests else None
+    if key is not None:  # both routers agree on every choice without sharing a set
+        table = sched.maglev_table([d.name for d in dests], [d.weight for d in dests],
+                                   sched.maglev_size_for(len(dests)))
+        pick: Json = {"jhash": {"mod": len(table), "seed": HASH_SEED, "expr": key}}
+    else:
+        table = slot_table(svc, dests, ctx) if dests else []
+        pick = selector(rs.family, svc, len(table))
     if table:
         pairs = [(slot, _goto(per_dest[dests[i].name])) for slot, i in enumerate(table)]
-        rs.rule(base, {"vmap": {"key": selector(rs.family, svc, len(table)), "data": _anon(pairs)}})
+        rs.rule(base, {"vmap": {"key": pick, "data": _anon(pairs)}})
 
 
 def _build_dup(rs: Ruleset, svc: VirtualService, base: str, method: str, ctx: BuildContext) -> None:
     fam = rs.family
     proto = (svc.protocol or "TCP").lower() if svc.kind == "address" else "tcp"
-    flow_key = _concat(_payload(fam.payload, "saddr"), _payload("th", "sport"), _payload("th", "dport"))
+    flows_of = flow_key(fam)
     persist = bool(svc.persistence_timeout_s)
     client = _saddr(fam, svc)
     per_dest: dict[str, str] = {}
@@ -525,8 +573,8 @@ def _build_dup(rs: Ruleset, svc: VirtualService, base: str, method: str, ctx: Bu
                           "size": FLOW_SET_SIZE}
         rs.services[svc.name] += [chain, flows]
         per_dest[dest.name] = chain
-        rs.rule(base, _match(flow_key, f"@{flows}"), _goto(chain))
-        rs.rule(chain, {"set": {"op": "update", "elem": flow_key, "set": f"@{flows}"}})
+        rs.rule(base, _match(flows_of, f"@{flows}"), _goto(chain))
+        rs.rule(chain, {"set": {"op": "update", "elem": flows_of, "set": f"@{flows}"}})
         if persist:
             clients = f"{base}-{number}-clients"
             rs.sets[clients] = {"_kind": "set", "type": fam.addr_type, "flags": ["timeout"],
