@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .lvs_lab import ROUTER_SPECS, LvsLab
-from .netns import LabError
+from .netns import LabError, Netns
 from .peers import wait_until
 from .reload_driver import WrkLoad, reload_pykeepalived
 from .streams import LineStreams
@@ -102,6 +102,65 @@ def _pid_in(path: Path) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class Load:
+    """How much load an event runs under and how long it is watched (see ChaosDriver)."""
+
+    streams: int = 50
+    baseline_s: float = 1.0
+    window_s: float = 2.0
+    steady_timeout_s: float = 30.0
+    wrk_keepalive: int = 4
+    wrk_new_conn: int = 2
+    wrk_delay_ms: int = 20
+
+
+def measure_under_load(client: Netns, address: str, port: int, out: Path, fire: Callable[[], Fired],
+                       load: Load) -> dict[str, Any]:
+    """Start wrk and the long-lived connections from `client` to address:port, `fire()` the event, wait for
+    a steady state (every stream answering since the event's end and `Fired.settled()`), watch
+    `load.window_s` more, stop: failed requests per wrk style, the longest gap, what became of the
+    connections open before the event, the event's length and the time from its end to steady.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    streams = LineStreams(client.name, address, port, count=load.streams)
+    wrk = WrkLoad(client, f"http://{address}:{port}/whoami", out, keepalive_connections=load.wrk_keepalive,
+                  new_conn_connections=load.wrk_new_conn, delay_ms=load.wrk_delay_ms)
+    steady_at: float | None = None
+    try:
+        streams.start()
+        wrk.start()
+        time.sleep(load.baseline_s)
+        mark = streams.mark()
+        fired = fire()
+
+        def steady() -> bool:
+            settled = fired.settled()  # first: some events time what they see (the table back)
+            return settled and streams.all_answering(since=fired.ended_at)
+
+        try:
+            wait_until(steady, load.steady_timeout_s, interval_s=0.05)
+            steady_at = time.monotonic()
+        except LabError:
+            fired.detail["unsteady"] = streams.summary_line()
+        time.sleep(load.window_s)
+        until = time.monotonic()
+        wrk_results = wrk.stop()
+    finally:
+        wrk.kill()
+        streams.stop()
+    return {
+        "failed": {style: r["failed"] for style, r in wrk_results.items()},
+        "requests": {style: r["requests"] for style, r in wrk_results.items()},
+        "socket_errors": {style: r["socket_errors"] for style, r in wrk_results.items()},
+        "longest_gap_s": round(streams.longest_gap(mark.at, until), 3),
+        "streams": streams.report(mark, until, servers_down=fired.servers_down),
+        "event_s": round(fired.ended_at - mark.at, 3),
+        "steady_s": round(steady_at - fired.ended_at, 3) if steady_at is not None else None,
+        "detail": fired.detail,
+    }
+
+
 class ChaosDriver:
     """Runs `EVENTS` one at a time against a lab that is up, under load, and restores it after each.
 
@@ -149,50 +208,14 @@ class ChaosDriver:
         """Run event `name` under load; the measurements as a JSON-ready dict. The lab is restored after."""
         spec = EVENTS[name]
         self.runs += 1
-        out = self.workdir / f"{self.runs:02d}-{name}"
-        out.mkdir(parents=True, exist_ok=True)
         self.ensure_ready()
-        client = self.lab.client.netns
-        streams = LineStreams(client.name, str(self.lab.vip), 80, count=self.streams)
-        wrk = WrkLoad(client, f"http://{self.lab.vip}/whoami", out, keepalive_connections=self.wrk_keepalive,
-                      new_conn_connections=self.wrk_new_conn, delay_ms=self.wrk_delay_ms)
-        steady_at: float | None = None
-        try:
-            streams.start()
-            wrk.start()
-            time.sleep(self.baseline_s)
-            mark = streams.mark()
-            fired = FIRE[name](self)
-
-            def steady() -> bool:
-                settled = fired.settled()  # first: some events time what they see (the table back)
-                return settled and streams.all_answering(since=fired.ended_at)
-
-            try:
-                wait_until(steady, self.steady_timeout_s, interval_s=0.05)
-                steady_at = time.monotonic()
-            except LabError:
-                fired.detail["unsteady"] = streams.summary_line()
-            time.sleep(self.window_s)
-            until = time.monotonic()
-            wrk_results = wrk.stop()
-        finally:
-            wrk.kill()
-            streams.stop()
-        result: dict[str, Any] = {
-            "event": name,
-            "lab": self.lab.kind.value,
-            "sync": self.lab.sync_daemon,
-            "planned": spec.planned,
-            "failed": {style: r["failed"] for style, r in wrk_results.items()},
-            "requests": {style: r["requests"] for style, r in wrk_results.items()},
-            "socket_errors": {style: r["socket_errors"] for style, r in wrk_results.items()},
-            "longest_gap_s": round(streams.longest_gap(mark.at, until), 3),
-            "streams": streams.report(mark, until, servers_down=fired.servers_down),
-            "event_s": round(fired.ended_at - mark.at, 3),
-            "steady_s": round(steady_at - fired.ended_at, 3) if steady_at is not None else None,
-            "detail": fired.detail,
-        }
+        load = Load(streams=self.streams, baseline_s=self.baseline_s, window_s=self.window_s,
+                    steady_timeout_s=self.steady_timeout_s, wrk_keepalive=self.wrk_keepalive,
+                    wrk_new_conn=self.wrk_new_conn, wrk_delay_ms=self.wrk_delay_ms)
+        measured = measure_under_load(self.lab.client.netns, str(self.lab.vip), 80,
+                                      self.workdir / f"{self.runs:02d}-{name}", lambda: FIRE[name](self), load)
+        result = {"event": name, "lab": self.lab.kind.value, "sync": self.lab.sync_daemon, "planned": spec.planned,
+                  **measured}
         self.restore()
         return result
 
