@@ -164,6 +164,12 @@ def measure_under_load(client: Netns, address: str, port: int, out: Path, fire: 
 class ChaosDriver:
     """Runs `EVENTS` one at a time against a lab that is up, under load, and restores it after each.
 
+    Conntrack's mid-stream pickup is turned off in both routers
+    (net.netfilter.nf_conntrack_tcp_loose=0, per namespace) unless
+    `mid_stream_pickup`: with it on, a backup adopts a mid-stream packet as a
+    new flow and round robin sometimes sends it to the very server that holds
+    the connection, so connections would survive a failover by chance.
+
     `streams` long-lived connections (the issue asks for 50), wrk with
     `wrk_keepalive` + `wrk_new_conn` connections each pausing `wrk_delay_ms`
     between requests (room left for the daemons on two cores), `baseline_s`
@@ -172,8 +178,11 @@ class ChaosDriver:
 
     def __init__(self, lab: LvsLab, workdir: Path, *, streams: int = 50, baseline_s: float = 1.0,
                  window_s: float = 2.0, steady_timeout_s: float = 30.0, wrk_keepalive: int = 4,
-                 wrk_new_conn: int = 2, wrk_delay_ms: int = 20) -> None:
+                 wrk_new_conn: int = 2, wrk_delay_ms: int = 20, mid_stream_pickup: bool = False) -> None:
         self.lab, self.workdir = lab, workdir
+        for router in lab.routers.values():
+            router.netns.run(["sysctl", "-q", "-w",
+                              f"net.netfilter.nf_conntrack_tcp_loose={1 if mid_stream_pickup else 0}"])
         self.streams, self.baseline_s, self.window_s = streams, baseline_s, window_s
         self.steady_timeout_s = steady_timeout_s
         self.wrk_keepalive, self.wrk_new_conn, self.wrk_delay_ms = wrk_keepalive, wrk_new_conn, wrk_delay_ms
