@@ -20,7 +20,11 @@ pair: the VRRP-only events (master SIGKILL, clean stop, link down, partition,
     set-up with an HTTP server for the streams and wrk). No connection can
     survive a move of the VIP there (the other router has no socket for it),
     so `kept` shows which events move the VIP at all; the gap and the failed
-    requests compare the two implementations.
+    requests compare the two implementations. Not like for like: VRRP child
+    killed. pykeepalived alone (--vrrp) serves VRRP in its main process, so
+    that kill is the whole daemon's death with its VIPs left in place (no
+    respawn: both routers then hold the VIP, `steady_s` null), where
+    keepalived's parent restarts its VRRP child.
 
 Per event: `failed` (wrk's socket errors + non-2xx, per style; wrk retries a
 refused connection at once, so a second of refusals counts thousands),
@@ -155,6 +159,13 @@ def _vrrp_pid(peer: KeepalivedPeer) -> int | None:
         return None
 
 
+def _main_pid(peer: KeepalivedPeer) -> int | None:
+    try:
+        return int(peer.pid_path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _quiet_wait(predicate: Callable[[], bool], timeout_s: float) -> float | None:
     try:
         return round(wait_until(predicate, timeout_s, interval_s=0.05), 3)
@@ -193,9 +204,13 @@ def pair_fire(pair: Pair, name: str) -> Fired:
         old = _vrrp_pid(m)
         if old is None:
             raise LabError(f"no VRRP child pid in {m.vrrp_pid_path}")
+        # pykeepalived alone (--vrrp) serves VRRP in its main process, which writes its pid in both files:
+        # no supervisor respawns it, so this kills the whole daemon and leaves its VIPs (keepalived keeps a
+        # parent that restarts its VRRP child even with --vrrp)
+        in_process = old == _main_pid(m)
         os.kill(old, signal.SIGKILL)
         return Fired(time.monotonic(), lambda: _vrrp_pid(m) not in (None, old) and pair.sole(m),
-                     detail={"killed_pid": old})
+                     detail={"killed_pid": old, "vrrp_in_main_process": in_process})
     raise LabError(f"{name} is not a VRRP-only event")
 
 
