@@ -72,14 +72,12 @@ def _driver(kind: str, tmp: Path, sync: bool = False) -> Iterator[ChaosDriver]:
         lab.close()
 
 
-@pytest.fixture(scope="module", params=["nat", "dr"])
-def driver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosDriver]:
-    yield from _driver(request.param, tmp_path_factory.mktemp(f"chaos-{request.param}"))
-
-
 @pytest.fixture(scope="module")
-def sync_driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosDriver]:
-    yield from _driver("nat", tmp_path_factory.mktemp("chaos-nat-sync"), sync=True)
+def driver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosDriver]:
+    """One lab per kind ("nat", "dr", "nat-sync": with connection sync), shared by its events; pytest runs
+    each kind's tests together and closes a lab before it builds the next, so one lab runs at a time."""
+    kind: str = request.param
+    yield from _driver(kind.split("-")[0], tmp_path_factory.mktemp(f"chaos-{kind}"), sync=kind.endswith("-sync"))
 
 
 def _events() -> list[Any]:
@@ -95,6 +93,7 @@ def _steady(result: dict[str, Any]) -> None:
     assert not result["streams"]["driver_errors"], result
 
 
+@pytest.mark.parametrize("driver", ["nat", "dr"], indirect=True)
 @pytest.mark.parametrize(("event", "repeat"), _events())
 def test_event_under_load(driver: ChaosDriver, event: str, repeat: int) -> None:
     result = driver.run(event)
@@ -122,13 +121,14 @@ SYNCED = [pytest.param(name, i, id=f"{name}-{i}") for name in ("master_sigkill",
 
 
 @pytest.mark.xfail(strict=False, reason=NEEDS_SYNC)
+@pytest.mark.parametrize("driver", ["nat-sync"], indirect=True)
 @pytest.mark.parametrize(("event", "repeat"), SYNCED)
-def test_connection_sync_keeps_every_connection(sync_driver: ChaosDriver, event: str, repeat: int) -> None:
+def test_connection_sync_keeps_every_connection(driver: ChaosDriver, event: str, repeat: int) -> None:
     """With conntrackd between the routers, a crash, a stop or a link failure of the master loses nothing
     that is established: all 50 long-lived connections get answers on the same socket through the backup."""
-    result = sync_driver.run(event)
+    result = driver.run(event)
     _report({**result, "repeat": repeat})
     _steady(result)
     streams = result["streams"]
-    assert streams["kept"] == streams["connections"] == sync_driver.streams, result
+    assert streams["kept"] == streams["connections"] == driver.streams, result
     assert result["failed"]["keepalive"] == 0, result

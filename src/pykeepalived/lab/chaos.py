@@ -217,12 +217,19 @@ class ChaosDriver:
         """Run event `name` under load; the measurements as a JSON-ready dict. The lab is restored after."""
         spec = EVENTS[name]
         self.runs += 1
-        self.ensure_ready()
+        self.restore()  # a no-op on a lab in its start state; repairs one a failed event left
         load = Load(streams=self.streams, baseline_s=self.baseline_s, window_s=self.window_s,
                     steady_timeout_s=self.steady_timeout_s, wrk_keepalive=self.wrk_keepalive,
                     wrk_new_conn=self.wrk_new_conn, wrk_delay_ms=self.wrk_delay_ms)
-        measured = measure_under_load(self.lab.client.netns, str(self.lab.vip), 80,
-                                      self.workdir / f"{self.runs:02d}-{name}", lambda: FIRE[name](self), load)
+        try:
+            measured = measure_under_load(self.lab.client.netns, str(self.lab.vip), 80,
+                                          self.workdir / f"{self.runs:02d}-{name}", lambda: FIRE[name](self), load)
+        except BaseException:
+            try:
+                self.restore()  # leave the lab usable for the next event; the first error is the one to see
+            except (LabError, OSError):
+                pass
+            raise
         result = {"event": name, "lab": self.lab.kind.value, "sync": self.lab.sync_daemon, "planned": spec.planned,
                   **measured}
         self.restore()
