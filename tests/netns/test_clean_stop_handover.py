@@ -15,17 +15,27 @@ wrk's failures in the thousands). Now the checker, and its rules, outlive
 the hand-over.
 
 What is asserted:
-- no request is refused, and no answer is an error (non-2xx);
-- with conntrackd syncing the routers (issue 17's sync, when this build runs
-  it for `sync_daemon=True`: a conntrackd process in the routers), no request
-  fails at all, wrk's socket errors included;
-- without it, the only failures allowed are the requests whose connection
-  was open at the very moment the new master's gratuitous ARPs moved the
-  traffic (the new master has no state for them; that is what the sync is
-  for): at most two per probe thread (one per GARP'd LAN), and wrk's
-  keep-alive connections;
-- the stop stays bounded: well under the lab's 12 s (it takes about 2.5 s:
-  the skew time, VRRP's exit, a 1 s grace, the checker's stop).
+- no request is refused (the probe's connects, wrk's new connections: wrk
+  counts a refused connection as a write error) and no answer is an error;
+- the only failures allowed are requests whose connection was open at the
+  moment the new master's gratuitous ARPs moved the traffic (one switch per
+  GARP'd LAN: public, and NAT's private one): the new master holds no state
+  for a connection the old one DNATed. No hand-over order can save those;
+  connection sync can. So with conntrackd syncing the routers (issue 17's
+  sync, when this build runs it for `sync_daemon=True`: a conntrackd process
+  in both routers) every kept-alive connection must survive (zero failures);
+  a new connection whose handshake straddles the switch by less than the
+  sync's own delay may still fail, at most one per connection and switch,
+  with or without sync;
+- the old master's log says it held the checker back, and the stop stays
+  bounded: well under the lab's 12 s (it takes about 2.5 s: the skew time,
+  VRRP's exit, a 1 s grace, the checker's stop).
+
+Measured on this machine (2 cores, other labs running): before, NAT 236 of
+3269 new-connection probe requests failed, 99+ of them refused, a 0.62 s
+gap, wrk 6252 failed new connections, stop 1.3 s; after, NAT 3 straddlers
+(0.5 s timeouts at the switch), no refusal, wrk 4 read errors, stop 2.2 s.
+DR the same (before 272 failed, 0.61 s; after 0, stop 2.4 s).
 """
 
 from __future__ import annotations
@@ -54,8 +64,9 @@ pytestmark = [pytest.mark.netns, needs_root, pytest.mark.slow,
 PROBE_S = 7.0  # the probe's whole run: load before the stop, the stop (about 2.5 s), steady state after
 BEFORE_STOP_S = 1.5
 STOP_BOUND_S = 8.0  # generous: 2 cores shared with other tests; the lab itself gives up at 12 s
-PROBE_THREADS = 4  # lab/request_probe.py: 3 of new connections, 1 kept connection
-STRADDLERS_PER_THREAD = 2  # requests open when the GARPs land (public and private LAN) may fail without sync
+PROBE_NEW_CONN_THREADS = 3  # lab/request_probe.py's threads of new connections (and one kept connection)
+WRK_CONNECTIONS = {"keepalive": 8, "new_conn": 4}  # WrkLoad's defaults
+SWITCHES = 2  # GARP'd LANs whose traffic moves: NAT's public and private (DR: the public one)
 
 
 @pytest.fixture(params=["nat", "dr"])
@@ -123,14 +134,15 @@ def test_a_clean_stop_of_the_master_refuses_no_request(lab: LvsLab, tmp_path: Pa
 
     assert watch.changes[-1][1] == ("router2",), summary["vip"]
     assert stop_s < STOP_BOUND_S, summary
+    assert "Stopping the VRRP child process first" in master.log(), master.log()[-3000:]
     assert not refused(result), summary
     for style, run in load.items():
         assert run["requests"] > 0 and run["non_2xx"] == 0 and run["socket_errors"]["connect"] == 0, (style, run)
-    probe_failures = sum(result[s]["failed"] for s in ("new_conn", "keepalive"))
-    if synced:
-        for style, run in load.items():
-            assert run["failed"] == 0, (style, run)
-        assert probe_failures == 0, summary
-    else:
-        assert probe_failures <= PROBE_THREADS * STRADDLERS_PER_THREAD, summary
-        assert load["new_conn"]["socket_errors"]["write"] == 0, summary  # wrk's refused connections
+    assert load["new_conn"]["socket_errors"]["write"] == 0, summary  # refused connections
+    assert load["new_conn"]["failed"] <= WRK_CONNECTIONS["new_conn"] * SWITCHES, summary
+    assert result["new_conn"]["failed"] <= PROBE_NEW_CONN_THREADS * SWITCHES, summary
+    if synced:  # every kept connection continues through the new master
+        assert load["keepalive"]["failed"] == 0 and result["keepalive"]["failed"] == 0, summary
+    else:  # each kept connection is lost at most once per switch
+        assert load["keepalive"]["failed"] <= WRK_CONNECTIONS["keepalive"] * SWITCHES, summary
+        assert result["keepalive"]["failed"] <= SWITCHES, summary
