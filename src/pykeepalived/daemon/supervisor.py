@@ -4,7 +4,10 @@ Started without -P/-C, pykeepalived always runs this parent, with a child for
 each subsystem the config needs. As in keepalived, each subsystem runs in a
 process of its own so that a burst of health checks can never delay a VRRP
 advert, and a crash of one leaves the other running. The parent forwards
-SIGUSR1/SIGUSR2/SIGRTMIN+2 to the children and stops them on SIGTERM/SIGINT.
+SIGUSR1/SIGUSR2/SIGRTMIN+2 to the children and stops them on SIGTERM/SIGINT:
+on a VRRP master with a checker, VRRP first and the checker (which removes
+the LVS rules) once the VIPs are handed over (daemon/handover.py), so that
+the old master forwards whatever reaches it until the new master's GARPs land.
 
 SIGHUP reloads (Supervisor.reload_once): the parent reads and checks -f
 itself (daemon/reload_parent.py); a config with errors, or with a change
