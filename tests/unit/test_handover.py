@@ -21,6 +21,8 @@ def test_nothing_waits_where_waiting_cannot_help() -> None:
     assert not wants_handover(vrrp_running=False, checker_running=True, release_dataplane=True, vrrp_part=MASTER)
     assert not wants_handover(vrrp_running=True, checker_running=True, release_dataplane=False, vrrp_part=MASTER)
     assert not wants_handover(vrrp_running=True, checker_running=True, release_dataplane=True, vrrp_part=BACKUP)
+    assert not wants_handover(vrrp_running=True, checker_running=True, release_dataplane=True, vrrp_part=MASTER,
+                              virtual_servers=False)  # a checker run with --all and nothing to check
 
 
 def test_an_unknown_vrrp_state_is_taken_as_master() -> None:

@@ -20,11 +20,11 @@ over, before the old master heard its advert and let go) to be acted on and
 the packets in flight to drain. It is bounded: VRRP gets at most
 `handover_wait_s` (twice the longest advert interval plus a second, within the
 stop's overall budget), after which the checker is stopped anyway. Nothing is
-waited for when it cannot help: no checker child (a VRRP-only router), no
-VRRP child (a checker-only one), -I (the rules stay anyway), or a VRRP child
-whose last state report shows no instance MASTER (a backup holds no VIP, so
-nothing reaches it). Children run alone (-P, -C) have no parent and stop at
-once as before.
+waited for when it cannot help: no checker child or no virtual server (a
+VRRP-only router), no VRRP child (a checker-only one), -I (the rules stay
+anyway), or a VRRP child whose last state report shows no instance MASTER
+(a backup holds no VIP, so nothing reaches it). Children run alone (-P, -C)
+have no parent and stop at once as before.
 """
 
 from __future__ import annotations
@@ -65,9 +65,12 @@ def holds_a_vip(vrrp_part: Mapping[str, Any] | None) -> bool:
 
 
 def wants_handover(*, vrrp_running: bool, checker_running: bool, release_dataplane: bool,
-                   vrrp_part: Mapping[str, Any] | None) -> bool:
-    """Whether the checker's stop must wait for VRRP's hand-over (see the module's docstring)."""
-    return vrrp_running and checker_running and release_dataplane and holds_a_vip(vrrp_part)
+                   vrrp_part: Mapping[str, Any] | None, virtual_servers: bool = True) -> bool:
+    """Whether the checker's stop must wait for VRRP's hand-over (see the module's docstring).
+
+    `virtual_servers`: the configuration has some (a checker run with --all and none has no rules to keep).
+    """
+    return vrrp_running and checker_running and virtual_servers and release_dataplane and holds_a_vip(vrrp_part)
 
 
 async def wait_exit(exited: Awaitable[Any], timeout_s: float) -> bool:

@@ -495,7 +495,8 @@ class Supervisor:
         vrrp, checker = by_name.get("VRRP"), by_name.get("Healthcheck")
         if vrrp is None or checker is None or vrrp.proc is None or not handover.wants_handover(
                 vrrp_running=_running(vrrp), checker_running=_running(checker),
-                release_dataplane=self.release_dataplane, vrrp_part=self.store.part("vrrp")):
+                release_dataplane=self.release_dataplane, vrrp_part=self.store.part("vrrp"),
+                virtual_servers=self.setup is None or bool(self.setup.config.virtual_servers)):
             return
         advert_ints = [i.advert_int_s for i in self.setup.config.vrrp_instances.values()] if self.setup else []
         wait_s = handover.handover_wait_s(advert_ints, STOP_TIMEOUT_S)
