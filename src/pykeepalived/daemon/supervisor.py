@@ -4,7 +4,10 @@ Started without -P/-C, pykeepalived always runs this parent, with a child for
 each subsystem the config needs. As in keepalived, each subsystem runs in a
 process of its own so that a burst of health checks can never delay a VRRP
 advert, and a crash of one leaves the other running. The parent forwards
-SIGUSR1/SIGUSR2/SIGRTMIN+2 to the children and stops them on SIGTERM/SIGINT.
+SIGUSR1/SIGUSR2/SIGRTMIN+2 to the children and stops them on SIGTERM/SIGINT:
+on a VRRP master with a checker, VRRP first and the checker (which removes
+the LVS rules) once the VIPs are handed over (daemon/handover.py), so that
+the old master forwards whatever reaches it until the new master's GARPs land.
 
 SIGHUP reloads (Supervisor.reload_once): the parent reads and checks -f
 itself (daemon/reload_parent.py); a config with errors, or with a change
@@ -64,6 +67,7 @@ from .child_report import ALIVE_INTERVAL_S
 from .command_channel import ChildCommandSender, CommandChannel, close_quietly
 from .command_channel import attach as attach_commands
 from .config_source import snapshot_digest
+from . import handover
 from .lifeline import FORWARDED_SIGNALS, forwarded_signals_held
 from ..host.private_files import UnsafeFileError
 from ..host.tuning import set_process_name
@@ -335,13 +339,13 @@ def _ordinal(n: int) -> str:
     return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
-async def _stop_child(child: Child) -> None:
-    """SIGTERM (a clean stop: priority 0, VIPs and services removed), SIGKILL after STOP_TIMEOUT_S."""
+async def _stop_child(child: Child, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM (a clean stop: priority 0, VIPs and services removed), SIGKILL after `timeout_s`."""
     _signal(child, signal.SIGTERM)
     if child.proc is None:
         return
     try:
-        await asyncio.wait_for(child.proc.wait(), STOP_TIMEOUT_S)
+        await asyncio.wait_for(child.proc.wait(), timeout_s)
     except TimeoutError:
         log.error("%s child process did not stop; killing it", child.name)
         _signal(child, signal.SIGKILL)
@@ -399,6 +403,7 @@ class Supervisor:
         self.commands: CommandSender | None = None  # the runtime API's way to the children, when built
         self.api_settings = api  # the HTTP API's (api/settings.py); None or no address: off
         self.snmp_flags = snmp  # -x, -A: the AgentX subagent (daemon/snmp_start.py)
+        self.release_dataplane = True  # not -I: the checker removes the LVS rules on stop (daemon/handover.py)
 
     # ---------------------------------------------------------------- life cycle
     def fail(self, why: str) -> None:
@@ -461,12 +466,7 @@ class Supervisor:
             for task in keepers:
                 task.cancel()
             await asyncio.gather(*keepers, *self._tasks, return_exceptions=True)
-            for child in self.children:
-                _signal(child, signal.SIGTERM)
-            for child in self.children:
-                await _stop_child(child)
-                if child.reports is not None:
-                    child.reports.close()
+            await self._stop_children()
             if self.result_file:
                 remove_result(self.result_file, os.getpid())
             self.state.stopped()
@@ -476,6 +476,40 @@ class Supervisor:
                 await snmp.stop()
             self.notifier.close()
         return not self.failures
+
+    async def _stop_children(self) -> None:
+        """SIGTERM every child, SIGKILL what is left STOP_TIMEOUT_S later; VRRP alone first when the checker's
+        rules must outlive its hand-over of the VIPs (daemon/handover.py)."""
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        await self._hand_over_first()
+        for child in self.children:
+            _signal(child, signal.SIGTERM)
+        for child in self.children:
+            await _stop_child(child, max(0.0, deadline - time.monotonic()))
+            if child.reports is not None:
+                child.reports.close()
+
+    async def _hand_over_first(self) -> None:
+        """Stop the VRRP child and wait (bounded) for its exit and the new master's GARPs, checker still running."""
+        by_name = {c.name: c for c in self.children}
+        vrrp, checker = by_name.get("VRRP"), by_name.get("Healthcheck")
+        if vrrp is None or checker is None or vrrp.proc is None or not handover.wants_handover(
+                vrrp_running=_running(vrrp), checker_running=_running(checker),
+                release_dataplane=self.release_dataplane, vrrp_part=self.store.part("vrrp"),
+                virtual_servers=self.setup is None or bool(self.setup.config.virtual_servers)):
+            return
+        advert_ints = [i.advert_int_s for i in self.setup.config.vrrp_instances.values()] if self.setup else []
+        wait_s = handover.handover_wait_s(advert_ints, STOP_TIMEOUT_S)
+        log.info("Stopping the VRRP child process first; the checker keeps the LVS rules until the VIPs are "
+                 "handed over (at most %.1f s)", wait_s)
+        began = time.monotonic()
+        _signal(vrrp, signal.SIGTERM)
+        if not await handover.wait_exit(vrrp.proc.wait(), wait_s):
+            log.warning("VRRP child process still stopping after %.1f s; stopping the checker now", wait_s)
+            return
+        log.info("VRRP child process stopped after %.2f s; the checker removes the LVS rules %.1f s later, once "
+                 "the new master's gratuitous ARPs have landed", time.monotonic() - began, handover.HANDOVER_GRACE_S)
+        await asyncio.sleep(handover.HANDOVER_GRACE_S)
 
     async def _start_api(self) -> Any:
         """The HTTP API (api/server.py), imported only when asked for: aiohttp is not needed otherwise."""
@@ -850,6 +884,7 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
         nonlocal supervisor
         supervisor = Supervisor(children, config_fd, opts.respawn, setup, notifier, api=opts.api,
                                 snmp=(opts.snmp, opts.snmp_socket))
+        supervisor.release_dataplane = opts.release_dataplane
         # the runtime routes answer 403 unless the API's runtime switch is on (api/runtime_routes.py)
         supervisor.commands = ChildCommandSender(children) if opts.api is not None and opts.api.enabled else None
         return await supervisor.run()
