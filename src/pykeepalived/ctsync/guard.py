@@ -29,10 +29,9 @@ def ruleset(spec: CtSyncSpec) -> str:
             lines.append(f"  set {name} {{ type {kind}; flags interval; auto-merge; "
                          f"elements = {{ {', '.join(members)} }} }}")
     lines += ["  chain prerouting {", "    type filter hook prerouting priority -150; policy accept;"]
-    if v4:
-        lines += ["    ct state invalid ip daddr @services4 drop", "    ct state invalid ip saddr @services4 drop"]
-    if v6:
-        lines += ["    ct state invalid ip6 daddr @services6 drop", "    ct state invalid ip6 saddr @services6 drop"]
+    for family, name, members in (("ip", "services4", v4), ("ip6", "services6", v6)):
+        if members:
+            lines += [f"    ct state invalid {family} {way} @{name} counter drop" for way in ("daddr", "saddr")]
     lines += ["  }", "}"]
     return "\n".join(lines) + "\n"
 

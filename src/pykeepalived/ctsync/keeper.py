@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import signal
 import socket
 import struct
@@ -29,6 +30,7 @@ from .spec import CtSyncSpec
 
 log = logging.getLogger("pykeepalived.ctsync")
 SIOCGIFADDR = 0x8915
+_LOG_PREFIX = re.compile(r"^\[[^]]*\] \(pid=\d+\) ")  # conntrackd's own time and pid: our log line has both
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 STABLE_S = 60.0  # a run this long resets the backoff
 STOP_WAIT_S = 5.0
@@ -188,9 +190,10 @@ class ConntrackdKeeper:
         """conntrackd's own words on stdout/stderr (start-up errors mostly), as our log lines."""
         assert proc.stdout is not None
         async for raw in proc.stdout:
-            line = raw.decode(errors="replace").strip()
+            line = _LOG_PREFIX.sub("", raw.decode(errors="replace").strip())
             if line:
-                log.warning("conntrack sync: conntrackd says: %s", line)
+                worse = line.startswith(("[ERROR]", "[WARNING]", "[error]", "[warning]"))
+                log.log(logging.WARNING if worse else logging.INFO, "conntrack sync: conntrackd %d: %s", proc.pid, line)
 
 
 def _describe(code: int | None) -> str:
