@@ -6,7 +6,9 @@ the router's own TCP stack (the VIP is a local address) and be answered
 with a RST that kills the client's connection; a real server's packet
 would leave un-NATed and draw a RST from the client. Dropped, it is sent
 again by its TCP and finds the entry once conntrackd has committed it.
-The table is ours alone (h-flowsets owns the data plane's table).
+The table is ours alone (the data plane's table is not touched); its two
+empty NAT chains keep the NAT of existing entries working whatever the
+data plane's table does (see `ruleset`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ def ruleset(spec: CtSyncSpec) -> str:
     for family, name, members in (("ip", "services4", v4), ("ip6", "services6", v6)):
         if members:
             lines += [f"    ct state invalid {family} {way} @{name} counter drop" for way in ("daddr", "saddr")]
-    lines += ["  }", "}"]
+    lines += ["  }",
+              # Empty NAT chains keep the kernel's NAT hooks registered while conntrackd runs: they are there only
+              # while some NAT chain exists, and without them the NAT of existing entries (synced ones included)
+              # is not applied, e.g. in the moment a stopping router's data plane has removed its table.
+              "  chain nat_prerouting { type nat hook prerouting priority dstnat + 10; policy accept; }",
+              "  chain nat_postrouting { type nat hook postrouting priority srcnat + 10; policy accept; }",
+              "}"]
     return "\n".join(lines) + "\n"
 
 

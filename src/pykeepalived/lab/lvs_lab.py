@@ -86,6 +86,9 @@ START_TIMEOUT_S = 20.0  # routers started -> the lab ready
 ROUTER_START_TIMEOUT_S = 15.0  # one pykeepalived started -> its VRRP instances in a state
 STOP_TIMEOUT_S = 12.0  # the supervisor gives its children 10 s
 PHASE_BUILDING = "building"
+# nginx closes a kept-alive connection after 1000 requests (its default); wrk at 20k requests/s would then reopen
+# each connection every few tenths of a second, so a "kept-alive" run would test new connections too
+KEEPALIVE_REQUESTS = "    keepalive_requests 10000000;"
 PHASE_UP = "up"
 
 
@@ -811,7 +814,8 @@ class LvsLab:
         for i in range(1, len(REAL_SERVER_HOSTS) + 1):
             host = self.hosts[f"rs{i}"]
             nginx = NginxServer(host, self.workdir / host.name, addresses=["0.0.0.0"], ports=[HTTP_PORT],
-                                tls_ports=[HTTPS_PORT], cert=cert, key=key, name=host.name)
+                                tls_ports=[HTTPS_PORT], cert=cert, key=key, name=host.name,
+                                extra_http=KEEPALIVE_REQUESTS)
             self.real_servers.append(RealServer(host.name, host, nginx))
             nginx.start()
             self._save()
