@@ -23,7 +23,9 @@ its VIPs were added (one action queue: commit, then VIPs), and
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -180,6 +182,23 @@ def test_public_link_down_on_the_master_keeps_every_connection(synced: LvsLab, t
             synced, tmp_path, lambda: router1.public.netns.ip("link", "set", router1.public.ifname, "down")))
     finally:
         router1.public.netns.ip("link", "set", router1.public.ifname, "up")
+
+
+def test_a_crashed_conntrackd_is_restarted_and_resyncs(synced: LvsLab) -> None:
+    """The parent restarts conntrackd after a crash, says so in its log, and the new one asks the peer to resync."""
+    _router1_master(synced)
+    router = synced.router("router1")
+    marker = f"{router.dir}/router1.conntrackd/conntrackd.conf"
+    pids = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout.split()
+    assert len(pids) == 1, pids
+    offset = len(router.log())
+    os.kill(int(pids[0]), signal.SIGKILL)
+    wait_until(lambda: "conntrack sync: conntrackd was killed by SIGKILL; restarting it" in router.log()[offset:],
+               10, what="the parent noticing conntrackd's death")
+    wait_until(lambda: re.search(r"conntrackd \d+ started", router.log()[offset:]) is not None, 10,
+               what="conntrackd started again")
+    new = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout.split()
+    assert len(new) == 1 and new != pids, new
 
 
 def test_without_sync_the_connections_break(unsynced: LvsLab, tmp_path: Path) -> None:

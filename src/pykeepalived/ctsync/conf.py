@@ -65,6 +65,7 @@ def render(spec: CtSyncSpec, local: IPv4Address) -> str:
         f"\t\tPurgeTimeout {PURGE_TIMEOUT_S}",
         f"\t\tACKWindowSize {ACK_WINDOW}",
         "\t\tDisableExternalCache off",
+        "\t\tStartupResync on",  # a restarted conntrackd asks the peer for everything it missed
         "\t}",
         *link,
         "}",

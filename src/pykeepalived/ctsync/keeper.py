@@ -119,7 +119,7 @@ class ConntrackdKeeper:
             if self._stopping.is_set():
                 return
             failures = 0 if time.monotonic() - started >= STABLE_S else failures + 1
-            delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)] if failures else BACKOFF_S[0]
+            delay = BACKOFF_S[min(max(failures - 1, 0), len(BACKOFF_S) - 1)]  # 1 s, then 2, 4, ... up to 30
             log.error("conntrack sync: conntrackd %s; restarting it in %g s (its log: %s)",
                       _describe(code), delay, self.spec.paths.log)
             if await self._sleep(delay):

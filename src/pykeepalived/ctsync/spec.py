@@ -124,11 +124,11 @@ def filter_addresses(config: KeepalivedConfig) -> tuple[str, ...]:
                     fwmark = True
                 elif entry.address is not None and entry.prefix_len is not None:
                     networks.add(ip_network(f"{entry.address}/{entry.prefix_len}", strict=False))
+                elif entry.address is not None and entry.last_address is not None:
+                    if type(entry.last_address) is type(entry.address):
+                        networks.update(summarize_address_range(entry.address, entry.last_address))
                 elif entry.address is not None:
                     found.add(entry.address)
-                    last = entry.last_address
-                    if last is not None and type(last) is type(entry.address):
-                        networks.update(summarize_address_range(entry.address, last))
         for rs in vs.real_servers:
             found.add(rs.address)
         if vs.sorry_server is not None:
