@@ -16,8 +16,10 @@ cannot be forwarded to a real server (ctsync/guard.py drops it instead of
 letting the router's stack answer RST). A connection that goes on being
 answered by the same real server after the takeover was therefore forwarded
 through a synced entry; the new master's log shows the commit done before
-its VIPs were added (one action queue: commit, then VIPs), and
-`conntrack -L` there lists the connections.
+its VIPs were added (one action queue: commit, then VIPs), `conntrack -L`
+there lists the connections, and the guard's drop counter for packets to
+the VIPs without an entry is still 0 after the takeover: not one packet
+arrived before its entry.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Outcome:
     stopped: float
     wrk: str
     entries: int  # client flows to the VIP in the new master's conntrack table after the takeover
+    early: int | None  # packets to the services the new master dropped for want of an entry (None: no guard table)
 
     @property
     def broken(self) -> list[dict[str, Any]]:
@@ -112,7 +115,7 @@ def _client_entries(lab: LvsLab, router: str) -> int:
     return sum(1 for line in out.splitlines() if line.startswith("tcp"))
 
 
-def _through_event(lab: LvsLab, tmp: Path, event: Callable[[], None]) -> Outcome:
+def _through_event(lab: LvsLab, tmp: Path, event: Callable[[], object]) -> Outcome:
     """Streams and wrk through the VIP, `event` once they run, router2 takes over, then a few seconds more."""
     stop, out = tmp / "stop", tmp / "streams.json"
     streams = lab.client.netns.popen([sys.executable, str(STREAMS_SCRIPT), str(VIP), "80", str(STREAMS), str(stop),
@@ -127,6 +130,8 @@ def _through_event(lab: LvsLab, tmp: Path, event: Callable[[], None]) -> Outcome
         lab.wait_for_master(TAKEOVER_S, "router2")
         time.sleep(AFTER_TAKEOVER_S)
         entries = _client_entries(lab, "router2")
+        guard = lab.router("router2").netns.run(["nft", "list", "table", "inet", "pykeepalived_ctsync"],
+                                                check=False).stdout
         stop.write_text("")
         streams.wait(30)
         wrk_out = wrk.communicate(timeout=WRK_SECONDS + 20)[0].decode(errors="replace")
@@ -136,8 +141,10 @@ def _through_event(lab: LvsLab, tmp: Path, event: Callable[[], None]) -> Outcome
                 proc.kill()
                 proc.wait(10)
     data = json.loads(out.read_text())
-    outcome = Outcome(data["streams"], data["stopped"], wrk_out, entries)
+    found = re.search(r"ip daddr @services4 counter packets (\d+)", guard)
+    outcome = Outcome(data["streams"], data["stopped"], wrk_out, entries, int(found.group(1)) if found else None)
     print(f"broken {len(outcome.broken)}/{STREAMS}, stale {len(outcome.stale())}, entries {entries}, "
+          f"dropped without an entry {outcome.early}, "
           f"max gap {max(s['max_gap_s'] for s in outcome.streams):.2f} s\n{wrk_out}")
     return outcome
 
@@ -149,6 +156,8 @@ def _assert_all_kept(lab: LvsLab, outcome: Outcome) -> None:
     assert not moved, f"connections answered by another real server after the takeover: {moved[:3]}"
     assert not outcome.wrk_errors(), outcome.wrk_errors()
     assert outcome.entries >= STREAMS, f"router2's table has {outcome.entries} client flows"
+    # no packet to a VIP reached router2 before its entry: the guard's drop counter (ctsync/guard.py) is still 0
+    assert outcome.early == 0, f"router2 dropped {outcome.early} packets to the VIPs that had no conntrack entry yet"
     log = lab.router("router2").log()
     commit = log.rfind("committed to the kernel")
     master = log.rfind("(RH_EXT) Entering MASTER STATE")

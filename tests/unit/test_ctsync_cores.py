@@ -136,6 +136,6 @@ def test_leaving_master(word: str, commands: list[object]) -> None:
     f = CtSyncFollower("VI", frozenset())
     f.before_vips("VI")
     f.state("VI", "MASTER")
-    assert f.state("VI", word) == commands  # type: ignore[arg-type]
+    assert f.state("VI", word) == commands
     assert f.before_vips("VI") == [COMMIT]  # the next mastership commits again
     assert f.before_vips("other") == []
