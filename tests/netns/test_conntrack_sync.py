@@ -210,6 +210,28 @@ def test_a_crashed_conntrackd_is_restarted_and_resyncs(synced: LvsLab) -> None:
     assert len(new) == 1 and new != pids, new
 
 
+def test_conntrackd_outlives_a_vrrp_child_respawn(synced: LvsLab) -> None:
+    """The parent owns conntrackd: the VRRP child killed and respawned finds the same conntrackd (and its caches)."""
+    _router1_master(synced)
+    router = synced.router("router1")
+    marker = f"{router.dir}/router1.conntrackd/conntrackd.conf"
+    before = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout.split()
+    vrrp_pid_file = router.pid_files[1]
+    old = int(vrrp_pid_file.read_text().split()[0])
+    os.kill(old, signal.SIGKILL)
+
+    def respawned() -> bool:
+        try:
+            pid = int(vrrp_pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        return pid != old and Path(f"/proc/{pid}").exists()
+
+    wait_until(respawned, 15, what="the VRRP child respawned")
+    after = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout.split()
+    assert before == after and len(after) == 1, (before, after)
+
+
 def test_without_sync_the_connections_break(unsynced: LvsLab, tmp_path: Path) -> None:
     """The control: no conntrackd, same pickup setting; the backup has no entry, so the connections die."""
     _router1_master(unsynced)
