@@ -315,7 +315,8 @@ def _startup_delay(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
 
 _g.line("lvs_timeouts", FieldHandler("lvs_timeouts", _lvs_timeouts), "IPVS tcp/tcpfin/udp timeouts")
 _g.line("vrrp_startup_delay", _startup_delay, "delay VRRP at start (s)")
-_g.line("lvs_sync_daemon", _lvs_sync_daemon, "IPVS connection sync daemon")
+_g.line("lvs_sync_daemon", _lvs_sync_daemon,
+        "IPVS connection sync daemon; conntrackd on the nftables data plane (docs/conntrack-sync.md)")
 _g.line("pykeepalived_dataplane",
         h.one_of("pykeepalived_dataplane", DATAPLANES, "data plane"),
         "pykeepalived only: what forwards (auto: IPVS if the kernel has it, else nftables)", since="pykeepalived")
@@ -350,7 +351,7 @@ def _conntrackd(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     word = ctx.arg(seg)
     if word is None:
         return
-    if word not in ("auto", "off") and not word.startswith("/"):
+    if word != "auto" and word != "off" and not word.startswith("/"):
         raise ValueProblem(f"'{word}' is not auto, off or an absolute path to conntrackd")
     h.store(g, "pykeepalived_conntrackd", word)
 

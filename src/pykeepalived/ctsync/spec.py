@@ -71,7 +71,7 @@ def wanted(config: KeepalivedConfig, dataplane: DataPlaneChoice, ipvs_present: b
         return "no lvs_sync_daemon"
     if g.pykeepalived_conntrackd == "off":
         return "pykeepalived_conntrackd off"
-    if dataplane in ("ipvs", "none") or (dataplane == "auto" and ipvs_present):
+    if dataplane == "ipvs" or dataplane == "none" or (dataplane == "auto" and ipvs_present):
         return f"the data plane is {'IPVS' if dataplane != 'none' else 'none'} (the kernel's IPVS sync daemon syncs)"
     if not config.virtual_servers:
         return "no virtual_server: no NAT state to sync"
