@@ -232,6 +232,27 @@ def test_conntrackd_outlives_a_vrrp_child_respawn(synced: LvsLab) -> None:
     assert before == after and len(after) == 1, (before, after)
 
 
+def test_a_reload_with_a_new_virtual_server_restarts_conntrackd_with_its_addresses(synced: LvsLab) -> None:
+    """conntrackd's filter and the guard follow a reload that adds a virtual server (its flows are synced too)."""
+    _router1_master(synced)
+    router = synced.router("router1")
+    conf = router.dir / "router1.conntrackd" / "conntrackd.conf"
+    assert "203.0.113.12" not in conf.read_text()
+    offset = len(router.log())
+    router.conf_path.write_text(router.conf_path.read_text() + (
+        "\nvirtual_server 203.0.113.12 8080 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n"
+        "    real_server 10.11.12.1 8080 {\n        TCP_CHECK {\n        }\n    }\n}\n"))
+    assert router.proc is not None
+    os.kill(router.proc.pid, signal.SIGHUP)
+    wait_until(lambda: "changes what conntrackd syncs; restarting it" in router.log()[offset:], 15,
+               what="conntrackd following the reload")
+    wait_until(lambda: "IPv4_address 203.0.113.12" in conf.read_text()
+               and re.search(r"conntrackd \d+ started", router.log()[offset:]) is not None, 10,
+               what="conntrackd restarted with the new address")
+    guard = router.netns.run(["nft", "list", "set", "inet", "pykeepalived_ctsync", "services4"]).stdout
+    assert "203.0.113.12" in guard, guard
+
+
 def test_without_sync_the_connections_break(unsynced: LvsLab, tmp_path: Path) -> None:
     """The control: no conntrackd, same pickup setting; the backup has no entry, so the connections die."""
     _router1_master(unsynced)

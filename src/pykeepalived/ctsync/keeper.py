@@ -20,6 +20,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from ipaddress import IPv4Address
 
 from ..config.model import KeepalivedConfig
@@ -65,12 +66,16 @@ def _leftover_pids(config_path: str) -> list[int]:
 class ConntrackdKeeper:
     """Keeps one conntrackd running for the daemon until `stop()`."""
 
-    def __init__(self, spec: CtSyncSpec) -> None:
+    def __init__(self, spec: CtSyncSpec, config: KeepalivedConfig | None = None, dataplane_flag: str = "auto",
+                 pid_file: str = "") -> None:
         self.spec = spec
         self.proc: asyncio.subprocess.Process | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._guarded = False
+        self._config, self._dataplane_flag, self._pid_file = config, dataplane_flag, pid_file
+        self._restart = False  # the running conntrackd is stopped for a new config, not dead
 
     @classmethod
     def for_parent(cls, config: KeepalivedConfig, dataplane_flag: str, pid_file: str) -> ConntrackdKeeper | None:
@@ -79,14 +84,46 @@ class ConntrackdKeeper:
             if config.global_defs.lvs_sync_daemon is not None:
                 log.info("conntrack sync: conntrackd not started: %s", why)
             return None
-        return cls(spec)
+        return cls(spec, config, dataplane_flag, pid_file)
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._keep())
+    def start(self, current: Callable[[], KeepalivedConfig | None] | None = None) -> None:
+        """Run conntrackd; with `current` (the parent's config in force), follow reloads every second."""
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._keep())
+        if current is not None:
+            self._watch = loop.create_task(self._follow(current))
+
+    async def _follow(self, current: Callable[[], KeepalivedConfig | None]) -> None:
+        """After a reload, a new filter (virtual or real servers changed) means a new config and a restart."""
+        while not await self._sleep(1.0):
+            config = current()
+            if config is None or config is self._config:
+                continue
+            self._config = config
+            spec, why = decide(config, self._dataplane_flag, self._pid_file)
+            if spec is None:
+                log.warning("conntrack sync: the reloaded configuration would not run conntrackd (%s); it keeps "
+                            "running until a restart", why)
+                continue
+            if spec == self.spec:
+                continue
+            self.spec = spec
+            if self._guarded:
+                self._guarded = await asyncio.to_thread(guard.install, spec)
+            log.info("conntrack sync: the reloaded configuration changes what conntrackd syncs; restarting it "
+                     "(it asks the peer for a resync)")
+            if self.proc is not None and self.proc.returncode is None:
+                self._restart = True
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.send_signal(signal.SIGTERM)
 
     async def stop(self) -> None:
         """Stop conntrackd (SIGTERM, then SIGKILL after a few seconds) and remove our nftables table."""
         self._stopping.set()
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._task, STOP_WAIT_S + 2)
@@ -118,6 +155,9 @@ class ConntrackdKeeper:
             code = await self._run_once(binary, local)
             if self._stopping.is_set():
                 return
+            if self._restart:  # stopped by _follow: start again at once with the new config
+                self._restart = False
+                continue
             failures = 0 if time.monotonic() - started >= STABLE_S else failures + 1
             delay = BACKOFF_S[min(max(failures - 1, 0), len(BACKOFF_S) - 1)]  # 1 s, then 2, 4, ... up to 30
             log.error("conntrack sync: conntrackd %s; restarting it in %g s (its log: %s)",

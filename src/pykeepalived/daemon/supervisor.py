@@ -855,7 +855,7 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
         from ..ctsync.keeper import ConntrackdKeeper  # conntrackd outlives the VRRP child (docs/conntrack-sync.md)
         keeper = ConntrackdKeeper.for_parent(config, opts.dataplane, opts.pid_file) if config is not None else None
         if keeper is not None:
-            keeper.start()
+            keeper.start(lambda: setup.config if setup is not None else None)  # follows reloads
         try:
             return await supervisor.run()
         finally:
