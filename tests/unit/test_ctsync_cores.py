@@ -91,8 +91,8 @@ def test_group_port_and_peer_come_from_the_config() -> None:
 
 def test_filter_keeps_vips_real_servers_and_fwmark_vips() -> None:
     assert filter_addresses(_config()) == (
-        "10.11.12.1", "10.11.12.2", "10.11.12.3", "10.11.12.10", "192.0.2.7", "203.0.113.10", "203.0.113.11",
-        "198.51.100.1/32", "198.51.100.2/31")
+        "10.11.12.1", "10.11.12.2", "10.11.12.3", "10.11.12.10", "192.0.2.7", "198.51.100.1", "203.0.113.10",
+        "203.0.113.11", "198.51.100.2/31")
 
 
 def test_rendered_config_is_ftfw_over_the_sync_link_with_our_own_files() -> None:
@@ -139,3 +139,18 @@ def test_leaving_master(word: str, commands: list[object]) -> None:
     assert f.state("VI", word) == commands
     assert f.before_vips("VI") == [COMMIT]  # the next mastership commits again
     assert f.before_vips("other") == []
+
+
+def test_the_guard_protects_nat_services_only() -> None:
+    """DR/TUN traffic is invalid to conntrack by design (one direction): the guard must never drop it."""
+    from pykeepalived.ctsync.spec import nat_addresses
+
+    assert nat_addresses(_config()) == (
+        "10.11.12.1", "10.11.12.2", "10.11.12.3", "10.11.12.10", "203.0.113.10", "203.0.113.11")
+    dr = NAT_CONF.replace("lb_kind NAT", "lb_kind DR") % ""
+    fs = MemoryFileSystem({"/dr.conf": dr})
+    assert nat_addresses(read_config("/dr.conf", fs).config) == ()
+    from pykeepalived.ctsync.guard import ruleset
+
+    spec = spec_for(read_config("/dr.conf", fs).config, "/run/dr.pid", "0" * 64)
+    assert "ct state invalid" not in ruleset(spec) and "type nat hook prerouting" in ruleset(spec)

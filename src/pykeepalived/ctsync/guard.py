@@ -23,8 +23,8 @@ TABLE = "pykeepalived_ctsync"
 
 def ruleset(spec: CtSyncSpec) -> str:
     """The table as nft text (delete-and-add: one transaction, no window without it)."""
-    v4 = [a for a in spec.addresses if ":" not in a]
-    v6 = [a for a in spec.addresses if ":" in a]
+    v4 = [a for a in spec.guarded if ":" not in a]
+    v6 = [a for a in spec.guarded if ":" in a]
     lines = [f"table inet {TABLE} {{}}", f"delete table inet {TABLE}", f"table inet {TABLE} {{"]
     for name, kind, members in (("services4", "ipv4_addr", v4), ("services6", "ipv6_addr", v6)):
         if members:

@@ -10,9 +10,9 @@ the parent's pid file, unique per daemon and per network namespace.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network, summarize_address_range
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network, summarize_address_range
 
-from ..config.model import KeepalivedConfig
+from ..config.model import KeepalivedConfig, VirtualServer
 from ..config.vocabulary import DataPlaneChoice
 
 DEFAULT_GROUP = IPv4Address("225.0.0.50")  # conntrackd's documented multicast group
@@ -45,6 +45,7 @@ class CtSyncSpec:
     port: int
     peer: IPv4Address | None
     addresses: tuple[str, ...]  # VIPs and real servers, addresses or CIDR networks (see filter_addresses)
+    guarded: tuple[str, ...]  # the NAT services' VIPs and real servers (see nat_addresses)
     tcp: bool
     udp: bool
     sctp: bool
@@ -96,8 +97,44 @@ def spec_for(config: KeepalivedConfig, pid_file: str, digest: str) -> CtSyncSpec
         interface=syncd.interface, instance=instance, members=frozenset(members), group=group_addr,
         port=syncd.port or DEFAULT_PORT,
         peer=g.pykeepalived_conntrackd_peer if isinstance(g.pykeepalived_conntrackd_peer, IPv4Address) else None,
-        addresses=filter_addresses(config), tcp="TCP" in protocols or any(vs.fwmark for vs in config.virtual_servers),
+        addresses=filter_addresses(config), guarded=nat_addresses(config),
+        tcp="TCP" in protocols or any(vs.fwmark for vs in config.virtual_servers),
         udp="UDP" in protocols, sctp="SCTP" in protocols, paths=paths_for(pid_file, digest))
+
+
+Net = IPv4Network | IPv6Network
+
+
+def _vips(config: KeepalivedConfig, vs: VirtualServer) -> set[Net]:
+    """A virtual server's addresses as networks: its address, its group's addresses, ranges and networks, and
+    for fwmark services (whose VIPs the firewall marks) every VRRP VIP."""
+    found: set[Net] = set()
+    fwmark = vs.fwmark is not None
+    if vs.address is not None:
+        found.add(ip_network(vs.address))
+    if vs.group is not None and vs.group in config.virtual_server_groups:
+        for entry in config.virtual_server_groups[vs.group].entries:
+            if entry.fwmark is not None:
+                fwmark = True
+            elif entry.address is not None and entry.prefix_len is not None:
+                found.add(ip_network(f"{entry.address}/{entry.prefix_len}", strict=False))
+            elif entry.address is not None and entry.last_address is not None:
+                if type(entry.last_address) is type(entry.address):
+                    found.update(summarize_address_range(entry.address, entry.last_address))
+            elif entry.address is not None:
+                found.add(ip_network(entry.address))
+    if fwmark:
+        for inst in config.vrrp_instances.values():
+            for spec in inst.virtual_ipaddresses:
+                found.add(ip_network(spec.address.ip))
+    return found
+
+
+def _words(nets: set[Net]) -> tuple[str, ...]:
+    """Sorted, IPv4 first, single addresses written without /32 or /128."""
+    ordered = sorted(nets, key=lambda n: (n.version, n.prefixlen != n.max_prefixlen, int(n.network_address),
+                                          n.prefixlen))
+    return tuple(str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n) for n in ordered)
 
 
 def filter_addresses(config: KeepalivedConfig) -> tuple[str, ...]:
@@ -106,37 +143,36 @@ def filter_addresses(config: KeepalivedConfig) -> tuple[str, ...]:
     conntrackd matches a flow when its original source or its reply source
     is in the list. A client's flow to a DR/TUN VIP has the VIP as reply
     source; after NAT's DNAT the reply source is the real server. So the
-    list is the virtual servers' addresses (a group's ranges and networks as CIDR),
-    their real servers and sorry servers, and for fwmark services (whose
-    VIPs the firewall marks) every VRRP VIP.
+    list is the virtual servers' addresses (a group's ranges and networks as
+    CIDR; for fwmark services every VRRP VIP), their real servers and sorry
+    servers.
     """
-    found: set[IPv4Address | IPv6Address] = set()
-    networks: set[IPv4Network | IPv6Network] = set()
-    fwmark = False
+    found: set[Net] = set()
     for vs in config.virtual_servers:
-        if vs.address is not None:
-            found.add(vs.address)
-        if vs.fwmark is not None:
-            fwmark = True
-        if vs.group is not None and vs.group in config.virtual_server_groups:
-            for entry in config.virtual_server_groups[vs.group].entries:
-                if entry.fwmark is not None:
-                    fwmark = True
-                elif entry.address is not None and entry.prefix_len is not None:
-                    networks.add(ip_network(f"{entry.address}/{entry.prefix_len}", strict=False))
-                elif entry.address is not None and entry.last_address is not None:
-                    if type(entry.last_address) is type(entry.address):
-                        networks.update(summarize_address_range(entry.address, entry.last_address))
-                elif entry.address is not None:
-                    found.add(entry.address)
-        for rs in vs.real_servers:
-            found.add(rs.address)
+        found |= _vips(config, vs)
+        found.update(ip_network(rs.address) for rs in vs.real_servers)
         if vs.sorry_server is not None:
-            found.add(vs.sorry_server.address)
-    if fwmark:
-        for inst in config.vrrp_instances.values():
-            for spec in inst.virtual_ipaddresses:
-                found.add(spec.address.ip)
-    ordered = sorted(found, key=lambda a: (a.version, int(a)))
-    nets = sorted(networks, key=lambda n: (n.version, int(n.network_address), n.prefixlen))
-    return tuple([str(a) for a in ordered] + [str(n) for n in nets])
+            found.add(ip_network(vs.sorry_server.address))
+    return _words(found)
+
+
+def nat_addresses(config: KeepalivedConfig) -> tuple[str, ...]:
+    """What the guard (guard.py) protects: NAT services' VIPs and NAT real servers, never a DR/TUN VIP.
+
+    DR and TUN forward without conntrack (a director sees one direction, which
+    conntrack calls invalid), so dropping invalid packets to their VIPs would
+    drop their traffic; a VIP that also has a DR/TUN service is left out.
+    """
+    nat: set[Net] = set()
+    direct: set[Net] = set()
+    servers: set[Net] = set()
+    for vs in config.virtual_servers:
+        methods = {rs.lvs_method or vs.lvs_method or "NAT" for rs in vs.real_servers} or {vs.lvs_method or "NAT"}
+        vips = _vips(config, vs)
+        for method in methods:
+            (nat if method == "NAT" else direct).update(vips)
+        servers.update(ip_network(rs.address) for rs in vs.real_servers if (rs.lvs_method or vs.lvs_method or "NAT")
+                       == "NAT")
+        if vs.sorry_server is not None and (vs.sorry_server_lvs_method or vs.lvs_method or "NAT") == "NAT":
+            servers.add(ip_network(vs.sorry_server.address))
+    return _words({n for n in nat if not any(n.overlaps(d) for d in direct)} | servers)
