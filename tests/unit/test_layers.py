@@ -56,6 +56,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.lvs.ipvs_rules", "pykeepalived.lvs.nft_rules", "pykeepalived.lvs.nft_diff",
         "pykeepalived.lvs.nft_limits",  # nft_rules' checks that -t needs (start-up)
         "pykeepalived.lvs.sync_daemon",
+        "pykeepalived.ctsync", "pykeepalived.ctsync.spec", "pykeepalived.ctsync.conf",  # conntrackd's cores
+        "pykeepalived.ctsync.follower",
         "pykeepalived.alerts", "pykeepalived.alerts.message", "pykeepalived.vrrp.startup_delay",
         "pykeepalived.vrrp.rx_bufs",
         "pykeepalived.bfd", "pykeepalived.bfd.packet", "pykeepalived.bfd.session", "pykeepalived.check.bfd_check",
@@ -98,6 +100,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.workers", "pykeepalived.check.plan", "pykeepalived.check.once",
         "pykeepalived.check.dump_writer",
         "pykeepalived.lvs.choose",
+        "pykeepalived.ctsync.setup", "pykeepalived.ctsync.keeper", "pykeepalived.ctsync.client",  # conntrackd's shell
+        "pykeepalived.ctsync.guard",
         "pykeepalived.bfd.service",
         "pykeepalived.vrrp.reload_apply",  # the VRRP reload helper's: carries a reload plan out
         "pykeepalived.vrrp.runtime_apply", "pykeepalived.check.runtime_apply",  # the runtime API's effects

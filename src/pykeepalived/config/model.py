@@ -434,6 +434,9 @@ class GlobalDefs(ModelObject):
     rs_init_notifies: bool = False  # notify_up (and the FIFO's RS UP) for real servers up at start
     pykeepalived_dataplane: DataPlaneChoice | None = None  # None: auto
     pykeepalived_consistent_flows: bool | None = None  # None: on with lvs_sync_daemon (lvs/nft_limits.py)
+    # conntrackd for lvs_sync_daemon on the nftables data plane (ctsync/; docs/conntrack-sync.md)
+    pykeepalived_conntrackd: str = "auto"  # auto (conntrackd from PATH), off, or an absolute path to the binary
+    pykeepalived_conntrackd_peer: IPAddress | None = None  # UDP unicast to this peer instead of multicast
     # the HTTP API (api/settings.py; docs/api.md), read once at start; flags (--api ...) win over these
     pykeepalived_api: list[str] = field(default_factory=list)  # unix:/PATH or HOST:PORT; empty: off
     pykeepalived_api_location: Location | None = None  # where pykeepalived_api was first given, for messages

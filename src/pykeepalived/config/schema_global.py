@@ -315,7 +315,8 @@ def _startup_delay(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
 
 _g.line("lvs_timeouts", FieldHandler("lvs_timeouts", _lvs_timeouts), "IPVS tcp/tcpfin/udp timeouts")
 _g.line("vrrp_startup_delay", _startup_delay, "delay VRRP at start (s)")
-_g.line("lvs_sync_daemon", _lvs_sync_daemon, "IPVS connection sync daemon")
+_g.line("lvs_sync_daemon", _lvs_sync_daemon,
+        "IPVS connection sync daemon; conntrackd on the nftables data plane (docs/conntrack-sync.md)")
 _g.line("pykeepalived_dataplane",
         h.one_of("pykeepalived_dataplane", DATAPLANES, "data plane"),
         "pykeepalived only: what forwards (auto: IPVS if the kernel has it, else nftables)", since="pykeepalived")
@@ -349,6 +350,33 @@ def _api_path(attr: str) -> FieldHandler:
     return FieldHandler(attr, handler)
 
 
+def _conntrackd(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """`pykeepalived_conntrackd auto|off|/PATH`: whether (and which) conntrackd syncs conntrack for lvs_sync_daemon."""
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    if word != "auto" and word != "off" and not word.startswith("/"):
+        raise ValueProblem(f"'{word}' is not auto, off or an absolute path to conntrackd")
+    h.store(g, "pykeepalived_conntrackd", word)
+
+
+def _conntrackd_peer(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
+    """`pykeepalived_conntrackd_peer ADDRESS`: the other router, for conntrackd over UDP unicast."""
+    word = ctx.arg(seg)
+    if word is None:
+        return
+    addr = to_ip(word)
+    if addr.version != 4:
+        raise ValueProblem(f"'{word}' is not an IPv4 address (conntrackd's sync link here is IPv4)")
+    h.store(g, "pykeepalived_conntrackd_peer", addr)
+
+
+_g.line("pykeepalived_conntrackd", FieldHandler("pykeepalived_conntrackd", _conntrackd),
+        "pykeepalived only: conntrackd for lvs_sync_daemon on the nftables data plane: auto (from PATH), off, "
+        "or /PATH of the binary", since="pykeepalived")
+_g.line("pykeepalived_conntrackd_peer", FieldHandler("pykeepalived_conntrackd_peer", _conntrackd_peer),
+        "pykeepalived only: conntrackd syncs over UDP unicast to this IPv4 address instead of multicast",
+        since="pykeepalived")
 _g.line("pykeepalived_api", FieldHandler("pykeepalived_api", _api_listen),
         "pykeepalived only: serve the HTTP API (state, /metrics, the page) on unix:/PATH or HOST:PORT",
         since="pykeepalived")

@@ -75,6 +75,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "vrrp_check_unicast_src", "vrrp_skip_check_adv_addr", "notify_fifo", "vrrp_notify_fifo",
         "v3_checksum_as_v2", "json_dump_file", "stats_dump_file", "nftables",
         "lvs_notify_fifo", "checker_log_all_failures", "lvs_sync_daemon", "pykeepalived_dataplane",
+        "pykeepalived_conntrackd", "pykeepalived_conntrackd_peer",
         "lvs_flush", "lvs_flush_on_stop", "lvs_flush_onstop", "lvs_timeouts", "umask",
         "pykeepalived_api", "pykeepalived_api_token_file", "pykeepalived_api_tls_cert", "pykeepalived_api_tls_key",
         "pykeepalived_api_runtime",

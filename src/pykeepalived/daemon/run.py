@@ -236,6 +236,12 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         service = VrrpService(config, state_dir=opts.state_dir, status_file=opts.status_file)
         service.release_on_stop = opts.release_vrrp
         service.naming = opts.naming  # data_use_instance names the data dump after -s's namespace too
+        from ..ctsync.client import CtSyncClient  # conntrackd's commands on transitions (docs/conntrack-sync.md)
+        service.ctsync = CtSyncClient.for_vrrp(config, opts.dataplane, opts.pid_file)
+        from ..ctsync.keeper import ConntrackdKeeper  # -P: no parent, so conntrackd is this process's
+        keeper = None if opts.child else ConntrackdKeeper.for_parent(config, opts.dataplane, opts.pid_file)
+        if keeper is not None:
+            keeper.start()
         if bfd := alongside(config, opts.child, opts.bfd):  # -P: the BFD sessions run here (bfd/service.py)
             service.bfd_key = bfd.key
             bfd.start()
@@ -256,6 +262,8 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         await control.close()
         if bfd:
             await bfd.stop()
+        if keeper is not None:
+            await keeper.stop()
 
     try:
         asyncio.run(main())

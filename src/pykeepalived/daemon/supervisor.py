@@ -887,7 +887,15 @@ def run_supervisor(base_argv: Sequence[str], opts: DaemonOptions, vrrp: bool, ch
         supervisor.release_dataplane = opts.release_dataplane
         # the runtime routes answer 403 unless the API's runtime switch is on (api/runtime_routes.py)
         supervisor.commands = ChildCommandSender(children) if opts.api is not None and opts.api.enabled else None
-        return await supervisor.run()
+        from ..ctsync.keeper import ConntrackdKeeper  # conntrackd outlives the VRRP child (docs/conntrack-sync.md)
+        keeper = ConntrackdKeeper.for_parent(config, opts.dataplane, opts.pid_file) if config is not None else None
+        if keeper is not None:
+            keeper.start(lambda: setup.config if setup is not None else None)  # follows reloads
+        try:
+            return await supervisor.run()
+        finally:
+            if keeper is not None:  # after the children stopped: a clean stop's hand-over is already synced
+                await keeper.stop()
 
     try:
         ok = asyncio.run(main())

@@ -86,6 +86,9 @@ START_TIMEOUT_S = 20.0  # routers started -> the lab ready
 ROUTER_START_TIMEOUT_S = 15.0  # one pykeepalived started -> its VRRP instances in a state
 STOP_TIMEOUT_S = 12.0  # the supervisor gives its children 10 s
 PHASE_BUILDING = "building"
+# nginx closes a kept-alive connection after 1000 requests (its default); wrk at 20k requests/s would then reopen
+# each connection every few tenths of a second, so a "kept-alive" run would test new connections too
+KEEPALIVE_REQUESTS = "    keepalive_requests 10000000;"
 PHASE_UP = "up"
 
 
@@ -178,8 +181,9 @@ def render_router_conf(kind: LabKind, router: RouterSpec, real_servers: Sequence
                        sync_daemon: bool = False) -> str:
     """keepalived.conf for one router of the lab (valid for `keepalived -t` and `pykeepalived -t`).
 
-    `sync_daemon` adds IPVS connection sync between the routers, over the
-    private network for NAT (following RH_INT), the public one otherwise.
+    `sync_daemon` adds connection sync between the routers (IPVS's sync
+    daemon, or conntrackd on the nftables data plane), over the private
+    network for NAT (following RH_INT), the public one otherwise.
     """
     defs = [f"router_id {router.name}"]
     if sync_daemon:
@@ -498,7 +502,9 @@ class LvsLab:
         self.name = name
         self.prefix = prefix or unique_prefix(name)
         self.timeout_scale = timeout_scale
-        self.sync_daemon = sync_daemon  # lvs_sync_daemon in both routers' configs (IPVS only)
+        # lvs_sync_daemon in both routers' configs: IPVS's sync daemon, or conntrackd on the nftables data plane
+        # (ctsync/); the routers then run with net.netfilter.nf_conntrack_tcp_loose=0
+        self.sync_daemon = sync_daemon
         self.dataplane = dataplane  # the routers' --dataplane; None: their default (auto)
         self.router_args = tuple(router_args)  # more flags for both routers' pykeepalived (Router.extra_args)
         self._own_dir = workdir is None  # made by up(), removed by close()
@@ -761,8 +767,11 @@ class LvsLab:
         self._save()
 
     def _configure_hosts(self) -> None:
+        # with sync, no mid-stream pickup: a flow the backup takes over must come from the synced entry, not be
+        # adopted as new and sent to whichever real server rr picks (docs/conntrack-sync.md)
+        loose = {"net.netfilter.nf_conntrack_tcp_loose": "0"} if self.sync_daemon else {}
         for router in self.routers.values():
-            _sysctls(router.netns, {"net.ipv4.ip_forward": "1", **_no_rp_filter("eth0", "eth1")})
+            _sysctls(router.netns, {"net.ipv4.ip_forward": "1", **_no_rp_filter("eth0", "eth1"), **loose})
         gw = self.gateway
         if gw is not None:
             _sysctls(gw.netns, {"net.ipv4.ip_forward": "1", **_no_rp_filter("eth0", "eth1")})
@@ -805,7 +814,8 @@ class LvsLab:
         for i in range(1, len(REAL_SERVER_HOSTS) + 1):
             host = self.hosts[f"rs{i}"]
             nginx = NginxServer(host, self.workdir / host.name, addresses=["0.0.0.0"], ports=[HTTP_PORT],
-                                tls_ports=[HTTPS_PORT], cert=cert, key=key, name=host.name)
+                                tls_ports=[HTTPS_PORT], cert=cert, key=key, name=host.name,
+                                extra_http=KEEPALIVE_REQUESTS)
             self.real_servers.append(RealServer(host.name, host, nginx))
             nginx.start()
             self._save()

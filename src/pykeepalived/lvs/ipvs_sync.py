@@ -182,8 +182,9 @@ class SyncDaemons:
 
     Failures are logged, never fatal: connection sync makes a failover
     smoother, but a router must keep routing without it. Without IPVS (the
-    nftables data plane) there is nothing to sync: connections live in
-    conntrack, which conntrackd replicates; we say so once.
+    nftables data plane) there is nothing for IPVS to sync: connections live
+    in conntrack, which the parent's conntrackd replicates (ctsync/); we say
+    so once.
     """
 
     def __init__(self, spec: SyncDaemonSpec, *, follow: bool) -> None:
@@ -243,8 +244,8 @@ class SyncDaemons:
             return
         if not kernel_has_ipvs():
             if not self._warned:
-                log.warning("lvs_sync_daemon: this kernel has no IPVS, so there are no IPVS connections to sync "
-                            "(with the nftables data plane connections live in conntrack; conntrackd syncs those)")
+                log.info("lvs_sync_daemon: this kernel has no IPVS, so there are no IPVS connections to sync; "
+                         "on the nftables data plane conntrackd syncs the connections (docs/conntrack-sync.md)")
                 self._warned = True
             return
         self._worker.submit(self._send_now, commands)

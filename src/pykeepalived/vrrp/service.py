@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PyKeepalivedError, ReloadError
 from ..config.model import KeepalivedConfig
@@ -84,6 +84,10 @@ from .statics import install_statics, reinstate_statics, remove_statics
 from .track_process import ProcessTable
 
 IPAddress = IPv4Address | IPv6Address
+
+if TYPE_CHECKING:
+    from ..ctsync.client import CtSyncClient
+
 log = logging.getLogger("pykeepalived.vrrp")
 
 NO_SOURCE_FAULT = "no source address"
@@ -170,6 +174,7 @@ class VrrpService:
         from ..lvs.ipvs_sync import SyncDaemons
 
         self.sync_daemons = SyncDaemons.for_vrrp(config)
+        self.ctsync: CtSyncClient | None = None  # conntrackd's commands (nftables data plane; set by daemon/run.py)
         self._sockets: dict[tuple[int, str, str], _SocketEntry] = {}
         self._socket_of: dict[str, _SocketEntry] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -331,6 +336,8 @@ class VrrpService:
             self.accept_filter.close()
         if self.sync_daemons is not None:
             self.sync_daemons.stop()
+        if self.ctsync is not None:
+            await self.ctsync.close()
         self.runner.terminate_all()
         await self.mail.close()
         if self.fifo is not None:
@@ -595,6 +602,8 @@ class VrrpService:
         if isinstance(action, SendAdvert):
             self._send_advert(action.instance, action.priority)
         elif isinstance(action, AddVips):
+            if self.ctsync is not None:  # the peer's connections into the kernel before the first packet
+                await self.ctsync.before_vips(action.instance)
             await self._set_vips(action.instance, add=True)
         elif isinstance(action, RemoveVips):
             if self.release_on_stop or not self._stopping:
@@ -644,6 +653,8 @@ class VrrpService:
         self.mail.instance(change.instance, word)
         if self.sync_daemons is not None:
             self.sync_daemons.state(change.instance, word)
+        if self.ctsync is not None:
+            self.ctsync.state(change.instance, word)
 
     # ------------------------------------------------------------------ side effects
     def _send_advert(self, name: str, priority: int) -> None:
