@@ -27,13 +27,21 @@ from .vrrp_helpers import needs_root
 pytestmark = [pytest.mark.netns, needs_root]
 
 CHILD = """
-import pathlib, signal, sys, time
+import pathlib
+import signal
+import sys
+import time
+
 out, linger = pathlib.Path(sys.argv[1]), float(sys.argv[2])
+
+
 def term(*_):
     out.write_text(repr(time.monotonic()))
     if linger >= 0:
         time.sleep(linger)
         sys.exit(0)
+
+
 signal.signal(signal.SIGTERM, term)
 print("ready", flush=True)
 while True:
