@@ -134,6 +134,12 @@ def test_connection_sync_keeps_every_connection(driver: ChaosDriver, event: str,
     _steady(result)
     streams = result["streams"]
     assert streams["kept"] == streams["connections"] == driver.streams, result
-    assert result["failed"]["keepalive"] == 0, result
     if event == "master_clean_stop":
         assert result["failed"] == {"keepalive": 0, "new_conn": 0}, result
+    else:
+        # a crash leaves the protocol's gap (3 x advert + skew, ~3.4 s here) with requests in flight: wrk
+        # counts those past its 2 s timeout and keeps the connection, which the answer reaches later;
+        # anything else (a reset, a refused connect, a non-2xx answer) is a failure
+        for style, errors in result["socket_errors"].items():
+            assert errors["read"] == errors["write"] == errors["connect"] == 0, (style, result)
+            assert result["failed"][style] == errors["timeout"], (style, result)
