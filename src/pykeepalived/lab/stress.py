@@ -305,7 +305,8 @@ class Pair:
 
     def result(self, start: float, end: float, before: list[str], cpu_s: float) -> PairResult:
         assert self.observer is not None
-        res = PairResult(self.implementation, self.profile.name, down_interval_s=round(self.profile.down_interval_s(), 4))
+        res = PairResult(self.implementation, self.profile.name,
+                         down_interval_s=round(self.profile.down_interval_s(), 4))
         res.transitions = self.transition_lines()[len(before):]
         adverts = self.observer.between(start, end)
         down = self.profile.down_interval_s()
