@@ -6,7 +6,10 @@ firing. A young collection looks at a few hundred objects (tens of
 microseconds); a full one walks every tracked object, and after start-up that
 is every module, the parsed config and the service: docs/false-failovers.md
 has the pause lengths measured before and after. `freeze_when_ready` waits
-until the service runs, collects once (a quiet moment: nothing is due yet) and
+until the service runs and FREEZE_DELAY_S more (the first states and their
+notify scripts are done by then), collects once (one pause of 10-35 ms on
+the lab machine, shorter than the master-down interval of any advert_int of
+50 ms or more) and
 freezes what is left into the permanent generation, which later collections
 skip: a full collection then walks only what was made since. After a reload
 `refreeze` does the same again (unfreeze, collect, freeze), so that the old
@@ -36,6 +39,7 @@ log = logging.getLogger("pykeepalived")
 
 STATS_ENV = "PYKEEPALIVED_GC_STATS"
 FREEZE_ENV = "PYKEEPALIVED_GC_FREEZE"
+FREEZE_DELAY_S = 1.0
 
 
 class PauseStats:
@@ -77,7 +81,7 @@ def _freeze(why: str) -> None:
 async def freeze_when_ready(ready: asyncio.Event) -> None:
     """Once `ready` is set (the instances run), collect and freeze the start-up heap."""
     await ready.wait()
-    await asyncio.sleep(0)  # let the first round of start-up callbacks run first
+    await asyncio.sleep(FREEZE_DELAY_S)  # after the start-up burst (first states, their notify scripts)
     if os.environ.get(FREEZE_ENV, "1") != "0":
         _freeze("after start-up")
 

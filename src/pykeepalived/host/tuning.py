@@ -18,7 +18,8 @@ Two defaults differ from keepalived's, both because the processes run Python
   without blocking (a `vrrp_rt_priority` config killed the VRRP process at
   start). The limit's job, stopping a runaway realtime loop, is kept.
 - The VRRP process runs SCHED_RR at DEFAULT_VRRP_RT_PRIORITY (1, the lowest)
-  when the config sets neither `vrrp_rt_priority` nor `vrrp_priority`: under
+  when the config says nothing of its scheduling (no `vrrp_rt_priority`,
+  `vrrp_priority`, `max_auto_priority` or `min_auto_priority_delay`): under
   a CPU quota (a cgroup's cpu.max) or a CPU-bound neighbour a normal-priority
   VRRP process misses adverts and the backup takes over (keepalived issues
   #2066, #2238); a realtime one is neither throttled by the quota nor
@@ -53,6 +54,7 @@ log = logging.getLogger("pykeepalived")
 Process = Literal["parent", "vrrp", "checker", "bfd"]
 KEEPALIVED_RT_RLIMIT_US = 10000  # keepalived's default RLIMIT_RTTIME, for C code
 RT_RLIMIT_DEFAULT_US = 1_000_000  # ours without *_rlimit_rttime: Python needs more than 10 ms at a stretch
+MIN_AUTO_PRIORITY_DELAY_DEFAULT_US = 1_000_000  # config/model.py's default: not set in the config
 DEFAULT_VRRP_RT_PRIORITY = 1  # SCHED_RR priority of the VRRP process unless configured (pykeepalived_vrrp_realtime)
 PR_SET_NAME = 15
 MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
@@ -86,7 +88,7 @@ def tuning_for(g: GlobalDefs, process: Process, *, alone: bool = False) -> Proce
     limit = g.vrrp_rlimit_rttime if vrrp else g.checker_rlimit_rttime
     cpus = g.vrrp_cpu_affinity if vrrp else g.checker_cpu_affinity
     rt_priority = g.vrrp_rt_priority if vrrp else g.checker_rt_priority
-    rt_by_default = (vrrp and rt_priority is None and g.vrrp_priority is None and g.pykeepalived_vrrp_realtime)
+    rt_by_default = vrrp and g.pykeepalived_vrrp_realtime and not _scheduling_configured(g)
     return ProcessTuning(
         process,
         name=name or (g.process_name if alone else None),
@@ -97,6 +99,12 @@ def tuning_for(g: GlobalDefs, process: Process, *, alone: bool = False) -> Proce
         no_swap=g.vrrp_no_swap if vrrp else g.checker_no_swap,
         cpus=tuple(cpus or ()),
     )
+
+
+def _scheduling_configured(g: GlobalDefs) -> bool:
+    """The config says how the VRRP process is scheduled: a priority, a nice value or the auto-priority rules."""
+    return (g.vrrp_rt_priority is not None or g.vrrp_priority is not None or g.max_auto_priority != 0
+            or g.min_auto_priority_delay != MIN_AUTO_PRIORITY_DELAY_DEFAULT_US)
 
 
 _original_nice: int | None = None  # the nice value before apply_tuning changed it (None: unchanged)

@@ -180,6 +180,8 @@ class Observer:
                 pass
         self.proc.wait(timeout=5)
         self._thread.join(timeout=2)
+        if self.proc.stdout is not None and not self._thread.is_alive():
+            self.proc.stdout.close()
 
 
 def _cpu_seconds(pids: list[int]) -> float:
