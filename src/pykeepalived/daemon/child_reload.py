@@ -19,7 +19,6 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ReloadError
-from . import gc_quiet
 from .child_report import ALIVE_INTERVAL_S, ChildReporter
 from .config_source import config_for_reload
 
@@ -103,7 +102,6 @@ class ChildControl:
             self.reporter.reloaded(digest, False, exc.problems)
             return
         self.reloads += 1
-        gc_quiet.refreeze()  # the old config's objects freed, the new heap frozen (daemon/gc_quiet.py)
         log.info("%s reload finished in %.1f ms", self.what, (time.monotonic() - started) * 1000)
         self.reporter.reloaded(digest, True, [])
 

@@ -7,13 +7,16 @@ microseconds); a full one walks every tracked object, and after start-up that
 is every module, the parsed config and the service: docs/false-failovers.md
 has the pause lengths measured before and after. `freeze_when_ready` waits
 until the service runs and FREEZE_DELAY_S more (the first states and their
-notify scripts are done by then), collects once (one pause of 10-35 ms on
-the lab machine, shorter than the master-down interval of any advert_int of
-50 ms or more) and
-freezes what is left into the permanent generation, which later collections
-skip: a full collection then walks only what was made since. After a reload
-`refreeze` does the same again (unfreeze, collect, freeze), so that the old
-config's objects are freed rather than kept forever.
+notify scripts are done by then) and freezes the heap into the permanent
+generation, which later collections skip: a full collection then walks only
+what was made since. The freeze itself costs next to nothing; there is no
+collection before it, on purpose: that would be the very pause this avoids
+(20-50 ms), and a realtime process under keepalived's 10 ms RLIMIT_RTTIME
+(max_auto_priority's climb) is SIGKILLed by such a stretch. What start-up
+left as cyclic garbage (a parse of a ten-instance config leaves 26 objects)
+stays frozen, once. A reload does not refreeze: the new config's objects live
+in the ordinary generations, whose full collections stay short, and the
+start-up config's objects not in cycles are freed by reference counting.
 
 Thresholds stay CPython's: the frozen heap is what made full collections
 long, and a disabled collector would let reference cycles (asyncio futures
@@ -71,10 +74,9 @@ _state: dict[str, Any] = {"frozen": False, "stats": None}
 
 def _freeze(why: str) -> None:
     started = time.perf_counter()
-    gc.collect()
     gc.freeze()
     _state["frozen"] = True
-    log.debug("garbage collector: %d objects frozen %s (%.1f ms)", gc.get_freeze_count(), why,
+    log.debug("garbage collector: %d objects frozen %s (%.3f ms)", gc.get_freeze_count(), why,
               (time.perf_counter() - started) * 1000)
 
 
@@ -84,13 +86,6 @@ async def freeze_when_ready(ready: asyncio.Event) -> None:
     await asyncio.sleep(FREEZE_DELAY_S)  # after the start-up burst (first states, their notify scripts)
     if os.environ.get(FREEZE_ENV, "1") != "0":
         _freeze("after start-up")
-
-
-def refreeze() -> None:
-    """After a reload: free what the old config left (unfreeze, collect) and freeze the new heap."""
-    if _state["frozen"]:
-        gc.unfreeze()
-        _freeze("after the reload")
 
 
 def measure() -> None:
