@@ -455,9 +455,10 @@ class GlobalDefs(ModelObject):
     checker_priority: int | None = None
     vrrp_rt_priority: int | None = None  # SCHED_RR priority
     checker_rt_priority: int | None = None
-    vrrp_rlimit_rttime: int | None = None  # RLIMIT_RTTIME (us) under a realtime priority; None: keepalived's 10000
+    vrrp_rlimit_rttime: int | None = None  # RLIMIT_RTTIME (us) under a realtime priority; None: host/tuning.py's
     checker_rlimit_rttime: int | None = None
     vrrp_no_swap: bool = False  # mlockall
+    pykeepalived_vrrp_realtime: bool = True  # SCHED_RR 1 for VRRP when no vrrp_rt_priority/vrrp_priority is set
     checker_no_swap: bool = False
     vrrp_cpu_affinity: list[int] | None = None
     vrrp_startup_delay_s: float | None = None  # vrrp/startup_delay.py

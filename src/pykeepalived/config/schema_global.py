@@ -388,6 +388,11 @@ _g.line("pykeepalived_api_tls_key", _api_path("pykeepalived_api_tls_key"),
         "pykeepalived only: the TLS certificate's private key (PEM)", since="pykeepalived")
 _g.line("pykeepalived_api_runtime", h.flag("pykeepalived_api_runtime"),
         "pykeepalived only: enable the runtime API (drain, weight, maintenance) on the HTTP API", since="pykeepalived")
+# false failovers under load (docs/false-failovers.md, host/tuning.py)
+_g.line("pykeepalived_vrrp_realtime", h.flag("pykeepalived_vrrp_realtime"),
+        "pykeepalived only: VRRP process SCHED_RR 1 unless its scheduling is configured (vrrp_rt_priority, "
+        "vrrp_priority, max/min_auto_priority*); default on, off: keepalived's normal scheduling",
+        since="pykeepalived")
 _g.line("notify_fifo", h.script("notify_fifo"), "FIFO for all state changes")
 _g.line("notify_fifo_script", h.script("notify_fifo_script"), "reader of notify_fifo")
 _g.line("vrrp_notify_fifo", h.script("vrrp_notify_fifo"), "FIFO for VRRP changes")

@@ -126,6 +126,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force",
         "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "random_seed",
     )),
+    (GLOBAL_DEFS, ("pykeepalived_vrrp_realtime",)),  # false failovers under load (docs/false-failovers.md)
     (VRRP_INSTANCE, ("kernel_rx_buf_size",)),
     # VRRP wire and interface keywords: GARP/NA pacing
     (GLOBAL_DEFS, ("vrrp_garp_interval", "vrrp_gna_interval", "vrrp_min_garp", "vrrp_strict",

@@ -23,6 +23,7 @@ from ..config.model import KeepalivedConfig
 from ..host.proc import is_running
 from .lifeline import accept_forwarded_signals
 from ..host.tuning import apply_tuning, tuning_for
+from . import gc_quiet
 from ..host.private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
 
 from .paths import DEFAULT_CHECKERS_PID_FILE as DEFAULT_CHECKERS_PID_FILE  # names kept here for older importers
@@ -256,6 +257,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         control.install(asyncio.get_running_loop())
         commands = serve_commands(opts.command_fd, partial(vrrp_runtime.handle, service), "VRRP")  # runtime API
         state_report.start_vrrp(service, control.reporter)  # its part of the state model (docs/state.md)
+        gc_quiet.start(service.ready_event)  # the start-up heap frozen off the advert path (daemon/gc_quiet.py)
         accept_forwarded_signals()  # what the parent forwarded while we started (daemon/lifeline.py)
         await service.run()
         await commands.close()
@@ -271,6 +273,7 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         log.error("VRRP stopped on an error: %s", exc)
         return 1
     finally:
+        gc_quiet.write_stats()
         pids.remove()
         _shutdown_script(config, opts)
     log.info("Stopped")

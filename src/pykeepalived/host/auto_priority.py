@@ -27,7 +27,7 @@ import resource
 from dataclasses import dataclass
 
 from ..config.model import GlobalDefs
-from .tuning import RT_RLIMIT_DEFAULT_US, Process, on_sigxcpu
+from .tuning import KEEPALIVED_RT_RLIMIT_US as RT_RLIMIT_DEFAULT_US, Process, on_sigxcpu  # keepalived's 10 ms
 
 log = logging.getLogger("pykeepalived")
 

@@ -9,6 +9,25 @@ mlockall (current, future, on fault) for *_no_swap; and the CPU affinity. The
 parent takes only `process_name`. Every failure is one log line in
 keepalived's words and the process carries on, as keepalived's does.
 
+Two defaults differ from keepalived's, both because the processes run Python
+(docs/false-failovers.md has the measurements):
+
+- RLIMIT_RTTIME without `*_rlimit_rttime` is RT_RLIMIT_DEFAULT_US (1 s, soft
+  half), not keepalived's 10,000 us: the kernel SIGKILLs a realtime process at
+  the hard limit, and Python's start-up alone runs longer than 10 ms of CPU
+  without blocking (a `vrrp_rt_priority` config killed the VRRP process at
+  start). The limit's job, stopping a runaway realtime loop, is kept.
+- The VRRP process runs SCHED_RR at DEFAULT_VRRP_RT_PRIORITY (1, the lowest)
+  when the config says nothing of its scheduling (no `vrrp_rt_priority`,
+  `vrrp_priority`, `max_auto_priority` or `min_auto_priority_delay`): under
+  a CPU quota (a cgroup's cpu.max) or a CPU-bound neighbour a normal-priority
+  VRRP process misses adverts and the backup takes over (keepalived issues
+  #2066, #2238); a realtime one is neither throttled by the quota nor
+  preempted by normal tasks. `pykeepalived_vrrp_realtime off` gives
+  keepalived's behaviour. Where realtime is refused (a container without
+  CAP_SYS_NICE, a v1 cpu cgroup without realtime budget), the default says so
+  in one info line and the process carries on at normal priority.
+
 Linux keeps nice, scheduling policy and affinity per thread and a new thread
 starts with its creator's: the settings are applied before the event loop
 and its worker threads exist, so that all of them run under them.
@@ -33,7 +52,10 @@ from ..config.model import GlobalDefs
 log = logging.getLogger("pykeepalived")
 
 Process = Literal["parent", "vrrp", "checker", "bfd"]
-RT_RLIMIT_DEFAULT_US = 10000
+KEEPALIVED_RT_RLIMIT_US = 10000  # keepalived's default RLIMIT_RTTIME, for C code
+RT_RLIMIT_DEFAULT_US = 1_000_000  # ours without *_rlimit_rttime: Python needs more than 10 ms at a stretch
+MIN_AUTO_PRIORITY_DELAY_DEFAULT_US = 1_000_000  # config/model.py's default: not set in the config
+DEFAULT_VRRP_RT_PRIORITY = 1  # SCHED_RR priority of the VRRP process unless configured (pykeepalived_vrrp_realtime)
 PR_SET_NAME = 15
 MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
 
@@ -49,6 +71,7 @@ class ProcessTuning:
     rlimit_rttime_us: int = RT_RLIMIT_DEFAULT_US
     no_swap: bool = False
     cpus: tuple[int, ...] = ()
+    rt_by_default: bool = False  # rt_priority is pykeepalived's default, not the config's: refusal is only noted
 
 
 def tuning_for(g: GlobalDefs, process: Process, *, alone: bool = False) -> ProcessTuning:
@@ -64,15 +87,24 @@ def tuning_for(g: GlobalDefs, process: Process, *, alone: bool = False) -> Proce
     name = g.vrrp_process_name if vrrp else g.checker_process_name
     limit = g.vrrp_rlimit_rttime if vrrp else g.checker_rlimit_rttime
     cpus = g.vrrp_cpu_affinity if vrrp else g.checker_cpu_affinity
+    rt_priority = g.vrrp_rt_priority if vrrp else g.checker_rt_priority
+    rt_by_default = vrrp and g.pykeepalived_vrrp_realtime and not _scheduling_configured(g)
     return ProcessTuning(
         process,
         name=name or (g.process_name if alone else None),
         nice=g.vrrp_priority if vrrp else g.checker_priority,
-        rt_priority=g.vrrp_rt_priority if vrrp else g.checker_rt_priority,
+        rt_priority=DEFAULT_VRRP_RT_PRIORITY if rt_by_default else rt_priority,
+        rt_by_default=rt_by_default,
         rlimit_rttime_us=max(2, limit) if limit is not None else RT_RLIMIT_DEFAULT_US,  # keepalived: 1 -> 2
         no_swap=g.vrrp_no_swap if vrrp else g.checker_no_swap,
         cpus=tuple(cpus or ()),
     )
+
+
+def _scheduling_configured(g: GlobalDefs) -> bool:
+    """The config says how the VRRP process is scheduled: a priority, a nice value or the auto-priority rules."""
+    return (g.vrrp_rt_priority is not None or g.vrrp_priority is not None or g.max_auto_priority != 0
+            or g.min_auto_priority_delay != MIN_AUTO_PRIORITY_DELAY_DEFAULT_US)
 
 
 _original_nice: int | None = None  # the nice value before apply_tuning changed it (None: unchanged)
@@ -145,8 +177,12 @@ def apply_tuning(t: ProcessTuning) -> None:
     if t.rt_priority:
         try:
             os.sched_setscheduler(0, os.SCHED_RR | os.SCHED_RESET_ON_FORK, os.sched_param(t.rt_priority))
-        except OSError:
-            log.warning("child process: cannot raise priority")
+        except OSError as exc:
+            if t.rt_by_default:
+                log.info("VRRP process stays at normal priority: realtime scheduling refused (%s); "
+                         "pykeepalived_vrrp_realtime off silences this", exc.strerror)
+            else:
+                log.warning("child process: cannot raise priority")
         else:
             on_sigxcpu(t.process)
             try:
