@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import shutil
 import time
 from collections.abc import Iterator
@@ -58,6 +59,21 @@ def test_vrrp_process_is_realtime_by_default(lab: Lab) -> None:
     r1, pid = _start(lab)
     assert _policy(pid) == (os.SCHED_RR, 1)
     assert os.sched_getscheduler(pid) & os.SCHED_RESET_ON_FORK  # scripts start at normal priority
+
+
+def test_realtime_default_steps_down_at_the_soft_cpu_limit(lab: Lab) -> None:
+    """SIGXCPU (the soft RLIMIT_RTTIME: a long stretch without sleeping) under the default, which the user did
+    not ask for: every thread back to normal scheduling and said so, never SIGKILLed at the hard limit."""
+    r1, pid = _start(lab)
+    os.kill(pid, signal.SIGXCPU)
+    wait_until(lambda: all(_policy_of(pid, int(t)) == os.SCHED_OTHER for t in os.listdir(f"/proc/{pid}/task")),
+               5.0, what="every thread at SCHED_OTHER")
+    wait_until(lambda: "back to normal scheduling" in r1.log(), 5.0, what="the log line")
+    assert r1.running() and r1.holds(VIP4.ip)
+
+
+def _policy_of(pid: int, tid: int) -> int:
+    return os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
 
 
 def test_realtime_default_turned_off(lab: Lab) -> None:

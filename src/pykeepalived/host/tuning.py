@@ -159,15 +159,35 @@ def _lock_memory() -> None:
         log.info("Unable to lock process in memory - %s", os.strerror(ctypes.get_errno()))
 
 
-def on_sigxcpu(process: Process) -> None:
-    """Log SIGXCPU (the soft RLIMIT_RTTIME) in keepalived's words instead of dying of it."""
+def on_sigxcpu(process: Process, *, demote: bool = False) -> None:
+    """Log SIGXCPU (the soft RLIMIT_RTTIME) in keepalived's words instead of dying of it.
+
+    `demote` (the realtime default, not a configured priority): every thread
+    also goes back to normal scheduling, so that a long stretch of Python
+    (a reload of a large config, a burst of work) is never SIGKILLed at the
+    hard limit for a priority the user did not ask for.
+    """
     label = {"vrrp": "VRRP", "checker": "Checker", "bfd": "BFD"}.get(process, "Unknown")
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if demote:
+            leave_realtime_all_threads()
+            log.warning("%s process ran at realtime priority without sleeping for too long: back to normal "
+                        "scheduling until it restarts (pykeepalived_vrrp_realtime)", label)
+            return
         log.info("%s process has used too much CPU time, %s_rlimit_rttime may need to be increased", label,
                  process)
 
     signal.signal(signal.SIGXCPU, handler)
+
+
+def leave_realtime_all_threads() -> None:
+    """Every thread of the process at normal scheduling (Linux schedules each thread on its own)."""
+    for entry in os.scandir("/proc/self/task"):
+        try:
+            os.sched_setscheduler(int(entry.name), os.SCHED_OTHER, os.sched_param(0))
+        except (OSError, ValueError):
+            pass
 
 
 def apply_tuning(t: ProcessTuning) -> None:
@@ -184,7 +204,7 @@ def apply_tuning(t: ProcessTuning) -> None:
             else:
                 log.warning("child process: cannot raise priority")
         else:
-            on_sigxcpu(t.process)
+            on_sigxcpu(t.process, demote=t.rt_by_default)
             try:
                 resource.setrlimit(resource.RLIMIT_RTTIME, (t.rlimit_rttime_us // 2, t.rlimit_rttime_us))
             except (OSError, ValueError):
