@@ -2,8 +2,9 @@
 
 Two parts, in one run:
 
-lab: pykeepalived in the guide's LVS lab (`LvsLab`, nftables data plane; NAT
-    and DR), every event of src/pykeepalived/lab/chaos.py (`EVENTS`: master
+lab: pykeepalived in the guide's LVS lab (`LvsLab`, nftables data plane; NAT,
+    DR, and NAT with connection sync: `lvs_sync_daemon`, conntrackd), every
+    event of src/pykeepalived/lab/chaos.py (`EVENTS`: master
     SIGKILL, clean stop, public link down and back, partition and heal, a real
     server killed, a real server flapping every 2 s, checker child killed, VRRP
     child killed, reload, the nftables table deleted), each under wrk
@@ -35,7 +36,7 @@ and the expected roles), and the event's own details. One JSON document on
 stdout, progress on stderr.
 
 Run (root; wrk and keepalived installed):
-    cd /work/main && .venv/bin/python bench/chaos.py [--kinds nat,dr] [--events ...]
+    cd /work/main && .venv/bin/python bench/chaos.py [--kinds nat,dr,nat-sync] [--events ...]
         [--pair-events ...] [--only keepalived|pykeepalived] [--streams 50] [--window 2]
         [--skip-lab] [--skip-pair]
 """
@@ -101,7 +102,9 @@ def log(msg: str) -> None:
 
 
 def run_lab(kind: str, events: list[str], load: Load, workdir: Path) -> dict[str, Any]:
-    lab = chaos_lab(kind, workdir / f"lab-{kind}", prefix=unique_prefix(f"bc{kind[0]}"))
+    """`kind` nat, dr, tun, or one of them with "-sync": connection sync (conntrackd, consistent flows) on."""
+    base, _, sync = kind.partition("-")
+    lab = chaos_lab(base, workdir / f"lab-{kind}", prefix=unique_prefix(f"bc{kind[0]}"), sync=sync == "sync")
     results: dict[str, Any] = {}
     try:
         lab.up()
@@ -250,7 +253,8 @@ def machine_info() -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--kinds", default="nat,dr", help="lab kinds for pykeepalived's full-lab events")
+    parser.add_argument("--kinds", default="nat,dr,nat-sync",
+                        help="lab kinds for pykeepalived's full-lab events (KIND-sync: with connection sync)")
     parser.add_argument("--events", default=",".join(EVENTS), help="lab events, comma-separated")
     parser.add_argument("--pair-events", default=",".join(PAIR_EVENTS), help="VRRP-only pair events")
     parser.add_argument("--only", choices=IMPLEMENTATIONS, help="pair runs of one implementation only")
@@ -260,6 +264,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-pair", action="store_true", help="no VRRP-only pair events")
     args = parser.parse_args(argv)
     args.kinds = [k for k in args.kinds.split(",") if k]
+    for k in args.kinds:
+        base, dash, rest = k.partition("-")
+        if base not in ("nat", "dr", "tun") or (dash and rest != "sync"):
+            parser.error(f"unknown lab kind {k!r}: nat, dr, tun, or one of them with -sync")
     args.events = [e for e in args.events.split(",") if e]
     args.pair_events = [e for e in args.pair_events.split(",") if e]
     for e in args.events:
