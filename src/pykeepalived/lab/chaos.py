@@ -17,6 +17,9 @@ long-lived connections that ask a question every 100 ms on the same socket
 - checker_kill / vrrp_kill: the master's checker / VRRP child SIGKILLed (the
   supervisor restarts it);
 - reload: `pykeepalived reload` of the master with its unchanged config;
+- drain: rs3 drained on the master through the runtime API (`pykeepalived
+  ctl drain`; the lab's routers serve the API with its runtime routes), put
+  back by the restore;
 - table_deleted: someone deletes the master's nftables table (the checker
   must put it back).
 
@@ -34,6 +37,8 @@ links up, partition healed, real servers started) and waits until it is as
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +86,8 @@ EVENTS: dict[str, EventSpec] = {e.name: e for e in (
     EventSpec("checker_kill", "the master's checker child SIGKILLed"),
     EventSpec("vrrp_kill", "the master's VRRP child SIGKILLed", crash=True, vrrp_only=True),
     EventSpec("reload", "pykeepalived reload of the master, config unchanged", planned=True),
+    EventSpec("drain", f"{VICTIM} drained on the master through the runtime API (`pykeepalived ctl drain`)",
+              planned=True),
     EventSpec("table_deleted", f"nft delete table ip {NFT_TABLE} in the master"),
 )}
 
@@ -187,6 +194,7 @@ class ChaosDriver:
         self.steady_timeout_s = steady_timeout_s
         self.wrk_keepalive, self.wrk_new_conn, self.wrk_delay_ms = wrk_keepalive, wrk_new_conn, wrk_delay_ms
         self.runs = 0
+        self.drained = False  # the drain event left the victim drained: restore() puts it back
 
     # -- the lab's roles ---------------------------------------------------------------------
 
@@ -261,6 +269,12 @@ class ChaosDriver:
         for name, router in lab.routers.items():
             if not router.running():
                 lab.start_router(name)
+        if self.drained:
+            self.drained = False
+            if lab.router(MASTER).running():
+                done = ctl(lab, MASTER, "undrain", *_victim_target(self))
+                if done.returncode != 0:
+                    raise LabError(f"pykeepalived ctl undrain failed ({done.returncode}): {done.stderr.strip()}")
         self.ensure_ready()
 
 
@@ -386,6 +400,29 @@ def _reload(d: ChaosDriver) -> Fired:
                          "reload_output": outcome.output.strip()[-300:]})
 
 
+def ctl(lab: LvsLab, router: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`pykeepalived ctl ARGS` against `router`'s API socket (chaos_lab serves it, runtime routes on)."""
+    sock = lab.router(router).dir / f"{router}.api.sock"
+    return subprocess.run([sys.executable, "-m", "pykeepalived", "ctl", "--api", f"unix:{sock}", *args],
+                          capture_output=True, text=True, timeout=30, check=False)
+
+
+def _victim_target(d: ChaosDriver) -> tuple[str, str]:
+    """The plain virtual server's and the victim's names as the state document spells them."""
+    return f"TCP {d.lab.vip}:80", f"{d.lab.real_server(VICTIM).address}:80"
+
+
+def _drain(d: ChaosDriver) -> Fired:
+    """A planned drain: weight 0 on the master, new connections go elsewhere, open ones (rs3's too) carry on."""
+    started = time.monotonic()
+    done = ctl(d.lab, MASTER, "drain", *_victim_target(d))
+    if done.returncode != 0:
+        raise LabError(f"pykeepalived ctl drain failed ({done.returncode}): {done.stderr.strip()}")
+    d.drained = True
+    return Fired(time.monotonic(), lambda: True,
+                 detail={"drain_s": round(time.monotonic() - started, 3), "drain_output": done.stdout.strip()[-200:]})
+
+
 def _table_deleted(d: ChaosDriver) -> Fired:
     router = d.lab.router(MASTER)
     started = time.monotonic()
@@ -410,6 +447,7 @@ FIRE: dict[str, Callable[[ChaosDriver], Fired]] = {
     "checker_kill": _checker_kill,
     "vrrp_kill": _vrrp_kill,
     "reload": _reload,
+    "drain": _drain,
     "table_deleted": _table_deleted,
 }
 assert set(FIRE) == set(EVENTS)
@@ -418,4 +456,5 @@ assert set(FIRE) == set(EVENTS)
 def chaos_lab(kind: str, workdir: Path, *, prefix: str, sync: bool = False) -> LvsLab:
     """The lab the suite and the bench use: `kind` on the nftables data plane, connection sync if `sync`."""
     return LvsLab(kind, prefix=prefix, name=f"chaos-{kind}{'-sync' if sync else ''}", workdir=workdir,
-                  dataplane="nftables", sync_daemon=sync)
+                  dataplane="nftables", sync_daemon=sync,
+                  router_args=("--api", "unix:{dir}/{name}.api.sock", "--api-runtime"))  # the drain event
