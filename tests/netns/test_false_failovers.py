@@ -109,7 +109,7 @@ def _run(tmp_path: Path, profile: str, duration_s: float) -> None:
 @pytest.mark.keepalived
 @pytest.mark.slow
 def test_no_false_failovers_under_stress_50ms(tmp_path: Path) -> None:
-    _run(tmp_path, "v3-50ms", 40.0)
+    _run(tmp_path, "v3-50ms", 25.0)
 
 
 @needs_stress
