@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pykeepalived.lab import unique_prefix
-from pykeepalived.lab.lvs_lab import LvsLab
+from pykeepalived.lab.lvs_lab import API_ROUTER_ARGS, LvsLab
 
 
 @contextlib.contextmanager
 def runtime_api_lab(tag: str, workdir: Path) -> Iterator[LvsLab]:
     """Up, yielded, and always closed; the routers' log tails are printed for a failing test's report."""
     lab = LvsLab("nat", prefix=unique_prefix(tag), name=tag, workdir=workdir,
-                 router_args=("--api", "unix:{dir}/{name}.api.sock", "--api-runtime"))
+                 router_args=API_ROUTER_ARGS)
     try:
         lab.up()
         yield lab

@@ -43,9 +43,7 @@ for _ in sys.stdin:
 
 
 def ctl(lab: LvsLab, router: str, *args: str) -> subprocess.CompletedProcess[str]:
-    sock = lab.router(router).dir / f"{router}.api.sock"
-    return subprocess.run([sys.executable, "-m", "pykeepalived", "ctl", "--api", f"unix:{sock}", *args],
-                          capture_output=True, text=True, timeout=30, check=False)
+    return lab.ctl(router, *args)
 
 
 def state(lab: LvsLab, router: str) -> dict[str, Any]:

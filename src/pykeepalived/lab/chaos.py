@@ -37,15 +37,13 @@ links up, partition healed, real servers started) and waits until it is as
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .lvs_lab import ROUTER_SPECS, LvsLab
+from .lvs_lab import API_ROUTER_ARGS, ROUTER_SPECS, LvsLab
 from .netns import LabError, Netns
 from .peers import wait_until
 from .reload_driver import WrkLoad, reload_pykeepalived
@@ -272,7 +270,7 @@ class ChaosDriver:
         if self.drained:
             self.drained = False
             if lab.router(MASTER).running():
-                done = ctl(lab, MASTER, "undrain", *_victim_target(self))
+                done = lab.ctl(MASTER, "undrain", *_victim_target(self))
                 if done.returncode != 0:
                     raise LabError(f"pykeepalived ctl undrain failed ({done.returncode}): {done.stderr.strip()}")
         self.ensure_ready()
@@ -400,13 +398,6 @@ def _reload(d: ChaosDriver) -> Fired:
                          "reload_output": outcome.output.strip()[-300:]})
 
 
-def ctl(lab: LvsLab, router: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`pykeepalived ctl ARGS` against `router`'s API socket (chaos_lab serves it, runtime routes on)."""
-    sock = lab.router(router).dir / f"{router}.api.sock"
-    return subprocess.run([sys.executable, "-m", "pykeepalived", "ctl", "--api", f"unix:{sock}", *args],
-                          capture_output=True, text=True, timeout=30, check=False)
-
-
 def _victim_target(d: ChaosDriver) -> tuple[str, str]:
     """The plain virtual server's and the victim's names as the state document spells them."""
     return f"TCP {d.lab.vip}:80", f"{d.lab.real_server(VICTIM).address}:80"
@@ -415,7 +406,7 @@ def _victim_target(d: ChaosDriver) -> tuple[str, str]:
 def _drain(d: ChaosDriver) -> Fired:
     """A planned drain: weight 0 on the master, new connections go elsewhere, open ones (rs3's too) carry on."""
     started = time.monotonic()
-    done = ctl(d.lab, MASTER, "drain", *_victim_target(d))
+    done = d.lab.ctl(MASTER, "drain", *_victim_target(d))
     if done.returncode != 0:
         raise LabError(f"pykeepalived ctl drain failed ({done.returncode}): {done.stderr.strip()}")
     d.drained = True
@@ -457,4 +448,4 @@ def chaos_lab(kind: str, workdir: Path, *, prefix: str, sync: bool = False) -> L
     """The lab the suite and the bench use: `kind` on the nftables data plane, connection sync if `sync`."""
     return LvsLab(kind, prefix=prefix, name=f"chaos-{kind}{'-sync' if sync else ''}", workdir=workdir,
                   dataplane="nftables", sync_daemon=sync,
-                  router_args=("--api", "unix:{dir}/{name}.api.sock", "--api-runtime"))  # the drain event
+                  router_args=API_ROUTER_ARGS)  # the drain event

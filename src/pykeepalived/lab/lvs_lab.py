@@ -104,6 +104,9 @@ class RouterSpec:
 
 
 ROUTER_SPECS = (RouterSpec("router1", 2, 8, "MASTER", 150), RouterSpec("router2", 3, 9, "BACKUP", 100))
+# router_args for a lab whose routers serve the API with its runtime routes, each on <dir>/<router>.api.sock
+# (LvsLab.ctl talks to it)
+API_ROUTER_ARGS = ("--api", "unix:{dir}/{name}.api.sock", "--api-runtime")
 
 
 def default_dir(name: str) -> Path:
@@ -559,6 +562,12 @@ class LvsLab:
             return self.routers[name]
         except KeyError:
             raise LabError(f"no router {name!r} (have {', '.join(self.routers)})") from None
+
+    def ctl(self, router: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """`pykeepalived ctl ARGS` against `router`'s API socket (a lab started with API_ROUTER_ARGS)."""
+        sock = self.router(router).dir / f"{router}.api.sock"
+        return subprocess.run([sys.executable, "-m", "pykeepalived", "ctl", "--api", f"unix:{sock}", *args],
+                              capture_output=True, text=True, timeout=30, check=False)
 
     def client_get(self, url: str, timeout_s: float = 2.0) -> str:
         """GET `url` from the client (e.g. "http://203.0.113.10/whoami"); the body."""
