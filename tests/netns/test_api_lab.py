@@ -74,8 +74,7 @@ def _m(samples: Samples, name: str, **labels: str) -> list[float]:
 
 
 def _ctl(lab: LvsLab, router: str, *args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "pykeepalived", "ctl", "--api", _api(lab, router), *args],
-                          capture_output=True, text=True, timeout=30, check=False)
+    done = lab.ctl(router, *args)
     assert done.returncode == 0, (args, done.stdout, done.stderr)
 
 
