@@ -218,6 +218,7 @@ def test_conntrackd_outlives_a_vrrp_child_respawn(synced: LvsLab) -> None:
     before = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout.split()
     vrrp_pid_file = router.pid_files[1]
     old = int(vrrp_pid_file.read_text().split()[0])
+    offset = len(router.log())
     os.kill(old, signal.SIGKILL)
 
     def respawned() -> bool:
@@ -230,6 +231,10 @@ def test_conntrackd_outlives_a_vrrp_child_respawn(synced: LvsLab) -> None:
     wait_until(respawned, 15, what="the VRRP child respawned")
     after = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout.split()
     assert before == after and len(after) == 1, (before, after)
+    # the next test starts from router1 as master: the killed child's VIPs stay until the new child removes them,
+    # router2 takes over meanwhile, and router1 preempts it; wait for that rather than for the leftover VIP
+    wait_until(lambda: "(RH_EXT) Entering MASTER STATE" in router.log()[offset:], TAKEOVER_S,
+               what="router1's new VRRP child back as master")
 
 
 def test_a_reload_with_a_new_virtual_server_restarts_conntrackd_with_its_addresses(synced: LvsLab) -> None:

@@ -584,14 +584,17 @@ class LvsLab:
 
     def wait_for_master(self, timeout_s: float = 10.0, name: str | None = None) -> str:
         """Wait until exactly one router (`name`, if given) holds the public VIP; its name."""
+        seen: list[str] = []
+
         def settled() -> bool:
             master = self.which_router_is_master()
-            return master is not None and (name is None or master == name)
+            if master is None or (name is not None and master != name):
+                return False
+            seen.append(master)  # the answer is what was seen: a second look may land in a transition
+            return True
 
         wait_until(settled, timeout_s, what=f"{name or 'one router'} holding {self.vip}")
-        master = self.which_router_is_master()
-        assert master is not None
-        return master
+        return seen[-1]
 
     def kill_router(self, name: str) -> None:
         """Crash a router: SIGKILL pykeepalived (no priority-0 advert), drop its VIPs and take its links down.
