@@ -12,7 +12,10 @@ skew time ran out) while the checker removed the LVS rules at once, so every
 new connection of that window reached a router holding the VIP without its
 DNAT rule and was refused (some 300 of the probe's requests, a 0.6 s gap;
 wrk's failures in the thousands). Now the checker, and its rules, outlive
-the hand-over.
+the hand-over. The DR lab's master is stopped as Ctrl-C stops a foreground
+daemon instead (SIGINT to its whole process group, children included): the
+children leave SIGINT to the parent (daemon/lifeline.py), whose stop is the
+same ordered one.
 
 What is asserted:
 - no request is refused (the probe's connects; wrk's new connections, a
@@ -133,6 +136,7 @@ def refused(probe: dict[str, Any]) -> list[Any]:
 @pytest.mark.timeout(120)
 def test_a_clean_stop_of_the_master_refuses_no_request(lab: LvsLab, tmp_path: Path) -> None:
     master, backup = lab.router("router1"), lab.router("router2")
+    interrupted = lab.kind.value == "dr"  # Ctrl-C: SIGINT to the whole process group
     backup_stop_s = stop_backup_and_restart(lab)
     synced = all(conntrackd_runs(r.netns) for r in (master, backup))
     url = f"http://{lab.vip}/whoami"
@@ -146,7 +150,7 @@ def test_a_clean_stop_of_the_master_refuses_no_request(lab: LvsLab, tmp_path: Pa
                                        stdout=subprocess.PIPE)
         time.sleep(BEFORE_STOP_S)
         began = time.monotonic()
-        lab.stop_router("router1")
+        lab.stop_router("router1", interrupt=interrupted)
         stop_s = time.monotonic() - began
         out, _ = probe.communicate(timeout=PROBE_S + 10)
         load = wrk.stop()
@@ -160,7 +164,8 @@ def test_a_clean_stop_of_the_master_refuses_no_request(lab: LvsLab, tmp_path: Pa
     for style in ("new_conn", "keepalive"):  # times relative to the stop
         result[style]["failures"] = [[round(t - began, 3), why] for t, why in result[style]["failures"]]
         result[style]["gap_at"] = round(result[style]["gap_at"] - began, 3)
-    summary = {"kind": lab.kind.value, "synced": synced, "stop_s": round(stop_s, 3),
+    summary = {"kind": lab.kind.value, "synced": synced, "signal": "INT" if interrupted else "TERM",
+               "stop_s": round(stop_s, 3),
                "backup_stop_s": round(backup_stop_s, 3), "wrk": load,
                "probe": {k: result[k] for k in ("new_conn", "keepalive")},
                "vip": [(round(t - began, 3), held) for t, held in watch.changes]}
@@ -175,6 +180,8 @@ def test_a_clean_stop_of_the_master_refuses_no_request(lab: LvsLab, tmp_path: Pa
     assert load["new_conn"]["failed"] <= WRK_CONNECTIONS["new_conn"] * SWITCHES, summary
     assert result["new_conn"]["failed"] <= PROBE_NEW_CONN_THREADS * SWITCHES, summary
     assert HOLD_LINE in master.log(), master.log()[-3000:]
+    if interrupted:
+        assert "VRRP child: SIGINT left to the parent" in master.log(), master.log()[-3000:]
     if synced:  # every kept connection continues through the new master
         assert load["keepalive"]["failed"] == 0 and result["keepalive"]["failed"] == 0, summary
     else:  # each kept connection is lost at most once per switch

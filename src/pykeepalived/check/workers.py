@@ -134,8 +134,9 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2):
+    # a worker only runs under the checker, which stops it with SIGTERM; Ctrl-C reaches the whole process
+    # group, and the parent's ordered stop (daemon/handover.py) must find the checks still running
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2):
         loop.add_signal_handler(sig, lambda: None)
     # a buffered pipe transport: a full pipe never blocks the probes (or SIGTERM) in a write
     # on a file of its own (closefd=False): closing the transport must not close sys.stdout, which the

@@ -18,9 +18,11 @@ long as the process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -80,3 +82,19 @@ def forwarded_signals_held() -> Iterator[None]:
 def accept_forwarded_signals() -> None:
     """In a child, once its signal handlers are installed: deliver what the parent forwarded meanwhile."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+
+
+def leave_interrupt_to_parent(loop: asyncio.AbstractEventLoop, what: str) -> None:
+    """A child ignores SIGINT: the parent gets it too and stops the children in their order.
+
+    Ctrl-C at a terminal sends SIGINT to the whole foreground process group,
+    the children included. Had each child stopped on it at once, the checker
+    would remove the LVS rules while VRRP still held the VIPs for its
+    hand-over (the refusals daemon/handover.py prevents on SIGTERM). The
+    parent's SIGINT runs the same ordered stop as SIGTERM and sends SIGTERM
+    to each child in turn; a child whose parent is gone gets SIGTERM from
+    the kernel (die_with_parent), so ignoring SIGINT leaves no child behind.
+    """
+    log = logging.getLogger("pykeepalived")
+    loop.add_signal_handler(signal.SIGINT, lambda: log.info(
+        "%s: SIGINT left to the parent, which stops the children in order", what))

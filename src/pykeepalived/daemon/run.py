@@ -21,7 +21,7 @@ from ..errors import PyKeepalivedError
 from ..config.instance_names import Naming, pid_dirs, syslog_ident
 from ..config.model import KeepalivedConfig
 from ..host.proc import is_running
-from .lifeline import accept_forwarded_signals
+from .lifeline import accept_forwarded_signals, leave_interrupt_to_parent
 from ..host.tuning import apply_tuning, tuning_for
 from . import gc_quiet
 from ..host.private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
@@ -250,6 +250,8 @@ def run_vrrp(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         install_signal_handlers(service, asyncio.get_running_loop(),
                                 json_path=_dump_path(g.json_dump_file, "keepalived.json"),
                                 stats_path=_dump_path(g.stats_dump_file, "keepalived.stats"))
+        if opts.child:  # Ctrl-C reaches the whole process group: the parent orders the stop
+            leave_interrupt_to_parent(asyncio.get_running_loop(), "VRRP child")
         from . import state_report
         from .child_reload import ChildControl
 
@@ -317,6 +319,8 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
             service.bfd_key = bfd.key
             bfd.start()
         install_signal_handlers(service, asyncio.get_running_loop())
+        if opts.child:  # Ctrl-C reaches the whole process group: the parent orders the stop
+            leave_interrupt_to_parent(asyncio.get_running_loop(), "checker child")
         from . import state_report
         from .child_reload import ChildControl
 

@@ -17,7 +17,7 @@ import signal
 
 from ..config.model import KeepalivedConfig
 from ..host.tuning import apply_tuning, tuning_for
-from .lifeline import FORWARDED_SIGNALS, accept_forwarded_signals
+from .lifeline import FORWARDED_SIGNALS, accept_forwarded_signals, leave_interrupt_to_parent
 from .run import DaemonOptions, begin
 
 
@@ -35,7 +35,10 @@ def run_bfd(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         service = BfdService(config, os.getppid())
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, service.stop)
-        loop.add_signal_handler(signal.SIGINT, service.stop)
+        if opts.child:  # Ctrl-C reaches the whole process group: the parent orders the stop
+            leave_interrupt_to_parent(loop, "BFD child")
+        else:
+            loop.add_signal_handler(signal.SIGINT, service.stop)
         for sig in FORWARDED_SIGNALS:
             loop.add_signal_handler(sig, lambda: None)
         accept_forwarded_signals()

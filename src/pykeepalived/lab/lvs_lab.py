@@ -644,11 +644,18 @@ class LvsLab:
                 continue
         return found
 
-    def stop_router(self, name: str) -> None:
-        """Stop a router cleanly (SIGTERM: it sends priority-0 adverts and removes its VIPs)."""
+    def stop_router(self, name: str, *, interrupt: bool = False) -> None:
+        """Stop a router cleanly (SIGTERM: it sends priority-0 adverts and removes its VIPs).
+
+        `interrupt` sends SIGINT to its whole process group instead, as Ctrl-C
+        at the terminal of a foreground daemon does (children included).
+        """
         router = self.router(name)
         if router.proc is not None and router.proc.poll() is None:
-            router.proc.send_signal(signal.SIGTERM)
+            if interrupt:
+                os.killpg(router.proc.pid, signal.SIGINT)
+            else:
+                router.proc.send_signal(signal.SIGTERM)
             try:
                 router.proc.wait(self._stop_timeout_s)
             except subprocess.TimeoutExpired:
