@@ -78,7 +78,7 @@ from pykeepalived.lab import (
     unique_prefix,
     wait_until,
 )
-from pykeepalived.lab.netns import Netns
+from pykeepalived.lab.netns import Netns, kill_process_group
 from pykeepalived.lab.topology import Host
 
 VIP = IPv4Interface("192.0.2.100/24")
@@ -359,7 +359,7 @@ class Prober:
         try:
             self.proc.wait(timeout=2.0)
         except subprocess.TimeoutExpired:
-            _kill_group(self.proc)
+            kill_process_group(self.proc, 2.0)
         self._reader.join(timeout=2.0)
         if self.proc.stdout is not None and not self._reader.is_alive():
             self.proc.stdout.close()
@@ -367,18 +367,6 @@ class Prober:
 
 def _start(p: Probe) -> float:
     return p.t
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        proc.wait(timeout=2.0)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def start_tcp_server(host: Host) -> subprocess.Popen[bytes]:
@@ -497,7 +485,7 @@ def _run_once(impl: str, event: Event, delay_s: float, workdir: Path, logs: Path
             for peer in (master, backup):
                 peer.close()
             for proc in servers:
-                _kill_group(proc)
+                kill_process_group(proc, 2.0)
             if logs is not None:
                 save_logs(logs, tag, master, backup)
 

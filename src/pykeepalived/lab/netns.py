@@ -89,6 +89,23 @@ def signal_pid(pid: int, sig: int) -> None:
         pass
 
 
+def kill_process_group(proc: subprocess.Popen[Any], wait_s: float = 5.0) -> None:
+    """SIGKILL the group `proc` leads (Netns.popen starts a session) and reap it; a gone one is fine.
+
+    Waits at most `wait_s` for the leader: a load generator killed mid-run
+    (stress-ng, wrk, a client script) must not hold the caller up.
+    """
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 def wait_pids_gone(pids: Sequence[int], timeout_s: float) -> bool:
     """Poll until none of `pids` is alive; False if some survive `timeout_s`."""
     deadline = time.monotonic() + timeout_s

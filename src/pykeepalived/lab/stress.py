@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from pykeepalived.lab.cpu_cgroup import CpuCgroup
-from pykeepalived.lab.netns import LabError, Netns, StdStream
+from pykeepalived.lab.netns import LabError, Netns, StdStream, kill_process_group
 from pykeepalived.lab.peers import KeepalivedPeer, PyKeepalivedPeer, VrrpSettings, wait_until
 from pykeepalived.lab.topology import Host, Lan, unique_prefix
 
@@ -173,12 +172,7 @@ class Observer:
             return [a for a in self.adverts if start <= a.t <= end]
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait(timeout=5)
+        kill_process_group(self.proc)
         self._thread.join(timeout=2)
         if self.proc.stdout is not None and not self._thread.is_alive():
             self.proc.stdout.close()
@@ -294,15 +288,7 @@ class Pair:
 
     def stop_stress(self) -> None:
         for proc in self.stress:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+            kill_process_group(proc, 10)
         self.stress = []
 
     def result(self, start: float, end: float, before: list[str], cpu_s: float) -> PairResult:
