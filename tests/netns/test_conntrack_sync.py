@@ -24,12 +24,10 @@ arrived before its entry.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,13 +38,15 @@ import pytest
 
 from pykeepalived.lab import unique_prefix, wait_until
 from pykeepalived.lab.lvs_lab import VIP, LvsLab
+from pykeepalived.lab.netns import kill_process_group
+from pykeepalived.lab.streams import Conn, LineStreams
 
 from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root, pytest.mark.slow]
 
 STREAMS = 50
-STREAMS_SCRIPT = Path(__file__).with_name("ctsync_streams.py")
+READ_TIMEOUT_S = 20.0  # no answer for this long ends a connection: longer than a failover with TCP's back-off
 WRK_SECONDS = 14
 TAKEOVER_S = 15.0
 AFTER_TAKEOVER_S = 8.0  # long enough for TCP's back-off to retransmit through the new master
@@ -54,22 +54,27 @@ AFTER_TAKEOVER_S = 8.0  # long enough for TCP's back-off to retransmit through t
 
 @dataclass
 class Outcome:
-    streams: list[dict[str, Any]]
-    stopped: float
+    streams: list[Conn]  # the long-lived connections open at the event (lab/streams.py), as they ended up
+    stopped: float  # when the observation ended (monotonic)
     wrk: str
     entries: int  # client flows to the VIP in the new master's conntrack table after the takeover
     early: int | None  # packets to the services the new master dropped for want of an entry (None: no guard table)
 
     @property
-    def broken(self) -> list[dict[str, Any]]:
-        return [s for s in self.streams if s["error"] is not None]
+    def broken(self) -> list[Conn]:
+        return [c for c in self.streams if c.end_reason]
 
-    def stale(self) -> list[dict[str, Any]]:
-        """Streams alive but not answered in the last 2 s before the stop."""
-        return [s for s in self.streams if s["error"] is None and self.stopped - (s["last_answer"] or 0) > 2.0]
+    def stale(self) -> list[Conn]:
+        """Connections alive but not answered in the last 2 s before the stop."""
+        return [c for c in self.streams if not c.end_reason and self.stopped - (c.last_answer or 0) > 2.0]
 
     def wrk_errors(self) -> list[str]:
         return re.findall(r"Socket errors:.*|Non-2xx or 3xx responses:.*", self.wrk)
+
+
+def _show(conns: list[Conn]) -> list[dict[str, Any]]:
+    return [{"servers": c.servers, "answers": c.answers, "ended": c.end_reason, "max_gap_s": round(c.max_gap_s, 3)}
+            for c in conns]
 
 
 def _show_logs(lab: LvsLab) -> None:
@@ -115,45 +120,42 @@ def _client_entries(lab: LvsLab, router: str) -> int:
     return sum(1 for line in out.splitlines() if line.startswith("tcp"))
 
 
-def _through_event(lab: LvsLab, tmp: Path, event: Callable[[], object]) -> Outcome:
+def _through_event(lab: LvsLab, event: Callable[[], object]) -> Outcome:
     """Streams and wrk through the VIP, `event` once they run, router2 takes over, then a few seconds more."""
-    stop, out = tmp / "stop", tmp / "streams.json"
-    streams = lab.client.netns.popen([sys.executable, str(STREAMS_SCRIPT), str(VIP), "80", str(STREAMS), str(stop),
-                                      str(out)])
+    streams = LineStreams(lab.client.netns.name, str(VIP), 80, count=STREAMS, stall_s=READ_TIMEOUT_S)
+    streams.start()
     wrk = lab.client.netns.popen(["wrk", "-t1", "-c8", f"-d{WRK_SECONDS}s", "--timeout", "12s",
                                   f"http://{VIP}/whoami"], stdout=subprocess.PIPE)
     try:
-        wait_until(lambda: Path(f"{out}.ready").exists() or streams.poll() is not None, 15, what="streams running")
-        assert streams.poll() is None, "the stream client ended before the event"
         time.sleep(1.5)  # conntrackd sends every new entry at once; leave it a moment
+        mark = streams.mark()
         event()
         lab.wait_for_master(TAKEOVER_S, "router2")
         time.sleep(AFTER_TAKEOVER_S)
         entries = _client_entries(lab, "router2")
         guard = lab.router("router2").netns.run(["nft", "list", "table", "inet", "pykeepalived_ctsync"],
                                                 check=False).stdout
-        stop.write_text("")
-        streams.wait(30)
+        stopped = time.monotonic()
+        streams.stop()
         wrk_out = wrk.communicate(timeout=WRK_SECONDS + 20)[0].decode(errors="replace")
     finally:
-        for proc in (streams, wrk):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-    data = json.loads(out.read_text())
+        streams.stop()
+        kill_process_group(wrk, 10)
     found = re.search(r"ip daddr @services4 counter packets (\d+)", guard)
-    outcome = Outcome(data["streams"], data["stopped"], wrk_out, entries, int(found.group(1)) if found else None)
+    outcome = Outcome(streams.marked(mark), stopped, wrk_out, entries, int(found.group(1)) if found else None)
+    assert len(outcome.streams) == STREAMS, streams.summary_line()
     print(f"broken {len(outcome.broken)}/{STREAMS}, stale {len(outcome.stale())}, entries {entries}, "
           f"dropped without an entry {outcome.early}, "
-          f"max gap {max(s['max_gap_s'] for s in outcome.streams):.2f} s\n{wrk_out}")
+          f"max gap {max(c.max_gap_s for c in outcome.streams):.2f} s\n{wrk_out}")
     return outcome
 
 
 def _assert_all_kept(lab: LvsLab, outcome: Outcome) -> None:
-    assert not outcome.broken, f"{len(outcome.broken)} connections broke: {outcome.broken[:3]}"
-    assert not outcome.stale(), f"{len(outcome.stale())} connections stopped being answered: {outcome.stale()[:3]}"
-    moved = [s for s in outcome.streams if len(s["servers"]) != 1]
-    assert not moved, f"connections answered by another real server after the takeover: {moved[:3]}"
+    assert not outcome.broken, f"{len(outcome.broken)} connections broke: {_show(outcome.broken[:3])}"
+    stale = outcome.stale()
+    assert not stale, f"{len(stale)} connections stopped being answered: {_show(stale[:3])}"
+    moved = [c for c in outcome.streams if len(c.servers) != 1]
+    assert not moved, f"connections answered by another real server after the takeover: {_show(moved[:3])}"
     assert not outcome.wrk_errors(), outcome.wrk_errors()
     assert outcome.entries >= STREAMS, f"router2's table has {outcome.entries} client flows"
     # no packet to a VIP reached router2 before its entry: the guard's drop counter (ctsync/guard.py) is still 0
@@ -164,7 +166,7 @@ def _assert_all_kept(lab: LvsLab, outcome: Outcome) -> None:
     assert 0 <= commit < master, "router2 did not commit the peer's connections before it added its VIPs"
 
 
-def test_sigkill_of_the_master_keeps_every_connection(synced: LvsLab, tmp_path: Path) -> None:
+def test_sigkill_of_the_master_keeps_every_connection(synced: LvsLab) -> None:
     _router1_master(synced)
     conf = str(synced.router("router1").dir)
 
@@ -173,22 +175,22 @@ def test_sigkill_of_the_master_keeps_every_connection(synced: LvsLab, tmp_path: 
         ps = subprocess.run(["pgrep", "-af", "conntrackd"], capture_output=True, text=True, check=False).stdout
         assert conf + "/router1.conntrackd" not in ps, ps
 
-    _assert_all_kept(synced, _through_event(synced, tmp_path, crash))
+    _assert_all_kept(synced, _through_event(synced, crash))
 
 
-def test_clean_stop_of_the_master_keeps_every_connection(synced: LvsLab, tmp_path: Path) -> None:
+def test_clean_stop_of_the_master_keeps_every_connection(synced: LvsLab) -> None:
     _router1_master(synced)
-    outcome = _through_event(synced, tmp_path, lambda: synced.stop_router("router1"))
+    outcome = _through_event(synced, lambda: synced.stop_router("router1"))
     _assert_all_kept(synced, outcome)
     assert "conntrack sync: conntrackd" in synced.router("router1").log()
 
 
-def test_public_link_down_on_the_master_keeps_every_connection(synced: LvsLab, tmp_path: Path) -> None:
+def test_public_link_down_on_the_master_keeps_every_connection(synced: LvsLab) -> None:
     _router1_master(synced)
     router1 = synced.router("router1")
     try:
         _assert_all_kept(synced, _through_event(
-            synced, tmp_path, lambda: router1.public.netns.ip("link", "set", router1.public.ifname, "down")))
+            synced, lambda: router1.public.netns.ip("link", "set", router1.public.ifname, "down")))
     finally:
         router1.public.netns.ip("link", "set", router1.public.ifname, "up")
 
@@ -258,9 +260,9 @@ def test_a_reload_with_a_new_virtual_server_restarts_conntrackd_with_its_address
     assert "203.0.113.12" in guard, guard
 
 
-def test_without_sync_the_connections_break(unsynced: LvsLab, tmp_path: Path) -> None:
+def test_without_sync_the_connections_break(unsynced: LvsLab) -> None:
     """The control: no conntrackd, same pickup setting; the backup has no entry, so the connections die."""
     _router1_master(unsynced)
-    outcome = _through_event(unsynced, tmp_path, lambda: unsynced.kill_router("router1"))
-    assert len(outcome.broken) + len(outcome.stale()) == STREAMS, outcome.streams[:3]
+    outcome = _through_event(unsynced, lambda: unsynced.kill_router("router1"))
+    assert len(outcome.broken) + len(outcome.stale()) == STREAMS, _show(outcome.streams[:3])
     assert outcome.wrk_errors(), outcome.wrk

@@ -51,7 +51,8 @@ class Conn:
     next_send: float = 0.0
     pending_since: float | None = None
     buf: bytearray = field(default_factory=bytearray)
-    server: str = ""  # the real server that answered (nginx /whoami)
+    server: str = ""  # the real server that answered last (nginx /whoami)
+    servers: list[str] = field(default_factory=list)  # every server that answered, in order (a move shows)
     answers: int = 0
     first_answer: float | None = None
     last_answer: float | None = None
@@ -214,6 +215,8 @@ class LineStreams:
         found = _SERVER.match(body)
         if found:
             conn.server = found.group("name")
+            if not conn.servers or conn.servers[-1] != conn.server:
+                conn.servers.append(conn.server)
         since = conn.last_answer if conn.last_answer is not None else (conn.connected_at or conn.opened_at)
         conn.max_gap_s = max(conn.max_gap_s, now - since)
         conn.first_answer = conn.first_answer or now
@@ -250,6 +253,10 @@ class LineStreams:
         return Mark(now, frozenset(c.serial for c in list(self.current.values())
                                    if c.open and c.answers > 0))
 
+    def marked(self, mark: Mark) -> list[Conn]:
+        """The connections open at `mark`, as they are now."""
+        return [c for c in self.conns if c.serial in mark.serials]
+
     def longest_gap(self, since: float, until: float) -> float:
         """The longest time in [since, until] without an answer on any connection."""
         times = [t for t in list(self.answer_times) if since <= t <= until]
@@ -263,7 +270,7 @@ class LineStreams:
         `servers_down` names real servers the event itself took away: connections to them are reported
         apart (`elsewhere`: the connections to every other server).
         """
-        marked = [c for c in self.conns if c.serial in mark.serials]
+        marked = self.marked(mark)
 
         def kept(c: Conn) -> bool:
             return (c.last_answer is not None and c.last_answer > mark.at and not c.end_reason
@@ -287,6 +294,7 @@ class LineStreams:
             "lost_reasons": reasons,
             "by_server": dict(sorted(by_server.items())),
             "elsewhere": {"connections": len(elsewhere), "kept": sum(1 for c in elsewhere if kept(c))},
+            "moved": sum(1 for c in marked if len(c.servers) > 1),  # answered by another server afterwards
             "worst_kept_gap_s": round(survivors_gap, 3),
             "new_connections": sum(1 for c in self.conns if c.opened_at > mark.at),
             "bad_answers": self.bad_answers,
