@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--api-runtime", action="store_true", help="enable the runtime API (drain, weight, maintenance; "
         "default: pykeepalived_api_runtime, else off)")
     add("--checker-workers", type=int, metavar="N",
-        help="processes sharing the health checks (default: one per 2,000 checkers, at most one per core)")
+        help="processes sharing the health checks (default: 1, the checker process itself runs them all)")
     add("--dataplane", choices=("auto", "ipvs", "nftables", "none"), default="auto",
         help="what forwards the virtual services: ipvs, nftables, or none (checkers only); auto: IPVS if the "
              "kernel has it, else nftables (default: global_defs' pykeepalived_dataplane, else auto)")
