@@ -249,8 +249,9 @@ class ProbeEngine:
             self._fail_connect(job, f"cannot create checker socket: {exc.strerror or exc}", now)
             return
         try:
-            if not job.http:
-                sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 0)  # half-open: see the module's docstring
+            # TCP_CHECK: half-open (see the module's docstring); HTTP_GET: the request rides on the handshake's
+            # last ACK instead of following a bare one
+            sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 0)
             code = sock.connect_ex(job.addr)
         except OSError as exc:
             sock.close()
@@ -340,6 +341,7 @@ class ProbeEngine:
                                   now)
                 return
         raw = b"".join(job.chunks)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)  # the server closed first: no FIN back
         self._drop_socket(job)
         reason = judge(url.rule, raw, url.where)
         self._finish(job, failed(reason) if reason is not None else OK, now)

@@ -71,7 +71,7 @@ STOP_SCRIPT_TIMEOUT_S = 1.0
 REPAIR_CHECK_S = 0.5  # how often the data plane is asked whether someone removed our rules (a cheap listing)
 
 
-@dataclass
+@dataclass(slots=True)
 class ServerState:
     plan: RealServerPlan
     checkers: list[CheckerState] = field(default_factory=list)
