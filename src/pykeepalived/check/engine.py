@@ -59,6 +59,8 @@ READ_CHUNK = 65536
 _LINGER_RESET = struct.pack("ii", 1, 0)
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 
+_NO_CHUNKS: list[bytes] = []  # shared and never appended to: thousands of idle jobs need no list each
+
 # what an attempt in flight waits for
 _CONNECT, _SEND, _READ = 1, 2, 3
 
@@ -98,7 +100,7 @@ class Job:
         self.deadline_seq = 0
         self.url: UrlPlan | None = None
         self.sent = 0
-        self.chunks: list[bytes] = []
+        self.chunks: list[bytes] = _NO_CHUNKS  # a list of its own only while an answer is read
         self.size = 0
         self.got_first = False
 
@@ -371,7 +373,7 @@ class ProbeEngine:
             return
         job.sock = None
         self._flights.pop(job.fd, None)
-        job.chunks = []
+        job.chunks = _NO_CHUNKS
         sock.close()  # closing the only descriptor takes it out of the epoll set too
 
     def _finish(self, job: Job, result: ProbeResult, now: float) -> None:

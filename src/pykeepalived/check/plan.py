@@ -8,6 +8,7 @@ run) is refused here, before the first check, with the config's file:line.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -124,7 +125,7 @@ def build_plan(config: KeepalivedConfig) -> list[ServicePlan]:
                 timing = FILE_TIMING if immediate else timings.setdefault(t := timing_of(checker), t)
                 for probe in make_probes(checker, ctx):
                     plan.checkers.append(CheckerPlan(
-                        f"{checker.kind}#{index}", checker.kind, timing, probe, checker, immediate,
+                        sys.intern(f"{checker.kind}#{index}"), checker.kind, timing, probe, checker, immediate,
                         event=checker.kind == "BFD_CHECK"))
             servers.append(plan)
         plans.append(ServicePlan(name, vs, servers, sorry_server_name(vs)))
