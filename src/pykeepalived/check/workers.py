@@ -44,6 +44,7 @@ from ..errors import PyKeepalivedError
 from .ha_watch import watch_for
 from .logic import Change, Verdict
 from .probe import ProbeResult
+from .engine import Job, ProbeEngine, runs_here
 from .running import attempt
 
 log = logging.getLogger("pykeepalived.check")
@@ -155,7 +156,6 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
         raise WorkerStartError(f"checker worker {shard}/{count} cannot start: {exc}") from None
     mine = [(i, entry) for i, entry in enumerate(service.flat_checkers())
             if i % count == shard and not entry[2].plan.immediate and not entry[2].plan.event]  # FILE/BFD stay here
-    pending: set[int] = set()
 
     def send(data: bytes) -> None:
         if out.is_closing():
@@ -168,6 +168,18 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
 
     ha = watch_for(service.services, service.config, quiet=True)  # ha_suspend: the main process logs it
 
+    def after(index: int, chk: Any, result: ProbeResult, change: Change | None) -> None:
+        offset = None
+        if result.ok and result.weight_offset is not None and result.weight_offset != chk.offset:
+            chk.offset = offset = result.weight_offset
+        if change is not None and change.verdict is Verdict.DOWN:
+            chk.offset = 0
+        if change is not None or offset is not None:
+            send(decision_line(index, result, change, offset))
+        elif not result.ok and chk.core.verdict is Verdict.UP and service.log_all_failures(chk):
+            log.info("%s on service %s failed (%s), will retry", chk.plan.kind, _srv_name(index),
+                     result.reason)
+
     async def loop_one(index: int, chk: Any) -> None:
         vs_name = service.flat_checkers()[index][0].plan.name
         while True:
@@ -176,26 +188,22 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
                 await asyncio.sleep(delay)
             await ha.wait_runs(vs_name)
             result, change = await attempt(chk, service.clock)
-            offset = None
-            if result.ok and result.weight_offset is not None and result.weight_offset != chk.offset:
-                chk.offset = offset = result.weight_offset
-            if change is not None and change.verdict is Verdict.DOWN:
-                chk.offset = 0
-            if change is not None or offset is not None:
-                send(decision_line(index, result, change, offset))
-            elif not result.ok and chk.core.verdict is Verdict.UP and service.log_all_failures(chk):
-                log.info("%s on service %s failed (%s), will retry", chk.plan.kind, _srv_name(index),
-                         result.reason)
-            pending.add(index)
+            after(index, chk, result, change)
+
+    def engine_outcome(job: Job, result: ProbeResult, change: Change | None) -> None:
+        after(job.owner, job.chk, result, change)
 
     async def stats() -> None:
-        by_index = {i: chk for i, (_svc, _srv, chk) in mine}
+        sent = {i: chk.attempts for i, (_svc, _srv, chk) in mine}
         while True:
             await asyncio.sleep(STATS_INTERVAL_S)
             now = service.clock()
-            rows = [[i, by_index[i].attempts, by_index[i].last_ok, by_index[i].last_reason,
-                     round(max(0.0, by_index[i].core.next_due_s - now), 3)] for i in sorted(pending)]
-            pending.clear()
+            rows = []
+            for i, (_svc, _srv, chk) in mine:  # those that ran since the last report
+                if chk.attempts != sent[i]:
+                    sent[i] = chk.attempts
+                    rows.append([i, chk.attempts, chk.last_ok, chk.last_reason,
+                                 round(max(0.0, chk.core.next_due_s - now), 3)])
             if rows:
                 send(json.dumps({"s": rows}, separators=(",", ":")).encode() + b"\n")
 
@@ -205,7 +213,13 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
 
     if ha.active:
         await ha.start()
-    tasks = [loop.create_task(loop_one(i, chk)) for i, (_svc, _srv, chk) in mine]
+    engine = ProbeEngine(loop, service.clock, engine_outcome, ha.runs if ha.active else None)
+    tasks = []
+    for i, (svc, _srv, chk) in mine:
+        if runs_here(chk):
+            engine.add(chk, i, svc.plan.name)  # TCP_CHECK and HTTP_GET: the engine, as in the checker process
+        else:
+            tasks.append(loop.create_task(loop_one(i, chk)))
     if ha.active:
         tasks.append(loop.create_task(ha.run()))
     tasks += [loop.create_task(stats()), loop.create_task(lifeline())]
@@ -216,5 +230,6 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        engine.close()
         service.runner.terminate_all()
         out.close()
