@@ -32,6 +32,7 @@ from __future__ import annotations
 import errno
 import heapq
 import logging
+from collections import deque
 import os
 import select
 import socket
@@ -59,6 +60,7 @@ READ_CHUNK = 65536
 _LINGER_RESET = struct.pack("ii", 1, 0)
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 
+_ERRORS = select.EPOLLERR | select.EPOLLHUP
 _NO_CHUNKS: list[bytes] = []  # shared and never appended to: thousands of idle jobs need no list each
 
 # what an attempt in flight waits for
@@ -137,7 +139,8 @@ class ProbeEngine:
         self._ep = select.epoll()
         self._flights: dict[int, Job] = {}  # fd -> the job whose socket it is
         self._due: list[tuple[float, int, Job]] = []
-        self._deadlines: list[tuple[float, int, Job]] = []
+        # timeout -> (deadline, seq, job) in deadline order: `now` only grows, so each queue is a FIFO
+        self._deadlines: dict[float, deque[tuple[float, int, Job]]] = {}
         self._seq = 0
         self._jobs: dict[int, Job] = {}  # id(CheckerState) -> job
         self._timer: asyncio.TimerHandle | None = None
@@ -184,13 +187,19 @@ class ProbeEngine:
         self._seq += 1
         job.due_seq = self._seq
         heapq.heappush(self._due, (due, self._seq, job))
-        self._arm(due)
+        if self._timer is None or due < self._timer_at:
+            self._arm(due)
 
-    def _set_deadline(self, job: Job, deadline: float) -> None:
+    def _set_deadline(self, job: Job, now: float, timeout_s: float) -> None:
         self._seq += 1
+        deadline = now + timeout_s
         job.deadline, job.deadline_seq = deadline, self._seq
-        heapq.heappush(self._deadlines, (deadline, self._seq, job))
-        self._arm(deadline)
+        queue = self._deadlines.get(timeout_s)
+        if queue is None:
+            queue = self._deadlines[timeout_s] = deque()
+        queue.append((deadline, self._seq, job))
+        if len(queue) == 1 and (self._timer is None or deadline < self._timer_at):
+            self._arm(deadline)
 
     def _arm(self, at: float) -> None:
         """Wake at `at` (service clock), but not sooner than TICK_S after the last wake: checks come in batches."""
@@ -205,18 +214,26 @@ class ProbeEngine:
     def _on_timer(self) -> None:
         self._timer = None
         now = self._last_wake = self._clock()
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][0] <= now:
-            _, seq, job = heapq.heappop(deadlines)
-            if job.deadline_seq == seq and job.sock is not None:
-                self._guarded(self._timed_out, job, now)
+        nxt = float("inf")
+        for queue in self._deadlines.values():
+            while queue and queue[0][0] <= now:
+                _, seq, job = queue.popleft()
+                if job.deadline_seq == seq and job.sock is not None:
+                    self._guarded(self._timed_out, job, now)
+            if queue and queue[0][0] < nxt:
+                nxt = queue[0][0]
         due = self._due
+        pop = heapq.heappop
         while due and due[0][0] <= now:
-            _, seq, job = heapq.heappop(due)
+            _, seq, job = pop(due)
             if job.active and job.due_seq == seq:
-                self._guarded(self._start, job, now)
-        nxt = min(due[0][0] if due else float("inf"), deadlines[0][0] if deadlines else float("inf"))
-        if nxt != float("inf") and not self._closed:
+                try:
+                    self._start(job, now)
+                except Exception as exc:  # noqa: BLE001 - see _guarded
+                    self._failed_inside(job, exc, now)
+        if due and due[0][0] < nxt:
+            nxt = due[0][0]
+        if nxt != float("inf") and not self._closed and (self._timer is None or nxt < self._timer_at):
             self._arm(nxt)
 
     def _guarded(self, step: Callable[[Job, float], None], job: Job, now: float) -> None:
@@ -224,17 +241,21 @@ class ProbeEngine:
         try:
             step(job, now)
         except Exception as exc:  # noqa: BLE001
-            if job.sock is not None:
-                self._drop_socket(job)
-            if job.active:
-                self._finish(job, internal_error(job.chk, exc), now)
+            self._failed_inside(job, exc, now)
+
+    def _failed_inside(self, job: Job, exc: Exception, now: float) -> None:
+        if job.sock is not None:
+            self._drop_socket(job)
+        if job.active:
+            self._finish(job, internal_error(job.chk, exc), now)
 
     # ------------------------------------------------------------------ one attempt
     def _start(self, job: Job, now: float) -> None:
         if self._runs is not None and not self._runs(job.service):
             self._schedule(job, now + HA_RECHECK_S)  # suspended: no attempt, the core is not told
             return
-        job.refresh()
+        if job.probe is not job.chk.plan.probe:
+            job.refresh()
         if job.http:
             core = job.chk.core
             urls = job.probe.urls  # type: ignore[attr-defined]
@@ -263,7 +284,7 @@ class ProbeEngine:
         if code == errno.EINPROGRESS:
             self._ep.register(job.fd, select.EPOLLOUT)
             self._flights[job.fd] = job
-            self._set_deadline(job, now + job.probe.target.connect_timeout_s)  # type: ignore[attr-defined]
+            self._set_deadline(job, now, job.probe.target.connect_timeout_s)  # type: ignore[attr-defined]
         elif code == 0:
             self._flights[job.fd] = job
             self._ep.register(job.fd, select.EPOLLOUT)
@@ -280,10 +301,21 @@ class ProbeEngine:
             if job is None:
                 continue
             if job.phase == _CONNECT:
-                if events & (select.EPOLLERR | select.EPOLLHUP):
-                    code = job.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
+                sock = job.sock
+                assert sock is not None
+                if events & _ERRORS:
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     self._drop_socket(job)
                     self._fail_connect(job, _reason(code or errno.ECONNREFUSED), now)
+                elif not job.http:  # TCP_CHECK, the common case, inline: connected is all it asks
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)  # RST, no TIME_WAIT
+                    except OSError:
+                        pass
+                    job.sock = None
+                    del flights[fd]
+                    sock.close()
+                    self._finish(job, OK, now)
                 else:
                     self._guarded(self._connected, job, now)
             elif job.phase == _SEND:
@@ -314,11 +346,11 @@ class ProbeEngine:
             return
         timeout_s = job.probe.target.connect_timeout_s  # type: ignore[attr-defined]
         if job.sent < len(url.request):
-            self._set_deadline(job, now + timeout_s)  # each bit of progress has connect_timeout (sockio.send_all)
+            self._set_deadline(job, now, timeout_s)  # each bit of progress has connect_timeout (sockio.send_all)
             return
         job.phase, job.chunks, job.size, job.got_first = _READ, [], 0, False
         self._ep.modify(job.fd, select.EPOLLIN)
-        self._set_deadline(job, now + timeout_s)  # the first bytes of the answer
+        self._set_deadline(job, now, timeout_s)  # the first bytes of the answer
 
     def _read(self, job: Job, now: float) -> None:
         sock, url = job.sock, job.url
@@ -335,7 +367,7 @@ class ProbeEngine:
                 break
             if not job.got_first:
                 job.got_first = True
-                self._set_deadline(job, now + job.probe.target.connect_timeout_s)  # type: ignore[attr-defined]
+                self._set_deadline(job, now, job.probe.target.connect_timeout_s)  # type: ignore[attr-defined]
             job.chunks.append(chunk)
             job.size += len(chunk)
             if job.size > http.MAX_RESPONSE_BYTES:
