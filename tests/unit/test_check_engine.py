@@ -62,9 +62,9 @@ def http_checker(port: int, url: UrlSpec, timeout_s: float = 2.0,
     return CheckerState(plan, plan.make_core(time.monotonic(), 0.0))
 
 
-def tcp_checker(port: int, delay_loop_s: float = 60.0) -> CheckerState:
-    plan = CheckerPlan("TCP_CHECK#0", "TCP_CHECK", timing(delay_loop_s), TcpProbe(Target(LOCAL, port, 2.0)),
-                       TcpCheck(kind="TCP_CHECK"))
+def tcp_checker(port: int, delay_loop_s: float = 60.0, address: str = "127.0.0.1") -> CheckerState:
+    target = Target(ipaddress.ip_address(address), port, 2.0)
+    plan = CheckerPlan("TCP_CHECK#0", "TCP_CHECK", timing(delay_loop_s), TcpProbe(target), TcpCheck(kind="TCP_CHECK"))
     return CheckerState(plan, plan.make_core(time.monotonic(), 0.0))
 
 
@@ -306,3 +306,37 @@ def test_what_the_engine_leaves_to_the_asyncio_probes() -> None:
     assert isinstance(no_urls.plan.probe, HttpProbe)
     no_urls.plan.probe.urls = ()
     assert not runs_here(no_urls)
+
+
+
+def test_repeated_checks_reuse_their_sockets_and_stay_right() -> None:
+    """Sockets go back to a pool after a good check (connect AF_UNSPEC); HTTP and TCP, IPv4 and IPv6."""
+    listeners = []
+    for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        listener = socket.socket(family)
+        try:
+            listener.bind((address, 0))
+        except OSError:  # no IPv6 loopback here
+            listener.close()
+            continue
+        listener.listen(64)
+        listeners.append(listener)
+
+    async def main() -> None:
+        async with server(_replying(answer(b"fine"))) as port:
+            run = Run()
+            http = http_checker(port, UrlSpec(path="/", digest=hashlib.md5(b"fine").hexdigest()), delay_loop_s=0.02)
+            tcps = [tcp_checker(s.getsockname()[1], delay_loop_s=0.02, address=s.getsockname()[0]) for s in listeners]
+            for chk in (http, *tcps):
+                run.engine.add(chk, None, "vs")
+            for chk in (http, *tcps):
+                await run.attempts(chk, 8)
+            assert run.outcomes == [], [r.reason for _, r, _ in run.outcomes]
+            assert all(chk.last_ok for chk in (http, *tcps))
+            run.engine.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        for listener in listeners:
+            listener.close()

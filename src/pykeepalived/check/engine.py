@@ -23,12 +23,16 @@ with a reset). It proves what a full connect proves (the server's kernel
 answers on that port: a dead listener or a full accept queue fails both),
 costs both ends less, and the server's application never sees the check.
 
-Checkers with bind options (bindto, bind_port, bind_if, fwmark) go through
+After a good check the connection is reset with connect(AF_UNSPEC) and the
+socket kept for a later check (see `_disconnector`): no socket(), close() and
+epoll registration per check. Checkers with bind options (bindto, bind_port,
+bind_if, fwmark) get a socket of their own each time, through
 connect.make_socket; SSL_GET and every other kind keep their asyncio probe.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import heapq
 import logging
@@ -61,6 +65,9 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 
 _ERRORS = select.EPOLLERR | select.EPOLLHUP
+_WAIT_OUT = select.EPOLLOUT | select.EPOLLONESHOT  # one event per wait: a pooled socket's registration stays
+_WAIT_IN = select.EPOLLIN | select.EPOLLONESHOT
+POOL_MAX = 256  # idle sockets kept per address family for the next checks (see _disconnector)
 _NO_CHUNKS: list[bytes] = []  # shared and never appended to: thousands of idle jobs need no list each
 
 # what an attempt in flight waits for
@@ -147,6 +154,8 @@ class ProbeEngine:
         self._timer_at = 0.0
         self._last_wake = 0.0
         self._closed = False
+        self._pools: dict[int, list[socket.socket]] = {socket.AF_INET: [], socket.AF_INET6: []}
+        self._disconnect = _disconnector()
         loop.add_reader(self._ep.fileno(), self._on_ready)
 
     # ------------------------------------------------------------------ jobs
@@ -177,6 +186,10 @@ class ProbeEngine:
             job.active = False
             self._drop_socket(job)
         self._jobs.clear()
+        for pool in self._pools.values():
+            for sock in pool:
+                sock.close()
+            pool.clear()
         if self._timer is not None:
             self._timer.cancel()
         self._loop.remove_reader(self._ep.fileno())
@@ -260,9 +273,14 @@ class ProbeEngine:
             core = job.chk.core
             urls = job.probe.urls  # type: ignore[attr-defined]
             job.url = urls[(core.step if isinstance(core, HttpCheckerCore) else 0) % len(urls)]
+        registered = False
         try:
             if job.plain:
-                sock = socket.socket(job.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+                pool = self._pools[job.family]
+                if pool:
+                    sock, registered = pool.pop(), True
+                else:
+                    sock = socket.socket(job.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
             else:
                 sock = make_socket(job.probe.target)  # type: ignore[attr-defined]
         except ConnectFailed as exc:
@@ -281,14 +299,13 @@ class ProbeEngine:
             self._fail_connect(job, _reason(exc.errno) if exc.errno is not None else str(exc), now)
             return
         job.sock, job.fd, job.phase = sock, sock.fileno(), _CONNECT
-        if code == errno.EINPROGRESS:
-            self._ep.register(job.fd, select.EPOLLOUT)
+        if code == errno.EINPROGRESS or code == 0:
+            (self._ep.modify if registered else self._ep.register)(job.fd, _WAIT_OUT)
             self._flights[job.fd] = job
-            self._set_deadline(job, now, job.probe.target.connect_timeout_s)  # type: ignore[attr-defined]
-        elif code == 0:
-            self._flights[job.fd] = job
-            self._ep.register(job.fd, select.EPOLLOUT)
-            self._connected(job, now)
+            if code == 0:  # connected at once (it happens on loopback)
+                self._connected(job, now)
+            else:
+                self._set_deadline(job, now, job.probe.target.connect_timeout_s)  # type: ignore[attr-defined]
         else:
             self._drop_socket(job)
             self._fail_connect(job, _reason(code), now)
@@ -307,14 +324,8 @@ class ProbeEngine:
                     code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     self._drop_socket(job)
                     self._fail_connect(job, _reason(code or errno.ECONNREFUSED), now)
-                elif not job.http:  # TCP_CHECK, the common case, inline: connected is all it asks
-                    try:
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)  # RST, no TIME_WAIT
-                    except OSError:
-                        pass
-                    job.sock = None
-                    del flights[fd]
-                    sock.close()
+                elif not job.http:  # TCP_CHECK, the common case: connected is all it asks
+                    self._release_socket(job)
                     self._finish(job, OK, now)
                 else:
                     self._guarded(self._connected, job, now)
@@ -325,10 +336,7 @@ class ProbeEngine:
 
     def _connected(self, job: Job, now: float) -> None:
         if not job.http:
-            sock = job.sock
-            assert sock is not None
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)  # RST: no FIN, no TIME_WAIT
-            self._drop_socket(job)
+            self._release_socket(job)
             self._finish(job, OK, now)
             return
         job.phase, job.sent = _SEND, 0
@@ -346,10 +354,11 @@ class ProbeEngine:
             return
         timeout_s = job.probe.target.connect_timeout_s  # type: ignore[attr-defined]
         if job.sent < len(url.request):
+            self._ep.modify(job.fd, _WAIT_OUT)
             self._set_deadline(job, now, timeout_s)  # each bit of progress has connect_timeout (sockio.send_all)
             return
         job.phase, job.chunks, job.size, job.got_first = _READ, [], 0, False
-        self._ep.modify(job.fd, select.EPOLLIN)
+        self._ep.modify(job.fd, _WAIT_IN)
         self._set_deadline(job, now, timeout_s)  # the first bytes of the answer
 
     def _read(self, job: Job, now: float) -> None:
@@ -359,6 +368,7 @@ class ProbeEngine:
             try:
                 chunk = sock.recv(READ_CHUNK)
             except BlockingIOError:
+                self._ep.modify(job.fd, _WAIT_IN)
                 return
             except OSError as exc:
                 self._http_failed(job, f"read error from {url.where}: {exc}", now)
@@ -375,8 +385,8 @@ class ProbeEngine:
                                   now)
                 return
         raw = b"".join(job.chunks)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)  # the server closed first: no FIN back
-        self._drop_socket(job)
+        job.chunks = _NO_CHUNKS
+        self._release_socket(job)  # the server closed first: a reset, no FIN back
         reason = judge(url.rule, raw, url.where)
         self._finish(job, failed(reason) if reason is not None else OK, now)
 
@@ -399,6 +409,22 @@ class ProbeEngine:
         self._drop_socket(job)
         self._finish(job, failed(reason), now)
 
+    def _release_socket(self, job: Job) -> None:
+        """After a good attempt: the connection reset, the socket kept for another check if it can be."""
+        sock = job.sock
+        assert sock is not None
+        job.sock = None
+        del self._flights[job.fd]
+        pool = self._pools[job.family]
+        if job.plain and self._disconnect is not None and len(pool) < POOL_MAX and self._disconnect(job.fd):
+            pool.append(sock)  # still registered in the epoll set, waiting for nothing (one-shot)
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)  # RST: no FIN, no TIME_WAIT
+        except OSError:
+            pass
+        sock.close()
+
     def _drop_socket(self, job: Job) -> None:
         sock = job.sock
         if sock is None:
@@ -420,6 +446,32 @@ class ProbeEngine:
                 log.exception("%s: handling an attempt's result failed", chk.plan.kind)
         if job.active:
             self._schedule(job, chk.core.next_due_s)
+
+
+def _disconnector() -> Callable[[int], bool] | None:
+    """connect(fd, AF_UNSPEC): Linux resets a TCP connection and leaves the socket free for another connect.
+
+    Python's socket module cannot make this call (its connect() wants an
+    address of the socket's family), hence ctypes. Reusing sockets this way
+    saves the socket()/close() pair, the epoll registration and SO_LINGER of
+    every check: about a quarter of the CPU of a TCP check on loopback
+    (0.082 -> 0.062 ms in a bare loop). The reset is the one close() with
+    SO_LINGER 0 sends (tcp_disconnect); the local port is released, the next
+    connect picks a new one. None where libc's connect cannot be found: then
+    every check has a socket of its own.
+    """
+    try:
+        connect = ctypes.CDLL(None, use_errno=True).connect
+    except (OSError, AttributeError):
+        return None
+    connect.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32]
+    connect.restype = ctypes.c_int
+    unspec = ctypes.create_string_buffer(struct.pack("=H14x", socket.AF_UNSPEC), 16)
+
+    def disconnect(fd: int) -> bool:
+        return bool(connect(fd, unspec, 16) == 0)
+
+    return disconnect
 
 
 def _reason(code: int) -> str:
