@@ -91,6 +91,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("shells", [
         "pykeepalived.vrrp.service", "pykeepalived.vrrp.dump_writer", "pykeepalived.check.service",
         "pykeepalived.check.running", "pykeepalived.check.reload_snapshot",
+        "pykeepalived.check.engine",  # TCP_CHECK and HTTP_GET on one epoll
         "pykeepalived.api", "pykeepalived.api.*",  # the HTTP API, metrics, the page (issue 16)
         "pykeepalived.vrrp.service", "pykeepalived.check.service", "pykeepalived.check.running",
         "pykeepalived.vrrp.process_watch", "pykeepalived.vrrp.statics", "pykeepalived.check.ha_watch",

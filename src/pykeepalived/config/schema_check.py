@@ -367,13 +367,15 @@ def _close_rs(ctx: ParseContext, rs: RealServer) -> None:
     if not ctx.config.virtual_servers:
         return
     vs = ctx.config.virtual_servers[-1]
-    if rs not in vs.real_servers or (rs.lvs_method or vs.lvs_method) == "TUN":
+    # by identity, from the end (it was appended last): `in` compares whole models, quadratic in the servers
+    position = next((i for i in range(len(vs.real_servers) - 1, -1, -1) if vs.real_servers[i] is rs), None)
+    if position is None or (rs.lvs_method or vs.lvs_method) == "TUN":
         return
     family = _family_so_far(vs)
     if family is not None and family != rs.address.version:
         ctx.error(ctx.close_location or rs.location, f"Address family of virtual server and real server {rs.address}"
                   " don't match - skipping real server.", "real_server")
-        vs.real_servers.remove(rs)
+        del vs.real_servers[position]
 
 
 def _close_vs(ctx: ParseContext, vs: VirtualServer) -> None:
