@@ -58,12 +58,101 @@ class Libnftables:
         self._nft.set_handle_output(False)
 
     def run(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
+        """Send `commands` as one transaction; the slot maps they add (`typeof`, see below) go just before.
+
+        libnftables 1.0.6's JSON cannot declare a map keyed by a plain 32-bit
+        integer (`typeof numgen ...`: "unqualified type integer"), which is
+        what the slot maps of nft_rules need, but its text syntax can. So the
+        `add map` commands that carry our `typeof` field are sent first, as
+        one text command (after any table that the batch deletes and makes
+        again, which would take them with it), and the rest follows as one
+        JSON transaction. A new map is empty and nothing refers to it until
+        that transaction, so traffic still switches atomically; if it fails,
+        the maps just made are deleted again (best effort: an empty map left
+        over is harmless, and the next diff adds it again without error).
+        """
+        maps = [cmd for cmd in commands if _typeof_map(cmd) is not None]
+        if not maps:
+            return self._json(commands)
+        rest = [cmd for cmd in commands if _typeof_map(cmd) is None]
+        tables = [cmd for cmd in rest if _table_command(cmd)]
+        if tables:
+            self._json(tables)
+            rest = [cmd for cmd in rest if not _table_command(cmd)]
+        lines = []
+        for cmd in maps:
+            spec = _typeof_map(cmd)
+            assert spec is not None
+            lines.append(f"add map {spec['family']} {spec['table']} {spec['name']} {{ typeof {spec['typeof']} ; }}")
+        rc, _, err = self._nft.cmd("\n".join(lines))
+        if rc != 0:
+            raise DataPlaneError(f"nftables refused the change: {str(err).strip() or 'no reason given'}")
+        try:
+            return self._json(rest)
+        except DataPlaneError:
+            for cmd in maps:
+                spec = _typeof_map(cmd)
+                assert spec is not None
+                self._nft.json_cmd({"nftables": [{"delete": {"map": {k: spec[k] for k in ("family", "table",
+                                                                                          "name")}}}]})
+            raise
+
+    def table_handles(self, name: str) -> dict[str, int]:
+        """Family -> handle of each table called `name`.
+
+        libnftables 1.0.6 answers `list tables` from a full cache: every
+        rule and set element of every table is fetched first (0.6-1 s with
+        a Maglev map of 65,521 slots), and dropped again at the next command.
+        So the tables are dumped over netlink with pyroute2 (NFT_MSG_GETTABLE,
+        a few hundred bytes whatever the rules), and libnftables only asked
+        where pyroute2's nftables module is missing.
+        """
+        try:
+            from pyroute2.nftables.main import NFTables  # type: ignore[import-untyped]
+        except ImportError:
+            return self._listed_handles(name)
+        families = {2: "ip", 10: "ip6", 1: "inet", 3: "arp", 7: "bridge", 5: "netdev"}  # NFPROTO_*
+        try:
+            with NFTables(nfgen_family=0) as nl:  # NFPROTO_UNSPEC: every family
+                tables = nl.get_tables()
+        except OSError as exc:  # NetlinkError is an OSError
+            raise DataPlaneError(f"cannot list the nftables tables: {exc}") from exc
+        handles: dict[str, int] = {}
+        for table in tables:
+            family = families.get(table["nfgen_family"])
+            handle = table.get_attr("NFTA_TABLE_HANDLE")
+            if family and table.get_attr("NFTA_TABLE_NAME") == name and isinstance(handle, int):
+                handles[family] = handle
+        return handles
+
+    def _listed_handles(self, name: str) -> dict[str, int]:
+        listed = self._json([{"list": {"tables": {}}}])
+        handles: dict[str, int] = {}
+        for item in listed.get("nftables", []):
+            table = item.get("table") if isinstance(item, dict) else None
+            if isinstance(table, dict) and table.get("name") == name and isinstance(table.get("handle"), int):
+                handles[str(table.get("family"))] = int(table["handle"])
+        return handles
+
+    def _json(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
         rc, out, err = self._nft.json_cmd({"nftables": commands})
         if rc != 0:
             raise DataPlaneError(f"nftables refused the change: {str(err).strip() or 'no reason given'}")
         if isinstance(out, dict):
             return out
         return json.loads(out) if out else {}
+
+
+def _typeof_map(cmd: dict[str, Any]) -> dict[str, Any] | None:
+    """The map spec of an `add map` command with our `typeof` field (nft_diff.typeof_map), else None."""
+    add = cmd.get("add")
+    spec = add.get("map") if isinstance(add, dict) else None
+    return spec if isinstance(spec, dict) and "typeof" in spec else None
+
+
+def _table_command(cmd: dict[str, Any]) -> bool:
+    """An `add table` or `delete table` (fresh_table and drop_table start with them)."""
+    return any(isinstance(body, dict) and "table" in body for verb, body in cmd.items() if verb in ("add", "delete"))
 
 
 class NftablesBackend(DataPlaneBase):
@@ -111,6 +200,7 @@ class NftablesBackend(DataPlaneBase):
         self.routes.forget()
         try:
             self.tunnels.want([d.address for s in services if _is_tun(s) for d in s.destinations])
+            self.ctx.slot_tables = {svc: table for rs in self.applied.values() for svc, table in rs.slot_tables.items()}
             wanted = build(services, self.ctx)
         except OSError as exc:
             raise DataPlaneError(f"cannot prepare the data plane: {exc}") from exc
@@ -135,14 +225,8 @@ class NftablesBackend(DataPlaneBase):
 
     # ------------------------------------------------------------------ repair
     def _table_handles(self) -> dict[str, int]:
-        """Family -> handle of every table named like ours (one cheap dump: tables only, no rules)."""
-        listed = self.nft.run([{"list": {"tables": {}}}])
-        handles: dict[str, int] = {}
-        for item in listed.get("nftables", []):
-            table = item.get("table") if isinstance(item, dict) else None
-            if isinstance(table, dict) and table.get("name") == TABLE and isinstance(table.get("handle"), int):
-                handles[str(table.get("family"))] = int(table["handle"])
-        return handles
+        """Family -> handle of every table named like ours (one netlink dump of the tables alone)."""
+        return self.nft.table_handles(TABLE)
 
     def _learn_handles(self) -> None:
         """Remember our tables' handles after a change; unknown ones are learnt at the next repair()."""

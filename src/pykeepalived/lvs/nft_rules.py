@@ -44,6 +44,23 @@ Layout (one table per address family, `ip|ip6 pykeepalived_lvs`, ours alone):
   pins them, conntrackd syncs that), and so are sh/dh/mh, which already
   hash, and fo, whose one server follows from the weights.
 
+- Slot maps: the hash schedulers' Maglev tables (up to 65,521 slots), the
+  load-based schedulers' tables (256 slots and more) and every table that
+  consistent flows hash over live in a named map of the service (`<chain>-slots`
+  for address . port, `-addrs` for an address, `-picks` for verdicts), not in
+  a literal map inside the rule: a change then rewrites the slots that
+  changed (`delete element` / `add element`), where a literal map would be
+  sent and parsed whole again. Services whose maps would hold the same
+  targets slot for slot share one map (the first one built; a pool behind
+  many VIPs or ports is loaded once). The load-based tables are read by
+  `numgen random`, so only their counts matter: each is rebuilt from the one
+  in force (`BuildContext.slot_tables`, `sched.sticky_spread`), keeping
+  every slot whose server keeps its share. rr and wrr (whose order `numgen
+  inc` walks, and whose one-server change shifts every later slot) and
+  random keep literal maps. libnftables 1.0.6's JSON cannot declare the
+  32-bit integer key these maps need (`typeof numgen ...`), so the backend
+  creates them with one text command before the JSON batch (nft.py).
+
 Objects are compared by their JSON, so the diff (nft_diff.py) rewrites only
 the chains and map elements of services that changed.
 """
@@ -53,7 +70,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -99,6 +116,9 @@ class BuildContext:
     expected_new: Mapping[str, int] = field(default_factory=dict)
     overloaded: frozenset[tuple[str, str]] = frozenset()  # (service, destination) past its uthreshold
     consistent: bool = False  # consistent flows (module docstring; nft_limits.consistent_flows decides)
+    # service -> the real server of each slot of its load-based table in force (sticky_spread keeps them)
+    slot_tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    tables: sched.RecentTables = field(default_factory=sched.RecentTables)  # Maglev tables, built once each
 
     def number(self, service: str, dest: str) -> int:
         key = (service, dest)
@@ -156,6 +176,23 @@ def _may_refer(text: str) -> bool:
     return _MAY_REFER.search(text) is not None
 
 
+SLOT_KEY_TYPEOF = "numgen inc mod 1"  # any 32-bit integer: what numgen and jhash give
+
+
+@dataclass(frozen=True)
+class SlotMap:
+    """A named map slot number -> where a new connection goes (module docstring: slot maps).
+
+    `data_type` is the map's data in nft's `typeof` words ("ip daddr . tcp
+    dport", "ip6 daddr", "verdict"); `data` holds each slot's data as JSON
+    text, one string object per distinct target, so that comparing two
+    tables slot by slot is cheap.
+    """
+
+    data_type: str
+    data: tuple[str, ...]
+
+
 @dataclass
 class Ruleset:
     """One family's table: chains (with their rules) and named sets/maps (with static elements).
@@ -173,6 +210,10 @@ class Ruleset:
     refs: dict[str, frozenset[str]] = field(default_factory=dict)  # chain -> what its rules refer to
     # map -> key JSON -> refs, for the elements that refer to something
     element_refs: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
+    slot_maps: dict[str, SlotMap] = field(default_factory=dict)  # name -> slot map (module docstring)
+    slot_refs: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)  # map -> data JSON -> refs
+    slot_tables: dict[str, tuple[str, ...]] = field(default_factory=dict)  # service -> server of each slot
+    _shared: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict, repr=False, compare=False)
 
     def chain(self, name: str, **spec: Any) -> str:
         self.chains[name] = spec
@@ -185,6 +226,26 @@ class Ruleset:
         self.rules[chain] = self.rules.get(chain, ()) + (text,)
         if _may_refer(text):  # walking a rule with a 65,521-slot literal map costs more than building it
             self.refs[chain] = self.refs.get(chain, frozenset()) | references(list(exprs))
+
+    def slot_map(self, name: str, data_type: str, targets: list[Any], table: Sequence[int]) -> str:
+        """Record slot map `name` (slot i -> targets[table[i]]); the name to refer to, a twin's if one exists."""
+        texts = [json.dumps(t, sort_keys=True) for t in targets]
+        data = tuple([texts[i] for i in table])
+        twin = self._shared.get((data_type, data))
+        if twin is not None:
+            return twin
+        self._shared[(data_type, data)] = name
+        self.slot_maps[name] = SlotMap(data_type, data)
+        refs = {text: r for text, target in zip(texts, targets) if _may_refer(text) and (r := references(target))}
+        if refs:
+            self.slot_refs[name] = refs
+        return name
+
+    def slot_pairs(self, data: Any) -> list[list[Any]]:
+        """A rule's map data as [slot, target] pairs, whether a literal map or "@name" of a slot map."""
+        if isinstance(data, str) and data.startswith("@"):
+            return [[slot, json.loads(text)] for slot, text in enumerate(self.slot_maps[data[1:]].data)]
+        return [list(pair) for pair in data["set"]]
 
     def element(self, map_name: str, key: Any, data: Any) -> None:
         key_text = json.dumps(key, sort_keys=True)
@@ -358,7 +419,7 @@ def consistent_key(fam: Family, svc: VirtualService, ctx: BuildContext) -> Any |
     return flow_key(fam)
 
 
-def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext) -> list[int]:
+def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext) -> Sequence[int]:
     """Slot number -> index into `dests`, as the service's scheduler spreads new connections."""
     weights = [d.weight for d in dests]
     if svc.scheduler == "rr":
@@ -369,15 +430,28 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
         cycle = sched.wrr_sequence(weights)  # weights reduced by their gcd and capped, as wrr's table is
         return sched.spread([cycle.count(i) for i in range(len(dests))])
     if svc.scheduler in HASH_SCHEDULERS:
-        names = [d.name for d in dests]
-        return sched.maglev_table(names, weights, sched.maglev_size_for(len(dests)))
+        return ctx.tables.maglev([d.name for d in dests], weights, sched.maglev_size_for(len(dests)))
     loads = ctx.loads.get(svc.name, {})
     active = [loads.get(d.name, (0, 0))[0] for d in dests]
     inactive = [loads.get(d.name, (0, 0))[1] for d in dests]
     slots = min(max(LOAD_SLOTS, 4 * len(dests)), 65536)  # every server must be able to get a slot
     counts = sched.load_slots(svc.scheduler, weights, active, inactive,
                               ctx.expected_new.get(svc.name, slots), slots)
-    return sched.spread(counts)
+    # numgen random reads this table: only the counts matter, so keep the slots in force where the counts allow
+    return sched.sticky_spread(ctx.slot_tables.get(svc.name, ()), [d.name for d in dests], counts)
+
+
+def in_slot_map(svc: VirtualService) -> bool:
+    """Whether the service's table lives in a named slot map (module docstring: slot maps)."""
+    return svc.scheduler in HASH_SCHEDULERS or svc.scheduler in LOAD_SCHEDULERS
+
+
+def nat_data_type(fam: Family, dests: list[Destination]) -> str | None:
+    """A NAT slot map's data in `typeof` words; None when some servers have a port and some not."""
+    ports = {bool(d.port) for d in dests}
+    if len(ports) != 1:
+        return None
+    return f"{fam.payload} daddr . tcp dport" if True in ports else f"{fam.payload} daddr"
 
 
 # --------------------------------------------------------------------------- building
@@ -516,7 +590,14 @@ def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -
             rs.rule(base, *proto, _dnat_to(fam, dests[0]))
         elif dests:
             table = slot_table(svc, dests, ctx)
-            if table:
+            data_type = nat_data_type(fam, dests) if in_slot_map(svc) else None
+            if table and data_type is not None:
+                _record_table(rs, svc, dests, table)
+                suffix = "slots" if "." in data_type else "addrs"
+                name = rs.slot_map(f"{base}-{suffix}", data_type, [_nat_target(fam, d) for d in dests], table)
+                rs.rule(base, *proto, {"dnat": {"family": fam.name, "addr": {"map": {
+                    "key": selector(fam, svc, len(table)), "data": f"@{name}"}}}})
+            elif table:
                 pairs = [(slot, _nat_target(fam, dests[i])) for slot, i in enumerate(table)]
                 rs.rule(base, *proto, {"dnat": {"family": fam.name, "addr": {"map": {
                     "key": selector(fam, svc, len(table)), "data": _anon(pairs)}}}})
@@ -545,16 +626,29 @@ def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list
         rs.rule(base, _goto(per_dest[dests[0].name]))
         return
     key = consistent_key(rs.family, svc, ctx) if dests else None
+    table: Sequence[int]
     if key is not None:  # both routers agree on every choice without sharing a set
-        table = sched.maglev_table([d.name for d in dests], [d.weight for d in dests],
-                                   sched.maglev_size_for(len(dests)))
+        table = ctx.tables.maglev([d.name for d in dests], [d.weight for d in dests],
+                                  sched.maglev_size_for(len(dests)))
         pick: Json = {"jhash": {"mod": len(table), "seed": HASH_SEED, "expr": key}}
     else:
         table = slot_table(svc, dests, ctx) if dests else []
         pick = selector(rs.family, svc, len(table))
-    if table:
+    if table and (key is not None or in_slot_map(svc)):
+        if key is None:
+            _record_table(rs, svc, dests, table)
+        name = rs.slot_map(f"{base}-picks", "verdict", [_goto(per_dest[d.name]) for d in dests], table)
+        rs.rule(base, {"vmap": {"key": pick, "data": f"@{name}"}})
+    elif table:
         pairs = [(slot, _goto(per_dest[dests[i].name])) for slot, i in enumerate(table)]
         rs.rule(base, {"vmap": {"key": pick, "data": _anon(pairs)}})
+
+
+def _record_table(rs: Ruleset, svc: VirtualService, dests: list[Destination], table: Sequence[int]) -> None:
+    """Keep a load-based table's servers slot by slot: the next build starts from it (sticky_spread)."""
+    if svc.scheduler in LOAD_SCHEDULERS:
+        names = [d.name for d in dests]
+        rs.slot_tables[svc.name] = tuple([names[i] for i in table])
 
 
 def _build_dup(rs: Ruleset, svc: VirtualService, base: str, method: str, ctx: BuildContext) -> None:

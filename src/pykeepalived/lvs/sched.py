@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 
 from ..config.vocabulary import LOAD_SCHEDULERS
@@ -152,7 +153,7 @@ def maglev_table(names: Sequence[str], weights: Sequence[int], size: int = 4093)
     besides its own. Weights work as in ip_vs_mh.c (`_maglev_turns`); weight
     0 claims nothing. The permutation comes from the backend's name (use a
     stable one such as "[addr]:port"): the table depends only on the names,
-    weights and order given.
+    weights and order given (so `RecentTables` may keep it).
     """
     if len(names) != len(weights):
         raise SchedulerError(f"{len(names)} names but {len(weights)} weights")
@@ -183,6 +184,33 @@ def maglev_table(names: Sequence[str], weights: Sequence[int], size: int = 4093)
                 if not left:
                     return table
             nexts[k] = c
+
+
+class RecentTables:
+    """The Maglev tables last asked for, by (names, weights, size), each built once, up to `max_slots` in all.
+
+    A rebuild after one change asks again for every other service's table,
+    and a server that comes back asks for the table it had; many services on
+    one pool share a table. Owned by the caller (the data plane's build
+    context), so nothing here is global. The default keeps 2 Mi slots (about
+    16 MiB): 32 tables of 65,521 slots, or 4,000 of 509.
+    """
+
+    def __init__(self, max_slots: int = 1 << 21) -> None:
+        self.max_slots = max_slots
+        self._slots = 0
+        self._items: OrderedDict[tuple[tuple[str, ...], tuple[int, ...], int], tuple[int, ...]] = OrderedDict()
+
+    def maglev(self, names: Sequence[str], weights: Sequence[int], size: int) -> tuple[int, ...]:
+        key = (tuple(names), tuple(weights), size)
+        table = self._items.get(key)
+        if table is None:
+            table = self._items[key] = tuple(maglev_table(names, weights, size))
+            self._slots += len(table)
+            while self._slots > self.max_slots and len(self._items) > 1:
+                self._slots -= len(self._items.popitem(last=False)[1])
+        self._items.move_to_end(key)
+        return table
 
 
 def _largest_remainder(counts: Sequence[int], slots: int) -> list[int]:
@@ -301,19 +329,65 @@ def spread(counts: Sequence[int]) -> list[int]:
     Smooth weighted round robin as in nginx: each step every backend adds its
     count to its score, the highest (first on ties) takes the slot and gives
     back the total. Runs stay short, so any stretch of the map has the right
-    mix. O(sum(counts) * len(counts)): meant for load-based tables of a few
-    hundred slots.
+    mix.
+
+    Backends with the same count keep the same order among themselves (the
+    one taken least, first on ties, leads), so each step compares one
+    candidate per distinct count: O(sum(counts) * distinct counts), which is
+    a few operations per slot for the near-equal counts load tables have.
     """
     if any(c < 0 for c in counts):
         raise SchedulerError(f"counts must be >= 0, got {list(counts)}")
     total = sum(counts)
-    live = [i for i, c in enumerate(counts) if c > 0]
-    score = dict.fromkeys(live, 0)
+    groups: dict[int, deque[int]] = {}
+    for i, c in enumerate(counts):
+        if c > 0:
+            groups.setdefault(c, deque()).append(i)
+    # score of backend i before step t's pick: (t + 1) * counts[i] - total * taken[i]
+    queues = list(groups.items())
+    taken = [0] * len(counts)
     out: list[int] = []
-    for _ in range(total):
-        for i in live:
-            score[i] += counts[i]
-        best = max(live, key=lambda i: (score[i], -i))
-        score[best] -= total
+    for t in range(1, total + 1):
+        best_key: tuple[int, int] | None = None
+        best_queue: deque[int] | None = None
+        for count, queue in queues:
+            lead = queue[0]
+            key = (t * count - total * taken[lead], -lead)
+            if best_key is None or key > best_key:
+                best_key, best_queue = key, queue
+        assert best_queue is not None  # total > 0 means some queue
+        best = best_queue.popleft()
+        best_queue.append(best)
+        taken[best] += 1
         out.append(best)
     return out
+
+
+def sticky_spread(before: Sequence[str | None], names: Sequence[str], counts: Sequence[int]) -> list[int]:
+    """Slot list with `counts[i]` slots for backend `names[i]`, moving as few slots as it can from `before`.
+
+    For tables read by `numgen random` only the counts matter, so a new
+    table may keep every slot whose backend (named in `before`, slot by
+    slot) still has slots to fill, and hand the others out as `spread` would
+    to what is left. One server of a thousand that leaves then changes the
+    few slots it had (and those past a shorter table's end), not all of
+    them: the data plane rewrites those map elements alone. Without `before`
+    this is `spread(counts)`.
+    """
+    if any(c < 0 for c in counts):
+        raise SchedulerError(f"counts must be >= 0, got {list(counts)}")
+    if len(names) != len(counts):
+        raise SchedulerError(f"{len(names)} names but {len(counts)} counts")
+    if not before:
+        return spread(counts)
+    total = sum(counts)
+    index = {name: i for i, name in enumerate(names)}
+    left = list(counts)
+    out = [-1] * total
+    for slot, name in enumerate(before[:total]):
+        i = index.get(name) if name is not None else None
+        if i is not None and left[i] > 0:
+            out[slot] = i
+            left[i] -= 1
+    rest = iter(spread(left))
+    return [i if i >= 0 else next(rest) for i in out]
