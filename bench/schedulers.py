@@ -28,9 +28,10 @@ Reading the first line (JSON), one entry per run:
 - `map_share`: slot shares in the service's nftables map when the run ended
   (the table's granularity: 3 slots for rr, 509 for mh, 256 for lc...).
 
-The second line times `apply_now`: one of 1,000 real servers of a service
-going down (median of 5, per scheduler), and loading 1,000 virtual services
-with 3 real servers each into an empty table (one call).
+The second line times `apply_now` for every scheduler: one of 1,000 real
+servers of a service going down (median of 5), and loading 1,000 virtual
+services with 3 real servers each (the same three) into an empty table (one
+call).
 
 Everything runs in one network namespace (deleted at the end, also on error
 or Ctrl-C): addresses on `lo`, the real servers as one asyncio process, and
@@ -77,6 +78,7 @@ TIMEOUT_S = 1.0
 LOAD = ("lc", "wlc", "sed", "nq", "fo", "ovf", "twos")
 BY_DEST = ("dh", "lblc", "lblcr")
 BOTH = ("short", "long")
+APPLY_SCHEDULERS = ("rr", "wrr", "sh", "dh", "mh", "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "lblc", "lblcr")
 RUNS: tuple[tuple[str, tuple[int, ...], tuple[str, ...]], ...] = (
     ("rr", (1, 1, 1), ("short",)), ("rr", W, ("short",)), ("wrr", (1, 1, 1), ("short",)), ("wrr", W, ("short",)),
     ("sh", W, ("short",)), ("mh", W, ("short",)), ("dh", W, ("short",)), ("lblc", W, BOTH), ("lblcr", W, BOTH),
@@ -151,27 +153,32 @@ def service(sched: str, weights: tuple[int, ...], n_real: int = 3, vip: str = VI
             name: str = "web") -> VirtualService:
     reals = REAL if n_real == 3 else tuple(f"10.20.{i // 250}.{i % 250 + 1}" for i in range(n_real))
     dests = tuple(Destination(a, PORT, w) for a, w in zip(reals, weights))
-    if sched in BY_DEST:
-        entries = tuple(GroupEntry("address", address=v, port=PORT) for v in VIPS)
-        return VirtualService(name, "group", group="vips", group_entries=entries, protocol="TCP",
+    if sched in BY_DEST:  # the three VIPs of the distribution runs; a service of its own VIP otherwise
+        entries = tuple(GroupEntry("address", address=v, port=PORT) for v in (VIPS if vip == VIPS[0] else (vip,)))
+        return VirtualService(name, "group", group=f"vips-{name}", group_entries=entries, protocol="TCP",
                               scheduler=sched, destinations=dests)
     return VirtualService(name, "address", vip, PORT, "TCP", scheduler=sched, destinations=dests)
 
 
 def map_share(backend: NftablesBackend) -> dict[str, float]:
-    """Slot shares of the anonymous map that picks a real server, as the kernel lists it."""
+    """Slot shares of the map that picks a real server (literal in the rule, or a named slot map), as listed."""
+    listing = backend.nft.run([{"list": {"table": {"family": "ip", "name": TABLE}}}])
+    named = {item["map"]["name"]: item["map"].get("elem", []) for item in listing.get("nftables", [])
+             if isinstance(item.get("map"), dict) and "name" in item["map"]}
     slots: Counter[str] = Counter()
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            if isinstance(node.get("map"), dict) and "set" in node["map"].get("data", {}):
-                for _, target in node["map"]["data"]["set"]:  # an address, or {"concat": [address, port]}
-                    slots[target["concat"][0] if isinstance(target, dict) else target] += 1
+            data = node["map"].get("data") if isinstance(node.get("map"), dict) else None
+            pairs = data["set"] if isinstance(data, dict) and "set" in data else \
+                named.get(data[1:], []) if isinstance(data, str) and data.startswith("@") else []
+            for _, target in pairs:  # an address, or {"concat": [address, port]}
+                slots[target["concat"][0] if isinstance(target, dict) else target] += 1
             node = list(node.values())
         for value in node if isinstance(node, list) else ():
             walk(value)
 
-    walk(backend.nft.run([{"list": {"table": {"family": "ip", "name": TABLE}}}]))
+    walk([item for item in listing.get("nftables", []) if "rule" in item])
     total = sum(slots.values()) or 1
     return {k: round(v / total, 4) for k, v in sorted(slots.items())}
 
@@ -231,7 +238,7 @@ async def measure(sched: str, weights: tuple[int, ...], mode: str, n: int) -> di
 
 def apply_timings() -> dict[str, Any]:
     out: dict[str, Any] = {"one_of_1000_real_servers_down_s": {}, "load_1000_services_x3_s": {}}
-    for sched in ("rr", "wrr", "wlc", "mh"):
+    for sched in APPLY_SCHEDULERS:
         backend = NftablesBackend()
         up = service(sched, (1,) * 1000, n_real=1000)
         times = []
@@ -245,7 +252,7 @@ def apply_timings() -> dict[str, Any]:
         backend.close_now()
         out["one_of_1000_real_servers_down_s"][sched] = {"median": round(statistics.median(times), 4),
                                                          "min": round(min(times), 4), "max": round(max(times), 4)}
-    for sched in ("rr", "wlc", "mh"):
+    for sched in APPLY_SCHEDULERS:
         backend = NftablesBackend()
         table = DesiredTable(tuple(service(sched, (1, 1, 1), vip=f"10.30.{i // 250}.{i % 250 + 1}", name=f"vs{i}")
                                    for i in range(1000)))

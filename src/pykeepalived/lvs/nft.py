@@ -28,6 +28,7 @@ import logging
 from typing import Any
 
 from ..config.vocabulary import LbKind
+from . import nft_handles
 from .conntrack import count_connections
 from .model import DataPlaneBase, DataPlaneError, DesiredTable, VirtualService
 from .nft_diff import diff, drop_table, fresh_table
@@ -98,41 +99,15 @@ class Libnftables:
             raise
 
     def table_handles(self, name: str) -> dict[str, int]:
-        """Family -> handle of each table called `name`.
+        """Family -> handle of each table called `name`, from the kernel's table dump (nft_handles.py).
 
-        libnftables 1.0.6 answers `list tables` from a full cache: every
-        rule and set element of every table is fetched first (0.6-1 s with
-        a Maglev map of 65,521 slots), and dropped again at the next command.
-        So the tables are dumped over netlink with pyroute2 (NFT_MSG_GETTABLE,
-        a few hundred bytes whatever the rules), and libnftables only asked
-        where pyroute2's nftables module is missing.
+        Not libnftables' `list tables`: it fetches every rule and set element
+        first (0.6-1 s with a Maglev map of 65,521 slots).
         """
         try:
-            from pyroute2.nftables.main import NFTables  # type: ignore[import-untyped]
-        except ImportError:
-            return self._listed_handles(name)
-        families = {2: "ip", 10: "ip6", 1: "inet", 3: "arp", 7: "bridge", 5: "netdev"}  # NFPROTO_*
-        try:
-            with NFTables(nfgen_family=0) as nl:  # NFPROTO_UNSPEC: every family
-                tables = nl.get_tables()
-        except OSError as exc:  # NetlinkError is an OSError
+            return nft_handles.table_handles(name)
+        except OSError as exc:
             raise DataPlaneError(f"cannot list the nftables tables: {exc}") from exc
-        handles: dict[str, int] = {}
-        for table in tables:
-            family = families.get(table["nfgen_family"])
-            handle = table.get_attr("NFTA_TABLE_HANDLE")
-            if family and table.get_attr("NFTA_TABLE_NAME") == name and isinstance(handle, int):
-                handles[family] = handle
-        return handles
-
-    def _listed_handles(self, name: str) -> dict[str, int]:
-        listed = self._json([{"list": {"tables": {}}}])
-        handles: dict[str, int] = {}
-        for item in listed.get("nftables", []):
-            table = item.get("table") if isinstance(item, dict) else None
-            if isinstance(table, dict) and table.get("name") == name and isinstance(table.get("handle"), int):
-                handles[str(table.get("family"))] = int(table["handle"])
-        return handles
 
     def _json(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
         rc, out, err = self._nft.json_cmd({"nftables": commands})

@@ -70,8 +70,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Literal
 
 from ..config.vocabulary import LOAD_SCHEDULERS
@@ -227,18 +229,21 @@ class Ruleset:
         if _may_refer(text):  # walking a rule with a 65,521-slot literal map costs more than building it
             self.refs[chain] = self.refs.get(chain, frozenset()) | references(list(exprs))
 
-    def slot_map(self, name: str, data_type: str, targets: list[Any], table: Sequence[int]) -> str:
-        """Record slot map `name` (slot i -> targets[table[i]]); the name to refer to, a twin's if one exists."""
-        texts = [json.dumps(t, sort_keys=True) for t in targets]
-        data = tuple([texts[i] for i in table])
+    def slot_map(self, name: str, data_type: str, texts: list[str], table: Sequence[int],
+                 refs: Mapping[str, frozenset[str]] | None = None) -> str:
+        """Record slot map `name` (slot i -> JSON text texts[table[i]]); the name to refer to, a twin's if any.
+
+        `refs` gives what each text refers to (verdict maps: their chains).
+        """
+        texts = [sys.intern(t) for t in texts]  # one object per target: slot-by-slot compares stay cheap
+        data = tuple(itemgetter(*table)(texts)) if len(table) > 1 else tuple(texts[i] for i in table)
         twin = self._shared.get((data_type, data))
         if twin is not None:
             return twin
         self._shared[(data_type, data)] = name
         self.slot_maps[name] = SlotMap(data_type, data)
-        refs = {text: r for text, target in zip(texts, targets) if _may_refer(text) and (r := references(target))}
         if refs:
-            self.slot_refs[name] = refs
+            self.slot_refs[name] = dict(refs)
         return name
 
     def slot_pairs(self, data: Any) -> list[list[Any]]:
@@ -580,6 +585,12 @@ def _nat_target(fam: Family, dest: Destination) -> Any:
     return _concat(dest.address, dest.port) if dest.port else dest.address
 
 
+def _nat_target_text(dest: Destination) -> str:
+    """`_nat_target` as JSON text, written out: a slot map of 1,000 servers makes 1,000 of them per build."""
+    address = json.dumps(dest.address)
+    return f'{{"concat": [{address}, {int(dest.port)}]}}' if dest.port else address
+
+
 def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -> None:
     fam = rs.family
     dests = eligible(svc, ctx.overloaded)
@@ -594,7 +605,7 @@ def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -
             if table and data_type is not None:
                 _record_table(rs, svc, dests, table)
                 suffix = "slots" if "." in data_type else "addrs"
-                name = rs.slot_map(f"{base}-{suffix}", data_type, [_nat_target(fam, d) for d in dests], table)
+                name = rs.slot_map(f"{base}-{suffix}", data_type, [_nat_target_text(d) for d in dests], table)
                 rs.rule(base, *proto, {"dnat": {"family": fam.name, "addr": {"map": {
                     "key": selector(fam, svc, len(table)), "data": f"@{name}"}}}})
             elif table:
@@ -637,7 +648,10 @@ def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list
     if table and (key is not None or in_slot_map(svc)):
         if key is None:
             _record_table(rs, svc, dests, table)
-        name = rs.slot_map(f"{base}-picks", "verdict", [_goto(per_dest[d.name]) for d in dests], table)
+        chains = [per_dest[d.name] for d in dests]
+        texts = [json.dumps(_goto(chain), sort_keys=True) for chain in chains]
+        name = rs.slot_map(f"{base}-picks", "verdict", texts, table,
+                           {text: frozenset({chain}) for text, chain in zip(texts, chains)})
         rs.rule(base, {"vmap": {"key": pick, "data": f"@{name}"}})
     elif table:
         pairs = [(slot, _goto(per_dest[dests[i].name])) for slot, i in enumerate(table)]

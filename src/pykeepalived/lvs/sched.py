@@ -248,6 +248,13 @@ def _water_fill(
     Metrics are compared as exact integers scaled by the lcm of the weights.
     """
     live = [i for i, w in enumerate(weights) if w > 0]
+    received = [0] * len(weights)
+    if scheduler != "nq" and len({(weights[i], active[i], inactive[i]) for i in live}) == 1:
+        # alike backends take one connection each in list order, round after round (what the heap below does)
+        rounds, first = divmod(max(1, expected_new), len(live))
+        for n, i in enumerate(live):
+            received[i] = rounds + (n < first)
+        return received
     scale = math.lcm(*(weights[i] for i in live))
     heap: list[tuple[int, int, int]] = []
     step = [0] * len(weights)
@@ -261,7 +268,6 @@ def _water_fill(
             step[i] = _OVERHEAD_ACTIVE * per_weight
             heap.append((1, (active[i] * _OVERHEAD_ACTIVE + inactive[i]) * per_weight, i))
     heapq.heapify(heap)
-    received = [0] * len(weights)
     for _ in range(max(1, expected_new)):
         tier, key, i = heap[0]
         received[i] += 1
