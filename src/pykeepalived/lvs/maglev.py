@@ -1,0 +1,213 @@
+"""Maglev tables after a few backends leave, from the history of the full table: the same table, fewer steps.
+
+`sched.maglev_table` fills a table of M slots by letting backends take
+turns, each claiming the first free slot of its own permutation; in Python
+that costs about M ln M probes (65,521 slots: tens of milliseconds). When
+one server of a pool goes down the data plane needs the table without it,
+which must be exactly what `maglev_table` gives for the smaller pool (every
+router computes it from names and weights alone). `MaglevRun` builds the
+table once more slowly, keeping who claimed what and when and who passed over
+each slot; `without()` then replays only what the leavers change.
+
+Why the replay is exact. Number the claims of the full run by time. The run
+without backends J makes the same turns minus J's. At any aligned time the
+slots it has filled are a subset of the full run's; the difference, "holes",
+are slots the full run has filled but the new run has not. A backend never
+passes over a hole (when it passes a slot in the full run, that slot was
+already claimed there, so not a hole-to-be), so at its turn a backend takes
+the hole that comes first in its permutation among the holes it passes this
+turn or passed before and did not take, or else its claim in the full run.
+Holes appear where J claimed, and where a backend that took a hole would
+have claimed; the full run's record of who passed which slot when says who
+meets a hole next. Once the full run's claims end, the holes left are taken
+turn by turn, each by the first in the claimer's permutation.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_right
+from collections.abc import Sequence
+
+from . import sched
+
+HISTORY_MIN_SLOTS = 4093
+"""Smaller tables are built whole: their history would cost more than it saves."""
+
+
+class MaglevRun:
+    """One Maglev table with the history `without()` replays (see the module docstring)."""
+
+    def __init__(self, names: Sequence[str], weights: Sequence[int], size: int) -> None:
+        self.names = tuple(names)
+        self.weights = tuple(weights)
+        self.size = size
+        turns = sched._maglev_turns(weights)
+        self.live = [(i, t) for i, t in enumerate(turns) if t > 0]
+        self.turns = turns
+        perms = [sched._maglev_permutation(names[i], size) for i, _ in self.live]
+        self.offsets = [offset for offset, _ in perms]
+        self.inverses = [pow(skip, size - 2, size) for _, skip in perms]
+        self._fill([skip for _, skip in perms])
+
+    def _fill(self, skips: list[int]) -> None:
+        """sched.maglev_table's loop, also writing down every claim and every slot passed over."""
+        size = self.size
+        table = [-1] * size
+        claim_slot: list[int] = []  # time -> slot claimed
+        claim_by: list[int] = []  # time -> live position of the claimer
+        passed: list[list[int]] = [[] for _ in range(size)]  # slot -> times it was passed over, claimed already
+        claims: list[list[int]] = [[] for _ in self.live]  # live position -> times of its claims
+        nexts = list(self.offsets)
+        left = size
+        t = 0
+        self.last_turn = (0, 0)
+        while left:
+            for k, (index, n_turns) in enumerate(self.live):
+                c, skip = nexts[k], skips[k]
+                mine = claims[k]
+                for turn in range(n_turns):
+                    while table[c] >= 0:
+                        passed[c].append(t)
+                        c += skip
+                        if c >= size:
+                            c -= size
+                    table[c] = index
+                    claim_slot.append(c)
+                    claim_by.append(k)
+                    mine.append(t)
+                    t += 1
+                    left -= 1
+                    if not left:
+                        self.last_turn = (k, turn)
+                        break
+                nexts[k] = c
+                if not left:
+                    break
+        self.table = table
+        self.claim_slot = claim_slot
+        self.claim_by = claim_by
+        self.passed = passed
+        self.claims = claims
+
+    def _rank(self, k: int, slot: int) -> int:
+        """Where `slot` comes in live backend k's permutation."""
+        return (slot - self.offsets[k]) * self.inverses[k] % self.size
+
+    def without(self, names: Sequence[str], weights: Sequence[int]) -> list[int] | None:
+        """The table `sched.maglev_table(names, weights, size)` if it is this one less some backends, else None.
+
+        None when `names`/`weights` are not this run's with some backends
+        left out, or when leaving them out changes the others' turns (a gcd
+        or shift of the weights that moves), or when too many leave for the
+        replay to pay: the caller builds the table whole.
+        """
+        removed = self._removed(names, weights)
+        if removed is None:
+            return None
+        if not removed:
+            return list(self.table)
+        position = {index: k for k, (index, _) in enumerate(self.live)}
+        gone = {position[i] for i in removed if i in position}
+        if len(gone) * 10 > len(self.live) or len(gone) == len(self.live):
+            return None
+        owners = self._replay(gone)
+        new_index = {old: new for new, old in enumerate(i for i in range(len(self.names)) if i not in removed)}
+        table = [new_index.get(i, -1) for i in self.table]
+        for slot, k in owners.items():
+            table[slot] = new_index[self.live[k][0]]
+        return table
+
+    def _removed(self, names: Sequence[str], weights: Sequence[int]) -> set[int] | None:
+        """Indices of this run's backends missing from `names` (which must keep the others' order and weights)."""
+        if len(names) != len(weights) or len(names) > len(self.names):
+            return None
+        removed: set[int] = set()
+        j = 0
+        for i, name in enumerate(self.names):
+            if j < len(names) and names[j] == name and weights[j] == self.weights[i]:
+                j += 1
+            else:
+                removed.add(i)
+        if j != len(names):
+            return None
+        kept = [i for i in range(len(self.names)) if i not in removed]
+        new_turns = sched._maglev_turns(weights)
+        if any(new_turns[n] != self.turns[i] for n, i in enumerate(kept)):
+            return None  # the turns change: not the same run less some backends
+        return removed
+
+    def _replay(self, gone: set[int]) -> dict[int, int]:
+        """Slot -> live position of its new owner, for the slots whose owner changes."""
+        claim_slot, claim_by, passed, claims = self.claim_slot, self.claim_by, self.passed, self.claims
+        rank = self._rank
+        holes: set[int] = set()
+        owners: dict[int, int] = {}
+        waiting: list[list[tuple[int, int]]] = [[] for _ in self.live]  # live position -> (rank, hole) passed
+        events: list[tuple[int, int, int]] = []  # (time, kind, slot): kind 0 a leaver's claim, 1 a pass, 2 a turn
+
+        def watch(hole: int, after: int) -> None:
+            times = passed[hole]
+            at = bisect_right(times, after)
+            while at < len(times) and claim_by[times[at]] in gone:
+                at += 1
+            if at < len(times):
+                heapq.heappush(events, (times[at], 1, hole))
+
+        for k in gone:
+            for t in claims[k]:
+                heapq.heappush(events, (t, 0, claim_slot[t]))
+        lagging: set[int] = set()
+        while events:
+            t = events[0][0]
+            k = claim_by[t]
+            met: list[int] = []
+            while events and events[0][0] == t:
+                _, kind, slot = heapq.heappop(events)
+                if kind == 0:
+                    holes.add(slot)
+                    watch(slot, t)
+                elif kind == 1 and slot in holes:
+                    met.append(slot)
+            if k in gone or (not met and k not in lagging):
+                continue
+            own = claim_slot[t]
+            best, best_rank = own, rank(k, own)
+            queue = waiting[k]
+            while queue and queue[0][1] not in holes:
+                heapq.heappop(queue)
+            if queue and queue[0][0] < best_rank:
+                best_rank, best = queue[0]
+            for slot in met:
+                r = rank(k, slot)
+                if r < best_rank:
+                    best, best_rank = slot, r
+            for slot in met:
+                if slot != best:
+                    heapq.heappush(queue, (rank(k, slot), slot))
+                    watch(slot, t)
+            if best == own:
+                lagging.discard(k)
+                continue
+            holes.discard(best)
+            owners[best] = k
+            holes.add(own)  # the full run claims it now; this one does not
+            heapq.heappush(queue, (rank(k, own), own))
+            watch(own, t)
+            lagging.add(k)
+            mine = claims[k]
+            nxt = bisect_right(mine, t)
+            if nxt < len(mine):
+                heapq.heappush(events, (mine[nxt], 2, -1))
+        # the full run's claims are over: the holes left go turn by turn, each to its claimer's first
+        k, turn = self.last_turn
+        while holes:
+            turn += 1
+            if turn >= self.live[k][1]:
+                k, turn = (k + 1) % len(self.live), 0
+            if k in gone:
+                continue
+            best = min(holes, key=lambda slot: rank(k, slot))
+            holes.discard(best)
+            owners[best] = k
+        return owners
