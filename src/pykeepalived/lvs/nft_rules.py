@@ -77,7 +77,7 @@ from operator import itemgetter
 from typing import Any, Literal
 
 from ..config.vocabulary import LOAD_SCHEDULERS
-from . import sched
+from . import maglev, sched
 from .model import Destination, VirtualService
 # re-exported: the checks -t needs live in nft_limits.py, light to import
 from .nft_limits import (HASH_SCHEDULERS as HASH_SCHEDULERS, IPV4 as IPV4, IPV6 as IPV6,
@@ -120,7 +120,7 @@ class BuildContext:
     consistent: bool = False  # consistent flows (module docstring; nft_limits.consistent_flows decides)
     # service -> the real server of each slot of its load-based table in force (sticky_spread keeps them)
     slot_tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    tables: sched.RecentTables = field(default_factory=sched.RecentTables)  # Maglev tables, built once each
+    tables: maglev.RecentTables = field(default_factory=maglev.RecentTables)  # Maglev tables, built once each
 
     def number(self, service: str, dest: str) -> int:
         key = (service, dest)

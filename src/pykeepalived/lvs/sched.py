@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 
 from ..config.vocabulary import LOAD_SCHEDULERS
@@ -153,7 +153,7 @@ def maglev_table(names: Sequence[str], weights: Sequence[int], size: int = 4093)
     besides its own. Weights work as in ip_vs_mh.c (`_maglev_turns`); weight
     0 claims nothing. The permutation comes from the backend's name (use a
     stable one such as "[addr]:port"): the table depends only on the names,
-    weights and order given (so `RecentTables` may keep it).
+    weights and order given (so `maglev.RecentTables` may keep it).
     """
     if len(names) != len(weights):
         raise SchedulerError(f"{len(names)} names but {len(weights)} weights")
@@ -184,33 +184,6 @@ def maglev_table(names: Sequence[str], weights: Sequence[int], size: int = 4093)
                 if not left:
                     return table
             nexts[k] = c
-
-
-class RecentTables:
-    """The Maglev tables last asked for, by (names, weights, size), each built once, up to `max_slots` in all.
-
-    A rebuild after one change asks again for every other service's table,
-    and a server that comes back asks for the table it had; many services on
-    one pool share a table. Owned by the caller (the data plane's build
-    context), so nothing here is global. The default keeps 2 Mi slots (about
-    16 MiB): 32 tables of 65,521 slots, or 4,000 of 509.
-    """
-
-    def __init__(self, max_slots: int = 1 << 21) -> None:
-        self.max_slots = max_slots
-        self._slots = 0
-        self._items: OrderedDict[tuple[tuple[str, ...], tuple[int, ...], int], tuple[int, ...]] = OrderedDict()
-
-    def maglev(self, names: Sequence[str], weights: Sequence[int], size: int) -> tuple[int, ...]:
-        key = (tuple(names), tuple(weights), size)
-        table = self._items.get(key)
-        if table is None:
-            table = self._items[key] = tuple(maglev_table(names, weights, size))
-            self._slots += len(table)
-            while self._slots > self.max_slots and len(self._items) > 1:
-                self._slots -= len(self._items.popitem(last=False)[1])
-        self._items.move_to_end(key)
-        return table
 
 
 def _largest_remainder(counts: Sequence[int], slots: int) -> list[int]:
