@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from typing import Any
 
 from ..config.vocabulary import LbKind
@@ -105,7 +106,7 @@ class Libnftables:
         first (0.6-1 s with a Maglev map of 65,521 slots).
         """
         try:
-            return nft_handles.table_handles(name)
+            return table_handles(name)
         except OSError as exc:
             raise DataPlaneError(f"cannot list the nftables tables: {exc}") from exc
 
@@ -116,6 +117,23 @@ class Libnftables:
         if isinstance(out, dict):
             return out
         return json.loads(out) if out else {}
+
+
+NETLINK_TIMEOUT_S = 2.0
+
+
+def table_handles(name: str) -> dict[str, int]:
+    """Family -> handle of each table called `name` in this network namespace (OSError if netlink fails)."""
+    found: dict[str, int] = {}
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, nft_handles.NETLINK_NETFILTER) as sock:
+        sock.settimeout(NETLINK_TIMEOUT_S)
+        sock.bind((0, 0))
+        sock.send(nft_handles.request(1))
+        done = False
+        while not done:
+            tables, done = nft_handles.parse(sock.recv(1 << 16))
+            found.update({family: handle for family, table, handle in tables if table == name})
+    return found
 
 
 def _typeof_map(cmd: dict[str, Any]) -> dict[str, Any] | None:

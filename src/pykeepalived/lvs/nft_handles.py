@@ -5,13 +5,12 @@ one it made (nft.py, `repair`). libnftables 1.0.6 answers `list tables` from
 a full cache, fetching every rule and set element first: 0.6-1 s once a
 Maglev map holds 65,521 slots, paid again after every change. The kernel
 itself answers NFT_MSG_GETTABLE with a few hundred bytes whatever the rules,
-so this module asks it directly: `request` and `parse` are the codec (pure,
-unit-tested on bytes), `table_handles` the one socket call.
+so the backend asks it directly: this module is the codec (`request`,
+`parse`; pure, unit-tested on bytes), nft.py's `table_handles` the socket.
 """
 
 from __future__ import annotations
 
-import socket
 import struct
 
 NETLINK_NETFILTER = 12
@@ -23,7 +22,6 @@ NFTA_TABLE_NAME, NFTA_TABLE_HANDLE = 1, 4
 FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}  # NFPROTO_*
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port
 _NFGEN = struct.Struct("=BBH")  # nfgenmsg: family, version, resource id
-TIMEOUT_S = 2.0
 
 
 class NetlinkDumpError(OSError):
@@ -71,17 +69,3 @@ def parse(data: bytes) -> tuple[list[tuple[str, str, int]], bool]:
                 tables.append((FAMILIES[family], name, handle))
         offset += (length + 3) & ~3
     return tables, False
-
-
-def table_handles(name: str) -> dict[str, int]:
-    """Family -> handle of each table called `name` in this network namespace (OSError if netlink fails)."""
-    found: dict[str, int] = {}
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
-        sock.settimeout(TIMEOUT_S)
-        sock.bind((0, 0))
-        sock.send(request(1))
-        done = False
-        while not done:
-            tables, done = parse(sock.recv(1 << 16))
-            found.update({family: handle for family, table, handle in tables if table == name})
-    return found
