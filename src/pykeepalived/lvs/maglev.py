@@ -150,10 +150,6 @@ class MaglevRun:
         self.passed = passed
         self.claims = claims
 
-    def _rank(self, k: int, slot: int) -> int:
-        """Where `slot` comes in live backend k's permutation."""
-        return (slot - self.offsets[k]) * self.inverses[k] % self.size
-
     def without(self, names: Sequence[str], weights: Sequence[int]) -> list[int] | None:
         """The table `sched.maglev_table(names, weights, size)` if it is this one less some backends, else None.
 
@@ -172,10 +168,12 @@ class MaglevRun:
         if len(gone) * 10 > len(self.live) or len(gone) == len(self.live):
             return None
         owners = self._replay(gone)
-        new_index = {old: new for new, old in enumerate(i for i in range(len(self.names)) if i not in removed)}
-        table = [new_index.get(i, -1) for i in self.table]
+        mapping = [-1] * len(self.names)  # old index -> new index
+        for new, old in enumerate(i for i in range(len(self.names)) if i not in removed):
+            mapping[old] = new
+        table = list(map(mapping.__getitem__, self.table))
         for slot, k in owners.items():
-            table[slot] = new_index[self.live[k][0]]
+            table[slot] = mapping[self.live[k][0]]
         return table
 
     def _removed(self, names: Sequence[str], weights: Sequence[int]) -> set[int] | None:
@@ -200,7 +198,11 @@ class MaglevRun:
     def _replay(self, gone: set[int]) -> dict[int, int]:
         """Slot -> live position of its new owner, for the slots whose owner changes."""
         claim_slot, claim_by, passed, claims = self.claim_slot, self.claim_by, self.passed, self.claims
-        rank = self._rank
+        offsets, inverses, size = self.offsets, self.inverses, self.size
+        push, pop = heapq.heappush, heapq.heappop
+
+        def rank(k: int, slot: int) -> int:
+            return (slot - offsets[k]) * inverses[k] % size
         holes: set[int] = set()
         owners: dict[int, int] = {}
         waiting: list[list[tuple[int, int]]] = [[] for _ in self.live]  # live position -> (rank, hole) passed
@@ -212,18 +214,18 @@ class MaglevRun:
             while at < len(times) and claim_by[times[at]] in gone:
                 at += 1
             if at < len(times):
-                heapq.heappush(events, (times[at], 1, hole))
+                push(events, (times[at], 1, hole))
 
         for k in gone:
             for t in claims[k]:
-                heapq.heappush(events, (t, 0, claim_slot[t]))
+                push(events, (t, 0, claim_slot[t]))
         lagging: set[int] = set()
         while events:
             t = events[0][0]
             k = claim_by[t]
             met: list[int] = []
             while events and events[0][0] == t:
-                _, kind, slot = heapq.heappop(events)
+                _, kind, slot = pop(events)
                 if kind == 0:
                     holes.add(slot)
                     watch(slot, t)
@@ -235,7 +237,7 @@ class MaglevRun:
             best, best_rank = own, rank(k, own)
             queue = waiting[k]
             while queue and queue[0][1] not in holes:
-                heapq.heappop(queue)
+                pop(queue)
             if queue and queue[0][0] < best_rank:
                 best_rank, best = queue[0]
             for slot in met:
@@ -244,7 +246,7 @@ class MaglevRun:
                     best, best_rank = slot, r
             for slot in met:
                 if slot != best:
-                    heapq.heappush(queue, (rank(k, slot), slot))
+                    push(queue, (rank(k, slot), slot))
                     watch(slot, t)
             if best == own:
                 lagging.discard(k)
@@ -252,13 +254,13 @@ class MaglevRun:
             holes.discard(best)
             owners[best] = k
             holes.add(own)  # the full run claims it now; this one does not
-            heapq.heappush(queue, (rank(k, own), own))
+            push(queue, (rank(k, own), own))
             watch(own, t)
             lagging.add(k)
             mine = claims[k]
             nxt = bisect_right(mine, t)
             if nxt < len(mine):
-                heapq.heappush(events, (mine[nxt], 2, -1))
+                push(events, (mine[nxt], 2, -1))
         # the full run's claims are over: the holes left go turn by turn, each to its claimer's first
         k, turn = self.last_turn
         while holes:

@@ -63,10 +63,7 @@ def _slot_changes(old: SlotMap | None, new: SlotMap | None, stale: frozenset[str
     before = old.data if old is not None else ()
     after = new.data if new is not None else ()
     common = min(len(before), len(after))
-    if before[:common] == after[:common]:
-        changed: list[int] = []
-    else:
-        changed = list(compress(range(common), map(ne, before[:common], after[:common])))
+    changed = list(compress(range(common), map(ne, before, after)))  # map stops at the shorter
     if stale:
         again = {i for i in range(common) if before[i] in stale}
         changed = sorted(set(changed) | again)
