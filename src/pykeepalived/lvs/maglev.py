@@ -198,7 +198,8 @@ class MaglevRun:
     def _replay(self, gone: set[int]) -> dict[int, int]:
         """Slot -> live position of its new owner, for the slots whose owner changes."""
         claim_slot, claim_by, passed, claims = self.claim_slot, self.claim_by, self.passed, self.claims
-        offsets, inverses, size = self.offsets, self.inverses, self.size
+        offsets, inverses, size, table = self.offsets, self.inverses, self.size, self.table
+        mine_index = [index for index, _ in self.live]
         push, pop = heapq.heappush, heapq.heappop
 
         def rank(k: int, slot: int) -> int:
@@ -208,13 +209,29 @@ class MaglevRun:
         waiting: list[list[tuple[int, int]]] = [[] for _ in self.live]  # live position -> (rank, hole) passed
         events: list[tuple[int, int, int]] = []  # (time, kind, slot): kind 0 a leaver's claim, 1 a pass, 2 a turn
 
-        def watch(hole: int, after: int) -> None:
+        position = {index: k for k, index in enumerate(mine_index)}
+
+        def next_pass(hole: int, after: int) -> int:
+            """When a backend that stays next passes over `hole` after time `after` (-1: never).
+
+            Not its claimer in the full run, which passes it again at its next turn (it starts from there):
+            that one either left or lags and has the hole among those it waits on.
+            """
             times = passed[hole]
             at = bisect_right(times, after)
-            while at < len(times) and claim_by[times[at]] in gone:
+            claimer = position[table[hole]]
+            while at < len(times) and (claim_by[times[at]] in gone or claim_by[times[at]] == claimer):
                 at += 1
-            if at < len(times):
-                push(events, (times[at], 1, hole))
+            return times[at] if at < len(times) else -1
+
+        def watch(hole: int, after: int) -> None:
+            when = next_pass(hole, after)
+            if when >= 0:
+                push(events, (when, 1, hole))
+
+        # a lagging backend's hole that nobody passes before its next turn waits for that turn (mostly it takes
+        # it back then): live position -> (hole, when it is next passed)
+        deferred: list[list[tuple[int, int]]] = [[] for _ in self.live]
 
         for k in gone:
             for t in claims[k]:
@@ -248,6 +265,11 @@ class MaglevRun:
                 if slot != best:
                     push(queue, (rank(k, slot), slot))
                     watch(slot, t)
+            if deferred[k]:
+                for slot, when in deferred[k]:
+                    if slot != best and slot in holes:
+                        push(events, (when, 1, slot))
+                deferred[k] = []
             if best == own:
                 lagging.discard(k)
                 continue
@@ -255,12 +277,18 @@ class MaglevRun:
             owners[best] = k
             holes.add(own)  # the full run claims it now; this one does not
             push(queue, (rank(k, own), own))
-            watch(own, t)
-            lagging.add(k)
             mine = claims[k]
             nxt = bisect_right(mine, t)
+            when = next_pass(own, t)
             if nxt < len(mine):
+                if 0 <= when < mine[nxt]:
+                    push(events, (when, 1, own))
+                elif when >= 0:
+                    deferred[k].append((own, when))
                 push(events, (mine[nxt], 2, -1))
+            elif when >= 0:
+                push(events, (when, 1, own))
+            lagging.add(k)
         # the full run's claims are over: the holes left go turn by turn, each to its claimer's first
         k, turn = self.last_turn
         while holes:
