@@ -121,6 +121,7 @@ class BuildContext:
     # service -> the real server of each slot of its load-based table in force (sticky_spread keeps them)
     slot_tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     tables: maglev.RecentTables = field(default_factory=maglev.RecentTables)  # Maglev tables, built once each
+    fragments: dict[str, Fragment] = field(default_factory=dict)  # service -> its last build (see build)
 
     def number(self, service: str, dest: str) -> int:
         key = (service, dest)
@@ -504,28 +505,112 @@ def prune_hooks(rs: Ruleset) -> None:
 
 
 def build(services: list[VirtualService], ctx: BuildContext) -> dict[str, Ruleset]:
-    """The rulesets (by family name) that make the kernel forward as `services` say."""
+    """The rulesets (by family name) that make the kernel forward as `services` say.
+
+    Each service is built on its own into a fragment that `ctx.fragments`
+    keeps with what the build read (the service, its servers' numbers,
+    devices and loads, its table in force...); while all that is unchanged
+    the fragment is merged again as it is, so a change to one service of a
+    thousand rebuilds that one.
+    """
     out: dict[str, Ruleset] = {}
     for svc in services:
-        check_service(svc)
         fam = family_of(svc)
         rs = out.get(fam.name) or out.setdefault(fam.name, empty_ruleset(fam))
-        method = forwarding(svc)
-        base = service_chain(svc.name)
-        chains = rs.services.setdefault(svc.name, [])
-        chains.append(rs.chain(base))
-        prefix = "nat" if method == "NAT" else "dup"
-        for dispatch in dispatches(svc):
-            map_name = {"port": "ports", "allports": "allports", "fwmark": "fwmarks"}[dispatch.kind]
-            rs.element(f"{prefix}_{map_name}", dispatch.key, _goto(base))
-        if method == "NAT":
-            _build_nat(rs, svc, base, ctx)
-        else:
-            _build_dup(rs, svc, base, method, ctx)
+        cached = ctx.fragments.get(svc.name)
+        if cached is None or not cached.still_fits(svc, ctx):
+            cached = ctx.fragments[svc.name] = _build_fragment(svc, fam, ctx)
+        _merge(rs, cached.piece)
+    for name in set(ctx.fragments) - {svc.name for svc in services}:
+        del ctx.fragments[name]
     for fam_name, rs in out.items():
         _add_ftp_helper(rs, [svc for svc in services if family_of(svc).name == fam_name and forwarding(svc) == "NAT"])
         prune_hooks(rs)
     return out
+
+
+@dataclass
+class Fragment:
+    """What one service adds to its family's table, and what its build read (`_fragment_key`)."""
+
+    svc: VirtualService
+    key: tuple[Any, ...]
+    piece: Ruleset
+    built_from: tuple[str, ...] | None  # the load-based table in force it started from (sticky_spread)
+
+    def still_fits(self, svc: VirtualService, ctx: BuildContext) -> bool:
+        """Whether building `svc` now would give this fragment again."""
+        if not (self.svc is svc or self.svc == svc):
+            return False
+        in_force = ctx.slot_tables.get(svc.name)
+        mine = self.piece.slot_tables.get(svc.name)
+        if not (in_force is mine or in_force == mine or in_force == self.built_from):
+            return False  # a table that keeps its counts comes out of sticky_spread as it went in
+        return self.key == _fragment_key(svc, ctx)
+
+
+def _fragment_key(svc: VirtualService, ctx: BuildContext) -> tuple[Any, ...]:
+    """Everything a service's build reads besides the service itself: equal keys, equal fragments."""
+    method = forwarding(svc)
+    numbered = method != "NAT" or bool(svc.persistence_timeout_s)
+    numbers = tuple(ctx.number(svc.name, d.name) for d in svc.destinations) if numbered else ()
+    devices: tuple[str, ...] = ()
+    if method == "DR":
+        devices = tuple(ctx.device_for(d.address) for d in svc.destinations)
+    elif method == "TUN":
+        devices = tuple(ctx.tunnel_for(d.address) for d in svc.destinations)
+    overloaded = frozenset(key for key in ctx.overloaded if key[0] == svc.name)
+    return numbers, devices, dict(ctx.loads.get(svc.name, {})), ctx.expected_new.get(svc.name), overloaded, \
+        ctx.consistent
+
+
+def _build_fragment(svc: VirtualService, fam: Family, ctx: BuildContext) -> Fragment:
+    check_service(svc)
+    key = _fragment_key(svc, ctx)
+    piece = Ruleset(fam)
+    method = forwarding(svc)
+    base = service_chain(svc.name)
+    chains = piece.services.setdefault(svc.name, [])
+    chains.append(piece.chain(base))
+    prefix = "nat" if method == "NAT" else "dup"
+    for dispatch in dispatches(svc):
+        map_name = {"port": "ports", "allports": "allports", "fwmark": "fwmarks"}[dispatch.kind]
+        piece.element(f"{prefix}_{map_name}", dispatch.key, _goto(base))
+    if method == "NAT":
+        _build_nat(piece, svc, base, ctx)
+    else:
+        _build_dup(piece, svc, base, method, ctx)
+    return Fragment(svc, key, piece, ctx.slot_tables.get(svc.name))
+
+
+def _merge(rs: Ruleset, piece: Ruleset) -> None:
+    """Add a service's fragment to its family's table (the fragment itself is left as it is, to be kept).
+
+    A slot map with a twin already in the table is not added: the
+    fragment's rules are pointed at the twin instead.
+    """
+    rs.chains.update(piece.chains)
+    rs.rules.update(piece.rules)
+    rs.refs.update(piece.refs)
+    rs.sets.update(piece.sets)
+    for name, elems in piece.elements.items():
+        rs.elements.setdefault(name, {}).update(elems)
+    for name, refs in piece.element_refs.items():
+        rs.element_refs.setdefault(name, {}).update(refs)
+    rs.services.update(piece.services)
+    rs.slot_tables.update(piece.slot_tables)
+    for name, slot_map in piece.slot_maps.items():
+        twin = rs._shared.get((slot_map.data_type, slot_map.data))
+        if twin is None:
+            rs._shared[(slot_map.data_type, slot_map.data)] = name
+            rs.slot_maps[name] = slot_map
+            if name in piece.slot_refs:
+                rs.slot_refs[name] = piece.slot_refs[name]
+            continue
+        for chain in piece.chains:
+            if name in piece.refs.get(chain, frozenset()):
+                rs.rules[chain] = tuple(r.replace(f'"@{name}"', f'"@{twin}"') for r in piece.rules[chain])
+                rs.refs[chain] = (piece.refs[chain] - {name}) | {twin}
 
 
 FTP_PORT = 21
