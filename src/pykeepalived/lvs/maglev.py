@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -50,11 +50,11 @@ class RecentTables:
     claims that change: 65,521 slots of 1,000 servers in milliseconds rather
     than tens of them. Owned by the caller (the data plane's build context),
     so nothing here is global. Bounds: `max_slots` table slots (2 Mi, about
-    16 MiB) and `max_run_slots` slots of history (4 x 65,521, up to about
-    30 MiB with their records).
+    16 MiB) and `max_run_slots` slots of history (2 x 65,521: about 12 MiB
+    each for a pool of 1,000 servers, most of it who passed over each slot).
     """
 
-    def __init__(self, max_slots: int = 1 << 21, max_run_slots: int = 4 * 65521) -> None:
+    def __init__(self, max_slots: int = 1 << 21, max_run_slots: int = 2 * 65521) -> None:
         self.max_slots = max_slots
         self.max_run_slots = max_run_slots
         self._tables: OrderedDict[TableKey, tuple[int, ...]] = OrderedDict()
@@ -114,10 +114,10 @@ class MaglevRun:
         """sched.maglev_table's loop, also writing down every claim and every slot passed over."""
         size = self.size
         table = [-1] * size
-        claim_slot: list[int] = []  # time -> slot claimed
-        claim_by: list[int] = []  # time -> live position of the claimer
+        claim_slot = array("i")  # time -> slot claimed
+        claim_by = array("i")  # time -> live position of the claimer
         passed = [array("i") for _ in range(size)]  # slot -> times it was passed over, claimed already
-        claims: list[list[int]] = [[] for _ in self.live]  # live position -> times of its claims
+        claims = [array("i") for _ in self.live]  # live position -> times of its claims
         nexts = list(self.offsets)
         left = size if self.live else 0
         t = 0
@@ -149,6 +149,24 @@ class MaglevRun:
         self.claim_by = claim_by
         self.passed = passed
         self.claims = claims
+        turn_of = array("i", bytes(4 * t))  # time -> which of its claimer's claims it is
+        for mine in claims:
+            for m, when in enumerate(mine):
+                turn_of[when] = m
+        self.turn_of = turn_of
+        # live position -> the claims m whose slot another backend passes before the claimer's next turn (after
+        # its last, at all): where a backend that lags by one claim must be followed turn by turn (_replay)
+        exposed: list[list[int]] = [[] for _ in self.live]
+        for when in range(t):
+            k, m = claim_by[when], turn_of[when]
+            mine = claims[k]
+            limit = mine[m + 1] if m + 1 < len(mine) else t + 1
+            for other in passed[claim_slot[when]]:
+                if claim_by[other] != k:
+                    if other < limit:
+                        exposed[k].append(m)
+                    break
+        self.exposed = exposed
 
     def without(self, names: Sequence[str], weights: Sequence[int]) -> list[int] | None:
         """The table `sched.maglev_table(names, weights, size)` if it is this one less some backends, else None.
@@ -237,6 +255,20 @@ class MaglevRun:
             for t in claims[k]:
                 push(events, (t, 0, claim_slot[t]))
         lagging: set[int] = set()
+        # A backend that lags by one claim, and whose hole nobody else meets before its next turn, takes that
+        # hole back at the turn and leaves the next: nothing changes in the table. Such a backend is left
+        # alone ("asleep", with the turn from which this holds) until the first turn whose hole someone
+        # else may meet (self.exposed), or until it meets a hole itself; its hole is then made real again.
+        asleep: dict[int, int] = {}
+        exposed, turn_of = self.exposed, self.turn_of
+
+        def wake(k: int, t: int) -> None:
+            hole = claim_slot[claims[k][turn_of[t] - 1]]
+            holes.add(hole)
+            waiting[k] = [(rank(k, hole), hole)]
+            lagging.add(k)
+            del asleep[k]
+
         while events:
             t = events[0][0]
             k = claim_by[t]
@@ -248,6 +280,8 @@ class MaglevRun:
                     watch(slot, t)
                 elif kind == 1 and slot in holes:
                     met.append(slot)
+            if k in asleep and (met or asleep[k] <= turn_of[t]):
+                wake(k, t)
             if k in gone or (not met and k not in lagging):
                 continue
             own = claim_slot[t]
@@ -276,10 +310,22 @@ class MaglevRun:
             holes.discard(best)
             owners[best] = k
             holes.add(own)  # the full run claims it now; this one does not
-            push(queue, (rank(k, own), own))
             mine = claims[k]
-            nxt = bisect_right(mine, t)
+            nxt = turn_of[t] + 1
             when = next_pass(own, t)
+            while queue and queue[0][1] not in holes:
+                pop(queue)
+            if nxt < len(mine) and not queue and not 0 <= when < mine[nxt]:
+                # lags by one and nobody meets its hole before its next turn: asleep until a turn that may matter
+                holes.discard(own)
+                lagging.discard(k)
+                at = bisect_left(exposed[k], nxt)
+                wake_turn = exposed[k][at] if at < len(exposed[k]) else len(mine)
+                asleep[k] = wake_turn
+                if wake_turn < len(mine):
+                    push(events, (mine[wake_turn], 2, -1))
+                continue
+            push(queue, (rank(k, own), own))
             if nxt < len(mine):
                 if 0 <= when < mine[nxt]:
                     push(events, (when, 1, own))
@@ -289,6 +335,8 @@ class MaglevRun:
             elif when >= 0:
                 push(events, (when, 1, own))
             lagging.add(k)
+        for k in list(asleep):  # asleep to the end: its last claim is a hole
+            holes.add(claim_slot[claims[k][-1]])
         # the full run's claims are over: the holes left go turn by turn, each to its claimer's first
         k, turn = self.last_turn
         while holes:
