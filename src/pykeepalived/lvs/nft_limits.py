@@ -8,6 +8,7 @@ checks a config without importing the ruleset builder and what it needs
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -97,10 +98,12 @@ def check_service(svc: VirtualService) -> None:
                                 f"{MAX_GROUP_ADDRESSES} addresses")
 
 
+_DOTTED_QUAD = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
+
+
 def family_of_address(address: str) -> Family:
-    parts = address.split(".")
-    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts):
-        return IPV4  # dotted quad: the common case, without ipaddress's cost (1,000 servers: 3 ms)
+    if _DOTTED_QUAD.fullmatch(address):
+        return IPV4  # the common case, without ipaddress's cost (1,000 servers: 3 ms)
     return IPV6 if ipaddress.ip_address(address).version == 6 else IPV4
 
 

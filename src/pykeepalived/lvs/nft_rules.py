@@ -336,6 +336,8 @@ def eligible(svc: VirtualService, overloaded: frozenset[tuple[str, str]] = froze
     it in; without one keepalived leaves IPVS alone when quorum is lost (only
     the notify scripts run), so the alive servers keep taking connections.
     """
+    if not overloaded:
+        return [d for d in svc.destinations if d.alive and d.weight > 0]
     return [d for d in svc.destinations if d.alive and d.weight > 0 and (svc.name, d.name) not in overloaded]
 
 
@@ -671,8 +673,11 @@ def _nat_target(fam: Family, dest: Destination) -> Any:
 
 
 def _nat_target_text(dest: Destination) -> str:
-    """`_nat_target` as JSON text, written out: a slot map of 1,000 servers makes 1,000 of them per build."""
-    address = json.dumps(dest.address)
+    """`_nat_target` as JSON text, written out: a slot map of 1,000 servers makes 1,000 of them per build.
+
+    The address is an IP literal (check_service parsed it), so it needs no escaping.
+    """
+    address = f'"{dest.address}"'
     return f'{{"concat": [{address}, {int(dest.port)}]}}' if dest.port else address
 
 
