@@ -71,7 +71,7 @@ def _slot_changes(old: SlotMap | None, new: SlotMap | None, stale: frozenset[str
 
 
 def _slot_elements(slot_map: SlotMap, slots: list[int]) -> list[list[Any]]:
-    parsed: dict[str, Any] = {}
+    parsed = dict(slot_map.parsed)
     out = []
     for slot in slots:
         text = slot_map.data[slot]

@@ -194,6 +194,7 @@ class SlotMap:
 
     data_type: str
     data: tuple[str, ...]
+    parsed: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # text -> its JSON value
 
 
 @dataclass
@@ -230,11 +231,12 @@ class Ruleset:
         if _may_refer(text):  # walking a rule with a 65,521-slot literal map costs more than building it
             self.refs[chain] = self.refs.get(chain, frozenset()) | references(list(exprs))
 
-    def slot_map(self, name: str, data_type: str, texts: list[str], table: Sequence[int],
+    def slot_map(self, name: str, data_type: str, targets: list[Any], texts: list[str], table: Sequence[int],
                  refs: Mapping[str, frozenset[str]] | None = None) -> str:
-        """Record slot map `name` (slot i -> JSON text texts[table[i]]); the name to refer to, a twin's if any.
+        """Record slot map `name` (slot i -> targets[table[i]], written texts[table[i]]); the name to refer to.
 
-        `refs` gives what each text refers to (verdict maps: their chains).
+        A twin's name if the table already has the same map. `refs` gives
+        what each text refers to (verdict maps: their chains).
         """
         texts = [sys.intern(t) for t in texts]  # one object per target: slot-by-slot compares stay cheap
         data = tuple(itemgetter(*table)(texts)) if len(table) > 1 else tuple(texts[i] for i in table)
@@ -242,7 +244,7 @@ class Ruleset:
         if twin is not None:
             return twin
         self._shared[(data_type, data)] = name
-        self.slot_maps[name] = SlotMap(data_type, data)
+        self.slot_maps[name] = SlotMap(data_type, data, dict(zip(texts, targets)))
         if refs:
             self.slot_refs[name] = dict(refs)
         return name
@@ -695,7 +697,8 @@ def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -
             if table and data_type is not None:
                 _record_table(rs, svc, dests, table)
                 suffix = "slots" if "." in data_type else "addrs"
-                name = rs.slot_map(f"{base}-{suffix}", data_type, [_nat_target_text(d) for d in dests], table)
+                name = rs.slot_map(f"{base}-{suffix}", data_type, [_nat_target(fam, d) for d in dests],
+                                   [_nat_target_text(d) for d in dests], table)
                 rs.rule(base, *proto, {"dnat": {"family": fam.name, "addr": {"map": {
                     "key": selector(fam, svc, len(table)), "data": f"@{name}"}}}})
             elif table:
@@ -739,8 +742,9 @@ def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list
         if key is None:
             _record_table(rs, svc, dests, table)
         chains = [per_dest[d.name] for d in dests]
-        texts = [json.dumps(_goto(chain), sort_keys=True) for chain in chains]
-        name = rs.slot_map(f"{base}-picks", "verdict", texts, table,
+        gotos = [_goto(chain) for chain in chains]
+        texts = [json.dumps(g, sort_keys=True) for g in gotos]
+        name = rs.slot_map(f"{base}-picks", "verdict", gotos, texts, table,
                            {text: frozenset({chain}) for text, chain in zip(texts, chains)})
         rs.rule(base, {"vmap": {"key": pick, "data": f"@{name}"}})
     elif table:
