@@ -39,7 +39,7 @@ the measuring part run inside it (libnftables acts on its own namespace);
 connections from inside the namespace are DNATed by the nat output hook.
 Needs root and python3-nftables. About a minute.
 
-    .venv/bin/python bench/schedulers.py [--connections 600]
+    .venv/bin/python bench/schedulers.py [--connections 600] [--apply-only]
 """
 
 from __future__ import annotations
@@ -236,9 +236,9 @@ async def measure(sched: str, weights: tuple[int, ...], mode: str, n: int) -> di
     return result
 
 
-def apply_timings() -> dict[str, Any]:
+def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS) -> dict[str, Any]:
     out: dict[str, Any] = {"one_of_1000_real_servers_down_s": {}, "load_1000_services_x3_s": {}}
-    for sched in APPLY_SCHEDULERS:
+    for sched in schedulers:
         backend = NftablesBackend()
         up = service(sched, (1,) * 1000, n_real=1000)
         times = []
@@ -252,7 +252,7 @@ def apply_timings() -> dict[str, Any]:
         backend.close_now()
         out["one_of_1000_real_servers_down_s"][sched] = {"median": round(statistics.median(times), 4),
                                                          "min": round(min(times), 4), "max": round(max(times), 4)}
-    for sched in APPLY_SCHEDULERS:
+    for sched in schedulers:
         backend = NftablesBackend()
         table = DesiredTable(tuple(service(sched, (1, 1, 1), vip=f"10.30.{i // 250}.{i % 250 + 1}", name=f"vs{i}")
                                    for i in range(1000)))
@@ -263,7 +263,10 @@ def apply_timings() -> dict[str, Any]:
     return out
 
 
-async def inside(n: int) -> None:
+async def inside(n: int, apply_only: bool = False, schedulers: tuple[str, ...] = APPLY_SCHEDULERS) -> None:
+    if apply_only:
+        print(json.dumps({"benchmark": "schedulers-apply", **apply_timings(schedulers)}), flush=True)
+        return
     deadline = time.monotonic() + 10
     for host in REAL:  # wait for the real servers to listen
         while True:
@@ -288,6 +291,9 @@ async def inside(n: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=600, help="new connections per run")
+    parser.add_argument("--apply-only", action="store_true", help="print only the apply timings (second line)")
+    parser.add_argument("--apply-schedulers", default=",".join(APPLY_SCHEDULERS),
+                        help="comma-separated schedulers the apply timings cover")
     parser.add_argument("--role", choices=("outside", "serve", "inside"), default="outside", help=argparse.SUPPRESS)
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -296,7 +302,7 @@ def main() -> int:
         asyncio.run(serve())
         return 0
     if args.role == "inside":
-        asyncio.run(inside(args.connections))
+        asyncio.run(inside(args.connections, args.apply_only, tuple(args.apply_schedulers.split(","))))
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on kill as on Ctrl-C
     ns = Netns(unique_prefix("sched"))
@@ -307,7 +313,9 @@ def main() -> int:
         run_cmd(["ip", "-n", ns.name, "-batch", "-"], input=batch)
         me = [sys.executable, str(Path(__file__).resolve())]
         server = ns.popen([*me, "--role", "serve"], stderr=None)
-        proc = subprocess.run(ns.argv([*me, "--role", "inside", "--connections", str(args.connections)]),
+        proc = subprocess.run(ns.argv([*me, "--role", "inside", "--connections", str(args.connections),
+                                       "--apply-schedulers", args.apply_schedulers,
+                                       *(["--apply-only"] if args.apply_only else [])]),
                               stdout=subprocess.PIPE, text=True, timeout=900, check=False)
         sys.stdout.write(proc.stdout)
         return proc.returncode
