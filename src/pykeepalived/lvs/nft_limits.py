@@ -43,14 +43,14 @@ IPV6 = Family("ip6", "ipv6_addr")
 # --------------------------------------------------------------------------- what a service needs
 def family_of(svc: VirtualService) -> Family:
     if svc.address is not None:
-        return IPV6 if ipaddress.ip_address(svc.address).version == 6 else IPV4
+        return family_of_address(svc.address)
     for entry in svc.group_entries:
         if entry.address is not None:
-            return IPV6 if ipaddress.ip_address(entry.address).version == 6 else IPV4
+            return family_of_address(entry.address)
     if svc.family == 6:
         return IPV6
     for dest in svc.destinations:
-        return IPV6 if ipaddress.ip_address(dest.address).version == 6 else IPV4
+        return family_of_address(dest.address)
     return IPV4
 
 

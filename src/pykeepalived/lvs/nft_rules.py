@@ -122,6 +122,17 @@ class BuildContext:
     slot_tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     tables: maglev.RecentTables = field(default_factory=maglev.RecentTables)  # Maglev tables, built once each
     fragments: dict[str, Fragment] = field(default_factory=dict)  # service -> its last build (see build)
+    spreads: dict[tuple[int, ...], tuple[int, ...]] = field(default_factory=dict)  # counts -> sched.spread
+
+    def spread(self, counts: Sequence[int]) -> tuple[int, ...]:
+        """sched.spread(counts), each once: a thousand services on alike pools ask for the same few."""
+        key = tuple(counts)
+        table = self.spreads.get(key)
+        if table is None:
+            if len(self.spreads) >= 4096:
+                self.spreads.clear()
+            table = self.spreads[key] = tuple(sched.spread(key))
+        return table
 
     def number(self, service: str, dest: str) -> int:
         key = (service, dest)
@@ -448,7 +459,10 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
     counts = sched.load_slots(svc.scheduler, weights, active, inactive,
                               ctx.expected_new.get(svc.name, slots), slots)
     # numgen random reads this table: only the counts matter, so keep the slots in force where the counts allow
-    return sched.sticky_spread(ctx.slot_tables.get(svc.name, ()), [d.name for d in dests], counts)
+    before = ctx.slot_tables.get(svc.name, ())
+    if not before:
+        return ctx.spread(counts)
+    return sched.sticky_spread(before, [d.name for d in dests], counts)
 
 
 def in_slot_map(svc: VirtualService) -> bool:
