@@ -31,7 +31,8 @@ Reading the first line (JSON), one entry per run:
 The second line times `apply_now` for every scheduler: one of 1,000 real
 servers of a service going down (median of 5), and loading 1,000 virtual
 services with 3 real servers each (the same three) into an empty table (one
-call).
+call); for rr, wlc and mh also 1,000 services with three real servers of
+their own each.
 
 Everything runs in one network namespace (deleted at the end, also on error
 or Ctrl-C): addresses on `lo`, the real servers as one asyncio process, and
@@ -78,6 +79,7 @@ TIMEOUT_S = 1.0
 LOAD = ("lc", "wlc", "sed", "nq", "fo", "ovf", "twos")
 BY_DEST = ("dh", "lblc", "lblcr")
 BOTH = ("short", "long")
+OWN_POOLS = ("rr", "wlc", "mh")
 APPLY_SCHEDULERS = ("rr", "wrr", "sh", "dh", "mh", "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "lblc", "lblcr")
 RUNS: tuple[tuple[str, tuple[int, ...], tuple[str, ...]], ...] = (
     ("rr", (1, 1, 1), ("short",)), ("rr", W, ("short",)), ("wrr", (1, 1, 1), ("short",)), ("wrr", W, ("short",)),
@@ -259,6 +261,20 @@ def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS) -> dict[str, A
         t0 = time.perf_counter()
         backend.apply_now(table)
         out["load_1000_services_x3_s"][sched] = round(time.perf_counter() - t0, 4)
+        backend.close_now()
+    # the same with three real servers of its own per service: no two slot maps alike, none shared
+    out["load_1000_services_x3_own_pools_s"] = {}
+    for sched in (s for s in OWN_POOLS if s in schedulers):
+        backend = NftablesBackend()
+        services = []
+        for i in range(1000):
+            svc = service(sched, (1, 1, 1), vip=f"10.30.{i // 250}.{i % 250 + 1}", name=f"vs{i}")
+            own = tuple(replace(d, address=f"10.{40 + i // 250}.{i % 250}.{n + 1}")
+                        for n, d in enumerate(svc.destinations))
+            services.append(replace(svc, destinations=own))
+        t0 = time.perf_counter()
+        backend.apply_now(DesiredTable(tuple(services)))
+        out["load_1000_services_x3_own_pools_s"][sched] = round(time.perf_counter() - t0, 4)
         backend.close_now()
     return out
 
