@@ -300,7 +300,7 @@ async def inside(n: int, apply_only: bool = False, schedulers: tuple[str, ...] =
             print(f"{sched} {weights} {mode}", file=sys.stderr, flush=True)
             results.append(await measure(sched, weights, mode, n))
     print(json.dumps({"benchmark": "schedulers", "connections": n, "runs": results}), flush=True)
-    print(json.dumps({"benchmark": "schedulers-apply", **apply_timings()}), flush=True)
+    print(json.dumps({"benchmark": "schedulers-apply", **apply_timings(schedulers)}), flush=True)
 
 
 # ----------------------------------------------------------------------------- outside: the namespace
