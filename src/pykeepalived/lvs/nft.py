@@ -25,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from typing import Any
 
 from ..config.vocabulary import LbKind
+from . import nft_handles
 from .conntrack import count_connections
 from .model import DataPlaneBase, DataPlaneError, DesiredTable, VirtualService
 from .nft_diff import diff, drop_table, fresh_table
@@ -58,12 +60,92 @@ class Libnftables:
         self._nft.set_handle_output(False)
 
     def run(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
+        """Send `commands` as one transaction; the slot maps they add (`typeof`, see below) go just before.
+
+        libnftables 1.0.6's JSON cannot declare a map keyed by a plain 32-bit
+        integer (`typeof numgen ...`: "unqualified type integer"), which is
+        what the slot maps of nft_rules need, but its text syntax can. So the
+        `add map` commands that carry our `typeof` field are sent first, as
+        one text command (after any table that the batch deletes and makes
+        again, which would take them with it), and the rest follows as one
+        JSON transaction. A new map is empty and nothing refers to it until
+        that transaction, so traffic still switches atomically; if it fails,
+        the maps just made are deleted again (best effort: an empty map left
+        over is harmless, and the next diff adds it again without error).
+        """
+        maps = [cmd for cmd in commands if _typeof_map(cmd) is not None]
+        if not maps:
+            return self._json(commands)
+        rest = [cmd for cmd in commands if _typeof_map(cmd) is None]
+        tables = [cmd for cmd in rest if _table_command(cmd)]
+        if tables:
+            self._json(tables)
+            rest = [cmd for cmd in rest if not _table_command(cmd)]
+        lines = []
+        for cmd in maps:
+            spec = _typeof_map(cmd)
+            assert spec is not None
+            lines.append(f"add map {spec['family']} {spec['table']} {spec['name']} {{ typeof {spec['typeof']} ; }}")
+        rc, _, err = self._nft.cmd("\n".join(lines))
+        if rc != 0:
+            raise DataPlaneError(f"nftables refused the change: {str(err).strip() or 'no reason given'}")
+        try:
+            return self._json(rest)
+        except DataPlaneError:
+            for cmd in maps:
+                spec = _typeof_map(cmd)
+                assert spec is not None
+                self._nft.json_cmd({"nftables": [{"delete": {"map": {k: spec[k] for k in ("family", "table",
+                                                                                          "name")}}}]})
+            raise
+
+    def table_handles(self, name: str) -> dict[str, int]:
+        """Family -> handle of each table called `name`, from the kernel's table dump (nft_handles.py).
+
+        Not libnftables' `list tables`: it fetches every rule and set element
+        first (0.6-1 s with a Maglev map of 65,521 slots).
+        """
+        try:
+            return table_handles(name)
+        except OSError as exc:
+            raise DataPlaneError(f"cannot list the nftables tables: {exc}") from exc
+
+    def _json(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
         rc, out, err = self._nft.json_cmd({"nftables": commands})
         if rc != 0:
             raise DataPlaneError(f"nftables refused the change: {str(err).strip() or 'no reason given'}")
         if isinstance(out, dict):
             return out
         return json.loads(out) if out else {}
+
+
+NETLINK_TIMEOUT_S = 2.0
+
+
+def table_handles(name: str) -> dict[str, int]:
+    """Family -> handle of each table called `name` in this network namespace (OSError if netlink fails)."""
+    found: dict[str, int] = {}
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, nft_handles.NETLINK_NETFILTER) as sock:
+        sock.settimeout(NETLINK_TIMEOUT_S)
+        sock.bind((0, 0))
+        sock.send(nft_handles.request(1))
+        done = False
+        while not done:
+            tables, done = nft_handles.parse(sock.recv(1 << 16))
+            found.update({family: handle for family, table, handle in tables if table == name})
+    return found
+
+
+def _typeof_map(cmd: dict[str, Any]) -> dict[str, Any] | None:
+    """The map spec of an `add map` command with our `typeof` field (nft_diff.typeof_map), else None."""
+    add = cmd.get("add")
+    spec = add.get("map") if isinstance(add, dict) else None
+    return spec if isinstance(spec, dict) and "typeof" in spec else None
+
+
+def _table_command(cmd: dict[str, Any]) -> bool:
+    """An `add table` or `delete table` (fresh_table and drop_table start with them)."""
+    return any(isinstance(body, dict) and "table" in body for verb, body in cmd.items() if verb in ("add", "delete"))
 
 
 class NftablesBackend(DataPlaneBase):
@@ -111,6 +193,7 @@ class NftablesBackend(DataPlaneBase):
         self.routes.forget()
         try:
             self.tunnels.want([d.address for s in services if _is_tun(s) for d in s.destinations])
+            self.ctx.slot_tables = {svc: table for rs in self.applied.values() for svc, table in rs.slot_tables.items()}
             wanted = build(services, self.ctx)
         except OSError as exc:
             raise DataPlaneError(f"cannot prepare the data plane: {exc}") from exc
@@ -135,14 +218,8 @@ class NftablesBackend(DataPlaneBase):
 
     # ------------------------------------------------------------------ repair
     def _table_handles(self) -> dict[str, int]:
-        """Family -> handle of every table named like ours (one cheap dump: tables only, no rules)."""
-        listed = self.nft.run([{"list": {"tables": {}}}])
-        handles: dict[str, int] = {}
-        for item in listed.get("nftables", []):
-            table = item.get("table") if isinstance(item, dict) else None
-            if isinstance(table, dict) and table.get("name") == TABLE and isinstance(table.get("handle"), int):
-                handles[str(table.get("family"))] = int(table["handle"])
-        return handles
+        """Family -> handle of every table named like ours (one netlink dump of the tables alone)."""
+        return self.nft.table_handles(TABLE)
 
     def _learn_handles(self) -> None:
         """Remember our tables' handles after a change; unknown ones are learnt at the next repair()."""
