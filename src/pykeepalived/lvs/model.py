@@ -102,6 +102,7 @@ class VirtualService:
     persistence_engine: str | None = None
     quorum_up: bool = True
     destinations: tuple[Destination, ...] = ()
+    stateless: bool = False  # pykeepalived_stateless: no per-flow state where the scheduler allows it
 
 
 @dataclass(frozen=True)

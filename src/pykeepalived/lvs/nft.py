@@ -25,16 +25,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from typing import Any
 
 from ..config.vocabulary import LbKind
 from .conntrack import count_connections
 from .model import DataPlaneBase, DataPlaneError, DesiredTable, VirtualService
 from .nft_diff import diff, drop_table, fresh_table
-from .nft_rules import (IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, build, forwarding, overloaded_now,
+from .nft_forward import NETDEV
+from .nft_layout import build_all as build
+from .nft_rules import (IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, forwarding, overloaded_now,
                         service_chain)
 from .routes import RouteFinder
-from .tunnels import Tunnels
+from .tunnels import PREFIX as TUNNEL_PREFIX, Tunnels
 
 log = logging.getLogger("pykeepalived.lvs")
 
@@ -78,11 +81,12 @@ class NftablesBackend(DataPlaneBase):
         self.routes = RouteFinder()
         self.tunnels = Tunnels()
         self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for,
-                                consistent=consistent_flows)
+                                consistent=consistent_flows, ingress_devices=ingress_devices)
         if consistent_flows:  # say once what changes for rr/wrr/lc users (docs/dataplane.md)
             log.info("nftables: consistent flows: persistent clients and DR/TUN flows are scheduled by hash, "
                      "alike on every router, so a failover moves none")
         self.applied: dict[str, Ruleset] = {}
+        self._fallbacks_said: dict[str, str] = {}  # service -> the reason last logged (pykeepalived_stateless)
         self.table = DesiredTable()
         self._started = False
         self.transactions = 0
@@ -132,6 +136,15 @@ class NftablesBackend(DataPlaneBase):
         self.applied = wanted
         self.table = table
         self.tunnels.release_unwanted()
+        self._say_fallbacks()
+
+    def _say_fallbacks(self) -> None:
+        """Log, once per reason, a service whose pykeepalived_stateless cannot be honoured (nft_stateless)."""
+        for name, why in sorted(self.ctx.fallbacks.items()):
+            if self._fallbacks_said.get(name) != why:
+                log.warning("nftables: virtual server %s keeps per-flow state despite pykeepalived_stateless: %s",
+                            name, why)
+        self._fallbacks_said = dict(self.ctx.fallbacks)
 
     # ------------------------------------------------------------------ repair
     def _table_handles(self) -> dict[str, int]:
@@ -180,7 +193,7 @@ class NftablesBackend(DataPlaneBase):
         if not drifted:
             for fam in self.applied:  # a handle we could not read after the last change
                 self.handles.setdefault(fam, present[fam])
-            return None
+            return self._follow_devices()
         what = "; ".join(why for _, why in drifted)
         commands = [cmd for fam, _ in drifted for cmd in fresh_table(self.applied[fam])]
         try:
@@ -191,10 +204,21 @@ class NftablesBackend(DataPlaneBase):
         self._learn_handles()
         return f"{what} by someone else; rebuilt it whole ({len(commands)} commands)"
 
+    def _follow_devices(self) -> str | None:
+        """Hook DR's ingress chains on interfaces that came or went since the last apply (nft_forward.py)."""
+        applied = self.applied.get(NETDEV.name)
+        if applied is None:
+            return None
+        hooked = {spec["dev"] for spec in applied.chains.values() if spec.get("hook") == "ingress"}
+        if hooked == set(ingress_devices()):
+            return None
+        self.apply_now(self.table)
+        return f"DR ingress hooks follow the interfaces now: {', '.join(sorted(ingress_devices())) or 'none'}"
+
     def _commands(self, wanted: dict[str, Ruleset], fresh: set[str] | None = None) -> list[dict[str, Any]]:
         """The batch from what was applied to `wanted`; the `fresh` families are built from scratch."""
         commands: list[dict[str, Any]] = []
-        for fam in (IPV4, IPV6):
+        for fam in (IPV4, IPV6, NETDEV):
             old, new = self.applied.get(fam.name), wanted.get(fam.name)
             if not self._started or (fresh is not None and fam.name in fresh):
                 commands += fresh_table(new) if new else drop_table(fam)
@@ -213,7 +237,7 @@ class NftablesBackend(DataPlaneBase):
     def close_now(self) -> None:
         """Remove our tables and tunnels (keepalived clears its IPVS services on a clean stop too)."""
         try:
-            self.nft.run(drop_table(IPV4) + drop_table(IPV6))
+            self.nft.run(drop_table(IPV4) + drop_table(IPV6) + drop_table(NETDEV))
         except DataPlaneError as exc:
             log.warning("cannot remove the nftables table %s: %s", TABLE, exc)
         self.applied = {}
@@ -256,6 +280,12 @@ class NftablesBackend(DataPlaneBase):
             elems = [item["set"].get("elem", []) for item in listed.get("nftables", []) if "set" in item]
             counts[dest.name] = (sum(len(e) for e in elems), 0)
         return counts
+
+
+def ingress_devices() -> tuple[str, ...]:
+    """The interfaces DR's ingress hook goes on: all but loopback and our own IPIP devices."""
+    return tuple(sorted(name for _, name in socket.if_nameindex()
+                        if name != "lo" and not name.startswith(TUNNEL_PREFIX)))
 
 
 def forwarding_or_none(svc: VirtualService) -> LbKind | None:

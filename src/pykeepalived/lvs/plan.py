@@ -110,6 +110,7 @@ def desired_service(vs: VirtualServer, name: str, destinations: Iterable[Destina
         persistence_engine=vs.persistence_engine,
         quorum_up=quorum_up,
         destinations=tuple(destinations),
+        stateless=vs.pykeepalived_stateless,
     )
 
 
