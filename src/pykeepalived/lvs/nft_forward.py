@@ -19,8 +19,10 @@ service it can:
   prerouting path's (flow sets, persistence sets, consistent flows), with
   `fwd` in place of `dup` + `drop`;
 - with `pykeepalived_stateless` and a hashing scheduler (sh, mh, dh) there
-  are no flow sets: every packet is hashed over the Maglev table, nothing
-  is written per packet, and a pool change moves the flows Maglev moves.
+  are no flow sets: every packet is hashed over the stable table
+  (stable_table.py: a failed server's flows move, no others), nothing is
+  written per packet, and a weight or config change moves the flows Maglev
+  moves.
 
 Left on the prerouting path: fwmark services (the admin's mangle rules set
 the mark after ingress), TUN (`fwd` through an IPIP device is not tried on a
@@ -40,6 +42,7 @@ from . import nft_rules as rules
 from . import sched
 from .model import VirtualService
 from .nft_limits import HASH_SCHEDULERS, IPV4, Family, family_of, forwarding
+from .stable_table import service_table
 
 Json = dict[str, Any]
 
@@ -155,11 +158,11 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
             number = ctx.number(svc.name, dest.name)
             rs.rule(base, {"match": {"op": "==", "left": client, "right": f"@{base}-{number}-clients"}},
                     {"goto": {"target": per_dest[dest.name]}})
-    _schedule(rs, fam, svc, base, per_dest, ctx)
+    _schedule(rs, fam, svc, base, per_dest, ctx, stateless)
 
 
 def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, per_dest: dict[str, str],
-              ctx: rules.BuildContext) -> None:
+              ctx: rules.BuildContext, stateless: bool) -> None:
     """A new flow's server: as nft_rules' prerouting path picks it, with the service's own address family."""
     dests = rules.eligible(svc, ctx.overloaded)
     if len(dests) == 1:
@@ -168,10 +171,13 @@ def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, pe
     if not dests:
         return  # as an empty IPVS service: the packet goes on to the router's own stack
     key = rules.consistent_key(fam, svc, ctx)
-    if key is not None:
+    if stateless:  # nothing remembers a flow: the table alone must keep the others' flows in place
+        table = service_table(svc, dests)
+        pick: Json = rules.selector(fam, svc, len(table))
+    elif key is not None:
         table = sched.maglev_table([d.name for d in dests], [d.weight for d in dests],
                                    sched.maglev_size_for(len(dests)))
-        pick: Json = {"jhash": {"mod": len(table), "seed": rules.HASH_SEED, "expr": key}}
+        pick = {"jhash": {"mod": len(table), "seed": rules.HASH_SEED, "expr": key}}
     else:
         table = rules.slot_table(svc, dests, ctx)
         pick = rules.selector(fam, svc, len(table))

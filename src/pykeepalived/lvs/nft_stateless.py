@@ -20,8 +20,11 @@ service exists:
 - `sl_prerouting` (filter, prerouting, priority raw: before conntrack):
   `daddr . l4proto . dport` in `sl_ports` goes to the service's `-sl` chain:
   `notrack`, the real server's port, then its address, chosen by the
-  service's hash over the same weighted Maglev table as the conntrack path
-  (`nft_rules.slot_table`), so both routers and both paths agree. Replies
+  service's hash over a weighted Maglev table of the configured pool whose
+  unavailable servers' slots alone go to others (stable_table.py): the same
+  on both routers, so a failover keeps flows, and a server's failure moves
+  its flows and no others (with all servers up it is the conntrack path's
+  table). Replies
   (`saddr . l4proto . sport` in `sl_sources`) are untracked too, unless they
   are for the router itself (its checkers' and local clients' connections
   stay tracked: `fib daddr type local`, in `sl_untrack`).
@@ -59,6 +62,7 @@ from typing import Any
 from . import nft_rules as rules
 from .model import Destination, VirtualService
 from .nft_limits import HASH_SCHEDULERS, IPV4, family_of, forwarding
+from .stable_table import service_table
 
 Json = dict[str, Any]
 
@@ -281,7 +285,7 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
     rs.element(PORTS_MAP, {"concat": [vip, proto, vport]}, {"goto": {"target": forward}})
 
     dests = rules.eligible(svc, ctx.overloaded)
-    table = rules.slot_table(svc, dests, ctx) if len(dests) > 1 else [0] * bool(dests)
+    table = service_table(svc, dests)  # a failed server's flows move, no others (stable_table.py)
     fields = hash_fields(svc)
     pick = _jhash([_field(ip if f != "sport" else "th", f) for f in fields], len(table))
     rs.rule(forward, {"notrack": None})
