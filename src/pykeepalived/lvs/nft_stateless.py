@@ -14,7 +14,7 @@ server loses its connections at once, the real server's address and port
 answer as the VIP to everyone who crosses the router, and a firewall's
 `ct state` rules see these packets as untracked.
 
-Layout, in the family's table `ip pykeepalived_lvs`, only while a stateless
+Layout, in the family's table (`ip` or `ip6 pykeepalived_lvs`), only while a stateless
 service exists:
 
 - `sl_prerouting` (filter, prerouting, priority raw: before conntrack):
@@ -30,25 +30,28 @@ service exists:
   stay tracked: `fib daddr type local`, in `sl_untrack`).
 - `sl_postrouting` (filter, postrouting, after routing, where a local source
   address is no martian): replies get the VIP and its port as source.
-- ICMP errors (IPv4 destination-unreachable, with fragmentation-needed, and
-  time-exceeded) about a stateless flow carry the flow's headers inside, and
-  conntrack, which translates them for NAT, has no entry. nftables 1.0.6
-  rewrites the inner header only with raw payload writes, which update no
-  checksum; so each rewrite also writes the ICMP header's bytes 4-5 (zero in
-  these messages: "unused" above the MTU) with the ones'-complement
-  difference, which keeps the ICMP checksum right (`compensation`). The
-  inner IP header's own checksum is left stale; receivers do not check it.
-  Errors for the VIP from the client's side (a hop's "fragmentation needed"
-  for a reply) go to the real server that sent it, chosen by the same hash
-  over the inner header's client fields; errors about a request, from the
+- ICMP errors (destination-unreachable, with IPv4's fragmentation-needed,
+  IPv6's packet-too-big, time-exceeded) about a stateless flow carry the
+  flow's headers inside, and conntrack, which translates them for NAT, has
+  no entry. nftables 1.0.6 rewrites the inner header only with raw payload
+  writes, which update no checksum, so each rewrite is made checksum-neutral:
+  IPv4 writes the ones'-complement difference into the ICMP header's bytes
+  4-5 (zero in these messages, "unused" above the MTU: `compensation`);
+  ICMPv6's checksum covers the outer addresses, so an outer address is first
+  set through nftables' own checksum update to a stand-in whose sum carries
+  the inner change, then overwritten raw with the real one (`_with_sum`).
+  The quoted IPv4 header's own checksum is left stale; receivers do not
+  check it. Errors for the VIP from the client's side (a hop's "packet too
+  big" for a reply) go to the real server that sent it, chosen by the same
+  hash over the quoted client fields; errors about a request, from the
   router itself (its link to the real servers is narrower) or from a real
-  server, get the VIP into the inner header and, from a server, as source.
+  server, get the VIP into the inner header (and as source: always for
+  IPv6, from a server for IPv4).
 
 What stays on conntrack NAT, and why (`refusal` says it per service): other
 schedulers, persistence, FTP (port 21: the helper needs conntrack), fwmark,
 port-0 and multi-address services (the way back must name one VIP and
-port), IPv6 (an ICMPv6 packet-too-big has no zero field to compensate in:
-its MTU takes all four bytes), and real servers whose address and port also
+port), and real servers whose address and port also
 serve another NAT service (the way back could not tell them apart). The
 service also keeps its conntrack chain for the router's own clients.
 """
@@ -57,11 +60,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import nft_rules as rules
 from .model import Destination, VirtualService
-from .nft_limits import HASH_SCHEDULERS, IPV4, family_of, forwarding
+from .nft_limits import HASH_SCHEDULERS, IPV4, forwarding
 from .stable_table import service_table
 
 Json = dict[str, Any]
@@ -77,16 +81,8 @@ UNTRACK_CHAIN = "sl_untrack"
 RAW_PRIORITY = -300  # before conntrack (-200): an untracked packet never makes an entry
 SOURCE_PRIORITY = 100  # srcnat: after routing, after any filter in postrouting
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
-ICMP_ERRORS = ("destination-unreachable", "time-exceeded")
 
-# Offsets (bits) from the ICMP header: 8 bytes of it, then the quoted IP header (without options), then ports.
-ICMP_SPARE = (32, 16)  # bytes 4-5: zero in the errors we rewrite; the checksum compensation goes here
-INNER_VERSION_IHL = (64, 8)
-INNER_PROTO = (136, 8)
-INNER_SADDR = (160, 32)
-INNER_DADDR = (192, 32)
-INNER_SPORT = (224, 16)
-INNER_DPORT = (240, 16)
+ICMP_SPARE = (32, 16)  # IPv4 bytes 4-5: zero in the errors we rewrite; the checksum compensation goes here
 
 
 # --------------------------------------------------------------------------- checksums
@@ -137,9 +133,6 @@ def refusal(svc: VirtualService) -> str | None:
                 f"({', '.join(HASH_SCHEDULERS)})")
     if svc.persistence_timeout_s:
         return "persistence remembers clients (conntrack NAT keeps it)"
-    if family_of(svc) is not IPV4:
-        return ("IPv6: an ICMPv6 packet-too-big about a flow cannot be rewritten without conntrack "
-                "(no spare field for the checksum), and path MTU discovery needs it")
     found = rules.dispatches(svc)
     if len(found) != 1 or found[0].kind != "port":
         return "only a service on one address and port can be stateless (the way back names one VIP and port)"
@@ -205,9 +198,33 @@ def forwarding_is_nat(svc: VirtualService) -> bool:
 
 
 # --------------------------------------------------------------------------- building
-def _raw(offset_len: tuple[int, int]) -> Json:
-    offset, length = offset_len
-    return {"payload": {"base": "th", "offset": offset, "len": length}}
+@dataclass(frozen=True)
+class IcmpLayout:
+    """Where an ICMP error of one family keeps the quoted packet's fields (bit offsets from the ICMP header)."""
+
+    protocol: str  # "icmp" or "icmpv6" (nftables' payload protocol and l4proto)
+    types: tuple[str, ...]
+    checks: tuple[tuple[int, int, int], ...]  # (offset, bits, value) the message must have for us to rewrite it
+    proto: tuple[int, int]  # the quoted packet's protocol (IPv6: its next header, so no extension header)
+    saddr: int
+    daddr: int
+    sport: int
+    dport: int
+    addr_bits: int
+    outer_saddr: int  # the outer header's addresses, from the network header
+    outer_daddr: int
+
+
+ICMP4 = IcmpLayout("icmp", ("destination-unreachable", "time-exceeded"),
+                   ((32, 16, 0), (64, 8, 0x45)),  # bytes 4-5 zero (the spare word), quoted header without options
+                   (136, 8), 160, 192, 224, 240, 32, 96, 128)
+ICMP6 = IcmpLayout("icmpv6", ("destination-unreachable", "packet-too-big", "time-exceeded"),
+                   ((64, 4, 6),),  # the quoted packet is IPv6
+                   (112, 8), 128, 256, 384, 400, 128, 64, 192)
+
+
+def _raw(offset: int, length: int, base: str = "th") -> Json:
+    return {"payload": {"base": base, "offset": offset, "len": length}}
 
 
 def _anon(pairs: list[tuple[Any, Any]]) -> Json:
@@ -226,6 +243,28 @@ def _field(protocol: str, name: str) -> Json:
     return {"payload": {"protocol": protocol, "field": name}}
 
 
+def _chunks(address: str) -> list[tuple[int, int]]:
+    """(bit offset within the address, 32-bit value): addresses go in 32-bit pieces (JSON has no 128-bit numbers)."""
+    packed = ipaddress.ip_address(address).packed
+    return [(8 * i, int.from_bytes(packed[i:i + 4], "big")) for i in range(0, len(packed), 4)]
+
+
+def _match_address(offset: int, address: str, base: str = "th") -> list[Json]:
+    return [_eq(_raw(offset + at, 32, base), value) for at, value in _chunks(address)]
+
+
+def _write_address(offset: int, address: str, base: str = "th") -> list[Json]:
+    return [_set(_raw(offset + at, 32, base), value) for at, value in _chunks(address)]
+
+
+def _with_sum(address: str, delta: int) -> str:
+    """`address` with `delta` added (ones' complement) to its last 16-bit word: a stand-in of a chosen checksum sum."""
+    packed = bytearray(ipaddress.ip_address(address).packed)
+    last = int.from_bytes(packed[-2:], "big")
+    packed[-2:] = _ones_add(last, delta).to_bytes(2, "big")
+    return str(ipaddress.ip_address(bytes(packed)))
+
+
 def hash_fields(svc: VirtualService) -> tuple[str, ...]:
     """The packet fields a request's server is hashed from (the order `nft_rules.selector` uses)."""
     if svc.scheduler == "dh" or svc.scheduler == "lblc" or svc.scheduler == "lblcr":
@@ -235,8 +274,13 @@ def hash_fields(svc: VirtualService) -> tuple[str, ...]:
     return ("saddr",)
 
 
-# Where the fields of the request are in an ICMP error about the reply (VIP:vport -> client:cport): swapped.
-_INNER_OF_REPLY = {"saddr": INNER_DADDR, "sport": INNER_DPORT, "daddr": INNER_SADDR}
+def _inner_of_reply(layout: IcmpLayout, fld: str) -> Json:
+    """Where a request field is in an ICMP error about the reply (VIP:vport -> client:cport): swapped."""
+    if fld == "saddr":
+        return _raw(layout.daddr, layout.addr_bits)
+    if fld == "sport":
+        return _raw(layout.dport, 16)
+    return _raw(layout.saddr, layout.addr_bits)
 
 
 def _jhash(fields: list[Json], modulus: int) -> Json:
@@ -244,18 +288,22 @@ def _jhash(fields: list[Json], modulus: int) -> Json:
     return {"jhash": {"mod": modulus, "seed": rules.HASH_SEED, "expr": expr}}
 
 
+def _layout(rs: rules.Ruleset) -> IcmpLayout:
+    return ICMP4 if rs.family is IPV4 else ICMP6
+
+
 def _ensure_layout(rs: rules.Ruleset) -> None:
     """The shared chains and maps, made with the first stateless service of the table."""
     if PREROUTING_CHAIN in rs.chains:
         return
-    addr = rs.family.addr_type
-    key_type = [addr, "inet_proto", "inet_service"]
+    layout = _layout(rs)
+    key_type = [rs.family.addr_type, "inet_proto", "inet_service"]
     rs.sets[PORTS_MAP] = {"_kind": "map", "type": key_type, "map": "verdict"}
     rs.sets[REPLIES_MAP] = {"_kind": "map", "type": key_type, "map": "verdict"}
     rs.sets[SOURCES_MAP] = {"_kind": "map", "type": key_type, "map": "verdict"}
     ip, l4, th = rs.family.payload, {"meta": {"key": "l4proto"}}, "th"
-    icmp_error = [_eq(l4, "icmp"), _eq(_field("icmp", "type"), {"set": list(ICMP_ERRORS)}),
-                  _eq(_raw(ICMP_SPARE), 0), _eq(_raw(INNER_VERSION_IHL), 0x45)]
+    icmp_error = [_eq(l4, layout.protocol), _eq(_field(layout.protocol, "type"), {"set": list(layout.types)}),
+                  *(_eq(_raw(offset, bits), value) for offset, bits, value in layout.checks)]
     rs.chain(PREROUTING_CHAIN, type="filter", hook="prerouting", prio=RAW_PRIORITY, policy="accept")
     rs.rule(PREROUTING_CHAIN, {"vmap": {"key": {"concat": [_field(ip, "daddr"), l4, _field(th, "dport")]},
                                         "data": f"@{PORTS_MAP}"}})
@@ -275,6 +323,7 @@ def _ensure_layout(rs: rules.Ruleset) -> None:
 def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) -> None:
     """Add one service's stateless chains (`choose` picked it); its conntrack chain stays for local clients."""
     _ensure_layout(rs)
+    layout = _layout(rs)
     base = rules.service_chain(svc.name)
     ip = rs.family.payload
     proto = (svc.protocol or "TCP").lower()
@@ -315,12 +364,11 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         key = {"concat": [endpoint[0], proto, endpoint[1]]}
         rs.element(REPLIES_MAP, key, {"goto": {"target": back}})
         rs.element(SOURCES_MAP, key, {"goto": {"target": UNTRACK_CHAIN}})
-        _icmp_out(rs, svc, proto, endpoint)
+        _icmp_out(rs, layout, svc, proto, endpoint)
 
     # errors from the client's side about a reply: back to the server the hash gives
-    rs.rule(ICMP_IN_CHAIN, _eq(_field(ip, "daddr"), vip), _eq(_raw(INNER_PROTO), PROTO_NUMBERS[proto]),
-            _eq(_raw(INNER_SADDR), int(ipaddress.IPv4Address(vip))), _eq(_raw(INNER_SPORT), vport),
-            {"goto": {"target": icmp_in}})
+    rs.rule(ICMP_IN_CHAIN, _eq(_field(ip, "daddr"), vip), _eq(_raw(*layout.proto), PROTO_NUMBERS[proto]),
+            *_match_address(layout.saddr, vip), _eq(_raw(layout.sport, 16), vport), {"goto": {"target": icmp_in}})
     rs.rule(icmp_in, {"notrack": None})
     if not dests:
         return
@@ -329,31 +377,63 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         chain = rs.chain(f"{base}-sli-{ctx.number(svc.name, dest.name)}")
         chains.append(chain)
         per_dest[dest.name] = chain
-        rs_port = _rs_port(svc, dest) or vport
-        spare = compensation(words_of(vip) + [vport], words_of(dest.address) + [rs_port])
-        stmts = [_set(_raw(ICMP_SPARE), spare), _set(_field(ip, "daddr"), dest.address)]
-        if rs_port != vport:
-            stmts.append(_set(_raw(INNER_SPORT), rs_port))
-        stmts.append(_set(_raw(INNER_SADDR), int(ipaddress.IPv4Address(dest.address))))  # last: dh hashes it
-        rs.rule(chain, *stmts)
+        rs.rule(chain, *_icmp_in_rewrite(rs, layout, vip, vport, dest.address, _rs_port(svc, dest) or vport))
     if len(dests) == 1:
         rs.rule(icmp_in, {"goto": {"target": per_dest[dests[0].name]}})
         return
-    inner_pick = _jhash([_raw(_INNER_OF_REPLY[f]) for f in fields], len(table))
+    inner_pick = _jhash([_inner_of_reply(layout, f) for f in fields], len(table))
     rs.rule(icmp_in, {"vmap": {"key": inner_pick, "data": _anon(
         [(slot, {"goto": {"target": per_dest[dests[i].name]}}) for slot, i in enumerate(table)])}})
 
 
-def _icmp_out(rs: rules.Ruleset, svc: VirtualService, proto: str, endpoint: tuple[str, int]) -> None:
-    """Errors about a request to this server (from the router or the server): the VIP into their inner header."""
+def _icmp_in_rewrite(rs: rules.Ruleset, layout: IcmpLayout, vip: str, vport: int, server: str,
+                     port: int) -> list[Json]:
+    """An error for the VIP about a reply becomes one for `server` about its own reply, checksum kept right.
+
+    IPv4: the spare word takes the difference. IPv6 (ICMPv6's checksum
+    covers the outer addresses; a packet-too-big has no spare word): the
+    outer destination is first set, with nftables' own checksum update, to a
+    stand-in address whose words sum to the server's plus the inner change,
+    then overwritten raw (no update) with the server's: the two differences
+    cancel.
+    """
+    ip = rs.family.payload
+    stmts: list[Json] = []
+    inner_change = _ones_add(_ones_sum(words_of(server) + [port]), ~_ones_sum(words_of(vip) + [vport]) & 0xFFFF)
+    if layout is ICMP4:
+        stmts += [_set(_raw(*ICMP_SPARE), compensation(words_of(vip) + [vport], words_of(server) + [port])),
+                  _set(_field(ip, "daddr"), server)]
+    else:
+        stmts += [_set(_field(ip, "daddr"), _with_sum(server, inner_change)),
+                  *_write_address(layout.outer_daddr, server, "nh")]
+    if port != vport:
+        stmts.append(_set(_raw(layout.sport, 16), port))
+    stmts += _write_address(layout.saddr, server)  # last: dh hashes the inner source
+    return stmts
+
+
+def _icmp_out(rs: rules.Ruleset, layout: IcmpLayout, svc: VirtualService, proto: str,
+              endpoint: tuple[str, int]) -> None:
+    """Errors about a request to this server (from the router or the server): the VIP into their inner header.
+
+    IPv4: a server's own error gets the VIP as source; the spare word takes
+    the inner change. IPv6: the outer source becomes the VIP in every case,
+    through a stand-in as in `_icmp_in_rewrite`, which carries the inner
+    change.
+    """
     ip = rs.family.payload
     address, port = endpoint
     vip, vport = str(svc.address), int(svc.port or 0)
-    about = [_eq(_raw(INNER_PROTO), PROTO_NUMBERS[proto]), _eq(_raw(INNER_DADDR), int(ipaddress.IPv4Address(address))),
-             _eq(_raw(INNER_DPORT), port)]
-    rs.rule(ICMP_OUT_CHAIN, _eq(_field(ip, "saddr"), address), *about, _set(_field(ip, "saddr"), vip))
-    stmts = [_set(_raw(ICMP_SPARE), compensation(words_of(address) + [port], words_of(vip) + [vport])),
-             _set(_raw(INNER_DADDR), int(ipaddress.IPv4Address(vip)))]
+    about = [_eq(_raw(*layout.proto), PROTO_NUMBERS[proto]), *_match_address(layout.daddr, address),
+             _eq(_raw(layout.dport, 16), port)]
+    inner = [*_write_address(layout.daddr, vip)]
     if port != vport:
-        stmts.append(_set(_raw(INNER_DPORT), vport))
-    rs.rule(ICMP_OUT_CHAIN, *about, *stmts, {"accept": None})
+        inner.append(_set(_raw(layout.dport, 16), vport))
+    if layout is ICMP4:
+        rs.rule(ICMP_OUT_CHAIN, _eq(_field(ip, "saddr"), address), *about, _set(_field(ip, "saddr"), vip))
+        spare = compensation(words_of(address) + [port], words_of(vip) + [vport])
+        rs.rule(ICMP_OUT_CHAIN, *about, _set(_raw(*ICMP_SPARE), spare), *inner, {"accept": None})
+        return
+    change = _ones_add(_ones_sum(words_of(vip) + [vport]), ~_ones_sum(words_of(address) + [port]) & 0xFFFF)
+    rs.rule(ICMP_OUT_CHAIN, *about, _set(_field(ip, "saddr"), _with_sum(vip, change)),
+            *_write_address(layout.outer_saddr, vip, "nh"), *inner, {"accept": None})
