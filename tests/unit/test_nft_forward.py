@@ -26,8 +26,10 @@ def vs(name: str = "web", *dests: Destination, **kw: Any) -> VirtualService:
     return VirtualService(name, destinations=tuple(dests) or (rs(1), rs(2), rs(3)), **fields)
 
 
-def ctx(*devices: str) -> BuildContext:
-    return BuildContext(device_for=lambda a: "eth1", tunnel_for=lambda a: "pkt0", ingress_devices=lambda: devices)
+def ctx(*devices: str, mtu: dict[str, int] | None = None) -> BuildContext:
+    """Interfaces with MTU 1500 unless `mtu` says otherwise; the real servers are behind eth1."""
+    listed = tuple((d, (mtu or {}).get(d, 1500)) for d in (*devices, "eth1") if devices)
+    return BuildContext(device_for=lambda a: "eth1", tunnel_for=lambda a: "pkt0", ingress_devices=lambda: listed)
 
 
 def rules_of(ruleset: Ruleset, chain: str) -> list[list[dict[str, Any]]]:
@@ -40,6 +42,7 @@ def test_dr_goes_out_from_ingress_with_fwd_instead_of_a_copy() -> None:
     assert "dup_prerouting" not in out.get("ip", Ruleset(NETDEV)).chains
     hooks = {name: spec for name, spec in netdev.chains.items() if spec.get("hook")}
     assert {spec["dev"] for spec in hooks.values()} == {"eth0", "eth1"}
+    assert set(hooks) == {"ingress-eth0", "ingress-eth1"}
     for name in hooks:
         lookup = rules_of(netdev, name)
         assert lookup == [[{"match": {"op": "==", "left": {"meta": {"key": "pkttype"}}, "right": "host"}},
@@ -68,7 +71,7 @@ def test_ipv6_dr_uses_the_ip6_maps_and_fwd_ip6() -> None:
     netdev = build_all([svc], ctx("eth0"))[NETDEV.name]
     assert netdev.elements["fwd6_ports"] and not netdev.elements.get("fwd4_ports")
     assert rules_of(netdev, "vs-six-1")[-1] == [{"fwd": {"dev": "eth1", "family": "ip6", "addr": "2001:db8:10::1"}}]
-    assert rules_of(netdev, "ingress-eth0")[0][1]["vmap"]["data"] == "@fwd6_ports"
+    assert [rule[1]["vmap"]["data"] for rule in rules_of(netdev, "ingress-eth0")] == ["@fwd6_ports"]
 
 
 def test_fwmark_tun_and_a_router_without_interfaces_keep_the_copy_path() -> None:
@@ -96,3 +99,10 @@ def test_nat_and_dr_together_build_both_tables() -> None:
     out = build_all([nat, vs()], ctx("eth0"))
     assert set(out) == {"ip", NETDEV.name}
     assert "nat_prerouting" in out["ip"].chains and "dup_prerouting" not in out["ip"].chains
+
+
+def test_a_real_server_behind_a_narrower_link_keeps_the_copy_path_which_sends_frag_needed() -> None:
+    out = build_all([vs()], ctx("eth0", mtu={"eth1": 1400}))
+    assert NETDEV.name not in out and "dup_prerouting" in out["ip"].chains
+    out = build_all([vs()], ctx("eth0", mtu={"eth0": 1400}))  # the other way round is no problem
+    assert NETDEV.name in out

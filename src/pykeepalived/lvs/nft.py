@@ -23,9 +23,11 @@ because the table vanished is retried at once on a fresh table.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import socket
+import struct
 from typing import Any
 
 from ..config.vocabulary import LbKind
@@ -40,6 +42,9 @@ from .routes import RouteFinder
 from .tunnels import PREFIX as TUNNEL_PREFIX, Tunnels
 
 log = logging.getLogger("pykeepalived.lvs")
+SIOCGIFFLAGS = 0x8913
+SIOCGIFMTU = 0x8921
+IFF_UP = 0x1
 
 # pip cannot install libnftables' binding (it is not on PyPI; it comes with libnftables): the one
 # system dependency of `pip install pykeepalived`, so its absence is one line that says the fix
@@ -81,12 +86,13 @@ class NftablesBackend(DataPlaneBase):
         self.routes = RouteFinder()
         self.tunnels = Tunnels()
         self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for,
-                                consistent=consistent_flows, ingress_devices=ingress_devices)
+                                consistent=consistent_flows, ingress_devices=lambda: self._ingress_seen)
         if consistent_flows:  # say once what changes for rr/wrr/lc users (docs/dataplane.md)
             log.info("nftables: consistent flows: persistent clients and DR/TUN flows are scheduled by hash, "
                      "alike on every router, so a failover moves none")
         self.applied: dict[str, Ruleset] = {}
         self._fallbacks_said: dict[str, str] = {}  # service -> the reason last logged (pykeepalived_stateless)
+        self._ingress_seen: tuple[tuple[str, int], ...] = ()  # interfaces and MTUs at the last apply (DR)
         self.table = DesiredTable()
         self._started = False
         self.transactions = 0
@@ -113,6 +119,7 @@ class NftablesBackend(DataPlaneBase):
         """Build, diff and send; on any failure the kernel keeps what it had and so do we."""
         services = list(table.services)
         self.routes.forget()
+        self._ingress_seen = ingress_devices()
         try:
             self.tunnels.want([d.address for s in services if _is_tun(s) for d in s.destinations])
             wanted = build(services, self.ctx)
@@ -205,15 +212,19 @@ class NftablesBackend(DataPlaneBase):
         return f"{what} by someone else; rebuilt it whole ({len(commands)} commands)"
 
     def _follow_devices(self) -> str | None:
-        """Hook DR's ingress chains on interfaces that came or went since the last apply (nft_forward.py)."""
-        applied = self.applied.get(NETDEV.name)
-        if applied is None:
+        """Rebuild when interfaces or their MTUs changed since the last apply and a DR service may care.
+
+        DR's ingress chains go on every interface, and a service whose real
+        servers' interface has the smaller MTU stays on the copy path
+        (nft_forward.takes), so both follow the interfaces.
+        """
+        if not any(forwarding_or_none(s) == "DR" for s in self.table.services):
             return None
-        hooked = {spec["dev"] for spec in applied.chains.values() if spec.get("hook") == "ingress"}
-        if hooked == set(ingress_devices()):
+        if self._ingress_seen == ingress_devices():
             return None
         self.apply_now(self.table)
-        return f"DR ingress hooks follow the interfaces now: {', '.join(sorted(ingress_devices())) or 'none'}"
+        now = ", ".join(f"{name} (mtu {mtu})" for name, mtu in self._ingress_seen) or "none"
+        return f"DR from ingress follows the interfaces now: {now}"
 
     def _commands(self, wanted: dict[str, Ruleset], fresh: set[str] | None = None) -> list[dict[str, Any]]:
         """The batch from what was applied to `wanted`; the `fresh` families are built from scratch."""
@@ -282,10 +293,22 @@ class NftablesBackend(DataPlaneBase):
         return counts
 
 
-def ingress_devices() -> tuple[str, ...]:
-    """The interfaces DR's ingress hook goes on: all but loopback and our own IPIP devices."""
-    return tuple(sorted(name for _, name in socket.if_nameindex()
-                        if name != "lo" and not name.startswith(TUNNEL_PREFIX)))
+def ingress_devices() -> tuple[tuple[str, int], ...]:
+    """(name, MTU) of the interfaces DR's ingress hook goes on: those up, but loopback and our own IPIP devices."""
+    found: list[tuple[str, int]] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _, name in socket.if_nameindex():
+            if name == "lo" or name.startswith(TUNNEL_PREFIX):
+                continue
+            try:
+                flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, struct.pack("16sH", name.encode(), 0))
+                                      [:18])[1]
+                answer = fcntl.ioctl(sock, SIOCGIFMTU, struct.pack("16si", name.encode(), 0))
+            except OSError:  # gone since the listing
+                continue
+            if flags & IFF_UP:  # a down interface carries nothing (and its MTU must not hold DR back)
+                found.append((name, struct.unpack("16si", answer)[1]))
+    return tuple(sorted(found))
 
 
 def forwarding_or_none(svc: VirtualService) -> LbKind | None:

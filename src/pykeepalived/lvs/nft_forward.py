@@ -12,7 +12,7 @@ routing, no filter. So a table `netdev pykeepalived_lvs` holds every DR
 service it can:
 
 - one base chain `ingress-<device>` on each of the router's interfaces
-  (every one but `lo`, listed at each apply; `ingress_devices`) dispatches host-addressed
+  (every one that is up but `lo`, listed at each apply) dispatches host-addressed
   packets by `daddr . l4proto . dport` (or `daddr . l4proto` for port-0
   services) through the maps `fwd4_*`/`fwd6_*` into the service's chain;
 - the service chain and its real servers' chains are laid out as the
@@ -25,13 +25,15 @@ service it can:
   moves.
 
 Left on the prerouting path: fwmark services (the admin's mangle rules set
-the mark after ingress), TUN (`fwd` through an IPIP device is not tried on a
+the mark after ingress), services whose real servers are reached through an
+interface with a smaller MTU than another (`takes`: `fwd` sends no ICMP
+about a packet too big), TUN (`fwd` through an IPIP device is not tried on a
 kernel with IPIP here; this machine's has none), and any DR service when the
 router has no interface but `lo`. What changes for users is nothing but
 this: the packet's TTL is decremented (the copy's was not), and packets that
 never reach the IP stack are not seen by a router's own firewall (the copy
-bypassed its forward chain too). An interface that appears after an apply is
-hooked at the next apply or repair check.
+bypassed its forward chain too). An interface that appears after an apply,
+or an MTU that changes, is followed at the next repair check (half a second).
 """
 
 from __future__ import annotations
@@ -57,10 +59,22 @@ def _maps(fam: Family) -> tuple[str, str]:
 
 
 def takes(svc: VirtualService, ctx: rules.BuildContext) -> bool:
-    """Whether this service is forwarded from ingress (else the prerouting copy path builds it)."""
-    if forwarding(svc) != "DR" or not ctx.ingress_devices():
+    """Whether this service is forwarded from ingress (else the prerouting copy path builds it).
+
+    Not when an interface towards one of its real servers has a smaller MTU
+    than an interface packets may come in on: `fwd` checks no MTU, so a
+    packet too big for the real server's link would be dropped without the
+    ICMP "fragmentation needed" (IPv6: "packet too big") that the copy path
+    sends, as IPVS does, and path MTU discovery would hang.
+    """
+    devices = ctx.ingress_devices()
+    if forwarding(svc) != "DR" or not devices:
         return False
-    return all(d.kind != "fwmark" for d in rules.dispatches(svc))
+    if any(d.kind == "fwmark" for d in rules.dispatches(svc)):
+        return False
+    mtus = dict(devices)
+    largest = max(mtus.values())
+    return all(mtus.get(ctx.device_for(d.address), 0) >= largest for d in svc.destinations)
 
 
 def refusal(svc: VirtualService) -> str | None:
@@ -93,7 +107,7 @@ def ingress_chain(device: str) -> str:
     return rules.safe_name(f"{INGRESS_CHAIN}-{device}")
 
 
-def finish(rs: rules.Ruleset, devices: tuple[str, ...]) -> None:
+def finish(rs: rules.Ruleset, devices: tuple[tuple[str, int], ...]) -> None:
     """Hook an ingress chain on each of `devices`, with a lookup for each map that holds a service.
 
     One chain per device: libnftables 1.0.6's JSON takes one `dev` per
@@ -110,7 +124,7 @@ def finish(rs: rules.Ruleset, devices: tuple[str, ...]) -> None:
                 daddr, l4, {"payload": {"protocol": "th", "field": "dport"}}]}, "data": f"@{ports}"}})
         if rs.elements.get(allports):
             lookups.append({"vmap": {"key": {"concat": [daddr, l4]}, "data": f"@{allports}"}})
-    for device in sorted(set(devices)):
+    for device in sorted({name for name, _ in devices}):
         chain = rs.chain(ingress_chain(device), type="filter", hook="ingress", dev=device, prio=INGRESS_PRIORITY,
                          policy="accept")
         for lookup in lookups:

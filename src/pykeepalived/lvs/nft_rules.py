@@ -99,7 +99,7 @@ class BuildContext:
     expected_new: Mapping[str, int] = field(default_factory=dict)
     overloaded: frozenset[tuple[str, str]] = frozenset()  # (service, destination) past its uthreshold
     consistent: bool = False  # consistent flows (module docstring; nft_limits.consistent_flows decides)
-    ingress_devices: Callable[[], tuple[str, ...]] = lambda: ()  # DR ingress hooks (nft_forward); none: dup
+    ingress_devices: Callable[[], tuple[tuple[str, int], ...]] = lambda: ()  # (name, MTU): nft_forward; none: dup
     fallbacks: dict[str, str] = field(default_factory=dict)  # service -> why pykeepalived_stateless is not honoured
 
     def number(self, service: str, dest: str) -> int:
