@@ -273,3 +273,25 @@ def test_icmpv6_errors_are_rewritten_with_a_stand_in_address_that_keeps_the_chec
         message[16:32] = dst
         struct.pack_into("!H", message, 48, port)
         assert icmp6_checksum(src, dst, bytes(message)) == 0xFFFF
+
+
+def test_an_icmpv6_error_about_a_request_gets_the_vip_inside_and_as_source_with_the_checksum_right() -> None:
+    """The router's packet-too-big about client -> server:port becomes one from the VIP about client -> VIP:vport."""
+    from pykeepalived.lvs.nft_stateless import _ones_add, _with_sum
+    rng = random.Random(66)
+    for _ in range(500):
+        router, client, vip, server = (random_v6(rng) for _ in range(4))
+        cport, vport, port = (rng.randrange(1, 65536) for _ in range(3))
+        message = packet_too_big(client, server, cport, port, rng)
+        src, dst = ipaddress.IPv6Address(router).packed, ipaddress.IPv6Address(client).packed
+        struct.pack_into("!H", message, 2, ~icmp6_checksum(src, dst, bytes(message)) & 0xFFFF)
+        change = _ones_add(ones_sum(ipaddress.IPv6Address(vip).packed + struct.pack("!H", vport)),
+                           ~ones_sum(ipaddress.IPv6Address(server).packed + struct.pack("!H", port)) & 0xFFFF)
+        stand_in = ipaddress.IPv6Address(_with_sum(vip, change)).packed
+        # `ip6 saddr set STAND_IN` (checksum updated), then raw: outer source, quoted destination and port
+        struct.pack_into("!H", message, 2, ~icmp6_checksum(stand_in, dst, bytes(message[:2]) + b"\0\0"
+                                                          + bytes(message[4:])) & 0xFFFF)
+        src = ipaddress.IPv6Address(vip).packed
+        message[32:48] = src
+        struct.pack_into("!H", message, 50, vport)
+        assert icmp6_checksum(src, dst, bytes(message)) == 0xFFFF
