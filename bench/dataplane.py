@@ -188,6 +188,10 @@ def second_address(i: int) -> str:
 class BenchLab(LvsLab):
     """The NAT lab plus the stateless NAT and the two DR services (module docstring) on both routers."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.services_count += 3
+
     def _configure_hosts(self) -> None:
         super()._configure_hosts()
         for i in range(1, 4):

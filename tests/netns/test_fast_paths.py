@@ -67,6 +67,7 @@ class FastLab(LvsLab):
     def __init__(self, kind: str, workdir: Path) -> None:
         super().__init__(kind, prefix=unique_prefix(f"fp{kind}"), name=f"fp-{kind}", workdir=workdir,
                          dataplane="nftables")
+        self.services_count += 2
 
     def servers_of(self, family: int) -> list[tuple[str, int]]:
         if family == 6:
@@ -115,8 +116,9 @@ class FastLab(LvsLab):
                 raise LabError(f"no line {vip_line!r} in {router.conf_path} to add {VIP_SL} after")
             text = text.replace(vip_line, f"{vip_line}\n        {VIP_SL}/32 dev eth0", 1)
             router.conf_path.write_text(text + self._services())
-        check = subprocess.run([sys.executable, "-m", "pykeepalived", "-t", "-f",
-                                str(self.router("router1").conf_path)], capture_output=True, text=True, timeout=30)
+        router1 = self.router("router1")
+        check = router1.netns.run([sys.executable, "-m", "pykeepalived", "-t", "-f", str(router1.conf_path)],
+                                  check=False, timeout_s=30.0)
         if check.returncode != 0:
             raise LabError(f"pykeepalived -t refuses the fast-path config:\n{check.stderr}{check.stdout}")
 
