@@ -40,7 +40,9 @@ def test_bootstrap_lints_before_the_tests_with_the_pinned_tools() -> None:
     script = (REPO / "bootstrap.sh").read_text()
     test_branch = script[script.index("\n    test)"):]
     test_branch = test_branch[:test_branch.index(";;")]
-    assert test_branch.index("lint") < test_branch.index("pytest")
+    assert test_branch.index("lint") < test_branch.index("run_tests")
+    runner = script[script.index("run_tests() {"):]
+    assert "python -m pytest" in runner[:runner.index("\n}\n")]
     lint = script[script.index("lint() {"):]
     lint = lint[:lint.index("\n}\n")]
     assert "mypy --strict src/pykeepalived" in lint

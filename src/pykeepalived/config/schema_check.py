@@ -425,6 +425,11 @@ _v.line("persistence_engine", h.text("persistence_engine"), "persistence engine 
 _v.line("persistence_timeout", _persistence_timeout, "persistence timeout (s, default 360)")
 _v.line("persistence_granularity", _persistence_granularity, "persistence netmask")
 _v.line("protocol", h.one_of("protocol", PROTOCOLS, "protocol"), "TCP, UDP or SCTP")
+# docs/dataplane.md "Stateless NAT and DR for hash schedulers"
+_v.line("pykeepalived_stateless", h.flag("pykeepalived_stateless"),
+        "pykeepalived only: on/off; a hash-scheduled (sh, mh, dh) NAT or DR service keeps no per-flow state on "
+        "the nftables data plane (no conntrack, no flow sets): faster, but a pool change moves the flows "
+        "Maglev moves", since="pykeepalived")
 _v.line("ha_suspend", h.flag("ha_suspend"), "suspend checks while the VIP is absent")
 _v.line("smtp_alert", h.flag("smtp_alert"), "mail on changes")
 _v.line("virtualhost", h.text("virtualhost"), "default Host: for HTTP checks")

@@ -523,6 +523,7 @@ class LvsLab:
         # where DR/TUN real servers hold the VIPs (None for NAT); TUN falls back to lo without IPIP
         self.rs_vip_device: str | None = {LabKind.DR: "lo", LabKind.TUN: "tunl0"}.get(self.kind)
         self.notes: list[str] = []
+        self.services_count = 2  # virtual servers in the configs (a subclass that adds some says so)
         self._record: LabRecord | None = None
         self._closed = False
 
@@ -879,7 +880,7 @@ class LvsLab:
                 counts = self.alive_counts(router.name)
             except (OSError, ValueError, KeyError, TypeError):
                 return False
-            if len(counts) != 2 or any(n != wanted for n in counts.values()):
+            if len(counts) != self.services_count or any(n != wanted for n in counts.values()):
                 return False
         return True
 

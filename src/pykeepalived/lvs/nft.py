@@ -23,9 +23,11 @@ because the table vanished is retried at once on a fresh table.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import socket
+import struct
 from typing import Any
 
 from ..config.vocabulary import LbKind
@@ -33,12 +35,17 @@ from . import nft_handles
 from .conntrack import count_connections
 from .model import DataPlaneBase, DataPlaneError, DesiredTable, VirtualService
 from .nft_diff import diff, drop_table, fresh_table
-from .nft_rules import (IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, build, forwarding, overloaded_now,
+from .nft_forward import NETDEV
+from .nft_layout import build_all as build
+from .nft_rules import (IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, forwarding, overloaded_now,
                         service_chain)
 from .routes import RouteFinder
-from .tunnels import Tunnels
+from .tunnels import PREFIX as TUNNEL_PREFIX, Tunnels
 
 log = logging.getLogger("pykeepalived.lvs")
+SIOCGIFFLAGS = 0x8913
+SIOCGIFMTU = 0x8921
+IFF_UP = 0x1
 
 # pip cannot install libnftables' binding (it is not on PyPI; it comes with libnftables): the one
 # system dependency of `pip install pykeepalived`, so its absence is one line that says the fix
@@ -160,11 +167,13 @@ class NftablesBackend(DataPlaneBase):
         self.routes = RouteFinder()
         self.tunnels = Tunnels()
         self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for,
-                                consistent=consistent_flows)
+                                consistent=consistent_flows, ingress_devices=lambda: self._ingress_seen)
         if consistent_flows:  # say once what changes for rr/wrr/lc users (docs/dataplane.md)
             log.info("nftables: consistent flows: persistent clients and DR/TUN flows are scheduled by hash, "
                      "alike on every router, so a failover moves none")
         self.applied: dict[str, Ruleset] = {}
+        self._fallbacks_said: dict[str, str] = {}  # service -> the reason last logged (pykeepalived_stateless)
+        self._ingress_seen: tuple[tuple[str, int], ...] = ()  # interfaces and MTUs at the last apply (DR)
         self.table = DesiredTable()
         self._started = False
         self.transactions = 0
@@ -191,6 +200,7 @@ class NftablesBackend(DataPlaneBase):
         """Build, diff and send; on any failure the kernel keeps what it had and so do we."""
         services = list(table.services)
         self.routes.forget()
+        self._ingress_seen = ingress_devices()
         try:
             self.tunnels.want([d.address for s in services if _is_tun(s) for d in s.destinations])
             self.ctx.slot_tables = {svc: table for rs in self.applied.values() for svc, table in rs.slot_tables.items()}
@@ -215,6 +225,15 @@ class NftablesBackend(DataPlaneBase):
         self.applied = wanted
         self.table = table
         self.tunnels.release_unwanted()
+        self._say_fallbacks()
+
+    def _say_fallbacks(self) -> None:
+        """Log, once per reason, a service whose pykeepalived_stateless cannot be honoured (nft_stateless)."""
+        for name, why in sorted(self.ctx.fallbacks.items()):
+            if self._fallbacks_said.get(name) != why:
+                log.warning("nftables: virtual server %s keeps per-flow state despite pykeepalived_stateless: %s",
+                            name, why)
+        self._fallbacks_said = dict(self.ctx.fallbacks)
 
     # ------------------------------------------------------------------ repair
     def _table_handles(self) -> dict[str, int]:
@@ -257,7 +276,7 @@ class NftablesBackend(DataPlaneBase):
         if not drifted:
             for fam in self.applied:  # a handle we could not read after the last change
                 self.handles.setdefault(fam, present[fam])
-            return None
+            return self._follow_devices()
         what = "; ".join(why for _, why in drifted)
         commands = [cmd for fam, _ in drifted for cmd in fresh_table(self.applied[fam])]
         try:
@@ -268,10 +287,25 @@ class NftablesBackend(DataPlaneBase):
         self._learn_handles()
         return f"{what} by someone else; rebuilt it whole ({len(commands)} commands)"
 
+    def _follow_devices(self) -> str | None:
+        """Rebuild when interfaces or their MTUs changed since the last apply and a DR service may care.
+
+        DR's ingress chains go on every interface, and a service whose real
+        servers' interface has the smaller MTU stays on the copy path
+        (nft_forward.takes), so both follow the interfaces.
+        """
+        if not any(forwarding_or_none(s) == "DR" for s in self.table.services):
+            return None
+        if self._ingress_seen == ingress_devices():
+            return None
+        self.apply_now(self.table)
+        now = ", ".join(f"{name} (mtu {mtu})" for name, mtu in self._ingress_seen) or "none"
+        return f"DR from ingress follows the interfaces now: {now}"
+
     def _commands(self, wanted: dict[str, Ruleset], fresh: set[str] | None = None) -> list[dict[str, Any]]:
         """The batch from what was applied to `wanted`; the `fresh` families are built from scratch."""
         commands: list[dict[str, Any]] = []
-        for fam in (IPV4, IPV6):
+        for fam in (IPV4, IPV6, NETDEV):
             old, new = self.applied.get(fam.name), wanted.get(fam.name)
             if not self._started or (fresh is not None and fam.name in fresh):
                 commands += fresh_table(new) if new else drop_table(fam)
@@ -290,7 +324,7 @@ class NftablesBackend(DataPlaneBase):
     def close_now(self) -> None:
         """Remove our tables and tunnels (keepalived clears its IPVS services on a clean stop too)."""
         try:
-            self.nft.run(drop_table(IPV4) + drop_table(IPV6))
+            self.nft.run(drop_table(IPV4) + drop_table(IPV6) + drop_table(NETDEV))
         except DataPlaneError as exc:
             log.warning("cannot remove the nftables table %s: %s", TABLE, exc)
         self.applied = {}
@@ -333,6 +367,24 @@ class NftablesBackend(DataPlaneBase):
             elems = [item["set"].get("elem", []) for item in listed.get("nftables", []) if "set" in item]
             counts[dest.name] = (sum(len(e) for e in elems), 0)
         return counts
+
+
+def ingress_devices() -> tuple[tuple[str, int], ...]:
+    """(name, MTU) of the interfaces DR's ingress hook goes on: those up, but loopback and our own IPIP devices."""
+    found: list[tuple[str, int]] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _, name in socket.if_nameindex():
+            if name == "lo" or name.startswith(TUNNEL_PREFIX):
+                continue
+            try:
+                flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, struct.pack("16sH", name.encode(), 0))
+                                      [:18])[1]
+                answer = fcntl.ioctl(sock, SIOCGIFMTU, struct.pack("16si", name.encode(), 0))
+            except OSError:  # gone since the listing
+                continue
+            if flags & IFF_UP:  # a down interface carries nothing (and its MTU must not hold DR back)
+                found.append((name, struct.unpack("16si", answer)[1]))
+    return tuple(sorted(found))
 
 
 def forwarding_or_none(svc: VirtualService) -> LbKind | None:

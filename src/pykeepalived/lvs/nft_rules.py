@@ -133,6 +133,8 @@ class BuildContext:
                 self.spreads.clear()
             table = self.spreads[key] = tuple(sched.spread(key))
         return table
+    ingress_devices: Callable[[], tuple[tuple[str, int], ...]] = lambda: ()  # (name, MTU): nft_forward; none: dup
+    fallbacks: dict[str, str] = field(default_factory=dict)  # service -> why pykeepalived_stateless is not honoured
 
     def number(self, service: str, dest: str) -> int:
         key = (service, dest)
