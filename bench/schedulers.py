@@ -29,7 +29,9 @@ Reading the first line (JSON), one entry per run:
   (the table's granularity: 3 slots for rr, 509 for mh, 256 for lc...).
 
 The second line times `apply_now` for every scheduler: one of 1,000 real
-servers of a service going down (median of 5), and loading 1,000 virtual
+servers of a service going down (median of 5, with the process's CPU time:
+the machine is shared, and CPU time moves less with the others' load), and
+loading 1,000 virtual
 services with 3 real servers each (the same three) into an empty table (one
 call); for rr, wlc and mh also 1,000 services with three real servers of
 their own each.
@@ -243,24 +245,27 @@ def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS) -> dict[str, A
     for sched in schedulers:
         backend = NftablesBackend()
         up = service(sched, (1,) * 1000, n_real=1000)
-        times = []
+        times, cpu = [], []
         for k in range(5):
             backend.apply_now(DesiredTable((up,)))
             dests = tuple(replace(d, alive=i != 100 * k) for i, d in enumerate(up.destinations))
             down = DesiredTable((replace(up, destinations=dests),))
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             backend.apply_now(down)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)  # this process's CPU, kernel work for its syscalls included
         backend.close_now()
         out["one_of_1000_real_servers_down_s"][sched] = {"median": round(statistics.median(times), 4),
-                                                         "min": round(min(times), 4), "max": round(max(times), 4)}
+                                                         "min": round(min(times), 4), "max": round(max(times), 4),
+                                                         "cpu_median": round(statistics.median(cpu), 4)}
     for sched in schedulers:
         backend = NftablesBackend()
         table = DesiredTable(tuple(service(sched, (1, 1, 1), vip=f"10.30.{i // 250}.{i % 250 + 1}", name=f"vs{i}")
                                    for i in range(1000)))
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         backend.apply_now(table)
         out["load_1000_services_x3_s"][sched] = round(time.perf_counter() - t0, 4)
+        out.setdefault("load_1000_services_x3_cpu_s", {})[sched] = round(time.process_time() - c0, 4)
         backend.close_now()
     # the same with three real servers of its own per service: no two slot maps alike, none shared
     out["load_1000_services_x3_own_pools_s"] = {}

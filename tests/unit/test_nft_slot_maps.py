@@ -155,3 +155,17 @@ def test_a_change_without_new_maps_is_one_json_transaction() -> None:
     before = build([vs("web", 30)], c)["ip"]
     nft.run(diff(before, rebuild(before, [vs("web", 30, down=2)], c)))
     assert [kind for kind, _ in fake.calls] == ["json"]
+
+
+def test_a_slot_map_names_the_services_one_protocol_and_fwmarks_keep_a_literal_map() -> None:
+    """libnftables refuses a map whose data names another protocol than the rule's match, or one of a set."""
+    udp = vs("dns", 3, protocol="UDP", port=53)
+    mark = VirtualService("FWM 7", "fwmark", fwmark=7, scheduler="mh", destinations=udp.destinations)
+    ruleset = build([udp, mark], ctx())["ip"]
+    assert list(ruleset.slot_maps) == ["vs-dns-udp-slots"]
+    assert ruleset.slot_maps["vs-dns-udp-slots"].data_type == "ip daddr . udp dport"
+    rule = json.loads(ruleset.rules["vs-dns"][0])
+    assert rule[0] == {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "udp"}}
+    literal = json.loads(ruleset.rules["vs-FWM_7"][0])
+    assert literal[0]["match"]["right"] == {"set": ["tcp", "udp", "sctp"]}
+    assert "set" in literal[-1]["dnat"]["addr"]["map"]["data"]

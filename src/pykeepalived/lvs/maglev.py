@@ -149,6 +149,11 @@ class MaglevRun:
         self.claim_by = claim_by
         self.passed = passed
         self.claims = claims
+        claimed_at = array("i", bytes(4 * size))  # slot -> when it was claimed
+        for when, slot in enumerate(claim_slot):
+            claimed_at[slot] = when
+        self.claimed_at = claimed_at
+        first_other = array("i", [-1]) * t  # time -> when another backend than its claimer first passes the slot
         turn_of = array("i", bytes(4 * t))  # time -> which of its claimer's claims it is
         for mine in claims:
             for m, when in enumerate(mine):
@@ -163,10 +168,12 @@ class MaglevRun:
             limit = mine[m + 1] if m + 1 < len(mine) else t + 1
             for other in passed[claim_slot[when]]:
                 if claim_by[other] != k:
+                    first_other[when] = other
                     if other < limit:
                         exposed[k].append(m)
                     break
         self.exposed = exposed
+        self.first_other = first_other
 
     def without(self, names: Sequence[str], weights: Sequence[int]) -> list[int] | None:
         """The table `sched.maglev_table(names, weights, size)` if it is this one less some backends, else None.
@@ -217,6 +224,7 @@ class MaglevRun:
         """Slot -> live position of its new owner, for the slots whose owner changes."""
         claim_slot, claim_by, passed, claims = self.claim_slot, self.claim_by, self.passed, self.claims
         offsets, inverses, size, table = self.offsets, self.inverses, self.size, self.table
+        claimed_at, first_other = self.claimed_at, self.first_other
         mine_index = [index for index, _ in self.live]
         push, pop = heapq.heappush, heapq.heappop
 
@@ -235,6 +243,10 @@ class MaglevRun:
             Not its claimer in the full run, which passes it again at its next turn (it starts from there):
             that one either left or lags and has the hole among those it waits on.
             """
+            if after == claimed_at[hole]:  # a hole made as the full run claims it: mostly known at once
+                first = first_other[after]
+                if first < 0 or claim_by[first] not in gone:
+                    return first
             times = passed[hole]
             at = bisect_right(times, after)
             claimer = position[table[hole]]

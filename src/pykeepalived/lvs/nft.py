@@ -65,6 +65,7 @@ class Libnftables:
         self._nft = nftables.Nftables()
         self._nft.set_json_output(True)
         self._nft.set_handle_output(False)
+        self._netlink: socket.socket | None = None
 
     def run(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
         """Send `commands` as one transaction; the slot maps they add (`typeof`, see below) go just before.
@@ -113,9 +114,20 @@ class Libnftables:
         first (0.6-1 s with a Maglev map of 65,521 slots).
         """
         try:
-            return table_handles(name)
+            if self._netlink is None:
+                self._netlink = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, nft_handles.NETLINK_NETFILTER)
+                self._netlink.settimeout(NETLINK_TIMEOUT_S)
+                self._netlink.bind((0, 0))
+            return table_handles(self._netlink, name)
         except OSError as exc:
+            self.close()  # a dump cut short leaves replies behind: the next one starts on a new socket
             raise DataPlaneError(f"cannot list the nftables tables: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the netlink socket of the table dumps (kept open: closing one waits ~5 ms for the kernel)."""
+        if self._netlink is not None:
+            self._netlink.close()
+            self._netlink = None
 
     def _json(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
         rc, out, err = self._nft.json_cmd({"nftables": commands})
@@ -129,17 +141,14 @@ class Libnftables:
 NETLINK_TIMEOUT_S = 2.0
 
 
-def table_handles(name: str) -> dict[str, int]:
+def table_handles(sock: socket.socket, name: str) -> dict[str, int]:
     """Family -> handle of each table called `name` in this network namespace (OSError if netlink fails)."""
     found: dict[str, int] = {}
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, nft_handles.NETLINK_NETFILTER) as sock:
-        sock.settimeout(NETLINK_TIMEOUT_S)
-        sock.bind((0, 0))
-        sock.send(nft_handles.request(1))
-        done = False
-        while not done:
-            tables, done = nft_handles.parse(sock.recv(1 << 16))
-            found.update({family: handle for family, table, handle in tables if table == name})
+    sock.send(nft_handles.request(1))
+    done = False
+    while not done:
+        tables, done = nft_handles.parse(sock.recv(1 << 16))
+        found.update({family: handle for family, table, handle in tables if table == name})
     return found
 
 
@@ -329,6 +338,7 @@ class NftablesBackend(DataPlaneBase):
             log.warning("cannot remove the nftables table %s: %s", TABLE, exc)
         self.applied = {}
         self.handles = {}
+        self.nft.close()
         self.tunnels.want([])
         self.tunnels.release_unwanted()
 

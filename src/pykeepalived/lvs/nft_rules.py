@@ -472,12 +472,45 @@ def in_slot_map(svc: VirtualService) -> bool:
     return svc.scheduler in HASH_SCHEDULERS or svc.scheduler in LOAD_SCHEDULERS
 
 
-def nat_data_type(fam: Family, dests: list[Destination]) -> str | None:
-    """A NAT slot map's data in `typeof` words; None when some servers have a port and some not."""
+def single_protocol(svc: VirtualService) -> str | None:
+    """The one transport protocol every packet of the service carries, or None (fwmarks: any).
+
+    Dispatch keys hold the service's protocol for addresses and group
+    address entries; a fwmark (the service's or a group entry's) lets any
+    protocol through.
+    """
+    if svc.kind == "fwmark" or any(entry.fwmark is not None for entry in svc.group_entries):
+        return None
+    if svc.kind == "address" and not svc.protocol:
+        return None
+    return (svc.protocol or "TCP").lower()
+
+
+def nat_data_type(fam: Family, svc: VirtualService, dests: list[Destination]) -> str | None:
+    """A NAT slot map's data in `typeof` words, None where a slot map cannot say it (a literal map then).
+
+    With ports the data names the transport protocol (`tcp dport`), and
+    libnftables refuses a map whose protocol differs from, or is one of a
+    set in, the rule's `meta l4proto` match ("conflicting protocols"), so
+    only services of one protocol qualify; neither do servers that mix
+    ports and none.
+    """
     ports = {bool(d.port) for d in dests}
     if len(ports) != 1:
         return None
-    return f"{fam.payload} daddr . tcp dport" if True in ports else f"{fam.payload} daddr"
+    if True not in ports:
+        return f"{fam.payload} daddr"
+    protocol = single_protocol(svc)
+    return f"{fam.payload} daddr . {protocol} dport" if protocol else None
+
+
+def _slot_map_suffix(data_type: str) -> str:
+    """`slots` (tcp), `udp-slots`, `sctp-slots` or `addrs`: a map's name says its type, so no map is re-made
+    under the same name with another type (which the text command before the batch could not do)."""
+    if "." not in data_type:
+        return "addrs"
+    protocol = data_type.split(" . ")[1].split()[0]
+    return "slots" if protocol == "tcp" else f"{protocol}-slots"
 
 
 # --------------------------------------------------------------------------- building
@@ -709,13 +742,14 @@ def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -
             rs.rule(base, *proto, _dnat_to(fam, dests[0]))
         elif dests:
             table = slot_table(svc, dests, ctx)
-            data_type = nat_data_type(fam, dests) if in_slot_map(svc) else None
+            data_type = nat_data_type(fam, svc, dests) if in_slot_map(svc) else None
             if table and data_type is not None:
                 _record_table(rs, svc, dests, table)
-                suffix = "slots" if "." in data_type else "addrs"
-                name = rs.slot_map(f"{base}-{suffix}", data_type, [_nat_target(fam, d) for d in dests],
-                                   [_nat_target_text(d) for d in dests], table)
-                rs.rule(base, *proto, {"dnat": {"family": fam.name, "addr": {"map": {
+                name = rs.slot_map(f"{base}-{_slot_map_suffix(data_type)}", data_type,
+                                   [_nat_target(fam, d) for d in dests], [_nat_target_text(d) for d in dests], table)
+                one = single_protocol(svc) if with_port else None  # the map's protocol, also where a set was
+                match = [_match(_meta("l4proto"), one)] if one else proto
+                rs.rule(base, *match, {"dnat": {"family": fam.name, "addr": {"map": {
                     "key": selector(fam, svc, len(table)), "data": f"@{name}"}}}})
             elif table:
                 pairs = [(slot, _nat_target(fam, dests[i])) for slot, i in enumerate(table)]
