@@ -406,7 +406,10 @@ def apply_timings() -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    return {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()}
+    """The machine, and its load when the measuring ended: ratios from a run under load (other work sharing
+    the cores) scatter far more than from a quiet one, so a reader should know which it was."""
+    return {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
+            "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()]}
 
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:

@@ -296,3 +296,31 @@ def test_an_icmpv6_error_about_a_request_gets_the_vip_inside_and_as_source_with_
         message[32:48] = src
         struct.pack_into("!H", message, 50, vport)
         assert icmp6_checksum(src, dst, bytes(message)) == 0xFFFF
+
+
+class FakeNft:
+    """Libnftables' stand-in: takes every batch, lists no table."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+
+    def run(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
+        self.batches.append(commands)
+        return {}
+
+    def table_handles(self, name: str) -> dict[str, int]:
+        return {}
+
+
+def test_the_backend_says_once_why_a_service_keeps_its_state(caplog: pytest.LogCaptureFixture) -> None:
+    from pykeepalived.lvs.model import DesiredTable
+    from pykeepalived.lvs.nft import NftablesBackend
+    backend = NftablesBackend(FakeNft())  # type: ignore[arg-type]
+    table = DesiredTable((vs("web", scheduler="rr"), vs("fast", rs(4), rs(5), port=81)))
+    with caplog.at_level("WARNING", logger="pykeepalived.lvs"):
+        backend.apply_now(table)
+        backend.apply_now(table)
+    said = [r.getMessage() for r in caplog.records if "keeps per-flow state" in r.getMessage()]
+    assert said == ["nftables: virtual server web keeps per-flow state despite pykeepalived_stateless: "
+                    "scheduler rr needs state per connection; stateless NAT needs a hashing one (sh, dh, mh, lblc, "
+                    "lblcr)"]
