@@ -25,12 +25,10 @@ themselves, which hold both VIPs on `lo`. The tests show:
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -38,8 +36,7 @@ from pykeepalived.lab import LabError, unique_prefix, wait_until
 from pykeepalived.lab.lvs_lab import (HTTP_PORT, HTTPS_PORT, KEEPALIVE_REQUESTS, LabKind, LvsLab, RealServer,
                                       _url_check)
 from pykeepalived.lab.servers import NginxServer, self_signed
-
-from tests.scripts import script
+from pykeepalived.lab.streams import Conn, through_event
 
 from .vrrp_helpers import needs_root
 
@@ -205,66 +202,45 @@ def test_frag_needed_and_packet_too_big_reach_the_client_through_the_vip(lab: Fa
         client.ip("-6", "route", "flush", "cache")
 
 
-def start_streams(lab: LvsLab) -> subprocess.Popen[str]:
-    argv = [sys.executable, script("kept_alive_streams.py"), VIP_SL, "80", str(STREAMS), str(SETTLE_S)]
-    proc = subprocess.Popen(["ip", "netns", "exec", lab.client.netns.name, *argv], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    assert proc.stdout is not None
-    ready = proc.stdout.readline()
-    assert ready.strip() == "ready", f"the streams did not start: {ready!r}"
-    return proc
+def streams_through(lab: LvsLab, event: Callable[[], object]) -> list[Conn]:
+    return through_event(lab.client.netns.name, VIP_SL, 80, STREAMS, event, settle_s=SETTLE_S)
 
 
-def streams_after(proc: subprocess.Popen[str]) -> list[dict[str, Any]]:
-    try:
-        out, err = proc.communicate("mark\n", timeout=SETTLE_S + 30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    assert proc.returncode == 0, err
-    result: list[dict[str, Any]] = json.loads(out.strip().splitlines()[-1])
-    return result
+def kept(conn: Conn) -> bool:
+    return not conn.end_reason and conn.answers >= 3 and len(conn.servers) == 1
 
 
-def kept(stream: dict[str, Any]) -> bool:
-    return stream["error"] is None and stream["after_mark"] >= 3 and len(stream["servers"]) == 1
+def _show(conns: list[Conn]) -> str:
+    return json.dumps([{"servers": c.servers, "answers_after": c.answers, "ended": c.end_reason} for c in conns],
+                      indent=1)
 
 
 def test_a_real_servers_removal_breaks_its_own_flows_only(lab: FastLab) -> None:
-    proc = start_streams(lab)
-    try:
+    def remove_rs2() -> None:
         lab.stop_real_server("rs2")
         wait_until(lambda: lab.alive_counts("router1").get(SERVICE) == 2, 10, what="the checker taking rs2 out")
         time.sleep(1.0)  # the apply after the checker's verdict
-    except BaseException:
-        proc.kill()
-        proc.wait(10)
-        raise
+
     try:
-        streams = streams_after(proc)
+        streams = streams_through(lab, remove_rs2)
     finally:
         lab.start_real_server("rs2")
-    others = [s for s in streams if s["servers"][:1] != ["rs2"]]
-    on_rs2 = [s for s in streams if s["servers"][:1] == ["rs2"]]
-    assert others and on_rs2, json.dumps(streams)
-    assert all(kept(s) for s in others), json.dumps(streams, indent=1)
-    assert all(s["error"] is not None for s in on_rs2), json.dumps(on_rs2, indent=1)
+    others = [c for c in streams if c.servers[:1] != ["rs2"]]
+    on_rs2 = [c for c in streams if c.servers[:1] == ["rs2"]]
+    assert others and on_rs2, _show(streams)
+    assert all(kept(c) for c in others), _show(streams)
+    assert all(c.end_reason for c in on_rs2), _show(on_rs2)
     wait_until(lambda: lab.alive_counts("router1").get(SERVICE) == 3, 10, what="rs2 back")
 
 
 # Last, because it breaks the lab.
 def test_the_masters_death_keeps_every_flow_on_its_server_without_sync(lab: FastLab) -> None:
     assert "lvs_sync_daemon" not in lab.router("router1").conf_path.read_text()
-    proc = start_streams(lab)
-    try:
-        time.sleep(0.5)
+
+    def crash() -> None:
         lab.kill_router("router1")
         lab.wait_for_master(10, "router2")
-    except BaseException:
-        proc.kill()
-        proc.wait(10)
-        raise
-    streams = streams_after(proc)
-    assert all(kept(s) for s in streams), json.dumps(streams, indent=1)
-    assert len({s["servers"][0] for s in streams}) > 1
+
+    streams = streams_through(lab, crash)
+    assert all(kept(c) for c in streams), _show(streams)
+    assert len({c.servers[0] for c in streams}) > 1

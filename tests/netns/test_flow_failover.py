@@ -20,7 +20,6 @@ The lab is LvsLab with one line added to both routers' global_defs.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import pytest
 
 from pykeepalived.lab import LabError, unique_prefix, wait_until
 from pykeepalived.lab.lvs_lab import FWMARK_VIP, VIP, LvsLab
-from pykeepalived.lab.streams import Conn, LineStreams
+from pykeepalived.lab.streams import Conn, through_event
 
 from .vrrp_helpers import needs_root
 
@@ -99,30 +98,9 @@ def fail_over(lab: LvsLab) -> None:
 
 
 def streams_through_failover(lab: LvsLab) -> list[Conn]:
-    """STREAMS long-lived connections (lab/streams.py) through the master's death: each as it was once it
-    had ANSWERS_AFTER more answers after the backup took over, or ended, or SETTLE_S passed."""
-    streams = LineStreams(lab.client.netns.name, str(VIP), 80, count=STREAMS, stall_s=SETTLE_S + 10)
-    streams.start()
-    try:
-        time.sleep(0.5)  # a few answers each through the master, whose flow sets then hold every connection
-        mark = streams.mark()
-        fail_over(lab)
-        answered = {c.serial: c.answers for c in streams.marked(mark)}
-
-        def settled() -> bool:
-            return all(c.end_reason or c.answers - answered[c.serial] >= ANSWERS_AFTER for c in streams.marked(mark))
-
-        try:
-            wait_until(settled, SETTLE_S, interval_s=0.1, what="every connection answered or ended")
-        except LabError:
-            pass  # the control: some stay silent; what each did is asserted by the caller
-    finally:
-        streams.stop()
-    conns = streams.marked(mark)
-    for conn in conns:  # from here on: the answers after the takeover (the driver's thread has ended)
-        conn.answers -= answered[conn.serial]
-    assert len(conns) == STREAMS, streams.summary_line()
-    return conns
+    """STREAMS long-lived connections through the master's death (lab/streams.through_event)."""
+    return through_event(lab.client.netns.name, str(VIP), 80, STREAMS, lambda: fail_over(lab), settle_s=SETTLE_S,
+                         answers_after=ANSWERS_AFTER)
 
 
 def kept(streams: list[Conn]) -> list[Conn]:

@@ -26,6 +26,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -306,6 +307,37 @@ class LineStreams:
         answering = sum(1 for c in current if c.open and c.answers)
         ended = [c.end_reason for c in self.conns if c.end_reason][-3:]
         return f"{answering}/{self.count} answering; last ends: {ended}; errors: {self.errors}"
+
+
+def through_event(netns: str, address: str, port: int, count: int, event: Callable[[], object], *,
+                  settle_s: float, answers_after: int = 3, warm_s: float = 0.5) -> list[Conn]:
+    """`count` long-lived connections to address:port through `event` (a failover, a server's removal...).
+
+    The connections open when the event starts, each as it was once it had
+    `answers_after` more answers after the event returned, or ended, or
+    `settle_s` passed; their `answers` then count only those after the event.
+    A connection's `servers` shows whether another real server took it over.
+    """
+    streams = LineStreams(netns, address, port, count=count, stall_s=settle_s + 10)
+    streams.start()
+    try:
+        time.sleep(warm_s)  # a few answers each before the event (flow sets, conntrack, the stream's server)
+        mark = streams.mark()
+        event()
+        before = {c.serial: c.answers for c in streams.marked(mark)}
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline and not all(
+                c.end_reason or c.answers - before[c.serial] >= answers_after for c in streams.marked(mark)):
+            time.sleep(0.1)
+    finally:
+        streams.stop()
+    conns = streams.marked(mark)
+    for conn in conns:  # the driver's thread has ended: from here on, the answers after the event
+        conn.answers -= before[conn.serial]
+    if len(conns) != count:
+        raise LabError(f"{len(conns)} of {count} connections to {address}:{port} were answering when the event "
+                       f"came: {streams.summary_line()}")
+    return conns
 
 
 def _reason(exc: OSError) -> str:
