@@ -61,8 +61,9 @@ run_tests() {
     # adverts, checker delays, failovers). CI's hour holds both only side by side, so a whole run starts
     # tests/vm as a second pytest (its output in a file, shown when both are done) and the rest in the
     # foreground; either failing fails the command. Given a test path, one pytest runs what was asked.
-    # The guest's run is niced: the emulation takes what the rest leaves, so the timing of the labs
-    # (adverts, checker delays, stress) stays as when they ran alone; its own waits are scaled for TCG.
+    # Its guests get one vCPU (PYKEEPALIVED_VM_CPUS, tests/vm/guest.py): the emulation keeps to one host
+    # core and leaves the other to the labs, whose timing (adverts, checker delays, stress) then stays
+    # as when they ran alone; the guest's own waits are scaled for TCG.
     local arg vm_log vm_pid rc_rest rc_vm
     for arg in "$@"; do
         case "$arg" in
@@ -71,7 +72,7 @@ run_tests() {
         esac
     done
     vm_log=$(mktemp --tmpdir pykeepalived-tests-vm.XXXXXX.log)
-    setsid nice -n 19 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests/vm >"$vm_log" 2>&1 &
+    PYKEEPALIVED_VM_CPUS=1 setsid .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests/vm >"$vm_log" 2>&1 &
     vm_pid=$!
     # interrupted or killed: the guest's run (pytest and its qemu) goes too
     trap 'kill -TERM -- "-$vm_pid" 2>/dev/null || true' EXIT

@@ -9,13 +9,12 @@ lab's routers logged.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import sys
 from pathlib import Path
 
-from tests.vm.guest import GuestImage, run_in_guest
+from tests.vm.guest import GuestImage, guest_cpus, run_in_guest
 from tests.vm.shares import REPO, share_for
 
 
@@ -68,7 +67,7 @@ def guest_script(module: str, *, load: str, basetemp: str, time_scale: float, se
 def passed_in_guest(script: str, tmp_path: Path, image: GuestImage, timeout_s: float) -> int:
     """Run `script` in the guest; it must exit 0 with nothing skipped, failed or in error. How many passed."""
     result = run_in_guest(script, share=share_for(tmp_path), timeout_s=timeout_s, memory_mb=1536,
-                          cpus=min(2, os.cpu_count() or 1), image=image)
+                          cpus=guest_cpus(), image=image)
     print(result.output)
     print(f"[guest: exit {result.returncode}, boot {result.boot_s:.1f} s, total {result.elapsed_s:.1f} s]")
     assert result.returncode == 0, result.output[-6000:]

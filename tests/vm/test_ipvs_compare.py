@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.vm import ipvs_compare
-from tests.vm.guest import GuestImage, run_in_guest
+from tests.vm.guest import GuestImage, guest_cpus, run_in_guest
 from tests.vm.shares import REPO, share_for
 
 GUEST_TIMEOUT_S = 1500  # measured: ~4 minutes for the 18 configs on a quiet 2-core machine, 8 on a busy one
@@ -44,7 +44,7 @@ def comparison(guest_image: GuestImage, tmp_path_factory: pytest.TempPathFactory
     workdir = base / "run"
     script = f"cd {REPO} && PYTHONPATH={REPO}/src {sys.executable} -m tests.vm.ipvs_compare --workdir {workdir}"
     result = run_in_guest(script, share=share_for(base), timeout_s=GUEST_TIMEOUT_S, memory_mb=3072,
-                          cpus=min(2, os.cpu_count() or 1), image=guest_image)
+                          cpus=guest_cpus(), image=guest_image)
     print(result.output)
     print(f"[guest: exit {result.returncode}, boot {result.boot_s:.1f} s, total {result.elapsed_s:.1f} s; "
           f"files in {workdir}]")
