@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("pykeepalived.check")
 
 TICK_S = 0.005  # the loop wakes at most this often for due checks: a check starts up to 5 ms late
+# attempts in flight at most: after the loop was held up (a start-up burst, a starved CPU) the checks that
+# fell due start over the next ticks rather than all at once (thousands of sockets, megabytes)
+MAX_IN_FLIGHT = 1024
 HA_RECHECK_S = 0.25  # a checker of a suspended service (ha_suspend) looks again this often
 READ_CHUNK = 65536
 _LINGER_RESET = struct.pack("ii", 1, 0)
@@ -237,7 +240,8 @@ class ProbeEngine:
                 nxt = queue[0][0]
         due = self._due
         pop = heapq.heappop
-        while due and due[0][0] <= now:
+        flights = self._flights
+        while due and due[0][0] <= now and len(flights) < MAX_IN_FLIGHT:
             _, seq, job = pop(due)
             if job.active and job.due_seq == seq:
                 try:
@@ -245,7 +249,7 @@ class ProbeEngine:
                 except Exception as exc:  # noqa: BLE001 - see _guarded
                     self._failed_inside(job, exc, now)
         if due and due[0][0] < nxt:
-            nxt = due[0][0]
+            nxt = due[0][0]  # (in the past when MAX_IN_FLIGHT held some back: the next tick takes them)
         if nxt != float("inf") and not self._closed and (self._timer is None or nxt < self._timer_at):
             self._arm(nxt)
 
