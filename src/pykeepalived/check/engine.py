@@ -70,7 +70,7 @@ _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 _ERRORS = select.EPOLLERR | select.EPOLLHUP
 _WAIT_OUT = select.EPOLLOUT | select.EPOLLONESHOT  # one event per wait: a pooled socket's registration stays
 _WAIT_IN = select.EPOLLIN | select.EPOLLONESHOT
-POOL_MAX = 256  # idle sockets kept per address family for the next checks (see _disconnector)
+POOL_MAX = 1024  # idle sockets kept per address family (see _disconnector): a burst of MAX_IN_FLIGHT fits
 _NO_CHUNKS: list[bytes] = []  # shared and never appended to: thousands of idle jobs need no list each
 
 # what an attempt in flight waits for

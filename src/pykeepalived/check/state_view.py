@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..lvs.model import DesiredTable, VirtualService
+from ..lvs.model import DesiredTable, Destination, VirtualService
 from ..state.runtime import RuntimeOverrides
 from ..state.runtime_names import host_port, service_label
 
@@ -39,6 +39,8 @@ class TableJson:
 
     def __init__(self) -> None:
         self._parts: dict[int, tuple[VirtualService, dict[str, Any]]] = {}
+        # and each destination's, while it is the same object (the checker reuses them: check/plan.py)
+        self._dests: dict[int, tuple[Destination, dict[str, Any]]] = {}
 
     def __call__(self, table: DesiredTable) -> dict[str, Any]:
         parts: dict[int, tuple[VirtualService, dict[str, Any]]] = {}
@@ -46,14 +48,39 @@ class TableJson:
         for svc in table.services:
             kept = self._parts.get(id(svc))
             if kept is None or kept[0] is not svc:
-                kept = (svc, _plain(svc))
+                kept = (svc, self._service(svc))
             parts[id(svc)] = kept
             out.append(kept[1])
         self._parts = parts
+        total = sum(len(svc.destinations) for svc in table.services)
+        if len(self._dests) > 2 * total + 1024:  # destinations no entry holds any more: let them go
+            live = {id(d): d for svc in table.services for d in svc.destinations}
+            self._dests = {k: v for k, v in self._dests.items() if live.get(k) is v[0]}
         return {"services": out}
+
+    def _service(self, svc: VirtualService) -> dict[str, Any]:
+        part = {name: _plain(getattr(svc, name)) for name in _names(svc) if name != "destinations"}
+        dests = []
+        cache, fresh = self._dests, {}  # (the same cache object throughout one call)
+        for dest in svc.destinations:
+            kept = cache.get(id(dest))
+            if kept is None or kept[0] is not dest:
+                kept = (dest, _plain(dest))
+            fresh[id(dest)] = kept
+            dests.append(kept[1])
+        part["destinations"] = tuple(dests)  # as asdict leaves it
+        cache.update(fresh)
+        return {name: part[name] for name in _names(svc)}  # asdict's order
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    names = _FIELDS.get(type(value))
+    if names is None:
+        names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    return names
 
 
 def _plain(value: Any) -> Any:
