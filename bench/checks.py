@@ -7,7 +7,7 @@ IPVS in the kernel):
 
 * checks per second achieved over a steady window: connections the checker
   opened (TCP ActiveOpens of its namespace, /proc/PID/net/snmp) - the one count
-  that is neutral between the two, since HAProxy's TCP checks are half-open
+  that is neutral between the two, since their TCP checks are half-open
   (SYN, SYN-ACK, RST: the server never accepts them). For pykeepalived its own
   per-checker `attempts` counters (status file) are reported beside it;
 * CPU of the checker process over that window (utime + stime from

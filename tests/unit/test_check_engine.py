@@ -340,3 +340,28 @@ def test_repeated_checks_reuse_their_sockets_and_stay_right() -> None:
     finally:
         for listener in listeners:
             listener.close()
+
+
+def test_a_burst_of_due_checks_starts_a_bounded_number_at_a_time_and_loses_none(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pykeepalived.check import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "MAX_IN_FLIGHT", 10)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4096)
+
+    async def main() -> None:
+        run = Run()
+        checkers = [tcp_checker(listener.getsockname()[1]) for _ in range(200)]
+        for chk in checkers:  # all due at once
+            run.engine.add(chk, None, "vs")
+        for chk in checkers:
+            await run.attempts(chk, 1, timeout_s=10)
+        assert all(chk.last_ok for chk in checkers)
+        run.engine.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        listener.close()

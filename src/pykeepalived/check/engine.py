@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("pykeepalived.check")
 
 TICK_S = 0.005  # the loop wakes at most this often for due checks: a check starts up to 5 ms late
+# attempts in flight at most: after the loop was held up (a start-up burst, a starved CPU) the checks that
+# fell due start over the next ticks rather than all at once (thousands of sockets, megabytes)
+MAX_IN_FLIGHT = 1024
 HA_RECHECK_S = 0.25  # a checker of a suspended service (ha_suspend) looks again this often
 READ_CHUNK = 65536
 _LINGER_RESET = struct.pack("ii", 1, 0)
@@ -67,7 +70,7 @@ _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
 _ERRORS = select.EPOLLERR | select.EPOLLHUP
 _WAIT_OUT = select.EPOLLOUT | select.EPOLLONESHOT  # one event per wait: a pooled socket's registration stays
 _WAIT_IN = select.EPOLLIN | select.EPOLLONESHOT
-POOL_MAX = 256  # idle sockets kept per address family for the next checks (see _disconnector)
+POOL_MAX = 1024  # idle sockets kept per address family (see _disconnector): a burst of MAX_IN_FLIGHT fits
 _NO_CHUNKS: list[bytes] = []  # shared and never appended to: thousands of idle jobs need no list each
 
 # what an attempt in flight waits for
@@ -237,7 +240,8 @@ class ProbeEngine:
                 nxt = queue[0][0]
         due = self._due
         pop = heapq.heappop
-        while due and due[0][0] <= now:
+        flights = self._flights
+        while due and due[0][0] <= now and len(flights) < MAX_IN_FLIGHT:
             _, seq, job = pop(due)
             if job.active and job.due_seq == seq:
                 try:
@@ -245,7 +249,7 @@ class ProbeEngine:
                 except Exception as exc:  # noqa: BLE001 - see _guarded
                     self._failed_inside(job, exc, now)
         if due and due[0][0] < nxt:
-            nxt = due[0][0]
+            nxt = due[0][0]  # (in the past when MAX_IN_FLIGHT held some back: the next tick takes them)
         if nxt != float("inf") and not self._closed and (self._timer is None or nxt < self._timer_at):
             self._arm(nxt)
 
@@ -313,7 +317,7 @@ class ProbeEngine:
     def _on_ready(self) -> None:
         now = self._clock()
         flights = self._flights
-        for fd, events in self._ep.poll(0):
+        for fd, events in self._ep.poll(0, len(flights) + 1):  # all of them: what is left could time out first
             job = flights.get(fd)
             if job is None:
                 continue
@@ -392,6 +396,11 @@ class ProbeEngine:
 
     def _timed_out(self, job: Job, now: float) -> None:
         phase, url = job.phase, job.url
+        if phase == _CONNECT and _connected_by_now(job.sock):
+            # the connect finished in time but the loop was too busy to hear it (a start-up burst, a starved
+            # CPU): the kernel says connected, so it is, not a failure of a healthy server
+            self._connected(job, now)
+            return
         self._drop_socket(job)
         if phase == _CONNECT:
             self._fail_connect(job, "connection timed out", now)
@@ -472,6 +481,16 @@ def _disconnector() -> Callable[[int], bool] | None:
         return bool(connect(fd, unspec, 16) == 0)
 
     return disconnect
+
+
+def _connected_by_now(sock: socket.socket | None) -> bool:
+    if sock is None:
+        return False
+    try:
+        sock.getpeername()
+    except OSError:  # ENOTCONN: still connecting (or failed)
+        return False
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
 
 
 def _reason(code: int) -> str:

