@@ -33,9 +33,7 @@ from pathlib import Path
 import pytest
 
 from pykeepalived.lab import LabError, unique_prefix, wait_until
-from pykeepalived.lab.lvs_lab import (HTTP_PORT, HTTPS_PORT, KEEPALIVE_REQUESTS, LabKind, LvsLab, RealServer,
-                                      _url_check)
-from pykeepalived.lab.servers import NginxServer, self_signed
+from pykeepalived.lab.lvs_lab import (HTTP_PORT, LabKind, LvsLab, _url_check)
 from pykeepalived.lab.streams import Conn, through_event
 
 from .vrrp_helpers import needs_root
@@ -60,6 +58,8 @@ def second_address(i: int) -> str:
 
 class FastLab(LvsLab):
     """LvsLab (NAT or DR, nftables) with the stateless mh services of the module docstring on both routers."""
+
+    rs_listen = ("0.0.0.0", "::")  # the real servers answer on IPv6 too
 
     def __init__(self, kind: str, workdir: Path) -> None:
         super().__init__(kind, prefix=unique_prefix(f"fp{kind}"), name=f"fp-{kind}", workdir=workdir,
@@ -91,18 +91,6 @@ class FastLab(LvsLab):
                 ns.ip("addr", "add", f"{VIP_SL}/32", "dev", "lo")
                 ns.ip("addr", "add", f"{VIP6}/128", "dev", "lo", "nodad")
                 ns.ip("-6", "route", "add", "default", "via", GATEWAY_PRIVATE6)
-
-    def _start_real_servers(self) -> None:
-        """As LvsLab's, listening on IPv6 too."""
-        cert, key = self_signed(self.workdir / "tls", "lab", f"{self.name}.lab.example")
-        for i in range(1, 4):
-            host = self.hosts[f"rs{i}"]
-            nginx = NginxServer(host, self.workdir / host.name, addresses=["0.0.0.0", "::"], ports=[HTTP_PORT],
-                                tls_ports=[HTTPS_PORT], cert=cert, key=key, name=host.name,
-                                extra_http=KEEPALIVE_REQUESTS)
-            self.real_servers.append(RealServer(host.name, host, nginx))
-            nginx.start()
-            self._save()
 
     def _configure_routers(self) -> None:
         super()._configure_routers()
