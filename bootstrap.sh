@@ -72,7 +72,7 @@ run_tests() {
         esac
     done
     vm_log=$(mktemp --tmpdir pykeepalived-tests-vm.XXXXXX.log)
-    PYKEEPALIVED_VM_CPUS=1 setsid .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests/vm >"$vm_log" 2>&1 &
+    PYKEEPALIVED_VM_CPUS=1 setsid -w .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests/vm >"$vm_log" 2>&1 &
     vm_pid=$!
     # interrupted or killed: the guest's run (pytest and its qemu) goes too
     trap 'kill -TERM -- "-$vm_pid" 2>/dev/null || true' EXIT
