@@ -64,8 +64,7 @@ class GuestResult:
 
 def guest_cpus() -> int:
     """vCPUs for a guest that runs many things at once: two where the host has them, unless
-    PYKEEPALIVED_VM_CPUS says otherwise (bootstrap.sh gives 1 when the suite runs beside the labs: one
-    emulated CPU keeps one host core free for them)."""
+    PYKEEPALIVED_VM_CPUS says otherwise (one keeps a host core free for what runs beside the guest)."""
     wanted = os.environ.get("PYKEEPALIVED_VM_CPUS", "")
     if wanted.isdigit() and int(wanted) > 0:
         return int(wanted)
