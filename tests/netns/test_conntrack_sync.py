@@ -32,14 +32,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pykeepalived.lab import unique_prefix, wait_until
 from pykeepalived.lab.lvs_lab import VIP, LvsLab
 from pykeepalived.lab.netns import kill_process_group
-from pykeepalived.lab.streams import Conn, LineStreams
+from pykeepalived.lab.streams import Conn, LineStreams, describe
 
 from .vrrp_helpers import needs_root
 
@@ -70,11 +69,6 @@ class Outcome:
 
     def wrk_errors(self) -> list[str]:
         return re.findall(r"Socket errors:.*|Non-2xx or 3xx responses:.*", self.wrk)
-
-
-def _show(conns: list[Conn]) -> list[dict[str, Any]]:
-    return [{"servers": c.servers, "answers": c.answers, "ended": c.end_reason, "max_gap_s": round(c.max_gap_s, 3)}
-            for c in conns]
 
 
 def _show_logs(lab: LvsLab) -> None:
@@ -151,11 +145,11 @@ def _through_event(lab: LvsLab, event: Callable[[], object]) -> Outcome:
 
 
 def _assert_all_kept(lab: LvsLab, outcome: Outcome) -> None:
-    assert not outcome.broken, f"{len(outcome.broken)} connections broke: {_show(outcome.broken[:3])}"
+    assert not outcome.broken, f"{len(outcome.broken)} connections broke: {describe(outcome.broken[:3])}"
     stale = outcome.stale()
-    assert not stale, f"{len(stale)} connections stopped being answered: {_show(stale[:3])}"
+    assert not stale, f"{len(stale)} connections stopped being answered: {describe(stale[:3])}"
     moved = [c for c in outcome.streams if len(c.servers) != 1]
-    assert not moved, f"connections answered by another real server after the takeover: {_show(moved[:3])}"
+    assert not moved, f"connections answered by another real server after the takeover: {describe(moved[:3])}"
     assert not outcome.wrk_errors(), outcome.wrk_errors()
     assert outcome.entries >= STREAMS, f"router2's table has {outcome.entries} client flows"
     # no packet to a VIP reached router2 before its entry: the guard's drop counter (ctsync/guard.py) is still 0
@@ -264,5 +258,5 @@ def test_without_sync_the_connections_break(unsynced: LvsLab) -> None:
     """The control: no conntrackd, same pickup setting; the backup has no entry, so the connections die."""
     _router1_master(unsynced)
     outcome = _through_event(unsynced, lambda: unsynced.kill_router("router1"))
-    assert len(outcome.broken) + len(outcome.stale()) == STREAMS, _show(outcome.streams[:3])
+    assert len(outcome.broken) + len(outcome.stale()) == STREAMS, describe(outcome.streams[:3])
     assert outcome.wrk_errors(), outcome.wrk

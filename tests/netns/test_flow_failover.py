@@ -28,7 +28,7 @@ import pytest
 
 from pykeepalived.lab import LabError, unique_prefix, wait_until
 from pykeepalived.lab.lvs_lab import FWMARK_VIP, VIP, LvsLab
-from pykeepalived.lab.streams import Conn, through_event
+from pykeepalived.lab.streams import Conn, describe, through_event
 
 from .vrrp_helpers import needs_root
 
@@ -118,8 +118,7 @@ def run_dr_failover(make_lab: Any, consistent: bool) -> tuple[list[Conn], dict[s
 
 
 def _show(streams: list[Conn]) -> str:
-    return json.dumps([{"servers": c.servers, "answers_after": c.answers, "ended": c.end_reason,
-                        "max_gap_s": round(c.max_gap_s, 3)} for c in streams], indent=1)
+    return json.dumps(describe(streams), indent=1)  # answers: those after the failover (through_event)
 
 
 def test_dr_connections_and_persistent_clients_survive_the_masters_death(make_lab: Any) -> None:

@@ -63,11 +63,8 @@ class GuestResult:
 
 
 def guest_cpus() -> int:
-    """vCPUs for a guest that runs many things at once: two where the host has them, unless
-    PYKEEPALIVED_VM_CPUS says otherwise (one keeps a host core free for what runs beside the guest)."""
-    wanted = os.environ.get("PYKEEPALIVED_VM_CPUS", "")
-    if wanted.isdigit() and int(wanted) > 0:
-        return int(wanted)
+    """vCPUs for a guest that runs many things at once (ipvs_compare, the inner pytest): two where the
+    host has them."""
     return min(2, os.cpu_count() or 1)
 
 

@@ -309,6 +309,12 @@ class LineStreams:
         return f"{answering}/{self.count} answering; last ends: {ended}; errors: {self.errors}"
 
 
+def describe(conns: list[Conn]) -> list[dict[str, Any]]:
+    """What a test shows of connections that did not do as asserted (JSON-ready)."""
+    return [{"servers": c.servers, "answers": c.answers, "ended": c.end_reason, "max_gap_s": round(c.max_gap_s, 3)}
+            for c in conns]
+
+
 def through_event(netns: str, address: str, port: int, count: int, event: Callable[[], object], *,
                   settle_s: float, answers_after: int = 3, warm_s: float = 0.5) -> list[Conn]:
     """`count` long-lived connections to address:port through `event` (a failover, a server's removal...).
