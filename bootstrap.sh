@@ -2,7 +2,7 @@
 # pykeepalived set-up: install everything a fresh Debian 12 machine needs (as root), then
 #   ./bootstrap.sh main   run the main job
 #   ./bootstrap.sh test   lint (mypy --strict, ruff), then run the whole test suite (what CI runs; the
-#                         qemu suite tests/vm beside the unit tests, see run_tests); extra arguments go to
+#                         qemu suite tests/vm at nice 19 beside the labs, see run_tests); extra arguments go to
 #                         pytest: ./bootstrap.sh test -q tests/unit/test_lexer.py
 #   ./bootstrap.sh lint   the lint step alone
 #   ./bootstrap.sh deb    build the Debian package into build/deb/ (packaging/build-deb.sh; docs/packaging.md)
@@ -56,12 +56,15 @@ lint() {
 }
 
 run_tests() {
-    # tests/vm boots Debian's kernel under qemu's software emulation: some 12 CPU-bound minutes. Run
-    # after everything else, CI's hour does not hold the suite; beside the labs, the emulation's load
-    # shifts their timing (adverts, checker delays, stress). So a whole run goes in two phases: the
-    # timing-sensitive suites (netns, browser, packaging) alone, then tests/vm as a second pytest (its
-    # output in a file, shown when both are done) beside the unit and compat tests, which are CPU-bound
-    # but judge no timing. Any failing fails the command. Given a test path, one pytest runs what was asked.
+    # tests/vm boots Debian's kernel under qemu's software emulation: some 12 CPU-bound minutes that
+    # CI's hour cannot hold after the labs. So a whole run starts it as a second pytest (its output in
+    # a file, shown when all is done) at the lowest CPU priority, beside the timing-sensitive suites
+    # (netns, browser, packaging), which mostly wait on timers: the guest takes the CPU they leave idle.
+    # Lowest means nice 19 for its processes *and* for its autogroup: setsid gives it a scheduling
+    # group of its own, which would otherwise get an equal share against the labs' (that shifted their
+    # adverts, checker delays and stress in an earlier try). The unit and compat tests, which judge no
+    # timing, run after the labs. Any failing fails the command. Given a test path, one pytest runs
+    # what was asked.
     local arg vm_log vm_pid rc_labs rc_rest rc_vm
     for arg in "$@"; do
         case "$arg" in
@@ -69,25 +72,24 @@ run_tests() {
             *) if [ -e "${arg%%::*}" ]; then exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"; fi ;;
         esac
     done
-    set +e
-    echo "bootstrap: phase 1: everything but tests/vm, tests/unit and tests/compat"
-    .venv/bin/python -m pytest -q -p no:cacheprovider "$@" --ignore=tests/vm --ignore=tests/unit --ignore=tests/compat
-    rc_labs=$?
-    set -e
     vm_log=$(mktemp --tmpdir pykeepalived-tests-vm.XXXXXX.log)
-    setsid -w .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests/vm >"$vm_log" 2>&1 &
+    setsid -w bash -c 'echo 19 > /proc/self/autogroup 2>/dev/null || true; exec nice -n 19 "$@"' vm \
+        .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests/vm >"$vm_log" 2>&1 &
     vm_pid=$!
     # interrupted or killed: the guest's run (pytest and its qemu) goes too
     trap 'kill -TERM -- "-$vm_pid" 2>/dev/null || true' EXIT
-    echo "bootstrap: phase 2: tests/unit and tests/compat, tests/vm beside them (output in $vm_log, shown at the end)"
+    echo "bootstrap: the labs (everything but tests/vm, tests/unit, tests/compat); tests/vm beside them at nice 19 (output in $vm_log, shown at the end)"
     set +e
+    .venv/bin/python -m pytest -q -p no:cacheprovider "$@" --ignore=tests/vm --ignore=tests/unit --ignore=tests/compat
+    rc_labs=$?
+    echo "bootstrap: tests/unit and tests/compat"
     .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests/unit tests/compat
     rc_rest=$?
     wait "$vm_pid"
     rc_vm=$?
     set -e
     trap - EXIT
-    echo "bootstrap: ===== tests/vm (ran beside tests/unit and tests/compat) ====="
+    echo "bootstrap: ===== tests/vm (ran beside the others at nice 19) ====="
     cat "$vm_log"
     rm -f "$vm_log"
     # pytest's 5 is "no test selected" (say -m vm leaves the others empty): a failure only if all say it
@@ -95,7 +97,7 @@ run_tests() {
     [ "$rc_labs" -eq 5 ] && rc_labs=0
     [ "$rc_rest" -eq 5 ] && rc_rest=0
     [ "$rc_vm" -eq 5 ] && rc_vm=0
-    echo "bootstrap: exit codes: phase 1 $rc_labs, unit and compat $rc_rest, tests/vm $rc_vm"
+    echo "bootstrap: exit codes: labs $rc_labs, unit and compat $rc_rest, tests/vm $rc_vm"
     [ "$rc_labs" -eq 0 ] && [ "$rc_rest" -eq 0 ] && [ "$rc_vm" -eq 0 ]
 }
 

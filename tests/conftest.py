@@ -15,7 +15,7 @@ from hypothesis import settings
 REPO = Path(__file__).resolve().parents[1]
 
 # Property tests judge behaviour, not speed: no per-example deadline (hypothesis' 200 ms default failed
-# examples when the unit tests shared the machine with the qemu suite, bootstrap.sh run_tests' phase 2)
+# examples when the unit tests shared the machine with the qemu suite, see bootstrap.sh run_tests)
 settings.register_profile("pykeepalived", deadline=None)
 settings.load_profile("pykeepalived")
 SAMPLES_DIRS = [Path("/usr/share/doc/keepalived/samples"), REPO.parent / "shared" / "compat" / "keepalived-samples"]

@@ -18,6 +18,10 @@ def listen(address, *, hold):
     def loop():
         while True:
             conn, _ = srv.accept()
-            conn.sendall(address.encode() + b"\n")
+            try:  # a TCP_CHECK resets its connection, maybe before the answer goes out
+                conn.sendall(address.encode() + b"\n")
+            except OSError:
+                conn.close()
+                continue
             held.append(conn) if hold else conn.close()
     threading.Thread(target=loop, daemon=True).start()
