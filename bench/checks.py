@@ -7,7 +7,7 @@ IPVS in the kernel):
 
 * checks per second achieved over a steady window: connections the checker
   opened (TCP ActiveOpens of its namespace, /proc/PID/net/snmp) - the one count
-  that is neutral between the two, since HAProxy's TCP checks are half-open
+  that is neutral between the two, since their TCP checks are half-open
   (SYN, SYN-ACK, RST: the server never accepts them). For pykeepalived its own
   per-checker `attempts` counters (status file) are reported beside it;
 * CPU of the checker process over that window (utime + stime from
@@ -34,6 +34,7 @@ two minutes; `--quick` (200 TCP + 50 HTTP) about 40 s.
 
     cd /work/main && .venv/bin/python bench/checks.py [--tcp 5000] [--http 1000] [--window 20]
         [--settle 10] [--kill-tcp 100] [--kill-http 50] [--only pykeepalived|haproxy] [--quick] [--logs DIR]
+        [--pk-dataplane auto|none] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -430,10 +431,17 @@ PK_RETRY = re.compile(r"^\S+ on service \[[^\]]+\]:tcp:(\d+) failed \(.*\), will
 
 class PyKeepalived(Contender):
     name = "pykeepalived"
+    dataplane = "auto"  # --pk-dataplane: none measures the checker without its kernel table (nftables here)
+    profile: Path | None = None  # --profile: run under cProfile, the statistics written there at exit
 
     def start(self) -> None:
         conf = pykeepalived_config(self.addr, self.tcp_ports, self.http_ports, self.timers)
         self.daemon = CheckerDaemon(self.lb, self.workdir, conf, name="pykeepalived")
+        base = self.daemon.command()
+        argv = [*base, "--dataplane", self.dataplane]
+        if self.profile is not None:  # python -m cProfile -o FILE -m pykeepalived ...
+            argv = [argv[0], "-m", "cProfile", "-o", str(self.profile), *argv[1:]]
+        self.daemon.command = lambda: argv  # type: ignore[method-assign]
         self.tail = LogTail(self.daemon.log_path)
         self.started_at = time.monotonic()
         self.daemon.start()
@@ -758,6 +766,8 @@ def run(args: argparse.Namespace, progress: IO[str]) -> dict[str, Any]:
             for impl in args.impls:
                 cls = PyKeepalived if impl == "pykeepalived" else Haproxy
                 contender = cls(lb, workdir, str(srv.ipv4.ip), tcp_ports, http_ports, args.timers)
+                if isinstance(contender, PyKeepalived):
+                    contender.dataplane, contender.profile = args.pk_dataplane, args.profile
                 results[impl] = measure(contender, listeners, args, progress)
                 time.sleep(1.0)  # let the last TIME_WAIT churn of one not land in the other's window
         finally:
@@ -811,6 +821,8 @@ def report(results: dict[str, Any], args: argparse.Namespace, elapsed_s: float) 
             "killed_tcp": min(args.kill_tcp, args.tcp),
             "killed_http": min(args.kill_http, args.http),
             "bench_nofile": args.nofile,
+            "pykeepalived_dataplane": args.pk_dataplane,
+            "pykeepalived_profiled": args.profile is not None,
             "haproxy_equivalent": f"inter {t.delay_loop_s:g}s fastinter {t.delay_before_retry_s:g}s fall "
                                   f"{t.retry + 1} rise 1, timeout connect/check {t.connect_timeout_s:g}s",
         },
@@ -844,6 +856,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--only", choices=IMPLEMENTATIONS, help="measure one implementation only")
     ap.add_argument("--quick", action="store_true", help="a small run to try things out")
     ap.add_argument("--logs", type=Path, help="copy the checkers' configs and logs into this directory")
+    ap.add_argument("--pk-dataplane", choices=("auto", "none"), default="auto",
+                    help="pykeepalived's data plane: auto (nftables here, as users run it) or none (the checker "
+                         "alone, without the kernel table of 6,000 real servers)")
+    ap.add_argument("--profile", type=Path, help="run pykeepalived under cProfile and write its statistics there "
+                    "(its CPU figures then include the profiler's overhead)")
     args = ap.parse_args(argv)
     defaults = {"tcp": 200, "http": 50, "window": 5.0, "settle": 3.0, "kill_tcp": 10, "kill_http": 5} if args.quick \
         else {"tcp": 5000, "http": 1000, "window": 20.0, "settle": 10.0, "kill_tcp": 100, "kill_http": 50}

@@ -28,9 +28,13 @@ Reading the first line (JSON), one entry per run:
 - `map_share`: slot shares in the service's nftables map when the run ended
   (the table's granularity: 3 slots for rr, 509 for mh, 256 for lc...).
 
-The second line times `apply_now`: one of 1,000 real servers of a service
-going down (median of 5, per scheduler), and loading 1,000 virtual services
-with 3 real servers each into an empty table (one call).
+The second line times `apply_now` for every scheduler: one of 1,000 real
+servers of a service going down (median of 5, with the process's CPU time:
+the machine is shared, and CPU time moves less with the others' load), and
+loading 1,000 virtual
+services with 3 real servers each (the same three) into an empty table (one
+call); for rr, wlc and mh also 1,000 services with three real servers of
+their own each.
 
 Everything runs in one network namespace (deleted at the end, also on error
 or Ctrl-C): addresses on `lo`, the real servers as one asyncio process, and
@@ -38,7 +42,7 @@ the measuring part run inside it (libnftables acts on its own namespace);
 connections from inside the namespace are DNATed by the nat output hook.
 Needs root and python3-nftables. About a minute.
 
-    .venv/bin/python bench/schedulers.py [--connections 600]
+    .venv/bin/python bench/schedulers.py [--connections 600] [--apply-only]
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ TIMEOUT_S = 1.0
 LOAD = ("lc", "wlc", "sed", "nq", "fo", "ovf", "twos")
 BY_DEST = ("dh", "lblc", "lblcr")
 BOTH = ("short", "long")
+OWN_POOLS = ("rr", "wlc", "mh")
+APPLY_SCHEDULERS = ("rr", "wrr", "sh", "dh", "mh", "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "lblc", "lblcr")
 RUNS: tuple[tuple[str, tuple[int, ...], tuple[str, ...]], ...] = (
     ("rr", (1, 1, 1), ("short",)), ("rr", W, ("short",)), ("wrr", (1, 1, 1), ("short",)), ("wrr", W, ("short",)),
     ("sh", W, ("short",)), ("mh", W, ("short",)), ("dh", W, ("short",)), ("lblc", W, BOTH), ("lblcr", W, BOTH),
@@ -151,27 +157,32 @@ def service(sched: str, weights: tuple[int, ...], n_real: int = 3, vip: str = VI
             name: str = "web") -> VirtualService:
     reals = REAL if n_real == 3 else tuple(f"10.20.{i // 250}.{i % 250 + 1}" for i in range(n_real))
     dests = tuple(Destination(a, PORT, w) for a, w in zip(reals, weights))
-    if sched in BY_DEST:
-        entries = tuple(GroupEntry("address", address=v, port=PORT) for v in VIPS)
-        return VirtualService(name, "group", group="vips", group_entries=entries, protocol="TCP",
+    if sched in BY_DEST:  # the three VIPs of the distribution runs; a service of its own VIP otherwise
+        entries = tuple(GroupEntry("address", address=v, port=PORT) for v in (VIPS if vip == VIPS[0] else (vip,)))
+        return VirtualService(name, "group", group=f"vips-{name}", group_entries=entries, protocol="TCP",
                               scheduler=sched, destinations=dests)
     return VirtualService(name, "address", vip, PORT, "TCP", scheduler=sched, destinations=dests)
 
 
 def map_share(backend: NftablesBackend) -> dict[str, float]:
-    """Slot shares of the anonymous map that picks a real server, as the kernel lists it."""
+    """Slot shares of the map that picks a real server (literal in the rule, or a named slot map), as listed."""
+    listing = backend.nft.run([{"list": {"table": {"family": "ip", "name": TABLE}}}])
+    named = {item["map"]["name"]: item["map"].get("elem", []) for item in listing.get("nftables", [])
+             if isinstance(item.get("map"), dict) and "name" in item["map"]}
     slots: Counter[str] = Counter()
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            if isinstance(node.get("map"), dict) and "set" in node["map"].get("data", {}):
-                for _, target in node["map"]["data"]["set"]:  # an address, or {"concat": [address, port]}
-                    slots[target["concat"][0] if isinstance(target, dict) else target] += 1
+            data = node["map"].get("data") if isinstance(node.get("map"), dict) else None
+            pairs = data["set"] if isinstance(data, dict) and "set" in data else \
+                named.get(data[1:], []) if isinstance(data, str) and data.startswith("@") else []
+            for _, target in pairs:  # an address, or {"concat": [address, port]}
+                slots[target["concat"][0] if isinstance(target, dict) else target] += 1
             node = list(node.values())
         for value in node if isinstance(node, list) else ():
             walk(value)
 
-    walk(backend.nft.run([{"list": {"table": {"family": "ip", "name": TABLE}}}]))
+    walk([item for item in listing.get("nftables", []) if "rule" in item])
     total = sum(slots.values()) or 1
     return {k: round(v / total, 4) for k, v in sorted(slots.items())}
 
@@ -229,34 +240,54 @@ async def measure(sched: str, weights: tuple[int, ...], mode: str, n: int) -> di
     return result
 
 
-def apply_timings() -> dict[str, Any]:
+def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS) -> dict[str, Any]:
     out: dict[str, Any] = {"one_of_1000_real_servers_down_s": {}, "load_1000_services_x3_s": {}}
-    for sched in ("rr", "wrr", "wlc", "mh"):
+    for sched in schedulers:
         backend = NftablesBackend()
         up = service(sched, (1,) * 1000, n_real=1000)
-        times = []
+        times, cpu = [], []
         for k in range(5):
             backend.apply_now(DesiredTable((up,)))
             dests = tuple(replace(d, alive=i != 100 * k) for i, d in enumerate(up.destinations))
             down = DesiredTable((replace(up, destinations=dests),))
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             backend.apply_now(down)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)  # this process's CPU, kernel work for its syscalls included
         backend.close_now()
         out["one_of_1000_real_servers_down_s"][sched] = {"median": round(statistics.median(times), 4),
-                                                         "min": round(min(times), 4), "max": round(max(times), 4)}
-    for sched in ("rr", "wlc", "mh"):
+                                                         "min": round(min(times), 4), "max": round(max(times), 4),
+                                                         "cpu_median": round(statistics.median(cpu), 4)}
+    for sched in schedulers:
         backend = NftablesBackend()
         table = DesiredTable(tuple(service(sched, (1, 1, 1), vip=f"10.30.{i // 250}.{i % 250 + 1}", name=f"vs{i}")
                                    for i in range(1000)))
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         backend.apply_now(table)
         out["load_1000_services_x3_s"][sched] = round(time.perf_counter() - t0, 4)
+        out.setdefault("load_1000_services_x3_cpu_s", {})[sched] = round(time.process_time() - c0, 4)
+        backend.close_now()
+    # the same with three real servers of its own per service: no two slot maps alike, none shared
+    out["load_1000_services_x3_own_pools_s"] = {}
+    for sched in (s for s in OWN_POOLS if s in schedulers):
+        backend = NftablesBackend()
+        services = []
+        for i in range(1000):
+            svc = service(sched, (1, 1, 1), vip=f"10.30.{i // 250}.{i % 250 + 1}", name=f"vs{i}")
+            own = tuple(replace(d, address=f"10.{40 + i // 250}.{i % 250}.{n + 1}")
+                        for n, d in enumerate(svc.destinations))
+            services.append(replace(svc, destinations=own))
+        t0 = time.perf_counter()
+        backend.apply_now(DesiredTable(tuple(services)))
+        out["load_1000_services_x3_own_pools_s"][sched] = round(time.perf_counter() - t0, 4)
         backend.close_now()
     return out
 
 
-async def inside(n: int) -> None:
+async def inside(n: int, apply_only: bool = False, schedulers: tuple[str, ...] = APPLY_SCHEDULERS) -> None:
+    if apply_only:
+        print(json.dumps({"benchmark": "schedulers-apply", **apply_timings(schedulers)}), flush=True)
+        return
     deadline = time.monotonic() + 10
     for host in REAL:  # wait for the real servers to listen
         while True:
@@ -274,13 +305,16 @@ async def inside(n: int) -> None:
             print(f"{sched} {weights} {mode}", file=sys.stderr, flush=True)
             results.append(await measure(sched, weights, mode, n))
     print(json.dumps({"benchmark": "schedulers", "connections": n, "runs": results}), flush=True)
-    print(json.dumps({"benchmark": "schedulers-apply", **apply_timings()}), flush=True)
+    print(json.dumps({"benchmark": "schedulers-apply", **apply_timings(schedulers)}), flush=True)
 
 
 # ----------------------------------------------------------------------------- outside: the namespace
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=600, help="new connections per run")
+    parser.add_argument("--apply-only", action="store_true", help="print only the apply timings (second line)")
+    parser.add_argument("--apply-schedulers", default=",".join(APPLY_SCHEDULERS),
+                        help="comma-separated schedulers the apply timings cover")
     parser.add_argument("--role", choices=("outside", "serve", "inside"), default="outside", help=argparse.SUPPRESS)
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -289,7 +323,7 @@ def main() -> int:
         asyncio.run(serve())
         return 0
     if args.role == "inside":
-        asyncio.run(inside(args.connections))
+        asyncio.run(inside(args.connections, args.apply_only, tuple(args.apply_schedulers.split(","))))
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on kill as on Ctrl-C
     ns = Netns(unique_prefix("sched"))
@@ -300,7 +334,9 @@ def main() -> int:
         run_cmd(["ip", "-n", ns.name, "-batch", "-"], input=batch)
         me = [sys.executable, str(Path(__file__).resolve())]
         server = ns.popen([*me, "--role", "serve"], stderr=None)
-        proc = subprocess.run(ns.argv([*me, "--role", "inside", "--connections", str(args.connections)]),
+        proc = subprocess.run(ns.argv([*me, "--role", "inside", "--connections", str(args.connections),
+                                       "--apply-schedulers", args.apply_schedulers,
+                                       *(["--apply-only"] if args.apply_only else [])]),
                               stdout=subprocess.PIPE, text=True, timeout=900, check=False)
         sys.stdout.write(proc.stdout)
         return proc.returncode

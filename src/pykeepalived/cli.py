@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--api-runtime", action="store_true", help="enable the runtime API (drain, weight, maintenance; "
         "default: pykeepalived_api_runtime, else off)")
     add("--checker-workers", type=int, metavar="N",
-        help="processes sharing the health checks (default: one per 2,000 checkers, at most one per core)")
+        help="processes sharing the health checks (default: 1, the checker process itself runs them all)")
     add("--dataplane", choices=("auto", "ipvs", "nftables", "none"), default="auto",
         help="what forwards the virtual services: ipvs, nftables, or none (checkers only); auto: IPVS if the "
              "kernel has it, else nftables (default: global_defs' pykeepalived_dataplane, else auto)")
@@ -169,11 +169,16 @@ def _check_plan(config: KeepalivedConfig, dataplane: str = "auto", strict: bool 
     A checker we cannot run is refused before starting (and by -t); a service
     the data plane cannot build is a warning (keepalived accepts it) unless strict.
     """
+    import gc
+
     from .check.plan import build_plan
     from .lvs.choose import dataplane_problems, limit_warning
 
     try:
         build_plan(config)
+        # the plan just built holds reference cycles: free it now, before the daemon builds its own (at 6,000
+        # real servers it would otherwise linger, megabytes, until a full collection that may never come)
+        gc.collect()
         if (problems := dataplane_problems(config, dataplane)) and strict:
             return "\n".join(problems)
         for problem in problems:

@@ -1,7 +1,7 @@
 """Smoke test of bench/dataplane.py: a short run measures every mode and style and leaves nothing behind.
 
 Throughput figures are not judged (tests assert behaviour, not timings): only
-that wrk got answers through each path (direct routing, the VIP, HAProxy)
+that wrk got answers through each path (direct routing, the VIP, HAProxy, stateless NAT, DR)
 without errors, that the summary and ratios are filled in, and that the lab's
 namespaces and the apply namespace are gone afterwards.
 """
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow, needs_root,
                                  reason="needs wrk and haproxy (bootstrap.sh installs them)")]
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "dataplane.py"
-MODES = {"direct", "direct_tracked", "vip", "nat_rule", "haproxy"}
+MODES = {"direct", "direct_tracked", "vip", "nat_rule", "haproxy", "stateless", "dr", "dr_flows"}
 
 
 def _namespaces() -> set[str]:
@@ -45,4 +45,6 @@ def test_short_run_measures_every_path_and_cleans_up() -> None:
     for style in ("keepalive", "new_conn"):
         assert set(out["summary"][style]) == MODES
         assert out["ratios"][style]["vip_over_direct"] > 0 and out["ratios"][style]["vip_over_haproxy"] > 0
+        assert out["ratios"][style]["stateless_over_direct"] > 0 and out["ratios"][style]["dr_over_direct"] > 0
+    assert out["settings"]["ruleset"]["stateless_chains"] and out["settings"]["ruleset"]["netdev_ingress_chains"]
     assert {n for n in _namespaces() - before if n.startswith(("bdp-", "dpapply-"))} == set()

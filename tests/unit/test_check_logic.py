@@ -153,6 +153,20 @@ def test_weight_offsets_change_the_row_and_the_quorum() -> None:
     assert p.set_offset("a", 1) == [WeightChanged("a", 0, 6), QuorumUp(11, 6)]
 
 
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.booleans(), st.integers(-70000, 70000) | st.none()),
+                max_size=40), st.sets(st.sampled_from("abcd")))
+def test_the_kept_weight_sum_is_always_the_sum_of_the_alive_weights(
+        steps: list[tuple[str, bool, int | None]], at_start: set[str]) -> None:
+    p = Pool([Member("a", 5), Member("b", 1), Member("c", 70000), Member("d", 0)], quorum=6, hysteresis=2)
+    p.start(at_start)
+    for key, alive, offset in steps:
+        if offset is None:
+            p.set_alive(key, alive)
+        else:
+            p.set_offset(key, offset, quiet=key not in p.alive and alive)
+        assert p.weight_sum() == sum(max(0, min(p.effective_weight(k), 65535)) for k in p.alive)
+
+
 def test_unreachable_quorum_is_lowered_to_the_total_weight() -> None:
     p = _pool(quorum=10, hysteresis=20)
     assert (p.quorum, p.hysteresis) == (4, 3)

@@ -55,6 +55,9 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.lvs", "pykeepalived.lvs.model", "pykeepalived.lvs.plan", "pykeepalived.lvs.sched",
         "pykeepalived.lvs.ipvs_rules", "pykeepalived.lvs.nft_rules", "pykeepalived.lvs.nft_diff",
         "pykeepalived.lvs.nft_limits",  # nft_rules' checks that -t needs (start-up)
+        "pykeepalived.lvs.maglev", "pykeepalived.lvs.nft_handles",  # Maglev replays; the table dump's codec
+        "pykeepalived.lvs.nft_stateless", "pykeepalived.lvs.nft_forward", "pykeepalived.lvs.nft_layout",
+        "pykeepalived.lvs.stable_table",
         "pykeepalived.lvs.sync_daemon",
         "pykeepalived.ctsync", "pykeepalived.ctsync.spec", "pykeepalived.ctsync.conf",  # conntrackd's cores
         "pykeepalived.ctsync.follower",
@@ -91,6 +94,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("shells", [
         "pykeepalived.vrrp.service", "pykeepalived.vrrp.dump_writer", "pykeepalived.check.service",
         "pykeepalived.check.running", "pykeepalived.check.reload_snapshot",
+        "pykeepalived.check.engine",  # TCP_CHECK and HTTP_GET on one epoll
         "pykeepalived.api", "pykeepalived.api.*",  # the HTTP API, metrics, the page (issue 16)
         "pykeepalived.vrrp.service", "pykeepalived.check.service", "pykeepalived.check.running",
         "pykeepalived.vrrp.process_watch", "pykeepalived.vrrp.statics", "pykeepalived.check.ha_watch",

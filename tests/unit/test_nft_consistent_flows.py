@@ -52,7 +52,7 @@ def pick(ruleset: Ruleset, chain: str) -> dict[str, Any]:
 def servers_by_slot(ruleset: Ruleset, chain: str) -> list[str]:
     """Slot -> the real server its chain dups (DR) or DNATs (NAT) to: what a router decides, names aside."""
     out = []
-    for _, verdict in pick(ruleset, chain)["data"]["set"]:
+    for _, verdict in ruleset.slot_pairs(pick(ruleset, chain)["data"]):
         rules = [json.loads(r) for r in ruleset.rules[verdict["goto"]["target"]]]
         target = next(e.get("dup", e.get("dnat")) for rule in rules for e in rule if "dup" in e or "dnat" in e)
         out.append(target["addr"])

@@ -338,3 +338,24 @@ def test_parent_keeps_a_dead_childs_part_drops_a_retired_one_and_writes_the_file
     kinds = [(e["kind"], e["subject"]) for e in doc["events"]]
     assert ("vrrp", "EXT") in kinds and ("daemon", "vrrp") in kinds and ("reload", "config") in kinds
     assert parent.writes <= 4  # debounced: not one write per change
+
+
+def test_table_json_is_the_tables_own_json_and_keeps_unchanged_services() -> None:
+    from pykeepalived.check.state_view import TableJson
+    from pykeepalived.lvs.model import Destination, DesiredTable, GroupEntry, VirtualService
+
+    web = VirtualService("[192.0.2.10]:tcp:80", "address", "192.0.2.10", 80, "TCP", scheduler="mh",
+                         sched_flags=("mh-port",), destinations=(
+                             Destination("10.0.0.1", 80, 1), Destination("10.0.0.2", 80, 0, alive=False),
+                             Destination("10.0.0.3", 80, 2, method="TUN", tunnel={"type": "gue", "port": 6080},
+                                         uthreshold=10)))
+    group = VirtualService("[grp]:80", "group", port=80, group="grp", group_entries=(
+        GroupEntry("range", "192.0.2.20", "192.0.2.25", port=80), GroupEntry("fwmark", fwmark=7, family=6)))
+    view = TableJson()
+    table = DesiredTable((web, group))
+    first = view(table)
+    assert first == table.to_json()
+    changed = DesiredTable((web, VirtualService("[grp]:80", "group", port=80, group="grp", quorum_up=False)))
+    second = view(changed)
+    assert second == changed.to_json()
+    assert second["services"][0] is first["services"][0]  # the unchanged entry's part is kept

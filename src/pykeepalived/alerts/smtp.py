@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import email.utils
 import logging
 import os
 import pwd
 import re
-import smtplib
 import socket
 
 from ..config.model import GlobalDefs
@@ -65,6 +63,8 @@ class _Refused(Exception):
 
 def deliver(settings: MailSettings, text: str) -> bool:
     """One mail, blocking (run it in a thread); True when the server took it."""
+    import smtplib  # with email, 2 MiB in every process: loaded by the first mail, not by every daemon
+
     host = _host(settings)
     conn = smtplib.SMTP(local_hostname=settings.helo, timeout=settings.timeout_s)
     try:
@@ -125,6 +125,8 @@ class MailSender:
     def send(self, alert: Alert | None) -> None:
         if self.settings is None or alert is None:
             return
+        import email.utils  # see deliver
+
         date = email.utils.format_datetime(datetime.datetime.now().astimezone())
         text = mail_text(self.settings, alert, date)
         task = asyncio.get_running_loop().create_task(asyncio.to_thread(deliver, self.settings, text))

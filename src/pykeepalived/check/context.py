@@ -36,7 +36,9 @@ def target_for(checker: CheckerBase, rs: RealServer) -> Target:
     address = checker.connect_ip if checker.connect_ip is not None else rs.address
     port = checker.connect_port if checker.connect_port is not None else rs.port
     return Target(
-        address=ipaddress.ip_address(address),
+        # the config's own address object when it is one (thousands of real servers: no copy each)
+        address=address if isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address)
+        else ipaddress.ip_address(address),
         port=port,
         # completed by config/checker_timing.py; the virtual server's default only for a checker built by hand
         connect_timeout_s=(checker.connect_timeout_s if checker.connect_timeout_s is not None

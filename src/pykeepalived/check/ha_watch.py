@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config.model import KeepalivedConfig, VirtualServer
-from ..net.local_addresses import LocalAddresses
-from ..net.netlink_bufs import checker_addresses_rcvbuf
 from .ha_suspend import SuspendRules
+
+if TYPE_CHECKING:  # pyroute2 (tens of MiB in every checker process) loads only when ha_suspend is used
+    from ..net.local_addresses import LocalAddresses
 
 HA_POLL_S = 0.25
 log = logging.getLogger("pykeepalived.check")
@@ -30,7 +31,17 @@ class HaSuspendWatch:
         self.quiet = quiet  # a checker worker: the checker process logs the same changes
         self.checkers = checkers  # service name -> the real server of each of its checkers
         self._events = {name: asyncio.Event() for name in self.rules.ranges}
-        self._addresses = LocalAddresses(checker_addresses_rcvbuf(config.global_defs))  # lvs_netlink_*_rcv_bufs
+        self._config = config
+        self._addresses_: LocalAddresses | None = None
+
+    @property
+    def _addresses(self) -> LocalAddresses:
+        if self._addresses_ is None:
+            from ..net.local_addresses import LocalAddresses
+            from ..net.netlink_bufs import checker_addresses_rcvbuf
+
+            self._addresses_ = LocalAddresses(checker_addresses_rcvbuf(self._config.global_defs))  # lvs_netlink_*
+        return self._addresses_
 
     @property
     def active(self) -> bool:
@@ -54,7 +65,8 @@ class HaSuspendWatch:
                 for name, runs in self.rules.update(local):
                     self._set(name, runs, "Activat" if runs else "Suspend")
         finally:
-            self._addresses.close()
+            if self._addresses_ is not None:
+                self._addresses_.close()
 
     def _set(self, name: str, runs: bool, verb: str) -> None:
         for rs in [] if self.quiet else self.checkers.get(name, []):
@@ -63,6 +75,11 @@ class HaSuspendWatch:
             self._events[name].set()
         else:
             self._events[name].clear()
+
+    def runs(self, name: str) -> bool:
+        """Whether the service's checkers may run now (the probe engine asks before each attempt)."""
+        event = self._events.get(name)
+        return event is None or event.is_set()
 
     async def wait_runs(self, name: str) -> None:
         event = self._events.get(name)

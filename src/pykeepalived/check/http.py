@@ -50,7 +50,7 @@ class _UrlFailed(Exception):
     """One url's fetch went wrong; the message is the reason for the result."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UrlPlan:
     """One url, ready to send: its rule, its request bytes, the SNI name and how log lines name it."""
 
@@ -60,7 +60,7 @@ class UrlPlan:
     server_name: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class HttpProbe:
     """One attempt of an HTTP_GET / SSL_GET checker: every url in order; `tls` is None for HTTP_GET."""
 

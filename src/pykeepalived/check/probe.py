@@ -16,7 +16,7 @@ from typing import Protocol
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     """Where one checker connects, completed from the checker, its real server and virtual server.
 
@@ -38,7 +38,7 @@ class Target:
         return f"[{self.address}]:{self.port}" if self.port is not None else f"[{self.address}]"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     """One attempt's outcome.
 

@@ -17,7 +17,7 @@ from .probe import ProbeResult
 log = logging.getLogger("pykeepalived.check")
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckerState:
     plan: CheckerPlan
     core: CheckerCore
@@ -34,9 +34,19 @@ async def attempt(chk: CheckerState, clock: Callable[[], float]) -> tuple[ProbeR
             result: ProbeResult = await chk.plan.probe.run_step(chk.core.step)  # type: ignore[attr-defined]
         else:
             result = await chk.plan.probe.run()
-    except Exception as exc:  # a probe bug must not end this checker: count it as a failed attempt
-        log.error("%s: internal error %s: %s", chk.plan.kind, type(exc).__name__, exc)
-        result = ProbeResult(False, f"internal error: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - see internal_error
+        result = internal_error(chk, exc)
+    return result, record_result(chk, result, clock())
+
+
+def internal_error(chk: CheckerState, exc: Exception) -> ProbeResult:
+    """A probe bug must not end its checker: logged, and counted as a failed attempt."""
+    log.error("%s: internal error %s: %s", chk.plan.kind, type(exc).__name__, exc)
+    return ProbeResult(False, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def record_result(chk: CheckerState, result: ProbeResult, now: float) -> Change | None:
+    """What every attempt ends with, wherever it ran (a task here, the probe engine, a worker process)."""
     chk.attempts += 1
     chk.last_ok, chk.last_reason = result.ok, result.reason
-    return result, chk.core.record(result.ok, clock())
+    return chk.core.record(result.ok, now)

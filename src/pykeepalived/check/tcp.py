@@ -14,7 +14,7 @@ from .probe import OK, ProbeResult, Target, failed
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
 
-@dataclass
+@dataclass(slots=True)
 class TcpProbe:
     target: Target
     kind: str = "TCP_CHECK"

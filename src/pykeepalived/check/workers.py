@@ -1,8 +1,8 @@
 """Checker worker processes: the probes of a big config spread over several cores.
 
-One Python process tops out around 4,000 checks a second; keepalived's C
-checker never needs more than one core, we do. With thousands of checkers the
-checker process starts `count` workers (`pykeepalived --checker-worker
+With the probe engine (engine.py) one process checks 6,000 real servers a
+second with about half a core; a config past what one core can check can ask
+for more with `--checker-workers N`: the checker process then starts `count` workers (`pykeepalived --checker-worker
 N/COUNT --config-fd N --parent-pid PID`), each of which builds the same plan
 from the same configuration (the memfd the daemon read it into, through
 /proc/PID/fd/N: never the file as it is now, see host/recording.py) and runs
@@ -36,7 +36,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import signal
 import sys
 from typing import Any
@@ -45,11 +44,11 @@ from ..errors import PyKeepalivedError
 from .ha_watch import watch_for
 from .logic import Change, Verdict
 from .probe import ProbeResult
+from .engine import Job, ProbeEngine, runs_here
 from .running import attempt
 
 log = logging.getLogger("pykeepalived.check")
 
-CHECKERS_PER_WORKER = 2000
 
 
 class WorkerStartError(PyKeepalivedError):
@@ -59,10 +58,16 @@ STATS_INTERVAL_S = 1.0
 
 
 def worker_count(checkers: int, requested: int | None = None) -> int:
-    """How many processes share the probes: as asked, else one per CHECKERS_PER_WORKER up to the cores."""
+    """How many processes share the probes: as asked (--checker-workers), else one: the checker process itself.
+
+    With the probe engine (engine.py) one process checks 6,000 servers a
+    second at about half a core (bench/checks.py), and each worker process
+    costs tens of MiB (the package, the configuration, the plan): workers are
+    for configs past what one core can check, on request.
+    """
     if requested is not None:
         return max(1, requested)
-    return max(1, min(os.cpu_count() or 1, 1 + (checkers - 1) // CHECKERS_PER_WORKER if checkers else 1))
+    return 1
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -142,7 +147,7 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
     # on a file of its own (closefd=False): closing the transport must not close sys.stdout, which the
     # command line flushes on the way out (a restart by a reload stops workers while the checker runs on)
     out, _ = await loop.connect_write_pipe(asyncio.Protocol, open(sys.stdout.fileno(), "wb", closefd=False))
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=1 << 26)  # the init line names every checker of the shard: megabytes
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
         apply_init(service.flat_checkers(), parse_line(await reader.readline()), service.clock())
@@ -151,7 +156,6 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
         raise WorkerStartError(f"checker worker {shard}/{count} cannot start: {exc}") from None
     mine = [(i, entry) for i, entry in enumerate(service.flat_checkers())
             if i % count == shard and not entry[2].plan.immediate and not entry[2].plan.event]  # FILE/BFD stay here
-    pending: set[int] = set()
 
     def send(data: bytes) -> None:
         if out.is_closing():
@@ -164,6 +168,18 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
 
     ha = watch_for(service.services, service.config, quiet=True)  # ha_suspend: the main process logs it
 
+    def after(index: int, chk: Any, result: ProbeResult, change: Change | None) -> None:
+        offset = None
+        if result.ok and result.weight_offset is not None and result.weight_offset != chk.offset:
+            chk.offset = offset = result.weight_offset
+        if change is not None and change.verdict is Verdict.DOWN:
+            chk.offset = 0
+        if change is not None or offset is not None:
+            send(decision_line(index, result, change, offset))
+        elif not result.ok and chk.core.verdict is Verdict.UP and service.log_all_failures(chk):
+            log.info("%s on service %s failed (%s), will retry", chk.plan.kind, _srv_name(index),
+                     result.reason)
+
     async def loop_one(index: int, chk: Any) -> None:
         vs_name = service.flat_checkers()[index][0].plan.name
         while True:
@@ -172,26 +188,22 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
                 await asyncio.sleep(delay)
             await ha.wait_runs(vs_name)
             result, change = await attempt(chk, service.clock)
-            offset = None
-            if result.ok and result.weight_offset is not None and result.weight_offset != chk.offset:
-                chk.offset = offset = result.weight_offset
-            if change is not None and change.verdict is Verdict.DOWN:
-                chk.offset = 0
-            if change is not None or offset is not None:
-                send(decision_line(index, result, change, offset))
-            elif not result.ok and chk.core.verdict is Verdict.UP and service.log_all_failures(chk):
-                log.info("%s on service %s failed (%s), will retry", chk.plan.kind, _srv_name(index),
-                         result.reason)
-            pending.add(index)
+            after(index, chk, result, change)
+
+    def engine_outcome(job: Job, result: ProbeResult, change: Change | None) -> None:
+        after(job.owner, job.chk, result, change)
 
     async def stats() -> None:
-        by_index = {i: chk for i, (_svc, _srv, chk) in mine}
+        sent = {i: chk.attempts for i, (_svc, _srv, chk) in mine}
         while True:
             await asyncio.sleep(STATS_INTERVAL_S)
             now = service.clock()
-            rows = [[i, by_index[i].attempts, by_index[i].last_ok, by_index[i].last_reason,
-                     round(max(0.0, by_index[i].core.next_due_s - now), 3)] for i in sorted(pending)]
-            pending.clear()
+            rows = []
+            for i, (_svc, _srv, chk) in mine:  # those that ran since the last report
+                if chk.attempts != sent[i]:
+                    sent[i] = chk.attempts
+                    rows.append([i, chk.attempts, chk.last_ok, chk.last_reason,
+                                 round(max(0.0, chk.core.next_due_s - now), 3)])
             if rows:
                 send(json.dumps({"s": rows}, separators=(",", ":")).encode() + b"\n")
 
@@ -201,7 +213,13 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
 
     if ha.active:
         await ha.start()
-    tasks = [loop.create_task(loop_one(i, chk)) for i, (_svc, _srv, chk) in mine]
+    engine = ProbeEngine(loop, service.clock, engine_outcome, ha.runs if ha.active else None)
+    tasks = []
+    for i, (svc, _srv, chk) in mine:
+        if runs_here(chk):
+            engine.add(chk, i, svc.plan.name)  # TCP_CHECK and HTTP_GET: the engine, as in the checker process
+        else:
+            tasks.append(loop.create_task(loop_one(i, chk)))
     if ha.active:
         tasks.append(loop.create_task(ha.run()))
     tasks += [loop.create_task(stats()), loop.create_task(lifeline())]
@@ -212,5 +230,6 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        engine.close()
         service.runner.terminate_all()
         out.close()

@@ -702,6 +702,7 @@ class VirtualServer(ModelObject):
     sorry_server: SorryServer | None = None
     sorry_server_inhibit: bool = False
     sorry_server_lvs_method: LbKind | None = None
+    pykeepalived_stateless: bool = False  # ours: no per-flow state (lvs/nft_stateless.py, lvs/nft_forward.py)
     real_servers: list[RealServer] = field(default_factory=list)
 
 

@@ -367,13 +367,15 @@ def _close_rs(ctx: ParseContext, rs: RealServer) -> None:
     if not ctx.config.virtual_servers:
         return
     vs = ctx.config.virtual_servers[-1]
-    if rs not in vs.real_servers or (rs.lvs_method or vs.lvs_method) == "TUN":
+    # by identity, from the end (it was appended last): `in` compares whole models, quadratic in the servers
+    position = next((i for i in range(len(vs.real_servers) - 1, -1, -1) if vs.real_servers[i] is rs), None)
+    if position is None or (rs.lvs_method or vs.lvs_method) == "TUN":
         return
     family = _family_so_far(vs)
     if family is not None and family != rs.address.version:
         ctx.error(ctx.close_location or rs.location, f"Address family of virtual server and real server {rs.address}"
                   " don't match - skipping real server.", "real_server")
-        vs.real_servers.remove(rs)
+        del vs.real_servers[position]
 
 
 def _close_vs(ctx: ParseContext, vs: VirtualServer) -> None:
@@ -423,6 +425,11 @@ _v.line("persistence_engine", h.text("persistence_engine"), "persistence engine 
 _v.line("persistence_timeout", _persistence_timeout, "persistence timeout (s, default 360)")
 _v.line("persistence_granularity", _persistence_granularity, "persistence netmask")
 _v.line("protocol", h.one_of("protocol", PROTOCOLS, "protocol"), "TCP, UDP or SCTP")
+# docs/dataplane.md "Stateless NAT and DR for hash schedulers"
+_v.line("pykeepalived_stateless", h.flag("pykeepalived_stateless"),
+        "pykeepalived only: on/off; a hash-scheduled (sh, mh, dh) NAT or DR service keeps no per-flow state on "
+        "the nftables data plane (no conntrack, no flow sets): faster, but a pool change moves the flows "
+        "Maglev moves", since="pykeepalived")
 _v.line("ha_suspend", h.flag("ha_suspend"), "suspend checks while the VIP is absent")
 _v.line("smtp_alert", h.flag("smtp_alert"), "mail on changes")
 _v.line("virtualhost", h.text("virtualhost"), "default Host: for HTTP checks")

@@ -89,6 +89,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "ip_family", "lb_algo", "lvs_sched", "hashed", "ops", "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback",
         "mh-port", "mh-fallback", "lb_kind", "lvs_method", "persistence_engine", "persistence_timeout",
         "persistence_granularity", "protocol", "sorry_server_lvs_method",
+        "pykeepalived_stateless",  # read by lvs/plan.py into VirtualService.stateless
     )),
     (REAL_SERVER, (
         "lvs_method", "uthreshold", "lthreshold",

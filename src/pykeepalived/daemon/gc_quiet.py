@@ -1,4 +1,4 @@
-"""The VRRP process's garbage collector, kept off the advert path.
+"""The VRRP and checker processes' garbage collector, kept off the advert path and the checks.
 
 CPython's cyclic collector runs inside whatever code allocates when the
 allocation counters cross their thresholds: building an advert, a timer
@@ -114,7 +114,11 @@ _tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references t
 
 
 def start(ready: asyncio.Event) -> None:
-    """The VRRP process's policy: pauses measured if asked, the heap frozen once the service runs."""
+    """The policy of the VRRP and checker processes: pauses measured if asked, the heap frozen once the service runs.
+
+    For the checker the frozen heap is the configuration and thousands of
+    checkers: without the freeze each full collection walks all of them.
+    """
     measure()
     task = asyncio.get_running_loop().create_task(freeze_when_ready(ready))
     _tasks.add(task)

@@ -329,6 +329,8 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
         commands = serve_commands(opts.command_fd, partial(check_runtime.handle, service), "checker")  # runtime API
         state_report.start_checker(service, control.reporter)  # its part of the state model (docs/state.md)
         accept_forwarded_signals()
+        # thousands of checkers make a big start-up heap: frozen once running, full collections skip it
+        gc_quiet.start(service.ready_event)
         await service.run()
         await commands.close()
         await control.close()

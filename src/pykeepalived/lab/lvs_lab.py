@@ -493,6 +493,8 @@ class LvsLab:
     (the qemu guest of tests/vm) needs longer ones, this one must not get them.
     """
 
+    rs_listen: tuple[str, ...] = ("0.0.0.0",)  # the real servers' nginx addresses (a subclass adds "::")
+
     def __init__(self, kind: LabKind | str, *, prefix: str | None = None, name: str = DEFAULT_NAME,
                  workdir: Path | str | None = None, timeout_scale: float = 1.0, sync_daemon: bool = False,
                  dataplane: str | None = None, router_args: Sequence[str] = ()) -> None:
@@ -523,6 +525,7 @@ class LvsLab:
         # where DR/TUN real servers hold the VIPs (None for NAT); TUN falls back to lo without IPIP
         self.rs_vip_device: str | None = {LabKind.DR: "lo", LabKind.TUN: "tunl0"}.get(self.kind)
         self.notes: list[str] = []
+        self.services_count = 2  # virtual servers in the configs (a subclass that adds some says so)
         self._record: LabRecord | None = None
         self._closed = False
 
@@ -832,7 +835,7 @@ class LvsLab:
         cert, key = self_signed(self.workdir / "tls", "lab", f"{self.name}.lab.example")
         for i in range(1, len(REAL_SERVER_HOSTS) + 1):
             host = self.hosts[f"rs{i}"]
-            nginx = NginxServer(host, self.workdir / host.name, addresses=["0.0.0.0"], ports=[HTTP_PORT],
+            nginx = NginxServer(host, self.workdir / host.name, addresses=list(self.rs_listen), ports=[HTTP_PORT],
                                 tls_ports=[HTTPS_PORT], cert=cert, key=key, name=host.name,
                                 extra_http=KEEPALIVE_REQUESTS)
             self.real_servers.append(RealServer(host.name, host, nginx))
@@ -879,7 +882,7 @@ class LvsLab:
                 counts = self.alive_counts(router.name)
             except (OSError, ValueError, KeyError, TypeError):
                 return False
-            if len(counts) != 2 or any(n != wanted for n in counts.values()):
+            if len(counts) != self.services_count or any(n != wanted for n in counts.values()):
                 return False
         return True
 

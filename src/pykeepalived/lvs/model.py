@@ -102,6 +102,8 @@ class VirtualService:
     persistence_engine: str | None = None
     quorum_up: bool = True
     destinations: tuple[Destination, ...] = ()
+    stateless: bool = False  # pykeepalived_stateless: no per-flow state where the scheduler allows it
+    pool: tuple[tuple[str, int], ...] = ()  # every configured real server (name, weight): stable_table.py's base
 
 
 @dataclass(frozen=True)

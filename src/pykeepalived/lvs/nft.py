@@ -23,20 +23,29 @@ because the table vanished is retried at once on a fresh table.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
+import socket
+import struct
 from typing import Any
 
 from ..config.vocabulary import LbKind
+from . import nft_handles
 from .conntrack import count_connections
 from .model import DataPlaneBase, DataPlaneError, DesiredTable, VirtualService
 from .nft_diff import diff, drop_table, fresh_table
-from .nft_rules import (IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, build, forwarding, overloaded_now,
+from .nft_forward import NETDEV
+from .nft_layout import build_all as build
+from .nft_rules import (IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, forwarding, overloaded_now,
                         service_chain)
 from .routes import RouteFinder
-from .tunnels import Tunnels
+from .tunnels import PREFIX as TUNNEL_PREFIX, Tunnels
 
 log = logging.getLogger("pykeepalived.lvs")
+SIOCGIFFLAGS = 0x8913
+SIOCGIFMTU = 0x8921
+IFF_UP = 0x1
 
 # pip cannot install libnftables' binding (it is not on PyPI; it comes with libnftables): the one
 # system dependency of `pip install pykeepalived`, so its absence is one line that says the fix
@@ -56,14 +65,103 @@ class Libnftables:
         self._nft = nftables.Nftables()
         self._nft.set_json_output(True)
         self._nft.set_handle_output(False)
+        self._netlink: socket.socket | None = None
 
     def run(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
+        """Send `commands` as one transaction; the slot maps they add (`typeof`, see below) go just before.
+
+        libnftables 1.0.6's JSON cannot declare a map keyed by a plain 32-bit
+        integer (`typeof numgen ...`: "unqualified type integer"), which is
+        what the slot maps of nft_rules need, but its text syntax can. So the
+        `add map` commands that carry our `typeof` field are sent first, as
+        one text command (after any table that the batch deletes and makes
+        again, which would take them with it), and the rest follows as one
+        JSON transaction. A new map is empty and nothing refers to it until
+        that transaction, so traffic still switches atomically; if it fails,
+        the maps just made are deleted again (best effort: an empty map left
+        over is harmless, and the next diff adds it again without error).
+        """
+        maps = [cmd for cmd in commands if _typeof_map(cmd) is not None]
+        if not maps:
+            return self._json(commands)
+        rest = [cmd for cmd in commands if _typeof_map(cmd) is None]
+        tables = [cmd for cmd in rest if _table_command(cmd)]
+        if tables:
+            self._json(tables)
+            rest = [cmd for cmd in rest if not _table_command(cmd)]
+        lines = []
+        for cmd in maps:
+            spec = _typeof_map(cmd)
+            assert spec is not None
+            lines.append(f"add map {spec['family']} {spec['table']} {spec['name']} {{ typeof {spec['typeof']} ; }}")
+        rc, _, err = self._nft.cmd("\n".join(lines))
+        if rc != 0:
+            raise DataPlaneError(f"nftables refused the change: {str(err).strip() or 'no reason given'}")
+        try:
+            return self._json(rest)
+        except DataPlaneError:
+            for cmd in maps:
+                spec = _typeof_map(cmd)
+                assert spec is not None
+                self._nft.json_cmd({"nftables": [{"delete": {"map": {k: spec[k] for k in ("family", "table",
+                                                                                          "name")}}}]})
+            raise
+
+    def table_handles(self, name: str) -> dict[str, int]:
+        """Family -> handle of each table called `name`, from the kernel's table dump (nft_handles.py).
+
+        Not libnftables' `list tables`: it fetches every rule and set element
+        first (0.6-1 s with a Maglev map of 65,521 slots).
+        """
+        try:
+            if self._netlink is None:
+                self._netlink = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, nft_handles.NETLINK_NETFILTER)
+                self._netlink.settimeout(NETLINK_TIMEOUT_S)
+                self._netlink.bind((0, 0))
+            return table_handles(self._netlink, name)
+        except OSError as exc:
+            self.close()  # a dump cut short leaves replies behind: the next one starts on a new socket
+            raise DataPlaneError(f"cannot list the nftables tables: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the netlink socket of the table dumps (kept open: closing one waits ~5 ms for the kernel)."""
+        if self._netlink is not None:
+            self._netlink.close()
+            self._netlink = None
+
+    def _json(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
         rc, out, err = self._nft.json_cmd({"nftables": commands})
         if rc != 0:
             raise DataPlaneError(f"nftables refused the change: {str(err).strip() or 'no reason given'}")
         if isinstance(out, dict):
             return out
         return json.loads(out) if out else {}
+
+
+NETLINK_TIMEOUT_S = 2.0
+
+
+def table_handles(sock: socket.socket, name: str) -> dict[str, int]:
+    """Family -> handle of each table called `name` in this network namespace (OSError if netlink fails)."""
+    found: dict[str, int] = {}
+    sock.send(nft_handles.request(1))
+    done = False
+    while not done:
+        tables, done = nft_handles.parse(sock.recv(1 << 16))
+        found.update({family: handle for family, table, handle in tables if table == name})
+    return found
+
+
+def _typeof_map(cmd: dict[str, Any]) -> dict[str, Any] | None:
+    """The map spec of an `add map` command with our `typeof` field (nft_diff.typeof_map), else None."""
+    add = cmd.get("add")
+    spec = add.get("map") if isinstance(add, dict) else None
+    return spec if isinstance(spec, dict) and "typeof" in spec else None
+
+
+def _table_command(cmd: dict[str, Any]) -> bool:
+    """An `add table` or `delete table` (fresh_table and drop_table start with them)."""
+    return any(isinstance(body, dict) and "table" in body for verb, body in cmd.items() if verb in ("add", "delete"))
 
 
 class NftablesBackend(DataPlaneBase):
@@ -78,11 +176,13 @@ class NftablesBackend(DataPlaneBase):
         self.routes = RouteFinder()
         self.tunnels = Tunnels()
         self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for,
-                                consistent=consistent_flows)
+                                consistent=consistent_flows, ingress_devices=lambda: self._ingress_seen)
         if consistent_flows:  # say once what changes for rr/wrr/lc users (docs/dataplane.md)
             log.info("nftables: consistent flows: persistent clients and DR/TUN flows are scheduled by hash, "
                      "alike on every router, so a failover moves none")
         self.applied: dict[str, Ruleset] = {}
+        self._fallbacks_said: dict[str, str] = {}  # service -> the reason last logged (pykeepalived_stateless)
+        self._ingress_seen: tuple[tuple[str, int], ...] = ()  # interfaces and MTUs at the last apply (DR)
         self.table = DesiredTable()
         self._started = False
         self.transactions = 0
@@ -109,8 +209,10 @@ class NftablesBackend(DataPlaneBase):
         """Build, diff and send; on any failure the kernel keeps what it had and so do we."""
         services = list(table.services)
         self.routes.forget()
+        self._ingress_seen = ingress_devices()
         try:
             self.tunnels.want([d.address for s in services if _is_tun(s) for d in s.destinations])
+            self.ctx.slot_tables = {svc: table for rs in self.applied.values() for svc, table in rs.slot_tables.items()}
             wanted = build(services, self.ctx)
         except OSError as exc:
             raise DataPlaneError(f"cannot prepare the data plane: {exc}") from exc
@@ -120,29 +222,38 @@ class NftablesBackend(DataPlaneBase):
                 self.nft.run(commands)
             except DataPlaneError:
                 drifted = self._drift(self._table_handles()) if self._started else []
-                if not drifted:
+                if not drifted and self._started and NETDEV.name in wanted and NETDEV.name in self.applied:
+                    # kernels that delete a netdev chain with its device (6.18 keeps it, hookless) make the
+                    # diff name a chain that is gone: DR's table is built whole (its flow sets start empty)
+                    log.warning("nftables: the change failed; building table netdev %s whole", TABLE)
+                    self.nft.run(self._commands(wanted, fresh={NETDEV.name}))
+                elif not drifted:
                     raise
-                # our table went (or was replaced) under us: a diff against it cannot work, a fresh table can
-                log.warning("nftables: %s by someone else; building it again with the new change",
-                            "; ".join(why for _, why in drifted))
-                self.nft.run(self._commands(wanted, fresh={fam for fam, _ in drifted}))
+                else:
+                    # our table went (or was replaced) under us: a diff against it cannot work, a fresh table can
+                    log.warning("nftables: %s by someone else; building it again with the new change",
+                                "; ".join(why for _, why in drifted))
+                    self.nft.run(self._commands(wanted, fresh={fam for fam, _ in drifted}))
             self.transactions += 1
             self._learn_handles()
         self._started = True
         self.applied = wanted
         self.table = table
         self.tunnels.release_unwanted()
+        self._say_fallbacks()
+
+    def _say_fallbacks(self) -> None:
+        """Log, once per reason, a service whose pykeepalived_stateless cannot be honoured (nft_stateless)."""
+        for name, why in sorted(self.ctx.fallbacks.items()):
+            if self._fallbacks_said.get(name) != why:
+                log.warning("nftables: virtual server %s keeps per-flow state despite pykeepalived_stateless: %s",
+                            name, why)
+        self._fallbacks_said = dict(self.ctx.fallbacks)
 
     # ------------------------------------------------------------------ repair
     def _table_handles(self) -> dict[str, int]:
-        """Family -> handle of every table named like ours (one cheap dump: tables only, no rules)."""
-        listed = self.nft.run([{"list": {"tables": {}}}])
-        handles: dict[str, int] = {}
-        for item in listed.get("nftables", []):
-            table = item.get("table") if isinstance(item, dict) else None
-            if isinstance(table, dict) and table.get("name") == TABLE and isinstance(table.get("handle"), int):
-                handles[str(table.get("family"))] = int(table["handle"])
-        return handles
+        """Family -> handle of every table named like ours (one netlink dump of the tables alone)."""
+        return self.nft.table_handles(TABLE)
 
     def _learn_handles(self) -> None:
         """Remember our tables' handles after a change; unknown ones are learnt at the next repair()."""
@@ -180,7 +291,7 @@ class NftablesBackend(DataPlaneBase):
         if not drifted:
             for fam in self.applied:  # a handle we could not read after the last change
                 self.handles.setdefault(fam, present[fam])
-            return None
+            return self._follow_devices()
         what = "; ".join(why for _, why in drifted)
         commands = [cmd for fam, _ in drifted for cmd in fresh_table(self.applied[fam])]
         try:
@@ -191,10 +302,25 @@ class NftablesBackend(DataPlaneBase):
         self._learn_handles()
         return f"{what} by someone else; rebuilt it whole ({len(commands)} commands)"
 
+    def _follow_devices(self) -> str | None:
+        """Rebuild when interfaces or their MTUs changed since the last apply and a DR service may care.
+
+        DR's ingress chains go on every interface, and a service whose real
+        servers' interface has the smaller MTU stays on the copy path
+        (nft_forward.takes), so both follow the interfaces.
+        """
+        if not any(forwarding_or_none(s) == "DR" for s in self.table.services):
+            return None
+        if self._ingress_seen == ingress_devices():
+            return None
+        self.apply_now(self.table)
+        now = ", ".join(f"{name} (mtu {mtu})" for name, mtu in self._ingress_seen) or "none"
+        return f"DR from ingress follows the interfaces now: {now}"
+
     def _commands(self, wanted: dict[str, Ruleset], fresh: set[str] | None = None) -> list[dict[str, Any]]:
         """The batch from what was applied to `wanted`; the `fresh` families are built from scratch."""
         commands: list[dict[str, Any]] = []
-        for fam in (IPV4, IPV6):
+        for fam in (IPV4, IPV6, NETDEV):
             old, new = self.applied.get(fam.name), wanted.get(fam.name)
             if not self._started or (fresh is not None and fam.name in fresh):
                 commands += fresh_table(new) if new else drop_table(fam)
@@ -213,11 +339,12 @@ class NftablesBackend(DataPlaneBase):
     def close_now(self) -> None:
         """Remove our tables and tunnels (keepalived clears its IPVS services on a clean stop too)."""
         try:
-            self.nft.run(drop_table(IPV4) + drop_table(IPV6))
+            self.nft.run(drop_table(IPV4) + drop_table(IPV6) + drop_table(NETDEV))
         except DataPlaneError as exc:
             log.warning("cannot remove the nftables table %s: %s", TABLE, exc)
         self.applied = {}
         self.handles = {}
+        self.nft.close()
         self.tunnels.want([])
         self.tunnels.release_unwanted()
 
@@ -256,6 +383,24 @@ class NftablesBackend(DataPlaneBase):
             elems = [item["set"].get("elem", []) for item in listed.get("nftables", []) if "set" in item]
             counts[dest.name] = (sum(len(e) for e in elems), 0)
         return counts
+
+
+def ingress_devices() -> tuple[tuple[str, int], ...]:
+    """(name, MTU) of the interfaces DR's ingress hook goes on: those up, but loopback and our own IPIP devices."""
+    found: list[tuple[str, int]] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _, name in socket.if_nameindex():
+            if name == "lo" or name.startswith(TUNNEL_PREFIX):
+                continue
+            try:
+                flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, struct.pack("16sH", name.encode(), 0))
+                                      [:18])[1]
+                answer = fcntl.ioctl(sock, SIOCGIFMTU, struct.pack("16si", name.encode(), 0))
+            except OSError:  # gone since the listing
+                continue
+            if flags & IFF_UP:  # a down interface carries nothing (and its MTU must not hold DR back)
+                found.append((name, struct.unpack("16si", answer)[1]))
+    return tuple(sorted(found))
 
 
 def forwarding_or_none(svc: VirtualService) -> LbKind | None:

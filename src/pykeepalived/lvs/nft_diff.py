@@ -10,9 +10,11 @@ must exist before anything refers to them.
 from __future__ import annotations
 
 import json
+from itertools import compress
+from operator import ne
 from typing import Any
 
-from .nft_rules import TABLE, Family, Json, Ruleset
+from .nft_rules import SLOT_KEY_TYPEOF, TABLE, Family, Json, Ruleset, SlotMap
 
 
 def _obj(family: Family, **fields: Any) -> Json:
@@ -42,6 +44,44 @@ def drop_table(family: Family) -> list[Json]:
     return [{"add": {"table": table}}, {"delete": {"table": table}}]
 
 
+def typeof_map(family: Family, name: str, slot_map: SlotMap) -> Json:
+    """The command that makes a slot map: libnftables 1.0.6's JSON has no `typeof`, so the backend sends it as text.
+
+    The `typeof` field is ours (nft.py turns the command into `add map ...
+    { typeof numgen inc mod 1 : <data> ; }`); libnftables' JSON would refuse it.
+    """
+    return {"add": {"map": _obj(family, name=name, typeof=f"{SLOT_KEY_TYPEOF} : {slot_map.data_type}")}}
+
+
+def _slot_changes(old: SlotMap | None, new: SlotMap | None, stale: frozenset[str]) -> tuple[list[int], list[int]]:
+    """(slots to delete, slots to add) that turn map `old` into `new`; `stale` data texts are rewritten anyway.
+
+    A slot whose data changed is deleted and added again in the same batch.
+    Slots are compared as the string objects the builder made (one per
+    target), at C speed: a table of 65,521 slots costs about a millisecond.
+    """
+    before = old.data if old is not None else ()
+    after = new.data if new is not None else ()
+    common = min(len(before), len(after))
+    changed = list(compress(range(common), map(ne, before, after)))  # map stops at the shorter
+    if stale:
+        again = {i for i in range(common) if before[i] in stale}
+        changed = sorted(set(changed) | again)
+    return changed + list(range(common, len(before))), changed + list(range(common, len(after)))
+
+
+def _slot_elements(slot_map: SlotMap, slots: list[int]) -> list[list[Any]]:
+    parsed = dict(slot_map.parsed)
+    out = []
+    for slot in slots:
+        text = slot_map.data[slot]
+        data = parsed.get(text)
+        if data is None:
+            data = parsed[text] = json.loads(text)
+        out.append([slot, data])
+    return out
+
+
 def diff(old: Ruleset, new: Ruleset) -> list[Json]:
     """Commands that turn table `old` into table `new` (same family)."""
     fam = new.family
@@ -50,9 +90,13 @@ def diff(old: Ruleset, new: Ruleset) -> list[Json]:
     gone_sets = {s for s in old.sets if s not in new.sets or old.sets[s] != new.sets[s]}
     added_chains = [c for c in new.chains if c not in old.chains or c in gone_chains]
     added_sets = [s for s in new.sets if s not in old.sets or s in gone_sets]
+    gone_maps = {m for m, spec in old.slot_maps.items()
+                 if m not in new.slot_maps or new.slot_maps[m].data_type != spec.data_type}
+    added_maps = [m for m in new.slot_maps if m not in old.slot_maps or m in gone_maps]
+    gone_names = gone_sets | gone_chains | gone_maps
     rewritten = {
         c for c in new.chains
-        if c in gone_chains or old.rules.get(c) != new.rules.get(c) or _refers(new.refs.get(c), gone_sets | gone_chains)
+        if c in gone_chains or old.rules.get(c) != new.rules.get(c) or _refers(new.refs.get(c), gone_names)
     }
     flushed = {c for c in old.chains if c in gone_chains or c in rewritten}
 
@@ -64,6 +108,14 @@ def diff(old: Ruleset, new: Ruleset) -> list[Json]:
                 if new_elems.get(k) != v or _refers(old_refs.get(k), gone_chains)]
         if keys and name not in gone_sets:
             cmds.append({"delete": {"element": _obj(fam, name=name, elem=keys)}})
+    slot_changes: dict[str, tuple[list[int], list[int]]] = {}
+    for name, slot_map in new.slot_maps.items():
+        kept = old.slot_maps.get(name) if name not in gone_maps else None
+        stale = frozenset(text for text, refs in new.slot_refs.get(name, {}).items() if _refers(refs, gone_chains))
+        slot_changes[name] = _slot_changes(kept, slot_map, stale)
+        deleted = slot_changes[name][0]
+        if kept is not None and deleted:
+            cmds.append({"delete": {"element": _obj(fam, name=name, elem=deleted)}})
     for chain in sorted(flushed):
         if old.rules.get(chain):
             cmds.append({"flush": {"chain": _obj(fam, name=chain)}})
@@ -73,12 +125,16 @@ def diff(old: Ruleset, new: Ruleset) -> list[Json]:
     for name in sorted(gone_sets):
         kind, obj = _set_obj(fam, name, old.sets[name])
         cmds.append({"delete": {kind: {k: obj[k] for k in ("family", "table", "name")}}})
+    for name in sorted(gone_maps):
+        cmds.append({"delete": {"map": _obj(fam, name=name)}})
     # 3. make what is new, then fill it
     for chain in added_chains:
         cmds.append({"add": {"chain": _obj(fam, name=chain, **new.chains[chain])}})
     for name in added_sets:
         kind, obj = _set_obj(fam, name, new.sets[name])
         cmds.append({"add": {kind: obj}})
+    for name in added_maps:
+        cmds.append(typeof_map(fam, name, new.slot_maps[name]))
     for chain in new.chains:
         if chain in rewritten or chain in added_chains:
             for rule in new.rules.get(chain, ()):
@@ -90,4 +146,8 @@ def diff(old: Ruleset, new: Ruleset) -> list[Json]:
                  if old_elems.get(k) != v or _refers(new_refs.get(k), gone_chains)]
         if pairs:
             cmds.append({"add": {"element": _obj(fam, name=name, elem=pairs)}})
+    for name, slot_map in new.slot_maps.items():
+        added = slot_changes[name][1]
+        if added:
+            cmds.append({"add": {"element": _obj(fam, name=name, elem=_slot_elements(slot_map, added))}})
     return cmds

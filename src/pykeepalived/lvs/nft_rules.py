@@ -44,6 +44,23 @@ Layout (one table per address family, `ip|ip6 pykeepalived_lvs`, ours alone):
   pins them, conntrackd syncs that), and so are sh/dh/mh, which already
   hash, and fo, whose one server follows from the weights.
 
+- Slot maps: the hash schedulers' Maglev tables (up to 65,521 slots), the
+  load-based schedulers' tables (256 slots and more) and every table that
+  consistent flows hash over live in a named map of the service (`<chain>-slots`
+  for address . port, `-addrs` for an address, `-picks` for verdicts), not in
+  a literal map inside the rule: a change then rewrites the slots that
+  changed (`delete element` / `add element`), where a literal map would be
+  sent and parsed whole again. Services whose maps would hold the same
+  targets slot for slot share one map (the first one built; a pool behind
+  many VIPs or ports is loaded once). The load-based tables are read by
+  `numgen random`, so only their counts matter: each is rebuilt from the one
+  in force (`BuildContext.slot_tables`, `sched.sticky_spread`), keeping
+  every slot whose server keeps its share. rr and wrr (whose order `numgen
+  inc` walks, and whose one-server change shifts every later slot) and
+  random keep literal maps. libnftables 1.0.6's JSON cannot declare the
+  32-bit integer key these maps need (`typeof numgen ...`), so the backend
+  creates them with one text command before the JSON batch (nft.py).
+
 Objects are compared by their JSON, so the diff (nft_diff.py) rewrites only
 the chains and map elements of services that changed.
 """
@@ -53,12 +70,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Literal
 
 from ..config.vocabulary import LOAD_SCHEDULERS
-from . import sched
+from . import maglev, sched
 from .model import Destination, VirtualService
 # re-exported: the checks -t needs live in nft_limits.py, light to import
 from .nft_limits import (HASH_SCHEDULERS as HASH_SCHEDULERS, IPV4 as IPV4, IPV6 as IPV6,
@@ -99,6 +118,23 @@ class BuildContext:
     expected_new: Mapping[str, int] = field(default_factory=dict)
     overloaded: frozenset[tuple[str, str]] = frozenset()  # (service, destination) past its uthreshold
     consistent: bool = False  # consistent flows (module docstring; nft_limits.consistent_flows decides)
+    # service -> the real server of each slot of its load-based table in force (sticky_spread keeps them)
+    slot_tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    tables: maglev.RecentTables = field(default_factory=maglev.RecentTables)  # Maglev tables, built once each
+    fragments: dict[str, Fragment] = field(default_factory=dict)  # service -> its last build (see build)
+    spreads: dict[tuple[int, ...], tuple[int, ...]] = field(default_factory=dict)  # counts -> sched.spread
+
+    def spread(self, counts: Sequence[int]) -> tuple[int, ...]:
+        """sched.spread(counts), each once: a thousand services on alike pools ask for the same few."""
+        key = tuple(counts)
+        table = self.spreads.get(key)
+        if table is None:
+            if len(self.spreads) >= 4096:
+                self.spreads.clear()
+            table = self.spreads[key] = tuple(sched.spread(key))
+        return table
+    ingress_devices: Callable[[], tuple[tuple[str, int], ...]] = lambda: ()  # (name, MTU): nft_forward; none: dup
+    fallbacks: dict[str, str] = field(default_factory=dict)  # service -> why pykeepalived_stateless is not honoured
 
     def number(self, service: str, dest: str) -> int:
         key = (service, dest)
@@ -156,6 +192,24 @@ def _may_refer(text: str) -> bool:
     return _MAY_REFER.search(text) is not None
 
 
+SLOT_KEY_TYPEOF = "numgen inc mod 1"  # any 32-bit integer: what numgen and jhash give
+
+
+@dataclass(frozen=True)
+class SlotMap:
+    """A named map slot number -> where a new connection goes (module docstring: slot maps).
+
+    `data_type` is the map's data in nft's `typeof` words ("ip daddr . tcp
+    dport", "ip6 daddr", "verdict"); `data` holds each slot's data as JSON
+    text, one string object per distinct target, so that comparing two
+    tables slot by slot is cheap.
+    """
+
+    data_type: str
+    data: tuple[str, ...]
+    parsed: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # text -> its JSON value
+
+
 @dataclass
 class Ruleset:
     """One family's table: chains (with their rules) and named sets/maps (with static elements).
@@ -173,6 +227,10 @@ class Ruleset:
     refs: dict[str, frozenset[str]] = field(default_factory=dict)  # chain -> what its rules refer to
     # map -> key JSON -> refs, for the elements that refer to something
     element_refs: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
+    slot_maps: dict[str, SlotMap] = field(default_factory=dict)  # name -> slot map (module docstring)
+    slot_refs: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)  # map -> data JSON -> refs
+    slot_tables: dict[str, tuple[str, ...]] = field(default_factory=dict)  # service -> server of each slot
+    _shared: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict, repr=False, compare=False)
 
     def chain(self, name: str, **spec: Any) -> str:
         self.chains[name] = spec
@@ -185,6 +243,30 @@ class Ruleset:
         self.rules[chain] = self.rules.get(chain, ()) + (text,)
         if _may_refer(text):  # walking a rule with a 65,521-slot literal map costs more than building it
             self.refs[chain] = self.refs.get(chain, frozenset()) | references(list(exprs))
+
+    def slot_map(self, name: str, data_type: str, targets: list[Any], texts: list[str], table: Sequence[int],
+                 refs: Mapping[str, frozenset[str]] | None = None) -> str:
+        """Record slot map `name` (slot i -> targets[table[i]], written texts[table[i]]); the name to refer to.
+
+        A twin's name if the table already has the same map. `refs` gives
+        what each text refers to (verdict maps: their chains).
+        """
+        texts = [sys.intern(t) for t in texts]  # one object per target: slot-by-slot compares stay cheap
+        data = tuple(itemgetter(*table)(texts)) if len(table) > 1 else tuple(texts[i] for i in table)
+        twin = self._shared.get((data_type, data))
+        if twin is not None:
+            return twin
+        self._shared[(data_type, data)] = name
+        self.slot_maps[name] = SlotMap(data_type, data, dict(zip(texts, targets)))
+        if refs:
+            self.slot_refs[name] = dict(refs)
+        return name
+
+    def slot_pairs(self, data: Any) -> list[list[Any]]:
+        """A rule's map data as [slot, target] pairs, whether a literal map or "@name" of a slot map."""
+        if isinstance(data, str) and data.startswith("@"):
+            return [[slot, json.loads(text)] for slot, text in enumerate(self.slot_maps[data[1:]].data)]
+        return [list(pair) for pair in data["set"]]
 
     def element(self, map_name: str, key: Any, data: Any) -> None:
         key_text = json.dumps(key, sort_keys=True)
@@ -269,6 +351,8 @@ def eligible(svc: VirtualService, overloaded: frozenset[tuple[str, str]] = froze
     it in; without one keepalived leaves IPVS alone when quorum is lost (only
     the notify scripts run), so the alive servers keep taking connections.
     """
+    if not overloaded:
+        return [d for d in svc.destinations if d.alive and d.weight > 0]
     return [d for d in svc.destinations if d.alive and d.weight > 0 and (svc.name, d.name) not in overloaded]
 
 
@@ -358,7 +442,7 @@ def consistent_key(fam: Family, svc: VirtualService, ctx: BuildContext) -> Any |
     return flow_key(fam)
 
 
-def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext) -> list[int]:
+def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext) -> Sequence[int]:
     """Slot number -> index into `dests`, as the service's scheduler spreads new connections."""
     weights = [d.weight for d in dests]
     if svc.scheduler == "rr":
@@ -369,15 +453,64 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
         cycle = sched.wrr_sequence(weights)  # weights reduced by their gcd and capped, as wrr's table is
         return sched.spread([cycle.count(i) for i in range(len(dests))])
     if svc.scheduler in HASH_SCHEDULERS:
-        names = [d.name for d in dests]
-        return sched.maglev_table(names, weights, sched.maglev_size_for(len(dests)))
+        return ctx.tables.maglev([d.name for d in dests], weights, sched.maglev_size_for(len(dests)))
     loads = ctx.loads.get(svc.name, {})
     active = [loads.get(d.name, (0, 0))[0] for d in dests]
     inactive = [loads.get(d.name, (0, 0))[1] for d in dests]
     slots = min(max(LOAD_SLOTS, 4 * len(dests)), 65536)  # every server must be able to get a slot
     counts = sched.load_slots(svc.scheduler, weights, active, inactive,
                               ctx.expected_new.get(svc.name, slots), slots)
-    return sched.spread(counts)
+    # numgen random reads this table: only the counts matter, so keep the slots in force where the counts allow
+    before = ctx.slot_tables.get(svc.name, ())
+    if not before:
+        return ctx.spread(counts)
+    return sched.sticky_spread(before, [d.name for d in dests], counts)
+
+
+def in_slot_map(svc: VirtualService) -> bool:
+    """Whether the service's table lives in a named slot map (module docstring: slot maps)."""
+    return svc.scheduler in HASH_SCHEDULERS or svc.scheduler in LOAD_SCHEDULERS
+
+
+def single_protocol(svc: VirtualService) -> str | None:
+    """The one transport protocol every packet of the service carries, or None (fwmarks: any).
+
+    Dispatch keys hold the service's protocol for addresses and group
+    address entries; a fwmark (the service's or a group entry's) lets any
+    protocol through.
+    """
+    if svc.kind == "fwmark" or any(entry.fwmark is not None for entry in svc.group_entries):
+        return None
+    if svc.kind == "address" and not svc.protocol:
+        return None
+    return (svc.protocol or "TCP").lower()
+
+
+def nat_data_type(fam: Family, svc: VirtualService, dests: list[Destination]) -> str | None:
+    """A NAT slot map's data in `typeof` words, None where a slot map cannot say it (a literal map then).
+
+    With ports the data names the transport protocol (`tcp dport`), and
+    libnftables refuses a map whose protocol differs from, or is one of a
+    set in, the rule's `meta l4proto` match ("conflicting protocols"), so
+    only services of one protocol qualify; neither do servers that mix
+    ports and none.
+    """
+    ports = {bool(d.port) for d in dests}
+    if len(ports) != 1:
+        return None
+    if True not in ports:
+        return f"{fam.payload} daddr"
+    protocol = single_protocol(svc)
+    return f"{fam.payload} daddr . {protocol} dport" if protocol else None
+
+
+def _slot_map_suffix(data_type: str) -> str:
+    """`slots` (tcp), `udp-slots`, `sctp-slots` or `addrs`: a map's name says its type, so no map is re-made
+    under the same name with another type (which the text command before the batch could not do)."""
+    if "." not in data_type:
+        return "addrs"
+    protocol = data_type.split(" . ")[1].split()[0]
+    return "slots" if protocol == "tcp" else f"{protocol}-slots"
 
 
 # --------------------------------------------------------------------------- building
@@ -425,28 +558,112 @@ def prune_hooks(rs: Ruleset) -> None:
 
 
 def build(services: list[VirtualService], ctx: BuildContext) -> dict[str, Ruleset]:
-    """The rulesets (by family name) that make the kernel forward as `services` say."""
+    """The rulesets (by family name) that make the kernel forward as `services` say.
+
+    Each service is built on its own into a fragment that `ctx.fragments`
+    keeps with what the build read (the service, its servers' numbers,
+    devices and loads, its table in force...); while all that is unchanged
+    the fragment is merged again as it is, so a change to one service of a
+    thousand rebuilds that one.
+    """
     out: dict[str, Ruleset] = {}
     for svc in services:
-        check_service(svc)
         fam = family_of(svc)
         rs = out.get(fam.name) or out.setdefault(fam.name, empty_ruleset(fam))
-        method = forwarding(svc)
-        base = service_chain(svc.name)
-        chains = rs.services.setdefault(svc.name, [])
-        chains.append(rs.chain(base))
-        prefix = "nat" if method == "NAT" else "dup"
-        for dispatch in dispatches(svc):
-            map_name = {"port": "ports", "allports": "allports", "fwmark": "fwmarks"}[dispatch.kind]
-            rs.element(f"{prefix}_{map_name}", dispatch.key, _goto(base))
-        if method == "NAT":
-            _build_nat(rs, svc, base, ctx)
-        else:
-            _build_dup(rs, svc, base, method, ctx)
+        cached = ctx.fragments.get(svc.name)
+        if cached is None or not cached.still_fits(svc, ctx):
+            cached = ctx.fragments[svc.name] = _build_fragment(svc, fam, ctx)
+        _merge(rs, cached.piece)
+    for name in set(ctx.fragments) - {svc.name for svc in services}:
+        del ctx.fragments[name]
     for fam_name, rs in out.items():
         _add_ftp_helper(rs, [svc for svc in services if family_of(svc).name == fam_name and forwarding(svc) == "NAT"])
         prune_hooks(rs)
     return out
+
+
+@dataclass
+class Fragment:
+    """What one service adds to its family's table, and what its build read (`_fragment_key`)."""
+
+    svc: VirtualService
+    key: tuple[Any, ...]
+    piece: Ruleset
+    built_from: tuple[str, ...] | None  # the load-based table in force it started from (sticky_spread)
+
+    def still_fits(self, svc: VirtualService, ctx: BuildContext) -> bool:
+        """Whether building `svc` now would give this fragment again."""
+        if not (self.svc is svc or self.svc == svc):
+            return False
+        in_force = ctx.slot_tables.get(svc.name)
+        mine = self.piece.slot_tables.get(svc.name)
+        if not (in_force is mine or in_force == mine or in_force == self.built_from):
+            return False  # a table that keeps its counts comes out of sticky_spread as it went in
+        return self.key == _fragment_key(svc, ctx)
+
+
+def _fragment_key(svc: VirtualService, ctx: BuildContext) -> tuple[Any, ...]:
+    """Everything a service's build reads besides the service itself: equal keys, equal fragments."""
+    method = forwarding(svc)
+    numbered = method != "NAT" or bool(svc.persistence_timeout_s)
+    numbers = tuple(ctx.number(svc.name, d.name) for d in svc.destinations) if numbered else ()
+    devices: tuple[str, ...] = ()
+    if method == "DR":
+        devices = tuple(ctx.device_for(d.address) for d in svc.destinations)
+    elif method == "TUN":
+        devices = tuple(ctx.tunnel_for(d.address) for d in svc.destinations)
+    overloaded = frozenset(key for key in ctx.overloaded if key[0] == svc.name)
+    return numbers, devices, dict(ctx.loads.get(svc.name, {})), ctx.expected_new.get(svc.name), overloaded, \
+        ctx.consistent
+
+
+def _build_fragment(svc: VirtualService, fam: Family, ctx: BuildContext) -> Fragment:
+    check_service(svc)
+    key = _fragment_key(svc, ctx)
+    piece = Ruleset(fam)
+    method = forwarding(svc)
+    base = service_chain(svc.name)
+    chains = piece.services.setdefault(svc.name, [])
+    chains.append(piece.chain(base))
+    prefix = "nat" if method == "NAT" else "dup"
+    for dispatch in dispatches(svc):
+        map_name = {"port": "ports", "allports": "allports", "fwmark": "fwmarks"}[dispatch.kind]
+        piece.element(f"{prefix}_{map_name}", dispatch.key, _goto(base))
+    if method == "NAT":
+        _build_nat(piece, svc, base, ctx)
+    else:
+        _build_dup(piece, svc, base, method, ctx)
+    return Fragment(svc, key, piece, ctx.slot_tables.get(svc.name))
+
+
+def _merge(rs: Ruleset, piece: Ruleset) -> None:
+    """Add a service's fragment to its family's table (the fragment itself is left as it is, to be kept).
+
+    A slot map with a twin already in the table is not added: the
+    fragment's rules are pointed at the twin instead.
+    """
+    rs.chains.update(piece.chains)
+    rs.rules.update(piece.rules)
+    rs.refs.update(piece.refs)
+    rs.sets.update(piece.sets)
+    for name, elems in piece.elements.items():
+        rs.elements.setdefault(name, {}).update(elems)
+    for name, refs in piece.element_refs.items():
+        rs.element_refs.setdefault(name, {}).update(refs)
+    rs.services.update(piece.services)
+    rs.slot_tables.update(piece.slot_tables)
+    for name, slot_map in piece.slot_maps.items():
+        twin = rs._shared.get((slot_map.data_type, slot_map.data))
+        if twin is None:
+            rs._shared[(slot_map.data_type, slot_map.data)] = name
+            rs.slot_maps[name] = slot_map
+            if name in piece.slot_refs:
+                rs.slot_refs[name] = piece.slot_refs[name]
+            continue
+        for chain in piece.chains:
+            if name in piece.refs.get(chain, frozenset()):
+                rs.rules[chain] = tuple(r.replace(f'"@{name}"', f'"@{twin}"') for r in piece.rules[chain])
+                rs.refs[chain] = (piece.refs[chain] - {name}) | {twin}
 
 
 FTP_PORT = 21
@@ -506,6 +723,15 @@ def _nat_target(fam: Family, dest: Destination) -> Any:
     return _concat(dest.address, dest.port) if dest.port else dest.address
 
 
+def _nat_target_text(dest: Destination) -> str:
+    """`_nat_target` as JSON text, written out: a slot map of 1,000 servers makes 1,000 of them per build.
+
+    The address is an IP literal (check_service parsed it), so it needs no escaping.
+    """
+    address = f'"{dest.address}"'
+    return f'{{"concat": [{address}, {int(dest.port)}]}}' if dest.port else address
+
+
 def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -> None:
     fam = rs.family
     dests = eligible(svc, ctx.overloaded)
@@ -516,7 +742,16 @@ def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -
             rs.rule(base, *proto, _dnat_to(fam, dests[0]))
         elif dests:
             table = slot_table(svc, dests, ctx)
-            if table:
+            data_type = nat_data_type(fam, svc, dests) if in_slot_map(svc) else None
+            if table and data_type is not None:
+                _record_table(rs, svc, dests, table)
+                name = rs.slot_map(f"{base}-{_slot_map_suffix(data_type)}", data_type,
+                                   [_nat_target(fam, d) for d in dests], [_nat_target_text(d) for d in dests], table)
+                one = single_protocol(svc) if with_port else None  # the map's protocol, also where a set was
+                match = [_match(_meta("l4proto"), one)] if one else proto
+                rs.rule(base, *match, {"dnat": {"family": fam.name, "addr": {"map": {
+                    "key": selector(fam, svc, len(table)), "data": f"@{name}"}}}})
+            elif table:
                 pairs = [(slot, _nat_target(fam, dests[i])) for slot, i in enumerate(table)]
                 rs.rule(base, *proto, {"dnat": {"family": fam.name, "addr": {"map": {
                     "key": selector(fam, svc, len(table)), "data": _anon(pairs)}}}})
@@ -545,16 +780,33 @@ def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list
         rs.rule(base, _goto(per_dest[dests[0].name]))
         return
     key = consistent_key(rs.family, svc, ctx) if dests else None
+    table: Sequence[int]
     if key is not None:  # both routers agree on every choice without sharing a set
-        table = sched.maglev_table([d.name for d in dests], [d.weight for d in dests],
-                                   sched.maglev_size_for(len(dests)))
+        table = ctx.tables.maglev([d.name for d in dests], [d.weight for d in dests],
+                                  sched.maglev_size_for(len(dests)))
         pick: Json = {"jhash": {"mod": len(table), "seed": HASH_SEED, "expr": key}}
     else:
         table = slot_table(svc, dests, ctx) if dests else []
         pick = selector(rs.family, svc, len(table))
-    if table:
+    if table and (key is not None or in_slot_map(svc)):
+        if key is None:
+            _record_table(rs, svc, dests, table)
+        chains = [per_dest[d.name] for d in dests]
+        gotos = [_goto(chain) for chain in chains]
+        texts = [json.dumps(g, sort_keys=True) for g in gotos]
+        name = rs.slot_map(f"{base}-picks", "verdict", gotos, texts, table,
+                           {text: frozenset({chain}) for text, chain in zip(texts, chains)})
+        rs.rule(base, {"vmap": {"key": pick, "data": f"@{name}"}})
+    elif table:
         pairs = [(slot, _goto(per_dest[dests[i].name])) for slot, i in enumerate(table)]
         rs.rule(base, {"vmap": {"key": pick, "data": _anon(pairs)}})
+
+
+def _record_table(rs: Ruleset, svc: VirtualService, dests: list[Destination], table: Sequence[int]) -> None:
+    """Keep a load-based table's servers slot by slot: the next build starts from it (sticky_spread)."""
+    if svc.scheduler in LOAD_SCHEDULERS:
+        names = [d.name for d in dests]
+        rs.slot_tables[svc.name] = tuple([names[i] for i in table])
 
 
 def _build_dup(rs: Ruleset, svc: VirtualService, base: str, method: str, ctx: BuildContext) -> None:

@@ -110,6 +110,9 @@ def desired_service(vs: VirtualServer, name: str, destinations: Iterable[Destina
         persistence_engine=vs.persistence_engine,
         quorum_up=quorum_up,
         destinations=tuple(destinations),
+        stateless=vs.pykeepalived_stateless,
+        pool=tuple((real_destination(vs, rs, 1, True).name, rs.weight if rs.weight is not None else vs.weight)
+                   for rs in vs.real_servers),
     )
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+from collections import deque
 from collections.abc import Sequence
 
 from ..config.vocabulary import LOAD_SCHEDULERS
@@ -152,7 +153,7 @@ def maglev_table(names: Sequence[str], weights: Sequence[int], size: int = 4093)
     besides its own. Weights work as in ip_vs_mh.c (`_maglev_turns`); weight
     0 claims nothing. The permutation comes from the backend's name (use a
     stable one such as "[addr]:port"): the table depends only on the names,
-    weights and order given.
+    weights and order given (so `maglev.RecentTables` may keep it).
     """
     if len(names) != len(weights):
         raise SchedulerError(f"{len(names)} names but {len(weights)} weights")
@@ -220,6 +221,13 @@ def _water_fill(
     Metrics are compared as exact integers scaled by the lcm of the weights.
     """
     live = [i for i, w in enumerate(weights) if w > 0]
+    received = [0] * len(weights)
+    if scheduler != "nq" and len({(weights[i], active[i], inactive[i]) for i in live}) == 1:
+        # alike backends take one connection each in list order, round after round (what the heap below does)
+        rounds, first = divmod(max(1, expected_new), len(live))
+        for n, i in enumerate(live):
+            received[i] = rounds + (n < first)
+        return received
     scale = math.lcm(*(weights[i] for i in live))
     heap: list[tuple[int, int, int]] = []
     step = [0] * len(weights)
@@ -233,7 +241,6 @@ def _water_fill(
             step[i] = _OVERHEAD_ACTIVE * per_weight
             heap.append((1, (active[i] * _OVERHEAD_ACTIVE + inactive[i]) * per_weight, i))
     heapq.heapify(heap)
-    received = [0] * len(weights)
     for _ in range(max(1, expected_new)):
         tier, key, i = heap[0]
         received[i] += 1
@@ -301,19 +308,65 @@ def spread(counts: Sequence[int]) -> list[int]:
     Smooth weighted round robin as in nginx: each step every backend adds its
     count to its score, the highest (first on ties) takes the slot and gives
     back the total. Runs stay short, so any stretch of the map has the right
-    mix. O(sum(counts) * len(counts)): meant for load-based tables of a few
-    hundred slots.
+    mix.
+
+    Backends with the same count keep the same order among themselves (the
+    one taken least, first on ties, leads), so each step compares one
+    candidate per distinct count: O(sum(counts) * distinct counts), which is
+    a few operations per slot for the near-equal counts load tables have.
     """
     if any(c < 0 for c in counts):
         raise SchedulerError(f"counts must be >= 0, got {list(counts)}")
     total = sum(counts)
-    live = [i for i, c in enumerate(counts) if c > 0]
-    score = dict.fromkeys(live, 0)
+    groups: dict[int, deque[int]] = {}
+    for i, c in enumerate(counts):
+        if c > 0:
+            groups.setdefault(c, deque()).append(i)
+    # score of backend i before step t's pick: (t + 1) * counts[i] - total * taken[i]
+    queues = list(groups.items())
+    taken = [0] * len(counts)
     out: list[int] = []
-    for _ in range(total):
-        for i in live:
-            score[i] += counts[i]
-        best = max(live, key=lambda i: (score[i], -i))
-        score[best] -= total
+    for t in range(1, total + 1):
+        best_key: tuple[int, int] | None = None
+        best_queue: deque[int] | None = None
+        for count, queue in queues:
+            lead = queue[0]
+            key = (t * count - total * taken[lead], -lead)
+            if best_key is None or key > best_key:
+                best_key, best_queue = key, queue
+        assert best_queue is not None  # total > 0 means some queue
+        best = best_queue.popleft()
+        best_queue.append(best)
+        taken[best] += 1
         out.append(best)
     return out
+
+
+def sticky_spread(before: Sequence[str | None], names: Sequence[str], counts: Sequence[int]) -> list[int]:
+    """Slot list with `counts[i]` slots for backend `names[i]`, moving as few slots as it can from `before`.
+
+    For tables read by `numgen random` only the counts matter, so a new
+    table may keep every slot whose backend (named in `before`, slot by
+    slot) still has slots to fill, and hand the others out as `spread` would
+    to what is left. One server of a thousand that leaves then changes the
+    few slots it had (and those past a shorter table's end), not all of
+    them: the data plane rewrites those map elements alone. Without `before`
+    this is `spread(counts)`.
+    """
+    if any(c < 0 for c in counts):
+        raise SchedulerError(f"counts must be >= 0, got {list(counts)}")
+    if len(names) != len(counts):
+        raise SchedulerError(f"{len(names)} names but {len(counts)} counts")
+    if not before:
+        return spread(counts)
+    total = sum(counts)
+    index = {name: i for i, name in enumerate(names)}
+    left = list(counts)
+    out = [-1] * total
+    for slot, name in enumerate(before[:total]):
+        i = index.get(name) if name is not None else None
+        if i is not None and left[i] > 0:
+            out[slot] = i
+            left[i] -= 1
+    rest = iter(spread(left))
+    return [i if i >= 0 else next(rest) for i in out]

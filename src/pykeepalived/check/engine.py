@@ -1,0 +1,498 @@
+"""The probe engine: TCP_CHECK and plain HTTP_GET for thousands of checkers on one epoll, no task per check.
+
+Profiled at 6,000 checkers (bench/checks.py), the asyncio path cost about
+0.17 ms of interpreter time per check: a task per checker, a sleep future and
+timer per wait, a future, a timer and two selector registrations per connect,
+a coroutine frame per layer. HAProxy spends about 0.08 ms per check in all,
+most of it in the kernel. This engine keeps the checkers' schedule in one heap
+and their sockets in one epoll of its own, which the event loop watches as a
+single reader: an attempt is one socket, one epoll registration and a few
+system calls, and the loop wakes at most once per TICK_S however many checks
+are due (a check starts at most TICK_S late, never early).
+
+What an attempt means is unchanged: the verdict cores (logic.py) decide
+through `running.record_result`, the reasons are the probes' (tcp.py,
+http.py), and so are the timeouts: connect within connect_timeout; for
+HTTP_GET the request sent within connect_timeout of each progress, the first
+bytes of the answer within connect_timeout and the rest within another.
+
+One difference from the asyncio probe, on the wire: TCP_CHECK is half-open,
+as HAProxy's plain checks are (TCP_QUICKACK off before connecting delays the
+handshake's last ACK; the socket, connected on the SYN-ACK, is closed at once
+with a reset). It proves what a full connect proves (the server's kernel
+answers on that port: a dead listener or a full accept queue fails both),
+costs both ends less, and the server's application never sees the check.
+
+After a good check the connection is reset with connect(AF_UNSPEC) and the
+socket kept for a later check (see `_disconnector`): no socket(), close() and
+epoll registration per check. Checkers with bind options (bindto, bind_port,
+bind_if, fwmark) get a socket of their own each time, through
+connect.make_socket; SSL_GET and every other kind keep their asyncio probe.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import heapq
+import logging
+from collections import deque
+import os
+import select
+import socket
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .connect import ConnectFailed, make_socket, sockaddr
+from . import http
+from .http import HttpProbe, UrlPlan
+from .http_response import judge
+from .logic import Change, HttpCheckerCore
+from .probe import OK, ProbeResult, failed
+from .running import CheckerState, internal_error, record_result
+from .tcp import TcpProbe
+
+if TYPE_CHECKING:
+    import asyncio
+
+log = logging.getLogger("pykeepalived.check")
+
+TICK_S = 0.005  # the loop wakes at most this often for due checks: a check starts up to 5 ms late
+# attempts in flight at most: after the loop was held up (a start-up burst, a starved CPU) the checks that
+# fell due start over the next ticks rather than all at once (thousands of sockets, megabytes)
+MAX_IN_FLIGHT = 1024
+HA_RECHECK_S = 0.25  # a checker of a suspended service (ha_suspend) looks again this often
+READ_CHUNK = 65536
+_LINGER_RESET = struct.pack("ii", 1, 0)
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", 12)
+
+_ERRORS = select.EPOLLERR | select.EPOLLHUP
+_WAIT_OUT = select.EPOLLOUT | select.EPOLLONESHOT  # one event per wait: a pooled socket's registration stays
+_WAIT_IN = select.EPOLLIN | select.EPOLLONESHOT
+POOL_MAX = 1024  # idle sockets kept per address family (see _disconnector): a burst of MAX_IN_FLIGHT fits
+_NO_CHUNKS: list[bytes] = []  # shared and never appended to: thousands of idle jobs need no list each
+
+# what an attempt in flight waits for
+_CONNECT, _SEND, _READ = 1, 2, 3
+
+
+def runs_here(chk: CheckerState) -> bool:
+    """Whether the engine runs this checker: TCP_CHECK, and HTTP_GET without TLS that has urls to fetch."""
+    probe = chk.plan.probe
+    if chk.plan.immediate or chk.plan.event:
+        return False
+    if type(probe) is TcpProbe:
+        return probe.target.port is not None
+    return (type(probe) is HttpProbe and probe.tls is None and probe.setup_error is None and bool(probe.urls)
+            and probe.target.port is not None)
+
+
+class Job:
+    """One checker the engine runs, and its attempt in flight (at most one): no object per attempt."""
+
+    __slots__ = ("chk", "owner", "service", "probe", "addr", "family", "plain", "http", "active", "due_seq",
+                 "sock", "fd", "phase", "deadline", "deadline_seq", "url", "sent", "chunks", "size", "got_first")
+
+    def __init__(self, chk: CheckerState, owner: Any, service: str) -> None:
+        self.chk = chk
+        self.owner = owner  # handed back with each result that matters (the service's (svc, srv))
+        self.service = service  # for ha_suspend
+        self.probe: object = None
+        self.addr: tuple[Any, ...] = ()
+        self.family = socket.AF_INET
+        self.plain = True
+        self.http = False
+        self.active = True
+        self.due_seq = 0
+        self.sock: socket.socket | None = None
+        self.fd = -1
+        self.phase = 0
+        self.deadline = 0.0
+        self.deadline_seq = 0
+        self.url: UrlPlan | None = None
+        self.sent = 0
+        self.chunks: list[bytes] = _NO_CHUNKS  # a list of its own only while an answer is read
+        self.size = 0
+        self.got_first = False
+
+    def refresh(self) -> None:
+        """Address, family and socket options from the checker's probe (again after a reload changed it)."""
+        probe = self.chk.plan.probe
+        if probe is self.probe:
+            return
+        assert isinstance(probe, TcpProbe | HttpProbe)
+        t = probe.target
+        self.probe = probe
+        self.addr = sockaddr(t)
+        self.family = socket.AF_INET6 if t.address.version == 6 else socket.AF_INET
+        self.plain = not (t.fwmark or t.bind_if or t.bind_address is not None or t.bind_port)
+        self.http = isinstance(probe, HttpProbe)
+
+
+Outcome = Callable[[Job, ProbeResult, "Change | None"], None]
+
+
+class ProbeEngine:
+    """Schedules and runs its jobs; `on_outcome(job, result, change)` hears every attempt that is not a plain success.
+
+    `clock` is the service's (the cores' time); `runs(service)` says whether
+    ha_suspend lets a virtual server's checkers run now.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, clock: Callable[[], float], on_outcome: Outcome,
+                 runs: Callable[[str], bool] | None = None) -> None:
+        self._loop = loop
+        self._clock = clock
+        self._on_outcome = on_outcome
+        self._runs = runs
+        self._ep = select.epoll()
+        self._flights: dict[int, Job] = {}  # fd -> the job whose socket it is
+        self._due: list[tuple[float, int, Job]] = []
+        # timeout -> (deadline, seq, job) in deadline order: `now` only grows, so each queue is a FIFO
+        self._deadlines: dict[float, deque[tuple[float, int, Job]]] = {}
+        self._seq = 0
+        self._jobs: dict[int, Job] = {}  # id(CheckerState) -> job
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._last_wake = 0.0
+        self._closed = False
+        self._pools: dict[int, list[socket.socket]] = {socket.AF_INET: [], socket.AF_INET6: []}
+        self._disconnect = _disconnector()
+        loop.add_reader(self._ep.fileno(), self._on_ready)
+
+    # ------------------------------------------------------------------ jobs
+    def __contains__(self, chk: CheckerState) -> bool:
+        return id(chk) in self._jobs
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def add(self, chk: CheckerState, owner: Any, service: str) -> None:
+        """Run `chk` from its core's next_due_s on."""
+        job = Job(chk, owner, service)
+        self._jobs[id(chk)] = job
+        self._schedule(job, chk.core.next_due_s)
+
+    def remove(self, chk: CheckerState) -> None:
+        """Stop running `chk`; an attempt in flight is dropped unrecorded (as a cancelled task's would be)."""
+        job = self._jobs.pop(id(chk), None)
+        if job is not None:
+            job.active = False
+            self._drop_socket(job)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for job in list(self._jobs.values()):
+            job.active = False
+            self._drop_socket(job)
+        self._jobs.clear()
+        for pool in self._pools.values():
+            for sock in pool:
+                sock.close()
+            pool.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._loop.remove_reader(self._ep.fileno())
+        self._ep.close()
+
+    # ------------------------------------------------------------------ time
+    def _schedule(self, job: Job, due: float) -> None:
+        self._seq += 1
+        job.due_seq = self._seq
+        heapq.heappush(self._due, (due, self._seq, job))
+        if self._timer is None or due < self._timer_at:
+            self._arm(due)
+
+    def _set_deadline(self, job: Job, now: float, timeout_s: float) -> None:
+        self._seq += 1
+        deadline = now + timeout_s
+        job.deadline, job.deadline_seq = deadline, self._seq
+        queue = self._deadlines.get(timeout_s)
+        if queue is None:
+            queue = self._deadlines[timeout_s] = deque()
+        queue.append((deadline, self._seq, job))
+        if len(queue) == 1 and (self._timer is None or deadline < self._timer_at):
+            self._arm(deadline)
+
+    def _arm(self, at: float) -> None:
+        """Wake at `at` (service clock), but not sooner than TICK_S after the last wake: checks come in batches."""
+        at = max(at, self._last_wake + TICK_S)
+        if self._timer is not None and self._timer_at <= at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._loop.call_at(self._loop.time() + (at - self._clock()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self._last_wake = self._clock()
+        nxt = float("inf")
+        for queue in self._deadlines.values():
+            while queue and queue[0][0] <= now:
+                _, seq, job = queue.popleft()
+                if job.deadline_seq == seq and job.sock is not None:
+                    self._guarded(self._timed_out, job, now)
+            if queue and queue[0][0] < nxt:
+                nxt = queue[0][0]
+        due = self._due
+        pop = heapq.heappop
+        flights = self._flights
+        while due and due[0][0] <= now and len(flights) < MAX_IN_FLIGHT:
+            _, seq, job = pop(due)
+            if job.active and job.due_seq == seq:
+                try:
+                    self._start(job, now)
+                except Exception as exc:  # noqa: BLE001 - see _guarded
+                    self._failed_inside(job, exc, now)
+        if due and due[0][0] < nxt:
+            nxt = due[0][0]  # (in the past when MAX_IN_FLIGHT held some back: the next tick takes them)
+        if nxt != float("inf") and not self._closed and (self._timer is None or nxt < self._timer_at):
+            self._arm(nxt)
+
+    def _guarded(self, step: Callable[[Job, float], None], job: Job, now: float) -> None:
+        """A bug in one attempt becomes that attempt's failure; the checker goes on (running.internal_error)."""
+        try:
+            step(job, now)
+        except Exception as exc:  # noqa: BLE001
+            self._failed_inside(job, exc, now)
+
+    def _failed_inside(self, job: Job, exc: Exception, now: float) -> None:
+        if job.sock is not None:
+            self._drop_socket(job)
+        if job.active:
+            self._finish(job, internal_error(job.chk, exc), now)
+
+    # ------------------------------------------------------------------ one attempt
+    def _start(self, job: Job, now: float) -> None:
+        if self._runs is not None and not self._runs(job.service):
+            self._schedule(job, now + HA_RECHECK_S)  # suspended: no attempt, the core is not told
+            return
+        if job.probe is not job.chk.plan.probe:
+            job.refresh()
+        if job.http:
+            core = job.chk.core
+            urls = job.probe.urls  # type: ignore[attr-defined]
+            job.url = urls[(core.step if isinstance(core, HttpCheckerCore) else 0) % len(urls)]
+        registered = False
+        try:
+            if job.plain:
+                pool = self._pools[job.family]
+                if pool:
+                    sock, registered = pool.pop(), True
+                else:
+                    sock = socket.socket(job.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            else:
+                sock = make_socket(job.probe.target)  # type: ignore[attr-defined]
+        except ConnectFailed as exc:
+            self._fail_connect(job, str(exc), now)
+            return
+        except OSError as exc:  # EMFILE/ENFILE under load: a failed attempt, not a dead checker
+            self._fail_connect(job, f"cannot create checker socket: {exc.strerror or exc}", now)
+            return
+        try:
+            # TCP_CHECK: half-open (see the module's docstring); HTTP_GET: the request rides on the handshake's
+            # last ACK instead of following a bare one
+            sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 0)
+            code = sock.connect_ex(job.addr)
+        except OSError as exc:
+            sock.close()
+            self._fail_connect(job, _reason(exc.errno) if exc.errno is not None else str(exc), now)
+            return
+        job.sock, job.fd, job.phase = sock, sock.fileno(), _CONNECT
+        if code == errno.EINPROGRESS or code == 0:
+            (self._ep.modify if registered else self._ep.register)(job.fd, _WAIT_OUT)
+            self._flights[job.fd] = job
+            if code == 0:  # connected at once (it happens on loopback)
+                self._connected(job, now)
+            else:
+                self._set_deadline(job, now, job.probe.target.connect_timeout_s)  # type: ignore[attr-defined]
+        else:
+            self._drop_socket(job)
+            self._fail_connect(job, _reason(code), now)
+
+    def _on_ready(self) -> None:
+        now = self._clock()
+        flights = self._flights
+        for fd, events in self._ep.poll(0, len(flights) + 1):  # all of them: what is left could time out first
+            job = flights.get(fd)
+            if job is None:
+                continue
+            if job.phase == _CONNECT:
+                sock = job.sock
+                assert sock is not None
+                if events & _ERRORS:
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    self._drop_socket(job)
+                    self._fail_connect(job, _reason(code or errno.ECONNREFUSED), now)
+                elif not job.http:  # TCP_CHECK, the common case: connected is all it asks
+                    self._release_socket(job)
+                    self._finish(job, OK, now)
+                else:
+                    self._guarded(self._connected, job, now)
+            elif job.phase == _SEND:
+                self._guarded(self._send, job, now)
+            else:
+                self._guarded(self._read, job, now)
+
+    def _connected(self, job: Job, now: float) -> None:
+        if not job.http:
+            self._release_socket(job)
+            self._finish(job, OK, now)
+            return
+        job.phase, job.sent = _SEND, 0
+        self._send(job, now)
+
+    def _send(self, job: Job, now: float) -> None:
+        sock, url = job.sock, job.url
+        assert sock is not None and url is not None
+        try:
+            job.sent += sock.send(url.request[job.sent:] if job.sent else url.request)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            self._http_failed(job, f"cannot send the request to {url.where}: {exc}", now)
+            return
+        timeout_s = job.probe.target.connect_timeout_s  # type: ignore[attr-defined]
+        if job.sent < len(url.request):
+            self._ep.modify(job.fd, _WAIT_OUT)
+            self._set_deadline(job, now, timeout_s)  # each bit of progress has connect_timeout (sockio.send_all)
+            return
+        job.phase, job.chunks, job.size, job.got_first = _READ, [], 0, False
+        self._ep.modify(job.fd, _WAIT_IN)
+        self._set_deadline(job, now, timeout_s)  # the first bytes of the answer
+
+    def _read(self, job: Job, now: float) -> None:
+        sock, url = job.sock, job.url
+        assert sock is not None and url is not None
+        while True:
+            try:
+                chunk = sock.recv(READ_CHUNK)
+            except BlockingIOError:
+                self._ep.modify(job.fd, _WAIT_IN)
+                return
+            except OSError as exc:
+                self._http_failed(job, f"read error from {url.where}: {exc}", now)
+                return
+            if not chunk:
+                break
+            if not job.got_first:
+                job.got_first = True
+                self._set_deadline(job, now, job.probe.target.connect_timeout_s)  # type: ignore[attr-defined]
+            job.chunks.append(chunk)
+            job.size += len(chunk)
+            if job.size > http.MAX_RESPONSE_BYTES:
+                self._http_failed(job, f"answer from {url.where} is larger than {http.MAX_RESPONSE_BYTES >> 20} MiB",
+                                  now)
+                return
+        raw = b"".join(job.chunks)
+        job.chunks = _NO_CHUNKS
+        self._release_socket(job)  # the server closed first: a reset, no FIN back
+        reason = judge(url.rule, raw, url.where)
+        self._finish(job, failed(reason) if reason is not None else OK, now)
+
+    def _timed_out(self, job: Job, now: float) -> None:
+        phase, url = job.phase, job.url
+        if phase == _CONNECT and _connected_by_now(job.sock):
+            # the connect finished in time but the loop was too busy to hear it (a start-up burst, a starved
+            # CPU): the kernel says connected, so it is, not a failure of a healthy server
+            self._connected(job, now)
+            return
+        self._drop_socket(job)
+        if phase == _CONNECT:
+            self._fail_connect(job, "connection timed out", now)
+        elif url is not None and phase == _SEND:
+            self._finish(job, failed(f"timeout sending the request to {url.where}"), now)
+        elif url is not None:
+            self._finish(job, failed(f"timeout reading the answer from {url.where}"), now)
+
+    def _fail_connect(self, job: Job, reason: str, now: float) -> None:
+        if job.http and job.url is not None:
+            reason = f"cannot connect to {job.url.where}: {reason}"
+        self._finish(job, failed(reason), now)
+
+    def _http_failed(self, job: Job, reason: str, now: float) -> None:
+        self._drop_socket(job)
+        self._finish(job, failed(reason), now)
+
+    def _release_socket(self, job: Job) -> None:
+        """After a good attempt: the connection reset, the socket kept for another check if it can be."""
+        sock = job.sock
+        assert sock is not None
+        job.sock = None
+        del self._flights[job.fd]
+        pool = self._pools[job.family]
+        if job.plain and self._disconnect is not None and len(pool) < POOL_MAX and self._disconnect(job.fd):
+            pool.append(sock)  # still registered in the epoll set, waiting for nothing (one-shot)
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)  # RST: no FIN, no TIME_WAIT
+        except OSError:
+            pass
+        sock.close()
+
+    def _drop_socket(self, job: Job) -> None:
+        sock = job.sock
+        if sock is None:
+            return
+        job.sock = None
+        self._flights.pop(job.fd, None)
+        job.chunks = _NO_CHUNKS
+        sock.close()  # closing the only descriptor takes it out of the epoll set too
+
+    def _finish(self, job: Job, result: ProbeResult, now: float) -> None:
+        if not job.active:
+            return
+        chk = job.chk
+        change = record_result(chk, result, now)
+        if change is not None or not result.ok:
+            try:
+                self._on_outcome(job, result, change)
+            except Exception:  # the service's bug: say it, and keep checking
+                log.exception("%s: handling an attempt's result failed", chk.plan.kind)
+        if job.active:
+            self._schedule(job, chk.core.next_due_s)
+
+
+def _disconnector() -> Callable[[int], bool] | None:
+    """connect(fd, AF_UNSPEC): Linux resets a TCP connection and leaves the socket free for another connect.
+
+    Python's socket module cannot make this call (its connect() wants an
+    address of the socket's family), hence ctypes. Reusing sockets this way
+    saves the socket()/close() pair, the epoll registration and SO_LINGER of
+    every check: about a quarter of the CPU of a TCP check on loopback
+    (0.082 -> 0.062 ms in a bare loop). The reset is the one close() with
+    SO_LINGER 0 sends (tcp_disconnect); the local port is released, the next
+    connect picks a new one. None where libc's connect cannot be found: then
+    every check has a socket of its own.
+    """
+    try:
+        connect = ctypes.CDLL(None, use_errno=True).connect
+    except (OSError, AttributeError):
+        return None
+    connect.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32]
+    connect.restype = ctypes.c_int
+    unspec = ctypes.create_string_buffer(struct.pack("=H14x", socket.AF_UNSPEC), 16)
+
+    def disconnect(fd: int) -> bool:
+        return bool(connect(fd, unspec, 16) == 0)
+
+    return disconnect
+
+
+def _connected_by_now(sock: socket.socket | None) -> bool:
+    if sock is None:
+        return False
+    try:
+        sock.getpeername()
+    except OSError:  # ENOTCONN: still connecting (or failed)
+        return False
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+
+
+def _reason(code: int) -> str:
+    """connect.py's spelling of a failed connect: `ECONNREFUSED: Connection refused`."""
+    return f"{errno.errorcode.get(code, str(code))}: {os.strerror(code)}"

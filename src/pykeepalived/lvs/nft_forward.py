@@ -1,0 +1,202 @@
+"""DR without a copy per packet: the netdev family's ingress hook hands the original packet to the real server.
+
+The prerouting path (nft_rules' `dup_prerouting`) copies every packet of a
+DR flow to the real server (`dup`) and drops the original: a copy of the
+whole packet, a route lookup for the copy, and the original's trip through
+the IP stack up to prerouting, per packet. nftables' `fwd ip to ADDR device
+DEV` (kernel 5.3 and later) sends the packet itself through the neighbour
+layer: the real server's MAC address (ARP/ND, cached), the router's as
+source, the IP header untouched but for the TTL. From the ingress hook it
+leaves before the router's IP stack sees it at all: no conntrack, no
+routing, no filter. So a table `netdev pykeepalived_lvs` holds every DR
+service it can:
+
+- one base chain `ingress-<device>` on each of the router's interfaces
+  (every one that is up but `lo`, listed at each apply) dispatches host-addressed
+  packets by `daddr . l4proto . dport` (or `daddr . l4proto` for port-0
+  services) through the maps `fwd4_*`/`fwd6_*` into the service's chain;
+- the service chain and its real servers' chains are laid out as the
+  prerouting path's (flow sets, persistence sets, consistent flows), with
+  `fwd` in place of `dup` + `drop`;
+- with `pykeepalived_stateless` and a hashing scheduler (sh, mh, dh) there
+  are no flow sets: every packet is hashed over the stable table
+  (stable_table.py: a failed server's flows move, no others), nothing is
+  written per packet, and a weight or config change moves the flows Maglev
+  moves.
+
+Left on the prerouting path: fwmark services (the admin's mangle rules set
+the mark after ingress), services whose real servers are reached through an
+interface with a smaller MTU than another (`takes`: `fwd` sends no ICMP
+about a packet too big), TUN (`fwd` through an IPIP device is not tried on a
+kernel with IPIP here; this machine's has none), and any DR service when the
+router has no interface but `lo`. What changes for users is nothing but
+this: the packet's TTL is decremented (the copy's was not), and packets that
+never reach the IP stack are not seen by a router's own firewall (the copy
+bypassed its forward chain too). An interface that appears after an apply,
+or an MTU that changes, is followed at the next repair check (half a second).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from . import nft_rules as rules
+from . import sched
+from .model import VirtualService
+from .nft_limits import HASH_SCHEDULERS, IPV4, Family, family_of, forwarding
+from .stable_table import service_table
+
+Json = dict[str, Any]
+
+NETDEV = Family("netdev", "")
+INGRESS_CHAIN = "ingress"
+INGRESS_PRIORITY = 0
+
+
+def _maps(fam: Family) -> tuple[str, str]:
+    tag = "4" if fam is IPV4 else "6"
+    return f"fwd{tag}_ports", f"fwd{tag}_allports"
+
+
+def takes(svc: VirtualService, ctx: rules.BuildContext) -> bool:
+    """Whether this service is forwarded from ingress (else the prerouting copy path builds it).
+
+    Not when an interface towards one of its real servers has a smaller MTU
+    than an interface packets may come in on: `fwd` checks no MTU, so a
+    packet too big for the real server's link would be dropped without the
+    ICMP "fragmentation needed" (IPv6: "packet too big") that the copy path
+    sends, as IPVS does, and path MTU discovery would hang.
+    """
+    devices = ctx.ingress_devices()
+    if forwarding(svc) != "DR" or not devices:
+        return False
+    if any(d.kind == "fwmark" for d in rules.dispatches(svc)):
+        return False
+    mtus = dict(devices)
+    largest = max(mtus.values())
+    return all(mtus.get(ctx.device_for(d.address), 0) >= largest for d in svc.destinations)
+
+
+def refusal(svc: VirtualService) -> str | None:
+    """Why `pykeepalived_stateless` cannot drop a DR/TUN service's flow sets (None: it can, or nothing asked)."""
+    method = forwarding(svc)
+    if not svc.stateless or method == "NAT":
+        return None
+    if method == "TUN":
+        return "TUN keeps its copy path and flow sets"
+    if svc.scheduler not in HASH_SCHEDULERS:
+        return (f"scheduler {svc.scheduler} needs the flow sets to keep a connection on its server; "
+                f"stateless DR needs a hashing one ({', '.join(HASH_SCHEDULERS)})")
+    if svc.persistence_timeout_s:
+        return "persistence remembers clients"
+    if any(d.kind == "fwmark" for d in rules.dispatches(svc)):
+        return "fwmark services keep the copy path (the mark is set after ingress)"
+    return None
+
+
+def empty_ruleset() -> rules.Ruleset:
+    rs = rules.Ruleset(NETDEV)
+    for fam in (rules.IPV4, rules.IPV6):
+        ports, allports = _maps(fam)
+        rs.sets[ports] = {"_kind": "map", "type": [fam.addr_type, "inet_proto", "inet_service"], "map": "verdict"}
+        rs.sets[allports] = {"_kind": "map", "type": [fam.addr_type, "inet_proto"], "map": "verdict"}
+    return rs
+
+
+def ingress_chain(device: str) -> str:
+    return rules.safe_name(f"{INGRESS_CHAIN}-{device}")
+
+
+def finish(rs: rules.Ruleset, devices: tuple[tuple[str, int], ...]) -> None:
+    """Hook an ingress chain on each of `devices`, with a lookup for each map that holds a service.
+
+    One chain per device: libnftables 1.0.6's JSON takes one `dev` per
+    chain (the text syntax's `devices = { ... }` has no JSON form there).
+    """
+    host = {"match": {"op": "==", "left": {"meta": {"key": "pkttype"}}, "right": "host"}}
+    l4 = {"meta": {"key": "l4proto"}}
+    lookups: list[Json] = []
+    for fam in (rules.IPV4, rules.IPV6):
+        ports, allports = _maps(fam)
+        daddr = {"payload": {"protocol": fam.payload, "field": "daddr"}}
+        if rs.elements.get(ports):
+            lookups.append({"vmap": {"key": {"concat": [
+                daddr, l4, {"payload": {"protocol": "th", "field": "dport"}}]}, "data": f"@{ports}"}})
+        if rs.elements.get(allports):
+            lookups.append({"vmap": {"key": {"concat": [daddr, l4]}, "data": f"@{allports}"}})
+    for device in sorted({name for name, _ in devices}):
+        chain = rs.chain(ingress_chain(device), type="filter", hook="ingress", dev=device, prio=INGRESS_PRIORITY,
+                         policy="accept")
+        for lookup in lookups:
+            rs.rule(chain, host, lookup)
+
+
+def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) -> None:
+    """One DR service's chains and sets in the netdev table (`takes` said yes)."""
+    fam = family_of(svc)
+    base = rules.service_chain(svc.name)
+    chains = rs.services.setdefault(svc.name, [])
+    chains.append(rs.chain(base))
+    ports, allports = _maps(fam)
+    for dispatch in rules.dispatches(svc):
+        rs.element(ports if dispatch.kind == "port" else allports, dispatch.key, {"goto": {"target": base}})
+    stateless = refusal(svc) is None and svc.stateless
+    proto = (svc.protocol or "TCP").lower() if svc.kind == "address" else "tcp"
+    flows_of = rules.flow_key(fam)
+    persist = bool(svc.persistence_timeout_s)
+    client = rules._saddr(fam, svc)
+    per_dest: dict[str, str] = {}
+    for dest in svc.destinations:
+        number = ctx.number(svc.name, dest.name)
+        chain = rs.chain(f"{base}-{number}")
+        chains.append(chain)
+        per_dest[dest.name] = chain
+        if not stateless:
+            flows = f"{base}-{number}-flows"
+            rs.sets[flows] = {"_kind": "set", "type": [fam.addr_type, "inet_service", "inet_service"],
+                              "flags": ["timeout"], "timeout": rules.FLOW_TIMEOUT_S.get(proto, 900),
+                              "size": rules.FLOW_SET_SIZE}
+            chains.append(flows)
+            rs.rule(base, {"match": {"op": "==", "left": flows_of, "right": f"@{flows}"}},
+                    {"goto": {"target": chain}})
+            rs.rule(chain, {"set": {"op": "update", "elem": flows_of, "set": f"@{flows}"}})
+        if persist:
+            clients = f"{base}-{number}-clients"
+            rs.sets[clients] = {"_kind": "set", "type": fam.addr_type, "flags": ["timeout"],
+                                "timeout": svc.persistence_timeout_s, "size": rules.PERSIST_SET_SIZE}
+            chains.append(clients)
+            rs.rule(chain, {"set": {"op": "update", "elem": client, "set": f"@{clients}"}})
+        rs.rule(chain, {"fwd": {"dev": ctx.device_for(dest.address), "family": fam.name, "addr": dest.address}})
+    if persist:
+        for dest in svc.destinations:
+            number = ctx.number(svc.name, dest.name)
+            rs.rule(base, {"match": {"op": "==", "left": client, "right": f"@{base}-{number}-clients"}},
+                    {"goto": {"target": per_dest[dest.name]}})
+    _schedule(rs, fam, svc, base, per_dest, ctx, stateless)
+
+
+def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, per_dest: dict[str, str],
+              ctx: rules.BuildContext, stateless: bool) -> None:
+    """A new flow's server: as nft_rules' prerouting path picks it, with the service's own address family."""
+    dests = rules.eligible(svc, ctx.overloaded)
+    if len(dests) == 1:
+        rs.rule(base, {"goto": {"target": per_dest[dests[0].name]}})
+        return
+    if not dests:
+        return  # as an empty IPVS service: the packet goes on to the router's own stack
+    key = rules.consistent_key(fam, svc, ctx)
+    table: Sequence[int]
+    if stateless:  # nothing remembers a flow: the table alone must keep the others' flows in place
+        table = service_table(svc, dests)
+        pick: Json = rules.selector(fam, svc, len(table))
+    elif key is not None:
+        table = sched.maglev_table([d.name for d in dests], [d.weight for d in dests],
+                                   sched.maglev_size_for(len(dests)))
+        pick = {"jhash": {"mod": len(table), "seed": rules.HASH_SEED, "expr": key}}
+    else:
+        table = rules.slot_table(svc, dests, ctx)
+        pick = rules.selector(fam, svc, len(table))
+    if table:
+        rs.rule(base, {"vmap": {"key": pick, "data": {"set": [
+            [slot, {"goto": {"target": per_dest[dests[i].name]}}] for slot, i in enumerate(table)]}}})

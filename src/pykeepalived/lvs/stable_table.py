@@ -1,0 +1,79 @@
+"""A hash table of real servers in which a server's failure moves its own flows and no others.
+
+Stateless paths (nft_stateless.py, nft_forward.py) keep no per-flow state:
+the table alone decides where every packet of a flow goes, so a slot whose
+server changes breaks the flows on it. Maglev (sched.maglev_table) moves a
+few other slots whenever a server joins or leaves (removing one of five
+servers moves about 3.5 % of the others' slots), which conntrack hides and a
+stateless path does not. So the stable table is Maglev over the configured
+pool, with each server that is configured but not eligible now (down, weight
+0, overloaded) left in place, and only its slots handed, one by one, to the
+eligible server that wins a weighted rendezvous hash for that slot: its
+flows spread over the others, theirs stay. When it comes back its slots
+return to it. Pure and keyed by names, so every router with the same config
+and the same health builds the same table (failover keeps flows, as Maglev).
+
+What still moves others' flows: a weight change of an eligible server or a
+pool change in the config (Maglev's few), as documented in
+docs/dataplane.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+
+from . import sched
+from .model import Destination, VirtualService
+
+_KEY = b"pykeepalived/stable/v1"  # fixed: changing it moves every fallback slot
+_MASK64 = (1 << 64) - 1
+
+
+def _name_key(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), key=_KEY, digest_size=8).digest(), "big")
+
+
+def _unit(key: int, slot: int) -> float:
+    """A uniform number in (0, 1) for (server, slot): splitmix64 of the two."""
+    x = (key ^ (slot * 0x9E3779B97F4A7C15)) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    x ^= x >> 31
+    return ((x >> 11) + 0.5) / float(1 << 53)
+
+
+def stable_table(pool: Sequence[tuple[str, int]], eligible: Sequence[tuple[str, int]]) -> list[int]:
+    """Slot -> index into `eligible` ((name, weight) pairs); `pool` is every configured server (name, weight).
+
+    The base is Maglev over the pool, in its order, each eligible server
+    with its current weight and the others with their configured one; a
+    server eligible but not in the pool (a sorry server, one added at run
+    time) joins the base at the end. Empty when nothing is eligible.
+    """
+    live = [(name, weight) for name, weight in eligible if weight > 0]
+    if not live:
+        return []
+    current = dict(live)
+    names = [name for name, _ in pool] + [name for name, _ in live if name not in dict(pool)]
+    configured = dict(pool)
+    weights = [current.get(name, configured.get(name, 0)) for name in names]
+    base = sched.maglev_table(names, weights, sched.maglev_size_for(len(names)))
+    index = {name: i for i, (name, _) in enumerate(eligible)}
+    keys = [(index[name], _name_key(name), weight) for name, weight in live]
+    out: list[int] = []
+    for slot, owner in enumerate(base):
+        mine = index.get(names[owner])
+        if mine is not None and current.get(names[owner], 0) > 0:
+            out.append(mine)
+            continue
+        # weighted rendezvous: the largest weight / -ln(u) wins the orphaned slot
+        out.append(max(keys, key=lambda k: k[2] / -math.log(_unit(k[1], slot)))[0])
+    return out
+
+
+def service_table(svc: VirtualService, dests: Sequence[Destination]) -> list[int]:
+    """Slot -> index into `dests` (the eligible servers) for a stateless service; its pool, or its servers."""
+    pool = svc.pool or tuple((d.name, d.weight) for d in svc.destinations)
+    return stable_table(pool, [(d.name, d.weight) for d in dests])

@@ -1,0 +1,108 @@
+"""DR from the ingress hook (lvs/nft_forward.py), without a kernel: which services, the netdev table's layout.
+
+The lab half is tests/netns/test_fast_paths.py (and every DR lab test, which now runs this path).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pykeepalived.lvs.model import Destination, VirtualService
+from pykeepalived.lvs.nft_forward import NETDEV, refusal
+from pykeepalived.lvs.nft_layout import build_all
+from pykeepalived.lvs.nft_rules import BuildContext, Ruleset
+
+
+def rs(i: int, *, method: str = "DR", alive: bool = True, v6: bool = False) -> Destination:
+    address = f"2001:db8:10::{i}" if v6 else f"10.11.12.{i}"
+    return Destination(address, 80, 1, method=method, alive=alive)  # type: ignore[arg-type]
+
+
+def vs(name: str = "web", *dests: Destination, **kw: Any) -> VirtualService:
+    fields: dict[str, Any] = {"kind": "address", "address": "203.0.113.10", "port": 80, "protocol": "TCP",
+                              "scheduler": "rr", "method": "DR"}
+    fields.update(kw)
+    return VirtualService(name, destinations=tuple(dests) or (rs(1), rs(2), rs(3)), **fields)
+
+
+def ctx(*devices: str, mtu: dict[str, int] | None = None) -> BuildContext:
+    """Interfaces with MTU 1500 unless `mtu` says otherwise; the real servers are behind eth1."""
+    listed = tuple((d, (mtu or {}).get(d, 1500)) for d in (*devices, "eth1") if devices)
+    return BuildContext(device_for=lambda a: "eth1", tunnel_for=lambda a: "pkt0", ingress_devices=lambda: listed)
+
+
+def rules_of(ruleset: Ruleset, chain: str) -> list[list[dict[str, Any]]]:
+    return [json.loads(r) for r in ruleset.rules[chain]]
+
+
+def test_dr_goes_out_from_ingress_with_fwd_instead_of_a_copy() -> None:
+    out = build_all([vs()], ctx("eth0", "eth1"))
+    netdev = out[NETDEV.name]
+    assert "dup_prerouting" not in out.get("ip", Ruleset(NETDEV)).chains
+    hooks = {name: spec for name, spec in netdev.chains.items() if spec.get("hook")}
+    assert {spec["dev"] for spec in hooks.values()} == {"eth0", "eth1"}
+    assert set(hooks) == {"ingress-eth0", "ingress-eth1"}
+    for name in hooks:
+        lookup = rules_of(netdev, name)
+        assert lookup == [[{"match": {"op": "==", "left": {"meta": {"key": "pkttype"}}, "right": "host"}},
+                           {"vmap": {"key": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}},
+                                                        {"meta": {"key": "l4proto"}},
+                                                        {"payload": {"protocol": "th", "field": "dport"}}]},
+                                     "data": "@fwd4_ports"}}]]
+    server = rules_of(netdev, "vs-web-1")
+    assert server[-1] == [{"fwd": {"dev": "eth1", "family": "ip", "addr": "10.11.12.1"}}]
+    assert not any("dup" in stmt or "drop" in stmt for rule in server for stmt in rule)
+    # rr needs the flow sets: a known flow stays with its server
+    assert "vs-web-1-flows" in netdev.sets
+    assert any(stmt.get("set", {}).get("op") == "update" for rule in server for stmt in rule)
+
+
+def test_stateless_dr_with_a_hash_scheduler_keeps_no_flow_sets() -> None:
+    netdev = build_all([vs(scheduler="mh", stateless=True)], ctx("eth0"))[NETDEV.name]
+    assert not [s for s in netdev.sets if s.endswith("-flows")]
+    assert rules_of(netdev, "vs-web-2") == [[{"fwd": {"dev": "eth1", "family": "ip", "addr": "10.11.12.2"}}]]
+    base = rules_of(netdev, "vs-web")
+    assert len(base) == 1 and base[0][0]["vmap"]["key"]["jhash"]["mod"] == 509
+
+
+def test_ipv6_dr_uses_the_ip6_maps_and_fwd_ip6() -> None:
+    svc = vs("six", rs(1, v6=True), rs(2, v6=True), address="2001:db8::10")
+    netdev = build_all([svc], ctx("eth0"))[NETDEV.name]
+    assert netdev.elements["fwd6_ports"] and not netdev.elements.get("fwd4_ports")
+    assert rules_of(netdev, "vs-six-1")[-1] == [{"fwd": {"dev": "eth1", "family": "ip6", "addr": "2001:db8:10::1"}}]
+    assert [rule[1]["vmap"]["data"] for rule in rules_of(netdev, "ingress-eth0")] == ["@fwd6_ports"]
+
+
+def test_fwmark_tun_and_a_router_without_interfaces_keep_the_copy_path() -> None:
+    mark = vs("mark", kind="fwmark", fwmark=3, address=None, port=None)
+    tun = vs("tun", rs(4, method="TUN"), rs(5, method="TUN"), method="TUN", port=81)
+    out = build_all([mark, tun], ctx("eth0"))
+    assert NETDEV.name not in out
+    assert "dup_prerouting" in out["ip"].chains
+    out = build_all([vs()], ctx())
+    assert NETDEV.name not in out and "dup_prerouting" in out["ip"].chains
+
+
+def test_stateless_is_refused_where_dr_needs_its_flow_sets() -> None:
+    assert refusal(vs(stateless=True)) is not None  # rr
+    assert refusal(vs(scheduler="sh", stateless=True, persistence_timeout_s=30)) == "persistence remembers clients"
+    assert refusal(vs(scheduler="sh", stateless=True)) is None
+    assert refusal(vs(scheduler="sh")) is None  # not asked
+    context = ctx("eth0")
+    build_all([vs(stateless=True)], context)
+    assert "scheduler rr" in context.fallbacks["web"]
+
+
+def test_nat_and_dr_together_build_both_tables() -> None:
+    nat = vs("nat", rs(1, method="NAT"), method="NAT", port=81)
+    out = build_all([nat, vs()], ctx("eth0"))
+    assert set(out) == {"ip", NETDEV.name}
+    assert "nat_prerouting" in out["ip"].chains and "dup_prerouting" not in out["ip"].chains
+
+
+def test_a_real_server_behind_a_narrower_link_keeps_the_copy_path_which_sends_frag_needed() -> None:
+    out = build_all([vs()], ctx("eth0", mtu={"eth1": 1400}))
+    assert NETDEV.name not in out and "dup_prerouting" in out["ip"].chains
+    out = build_all([vs()], ctx("eth0", mtu={"eth0": 1400}))  # the other way round is no problem
+    assert NETDEV.name in out

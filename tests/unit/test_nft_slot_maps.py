@@ -1,0 +1,171 @@
+"""Slot maps: what a change to one real server sends to nftables, without a kernel.
+
+The hash and load-based schedulers' tables live in named maps so that a
+change rewrites the slots that changed and nothing else (nft_rules' module
+docstring); these tests read the commands the diff emits.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from pykeepalived.lvs import sched
+from pykeepalived.lvs.model import Destination, VirtualService
+from pykeepalived.lvs.nft import Libnftables
+from pykeepalived.lvs.nft_diff import diff, fresh_table
+from pykeepalived.lvs.nft_rules import BuildContext, Ruleset, build
+
+
+def rs(i: int, *, weight: int = 1, alive: bool = True, method: str = "NAT") -> Destination:
+    return Destination(f"10.20.{i // 250}.{i % 250 + 1}", 80, weight, method=method, alive=alive)  # type: ignore[arg-type]
+
+
+def vs(name: str, n: int, *, down: int | None = None, **kw: object) -> VirtualService:
+    fields: dict[str, object] = {"kind": "address", "address": "203.0.113.10", "port": 80, "protocol": "TCP",
+                                 "scheduler": "mh"}
+    fields.update(kw)
+    method = str(fields.get("method", "NAT"))
+    dests = tuple(rs(i, alive=i != down, method=method) for i in range(n))
+    return VirtualService(name, destinations=dests, **fields)  # type: ignore[arg-type]
+
+
+def ctx() -> BuildContext:
+    return BuildContext(device_for=lambda a: "eth1", tunnel_for=lambda a: f"pkt-{a}")
+
+
+def kinds(cmds: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(verb, next(iter(body))) for cmd in cmds for verb, body in cmd.items()]
+
+
+def elements(cmds: list[dict[str, Any]], verb: str) -> list[Any]:
+    return [e for cmd in cmds if verb in cmd and "element" in cmd[verb] for e in cmd[verb]["element"]["elem"]]
+
+
+def rebuild(before: Ruleset, services: list[VirtualService], c: BuildContext) -> Ruleset:
+    c.slot_tables = dict(before.slot_tables)  # what the backend hands over from the table in force
+    return build(services, c)["ip"]
+
+
+def test_one_server_leaving_a_maglev_service_rewrites_only_the_slots_that_move() -> None:
+    c = ctx()
+    before = build([vs("web", 40)], c)["ip"]
+    after = rebuild(before, [vs("web", 40, down=7)], c)
+    cmds = diff(before, after)
+    assert set(kinds(cmds)) == {("delete", "element"), ("add", "element")}
+    old, new = before.slot_maps["vs-web-slots"].data, after.slot_maps["vs-web-slots"].data
+    moved = [slot for slot, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+    assert elements(cmds, "delete") == moved
+    assert [slot for slot, _ in elements(cmds, "add")] == moved
+    gone = json.dumps({"concat": [rs(7).address, 80]})
+    assert {slot for slot, text in enumerate(old) if text == gone} <= set(moved)
+    assert len(moved) < 3 * old.count(gone)  # Maglev: the leaver's slots and a few more
+    assert diff(after, rebuild(after, [vs("web", 40, down=7)], c)) == []
+
+
+def test_wlc_moves_only_the_slots_of_the_server_that_left() -> None:
+    c = ctx()
+    before = build([vs("web", 20, scheduler="wlc")], c)["ip"]
+    after = rebuild(before, [vs("web", 20, scheduler="wlc", down=3)], c)
+    cmds = diff(before, after)
+    assert set(kinds(cmds)) == {("delete", "element"), ("add", "element")}
+    old = before.slot_maps["vs-web-slots"].data
+    new = after.slot_maps["vs-web-slots"].data
+    moved = {slot for slot, (a, b) in enumerate(zip(old, new, strict=True)) if a != b}
+    assert moved == {slot for slot, text in enumerate(old) if rs(3).address in text}
+    # the shares are the scheduler's own: only the order of the slots followed the table in force
+    counts = sched.load_slots("wlc", [1] * 19, [0] * 19, [0] * 19, 256, 256)
+    assert sorted(new.count(json.dumps({"concat": [rs(i).address, 80]})) for i in range(20) if i != 3) == \
+        sorted(counts)
+
+
+def test_services_on_one_pool_share_a_map_until_one_of_them_changes() -> None:
+    c = ctx()
+    a, b = vs("a", 5), vs("b", 5, address="203.0.113.11")
+    before = build([a, b], c)["ip"]
+    assert list(before.slot_maps) == ["vs-a-slots"]
+    assert json.loads(before.rules["vs-b"][0])[-1]["dnat"]["addr"]["map"]["data"] == "@vs-a-slots"
+    after = rebuild(before, [vs("a", 5, down=1), b], c)
+    assert sorted(after.slot_maps) == ["vs-a-slots", "vs-b-slots"]
+    cmds = diff(before, after)
+    made = [cmd["add"]["map"] for cmd in cmds if "add" in cmd and "map" in cmd["add"]]
+    assert [(m["name"], m["typeof"]) for m in made] == [("vs-b-slots", "numgen inc mod 1 : ip daddr . tcp dport")]
+    assert ("flush", "chain") in kinds(cmds)  # vs-b's rule now names its own map
+
+
+def test_a_new_slot_map_is_made_with_its_type_then_filled() -> None:
+    ruleset = build([vs("web", 3), vs("dr", 3, port=81, method="DR", scheduler="sh")], ctx())["ip"]
+    cmds = fresh_table(ruleset)
+    made = {cmd["add"]["map"]["name"]: cmd["add"]["map"]["typeof"] for cmd in cmds
+            if "add" in cmd and "map" in cmd["add"] and "typeof" in cmd["add"]["map"]}
+    assert made == {"vs-web-slots": "numgen inc mod 1 : ip daddr . tcp dport",
+                    "vs-dr-picks": "numgen inc mod 1 : verdict"}
+    filled = {cmd["add"]["element"]["name"]: len(cmd["add"]["element"]["elem"]) for cmd in cmds
+              if "add" in cmd and "element" in cmd["add"]}
+    assert filled["vs-web-slots"] == filled["vs-dr-picks"] == sched.maglev_size_for(3)
+
+
+def test_a_dr_server_leaving_frees_its_slots_before_its_chain_goes() -> None:
+    c = ctx()
+    before = build([vs("dr", 4, method="DR", scheduler="mh")], c)["ip"]
+    gone = replace(vs("dr", 4, method="DR", scheduler="mh"),
+                   destinations=vs("dr", 4, method="DR").destinations[:3])
+    cmds = diff(before, rebuild(before, [gone], c))
+    order = kinds(cmds)
+    assert order.index(("delete", "element")) < order.index(("delete", "chain"))
+    freed = elements(cmds, "delete")
+    old = before.slot_maps["vs-dr-picks"].data
+    assert {slot for slot, text in enumerate(old) if '"vs-dr-4"' in text} <= set(freed)
+    assert all(json.dumps(data) != '{"goto": {"target": "vs-dr-4"}}' for _, data in elements(cmds, "add"))
+
+
+class FakeNft:
+    """libnftables' Nftables as the backend calls it: what was sent, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def cmd(self, text: str) -> tuple[int, str, str]:
+        self.calls.append(("text", text))
+        return 0, "", ""
+
+    def json_cmd(self, root: dict[str, Any]) -> tuple[int, Any, str]:
+        self.calls.append(("json", root["nftables"]))
+        return 0, {}, ""
+
+
+def test_slot_maps_are_made_by_text_before_the_json_transaction_and_after_a_table_reset() -> None:
+    nft = Libnftables()
+    fake = FakeNft()
+    nft._nft = fake
+    nft.run(fresh_table(build([vs("web", 3)], ctx())["ip"]))
+    (first, tables), (second, text), (third, rest) = fake.calls
+    assert (first, second, third) == ("json", "text", "json")
+    assert kinds(tables) == [("add", "table"), ("delete", "table"), ("add", "table")]
+    assert text == "add map ip pykeepalived_lvs vs-web-slots { typeof numgen inc mod 1 : ip daddr . tcp dport ; }"
+    assert ("add", "element") in kinds(rest) and not any("typeof" in json.dumps(cmd) for cmd in rest)
+
+
+def test_a_change_without_new_maps_is_one_json_transaction() -> None:
+    nft = Libnftables()
+    fake = FakeNft()
+    nft._nft = fake
+    c = ctx()
+    before = build([vs("web", 30)], c)["ip"]
+    nft.run(diff(before, rebuild(before, [vs("web", 30, down=2)], c)))
+    assert [kind for kind, _ in fake.calls] == ["json"]
+
+
+def test_a_slot_map_names_the_services_one_protocol_and_fwmarks_keep_a_literal_map() -> None:
+    """libnftables refuses a map whose data names another protocol than the rule's match, or one of a set."""
+    udp = vs("dns", 3, protocol="UDP", port=53)
+    mark = VirtualService("FWM 7", "fwmark", fwmark=7, scheduler="mh", destinations=udp.destinations)
+    ruleset = build([udp, mark], ctx())["ip"]
+    assert list(ruleset.slot_maps) == ["vs-dns-udp-slots"]
+    assert ruleset.slot_maps["vs-dns-udp-slots"].data_type == "ip daddr . udp dport"
+    rule = json.loads(ruleset.rules["vs-dns"][0])
+    assert rule[0] == {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "udp"}}
+    literal = json.loads(ruleset.rules["vs-FWM_7"][0])
+    assert literal[0]["match"]["right"] == {"set": ["tcp", "udp", "sctp"]}
+    assert "set" in literal[-1]["dnat"]["addr"]["map"]["data"]
