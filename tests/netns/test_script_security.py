@@ -51,7 +51,8 @@ class Box:
                body: str = "") -> Path:
         path = (where or self.root) / name
         marker = self.markers / f"{name}.ran"
-        path.write_text(f"#!/bin/sh\n{body or f'id -u > {marker}'}\n")
+        # the marker appears whole (written aside, then renamed): a test that sees it may read it at once
+        path.write_text(f"#!/bin/sh\n{body or f'id -u > {marker}.$$ && mv {marker}.$$ {marker}'}\n")
         path.chmod(mode)
         if owner:
             shutil.chown(path, owner)
