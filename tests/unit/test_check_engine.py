@@ -53,6 +53,14 @@ async def server(handler: Handler) -> AsyncIterator[int]:
         srv.close()
 
 
+def loopback_listener(backlog: int = 64) -> socket.socket:
+    """A TCP socket listening on 127.0.0.1 at a free port; the test closes it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(backlog)
+    return listener
+
+
 def http_checker(port: int, url: UrlSpec, timeout_s: float = 2.0,
                  delay_loop_s: float = 60.0) -> CheckerState:
     checker = HttpCheck(kind="HTTP_GET", urls=[url])
@@ -185,9 +193,7 @@ def test_refused_http_and_tcp_read_as_the_probes_say() -> None:
 
 # --------------------------------------------------------------------------- the engine's own
 def test_tcp_check_is_half_open_the_server_application_never_sees_it() -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    listener = loopback_listener()
     listener.setblocking(False)
     try:
         async def main() -> None:
@@ -205,9 +211,7 @@ def test_tcp_check_is_half_open_the_server_application_never_sees_it() -> None:
 
 
 def test_a_checker_follows_its_core_schedule_and_a_dead_server_goes_down_after_the_retry() -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    listener = loopback_listener()
     port = listener.getsockname()[1]
 
     async def main() -> None:
@@ -254,9 +258,7 @@ def test_removed_checker_in_flight_reports_nothing_and_closes_its_socket() -> No
 
 
 def test_a_suspended_service_is_not_checked_until_it_runs_again() -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    listener = loopback_listener()
     allowed = {"vs": False}
 
     async def main() -> None:
@@ -276,9 +278,7 @@ def test_a_suspended_service_is_not_checked_until_it_runs_again() -> None:
 
 
 def test_hundreds_of_checkers_share_one_engine() -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4096)
+    listener = loopback_listener(4096)
     port = listener.getsockname()[1]
 
     async def main() -> None:
@@ -347,9 +347,7 @@ def test_a_burst_of_due_checks_starts_a_bounded_number_at_a_time_and_loses_none(
     from pykeepalived.check import engine as engine_module
 
     monkeypatch.setattr(engine_module, "MAX_IN_FLIGHT", 10)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4096)
+    listener = loopback_listener(4096)
 
     async def main() -> None:
         run = Run()
