@@ -456,8 +456,7 @@ class CheckService:
     def _count_workers(self) -> int:
         if self.worker_argv is None:
             return 1
-        return worker_count(sum(1 for *_, c in self._flat if not c.plan.immediate and not c.plan.event),
-                            self.requested_workers)
+        return worker_count(self.requested_workers)
 
     def _start_workers(self) -> None:
         if self._worker_count <= 1:

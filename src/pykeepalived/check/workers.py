@@ -57,7 +57,7 @@ class WorkerStartError(PyKeepalivedError):
 STATS_INTERVAL_S = 1.0
 
 
-def worker_count(checkers: int, requested: int | None = None) -> int:
+def worker_count(requested: int | None = None) -> int:
     """How many processes share the probes: as asked (--checker-workers), else one: the checker process itself.
 
     With the probe engine (engine.py) one process checks 6,000 servers a
