@@ -80,6 +80,33 @@ def test_wlc_moves_only_the_slots_of_the_server_that_left() -> None:
         sorted(counts)
 
 
+def test_an_rr_server_leaving_a_long_cycle_moves_two_slots_and_keeps_every_share() -> None:
+    c = ctx()
+    before = build([vs("web", 200, scheduler="rr")], c)["ip"]
+    old = before.slot_maps["vs-web-slots"].data
+    assert old == tuple(json.dumps({"concat": [rs(i).address, 80]}) for i in range(200))  # IPVS's order first
+    after = rebuild(before, [vs("web", 200, scheduler="rr", down=7)], c)
+    cmds = diff(before, after)
+    new = after.slot_maps["vs-web-slots"].data
+    assert len(new) == 199 and sorted(new) == sorted(t for i, t in enumerate(old) if i != 7)  # one slot each
+    assert elements(cmds, "delete") == [7, 199]  # the leaver's slot, and the last one, which moved into it
+    assert [(slot, target["concat"][0]) for slot, target in elements(cmds, "add")] == [(7, rs(199).address)]
+    assert ("add", "rule") in kinds(cmds)  # the rule's `numgen inc mod 199`
+    back = rebuild(after, [vs("web", 200, scheduler="rr")], c)  # it comes back: one slot more, at the end
+    assert sorted(back.slot_maps["vs-web-slots"].data) == sorted(old)
+    assert len(elements(diff(after, back), "add")) == 1
+
+
+def test_a_short_rr_cycle_stays_in_the_rule_in_ipvs_order() -> None:
+    c = ctx()
+    before = build([vs("web", 10, scheduler="rr")], c)["ip"]
+    assert not before.slot_maps and not before.slot_tables
+    after = rebuild(before, [vs("web", 10, scheduler="rr", down=3)], c)
+    rule = json.loads(after.rules["vs-web"][-1])
+    pairs = rule[-1]["dnat"]["addr"]["map"]["data"]["set"]
+    assert [target["concat"][0] for _, target in pairs] == [rs(i).address for i in range(10) if i != 3]
+
+
 def test_services_on_one_pool_share_a_map_until_one_of_them_changes() -> None:
     c = ctx()
     a, b = vs("a", 5), vs("b", 5, address="203.0.113.11")

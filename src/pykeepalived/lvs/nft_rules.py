@@ -55,9 +55,12 @@ Layout (one table per address family, `ip|ip6 pykeepalived_lvs`, ours alone):
   many VIPs or ports is loaded once). The load-based tables are read by
   `numgen random`, so only their counts matter: each is rebuilt from the one
   in force (`BuildContext.slot_tables`, `sched.sticky_spread`), keeping
-  every slot whose server keeps its share. rr and wrr (whose order `numgen
-  inc` walks, and whose one-server change shifts every later slot) and
-  random keep literal maps. libnftables 1.0.6's JSON cannot declare the
+  every slot whose server keeps its share. rr and wrr cycles of 64 slots
+  or more also live in a slot map, rebuilt the same way: `numgen inc` walks
+  the cycle, so its order does not change any server's share, and a server
+  that leaves a cycle of 1,000 moves two slots instead of shifting every
+  later one (the first table is IPVS's order; after changes the order is
+  the sticky one). Shorter cycles and random keep literal maps. libnftables 1.0.6's JSON cannot declare the
   32-bit integer key these maps need (`typeof numgen ...`), so the backend
   creates them with one text command before the JSON batch (nft.py).
 
@@ -445,10 +448,15 @@ def consistent_key(fam: Family, svc: VirtualService, ctx: BuildContext) -> Any |
 def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext) -> Sequence[int]:
     """Slot number -> index into `dests`, as the service's scheduler spreads new connections."""
     weights = [d.weight for d in dests]
-    if svc.scheduler == "rr":
-        return sched.rr_sequence(weights)
-    if svc.scheduler == "wrr":
-        return sched.wrr_sequence(weights)
+    if svc.scheduler == "rr" or svc.scheduler == "wrr":
+        cycle = sched.rr_sequence(weights) if svc.scheduler == "rr" else sched.wrr_sequence(weights)
+        before = ctx.slot_tables.get(svc.name, ())
+        if len(cycle) < CYCLE_SLOT_MAP_MIN or not before:
+            return cycle
+        counts = [0] * len(dests)
+        for i in cycle:
+            counts[i] += 1
+        return sched.sticky_spread(before, [d.name for d in dests], counts)
     if svc.scheduler == "random":
         cycle = sched.wrr_sequence(weights)  # weights reduced by their gcd and capped, as wrr's table is
         return sched.spread([cycle.count(i) for i in range(len(dests))])
@@ -467,8 +475,15 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
     return sched.sticky_spread(before, [d.name for d in dests], counts)
 
 
-def in_slot_map(svc: VirtualService) -> bool:
+CYCLE_SLOT_MAP_MIN = 64
+"""rr and wrr cycles this long or longer live in a slot map; shorter ones in the rule, where one change costs
+little (module docstring: slot maps)."""
+
+
+def in_slot_map(svc: VirtualService, table: Sequence[int]) -> bool:
     """Whether the service's table lives in a named slot map (module docstring: slot maps)."""
+    if svc.scheduler == "rr" or svc.scheduler == "wrr":
+        return len(table) >= CYCLE_SLOT_MAP_MIN
     return svc.scheduler in HASH_SCHEDULERS or svc.scheduler in LOAD_SCHEDULERS
 
 
@@ -742,7 +757,7 @@ def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -
             rs.rule(base, *proto, _dnat_to(fam, dests[0]))
         elif dests:
             table = slot_table(svc, dests, ctx)
-            data_type = nat_data_type(fam, svc, dests) if in_slot_map(svc) else None
+            data_type = nat_data_type(fam, svc, dests) if in_slot_map(svc, table) else None
             if table and data_type is not None:
                 _record_table(rs, svc, dests, table)
                 name = rs.slot_map(f"{base}-{_slot_map_suffix(data_type)}", data_type,
@@ -788,7 +803,7 @@ def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list
     else:
         table = slot_table(svc, dests, ctx) if dests else []
         pick = selector(rs.family, svc, len(table))
-    if table and (key is not None or in_slot_map(svc)):
+    if table and (key is not None or in_slot_map(svc, table)):
         if key is None:
             _record_table(rs, svc, dests, table)
         chains = [per_dest[d.name] for d in dests]
@@ -803,8 +818,14 @@ def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list
 
 
 def _record_table(rs: Ruleset, svc: VirtualService, dests: list[Destination], table: Sequence[int]) -> None:
-    """Keep a load-based table's servers slot by slot: the next build starts from it (sticky_spread)."""
-    if svc.scheduler in LOAD_SCHEDULERS:
+    """Keep a slot map's servers slot by slot where the next build starts from it (sticky_spread).
+
+    The load-based tables, and rr and wrr cycles in a slot map: `numgen inc`
+    hands out each slot once per cycle, so their order does not change the
+    shares, and a server that leaves a cycle of a thousand then moves two
+    slots (its own, and the last one into it) rather than every later one.
+    """
+    if svc.scheduler in LOAD_SCHEDULERS or svc.scheduler == "rr" or svc.scheduler == "wrr":
         names = [d.name for d in dests]
         rs.slot_tables[svc.name] = tuple([names[i] for i in table])
 
