@@ -36,7 +36,9 @@ do the same work whichever way they are reached. Two styles: `keepalive`
 (HTTP/1.1 keep-alive) and `new_conn` (`Connection: close`: a TCP handshake
 and a new NAT/conntrack entry per request). Modes are interleaved within each
 round, `--runs` rounds; the summary takes medians per mode and the ratios of
-medians. wrk's socket errors and non-2xx answers are reported per run.
+medians. wrk's socket errors and non-2xx answers are reported per run, and
+`server_share`: each real server's part of the TCP segments received (its
+namespace's InSegs), which shows how evenly a hash spread wrk's connections.
 
 Also, in a separate network namespace: the time to apply one real server of
 1,000 going down in one service, and to load 1,000 virtual services
@@ -296,15 +298,27 @@ VIPS = {"stateless": STATELESS_VIP, "dr": DR_VIP, "dr_flows": DR_FLOWS_VIP}
 CLIENTS = {"stateless": STATELESS_CLIENT, "dr": DR_CLIENT, "dr_flows": DR_FLOWS_CLIENT}
 
 
+def tcp_segments_in(ns: Netns) -> int:
+    """TCP segments the namespace has received (/proc/net/snmp InSegs): a real server's share of the work."""
+    lines = [line.split() for line in ns.run(["cat", "/proc/net/snmp"]).stdout.splitlines() if line.startswith("Tcp:")]
+    return int(lines[1][lines[0].index("InSegs")])
+
+
 def measure_mode(wrk: Wrk, router: Netns, servers: list[str], mode: str, style: str,
-                 duration_s: float) -> dict[str, Any]:
+                 duration_s: float, server_ns: list[Netns]) -> dict[str, Any]:
     notrack = mode in ("direct", "dr", "dr_flows")
     if notrack:
         router.run(["nft", "-f", "-"], input=notrack_rules(servers, mode))
     try:
         # every mode starts from an empty conntrack table, as the first one did
         router.run(["conntrack", "-F"], check=False)
-        return wrk.run(mode, targets_for(mode, servers), style, duration_s)
+        before = [tcp_segments_in(ns) for ns in server_ns]
+        result = wrk.run(mode, targets_for(mode, servers), style, duration_s)
+        got = [tcp_segments_in(ns) - b for ns, b in zip(server_ns, before)]
+        # how evenly the connections landed: wrk's 30 kept-alive connections hashed (mh) over three
+        # servers are rarely 10/10/10, where rr and the direct anchor's one-server-per-thread are
+        result["server_share"] = [round(g / (sum(got) or 1), 3) for g in got]
+        return result
     finally:
         if notrack:
             router.run(["nft", "delete", "table", "ip", RAW_TABLE], check=False)
@@ -429,6 +443,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         lab.up()
         client, router = lab.client.netns, lab.router(ROUTER).netns
         servers = [str(rs.address) for rs in lab.real_servers]
+        server_ns = [lab.hosts[f"rs{i}"].netns for i in range(1, len(servers) + 1)]
         client.ip("route", "add", PRIVATE_PREFIX, "via", ROUTER_PUBLIC)  # the direct path, through router1
         # The VIP's flows, and nat_rule's, leave from addresses of their own. A real server keeps
         # TIME_WAIT for every `Connection: close` request; the client's TCP timestamps are offset per
@@ -454,7 +469,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             for style in styles:
                 for mode in MODES:
                     print(f"round {round_no}: {style} {mode}", file=sys.stderr, flush=True)
-                    result = measure_mode(wrk, router, servers, mode, style, args.duration)
+                    result = measure_mode(wrk, router, servers, mode, style, args.duration, server_ns)
                     runs.append({"run": round_no, "style": style, "mode": mode, **result})
         summary, ratios = summarize(runs, styles)
         out: dict[str, Any] = {
