@@ -40,3 +40,19 @@ def test_no_data_plane_by_choice_is_no_error() -> None:
     status = CheckService(config(), TableOnly()).status()
     assert status["dataplane_error"] is None
     assert "DATA PLANE FAILING" not in render(status, RUNNING)
+
+
+def test_the_status_file_text_is_the_status_document() -> None:
+    """write_status encodes one real server at a time (status_text): the same document as status()."""
+    import json
+
+    cfg = config()
+    vs = cfg.virtual_servers[0]
+    vs.real_servers.append(RealServer(ipaddress.ip_address("10.11.12.2"), 8080, weight=3))
+    service = CheckService(cfg, TableOnly(), clock=lambda: 100.0)
+    service.build()
+    service.counts = {"x": {"y": (1, 2)}}
+    text, doc = json.loads(service.status_text()), service.status()
+    assert text.pop("time") <= doc.pop("time")
+    assert text == doc
+    assert [r["name"] for r in text["services"][0]["real_servers"]] == ["[10.11.12.1]:tcp:80", "[10.11.12.2]:tcp:8080"]
