@@ -27,7 +27,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ from . import runtime_apply
 from .state_view import HealthLog, TableJson, health_reason
 from ..scripts.notify import NotifyFifo
 from ..alerts.hooks import CheckMail
-from ..host.private_files import UnsafeFileError, make_dirs, write_private
+from ..host.private_files import UnsafeFileError, make_dirs, write_private_parts
 from ..errors import PyKeepalivedError, ReloadError
 from ..scripts.fifo_script import FifoScripts, checker_fifos, fifo_script_for
 from .ha_watch import HaSuspendWatch, watch_for
@@ -857,23 +857,32 @@ class CheckService:
                     for svc in self.services]}
 
     def status_text(self) -> str:
-        """`status()` as compact JSON, the same document, encoded one real server at a time.
+        """`status()` as compact JSON: the same document (what the status file holds)."""
+        return "".join(self.status_parts())
 
-        At 6,000 real servers the whole document as dicts is some 10 MiB that
-        lives only for the encoding, and each write's transient raised the
-        checker's peak memory (bench/checks.py); the text of one server at a
-        time needs about a tenth of that.
+    def status_parts(self) -> Iterator[str]:
+        """status_text in pieces: the head, the table one service at a time, then one real server at a time.
+
+        At 6,000 real servers the whole document as dicts is some 10 MiB, and
+        its text 2-3 MB (twice: str, then bytes), all living only for the
+        write: each write raised the checker's peak memory by that much
+        (bench/checks.py). The file is written as the pieces come
+        (write_private_parts).
         """
         now = self.clock()
         enc = _COMPACT.encode
-        parts = [enc(self._status_head())[:-1], ',"table":', enc(self._table_json(self.table)), ",",
-                 enc(self._status_counts())[1:-1], ',"services":[']
+        yield enc(self._status_head())[:-1] + ',"table":{"services":['
+        for i, part in enumerate(self._table_json(self.table)["services"]):
+            yield ("," if i else "") + enc(part)
+        yield "]}," + enc(self._status_counts())[1:-1] + ',"services":['
         for i, svc in enumerate(self.services):
-            parts += ["," if i else "", enc(self._service_head(svc))[:-1], ',"real_servers":[',
-                      ",".join(enc(self._server_status(svc, name, srv, now)) for name, srv in svc.servers.items()),
-                      "]}"]
-        parts.append("]}")
-        return "".join(parts)
+            yield ("," if i else "") + enc(self._service_head(svc))[:-1] + ',"real_servers":['
+            first = True
+            for name, srv in svc.servers.items():
+                yield ("" if first else ",") + enc(self._server_status(svc, name, srv, now))
+                first = False
+            yield "]}"
+        yield "]}"
 
     def _status_head(self) -> dict[str, Any]:
         me = own_identity()
@@ -924,7 +933,7 @@ class CheckService:
             make_dirs(os.path.dirname(os.path.abspath(self.status_path)))
             # compact, through json's C encoder: with `indent` it takes its pure-Python path, which at 6,000
             # real servers cost 1.3 s of CPU and 16 MiB per write (bench/checks.py)
-            write_private(self.status_path, self.status_text())
+            write_private_parts(self.status_path, self.status_parts())
         except UnsafeFileError as exc:
             log.warning("status file not written: %s", exc)
         self._status_cost_s = time.perf_counter() - started
