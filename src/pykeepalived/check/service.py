@@ -68,6 +68,7 @@ STATUS_INTERVAL_S = 1.0  # the status file is rewritten at most this often (and 
 REBALANCE_S = 1.0  # how often the load-based schedulers' slots follow the connection counts
 STATUS_REFRESH_S = 5.0  # ... and at least this often, so that its counters stay fresh without changes
 STATUS_REFRESH_COST = 100  # ... but no more often than 100 times what the last write took (6,000 servers: ~0.1 s)
+STATUS_BATCH = 256  # real servers encoded together in the status file (a few hundred KB at a time at most)
 _COMPACT = json.JSONEncoder(separators=(",", ":"))  # the status file's encoder, made once
 STOP_SCRIPT_TIMEOUT_S = 1.0
 REPAIR_CHECK_S = 0.5  # how often the data plane is asked whether someone removed our rules (a cheap listing)
@@ -861,7 +862,7 @@ class CheckService:
         return "".join(self.status_parts())
 
     def status_parts(self) -> Iterator[str]:
-        """status_text in pieces: the head, the table one service at a time, then one real server at a time.
+        """status_text in pieces: the head, the table one service at a time, then STATUS_BATCH real servers at a time.
 
         At 6,000 real servers the whole document as dicts is some 10 MiB, and
         its text 2-3 MB (twice: str, then bytes), all living only for the
@@ -877,10 +878,15 @@ class CheckService:
         yield "]}," + enc(self._status_counts())[1:-1] + ',"services":['
         for i, svc in enumerate(self.services):
             yield ("," if i else "") + enc(self._service_head(svc))[:-1] + ',"real_servers":['
-            first = True
+            batch: list[dict[str, Any]] = []
+            sep = ""
             for name, srv in svc.servers.items():
-                yield ("" if first else ",") + enc(self._server_status(svc, name, srv, now))
-                first = False
+                batch.append(self._server_status(svc, name, srv, now))
+                if len(batch) == STATUS_BATCH:  # one encoder call per batch: its fixed cost, not per server
+                    yield sep + enc(batch)[1:-1]
+                    batch, sep = [], ","
+            if batch:
+                yield sep + enc(batch)[1:-1]
             yield "]}"
         yield "]}"
 
