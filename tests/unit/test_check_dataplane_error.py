@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
+
 
 from pykeepalived.check.service import CheckService
 from pykeepalived.config.model import GlobalDefs, KeepalivedConfig, RealServer, VirtualServer
@@ -40,3 +42,34 @@ def test_no_data_plane_by_choice_is_no_error() -> None:
     status = CheckService(config(), TableOnly()).status()
     assert status["dataplane_error"] is None
     assert "DATA PLANE FAILING" not in render(status, RUNNING)
+
+
+def test_the_status_file_text_is_the_status_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_status encodes a few real servers at a time (status_text): the same document as status()."""
+    import json
+
+    import pykeepalived.check.service as service_module
+
+    monkeypatch.setattr(service_module, "STATUS_BATCH", 2)  # batches full, partial, and none
+
+    cfg = config()
+    vs = cfg.virtual_servers[0]
+    vs.real_servers += [RealServer(ipaddress.ip_address("10.11.12.2"), 8080, weight=3),
+                        RealServer(ipaddress.ip_address("10.11.12.4"), 80, weight=1)]
+    for port, servers in ((81, [RealServer(ipaddress.ip_address("10.11.12.3"), 80, weight=1)]), (82, [])):
+        cfg.virtual_servers.append(VirtualServer(kind="address", address=ipaddress.ip_address("203.0.113.10"),
+                                                 port=port, protocol="TCP", lvs_sched="rr", lvs_method="NAT",
+                                                 real_servers=servers))
+    service = CheckService(cfg, TableOnly(), clock=lambda: 100.0)
+    service.build()
+    service.counts = {"x": {"y": (1, 2)}}
+    service.table = service.current_table()  # what the publisher hands the data plane
+    text, doc = json.loads(service.status_text()), json.loads(json.dumps(service.status()))
+    assert text.pop("time") <= doc.pop("time")
+    assert text == doc
+    assert [r["name"] for r in text["services"][0]["real_servers"]] == [
+        "[10.11.12.1]:tcp:80", "[10.11.12.2]:tcp:8080", "[10.11.12.4]:tcp:80"]
+    assert [len(s["real_servers"]) for s in text["services"]] == [3, 1, 0]
+    assert len(text["table"]["services"]) == 3
+    empty = CheckService(KeepalivedConfig(global_defs=GlobalDefs()), TableOnly())
+    assert json.loads(empty.status_text())["services"] == []

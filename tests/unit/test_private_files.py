@@ -20,6 +20,7 @@ from pykeepalived.host.private_files import (
     parse_umask,
     read_own_small,
     write_private,
+    write_private_parts,
 )
 
 
@@ -152,3 +153,21 @@ def test_fifo_for_a_configured_user_is_theirs_and_theirs_is_accepted(tmp_path: P
     unnamed = NotifyFifo(str(tmp_path / "f"))
     unnamed.open()
     assert unnamed._fd is None  # nobody's FIFO, and the config does not name nobody
+
+
+def test_a_file_written_in_parts_is_whole_and_a_failing_source_leaves_nothing(tmp_path: Path) -> None:
+    """write_private_parts (the checker's data dump): pieces joined in order; a source that raises leaves
+    neither a temporary file nor a change to the old file."""
+    path = tmp_path / "dump"
+    write_private_parts(str(path), (f"line {i}\n" if i % 2 else f"line {i}\n".encode() for i in range(20000)))
+    assert path.read_text() == "".join(f"line {i}\n" for i in range(20000))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    def broken() -> Iterator[str]:
+        yield "x" * 100000
+        raise RuntimeError("view failed")
+
+    with pytest.raises(RuntimeError):
+        write_private_parts(str(path), broken())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dump"]
+    assert path.read_text().startswith("line 0\n")

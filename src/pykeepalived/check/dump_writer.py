@@ -10,13 +10,14 @@ since check/service.py calls this module and cannot be imported by it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from ..config.model import RealServer, Script, VirtualServer
 from ..config.instance_names import Naming, data_dump_path
-from ..host.private_files import UnsafeFileError, keepalived_tmp_dir, write_private
-from .data_dump import RealServerView, VirtualServerView, format_check_data
+from ..host.private_files import UnsafeFileError, keepalived_tmp_dir, write_private_parts
+from .data_dump import RealServerView, VirtualServerView, check_data_parts
 from .logic import Verdict
 from .plan import RealServerPlan, ServicePlan
 from .pool import Pool
@@ -79,13 +80,17 @@ def _real_server(vs: VirtualServer, plan: RealServerPlan, server: ServerLike | N
 
 def collect(services: Iterable[ServiceLike]) -> tuple[VirtualServerView, ...]:
     """The view of every virtual server at this moment."""
-    out = []
+    return tuple(replace(vs, real_servers=tuple(servers)) for vs, servers in views(services))
+
+
+def views(services: Iterable[ServiceLike]) -> Iterator[tuple[VirtualServerView, Iterator[RealServerView]]]:
+    """Each virtual server's view (its `real_servers` left empty) and its real servers' views, made lazily."""
     for svc in services:
         vs = svc.plan.config
         sorry = vs.sorry_server
         kind = "group" if vs.group else ("fwmark" if vs.fwmark else "ip")
         family = 6 if (vs.address is not None and vs.address.version == 6) or vs.ip_family == 6 else 4
-        out.append(VirtualServerView(
+        yield VirtualServerView(
             kind=kind, address=str(vs.address or ""), port=vs.port or 0, fwmark=vs.fwmark or 0,
             group=vs.group or "", family=family, connect_timeout_s=vs.connect_timeout_s,
             delay_loop_s=vs.delay_loop_s, scheduler=vs.lvs_sched or "wlc", sched_flags=tuple(vs.sched_flags),
@@ -98,10 +103,12 @@ def collect(services: Iterable[ServiceLike]) -> tuple[VirtualServerView, ...]:
             sorry_server=f"[{sorry.address}]:{sorry.port or vs.port or 0}" if sorry is not None else None,
             sorry_method=vs.sorry_server_lvs_method or vs.lvs_method or "NAT", sorry_inhibit=vs.sorry_server_inhibit,
             alive=svc.pool.has_quorum, quorum_up_state=svc.pool.has_quorum,
-            real_servers=tuple(_real_server(vs, rs, svc.servers.get(rs.name), svc.pool)
-                               for rs in svc.plan.real_servers),
-        ))
-    return tuple(out)
+        ), _real_servers(vs, svc)
+
+
+def _real_servers(vs: VirtualServer, svc: ServiceLike) -> Iterator[RealServerView]:
+    for rs in svc.plan.real_servers:
+        yield _real_server(vs, rs, svc.servers.get(rs.name), svc.pool)
 
 
 def check_data_path(naming: Naming, data_use_instance: bool, directory: str | None = None) -> str:
@@ -113,7 +120,7 @@ def write_check_data(services: Iterable[ServiceLike], path: str | None = None) -
     """keepalived_check.data (root-owned 0600); None if refused."""
     target = path or check_data_path(Naming(), False)
     try:
-        write_private(target, format_check_data(collect(services)))
+        write_private_parts(target, check_data_parts(views(services)))  # never the whole text at once
     except UnsafeFileError as exc:
         log.error("checker data dump not written: %s", exc)
         return None

@@ -27,7 +27,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ from . import runtime_apply
 from .state_view import HealthLog, TableJson, health_reason
 from ..scripts.notify import NotifyFifo
 from ..alerts.hooks import CheckMail
-from ..host.private_files import UnsafeFileError, make_dirs, write_private
+from ..host.private_files import UnsafeFileError, make_dirs, write_private_parts
 from ..errors import PyKeepalivedError, ReloadError
 from ..scripts.fifo_script import FifoScripts, checker_fifos, fifo_script_for
 from .ha_watch import HaSuspendWatch, watch_for
@@ -68,6 +68,8 @@ STATUS_INTERVAL_S = 1.0  # the status file is rewritten at most this often (and 
 REBALANCE_S = 1.0  # how often the load-based schedulers' slots follow the connection counts
 STATUS_REFRESH_S = 5.0  # ... and at least this often, so that its counters stay fresh without changes
 STATUS_REFRESH_COST = 100  # ... but no more often than 100 times what the last write took (6,000 servers: ~0.1 s)
+STATUS_BATCH = 256  # real servers encoded together in the status file (a few hundred KB at a time at most)
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # the status file's encoder, made once
 STOP_SCRIPT_TIMEOUT_S = 1.0
 REPAIR_CHECK_S = 0.5  # how often the data plane is asked whether someone removed our rules (a cheap listing)
 
@@ -850,26 +852,45 @@ class CheckService:
     def status(self) -> dict[str, Any]:
         """The queryable state: desired table, per-server checker verdicts, data-plane name."""
         now = self.clock()
-        services = []
-        for svc in self.services:
-            servers = []
+        return {**self._status_head(), "table": self._table_json(self.table), **self._status_counts(),
+                "services": [{**self._service_head(svc), "real_servers": [
+                    self._server_status(svc, name, srv, now) for name, srv in svc.servers.items()]}
+                    for svc in self.services]}
+
+    def status_text(self) -> str:
+        """`status()` as compact JSON: the same document (what the status file holds)."""
+        return "".join(self.status_parts())
+
+    def status_parts(self) -> Iterator[str]:
+        """status_text in pieces: the head, the table one service at a time, then STATUS_BATCH real servers at a time.
+
+        At 6,000 real servers the whole document as dicts is some 10 MiB, and
+        its text 2-3 MB (twice: str, then bytes), all living only for the
+        write: each write raised the checker's peak memory by that much
+        (bench/checks.py). The file is written as the pieces come
+        (write_private_parts).
+        """
+        now = self.clock()
+        enc = _COMPACT.encode
+        yield enc(self._status_head())[:-1] + ',"table":{"services":['
+        for i, part in enumerate(self._table_json(self.table)["services"]):
+            yield ("," if i else "") + enc(part)
+        yield "]}," + enc(self._status_counts())[1:-1] + ',"services":['
+        for i, svc in enumerate(self.services):
+            yield ("," if i else "") + enc(self._service_head(svc))[:-1] + ',"real_servers":['
+            batch: list[dict[str, Any]] = []
+            sep = ""
             for name, srv in svc.servers.items():
-                servers.append({
-                    "name": name,
-                    "alive": name in svc.pool.alive,
-                    "weight": srv.plan.weight,
-                    "effective_weight": svc.pool.effective_weight(name),
-                    "checkers": [{
-                        "kind": c.plan.kind,
-                        "verdict": c.core.verdict.value,
-                        "attempts": c.attempts,
-                        "last_ok": c.last_ok,
-                        "last_reason": c.last_reason,
-                        "next_in_s": round(max(0.0, c.core.next_due_s - now), 3),
-                    } for c in srv.checkers],
-                })
-            services.append({"name": svc.plan.name, "quorum_up": svc.pool.has_quorum,
-                             "weight_sum": svc.pool.weight_sum(), "real_servers": servers})
+                batch.append(self._server_status(svc, name, srv, now))
+                if len(batch) == STATUS_BATCH:  # one encoder call per batch: its fixed cost, not per server
+                    yield sep + enc(batch)[1:-1]
+                    batch, sep = [], ","
+            if batch:
+                yield sep + enc(batch)[1:-1]
+            yield "]}"
+        yield "]}"
+
+    def _status_head(self) -> dict[str, Any]:
         me = own_identity()
         return {
             "pid": os.getpid(),
@@ -881,10 +902,31 @@ class CheckService:
             "applied": self.applied == self.table,
             "dataplane_error": self.dataplane_error,
             "dataplane_repairs": {"count": self.repairs, "last_at": self.repaired_at, "last": self.last_repair},
-            "table": self._table_json(self.table),
-            "counts": {svc: {dest: list(c) for dest, c in dests.items()} for svc, dests in self.counts.items()},
-            "counts_at": self.counts_at,
-            "services": services,
+        }
+
+    def _status_counts(self) -> dict[str, Any]:
+        return {"counts": {svc: {dest: list(c) for dest, c in dests.items()} for svc, dests in self.counts.items()},
+                "counts_at": self.counts_at}
+
+    @staticmethod
+    def _service_head(svc: ServiceState) -> dict[str, Any]:
+        return {"name": svc.plan.name, "quorum_up": svc.pool.has_quorum, "weight_sum": svc.pool.weight_sum()}
+
+    @staticmethod
+    def _server_status(svc: ServiceState, name: str, srv: ServerState, now: float) -> dict[str, Any]:
+        return {
+            "name": name,
+            "alive": name in svc.pool.alive,
+            "weight": srv.plan.weight,
+            "effective_weight": svc.pool.effective_weight(name),
+            "checkers": [{
+                "kind": c.plan.kind,
+                "verdict": c.core.verdict.value,
+                "attempts": c.attempts,
+                "last_ok": c.last_ok,
+                "last_reason": c.last_reason,
+                "next_in_s": round(max(0.0, c.core.next_due_s - now), 3),
+            } for c in srv.checkers],
         }
 
     def write_status(self) -> None:
@@ -896,8 +938,8 @@ class CheckService:
         try:
             make_dirs(os.path.dirname(os.path.abspath(self.status_path)))
             # compact, through json's C encoder: with `indent` it takes its pure-Python path, which at 6,000
-            # real servers cost 1.3 s of CPU and 16 MiB per write (bench/checks.py); compact, ~0.1 s and 7 MiB
-            write_private(self.status_path, json.dumps(self.status(), separators=(",", ":")))
+            # real servers cost 1.3 s of CPU and 16 MiB per write (bench/checks.py)
+            write_private_parts(self.status_path, self.status_parts())
         except UnsafeFileError as exc:
             log.warning("status file not written: %s", exc)
         self._status_cost_s = time.perf_counter() - started

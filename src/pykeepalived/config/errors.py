@@ -29,7 +29,7 @@ class Severity(enum.Enum):
     WARNING = "warning"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per configured item: 19,000 at 6,000 real servers
 class Location:
     """Where a configuration item came from: the file and 1-based line."""
 

@@ -13,7 +13,6 @@ keepalived's rules for structure, which we keep:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +59,8 @@ class _Frame:
 
 
 def _suggest(word: str, block: Block) -> str:
+    import difflib  # only for a misspelt keyword: half a MiB that a running daemon need not hold
+
     close = difflib.get_close_matches(word, list(block.keywords), n=1, cutoff=0.75)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

@@ -32,6 +32,7 @@ import errno
 import os
 import secrets
 import stat
+from collections.abc import Iterable
 
 from ..errors import PyKeepalivedError
 from ..config.values import parse_umask
@@ -40,6 +41,7 @@ DEFAULT_UMASK = 0o177  # keepalived's: rw for the owner only, nothing for anyone
 PRIVATE_MODE = 0o600
 DIRECTORY_MODE = 0o755
 _TEMP_ATTEMPTS = 8
+WRITE_BATCH = 1 << 16  # write_private_parts joins pieces up to this many bytes per write
 
 
 class UnsafeFileError(PyKeepalivedError):
@@ -52,15 +54,29 @@ def write_private(path: str, data: str | bytes, mode: int = PRIVATE_MODE) -> Non
     Raises UnsafeFileError (with the path and the reason) if it cannot; nothing is
     left behind then, and whatever was at `path` is untouched.
     """
-    raw = data.encode() if isinstance(data, str) else data
+    write_private_parts(path, (data,), mode)
+
+
+def write_private_parts(path: str, parts: Iterable[str | bytes], mode: int = PRIVATE_MODE) -> None:
+    """write_private with the data in pieces, written as they come (a big dump is never whole in memory).
+
+    `parts` is consumed inside; an exception it raises leaves nothing behind either.
+    """
     directory, name = os.path.split(os.path.abspath(path))
     fd, temp = _create_temp(directory, name, path)
     try:
         try:
             os.fchmod(fd, mode)
-            view = memoryview(raw)
-            while view:
-                view = view[os.write(fd, view):]
+            batch: list[bytes] = []
+            size = 0
+            for part in parts:
+                raw = part.encode() if isinstance(part, str) else part
+                batch.append(raw)
+                size += len(raw)
+                if size >= WRITE_BATCH:
+                    _write_all(fd, b"".join(batch))
+                    batch, size = [], 0
+            _write_all(fd, b"".join(batch))
         finally:
             os.close(fd)
         os.rename(temp, path)
@@ -69,6 +85,15 @@ def write_private(path: str, data: str | bytes, mode: int = PRIVATE_MODE) -> Non
         if exc.errno == errno.EISDIR:
             raise UnsafeFileError(f"{path}: is a directory; not replacing it") from None
         raise UnsafeFileError(f"{path}: cannot write: {exc.strerror}") from None
+    except BaseException:  # `parts` failed: no half-written file is left behind
+        _unlink_quietly(temp)
+        raise
+
+
+def _write_all(fd: int, raw: bytes) -> None:
+    view = memoryview(raw)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def read_own_small(path: str, limit: int = 4096) -> str | None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..config.vocabulary import LbKind
 from . import nft_handles
+from ..host.malloc_trim import malloc_trim
 from .conntrack import count_connections
 from .model import DataPlaneBase, DataPlaneError, DesiredTable, VirtualService
 from .nft_diff import diff, drop_table, fresh_table
@@ -131,6 +132,7 @@ class Libnftables:
 
     def _json(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
         rc, out, err = self._nft.json_cmd({"nftables": commands})
+        malloc_trim()  # libnftables' parse and cache, freed but kept by glibc: host/malloc_trim.py
         if rc != 0:
             raise DataPlaneError(f"nftables refused the change: {str(err).strip() or 'no reason given'}")
         if isinstance(out, dict):
