@@ -13,7 +13,7 @@ Run from the host (root; it boots the guest once, 2 vCPUs):
     .venv/bin/python bench/ipvs_guest.py [--runs 2] [--duration 3] [--styles keepalive]
 
 Inside, one lab (bench/dataplane.py's BenchLab: the NAT lab with pykeepalived on
-nftables, `timeout_scale` 5) and wrk in the client reach the same three nginx
+nftables, `timeout_scale` 10) and wrk in the client reach the same three nginx
 real servers these ways:
 
 - `direct`: routed through router1, no NAT, untracked (dataplane.py's anchor);
@@ -75,7 +75,7 @@ from pykeepalived.lab import LabError, unique_prefix  # noqa: E402
 from pykeepalived.lab.lvs_lab import VIP  # noqa: E402
 from pykeepalived.lab.netns import Netns, kill_process_group  # noqa: E402
 
-TIME_SCALE = 5.0  # the lab's own waits, stretched for Python under emulation (tests/vm uses the same)
+TIME_SCALE = 10.0  # the lab's own waits, stretched for Python under emulation (tests/vm uses 5; the host is shared)
 GUEST_TIMEOUT_S = 1800
 GUEST_MEMORY_MB = 1536
 GUEST_WORKDIR = "/run/pkvm-ipvs-bench"  # the guest's own tmpfs: nothing of the lab reaches the host
