@@ -34,8 +34,14 @@ The VIPs of router2's services are on its `lo` (no VRRP there: the checkers
 alone program IPVS); the client routes each VIP to its router and leaves from
 a source address of its own per mode; the real servers send NAT replies for
 router2's modes back through router2, and every DR reply through router1
-(untracked there, as dataplane.py's DR replies are). All four daemons' checkers
-run during every measurement, so their load falls on every mode alike. Modes
+(untracked there, as dataplane.py's DR replies are). The three daemons
+(router1's pykeepalived, keepalived and pykeepalived in router2) are stopped
+(SIGSTOP) once their tables are in the kernel, and continued before the
+teardown: their checkers (Python, under emulation) would otherwise share the 2
+vCPUs with nginx, wrk and the forwarding at moments no mode controls (a first
+run with them live scattered a mode by up to 30 % between rounds);
+`--live-daemons` keeps them running. No data path needs its daemon: IPVS,
+conntrack and the nftables sets and maps all live in the kernel. Modes
 are interleaved within each round; medians per mode, ratios of medians: each
 over `direct`, the IPVS ones also over `direct_router2`, and each of ours over
 keepalived's IPVS for the same method (NAT or DR).
@@ -250,6 +256,16 @@ def set_up_paths(lab: BenchLab, servers: list[str]) -> Paths:
     return Paths(targets, notrack)
 
 
+def signal_groups(procs: list[subprocess.Popen[bytes]], sig: int) -> None:
+    """Signal each daemon's whole process group (Netns.popen made each a session of its own)."""
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+
 def probe(lab: BenchLab, paths: Paths, mode: str) -> str | None:
     """One request by curl to each target of the mode; None if all answered, else why not (with what the
     routers and a real server show, to tell a path that cannot work here from a mistake)."""
@@ -332,6 +348,7 @@ def run_inside(args: argparse.Namespace) -> dict[str, Any]:
     lab = BenchLab("nat", prefix=unique_prefix("bipvs"), name="bench-ipvs", workdir=workdir / "lab",
                    dataplane="nftables", timeout_scale=TIME_SCALE)
     daemons: list[IpvsDaemon] = []
+    frozen: list[subprocess.Popen[bytes]] = []
     started = time.monotonic()
     try:
         print("bringing the NAT lab up (pykeepalived on nftables)", file=sys.stderr, flush=True)
@@ -354,6 +371,9 @@ def run_inside(args: argparse.Namespace) -> dict[str, Any]:
         if "direct" in failed:
             raise BenchError(f"the direct anchor does not answer: {failed['direct']}")
         wrk = Wrk(lab.client.netns, workdir, args.threads, args.connections)
+        if not args.live_daemons:
+            frozen = [p for p in (lab.router(ROUTER1).proc, *(d.proc for d in daemons)) if p is not None]
+            signal_groups(frozen, signal.SIGSTOP)
         for mode in modes:  # warm-up: ARP, caches, nginx's first accepts
             print(f"warm-up {mode}", file=sys.stderr, flush=True)
             measure(wrk, lab, paths, mode, "keepalive", 1, server_ns)
@@ -371,6 +391,8 @@ def run_inside(args: argparse.Namespace) -> dict[str, Any]:
             "settings": {"wrk_threads": args.threads, "wrk_connections": args.connections,
                          "duration_s": args.duration, "runs": args.runs, "styles": styles, "real_servers": servers,
                          "lab_timeout_scale": TIME_SCALE,
+                         "daemons_during_runs": "running" if args.live_daemons else
+                         "stopped (SIGSTOP) once their tables were in the kernel, continued before the teardown",
                          "router1": "pykeepalived --dataplane nftables (VRRP master): nft_* modes, direct",
                          "router2": "keepalived 2.2.7 -C and pykeepalived --dataplane ipvs -C at once, "
                                     "VIPs on lo: ipvs_* modes, direct_router2",
@@ -385,6 +407,7 @@ def run_inside(args: argparse.Namespace) -> dict[str, Any]:
             "runs": runs,
         }
     finally:
+        signal_groups(frozen, signal.SIGCONT)
         for d in daemons:
             d.stop()
         lab.close()
@@ -398,7 +421,8 @@ def guest_script(args: argparse.Namespace) -> str:
 
     inside = [sys.executable, str(Path(__file__).resolve()), "--inside", "--runs", str(args.runs),
               "--duration", f"{args.duration:g}", "--connections", str(args.connections),
-              "--threads", str(args.threads), "--styles", args.styles]
+              "--threads", str(args.threads), "--styles", args.styles,
+              *(["--live-daemons"] if args.live_daemons else [])]
     return "\n".join([
         "modprobe ip_vs && modprobe ip_vs_rr || exit 3",
         f"cd {shlex.quote(str(REPO))} || exit 3",
@@ -446,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=30, help="wrk connections (default 30)")
     parser.add_argument("--threads", type=int, default=3, help="wrk threads (default 3: one per real server)")
     parser.add_argument("--styles", default="keepalive", help="keepalive and/or new_conn (default keepalive)")
+    parser.add_argument("--live-daemons", action="store_true",
+                        help="keep the daemons running during the runs (default: stopped with SIGSTOP, their "
+                             "checkers' Python under emulation otherwise swamps the data path)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)  # the guest's half
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
