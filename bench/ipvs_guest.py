@@ -90,6 +90,7 @@ ROUTER1, ROUTER2 = "router1", "router2"
 ROUTER1_PUBLIC, ROUTER2_PUBLIC, ROUTER2_PRIVATE = "203.0.113.2", "203.0.113.3", "10.11.12.9"
 DAEMON_START_S = 240.0  # keepalived and pykeepalived filling their IPVS services under emulation
 DAEMON_STOP_S = 60.0
+PROBE_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -267,26 +268,38 @@ def signal_groups(procs: list[subprocess.Popen[bytes]], sig: int) -> None:
 
 
 def probe(lab: BenchLab, paths: Paths, mode: str) -> str | None:
-    """One request by curl to each target of the mode; None if all answered, else why not (with what the
-    routers and a real server show, to tell a path that cannot work here from a mistake)."""
+    """A request by curl to each target of the mode (three tries: a loaded emulated guest can stall one);
+    None if all answered, else why not, with what the routers and a real server show, to tell a path that
+    cannot work here from a mistake."""
     client = lab.client.netns
     for address, port in paths.targets[mode]:
-        got = client.run(["curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}",
-                          f"http://{address}:{port}/whoami"], check=False, timeout_s=30)
-        if got.stdout.strip() == "200":
-            continue
-        notes = [f"curl to {address}:{port} gave {got.stdout.strip() or 'nothing'} (exit {got.returncode})"]
-        for ns, argv in ((client, ["ip", "route", "get", address]),
-                         (lab.hosts["rs1"].netns, ["ip", "-4", "route"]),
-                         (lab.router(ROUTER2).netns, ["sysctl", "net.ipv4.ip_forward", "net.ipv4.vs.conntrack"]),
-                         (lab.router(ROUTER2).netns, ["ipvsadm", "-Lnc"]),
-                         (lab.router(ROUTER2).netns, ["nft", "list", "ruleset"]),
-                         (lab.router(ROUTER2).netns, ["ip", "-s", "-4", "addr"])):
-            out = ns.run(argv, check=False, timeout_s=30)
-            notes.append(f"{ns.name}$ {' '.join(argv)}\n{(out.stdout + out.stderr)[-1500:]}")
-        print(f"probe {mode} failed:\n" + "\n".join(notes), file=sys.stderr, flush=True)
-        return notes[0]
+        for _ in range(PROBE_TRIES):
+            got = client.run(["curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                              f"http://{address}:{port}/whoami"], check=False, timeout_s=30)
+            if got.stdout.strip() == "200":
+                break
+        else:
+            return failure_report(lab, mode, address, port, got)
     return None
+
+
+def failure_report(lab: BenchLab, mode: str, address: str, port: int,
+                   got: subprocess.CompletedProcess[str]) -> str:
+    """Why a probe failed, with the routes, sysctls, IPVS connections and rules that bear on it."""
+    client = lab.client.netns
+    notes = [f"curl to {address}:{port} gave {got.stdout.strip() or 'nothing'} (exit {got.returncode})"]
+    for ns, argv in ((client, ["ip", "route", "get", address]),
+                     (lab.hosts["rs1"].netns, ["ip", "-4", "route"]),
+                     (lab.hosts["rs1"].netns, ["ip", "-4", "neigh"]),
+                     (lab.router(ROUTER2).netns, ["ip", "-4", "neigh"]),
+                     (lab.router(ROUTER2).netns, ["sysctl", "net.ipv4.ip_forward", "net.ipv4.vs.conntrack"]),
+                     (lab.router(ROUTER2).netns, ["ipvsadm", "-Lnc"]),
+                     (lab.router(ROUTER2).netns, ["nft", "list", "ruleset"]),
+                     (lab.router(ROUTER2).netns, ["ip", "-s", "-4", "addr"])):
+        out = ns.run(argv, check=False, timeout_s=30)
+        notes.append(f"{ns.name}$ {' '.join(argv)}\n{(out.stdout + out.stderr)[-1500:]}")
+    print(f"probe {mode} failed:\n" + "\n".join(notes), file=sys.stderr, flush=True)
+    return "\n".join(notes)[-6000:]
 
 
 def measure(wrk: Wrk, lab: BenchLab, paths: Paths, mode: str, style: str, duration_s: float,
@@ -366,14 +379,14 @@ def run_inside(args: argparse.Namespace) -> dict[str, Any]:
         for d in daemons:
             d.start()
         table = wait_ipvs_ready(router2, daemons, servers)
+        if not args.live_daemons:
+            frozen = [p for p in (lab.router(ROUTER1).proc, *(d.proc for d in daemons)) if p is not None]
+            signal_groups(frozen, signal.SIGSTOP)
         failed = {mode: why for mode in MODES if (why := probe(lab, paths, mode)) is not None}
         modes = [m for m in MODES if m not in failed]
         if "direct" in failed:
             raise BenchError(f"the direct anchor does not answer: {failed['direct']}")
         wrk = Wrk(lab.client.netns, workdir, args.threads, args.connections)
-        if not args.live_daemons:
-            frozen = [p for p in (lab.router(ROUTER1).proc, *(d.proc for d in daemons)) if p is not None]
-            signal_groups(frozen, signal.SIGSTOP)
         for mode in modes:  # warm-up: ARP, caches, nginx's first accepts
             print(f"warm-up {mode}", file=sys.stderr, flush=True)
             measure(wrk, lab, paths, mode, "keepalive", 1, server_ns)
@@ -451,6 +464,8 @@ def run_host(args: argparse.Namespace) -> dict[str, Any]:
     found = [line[len(JSON_MARK):] for line in result.output.splitlines() if line.startswith(JSON_MARK)]
     if result.returncode != 0 or not found:
         raise BenchError(f"the measurement in the guest failed (exit {result.returncode}):\n{result.output[-5000:]}")
+    print("\n".join(line for line in result.output.splitlines() if not line.startswith(JSON_MARK)),
+          file=sys.stderr, flush=True)  # the guest's progress and any probe's report
     inside: dict[str, Any] = json.loads(found[-1])
     return {
         "benchmark": "ipvs_guest",
