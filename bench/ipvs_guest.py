@@ -21,7 +21,8 @@ real servers these ways:
   addresses), the anchor for the IPVS paths, which go through router2;
 - `ipvs_nat_keepalived`, `ipvs_dr_keepalived`: IPVS NAT and DR, rr, programmed
   by keepalived 2.2.7 itself (`keepalived -C`: its checker, HTTP_GET on each
-  real server, fills the IPVS table) in router2, whose pykeepalived was stopped;
+  real server, fills the IPVS table) in router2, whose pykeepalived was stopped
+  and its nftables tables deleted;
 - `ipvs_nat_pykeepalived`, `ipvs_dr_pykeepalived`: the same two services on
   other VIPs, programmed by pykeepalived `--dataplane ipvs -C` in router2 at
   the same time (each daemon leaves the other's services alone);
@@ -78,7 +79,7 @@ import dataplane  # noqa: E402
 from dataplane import HTTP_PORT, RAW_TABLE, BenchError, BenchLab, Wrk, notrack_rules, second_address  # noqa: E402
 
 from pykeepalived.lab import LabError, unique_prefix  # noqa: E402
-from pykeepalived.lab.lvs_lab import VIP  # noqa: E402
+from pykeepalived.lab.lvs_lab import MARK_TABLE, VIP  # noqa: E402
 from pykeepalived.lab.netns import Netns, kill_process_group  # noqa: E402
 
 TIME_SCALE = 10.0  # the lab's own waits, stretched for Python under emulation (tests/vm uses 5; the host is shared)
@@ -257,6 +258,24 @@ def set_up_paths(lab: BenchLab, servers: list[str]) -> Paths:
     return Paths(targets, notrack)
 
 
+def clear_nft(netns: Netns) -> list[str]:
+    """Delete every nftables table but the lab's mark table; what was deleted.
+
+    pykeepalived's tables outlive it by design (forwarding goes on while the
+    daemon restarts), so the stopped router2 kept its stateless and DR rules:
+    its ingress chains then ran on every IPVS packet, and its stateless reverse
+    rewrite turned direct_router2's replies into the stateless VIP's.
+    """
+    listed = json.loads(netns.run(["nft", "-j", "list", "tables"]).stdout)["nftables"]
+    deleted = []
+    for item in listed:
+        table = item.get("table")
+        if table is not None and table["name"] != MARK_TABLE:
+            netns.run(["nft", "delete", "table", table["family"], table["name"]])
+            deleted.append(f"{table['family']} {table['name']}")
+    return deleted
+
+
 def signal_groups(procs: list[subprocess.Popen[bytes]], sig: int) -> None:
     """Signal each daemon's whole process group (Netns.popen made each a session of its own)."""
     for proc in procs:
@@ -373,6 +392,7 @@ def run_inside(args: argparse.Namespace) -> dict[str, Any]:
         # router2 becomes the IPVS director: its pykeepalived (the VRRP backup, nftables) goes
         lab.stop_router(ROUTER2)
         router2 = lab.router(ROUTER2).netns
+        router2_tables = clear_nft(router2)
         paths = set_up_paths(lab, servers)
         print("starting keepalived and pykeepalived --dataplane ipvs in router2", file=sys.stderr, flush=True)
         daemons = [IpvsDaemon(d, router2, workdir, servers) for d in ("keepalived", "pykeepalived")]
@@ -409,6 +429,7 @@ def run_inside(args: argparse.Namespace) -> dict[str, Any]:
                          "router1": "pykeepalived --dataplane nftables (VRRP master): nft_* modes, direct",
                          "router2": "keepalived 2.2.7 -C and pykeepalived --dataplane ipvs -C at once, "
                                     "VIPs on lo: ipvs_* modes, direct_router2",
+                         "router2_nft_tables_deleted": router2_tables,
                          "ipvs_services": {s.mode: f"{s.vip}:{HTTP_PORT} {s.kind} rr by {s.daemon}"
                                            for s in IPVS_SERVICES},
                          "nft_modes": {m: f"bench/dataplane.py's {d}" for m, d in OURS.items()},
