@@ -10,7 +10,7 @@ something; the absolute requests/s are emulation's and mean nothing.
 
 Run from the host (root; it boots the guest once, 2 vCPUs):
 
-    .venv/bin/python bench/ipvs_guest.py [--runs 2] [--duration 3] [--styles keepalive]
+    .venv/bin/python bench/ipvs_guest.py [--runs 4] [--duration 3] [--styles keepalive] [--live-daemons]
 
 Inside, one lab (bench/dataplane.py's BenchLab: the NAT lab with pykeepalived on
 nftables, `timeout_scale` 10) and wrk in the client reach the same three nginx
@@ -39,9 +39,8 @@ router2's modes back through router2, and every DR reply through router1
 (router1's pykeepalived, keepalived and pykeepalived in router2) are stopped
 (SIGSTOP) once their tables are in the kernel, and continued before the
 teardown: their checkers (Python, under emulation) would otherwise share the 2
-vCPUs with nginx, wrk and the forwarding at moments no mode controls (a first
-run with them live scattered a mode by up to 30 % between rounds);
-`--live-daemons` keeps them running. No data path needs its daemon: IPVS,
+vCPUs with nginx, wrk and the forwarding (a run with them live measured about
+a quarter of the throughput); `--live-daemons` keeps them running. No data path needs its daemon: IPVS,
 conntrack and the nftables sets and maps all live in the kernel. Modes
 are interleaved within each round; medians per mode, ratios of medians: each
 over `direct`, the IPVS ones also over `direct_router2`, and each of ours over
@@ -49,7 +48,7 @@ keepalived's IPVS for the same method (NAT or DR).
 
 Prints one JSON document on the host. Leaves nothing behind: the guest runs
 in RAM and is thrown away; on the host only qemu's temporary directory, removed.
-About 10 minutes on a quiet 2-core machine.
+About 7 minutes (4 rounds) on this 2-core machine, shared.
 """
 
 from __future__ import annotations
@@ -513,14 +512,14 @@ def run_host(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=2, help="rounds over every mode (default 2)")
+    parser.add_argument("--runs", type=int, default=4, help="rounds over every mode (default 4)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run (default 3)")
     parser.add_argument("--connections", type=int, default=30, help="wrk connections (default 30)")
     parser.add_argument("--threads", type=int, default=3, help="wrk threads (default 3: one per real server)")
     parser.add_argument("--styles", default="keepalive", help="keepalive and/or new_conn (default keepalive)")
     parser.add_argument("--live-daemons", action="store_true",
                         help="keep the daemons running during the runs (default: stopped with SIGSTOP, their "
-                             "checkers' Python under emulation otherwise swamps the data path)")
+                             "checkers' Python under emulation otherwise takes the guest's vCPUs)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)  # the guest's half
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
