@@ -131,8 +131,11 @@ class Libnftables:
             self._netlink = None
 
     def _json(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
-        rc, out, err = self._nft.json_cmd({"nftables": commands})
-        malloc_trim()  # libnftables' parse and cache, freed but kept by glibc: host/malloc_trim.py
+        # json_cmd's own steps (the context's output is JSON already), keeping the text's length
+        text = json.dumps({"nftables": commands})
+        rc, out, err = self._nft.cmd(text)
+        if len(text) >= TRIM_AFTER_BYTES:
+            malloc_trim()  # libnftables' parse and cache, freed but kept by glibc: host/malloc_trim.py
         if rc != 0:
             raise DataPlaneError(f"nftables refused the change: {str(err).strip() or 'no reason given'}")
         if isinstance(out, dict):
@@ -141,6 +144,10 @@ class Libnftables:
 
 
 NETLINK_TIMEOUT_S = 2.0
+TRIM_AFTER_BYTES = 128 * 1024
+"""malloc_trim after a transaction this long or longer (a first table, a reload): the C memory it freed
+goes back to the kernel. Not after every one: a trim walks the whole heap (about 10 ms here beside a
+65,521-slot Maglev history), which would double a one-server change's apply for the hash schedulers."""
 
 
 def table_handles(sock: socket.socket, name: str) -> dict[str, int]:
