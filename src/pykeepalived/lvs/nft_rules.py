@@ -60,9 +60,10 @@ Layout (one table per address family, `ip|ip6 pykeepalived_lvs`, ours alone):
   the cycle, so its order does not change any server's share, and a server
   that leaves a cycle of 1,000 moves two slots instead of shifting every
   later one (the first table is IPVS's order; after changes the order is
-  the sticky one). Shorter cycles and random keep literal maps. libnftables 1.0.6's JSON cannot declare the
-  32-bit integer key these maps need (`typeof numgen ...`), so the backend
-  creates them with one text command before the JSON batch (nft.py).
+  the sticky one). Shorter cycles and random keep literal maps.
+  libnftables 1.0.6's JSON cannot declare the 32-bit integer key these maps
+  need (`typeof numgen ...`), so the backend creates them with one text
+  command before the JSON batch (nft.py).
 
 Objects are compared by their JSON, so the diff (nft_diff.py) rewrites only
 the chains and map elements of services that changed.
