@@ -69,6 +69,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +325,18 @@ def measure_mode(wrk: Wrk, router: Netns, servers: list[str], mode: str, style: 
             router.run(["nft", "delete", "table", "ip", RAW_TABLE], check=False)
 
 
+def interleaved_rounds(rounds: int, styles: list[str], modes: Sequence[str],
+                       measure: Callable[[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every mode once per style per round, in turns: a drift of the machine's speed hits every mode alike."""
+    runs: list[dict[str, Any]] = []
+    for round_no in range(1, rounds + 1):
+        for style in styles:
+            for mode in modes:
+                print(f"round {round_no}: {style} {mode}", file=sys.stderr, flush=True)
+                runs.append({"run": round_no, "style": style, "mode": mode, **measure(mode, style)})
+    return runs
+
+
 def summarize(runs: list[dict[str, Any]], styles: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     summary: dict[str, Any] = {}
     ratios: dict[str, Any] = {}
@@ -464,13 +477,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         wrk = Wrk(client, workdir, args.threads, args.connections)
         for mode in MODES:  # warm-up: caches, ARP, nginx's first accepts
             wrk.run(mode, targets_for(mode, servers), "keepalive", 1)
-        runs: list[dict[str, Any]] = []
-        for round_no in range(1, args.runs + 1):
-            for style in styles:
-                for mode in MODES:
-                    print(f"round {round_no}: {style} {mode}", file=sys.stderr, flush=True)
-                    result = measure_mode(wrk, router, servers, mode, style, args.duration, server_ns)
-                    runs.append({"run": round_no, "style": style, "mode": mode, **result})
+        runs = interleaved_rounds(args.runs, styles, MODES, lambda mode, style: measure_mode(
+            wrk, router, servers, mode, style, args.duration, server_ns))
         summary, ratios = summarize(runs, styles)
         out: dict[str, Any] = {
             "benchmark": "dataplane",

@@ -421,13 +421,8 @@ def run_inside(args: argparse.Namespace) -> dict[str, Any]:
         for mode in modes:  # warm-up: ARP, caches, nginx's first accepts
             print(f"warm-up {mode}", file=sys.stderr, flush=True)
             measure(wrk, lab, paths, mode, "keepalive", 1, server_ns)
-        runs: list[dict[str, Any]] = []
-        for round_no in range(1, args.runs + 1):
-            for style in styles:
-                for mode in modes:
-                    print(f"round {round_no}: {style} {mode}", file=sys.stderr, flush=True)
-                    result = measure(wrk, lab, paths, mode, style, args.duration, server_ns)
-                    runs.append({"run": round_no, "style": style, "mode": mode, **result})
+        runs = dataplane.interleaved_rounds(args.runs, styles, modes, lambda mode, style: measure(
+            wrk, lab, paths, mode, style, args.duration, server_ns))
         summary, ratios = summarize(runs, styles)
         return {
             "guest": {**dataplane.machine(), "lab_up_s": round(lab_up_s, 1),
