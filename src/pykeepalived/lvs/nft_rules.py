@@ -454,13 +454,10 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
         before = ctx.slot_tables.get(svc.name, ())
         if len(cycle) < CYCLE_SLOT_MAP_MIN or not before:
             return cycle
-        counts = [0] * len(dests)
-        for i in cycle:
-            counts[i] += 1
-        return sched.sticky_spread(before, [d.name for d in dests], counts)
+        return sched.sticky_spread(before, [d.name for d in dests], _cycle_counts(cycle, len(dests)))
     if svc.scheduler == "random":
         cycle = sched.wrr_sequence(weights)  # weights reduced by their gcd and capped, as wrr's table is
-        return sched.spread([cycle.count(i) for i in range(len(dests))])
+        return sched.spread(_cycle_counts(cycle, len(dests)))
     if svc.scheduler in HASH_SCHEDULERS:
         return ctx.tables.maglev([d.name for d in dests], weights, sched.maglev_size_for(len(dests)))
     loads = ctx.loads.get(svc.name, {})
@@ -474,6 +471,14 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
     if not before:
         return ctx.spread(counts)
     return sched.sticky_spread(before, [d.name for d in dests], counts)
+
+
+def _cycle_counts(cycle: Sequence[int], n: int) -> list[int]:
+    """How many slots of `cycle` each of `n` servers has (one pass: 1,000 servers' cycle.count was 1,000 passes)."""
+    counts = [0] * n
+    for i in cycle:
+        counts[i] += 1
+    return counts
 
 
 CYCLE_SLOT_MAP_MIN = 64
