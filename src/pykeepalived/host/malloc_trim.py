@@ -16,20 +16,22 @@ Without glibc (musl has no malloc_trim) this does nothing.
 from __future__ import annotations
 
 import ctypes
+import functools
 from collections.abc import Callable
 
-_trim: Callable[[int], int] | None = None
-_looked = False
+
+@functools.cache
+def _trim_function() -> Callable[[int], int] | None:
+    """The C library's malloc_trim, looked up once; None where there is none."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
 
 
 def malloc_trim() -> None:
     """Give the free pages of the C heap back; a no-op where the C library has no malloc_trim."""
-    global _trim, _looked
-    if not _looked:
-        _looked = True
-        try:
-            _trim = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):
-            _trim = None
-    if _trim is not None:
-        _trim(0)
+    trim = _trim_function()
+    if trim is not None:
+        trim(0)
