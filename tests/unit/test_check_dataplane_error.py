@@ -45,7 +45,7 @@ def test_no_data_plane_by_choice_is_no_error() -> None:
 
 
 def test_the_status_file_text_is_the_status_document(monkeypatch: pytest.MonkeyPatch) -> None:
-    """write_status encodes a few real servers at a time (status_text): the same document as status()."""
+    """write_status encodes a few real servers at a time (status_parts): the same document as status()."""
     import json
 
     import pykeepalived.check.service as service_module
@@ -64,7 +64,7 @@ def test_the_status_file_text_is_the_status_document(monkeypatch: pytest.MonkeyP
     service.build()
     service.counts = {"x": {"y": (1, 2)}}
     service.table = service.current_table()  # what the publisher hands the data plane
-    text, doc = json.loads(service.status_text()), json.loads(json.dumps(service.status()))
+    text, doc = json.loads("".join(service.status_parts())), json.loads(json.dumps(service.status()))
     assert text.pop("time") <= doc.pop("time")
     assert text == doc
     assert [r["name"] for r in text["services"][0]["real_servers"]] == [
@@ -72,4 +72,4 @@ def test_the_status_file_text_is_the_status_document(monkeypatch: pytest.MonkeyP
     assert [len(s["real_servers"]) for s in text["services"]] == [3, 1, 0]
     assert len(text["table"]["services"]) == 3
     empty = CheckService(KeepalivedConfig(global_defs=GlobalDefs()), TableOnly())
-    assert json.loads(empty.status_text())["services"] == []
+    assert json.loads("".join(empty.status_parts()))["services"] == []

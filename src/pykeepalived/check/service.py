@@ -857,12 +857,11 @@ class CheckService:
                     self._server_status(svc, name, srv, now) for name, srv in svc.servers.items()]}
                     for svc in self.services]}
 
-    def status_text(self) -> str:
-        """`status()` as compact JSON: the same document (what the status file holds)."""
-        return "".join(self.status_parts())
-
     def status_parts(self) -> Iterator[str]:
-        """status_text in pieces: the head, the table one service at a time, then STATUS_BATCH real servers at a time.
+        """`status()` as compact JSON (what the status file holds), in pieces.
+
+        The head, the table one service at a time, then STATUS_BATCH real
+        servers at a time.
 
         At 6,000 real servers the whole document as dicts is some 10 MiB, and
         its text 2-3 MB (twice: str, then bytes), all living only for the
