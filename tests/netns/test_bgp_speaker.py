@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -221,6 +222,9 @@ def test_announced_while_served_withdrawn_when_not(lab: Lab) -> None:
     assert route.get("nexthops", [{}])[0].get("ip") == LB_IP  # type: ignore[union-attr]
     assert route.get("metric") == 5, route
     assert lab.bgp_status().get("announced") == [f"{VIP}/32"]
+    shown = subprocess.run([sys.executable, "-m", "pykeepalived", "status", "--status-file", str(lab.status)],
+                           capture_output=True, text=True, check=False).stdout
+    assert f"announcing {VIP}/32" in shown, shown
     bgpd_log = (lab.root / "lb.status.bgp" / "bgpd.log").read_text()
     assert "Unknown command" not in bgpd_log and "No such command" not in bgpd_log, bgpd_log  # bgpd.conf as a whole
 

@@ -177,3 +177,12 @@ def test_announce_rule() -> None:
     assert now(True, True, ok=False) == frozenset()  # a data plane that does not forward announces nothing
     change = transition(frozenset({"a", "b"}), frozenset({"b", "c"}))
     assert (change.withdraw, change.announce) == (("a",), ("c",))
+
+
+def test_status_line() -> None:
+    from pykeepalived.status import bgp_line
+
+    assert bgp_line({"pid": 7, "announced": ["203.0.113.50/32"], "wanted": ["203.0.113.50/32"], "error": None}) == \
+        "BGP (bgpd pid 7): announcing 203.0.113.50/32"
+    assert bgp_line({"pid": None, "announced": [], "wanted": ["203.0.113.50/32"], "error": "bgpd ended"}) == \
+        "BGP (bgpd pid -): announcing nothing; not yet: 203.0.113.50/32; ERROR: bgpd ended"
