@@ -186,3 +186,16 @@ def test_status_line() -> None:
         "BGP (bgpd pid 7): announcing 203.0.113.50/32"
     assert bgp_line({"pid": None, "announced": [], "wanted": ["203.0.113.50/32"], "error": "bgpd ended"}) == \
         "BGP (bgpd pid -): announcing nothing; not yet: 203.0.113.50/32; ERROR: bgpd ended"
+
+
+def test_a_reload_keeps_bgpd_unless_the_sessions_change() -> None:
+    from pykeepalived.check.bgp_link import same_sessions
+
+    old = read_config_text(GOOD).config
+    more = read_config_text(GOOD.replace("announce 2001:db8::50", "announce 2001:db8::50 203.0.113.66")).config
+    moved = read_config_text("\n\n" + GOOD).config  # the same block on other lines
+    other_as = read_config_text(GOOD.replace("remote_as 65000\n        source_ip", "remote_as 9\n source_ip")).config
+    assert same_sessions(old, more) and same_sessions(old, moved)
+    assert not same_sessions(old, other_as)
+    assert not same_sessions(old, read_config_text(BASE).config)
+    assert same_sessions(read_config_text(BASE).config, read_config_text(BASE).config)
