@@ -5,9 +5,10 @@ routes), no listening socket (the upstream listens; a system FRR on port 179
 is left alone), its files in a directory of ours. It must not outlive us: a
 bgpd left running would reconnect and announce VIPs that nothing checks any
 more (measured: the path came back 3.1 s after its manager was killed), so it
-gets SIGKILL when the checker dies (PR_SET_PDEATHSIG, kept across exec as
-long as bgpd changes no credentials: it runs as root with group frrvty) and a
-stale one named by our pid file is killed at start.
+gets SIGKILL when the checker dies (PR_SET_PDEATHSIG through util-linux's
+`setpriv --pdeathsig`, kept across exec as long as bgpd changes no
+credentials: it runs as root with group frrvty, measured) and a stale one
+named by our pid file is killed at start.
 
 If bgpd dies, it is started again with backoff; a fresh bgpd announces
 nothing until we tell it, so the announcements are replayed from `target`
@@ -32,7 +33,6 @@ from typing import Any
 
 from ..config.model import BgpSpeaker
 from ..errors import PyKeepalivedError
-from ..host.prctl import set_parent_death_signal
 from .announce import transition
 from .frr_conf import render_bgpd_conf
 from .vty import VtyReply, VtyReplyReader, announcement_commands, encode_command, session_commands
@@ -149,7 +149,9 @@ class BgpSpeakerService:
 
     async def _spawn(self) -> None:
         d = self.run_dir
-        argv = [self.settings.bgpd_path, "-Z", "-p", "0", "-u", "root", "-g", VTY_GROUP, "-f", str(d / "bgpd.conf"),
+        # setpriv (util-linux) asks for SIGKILL when we die, then execs bgpd: no Python runs between fork and exec
+        argv = ["setpriv", "--pdeathsig", "KILL", "--",
+                self.settings.bgpd_path, "-Z", "-p", "0", "-u", "root", "-g", VTY_GROUP, "-f", str(d / "bgpd.conf"),
                 "-i", str(d / "bgpd.pid"), "-z", str(d / "zserv.api"), "--vty_socket", str(d), "-P", "0",
                 "--log", f"file:{d / 'bgpd.log'}"]
         with contextlib.suppress(FileNotFoundError):
@@ -157,7 +159,7 @@ class BgpSpeakerService:
         with open(d / "bgpd.err", "wb") as err:  # what bgpd says before its log is open (a refused option)
             self._proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=err,
-                preexec_fn=_die_with_us, start_new_session=True)
+                start_new_session=True)
         self.live = frozenset()  # a fresh bgpd announces nothing
         log.info("pykeepalived_bgp: bgpd started (pid %d, AS %s, %d neighbor(s))", self._proc.pid,
                  self.settings.local_as, len(self.settings.neighbors))
@@ -287,11 +289,6 @@ class BgpSpeakerService:
                 return
             time.sleep(0.02)  # at start, before the checker's loop has anything else to do
         shutil.rmtree(FRR_CRASH_DIR / f"bgpd.{pid}", ignore_errors=True)
-
-
-def _die_with_us() -> None:
-    """In the child before exec: SIGKILL when the checker's loop thread (which forked it) ends."""
-    set_parent_death_signal(signal.SIGKILL)
 
 
 def _tail(path: Path, lines: int = 3) -> str:

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
 from collections.abc import Iterator
 
-from ..host.prctl import set_parent_death_signal
-
+PR_SET_PDEATHSIG = 1
 # what the parent passes on to its children (keepalived's RELOAD, DATA, STATS and JSON signals)
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2)
 _held = 0  # forwarded_signals_held() nesting depth (asyncio tasks spawning at once)
@@ -37,9 +38,16 @@ class ParentGone(Exception):
     """The parent that started this process is no longer its parent."""
 
 
+def _prctl(option: int, arg: int) -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl({option}): {os.strerror(err)}")
+
+
 def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
     """Get `sig` when the parent dies; raise ParentGone if `parent_pid` is not our parent any more."""
-    set_parent_death_signal(int(sig))
+    _prctl(PR_SET_PDEATHSIG, int(sig))
     if os.getppid() != parent_pid:
         raise ParentGone(f"parent process {parent_pid} is gone (parent now {os.getppid()}); not starting")
 
