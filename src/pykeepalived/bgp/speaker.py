@@ -33,7 +33,7 @@ from typing import Any
 
 from ..config.model import BgpSpeaker
 from ..errors import PyKeepalivedError
-from .announce import transition
+from .announce import prefix_of, transition
 from .frr_conf import render_bgpd_conf
 from .vty import VtyReply, VtyReplyReader, announcement_commands, encode_command, session_commands
 
@@ -120,6 +120,7 @@ class BgpSpeakerService:
 
     def status(self) -> dict[str, Any]:
         return {"pid": self._proc.pid if self._proc is not None and self._proc.returncode is None else None,
+                "configured": [prefix_of(a) for a in self.settings.announce],
                 "announced": sorted(self.live), "wanted": sorted(self.target), "error": self.error,
                 "restarts": self.restarts, "changes": self.changes, "changed_at": self.changed_at,
                 "run_dir": str(self.run_dir)}
