@@ -93,7 +93,7 @@ def test_the_block_is_read_and_completed() -> None:
     ("local_as 65001\n neighbor 10.19.0.1 { remote_as 1\n bfd nope }", "bfd_instance nope does not exist"),
     ("local_as 65001\n neighbor 10.19.0.1 { remote_as 1 }\n community 70000:1", "invalid community"),
     ("local_as 65001\n neighbor 10.19.0.1 { remote_as 1 }\n announce 203.0.113.300", "invalid IP address"),
-    ("local_as 65001\n router_id 2001:db8::1\n neighbor 10.19.0.1 { remote_as 1 }", "must be an IPv4"),
+    ("local_as 65001\n router_id 2001:db8::1\n neighbor 10.19.0.1 { remote_as 1 }", "(a BGP identifier)"),
     ("local_as 65001\n neighbor 10.19.0.1 { remote_as 1 }", "needs a router_id"),
     ("local_as 65001\n neighbor 10.19.0.1 { remote_as 1 }\n neighbor 10.19.0.1 { remote_as 2 }", "given twice"),
 ])

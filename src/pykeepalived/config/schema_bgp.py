@@ -89,16 +89,6 @@ def _close_neighbor(ctx: ParseContext, neighbor: BgpNeighbor) -> None:
             bgp.neighbors.remove(neighbor)
 
 
-def _router_id(ctx: ParseContext, bgp: BgpSpeaker, seg: Segment) -> None:
-    word = ctx.arg(seg)
-    if word is None:
-        return
-    address = to_ip(word)
-    if address.version != 4:
-        raise ValueProblem(f"router_id must be an IPv4 address, not '{word}'")
-    bgp.router_id = address
-
-
 def _announce(ctx: ParseContext, bgp: BgpSpeaker, seg: Segment) -> None:
     if ctx.arg(seg) is None:
         return
@@ -126,7 +116,7 @@ def _community(ctx: ParseContext, bgp: BgpSpeaker, seg: Segment) -> None:
 _b = BGP_BLOCK
 _b.line("local_as", h.integer("local_as", 1, AS_MAX), "this balancer's AS number", status=ACTED,
         since="pykeepalived")
-_b.line("router_id", FieldHandler("router_id", _router_id),
+_b.line("router_id", h.ipv4("router_id", " (a BGP identifier)"),
         "BGP identifier (IPv4; default: the first IPv4 source_ip, else global_defs router_id)", status=ACTED,
         since="pykeepalived")
 _b.line("hold_time", h.integer("hold_time_s", HOLD_MIN_S, 65535), "hold time (s, default 3)", status=ACTED,
