@@ -103,7 +103,7 @@ Maintainer: the pykeepalived authors <pykeepalived@localhost>
 Installed-Size: $installed_kb
 Depends: python3 (>= 3.11), python3-nftables
 Recommends: iproute2, kmod, nftables, python3-aiohttp, python3-prometheus-client
-Suggests: ipvsadm, snmpd
+Suggests: ipvsadm, snmpd, frr
 Section: net
 Priority: optional
 Description: keepalived's job (VRRP, health checks, LVS) in Python
