@@ -7,8 +7,8 @@ client c ------------ upstream (FRR zebra+bgpd[+bfdd], AS 65000) ------ tier seg
 ```
 
 - The upstream listens (`bgp listen range 10.19.0.0/24`), installs up to 16
-  paths for the VIP and hashes on L4 (`fib_multipath_hash_policy=1`: the lab
-  has one client address). The bridge keeps the upstream's carrier when a
+  paths for the VIP and hashes each flow's 5-tuple (`UPSTREAM_HASH`: the lab
+  has one client address, so an L3 hash would send it all one way). The bridge keeps the upstream's carrier when a
   balancer's link goes down, so a dead balancer is seen by BGP (hold time) or
   BFD, not by the upstream's own link.
 - Each balancer runs pykeepalived with no vrrp_instance and one stateless DR
@@ -90,6 +90,12 @@ CLIENT_HOST = 2
 BALANCER_BASE = 10  # lbN is .10+N
 REAL_SERVER_BASE = 100  # rsN is .100+N
 MAX_BALANCERS = ecmp_conf.MAX_PATHS
+# The upstream hashes each flow's 5-tuple, as a hardware router does. Not policy 1 ("L4"): for a packet that
+# already carries an L4 hash, Linux takes that hash, and a packet from the lab's client carries its socket's
+# random sk_txhash across the veth. The upstream would then pick paths no `ip route get` predicts, and a flow
+# would move to another balancer whenever the client's TCP re-rolls that hash (at each retransmission timeout).
+# Policy 3 (custom fields) dissects the packet: source and destination address, protocol, both ports.
+UPSTREAM_HASH = {"net.ipv4.fib_multipath_hash_policy": "3", "net.ipv4.fib_multipath_hash_fields": "0x0037"}
 BALANCER_START_TIMEOUT_S = 20.0  # pykeepalived started -> its checker sees every real server, table applied
 PATHS_TIMEOUT_S = 15.0  # speakers started -> every path on the upstream (connect retry 1 s: about 2 s)
 STOP_TIMEOUT_S = 12.0
@@ -512,8 +518,7 @@ class EcmpLab:
         self.client_lan.attach(up, "eth1", UPSTREAM_HOST)
         client = self._add_host(self.client_lan, "c", CLIENT_HOST)
         client.netns.ip("route", "add", "default", "via", str(self.client_lan.ipv4_net.network_address + UPSTREAM_HOST))
-        _sysctls(up.netns, {"net.ipv4.ip_forward": "1", "net.ipv4.fib_multipath_hash_policy": "1",
-                            **_no_rp_filter("eth0", "eth1")})
+        _sysctls(up.netns, {"net.ipv4.ip_forward": "1", **UPSTREAM_HASH, **_no_rp_filter("eth0", "eth1")})
         for i in range(1, len(self.plan.real_servers) + 1):
             rs = self._add_host(self.tier, f"rs{i}", REAL_SERVER_BASE + i)
             self._configure_real_server(rs)
