@@ -350,6 +350,25 @@ class EcmpLab:
         except LabError as exc:
             return str(exc)
 
+    def bfd_peers_up(self) -> list[str]:
+        """Balancer addresses whose BFD session on the upstream's bfdd is up (`show bfd peers json`)."""
+        if self.upstream_frr is None or not self.upstream_frr.running("bfdd"):
+            return []
+        try:
+            peers = json.loads(self.upstream_frr.vtysh("bfdd", "show bfd peers json") or "[]")
+        except (LabError, ValueError):
+            return []
+        return sorted((str(p["peer"]) for p in peers if isinstance(p, dict) and p.get("status") == "up"),
+                      key=IPv4Address)
+
+    def wait_bfd(self, timeout_s: float | None = None) -> float:
+        """Wait until the upstream has a BFD session up with every running balancer: before that, a balancer's
+        crash is noticed by the hold time only."""
+        want = sorted((str(b.address) for b in self.balancers.values() if b.running()), key=IPv4Address)
+        timeout = PATHS_TIMEOUT_S * self.timeout_scale if timeout_s is None else timeout_s
+        return wait_until(lambda: self.bfd_peers_up() == want, timeout, interval_s=0.05,
+                          what=f"BFD sessions up with {want} (up: {self.bfd_peers_up()})")
+
     def route_choice(self, sport: int, dport: int = HTTP_PORT) -> str:
         """The nexthop the upstream's FIB picks for a TCP flow from the client's port `sport` (`ip route get`)."""
         out = self.upstream.netns.ip("route", "get", str(self.vip), "from", str(self.client.ipv4.ip), "iif", "eth1",
@@ -481,6 +500,8 @@ class EcmpLab:
             for b in self.balancers.values():
                 self._start_control(b)
             self.wait_paths()
+            if self.bfd:
+                self.wait_bfd()
             self._record.phase = PHASE_UP
             self._save()
         except BaseException:
