@@ -16,6 +16,8 @@ BFD.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +25,9 @@ from typing import Any
 
 import pytest
 
-from pykeepalived.lab import LabError, Netns, wait_until
+from pykeepalived.lab import LabError, Netns, unique_prefix, wait_until
 from pykeepalived.lab.ecmp_lab import EcmpLab, Speaker
+from pykeepalived.lab.lab_cli import describe_tier
 from pykeepalived.lab.netns import FRR_TMP, pid_alive
 from pykeepalived.lab.streams import LineStreams
 
@@ -32,6 +35,7 @@ from .vrrp_helpers import needs_root
 
 pytestmark = [pytest.mark.netns, needs_root]
 
+CLI = [sys.executable, "-m", "pykeepalived", "lab"]
 CONNECTIONS = 60  # three balancers all get some: 3 * (2/3)**60 ~ 1e-10
 
 
@@ -75,8 +79,9 @@ def _open_and_count(lab: EcmpLab, count: int) -> dict[int, str]:
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[EcmpLab]:
-    tier = EcmpLab(balancers=3)
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcmpLab]:
+    name = unique_prefix("ecmp")
+    tier = EcmpLab(balancers=3, name=name, workdir=tmp_path_factory.mktemp("ecmp"))
     try:
         tier.up()
     except LabError:
@@ -118,11 +123,28 @@ def test_every_balancer_builds_the_same_maglev_table(lab: EcmpLab) -> None:
     assert all(t == first for t in tables.values())
 
 
-def test_close_removes_everything(lab: EcmpLab) -> None:
+def test_lab_cli_status_shows_paths_and_flows(lab: EcmpLab) -> None:
+    text = describe_tier(lab, "")
+    assert f"ip netns exec {lab.client.netns.name} curl -s http://{lab.vip}/whoami" in text
+    proc = subprocess.run([*CLI, "status", "--json", "--name", lab.name, "--dir", str(lab.workdir)],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout)
+    assert status["kind"] == "ecmp" and status["phase"] == "up"
+    assert status["upstream_paths"] == lab.upstream_paths()
+    assert all(b["pykeepalived_running"] and b["real_servers_alive"] == 3 for b in status["balancers"].values())
+    assert {name: b["syns"] for name, b in status["balancers"].items()} == lab.syn_counts()
+
+
+def test_lab_down_from_another_process_leaves_nothing(lab: EcmpLab) -> None:
     pids = _pids(lab)
     assert pids
-    lab.close()
+    proc = subprocess.run([*CLI, "down", "--name", lab.name, "--dir", str(lab.workdir)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "is down" in proc.stdout
     assert _leftovers(lab, pids) == []
+    lab.close()  # nothing left to do, and no complaint
 
 
 # ----------------------------------------------------------------------------------------------
@@ -276,5 +298,7 @@ def test_control_speaker_runs_beside_pykeepalived() -> None:
     lab = _tier(balancers=2, speaker=Speaker.FRR)
     try:
         assert lab.upstream_paths() == [str(b.address) for b in lab.balancers.values()]
+        pids = _pids(lab)
     finally:
         lab.close()
+    assert _leftovers(lab, pids) == []
