@@ -302,3 +302,33 @@ def test_control_speaker_runs_beside_pykeepalived() -> None:
     finally:
         lab.close()
     assert _leftovers(lab, pids) == []
+
+
+BLOCK_CHECKS = "ecmplab_block"
+
+
+@pytest.mark.slow
+@pytest.mark.soak
+def test_a_balancer_that_sees_no_real_server_withdraws_its_path() -> None:
+    """lb1's checks are dropped on its way out (its own firewall), so its checker loses every real server: it
+    withdraws the VIP instead of black-holing its share of the flows, and announces it again once they are back.
+    The other balancers, which see the servers, keep theirs; clients keep being served."""
+    lab = _tier(balancers=3)
+    try:
+        if lab.speaker is not Speaker.PYKEEPALIVED:
+            pytest.skip("the lab's control bgpd announces whatever the service's health")
+        lb1 = lab.balancer(1)
+        rules = (f"table inet {BLOCK_CHECKS} {{ chain out {{ type filter hook output priority 0; "
+                 f"ip daddr 10.19.0.0/24 tcp dport {lab.plan.port} drop; }} }}")
+        t0 = time.monotonic()
+        lb1.netns.run(["nft", "-f", "-"], input=rules)
+        gone_s = _time_path_gone(lab, str(lb1.address), t0, timeout_s=15.0)
+        served = [lab.client_get() for _ in range(10)]
+        lb1.netns.run(["nft", "delete", "table", "inet", BLOCK_CHECKS])
+        t1 = time.monotonic()
+        back_s = lab.wait_paths(n=3, timeout_s=15.0)
+        print(f"lb1 without real servers: path withdrawn {gone_s:.2f} s after its checks were blocked, back "
+              f"{back_s:.2f} s after they were let through ({time.monotonic() - t1:.2f} s)")
+        assert all(body.startswith("rs") for body in served)
+    finally:
+        lab.close()

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -428,6 +429,7 @@ class EcmpLab:
         bgpd in its namespace. The upstream is left to notice (hold time, or BFD). Returns the monotonic
         time the link went down."""
         b = self.balancer(which)
+        bgpds = [pid for pid in b.netns.pids() if _comm(pid) == "bgpd"]  # before pykeepalived's death kills its own
         b.netns.ip("link", "set", b.host.ifname, "down")
         t_down = time.monotonic()
         killed: list[int] = []
@@ -437,7 +439,7 @@ class EcmpLab:
             b.proc.wait(STOP_TIMEOUT_S * self.timeout_scale)
         if b.control is not None:
             killed += b.control.kill()
-        bgpds = [pid for pid in b.netns.pids() if _comm(pid) == "bgpd"]
+        bgpds += [pid for pid in b.netns.pids() if _comm(pid) == "bgpd" and pid not in bgpds]
         for pid in bgpds:
             signal_pid(pid, signal.SIGKILL)
         wait_pids_gone(bgpds, 5.0)
@@ -454,8 +456,13 @@ class EcmpLab:
         b.netns.ip("link", "set", b.host.ifname, "up")
         for path in (*b.pid_files, b.status_file):
             path.unlink(missing_ok=True)
+        # $TMPDIR in the lab's directory: what pykeepalived makes there (its bgpd's directory, signal dumps)
+        # outlives a SIGKILL, and must go with the lab, not stay in the machine's /tmp
+        tmp = b.dir / f"{b.name}-tmp"
+        tmp.mkdir(exist_ok=True)
         with open(b.log_path, "ab") as log:
-            b.proc = b.netns.popen(b.argv(), stdout=log, stderr=subprocess.STDOUT)
+            b.proc = b.netns.popen(b.argv(), stdout=log, stderr=subprocess.STDOUT,
+                                   env=dict(os.environ, TMPDIR=str(tmp)))
         self._save()
         if wait:
             self._wait_serving([b])
@@ -694,6 +701,7 @@ class EcmpLab:
             except LabError as exc:
                 errors.append(exc)
         _remove_crash_dirs([pid for b in self.balancers.values() for pid in b.killed_pids])
+        _remove_crash_dirs(_frr_pids_in(self.workdir))
         if not errors:
             self.state_path.unlink(missing_ok=True)
             if self._own_dir:
@@ -741,6 +749,19 @@ def _remove_crash_dirs(pids: list[int]) -> None:
                 shutil.rmtree(path, ignore_errors=True)
 
 
+def _frr_pids_in(directory: Path) -> list[int]:
+    """The pids in every FRR pid file under the lab's directory (the upstream's, the control speakers', and the
+    bgpd each pykeepalived runs in its $TMPDIR there): FRR leaves them behind when killed, with its crash dir."""
+    pids = []
+    for name in ("zebra", "bgpd", "bfdd"):
+        for path in directory.glob(f"**/{name}.pid"):
+            try:
+                pids.append(int(path.read_text().split()[0]))
+            except (OSError, ValueError, IndexError):
+                continue
+    return pids
+
+
 def _frr_records(prefix: str, frr: FrrInstance) -> dict[str, ProcessRecord]:
     out = {}
     for daemon, pid in frr.pids():
@@ -764,6 +785,7 @@ def destroy_tier(directory: Path) -> LabRecord | None:
     wait_pids_gone([p.pid for p in frr], 5.0)
     destroy(directory)
     _remove_crash_dirs([p.pid for name, p in record.processes.items() if name.startswith("frr ")])
+    _remove_crash_dirs(_frr_pids_in(directory))
     return record
 
 
