@@ -318,8 +318,8 @@ def test_a_balancer_that_sees_no_real_server_withdraws_its_path() -> None:
         if lab.speaker is not Speaker.PYKEEPALIVED:
             pytest.skip("the lab's control bgpd announces whatever the service's health")
         lb1 = lab.balancer(1)
-        rules = (f"table inet {BLOCK_CHECKS} {{ chain out {{ type filter hook output priority 0; "
-                 f"ip daddr 10.19.0.0/24 tcp dport {lab.plan.port} drop; }} }}")
+        rules = (f"table inet {BLOCK_CHECKS} {{\n chain out {{\n  type filter hook output priority 0;\n"
+                 f"  ip daddr 10.19.0.0/24 tcp dport {lab.plan.port} drop\n }}\n}}\n")
         t0 = time.monotonic()
         lb1.netns.run(["nft", "-f", "-"], input=rules)
         gone_s = _time_path_gone(lab, str(lb1.address), t0, timeout_s=15.0)
