@@ -208,6 +208,11 @@ def _flow_elements(items: list[dict[str, Any]]) -> set[tuple[str, int]]:
     return found
 
 
+def _counter(ns: Netns, name: str) -> int:
+    items = _nft_json(ns, "list", "counter", "netdev", ecmp_conf.COUNTER_TABLE, name)
+    return sum(int(i["counter"].get("packets", 0)) for i in items if "counter" in i)
+
+
 def slot_table(items: list[dict[str, Any]]) -> list[str]:
     """A stateless DR service's slot table from `nft -j list table netdev pykeepalived_lvs`: the server per slot.
 
@@ -395,11 +400,11 @@ class EcmpLab:
 
     def syn_counts(self) -> dict[str, int]:
         """Balancer -> SYNs to the VIP it received (new connections) since the last reset."""
-        counts: dict[str, int] = {}
-        for name, b in self.balancers.items():
-            items = _nft_json(b.netns, "list", "counter", "netdev", ecmp_conf.COUNTER_TABLE, ecmp_conf.SYN_COUNTER)
-            counts[name] = sum(int(i["counter"].get("packets", 0)) for i in items if "counter" in i)
-        return counts
+        return {name: _counter(b.netns, ecmp_conf.SYN_COUNTER) for name, b in self.balancers.items()}
+
+    def packet_counts(self) -> dict[str, int]:
+        """Balancer -> packets to the VIP's service it received since the last reset."""
+        return {name: _counter(b.netns, ecmp_conf.PACKET_COUNTER) for name, b in self.balancers.items()}
 
     def balancers_of_flow(self, sport: int, saddr: str | None = None) -> list[str]:
         """The balancers whose counter table saw the client's flow from port `sport` (two if ECMP moved it)."""
@@ -814,8 +819,7 @@ def tier_status(record: LabRecord) -> dict[str, Any]:
         except (OSError, ValueError, KeyError, TypeError):
             entry["real_servers_alive"] = None
         if ns.exists():
-            items = _nft_json(ns, "list", "counter", "netdev", ecmp_conf.COUNTER_TABLE, ecmp_conf.SYN_COUNTER)
-            entry["syns"] = sum(int(i["counter"].get("packets", 0)) for i in items if "counter" in i)
+            entry["syns"] = _counter(ns, ecmp_conf.SYN_COUNTER)
         balancers[name] = entry
     return {"name": record.name, "kind": record.kind, "phase": record.phase, "dir": record.dir,
             "vip": record.vips[0] if record.vips else None, "upstream_namespace": up,
