@@ -79,6 +79,7 @@ function setup(thread)
 end
 """
 TIERS = (3, 2, 1)
+LAB_NAME = "ecmpbench"  # namespaces ecmpbenc-XXXXXX-*
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -175,7 +176,7 @@ def throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     styles = [s for s in args.styles.split(",") if s]
     runs: list[dict[str, Any]] = []
     switches: list[float] = []
-    with EcmpLab(balancers=3, speaker=args.speaker, workdir=workdir / "tier") as lab:
+    with EcmpLab(balancers=3, speaker=args.speaker, name=LAB_NAME, workdir=workdir / "tier") as lab:
         for style in styles:  # warm-up: ARP and neighbour caches, nginx's first connections
             run_wrk(lab.client.netns, workdir, "warm", [(str(lab.vip), HTTP_PORT)], style,
                     argparse.Namespace(**{**vars(args), "duration": 1}))
@@ -235,7 +236,7 @@ def _with_streams(lab: EcmpLab, count: int, event: Callable[[LineStreams], dict[
 
 
 def crash(args: argparse.Namespace, workdir: Path, bfd: bool) -> dict[str, Any]:
-    with EcmpLab(balancers=3, bfd=bfd, speaker=args.speaker, workdir=workdir / f"crash-{bfd}") as lab:
+    with EcmpLab(balancers=3, bfd=bfd, speaker=args.speaker, name=LAB_NAME, workdir=workdir / f"crash-{bfd}") as lab:
         victim = lab.balancer(2)
 
         def event(_: LineStreams) -> dict[str, Any]:
@@ -250,7 +251,7 @@ def crash(args: argparse.Namespace, workdir: Path, bfd: bool) -> dict[str, Any]:
 
 
 def add_fourth(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    with EcmpLab(balancers=3, speaker=args.speaker, workdir=workdir / "add") as lab:
+    with EcmpLab(balancers=3, speaker=args.speaker, name=LAB_NAME, workdir=workdir / "add") as lab:
         def event(streams: LineStreams) -> dict[str, Any]:
             before = _owners(lab, streams)
             t0 = time.monotonic()

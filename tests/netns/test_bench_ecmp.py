@@ -45,4 +45,4 @@ def test_short_run_measures_every_tier_and_keeps_connections() -> None:
             assert len(run["balancer_share"]) == int(run["mode"][-1]), run
     for event in ("crash_hold_time", "crash_bfd", "add_balancer"):
         assert out[event]["kept"] == 30 and out[event]["lost"] == 0, out[event]
-    assert _namespaces() - before == set()
+    assert {n for n in _namespaces() - before if n.startswith("ecmpbenc-")} == set()
