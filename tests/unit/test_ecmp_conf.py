@@ -8,6 +8,7 @@ mh) and speaker block, and the slot-table reader that compares balancers.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 
 from pykeepalived.lab import ecmp_conf
@@ -17,7 +18,7 @@ from pykeepalived.lab.ecmp_lab import _flow_elements, slot_table
 PLAN = TierPlan(vip=IPv4Address("203.0.113.50"), port=80, tier_net=IPv4Network("10.19.0.0/24"),
                 upstream=IPv4Address("10.19.0.1"), upstream_as=65000, balancer_as=65001,
                 real_servers=(IPv4Address("10.19.0.101"), IPv4Address("10.19.0.102")))
-BFD = TierPlan(**{**PLAN.__dict__, "bfd": True})
+BFD = replace(PLAN, bfd=True)
 
 
 def test_upstream_listens_for_the_tier_and_installs_every_path() -> None:
