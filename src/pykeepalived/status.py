@@ -178,6 +178,8 @@ def render(status: dict[str, Any], live: Liveness) -> str:
     ]
     if status.get("dataplane_error"):
         lines.insert(1, f"DATA PLANE FAILING: {status['dataplane_error']}")
+    if isinstance(bgp := status.get("bgp"), dict):
+        lines.insert(1, bgp_line(bgp))
     counts = status.get("counts", {})
     for svc in status.get("table", {}).get("services", []):
         lines.append(_service_line(svc))
@@ -195,6 +197,18 @@ def render(status: dict[str, Any], live: Liveness) -> str:
                                 if c["verdict"] == "down")
             lines.append(f"  {rs['name']} of {vs_name}: {reasons}")
     return "\n".join(lines)
+
+
+def bgp_line(bgp: dict[str, Any]) -> str:
+    """pykeepalived_bgp in one line: what is announced, and why not what is wanted."""
+    announced = " ".join(bgp.get("announced") or []) or "nothing"
+    held = sorted(set(bgp.get("wanted") or []) - set(bgp.get("announced") or []))
+    line = f"BGP (bgpd pid {bgp.get('pid') or '-'}): announcing {announced}"
+    if held:
+        line += f"; not yet: {' '.join(held)}"
+    if bgp.get("error"):
+        line += f"; ERROR: {bgp['error']}"
+    return line
 
 
 def _ask_fresh(path: str, status: dict[str, Any], timeout_s: float = 1.5) -> bool:
@@ -298,6 +312,8 @@ def _checker_lines(checker: dict[str, Any]) -> list[str]:
              + ("" if checker.get("applied", True) else ", last change NOT applied") + ")"]
     if checker.get("dataplane_error"):
         lines.append(f"DATA PLANE FAILING: {checker['dataplane_error']}")
+    if isinstance(bgp := checker.get("bgp"), dict):
+        lines.append(bgp_line(bgp))
     lines.append("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn State")
     down: list[str] = []
     for vs in checker.get("virtual_servers", []):

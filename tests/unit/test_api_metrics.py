@@ -73,6 +73,15 @@ def test_virtual_and_real_server_metrics() -> None:
     assert one(m["pykeepalived_child_restarts_total"], child="checker") == 1
 
 
+def test_bgp_metrics() -> None:
+    m = scrape(full_state())
+    assert one(m["pykeepalived_bgp_speaker_up"]) == 1
+    assert one(m["pykeepalived_bgp_announced"], prefix="192.0.2.10/32") == 1
+    assert one(m["pykeepalived_bgp_announced"], prefix="192.0.2.20/32") == 0
+    assert one(m["pykeepalived_bgp_speaker_restarts_total"]) == 1
+    assert one(m["pykeepalived_bgp_changes_total"]) == 3
+
+
 def test_every_documented_metric_is_produced_for_a_full_state() -> None:
     produced = set(scrape(full_state()))
     assert set(METRICS) <= produced, set(METRICS) - produced

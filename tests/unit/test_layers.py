@@ -75,6 +75,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.snmp.settings", "pykeepalived.snmp.session", "pykeepalived.snmp.traps",
         "pykeepalived.snmp.mib_config", "pykeepalived.snmp.mib_vrrp2",  # SNMP's cores
         "pykeepalived.snmp.mib_checker_config",
+        "pykeepalived.bgp", "pykeepalived.bgp.frr_conf", "pykeepalived.bgp.vty", "pykeepalived.bgp.announce",
     ]),
     ("adapters", [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",
@@ -111,6 +112,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.vrrp.runtime_apply", "pykeepalived.check.runtime_apply",  # the runtime API's effects
         "pykeepalived.doctor.gather", "pykeepalived.doctor.route_probe",  # doctor's shell
         "pykeepalived.snmp.subagent",  # the AgentX subagent in the parent (issue 16)
+        "pykeepalived.bgp.speaker", "pykeepalived.check.bgp_link",  # bgpd, its vty, the checker's link (issue 19)
     ]),
     ("daemon", ["pykeepalived.daemon", "pykeepalived.daemon.*"]),
     ("cli/lab", ["pykeepalived.cli", "pykeepalived.__main__", "pykeepalived.status", "pykeepalived.cmdline",

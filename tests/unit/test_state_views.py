@@ -123,6 +123,9 @@ def _status(alive2: bool = True) -> dict[str, Any]:
                               "next_in_s": 1.0}]}
     return {"dataplane": "nftables", "applied": True, "dataplane_error": None,
             "dataplane_repairs": {"count": 2},
+            "bgp": {"pid": 7, "configured": ["192.0.2.10/32"], "announced": ["192.0.2.10/32"],
+                    "wanted": ["192.0.2.10/32"], "error": None, "restarts": 0, "changes": 1, "changed_at": 5.0,
+                    "run_dir": "/run/x.bgp"},
             "services": [{"name": "[192.0.2.10]:tcp:80", "quorum_up": True, "weight_sum": 3,
                           "real_servers": [rs("[10.0.0.1]:tcp:80", True, 1), rs("[10.0.0.2]:tcp:80", alive2, 2)]},
                          {"name": "FWM 7", "quorum_up": False, "weight_sum": 0, "real_servers": []}]}
@@ -158,7 +161,9 @@ def test_checker_part_has_the_documented_shape_counts_history_and_runtime() -> N
     assert fwm["runtime"] == {"out": True} and fwm["persistence_timeout_s"] == 30 and fwm["quorum_up"] is False
     doc = Path(__file__).parents[2].joinpath("docs/state.md").read_text()
     block = doc[doc.index("# the checker child's part"):doc.index("# the timeline")]
+    assert part["bgp"]["announced"] == ["192.0.2.10/32"]  # pykeepalived_bgp's part, as the checker wrote it
     assert _keys(block) <= (set(part) | set(vs) | set(rs1) | set(rs1["checkers"][0]) | set(vs["stats"])
+                            | set(part["bgp"])
                             | {"at", "healthy", "reason", "drained", "weight", "out", "events"})
     no_counts = checker_part(_status(), _table(), quorums={}, history=HealthLog(), runtime=RuntimeOverrides(),
                              counts=None, counts_at=None, rates={}, now=1.0)

@@ -89,6 +89,10 @@ METRICS: dict[str, str] = {
     "pykeepalived_real_server_inactive_connections": "Inactive connections (data plane)",
     "pykeepalived_real_server_checker_up": "1 when the checker's verdict is up",
     "pykeepalived_real_server_checker_attempts": "Consecutive attempts in the checker's current verdict",
+    "pykeepalived_bgp_speaker_up": "1 when bgpd runs and takes our commands (pykeepalived_bgp)",
+    "pykeepalived_bgp_announced": "1 when the configured prefix is announced, 0 when withdrawn",
+    "pykeepalived_bgp_speaker_restarts_total": "Times bgpd was started again",
+    "pykeepalived_bgp_changes_total": "Announcements and withdrawals sent to bgpd",
 }
 
 
@@ -211,6 +215,7 @@ def _checker(out: _Families, checker: Mapping[str, Any]) -> None:
         out.set("pykeepalived_dataplane_info", ["dataplane"], [str(checker["dataplane"])], 1)
     if "applied" in checker:
         out.set("pykeepalived_dataplane_applied", [], [], bool(checker.get("applied")))
+    _bgp(out, _dict(checker, "bgp"))
     for vs in _list(checker, "virtual_servers"):
         vs_name = str(vs.get("name", ""))
         v = [vs_name]
@@ -239,6 +244,18 @@ def _checker(out: _Families, checker: Mapping[str, Any]) -> None:
                 if chk.get("verdict") is not None:
                     out.set("pykeepalived_real_server_checker_up", CHECKER_LABELS, c, chk.get("verdict") == "up")
                 out.set("pykeepalived_real_server_checker_attempts", CHECKER_LABELS, c, chk.get("attempts"))
+
+
+def _bgp(out: _Families, bgp: Mapping[str, Any]) -> None:
+    """pykeepalived_bgp (docs/ecmp.md): absent without the block."""
+    if not bgp:
+        return
+    out.set("pykeepalived_bgp_speaker_up", [], [], bgp.get("pid") is not None and not bgp.get("error"))
+    announced = set(bgp.get("announced") or [])
+    for prefix in bgp.get("configured") or []:
+        out.set("pykeepalived_bgp_announced", ["prefix"], [str(prefix)], prefix in announced)
+    out.count("pykeepalived_bgp_speaker_restarts", [], [], bgp.get("restarts"))
+    out.count("pykeepalived_bgp_changes", [], [], bgp.get("changes"))
 
 
 class StateCollector(Collector):

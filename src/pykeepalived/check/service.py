@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .dump_writer import check_data_path, write_check_data
+from . import bgp_link
+from ..bgp.speaker import BgpSpeakerError, BgpSpeakerService
 from ..config.model import KeepalivedConfig, Script
 from ..state.runtime import RuntimeOverrides
 from ..state.runtime_names import virtual_server_name
@@ -153,6 +155,7 @@ class CheckService:
         # (config fd, child, config file, config id): where worker processes read the configuration (run.py sets it)
         self.config_source: tuple[int, bool, str, str | None] | None = None
         self.reloads = 0
+        self.bgp: BgpSpeakerService | None = None  # pykeepalived_bgp's speaker (check/bgp_link.py)
 
     @property
     def dataplane_error(self) -> str | None:
@@ -205,6 +208,7 @@ class CheckService:
                 s.plan.config.lvs_sched in LOAD_SCHEDULERS or any(rs.uthreshold for rs in s.plan.config.real_servers)
                 for s in self.services):
             self._tasks.append(loop.create_task(self._rebalancer()))
+        await self._start_bgp()
         self._ha = watch_for(self.services, self.config)
         if self._ha.active:
             await self._ha.start()
@@ -226,6 +230,8 @@ class CheckService:
             await self._stop.wait()
         finally:
             self._running = False
+            if self.bgp is not None:
+                await self.bgp.stop()  # withdraw first: the upstream stops sending before the table goes
             everything = [*self._tasks, *self._loops.values(), *self._workers]
             for task in everything:
                 task.cancel()
@@ -283,7 +289,8 @@ class CheckService:
         for name in restart:
             log.warning("global_defs %s changed: the checker needs a restart for it to take effect; "
                         "keeping the running value", name)
-        self.config = config
+        old_config, self.config = self.config, config
+        await self._reload_bgp(old_config)
         if groups != self._groups:
             self._groups = groups
             for svc in self.services:
@@ -293,6 +300,7 @@ class CheckService:
         if steps.unchanged:
             self._update_plans(plans)
             log.info("Reload: no virtual server, real server or checker changed")
+            self._dirty.set()  # the publisher runs once more: an announce line may have changed
             return
         await self._apply_reload(steps, plans)
         runtime_apply.after_reload(self)  # the runtime API's overrides of servers still configured are kept
@@ -750,6 +758,7 @@ class CheckService:
             waiters, self._apply_waiters = self._apply_waiters, []
             self.table = self.current_table()
             self._status_soon()  # the decision shows at once; "applied" turns true when the kernel has it
+            await self._announce(withdraw_only=True)  # a VIP that lost its servers leaves before the table changes
             try:
                 if self.table != self.applied:
                     await self.dataplane.apply(self.table)
@@ -762,9 +771,11 @@ class CheckService:
                           self.dataplane.name, exc, APPLY_RETRY_S)
                 self._apply_error = str(exc)
                 self._status_soon()  # VRRP reads the error from the status file: say it now, not after the wait
+                await self._announce()  # nothing we cannot forward is announced
                 _wake(waiters)
                 await asyncio.sleep(APPLY_RETRY_S)
                 self._dirty.set()
+            await self._announce()  # announced only once the table is in the kernel
             _wake(waiters)
             self.ready_event.set()  # the first table is in place (or its failure is in the status file)
             self._status_soon()
@@ -781,6 +792,7 @@ class CheckService:
                               REPAIR_CHECK_S)
                     self._repair_error = str(exc)
                     self._status_soon()
+                    await self._announce()
                 continue
             if self._repair_error is not None:
                 log.info("data plane %s: repaired, forwarding again", self.dataplane.name)
@@ -792,6 +804,41 @@ class CheckService:
                 self.repaired_at = time.time()
                 self.last_repair = done
                 self._status_soon()
+            await self._announce()  # a data plane broken under us (or back) withdraws (or announces again)
+
+    async def _start_bgp(self) -> None:
+        """pykeepalived_bgp: run the speaker; one that cannot start is logged and shown, the checker goes on."""
+        speaker = bgp_link.speaker_for(self.config, self.status_path)
+        if speaker is None:
+            return
+        try:
+            await speaker.start()
+        except (BgpSpeakerError, OSError) as exc:
+            speaker.error = str(exc)
+            log.error("pykeepalived_bgp: %s; nothing is announced", exc)
+        self.bgp = speaker
+        await self._announce()
+
+    async def _announce(self, *, withdraw_only: bool = False) -> None:
+        """Bring the BGP announcements in line with quorum and the data plane (bgp/announce.py)."""
+        if self.bgp is None:
+            return
+        want = bgp_link.wanted_now(self.config, ((s.plan.config, s.pool.has_quorum) for s in self.services),
+                                   self.applied is not None and self.dataplane_error is None)
+        await self.bgp.set_target(self.bgp.live & want if withdraw_only else want)
+
+    async def _reload_bgp(self, old: KeepalivedConfig) -> None:
+        """A reload that changes the sessions restarts bgpd (withdrawing first); one that changes only what
+        is announced keeps it, and the next publish announces or withdraws."""
+        if bgp_link.same_sessions(old, self.config):
+            if self.bgp is not None and self.config.bgp is not None:
+                self.bgp.settings = self.config.bgp
+            return
+        if self.bgp is not None:
+            log.info("pykeepalived_bgp: the sessions changed; withdrawing and restarting bgpd")
+            await self.bgp.stop()
+            self.bgp = None
+        await self._start_bgp()
 
     async def _refresh_status(self) -> None:
         """Rewrite the status file now and then for its counters; at scale, at most 1 % of a core for it.
@@ -901,6 +948,7 @@ class CheckService:
             "applied": self.applied == self.table,
             "dataplane_error": self.dataplane_error,
             "dataplane_repairs": {"count": self.repairs, "last_at": self.repaired_at, "last": self.last_repair},
+            **({"bgp": self.bgp.status()} if self.bgp is not None else {}),
         }
 
     def _status_counts(self) -> dict[str, Any]:

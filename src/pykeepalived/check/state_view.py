@@ -275,4 +275,5 @@ def checker_part(status: Mapping[str, Any], table: DesiredTable, *, quorums: Map
         "dataplane_repairs": int(repairs.get("count", 0) or 0),
         "counts_at": counts_at,
         "virtual_servers": services,
+        **({"bgp": status["bgp"]} if isinstance(status.get("bgp"), dict) else {}),  # pykeepalived_bgp
     }

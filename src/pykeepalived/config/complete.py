@@ -19,6 +19,7 @@ from .checker_timing import complete_timing
 from .context import ParseContext
 from .model import (DEFAULT_INTERFACE, CheckerBase, GlobalDefs, HttpCheck, KeepalivedConfig, RealServer, RouteSpec,
                     RuleSpec, VirtualServer, VirtualServerGroupEntry, VrrpInstance)
+from .bgp_checks import bgp_rules
 from .vrrp_checks import instance_rules, sync_group_rules, sync_weight_rules
 from .vrrp_defaults import instance_defaults
 RULE_DEFAULT_PREFERENCE = 16384
@@ -66,6 +67,7 @@ def complete(ctx: ParseContext, host: HostFacts | None) -> None:
     _scripts(chk)
     for vs in ctx.config.virtual_servers:
         _virtual_server(chk, vs)
+    bgp_rules(ctx)  # ours: pykeepalived_bgp (bgp_checks.py)
 
 
 def _static_items(chk: _Checker) -> None:

@@ -68,6 +68,21 @@ def ip(attr: str) -> LineHandler:
     return value(attr, to_ip)
 
 
+def ipv4(attr: str, why: str = "") -> LineHandler:
+    """One IPv4 address; another family is refused with `why` appended (what needs IPv4)."""
+
+    def handler(ctx: ParseContext, obj: Any, seg: Segment) -> None:
+        word = ctx.arg(seg)
+        if word is None:
+            return
+        address = to_ip(word)
+        if address.version != 4:
+            raise ValueProblem(f"'{word}' is not an IPv4 address{why}")
+        store(obj, attr, address)
+
+    return FieldHandler(attr, handler)
+
+
 def flag(attr: str, when_set: Any = True) -> LineHandler:
     """A switch: present means on; an optional on/off word may follow."""
 

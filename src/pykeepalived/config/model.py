@@ -715,6 +715,36 @@ class SslContext(ModelObject):
     location: Location | None = None
 
 
+# --------------------------------------------------------------------------- ours: the BGP tier
+@model
+class BgpNeighbor(ModelObject):
+    """One upstream router the balancer announces its VIPs to (docs/ecmp.md)."""
+
+    address: IPAddress
+    remote_as: int | None = None
+    source_ip: IPAddress | None = None
+    bfd: str | None = None  # a bfd_instance's name: our own BFD session to the upstream's bfdd
+    password: str | None = None  # TCP MD5
+    location: Location | None = None
+
+
+@model
+class BgpSpeaker(ModelObject):
+    """pykeepalived_bgp: announce VIPs over BGP while their virtual servers are healthy (bgp/, docs/ecmp.md)."""
+
+    local_as: int | None = None
+    router_id: IPAddress | None = None  # completed: the first IPv4 source_ip, else global_defs router_id
+    hold_time_s: int = 3
+    keepalive_s: int | None = None  # completed: hold_time // 3
+    connect_retry_s: int = 1
+    bgpd_path: str = "/usr/lib/frr/bgpd"
+    neighbors: list[BgpNeighbor] = field(default_factory=list)
+    announce: list[IPAddress] = field(default_factory=list)
+    communities: list[str] = field(default_factory=list)
+    med: int | None = None
+    location: Location | None = None
+
+
 # --------------------------------------------------------------------------- the whole file
 @model
 class KeepalivedConfig(ModelObject):
@@ -743,3 +773,4 @@ class KeepalivedConfig(ModelObject):
     ssl: SslContext | None = None
     virtual_server_groups: dict[str, VirtualServerGroup] = field(default_factory=dict)
     virtual_servers: list[VirtualServer] = field(default_factory=list)
+    bgp: BgpSpeaker | None = None  # ours: pykeepalived_bgp

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import schema_check, schema_global, schema_vrrp, support
+from . import schema_bgp, schema_check, schema_global, schema_vrrp, support
 from .model import KeepalivedConfig
 from .registry import Block
 
@@ -13,6 +13,7 @@ def build_root() -> Block:
     schema_global.register(root)
     schema_vrrp.register(root)
     schema_check.register(root)
+    schema_bgp.register(root)
     support.mark_acted(root)
     return root
 

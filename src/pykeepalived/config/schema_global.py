@@ -360,21 +360,12 @@ def _conntrackd(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
     h.store(g, "pykeepalived_conntrackd", word)
 
 
-def _conntrackd_peer(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
-    """`pykeepalived_conntrackd_peer ADDRESS`: the other router, for conntrackd over UDP unicast."""
-    word = ctx.arg(seg)
-    if word is None:
-        return
-    addr = to_ip(word)
-    if addr.version != 4:
-        raise ValueProblem(f"'{word}' is not an IPv4 address (conntrackd's sync link here is IPv4)")
-    h.store(g, "pykeepalived_conntrackd_peer", addr)
-
 
 _g.line("pykeepalived_conntrackd", FieldHandler("pykeepalived_conntrackd", _conntrackd),
         "pykeepalived only: conntrackd for lvs_sync_daemon on the nftables data plane: auto (from PATH), off, "
         "or /PATH of the binary", since="pykeepalived")
-_g.line("pykeepalived_conntrackd_peer", FieldHandler("pykeepalived_conntrackd_peer", _conntrackd_peer),
+_g.line("pykeepalived_conntrackd_peer",
+        h.ipv4("pykeepalived_conntrackd_peer", " (conntrackd's sync link here is IPv4)"),
         "pykeepalived only: conntrackd syncs over UDP unicast to this IPv4 address instead of multicast",
         since="pykeepalived")
 _g.line("pykeepalived_api", FieldHandler("pykeepalived_api", _api_listen),
