@@ -134,6 +134,8 @@ def test_lab_cli_status_shows_paths_and_flows(lab: EcmpLab) -> None:
     assert status["upstream_paths"] == lab.upstream_paths()
     assert all(b["pykeepalived_running"] and b["real_servers_alive"] == 3 for b in status["balancers"].values())
     assert {name: b["syns"] for name, b in status["balancers"].items()} == lab.syn_counts()
+    if lab.speaker is Speaker.PYKEEPALIVED:  # its status file's bgp object: what bgpd was told to announce
+        assert all(b["announced"] == [f"{lab.vip}/32"] for b in status["balancers"].values()), status
 
 
 def test_lab_down_from_another_process_leaves_nothing(lab: EcmpLab) -> None:

@@ -816,8 +816,10 @@ def tier_status(record: LabRecord) -> dict[str, Any]:
             status = json.loads(Path(router.status_file).read_text())
             entry["real_servers_alive"] = sum(1 for svc in status["services"] for rs in svc["real_servers"]
                                               if rs["alive"])
+            bgp = status.get("bgp")
+            entry["announced"] = list(bgp.get("announced", [])) if isinstance(bgp, dict) else None
         except (OSError, ValueError, KeyError, TypeError):
-            entry["real_servers_alive"] = None
+            entry["real_servers_alive"] = entry["announced"] = None
         if ns.exists():
             entry["syns"] = _counter(ns, ecmp_conf.SYN_COUNTER)
         balancers[name] = entry

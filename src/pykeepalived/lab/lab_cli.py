@@ -266,8 +266,10 @@ def render_tier_status(status: dict[str, Any]) -> str:
     for name, b in status["balancers"].items():
         running = f"pykeepalived pid {b['pid']}" if b["pykeepalived_running"] else "pykeepalived NOT running"
         alive = b.get("real_servers_alive")
+        announced = b.get("announced")
+        speaker = "" if announced is None else f"; announces {', '.join(announced) or 'nothing'}"
         lines.append(f"  {name:<5} {b['address']:<16} {running}; real servers alive: "
-                     f"{'?' if alive is None else alive}; SYNs received: {b.get('syns', '?')}")
+                     f"{'?' if alive is None else alive}{speaker}; SYNs received: {b.get('syns', '?')}")
     lines += [f"note: {note}" for note in status["notes"]]
     return "\n".join(lines)
 
