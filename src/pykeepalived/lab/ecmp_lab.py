@@ -94,7 +94,8 @@ MAX_BALANCERS = ecmp_conf.MAX_PATHS
 # The upstream hashes each flow's 5-tuple, as a hardware router does. Not policy 1 ("L4"): for a packet that
 # already carries an L4 hash, Linux takes that hash, and a packet from the lab's client carries its socket's
 # random sk_txhash across the veth. The upstream would then pick paths no `ip route get` predicts, and a flow
-# would move to another balancer whenever the client's TCP re-rolls that hash (at each retransmission timeout).
+# would move to another balancer whenever the client's TCP re-rolls that hash (at a retransmission timeout, from
+# the kernel's code). Measured: under policy 1, 17 of 60 flows went where `ip route get` said; under 3, 60 of 60.
 # Policy 3 (custom fields) dissects the packet: source and destination address, protocol, both ports.
 UPSTREAM_HASH = {"net.ipv4.fib_multipath_hash_policy": "3", "net.ipv4.fib_multipath_hash_fields": "0x0037"}
 BALANCER_START_TIMEOUT_S = 20.0  # pykeepalived started -> its checker sees every real server, table applied
