@@ -1,7 +1,7 @@
-"""`pykeepalived lab up|down|status`: the guide's LVS lab on this machine, from a shell.
+"""`pykeepalived lab up|down|status`: the guide's LVS lab, or issue 19's ECMP tier, on this machine, from a shell.
 
-`up` builds the lab (lvs_lab.LvsLab), leaves it running and prints how to
-use it; `down` and `status` work from the state file in the lab's directory,
+`up` builds the lab (lvs_lab.LvsLab, or ecmp_lab.EcmpLab for `up ecmp`),
+leaves it running and prints how to use it; `down` and `status` work from the state file in the lab's directory,
 so they may run in any later process.
 """
 
@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import ecmp_lab
+from .ecmp_lab import EcmpLab, Speaker, destroy_tier, tier_status
 from .lvs_lab import (
     DEFAULT_NAME,
     FWMARK,
@@ -43,10 +45,18 @@ STATUS_TIMEOUT_S = 10.0
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pykeepalived lab",
-                                description="The Red Hat guide's LVS topology in network namespaces.")
+                                description="The Red Hat guide's LVS topology, or an ECMP tier of balancers behind "
+                                            "a BGP router, in network namespaces.")
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="build the lab and start pykeepalived on both routers")
-    up.add_argument("kind", choices=[k.value for k in LabKind], help="forwarding method (lb_kind)")
+    up.add_argument("kind", choices=[*(k.value for k in LabKind), ecmp_lab.KIND],
+                    help="forwarding method (lb_kind) of the LVS lab, or ecmp: N active balancers announcing the VIP "
+                         "over BGP to an upstream FRR router")
+    up.add_argument("--balancers", type=int, default=3, metavar="N", help="ecmp: how many balancers (default 3)")
+    up.add_argument("--bfd", action="store_true", help="ecmp: BFD between the upstream and each balancer")
+    up.add_argument("--speaker", choices=[s.value for s in Speaker],
+                    help="ecmp: who announces the VIP: pykeepalived's pykeepalived_bgp, or a bgpd the lab runs "
+                         "beside it (default: pykeepalived where this tree has it)")
     down = sub.add_parser("down", help="stop everything and delete the lab's namespaces")
     status = sub.add_parser("status", help="which router is master, and its checker's table")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -125,10 +135,54 @@ def describe_up(lab: LvsLab, flags: str) -> str:
     return "\n".join(lines)
 
 
+def describe_tier(lab: EcmpLab, flags: str) -> str:
+    """What `lab up ecmp` prints: hosts, the upstream's paths, and commands to copy."""
+    record = LabRecord.load(lab.state_path)
+    client_ns, up_ns = lab.client.netns.name, lab.upstream.netns.name
+    lb2 = lab.balancers.get("lb2") or next(iter(lab.balancers.values()))
+    up_dir = lab.upstream_frr.dir if lab.upstream_frr is not None else lab.workdir / "upstream"
+    vty = f"vtysh --vty_socket {up_dir} -d bgpd -c"
+    speaker = ("pykeepalived's pykeepalived_bgp (announced while the service is healthy)"
+               if lab.speaker is Speaker.PYKEEPALIVED else "a bgpd the lab runs beside pykeepalived (always announced)")
+    lines = [
+        f"ECMP lab {lab.name!r}: {len(lab.balancers)} balancers, AS {lab.plan.balancer_as}, announcing {lab.vip}/32 "
+        f"to the upstream (AS {lab.plan.upstream_as}); configs, logs and state in {lab.workdir}",
+        "",
+        "hosts (network namespaces):",
+        *_host_lines(record),
+        "",
+        f"upstream paths to {lab.vip}: {', '.join(lab.upstream_paths())} (ECMP, 5-tuple hash)",
+        f"  virtual_server {lab.vip} {ecmp_lab.HTTP_PORT}: mh + mh-port, DR, stateless, over "
+        f"{', '.join(str(rs) for rs in lab.plan.real_servers)}; the same table on every balancer",
+        f"  speaker: {speaker}" + ("; BFD 100 ms x 3 to the upstream" if lab.bfd else ""),
+        *[f"note: {note}" for note in lab.notes],
+        "",
+        "try:",
+        f"  ip netns exec {client_ns} curl -s http://{lab.vip}/whoami",
+        f"  for i in $(seq 30); do ip netns exec {client_ns} curl -s http://{lab.vip}/whoami; done | sort | uniq -c",
+        f"  ip -n {up_ns} route show {lab.vip}                  # one nexthop per balancer",
+        f"  {vty} 'show bgp summary'",
+        f"  ip netns exec {lb2.netns.name} nft list table netdev ecmplab    # flows that reached {lb2.name}",
+        f"  pykeepalived status --status-file {lb2.status_file}",
+        f"  pykeepalived lab status{flags}                      # paths and SYNs per balancer",
+        f"crash {lb2.name} (the upstream drops its path after the hold time, 2-3 s; BFD: ~0.35 s):",
+        f"  ip -n {lb2.netns.name} link set eth0 down; kill -KILL -- -{lb2.pid}; "
+        f"ip netns pids {lb2.netns.name} | xargs -r kill -KILL",
+        f"take it all down:  pykeepalived lab down{flags}",
+    ]
+    return "\n".join(lines)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("pykeepalived lab up: needs root (network namespaces)", file=sys.stderr)
         return EXIT_ERROR
+    if args.kind == ecmp_lab.KIND:
+        tier = EcmpLab(balancers=args.balancers, bfd=args.bfd, speaker=args.speaker, name=args.name,
+                       workdir=_dir(args))
+        tier.up()
+        print(describe_tier(tier, _lab_flags(args)))
+        return EXIT_OK
     lab = LvsLab(args.kind, name=args.name, workdir=_dir(args))
     lab.up()
     print(describe_up(lab, _lab_flags(args)))
@@ -141,7 +195,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     directory = _dir(args)
-    record = destroy(directory)
+    try:
+        kind = LabRecord.load(state_path(directory)).kind
+    except FileNotFoundError:
+        kind = ""
+    record = destroy_tier(directory) if kind == ecmp_lab.KIND else destroy(directory)
     if record is None:
         print(f"pykeepalived lab: no lab {args.name!r} ({state_path(directory)} not found)", file=sys.stderr)
         return EXIT_ERROR
@@ -201,6 +259,21 @@ def render_status(record: LabRecord, status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_tier_status(status: dict[str, Any]) -> str:
+    lines = [f"lab {status['name']!r}: ECMP, {status['phase']}, files in {status['dir']}",
+             f"upstream ({status['upstream_namespace']}) paths to {status['vip']}: "
+             f"{', '.join(status['upstream_paths']) or 'none'}"]
+    for name, b in status["balancers"].items():
+        running = f"pykeepalived pid {b['pid']}" if b["pykeepalived_running"] else "pykeepalived NOT running"
+        alive = b.get("real_servers_alive")
+        announced = b.get("announced")
+        speaker = "" if announced is None else f"; announces {', '.join(announced) or 'nothing'}"
+        lines.append(f"  {name:<5} {b['address']:<16} {running}; real servers alive: "
+                     f"{'?' if alive is None else alive}{speaker}; SYNs received: {b.get('syns', '?')}")
+    lines += [f"note: {note}" for note in status["notes"]]
+    return "\n".join(lines)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     path = state_path(_dir(args))
     try:
@@ -208,6 +281,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"pykeepalived lab: no lab {args.name!r} ({path} not found)", file=sys.stderr)
         return EXIT_ERROR
+    if record.kind == ecmp_lab.KIND:
+        tier = tier_status(record)
+        print(json.dumps(tier, indent=1) if args.json else render_tier_status(tier))
+        return EXIT_OK
     status = lab_status(record)
     print(json.dumps(status, indent=1) if args.json else render_status(record, status))
     return EXIT_OK
