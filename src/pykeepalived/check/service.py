@@ -73,6 +73,7 @@ STATUS_REFRESH_COST = 100  # ... but no more often than 100 times what the last 
 STATUS_BATCH = 256  # real servers encoded together in the status file (a few hundred KB at a time at most)
 _COMPACT = json.JSONEncoder(separators=(",", ":"))  # the status file's encoder, made once
 STOP_SCRIPT_TIMEOUT_S = 1.0
+BGP_FOLLOW_S = 0.5  # pykeepalived_bgp: how often the announcements are compared with health and the data plane
 REPAIR_CHECK_S = 0.5  # how often the data plane is asked whether someone removed our rules (a cheap listing)
 
 
@@ -94,6 +95,7 @@ class ServiceState:
     pool: Pool
     servers: dict[str, ServerState]
     entry: VirtualService | None = None  # the table entry, rebuilt only after this service changed
+    checked: bool = False  # every checker has decided once (latched; pykeepalived_bgp announces only then)
 
 
 class CheckService:
@@ -156,6 +158,7 @@ class CheckService:
         self.config_source: tuple[int, bool, str, str | None] | None = None
         self.reloads = 0
         self.bgp: BgpSpeakerService | None = None  # pykeepalived_bgp's speaker (check/bgp_link.py)
+        self._bgp_follower: asyncio.Task[None] | None = None
 
     @property
     def dataplane_error(self) -> str | None:
@@ -818,14 +821,37 @@ class CheckService:
             log.error("pykeepalived_bgp: %s; nothing is announced", exc)
         self.bgp = speaker
         await self._announce()
+        if self._bgp_follower is None:
+            self._bgp_follower = asyncio.get_running_loop().create_task(self._follow_health())
+            self._tasks.append(self._bgp_follower)
 
     async def _announce(self, *, withdraw_only: bool = False) -> None:
         """Bring the BGP announcements in line with quorum and the data plane (bgp/announce.py)."""
         if self.bgp is None:
             return
-        want = bgp_link.wanted_now(self.config, ((s.plan.config, s.pool.has_quorum) for s in self.services),
-                                   self.applied is not None and self.dataplane_error is None)
+        health = ((s.plan.config, s.pool.has_quorum and self._checked_once(s)) for s in self.services)
+        want = bgp_link.wanted_now(self.config, health, self.applied is not None and self.dataplane_error is None)
         await self.bgp.set_target(self.bgp.live & want if withdraw_only else want)
+
+    @staticmethod
+    def _checked_once(svc: ServiceState) -> bool:
+        """Every real server of the service has been checked once (latched, so a reload does not undo it).
+
+        A balancer that joins the tier starts with its servers in the table
+        (no alpha); announcing before its first checks would send the flows
+        ECMP moves to it into a table that may still count a dead server in,
+        where the other balancers' tables no longer do (docs/ecmp.md).
+        """
+        if not svc.checked:
+            svc.checked = all(chk.plan.event or chk.core.has_run or chk.attempts > 0
+                              for srv in svc.servers.values() for chk in srv.checkers)
+        return svc.checked
+
+    async def _follow_health(self) -> None:
+        """pykeepalived_bgp: look again every BGP_FOLLOW_S (a first check that changes nothing publishes nothing)."""
+        while True:
+            await asyncio.sleep(BGP_FOLLOW_S)
+            await self._announce()
 
     async def _reload_bgp(self, old: KeepalivedConfig) -> None:
         """A reload that changes the sessions restarts bgpd (withdrawing first); one that changes only what
