@@ -119,14 +119,15 @@ def diff(old: Ruleset, new: Ruleset) -> list[Json]:
     for chain in sorted(flushed):
         if old.rules.get(chain):
             cmds.append({"flush": {"chain": _obj(fam, name=chain)}})
-    # 2. delete what is no longer wanted (or must be re-made with a new spec)
+    # 2. delete what is no longer wanted (or must be re-made with a new spec); slot maps first: a verdict slot
+    #    map's elements go to chains, which the kernel does not delete while a map refers to them (EBUSY)
+    for name in sorted(gone_maps):
+        cmds.append({"delete": {"map": _obj(fam, name=name)}})
     for chain in sorted(gone_chains):
         cmds.append({"delete": {"chain": _obj(fam, name=chain)}})
     for name in sorted(gone_sets):
         kind, obj = _set_obj(fam, name, old.sets[name])
         cmds.append({"delete": {kind: {k: obj[k] for k in ("family", "table", "name")}}})
-    for name in sorted(gone_maps):
-        cmds.append({"delete": {"map": _obj(fam, name=name)}})
     # 3. make what is new, then fill it
     for chain in added_chains:
         cmds.append({"add": {"chain": _obj(fam, name=chain, **new.chains[chain])}})
