@@ -55,6 +55,10 @@ def test_a_refused_set_is_named_and_nothing_of_its_batch_applies(checked: dict[s
     assert checked["after_bad_data"] == {"1": '"10.0.0.1"'}
 
 
+def test_a_batch_to_hundreds_of_maps_reads_every_ack(checked: dict[str, Any]) -> None:
+    assert checked["many_maps"] == 600  # one message (and ACK) per map, beyond a default receive buffer
+
+
 def test_the_backend_keeps_every_slot_map_equal_to_the_desired_table(checked: dict[str, Any]) -> None:
     steps = checked["backend"]
     assert list(steps) == ["load", "one down, rr shorter", "back, rr longer, a server more", "two services fewer"]

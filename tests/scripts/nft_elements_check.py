@@ -7,6 +7,8 @@ Prints one JSON object (tests/netns/test_nft_elements.py):
 - `refused` / `refused_map_after`: the error of a batch whose second map does
   not exist, and the first map's elements afterwards (nothing applied);
 - `bad_data`: the error for an IPv6 address in an IPv4 map;
+- `many_maps`: elements listed after one batch to 600 maps (600 ACKs: more
+  than a default receive buffer holds);
 - `backend`: per step of the backend's changes, whether every slot map in the
   kernel holds what the desired table says (and which differ), and how many
   elements the writer wrote;
@@ -109,6 +111,17 @@ def refusals(writer):
     return out
 
 
+def many_maps(writer):
+    cmd("add table ip many\n" + "".join(f"add map ip many m{i} {{ typeof {SLOT_KEY_TYPEOF} : ip daddr ; }}\n"
+                                         for i in range(600)))
+    writer.send([ElementChange("ip", "many", f"m{i}", SLOT_KEY_TYPEOF, "ip daddr", add=[(0, f'"10.0.{i // 250}.1"')])
+                 for i in range(600)])
+    listed = json.loads(cmd("list table ip many"))["nftables"]
+    count = sum(len(item["map"].get("elem", [])) for item in listed if "map" in item)
+    cmd("delete table ip many")
+    return count
+
+
 def service(name, vip, scheduler, n, down=(), persistence=None, port=80, v6=False):
     fmt = "2001:db8:2::{}" if v6 else "10.21.0.{}"
     dests = tuple(Destination(fmt.format(i + 1), port, 1 + i % 3, alive=i not in down) for i in range(n))
@@ -171,7 +184,7 @@ def backend_steps():
 
 
 writer = ElementWriter()
-result = {"kinds": compare_kinds(writer), **refusals(writer)}
+result = {"kinds": compare_kinds(writer), **refusals(writer), "many_maps": many_maps(writer)}
 result["backend"], result["undone"] = backend_steps()
 writer.close()
 print(json.dumps(result))

@@ -27,7 +27,6 @@ orders the two batches; docs/dataplane.md says why that stays safe).
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import json
 import os
@@ -46,6 +45,10 @@ SOL_NETLINK = 270
 NETLINK_EXT_ACK = 11
 NETLINK_CAP_ACK = 10
 SO_SNDBUFFORCE = 32
+SO_RCVBUFFORCE = 33
+ACK_BYTES = 1024
+"""What one ACK takes of the receive buffer (the kernel counts its buffer, ~800 bytes here, not the 36 read):
+a batch of 1,000 maps (1,000 services of their own pools) has 1,000 ACKs queued before the first is read."""
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
 NLM_F_CREATE = 0x400
@@ -222,6 +225,17 @@ def _chunks(elements: list[bytes]) -> Iterator[bytes]:
         yield b"".join(elements[start:])
 
 
+def _grow(sock: socket.socket, option: int, force: int, size: int) -> None:
+    """Make a socket buffer at least `size` bytes (the FORCE option passes net.core's maximum; it needs
+    CAP_NET_ADMIN, which writing nftables needs too)."""
+    if sock.getsockopt(socket.SOL_SOCKET, option) >= size + 64:  # the kernel reports twice what was set
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force, size)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, option, size)
+
+
 def parse_acks(data: bytes) -> Iterator[tuple[int, int, str]]:
     """(sequence number, errno or 0, the kernel's message) of each NLMSG_ERROR in `data`."""
     offset = 0
@@ -266,7 +280,7 @@ class ElementWriter:
         data = batch.finish()
         self._seq = batch.seq if batch.seq < 1 << 30 else 1
         try:
-            replies = self._talk(data)
+            replies = self._talk(data, len(batch.names))
         except OSError as exc:
             self.close()  # replies left behind would be read as this socket's next answers
             raise ElementError(f"cannot write the elements of {next(iter(batch.names.values()))}: "
@@ -284,15 +298,13 @@ class ElementWriter:
                                f"element messages (the first unanswered: {batch.names[missing[0]]})")
         self.written += sum(len(c.delete) + len(c.add) for c in changes)
 
-    def _talk(self, data: bytes) -> list[tuple[int, int, str]]:
+    def _talk(self, data: bytes, messages: int) -> list[tuple[int, int, str]]:
         """Send one batch and read every answer: the kernel handles a batch within send(), so all are queued."""
         sock = self._socket()
-        if len(data) > sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - 64:
-            # a batch must be one send; the kernel refuses one larger than the buffer (libnftables grows it alike)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, len(data) + 4096)
-            except PermissionError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, len(data) + 4096)
+        # a batch must be one send, refused when larger than the send buffer (libnftables grows it alike), and
+        # its ACKs must all fit the receive buffer (one lost would leave the batch's fate unknown)
+        _grow(sock, socket.SO_SNDBUF, SO_SNDBUFFORCE, len(data) + 4096)
+        _grow(sock, socket.SO_RCVBUF, SO_RCVBUFFORCE, messages * ACK_BYTES + 65536)
         sock.send(data)
         replies: list[tuple[int, int, str]] = []
         while True:
@@ -300,10 +312,6 @@ class ElementWriter:
                 answer = sock.recv(1 << 16)
             except BlockingIOError:
                 return replies
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:  # answers lost: the missing ACKs say so
-                    continue
-                raise
             replies.extend(parse_acks(answer))
 
     def _socket(self) -> socket.socket:
