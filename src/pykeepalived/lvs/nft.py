@@ -186,10 +186,11 @@ goes back to the kernel. Not after every one: a trim walks the whole heap (about
 class Change:
     """One change to send: libnftables' commands, and the slot-map elements written before them (nft_diff)."""
 
-    def __init__(self) -> None:
+    def __init__(self, direct_elements: bool = True) -> None:
         self.commands: list[dict[str, Any]] = []
         self.elements: list[ElementChange] = []
         self.undo: list[ElementChange] = []
+        self.direct_elements = direct_elements  # False: every element through libnftables (the old path)
 
     def __bool__(self) -> bool:
         return bool(self.commands or self.elements)
@@ -197,14 +198,14 @@ class Change:
     def add(self, fam: Family, *, old: Ruleset | None = None, new: Ruleset | None = None,
             fresh: Ruleset | None = None) -> None:
         """Family `fam` from `old` to `new`, or rebuilt whole as `fresh` (None: dropped) when old/new are not given."""
-        early: list[SlotWrite] = []
+        early: list[SlotWrite] | None = [] if self.direct_elements else None
         if old is not None and new is not None:
             self.commands += diff(old, new, early)
         elif fresh is not None:
             self.commands += fresh_table(fresh, early)
         else:
             self.commands += drop_table(fam)
-        for write in early:
+        for write in early or ():
             self.elements.append(ElementChange(fam.name, TABLE, write.name, SLOT_KEY_TYPEOF, write.data_type,
                                                write.delete, write.add))
             if write.kept and write.add:  # the slots written go, those that changed get their old data again
@@ -245,8 +246,11 @@ class NftablesBackend(DataPlaneBase):
     can_repair = True
     can_rebalance = True
 
-    def __init__(self, nft: Libnftables | None = None, *, consistent_flows: bool = False) -> None:
+    def __init__(self, nft: Libnftables | None = None, *, consistent_flows: bool = False,
+                 direct_elements: bool = True) -> None:
+        """`direct_elements=False` sends slot-map elements through libnftables too (bench/schedulers.py's anchor)."""
         self.nft = nft or Libnftables()
+        self.direct_elements = direct_elements
         self.routes = RouteFinder()
         self.tunnels = Tunnels()
         self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for,
@@ -367,7 +371,7 @@ class NftablesBackend(DataPlaneBase):
                 self.handles.setdefault(fam, present[fam])
             return self._follow_devices()
         what = "; ".join(why for _, why in drifted)
-        change = Change()
+        change = Change(self.direct_elements)
         for fam, _ in drifted:
             change.add(self.applied[fam].family, fresh=self.applied[fam])
         try:
@@ -395,7 +399,7 @@ class NftablesBackend(DataPlaneBase):
 
     def _commands(self, wanted: dict[str, Ruleset], fresh: set[str] | None = None) -> Change:
         """The change from what was applied to `wanted`; the `fresh` families are built from scratch."""
-        change = Change()
+        change = Change(self.direct_elements)
         for fam in (IPV4, IPV6, NETDEV):
             old, new = self.applied.get(fam.name), wanted.get(fam.name)
             if not self._started or (fresh is not None and fam.name in fresh):
