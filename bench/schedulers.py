@@ -34,7 +34,13 @@ the machine is shared, and CPU time moves less with the others' load), and
 loading 1,000 virtual
 services with 3 real servers each (the same three) into an empty table (one
 call); for rr, wlc and mh also 1,000 services with three real servers of
-their own each.
+their own each. With `--compare-libnftables` every apply timing is taken
+twice in the same run, alternately, with the slot maps' elements written over
+nfnetlink (`lvs/nft_elements.py`, the default) and through libnftables as
+before (`direct_elements=False`): the second line then also holds
+`libnftables_path` (the same figures), `speedup` (libnftables' wall time over
+ours, per figure) and `speedup_cpu` (the same with CPU time, which moves less
+with the others' load): the ratios that hold on a shared machine.
 
 Everything runs in one network namespace (deleted at the end, also on error
 or Ctrl-C): addresses on `lo`, the real servers as one asyncio process, and
@@ -42,7 +48,7 @@ the measuring part run inside it (libnftables acts on its own namespace);
 connections from inside the namespace are DNATed by the nat output hook.
 Needs root and python3-nftables. About a minute.
 
-    .venv/bin/python bench/schedulers.py [--connections 600] [--apply-only]
+    .venv/bin/python bench/schedulers.py [--connections 600] [--apply-only] [--compare-libnftables]
 """
 
 from __future__ import annotations
@@ -240,53 +246,83 @@ async def measure(sched: str, weights: tuple[int, ...], mode: str, n: int) -> di
     return result
 
 
-def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS) -> dict[str, Any]:
-    out: dict[str, Any] = {"one_of_1000_real_servers_down_s": {}, "load_1000_services_x3_s": {}}
+def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS, compare: bool = False) -> dict[str, Any]:
+    """The apply figures; with `compare`, each taken with both element paths (module docstring), alternately."""
+    paths = (True, False) if compare else (True,)
+    runs: dict[bool, dict[str, Any]] = {path: {"one_of_1000_real_servers_down_s": {},
+                                               "load_1000_services_x3_s": {}} for path in paths}
     for sched in schedulers:
-        backend = NftablesBackend()
-        up = service(sched, (1,) * 1000, n_real=1000)
-        times, cpu = [], []
-        for k in range(5):
-            backend.apply_now(DesiredTable((up,)))
-            dests = tuple(replace(d, alive=i != 100 * k) for i, d in enumerate(up.destinations))
-            down = DesiredTable((replace(up, destinations=dests),))
+        for direct in paths:
+            backend = NftablesBackend(direct_elements=direct)
+            up = service(sched, (1,) * 1000, n_real=1000)
+            times, cpu = [], []
+            for k in range(5):
+                backend.apply_now(DesiredTable((up,)))
+                dests = tuple(replace(d, alive=i != 100 * k) for i, d in enumerate(up.destinations))
+                down = DesiredTable((replace(up, destinations=dests),))
+                c0, t0 = time.process_time(), time.perf_counter()
+                backend.apply_now(down)
+                times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)  # this process's CPU, kernel work for its syscalls included
+            backend.close_now()
+            runs[direct]["one_of_1000_real_servers_down_s"][sched] = {
+                "median": round(statistics.median(times), 4), "min": round(min(times), 4),
+                "max": round(max(times), 4), "cpu_median": round(statistics.median(cpu), 4)}
+    for sched in schedulers:
+        table = DesiredTable(tuple(service(sched, (1, 1, 1), vip=f"10.30.{i // 250}.{i % 250 + 1}",
+                                           name=f"vs{i}") for i in range(1000)))
+        if compare:  # the first load of a scheduler in a process costs up to 0.1 s more: neither path pays it
+            warm = NftablesBackend()
+            warm.apply_now(table)
+            warm.close_now()
+        for direct in paths:
+            backend = NftablesBackend(direct_elements=direct)
             c0, t0 = time.process_time(), time.perf_counter()
-            backend.apply_now(down)
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)  # this process's CPU, kernel work for its syscalls included
-        backend.close_now()
-        out["one_of_1000_real_servers_down_s"][sched] = {"median": round(statistics.median(times), 4),
-                                                         "min": round(min(times), 4), "max": round(max(times), 4),
-                                                         "cpu_median": round(statistics.median(cpu), 4)}
-    for sched in schedulers:
-        backend = NftablesBackend()
-        table = DesiredTable(tuple(service(sched, (1, 1, 1), vip=f"10.30.{i // 250}.{i % 250 + 1}", name=f"vs{i}")
-                                   for i in range(1000)))
-        c0, t0 = time.process_time(), time.perf_counter()
-        backend.apply_now(table)
-        out["load_1000_services_x3_s"][sched] = round(time.perf_counter() - t0, 4)
-        out.setdefault("load_1000_services_x3_cpu_s", {})[sched] = round(time.process_time() - c0, 4)
-        backend.close_now()
+            backend.apply_now(table)
+            runs[direct]["load_1000_services_x3_s"][sched] = round(time.perf_counter() - t0, 4)
+            runs[direct].setdefault("load_1000_services_x3_cpu_s", {})[sched] = round(time.process_time() - c0, 4)
+            backend.close_now()
     # the same with three real servers of its own per service: no two slot maps alike, none shared
-    out["load_1000_services_x3_own_pools_s"] = {}
+    for direct in paths:
+        runs[direct]["load_1000_services_x3_own_pools_s"] = {}
     for sched in (s for s in OWN_POOLS if s in schedulers):
-        backend = NftablesBackend()
-        services = []
-        for i in range(1000):
-            svc = service(sched, (1, 1, 1), vip=f"10.30.{i // 250}.{i % 250 + 1}", name=f"vs{i}")
-            own = tuple(replace(d, address=f"10.{40 + i // 250}.{i % 250}.{n + 1}")
-                        for n, d in enumerate(svc.destinations))
-            services.append(replace(svc, destinations=own))
-        t0 = time.perf_counter()
-        backend.apply_now(DesiredTable(tuple(services)))
-        out["load_1000_services_x3_own_pools_s"][sched] = round(time.perf_counter() - t0, 4)
-        backend.close_now()
+        for direct in paths:
+            backend = NftablesBackend(direct_elements=direct)
+            services = []
+            for i in range(1000):
+                svc = service(sched, (1, 1, 1), vip=f"10.30.{i // 250}.{i % 250 + 1}", name=f"vs{i}")
+                own = tuple(replace(d, address=f"10.{40 + i // 250}.{i % 250}.{n + 1}")
+                            for n, d in enumerate(svc.destinations))
+                services.append(replace(svc, destinations=own))
+            c0, t0 = time.process_time(), time.perf_counter()
+            backend.apply_now(DesiredTable(tuple(services)))
+            runs[direct]["load_1000_services_x3_own_pools_s"][sched] = round(time.perf_counter() - t0, 4)
+            runs[direct].setdefault("load_1000_services_x3_own_pools_cpu_s", {})[sched] = round(
+                time.process_time() - c0, 4)
+            backend.close_now()
+    out = runs[True]
+    if compare:
+        ours, theirs = runs[True], runs[False]
+        out["libnftables_path"] = theirs
+        out["speedup"] = {
+            "one_of_1000_real_servers_down": {
+                s: round(theirs["one_of_1000_real_servers_down_s"][s]["median"]
+                         / ours["one_of_1000_real_servers_down_s"][s]["median"], 2) for s in schedulers},
+            **{key: {s: round(theirs[f"{key}_s"][s] / ours[f"{key}_s"][s], 2) for s in ours[f"{key}_s"]}
+               for key in ("load_1000_services_x3", "load_1000_services_x3_own_pools")}}
+        out["speedup_cpu"] = {  # CPU time moves less with the others' load than wall time
+            "one_of_1000_real_servers_down": {
+                s: round(theirs["one_of_1000_real_servers_down_s"][s]["cpu_median"]
+                         / ours["one_of_1000_real_servers_down_s"][s]["cpu_median"], 2) for s in schedulers},
+            **{key: {s: round(theirs[f"{key}_cpu_s"][s] / ours[f"{key}_cpu_s"][s], 2) for s in ours[f"{key}_cpu_s"]}
+               for key in ("load_1000_services_x3", "load_1000_services_x3_own_pools")}}
     return out
 
 
-async def inside(n: int, apply_only: bool = False, schedulers: tuple[str, ...] = APPLY_SCHEDULERS) -> None:
+async def inside(n: int, apply_only: bool = False, schedulers: tuple[str, ...] = APPLY_SCHEDULERS,
+                 compare: bool = False) -> None:
     if apply_only:
-        print(json.dumps({"benchmark": "schedulers-apply", **apply_timings(schedulers)}), flush=True)
+        print(json.dumps({"benchmark": "schedulers-apply", **apply_timings(schedulers, compare)}), flush=True)
         return
     deadline = time.monotonic() + 10
     for host in REAL:  # wait for the real servers to listen
@@ -305,7 +341,7 @@ async def inside(n: int, apply_only: bool = False, schedulers: tuple[str, ...] =
             print(f"{sched} {weights} {mode}", file=sys.stderr, flush=True)
             results.append(await measure(sched, weights, mode, n))
     print(json.dumps({"benchmark": "schedulers", "connections": n, "runs": results}), flush=True)
-    print(json.dumps({"benchmark": "schedulers-apply", **apply_timings(schedulers)}), flush=True)
+    print(json.dumps({"benchmark": "schedulers-apply", **apply_timings(schedulers, compare)}), flush=True)
 
 
 # ----------------------------------------------------------------------------- outside: the namespace
@@ -315,6 +351,8 @@ def main() -> int:
     parser.add_argument("--apply-only", action="store_true", help="print only the apply timings (second line)")
     parser.add_argument("--apply-schedulers", default=",".join(APPLY_SCHEDULERS),
                         help="comma-separated schedulers the apply timings cover")
+    parser.add_argument("--compare-libnftables", action="store_true",
+                        help="time every apply also with the elements through libnftables (the anchor)")
     parser.add_argument("--role", choices=("outside", "serve", "inside"), default="outside", help=argparse.SUPPRESS)
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -323,7 +361,8 @@ def main() -> int:
         asyncio.run(serve())
         return 0
     if args.role == "inside":
-        asyncio.run(inside(args.connections, args.apply_only, tuple(args.apply_schedulers.split(","))))
+        asyncio.run(inside(args.connections, args.apply_only, tuple(args.apply_schedulers.split(",")),
+                           args.compare_libnftables))
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on kill as on Ctrl-C
     ns = Netns(unique_prefix("sched"))
@@ -336,7 +375,8 @@ def main() -> int:
         server = ns.popen([*me, "--role", "serve"], stderr=None)
         proc = subprocess.run(ns.argv([*me, "--role", "inside", "--connections", str(args.connections),
                                        "--apply-schedulers", args.apply_schedulers,
-                                       *(["--apply-only"] if args.apply_only else [])]),
+                                       *(["--apply-only"] if args.apply_only else []),
+                                       *(["--compare-libnftables"] if args.compare_libnftables else [])]),
                               stdout=subprocess.PIPE, text=True, timeout=900, check=False)
         sys.stdout.write(proc.stdout)
         return proc.returncode

@@ -81,7 +81,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.net", "pykeepalived.net.*", "pykeepalived.host", "pykeepalived.host.*",
         "pykeepalived.scripts", "pykeepalived.scripts.*",
         "pykeepalived.lvs.ipvs", "pykeepalived.lvs.ipvs_sync", "pykeepalived.lvs.nft", "pykeepalived.lvs.null",
-        "pykeepalived.lvs.skip",
+        "pykeepalived.lvs.skip", "pykeepalived.lvs.nft_elements",  # slot-map elements over nfnetlink
         "pykeepalived.lvs.routes", "pykeepalived.lvs.tunnels", "pykeepalived.lvs.conntrack",
         "pykeepalived.lvs.ctdump",
         "pykeepalived.check.connect", "pykeepalived.check.sockio", "pykeepalived.check.tcp",

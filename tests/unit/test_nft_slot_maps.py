@@ -147,6 +147,17 @@ def test_a_dr_server_leaving_frees_its_slots_before_its_chain_goes() -> None:
     assert all(json.dumps(data) != '{"goto": {"target": "vs-dr-4"}}' for _, data in elements(cmds, "add"))
 
 
+def test_a_persistent_service_removed_deletes_its_picks_map_before_the_chains_it_goes_to() -> None:
+    """The kernel refuses to delete a chain a map element still goes to (EBUSY); the map goes first."""
+    c = ctx()
+    other = vs("web", 4, address="203.0.113.11")
+    before = build([other, vs("per", 4, persistence_timeout_s=60)], c)["ip"]
+    cmds = diff(before, rebuild(before, [other], c))
+    deleted = [(verb, kind, body[kind]["name"]) for cmd in cmds for verb, body in cmd.items() for kind in body
+               if verb == "delete" and kind in ("map", "chain")]
+    assert deleted.index(("delete", "map", "vs-per-picks")) < deleted.index(("delete", "chain", "vs-per-1"))
+
+
 class FakeNft:
     """libnftables' Nftables as the backend calls it: what was sent, in order."""
 

@@ -304,7 +304,7 @@ class FakeNft:
     def __init__(self) -> None:
         self.batches: list[list[dict[str, Any]]] = []
 
-    def run(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
+    def run(self, commands: list[dict[str, Any]], elements: Any = (), undo: Any = ()) -> dict[str, Any]:
         self.batches.append(commands)
         return {}
 

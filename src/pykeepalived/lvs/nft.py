@@ -1,12 +1,15 @@
 """The nftables data plane: the desired table as one table of our own, changed by atomic diffs.
 
 This is the thin shell around nft_rules (layout) and nft_diff (changes): it
-talks to libnftables (Debian's python3-nftables binding, JSON in and out),
+talks to libnftables (Debian's python3-nftables binding, JSON in and out)
+and writes the slot maps' elements over nfnetlink itself (nft_elements),
 asks the kernel which interface reaches a DR real server, keeps the IPIP
 devices TUN needs, and reads connection counts for `status` and the
 load-based schedulers. Every change is one libnftables call, which the
-kernel applies as one transaction: if it fails, nothing changed and the
-previous rules stay in force (DataPlaneError tells the checker to retry).
+kernel applies as one transaction, preceded by one element batch where slot
+maps change (`Libnftables.run` says why that order is safe): if it fails,
+nothing changed and the previous rules stay in force (DataPlaneError tells
+the checker to retry).
 
 Someone else may remove our table: `nft flush ruleset` (what Debian's
 nftables.conf does on every restart of the nftables service) takes every
@@ -28,6 +31,7 @@ import json
 import logging
 import socket
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 from ..config.vocabulary import LbKind
@@ -35,11 +39,12 @@ from . import nft_handles
 from ..host.malloc_trim import malloc_trim
 from .conntrack import count_connections
 from .model import DataPlaneBase, DataPlaneError, DesiredTable, VirtualService
-from .nft_diff import diff, drop_table, fresh_table
+from .nft_diff import SlotWrite, diff, drop_table, fresh_table
+from .nft_elements import ElementChange, ElementWriter
 from .nft_forward import NETDEV
 from .nft_layout import build_all as build
-from .nft_rules import (IPV4, IPV6, TABLE, BuildContext, Family, Load, Ruleset, forwarding, overloaded_now,
-                        service_chain)
+from .nft_rules import (IPV4, IPV6, SLOT_KEY_TYPEOF, TABLE, BuildContext, Family, Load, Ruleset, forwarding,
+                        overloaded_now, service_chain)
 from .routes import RouteFinder
 from .tunnels import PREFIX as TUNNEL_PREFIX, Tunnels
 
@@ -67,9 +72,21 @@ class Libnftables:
         self._nft.set_json_output(True)
         self._nft.set_handle_output(False)
         self._netlink: socket.socket | None = None
+        self.elements = ElementWriter()
 
-    def run(self, commands: list[dict[str, Any]]) -> dict[str, Any]:
-        """Send `commands` as one transaction; the slot maps they add (`typeof`, see below) go just before.
+    def run(self, commands: list[dict[str, Any]], elements: Sequence[ElementChange] = (),
+            undo: Sequence[ElementChange] = ()) -> dict[str, Any]:
+        """Send `commands` as one transaction; the slot maps they add (`typeof`, see below) and `elements` go before.
+
+        `elements` (nft_diff's early slot writes) are one nfnetlink batch of
+        their own, 4x cheaper than libnftables (nft_elements.py), sent after
+        the new maps are made and before the transaction: they fill new maps
+        before any rule reads them, switch a kept map's changed slots at once
+        while its rules stay, and name only chains that exist before and
+        after the transaction (nft_diff decides which qualify), so no reader
+        ever sees a map without its data or a slot that goes nowhere. If the
+        transaction then fails, `undo` puts the kept maps' slots back (best
+        effort, logged) and the new maps go, as below.
 
         libnftables 1.0.6's JSON cannot declare a map keyed by a plain 32-bit
         integer (`typeof numgen ...`: "unqualified type integer"), which is
@@ -83,7 +100,7 @@ class Libnftables:
         over is harmless, and the next diff adds it again without error).
         """
         maps = [cmd for cmd in commands if _typeof_map(cmd) is not None]
-        if not maps:
+        if not maps and not any(change.delete or change.add for change in elements):
             return self._json(commands)
         rest = [cmd for cmd in commands if _typeof_map(cmd) is None]
         tables = [cmd for cmd in rest if _table_command(cmd)]
@@ -95,18 +112,33 @@ class Libnftables:
             spec = _typeof_map(cmd)
             assert spec is not None
             lines.append(f"add map {spec['family']} {spec['table']} {spec['name']} {{ typeof {spec['typeof']} ; }}")
-        rc, _, err = self._nft.cmd("\n".join(lines))
-        if rc != 0:
-            raise DataPlaneError(f"nftables refused the change: {str(err).strip() or 'no reason given'}")
+        if lines:
+            rc, _, err = self._nft.cmd("\n".join(lines))
+            if rc != 0:
+                raise DataPlaneError(f"nftables refused the change: {str(err).strip() or 'no reason given'}")
+        try:
+            self.elements.send(elements)
+        except DataPlaneError:
+            self._drop_maps(maps)
+            raise
+        if not rest:
+            return {}
         try:
             return self._json(rest)
         except DataPlaneError:
-            for cmd in maps:
-                spec = _typeof_map(cmd)
-                assert spec is not None
-                self._nft.json_cmd({"nftables": [{"delete": {"map": {k: spec[k] for k in ("family", "table",
-                                                                                          "name")}}}]})
+            try:
+                self.elements.send(undo)
+            except DataPlaneError as exc:
+                log.warning("nftables: the change failed and its slot map elements could not be put back: %s", exc)
+            self._drop_maps(maps)
             raise
+
+    def _drop_maps(self, maps: list[dict[str, Any]]) -> None:
+        """Delete the slot maps just made for a change that failed (best effort: an empty map left is harmless)."""
+        for cmd in maps:
+            spec = _typeof_map(cmd)
+            assert spec is not None
+            self._nft.json_cmd({"nftables": [{"delete": {"map": {k: spec[k] for k in ("family", "table", "name")}}}]})
 
     def table_handles(self, name: str) -> dict[str, int]:
         """Family -> handle of each table called `name`, from the kernel's table dump (nft_handles.py).
@@ -125,7 +157,8 @@ class Libnftables:
             raise DataPlaneError(f"cannot list the nftables tables: {exc}") from exc
 
     def close(self) -> None:
-        """Close the netlink socket of the table dumps (kept open: closing one waits ~5 ms for the kernel)."""
+        """Close the netlink sockets of the table dumps and the elements (kept open: closing one waits ~5 ms)."""
+        self.elements.close()
         if self._netlink is not None:
             self._netlink.close()
             self._netlink = None
@@ -148,6 +181,39 @@ TRIM_AFTER_BYTES = 128 * 1024
 """malloc_trim after a transaction this long or longer (a first table, a reload): the C memory it freed
 goes back to the kernel. Not after every one: a trim walks the whole heap (about 10 ms here beside a
 65,521-slot Maglev history), which would double a one-server change's apply for the hash schedulers."""
+
+
+class Change:
+    """One change to send: libnftables' commands, and the slot-map elements written before them (nft_diff)."""
+
+    def __init__(self, direct_elements: bool = True) -> None:
+        self.commands: list[dict[str, Any]] = []
+        self.elements: list[ElementChange] = []
+        self.undo: list[ElementChange] = []
+        self.direct_elements = direct_elements  # False: every element through libnftables (the old path)
+
+    def __bool__(self) -> bool:
+        return bool(self.commands or self.elements)
+
+    def add(self, fam: Family, *, old: Ruleset | None = None, new: Ruleset | None = None,
+            fresh: Ruleset | None = None) -> None:
+        """Family `fam` from `old` to `new`, or rebuilt whole as `fresh` (None: dropped) when old/new are not given."""
+        early: list[SlotWrite] | None = [] if self.direct_elements else None
+        if old is not None and new is not None:
+            self.commands += diff(old, new, early)
+        elif fresh is not None:
+            self.commands += fresh_table(fresh, early)
+        else:
+            self.commands += drop_table(fam)
+        for write in early or ():
+            self.elements.append(ElementChange(fam.name, TABLE, write.name, SLOT_KEY_TYPEOF, write.data_type,
+                                               write.delete, write.add))
+            if write.kept and write.add:  # the slots written go, those that changed get their old data again
+                self.undo.append(ElementChange(fam.name, TABLE, write.name, SLOT_KEY_TYPEOF, write.data_type,
+                                               [slot for slot, _ in write.add], write.restore))
+
+    def send(self, nft: Libnftables) -> None:
+        nft.run(self.commands, self.elements, self.undo)
 
 
 def table_handles(sock: socket.socket, name: str) -> dict[str, int]:
@@ -180,8 +246,11 @@ class NftablesBackend(DataPlaneBase):
     can_repair = True
     can_rebalance = True
 
-    def __init__(self, nft: Libnftables | None = None, *, consistent_flows: bool = False) -> None:
+    def __init__(self, nft: Libnftables | None = None, *, consistent_flows: bool = False,
+                 direct_elements: bool = True) -> None:
+        """`direct_elements=False` sends slot-map elements through libnftables too (bench/schedulers.py's anchor)."""
         self.nft = nft or Libnftables()
+        self.direct_elements = direct_elements
         self.routes = RouteFinder()
         self.tunnels = Tunnels()
         self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for,
@@ -225,24 +294,24 @@ class NftablesBackend(DataPlaneBase):
             wanted = build(services, self.ctx)
         except OSError as exc:
             raise DataPlaneError(f"cannot prepare the data plane: {exc}") from exc
-        commands = self._commands(wanted)
-        if commands:
+        change = self._commands(wanted)
+        if change:
             try:
-                self.nft.run(commands)
+                change.send(self.nft)
             except DataPlaneError:
                 drifted = self._drift(self._table_handles()) if self._started else []
                 if not drifted and self._started and NETDEV.name in wanted and NETDEV.name in self.applied:
                     # kernels that delete a netdev chain with its device (6.18 keeps it, hookless) make the
                     # diff name a chain that is gone: DR's table is built whole (its flow sets start empty)
                     log.warning("nftables: the change failed; building table netdev %s whole", TABLE)
-                    self.nft.run(self._commands(wanted, fresh={NETDEV.name}))
+                    self._commands(wanted, fresh={NETDEV.name}).send(self.nft)
                 elif not drifted:
                     raise
                 else:
                     # our table went (or was replaced) under us: a diff against it cannot work, a fresh table can
                     log.warning("nftables: %s by someone else; building it again with the new change",
                                 "; ".join(why for _, why in drifted))
-                    self.nft.run(self._commands(wanted, fresh={fam for fam, _ in drifted}))
+                    self._commands(wanted, fresh={fam for fam, _ in drifted}).send(self.nft)
             self.transactions += 1
             self._learn_handles()
         self._started = True
@@ -302,14 +371,16 @@ class NftablesBackend(DataPlaneBase):
                 self.handles.setdefault(fam, present[fam])
             return self._follow_devices()
         what = "; ".join(why for _, why in drifted)
-        commands = [cmd for fam, _ in drifted for cmd in fresh_table(self.applied[fam])]
+        change = Change(self.direct_elements)
+        for fam, _ in drifted:
+            change.add(self.applied[fam].family, fresh=self.applied[fam])
         try:
-            self.nft.run(commands)
+            change.send(self.nft)
         except DataPlaneError as exc:
             raise DataPlaneError(f"{what} by someone else and cannot be rebuilt: {exc}") from exc
         self.transactions += 1
         self._learn_handles()
-        return f"{what} by someone else; rebuilt it whole ({len(commands)} commands)"
+        return f"{what} by someone else; rebuilt it whole ({len(change.commands)} commands)"
 
     def _follow_devices(self) -> str | None:
         """Rebuild when interfaces or their MTUs changed since the last apply and a DR service may care.
@@ -326,20 +397,20 @@ class NftablesBackend(DataPlaneBase):
         now = ", ".join(f"{name} (mtu {mtu})" for name, mtu in self._ingress_seen) or "none"
         return f"DR from ingress follows the interfaces now: {now}"
 
-    def _commands(self, wanted: dict[str, Ruleset], fresh: set[str] | None = None) -> list[dict[str, Any]]:
-        """The batch from what was applied to `wanted`; the `fresh` families are built from scratch."""
-        commands: list[dict[str, Any]] = []
+    def _commands(self, wanted: dict[str, Ruleset], fresh: set[str] | None = None) -> Change:
+        """The change from what was applied to `wanted`; the `fresh` families are built from scratch."""
+        change = Change(self.direct_elements)
         for fam in (IPV4, IPV6, NETDEV):
             old, new = self.applied.get(fam.name), wanted.get(fam.name)
             if not self._started or (fresh is not None and fam.name in fresh):
-                commands += fresh_table(new) if new else drop_table(fam)
+                change.add(fam, fresh=new)
             elif new is None and old is not None:
-                commands += drop_table(fam)
+                change.add(fam, fresh=None)
             elif new is not None and old is None:
-                commands += fresh_table(new)
+                change.add(fam, fresh=new)
             elif new is not None and old is not None:
-                commands += diff(old, new)
-        return commands
+                change.add(fam, old=old, new=new)
+        return change
 
     async def close(self) -> None:
         async with self._lock:

@@ -5,16 +5,48 @@ from old to new atomically or not at all. Order matters inside the batch:
 references must go before what they point at is deleted (map elements and
 rules that jump to a chain, rules that name a set), and new chains and sets
 must exist before anything refers to them.
+
+The slot maps' elements are most of a change's bulk, and the backend can
+write them over nfnetlink itself (nft_elements.py, 4x cheaper than
+libnftables). That is a second batch, sent BEFORE the libnftables one, so
+`diff(..., early=[])` hands over only what is safe to apply first
+(`SlotWrite`): the elements of a map that no rule of the batch re-makes
+(a map whose type changes stays whole in libnftables) and whose new data
+names only chains that exist before and after the libnftables batch (a
+verdict slot that goes to a chain the batch makes, or re-makes, stays in
+it). A kept map then switches its changed slots atomically while the old
+rules still read it, and a new map is full before the rule that reads it
+arrives. Slots past the new table's end are deleted in the libnftables
+batch, together with the rule that stops using them (its modulus).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from itertools import compress
 from operator import ne
 from typing import Any
 
 from .nft_rules import SLOT_KEY_TYPEOF, TABLE, Family, Json, Ruleset, SlotMap
+
+
+@dataclass(frozen=True)
+class SlotWrite:
+    """One slot map's elements, written before the libnftables batch (module docstring).
+
+    `add` gives each slot's data as the slot map's JSON text; `restore`
+    undoes the write if the libnftables batch that follows fails: the old
+    data of the slots that changed (every added slot is deleted first);
+    `kept` says the map was there before (a new one is simply deleted).
+    """
+
+    name: str
+    data_type: str
+    delete: tuple[int, ...]
+    add: tuple[tuple[int, str], ...]
+    restore: tuple[tuple[int, str], ...]
+    kept: bool
 
 
 def _obj(family: Family, **fields: Any) -> Json:
@@ -31,12 +63,12 @@ def _refers(refs: frozenset[str] | None, names: set[str]) -> bool:
     return refs is not None and not refs.isdisjoint(names)
 
 
-def fresh_table(new: Ruleset) -> list[Json]:
-    """Replace whatever table of ours is there (a crashed run's) with `new`, in one batch."""
+def fresh_table(new: Ruleset, early: list[SlotWrite] | None = None) -> list[Json]:
+    """Replace whatever table of ours is there (a crashed run's) with `new`, in one batch (`early`: see diff)."""
     fam = new.family
     table = {"family": fam.name, "name": TABLE}
     return [{"add": {"table": table}}, {"delete": {"table": table}}, {"add": {"table": table}},
-            *diff(Ruleset(fam), new)]
+            *diff(Ruleset(fam), new, early)]
 
 
 def drop_table(family: Family) -> list[Json]:
@@ -82,8 +114,25 @@ def _slot_elements(slot_map: SlotMap, slots: list[int]) -> list[list[Any]]:
     return out
 
 
-def diff(old: Ruleset, new: Ruleset) -> list[Json]:
-    """Commands that turn table `old` into table `new` (same family)."""
+def _only_live(refs: dict[str, frozenset[str]] | None, live: set[str]) -> bool:
+    """Whether a slot map's data names only chains in `live` (its refs, recorded per data text)."""
+    return refs is None or all(names <= live for names in refs.values())
+
+
+def _early_write(name: str, kept: SlotMap | None, new: SlotMap, deleted: list[int], added: list[int]) -> SlotWrite:
+    """The part of a slot map's change that goes before the batch: all but the slots past its new end."""
+    size = len(new.data)
+    restore = tuple((slot, kept.data[slot]) for slot in deleted if slot < size) if kept is not None else ()
+    return SlotWrite(name, new.data_type, tuple(slot for slot in deleted if slot < size),
+                     tuple((slot, new.data[slot]) for slot in added), restore, kept is not None)
+
+
+def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None) -> list[Json]:
+    """Commands that turn table `old` into table `new` (same family).
+
+    With a list as `early`, the slot-map elements that may be written
+    before these commands are appended to it instead (module docstring).
+    """
     fam = new.family
     cmds: list[Json] = []
     gone_chains = {c for c in old.chains if c not in new.chains or old.chains[c] != new.chains[c]}
@@ -109,24 +158,31 @@ def diff(old: Ruleset, new: Ruleset) -> list[Json]:
         if keys and name not in gone_sets:
             cmds.append({"delete": {"element": _obj(fam, name=name, elem=keys)}})
     slot_changes: dict[str, tuple[list[int], list[int]]] = {}
+    live = {c for c in old.chains if c not in gone_chains}  # chains there before and after the batch
     for name, slot_map in new.slot_maps.items():
         kept = old.slot_maps.get(name) if name not in gone_maps else None
         stale = frozenset(text for text, refs in new.slot_refs.get(name, {}).items() if _refers(refs, gone_chains))
         slot_changes[name] = _slot_changes(kept, slot_map, stale)
+        if early is not None and name not in gone_maps and _only_live(new.slot_refs.get(name), live):
+            write = _early_write(name, kept, slot_map, *slot_changes[name])
+            if write.delete or write.add:
+                early.append(write)
+            slot_changes[name] = ([s for s in slot_changes[name][0] if s >= len(slot_map.data)], [])
         deleted = slot_changes[name][0]
         if kept is not None and deleted:
             cmds.append({"delete": {"element": _obj(fam, name=name, elem=deleted)}})
     for chain in sorted(flushed):
         if old.rules.get(chain):
             cmds.append({"flush": {"chain": _obj(fam, name=chain)}})
-    # 2. delete what is no longer wanted (or must be re-made with a new spec)
+    # 2. delete what is no longer wanted (or must be re-made with a new spec); slot maps first: a verdict slot
+    #    map's elements go to chains, which the kernel does not delete while a map refers to them (EBUSY)
+    for name in sorted(gone_maps):
+        cmds.append({"delete": {"map": _obj(fam, name=name)}})
     for chain in sorted(gone_chains):
         cmds.append({"delete": {"chain": _obj(fam, name=chain)}})
     for name in sorted(gone_sets):
         kind, obj = _set_obj(fam, name, old.sets[name])
         cmds.append({"delete": {kind: {k: obj[k] for k in ("family", "table", "name")}}})
-    for name in sorted(gone_maps):
-        cmds.append({"delete": {"map": _obj(fam, name=name)}})
     # 3. make what is new, then fill it
     for chain in added_chains:
         cmds.append({"add": {"chain": _obj(fam, name=chain, **new.chains[chain])}})
