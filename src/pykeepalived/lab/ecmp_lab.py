@@ -260,7 +260,7 @@ class EcmpLab:
             raise LabError(f"balancers must be 1..{MAX_BALANCERS} (the upstream's maximum-paths), not {balancers}")
         if not 1 <= real_servers <= 50:
             raise LabError(f"real_servers must be 1..50, not {real_servers}")
-        if check not in ("TCP_CHECK", "HTTP_GET"):
+        if not (check == "TCP_CHECK" or check == "HTTP_GET"):
             raise LabError(f"check must be TCP_CHECK or HTTP_GET, not {check!r}")
         if timeout_scale <= 0:
             raise LabError(f"timeout_scale must be positive, not {timeout_scale}")
