@@ -109,3 +109,20 @@ def test_keep_out_does_nothing_where_ssl_is_loaded_already() -> None:
     assert not openssl_guard.keep_out()
     assert sys.modules == before
     assert openssl_guard.asyncio_has_ssl()
+
+
+@pytest.mark.parametrize(("argv", "checker_only"), [
+    (["-C"], True),  # a checker alone, or the checker child of a parent (-C --child)
+    (["-C", "--child", "--dont-fork"], True),
+    (["--checker-worker", "1/2"], True),
+    ([], False),  # the parent: the API's TLS, SMTP alerts
+    (["-P"], False),
+    (["-P", "-C"], False),  # both flags: left alone (conservative)
+    (["-C", "-t"], False),  # a config test reads only
+    (["-C", "--bfd-child"], False),
+])
+def test_only_a_checker_process_keeps_openssl_out(argv: list[str], checker_only: bool) -> None:
+    from pykeepalived.cli import _checker_process, build_parser
+    from pykeepalived.cmdline.flags import normalize_argv
+
+    assert _checker_process(build_parser().parse_args(normalize_argv(argv))) is checker_only
