@@ -11,15 +11,6 @@ up to 10 ms after tens of MB were freed in small pieces (measured here), so it
 is called after the rare, big C calls only, in the data plane's thread.
 
 Without glibc (musl has no malloc_trim) this does nothing.
-
-`one_arena()` is the other half: glibc gives each thread that allocates its
-own arena (the data plane's libnftables calls run in asyncio.to_thread), and
-memory freed in one arena is not reused by another, so the thread's
-transients and the event loop's stack up. The checker asks for a single
-arena before any thread starts: at 6,000 real servers its peak went from
-69.0 to 66.8 MiB (bench/checks.py --only pykeepalived, one run each; 1.8 MiB
-in an in-process harness). Each thread keeps its tcache, so small
-allocations take no shared lock.
 """
 
 from __future__ import annotations
@@ -37,28 +28,6 @@ def _trim_function() -> Callable[[int], int] | None:
     except (OSError, AttributeError):
         return None
     return trim
-
-
-M_ARENA_MAX = -8  # glibc's malloc.h
-
-
-@functools.cache
-def _mallopt_function() -> Callable[[int, int], int] | None:
-    """The C library's mallopt, looked up once; None where there is none."""
-    try:
-        mallopt: Callable[[int, int], int] = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return None
-    return mallopt
-
-
-def one_arena() -> bool:
-    """Make every thread of this process allocate from glibc's main arena; True if the C library took it.
-
-    Call before any thread starts: threads that already have an arena keep it.
-    """
-    mallopt = _mallopt_function()
-    return mallopt is not None and mallopt(M_ARENA_MAX, 1) == 1
 
 
 def malloc_trim() -> None:
