@@ -27,16 +27,10 @@ already imported.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 
 # The modules that load OpenSSL: the TLS module and hashlib's OpenSSL backend.
 OPENSSL_MODULES = ("ssl", "_ssl", "_hashlib")
-# hashlib's builtin hashes the checker needs once _hashlib is kept out (HTTP digests, the worker shard id, names).
-_BUILTIN_HASHES = ("_md5", "_sha256", "_blake2")
-# What keep_out() imports without OpenSSL: each would load it, and each stays loaded without it.
-_IMPORTED_WITHOUT = ("hashlib", "hmac", "asyncio")
 # asyncio's modules that bind `ssl` at import (None when it could not be imported).
 _ASYNCIO_SSL_USERS = ("asyncio.base_events", "asyncio.selector_events", "asyncio.sslproto")
 
@@ -50,13 +44,18 @@ def keep_out() -> bool:
     """
     if any(name in sys.modules for name in OPENSSL_MODULES):
         return False
-    if any(importlib.util.find_spec(name) is None for name in _BUILTIN_HASHES):
+    try:  # hashlib's builtin hashes, which the checker needs once _hashlib is kept out (digests, names)
+        import _blake2  # noqa: F401
+        import _md5  # type: ignore[import-not-found]  # noqa: F401
+        import _sha256  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
         return False
     for name in OPENSSL_MODULES:
         sys.modules[name] = None  # type: ignore[assignment]  # the import system's "import halted" marker
-    try:
-        for name in _IMPORTED_WITHOUT:
-            importlib.import_module(name)
+    try:  # each would load OpenSSL, and each stays loaded without it
+        import asyncio  # noqa: F401
+        import hashlib  # noqa: F401
+        import hmac  # noqa: F401
     finally:
         for name in OPENSSL_MODULES:
             if name in sys.modules and sys.modules[name] is None:
@@ -72,7 +71,8 @@ def asyncio_has_ssl() -> bool:
 
 def admit() -> None:
     """Load ssl and tell asyncio's modules that it exists. Safe to repeat; cheap once done."""
-    ssl = importlib.import_module("ssl")
+    import ssl
+
     for name in _ASYNCIO_SSL_USERS:
         module = sys.modules.get(name)
         if module is not None and getattr(module, "ssl", None) is None:
