@@ -29,12 +29,23 @@ the same. Timers: delay_loop 1, connect_timeout 2, retry 1, delay_before_retry
 1 (bound 6 s), warmup = delay_loop; HAProxy: inter 1s fastinter 1s fall 2
 rise 1, timeout connect/check 2s - the same schedule.
 
+The kernel's share is not the same by default: pykeepalived's nftables table
+(`--pk-dataplane auto`, as users run it) registers nat hooks in the checker's
+namespace, so the checks' own packets go through conntrack, while HAProxy
+runs in a namespace with no table. `--fair-pairs` adds two contenders to the
+same run: HAProxy with pykeepalived's table loaded into its namespace (the
+ruleset pykeepalived had in force during its steady window, `nft list
+ruleset`, loaded as it was), and pykeepalived with `--dataplane none`. The
+JSON then has, beside the default `ratio` (pykeepalived with its table /
+HAProxy without one), `ratio_same_table` (both with the table: both pay
+conntrack) and `ratio_no_table` (neither has one).
+
 Prints one JSON document. Needs root and haproxy. The default run takes about
-two minutes; `--quick` (200 TCP + 50 HTTP) about 40 s.
+two minutes, `--fair-pairs` about four; `--quick` (200 TCP + 50 HTTP) about 40 s.
 
     cd /work/main && .venv/bin/python bench/checks.py [--tcp 5000] [--http 1000] [--window 20]
         [--settle 10] [--kill-tcp 100] [--kill-http 50] [--only pykeepalived|haproxy] [--quick] [--logs DIR]
-        [--pk-dataplane auto|none] [--profile FILE]
+        [--pk-dataplane auto|none] [--profile FILE] [--fair-pairs]
 """
 
 from __future__ import annotations
@@ -413,6 +424,9 @@ class Contender:
         """(time, total attempts) from the checker's own counters, if it has any."""
         return None
 
+    def in_steady_state(self) -> None:
+        """Called once in the steady window (nothing killed yet)."""
+
     def poll(self) -> None:
         """Read the log lines written since the last poll into self.events."""
         raise NotImplementedError
@@ -436,7 +450,7 @@ class PyKeepalived(Contender):
 
     def start(self) -> None:
         conf = pykeepalived_config(self.addr, self.tcp_ports, self.http_ports, self.timers)
-        self.daemon = CheckerDaemon(self.lb, self.workdir, conf, name="pykeepalived")
+        self.daemon = CheckerDaemon(self.lb, self.workdir, conf, name=self.name)
         base = self.daemon.command()
         argv = [*base, "--dataplane", self.dataplane]
         if self.profile is not None:  # python -m cProfile -o FILE -m pykeepalived ...
@@ -504,6 +518,11 @@ class PyKeepalived(Contender):
             elif r := PK_RETRY.match(msg):
                 self.events.add("failed", int(r.group(1)), t)
 
+    def in_steady_state(self) -> None:
+        """Keep the nftables ruleset in force now (every server up): --fair-pairs loads it under HAProxy."""
+        if self.dataplane != "none":
+            self.ruleset = self.lb.netns.run(["nft", "list", "ruleset"], timeout_s=60.0).stdout
+
     def stop(self) -> None:
         self.daemon.stop()
 
@@ -518,9 +537,17 @@ HA_CHECK = re.compile(r"^Health check for server bk_\w+/[th](\d+) (succeeded|fai
 
 class Haproxy(Contender):
     name = "haproxy"
+    ruleset_text = ""  # --fair-pairs: pykeepalived's nftables ruleset, loaded into the namespace while HAProxy runs
 
     def start(self) -> None:
-        self.dir = self.workdir / "haproxy"
+        self.loaded_tables: list[str] = []
+        self.conntrack_hooks = 0
+        if self.ruleset_text:
+            self.lb.netns.run(["nft", "-f", "-"], input=self.ruleset_text, timeout_s=60.0)
+            self.loaded_tables = re.findall(r"^table (\S+ \S+) \{", self.ruleset_text, re.MULTILINE)
+            self.conntrack_hooks = sum(line.strip().startswith("type nat hook")
+                                       for line in self.ruleset_text.splitlines())
+        self.dir = self.workdir / self.name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.conf_path = self.dir / "haproxy.cfg"
         self.conf_path.write_text(haproxy_config(self.addr, self.tcp_ports, self.http_ports, self.timers))
@@ -573,6 +600,8 @@ class Haproxy(Contender):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5.0)
+        for table in self.loaded_tables:
+            self.lb.netns.run(["nft", "delete", "table", *table.split()], check=False, timeout_s=60.0)
 
     def log_paths(self) -> list[Path]:
         return [self.log_path, self.err_path, self.conf_path]
@@ -649,6 +678,7 @@ def measure(c: Contender, listeners: Listeners, args: argparse.Namespace, progre
                                               cpu_seconds(listeners.pid), tcp_counters(c.pid), machine_ticks(),
                                               time.monotonic(), time.time())
         own1 = c.own_attempts()
+        c.in_steady_state()
         wall = t1 - t0
         opens = snmp1["ActiveOpens"] - snmp0["ActiveOpens"]
         http = l1["http"] - l0["http"]
@@ -763,22 +793,59 @@ def run(args: argparse.Namespace, progress: IO[str]) -> dict[str, Any]:
         listeners = Listeners(srv, tcp_ports, http_ports, workdir / "listeners.err")
         try:
             print(f"listening on {args.tcp} TCP + {args.http} HTTP ports", file=progress, flush=True)
-            for impl in args.impls:
-                cls = PyKeepalived if impl == "pykeepalived" else Haproxy
+            ruleset = ""
+            for key in contenders(args):
+                cls = PyKeepalived if key.startswith("pykeepalived") else Haproxy
                 contender = cls(lb, workdir, str(srv.ipv4.ip), tcp_ports, http_ports, args.timers)
+                contender.name = key
                 if isinstance(contender, PyKeepalived):
-                    contender.dataplane, contender.profile = args.pk_dataplane, args.profile
-                results[impl] = measure(contender, listeners, args, progress)
+                    contender.dataplane = "none" if key == PK_NO_TABLE else args.pk_dataplane
+                    contender.profile = args.profile
+                elif key == HA_WITH_TABLE:
+                    if not ruleset:
+                        raise LabError("pykeepalived left no nftables ruleset to load under HAProxy")
+                    contender.ruleset_text = ruleset
+                results[key] = measure(contender, listeners, args, progress)
+                if isinstance(contender, Haproxy) and contender.ruleset_text:
+                    results[key]["nft_ruleset_loaded"] = {"tables": contender.loaded_tables,
+                                                          "nat_hooks": contender.conntrack_hooks}
+                if isinstance(contender, PyKeepalived) and contender.dataplane != "none":
+                    ruleset = contender.ruleset
                 time.sleep(1.0)  # let the last TIME_WAIT churn of one not land in the other's window
         finally:
             listeners.close()
     return results
 
 
+PK_NO_TABLE = "pykeepalived_no_table"  # --fair-pairs: pykeepalived --dataplane none
+HA_WITH_TABLE = "haproxy_with_pk_table"  # --fair-pairs: HAProxy with pykeepalived's nftables ruleset loaded
+
+
+def contenders(args: argparse.Namespace) -> list[str]:
+    """What runs, in order: pykeepalived with its table first, so that HAProxy can get the same table after it."""
+    if not args.fair_pairs:
+        return list(args.impls)
+    return ["pykeepalived", "haproxy", HA_WITH_TABLE, PK_NO_TABLE]
+
+
 def ratio(a: Any, b: Any) -> float | None:
     if not isinstance(a, int | float) or not isinstance(b, int | float) or not b:
         return None
     return round(a / b, 2)
+
+
+def pair_ratio(py: dict[str, Any], ha: dict[str, Any], note: str) -> dict[str, Any]:
+    return {
+        "note": note,
+        "checks_per_s": ratio(py.get("checks_per_s"), ha.get("checks_per_s")),
+        "cpu": ratio(py.get("cpu_pct_of_one_core"), ha.get("cpu_pct_of_one_core")),
+        "cpu_per_check": ratio(py.get("cpu_ms_per_check"), ha.get("cpu_ms_per_check")),
+        "peak_rss": ratio(py.get("peak_rss_mib"), ha.get("peak_rss_mib")),
+        "removal_median": ratio(py.get("death_to_removal_s", {}).get("median"),
+                                ha.get("death_to_removal_s", {}).get("median")),
+        "removal_p99": ratio(py.get("death_to_removal_s", {}).get("p99"),
+                             ha.get("death_to_removal_s", {}).get("p99")),
+    }
 
 
 def machine_info() -> dict[str, Any]:
@@ -823,24 +890,20 @@ def report(results: dict[str, Any], args: argparse.Namespace, elapsed_s: float) 
             "bench_nofile": args.nofile,
             "pykeepalived_dataplane": args.pk_dataplane,
             "pykeepalived_profiled": args.profile is not None,
+            "fair_pairs": args.fair_pairs,
             "haproxy_equivalent": f"inter {t.delay_loop_s:g}s fastinter {t.delay_before_retry_s:g}s fall "
                                   f"{t.retry + 1} rise 1, timeout connect/check {t.connect_timeout_s:g}s",
         },
         **results,
     }
-    if len(results) == 2:
-        py, ha = results["pykeepalived"], results["haproxy"]
-        doc["ratio"] = {
-            "note": "pykeepalived / haproxy",
-            "checks_per_s": ratio(py.get("checks_per_s"), ha.get("checks_per_s")),
-            "cpu": ratio(py.get("cpu_pct_of_one_core"), ha.get("cpu_pct_of_one_core")),
-            "cpu_per_check": ratio(py.get("cpu_ms_per_check"), ha.get("cpu_ms_per_check")),
-            "peak_rss": ratio(py.get("peak_rss_mib"), ha.get("peak_rss_mib")),
-            "removal_median": ratio(py.get("death_to_removal_s", {}).get("median"),
-                                    ha.get("death_to_removal_s", {}).get("median")),
-            "removal_p99": ratio(py.get("death_to_removal_s", {}).get("p99"),
-                                 ha.get("death_to_removal_s", {}).get("p99")),
-        }
+    pairs = (("ratio", "pykeepalived", "haproxy",
+              f"pykeepalived (--pk-dataplane {args.pk_dataplane}) / haproxy (no table in its namespace)"),
+             ("ratio_same_table", "pykeepalived", HA_WITH_TABLE,
+              "pykeepalived / haproxy with pykeepalived's nftables ruleset loaded: both pay conntrack"),
+             ("ratio_no_table", PK_NO_TABLE, "haproxy", "pykeepalived --dataplane none / haproxy: neither has a table"))
+    for key, a, b, note in pairs:
+        if a in results and b in results:
+            doc[key] = pair_ratio(results[a], results[b], note)
     doc["elapsed_s"] = round(elapsed_s, 1)
     return doc
 
@@ -861,6 +924,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "alone, without the kernel table of 6,000 real servers)")
     ap.add_argument("--profile", type=Path, help="run pykeepalived under cProfile and write its statistics there "
                     "(its CPU figures then include the profiler's overhead)")
+    ap.add_argument("--fair-pairs", action="store_true",
+                    help="also run HAProxy with pykeepalived's nftables ruleset loaded in its namespace and "
+                         "pykeepalived with --dataplane none, and report both like-for-like ratios")
     args = ap.parse_args(argv)
     defaults = {"tcp": 200, "http": 50, "window": 5.0, "settle": 3.0, "kill_tcp": 10, "kill_http": 5} if args.quick \
         else {"tcp": 5000, "http": 1000, "window": 20.0, "settle": 10.0, "kill_tcp": 100, "kill_http": 50}
@@ -873,6 +939,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--window must be positive, --settle not negative")
     args.timers = Timers()
     args.impls = [args.only] if args.only else list(IMPLEMENTATIONS)
+    if args.fair_pairs and (args.only or args.pk_dataplane == "none"):
+        ap.error("--fair-pairs runs both checkers, pykeepalived with its table and without: not with --only or "
+                 "--pk-dataplane none")
     return args
 
 

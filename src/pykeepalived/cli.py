@@ -137,6 +137,18 @@ def _subsystems(args: argparse.Namespace, config: KeepalivedConfig) -> tuple[boo
     return has_vrrp or not has_check, has_check
 
 
+def _checker_process(args: argparse.Namespace) -> bool:
+    """Whether this process will serve the health checkers only (-C alone, a checker child, a checker worker).
+
+    Decided from the flags alone, before the configuration is read: that is
+    when host/openssl_guard.py must keep OpenSSL out.
+    """
+    if args.checker_worker:
+        return True
+    return bool(args.check and not args.vrrp and not args.all and not args.bfd_child
+                and not args.config_test and not args.dump_config)
+
+
 def _log_flags(args: argparse.Namespace) -> list[str]:
     """The logging flags, as the children and workers get them (-D as often as it was given)."""
     flags = [flag for flag, on in (("-l", args.log_console), ("-G", args.no_syslog)) if on]
@@ -498,6 +510,10 @@ def _main(argv: list[str], called_as: str) -> int:
     if args.version:
         sys.stderr.write(version_text(__version__))
         return EXIT_OK
+    if _checker_process(args):  # before anything imports asyncio: OpenSSL only once a TLS checker needs it
+        from .host import openssl_guard
+
+        openssl_guard.keep_out()
     if args.parent_pid is not None:  # started by our parent: die with it (first thing, before the config)
         from .daemon.lifeline import ParentGone, die_with_parent
 

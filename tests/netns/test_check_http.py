@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from pykeepalived.lab import Lan, unique_prefix
-from pykeepalived.lab.checkers import PlainServer
+from pykeepalived.lab import Lan, unique_prefix, wait_until
+from pykeepalived.lab.checkers import CheckerDaemon, PlainServer
 from pykeepalived.lab.servers import NginxServer, openssl, self_signed, silent_server, stop_servers
 from pykeepalived.lab.topology import Host
 
@@ -303,3 +305,37 @@ def test_client_certificate_with_encrypted_key(lab: Lab) -> None:
     bad_password = client.replace("s3cret", "wrong")
     results = lab.probe(config(check, ssl=bad_password))
     assert verdicts(results) == [False] and "cannot set up TLS" in results[0]["reason"]
+
+
+# --------------------------------------------------------------------------- OpenSSL only when needed
+def _openssl_mapped(pid: int) -> bool:
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "libssl" in maps or "libcrypto" in maps
+
+
+def _checkers(daemon: CheckerDaemon) -> list[dict[str, Any]]:
+    if not daemon.status_path.exists():
+        return []
+    return [c for s in daemon.status()["services"] for r in s["real_servers"] for c in r["checkers"]]
+
+
+def test_a_reload_to_ssl_get_lets_openssl_into_a_checker_started_without(lab: Lab) -> None:
+    """host/openssl_guard.py: a checker with HTTP_GET only runs without OpenSSL; a reload that adds an SSL_GET
+    loads it, and the TLS check passes (asyncio was imported before ssl could be)."""
+    lab.chk.netns.sysctl("net.ipv4.ip_forward", "1")  # NAT virtual servers want forwarding
+    plain = config((80, http_get("path /ok\nstatus_code 200")), vs="delay_loop 1")
+    daemon = CheckerDaemon(lab.chk, lab.tmp, plain, name="tls-reload")
+    daemon.start()
+    try:
+        wait_until(lambda: any(c["last_ok"] for c in _checkers(daemon)), 20.0,
+                   what=f"the HTTP_GET passing:\n{daemon.log()[-3000:]}")
+        assert not _openssl_mapped(daemon.pid)
+        daemon.conf_path.write_text(config((443, http_get("path /ok\nstatus_code 200", kind="SSL_GET")),
+                                           vs="delay_loop 1"))
+        os.kill(daemon.pid, signal.SIGHUP)
+        wait_until(lambda: any(c["kind"] == "SSL_GET" and c["last_ok"] for c in _checkers(daemon)), 20.0,
+                   what=f"the SSL_GET passing after the reload:\n{daemon.log()[-3000:]}")
+        assert _openssl_mapped(daemon.pid)
+        assert daemon.alive()
+    finally:
+        daemon.stop()

@@ -139,3 +139,21 @@ def test_start_only_global_defs_are_named_and_kept() -> None:
     assert kept.lvs_flush == old.global_defs.lvs_flush
     assert kept.checker_log_all_failures  # what can change live does
     assert needs_restart(old.global_defs, old.global_defs) == []
+
+
+def test_a_config_without_keyword_positions_plans_like_the_one_with_them() -> None:
+    """The checker drops real servers' keyword_locations (check/service.py): a reload compares without them."""
+    from pykeepalived.check.service import forget_keyword_positions
+
+    text = _conf(_rs(A), _rs(B, weight=2))
+    light = _config(text)
+    forget_keyword_positions(light)
+    servers = [rs for vs in light.virtual_servers for rs in vs.real_servers]
+    assert all(rs.keyword_locations == {} and rs.location is not None for rs in servers)
+
+    def views(config: KeepalivedConfig) -> list:  # type: ignore[type-arg]
+        return [(p.name, p.config, [(r.name, r.config) for r in p.real_servers]) for p in build_plan(config)]
+
+    assert plan_reload(views(light), views(_config(text))).unchanged
+    changed = plan_reload(views(light), views(_config(_conf(_rs(A), _rs(B, weight=3)))))
+    assert not changed.unchanged

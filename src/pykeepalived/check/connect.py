@@ -122,7 +122,6 @@ async def open_stream(
     transport instead. A connected plain socket needs no deadline here.
     """
     import asyncio
-    import ssl as ssl_module
 
     sock = await connect_socket(target)
     try:
@@ -136,11 +135,10 @@ async def open_stream(
         if tls is not None and "handshake" in str(exc):
             raise ConnectFailed("TLS handshake timed out") from None
         raise ConnectFailed(_reason(exc)) from None
-    except ssl_module.SSLError as exc:
+    except OSError as exc:  # ssl.SSLError is an OSError; ssl is only imported when there is TLS
         sock.close()
-        raise ConnectFailed(f"TLS error: {exc.reason or exc}") from None
-    except OSError as exc:
-        sock.close()
+        if tls is not None and isinstance(exc, _ssl_error()):
+            raise ConnectFailed(f"TLS error: {getattr(exc, 'reason', None) or exc}") from None
         raise ConnectFailed(_reason(exc)) from None
     except BaseException:
         # cancelled (a reload or a stop replacing the check): with TLS, asyncio's transport may own the socket
@@ -155,15 +153,21 @@ async def open_stream(
 async def close_writer(writer: asyncio.StreamWriter) -> None:
     """Close without waiting on a peer that may hang (abort after a short grace)."""
     import asyncio
-    import ssl as ssl_module
 
     writer.close()
     try:
         async with asyncio.timeout(0.5):
             await writer.wait_closed()
-    except (TimeoutError, OSError, ssl_module.SSLError):
+    except (TimeoutError, OSError):  # ssl.SSLError included: it is an OSError
         transport = writer.transport
         transport.abort()
+
+
+def _ssl_error() -> type[OSError]:
+    """ssl.SSLError, imported only once a TLS connection was asked for (a checker without TLS never loads it)."""
+    import ssl as ssl_module
+
+    return ssl_module.SSLError
 
 
 def _reason(exc: OSError) -> str:

@@ -26,15 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..config.model import HttpCheck, SslContext, UrlSpec
+from ..host import openssl_guard
 from .connect import ConnectFailed, close_writer, connect_socket, open_stream
 from .http_response import InvalidRule, UrlRule, host_header, judge, pick_virtualhost, request_bytes, url_rule
 from .probe import OK, ProbeResult, Target, failed
 from .context import ProbeContext
 from .sockio import SocketTimeout, recv_to_eof, send_all
+
+if TYPE_CHECKING:  # imported by the SSL_GET code only: a checker without TLS never loads OpenSSL (openssl_guard)
+    import ssl
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 READ_CHUNK = 64 * 1024
@@ -236,6 +240,11 @@ def _cache_key(conf: SslContext | None) -> tuple[object, ...]:
 
 
 def _build_tls_context(conf: SslContext | None) -> ssl.SSLContext:
+    openssl_guard.admit()  # a checker process starts without OpenSSL: the first TLS context lets it in
+    try:
+        import ssl
+    except ImportError as exc:  # a Python built without OpenSSL
+        raise TlsSetupError(f"Python's ssl module cannot be loaded: {exc}") from None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
