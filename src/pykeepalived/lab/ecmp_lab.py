@@ -61,7 +61,7 @@ from .lvs_lab import (
     KEEPALIVE_REQUESTS,
     LabRecord,
     ProcessRecord,
-    RouterRecord,
+    PykeepalivedFiles,
     _kill_group,
     _no_rp_filter,
     _sysctls,
@@ -118,7 +118,7 @@ def default_speaker() -> Speaker:
 
 
 @dataclass
-class Balancer:
+class Balancer(PykeepalivedFiles):
     """One balancer of the tier: a host on the tier segment running pykeepalived (and maybe the control bgpd)."""
 
     number: int
@@ -140,45 +140,8 @@ class Balancer:
     def netns(self) -> Netns:
         return self.host.netns
 
-    @property
-    def conf_path(self) -> Path:
-        return self.dir / f"{self.name}.conf"
-
-    @property
-    def log_path(self) -> Path:
-        return self.dir / f"{self.name}.log"
-
-    @property
-    def status_file(self) -> Path:
-        return self.dir / f"{self.name}.checker.json"
-
-    @property
-    def pid_files(self) -> list[Path]:
-        return [self.dir / f"{self.name}{suffix}.pid" for suffix in ("", "_vrrp", "_checkers")]
-
     def argv(self) -> list[str]:
-        pid, vrrp_pid, checkers_pid = self.pid_files
-        return [sys.executable, "-m", "pykeepalived", "-n", "-l", "-G", "-f", str(self.conf_path),
-                "-p", str(pid), "-r", str(vrrp_pid), "-c", str(checkers_pid), "--status-file", str(self.status_file),
-                "--dataplane", "nftables"]
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None and self.running() else None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def checker_status(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.status_file.read_text())
-        return data
-
-    def record(self) -> RouterRecord:
-        return RouterRecord(self.netns.name, str(self.conf_path), str(self.log_path), str(self.status_file),
-                            [str(p) for p in self.pid_files])
+        return [*self.base_argv(), "--dataplane", "nftables"]
 
 
 def _tail(text: str, lines: int = 25) -> str:

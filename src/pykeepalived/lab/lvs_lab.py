@@ -373,8 +373,69 @@ def _kill_group(pgid: int) -> None:
 _ENTERING = re.compile(r"\((?P<name>[^)]+)\) Entering (?P<state>BACKUP|MASTER|FAULT) STATE")
 
 
+class PykeepalivedFiles:
+    """A lab host running pykeepalived: its files in `dir`, named after it, and the process.
+
+    Shared by the guide's routers (`Router`) and the ECMP tier's balancers
+    (ecmp_lab.Balancer): every pid file is given (-p, -r, -c), since their
+    defaults (/run/keepalived_*.pid) would be shared by every host on the
+    machine, and the checker's status file too.
+    """
+
+    dir: Path
+    proc: subprocess.Popen[bytes] | None
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def netns(self) -> Netns:
+        raise NotImplementedError
+
+    @property
+    def conf_path(self) -> Path:
+        return self.dir / f"{self.name}.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / f"{self.name}.log"
+
+    @property
+    def status_file(self) -> Path:
+        return self.dir / f"{self.name}.checker.json"
+
+    @property
+    def pid_files(self) -> list[Path]:
+        return [self.dir / f"{self.name}{suffix}.pid" for suffix in ("", "_vrrp", "_checkers")]
+
+    def base_argv(self) -> list[str]:
+        pid, vrrp_pid, checkers_pid = self.pid_files
+        return [sys.executable, "-m", "pykeepalived", "-n", "-l", "-G", "-f", str(self.conf_path),
+                "-p", str(pid), "-r", str(vrrp_pid), "-c", str(checkers_pid), "--status-file", str(self.status_file)]
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.running() and self.proc is not None else None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def checker_status(self) -> dict[str, Any]:
+        """The checker's status file (what `pykeepalived status --json` prints)."""
+        data: dict[str, Any] = json.loads(self.status_file.read_text())
+        return data
+
+    def record(self) -> RouterRecord:
+        return RouterRecord(self.netns.name, str(self.conf_path), str(self.log_path), str(self.status_file),
+                            [str(p) for p in self.pid_files])
+
+
 @dataclass
-class Router:
+class Router(PykeepalivedFiles):
     """One LVS router: a namespace with eth0 on the public LAN and eth1 on the private one, running pykeepalived."""
 
     spec: RouterSpec
@@ -394,51 +455,12 @@ class Router:
     def netns(self) -> Netns:
         return self.public.netns
 
-    @property
-    def conf_path(self) -> Path:
-        return self.dir / f"{self.name}.conf"
-
-    @property
-    def log_path(self) -> Path:
-        return self.dir / f"{self.name}.log"
-
-    @property
-    def status_file(self) -> Path:
-        return self.dir / f"{self.name}.checker.json"
-
-    @property
-    def pid_files(self) -> list[Path]:
-        return [self.dir / f"{self.name}{suffix}.pid" for suffix in ("", "_vrrp", "_checkers")]
-
     def argv(self) -> list[str]:
-        pid, vrrp_pid, checkers_pid = self.pid_files
-        # -r and -c too: their defaults (/run/keepalived_*.pid) would be shared by every router on the machine
-        return [sys.executable, "-m", "pykeepalived", "-n", "-l", "-G", "-f", str(self.conf_path),
-                "-p", str(pid), "-r", str(vrrp_pid), "-c", str(checkers_pid), "--status-file", str(self.status_file),
-                *(["--dataplane", self.dataplane] if self.dataplane else []),
+        return [*self.base_argv(), *(["--dataplane", self.dataplane] if self.dataplane else []),
                 *(a.format(name=self.name, dir=self.dir) for a in self.extra_args)]
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.running() and self.proc is not None else None
 
     def addresses(self) -> set[IPv4Address]:
         return _addresses(self.netns)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def checker_status(self) -> dict[str, Any]:
-        """The checker's status file (what `pykeepalived status --json` prints)."""
-        data: dict[str, Any] = json.loads(self.status_file.read_text())
-        return data
-
-    def record(self) -> RouterRecord:
-        return RouterRecord(self.netns.name, str(self.conf_path), str(self.log_path), str(self.status_file),
-                            [str(p) for p in self.pid_files])
 
 
 @dataclass
