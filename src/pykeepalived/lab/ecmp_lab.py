@@ -68,7 +68,7 @@ from .lvs_lab import (
     destroy,
     http_get,
     owned,
-    record_is_alive,
+    refuse_if_running,
     state_path,
 )
 from .netns import FRR_TMP, LabError, Netns, pid_alive, signal_pid, wait_pids_gone
@@ -486,14 +486,7 @@ class EcmpLab:
         return self
 
     def _refuse_if_running(self) -> None:
-        try:
-            old = LabRecord.load(self.state_path)
-        except FileNotFoundError:
-            return
-        if record_is_alive(old):
-            raise LabError(f"lab {old.name!r} ({old.kind}) is already up in {self.workdir} (namespaces "
-                           f"{old.prefix}-*); take it down first: pykeepalived lab down --name {old.name}")
-        self.state_path.unlink(missing_ok=True)
+        refuse_if_running(self.state_path, self.workdir)
 
     def _plan(self, *namespaces: str) -> None:
         assert self._record is not None

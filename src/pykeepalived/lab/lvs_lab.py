@@ -502,6 +502,19 @@ def _no_rp_filter(*ifnames: str) -> dict[str, str]:
 # The lab
 
 
+def refuse_if_running(state_path: Path, workdir: Path) -> None:
+    """A lab of this name that is still up is an error; the record of one that is gone is removed."""
+    try:
+        old = LabRecord.load(state_path)
+    except FileNotFoundError:
+        return
+    if record_is_alive(old):
+        where = "" if workdir == default_dir(old.name) else f" --dir {workdir}"
+        raise LabError(f"lab {old.name!r} ({old.kind}) is already up in {workdir} (namespaces "
+                       f"{old.prefix}-*); take it down first: pykeepalived lab down --name {old.name}{where}")
+    state_path.unlink(missing_ok=True)  # a stale file from a lab that is gone
+
+
 class LvsLab:
     """The guide's LVS topology for one `LabKind`, with pykeepalived on both routers.
 
@@ -769,15 +782,7 @@ class LvsLab:
         return self
 
     def _refuse_if_running(self) -> None:
-        try:
-            old = LabRecord.load(self.state_path)
-        except FileNotFoundError:
-            return
-        if record_is_alive(old):
-            where = "" if self.workdir == default_dir(old.name) else f" --dir {self.workdir}"
-            raise LabError(f"lab {old.name!r} ({old.kind}) is already up in {self.workdir} (namespaces "
-                           f"{old.prefix}-*); take it down first: pykeepalived lab down --name {old.name}{where}")
-        self.state_path.unlink(missing_ok=True)  # a stale file from a lab that is gone
+        refuse_if_running(self.state_path, self.workdir)
 
     def _plan(self, *namespaces: str) -> None:
         assert self._record is not None
