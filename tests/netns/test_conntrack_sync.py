@@ -189,12 +189,19 @@ def test_public_link_down_on_the_master_keeps_every_connection(synced: LvsLab) -
         router1.public.netns.ip("link", "set", router1.public.ifname, "up")
 
 
+def _conntrackd_daemons(config: str) -> list[str]:
+    """The pids of the conntrackd daemon on CONFIG: not the short-lived `conntrackd -C CONFIG -s` clients the
+    parent runs every few seconds to see that it answers (CI once counted one of them)."""
+    return subprocess.run(["pgrep", "-f", f"conntrackd -C {re.escape(config)}$"],
+                          capture_output=True, text=True, check=False).stdout.split()
+
+
 def test_a_crashed_conntrackd_is_restarted_and_resyncs(synced: LvsLab) -> None:
     """The parent restarts conntrackd after a crash, says so in its log, and the new one asks the peer to resync."""
     _router1_master(synced)
     router = synced.router("router1")
     marker = f"{router.dir}/router1.conntrackd/conntrackd.conf"
-    pids = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout.split()
+    pids = _conntrackd_daemons(marker)
     assert len(pids) == 1, pids
     offset = len(router.log())
     os.kill(int(pids[0]), signal.SIGKILL)
@@ -202,7 +209,7 @@ def test_a_crashed_conntrackd_is_restarted_and_resyncs(synced: LvsLab) -> None:
                10, what="the parent noticing conntrackd's death")
     wait_until(lambda: re.search(r"conntrackd \d+ started", router.log()[offset:]) is not None, 10,
                what="conntrackd started again")
-    new = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout.split()
+    new = _conntrackd_daemons(marker)
     assert len(new) == 1 and new != pids, new
 
 
@@ -211,7 +218,7 @@ def test_conntrackd_outlives_a_vrrp_child_respawn(synced: LvsLab) -> None:
     _router1_master(synced)
     router = synced.router("router1")
     marker = f"{router.dir}/router1.conntrackd/conntrackd.conf"
-    before = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout.split()
+    before = _conntrackd_daemons(marker)
     vrrp_pid_file = router.pid_files[1]
     old = int(vrrp_pid_file.read_text().split()[0])
     offset = len(router.log())
@@ -225,7 +232,7 @@ def test_conntrackd_outlives_a_vrrp_child_respawn(synced: LvsLab) -> None:
         return pid != old and Path(f"/proc/{pid}").exists()
 
     wait_until(respawned, 15, what="the VRRP child respawned")
-    after = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout.split()
+    after = _conntrackd_daemons(marker)
     assert before == after and len(after) == 1, (before, after)
     # the next test starts from router1 as master: the killed child's VIPs stay until the new child removes them,
     # router2 takes over meanwhile, and router1 preempts it; wait for that rather than for the leftover VIP
