@@ -29,7 +29,9 @@ import heapq
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import cast
 
 from . import sched
 
@@ -145,6 +147,7 @@ class MaglevRun:
                 if not left:
                     break
         self.table = table if self.live else []
+        self._renumber: Callable[[Sequence[int]], tuple[int, ...]] | None = None
         self.claim_slot = claim_slot
         self.claim_by = claim_by
         self.passed = passed
@@ -196,7 +199,10 @@ class MaglevRun:
         mapping = [-1] * len(self.names)  # old index -> new index
         for new, old in enumerate(i for i in range(len(self.names)) if i not in removed):
             mapping[old] = new
-        table = list(map(mapping.__getitem__, self.table))
+        renumber = self._renumber
+        if renumber is None:  # built at the first replay, kept: the renumbering runs at C speed
+            renumber = self._renumber = cast(Callable[[Sequence[int]], tuple[int, ...]], itemgetter(*self.table))
+        table = list(renumber(mapping))
         for slot, k in owners.items():
             table[slot] = mapping[self.live[k][0]]
         return table
@@ -357,7 +363,8 @@ class MaglevRun:
                 k, turn = (k + 1) % len(self.live), 0
             if k in gone:
                 continue
-            best = min(holes, key=lambda slot: rank(k, slot))
+            offset, inverse = offsets[k], inverses[k]  # rank() written out: this loop is quadratic in the holes
+            best = min([((slot - offset) * inverse % size, slot) for slot in holes])[1]
             holes.discard(best)
             owners[best] = k
         return owners

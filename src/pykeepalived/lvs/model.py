@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 from ..config.vocabulary import Family, GroupEntryKind, L4Protocol, LbKind, ServerKind, TableScheduler
@@ -104,6 +105,12 @@ class VirtualService:
     destinations: tuple[Destination, ...] = ()
     stateless: bool = False  # pykeepalived_stateless: no per-flow state where the scheduler allows it
     pool: tuple[tuple[str, int], ...] = ()  # every configured real server (name, weight): stable_table.py's base
+
+    @cached_property
+    def methods(self) -> frozenset[LbKind]:
+        """The forwarding methods of its real servers (its own when it has none): once per service, as the
+        backends ask many times per build and a pool can hold thousands."""
+        return frozenset(d.method for d in self.destinations) or frozenset((self.method,))
 
 
 @dataclass(frozen=True)

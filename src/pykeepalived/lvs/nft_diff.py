@@ -85,17 +85,30 @@ def typeof_map(family: Family, name: str, slot_map: SlotMap) -> Json:
     return {"add": {"map": _obj(family, name=name, typeof=f"{SLOT_KEY_TYPEOF} : {slot_map.data_type}")}}
 
 
+SLOT_BLOCK = 32
+"""Slots compared at once by _slot_changes (16 to 64 measure alike; 256 loses what blocks gain)."""
+
+
 def _slot_changes(old: SlotMap | None, new: SlotMap | None, stale: frozenset[str]) -> tuple[list[int], list[int]]:
     """(slots to delete, slots to add) that turn map `old` into `new`; `stale` data texts are rewritten anyway.
 
     A slot whose data changed is deleted and added again in the same batch.
     Slots are compared as the string objects the builder made (one per
-    target), at C speed: a table of 65,521 slots costs about a millisecond.
+    target), at C speed, a block of SLOT_BLOCK at a time: a tuple compare
+    stops at the first difference and mostly meets the same objects, so
+    only blocks that differ are compared slot by slot. One server of 1,000
+    gone from a Maglev table changes ~430 of its 65,521 slots: 1.1 ms
+    rather than 1.7 slot by slot (bench/schedulers.py --apply-only).
     """
     before = old.data if old is not None else ()
     after = new.data if new is not None else ()
     common = min(len(before), len(after))
-    changed = list(compress(range(common), map(ne, before, after)))  # map stops at the shorter
+    changed: list[int] = []
+    for low in range(0, common, SLOT_BLOCK):
+        high = min(low + SLOT_BLOCK, common)
+        mine, theirs = before[low:high], after[low:high]
+        if mine != theirs:
+            changed.extend(compress(range(low, high), map(ne, mine, theirs)))
     if stale:
         again = {i for i in range(common) if before[i] in stale}
         changed = sorted(set(changed) | again)

@@ -57,11 +57,11 @@ def family_of(svc: VirtualService) -> Family:
 
 def forwarding(svc: VirtualService) -> LbKind:
     """NAT, DR or TUN for the whole service; a mix cannot be built (the chains differ in kind)."""
-    methods = {d.method for d in svc.destinations} or {svc.method}
+    methods = svc.methods
     if len(methods) > 1:
         raise CannotExpress(f"virtual server {svc.name}: real servers mix forwarding methods "
                             f"({', '.join(sorted(methods))}); the nftables backend needs one per service")
-    return methods.pop()
+    return next(iter(methods))
 
 
 def check_service(svc: VirtualService) -> None:

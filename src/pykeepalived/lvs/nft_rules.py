@@ -138,6 +138,18 @@ class BuildContext:
             table = self.spreads[key] = tuple(sched.spread(key))
         return table
     ingress_devices: Callable[[], tuple[tuple[str, int], ...]] = lambda: ()  # (name, MTU): nft_forward; none: dup
+    # (address, port) -> a NAT slot map's target and its text: a pool of 1,000 makes 1,000 of each per build
+    nat_targets: dict[tuple[str, int | None], tuple[Any, str]] = field(default_factory=dict)
+
+    def nat_target(self, dest: Destination) -> tuple[Any, str]:
+        """(`_nat_target`, `_nat_target_text`) of `dest`, each pair made once (never mutated by its readers)."""
+        key = (dest.address, dest.port)
+        pair = self.nat_targets.get(key)
+        if pair is None:
+            if len(self.nat_targets) >= 65536:
+                self.nat_targets.clear()
+            pair = self.nat_targets[key] = (_nat_target(dest), sys.intern(_nat_target_text(dest)))
+        return pair
     fallbacks: dict[str, str] = field(default_factory=dict)  # service -> why pykeepalived_stateless is not honoured
 
     def number(self, service: str, dest: str) -> int:
@@ -740,7 +752,7 @@ def _dnat_to(fam: Family, dest: Destination) -> Json:
     return {"dnat": target}
 
 
-def _nat_target(fam: Family, dest: Destination) -> Any:
+def _nat_target(dest: Destination) -> Any:
     return _concat(dest.address, dest.port) if dest.port else dest.address
 
 
@@ -766,14 +778,15 @@ def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -
             data_type = nat_data_type(fam, svc, dests) if in_slot_map(svc, table) else None
             if table and data_type is not None:
                 _record_table(rs, svc, dests, table)
+                pairs = [ctx.nat_target(d) for d in dests]
                 name = rs.slot_map(f"{base}-{_slot_map_suffix(data_type)}", data_type,
-                                   [_nat_target(fam, d) for d in dests], [_nat_target_text(d) for d in dests], table)
+                                   [target for target, _ in pairs], [text for _, text in pairs], table)
                 one = single_protocol(svc) if with_port else None  # the map's protocol, also where a set was
                 match = [_match(_meta("l4proto"), one)] if one else proto
                 rs.rule(base, *match, {"dnat": {"family": fam.name, "addr": {"map": {
                     "key": selector(fam, svc, len(table)), "data": f"@{name}"}}}})
             elif table:
-                pairs = [(slot, _nat_target(fam, dests[i])) for slot, i in enumerate(table)]
+                pairs = [(slot, _nat_target(dests[i])) for slot, i in enumerate(table)]
                 rs.rule(base, *proto, {"dnat": {"family": fam.name, "addr": {"map": {
                     "key": selector(fam, svc, len(table)), "data": _anon(pairs)}}}})
         return
