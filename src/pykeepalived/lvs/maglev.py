@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 from array import array
 from bisect import bisect_left, bisect_right
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import cast
@@ -104,6 +104,7 @@ class MaglevRun:
         self.size = size
         turns = sched._maglev_turns(weights)
         self.live = [(i, t) for i, t in enumerate(turns) if t > 0]
+        self.position = {index: k for k, (index, _) in enumerate(self.live)}  # backend index -> live position
         self.turns = turns
         perms = [sched._maglev_permutation(names[i], size) for i, _ in self.live]
         self.offsets = [offset for offset, _ in perms]
@@ -191,7 +192,7 @@ class MaglevRun:
             return None
         if not removed or not self.table:
             return list(self.table) if not removed else None
-        position = {index: k for k, (index, _) in enumerate(self.live)}
+        position = self.position
         gone = {position[i] for i in removed if i in position}
         if len(gone) * 10 > len(self.live) or len(gone) == len(self.live):
             return None
@@ -231,17 +232,17 @@ class MaglevRun:
         claim_slot, claim_by, passed, claims = self.claim_slot, self.claim_by, self.passed, self.claims
         offsets, inverses, size, table = self.offsets, self.inverses, self.size, self.table
         claimed_at, first_other = self.claimed_at, self.first_other
-        mine_index = [index for index, _ in self.live]
         push, pop = heapq.heappush, heapq.heappop
 
         def rank(k: int, slot: int) -> int:
             return (slot - offsets[k]) * inverses[k] % size
         holes: set[int] = set()
         owners: dict[int, int] = {}
-        waiting: list[list[tuple[int, int]]] = [[] for _ in self.live]  # live position -> (rank, hole) passed
+        # live position -> (rank, hole) passed; by need, as a replay touches a few hundred of a thousand
+        waiting: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
         events: list[tuple[int, int, int]] = []  # (time, kind, slot): kind 0 a leaver's claim, 1 a pass, 2 a turn
 
-        position = {index: k for k, index in enumerate(mine_index)}
+        position = self.position
 
         def next_pass(hole: int, after: int) -> int:
             """When a backend that stays next passes over `hole` after time `after` (-1: never).
@@ -267,7 +268,7 @@ class MaglevRun:
 
         # a lagging backend's hole that nobody passes before its next turn waits for that turn (mostly it takes
         # it back then): live position -> (hole, when it is next passed)
-        deferred: list[list[tuple[int, int]]] = [[] for _ in self.live]
+        deferred: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
 
         for k in gone:
             for t in claims[k]:

@@ -28,7 +28,7 @@ def build_all(services: Sequence[VirtualService], ctx: BuildContext) -> dict[str
         if (why := nft_forward.refusal(svc)) is not None:
             ctx.fallbacks[svc.name] = why
         (forwarded if nft_forward.takes(svc, ctx) else rest).append(svc)
-    out = build(rest, ctx)
+    out = build(rest, ctx, checked=True)
     for svc in rest:
         if svc.name in stateless:
             for rs in out.values():

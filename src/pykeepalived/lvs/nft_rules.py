@@ -590,8 +590,10 @@ def prune_hooks(rs: Ruleset) -> None:
                 rs.refs.pop(chain, None)
 
 
-def build(services: list[VirtualService], ctx: BuildContext) -> dict[str, Ruleset]:
+def build(services: list[VirtualService], ctx: BuildContext, checked: bool = False) -> dict[str, Ruleset]:
     """The rulesets (by family name) that make the kernel forward as `services` say.
+
+    `checked`: the caller ran check_service on every service already (build_all does, before building any).
 
     Each service is built on its own into a fragment that `ctx.fragments`
     keeps with what the build read (the service, its servers' numbers,
@@ -605,7 +607,7 @@ def build(services: list[VirtualService], ctx: BuildContext) -> dict[str, Rulese
         rs = out.get(fam.name) or out.setdefault(fam.name, empty_ruleset(fam))
         cached = ctx.fragments.get(svc.name)
         if cached is None or not cached.still_fits(svc, ctx):
-            cached = ctx.fragments[svc.name] = _build_fragment(svc, fam, ctx)
+            cached = ctx.fragments[svc.name] = _build_fragment(svc, fam, ctx, checked)
         _merge(rs, cached.piece)
     for name in set(ctx.fragments) - {svc.name for svc in services}:
         del ctx.fragments[name]
@@ -650,8 +652,9 @@ def _fragment_key(svc: VirtualService, ctx: BuildContext) -> tuple[Any, ...]:
         ctx.consistent
 
 
-def _build_fragment(svc: VirtualService, fam: Family, ctx: BuildContext) -> Fragment:
-    check_service(svc)
+def _build_fragment(svc: VirtualService, fam: Family, ctx: BuildContext, checked: bool) -> Fragment:
+    if not checked:
+        check_service(svc)
     key = _fragment_key(svc, ctx)
     piece = Ruleset(fam)
     method = forwarding(svc)
