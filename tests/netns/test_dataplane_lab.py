@@ -6,7 +6,11 @@ every healthy real server in round robin, a dead real server stops getting new
 connections within the checker's bound, the master's death moves traffic to
 the backup, persistence keeps a client on one server, the fwmark service
 carries ports 80 and 443 to the same server, and a request bigger than one
-segment gets through (for TUN: past the IPIP device's smaller MTU).
+segment gets through (for TUN: past the IPIP device's smaller MTU). DR and
+TUN services forward from the ingress hook (lvs/nft_forward.py): the flows
+of the plain VIP land in the netdev table's flow sets, none in table ip's copy
+path; for TUN only the packets too long for the tunnel go there, and come back
+as ICMP "fragmentation needed".
 
 TUN needs IPIP in the kernel; where it has none (this lab's host) the TUN
 variants skip at once. tests/vm/test_tun_dataplane.py runs them in the qemu
@@ -16,6 +20,7 @@ guest, with PYKEEPALIVED_TIME_SCALE stretching the waits for its slow Python.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 import time
@@ -176,6 +181,26 @@ def decapsulated(lab: LvsLab) -> dict[str, int]:
     return counts
 
 
+def flow_sets(lab: LvsLab) -> dict[tuple[str, str], int]:
+    """(nftables family, set) -> flows in each `*-flows` set of the master's tables (DR and TUN keep them)."""
+    router = lab.router(lab.which_router_is_master())
+    counts: dict[tuple[str, str], int] = {}
+    for family in ("ip", "netdev"):
+        out = router.netns.run(["nft", "-j", "list", "table", family, "pykeepalived_lvs"], check=False)
+        if out.returncode != 0:
+            continue  # no such table: nothing of this family is forwarded there
+        for item in json.loads(out.stdout)["nftables"]:
+            listed = item.get("set")
+            if listed is not None and listed["name"].endswith("-flows"):
+                counts[(family, listed["name"])] = len(listed.get("elem", []))
+    return counts
+
+
+def grown(before: dict[tuple[str, str], int], after: dict[tuple[str, str], int]) -> set[str]:
+    """The families whose flow sets gained flows between two `flow_sets`."""
+    return {family for (family, name), n in after.items() if n > before.get((family, name), 0)}
+
+
 # First, so that it gets the lab its kind builds anyway (it needs one nobody has sent traffic through).
 def test_status_counts_the_connections_of_each_real_server(fresh_lab: LvsLab) -> None:
     lab = fresh_lab
@@ -199,9 +224,13 @@ def test_status_counts_the_connections_of_each_real_server(fresh_lab: LvsLab) ->
 
 def test_requests_reach_every_real_server_in_round_robin(lab: LvsLab) -> None:
     tunnelled_before = decapsulated(lab) if lab.kind is LabKind.TUN else {}
+    flows_before = flow_sets(lab) if lab.kind is not LabKind.NAT else {}
     names = [served_by(lab, f"http://{VIP}/whoami") for _ in range(9)]
     assert sorted(names) == ["rs1"] * 3 + ["rs2"] * 3 + ["rs3"] * 3
     assert names[:3] == names[3:6] == names[6:]  # the same order every round
+    if lab.kind is not LabKind.NAT:  # sent once from ingress (`fwd`), never through the prerouting copy
+        flows_after = flow_sets(lab)
+        assert grown(flows_before, flows_after) == {"netdev"}, (flows_before, flows_after)
     if lab.kind is LabKind.TUN:  # each connection's packets (at least SYN, ACK, request, FIN) came through IPIP
         tunnelled = {name: n - tunnelled_before[name] for name, n in decapsulated(lab).items()}
         assert all(n >= 3 * 4 for n in tunnelled.values()), tunnelled
@@ -246,15 +275,23 @@ def test_a_request_bigger_than_one_segment_gets_through(lab: LvsLab) -> None:
 
     The router answers a too-big segment with ICMP "fragmentation needed" (as
     IPVS does), the client lowers its path MTU to the VIP and resends; a
-    lost ICMP would hang the request instead.
+    lost ICMP would hang the request instead. TUN's plain VIP is forwarded
+    from ingress, where the tunnel would drop a too-big packet without a
+    word: that packet takes the copy path (table ip's flow sets gain it),
+    whose IPIP device sends the ICMP, and the rest of the flow goes on
+    from ingress.
     """
     pad = "x" * BIG_HEADER_BYTES
     argv = ["curl", "-sS", "-k", "--fail-with-body", "--max-time", f"{REQUEST_TIMEOUT_S:g}",
             "-H", f"X-Pad: {pad}"]
     for url in (f"http://{VIP}/whoami", f"https://{FWMARK_VIP}/whoami"):
+        flows_before = flow_sets(lab) if lab.kind is LabKind.TUN else {}
         proc = lab.client.netns.run([*argv, url], check=False, timeout_s=REQUEST_TIMEOUT_S + 5.0)
         assert proc.returncode == 0, f"{url}: {proc.stderr.strip()}"
         assert proc.stdout.split()[0] in {"rs1", "rs2", "rs3"}
+        if lab.kind is LabKind.TUN and url.startswith("http:"):
+            flows_after = flow_sets(lab)
+            assert grown(flows_before, flows_after) == {"netdev", "ip"}, (flows_before, flows_after)
 
 
 # Last, because it breaks the lab (the next test would have to build a new one): order only saves time here.

@@ -1,6 +1,7 @@
-"""DR from the ingress hook (lvs/nft_forward.py), without a kernel: which services, the netdev table's layout.
+"""DR and TUN from the ingress hook (lvs/nft_forward.py), without a kernel: which services, the netdev table's layout.
 
-The lab half is tests/netns/test_fast_paths.py (and every DR lab test, which now runs this path).
+The lab half is tests/netns/test_fast_paths.py (and every DR lab test, which now runs this path); TUN's is
+tests/netns/test_dataplane_lab.py's TUN variants, run in the qemu guest (tests/vm/test_tun_dataplane.py).
 """
 
 from __future__ import annotations
@@ -26,10 +27,14 @@ def vs(name: str = "web", *dests: Destination, **kw: Any) -> VirtualService:
     return VirtualService(name, destinations=tuple(dests) or (rs(1), rs(2), rs(3)), **fields)
 
 
-def ctx(*devices: str, mtu: dict[str, int] | None = None) -> BuildContext:
-    """Interfaces with MTU 1500 unless `mtu` says otherwise; the real servers are behind eth1."""
+def ctx(*devices: str, mtu: dict[str, int] | None = None, tunnel_mtu: int = 0) -> BuildContext:
+    """Interfaces with MTU 1500 unless `mtu` says otherwise; the real servers are behind eth1.
+
+    `tunnel_mtu`: the IPIP devices' (0: none made, as before the backend's first `Tunnels.want`).
+    """
     listed = tuple((d, (mtu or {}).get(d, 1500)) for d in (*devices, "eth1") if devices)
-    return BuildContext(device_for=lambda a: "eth1", tunnel_for=lambda a: "pkt0", ingress_devices=lambda: listed)
+    return BuildContext(device_for=lambda a: "eth1", tunnel_for=lambda a: f"pkt{a.rsplit('.', 1)[1]}",
+                        ingress_devices=lambda: listed, tunnel_mtu=lambda a: tunnel_mtu)
 
 
 def rules_of(ruleset: Ruleset, chain: str) -> list[list[dict[str, Any]]]:
@@ -74,7 +79,7 @@ def test_ipv6_dr_uses_the_ip6_maps_and_fwd_ip6() -> None:
     assert [rule[1]["vmap"]["data"] for rule in rules_of(netdev, "ingress-eth0")] == ["@fwd6_ports"]
 
 
-def test_fwmark_tun_and_a_router_without_interfaces_keep_the_copy_path() -> None:
+def test_fwmark_tun_without_tunnels_and_a_router_without_interfaces_keep_the_copy_path() -> None:
     mark = vs("mark", kind="fwmark", fwmark=3, address=None, port=None)
     tun = vs("tun", rs(4, method="TUN"), rs(5, method="TUN"), method="TUN", port=81)
     out = build_all([mark, tun], ctx("eth0"))
@@ -82,6 +87,26 @@ def test_fwmark_tun_and_a_router_without_interfaces_keep_the_copy_path() -> None
     assert "dup_prerouting" in out["ip"].chains
     out = build_all([vs()], ctx())
     assert NETDEV.name not in out and "dup_prerouting" in out["ip"].chains
+    mark_tun = vs("mark", rs(4, method="TUN"), kind="fwmark", fwmark=3, address=None, port=None, method="TUN")
+    assert NETDEV.name not in build_all([mark_tun], ctx("eth0", tunnel_mtu=1480))
+
+
+def test_tun_goes_out_from_ingress_through_its_ipip_device_and_long_packets_take_the_copy_path() -> None:
+    tun = vs("tun", rs(4, method="TUN"), rs(5, method="TUN"), method="TUN", port=81)
+    out = build_all([tun], ctx("eth0", tunnel_mtu=1480))
+    netdev = out[NETDEV.name]
+    server = rules_of(netdev, "vs-tun-1")
+    # longer than the tunnel carries: back to the IP stack first (the tunnel would drop it without ICMP)
+    assert server[-2:] == [
+        [{"match": {"op": ">", "left": {"meta": {"key": "length"}}, "right": 1480}}, {"accept": None}],
+        [{"fwd": {"dev": "pkt4", "family": "ip", "addr": "10.11.12.4"}}]]
+    assert "vs-tun-1-flows" in netdev.sets  # rr: a known flow stays with its server
+    # where the copy path (table ip) still dups to the same IPIP device, for those long packets only
+    assert "dup_prerouting" in out["ip"].chains
+    assert [{"dup": {"addr": "10.11.12.5", "dev": "pkt5"}}] in rules_of(out["ip"], "vs-tun-2")
+    assert "flow sets" in (refusal(vs("tun", rs(4, method="TUN"), method="TUN", stateless=True,
+                                      scheduler="mh")) or "")
+
 
 
 def test_stateless_is_refused_where_dr_needs_its_flow_sets() -> None:

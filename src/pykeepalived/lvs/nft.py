@@ -254,7 +254,8 @@ class NftablesBackend(DataPlaneBase):
         self.routes = RouteFinder()
         self.tunnels = Tunnels()
         self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for,
-                                consistent=consistent_flows, ingress_devices=lambda: self._ingress_seen)
+                                consistent=consistent_flows, ingress_devices=lambda: self._ingress_seen,
+                                tunnel_mtu=self.tunnels.mtu_for)
         if consistent_flows:  # say once what changes for rr/wrr/lc users (docs/dataplane.md)
             log.info("nftables: consistent flows: persistent clients and DR/TUN flows are scheduled by hash, "
                      "alike on every router, so a failover moves none")
@@ -383,13 +384,13 @@ class NftablesBackend(DataPlaneBase):
         return f"{what} by someone else; rebuilt it whole ({len(change.commands)} commands)"
 
     def _follow_devices(self) -> str | None:
-        """Rebuild when interfaces or their MTUs changed since the last apply and a DR service may care.
+        """Rebuild when interfaces or their MTUs changed since the last apply and a DR/TUN service may care.
 
-        DR's ingress chains go on every interface, and a service whose real
+        DR's and TUN's ingress chains go on every interface, and a DR service whose real
         servers' interface has the smaller MTU stays on the copy path
         (nft_forward.takes), so both follow the interfaces.
         """
-        if not any(forwarding_or_none(s) == "DR" for s in self.table.services):
+        if not any(forwarding_or_none(s) in ("DR", "TUN") for s in self.table.services):
             return None
         if self._ingress_seen == ingress_devices():
             return None
@@ -495,7 +496,9 @@ def _is_tun(svc: VirtualService) -> bool:
 
 
 def _family(applied: dict[str, Ruleset], svc: VirtualService) -> Family | None:
-    for rs in applied.values():
+    """The table whose flow sets count a DR/TUN service's flows: netdev's first (a TUN service forwarded from
+    ingress is in table ip too, whose copy path sees only its packets too long for the tunnel)."""
+    for rs in sorted(applied.values(), key=lambda rs: rs.family.name != NETDEV.name):
         if svc.name in rs.services:
             return rs.family
     return None

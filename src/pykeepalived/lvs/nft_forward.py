@@ -1,4 +1,4 @@
-"""DR without a copy per packet: the netdev family's ingress hook hands the original packet to the real server.
+"""DR and TUN without a copy per packet: the netdev family's ingress hook hands the original packet on.
 
 The prerouting path (nft_rules' `dup_prerouting`) copies every packet of a
 DR flow to the real server (`dup`) and drops the original: a copy of the
@@ -18,6 +18,16 @@ service it can:
 - the service chain and its real servers' chains are laid out as the
   prerouting path's (flow sets, persistence sets, consistent flows), with
   `fwd` in place of `dup` + `drop`;
+- TUN (IPv4, whose real servers each have our IPIP device `pkt<hex>`,
+  tunnels.py) ends in `fwd ip to SERVER device pkt<hex>`: the tunnel is
+  NOARP, so the neighbour layer hands the packet straight to its xmit,
+  which wraps it towards its remote, the real server (shown in the qemu
+  guest, tests/vm/test_tun_dataplane.py). But a packet longer than the
+  tunnel's MTU is dropped there without ICMP (the tunnel's "fragmentation
+  needed" needs the route that a packet from ingress has not got), so such
+  a packet is `accept`ed back to the router's IP stack first, where the
+  service's copy path (built too, in table ip) sends the ICMP, or, without
+  DF, fragments it; that copy path schedules by its own flow sets;
 - with `pykeepalived_stateless` and a hashing scheduler (sh, mh, dh) there
   are no flow sets: every packet is hashed over the stable table
   (stable_table.py: a failed server's flows move, no others), nothing is
@@ -27,11 +37,10 @@ service it can:
 Left on the prerouting path: fwmark services (the admin's mangle rules set
 the mark after ingress), services whose real servers are reached through an
 interface with a smaller MTU than another (`takes`: `fwd` sends no ICMP
-about a packet too big), TUN (`fwd` through an IPIP device is not tried on a
-kernel with IPIP here; this machine's has none), and any DR service when the
-router has no interface but `lo`. What changes for users is nothing but
-this: the packet's TTL is decremented (the copy's was not), and packets that
-never reach the IP stack are not seen by a router's own firewall (the copy
+about a packet too big), and any DR or TUN service when the router has no
+interface but `lo`. What changes for users is nothing but this: the
+packet's TTL is decremented (the copy's was not; for TUN the inner
+packet's), and packets that never reach the IP stack are not seen by a router's own firewall (the copy
 bypassed its forward chain too). An interface that appears after an apply,
 or an MTU that changes, is followed at the next repair check (half a second).
 """
@@ -66,13 +75,18 @@ def takes(svc: VirtualService, ctx: rules.BuildContext) -> bool:
     than an interface packets may come in on: `fwd` checks no MTU, so a
     packet too big for the real server's link would be dropped without the
     ICMP "fragmentation needed" (IPv6: "packet too big") that the copy path
-    sends, as IPVS does, and path MTU discovery would hang.
+    sends, as IPVS does, and path MTU discovery would hang. TUN: IPv4 with
+    an IPIP device made towards each real server (its MTU known); packets
+    longer than that MTU are sent back to the copy path (`add_service`).
     """
     devices = ctx.ingress_devices()
-    if forwarding(svc) != "DR" or not devices:
+    method = forwarding(svc)
+    if method not in ("DR", "TUN") or not devices:
         return False
     if any(d.kind == "fwmark" for d in rules.dispatches(svc)):
         return False
+    if method == "TUN":
+        return family_of(svc) is IPV4 and all(ctx.tunnel_mtu(d.address) > 0 for d in svc.destinations)
     mtus = dict(devices)
     largest = max(mtus.values())
     return all(mtus.get(ctx.device_for(d.address), 0) >= largest for d in svc.destinations)
@@ -84,7 +98,7 @@ def refusal(svc: VirtualService) -> str | None:
     if not svc.stateless or method == "NAT":
         return None
     if method == "TUN":
-        return "TUN keeps its copy path and flow sets"
+        return "TUN keeps its flow sets (its packets longer than the tunnel's MTU take the copy path)"
     if svc.scheduler not in HASH_SCHEDULERS:
         return (f"scheduler {svc.scheduler} needs the flow sets to keep a connection on its server; "
                 f"stateless DR needs a hashing one ({', '.join(HASH_SCHEDULERS)})")
@@ -133,8 +147,9 @@ def finish(rs: rules.Ruleset, devices: tuple[tuple[str, int], ...]) -> None:
 
 
 def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) -> None:
-    """One DR service's chains and sets in the netdev table (`takes` said yes)."""
+    """One DR or TUN service's chains and sets in the netdev table (`takes` said yes)."""
     fam = family_of(svc)
+    tun = forwarding(svc) == "TUN"
     base = rules.service_chain(svc.name)
     chains = rs.services.setdefault(svc.name, [])
     chains.append(rs.chain(base))
@@ -167,7 +182,12 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
                                 "timeout": svc.persistence_timeout_s, "size": rules.PERSIST_SET_SIZE}
             chains.append(clients)
             rs.rule(chain, {"set": {"op": "update", "elem": client, "set": f"@{clients}"}})
-        rs.rule(chain, {"fwd": {"dev": ctx.device_for(dest.address), "family": fam.name, "addr": dest.address}})
+        if tun:  # too long for the tunnel: to the IP stack, whose copy path sends the ICMP (or fragments)
+            length = {"meta": {"key": "length"}}
+            rs.rule(chain, {"match": {"op": ">", "left": length, "right": ctx.tunnel_mtu(dest.address)}},
+                    {"accept": None})
+        device = ctx.tunnel_for(dest.address) if tun else ctx.device_for(dest.address)
+        rs.rule(chain, {"fwd": {"dev": device, "family": fam.name, "addr": dest.address}})
     if persist:
         for dest in svc.destinations:
             number = ctx.number(svc.name, dest.name)

@@ -3,7 +3,8 @@
 One entry point for the backend, so that nft_rules stays the layout of the
 conntrack and copy paths and knows nothing of the other two: a DR service
 that `nft_forward.takes` is built in the netdev table instead of
-nft_rules' prerouting copy path; a NAT service that `nft_stateless.choose`
+nft_rules' prerouting copy path (a TUN one in both: its packets too long
+for the tunnel go on to the copy path); a NAT service that `nft_stateless.choose`
 picks is built by nft_rules as usual (its conntrack chain serves the
 router's own clients) and gets its stateless chains on top.
 """
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 from . import nft_forward, nft_stateless
 from .model import VirtualService
+from .nft_limits import forwarding
 from .nft_rules import BuildContext, Ruleset, build, check_service
 
 
@@ -27,7 +29,11 @@ def build_all(services: Sequence[VirtualService], ctx: BuildContext) -> dict[str
     for svc in services:
         if (why := nft_forward.refusal(svc)) is not None:
             ctx.fallbacks[svc.name] = why
-        (forwarded if nft_forward.takes(svc, ctx) else rest).append(svc)
+        taken = nft_forward.takes(svc, ctx)
+        if taken:
+            forwarded.append(svc)
+        if not taken or forwarding(svc) == "TUN":
+            rest.append(svc)
     out = build(rest, ctx, checked=True)
     for svc in rest:
         if svc.name in stateless:

@@ -150,6 +150,7 @@ class BuildContext:
                 self.nat_targets.clear()
             pair = self.nat_targets[key] = (_nat_target(dest), sys.intern(_nat_target_text(dest)))
         return pair
+    tunnel_mtu: Callable[[str], int] = lambda address: 0  # our IPIP device's MTU towards a TUN server (nft_forward)
     fallbacks: dict[str, str] = field(default_factory=dict)  # service -> why pykeepalived_stateless is not honoured
 
     def number(self, service: str, dest: str) -> int:

@@ -3,24 +3,31 @@
 nftables cannot encapsulate; `dup to SERVER device pktXXXXXXXX` hands the
 packet to an IPIP device whose remote end is that server, and the kernel
 wraps it. The devices are ours (prefix `pkt`), made when a TUN real server
-appears and removed when it leaves or we stop.
+appears and removed when it leaves or we stop. Each one's MTU (its
+interface's less the 20-byte outer header) is read at every `want`: TUN from
+ingress (nft_forward) sends a packet longer than that to the copy path.
 """
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import logging
+import socket
+import struct
 
 from .model import DataPlaneError
 
 log = logging.getLogger("pykeepalived.lvs")
 PREFIX = "pkt"
+SIOCGIFMTU = 0x8921
 
 
 class Tunnels:
     def __init__(self) -> None:
         self.wanted: set[str] = set()
         self.made: set[str] = set()
+        self.mtus: dict[str, int] = {}  # device -> its MTU when `want` last ran
 
     @staticmethod
     def name_for(address: str) -> str:
@@ -34,6 +41,17 @@ class Tunnels:
             if name not in self.made:
                 self._make(name, address)
                 self.made.add(name)
+        self.mtus = {name: self._mtu(name) for name in self.wanted}
+
+    def mtu_for(self, address: str) -> int:
+        """The MTU of the IPIP device towards `address` when `want` last ran (0: none made)."""
+        return self.mtus.get(self.name_for(address), 0)
+
+    @staticmethod
+    def _mtu(name: str) -> int:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            answer = fcntl.ioctl(sock, SIOCGIFMTU, struct.pack("16si", name.encode(), 0))
+        return int(struct.unpack("16si", answer)[1])
 
     def release_unwanted(self) -> None:
         for name in sorted(self.made - self.wanted):
