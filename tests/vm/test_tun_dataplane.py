@@ -2,12 +2,16 @@
 
 This machine's kernel has no IPIP, so tests/netns/test_dataplane_lab.py skips
 its TUN variants here. Debian's kernel in the guest has ipip as a module: the
-routers' nftables backend `dup`s each packet for a VIP to an IPIP device
-`pkt<hex>` towards the chosen real server, the real server decapsulates it on
-tunl0 (where it holds the VIPs) and answers the client through the gateway.
-The guest runs those very tests (round robin over rs1..rs3 through the VIP, a
-dead real server, the master's death, persistence across 80/443, status
-counts, a request past the tunnel's MTU) with PYKEEPALIVED_TIME_SCALE
+routers' nftables backend sends each packet for the plain VIP from the ingress
+hook (`fwd ip to SERVER device pkt<hex>`, lvs/nft_forward.py) into the IPIP
+device towards the chosen real server, and `dup`s those too long for the
+tunnel (and the fwmark service's) through the same device from prerouting;
+the real server decapsulates it on tunl0 (where it holds the VIPs) and
+answers the client through the gateway. The guest runs those very tests
+(round robin over rs1..rs3 through the VIP, with its flows in the netdev
+table's flow sets only, a dead real server, the master's death, persistence
+across 80/443, status counts, a request past the tunnel's MTU, whose
+too-long segments take the copy path) with PYKEEPALIVED_TIME_SCALE
 stretching their waits: Python is 20-30x slower under TCG emulation.
 """
 

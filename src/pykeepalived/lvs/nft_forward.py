@@ -81,7 +81,7 @@ def takes(svc: VirtualService, ctx: rules.BuildContext) -> bool:
     """
     devices = ctx.ingress_devices()
     method = forwarding(svc)
-    if method not in ("DR", "TUN") or not devices:
+    if not (method == "DR" or method == "TUN") or not devices:
         return False
     if any(d.kind == "fwmark" for d in rules.dispatches(svc)):
         return False
