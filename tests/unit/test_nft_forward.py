@@ -79,34 +79,88 @@ def test_ipv6_dr_uses_the_ip6_maps_and_fwd_ip6() -> None:
     assert [rule[1]["vmap"]["data"] for rule in rules_of(netdev, "ingress-eth0")] == ["@fwd6_ports"]
 
 
-def test_fwmark_tun_without_tunnels_and_a_router_without_interfaces_keep_the_copy_path() -> None:
+def test_fwmark_and_a_router_without_interfaces_keep_the_copy_path() -> None:
     mark = vs("mark", kind="fwmark", fwmark=3, address=None, port=None)
-    tun = vs("tun", rs(4, method="TUN"), rs(5, method="TUN"), method="TUN", port=81)
-    out = build_all([mark, tun], ctx("eth0"))
+    out = build_all([mark], ctx("eth0"))
     assert NETDEV.name not in out
     assert "dup_prerouting" in out["ip"].chains
     out = build_all([vs()], ctx())
     assert NETDEV.name not in out and "dup_prerouting" in out["ip"].chains
-    mark_tun = vs("mark", rs(4, method="TUN"), kind="fwmark", fwmark=3, address=None, port=None, method="TUN")
-    assert NETDEV.name not in build_all([mark_tun], ctx("eth0", tunnel_mtu=1480))
 
 
-def test_tun_goes_out_from_ingress_through_its_ipip_device_and_long_packets_take_the_copy_path() -> None:
-    tun = vs("tun", rs(4, method="TUN"), rs(5, method="TUN"), method="TUN", port=81)
-    out = build_all([tun], ctx("eth0", tunnel_mtu=1480))
+def tun(name: str = "tun", *dests: Destination, **kw: Any) -> VirtualService:
+    """A TUN service over 10.11.12.4-6 (IPIP devices pkt4-pkt6 in `ctx`), stateless mh unless `kw` says otherwise."""
+    fields: dict[str, Any] = {"method": "TUN", "port": 81, "scheduler": "mh", "stateless": True}
+    fields.update(kw)
+    return vs(name, *(dests or tuple(rs(i, method="TUN") for i in (4, 5, 6))), **fields)
+
+
+def flow_sets(out: dict[str, Ruleset]) -> dict[str, list[str]]:
+    return {family: [name for name in ruleset.sets if name.endswith("-flows")] for family, ruleset in out.items()}
+
+
+def test_stateless_hash_tun_goes_out_from_ingress_through_its_ipip_device() -> None:
+    out = build_all([tun()], ctx("eth0", tunnel_mtu=1480))
     netdev = out[NETDEV.name]
-    server = rules_of(netdev, "vs-tun-1")
-    # longer than the tunnel carries: back to the IP stack first (the tunnel would drop it without ICMP)
-    assert server[-2:] == [
+    assert "fwd4_ports" in netdev.elements
+    base = rules_of(netdev, "vs-tun")
+    # a fragment goes to the IP stack whole (its datagram must not be split between the two paths)
+    frag = {"&": [{"payload": {"protocol": "ip", "field": "frag-off"}}, 0x3FFF]}
+    assert base[0] == [{"match": {"op": "!=", "left": frag, "right": 0}}, {"accept": None}]
+    assert len(base) == 2 and "jhash" in base[1][0]["vmap"]["key"]  # then every packet hashed: no flow sets
+    # longer than the tunnel carries: to the IP stack first (the tunnel would drop it without ICMP)
+    assert rules_of(netdev, "vs-tun-1") == [
         [{"match": {"op": ">", "left": {"meta": {"key": "length"}}, "right": 1480}}, {"accept": None}],
         [{"fwd": {"dev": "pkt4", "family": "ip", "addr": "10.11.12.4"}}]]
-    assert "vs-tun-1-flows" in netdev.sets  # rr: a known flow stays with its server
-    # where the copy path (table ip) still dups to the same IPIP device, for those long packets only
-    assert "dup_prerouting" in out["ip"].chains
-    assert [{"dup": {"addr": "10.11.12.5", "dev": "pkt5"}}] in rules_of(out["ip"], "vs-tun-2")
-    assert "flow sets" in (refusal(vs("tun", rs(4, method="TUN"), method="TUN", stateless=True,
-                                      scheduler="mh")) or "")
+    assert flow_sets(out) == {"ip": [], NETDEV.name: []}
+    assert refusal(tun()) is None
 
+
+def test_the_tun_copy_path_picks_with_the_very_rule_of_the_ingress_chain() -> None:
+    """Whichever path a packet of a flow takes, the same key into the same table: the same real server."""
+    cases = [tun(scheduler=s) for s in ("sh", "mh", "dh", "lblc", "lblcr")]
+    cases += [tun(scheduler="mh", sched_flags=("mh-port",)), tun(scheduler="sh", sched_flags=("sh-port",))]
+    down = (rs(4, method="TUN"), rs(5, method="TUN", alive=False), rs(6, method="TUN"))
+    cases += [tun("tun", *down, pool=tuple((d.name, 1) for d in down))]  # rs5 down: its slots handed out
+    for svc in cases:
+        out = build_all([svc], ctx("eth0", tunnel_mtu=1480))
+        ip, netdev = out["ip"], out[NETDEV.name]
+        assert ip.rules["vs-tun"][-1] == netdev.rules["vs-tun"][-1], svc
+        targets = {pair[1]["goto"]["target"] for pair in rules_of(ip, "vs-tun")[-1][0]["vmap"]["data"]["set"]}
+        up = [n for n, d in enumerate(svc.destinations, 1) if d.alive]
+        assert targets == {f"vs-tun-{n}" for n in up}
+        assert "dup_prerouting" in ip.chains and "nat_prerouting" not in ip.chains
+        assert list(ip.elements["dup_ports"].values()) == [json.dumps({"goto": {"target": "vs-tun"}})]
+        for number, last in ((1, 4), (2, 5), (3, 6)):
+            assert rules_of(ip, f"vs-tun-{number}") == [[{"dup": {"addr": f"10.11.12.{last}", "dev": f"pkt{last}"}}],
+                                                        [{"drop": None}]]
+        assert flow_sets(out) == {"ip": [], NETDEV.name: []}
+    one = build_all([tun("tun", rs(4, method="TUN"))], ctx("eth0", tunnel_mtu=1480))
+    assert rules_of(one["ip"], "vs-tun")[-1] == rules_of(one[NETDEV.name], "vs-tun")[-1] == [
+        {"goto": {"target": "vs-tun-1"}}]
+
+
+def test_tun_that_needs_flow_sets_keeps_the_copy_path_for_every_packet() -> None:
+    keep = [tun(scheduler="rr"), tun(scheduler="wlc"), tun(stateless=False), tun(persistence_timeout_s=30),
+            tun(kind="fwmark", fwmark=3, address=None, port=None)]
+    for svc in keep:
+        out = build_all([svc], ctx("eth0", tunnel_mtu=1480))
+        assert NETDEV.name not in out, svc
+        assert "dup_prerouting" in out["ip"].chains and "vs-tun-1-flows" in out["ip"].sets
+        assert [{"dup": {"addr": "10.11.12.4", "dev": "pkt4"}}] in rules_of(out["ip"], "vs-tun-1")
+    # no IPIP device made yet (the backend makes them before it builds), or no interface: the copy path too
+    assert NETDEV.name not in build_all([tun()], ctx("eth0"))
+    assert NETDEV.name not in build_all([tun()], ctx(tunnel_mtu=1480))
+    context = ctx("eth0", tunnel_mtu=1480)
+    build_all([tun(scheduler="rr")], context)
+    assert "scheduler rr" in context.fallbacks["tun"]
+
+
+def test_stateless_mh_and_rr_tun_side_by_side() -> None:
+    out = build_all([tun("hash"), tun("round", scheduler="rr", stateless=False, port=82)], ctx("eth0", tunnel_mtu=1480))
+    assert set(out[NETDEV.name].services) == {"hash"}
+    assert set(out["ip"].services) == {"hash", "round"}
+    assert flow_sets(out) == {"ip": ["vs-round-1-flows", "vs-round-2-flows", "vs-round-3-flows"], NETDEV.name: []}
 
 
 def test_stateless_is_refused_where_dr_needs_its_flow_sets() -> None:

@@ -496,9 +496,7 @@ def _is_tun(svc: VirtualService) -> bool:
 
 
 def _family(applied: dict[str, Ruleset], svc: VirtualService) -> Family | None:
-    """The table whose flow sets count a DR/TUN service's flows: netdev's first (a TUN service forwarded from
-    ingress is in table ip too, whose copy path sees only its packets too long for the tunnel)."""
-    for rs in sorted(applied.values(), key=lambda rs: rs.family.name != NETDEV.name):
+    for rs in applied.values():
         if svc.name in rs.services:
             return rs.family
     return None

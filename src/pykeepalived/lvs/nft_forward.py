@@ -18,31 +18,49 @@ service it can:
 - the service chain and its real servers' chains are laid out as the
   prerouting path's (flow sets, persistence sets, consistent flows), with
   `fwd` in place of `dup` + `drop`;
-- TUN (IPv4, whose real servers each have our IPIP device `pkt<hex>`,
-  tunnels.py) ends in `fwd ip to SERVER device pkt<hex>`: the tunnel is
-  NOARP, so the neighbour layer hands the packet straight to its xmit,
-  which wraps it towards its remote, the real server (shown in the qemu
-  guest, tests/vm/test_tun_dataplane.py). But a packet longer than the
-  tunnel's MTU is dropped there without ICMP (the tunnel's "fragmentation
-  needed" needs the route that a packet from ingress has not got), so such
-  a packet is `accept`ed back to the router's IP stack first, where the
-  service's copy path (built too, in table ip) sends the ICMP, or, without
-  DF, fragments it; that copy path schedules by its own flow sets;
 - with `pykeepalived_stateless` and a hashing scheduler (sh, mh, dh) there
   are no flow sets: every packet is hashed over the stable table
   (stable_table.py: a failed server's flows move, no others), nothing is
   written per packet, and a weight or config change moves the flows Maglev
   moves.
 
-Left on the prerouting path: fwmark services (the admin's mangle rules set
-the mark after ingress), services whose real servers are reached through an
-interface with a smaller MTU than another (`takes`: `fwd` sends no ICMP
-about a packet too big), and any DR or TUN service when the router has no
-interface but `lo`. What changes for users is nothing but this: the
-packet's TTL is decremented (the copy's was not; for TUN the inner
-packet's), and packets that never reach the IP stack are not seen by a router's own firewall (the copy
-bypassed its forward chain too). An interface that appears after an apply,
-or an MTU that changes, is followed at the next repair check (half a second).
+TUN, only where `pykeepalived_stateless` is honoured (a hashing scheduler,
+no persistence, not fwmark) and our IPIP device `pkt<hex>` towards each
+real server exists: the server chains end in `fwd ip to SERVER device
+pkt<hex>` (the tunnel is NOARP, so the neighbour layer hands the packet
+straight to its xmit, which wraps it towards the real server). A packet
+longer than the tunnel's MTU, or a fragment, is first `accept`ed back to
+the router's IP stack: `fwd` from ingress would drop the one without the
+ICMP "fragmentation needed" (the tunnel sends it along the packet's route,
+which a packet from ingress has not got) and split the other's datagram
+between two paths (defragmentation happens after ingress). There the
+service's copy path in table ip (`add_copy_path`) dups it through the
+same device: the tunnel answers ICMP, fragments, or segments a GSO
+packet. That copy path has no flow sets and carries the very rule that
+picks the server at ingress (`_stateless_pick`: the same key, the same
+stable table, built once per apply and sent in the same transaction), so
+a packet of a flow reaches the same real server whichever path it takes.
+With flow sets that cannot be promised: the copy path's sets live in
+table ip and know none of the flows that ingress scheduled, so it would
+schedule a flow's too-long packets (a NIC's GRO merges a flow's segments
+into such packets; a non-DF one is delivered, fragmented) anew: rr, wrr
+and the load-based schedulers to whichever server is next, a hash
+scheduler to the flow's own server only until a table change moves its
+slot, persistence by a client set ingress never filled. So TUN services
+with a scheduler that needs flow sets, persistence, or a hash scheduler
+without `pykeepalived_stateless` keep the copy path for every packet, as
+before.
+
+Left on the prerouting path besides: fwmark services (the admin's mangle
+rules set the mark after ingress), DR services whose real servers are
+reached through an interface with a smaller MTU than another (`takes`:
+`fwd` sends no ICMP about a packet too big), and any DR or TUN service when
+the router has no interface but `lo`. What changes for users is nothing but
+this: the packet's TTL is decremented (the copy's was not; for TUN the inner
+packet's), and packets that never reach the IP stack are not seen by a
+router's own firewall (the copy bypassed its forward chain too). An
+interface that appears after an apply, or an MTU that changes, is followed
+at the next repair check (half a second).
 """
 
 from __future__ import annotations
@@ -52,7 +70,7 @@ from typing import Any
 
 from . import nft_rules as rules
 from . import sched
-from .model import VirtualService
+from .model import Destination, VirtualService
 from .nft_limits import HASH_SCHEDULERS, IPV4, Family, family_of, forwarding
 from .stable_table import service_table
 
@@ -71,13 +89,14 @@ def _maps(fam: Family) -> tuple[str, str]:
 def takes(svc: VirtualService, ctx: rules.BuildContext) -> bool:
     """Whether this service is forwarded from ingress (else the prerouting copy path builds it).
 
-    Not when an interface towards one of its real servers has a smaller MTU
-    than an interface packets may come in on: `fwd` checks no MTU, so a
+    DR: not when an interface towards one of its real servers has a smaller
+    MTU than an interface packets may come in on: `fwd` checks no MTU, so a
     packet too big for the real server's link would be dropped without the
     ICMP "fragmentation needed" (IPv6: "packet too big") that the copy path
-    sends, as IPVS does, and path MTU discovery would hang. TUN: IPv4 with
-    an IPIP device made towards each real server (its MTU known); packets
-    longer than that MTU are sent back to the copy path (`add_service`).
+    sends, as IPVS does, and path MTU discovery would hang. TUN: only
+    stateless (module docstring: its too-long packets take a copy path that
+    must pick the same server), with an IPIP device made towards each real
+    server (its MTU known).
     """
     devices = ctx.ingress_devices()
     method = forwarding(svc)
@@ -86,7 +105,7 @@ def takes(svc: VirtualService, ctx: rules.BuildContext) -> bool:
     if any(d.kind == "fwmark" for d in rules.dispatches(svc)):
         return False
     if method == "TUN":
-        return family_of(svc) is IPV4 and all(ctx.tunnel_mtu(d.address) > 0 for d in svc.destinations)
+        return stateless(svc) and all(ctx.tunnel_mtu(d.address) > 0 for d in svc.destinations)
     mtus = dict(devices)
     largest = max(mtus.values())
     return all(mtus.get(ctx.device_for(d.address), 0) >= largest for d in svc.destinations)
@@ -94,19 +113,21 @@ def takes(svc: VirtualService, ctx: rules.BuildContext) -> bool:
 
 def refusal(svc: VirtualService) -> str | None:
     """Why `pykeepalived_stateless` cannot drop a DR/TUN service's flow sets (None: it can, or nothing asked)."""
-    method = forwarding(svc)
-    if not svc.stateless or method == "NAT":
+    if not svc.stateless or forwarding(svc) == "NAT":
         return None
-    if method == "TUN":
-        return "TUN keeps its flow sets (its packets longer than the tunnel's MTU take the copy path)"
     if svc.scheduler not in HASH_SCHEDULERS:
         return (f"scheduler {svc.scheduler} needs the flow sets to keep a connection on its server; "
-                f"stateless DR needs a hashing one ({', '.join(HASH_SCHEDULERS)})")
+                f"stateless DR and TUN need a hashing one ({', '.join(HASH_SCHEDULERS)})")
     if svc.persistence_timeout_s:
         return "persistence remembers clients"
     if any(d.kind == "fwmark" for d in rules.dispatches(svc)):
         return "fwmark services keep the copy path (the mark is set after ingress)"
     return None
+
+
+def stateless(svc: VirtualService) -> bool:
+    """Whether the service is asked to be stateless and can be: every packet hashed, no flow sets."""
+    return svc.stateless and refusal(svc) is None
 
 
 def empty_ruleset() -> rules.Ruleset:
@@ -146,6 +167,9 @@ def finish(rs: rules.Ruleset, devices: tuple[tuple[str, int], ...]) -> None:
             rs.rule(chain, host, lookup)
 
 
+FRAGMENT_BITS = 0x3FFF  # IPv4 frag-off: more-fragments and the offset (not DF)
+
+
 def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) -> None:
     """One DR or TUN service's chains and sets in the netdev table (`takes` said yes)."""
     fam = family_of(svc)
@@ -156,7 +180,10 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
     ports, allports = _maps(fam)
     for dispatch in rules.dispatches(svc):
         rs.element(ports if dispatch.kind == "port" else allports, dispatch.key, {"goto": {"target": base}})
-    stateless = refusal(svc) is None and svc.stateless
+    hashed = stateless(svc)
+    if tun:  # a fragment: to the IP stack whole, where defragmentation (if any) and the copy path see its datagram
+        frag = {"&": [{"payload": {"protocol": "ip", "field": "frag-off"}}, FRAGMENT_BITS]}
+        rs.rule(base, {"match": {"op": "!=", "left": frag, "right": 0}}, {"accept": None})
     proto = (svc.protocol or "TCP").lower() if svc.kind == "address" else "tcp"
     flows_of = rules.flow_key(fam)
     persist = bool(svc.persistence_timeout_s)
@@ -167,7 +194,7 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         chain = rs.chain(f"{base}-{number}")
         chains.append(chain)
         per_dest[dest.name] = chain
-        if not stateless:
+        if not hashed:
             flows = f"{base}-{number}-flows"
             rs.sets[flows] = {"_kind": "set", "type": [fam.addr_type, "inet_service", "inet_service"],
                               "flags": ["timeout"], "timeout": rules.FLOW_TIMEOUT_S.get(proto, 900),
@@ -193,27 +220,68 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
             number = ctx.number(svc.name, dest.name)
             rs.rule(base, {"match": {"op": "==", "left": client, "right": f"@{base}-{number}-clients"}},
                     {"goto": {"target": per_dest[dest.name]}})
-    _schedule(rs, fam, svc, base, per_dest, ctx, stateless)
+    _schedule(rs, fam, svc, base, per_dest, ctx, hashed)
+
+
+def add_copy_path(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) -> None:
+    """The table-ip half of a TUN service taken from ingress: where its too-long packets and fragments go.
+
+    As nft_rules' copy path (`dup` through the IPIP device, then `drop`), but
+    without flow sets and with the ingress chain's own pick rule, so that
+    both halves send a flow to the same real server (module docstring).
+    The nft_layout caller hooks `dup_prerouting` afterwards.
+    """
+    base = rules.service_chain(svc.name)
+    chains = rs.services.setdefault(svc.name, [])
+    chains.append(rs.chain(base))
+    for dispatch in rules.dispatches(svc):  # never fwmark: `takes` leaves those to nft_rules
+        kind = "ports" if dispatch.kind == "port" else "allports"
+        rs.element(f"dup_{kind}", dispatch.key, {"goto": {"target": base}})
+    per_dest: dict[str, str] = {}
+    for dest in svc.destinations:
+        chain = per_dest[dest.name] = rs.chain(f"{base}-{ctx.number(svc.name, dest.name)}")
+        chains.append(chain)
+        rs.rule(chain, {"dup": {"addr": dest.address, "dev": ctx.tunnel_for(dest.address)}})
+        rs.rule(chain, {"drop": None})
+    _schedule(rs, rs.family, svc, base, per_dest, ctx, hashed=True)
+
+
+def _stateless_pick(fam: Family, svc: VirtualService, dests: Sequence[Destination],
+                    per_dest: dict[str, str]) -> list[Json]:
+    """The rule that sends every packet of a flow to its server by hash over the stable table ([]: no server).
+
+    TUN's ingress chain and its copy path (`add_copy_path`) both get this
+    rule from the same inputs: the same key (the scheduler's, `rules.selector`),
+    the same table and the same server chain names, so the same server.
+    """
+    if len(dests) == 1:
+        return [{"goto": {"target": per_dest[dests[0].name]}}]
+    table = service_table(svc, list(dests))
+    if not table:
+        return []
+    pairs = [[slot, {"goto": {"target": per_dest[dests[i].name]}}] for slot, i in enumerate(table)]
+    return [{"vmap": {"key": rules.selector(fam, svc, len(table)), "data": {"set": pairs}}}]
 
 
 def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, per_dest: dict[str, str],
-              ctx: rules.BuildContext, stateless: bool) -> None:
+              ctx: rules.BuildContext, hashed: bool) -> None:
     """A new flow's server: as nft_rules' prerouting path picks it, with the service's own address family."""
     dests = rules.eligible(svc, ctx.overloaded)
+    if not dests:
+        return  # as an empty IPVS service: the packet goes on to the router's own stack
+    if hashed:  # nothing remembers a flow: the table alone must keep the others' flows in place
+        if rule := _stateless_pick(fam, svc, dests, per_dest):
+            rs.rule(base, *rule)
+        return
     if len(dests) == 1:
         rs.rule(base, {"goto": {"target": per_dest[dests[0].name]}})
         return
-    if not dests:
-        return  # as an empty IPVS service: the packet goes on to the router's own stack
     key = rules.consistent_key(fam, svc, ctx)
     table: Sequence[int]
-    if stateless:  # nothing remembers a flow: the table alone must keep the others' flows in place
-        table = service_table(svc, dests)
-        pick: Json = rules.selector(fam, svc, len(table))
-    elif key is not None:
+    if key is not None:
         table = sched.maglev_table([d.name for d in dests], [d.weight for d in dests],
                                    sched.maglev_size_for(len(dests)))
-        pick = {"jhash": {"mod": len(table), "seed": rules.HASH_SEED, "expr": key}}
+        pick: Json = {"jhash": {"mod": len(table), "seed": rules.HASH_SEED, "expr": key}}
     else:
         table = rules.slot_table(svc, dests, ctx)
         pick = rules.selector(fam, svc, len(table))

@@ -1,12 +1,13 @@
-"""The whole nftables layout: nft_rules' tables, plus DR from ingress (nft_forward) and stateless NAT (nft_stateless).
+"""The whole nftables layout: nft_rules' tables, DR/TUN from ingress (nft_forward), stateless NAT (nft_stateless).
 
 One entry point for the backend, so that nft_rules stays the layout of the
 conntrack and copy paths and knows nothing of the other two: a DR service
 that `nft_forward.takes` is built in the netdev table instead of
-nft_rules' prerouting copy path (a TUN one in both: its packets too long
-for the tunnel go on to the copy path); a NAT service that `nft_stateless.choose`
-picks is built by nft_rules as usual (its conntrack chain serves the
-router's own clients) and gets its stateless chains on top.
+nft_rules' prerouting copy path; a TUN one too, plus nft_forward's own
+flowless copy path in table ip for its packets too long for the tunnel; a
+NAT service that `nft_stateless.choose` picks is built by nft_rules as
+usual (its conntrack chain serves the router's own clients) and gets its
+stateless chains on top.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from collections.abc import Sequence
 
 from . import nft_forward, nft_stateless
 from .model import VirtualService
-from .nft_limits import forwarding
-from .nft_rules import BuildContext, Ruleset, build, check_service
+from .nft_limits import IPV4, forwarding
+from .nft_rules import BuildContext, Ruleset, build, check_service, empty_ruleset, prune_hooks
 
 
 def build_all(services: Sequence[VirtualService], ctx: BuildContext) -> dict[str, Ruleset]:
@@ -29,11 +30,7 @@ def build_all(services: Sequence[VirtualService], ctx: BuildContext) -> dict[str
     for svc in services:
         if (why := nft_forward.refusal(svc)) is not None:
             ctx.fallbacks[svc.name] = why
-        taken = nft_forward.takes(svc, ctx)
-        if taken:
-            forwarded.append(svc)
-        if not taken or forwarding(svc) == "TUN":
-            rest.append(svc)
+        (forwarded if nft_forward.takes(svc, ctx) else rest).append(svc)
     out = build(rest, ctx, checked=True)
     for svc in rest:
         if svc.name in stateless:
@@ -45,4 +42,26 @@ def build_all(services: Sequence[VirtualService], ctx: BuildContext) -> dict[str
         for svc in forwarded:
             nft_forward.add_service(netdev, svc, ctx)
         nft_forward.finish(netdev, ctx.ingress_devices())
+    tunnelled = [svc for svc in forwarded if forwarding(svc) == "TUN"]
+    if tunnelled:
+        ip = out.setdefault(IPV4.name, empty_ruleset(IPV4))
+        for svc in tunnelled:
+            nft_forward.add_copy_path(ip, svc, ctx)
+        _hook(ip)
     return out
+
+
+def _hook(rs: Ruleset) -> None:
+    """Hook again the base chains that nft_rules' `build` unhooked for want of services, then unhook the idle ones.
+
+    `build` has pruned `dup_prerouting` where no service of its own used
+    it; TUN's copy path (nft_forward.add_copy_path) now does.
+    """
+    whole = empty_ruleset(rs.family)
+    for name, spec in whole.chains.items():
+        if name not in rs.chains:
+            rs.chain(name, **spec)
+            for text in whole.rules[name]:
+                rs.rules[name] += (text,)
+            rs.refs[name] = whole.refs[name]
+    prune_hooks(rs)

@@ -138,6 +138,7 @@ class BuildContext:
             table = self.spreads[key] = tuple(sched.spread(key))
         return table
     ingress_devices: Callable[[], tuple[tuple[str, int], ...]] = lambda: ()  # (name, MTU): nft_forward; none: dup
+    tunnel_mtu: Callable[[str], int] = lambda address: 0  # our IPIP device's MTU towards a TUN server (nft_forward)
     # (address, port) -> a NAT slot map's target and its text: a pool of 1,000 makes 1,000 of each per build
     nat_targets: dict[tuple[str, int | None], tuple[Any, str]] = field(default_factory=dict)
 
@@ -150,7 +151,6 @@ class BuildContext:
                 self.nat_targets.clear()
             pair = self.nat_targets[key] = (_nat_target(dest), sys.intern(_nat_target_text(dest)))
         return pair
-    tunnel_mtu: Callable[[str], int] = lambda address: 0  # our IPIP device's MTU towards a TUN server (nft_forward)
     fallbacks: dict[str, str] = field(default_factory=dict)  # service -> why pykeepalived_stateless is not honoured
 
     def number(self, service: str, dest: str) -> int:

@@ -127,7 +127,7 @@ def _rs_port(svc: VirtualService, dest: Destination) -> int | None:
 def refusal(svc: VirtualService) -> str | None:
     """Why `pykeepalived_stateless` cannot be honoured for this service alone (None: it can)."""
     if forwarding(svc) != "NAT":
-        return None  # DR and TUN are nft_forward's (TUN keeps its flow sets: nft_forward.refusal)
+        return None  # DR and TUN are nft_forward's
     if svc.scheduler not in HASH_SCHEDULERS:
         return (f"scheduler {svc.scheduler} needs state per connection; stateless NAT needs a hashing one "
                 f"({', '.join(HASH_SCHEDULERS)})")
