@@ -6,11 +6,14 @@ every healthy real server in round robin, a dead real server stops getting new
 connections within the checker's bound, the master's death moves traffic to
 the backup, persistence keeps a client on one server, the fwmark service
 carries ports 80 and 443 to the same server, and a request bigger than one
-segment gets through (for TUN: past the IPIP device's smaller MTU). DR and
-TUN services forward from the ingress hook (lvs/nft_forward.py): the flows
-of the plain VIP land in the netdev table's flow sets, none in table ip's copy
-path; for TUN only the packets too long for the tunnel go there, and come back
-as ICMP "fragmentation needed".
+segment gets through (for TUN: past the IPIP device's smaller MTU). DR
+services forward from the ingress hook (lvs/nft_forward.py): the flows of the
+plain VIP land in the netdev table's flow sets, none in table ip's copy path;
+TUN's rr service keeps the copy path (its flows land in table ip's sets only).
+The TUN lab has one more service, stateless mh (`TunLab`), which TUN sends
+from ingress: its packets never reach the router's IP stack but those too
+long for the tunnel, which come back as ICMP "fragmentation needed" or, in
+a bulk upload, are delivered by the copy path to the flow's own server.
 
 TUN needs IPIP in the kernel; where it has none (this lab's host) the TUN
 variants skip at once. tests/vm/test_tun_dataplane.py runs them in the qemu
@@ -25,11 +28,13 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pykeepalived.lab import LabError, unique_prefix, wait_until
-from pykeepalived.lab.lvs_lab import LabKind, LvsLab
+from pykeepalived.lab.lvs_lab import HTTP_PORT, LabKind, LvsLab, _url_check
 from tests.scripts import script
 
 from .vrrp_helpers import needs_root
@@ -48,6 +53,9 @@ APPLY_SLACK_S = 1.5 * TIME_SCALE
 REQUEST_TIMEOUT_S = 2.0 * TIME_SCALE
 PROBE_TIMEOUT_S = 0.5 * TIME_SCALE  # a request sent while a server dies or a router fails over
 BIG_HEADER_BYTES = 6000  # four full-size segments: more than the 1480 bytes an IPIP device carries in one
+HASH_VIP = "203.0.113.20"  # TunLab's stateless mh service
+TUNNEL_MTU = 1480  # the routers' IPIP devices behind a 1500-byte link
+UPLOAD_BYTES = 900_000  # under nginx's client_max_body_size (1 MB): a POST that /whoami answers
 
 
 def scaled(seconds: float) -> float:
@@ -73,6 +81,36 @@ def missing_ipip() -> str | None:
     return None
 
 
+class TunLab(LvsLab):
+    """The TUN lab with a third service on both routers: HASH_VIP:80, `lb_algo mh`, `mh-port`,
+    `pykeepalived_stateless`, the same real servers (which hold HASH_VIP on tunl0 too)."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__("tun", **kw)
+        self.services_count += 1
+
+    def _configure_hosts(self) -> None:
+        super()._configure_hosts()
+        for rs in range(1, 4):
+            self.hosts[f"rs{rs}"].netns.ip("addr", "add", f"{HASH_VIP}/32", "dev", self.rs_vip_device or "lo")
+
+    def _configure_routers(self) -> None:
+        super()._configure_routers()
+        vip_line = f"{FWMARK_VIP}/32 dev eth0"
+        service = [f"virtual_server {HASH_VIP} {HTTP_PORT} {{", "    delay_loop 1", "    lb_algo mh", "    mh-port",
+                   "    lb_kind TUN", "    protocol TCP", "    pykeepalived_stateless"]
+        for rs in (server.address for server in self.real_servers):
+            service += [f"    real_server {rs} {HTTP_PORT} {{",
+                        *(f"        {line}" for line in _url_check("HTTP_GET", None)), "    }"]
+        service.append("}")
+        for router in self.routers.values():
+            text = router.conf_path.read_text()
+            if vip_line not in text:
+                raise LabError(f"no line {vip_line!r} in {router.conf_path} to add {HASH_VIP} after")
+            text = text.replace(vip_line, f"{vip_line}\n        {HASH_VIP}/32 dev eth0", 1)
+            router.conf_path.write_text(text + "\n".join(service) + "\n")
+
+
 class SharedLab:
     """One lab of a kind, shared by the module's tests for as long as each leaves it as `up()` did.
 
@@ -94,9 +132,10 @@ class SharedLab:
         if fresh and self.used:
             self.close()
         if self.current is None:
-            lab = LvsLab(self.kind, prefix=unique_prefix(f"dp{self.kind}"), name=f"dp-{self.kind}",
-                         workdir=self.workdirs.mktemp(f"lab-{self.kind}"), timeout_scale=TIME_SCALE,
-                         dataplane="nftables")  # in the qemu guest auto would pick IPVS
+            args: dict[str, Any] = {"prefix": unique_prefix(f"dp{self.kind}"), "name": f"dp-{self.kind}",
+                                    "workdir": self.workdirs.mktemp(f"lab-{self.kind}"), "timeout_scale": TIME_SCALE,
+                                    "dataplane": "nftables"}  # in the qemu guest auto would pick IPVS
+            lab = TunLab(**args) if self.kind == "tun" else LvsLab(self.kind, **args)
             lab.up()  # closes what it made if it fails
             if self.kind == "tun":  # the probe said yes, so the real servers must have decapsulating tunl0
                 assert lab.rs_vip_device == "tunl0", lab.notes
@@ -183,7 +222,7 @@ def decapsulated(lab: LvsLab) -> dict[str, int]:
 
 def flow_sets(lab: LvsLab) -> dict[tuple[str, str], int]:
     """(nftables family, set) -> flows in each `*-flows` set of the master's tables (DR and TUN keep them)."""
-    router = lab.router(lab.which_router_is_master())
+    router = lab.router(lab.wait_for_master())
     counts: dict[tuple[str, str], int] = {}
     for family in ("ip", "netdev"):
         out = router.netns.run(["nft", "-j", "list", "table", family, "pykeepalived_lvs"], check=False)
@@ -228,9 +267,10 @@ def test_requests_reach_every_real_server_in_round_robin(lab: LvsLab) -> None:
     names = [served_by(lab, f"http://{VIP}/whoami") for _ in range(9)]
     assert sorted(names) == ["rs1"] * 3 + ["rs2"] * 3 + ["rs3"] * 3
     assert names[:3] == names[3:6] == names[6:]  # the same order every round
-    if lab.kind is not LabKind.NAT:  # sent once from ingress (`fwd`), never through the prerouting copy
+    if lab.kind is not LabKind.NAT:  # DR: sent once from ingress (`fwd`); TUN's rr: the prerouting copy path
         flows_after = flow_sets(lab)
-        assert grown(flows_before, flows_after) == {"netdev"}, (flows_before, flows_after)
+        assert grown(flows_before, flows_after) == {"netdev" if lab.kind is LabKind.DR else "ip"}, \
+            (flows_before, flows_after)
     if lab.kind is LabKind.TUN:  # each connection's packets (at least SYN, ACK, request, FIN) came through IPIP
         tunnelled = {name: n - tunnelled_before[name] for name, n in decapsulated(lab).items()}
         assert all(n >= 3 * 4 for n in tunnelled.values()), tunnelled
@@ -275,23 +315,96 @@ def test_a_request_bigger_than_one_segment_gets_through(lab: LvsLab) -> None:
 
     The router answers a too-big segment with ICMP "fragmentation needed" (as
     IPVS does), the client lowers its path MTU to the VIP and resends; a
-    lost ICMP would hang the request instead. TUN's plain VIP is forwarded
-    from ingress, where the tunnel would drop a too-big packet without a
-    word: that packet takes the copy path (table ip's flow sets gain it),
-    whose IPIP device sends the ICMP, and the rest of the flow goes on
-    from ingress.
+    lost ICMP would hang the request instead.
     """
     pad = "x" * BIG_HEADER_BYTES
     argv = ["curl", "-sS", "-k", "--fail-with-body", "--max-time", f"{REQUEST_TIMEOUT_S:g}",
             "-H", f"X-Pad: {pad}"]
     for url in (f"http://{VIP}/whoami", f"https://{FWMARK_VIP}/whoami"):
-        flows_before = flow_sets(lab) if lab.kind is LabKind.TUN else {}
         proc = lab.client.netns.run([*argv, url], check=False, timeout_s=REQUEST_TIMEOUT_S + 5.0)
         assert proc.returncode == 0, f"{url}: {proc.stderr.strip()}"
         assert proc.stdout.split()[0] in {"rs1", "rs2", "rs3"}
-        if lab.kind is LabKind.TUN and url.startswith("http:"):
-            flows_after = flow_sets(lab)
-            assert grown(flows_before, flows_after) == {"netdev", "ip"}, (flows_before, flows_after)
+
+
+def stack_counter(lab: LvsLab, table: str) -> int:
+    """Packets for HASH_VIP:80 that reached the master's IP stack (prerouting) since `table` was made."""
+    router = lab.router(lab.wait_for_master())
+    listed = json.loads(router.netns.run(["nft", "-j", "list", "table", "ip", table]).stdout)["nftables"]
+    for item in listed:
+        for stmt in item.get("rule", {}).get("expr", []):
+            if "counter" in stmt:
+                return int(stmt["counter"]["packets"])
+    raise AssertionError(f"no counter in table ip {table}: {listed}")
+
+
+def received_bytes(lab: LvsLab) -> dict[str, int]:
+    """Real server -> bytes its tunl0 has taken out of IPIP so far."""
+    return {rs.name: int(rs.host.netns.ip_json("-s", "link", "show", "tunl0")[0]["stats64"]["rx"]["bytes"])
+            for rs in lab.real_servers}
+
+
+@pytest.fixture
+def hash_lab(shared_lab: SharedLab) -> Iterator[LvsLab]:
+    """The TUN kind's shared TunLab (the other kinds skip without touching their lab)."""
+    if shared_lab.kind != "tun":
+        pytest.skip("TunLab's stateless mh service is the TUN lab's")
+    lab = shared_lab.get()
+    try:
+        yield lab
+    finally:
+        shared_lab.release()
+
+
+# Named without "tun": tests/vm/test_tun_dataplane.py selects the TUN kind's tests with `-k tun`.
+def test_a_stateless_hash_service_goes_from_ingress_and_its_too_long_packets_are_answered_or_delivered_alike(
+        hash_lab: LvsLab, tmp_path: Path) -> None:
+    """TunLab's mh service: sent from ingress; what is too long for the tunnel takes the copy path, which
+    answers "fragmentation needed" (PMTU) or, for the client's TSO super-packets, delivers them to the
+    flow's own server (nft_forward: the two paths share the pick rule)."""
+    lab = hash_lab
+    router = lab.router(lab.wait_for_master()).netns
+    probe = f"probe{os.getpid()}"  # counts what reaches prerouting, before our copy path (mangle + 1)
+    rule = f"ip daddr {HASH_VIP} tcp dport {HTTP_PORT} counter"
+    router.run(["nft", "-f", "-"], input=f"table ip {probe} {{\n chain pre {{\n"
+                                         f"  type filter hook prerouting priority raw;\n  {rule}\n }}\n}}\n")
+    client = lab.client.netns
+    try:
+        tunnelled_before = decapsulated(lab)
+        served = [served_by(lab, f"http://{HASH_VIP}/whoami") for _ in range(9)]  # mh-port: spread by port
+        assert set(served) <= {"rs1", "rs2", "rs3"} and len(set(served)) >= 2, served
+        assert stack_counter(lab, probe) == 0  # every packet of theirs went out from ingress
+        tunnelled = {name: n - tunnelled_before[name] for name, n in decapsulated(lab).items()}
+        assert sum(tunnelled.values()) >= 9 * 4, tunnelled  # through IPIP (SYN, ACK, request, FIN at least)
+        # too long for the tunnel, with DF: the copy path's IPIP device answers, the client learns the MTU
+        pad = ["-H", f"X-Pad: {'x' * BIG_HEADER_BYTES}"]
+        proc = client.run(["curl", "-sS", "--fail-with-body", "--max-time", f"{REQUEST_TIMEOUT_S:g}", *pad,
+                           f"http://{HASH_VIP}/whoami"], check=False, timeout_s=REQUEST_TIMEOUT_S + 5.0)
+        assert proc.returncode == 0, proc.stderr
+        route = client.ip("-4", "route", "get", HASH_VIP)
+        assert f"mtu {TUNNEL_MTU}" in route, route
+        too_long = stack_counter(lab, probe)
+        assert too_long > 0  # those packets went to the IP stack, the rest from ingress
+        # a bulk upload: the client's TSO packets cross the veth whole, longer than the tunnel's MTU, and the
+        # copy path delivers them, segmented, to the server ingress sends the flow's small packets to
+        body = tmp_path / "upload"
+        body.write_bytes(b"u" * UPLOAD_BYTES)
+        before = received_bytes(lab)
+        proc = client.run(["curl", "-sS", "--fail-with-body", "--max-time", f"{REQUEST_TIMEOUT_S * 4:g}",
+                           "-H", "Expect:", "--data-binary", f"@{body}", f"http://{HASH_VIP}/whoami"],
+                          check=False, timeout_s=REQUEST_TIMEOUT_S * 4 + 5.0)
+        assert proc.returncode == 0, proc.stderr
+        server = proc.stdout.split()[0]
+        got = {name: n - before[name] for name, n in received_bytes(lab).items()}
+        bulk = stack_counter(lab, probe) - too_long
+        print(f"mh TUN: 9 requests {served}, {sum(tunnelled.values())} packets through IPIP, none via the IP stack; "
+              f"{BIG_HEADER_BYTES}-byte header: {too_long} packets via the IP stack, client route: {route.strip()}; "
+              f"{UPLOAD_BYTES}-byte upload to {server}: {bulk} packets via the IP stack, tunl0 bytes {got}")
+        assert bulk > 0  # the upload's TSO packets took the copy path
+        assert got[server] >= UPLOAD_BYTES // 2, got  # and reached the server that answered
+        assert all(n < UPLOAD_BYTES // 20 for name, n in got.items() if name != server), got  # and no other
+    finally:
+        router.run(["nft", "delete", "table", "ip", probe], check=False)
+        client.ip("-4", "route", "flush", "cache")
 
 
 # Last, because it breaks the lab (the next test would have to build a new one): order only saves time here.
