@@ -2,16 +2,18 @@
 
 This machine's kernel has no IPIP, so tests/netns/test_dataplane_lab.py skips
 its TUN variants here. Debian's kernel in the guest has ipip as a module: the
-routers' nftables backend sends each packet for the plain VIP from the ingress
-hook (`fwd ip to SERVER device pkt<hex>`, lvs/nft_forward.py) into the IPIP
-device towards the chosen real server, and `dup`s those too long for the
-tunnel (and the fwmark service's) through the same device from prerouting;
+routers' nftables backend `dup`s each packet of the rr and fwmark services
+through an IPIP device `pkt<hex>` towards the chosen real server, and sends
+those of the lab's stateless mh service from the ingress hook (`fwd ip to
+SERVER device pkt<hex>`, lvs/nft_forward.py), all but those too long for
+the tunnel, which a copy path without flow sets `dup`s to the same server;
 the real server decapsulates it on tunl0 (where it holds the VIPs) and
 answers the client through the gateway. The guest runs those very tests
-(round robin over rs1..rs3 through the VIP, with its flows in the netdev
-table's flow sets only, a dead real server, the master's death, persistence
-across 80/443, status counts, a request past the tunnel's MTU, whose
-too-long segments take the copy path) with PYKEEPALIVED_TIME_SCALE
+(round robin over rs1..rs3 through the VIP, with its flows in table ip's
+flow sets only, a dead real server, the master's death, persistence across
+80/443, status counts, a request past the tunnel's MTU, and the mh service:
+from ingress, "fragmentation needed" for its too-long packets, a bulk upload
+whose merged packets take the copy path to the same server) with PYKEEPALIVED_TIME_SCALE
 stretching their waits: Python is 20-30x slower under TCG emulation.
 """
 
