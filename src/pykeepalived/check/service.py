@@ -938,10 +938,15 @@ class CheckService:
         self._status_timer = None
         self.write_status()
 
-    def status(self) -> dict[str, Any]:
-        """The queryable state: desired table, per-server checker verdicts, data-plane name."""
+    def status(self, with_table: bool = True) -> dict[str, Any]:
+        """The queryable state: desired table, per-server checker verdicts, data-plane name.
+
+        The table is made afresh from the status file's kept text (TableJson): a
+        caller that does not read it says `with_table=False` (the state feed).
+        """
         now = self.clock()
-        return {**self._status_head(), "table": self._table_json(self.table), **self._status_counts(),
+        table = {"table": self._table_json(self.table)} if with_table else {}
+        return {**self._status_head(), **table, **self._status_counts(),
                 "services": [{**self._service_head(svc), "real_servers": [
                     self._server_status(svc, name, srv, now) for name, srv in svc.servers.items()]}
                     for svc in self.services]}
@@ -949,8 +954,8 @@ class CheckService:
     def status_parts(self) -> Iterator[str]:
         """`status()` as compact JSON (what the status file holds), in pieces.
 
-        The head, the table one service at a time, then STATUS_BATCH real
-        servers at a time.
+        The head, the table STATUS_BATCH destinations at a time (TableJson keeps
+        their text), then STATUS_BATCH real servers at a time.
 
         At 6,000 real servers the whole document as dicts is some 10 MiB, and
         its text 2-3 MB (twice: str, then bytes), all living only for the
@@ -960,10 +965,9 @@ class CheckService:
         """
         now = self.clock()
         enc = _COMPACT.encode
-        yield enc(self._status_head())[:-1] + ',"table":{"services":['
-        for i, part in enumerate(self._table_json(self.table)["services"]):
-            yield ("," if i else "") + enc(part)
-        yield "]}," + enc(self._status_counts())[1:-1] + ',"services":['
+        yield enc(self._status_head())[:-1] + ',"table":'
+        yield from self._table_json.texts(self.table, STATUS_BATCH)
+        yield "," + enc(self._status_counts())[1:-1] + ',"services":['
         for i, svc in enumerate(self.services):
             yield ("," if i else "") + enc(self._service_head(svc))[:-1] + ',"real_servers":['
             batch: list[dict[str, Any]] = []
