@@ -35,6 +35,7 @@ from .dump_writer import check_data_path, write_check_data
 from . import bgp_link
 from ..bgp.speaker import BgpSpeakerError, BgpSpeakerService
 from ..config.model import KeepalivedConfig, Script
+from ..config.errors import Location
 from ..state.runtime import RuntimeOverrides
 from ..state.runtime_names import virtual_server_name
 from . import runtime_apply
@@ -104,12 +105,14 @@ def forget_keyword_positions(config: KeepalivedConfig) -> None:
     Only the load-time checks (config/complete.py) and `doctor` read a real
     server's `keyword_locations`; the checker never does, and a reload
     compares configurations without positions (reload_plan.shape). The
-    server's own `location` stays: log lines and errors name it.
+    server's own `location` stays: log lines and errors name it. Every
+    server of the configuration gets the same empty dict (an empty dict each
+    held another 0.37 MiB at 6,000): nothing writes to it after the parse.
     """
+    forgotten: dict[str, Location] = {}
     for vs in config.virtual_servers:
         for rs in vs.real_servers:
-            if rs.keyword_locations:
-                rs.keyword_locations = {}
+            rs.keyword_locations = forgotten
 
 
 class CheckService:
