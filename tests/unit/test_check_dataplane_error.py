@@ -62,7 +62,8 @@ def test_the_status_file_text_is_the_status_document(monkeypatch: pytest.MonkeyP
                                                  real_servers=servers))
     service = CheckService(cfg, TableOnly(), clock=lambda: 100.0)
     service.build()
-    service.counts = {"x": {"y": (1, 2)}}
+    service.counts = {"x": {"y": (1, 2), "z": (0, 1), "w": (3, 4)}, "v": {}, "u": {"t": (0, 0)}}
+    service.counts_at = 99.5
     service.table = service.current_table()  # what the publisher hands the data plane
     text, doc = json.loads("".join(service.status_parts())), json.loads(json.dumps(service.status()))
     assert text.pop("time") <= doc.pop("time")

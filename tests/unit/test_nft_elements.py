@@ -115,7 +115,7 @@ def test_data_is_encoded_as_the_kernel_keeps_it() -> None:
 
 
 def test_a_batch_splits_long_element_lists_and_names_each_message_by_its_set() -> None:
-    batch = Batch(100, {})
+    batch = Batch(100)
     change = ElementChange("ip6", "t", "m", SLOT_KEY_TYPEOF, "ip6 daddr . udp dport", delete=range(5000),
                            add=[(slot, '{"concat": ["2001:db8::1", 53]}') for slot in range(5000)])
     batch.add(change)
@@ -134,11 +134,11 @@ def test_a_batch_splits_long_element_lists_and_names_each_message_by_its_set() -
 
 def test_keys_and_families_the_writer_does_not_know_are_refused_before_sending() -> None:
     with pytest.raises(ElementError, match="keys of type 'ipv4_addr'"):
-        Batch(1, {}).add(ElementChange("ip", "t", "m", "ipv4_addr", "verdict", delete=[1]))
+        Batch(1).add(ElementChange("ip", "t", "m", "ipv4_addr", "verdict", delete=[1]))
     with pytest.raises(ElementError, match="no nftables family 'ipx'"):
-        Batch(1, {}).add(ElementChange("ipx", "t", "m", SLOT_KEY_TYPEOF, "verdict", delete=[1]))
+        Batch(1).add(ElementChange("ipx", "t", "m", SLOT_KEY_TYPEOF, "verdict", delete=[1]))
     with pytest.raises(ElementError, match="map ip t m: cannot write its elements"):
-        Batch(1, {}).add(replace(ElementChange("ip", "t", "m", SLOT_KEY_TYPEOF, "ip daddr"), delete=[1 << 32]))
+        Batch(1).add(replace(ElementChange("ip", "t", "m", SLOT_KEY_TYPEOF, "ip daddr"), delete=[1 << 32]))
 
 
 def test_acks_and_errors_are_read_with_the_kernels_reason() -> None:

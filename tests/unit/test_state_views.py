@@ -14,7 +14,7 @@ import asyncio
 import json
 import os
 import re
-from dataclasses import replace
+from dataclasses import asdict, replace
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
@@ -356,11 +356,25 @@ def test_table_json_is_the_tables_own_json_and_keeps_unchanged_services() -> Non
                                          uthreshold=10)))
     group = VirtualService("[grp]:80", "group", port=80, group="grp", group_entries=(
         GroupEntry("range", "192.0.2.20", "192.0.2.25", port=80), GroupEntry("fwmark", fwmark=7, family=6)))
-    view = TableJson()
+    encoded: list[Any] = []
+
+    def encode(value: Any) -> str:
+        encoded.append(value)
+        return json.dumps(value, separators=(",", ":"))
+
+    def plain(doc: dict[str, Any]) -> Any:
+        return json.loads(json.dumps(doc))  # the JSON document: tuples and lists alike
+
+    view = TableJson(encode)
     table = DesiredTable((web, group))
-    first = view(table)
-    assert first == table.to_json()
+    assert view(table) == plain(table.to_json())
+    assert "".join(view.texts(table, batch=2)) == json.dumps(table.to_json(), separators=(",", ":"))
+    encoded.clear()
     changed = DesiredTable((web, VirtualService("[grp]:80", "group", port=80, group="grp", quorum_up=False)))
-    second = view(changed)
-    assert second == changed.to_json()
-    assert second["services"][0] is first["services"][0]  # the unchanged entry's part is kept
+    assert view(changed) == plain(changed.to_json())
+    assert len(encoded) == 2  # the changed entry's head and rest; the unchanged entry is kept as text
+    encoded.clear()
+    alive = replace(web.destinations[1], alive=True)
+    moved = DesiredTable((replace(web, destinations=(web.destinations[0], alive, web.destinations[2])),))
+    assert view(moved) == plain(moved.to_json())
+    assert encoded[2:] == [asdict(alive)]  # a rebuilt entry encodes only its new destination

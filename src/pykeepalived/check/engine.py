@@ -92,7 +92,7 @@ class Job:
     """One checker the engine runs, and its attempt in flight (at most one): no object per attempt."""
 
     __slots__ = ("chk", "owner", "service", "probe", "addr", "family", "plain", "http", "active", "due_seq",
-                 "sock", "fd", "phase", "deadline", "deadline_seq", "url", "sent", "chunks", "size", "got_first")
+                 "sock", "fd", "phase", "deadline", "url", "sent", "chunks", "size", "got_first")
 
     def __init__(self, chk: CheckerState, owner: Any, service: str) -> None:
         self.chk = chk
@@ -108,8 +108,7 @@ class Job:
         self.sock: socket.socket | None = None
         self.fd = -1
         self.phase = 0
-        self.deadline = 0.0
-        self.deadline_seq = 0
+        self.deadline = 0.0  # the float object of its queue entry: `is` tells the live entry from stale ones
         self.url: UrlPlan | None = None
         self.sent = 0
         self.chunks: list[bytes] = _NO_CHUNKS  # a list of its own only while an answer is read
@@ -149,8 +148,10 @@ class ProbeEngine:
         self._ep = select.epoll()
         self._flights: dict[int, Job] = {}  # fd -> the job whose socket it is
         self._due: list[tuple[float, int, Job]] = []
-        # timeout -> (deadline, seq, job) in deadline order: `now` only grows, so each queue is a FIFO
-        self._deadlines: dict[float, deque[tuple[float, int, Job]]] = {}
+        # timeout -> (deadline, job) in deadline order: `now` only grows, so each queue is a FIFO. An entry
+        # stays after its attempt ended (about two seconds' worth: 12,000-16,000 at 6,000 checks a second); it
+        # is the job's live one while job.deadline is its deadline object, so it carries no sequence number
+        self._deadlines: dict[float, deque[tuple[float, Job]]] = {}
         self._seq = 0
         self._jobs: dict[int, Job] = {}  # id(CheckerState) -> job
         self._timer: asyncio.TimerHandle | None = None
@@ -207,13 +208,11 @@ class ProbeEngine:
             self._arm(due)
 
     def _set_deadline(self, job: Job, now: float, timeout_s: float) -> None:
-        self._seq += 1
-        deadline = now + timeout_s
-        job.deadline, job.deadline_seq = deadline, self._seq
+        deadline = job.deadline = now + timeout_s  # a new float object each time (see self._deadlines)
         queue = self._deadlines.get(timeout_s)
         if queue is None:
             queue = self._deadlines[timeout_s] = deque()
-        queue.append((deadline, self._seq, job))
+        queue.append((deadline, job))
         if len(queue) == 1 and (self._timer is None or deadline < self._timer_at):
             self._arm(deadline)
 
@@ -233,8 +232,8 @@ class ProbeEngine:
         nxt = float("inf")
         for queue in self._deadlines.values():
             while queue and queue[0][0] <= now:
-                _, seq, job = queue.popleft()
-                if job.deadline_seq == seq and job.sock is not None:
+                deadline, job = queue.popleft()
+                if job.deadline is deadline and job.sock is not None:
                     self._guarded(self._timed_out, job, now)
             if queue and queue[0][0] < nxt:
                 nxt = queue[0][0]

@@ -49,6 +49,9 @@ class Change:
 class CheckerCore:
     """The schedule and verdict of one checker: `next_due_s`, then `record(ok, now)`."""
 
+    # one per checker (6,000 at bench/checks.py's scale): no instance dict each
+    __slots__ = ("timing", "retry_while_down", "verdict", "has_run", "retry_it", "failures", "next_due_s")
+
     def __init__(self, timing: CheckerTiming, now: float, first_offset_s: float = 0.0, *,
                  retry_while_down: bool = True) -> None:
         self.timing = timing
@@ -96,6 +99,8 @@ class HttpCheckerCore(CheckerCore):
     checker UP: coming back takes one more round than for the other checkers.
     `fast_recovery` runs those recovery checks back to back.
     """
+
+    __slots__ = ("urls", "fast_recovery", "step", "failed_url")
 
     def __init__(self, timing: CheckerTiming, now: float, first_offset_s: float = 0.0, *, urls: int = 1,
                  fast_recovery: bool = False) -> None:

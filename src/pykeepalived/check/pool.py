@@ -29,7 +29,7 @@ def table_weight(effective: int) -> int:
     return max(0, min(effective, IPVS_WEIGHT_LIMIT))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per real server
 class Member:
     """One real server as the pool sees it: its key, configured weight and inhibit setting."""
 
@@ -38,7 +38,7 @@ class Member:
     inhibit_on_failure: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per real server
 class Row:
     """A desired table entry for the data plane; `alive` is False for an inhibited (weight 0) server."""
 

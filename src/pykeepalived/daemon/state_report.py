@@ -136,7 +136,7 @@ def checker_feed(service: CheckService, reporter: ChildReporter) -> StateFeed:
             rates.update(totals(service.counts), service.counts_at)
 
     def build() -> dict[str, Any]:
-        status = service.status()
+        status = service.status(with_table=False)  # checker_part reads the table from service.table itself
         quorums = {svc.plan.name: svc.pool.quorum for svc in service.services}
         has_counts = service.counts_at is not None
         return checker_part(status, service.table, quorums=quorums, history=service.health_log,

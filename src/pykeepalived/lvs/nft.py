@@ -31,8 +31,9 @@ import json
 import logging
 import socket
 import struct
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from ..config.vocabulary import LbKind
 from . import nft_handles
@@ -49,6 +50,7 @@ from .routes import RouteFinder
 from .tunnels import PREFIX as TUNNEL_PREFIX, Tunnels
 
 log = logging.getLogger("pykeepalived.lvs")
+T = TypeVar("T")
 SIOCGIFFLAGS = 0x8913
 SIOCGIFMTU = 0x8921
 IFF_UP = 0x1
@@ -267,10 +269,18 @@ class NftablesBackend(DataPlaneBase):
         self.transactions = 0
         self.handles: dict[str, int] = {}  # nftables family -> the handle of our table there, as we made it
         self._lock = asyncio.Lock()  # one libnftables call at a time: applies, rebalances and counts share it
+        # ... on one thread of our own. asyncio.to_thread's shared pool starts another thread when a call comes
+        # before the last one's thread has marked itself idle (an apply right after a repair), and each thread
+        # that allocates gets a glibc arena of its own: the checker at 6,000 servers had a second one after
+        # the first burst of removals (bench/checks.py), megabytes for nothing
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nftables")
+
+    async def _in_thread(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, func, *args)
 
     async def apply(self, table: DesiredTable) -> None:
         async with self._lock:
-            await asyncio.to_thread(self.apply_now, table)
+            await self._in_thread(self.apply_now, table)
 
     async def rebalance(self, loads: dict[str, dict[str, Load]]) -> None:
         """Re-spread the load-based schedulers' slots, and follow uthreshold/lthreshold, from fresh counts.
@@ -282,7 +292,7 @@ class NftablesBackend(DataPlaneBase):
             self.ctx.overloaded = overloaded_now(list(self.table.services), loads, self.ctx.overloaded)
             self.ctx.expected_new = {svc: max(64, sum(a for a, _ in dests.values())) for svc, dests in loads.items()}
             if self._started:
-                await asyncio.to_thread(self.apply_now, self.table)
+                await self._in_thread(self.apply_now, self.table)
 
     def apply_now(self, table: DesiredTable) -> None:
         """Build, diff and send; on any failure the kernel keeps what it had and so do we."""
@@ -360,7 +370,7 @@ class NftablesBackend(DataPlaneBase):
         checker shows a failing data plane and asks again).
         """
         async with self._lock:
-            return await asyncio.to_thread(self.repair_now)
+            return await self._in_thread(self.repair_now)
 
     def repair_now(self) -> str | None:
         if not self._started or not self.applied:
@@ -415,7 +425,10 @@ class NftablesBackend(DataPlaneBase):
 
     async def close(self) -> None:
         async with self._lock:
-            await asyncio.to_thread(self.close_now)
+            await self._in_thread(self.close_now)
+        # its thread ends; a new pool starts no thread until it is used (a backend may be used again)
+        self._thread.shutdown(wait=False)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nftables")
 
     def close_now(self) -> None:
         """Remove our tables and tunnels (keepalived clears its IPVS services on a clean stop too)."""
@@ -433,7 +446,7 @@ class NftablesBackend(DataPlaneBase):
     async def counts(self) -> dict[str, dict[str, Load]]:
         """Active and inactive connections per service and real server, like ipvsadm's columns."""
         async with self._lock:
-            return await asyncio.to_thread(self.counts_now)
+            return await self._in_thread(self.counts_now)
 
     def counts_now(self) -> dict[str, dict[str, Load]]:
         out: dict[str, dict[str, Load]] = {}
