@@ -116,7 +116,7 @@ def _slot_changes(old: SlotMap | None, new: SlotMap | None, stale: frozenset[str
 
 
 def _slot_elements(slot_map: SlotMap, slots: list[int]) -> list[list[Any]]:
-    parsed = dict(slot_map.parsed)
+    parsed: dict[str, Any] = {}
     out = []
     for slot in slots:
         text = slot_map.data[slot]

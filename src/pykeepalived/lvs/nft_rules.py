@@ -139,18 +139,18 @@ class BuildContext:
         return table
     ingress_devices: Callable[[], tuple[tuple[str, int], ...]] = lambda: ()  # (name, MTU): nft_forward; none: dup
     tunnel_mtu: Callable[[str], int] = lambda address: 0  # our IPIP device's MTU towards a TUN server (nft_forward)
-    # (address, port) -> a NAT slot map's target and its text: a pool of 1,000 makes 1,000 of each per build
-    nat_targets: dict[tuple[str, int | None], tuple[Any, str]] = field(default_factory=dict)
+    # (address, port) -> a NAT slot map target's JSON text (nat_target)
+    nat_targets: dict[tuple[str, int | None], str] = field(default_factory=dict)
 
-    def nat_target(self, dest: Destination) -> tuple[Any, str]:
-        """(`_nat_target`, `_nat_target_text`) of `dest`, each pair made once (never mutated by its readers)."""
+    def nat_target(self, dest: Destination) -> str:
+        """`_nat_target_text` of `dest`, made once per server: a slot map of 1,000 servers asks 1,000 times."""
         key = (dest.address, dest.port)
-        pair = self.nat_targets.get(key)
-        if pair is None:
+        text = self.nat_targets.get(key)
+        if text is None:
             if len(self.nat_targets) >= 65536:
                 self.nat_targets.clear()
-            pair = self.nat_targets[key] = (_nat_target(dest), sys.intern(_nat_target_text(dest)))
-        return pair
+            text = self.nat_targets[key] = sys.intern(_nat_target_text(dest))
+        return text
     fallbacks: dict[str, str] = field(default_factory=dict)  # service -> why pykeepalived_stateless is not honoured
 
     def number(self, service: str, dest: str) -> int:
@@ -224,7 +224,6 @@ class SlotMap:
 
     data_type: str
     data: tuple[str, ...]
-    parsed: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # text -> its JSON value
 
 
 @dataclass
@@ -261,9 +260,9 @@ class Ruleset:
         if _may_refer(text):  # walking a rule with a 65,521-slot literal map costs more than building it
             self.refs[chain] = self.refs.get(chain, frozenset()) | references(list(exprs))
 
-    def slot_map(self, name: str, data_type: str, targets: list[Any], texts: list[str], table: Sequence[int],
+    def slot_map(self, name: str, data_type: str, texts: list[str], table: Sequence[int],
                  refs: Mapping[str, frozenset[str]] | None = None) -> str:
-        """Record slot map `name` (slot i -> targets[table[i]], written texts[table[i]]); the name to refer to.
+        """Record slot map `name` (slot i -> the target written texts[table[i]]); the name to refer to.
 
         A twin's name if the table already has the same map. `refs` gives
         what each text refers to (verdict maps: their chains).
@@ -274,8 +273,8 @@ class Ruleset:
         if twin is not None:
             return twin
         self._shared[(data_type, data)] = name
-        # no `parsed` (text -> target): held for the table's life it was 1.6 MiB at 6,000 rr servers, for the
-        # rare slot map whose elements go through libnftables (nft_diff parses those texts when it needs them)
+        # texts only, not their parsed targets: held for the table's life those were 1.6 MiB at 6,000 rr servers,
+        # for the rare slot map whose elements go through libnftables (nft_diff parses those texts when it needs them)
         self.slot_maps[name] = SlotMap(data_type, data)
         if refs:
             self.slot_refs[name] = dict(refs)
@@ -784,9 +783,8 @@ def _build_nat(rs: Ruleset, svc: VirtualService, base: str, ctx: BuildContext) -
             data_type = nat_data_type(fam, svc, dests) if in_slot_map(svc, table) else None
             if table and data_type is not None:
                 _record_table(rs, svc, dests, table)
-                pairs = [ctx.nat_target(d) for d in dests]
                 name = rs.slot_map(f"{base}-{_slot_map_suffix(data_type)}", data_type,
-                                   [target for target, _ in pairs], [text for _, text in pairs], table)
+                                   [ctx.nat_target(d) for d in dests], table)
                 one = single_protocol(svc) if with_port else None  # the map's protocol, also where a set was
                 match = [_match(_meta("l4proto"), one)] if one else proto
                 rs.rule(base, *match, {"dnat": {"family": fam.name, "addr": {"map": {
@@ -834,7 +832,7 @@ def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list
         chains = [per_dest[d.name] for d in dests]
         gotos = [_goto(chain) for chain in chains]
         texts = [json.dumps(g, sort_keys=True) for g in gotos]
-        name = rs.slot_map(f"{base}-picks", "verdict", gotos, texts, table,
+        name = rs.slot_map(f"{base}-picks", "verdict", texts, table,
                            {text: frozenset({chain}) for text, chain in zip(texts, chains)})
         rs.rule(base, {"vmap": {"key": pick, "data": f"@{name}"}})
     elif table:
