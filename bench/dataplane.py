@@ -52,7 +52,11 @@ of direct, HAProxy 0.66 (wrk -t1 -c32, keep-alive).
 Prints one JSON document. Needs root, wrk and haproxy; about 5 minutes.
 
     .venv/bin/python bench/dataplane.py [--runs 3] [--duration 4] [--connections 30]
-        [--threads 3] [--styles keepalive,new_conn] [--no-apply]
+        [--threads 3] [--styles keepalive,new_conn] [--no-apply] [--modes direct,stateless,dr]
+
+`round_ratios` gives each mode over the same round's `direct` run and the
+median of those; `--modes` narrows a run to a few modes (direct always runs),
+so that rounds are short and each mode runs seconds from its anchor.
 """
 
 from __future__ import annotations
@@ -389,6 +393,26 @@ def summarize(runs: list[dict[str, Any]], styles: list[str]) -> tuple[dict[str, 
     return summary, ratios
 
 
+def round_ratios(runs: list[dict[str, Any]], styles: list[str]) -> dict[str, Any]:
+    """Each mode over the same round's direct, and the median of those: robust to a drift between rounds.
+
+    The machine's throughput drifts by up to +-30 % between rounds here; a
+    ratio of medians mixes rounds, a round's own ratio compares runs seconds
+    apart.
+    """
+    out: dict[str, Any] = {}
+    for style in styles:
+        anchor = {r["run"]: r["requests_per_s"] for r in runs if r["style"] == style and r["mode"] == "direct"}
+        per_mode: dict[str, Any] = {}
+        for mode in MODES:
+            each = [round(r["requests_per_s"] / anchor[r["run"]], 3) for r in runs
+                    if r["style"] == style and r["mode"] == mode and mode != "direct" and anchor.get(r["run"])]
+            if each:
+                per_mode[f"{mode}_over_direct"] = {"median": round(statistics.median(each), 3), "rounds": each}
+        out[style] = per_mode
+    return out
+
+
 def wait_stateless_ready(lab: LvsLab) -> None:
     """Both routers' checkers see every server of the added services, and router1 built their paths."""
     deadline = time.monotonic() + 20
@@ -444,6 +468,11 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     unknown = set(styles) - set(STYLES)
     if unknown:
         raise BenchError(f"unknown style(s) {', '.join(sorted(unknown))}: choose from {', '.join(STYLES)}")
+    asked = [m for m in args.modes.split(",") if m] if args.modes else list(MODES)
+    if set(asked) - set(MODES):
+        raise BenchError(f"unknown mode(s) {', '.join(sorted(set(asked) - set(MODES)))}: "
+                         f"choose from {', '.join(MODES)}")
+    modes = [m for m in MODES if m == "direct" or m in asked]  # the anchor always runs
     for tool in ("wrk", "haproxy", "curl", "conntrack", "nft"):
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} is not installed (bootstrap.sh installs it)")
@@ -475,16 +504,17 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         haproxy = HAProxy(router, workdir, servers)
         haproxy.start(client)
         wrk = Wrk(client, workdir, args.threads, args.connections)
-        for mode in MODES:  # warm-up: caches, ARP, nginx's first accepts
+        for mode in modes:  # warm-up: caches, ARP, nginx's first accepts
             wrk.run(mode, targets_for(mode, servers), "keepalive", 1)
-        runs = interleaved_rounds(args.runs, styles, MODES, lambda mode, style: measure_mode(
+        runs = interleaved_rounds(args.runs, styles, modes, lambda mode, style: measure_mode(
             wrk, router, servers, mode, style, args.duration, server_ns))
         summary, ratios = summarize(runs, styles)
         out: dict[str, Any] = {
             "benchmark": "dataplane",
             "machine": machine(),
             "settings": {"wrk_threads": args.threads, "wrk_connections": args.connections,
-                         "duration_s": args.duration, "runs": args.runs, "real_servers": servers,
+                         "duration_s": args.duration, "runs": args.runs, "modes": modes,
+                         "real_servers": servers,
                          "scheduler": "rr", "haproxy": "mode tcp, balance roundrobin, default threads",
                          "stateless": f"{STATELESS_VIP}: NAT, mh + mh-port, pykeepalived_stateless, to "
                                       f"{', '.join(second_address(i) for i in range(1, 4))}",
@@ -497,6 +527,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                      "vip_over_nat_rule_about": 1.0},
             "summary": summary,
             "ratios": ratios,
+            "round_ratios": round_ratios(runs, styles),
             "runs": runs,
         }
     finally:
@@ -518,6 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=3, help="wrk threads (default 3: one per real server)")
     parser.add_argument("--styles", default="keepalive,new_conn", help="keepalive,new_conn (default both)")
     parser.add_argument("--no-apply", dest="apply", action="store_false", help="skip the apply timings")
+    parser.add_argument("--modes", default="", help=f"a subset of {','.join(MODES)} (direct always runs; "
+                                                     "default all)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("bench/dataplane.py needs root (network namespaces)", file=sys.stderr)

@@ -114,6 +114,22 @@ def test_data_is_encoded_as_the_kernel_keeps_it() -> None:
         encode_data("ether saddr", '"00:11:22:33:44:55"')
 
 
+def test_nft_rules_spelling_is_read_quickly_and_any_other_json_the_same_way() -> None:
+    # nft_rules writes '{"concat": ["A", P]}' and '"A"'; other spellings of the same JSON go through json.loads
+    for data_type, quick, other in (
+            ("ip daddr . tcp dport", '{"concat": ["10.1.2.3", 8080]}', '{"concat":["10.1.2.3",8080]}'),
+            ("ip6 daddr . udp dport", '{"concat": ["2001:db8::7", 53]}', '{ "concat": [ "2001:db8::7", 53 ] }'),
+            ("ip daddr", '"10.1.2.3"', '"\\u0031\\u0030.1.2.3"')):
+        assert encode_data(data_type, quick) == encode_data(data_type, other)
+    for bad in ('{"concat": ["10.1.2.3", 70000]}', '{"concat": ["10.1.2.300", 80]}', '{"concat": ["1.2.3", 80]}',
+                '{"concat": ["2001:db8::1", 80]}', '{"concat": [5, 80]}'):
+        with pytest.raises(ValueError):
+            encode_data("ip daddr . tcp dport", bad)
+    for bad in ('"010.1.2.3"', '"10.1.2"', '5', '"10.1.2.3/32"'):
+        with pytest.raises(ValueError):
+            encode_data("ip daddr", bad)
+
+
 def test_a_batch_splits_long_element_lists_and_names_each_message_by_its_set() -> None:
     batch = Batch(100)
     change = ElementChange("ip6", "t", "m", SLOT_KEY_TYPEOF, "ip6 daddr . udp dport", delete=range(5000),
