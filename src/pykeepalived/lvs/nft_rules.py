@@ -138,8 +138,8 @@ class BuildContext:
         return table
     ingress_devices: Callable[[], tuple[tuple[str, int], ...]] = lambda: ()  # (name, MTU): nft_forward; none: dup
     tunnel_mtu: Callable[[str], int] = lambda address: 0  # our IPIP device's MTU towards a TUN server (nft_forward)
-    # (address, port) -> a NAT slot map target's JSON text (nat_target); chain -> a verdict map's goto (goto_text)
-    nat_targets: dict[tuple[str, int | None], str] = field(default_factory=dict)
+    # the server's name -> a NAT slot map target's JSON text (nat_target); chain -> a verdict map's goto (goto_text)
+    nat_targets: dict[str, str] = field(default_factory=dict)
     goto_texts: dict[str, str] = field(default_factory=dict)
 
     def nat_target(self, dest: Destination) -> str:
@@ -148,8 +148,10 @@ class BuildContext:
         The same object at every build, so a slot map's old and new data share their texts and compare
         slot by slot at the speed of `is` (Ruleset.slot_map). Not sys.intern: 6,000 more strings in the
         interpreter's own table of interned strings made it grow by 1.2 MiB at bench/checks.py's scale.
+        Keyed by `dest.name`, a string the checker's destinations already hold (`[address]:port`: port None
+        and 0 give the same text), not by a new (address, port) pair per server.
         """
-        key = (dest.address, dest.port)
+        key = dest.name
         text = self.nat_targets.get(key)
         if text is None:
             if len(self.nat_targets) >= 65536:
