@@ -39,7 +39,9 @@ def test_freed_c_heap_is_given_back() -> None:
 
 
 THREAD_ARENA = """
-import ctypes, sys, threading
+import ctypes
+import sys
+import threading
 from pykeepalived.host.malloc_trim import one_arena
 
 def vm_size_kib():
