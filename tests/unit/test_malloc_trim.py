@@ -1,8 +1,12 @@
-"""host/malloc_trim.py: memory that C code freed leaves the process's resident set (glibc)."""
+"""host/malloc_trim.py: C memory freed leaves the resident set; one arena for all threads (glibc)."""
 
 from __future__ import annotations
 
 import ctypes
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +36,44 @@ def test_freed_c_heap_is_given_back() -> None:
     after = rss_anon_kib()
     libc.free(pin)
     assert before - after > 16 * 1024
+
+
+THREAD_ARENA = """
+import ctypes
+import sys
+import threading
+from pykeepalived.host.malloc_trim import one_arena
+
+def vm_size_kib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
+
+if sys.argv[1] == "one":
+    assert one_arena()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+before = vm_size_kib()
+def work():
+    libc.free(libc.malloc(1000))
+thread = threading.Thread(target=work)
+thread.start()
+thread.join()
+print(vm_size_kib() - before)
+"""
+
+
+@pytest.mark.parametrize("mode", ["one", "default"])
+def test_one_arena_keeps_a_thread_off_its_own_heap(mode: str) -> None:
+    """glibc reserves a 64 MiB heap for a thread's own arena; with one_arena() the thread uses the main one."""
+    if not hasattr(ctypes.CDLL(None), "mallopt"):
+        pytest.skip("not glibc")
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**{k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}, "PYTHONPATH": src}
+    done = subprocess.run([sys.executable, "-c", THREAD_ARENA, mode], capture_output=True, text=True, timeout=30,
+                          env=env, check=True)
+    grown_kib = int(done.stdout)
+    if mode == "one":
+        assert grown_kib < 32 * 1024  # the thread's stack only
+    else:
+        assert grown_kib >= 64 * 1024  # the control: a thread's arena reserves its 64 MiB heap

@@ -19,6 +19,9 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from pykeepalived.check.state_view import (HealthLog, Rates, checker_part, health_reason, rs_state_name,
                                            split_internal, totals, vs_state_name)
 from pykeepalived.config.model import IpAddressSpec
@@ -369,12 +372,31 @@ def test_table_json_is_the_tables_own_json_and_keeps_unchanged_services() -> Non
     table = DesiredTable((web, group))
     assert view(table) == plain(table.to_json())
     assert "".join(view.texts(table, batch=2)) == json.dumps(table.to_json(), separators=(",", ":"))
+    tunnelled = asdict(web.destinations[2])  # the one destination written through the encoder, at each write
     encoded.clear()
     changed = DesiredTable((web, VirtualService("[grp]:80", "group", port=80, group="grp", quorum_up=False)))
     assert view(changed) == plain(changed.to_json())
-    assert len(encoded) == 2  # the changed entry's head and rest; the unchanged entry is kept as text
+    destinations = [value for value in encoded if "lthreshold" in value]  # only a destination has that field
+    assert len(encoded) - len(destinations) == 2  # the changed entry's head and rest; the unchanged one is kept
+    assert destinations == [tunnelled]
     encoded.clear()
     alive = replace(web.destinations[1], alive=True)
     moved = DesiredTable((replace(web, destinations=(web.destinations[0], alive, web.destinations[2])),))
     assert view(moved) == plain(moved.to_json())
-    assert encoded[2:] == [asdict(alive)]  # a rebuilt entry encodes only its new destination
+    assert encoded[2:] == [tunnelled]  # a rebuilt entry's head and rest, then its destinations written out
+
+
+@given(address=st.one_of(st.ip_addresses().map(str), st.text(max_size=12)),
+       port=st.one_of(st.none(), st.integers(0, 65535)), weight=st.integers(0, 65535),
+       method=st.sampled_from(["NAT", "DR", "TUN"]), alive=st.booleans(), sorry=st.booleans(),
+       uthreshold=st.one_of(st.none(), st.integers(0, 1 << 31)), lthreshold=st.one_of(st.none(), st.integers(0, 9)),
+       tunnel=st.one_of(st.none(), st.just({"type": "gue", "port": 6080})))
+def test_destination_text_is_the_compact_json_of_the_destination(address: str, port: int | None, weight: int,
+                                                                   method: Any, alive: bool, sorry: bool,
+                                                                   uthreshold: int | None, lthreshold: int | None,
+                                                                   tunnel: dict[str, Any] | None) -> None:
+    from pykeepalived.check.state_view import destination_text
+    from pykeepalived.lvs.model import Destination
+
+    dest = Destination(address, port, weight, method, alive, sorry, uthreshold, lthreshold, tunnel)
+    assert destination_text(dest) == json.dumps(asdict(dest), separators=(",", ":"))

@@ -80,6 +80,8 @@ class ServicePlan:
         # (server, weight, alive) -> its table entry: a decision about one server of thousands rebuilds the
         # service's entry from kept objects (57 -> ~15 ms at 5,000 servers; the diff then finds them equal at once)
         self._destinations: dict[tuple[str, int, bool], Destination] = {}
+        # lvs/plan.py service_pool's value, made once and named by the kept destinations: every entry shares it
+        self.table_pool = tuple((self._real(rs.name, rs.weight, True).name, rs.weight) for rs in self.real_servers)
 
     def make_pool(self) -> Pool:
         from .pool import Member, Pool
@@ -96,18 +98,21 @@ class ServicePlan:
     def virtual_service(self, pool: Pool, groups: dict[str, tuple[GroupEntry, ...]]) -> VirtualService:
         """The desired table entry for this service, from its pool's rows now."""
         return desired_service(self.config, self.name, (self._destination(row) for row in pool.rows()),
-                               pool.has_quorum, groups)
+                               pool.has_quorum, groups, self.table_pool)
 
     def _destination(self, row: Row) -> Destination:
         if row.sorry:
             return sorry_destination(self.config, row.weight, row.alive)
-        key = (row.key, row.weight, row.alive)
+        return self._real(row.key, row.weight, row.alive)
+
+    def _real(self, server: str, weight: int, alive: bool) -> Destination:
+        key = (server, weight, alive)
         dest = self._destinations.get(key)
         if dest is None:
             if len(self._destinations) > 2 * len(self.real_servers):  # weights that came and went: start over
                 self._destinations.clear()
-            dest = self._destinations[key] = real_destination(self.config, self.by_name[row.key].config,
-                                                              row.weight, row.alive)
+            dest = self._destinations[key] = real_destination(self.config, self.by_name[server].config,
+                                                              weight, alive)
         return dest
 
 

@@ -71,7 +71,10 @@ STATUS_INTERVAL_S = 1.0  # the status file is rewritten at most this often (and 
 REBALANCE_S = 1.0  # how often the load-based schedulers' slots follow the connection counts
 STATUS_REFRESH_S = 5.0  # ... and at least this often, so that its counters stay fresh without changes
 STATUS_REFRESH_COST = 100  # ... but no more often than 100 times what the last write took (6,000 servers: ~0.1 s)
-STATUS_BATCH = 256  # real servers encoded together in the status file (a few hundred KB at a time at most)
+# real servers (and table destinations) encoded together in the status file: each write's transient is about
+# one batch's dicts and texts. 256 made it 666 KiB at bench/checks.py's 6,000 servers and raised the checker's
+# peak in the kill phase; 64 makes it 247 KiB (tracemalloc, one write) at the same CPU per write (25 ms)
+STATUS_BATCH = 64
 _COMPACT = json.JSONEncoder(separators=(",", ":"))  # the status file's encoder, made once
 STOP_SCRIPT_TIMEOUT_S = 1.0
 BGP_FOLLOW_S = 0.5  # pykeepalived_bgp: how often the announcements are compared with health and the data plane
@@ -154,7 +157,9 @@ class CheckService:
         self.requested_workers = workers
         self.worker_argv = worker_argv
         self.failed = False
-        self._flat: list[tuple[ServiceState, ServerState, CheckerState]] = []
+        # every checker in a fixed order (workers index it), made only when asked: at 6,000 checkers the
+        # list and its tuples are 0.4 MiB (tracemalloc), which a checker without workers never needs
+        self._flat: list[tuple[ServiceState, ServerState, CheckerState]] | None = None
         self.counts: dict[str, dict[str, tuple[int, int]]] = {}  # from the data plane, for status
         self.counts_at: float | None = None  # when `counts` were read (wall clock); None: never
         self._oneoff: set[asyncio.Task[None]] = set()
@@ -190,10 +195,16 @@ class CheckService:
         self.started_at = now
         for plan in build_plan(self.config):
             self.services.append(self._start_service(plan, now))
-        self._flat = [(svc, srv, chk) for svc in self.services for srv in svc.servers.values() for chk in srv.checkers]
+        self._flat = None
 
     def flat_checkers(self) -> list[tuple[ServiceState, ServerState, CheckerState]]:
+        """Every checker as (service, server, checker), in the order workers share (kept once made)."""
+        if self._flat is None:
+            self._flat = list(self._each_checker())
         return self._flat
+
+    def _each_checker(self) -> Iterator[tuple[ServiceState, ServerState, CheckerState]]:
+        return ((svc, srv, chk) for svc in self.services for srv in svc.servers.values() for chk in srv.checkers)
 
     async def run(self) -> None:
         """Check until stop(); the data plane gets the start-up table before the first check."""
@@ -240,12 +251,13 @@ class CheckService:
         self._tasks.append(loop.create_task(self._watch_bfd()))  # BFD_CHECK (idle without one)
         for task in [*self._tasks, publisher]:
             task.add_done_callback(self._task_ended)
-        for svc, srv, chk in self._flat:
+        for svc, srv, chk in self._each_checker():
             self._start_loop(svc, srv, chk)
         self._start_workers()
         self._running = True
         log.info("Checking %d real servers of %d virtual servers with %d checkers in %d worker process(es)",
-                 sum(len(s.servers) for s in self.services), len(self.services), len(self._flat),
+                 sum(len(s.servers) for s in self.services), len(self.services),
+                 sum(len(srv.checkers) for svc in self.services for srv in svc.servers.values()),
                  self._worker_count if self._worker_count > 1 else 0)
         try:
             await self._stop.wait()
@@ -379,7 +391,7 @@ class CheckService:
                     log.info("Removing service %s from VS %s", name, key)
                 self._stop_loops(srv.checkers)
         self.services = services
-        self._flat = [(svc, srv, chk) for svc in self.services for srv in svc.servers.values() for chk in srv.checkers]
+        self._flat = None
         for svc in started:
             await self._settle_service(svc)
             self._handle(svc, svc.pool.start({name for name, srv in svc.servers.items() if srv.all_up()}))
@@ -387,7 +399,7 @@ class CheckService:
         if restart_workers:
             await self._stop_workers()
             self._worker_count = self._count_workers()
-        for svc, srv, chk in self._flat:
+        for svc, srv, chk in self._each_checker():
             if not self._is_running(chk):
                 self._start_loop(svc, srv, chk)
         if restart_workers:
@@ -544,7 +556,7 @@ class CheckService:
         assert proc.stdout is not None and proc.stdin is not None
         try:
             # the plan it must build and its checkers' state here (a reload's restart keeps every verdict)
-            proc.stdin.write(init_line(self._flat, shard, count, self.clock()))
+            proc.stdin.write(init_line(self.flat_checkers(), shard, count, self.clock()))
             while line := await proc.stdout.readline():
                 try:
                     self._remote(parse_line(line))
@@ -571,11 +583,11 @@ class CheckService:
         now = self.clock()
         if "s" in msg:
             for index, attempts, last_ok, reason, next_in in msg["s"]:
-                chk = self._flat[index][2]
+                chk = self.flat_checkers()[index][2]
                 chk.attempts, chk.last_ok, chk.last_reason = attempts, last_ok, reason
                 chk.core.next_due_s = now + next_in
             return
-        svc, srv, chk = self._flat[msg["i"]]
+        svc, srv, chk = self.flat_checkers()[msg["i"]]
         chk.last_ok, chk.last_reason = msg["ok"], msg["r"]
         change = change_of(msg)
         if change is not None:
@@ -659,14 +671,14 @@ class CheckService:
 
     async def _watch_bfd(self) -> None:
         """BFD_CHECK: each Up/Down the BFD process reports goes through the checker's usual result path."""
-        if not any(c.plan.event for *_, c in self._flat):
+        if not any(c.plan.event for *_, c in self._each_checker()):
             await self._stop.wait()  # no BFD_CHECK now (a reload may add one: it restarts this task)
             return
         from ..bfd.events import session_events
         from .bfd_check import bfd_event, follows
 
         async for session, up in session_events(self.bfd_key, "checker"):
-            for svc, srv, chk in self._flat:
+            for svc, srv, chk in list(self._each_checker()):  # a snapshot: acting on one may change the table
                 if not follows(chk.plan.config, session):
                     continue
                 act, change = bfd_event(chk.core, chk.plan.probe, up)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ..lvs.model import DesiredTable, VirtualService
+from ..lvs.model import DesiredTable, Destination, VirtualService
 from ..state.runtime import RuntimeOverrides
 from ..state.runtime_names import host_port, service_label
 
@@ -34,22 +35,23 @@ class TableJson:
 
     `dataclasses.asdict` walks every destination with deep copies: at 6,000
     real servers the table took 0.3 s per status file, on the event loop, at
-    every change (bench/checks.py). Here each service's text is made by a
-    plain field walk and kept while its table entry is the same object (the
-    checker rebuilds only the entries of services that changed:
-    `ServiceState.entry`), and a rebuilt entry re-encodes only the
-    destinations that are new objects (the checker reuses the others:
-    check/plan.py). What is kept is text, one string per destination, not
-    a dict of its fields: at 6,000 real servers the dicts held 2.3 MiB for
-    the checker's life, the text under 1 MiB. `texts` hands it out a few
-    hundred destinations at a time, so a status file never holds a service's
-    whole text (5,000 destinations: some 0.7 MB as text, again as bytes).
+    every change (bench/checks.py). Here each service's text around its
+    destinations is made by a plain field walk and kept while its table entry
+    is the same object (the checker rebuilds only the entries of services
+    that changed: `ServiceState.entry`); each destination is written out as
+    it is handed on (`destination_text`, about 1 µs for the usual one).
+    Keeping a text per destination instead held 1.1 MiB at 6,000 real
+    servers for the checker's life (tracemalloc in bench/checks.py's
+    checker); writing them costs about 6 ms per status file there. `texts`
+    hands the table out a few hundred destinations at a time, so a status
+    file never holds a service's whole text (5,000 destinations: some 0.7 MB
+    as text, again as bytes).
     """
 
     def __init__(self, encode: Callable[[Any], str] = _COMPACT.encode) -> None:
         self._encode = encode
-        # service name -> (its entry, its text up to its destinations, each destination's text, the rest)
-        self._parts: dict[str, tuple[VirtualService, str, tuple[str, ...], str]] = {}
+        # service name -> (its entry, its text up to its destinations, the rest)
+        self._parts: dict[str, tuple[VirtualService, str, str]] = {}
 
     def __call__(self, table: DesiredTable) -> dict[str, Any]:
         """The table's JSON as Python values (tuples come back as lists): made afresh from the kept text."""
@@ -62,31 +64,30 @@ class TableJson:
         The kept text is brought up to date before the first piece, so a
         reader that stops early leaves nothing half done.
         """
-        parts: dict[str, tuple[VirtualService, str, tuple[str, ...], str]] = {}
+        parts: dict[str, tuple[VirtualService, str, str]] = {}
         entries = []
         for svc in table.services:
             kept = parts.get(svc.name) or self._parts.get(svc.name)
             if kept is None or kept[0] is not svc:
-                kept = self._service(svc, kept)
+                kept = self._service(svc)
             parts[svc.name] = kept
             entries.append(kept)
         self._parts = parts
         return self._pieces(entries, batch)
 
-    @staticmethod
-    def _pieces(parts: list[tuple[VirtualService, str, tuple[str, ...], str]], batch: int) -> Iterator[str]:
+    def _pieces(self, parts: list[tuple[VirtualService, str, str]], batch: int) -> Iterator[str]:
         yield '{"services":['
-        for i, (_, head, dests, tail) in enumerate(parts):
+        for i, (svc, head, tail) in enumerate(parts):
             yield ("," if i else "") + head
+            dests = svc.destinations
             for start in range(0, len(dests), batch):
-                yield ("," if start else "") + ",".join(dests[start:start + batch])
+                yield ("," if start else "") + ",".join(
+                    destination_text(d, self._encode) for d in dests[start:start + batch])
             yield tail
         yield "]}"
 
-    def _service(self, svc: VirtualService,
-                 old: tuple[VirtualService, str, tuple[str, ...], str] | None) -> tuple[VirtualService, str,
-                                                                                        tuple[str, ...], str]:
-        """A service's text; the destinations `old` (its previous entry, still alive) had are not encoded again."""
+    def _service(self, svc: VirtualService) -> tuple[VirtualService, str, str]:
+        """A service's text before and after its destinations."""
         enc = self._encode
         names = _names(svc)
         cut = names.index("destinations")
@@ -94,10 +95,31 @@ class TableJson:
         head += ("," if cut else "") + '"destinations":['
         rest = enc({name: _plain(getattr(svc, name)) for name in names[cut + 1:]})
         tail = "]" + ("," + rest[1:] if len(rest) > 2 else "}")
-        # ids of `old`'s destinations are theirs alone while `old` holds them: a match is the same object
-        known = {id(d): text for d, text in zip(old[0].destinations, old[2])} if old is not None else {}
-        dests = tuple(known.get(id(d)) or enc(_plain(d)) for d in svc.destinations)
-        return svc, head, dests, tail
+        return svc, head, tail
+
+
+_PLAIN_WORD = re.compile(r"[0-9A-Za-z.:%_-]*")
+"""Text that is the same inside a JSON string (IP literals, with a zone; forwarding methods)."""
+
+
+def destination_text(d: Destination, encode: Callable[[Any], str] = _COMPACT.encode) -> str:
+    """`encode(_plain(d))` with the compact encoder's separators, written out for the usual destination.
+
+    One without a tunnel whose address and method need no escaping (every
+    destination the checker builds from a parsed address); any other goes
+    through `encode`. Fields in Destination's order (tests/unit/test_state_views.py
+    compares both ways).
+    """
+    if d.tunnel is not None or not _PLAIN_WORD.fullmatch(d.address) or not _PLAIN_WORD.fullmatch(d.method):
+        return encode(_plain(d))
+    return (f'{{"address":"{d.address}","port":{_json_int(d.port)},"weight":{int(d.weight)},'
+            f'"method":"{d.method}","alive":{"true" if d.alive else "false"},'
+            f'"sorry":{"true" if d.sorry else "false"},"uthreshold":{_json_int(d.uthreshold)},'
+            f'"lthreshold":{_json_int(d.lthreshold)},"tunnel":null}}')
+
+
+def _json_int(value: int | None) -> str:
+    return "null" if value is None else str(int(value))
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}

@@ -23,6 +23,7 @@ from ..config.model import KeepalivedConfig
 from ..host.proc import is_running
 from .lifeline import accept_forwarded_signals, leave_interrupt_to_parent
 from ..host.tuning import apply_tuning, tuning_for
+from ..host.malloc_trim import one_arena
 from . import gc_quiet
 from ..host.private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
 
@@ -297,6 +298,7 @@ def run_check(config: KeepalivedConfig, opts: DaemonOptions) -> int:
     if pids is None:
         return EXIT_ALREADY_RUNNING
     apply_tuning(tuning_for(config.global_defs, "checker", alone=not opts.child))  # before any thread starts
+    one_arena()  # the data plane's thread allocates from the main arena too (host/malloc_trim.py)
     if opts.worker_argv:  # workers die with this process (daemon/lifeline.py) and read its config memfd
         opts = replace(opts, worker_argv=(*opts.worker_argv, "--parent-pid", str(os.getpid())))
     log = logging.getLogger("pykeepalived")

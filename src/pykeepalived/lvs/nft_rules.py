@@ -74,7 +74,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -139,17 +138,34 @@ class BuildContext:
         return table
     ingress_devices: Callable[[], tuple[tuple[str, int], ...]] = lambda: ()  # (name, MTU): nft_forward; none: dup
     tunnel_mtu: Callable[[str], int] = lambda address: 0  # our IPIP device's MTU towards a TUN server (nft_forward)
-    # (address, port) -> a NAT slot map target's JSON text (nat_target)
-    nat_targets: dict[tuple[str, int | None], str] = field(default_factory=dict)
+    # the server's name -> a NAT slot map target's JSON text (nat_target); chain -> a verdict map's goto (goto_text)
+    nat_targets: dict[str, str] = field(default_factory=dict)
+    goto_texts: dict[str, str] = field(default_factory=dict)
 
     def nat_target(self, dest: Destination) -> str:
-        """`_nat_target_text` of `dest`, made once per server: a slot map of 1,000 servers asks 1,000 times."""
-        key = (dest.address, dest.port)
+        """`_nat_target_text` of `dest`, made once per server: a slot map of 1,000 servers asks 1,000 times.
+
+        The same object at every build, so a slot map's old and new data share their texts and compare
+        slot by slot at the speed of `is` (Ruleset.slot_map). Not sys.intern: 6,000 more strings in the
+        interpreter's own table of interned strings made it grow by 1.2 MiB at bench/checks.py's scale.
+        Keyed by `dest.name`, a string the checker's destinations already hold (`[address]:port`: port None
+        and 0 give the same text), not by a new (address, port) pair per server.
+        """
+        key = dest.name
         text = self.nat_targets.get(key)
         if text is None:
             if len(self.nat_targets) >= 65536:
                 self.nat_targets.clear()
-            text = self.nat_targets[key] = sys.intern(_nat_target_text(dest))
+            text = self.nat_targets[key] = _nat_target_text(dest)
+        return text
+
+    def goto_text(self, chain: str) -> str:
+        """A verdict slot map's `goto chain` as JSON text, one object per chain at every build (as nat_target)."""
+        text = self.goto_texts.get(chain)
+        if text is None:
+            if len(self.goto_texts) >= 65536:
+                self.goto_texts.clear()
+            text = self.goto_texts[chain] = json.dumps(_goto(chain), sort_keys=True)
         return text
     fallbacks: dict[str, str] = field(default_factory=dict)  # service -> why pykeepalived_stateless is not honoured
 
@@ -265,9 +281,10 @@ class Ruleset:
         """Record slot map `name` (slot i -> the target written texts[table[i]]); the name to refer to.
 
         A twin's name if the table already has the same map. `refs` gives
-        what each text refers to (verdict maps: their chains).
+        what each text refers to (verdict maps: their chains). The texts are
+        BuildContext's (nat_target, goto_text): one object per target at every
+        build, so comparing old and new data slot by slot stays cheap.
         """
-        texts = [sys.intern(t) for t in texts]  # one object per target: slot-by-slot compares stay cheap
         data = tuple(itemgetter(*table)(texts)) if len(table) > 1 else tuple(texts[i] for i in table)
         twin = self._shared.get((data_type, data))
         if twin is not None:
@@ -830,8 +847,7 @@ def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list
         if key is None:
             _record_table(rs, svc, dests, table)
         chains = [per_dest[d.name] for d in dests]
-        gotos = [_goto(chain) for chain in chains]
-        texts = [json.dumps(g, sort_keys=True) for g in gotos]
+        texts = [ctx.goto_text(chain) for chain in chains]
         name = rs.slot_map(f"{base}-picks", "verdict", texts, table,
                            {text: frozenset({chain}) for text, chain in zip(texts, chains)})
         rs.rule(base, {"vmap": {"key": pick, "data": f"@{name}"}})

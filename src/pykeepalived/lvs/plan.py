@@ -90,8 +90,10 @@ def sorry_destination(vs: VirtualServer, weight: int, alive: bool) -> Destinatio
 
 
 def desired_service(vs: VirtualServer, name: str, destinations: Iterable[Destination], quorum_up: bool,
-                    groups: dict[str, tuple[GroupEntry, ...]]) -> VirtualService:
-    """The desired table entry for one virtual server with the given destinations in it."""
+                    groups: dict[str, tuple[GroupEntry, ...]],
+                    pool: tuple[tuple[str, int], ...] | None = None) -> VirtualService:
+    """The desired table entry for one virtual server with the given destinations in it (`pool`: service_pool's,
+    kept by the caller; None: made here)."""
     return VirtualService(
         name=name,
         kind=vs.kind,
@@ -111,9 +113,20 @@ def desired_service(vs: VirtualServer, name: str, destinations: Iterable[Destina
         quorum_up=quorum_up,
         destinations=tuple(destinations),
         stateless=vs.pykeepalived_stateless,
-        pool=tuple((real_destination(vs, rs, 1, True).name, rs.weight if rs.weight is not None else vs.weight)
-                   for rs in vs.real_servers),
+        pool=service_pool(vs) if pool is None else pool,
     )
+
+
+def service_pool(vs: VirtualServer) -> tuple[tuple[str, int], ...]:
+    """Every configured real server of `vs` as (name, configured weight): stable_table.py's base.
+
+    It depends on the configuration only, so the checker makes it once per
+    service (check/plan.py) and every table entry it builds shares it: made
+    at each decision, it was 5,000 new names and pairs per entry of the
+    benchmark's largest service, kept by every holder of an older entry.
+    """
+    return tuple((real_destination(vs, rs, 1, True).name, rs.weight if rs.weight is not None else vs.weight)
+                 for rs in vs.real_servers)
 
 
 def configured_services(config: KeepalivedConfig) -> list[tuple[VirtualServer, VirtualService]]:
