@@ -400,7 +400,7 @@ class NftablesBackend(DataPlaneBase):
         servers' interface has the smaller MTU stays on the copy path
         (nft_forward.takes), so both follow the interfaces.
         """
-        if not any(forwarding_or_none(s) == "DR" or forwarding_or_none(s) == "TUN" for s in self.table.services):
+        if not any((method := forwarding_or_none(s)) == "DR" or method == "TUN" for s in self.table.services):
             return None
         if self._ingress_seen == ingress_devices():
             return None

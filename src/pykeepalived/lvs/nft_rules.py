@@ -151,22 +151,13 @@ class BuildContext:
         Keyed by `dest.name`, a string the checker's destinations already hold (`[address]:port`: port None
         and 0 give the same text), not by a new (address, port) pair per server.
         """
-        key = dest.name
-        text = self.nat_targets.get(key)
-        if text is None:
-            if len(self.nat_targets) >= 65536:
-                self.nat_targets.clear()
-            text = self.nat_targets[key] = _nat_target_text(dest)
-        return text
+        text = self.nat_targets.get(dest.name)
+        return text if text is not None else _remember(self.nat_targets, dest.name, _nat_target_text(dest))
 
     def goto_text(self, chain: str) -> str:
         """A verdict slot map's `goto chain` as JSON text, one object per chain at every build (as nat_target)."""
         text = self.goto_texts.get(chain)
-        if text is None:
-            if len(self.goto_texts) >= 65536:
-                self.goto_texts.clear()
-            text = self.goto_texts[chain] = json.dumps(_goto(chain), sort_keys=True)
-        return text
+        return text if text is not None else _remember(self.goto_texts, chain, json.dumps(_goto(chain), sort_keys=True))
     fallbacks: dict[str, str] = field(default_factory=dict)  # service -> why pykeepalived_stateless is not honoured
 
     def number(self, service: str, dest: str) -> int:
@@ -226,6 +217,18 @@ def _may_refer(text: str) -> bool:
 
 
 SLOT_KEY_TYPEOF = "numgen inc mod 1"  # any 32-bit integer: what numgen and jhash give
+
+
+TEXT_CACHE_MAX = 65536
+"""Texts BuildContext.nat_target and goto_text keep at most (a table that outgrows it starts them afresh)."""
+
+
+def _remember(cache: dict[str, str], key: str, text: str) -> str:
+    """Keep `text` under `key` in one of BuildContext's text caches, bounded by TEXT_CACHE_MAX; `text` back."""
+    if len(cache) >= TEXT_CACHE_MAX:
+        cache.clear()
+    cache[key] = text
+    return text
 
 
 @dataclass(frozen=True)
