@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pykeepalived.lvs import sched
-from pykeepalived.lvs.maglev import MaglevRun, RecentTables
+from pykeepalived.lvs.maglev import MaglevRun, MaglevTable, RecentTables
 
 
 @settings(max_examples=150, deadline=None)
@@ -47,3 +47,29 @@ def test_recent_tables_replay_big_tables_and_copy_the_rest() -> None:
     assert tables.replays == 1  # small tables are built whole
     with pytest.raises(sched.SchedulerError):
         tables.maglev(names, [1] * 50, 8192)
+
+
+def test_a_table_less_some_servers_writes_its_texts_from_the_full_tables_with_its_own_slots_patched() -> None:
+    names = [f"[10.0.0.{i}]:80" for i in range(60)]
+    texts = [f'"10.0.0.{i}"' for i in range(60)]
+    run = MaglevRun(names, [1] * 60, 4093)
+    full = run.without(names, [1] * 60)
+    less = run.without(names[:9] + names[10:], [1] * 59)
+    assert isinstance(full, MaglevTable) and isinstance(less, MaglevTable)
+    data, base, patched = full.texts(texts)
+    assert data is base and patched == () and list(data) == [texts[i] for i in run.table]
+    kept = texts[:9] + texts[10:]
+    data, again, patched = less.texts(kept)
+    assert again is base  # the full table's texts, made once
+    assert list(data) == [kept[i] for i in less.ints()] and list(less) == list(less.ints())
+    assert sorted(patched) == [s for s in range(4093) if data[s] != base[s]]
+
+
+def test_a_run_pushed_out_of_recent_tables_takes_its_tables_with_it() -> None:
+    tables = RecentTables(max_run_slots=8191)
+    first = [f"[10.0.0.{i}]:80" for i in range(50)]
+    tables.maglev(first, [1] * 50, 8191)
+    tables.maglev(first[1:], [1] * 49, 8191)
+    tables.maglev([f"[10.0.1.{i}]:80" for i in range(50)], [1] * 50, 8191)  # a second run: the first goes
+    held = [t for t in tables._tables.values() if isinstance(t, MaglevTable)]
+    assert len(held) == 1 and all(t.run is held[0].run for t in held)

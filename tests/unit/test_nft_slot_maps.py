@@ -7,6 +7,7 @@ docstring); these tests read the commands the diff emits.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from pykeepalived.lvs import sched
 from pykeepalived.lvs.model import Destination, VirtualService
 from pykeepalived.lvs.nft import Libnftables
-from pykeepalived.lvs.nft_diff import diff, fresh_table
+from pykeepalived.lvs.nft_diff import _slot_changes, diff, fresh_table
 from pykeepalived.lvs.nft_rules import BuildContext, Ruleset, build
 
 
@@ -62,6 +63,19 @@ def test_one_server_leaving_a_maglev_service_rewrites_only_the_slots_that_move()
     assert {slot for slot, text in enumerate(old) if text == gone} <= set(moved)
     assert len(moved) < 3 * old.count(gone)  # Maglev: the leaver's slots and a few more
     assert diff(after, rebuild(after, [vs("web", 40, down=7)], c)) == []
+
+
+def test_maps_of_one_maglev_run_compare_only_their_patched_slots_and_find_every_change() -> None:
+    c = ctx()
+    whole = build([vs("web", 60)], c)["ip"]
+    one_down = rebuild(whole, [vs("web", 60, down=7)], c)
+    another_down = rebuild(one_down, [vs("web", 60, down=20)], c)
+    maps = [r.slot_maps["vs-web-slots"] for r in (whole, one_down, another_down)]
+    assert maps[0].base is not None and all(m.base is maps[0].base for m in maps)
+    assert maps[0].patched == () and maps[1].patched and maps[2].patched
+    for old, new in itertools.permutations(maps, 2):
+        slot_by_slot = _slot_changes(replace(old, base=None), replace(new, base=None), frozenset())
+        assert _slot_changes(old, new, frozenset()) == slot_by_slot and slot_by_slot[0]
 
 
 def test_wlc_moves_only_the_slots_of_the_server_that_left() -> None:

@@ -29,9 +29,9 @@ import heapq
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from operator import itemgetter
-from typing import cast
+from typing import cast, overload
 
 from . import sched
 
@@ -59,25 +59,25 @@ class RecentTables:
     def __init__(self, max_slots: int = 1 << 21, max_run_slots: int = 2 * 65521) -> None:
         self.max_slots = max_slots
         self.max_run_slots = max_run_slots
-        self._tables: OrderedDict[TableKey, tuple[int, ...]] = OrderedDict()
+        self._tables: OrderedDict[TableKey, Sequence[int]] = OrderedDict()
         self._runs: OrderedDict[TableKey, MaglevRun] = OrderedDict()
         self.replays = 0  # tables made from a run's history (tests and benches read it)
 
-    def maglev(self, names: Sequence[str], weights: Sequence[int], size: int) -> tuple[int, ...]:
+    def maglev(self, names: Sequence[str], weights: Sequence[int], size: int) -> Sequence[int]:
         key = (tuple(names), tuple(weights), size)
         table = self._tables.get(key)
         if table is None:
-            table = self._tables[key] = tuple(self._make(key))
-            slots = sum(len(t) for t in self._tables.values())
+            table = self._tables[key] = self._make(key)
+            slots = sum(len(t) for t in self._tables.values())  # a MaglevTable counts as the slots it stands for
             while slots > self.max_slots and len(self._tables) > 1:
                 slots -= len(self._tables.popitem(last=False)[1])
         self._tables.move_to_end(key)
         return table
 
-    def _make(self, key: TableKey) -> list[int]:
+    def _make(self, key: TableKey) -> Sequence[int]:
         names, weights, size = key
         if size < HISTORY_MIN_SLOTS:
-            return sched.maglev_table(names, weights, size)
+            return tuple(sched.maglev_table(names, weights, size))
         for run_key in reversed(self._runs):
             run = self._runs[run_key]
             if run.size == size and (table := run.without(names, weights)) is not None:
@@ -87,8 +87,80 @@ class RecentTables:
         sched.maglev_table([], [], size)  # the checks on size, before a long build
         run = self._runs[key] = MaglevRun(names, weights, size)
         while sum(r.size for r in self._runs.values()) > self.max_run_slots and len(self._runs) > 1:
-            self._runs.popitem(last=False)
-        return list(run.table)
+            _, dropped = self._runs.popitem(last=False)
+            # its tables would keep its history alive: they go with it (asked for again, they are built anew)
+            for table_key in [k for k, t in self._tables.items() if isinstance(t, MaglevTable) and t.run is dropped]:
+                del self._tables[table_key]
+        return MaglevTable(run, None, {})
+
+
+class MaglevTable(Sequence[int]):
+    """A run's table with some backends gone: the full table, renumbered, and the slots whose owner changed.
+
+    Held this way rather than as its M slots because what the data plane
+    makes of it is the same: a slot map's data is the full table's with
+    those few slots rewritten (`texts`), and two tables of one run differ
+    only in the slots either rewrote (`patched`), so the diff compares a few
+    hundred slots, not 65,521, and nothing copies the renumbered table (a
+    server of 1,000 down: `without` was 1.5 ms of renumbering and copying).
+    The slots as integers are made only if asked for (`ints`).
+    """
+
+    __slots__ = ("run", "mapping", "owners", "_ints")
+
+    def __init__(self, run: MaglevRun, mapping: tuple[int, ...] | None, owners: dict[int, int]) -> None:
+        self.run = run
+        self.mapping = mapping  # the run's backend index -> this table's (-1: gone); None: the same
+        self.owners = owners  # slot -> this table's backend index, where it differs from the run's table
+        self._ints: tuple[int, ...] | None = None
+
+    def ints(self) -> tuple[int, ...]:
+        if self._ints is None:
+            run, mapping = self.run, self.mapping
+            table = list(run.table) if mapping is None else [mapping[i] for i in run.table]
+            for slot, index in self.owners.items():
+                table[slot] = index
+            self._ints = tuple(table)
+        return self._ints
+
+    def __len__(self) -> int:
+        return len(self.run.table)
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, index: int | slice) -> int | Sequence[int]:
+        return self.ints()[index]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ints())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MaglevTable):
+            other = other.ints()
+        return isinstance(other, Sequence) and tuple(self.ints()) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def texts(self, texts: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
+        """(slot -> texts[its backend], the run's full table in texts, the slots that differ from it).
+
+        `texts` are indexed by this table's backends. The full table in texts
+        is the run's (`MaglevRun.texts_of`): the same object for every table
+        of the run while the backends' texts stay the same objects.
+        """
+        run, mapping = self.run, self.mapping
+        by_run: list[str | None] = list(texts) if mapping is None else [texts[i] if i >= 0 else None for i in mapping]
+        base = run.texts_of(by_run)
+        if not self.owners:
+            return base, base, ()
+        data = list(base)
+        for slot, index in self.owners.items():
+            data[slot] = texts[index]
+        return tuple(data), base, tuple(self.owners)
 
 
 class MaglevRun:
@@ -148,7 +220,7 @@ class MaglevRun:
                 if not left:
                     break
         self.table = table if self.live else []
-        self._renumber: Callable[[Sequence[int]], tuple[int, ...]] | None = None
+        self._texts: tuple[tuple[str | None, ...], tuple[str, ...]] | None = None  # (by backend, by slot): texts_of
         self.claim_slot = claim_slot
         self.claim_by = claim_by
         self.passed = passed
@@ -179,7 +251,7 @@ class MaglevRun:
         self.exposed = exposed
         self.first_other = first_other
 
-    def without(self, names: Sequence[str], weights: Sequence[int]) -> list[int] | None:
+    def without(self, names: Sequence[str], weights: Sequence[int]) -> MaglevTable | None:
         """The table `sched.maglev_table(names, weights, size)` if it is this one less some backends, else None.
 
         None when `names`/`weights` are not this run's with some backends
@@ -187,45 +259,64 @@ class MaglevRun:
         or shift of the weights that moves), or when too many leave for the
         replay to pay: the caller builds the table whole.
         """
-        removed = self._removed(names, weights)
-        if removed is None:
+        found = self._removed(names, weights)
+        if found is None:
             return None
-        if not removed or not self.table:
-            return list(self.table) if not removed else None
+        removed, kept = found
+        if not removed:
+            return MaglevTable(self, None, {})
+        if not self.table:
+            return None
         position = self.position
         gone = {position[i] for i in removed if i in position}
         if len(gone) * 10 > len(self.live) or len(gone) == len(self.live):
             return None
         owners = self._replay(gone)
         mapping = [-1] * len(self.names)  # old index -> new index
-        for new, old in enumerate(i for i in range(len(self.names)) if i not in removed):
+        for new, old in enumerate(kept):
             mapping[old] = new
-        renumber = self._renumber
-        if renumber is None:  # built at the first replay, kept: the renumbering runs at C speed
-            renumber = self._renumber = cast(Callable[[Sequence[int]], tuple[int, ...]], itemgetter(*self.table))
-        table = list(renumber(mapping))
-        for slot, k in owners.items():
-            table[slot] = mapping[self.live[k][0]]
-        return table
+        live, table = self.live, self.table
+        # the replay also names slots that a backend takes back after following a hole: left out, they are the same
+        return MaglevTable(self, tuple(mapping), {slot: new for slot, k in owners.items()
+                                                  if (new := mapping[live[k][0]]) != mapping[table[slot]]})
 
-    def _removed(self, names: Sequence[str], weights: Sequence[int]) -> set[int] | None:
-        """Indices of this run's backends missing from `names` (which must keep the others' order and weights)."""
+    def texts_of(self, by_backend: list[str | None]) -> tuple[str, ...]:
+        """This run's full table with each slot's backend written as `by_backend[backend]`; kept for the next call.
+
+        A table without some backends passes None for them (its own texts
+        rewrite all their slots): they are read from the last call's, so the
+        full table's texts, made when the pool was whole, serve every table
+        of a server or two less at no cost. Compared by identity first: the
+        data plane's texts are one object per server (BuildContext.nat_target).
+        """
+        known = self._texts
+        if known is not None:
+            key, texts = known
+            for i, text in enumerate(by_backend):
+                if text is None:
+                    by_backend[i] = key[i]
+            if tuple(by_backend) == key:
+                return texts
+        texts = cast(tuple[str, ...], itemgetter(*self.table)(by_backend)) if len(self.table) > 1 \
+            else tuple(cast(str, by_backend[i]) for i in self.table)
+        self._texts = (tuple(by_backend), texts)
+        return texts
+
+    def _removed(self, names: Sequence[str], weights: Sequence[int]) -> tuple[set[int], list[int]] | None:
+        """(indices of this run's backends missing from `names`, those kept), or None if `names` is not this
+        run's backends less some, in their order, with their weights and turns."""
         if len(names) != len(weights) or len(names) > len(self.names):
             return None
-        removed: set[int] = set()
-        j = 0
-        for i, name in enumerate(self.names):
-            if j < len(names) and names[j] == name and weights[j] == self.weights[i]:
-                j += 1
-            else:
-                removed.add(i)
-        if j != len(names):
-            return None
-        kept = [i for i in range(len(self.names)) if i not in removed]
-        new_turns = sched._maglev_turns(weights)
-        if any(new_turns[n] != self.turns[i] for n, i in enumerate(kept)):
+        present = set(names)
+        mine = self.names
+        removed = {i for i, name in enumerate(mine) if name not in present}
+        kept = [i for i in range(len(mine)) if i not in removed] if removed else list(range(len(mine)))
+        if [mine[i] for i in kept] != list(names) or [self.weights[i] for i in kept] != list(weights):
+            return None  # another order, a server it never had, another weight (or a name twice)
+        turns = self.turns
+        if [turns[i] for i in kept] != sched._maglev_turns(weights):
             return None  # the turns change: not the same run less some backends
-        return removed
+        return removed, kept
 
     def _replay(self, gone: set[int]) -> dict[int, int]:
         """Slot -> live position of its new owner, for the slots whose owner changes."""
@@ -262,6 +353,13 @@ class MaglevRun:
             return times[at] if at < len(times) else -1
 
         def watch(hole: int, after: int) -> None:
+            if after == claimed_at[hole]:  # next_pass's first case, written out: the most common
+                first = first_other[after]
+                if first < 0:
+                    return
+                if claim_by[first] not in gone:
+                    push(events, (first, 1, hole))
+                    return
             when = next_pass(hole, after)
             if when >= 0:
                 push(events, (when, 1, hole))
@@ -299,30 +397,34 @@ class MaglevRun:
                     watch(slot, t)
                 elif kind == 1 and slot in holes:
                     met.append(slot)
-            if k in asleep and (met or asleep[k] <= turn_of[t]):
+            if asleep and k in asleep and (met or asleep[k] <= turn_of[t]):
                 wake(k, t)
             if k in gone or (not met and k not in lagging):
                 continue
+            # rank() written out from here on: this loop runs once per claim the replay follows
+            offset, inverse = offsets[k], inverses[k]
             own = claim_slot[t]
-            best, best_rank = own, rank(k, own)
+            best, best_rank = own, (own - offset) * inverse % size
+            own_rank = best_rank
             queue = waiting[k]
             while queue and queue[0][1] not in holes:
                 pop(queue)
             if queue and queue[0][0] < best_rank:
                 best_rank, best = queue[0]
-            for slot in met:
-                r = rank(k, slot)
-                if r < best_rank:
-                    best, best_rank = slot, r
-            for slot in met:
-                if slot != best:
-                    push(queue, (rank(k, slot), slot))
-                    watch(slot, t)
-            if deferred[k]:
-                for slot, when in deferred[k]:
+            if met:
+                ranked = [((slot - offset) * inverse % size, slot) for slot in met]
+                for r, slot in ranked:
+                    if r < best_rank:
+                        best, best_rank = slot, r
+                for entry in ranked:
+                    if entry[1] != best:
+                        push(queue, entry)
+                        watch(entry[1], t)
+            late = deferred.pop(k, None)
+            if late:
+                for slot, when in late:
                     if slot != best and slot in holes:
                         push(events, (when, 1, slot))
-                deferred[k] = []
             if best == own:
                 lagging.discard(k)
                 continue
@@ -344,7 +446,7 @@ class MaglevRun:
                 if wake_turn < len(mine):
                     push(events, (mine[wake_turn], 2, -1))
                 continue
-            push(queue, (rank(k, own), own))
+            push(queue, (own_rank, own))
             if nxt < len(mine):
                 if 0 <= when < mine[nxt]:
                     push(events, (when, 1, own))

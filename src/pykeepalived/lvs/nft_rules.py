@@ -231,6 +231,28 @@ def _remember(cache: dict[str, str], key: str, text: str) -> str:
     return text
 
 
+class SlotKey:
+    """A slot map's data type and data as a dict key (Ruleset's twins), hashed once.
+
+    A Maglev map's data is a tuple of 65,521 texts: hashing it costs 0.2 ms,
+    and a build looks each map up twice (its fragment, then the table).
+    """
+
+    __slots__ = ("data_type", "data", "_hash")
+
+    def __init__(self, data_type: str, data: tuple[str, ...]) -> None:
+        self.data_type = data_type
+        self.data = data
+        self._hash = hash((data_type, data))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SlotKey) and (self is other or (
+            self._hash == other._hash and self.data_type == other.data_type and self.data == other.data))
+
+
 @dataclass(frozen=True)
 class SlotMap:
     """A named map slot number -> where a new connection goes (module docstring: slot maps).
@@ -243,6 +265,11 @@ class SlotMap:
 
     data_type: str
     data: tuple[str, ...]
+    # the Maglev run's full table this map's data is (maglev.MaglevTable.texts), and the slots that differ from it:
+    # two maps on the same base differ at most in the slots either patched (nft_diff._slot_changes)
+    base: tuple[str, ...] | None = field(default=None, compare=False)
+    patched: tuple[int, ...] = field(default=(), compare=False)
+    key: SlotKey | None = field(default=None, compare=False, repr=False)  # made by Ruleset.slot_map
 
 
 @dataclass
@@ -265,7 +292,7 @@ class Ruleset:
     slot_maps: dict[str, SlotMap] = field(default_factory=dict)  # name -> slot map (module docstring)
     slot_refs: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)  # map -> data JSON -> refs
     slot_tables: dict[str, tuple[str, ...]] = field(default_factory=dict)  # service -> server of each slot
-    _shared: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict, repr=False, compare=False)
+    _shared: dict[SlotKey, str] = field(default_factory=dict, repr=False, compare=False)  # data -> its map
 
     def chain(self, name: str, **spec: Any) -> str:
         self.chains[name] = spec
@@ -288,14 +315,20 @@ class Ruleset:
         BuildContext's (nat_target, goto_text): one object per target at every
         build, so comparing old and new data slot by slot stays cheap.
         """
-        data = tuple(itemgetter(*table)(texts)) if len(table) > 1 else tuple(texts[i] for i in table)
-        twin = self._shared.get((data_type, data))
+        base: tuple[str, ...] | None = None
+        patched: tuple[int, ...] = ()
+        if isinstance(table, maglev.MaglevTable):
+            data, base, patched = table.texts(texts)
+        else:
+            data = tuple(itemgetter(*table)(texts)) if len(table) > 1 else tuple(texts[i] for i in table)
+        key = SlotKey(data_type, data)
+        twin = self._shared.get(key)
         if twin is not None:
             return twin
-        self._shared[(data_type, data)] = name
+        self._shared[key] = name
         # texts only, not their parsed targets: held for the table's life those were 1.6 MiB at 6,000 rr servers,
         # for the rare slot map whose elements go through libnftables (nft_diff parses those texts when it needs them)
-        self.slot_maps[name] = SlotMap(data_type, data)
+        self.slot_maps[name] = SlotMap(data_type, data, base, patched, key)
         if refs:
             self.slot_refs[name] = dict(refs)
         return name
@@ -711,9 +744,10 @@ def _merge(rs: Ruleset, piece: Ruleset) -> None:
     rs.services.update(piece.services)
     rs.slot_tables.update(piece.slot_tables)
     for name, slot_map in piece.slot_maps.items():
-        twin = rs._shared.get((slot_map.data_type, slot_map.data))
+        key = slot_map.key or SlotKey(slot_map.data_type, slot_map.data)
+        twin = rs._shared.get(key)
         if twin is None:
-            rs._shared[(slot_map.data_type, slot_map.data)] = name
+            rs._shared[key] = name
             rs.slot_maps[name] = slot_map
             if name in piece.slot_refs:
                 rs.slot_refs[name] = piece.slot_refs[name]
