@@ -34,7 +34,10 @@ the machine is shared, and CPU time moves less with the others' load), and
 loading 1,000 virtual
 services with 3 real servers each (the same three) into an empty table (one
 call); for rr, wlc and mh also 1,000 services with three real servers of
-their own each. With `--compare-libnftables` every apply timing is taken
+their own each; and, for mh, one of 1,000 down by data path
+(`one_of_1000_mh_by_path_s`: DR from ingress with flow sets, DR stateless,
+stateless NAT; the real servers on a veth of the namespace, DR's route
+lookups kept between applies). With `--compare-libnftables` every apply timing is taken
 twice in the same run, alternately, with the slot maps' elements written over
 nfnetlink (`lvs/nft_elements.py`, the default) and through libnftables as
 before (`direct_elements=False`): the second line then also holds
@@ -64,6 +67,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -246,8 +250,55 @@ async def measure(sched: str, weights: tuple[int, ...], mode: str, n: int) -> di
     return result
 
 
-def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS, compare: bool = False) -> dict[str, Any]:
-    """The apply figures; with `compare`, each taken with both element paths (module docstring), alternately."""
+PATHS = ("dr", "dr_stateless", "stateless_nat")
+
+
+def path_service(path: str) -> VirtualService:
+    """The mh service of 1,000 real servers on one of PATHS."""
+    up = service("mh", (1,) * 1000, n_real=1000)
+    if path == "stateless_nat":
+        return replace(up, stateless=True)
+    dests = tuple(replace(d, method="DR") for d in up.destinations)
+    return replace(up, method="DR", destinations=dests, stateless=path == "dr_stateless")
+
+
+def path_timings(runs: int = 3) -> dict[str, Any]:
+    """One of 1,000 real servers down in an mh service by data path (median of `runs`, wall and CPU), and its load.
+
+    DR needs the real servers on a directly connected network: a veth pair of
+    this namespace holds 10.20.255.254/16 while they run.
+    """
+    setup = ("link add pkbench0 type veth peer name pkbench1\nlink set pkbench0 up\nlink set pkbench1 up\n"
+             "addr add 10.20.255.254/16 dev pkbench0\n")
+    run_cmd(["ip", "-batch", "-"], input=setup)
+    out: dict[str, Any] = {}
+    try:
+        for path in PATHS:
+            backend = NftablesBackend()
+            up = path_service(path)
+            t0 = time.perf_counter()
+            backend.apply_now(DesiredTable((up,)))
+            load = time.perf_counter() - t0
+            times, cpu = [], []
+            for k in range(runs):
+                dests = tuple(replace(d, alive=False) if i == 100 * k else d for i, d in enumerate(up.destinations))
+                c0, t0 = time.process_time(), time.perf_counter()
+                backend.apply_now(DesiredTable((replace(up, destinations=dests),)))
+                times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+                backend.apply_now(DesiredTable((up,)))
+            backend.close_now()
+            out[path] = {"median": round(statistics.median(times), 4), "cpu_median": round(statistics.median(cpu), 4),
+                         "load": round(load, 4)}
+    finally:
+        run_cmd(["ip", "link", "del", "pkbench0"])
+    return out
+
+
+def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS, compare: bool = False,
+                  paths: bool = False) -> dict[str, Any]:
+    """The apply figures; with `compare`, each taken with both element paths (module docstring), alternately;
+    with `paths`, also path_timings."""
     paths = (True, False) if compare else (True,)
     runs: dict[bool, dict[str, Any]] = {path: {"one_of_1000_real_servers_down_s": {},
                                                "load_1000_services_x3_s": {}} for path in paths}
@@ -302,6 +353,9 @@ def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS, compare: bool 
                 time.process_time() - c0, 4)
             backend.close_now()
     out = runs[True]
+    if paths:  # on a thread of its own, as the daemon applies: pyroute2's route lookups refuse a running loop
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            out["one_of_1000_mh_by_path_s"] = pool.submit(path_timings).result()
     if compare:
         ours, theirs = runs[True], runs[False]
         out["libnftables_path"] = theirs
@@ -323,7 +377,8 @@ def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS, compare: bool 
 async def inside(n: int, apply_only: bool = False, schedulers: tuple[str, ...] = APPLY_SCHEDULERS,
                  compare: bool = False) -> None:
     if apply_only:
-        print(json.dumps({"benchmark": "schedulers-apply", **apply_timings(schedulers, compare)}), flush=True)
+        print(json.dumps({"benchmark": "schedulers-apply", **apply_timings(schedulers, compare, paths=True)}),
+              flush=True)
         return
     deadline = time.monotonic() + 10
     for host in REAL:  # wait for the real servers to listen
@@ -342,7 +397,7 @@ async def inside(n: int, apply_only: bool = False, schedulers: tuple[str, ...] =
             print(f"{sched} {weights} {mode}", file=sys.stderr, flush=True)
             results.append(await measure(sched, weights, mode, n))
     print(json.dumps({"benchmark": "schedulers", "connections": n, "runs": results}), flush=True)
-    print(json.dumps({"benchmark": "schedulers-apply", **apply_timings(schedulers, compare)}), flush=True)
+    print(json.dumps({"benchmark": "schedulers-apply", **apply_timings(schedulers, compare, paths=True)}), flush=True)
 
 
 # ----------------------------------------------------------------------------- outside: the namespace

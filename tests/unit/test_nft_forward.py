@@ -126,7 +126,10 @@ def test_the_tun_copy_path_picks_with_the_very_rule_of_the_ingress_chain() -> No
         out = build_all([svc], ctx("eth0", tunnel_mtu=1480))
         ip, netdev = out["ip"], out[NETDEV.name]
         assert ip.rules["vs-tun"][-1] == netdev.rules["vs-tun"][-1], svc
-        targets = {pair[1]["goto"]["target"] for pair in rules_of(ip, "vs-tun")[-1][0]["vmap"]["data"]["set"]}
+        assert rules_of(ip, "vs-tun")[-1][0]["vmap"]["data"] == "@vs-tun-picks"
+        picks = ip.slot_maps["vs-tun-picks"]
+        assert picks.data == netdev.slot_maps["vs-tun-picks"].data  # the same table in both
+        targets = {json.loads(text)["goto"]["target"] for text in set(picks.data)}
         up = [n for n, d in enumerate(svc.destinations, 1) if d.alive]
         assert targets == {f"vs-tun-{n}" for n in up}
         assert "dup_prerouting" in ip.chains and "nat_prerouting" not in ip.chains

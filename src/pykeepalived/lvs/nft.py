@@ -305,6 +305,8 @@ class NftablesBackend(DataPlaneBase):
             wanted = build(services, self.ctx)
         except OSError as exc:
             raise DataPlaneError(f"cannot prepare the data plane: {exc}") from exc
+        finally:
+            self.routes.release()  # the lookups' netlink connection; their answers stay (routes.py)
         change = self._commands(wanted)
         if change:
             try:
@@ -439,6 +441,7 @@ class NftablesBackend(DataPlaneBase):
         self.applied = {}
         self.handles = {}
         self.nft.close()
+        self.routes.close()
         self.tunnels.want([])
         self.tunnels.release_unwanted()
 

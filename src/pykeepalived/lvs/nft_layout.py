@@ -37,10 +37,11 @@ def build_all(services: Sequence[VirtualService], ctx: BuildContext) -> dict[str
             for rs in out.values():
                 if svc.name in rs.services:
                     nft_stateless.add_service(rs, svc, ctx)
+    nft_forward.forget_others(ctx, forwarded)
     if forwarded:
         netdev = out[nft_forward.NETDEV.name] = nft_forward.empty_ruleset()
         for svc in forwarded:
-            nft_forward.add_service(netdev, svc, ctx)
+            nft_forward.add_cached(netdev, svc, ctx)
         nft_forward.finish(netdev, ctx.ingress_devices())
     tunnelled = [svc for svc in forwarded if forwarding(svc) == "TUN"]
     if tunnelled:

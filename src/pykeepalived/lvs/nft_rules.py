@@ -125,6 +125,7 @@ class BuildContext:
     slot_tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     tables: maglev.RecentTables = field(default_factory=maglev.RecentTables)  # Maglev tables, built once each
     fragments: dict[str, Fragment] = field(default_factory=dict)  # service -> its last build (see build)
+    forward_fragments: dict[str, Fragment] = field(default_factory=dict)  # the same for nft_forward.add_service
     spreads: dict[tuple[int, ...], tuple[int, ...]] = field(default_factory=dict)  # counts -> sched.spread
 
     def spread(self, counts: Sequence[int]) -> tuple[int, ...]:
