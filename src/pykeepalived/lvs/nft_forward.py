@@ -66,6 +66,7 @@ at the next repair check (half a second).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import nft_rules as rules
@@ -192,6 +193,53 @@ def forget_others(ctx: rules.BuildContext, services: Sequence[VirtualService]) -
         del ctx.forward_fragments[name]
 
 
+@dataclass(frozen=True)
+class DestPart:
+    """What one real server adds to its DR/TUN service in the netdev table, as `Ruleset` holds it.
+
+    Made once per server and what it depends on (BuildContext.forward_parts):
+    1,000 DR servers' 3,000 rules, written out as JSON at every apply, were
+    most of a change to one of them.
+    """
+
+    chain: str
+    rules: tuple[str, ...]
+    refs: frozenset[str]
+    sets: tuple[tuple[str, Json], ...]
+    names: tuple[str, ...]  # its chain and sets, for Ruleset.services
+    base_rules: tuple[str, ...]  # what it adds to the service's chain
+    base_refs: frozenset[str]
+
+
+def _dest_part(fam: Family, base: str, number: int, address: str, device: str, mtu: int, hashed: bool, tun: bool,
+               proto: str, persistence_timeout_s: int | None, client: Any) -> DestPart:
+    piece = rules.Ruleset(fam)
+    chain = piece.chain(f"{base}-{number}")
+    names = [chain]
+    if not hashed:
+        flows_of = rules.flow_key(fam)
+        flows = f"{base}-{number}-flows"
+        piece.sets[flows] = {"_kind": "set", "type": [fam.addr_type, "inet_service", "inet_service"],
+                             "flags": ["timeout"], "timeout": rules.FLOW_TIMEOUT_S.get(proto, 900),
+                             "size": rules.FLOW_SET_SIZE}
+        names.append(flows)
+        piece.rule(base, {"match": {"op": "==", "left": flows_of, "right": f"@{flows}"}},
+                   {"goto": {"target": chain}})
+        piece.rule(chain, {"set": {"op": "update", "elem": flows_of, "set": f"@{flows}"}})
+    if persistence_timeout_s:
+        clients = f"{base}-{number}-clients"
+        piece.sets[clients] = {"_kind": "set", "type": fam.addr_type, "flags": ["timeout"],
+                               "timeout": persistence_timeout_s, "size": rules.PERSIST_SET_SIZE}
+        names.append(clients)
+        piece.rule(chain, {"set": {"op": "update", "elem": client, "set": f"@{clients}"}})
+    if tun:  # too long for the tunnel: to the IP stack, whose copy path sends the ICMP (or fragments)
+        length = {"meta": {"key": "length"}}
+        piece.rule(chain, {"match": {"op": ">", "left": length, "right": mtu}}, {"accept": None})
+    piece.rule(chain, {"fwd": {"dev": device, "family": fam.name, "addr": address}})
+    return DestPart(chain, piece.rules[chain], piece.refs[chain], tuple(piece.sets.items()), tuple(names),
+                    piece.rules.get(base, ()), piece.refs.get(base, frozenset()))
+
+
 def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) -> None:
     """One DR or TUN service's chains and sets in the netdev table (`takes` said yes)."""
     fam = family_of(svc)
@@ -207,36 +255,34 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         frag = {"&": [{"payload": {"protocol": "ip", "field": "frag-off"}}, FRAGMENT_BITS]}
         rs.rule(base, {"match": {"op": "!=", "left": frag, "right": 0}}, {"accept": None})
     proto = (svc.protocol or "TCP").lower() if svc.kind == "address" else "tcp"
-    flows_of = rules.flow_key(fam)
     persist = bool(svc.persistence_timeout_s)
     client = rules._saddr(fam, svc)
     per_dest: dict[str, str] = {}
+    parts = ctx.forward_parts
+    base_rules: list[str] = []
+    base_refs: set[str] = set()
     for dest in svc.destinations:
         number = ctx.number(svc.name, dest.name)
-        chain = rs.chain(f"{base}-{number}")
-        chains.append(chain)
-        per_dest[dest.name] = chain
-        if not hashed:
-            flows = f"{base}-{number}-flows"
-            rs.sets[flows] = {"_kind": "set", "type": [fam.addr_type, "inet_service", "inet_service"],
-                              "flags": ["timeout"], "timeout": rules.FLOW_TIMEOUT_S.get(proto, 900),
-                              "size": rules.FLOW_SET_SIZE}
-            chains.append(flows)
-            rs.rule(base, {"match": {"op": "==", "left": flows_of, "right": f"@{flows}"}},
-                    {"goto": {"target": chain}})
-            rs.rule(chain, {"set": {"op": "update", "elem": flows_of, "set": f"@{flows}"}})
-        if persist:
-            clients = f"{base}-{number}-clients"
-            rs.sets[clients] = {"_kind": "set", "type": fam.addr_type, "flags": ["timeout"],
-                                "timeout": svc.persistence_timeout_s, "size": rules.PERSIST_SET_SIZE}
-            chains.append(clients)
-            rs.rule(chain, {"set": {"op": "update", "elem": client, "set": f"@{clients}"}})
-        if tun:  # too long for the tunnel: to the IP stack, whose copy path sends the ICMP (or fragments)
-            length = {"meta": {"key": "length"}}
-            rs.rule(chain, {"match": {"op": ">", "left": length, "right": ctx.tunnel_mtu(dest.address)}},
-                    {"accept": None})
         device = ctx.tunnel_for(dest.address) if tun else ctx.device_for(dest.address)
-        rs.rule(chain, {"fwd": {"dev": device, "family": fam.name, "addr": dest.address}})
+        mtu = ctx.tunnel_mtu(dest.address) if tun else 0
+        key = (fam.name, base, number, dest.address, device, mtu, hashed, tun, proto, svc.persistence_timeout_s,
+               svc.persistence_granularity)
+        part = parts.get(key)
+        if part is None:
+            if len(parts) >= rules.TEXT_CACHE_MAX:
+                parts.clear()
+            part = parts[key] = _dest_part(fam, base, number, dest.address, device, mtu, hashed, tun, proto,
+                                           svc.persistence_timeout_s, client)
+        rs.chains[part.chain] = {}
+        rs.rules[part.chain] = part.rules
+        rs.refs[part.chain] = part.refs
+        rs.sets.update(part.sets)
+        chains.extend(part.names)
+        per_dest[dest.name] = part.chain
+        base_rules.extend(part.base_rules)
+        base_refs.update(part.base_refs)
+    rs.rules[base] = rs.rules.get(base, ()) + tuple(base_rules)
+    rs.refs[base] = rs.refs.get(base, frozenset()) | frozenset(base_refs)
     if persist:
         for dest in svc.destinations:
             number = ctx.number(svc.name, dest.name)
