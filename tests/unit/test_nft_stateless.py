@@ -147,7 +147,9 @@ def test_requests_are_untracked_and_rewritten_by_the_same_table_as_the_conntrack
     dnat = rules_of(ruleset, "vs-web")[0][-1]["dnat"]["addr"]["map"]
     assert stateless_map["key"] == dnat["key"]
     slots = ruleset.slot_maps[dnat["data"].removeprefix("@")]  # a named slot map (nft_rules: slot maps)
-    assert [a for _, a in stateless_map["data"]["set"]] == [json.loads(t)["concat"][0] for t in slots.data]
+    assert stateless_map["data"].startswith("@")  # a slot map of its own (addresses only), rewritten by slot
+    assert [a for _, a in ruleset.slot_pairs(stateless_map["data"])] == [json.loads(t)["concat"][0]
+                                                                          for t in slots.data]
     assert not ctx.fallbacks
 
 
@@ -174,7 +176,7 @@ def test_servers_on_different_ports_get_their_port_by_the_same_hash() -> None:
     addrs = addr_rule[0]["mangle"]["value"]["map"]
     assert ports["key"] == addrs["key"]
     by_port = {8080: "10.11.12.1", 8081: "10.11.12.2"}
-    assert [by_port[p] for _, p in ports["data"]["set"]] == [a for _, a in addrs["data"]["set"]]
+    assert [by_port[p] for _, p in ports["data"]["set"]] == [a for _, a in ruleset.slot_pairs(addrs["data"])]
 
 
 def test_errors_about_a_reply_go_to_the_server_the_request_hash_gives() -> None:
@@ -187,7 +189,8 @@ def test_errors_about_a_reply_go_to_the_server_the_request_hash_gives() -> None:
     forward = rules_of(ruleset, "vs-web-sl")[2][0]["mangle"]["value"]["map"]
     assert pick["key"]["jhash"]["mod"] == forward["key"]["jhash"]["mod"]
     assert pick["key"]["jhash"]["seed"] == forward["key"]["jhash"]["seed"]
-    for (slot, verdict), (_, address) in zip(pick["data"]["set"], forward["data"]["set"]):
+    for (slot, verdict), (_, address) in zip(ruleset.slot_pairs(pick["data"]), ruleset.slot_pairs(forward["data"]),
+                                             strict=True):
         chain = rules_of(ruleset, verdict["goto"]["target"])[0]
         outer = next(s["mangle"]["value"] for s in chain if s["mangle"]["key"].get("payload", {}).get("field"))
         assert outer == address, slot

@@ -324,7 +324,7 @@ def _stateless_pick(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: s
     """
     if len(dests) == 1:
         return [{"goto": {"target": per_dest[dests[0].name]}}]
-    table = service_table(svc, list(dests))
+    table = service_table(svc, list(dests), ctx.tables)  # its base kept from apply to apply
     if not table:
         return []
     return [_picks(rs, base, table, dests, per_dest, ctx, rules.selector(fam, svc, len(table)))]
