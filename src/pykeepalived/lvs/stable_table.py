@@ -73,8 +73,23 @@ def stable_table(pool: Sequence[tuple[str, int]], eligible: Sequence[tuple[str, 
     if len(live) == len(names):
         return out
     keys = [(index[name], _name_key(name), weight) for name, weight in live]
+    orphans = [slot for slot, mine in enumerate(out) if mine < 0]
+    if len({weight for _, _, weight in keys}) == 1:
+        # one weight: the largest u wins, and u grows with x >> 11 (ties alike), so no logarithm is needed
+        for slot in orphans:
+            mix = slot * 0x9E3779B97F4A7C15
+            best, best_u = -1, -1
+            for mine, key, _ in keys:
+                x = (key ^ mix) & _MASK64
+                x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+                x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+                u = (x ^ (x >> 31)) >> 11
+                if u > best_u:
+                    best, best_u = mine, u
+            out[slot] = best
+        return out
     log = math.log
-    for slot in [slot for slot, mine in enumerate(out) if mine < 0]:
+    for slot in orphans:
         # weighted rendezvous: the largest weight / -ln(u) wins the orphaned slot (_unit written out: 1,000
         # servers per slot)
         mix = slot * 0x9E3779B97F4A7C15
