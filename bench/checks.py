@@ -40,12 +40,18 @@ JSON then has, beside the default `ratio` (pykeepalived with its table /
 HAProxy without one), `ratio_same_table` (both with the table: both pay
 conntrack) and `ratio_no_table` (neither has one).
 
+`--pk-notrack` sets global_defs pykeepalived_checker_notrack: pykeepalived's
+table then keeps its own checks out of conntrack (docs/checkers.md). With
+`--fair-pairs` a fifth contender, pykeepalived with its table and the checks
+tracked, gives `ratio_tracked` and `ratio_tracked_same_table`; the ruleset
+loaded under HAProxy leaves out the two chains that untrack marked sockets.
+
 Prints one JSON document. Needs root and haproxy. The default run takes about
 two minutes, `--fair-pairs` about four; `--quick` (200 TCP + 50 HTTP) about 40 s.
 
     cd /work/main && .venv/bin/python bench/checks.py [--tcp 5000] [--http 1000] [--window 20]
         [--settle 10] [--kill-tcp 100] [--kill-http 50] [--only pykeepalived|haproxy] [--quick] [--logs DIR]
-        [--pk-dataplane auto|none] [--profile FILE] [--fair-pairs]
+        [--pk-dataplane auto|none] [--pk-notrack] [--profile FILE] [--fair-pairs]
 """
 
 from __future__ import annotations
@@ -106,8 +112,11 @@ class Timers:
 # configs
 
 
-def pykeepalived_config(addr: str, tcp_ports: list[int], http_ports: list[int], t: Timers) -> str:
+def pykeepalived_config(addr: str, tcp_ports: list[int], http_ports: list[int], t: Timers,
+                        notrack: bool = False) -> str:
     """Two virtual servers, one per checker kind; every failure is logged (checker_log_all_failures).
+
+    `notrack`: global_defs pykeepalived_checker_notrack (the checks' own connections out of conntrack).
 
     Logging every failure gives the time of each killed server's first failed
     attempt, so that first failure -> removal (which should be
@@ -115,7 +124,8 @@ def pykeepalived_config(addr: str, tcp_ports: list[int], http_ports: list[int], 
     """
     timers = (f"      connect_timeout {t.connect_timeout_s:g}\n      retry {t.retry}\n"
               f"      delay_before_retry {t.delay_before_retry_s:g}\n")
-    parts = ["global_defs {\n  router_id bench_checks\n  checker_log_all_failures\n}\n"]
+    extra = "  pykeepalived_checker_notrack\n" if notrack else ""
+    parts = [f"global_defs {{\n  router_id bench_checks\n  checker_log_all_failures\n{extra}}}\n"]
     for vport, ports, check in ((80, tcp_ports, "TCP_CHECK {\n" + timers + "    }\n"),
                                 (8080, http_ports, "HTTP_GET {\n      url {\n        path /\n        status_code 200\n"
                                                    "      }\n" + timers + "    }\n")):
@@ -447,9 +457,10 @@ class PyKeepalived(Contender):
     name = "pykeepalived"
     dataplane = "auto"  # --pk-dataplane: none measures the checker without its kernel table (nftables here)
     profile: Path | None = None  # --profile: run under cProfile, the statistics written there at exit
+    notrack = False  # --pk-notrack: global_defs pykeepalived_checker_notrack
 
     def start(self) -> None:
-        conf = pykeepalived_config(self.addr, self.tcp_ports, self.http_ports, self.timers)
+        conf = pykeepalived_config(self.addr, self.tcp_ports, self.http_ports, self.timers, self.notrack)
         self.daemon = CheckerDaemon(self.lb, self.workdir, conf, name=self.name)
         base = self.daemon.command()
         argv = [*base, "--dataplane", self.dataplane]
@@ -801,6 +812,7 @@ def run(args: argparse.Namespace, progress: IO[str]) -> dict[str, Any]:
                 if isinstance(contender, PyKeepalived):
                     contender.dataplane = "none" if key == PK_NO_TABLE else args.pk_dataplane
                     contender.profile = args.profile
+                    contender.notrack = args.pk_notrack and key != PK_TRACKED
                 elif key == HA_WITH_TABLE:
                     if not ruleset:
                         raise LabError("pykeepalived left no nftables ruleset to load under HAProxy")
@@ -809,8 +821,10 @@ def run(args: argparse.Namespace, progress: IO[str]) -> dict[str, Any]:
                 if isinstance(contender, Haproxy) and contender.ruleset_text:
                     results[key]["nft_ruleset_loaded"] = {"tables": contender.loaded_tables,
                                                           "nat_hooks": contender.conntrack_hooks}
-                if isinstance(contender, PyKeepalived) and contender.dataplane != "none":
-                    ruleset = contender.ruleset
+                if isinstance(contender, PyKeepalived) and contender.dataplane != "none" and not ruleset:
+                    # without the chains that untrack pykeepalived's marked sockets (--pk-notrack): under HAProxy
+                    # they would untrack nothing and cost a socket lookup per reply
+                    ruleset = CHECKER_CHAINS.sub("", contender.ruleset)
                 time.sleep(1.0)  # let the last TIME_WAIT churn of one not land in the other's window
         finally:
             listeners.close()
@@ -819,13 +833,15 @@ def run(args: argparse.Namespace, progress: IO[str]) -> dict[str, Any]:
 
 PK_NO_TABLE = "pykeepalived_no_table"  # --fair-pairs: pykeepalived --dataplane none
 HA_WITH_TABLE = "haproxy_with_pk_table"  # --fair-pairs: HAProxy with pykeepalived's nftables ruleset loaded
+PK_TRACKED = "pykeepalived_tracked"  # --fair-pairs --pk-notrack: pykeepalived with its table, checks tracked
+CHECKER_CHAINS = re.compile(r"\tchain checker_notrack_\w+ \{\n.*?\n\t\}\n\n?", re.S)
 
 
 def contenders(args: argparse.Namespace) -> list[str]:
     """What runs, in order: pykeepalived with its table first, so that HAProxy can get the same table after it."""
     if not args.fair_pairs:
         return list(args.impls)
-    return ["pykeepalived", "haproxy", HA_WITH_TABLE, PK_NO_TABLE]
+    return ["pykeepalived", "haproxy", HA_WITH_TABLE, PK_NO_TABLE, *([PK_TRACKED] if args.pk_notrack else [])]
 
 
 def ratio(a: Any, b: Any) -> float | None:
@@ -889,6 +905,7 @@ def report(results: dict[str, Any], args: argparse.Namespace, elapsed_s: float) 
             "killed_http": min(args.kill_http, args.http),
             "bench_nofile": args.nofile,
             "pykeepalived_dataplane": args.pk_dataplane,
+            "pykeepalived_checker_notrack": args.pk_notrack,
             "pykeepalived_profiled": args.profile is not None,
             "fair_pairs": args.fair_pairs,
             "haproxy_equivalent": f"inter {t.delay_loop_s:g}s fastinter {t.delay_before_retry_s:g}s fall "
@@ -900,7 +917,11 @@ def report(results: dict[str, Any], args: argparse.Namespace, elapsed_s: float) 
               f"pykeepalived (--pk-dataplane {args.pk_dataplane}) / haproxy (no table in its namespace)"),
              ("ratio_same_table", "pykeepalived", HA_WITH_TABLE,
               "pykeepalived / haproxy with pykeepalived's nftables ruleset loaded: both pay conntrack"),
-             ("ratio_no_table", PK_NO_TABLE, "haproxy", "pykeepalived --dataplane none / haproxy: neither has a table"))
+             ("ratio_no_table", PK_NO_TABLE, "haproxy", "pykeepalived --dataplane none / haproxy: neither has a table"),
+             ("ratio_tracked", PK_TRACKED, "haproxy",
+              "pykeepalived with its table, checks tracked (no pykeepalived_checker_notrack) / haproxy (no table)"),
+             ("ratio_tracked_same_table", PK_TRACKED, HA_WITH_TABLE,
+              "pykeepalived with its table, checks tracked / haproxy with the same table"))
     for key, a, b, note in pairs:
         if a in results and b in results:
             doc[key] = pair_ratio(results[a], results[b], note)
@@ -924,6 +945,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "alone, without the kernel table of 6,000 real servers)")
     ap.add_argument("--profile", type=Path, help="run pykeepalived under cProfile and write its statistics there "
                     "(its CPU figures then include the profiler's overhead)")
+    ap.add_argument("--pk-notrack", action="store_true",
+                    help="pykeepalived with global_defs pykeepalived_checker_notrack: its table untracks the "
+                         "checks' own connections (docs/checkers.md)")
     ap.add_argument("--fair-pairs", action="store_true",
                     help="also run HAProxy with pykeepalived's nftables ruleset loaded in its namespace and "
                          "pykeepalived with --dataplane none, and report both like-for-like ratios")

@@ -30,7 +30,8 @@ PER_IMPL_KEYS = {
 def test_quick_run_prints_json_and_removes_within_bound() -> None:
     impls = ["pykeepalived", "haproxy"] if shutil.which("haproxy") else ["pykeepalived"]
     # with haproxy: --fair-pairs, so HAProxy also runs with pykeepalived's ruleset loaded (and it is removed after)
-    which = ["--fair-pairs"] if len(impls) == 2 else ["--only", "pykeepalived"]
+    # --pk-notrack: pykeepalived's checks untracked, and a fifth contender with them tracked
+    which = ["--fair-pairs", "--pk-notrack"] if len(impls) == 2 else ["--only", "pykeepalived"]
     argv = [sys.executable, str(BENCH), "--quick", *which]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=220, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -44,7 +45,9 @@ def test_quick_run_prints_json_and_removes_within_bound() -> None:
         assert result["within_bound"] is True, result["death_to_removal_s"]
         assert result["checks_per_s"] > 0
     if len(impls) == 2:
-        for key in ("ratio", "ratio_same_table", "ratio_no_table"):
+        assert doc["settings"]["pykeepalived_checker_notrack"] is True
+        assert doc["pykeepalived_tracked"]["within_bound"] is True
+        for key in ("ratio", "ratio_same_table", "ratio_no_table", "ratio_tracked", "ratio_tracked_same_table"):
             assert {"checks_per_s", "cpu", "peak_rss", "removal_median", "removal_p99"} <= doc[key].keys()
         loaded = doc["haproxy_with_pk_table"]["nft_ruleset_loaded"]
         assert loaded["nat_hooks"] > 0 and loaded["tables"], loaded  # HAProxy's checks crossed conntrack too

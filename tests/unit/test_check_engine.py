@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +22,7 @@ import pytest
 
 from pykeepalived.check import http as http_probe
 from pykeepalived.check.context import ProbeContext
-from pykeepalived.check.engine import Job, ProbeEngine, runs_here
+from pykeepalived.check.engine import Job, ProbeEngine, notrack_mark, runs_here
 from pykeepalived.check.http import HttpProbe, make_probe
 from pykeepalived.check.logic import Change, Verdict
 from pykeepalived.check.plan import CheckerPlan
@@ -29,7 +30,8 @@ from pykeepalived.check.probe import ProbeResult, Target
 from pykeepalived.check.running import CheckerState
 from pykeepalived.check.tcp import TcpProbe
 from pykeepalived.config.checker_timing import CheckerTiming
-from pykeepalived.config.model import HttpCheck, RealServer, TcpCheck, UrlSpec, VirtualServer
+from pykeepalived.config.model import (CHECKER_NOTRACK_MARK, HttpCheck, KeepalivedConfig, RealServer, TcpCheck, UrlSpec,
+                                       VirtualServer)
 
 LOCAL = ipaddress.ip_address("127.0.0.1")
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -363,3 +365,39 @@ def test_a_burst_of_due_checks_starts_a_bounded_number_at_a_time_and_loses_none(
         asyncio.run(main())
     finally:
         listener.close()
+
+
+def test_with_a_mark_the_engine_marks_its_own_sockets_and_checks_alike() -> None:
+    """pykeepalived_checker_notrack: SO_MARK on the sockets the engine makes (pooled ones keep it).
+
+    Without CAP_NET_ADMIN the mark is refused: the check runs unmarked (tracked) and passes all the same.
+    """
+    listener = loopback_listener()
+    mark = 0x6B610000
+
+    async def main() -> None:
+        run = Run()
+        run.engine._mark = mark
+        chk = tcp_checker(listener.getsockname()[1], delay_loop_s=0.02)
+        run.engine.add(chk, None, "vs")
+        await run.attempts(chk, 3)
+        assert run.outcomes == [] and chk.last_ok
+        pooled = run.engine._pools[socket.AF_INET]
+        assert pooled
+        try:
+            wanted = mark if os.geteuid() == 0 else 0
+            assert {s.getsockopt(socket.SOL_SOCKET, socket.SO_MARK) for s in pooled} == {wanted}
+        finally:
+            run.engine.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        listener.close()
+
+
+def test_the_mark_comes_from_global_defs() -> None:
+    assert notrack_mark(KeepalivedConfig()) is None
+    config = KeepalivedConfig()
+    config.global_defs.pykeepalived_checker_notrack = True
+    assert notrack_mark(config) == CHECKER_NOTRACK_MARK

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pykeepalived.config import read_config_text
-from pykeepalived.config.model import GlobalDefs, LvsSyncDaemon
+from pykeepalived.config.model import CHECKER_NOTRACK_MARK, GlobalDefs, LvsSyncDaemon
 from pykeepalived.check.reload_plan import needs_restart
 from pykeepalived.daemon.reload_plan import restart_needed
 from pykeepalived.lvs import sched
@@ -157,3 +157,23 @@ def test_a_reload_that_changes_the_mode_says_it_waits_for_a_restart() -> None:
                      "next restart"]
     assert needs_restart(GlobalDefs(), GlobalDefs(pykeepalived_consistent_flows=False)) == [
         "pykeepalived_consistent_flows"]  # the checker keeps the running value
+
+
+@pytest.mark.parametrize(("line", "value"), [("", False), ("pykeepalived_checker_notrack", True),
+                                             ("pykeepalived_checker_notrack off", False)])
+def test_the_checker_notrack_keyword_is_read_and_waits_for_a_restart(line: str, value: bool) -> None:
+    result = read_config_text(f"global_defs {{\n  {line}\n}}\n")
+    assert not result.errors
+    assert result.config.global_defs.pykeepalived_checker_notrack is value
+    assert needs_restart(GlobalDefs(), GlobalDefs(pykeepalived_checker_notrack=True)) == [
+        "pykeepalived_checker_notrack"]
+    assert restart_needed(GlobalDefs(), GlobalDefs(pykeepalived_checker_notrack=True))
+
+
+def test_a_fwmark_service_on_the_checkers_mark_is_refused_under_checker_notrack() -> None:
+    text = ("global_defs {\n  pykeepalived_checker_notrack\n}\n"
+            f"virtual_server fwmark {CHECKER_NOTRACK_MARK} {{\n  lb_algo rr\n  lb_kind NAT\n"
+            "  real_server 10.0.0.2 80 {\n  }\n}\n")
+    (error,) = read_config_text(text).errors
+    assert error.keyword == "pykeepalived_checker_notrack" and "0x6b610000" in error.message
+    assert not read_config_text(text.replace("pykeepalived_checker_notrack", "router_id x")).errors

@@ -8,7 +8,8 @@ import pytest
 
 from pykeepalived.lvs.model import Destination, GroupEntry, VirtualService
 from pykeepalived.lvs.nft_diff import diff, fresh_table
-from pykeepalived.lvs.nft_rules import BuildContext, CannotExpress, Ruleset, build, check_service
+from pykeepalived.lvs.nft_rules import (CHECKER_IN_CHAIN, CHECKER_OUT_CHAIN, BuildContext, CannotExpress, Ruleset,
+                                         build, check_service)
 
 
 def rs(i: int, *, port: int | None = 80, weight: int = 1, alive: bool = True, method: str = "NAT") -> Destination:
@@ -188,3 +189,21 @@ def test_uthreshold_takes_a_server_out_until_it_falls_below_lthreshold_or_three_
 def test_lost_quorum_without_a_sorry_server_keeps_the_alive_servers_as_keepalived_does() -> None:
     ruleset = build([vs("q", rs(1), rs(2, alive=False), quorum_up=False)], ctx())["ip"]
     assert rules(ruleset, "vs-q")[0][-1] == {"dnat": {"family": "ip", "addr": "10.11.12.1", "port": 80}}
+
+
+def test_checker_notrack_untracks_marked_sockets_and_replies_from_real_servers_to_them() -> None:
+    """pykeepalived_checker_notrack: raw-priority chains on output and prerouting, before conntrack."""
+    mark = 0x6B610000
+    context = ctx()
+    context.checker_notrack_mark = mark
+    ruleset = build([vs("web", rs(2), rs(1)), vs("one", rs(1), address="203.0.113.11")], context)["ip"]
+    out, pre = ruleset.chains[CHECKER_OUT_CHAIN], ruleset.chains[CHECKER_IN_CHAIN]
+    assert (out["hook"], out["prio"], pre["hook"], pre["prio"]) == ("output", -300, "prerouting", -300)
+    assert rules(ruleset, CHECKER_OUT_CHAIN) == [[{"match": {"op": "==", "left": {"meta": {"key": "mark"}},
+                                                             "right": mark}}, {"notrack": None}]]
+    (rule,) = rules(ruleset, CHECKER_IN_CHAIN)
+    assert rule[1] == {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                                 "right": {"set": ["10.11.12.1", "10.11.12.2"]}}}
+    assert rule[2:] == [{"match": {"op": "==", "left": {"socket": {"key": "mark"}}, "right": mark}},
+                        {"notrack": None}]
+    assert CHECKER_OUT_CHAIN not in build([vs("web")], ctx())["ip"].chains  # off by default

@@ -44,6 +44,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..config.model import CHECKER_NOTRACK_MARK, KeepalivedConfig
 from .connect import ConnectFailed, make_socket, sockaddr
 from . import http
 from .http import HttpProbe, UrlPlan
@@ -75,6 +76,11 @@ _NO_CHUNKS: list[bytes] = []  # shared and never appended to: thousands of idle 
 
 # what an attempt in flight waits for
 _CONNECT, _SEND, _READ = 1, 2, 3
+
+
+def notrack_mark(config: KeepalivedConfig) -> int | None:
+    """The mark of the engine's sockets: CHECKER_NOTRACK_MARK with global_defs pykeepalived_checker_notrack."""
+    return CHECKER_NOTRACK_MARK if config.global_defs.pykeepalived_checker_notrack else None
 
 
 def runs_here(chk: CheckerState) -> bool:
@@ -136,12 +142,16 @@ class ProbeEngine:
     """Schedules and runs its jobs; `on_outcome(job, result, change)` hears every attempt that is not a plain success.
 
     `clock` is the service's (the cores' time); `runs(service)` says whether
-    ha_suspend lets a virtual server's checkers run now.
+    ha_suspend lets a virtual server's checkers run now. `mark`: SO_MARK of
+    the sockets it makes itself (global_defs pykeepalived_checker_notrack: the
+    nftables table untracks what carries it); checkers with bind options keep
+    their own sockets, unmarked.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, clock: Callable[[], float], on_outcome: Outcome,
-                 runs: Callable[[str], bool] | None = None) -> None:
+                 runs: Callable[[str], bool] | None = None, mark: int | None = None) -> None:
         self._loop = loop
+        self._mark = mark
         self._clock = clock
         self._on_outcome = on_outcome
         self._runs = runs
@@ -284,6 +294,8 @@ class ProbeEngine:
                     sock, registered = pool.pop(), True
                 else:
                     sock = socket.socket(job.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+                    if self._mark is not None:
+                        _set_mark(sock, self._mark)
             else:
                 sock = make_socket(job.probe.target)  # type: ignore[attr-defined]
         except ConnectFailed as exc:
@@ -480,6 +492,14 @@ def _disconnector() -> Callable[[int], bool] | None:
         return bool(connect(fd, unspec, 16) == 0)
 
     return disconnect
+
+
+def _set_mark(sock: socket.socket, mark: int) -> None:
+    """SO_MARK, or a warning once per socket refused (no CAP_NET_ADMIN): the check then runs tracked."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+    except OSError as exc:
+        log.warning("cannot mark a checker socket (pykeepalived_checker_notrack): %s", exc)
 
 
 def _connected_by_now(sock: socket.socket | None) -> bool:

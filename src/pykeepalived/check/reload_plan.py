@@ -48,6 +48,7 @@ RESTART_KEYWORDS: tuple[str, ...] = (
     "net_namespace", "net_namespace_ipvs", "instance", "use_pid_dir", "data_use_instance",
     "config_save_dir", "tmp_config_directory", "umask",
     "pykeepalived_consistent_flows",  # the nftables backend's scheduling mode (lvs/nft_limits.py)
+    "pykeepalived_checker_notrack",  # the engine's socket mark and the table's raw chains, set at start
 )
 
 

@@ -17,8 +17,8 @@ from .script_rules import ScriptFiles, Status, describe, vet_config, violation_m
 from .errors import Diagnostic, Location, Severity
 from .checker_timing import complete_timing
 from .context import ParseContext
-from .model import (DEFAULT_INTERFACE, CheckerBase, GlobalDefs, HttpCheck, KeepalivedConfig, RealServer, RouteSpec,
-                    RuleSpec, VirtualServer, VirtualServerGroupEntry, VrrpInstance)
+from .model import (CHECKER_NOTRACK_MARK, DEFAULT_INTERFACE, CheckerBase, GlobalDefs, HttpCheck, KeepalivedConfig,
+                    RealServer, RouteSpec, RuleSpec, VirtualServer, VirtualServerGroupEntry, VrrpInstance)
 from .bgp_checks import bgp_rules
 from .vrrp_checks import instance_rules, sync_group_rules, sync_weight_rules
 from .vrrp_defaults import instance_defaults
@@ -364,6 +364,11 @@ def _virtual_server(chk: _Checker, vs: VirtualServer) -> None:
     group = chk.config.virtual_server_groups.get(vs.group or "") if vs.kind == "group" else None
     group_addresses = [e for e in group.entries if e.kind != "fwmark"] if group is not None else []
     group_marks = [e for e in group.entries if e.kind == "fwmark"] if group is not None else []
+    if chk.config.global_defs.pykeepalived_checker_notrack and CHECKER_NOTRACK_MARK in (
+            [vs.fwmark] if vs.kind == "fwmark" else [e.fwmark for e in group_marks]):
+        # the checker's own packets carry this mark: the table would send them to this service
+        chk.error(loc, f"virtual server {_vs_name(vs)}: fwmark {CHECKER_NOTRACK_MARK:#x} is the checker's socket mark "
+                  "under pykeepalived_checker_notrack", "pykeepalived_checker_notrack")
     marks_only = vs.kind == "fwmark" or (group is not None and not group_addresses and bool(group_marks))
     if vs.ha_suspend and (vs.kind == "fwmark" or group_marks):
         chk.error(where.get("ha_suspend", loc), f"virtual server {_vs_name(vs)}: cannot use ha_suspend with fwmarks"

@@ -344,6 +344,9 @@ class LvsSyncDaemon(ModelObject):
     location: Location | None = None
 
 
+# SO_MARK of the checker's own sockets with pykeepalived_checker_notrack: the nftables table's raw chains untrack
+# what carries it (lvs/nft_rules.py add_checker_notrack); no fwmark service may use it (config/complete.py)
+CHECKER_NOTRACK_MARK = 0x6B610000
 DEFAULT_INTERFACE = "eth0"  # keepalived 2.2.7's default_interface when none is set (DFLT_INT)
 
 
@@ -434,6 +437,8 @@ class GlobalDefs(ModelObject):
     rs_init_notifies: bool = False  # notify_up (and the FIFO's RS UP) for real servers up at start
     pykeepalived_dataplane: DataPlaneChoice | None = None  # None: auto
     pykeepalived_consistent_flows: bool | None = None  # None: on with lvs_sync_daemon (lvs/nft_limits.py)
+    # the checker's own TCP_CHECK/HTTP_GET connections kept out of conntrack (CHECKER_NOTRACK_MARK; docs/checkers.md)
+    pykeepalived_checker_notrack: bool = False
     # conntrackd for lvs_sync_daemon on the nftables data plane (ctsync/; docs/conntrack-sync.md)
     pykeepalived_conntrackd: str = "auto"  # auto (conntrackd from PATH), off, or an absolute path to the binary
     pykeepalived_conntrackd_peer: IPAddress | None = None  # UDP unicast to this peer instead of multicast

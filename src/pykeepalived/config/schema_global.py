@@ -324,6 +324,10 @@ _g.line("pykeepalived_dataplane",
 _g.line("pykeepalived_consistent_flows", h.flag("pykeepalived_consistent_flows"),
         "pykeepalived only: on/off; nftables persistence and DR/TUN flows choose by hash, alike on every router, "
         "so a failover keeps them (default: on with lvs_sync_daemon)", since="pykeepalived")
+# the checker's own connections out of conntrack: docs/checkers.md "The checks and conntrack"
+_g.line("pykeepalived_checker_notrack", h.flag("pykeepalived_checker_notrack"),
+        "pykeepalived only: on/off; the nftables table untracks the checker's own TCP_CHECK and HTTP_GET "
+        "connections (their replies are untracked for other tables too)", since="pykeepalived")
 
 
 def _api_listen(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:

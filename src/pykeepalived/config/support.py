@@ -80,6 +80,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "pykeepalived_api", "pykeepalived_api_token_file", "pykeepalived_api_tls_cert", "pykeepalived_api_tls_key",
         "pykeepalived_api_runtime",
         "pykeepalived_consistent_flows",  # read by lvs/nft_limits.py consistent_flows
+        "pykeepalived_checker_notrack",  # read by lvs/choose.py and check/service.py, at start
     )),
     # the checker side (health and pool rules) and the data plane (IPVS or nftables)
     (VIRTUAL_SERVER, (

@@ -48,6 +48,7 @@ _AT_START: tuple[str, ...] = (
     "pykeepalived_api", "pykeepalived_api_token_file", "pykeepalived_api_tls_cert", "pykeepalived_api_tls_key",
     "pykeepalived_api_runtime",  # the HTTP API (api/settings.py) is set up once, at start
     "pykeepalived_consistent_flows",  # the nftables backend's scheduling mode, chosen when it starts
+    "pykeepalived_checker_notrack",  # the checker's socket mark and the table's raw chains, set at start
 )
 
 

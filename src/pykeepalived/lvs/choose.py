@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from ..config.model import KeepalivedConfig, VirtualServer
+from ..config.model import CHECKER_NOTRACK_MARK, KeepalivedConfig, VirtualServer
 from ..config.vocabulary import DATAPLANES, DataPlaneChoice
 from .model import DataPlane, DataPlaneError
 from .plan import configured_services, service_name
@@ -127,7 +127,9 @@ def choose_dataplane(kind: str, config: KeepalivedConfig) -> DataPlane:
     from .nft_limits import consistent_flows
 
     try:
-        return skip_unbuildable(NftablesBackend(consistent_flows=consistent_flows(config.global_defs)), config)
+        notrack = CHECKER_NOTRACK_MARK if config.global_defs.pykeepalived_checker_notrack else None
+        return skip_unbuildable(NftablesBackend(consistent_flows=consistent_flows(config.global_defs),
+                                                checker_notrack_mark=notrack), config)
     except DataPlaneError as exc:
         if choice == "nftables":
             raise

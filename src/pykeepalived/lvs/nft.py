@@ -249,15 +249,19 @@ class NftablesBackend(DataPlaneBase):
     can_rebalance = True
 
     def __init__(self, nft: Libnftables | None = None, *, consistent_flows: bool = False,
-                 direct_elements: bool = True) -> None:
-        """`direct_elements=False` sends slot-map elements through libnftables too (bench/schedulers.py's anchor)."""
+                 direct_elements: bool = True, checker_notrack_mark: int | None = None) -> None:
+        """`direct_elements=False` sends slot-map elements through libnftables too (bench/schedulers.py's anchor).
+
+        `checker_notrack_mark`: the checker's socket mark, whose connections the table untracks
+        (nft_rules.add_checker_notrack; global_defs pykeepalived_checker_notrack).
+        """
         self.nft = nft or Libnftables()
         self.direct_elements = direct_elements
         self.routes = RouteFinder()
         self.tunnels = Tunnels()
         self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for,
                                 consistent=consistent_flows, ingress_devices=lambda: self._ingress_seen,
-                                tunnel_mtu=self.tunnels.mtu_for)
+                                tunnel_mtu=self.tunnels.mtu_for, checker_notrack_mark=checker_notrack_mark)
         if consistent_flows:  # say once what changes for rr/wrr/lc users (docs/dataplane.md)
             log.info("nftables: consistent flows: persistent clients and DR/TUN flows are scheduled by hash, "
                      "alike on every router, so a failover moves none")

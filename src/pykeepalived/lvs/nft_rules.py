@@ -141,6 +141,7 @@ class BuildContext:
         return table
     ingress_devices: Callable[[], tuple[tuple[str, int], ...]] = lambda: ()  # (name, MTU): nft_forward; none: dup
     tunnel_mtu: Callable[[str], int] = lambda address: 0  # our IPIP device's MTU towards a TUN server (nft_forward)
+    checker_notrack_mark: int | None = None  # pykeepalived_checker_notrack: its socket mark (add_checker_notrack)
     # the server's name -> a NAT slot map target's JSON text (nat_target); chain -> a verdict map's goto (goto_text)
     nat_targets: dict[str, str] = field(default_factory=dict)
     goto_texts: dict[str, str] = field(default_factory=dict)
@@ -672,7 +673,40 @@ def build(services: list[VirtualService], ctx: BuildContext, checked: bool = Fal
     for fam_name, rs in out.items():
         _add_ftp_helper(rs, [svc for svc in services if family_of(svc).name == fam_name and forwarding(svc) == "NAT"])
         prune_hooks(rs)
+        if ctx.checker_notrack_mark is not None:
+            add_checker_notrack(rs, [svc for svc in services if family_of(svc).name == fam_name],
+                                ctx.checker_notrack_mark)
     return out
+
+
+CHECKER_OUT_CHAIN = "checker_notrack_out"
+CHECKER_IN_CHAIN = "checker_notrack_in"
+RAW_PRIORITY = -300  # before conntrack (-200): an untracked packet never makes an entry
+
+
+def add_checker_notrack(rs: Ruleset, services: list[VirtualService], mark: int) -> None:
+    """Keep the checker's own connections out of conntrack (global_defs pykeepalived_checker_notrack).
+
+    Why: with a nat chain in the namespace every packet is tracked, the
+    checker's too, and at thousands of checks a second that is most of what
+    the table costs the checker (conntrack and a NAT null binding per check,
+    tens of thousands of CLOSE entries; docs/checkers.md). The engine marks
+    its sockets (SO_MARK `mark`); what leaves them is untracked in output,
+    and a reply is untracked in prerouting when it comes from a real server's
+    address and the socket it is for carries the mark (the `socket` lookup
+    only for packets from real servers). Anything else, such as this host's
+    own connections through a VIP, keeps conntrack and its NAT.
+    """
+    addresses = sorted({str(ipaddress.ip_address(d.address)) for svc in services for d in svc.destinations})
+    rs.chain(CHECKER_OUT_CHAIN, type="filter", hook="output", prio=RAW_PRIORITY, policy="accept")
+    rs.rule(CHECKER_OUT_CHAIN, _match(_meta("mark"), mark), {"notrack": None})
+    if not addresses:
+        return
+    saddr = _payload(rs.family.payload, "saddr")
+    rs.chain(CHECKER_IN_CHAIN, type="filter", hook="prerouting", prio=RAW_PRIORITY, policy="accept")
+    rs.rule(CHECKER_IN_CHAIN, _match(_meta("l4proto"), "tcp"),
+            _match(saddr, addresses[0] if len(addresses) == 1 else {"set": addresses}),
+            _match({"socket": {"key": "mark"}}, mark), {"notrack": None})
 
 
 @dataclass
