@@ -15,7 +15,7 @@ from .vrrp_helpers import needs_root
 pytestmark = [pytest.mark.netns, needs_root]
 
 # runs in the namespace: one lookup, the same apply again (kept), then the server's network moves to the other
-# interface (asked again), and an unrelated neighbour entry changes nothing routing depends on (kept)
+# interface (asked again); a neighbour entry and an IPv6 address change nothing an IPv4 lookup depends on (kept)
 INSIDE = """
 import subprocess
 from pykeepalived.lvs.routes import RouteFinder
@@ -36,6 +36,8 @@ subprocess.run(["ip", "addr", "add", "10.77.0.1/16", "dev", "pb0"], check=True)
 print(apply(), len(asked))
 subprocess.run(["ip", "neigh", "replace", "10.77.0.9", "lladdr", "02:00:00:00:00:09", "dev", "pb0"], check=True)
 print(apply(), len(asked))
+subprocess.run(["ip", "-6", "addr", "add", "fd00:77::1/64", "dev", "pb0", "nodad"], check=True)
+print(apply(), len(asked))
 finder.close()
 """
 
@@ -50,6 +52,6 @@ def test_answers_are_kept_until_routing_changes() -> None:
         subprocess.run(["ip", "-n", ns.name, "-batch", "-"], input=setup, text=True, check=True)
         out = subprocess.run(ns.argv([sys.executable, "-c", INSIDE]), capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        assert out.stdout.split("\n")[:4] == ["pa0 1", "pa0 1", "pb0 2", "pb0 2"]
+        assert out.stdout.split("\n")[:5] == ["pa0 1", "pa0 1", "pb0 2", "pb0 2", "pb0 2"]
     finally:
         ns.delete()

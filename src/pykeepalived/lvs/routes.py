@@ -5,8 +5,9 @@ server must be on a directly connected network (IPVS refuses otherwise too);
 asking the kernel keeps us right when routes change between applies.
 
 The answers are kept from one apply to the next while nothing about routing
-changed: a socket subscribed to rtnetlink's link, address, route and rule
-groups says whether anything did (its messages are counted, not read). Asking
+changed: a socket subscribed to rtnetlink's link group and the route and rule
+groups of the families asked about says whether anything did (its messages
+are counted, not read). Asking
 again at every apply cost about 1 ms per real server (pyroute2 opens a socket
 and decodes two answers each time): 3.5 s per apply for 1,000 DR servers.
 """
@@ -19,11 +20,12 @@ from typing import Any
 
 from .model import DataPlaneError
 
-# rtnetlink multicast groups (linux/rtnetlink.h): links, addresses, routes and policy rules of both families
-ROUTING_GROUPS = (0x1  # RTMGRP_LINK
-                  | 0x10 | 0x40  # RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE
-                  | 0x100 | 0x400  # RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE
-                  | 1 << (8 - 1) | 1 << (19 - 1))  # RTNLGRP_IPV4_RULE, RTNLGRP_IPV6_RULE
+# rtnetlink multicast groups (linux/rtnetlink.h) that can change what `ip route get` answers: links (a device
+# down or renamed), and each family's routes and policy rules. Not addresses: an address that matters brings its
+# routes (and IPv6's come and go with router advertisements)
+LINK_GROUPS = 0x1  # RTMGRP_LINK
+FAMILY_GROUPS = {4: 0x40 | 1 << (8 - 1),  # RTMGRP_IPV4_ROUTE, RTNLGRP_IPV4_RULE
+                 6: 0x400 | 1 << (19 - 1)}  # RTMGRP_IPV6_ROUTE, RTNLGRP_IPV6_RULE
 
 
 class RoutingWatch:
@@ -36,18 +38,23 @@ class RoutingWatch:
     def __init__(self) -> None:
         self._sock: socket.socket | None = None
         self._failed = False
+        self._families: frozenset[int] = frozenset()
 
-    def start(self) -> None:
-        """Watch from now on (before the lookups whose answers are kept)."""
-        if self._sock is not None or self._failed:
-            return
+    def start(self, family: int) -> bool:
+        """Watch `family`'s routing from now on (before the lookups whose answers are kept); False when the
+        watch had to start afresh and what was kept before may have missed a change."""
+        if self._failed or (self._sock is not None and family in self._families):
+            return True
+        families = self._families | {family}
+        self.close()
         try:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
-            sock.bind((0, ROUTING_GROUPS))
+            sock.bind((0, LINK_GROUPS | sum(FAMILY_GROUPS[f] for f in families)))
         except OSError:
             self._failed = True
-            return
-        self._sock = sock
+            return False
+        self._sock, self._families = sock, frozenset(families)
+        return False
 
     def changed(self) -> bool:
         if self._sock is None:
@@ -70,6 +77,7 @@ class RoutingWatch:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+            self._families = frozenset()
 
 
 class RouteFinder:
@@ -100,7 +108,8 @@ class RouteFinder:
     def device_for(self, address: str) -> str:
         device = self._devices.get(address)
         if device is None:
-            self._watch.start()
+            if not self._watch.start(6 if ":" in address else 4):
+                self._devices.clear()  # watched afresh: what was kept is asked again
             device = self._devices[address] = self._lookup(address)
         return device
 
