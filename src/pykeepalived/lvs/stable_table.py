@@ -37,15 +37,6 @@ def _name_key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), key=_KEY, digest_size=8).digest(), "big")
 
 
-def _unit(key: int, slot: int) -> float:
-    """A uniform number in (0, 1) for (server, slot): splitmix64 of the two."""
-    x = (key ^ (slot * 0x9E3779B97F4A7C15)) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    x ^= x >> 31
-    return ((x >> 11) + 0.5) / float(1 << 53)
-
-
 def stable_table(pool: Sequence[tuple[str, int]], eligible: Sequence[tuple[str, int]],
                  tables: RecentTables | None = None) -> list[int]:
     """Slot -> index into `eligible` ((name, weight) pairs); `pool` is every configured server (name, weight).
@@ -74,32 +65,20 @@ def stable_table(pool: Sequence[tuple[str, int]], eligible: Sequence[tuple[str, 
         return out
     keys = [(index[name], _name_key(name), weight) for name, weight in live]
     orphans = [slot for slot, mine in enumerate(out) if mine < 0]
-    if len({weight for _, _, weight in keys}) == 1:
-        # one weight: the largest u wins, and u grows with x >> 11 (ties alike), so no logarithm is needed
-        for slot in orphans:
-            mix = slot * 0x9E3779B97F4A7C15
-            best, best_u = -1, -1
-            for mine, key, _ in keys:
-                x = (key ^ mix) & _MASK64
-                x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-                x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-                u = (x ^ (x >> 31)) >> 11
-                if u > best_u:
-                    best, best_u = mine, u
-            out[slot] = best
-        return out
+    # weighted rendezvous: the largest weight / -ln(u) wins an orphaned slot, u in (0, 1) from splitmix64 of the
+    # server's key and the slot (the top 53 bits, + 0.5, over 2^53; written out: 1,000 servers per slot). With one
+    # weight the largest u wins, and u grows with x >> 11 (ties alike), so no logarithm is needed
+    uniform = len({weight for _, _, weight in keys}) == 1
     log = math.log
     for slot in orphans:
-        # weighted rendezvous: the largest weight / -ln(u) wins the orphaned slot (_unit written out: 1,000
-        # servers per slot)
         mix = slot * 0x9E3779B97F4A7C15
         best, best_score = -1, -1.0
         for mine, key, weight in keys:
             x = (key ^ mix) & _MASK64
             x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
             x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-            x ^= x >> 31
-            score = weight / -log(((x >> 11) + 0.5) / _TWO_53)
+            u = (x ^ (x >> 31)) >> 11
+            score = u if uniform else weight / -log((u + 0.5) / _TWO_53)
             if score > best_score:
                 best, best_score = mine, score
         out[slot] = best
