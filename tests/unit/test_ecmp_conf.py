@@ -69,6 +69,13 @@ def test_slot_table_reads_the_servers_behind_the_vmap() -> None:
     ]
     assert slot_table(items) == ["10.19.0.102", "10.19.0.101", "10.19.0.101"]
     assert slot_table([]) == []
+    # the same table in a named slot map (nft_forward's picks), as `nft -j list` shows it
+    named = [*items[:3],
+             {"map": {"family": "netdev", "name": "vs-a-picks", "type": "integer", "map": "verdict", "elem": [
+                 [0, {"goto": {"target": "vs-a-2"}}], [1, {"goto": {"target": "vs-a-1"}}],
+                 [2, {"goto": {"target": "vs-a-1"}}]]}},
+             {"rule": {"chain": "vs-a", "expr": [{"vmap": {"key": {"jhash": {}}, "data": "@vs-a-picks"}}]}}]
+    assert slot_table(named) == ["10.19.0.102", "10.19.0.101", "10.19.0.101"]
 
 
 def test_flow_elements_reads_plain_and_timed_elements() -> None:

@@ -180,12 +180,15 @@ def _counter(ns: Netns, name: str) -> int:
 def slot_table(items: list[dict[str, Any]]) -> list[str]:
     """A stateless DR service's slot table from `nft -j list table netdev pykeepalived_lvs`: the server per slot.
 
-    The service chain's vmap sends slot k to a real server's chain, whose rule
-    ends in `fwd ... to ADDRESS`; with one service in the table there is one
-    such vmap (the first one found is taken).
+    The service chain's vmap (a literal map, or a named slot map's elements)
+    sends slot k to a real server's chain, whose rule ends in `fwd ... to
+    ADDRESS`; with one service in the table there is one such vmap (the first
+    one found is taken).
     """
     server_of: dict[str, str] = {}
     vmaps: list[list[Any]] = []
+    named = {str(item["map"].get("name")): item["map"].get("elem", []) for item in items
+             if isinstance(item.get("map"), dict)}  # the slot maps (nft_rules: slot maps) and their elements
     for item in items:
         rule = item.get("rule")
         if not isinstance(rule, dict):
@@ -194,10 +197,11 @@ def slot_table(items: list[dict[str, Any]]) -> list[str]:
             if "fwd" in expr:
                 server_of[str(rule["chain"])] = str(expr["fwd"].get("addr"))
             vmap = expr.get("vmap") if isinstance(expr, dict) else None
-            if isinstance(vmap, dict) and isinstance(vmap.get("data"), dict):
-                elements = vmap["data"].get("set")
-                if isinstance(elements, list):
-                    vmaps.append(elements)
+            data = vmap.get("data") if isinstance(vmap, dict) else None
+            if isinstance(data, str) and data.startswith("@") and data[1:] in named:
+                vmaps.append(named[data[1:]])
+            elif isinstance(data, dict) and isinstance(data.get("set"), list):
+                vmaps.append(data["set"])
     if not vmaps:
         return []
     slots: list[tuple[int, str]] = []
