@@ -250,6 +250,22 @@ async def measure(sched: str, weights: tuple[int, ...], mode: str, n: int) -> di
     return result
 
 
+def one_down(backend: NftablesBackend, up: VirtualService, runs: int) -> dict[str, float]:
+    """`up` applied, then real server 100 k of it down, `runs` times: the down applies' wall and CPU times."""
+    times, cpu = [], []
+    for k in range(runs):
+        backend.apply_now(DesiredTable((up,)))
+        # the other 999 stay the same objects, as the checker keeps them (check/plan.py, one per state)
+        dests = tuple(replace(d, alive=False) if i == 100 * k else d for i, d in enumerate(up.destinations))
+        down = DesiredTable((replace(up, destinations=dests),))
+        c0, t0 = time.process_time(), time.perf_counter()
+        backend.apply_now(down)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)  # this process's CPU, kernel work for its syscalls included
+    return {"median": round(statistics.median(times), 4), "min": round(min(times), 4),
+            "max": round(max(times), 4), "cpu_median": round(statistics.median(cpu), 4)}
+
+
 PATHS = ("dr", "dr_stateless", "stateless_nat")
 
 
@@ -279,17 +295,9 @@ def path_timings(runs: int = 3) -> dict[str, Any]:
             t0 = time.perf_counter()
             backend.apply_now(DesiredTable((up,)))
             load = time.perf_counter() - t0
-            times, cpu = [], []
-            for k in range(runs):
-                dests = tuple(replace(d, alive=False) if i == 100 * k else d for i, d in enumerate(up.destinations))
-                c0, t0 = time.process_time(), time.perf_counter()
-                backend.apply_now(DesiredTable((replace(up, destinations=dests),)))
-                times.append(time.perf_counter() - t0)
-                cpu.append(time.process_time() - c0)
-                backend.apply_now(DesiredTable((up,)))
+            timed = one_down(backend, up, runs)
             backend.close_now()
-            out[path] = {"median": round(statistics.median(times), 4), "cpu_median": round(statistics.median(cpu), 4),
-                         "load": round(load, 4)}
+            out[path] = {"median": timed["median"], "cpu_median": timed["cpu_median"], "load": round(load, 4)}
     finally:
         run_cmd(["ip", "link", "del", "pkbench0"])
     return out
@@ -305,21 +313,9 @@ def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS, compare: bool 
     for sched in schedulers:
         for direct in paths:
             backend = NftablesBackend(direct_elements=direct)
-            up = service(sched, (1,) * 1000, n_real=1000)
-            times, cpu = [], []
-            for k in range(5):
-                backend.apply_now(DesiredTable((up,)))
-                # the other 999 stay the same objects, as the checker keeps them (check/plan.py, one per state)
-                dests = tuple(replace(d, alive=False) if i == 100 * k else d for i, d in enumerate(up.destinations))
-                down = DesiredTable((replace(up, destinations=dests),))
-                c0, t0 = time.process_time(), time.perf_counter()
-                backend.apply_now(down)
-                times.append(time.perf_counter() - t0)
-                cpu.append(time.process_time() - c0)  # this process's CPU, kernel work for its syscalls included
+            runs[direct]["one_of_1000_real_servers_down_s"][sched] = one_down(
+                backend, service(sched, (1,) * 1000, n_real=1000), 5)
             backend.close_now()
-            runs[direct]["one_of_1000_real_servers_down_s"][sched] = {
-                "median": round(statistics.median(times), 4), "min": round(min(times), 4),
-                "max": round(max(times), 4), "cpu_median": round(statistics.median(cpu), 4)}
     for sched in schedulers:
         table = DesiredTable(tuple(service(sched, (1, 1, 1), vip=f"10.30.{i // 250}.{i % 250 + 1}",
                                            name=f"vs{i}") for i in range(1000)))

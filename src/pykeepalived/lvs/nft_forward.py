@@ -269,10 +269,8 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
                svc.persistence_granularity)
         part = parts.get(key)
         if part is None:
-            if len(parts) >= rules.TEXT_CACHE_MAX:
-                parts.clear()
-            part = parts[key] = _dest_part(fam, base, number, dest.address, device, mtu, hashed, tun, proto,
-                                           svc.persistence_timeout_s, client)
+            part = rules.remember(parts, key, _dest_part(fam, base, number, dest.address, device, mtu, hashed, tun,
+                                                         proto, svc.persistence_timeout_s, client))
         rs.chains[part.chain] = {}
         rs.rules[part.chain] = part.rules
         rs.refs[part.chain] = part.refs
@@ -327,18 +325,7 @@ def _stateless_pick(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: s
     table = service_table(svc, list(dests), ctx.tables)  # its base kept from apply to apply
     if not table:
         return []
-    return [_picks(rs, base, table, dests, per_dest, ctx, rules.selector(fam, svc, len(table)))]
-
-
-def _picks(rs: rules.Ruleset, base: str, table: Sequence[int], dests: Sequence[Destination],
-           per_dest: dict[str, str], ctx: rules.BuildContext, pick: Json) -> Json:
-    """`vmap` from `pick` over the service's slot map of verdicts (nft_rules' slot maps): a change rewrites the
-    slots that moved, where a literal map of 65,521 slots was sent and parsed whole at every apply (0.5 s)."""
-    chains = [per_dest[d.name] for d in dests]
-    texts = [ctx.goto_text(chain) for chain in chains]
-    name = rs.slot_map(f"{base}-picks", "verdict", texts, table,
-                       {text: frozenset({chain}) for text, chain in zip(texts, chains)})
-    return {"vmap": {"key": pick, "data": f"@{name}"}}
+    return [rules.picks(rs, f"{base}-picks", table, dests, per_dest, ctx, rules.selector(fam, svc, len(table)))]
 
 
 def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, per_dest: dict[str, str],
@@ -364,7 +351,7 @@ def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, pe
         table = rules.slot_table(svc, dests, ctx)
         pick = rules.selector(fam, svc, len(table))
     if table and (key is not None or rules.in_slot_map(svc, table)):
-        rs.rule(base, _picks(rs, base, table, dests, per_dest, ctx, pick))
+        rs.rule(base, rules.picks(rs, f"{base}-picks", table, dests, per_dest, ctx, pick))
     elif table:  # a short rr/wrr cycle or random: in the rule, as nft_rules keeps it
         rs.rule(base, {"vmap": {"key": pick, "data": {"set": [
             [slot, {"goto": {"target": per_dest[dests[i].name]}}] for slot, i in enumerate(table)]}}})

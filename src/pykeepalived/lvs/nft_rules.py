@@ -77,7 +77,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..config.vocabulary import LOAD_SCHEDULERS
 from . import maglev, sched
@@ -100,6 +100,8 @@ FLOW_SET_SIZE = 1 << 20
 PORT_PROTOCOLS = ("tcp", "udp", "sctp")
 
 Json = dict[str, Any]
+K = TypeVar("K")
+V = TypeVar("V")
 Load = tuple[int, int]  # active, inactive connections
 
 
@@ -156,12 +158,12 @@ class BuildContext:
         and 0 give the same text), not by a new (address, port) pair per server.
         """
         text = self.nat_targets.get(dest.name)
-        return text if text is not None else _remember(self.nat_targets, dest.name, _nat_target_text(dest))
+        return text if text is not None else remember(self.nat_targets, dest.name, _nat_target_text(dest))
 
     def goto_text(self, chain: str) -> str:
         """A verdict slot map's `goto chain` as JSON text, one object per chain at every build (as nat_target)."""
         text = self.goto_texts.get(chain)
-        return text if text is not None else _remember(self.goto_texts, chain, json.dumps(_goto(chain), sort_keys=True))
+        return text if text is not None else remember(self.goto_texts, chain, json.dumps(_goto(chain), sort_keys=True))
     fallbacks: dict[str, str] = field(default_factory=dict)  # service -> why pykeepalived_stateless is not honoured
 
     def number(self, service: str, dest: str) -> int:
@@ -224,15 +226,15 @@ SLOT_KEY_TYPEOF = "numgen inc mod 1"  # any 32-bit integer: what numgen and jhas
 
 
 TEXT_CACHE_MAX = 65536
-"""Texts BuildContext.nat_target and goto_text keep at most (a table that outgrows it starts them afresh)."""
+"""Entries each of BuildContext's caches keeps at most (texts, kept parts: one that outgrows it starts afresh)."""
 
 
-def _remember(cache: dict[str, str], key: str, text: str) -> str:
-    """Keep `text` under `key` in one of BuildContext's text caches, bounded by TEXT_CACHE_MAX; `text` back."""
+def remember(cache: dict[K, V], key: K, value: V) -> V:
+    """Keep `value` under `key` in one of BuildContext's caches, bounded by TEXT_CACHE_MAX; `value` back."""
     if len(cache) >= TEXT_CACHE_MAX:
         cache.clear()
-    cache[key] = text
-    return text
+    cache[key] = value
+    return value
 
 
 class SlotKey:
@@ -920,14 +922,24 @@ def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list
     if table and (key is not None or in_slot_map(svc, table)):
         if key is None:
             _record_table(rs, svc, dests, table)
-        chains = [per_dest[d.name] for d in dests]
-        texts = [ctx.goto_text(chain) for chain in chains]
-        name = rs.slot_map(f"{base}-picks", "verdict", texts, table,
-                           {text: frozenset({chain}) for text, chain in zip(texts, chains)})
-        rs.rule(base, {"vmap": {"key": pick, "data": f"@{name}"}})
+        rs.rule(base, picks(rs, f"{base}-picks", table, dests, per_dest, ctx, pick))
     elif table:
         pairs = [(slot, _goto(per_dest[dests[i].name])) for slot, i in enumerate(table)]
         rs.rule(base, {"vmap": {"key": pick, "data": _anon(pairs)}})
+
+
+def picks(rs: Ruleset, name: str, table: Sequence[int], dests: Sequence[Destination], per_dest: Mapping[str, str],
+          ctx: BuildContext, pick: Json) -> Json:
+    """`vmap` from `pick` over slot map `name` of verdicts (slot i -> goto the chain of dests[table[i]]).
+
+    The per-server chains of DR/TUN and persistence, DR/TUN from ingress and
+    stateless NAT's errors about a reply all pick a chain this way; a change
+    rewrites the slots that moved (module docstring: slot maps).
+    """
+    chains = [per_dest[d.name] for d in dests]
+    texts = [ctx.goto_text(chain) for chain in chains]
+    slots = rs.slot_map(name, "verdict", texts, table, {text: frozenset({chain}) for text, chain in zip(texts, chains)})
+    return {"vmap": {"key": pick, "data": f"@{slots}"}}
 
 
 def _record_table(rs: Ruleset, svc: VirtualService, dests: list[Destination], table: Sequence[int]) -> None:

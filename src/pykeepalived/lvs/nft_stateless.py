@@ -368,6 +368,8 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         rs.rule(back, _set(_field(proto, "sport"), vport))
     rs.rule(back, _set(_field(ip, "saddr"), vip))
     seen: set[tuple[str, int]] = set()
+    # each server's part kept while what it reads holds: 1,000 servers' 3,000 rules and 2,000 map elements written
+    # out as JSON at every apply were most of a change to one of them (0.1 s)
     parts = ctx.stateless_parts
     icmp_out_rules: list[str] = []
     icmp_out_refs: set[str] = set()
@@ -379,7 +381,7 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         part_key: tuple[Any, ...] = ("out", rs.family.name, vip, vport, proto, endpoint, back)
         part = parts.get(part_key)
         if part is None:
-            part = _remember_part(parts, part_key, _server_part(rs.family, layout, vip, vport, proto, endpoint, back))
+            part = rules.remember(parts, part_key, _server_part(rs.family, layout, vip, vport, proto, endpoint, back))
         for name, elems in part.elements.items():
             rs.elements.setdefault(name, {}).update(elems)
         for name, refs in part.element_refs.items():
@@ -405,7 +407,7 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
             piece = rules.Ruleset(rs.family)
             piece.chain(chain)
             piece.rule(chain, *_icmp_in_rewrite(piece, layout, vip, vport, dest.address, port))
-            part = _remember_part(parts, part_key, piece)
+            part = rules.remember(parts, part_key, piece)
         rs.chains[chain] = {}
         rs.rules[chain] = part.rules[chain]
         rs.refs[chain] = part.refs[chain]
@@ -415,11 +417,7 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         rs.rule(icmp_in, {"goto": {"target": per_dest[dests[0].name]}})
         return
     inner_pick = _jhash([_inner_of_reply(layout, f) for f in fields], len(table))
-    targets = [per_dest[d.name] for d in dests]
-    texts = [ctx.goto_text(chain) for chain in targets]
-    name = rs.slot_map(f"{base}-sl-picks", "verdict", texts, table,
-                       {text: frozenset({chain}) for text, chain in zip(texts, targets)})
-    rs.rule(icmp_in, {"vmap": {"key": inner_pick, "data": f"@{name}"}})
+    rs.rule(icmp_in, rules.picks(rs, f"{base}-sl-picks", table, dests, per_dest, ctx, inner_pick))
 
 
 def _server_part(fam: rules.Family, layout: IcmpLayout, vip: str, vport: int, proto: str, endpoint: tuple[str, int],
@@ -431,18 +429,6 @@ def _server_part(fam: rules.Family, layout: IcmpLayout, vip: str, vport: int, pr
     piece.element(REPLIES_MAP, key, {"goto": {"target": back}})
     piece.element(SOURCES_MAP, key, {"goto": {"target": UNTRACK_CHAIN}})
     _icmp_out(piece, layout, vip, vport, proto, endpoint)
-    return piece
-
-
-def _remember_part(parts: dict[tuple[Any, ...], Any], key: tuple[Any, ...], piece: rules.Ruleset) -> rules.Ruleset:
-    """Keep a server's part of a stateless service (BuildContext.stateless_parts, bounded like its text caches).
-
-    1,000 servers' 3,000 rules and 2,000 map elements written out as JSON at
-    every apply were most of a change to one of them (0.1 s).
-    """
-    if len(parts) >= rules.TEXT_CACHE_MAX:
-        parts.clear()
-    parts[key] = piece
     return piece
 
 
