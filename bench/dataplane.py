@@ -436,7 +436,18 @@ def router_ruleset_summary(router: Netns) -> dict[str, Any]:
     return {"stateless_chains": sorted(c["name"] for c in chains if c["name"].endswith("-sl")),
             "netdev_ingress_chains": sorted(c["name"] for c in chains if c.get("family") == "netdev"
                                             and c.get("hook") == "ingress"),
-            "dup_prerouting": any(c["name"] == "dup_prerouting" for c in chains)}
+            "dup_prerouting": any(c["name"] == "dup_prerouting" for c in chains),
+            "from_ingress": sorted(_ingress_vips(router))}
+
+
+def _ingress_vips(router: Netns) -> set[str]:
+    """The VIPs whose requests leave from the ingress hook (the netdev table's dispatch maps hold them)."""
+    proc = router.run(["nft", "-j", "list", "map", "netdev", "pykeepalived_lvs", "fwd4_ports"], check=False)
+    if proc.returncode != 0:
+        return set()
+    maps = [item["map"] for item in json.loads(proc.stdout)["nftables"] if "map" in item]
+    return {elem[0]["concat"][0] for m in maps for elem in m.get("elem", [])
+            if isinstance(elem, list) and isinstance(elem[0], dict) and "concat" in elem[0]}
 
 
 def apply_timings() -> dict[str, Any]:

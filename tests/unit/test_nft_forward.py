@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pykeepalived.lvs.model import Destination, VirtualService
+from pykeepalived.lvs.model import DataPlaneError, Destination, VirtualService
 from pykeepalived.lvs.nft_forward import NETDEV, refusal
 from pykeepalived.lvs.nft_layout import build_all
 from pykeepalived.lvs.nft_rules import BuildContext, Ruleset
@@ -188,3 +188,77 @@ def test_a_real_server_behind_a_narrower_link_keeps_the_copy_path_which_sends_fr
     assert NETDEV.name not in out and "dup_prerouting" in out["ip"].chains
     out = build_all([vs()], ctx("eth0", mtu={"eth0": 1400}))  # the other way round is no problem
     assert NETDEV.name in out
+
+
+def nat(name: str = "snat", *dests: Destination, **kw: Any) -> VirtualService:
+    """A stateless NAT service (mh over 10.11.12.1-3, port 8080 behind the VIP's 80) unless `kw` says otherwise."""
+    fields: dict[str, Any] = {"method": "NAT", "scheduler": "mh", "stateless": True}
+    fields.update(kw)
+    made = dests or tuple(Destination(f"10.11.12.{i}", 8080, 1, method="NAT") for i in (1, 2, 3))  # type: ignore[arg-type]
+    return vs(name, *made, **fields)
+
+
+def test_stateless_nat_rewrites_and_forwards_its_requests_from_ingress() -> None:
+    out = build_all([nat()], ctx("eth0"))
+    netdev, ip = out[NETDEV.name], out["ip"]
+    assert list(netdev.elements["fwd4_ports"].values()) == [json.dumps({"goto": {"target": "vs-snat"}})]
+    base = rules_of(netdev, "vs-snat")
+    frag = {"&": [{"payload": {"protocol": "ip", "field": "frag-off"}}, 0x3FFF]}
+    assert base[0] == [{"match": {"op": "!=", "left": frag, "right": 0}}, {"accept": None}]
+    assert len(base) == 2 and "jhash" in base[1][0]["vmap"]["key"]
+    assert rules_of(netdev, "vs-snat-2") == [
+        [{"mangle": {"key": {"payload": {"protocol": "tcp", "field": "dport"}}, "value": 8080}}],
+        [{"mangle": {"key": {"payload": {"protocol": "ip", "field": "daddr"}}, "value": "10.11.12.2"}}],
+        [{"fwd": {"dev": "eth1", "family": "ip", "addr": "10.11.12.2"}}]]
+    assert flow_sets(out) == {"ip": [], NETDEV.name: []}
+    # table ip keeps the stateless chains (fragments, replies, ICMP errors) and the conntrack chain (local clients)
+    assert {"sl_prerouting", "sl_postrouting", "vs-snat-sl", "vs-snat-slr"} <= set(ip.chains)
+    assert "nat_prerouting" in ip.chains
+
+
+def test_stateless_nat_picks_the_same_server_on_both_paths() -> None:
+    """A fragment takes table ip's stateless chain, the rest of its flow ingress: the same key, the same table."""
+    cases = [nat(scheduler=s) for s in ("sh", "mh", "dh")]
+    cases += [nat(scheduler="mh", sched_flags=("mh-port",)), nat(scheduler="sh", sched_flags=("sh-port",))]
+    down = (Destination("10.11.12.1", 8080, 1, method="NAT"),  # type: ignore[arg-type]
+            Destination("10.11.12.2", 8080, 1, method="NAT", alive=False),  # type: ignore[arg-type]
+            Destination("10.11.12.3", 8080, 1, method="NAT"))  # type: ignore[arg-type]
+    cases += [nat("snat", *down, pool=tuple((d.name, 1) for d in down))]
+    for svc in cases:
+        out = build_all([svc], ctx("eth0"))
+        ip, netdev = out["ip"], out[NETDEV.name]
+        ingress_pick = rules_of(netdev, "vs-snat")[-1][0]["vmap"]
+        stack_pick = next(stmt["mangle"]["value"]["map"] for rule in rules_of(ip, "vs-snat-sl") for stmt in rule
+                          if "daddr" in json.dumps(stmt.get("mangle", {}).get("key")))
+        assert ingress_pick["key"] == stack_pick["key"], svc
+        by_ingress = [rules_of(netdev, target["goto"]["target"])[-1][0]["fwd"]["addr"]
+                      for _, target in netdev.slot_pairs(ingress_pick["data"])]
+        by_stack = [address for _, address in ip.slot_pairs(stack_pick["data"])]
+        assert by_ingress == by_stack, svc
+        assert "10.11.12.2" not in by_ingress or all(d.alive for d in svc.destinations)
+
+
+def test_stateless_nat_stays_in_the_ip_stack_where_fwd_cannot_serve_it() -> None:
+    assert NETDEV.name not in build_all([nat(scheduler="rr")], ctx("eth0"))  # not stateless: conntrack NAT
+    assert NETDEV.name not in build_all([nat(stateless=False)], ctx("eth0"))
+    # the link to the real servers narrower than another: the IP stack sends "fragmentation needed"
+    assert NETDEV.name not in build_all([nat()], ctx("eth0", mtu={"eth1": 1400}))
+    assert NETDEV.name in build_all([nat()], ctx("eth0", mtu={"eth0": 1400}))
+
+    def routed(address: str) -> str:
+        raise DataPlaneError(f"real server {address} is reached through a gateway")
+
+    behind_gateway = BuildContext(device_for=routed, ingress_devices=lambda: (("eth0", 1500), ("eth1", 1500)))
+    out = build_all([nat()], behind_gateway)
+    assert NETDEV.name not in out and "vs-snat-sl" in out["ip"].chains
+
+
+def test_stateless_nat_over_ipv6_sends_fragments_to_the_stack_by_their_header() -> None:
+    dests = tuple(Destination(f"2001:db8:10::{i}", 80, 1, method="NAT") for i in (1, 2))  # type: ignore[arg-type]
+    netdev = build_all([nat("six", *dests, address="2001:db8::10")], ctx("eth0"))[NETDEV.name]
+    assert rules_of(netdev, "vs-six")[0] == [
+        {"match": {"op": "==", "left": {"exthdr": {"name": "frag"}}, "right": True}}, {"accept": None}]
+    # the VIP's port already: no port rewrite
+    assert rules_of(netdev, "vs-six-1") == [
+        [{"mangle": {"key": {"payload": {"protocol": "ip6", "field": "daddr"}}, "value": "2001:db8:10::1"}}],
+        [{"fwd": {"dev": "eth1", "family": "ip6", "addr": "2001:db8:10::1"}}]]

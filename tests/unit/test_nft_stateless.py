@@ -319,6 +319,7 @@ def test_the_backend_says_once_why_a_service_keeps_its_state(caplog: pytest.LogC
     from pykeepalived.lvs.model import DesiredTable
     from pykeepalived.lvs.nft import NftablesBackend
     backend = NftablesBackend(FakeNft())  # type: ignore[arg-type]
+    backend.ctx.device_for = lambda address: "eth1"  # no route lookup (stateless NAT may take ingress)
     table = DesiredTable((vs("web", scheduler="rr"), vs("fast", rs(4), rs(5), port=81)))
     with caplog.at_level("WARNING", logger="pykeepalived.lvs"):
         backend.apply_now(table)

@@ -400,19 +400,24 @@ class NftablesBackend(DataPlaneBase):
         return f"{what} by someone else; rebuilt it whole ({len(change.commands)} commands)"
 
     def _follow_devices(self) -> str | None:
-        """Rebuild when interfaces or their MTUs changed since the last apply and a DR/TUN service may care.
+        """Rebuild when interfaces or their MTUs changed since the last apply and a service from ingress may care.
 
-        DR's and TUN's ingress chains go on every interface, and a DR service whose real
-        servers' interface has the smaller MTU stays on the copy path
-        (nft_forward.takes), so both follow the interfaces.
+        The ingress chains go on every interface, and a DR or stateless NAT
+        service whose real servers' interface has the smaller MTU stays in
+        the IP stack (nft_forward.takes), so they follow the interfaces.
         """
-        if not any((method := forwarding_or_none(s)) == "DR" or method == "TUN" for s in self.table.services):
+        if not any(self._may_use_ingress(s) for s in self.table.services):
             return None
         if self._ingress_seen == ingress_devices():
             return None
         self.apply_now(self.table)
         now = ", ".join(f"{name} (mtu {mtu})" for name, mtu in self._ingress_seen) or "none"
-        return f"DR from ingress follows the interfaces now: {now}"
+        return f"the paths from ingress follow the interfaces now: {now}"
+
+    @staticmethod
+    def _may_use_ingress(svc: VirtualService) -> bool:
+        method = forwarding_or_none(svc)
+        return method == "DR" or method == "TUN" or (method == "NAT" and svc.stateless)
 
     def _commands(self, wanted: dict[str, Ruleset], fresh: set[str] | None = None) -> Change:
         """The change from what was applied to `wanted`; the `fresh` families are built from scratch."""

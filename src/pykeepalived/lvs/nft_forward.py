@@ -71,7 +71,7 @@ from typing import Any
 
 from . import nft_rules as rules
 from . import sched
-from .model import Destination, VirtualService
+from .model import DataPlaneError, Destination, VirtualService
 from .nft_limits import HASH_SCHEDULERS, IPV4, Family, family_of, forwarding
 from .stable_table import service_table
 
@@ -87,7 +87,7 @@ def _maps(fam: Family) -> tuple[str, str]:
     return f"fwd{tag}_ports", f"fwd{tag}_allports"
 
 
-def takes(svc: VirtualService, ctx: rules.BuildContext) -> bool:
+def takes(svc: VirtualService, ctx: rules.BuildContext, stateless_nat: frozenset[str] = frozenset()) -> bool:
     """Whether this service is forwarded from ingress (else the prerouting copy path builds it).
 
     DR: not when an interface towards one of its real servers has a smaller
@@ -97,16 +97,31 @@ def takes(svc: VirtualService, ctx: rules.BuildContext) -> bool:
     sends, as IPVS does, and path MTU discovery would hang. TUN: only
     stateless (module docstring: its too-long packets take a copy path that
     must pick the same server), with an IPIP device made towards each real
-    server (its MTU known).
+    server (its MTU known). NAT: only the services nft_stateless runs
+    (`stateless_nat`), on DR's MTU condition, and only when every real
+    server is on a directly connected network: `fwd` hands the packet to the
+    neighbour it names, and a server behind a gateway would need the
+    gateway's address (the IP stack's route does that; such a service keeps
+    nft_stateless' prerouting path alone).
     """
     devices = ctx.ingress_devices()
     method = forwarding(svc)
-    if not (method == "DR" or method == "TUN") or not devices:
-        return False
-    if any(d.kind == "fwmark" for d in rules.dispatches(svc)):
+    if not devices or any(d.kind == "fwmark" for d in rules.dispatches(svc)):
         return False
     if method == "TUN":
         return stateless(svc) and all(ctx.tunnel_mtu(d.address) > 0 for d in svc.destinations)
+    if method == "NAT":
+        if svc.name not in stateless_nat:
+            return False
+        try:
+            return _mtus_allow(svc, ctx, devices)
+        except DataPlaneError:  # a server behind a gateway, or none reachable: the IP stack routes it
+            return False
+    return method == "DR" and _mtus_allow(svc, ctx, devices)
+
+
+def _mtus_allow(svc: VirtualService, ctx: rules.BuildContext, devices: tuple[tuple[str, int], ...]) -> bool:
+    """No interface packets may come in on is wider than the one towards any of the service's real servers."""
     mtus = dict(devices)
     largest = max(mtus.values())
     return all(mtus.get(ctx.device_for(d.address), 0) >= largest for d in svc.destinations)
@@ -171,14 +186,33 @@ def finish(rs: rules.Ruleset, devices: tuple[tuple[str, int], ...]) -> None:
 FRAGMENT_BITS = 0x3FFF  # IPv4 frag-off: more-fragments and the offset (not DF)
 
 
+def _fragment_rule(fam: Family) -> list[Json]:
+    """A fragment goes to the IP stack whole: its datagram must not be split between ingress and the stack.
+
+    IPv4: more-fragments or an offset. IPv6: a fragment header (a later
+    fragment has no transport header, so the dispatch would not match it;
+    the first one would).
+    """
+    if fam is IPV4:
+        frag = {"&": [{"payload": {"protocol": "ip", "field": "frag-off"}}, FRAGMENT_BITS]}
+        return [{"match": {"op": "!=", "left": frag, "right": 0}}, {"accept": None}]
+    return [{"match": {"op": "==", "left": {"exthdr": {"name": "frag"}}, "right": True}}, {"accept": None}]
+
+
 def add_cached(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) -> None:
     """`add_service`, merged from the service's last build while nothing it reads changed (nft_rules.build's way).
 
     A change to one service then rebuilds that one alone, as in table ip; a
     change within a service reuses its servers' parts (DestPart).
     """
-    key = (rules._fragment_key(svc, ctx),
-           tuple(ctx.tunnel_mtu(d.address) for d in svc.destinations) if forwarding(svc) == "TUN" else ())
+    method = forwarding(svc)
+    extra: tuple[Any, ...] = ()
+    if method == "TUN":
+        extra = tuple(ctx.tunnel_mtu(d.address) for d in svc.destinations)
+    elif method == "NAT":  # what _fragment_key leaves out for NAT, which numbers no chains in table ip
+        extra = (tuple(ctx.number(svc.name, d.name) for d in svc.destinations),
+                 tuple(ctx.device_for(d.address) for d in svc.destinations))
+    key = (rules._fragment_key(svc, ctx), extra)
     cached = ctx.forward_fragments.get(svc.name)
     if cached is None or not (cached.svc is svc or cached.svc == svc) or cached.key != key:
         piece = rules.Ruleset(rs.family)
@@ -212,7 +246,7 @@ class DestPart:
 
 
 def _dest_part(fam: Family, base: str, number: int, address: str, device: str, mtu: int, hashed: bool, tun: bool,
-               proto: str, persistence_timeout_s: int | None, client: Any) -> DestPart:
+               proto: str, persistence_timeout_s: int | None, client: Any, nat: tuple[int | None] | None) -> DestPart:
     piece = rules.Ruleset(fam)
     chain = piece.chain(f"{base}-{number}")
     names = [chain]
@@ -235,6 +269,12 @@ def _dest_part(fam: Family, base: str, number: int, address: str, device: str, m
     if tun:  # too long for the tunnel: to the IP stack, whose copy path sends the ICMP (or fragments)
         length = {"meta": {"key": "length"}}
         piece.rule(chain, {"match": {"op": ">", "left": length, "right": mtu}}, {"accept": None})
+    if nat is not None:  # stateless NAT: the real server's port (if it differs from the VIP's), then its address
+        port = nat[0]
+        if port is not None:
+            piece.rule(chain, {"mangle": {"key": {"payload": {"protocol": proto, "field": "dport"}}, "value": port}})
+        piece.rule(chain, {"mangle": {"key": {"payload": {"protocol": fam.payload, "field": "daddr"}},
+                                      "value": address}})
     piece.rule(chain, {"fwd": {"dev": device, "family": fam.name, "addr": address}})
     return DestPart(chain, piece.rules[chain], piece.refs[chain], tuple(piece.sets.items()), tuple(names),
                     piece.rules.get(base, ()), piece.refs.get(base, frozenset()))
@@ -250,10 +290,12 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
     ports, allports = _maps(fam)
     for dispatch in rules.dispatches(svc):
         rs.element(ports if dispatch.kind == "port" else allports, dispatch.key, {"goto": {"target": base}})
-    hashed = stateless(svc)
-    if tun:  # a fragment: to the IP stack whole, where defragmentation (if any) and the copy path see its datagram
-        frag = {"&": [{"payload": {"protocol": "ip", "field": "frag-off"}}, FRAGMENT_BITS]}
-        rs.rule(base, {"match": {"op": "!=", "left": frag, "right": 0}}, {"accept": None})
+    nat = forwarding(svc) == "NAT"
+    hashed = nat or stateless(svc)  # NAT: `takes` had it from nft_stateless.choose
+    if tun and fam is IPV4 or nat:
+        # a fragment: to the IP stack whole, where defragmentation (if any) and the copy path (TUN) or
+        # nft_stateless' prerouting chain (NAT) see its datagram
+        rs.rule(base, *_fragment_rule(fam))
     proto = (svc.protocol or "TCP").lower() if svc.kind == "address" else "tcp"
     persist = bool(svc.persistence_timeout_s)
     client = rules._saddr(fam, svc)
@@ -265,12 +307,16 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         number = ctx.number(svc.name, dest.name)
         device = ctx.tunnel_for(dest.address) if tun else ctx.device_for(dest.address)
         mtu = ctx.tunnel_mtu(dest.address) if tun else 0
+        rewrite: tuple[int | None] | None = None
+        if nat:
+            port = dest.port or svc.port
+            rewrite = (port if port and port != svc.port else None,)
         key = (fam.name, base, number, dest.address, device, mtu, hashed, tun, proto, svc.persistence_timeout_s,
-               svc.persistence_granularity)
+               svc.persistence_granularity, rewrite)
         part = parts.get(key)
         if part is None:
             part = rules.remember(parts, key, _dest_part(fam, base, number, dest.address, device, mtu, hashed, tun,
-                                                         proto, svc.persistence_timeout_s, client))
+                                                         proto, svc.persistence_timeout_s, client, rewrite))
         rs.chains[part.chain] = {}
         rs.rules[part.chain] = part.rules
         rs.refs[part.chain] = part.refs

@@ -7,7 +7,9 @@ nft_rules' prerouting copy path; a TUN one too, plus nft_forward's own
 flowless copy path in table ip for its packets too long for the tunnel; a
 NAT service that `nft_stateless.choose` picks is built by nft_rules as
 usual (its conntrack chain serves the router's own clients) and gets its
-stateless chains on top.
+stateless chains on top; where `nft_forward.takes` it too, its requests are
+rewritten and forwarded from ingress, and the table-ip chains see only its
+fragments, its replies and the ICMP errors about it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,12 @@ def build_all(services: Sequence[VirtualService], ctx: BuildContext) -> dict[str
     for svc in services:
         if (why := nft_forward.refusal(svc)) is not None:
             ctx.fallbacks[svc.name] = why
-        (forwarded if nft_forward.takes(svc, ctx) else rest).append(svc)
+        if nft_forward.takes(svc, ctx, stateless):
+            forwarded.append(svc)
+            if svc.name in stateless:  # NAT: its table-ip chains stay (fragments, the way back, local clients)
+                rest.append(svc)
+        else:
+            rest.append(svc)
     out = build(rest, ctx, checked=True)
     for svc in rest:
         if svc.name in stateless:

@@ -88,7 +88,7 @@ class RouteFinder:
     """
 
     def __init__(self) -> None:
-        self._devices: dict[str, str] = {}
+        self._devices: dict[str, str | DataPlaneError] = {}  # a failure too: stateless NAT asks of routed servers
         self._watch = RoutingWatch()
         self._ipr: Any = None
 
@@ -106,11 +106,23 @@ class RouteFinder:
         self._watch.close()
 
     def device_for(self, address: str) -> str:
+        """The interface `address` is reached through, directly (DataPlaneError: no route, or a gateway's).
+
+        A failure is kept as an answer is: stateless NAT asks about every real
+        server to learn whether it may `fwd` from ingress (nft_forward.takes),
+        and servers behind a gateway would otherwise be asked again at each apply.
+        """
         device = self._devices.get(address)
         if device is None:
             if not self._watch.start(6 if ":" in address else 4):
                 self._devices.clear()  # watched afresh: what was kept is asked again
-            device = self._devices[address] = self._lookup(address)
+            try:
+                device = self._devices[address] = self._lookup(address)
+            except DataPlaneError as exc:
+                self._devices[address] = exc
+                raise
+        if isinstance(device, DataPlaneError):
+            raise DataPlaneError(str(device))
         return device
 
     def _lookup(self, address: str) -> str:
