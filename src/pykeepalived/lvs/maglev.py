@@ -29,12 +29,13 @@ import heapq
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from operator import itemgetter
 from typing import cast, overload
 
 from . import sched
 
+DERIVED_MAX = 4  # RecentTables.derived: a service's table now, and the few it had before a flap
 HISTORY_MIN_SLOTS = 4093
 """Smaller tables are built whole: their history would cost more than it saves."""
 
@@ -62,6 +63,19 @@ class RecentTables:
         self._tables: OrderedDict[TableKey, Sequence[int]] = OrderedDict()
         self._runs: OrderedDict[TableKey, MaglevRun] = OrderedDict()
         self.replays = 0  # tables made from a run's history (tests and benches read it)
+        # tables derived from these (stable_table's, by its inputs): one apply asks for a stateless NAT service's
+        # twice (its ingress and table-ip chains), and each costs a rendezvous over every live server per orphan slot
+        self._derived: OrderedDict[Hashable, list[int]] = OrderedDict()
+
+    def derived(self, key: Hashable, make: Callable[[], list[int]]) -> list[int]:
+        """`make()`, kept by `key` among the last DERIVED_MAX (the caller must not change the list it gets)."""
+        table = self._derived.get(key)
+        if table is None:
+            table = self._derived[key] = make()
+            while len(self._derived) > DERIVED_MAX:
+                self._derived.popitem(last=False)
+        self._derived.move_to_end(key)
+        return table
 
     def maglev(self, names: Sequence[str], weights: Sequence[int], size: int) -> Sequence[int]:
         key = (tuple(names), tuple(weights), size)

@@ -1,4 +1,4 @@
-"""DR and TUN without a copy per packet: the netdev family's ingress hook hands the original packet on.
+"""DR, TUN and stateless NAT's requests without the IP stack: the netdev family's ingress hook hands the packet on.
 
 The prerouting path (nft_rules' `dup_prerouting`) copies every packet of a
 DR flow to the real server (`dup`) and drops the original: a copy of the
@@ -51,6 +51,19 @@ with a scheduler that needs flow sets, persistence, or a hash scheduler
 without `pykeepalived_stateless` keep the copy path for every packet, as
 before.
 
+Stateless NAT (a service nft_stateless.choose runs, `takes` says where):
+its requests are rewritten here as nft_stateless' prerouting chain would
+rewrite them (the real server's port, then its address, with nftables'
+checksum updates) and leave with `fwd`, picked by the same key over the
+same stable table (`_stateless_pick`), so that the packets ingress leaves
+to the IP stack (fragments, IPv4 by their offset bits and IPv6 by their
+fragment header, whose datagram must stay whole) reach the same real
+server through the table-ip chain. That chain also keeps the replies, the
+ICMP errors and the router's own clients. Only where every real server is
+on a directly connected network (`fwd` names the neighbour; a server
+behind a gateway keeps the IP stack's route) and DR's MTU condition holds
+(the IP stack sends "fragmentation needed" for a narrower link).
+
 Left on the prerouting path besides: fwmark services (the admin's mangle
 rules set the mark after ingress), DR services whose real servers are
 reached through an interface with a smaller MTU than another (`takes`:
@@ -58,7 +71,10 @@ reached through an interface with a smaller MTU than another (`takes`:
 the router has no interface but `lo`. What changes for users is nothing but
 this: the packet's TTL is decremented (the copy's was not; for TUN the inner
 packet's), and packets that never reach the IP stack are not seen by a
-router's own firewall (the copy bypassed its forward chain too). An
+router's own firewall (the copy bypassed its forward chain too; for
+stateless NAT, the requests no longer pass the router's forward chain,
+nor the `ip` tables' prerouting and postrouting hooks: a request with a
+TTL of 1 is forwarded with 0, not answered with "time exceeded"). An
 interface that appears after an apply, or an MTU that changes, is followed
 at the next repair check (half a second).
 """

@@ -45,9 +45,17 @@ def stable_table(pool: Sequence[tuple[str, int]], eligible: Sequence[tuple[str, 
     with its current weight and the others with their configured one; a
     server eligible but not in the pool (a sorry server, one added at run
     time) joins the base at the end. Empty when nothing is eligible.
-    `tables` (the data plane's) keeps the base from one apply to the next:
-    a server going down leaves it as it is.
+    `tables` (the data plane's) keeps the base from one apply to the next
+    (a server going down leaves it as it is) and the result, asked for by
+    both of a stateless NAT service's paths (the list is shared: read it only).
     """
+    if tables is not None:
+        return tables.derived(("stable", tuple(pool), tuple(eligible)), lambda: _stable_table(pool, eligible, tables))
+    return _stable_table(pool, eligible, None)
+
+
+def _stable_table(pool: Sequence[tuple[str, int]], eligible: Sequence[tuple[str, int]],
+                  tables: RecentTables | None) -> list[int]:
     live = [(name, weight) for name, weight in eligible if weight > 0]
     if not live:
         return []
