@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 from operator import itemgetter
 
 from . import sched
@@ -33,7 +34,9 @@ _KEY = b"pykeepalived/stable/v1"  # fixed: changing it moves every fallback slot
 _MASK64 = (1 << 64) - 1
 
 
+@lru_cache(maxsize=1 << 14)
 def _name_key(name: str) -> int:
+    """A server's rendezvous key, remembered: every apply with a server down asks for every live one's."""
     return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), key=_KEY, digest_size=8).digest(), "big")
 
 
