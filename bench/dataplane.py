@@ -28,6 +28,18 @@ through router1:
   through router1, their gateway in this lab, routed and untracked like the
   `direct` anchor's (a raw-table `notrack` during these runs); in a real DR
   set-up they would not touch the director at all.
+- `stateless_ri` (only with `--proto-reply-ingress`, a feasibility
+  experiment, not pykeepalived's data plane): `stateless` with a hand-written
+  table `netdev slreply_proto` on router1 during its runs, whose ingress chain
+  on the inside interface (priority before pykeepalived's) takes the stateless
+  service's replies (saddr 10.11.12.21-23, tcp sport 80, `fib daddr type !=
+  local`), sets the VIP as their source and sends them with `fwd ip to ip
+  daddr device eth0`: the client is on-link, so its own address is the next
+  hop. The replies then skip router1's IP stack as the requests do.
+- `direct_ri` (only with `--proto-direct-ingress`, the same experiment's
+  ceiling): the `direct` path with both directions sent by `fwd` from
+  router1's ingress hooks (no rewrite, no hash): what any design that skips
+  the IP stack both ways could reach at best.
 
 Every mode uses the same wrk settings and the same three real servers: wrk's
 `setup()` gives each thread a target address (one real server per thread for
@@ -88,7 +100,9 @@ VIP_CLIENT = "203.0.113.101"  # the client's source address towards the VIP (see
 RULE_CLIENT = "203.0.113.102"  # ... and towards RULE_VIP
 HAPROXY_PORT = 8080
 HTTP_PORT = 80
-MODES = ("direct", "direct_tracked", "vip", "nat_rule", "haproxy", "stateless", "dr", "dr_flows")
+MODES = ("direct", "direct_ri", "direct_tracked", "vip", "nat_rule", "haproxy", "stateless", "stateless_ri", "dr",
+         "dr_flows")
+EXPERIMENTS = ("direct_ri", "stateless_ri")  # only by their flags (--proto-*-ingress), never by default
 STATELESS_VIP = "203.0.113.20"
 STATELESS_CLIENT = "203.0.113.103"
 DR_VIP = "203.0.113.13"
@@ -101,6 +115,9 @@ RAW_TABLE = "pkbench_notrack"
 RULE_TABLE = "pkbench_natrule"
 RULE_VIP = "203.0.113.12"
 GOAL_OF_DIRECT = 0.9
+PROTO_TABLE = "slreply_proto"  # --proto-reply-ingress: stateless replies from ingress (module docstring)
+PROTO_PRIORITY = -10  # before pykeepalived's netdev chains (priority 0): a packet fwd'd here is stolen
+ROUTER_INSIDE, ROUTER_OUTSIDE = "eth1", "eth0"
 
 HAPROXY_CFG = """\
 global
@@ -242,6 +259,37 @@ def notrack_rules(servers: list[str], mode: str) -> str:
             f"  chain pre {{ type filter hook prerouting priority raw; policy accept;\n{rules}  }}\n}}\n")
 
 
+def proto_reply_rules(counter: bool = False) -> str:
+    """The experiment's ingress chain: stateless replies get the VIP as source and leave by `fwd`, no IP stack.
+
+    `fib daddr type != local` leaves the router's own connections (its
+    checkers' to the same addresses) to the IP stack; nftables updates the IP
+    and TCP checksums for `ip saddr set`. The service maps port 80 to port 80,
+    so the source port stays.
+    """
+    sources = ", ".join(second_address(i) for i in range(1, 4))
+    count = " counter" if counter else ""
+    return (f"table netdev {PROTO_TABLE} {{\n"
+            f"  chain in_{ROUTER_INSIDE} {{ type filter hook ingress device \"{ROUTER_INSIDE}\" "
+            f"priority {PROTO_PRIORITY}; policy accept;\n"
+            f"    ip saddr {{ {sources} }} tcp sport {HTTP_PORT} fib daddr type != local{count} "
+            f"ip saddr set {STATELESS_VIP} fwd ip to ip daddr device \"{ROUTER_OUTSIDE}\"\n"
+            f"  }}\n}}\n")
+
+
+def proto_direct_rules(servers: list[str]) -> str:
+    """The ceiling's ingress chains: the direct flows both ways by `fwd` to their own destination, unchanged."""
+    addrs = ", ".join(servers)
+    chain = ("  chain in_{dev} {{ type filter hook ingress device \"{dev}\" priority {prio}; policy accept;\n"
+             "    {match} fwd ip to ip daddr device \"{out}\"\n  }}\n")
+    return (f"table netdev {PROTO_TABLE} {{\n"
+            + chain.format(dev=ROUTER_OUTSIDE, prio=PROTO_PRIORITY, out=ROUTER_INSIDE,
+                           match=f"ip daddr {{ {addrs} }} tcp dport {HTTP_PORT}")
+            + chain.format(dev=ROUTER_INSIDE, prio=PROTO_PRIORITY, out=ROUTER_OUTSIDE,
+                           match=f"ip saddr {{ {addrs} }} tcp sport {HTTP_PORT} fib daddr type != local")
+            + "}\n")
+
+
 def nat_rule(servers: list[str]) -> str:
     """The one-rule DNAT of lab-facts.md, on a VIP of its own, ahead of pykeepalived's chains."""
     slots = ", ".join(f"{i} : {a}" for i, a in enumerate(servers))
@@ -296,6 +344,8 @@ def targets_for(mode: str, servers: list[str]) -> list[tuple[str, int]]:
         return [(RULE_VIP, HTTP_PORT)]
     if mode in VIPS:
         return [(VIPS[mode], HTTP_PORT)]
+    if mode == "stateless_ri":  # the same service, its replies taken by the prototype
+        return [(STATELESS_VIP, HTTP_PORT)]
     return [(ROUTER_PUBLIC, HAPROXY_PORT)]
 
 
@@ -309,17 +359,30 @@ def tcp_segments_in(ns: Netns) -> int:
     return int(lines[1][lines[0].index("InSegs")])
 
 
+def ip_forwarded(ns: Netns) -> int:
+    """Datagrams the namespace's IP stack forwarded (/proc/net/snmp ForwDatagrams): which packets took the stack."""
+    lines = [line.split() for line in ns.run(["cat", "/proc/net/snmp"]).stdout.splitlines() if line.startswith("Ip:")]
+    return int(lines[1][lines[0].index("ForwDatagrams")])
+
+
 def measure_mode(wrk: Wrk, router: Netns, servers: list[str], mode: str, style: str,
                  duration_s: float, server_ns: list[Netns]) -> dict[str, Any]:
     notrack = mode in ("direct", "dr", "dr_flows")
     if notrack:
         router.run(["nft", "-f", "-"], input=notrack_rules(servers, mode))
+    if mode == "stateless_ri":
+        router.run(["nft", "-f", "-"], input=proto_reply_rules())
+    if mode == "direct_ri":
+        router.run(["nft", "-f", "-"], input=proto_direct_rules(servers))
     try:
         # every mode starts from an empty conntrack table, as the first one did
         router.run(["conntrack", "-F"], check=False)
         before = [tcp_segments_in(ns) for ns in server_ns]
+        forwarded = ip_forwarded(router)
         result = wrk.run(mode, targets_for(mode, servers), style, duration_s)
         got = [tcp_segments_in(ns) - b for ns, b in zip(server_ns, before)]
+        # router1's IP stack's share of the segments: both directions for direct, the replies for stateless
+        result["router_forwarded_per_segment_in"] = round((ip_forwarded(router) - forwarded) / (sum(got) or 1), 3)
         # how evenly the connections landed: wrk's 30 kept-alive connections hashed (mh) over three
         # servers are rarely 10/10/10, where rr and the direct anchor's one-server-per-thread are
         result["server_share"] = [round(g / (sum(got) or 1), 3) for g in got]
@@ -327,15 +390,25 @@ def measure_mode(wrk: Wrk, router: Netns, servers: list[str], mode: str, style: 
     finally:
         if notrack:
             router.run(["nft", "delete", "table", "ip", RAW_TABLE], check=False)
+        if mode in ("stateless_ri", "direct_ri"):
+            router.run(["nft", "delete", "table", "netdev", PROTO_TABLE], check=False)
 
 
 def interleaved_rounds(rounds: int, styles: list[str], modes: Sequence[str],
-                       measure: Callable[[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every mode once per style per round, in turns: a drift of the machine's speed hits every mode alike."""
+                       measure: Callable[[str, str], dict[str, Any]],
+                       swap: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every mode once per style per round, in turns: a drift of the machine's speed hits every mode alike.
+
+    `swap`: two modes that trade places in even rounds, so that neither always follows the other.
+    """
     runs: list[dict[str, Any]] = []
     for round_no in range(1, rounds + 1):
+        order = list(modes)
+        if swap and round_no % 2 == 0 and all(m in order for m in swap):
+            i, j = order.index(swap[0]), order.index(swap[1])
+            order[i], order[j] = order[j], order[i]
         for style in styles:
-            for mode in modes:
+            for mode in order:
                 print(f"round {round_no}: {style} {mode}", file=sys.stderr, flush=True)
                 runs.append({"run": round_no, "style": style, "mode": mode, **measure(mode, style)})
     return runs
@@ -371,6 +444,10 @@ def summarize(runs: list[dict[str, Any]], styles: list[str]) -> tuple[dict[str, 
             "stateless_over_direct": ratio("stateless", "direct"),
             "dr_over_direct": ratio("dr", "direct"),
             "dr_flows_over_direct": ratio("dr_flows", "direct"),
+            "stateless_ri_over_direct": ratio("stateless_ri", "direct"),
+            "direct_ri_over_direct": ratio("direct_ri", "direct"),
+            "stateless_ri_over_direct_ri": ratio("stateless_ri", "direct_ri"),
+            "stateless_ri_over_stateless": ratio("stateless_ri", "stateless"),
             "stateless_over_vip": ratio("stateless", "vip"),
             "stateless_over_haproxy": ratio("stateless", "haproxy"),
             "dr_over_haproxy": ratio("dr", "haproxy"),
@@ -411,6 +488,51 @@ def round_ratios(runs: list[dict[str, Any]], styles: list[str]) -> dict[str, Any
                 per_mode[f"{mode}_over_direct"] = {"median": round(statistics.median(each), 3), "rounds": each}
         out[style] = per_mode
     return out
+
+
+def _conntrack_lines(router: Netns, address: str) -> list[str]:
+    proc = router.run(["conntrack", "-L", "-s", address], check=False)
+    return [line for line in proc.stdout.splitlines() if line.strip()]
+
+
+def _proto_counter(router: Netns) -> dict[str, int]:
+    listed = json.loads(router.run(["nft", "-j", "list", "table", "netdev", PROTO_TABLE]).stdout)["nftables"]
+    for item in listed:
+        for expr in item.get("rule", {}).get("expr", []):
+            if "counter" in expr:
+                return {"packets": expr["counter"]["packets"], "bytes": expr["counter"]["bytes"]}
+    raise BenchError(f"no counter in {PROTO_TABLE}")
+
+
+def check_proto_reply(lab: LvsLab, client: Netns, router: Netns) -> dict[str, Any]:
+    """Before measuring: with the prototype on, the VIP answers, replies take it, no conntrack entry, the router's
+    own connections to the same servers still work (their replies are local: left to the IP stack)."""
+    router.run(["nft", "-f", "-"], input=proto_reply_rules(counter=True))
+    try:
+        router.run(["conntrack", "-F"], check=False)
+        answers = []
+        for _ in range(6):
+            proc = client.run(["curl", "-s", "-m", "2", "--interface", STATELESS_CLIENT,
+                               f"http://{STATELESS_VIP}/whoami"], check=False)
+            if proc.returncode != 0:
+                raise BenchError(f"curl to {STATELESS_VIP} with the prototype on failed ({proc.returncode}): "
+                                 f"{proc.stderr[-400:]}")
+            answers.append(proc.stdout.strip())
+        counter = _proto_counter(router)
+        tracked = _conntrack_lines(router, STATELESS_CLIENT)
+        local = router.run(["curl", "-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}",
+                            f"http://{second_address(1)}/whoami"], check=False).stdout.strip()
+        counts = lab.alive_counts(ROUTER)
+        after = _proto_counter(router)
+        result = {"curl_answers": answers, "reply_packets_taken": counter["packets"],
+                  "conntrack_entries_from_client": tracked, "router_local_curl": local,
+                  "reply_packets_after_local_curl": after["packets"],
+                  "alive_counts": counts}
+        if not counter["packets"] or tracked or local != "200":
+            raise BenchError(f"the reply prototype does not work as meant: {result}")
+        return result
+    finally:
+        router.run(["nft", "delete", "table", "netdev", PROTO_TABLE], check=False)
 
 
 def wait_stateless_ready(lab: LvsLab) -> None:
@@ -479,10 +601,15 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     unknown = set(styles) - set(STYLES)
     if unknown:
         raise BenchError(f"unknown style(s) {', '.join(sorted(unknown))}: choose from {', '.join(STYLES)}")
-    asked = [m for m in args.modes.split(",") if m] if args.modes else list(MODES)
-    if set(asked) - set(MODES):
-        raise BenchError(f"unknown mode(s) {', '.join(sorted(set(asked) - set(MODES)))}: "
-                         f"choose from {', '.join(MODES)}")
+    regular = [m for m in MODES if m not in EXPERIMENTS]
+    asked = [m for m in args.modes.split(",") if m] if args.modes else list(regular)
+    if set(asked) - set(regular):
+        raise BenchError(f"unknown mode(s) {', '.join(sorted(set(asked) - set(regular)))}: "
+                         f"choose from {', '.join(regular)} (the experiments by their flags)")
+    if args.proto_reply_ingress:
+        asked.append("stateless_ri")
+    if args.proto_direct_ingress:
+        asked.append("direct_ri")
     modes = [m for m in MODES if m == "direct" or m in asked]  # the anchor always runs
     for tool in ("wrk", "haproxy", "curl", "conntrack", "nft"):
         if shutil.which(tool) is None:
@@ -511,6 +638,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         for mode, vip in VIPS.items():  # none of them is held by VRRP here: routed to router1
             client.ip("route", "add", f"{vip}/32", "via", ROUTER_PUBLIC, "src", CLIENTS[mode])
         wait_stateless_ready(lab)
+        proto_check = check_proto_reply(lab, client, router) if "stateless_ri" in modes else None
         router.run(["nft", "-f", "-"], input=nat_rule(servers))
         haproxy = HAProxy(router, workdir, servers)
         haproxy.start(client)
@@ -518,7 +646,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         for mode in modes:  # warm-up: caches, ARP, nginx's first accepts
             wrk.run(mode, targets_for(mode, servers), "keepalive", 1)
         runs = interleaved_rounds(args.runs, styles, modes, lambda mode, style: measure_mode(
-            wrk, router, servers, mode, style, args.duration, server_ns))
+            wrk, router, servers, mode, style, args.duration, server_ns),
+            swap=("stateless", "stateless_ri") if args.proto_reply_ingress else None)
         summary, ratios = summarize(runs, styles)
         out: dict[str, Any] = {
             "benchmark": "dataplane",
@@ -532,6 +661,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                          "dr": f"{DR_VIP}: DR from ingress, mh + mh-port, pykeepalived_stateless",
                          "dr_flows": f"{DR_FLOWS_VIP}: DR from ingress, rr with flow sets",
                          "ruleset": router_ruleset_summary(router)},
+            "proto_reply_check": proto_check,
             "anchor_lab_facts": {"nftables_over_direct": 0.85, "haproxy_over_direct": 0.66},
             "goal": {"vip_over_direct_at_least": GOAL_OF_DIRECT, "vip_over_haproxy_above": 1.0,
                      "stateless_and_dr_over_direct_at_least": GOAL_STATELESS_OF_DIRECT,
@@ -562,6 +692,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-apply", dest="apply", action="store_false", help="skip the apply timings")
     parser.add_argument("--modes", default="", help=f"a subset of {','.join(MODES)} (direct always runs; "
                                                      "default all)")
+    parser.add_argument("--proto-reply-ingress", action="store_true",
+                        help="add the mode stateless_ri: stateless with its replies from ingress (an experiment)")
+    parser.add_argument("--proto-direct-ingress", action="store_true",
+                        help="add the mode direct_ri: direct with both directions from ingress (its ceiling)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("bench/dataplane.py needs root (network namespaces)", file=sys.stderr)
