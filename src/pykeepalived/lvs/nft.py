@@ -209,7 +209,7 @@ class Change:
             self.commands += drop_table(fam)
         for write in early or ():
             self.elements.append(ElementChange(fam.name, TABLE, write.name, SLOT_KEY_TYPEOF, write.data_type,
-                                               write.delete, write.add))
+                                               write.delete, write.add, keep_encoded=write.maglev))
             if write.kept and write.add:  # the slots written go, those that changed get their old data again
                 self.undo.append(ElementChange(fam.name, TABLE, write.name, SLOT_KEY_TYPEOF, write.data_type,
                                                [slot for slot, _ in write.add], write.restore))
