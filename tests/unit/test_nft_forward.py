@@ -188,3 +188,32 @@ def test_a_real_server_behind_a_narrower_link_keeps_the_copy_path_which_sends_fr
     assert NETDEV.name not in out and "dup_prerouting" in out["ip"].chains
     out = build_all([vs()], ctx("eth0", mtu={"eth0": 1400}))  # the other way round is no problem
     assert NETDEV.name in out
+
+
+NAT_ONLY = """
+import sys
+from pykeepalived.lvs.model import Destination, VirtualService
+from pykeepalived.lvs.nft_layout import build_all
+from pykeepalived.lvs.nft_rules import BuildContext
+
+nat = VirtualService("web", "address", address="203.0.113.10", port=80, protocol="TCP", scheduler="rr",
+                     destinations=tuple(Destination(f"10.0.0.{i}", 80, 1) for i in range(1, 4)))
+out = build_all([nat], BuildContext())
+assert set(out) == {"ip"} and "vs-web" in out["ip"].chains, out
+print(sorted(m for m in ("pykeepalived.lvs.nft_forward", "pykeepalived.lvs.nft_stateless") if m in sys.modules))
+"""
+
+
+def test_a_nat_only_table_is_built_without_loading_the_ingress_and_stateless_modules() -> None:
+    # their code and classes are about 0.2 MiB the checker of bench/checks.py (NAT, rr) carried for nothing
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-c", NAT_ONLY], capture_output=True, text=True, timeout=60, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -42,8 +42,8 @@ from .conntrack import count_connections
 from .model import DataPlaneBase, DataPlaneError, DesiredTable, VirtualService
 from .nft_diff import SlotWrite, diff, drop_table, fresh_table
 from .nft_elements import ElementChange, ElementWriter
-from .nft_forward import NETDEV
 from .nft_layout import build_all as build
+from .nft_limits import NETDEV
 from .nft_rules import (IPV4, IPV6, SLOT_KEY_TYPEOF, TABLE, BuildContext, Family, Load, Ruleset, forwarding,
                         overloaded_now, service_chain)
 from .routes import RouteFinder
