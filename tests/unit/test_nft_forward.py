@@ -262,3 +262,32 @@ def test_stateless_nat_over_ipv6_sends_fragments_to_the_stack_by_their_header() 
     assert rules_of(netdev, "vs-six-1") == [
         [{"mangle": {"key": {"payload": {"protocol": "ip6", "field": "daddr"}}, "value": "2001:db8:10::1"}}],
         [{"fwd": {"dev": "eth1", "family": "ip6", "addr": "2001:db8:10::1"}}]]
+
+
+NAT_ONLY = """
+import sys
+from pykeepalived.lvs.model import Destination, VirtualService
+from pykeepalived.lvs.nft_layout import build_all
+from pykeepalived.lvs.nft_rules import BuildContext
+
+nat = VirtualService("web", "address", address="203.0.113.10", port=80, protocol="TCP", scheduler="rr",
+                     destinations=tuple(Destination(f"10.0.0.{i}", 80, 1) for i in range(1, 4)))
+out = build_all([nat], BuildContext())
+assert set(out) == {"ip"} and "vs-web" in out["ip"].chains, out
+print(sorted(m for m in ("pykeepalived.lvs.nft_forward", "pykeepalived.lvs.nft_stateless") if m in sys.modules))
+"""
+
+
+def test_a_nat_only_table_is_built_without_loading_the_ingress_and_stateless_modules() -> None:
+    # their code and classes are about 0.2 MiB the checker of bench/checks.py (NAT, rr) carried for nothing
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-c", NAT_ONLY], capture_output=True, text=True, timeout=60, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -24,9 +24,7 @@ import contextlib
 import grp
 import logging
 import os
-import shutil
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -59,7 +57,11 @@ class BgpSpeakerService:
         self.settings = settings
         self.name = name
         self._own_dir = run_dir is None
-        self.run_dir = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="pykeepalived-bgp-"))
+        if run_dir is None:
+            import tempfile  # here, as shutil (_rmtree): it imports shutil, and with it bz2's and lzma's libraries
+
+            run_dir = tempfile.mkdtemp(prefix="pykeepalived-bgp-")
+        self.run_dir = Path(run_dir)
         self.target: frozenset[str] = frozenset()  # what should be announced now
         self.live: frozenset[str] = frozenset()  # what the running bgpd has been told
         self.error: str | None = None  # why it does not announce (None: it does what target says)
@@ -102,7 +104,7 @@ class BgpSpeakerService:
             await asyncio.gather(self._task, return_exceptions=True)
         await self._end_bgpd()
         if self._own_dir:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+            _rmtree(self.run_dir, ignore_errors=True)
 
     async def set_target(self, target: frozenset[str], wait_s: float = COMMAND_TIMEOUT_S) -> None:
         """Announce exactly `target` from now on; returns once bgpd has it (or after wait_s: it goes on trying)."""
@@ -246,7 +248,7 @@ class BgpSpeakerService:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        shutil.rmtree(FRR_CRASH_DIR / f"bgpd.{proc.pid}", ignore_errors=True)
+        _rmtree(FRR_CRASH_DIR / f"bgpd.{proc.pid}", ignore_errors=True)
 
     async def _why_dead(self) -> str:
         proc = self._proc
@@ -289,7 +291,7 @@ class BgpSpeakerService:
             if time.monotonic() > deadline:
                 return
             time.sleep(0.02)  # at start, before the checker's loop has anything else to do
-        shutil.rmtree(FRR_CRASH_DIR / f"bgpd.{pid}", ignore_errors=True)
+        _rmtree(FRR_CRASH_DIR / f"bgpd.{pid}", ignore_errors=True)
 
 
 def _tail(path: Path, lines: int = 3) -> str:
@@ -297,3 +299,11 @@ def _tail(path: Path, lines: int = 3) -> str:
         return " / ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def _rmtree(path: Path | str, ignore_errors: bool = False) -> None:
+    """shutil.rmtree, imported when needed: at module level it mapped bz2's and lzma's libraries into every
+    checker, BGP or not (host/tuning.py's _libc)."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)

@@ -36,7 +36,6 @@ and its worker threads exist, so that all of them run under them.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import resource
@@ -146,7 +145,13 @@ def _set_own_nice(value: int, what: str) -> None:
 
 
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    """The C library the process already has (dlopen(NULL)), with errno kept for ctypes.get_errno.
+
+    Not ctypes.util.find_library("c"): it runs `ldconfig -p` in a subprocess, and importing ctypes.util
+    imports shutil and tempfile, and with them bz2, lzma, zlib and random, whose C libraries stayed mapped
+    in every daemon process (the checker's resident size, bench/checks.py) for a lookup that needs none.
+    """
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def set_process_name(name: str) -> None:

@@ -38,7 +38,9 @@ class SlotWrite:
     `add` gives each slot's data as the slot map's JSON text; `restore`
     undoes the write if the libnftables batch that follows fails: the old
     data of the slots that changed (every added slot is deleted first);
-    `kept` says the map was there before (a new one is simply deleted).
+    `kept` says the map was there before (a new one is simply deleted);
+    `maglev` that the map is a Maglev table's (SlotMap.base), whose data's
+    encodings the element writer keeps (nft_elements: keep_encoded).
     """
 
     name: str
@@ -47,6 +49,7 @@ class SlotWrite:
     add: tuple[tuple[int, str], ...]
     restore: tuple[tuple[int, str], ...]
     kept: bool
+    maglev: bool = False
 
 
 def _obj(family: Family, **fields: Any) -> Json:
@@ -143,7 +146,7 @@ def _early_write(name: str, kept: SlotMap | None, new: SlotMap, deleted: list[in
     size = len(new.data)
     restore = tuple((slot, kept.data[slot]) for slot in deleted if slot < size) if kept is not None else ()
     return SlotWrite(name, new.data_type, tuple(slot for slot in deleted if slot < size),
-                     tuple((slot, new.data[slot]) for slot in added), restore, kept is not None)
+                     tuple((slot, new.data[slot]) for slot in added), restore, kept is not None, new.base is not None)
 
 
 def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None) -> list[Json]:

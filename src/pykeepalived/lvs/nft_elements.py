@@ -17,10 +17,14 @@ slot, in host byte order, as `numgen` and `jhash` leave it) and its data (an
 address, an address and a port, or a verdict `goto`), so each distinct datum
 is encoded once per batch and each element is one `struct` pack; 0.4 us an
 element, 4x faster than libnftables with the kernel's share (docs/dataplane.md).
-Nothing encoded is kept between batches: at 6,000 rr real servers (one
-datum per slot) a cache across batches held 0.9 MiB for the checker's whole
-life (bench/checks.py), to save the encoding of the few slots a later
-change writes.
+What is encoded is kept between batches only for Maglev maps of 4,093
+slots or more (`ElementChange.keep_encoded`, nft_diff's SlotWrite.maglev:
+those built with a history, SlotMap.base): a change to one of 1,000 servers
+rewrites ~430 slots of ~400 servers, whose encodings are then mostly known
+(1 ms of an mh apply). An rr, wrr or load-based map changes a few
+slots per server that changes, so its encodings are made per batch: kept,
+the checker's rr table of 6,000 real servers held them for its whole life
+(0.9 MiB, bench/checks.py) to save microseconds.
 
 What it writes: the elements of existing maps, deleted and added in ONE
 nfnetlink batch (the kernel applies it atomically), every message asking for
@@ -108,10 +112,11 @@ class ElementChange:
     data_type: str
     delete: Sequence[int] = ()
     add: Sequence[tuple[int, str]] = ()
+    keep_encoded: bool = False  # keep the data's encodings for later batches (module docstring: Maglev maps)
 
 
 ENCODED_MAX = 65536
-"""Encoded data an ElementWriter keeps at most (beyond, it starts afresh): a few MiB at worst."""
+"""Encoded data an ElementWriter keeps at most for Maglev maps (beyond, it starts afresh): a few MiB at worst."""
 
 
 def _nla(kind: int, payload: bytes) -> bytes:
@@ -179,8 +184,10 @@ class Batch:
         self.parts: list[bytes] = [_control(NFNL_MSG_BATCH_BEGIN, first_seq)]
         self.names: dict[int, str] = {}  # sequence number -> "map <family> <table> <set>" of each element message
         self.seq = first_seq + 1
-        # data type and text -> encoded: the writer's (ElementWriter.encoded), kept from batch to batch
+        # data type and text -> encoded: the writer's (ElementWriter.encoded), kept from batch to batch for the
+        # changes that ask (keep_encoded); the others' for this batch only
         self._cache: dict[tuple[str, str], bytes] = {} if encoded is None else encoded
+        self._batch_cache: dict[tuple[str, str], bytes] = {}
 
     def add(self, change: ElementChange) -> None:
         """Append `change`'s deletions, then its additions (ElementError if they cannot be written)."""
@@ -209,7 +216,7 @@ class Batch:
                 self.seq += 1
 
     def _elements(self, change: ElementChange) -> Iterator[bytes]:
-        cache, pack = self._cache, _KEY_ELEM.pack
+        cache, pack = self._cache if change.keep_encoded else self._batch_cache, _KEY_ELEM.pack
         for key, text in change.add:
             data = cache.get((change.data_type, text))
             if data is None:
@@ -284,8 +291,8 @@ class ElementWriter:
     def __init__(self) -> None:
         self._sock: socket.socket | None = None
         self._seq = 1
-        # each datum's encoding, kept: a Maglev change rewrites ~450 slots of ~400 servers whose texts are the same
-        # objects at every build (nft_rules' BuildContext), so encoding them again was 1 ms of each apply
+        # each Maglev datum's encoding, kept: a Maglev change rewrites ~450 slots of ~400 servers whose texts are the
+        # same objects at every build (nft_rules' BuildContext), so encoding them again was 1 ms of each apply
         self.encoded: dict[tuple[str, str], bytes] = {}
         self.written = 0  # elements deleted or added by batches the kernel took (tests read it)
 

@@ -88,12 +88,11 @@ from typing import Any
 from . import nft_rules as rules
 from . import sched
 from .model import DataPlaneError, Destination, VirtualService
-from .nft_limits import HASH_SCHEDULERS, IPV4, Family, family_of, forwarding
+from .nft_limits import HASH_SCHEDULERS, IPV4, NETDEV as NETDEV, Family, family_of, forwarding
 from .stable_table import service_table
 
 Json = dict[str, Any]
 
-NETDEV = Family("netdev", "")
 INGRESS_CHAIN = "ingress"
 INGRESS_PRIORITY = 0
 

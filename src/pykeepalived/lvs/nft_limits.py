@@ -39,6 +39,7 @@ class Family:
 
 IPV4 = Family("ip", "ipv4_addr")
 IPV6 = Family("ip6", "ipv6_addr")
+NETDEV = Family("netdev", "")  # DR/TUN from ingress (nft_forward); here so that nft.py names it without that module
 
 
 # --------------------------------------------------------------------------- what a service needs

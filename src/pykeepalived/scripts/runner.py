@@ -22,7 +22,6 @@ import logging
 import os
 import pwd
 import shlex
-import shutil
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,6 +109,8 @@ def _credentials(user: str | None, group: str | None) -> dict[str, object]:
 
 def _no_shebang_fallback(argv: Sequence[str], env: dict[str, str]) -> list[str] | None:
     """An executable file without #! is what execvp and keepalived's system() hand to /bin/sh."""
+    import shutil  # here: at module level it mapped bz2's and lzma's libraries into every daemon (host/tuning.py)
+
     program = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env.get("PATH"))
     return ["/bin/sh", program, *argv[1:]] if program else None
 
