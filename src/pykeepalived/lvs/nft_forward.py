@@ -261,7 +261,8 @@ class DestPart:
 
 
 def _dest_part(fam: Family, base: str, number: int, address: str, device: str, mtu: int, hashed: bool, tun: bool,
-               proto: str, persistence_timeout_s: int | None, client: Any, nat: tuple[int | None] | None) -> DestPart:
+               proto: str, persistence_timeout_s: int | None, client: Any, nat: bool, nat_port: int | None) -> DestPart:
+    """One server's DestPart; `nat`: stateless NAT's rewrite first, with `nat_port` when the VIP's port differs."""
     piece = rules.Ruleset(fam)
     chain = piece.chain(f"{base}-{number}")
     names = [chain]
@@ -284,10 +285,10 @@ def _dest_part(fam: Family, base: str, number: int, address: str, device: str, m
     if tun:  # too long for the tunnel: to the IP stack, whose copy path sends the ICMP (or fragments)
         length = {"meta": {"key": "length"}}
         piece.rule(chain, {"match": {"op": ">", "left": length, "right": mtu}}, {"accept": None})
-    if nat is not None:  # stateless NAT: the real server's port (if it differs from the VIP's), then its address
-        port = nat[0]
-        if port is not None:
-            piece.rule(chain, {"mangle": {"key": {"payload": {"protocol": proto, "field": "dport"}}, "value": port}})
+    if nat:  # stateless NAT: the real server's port (if it differs from the VIP's), then its address
+        if nat_port is not None:
+            piece.rule(chain, {"mangle": {"key": {"payload": {"protocol": proto, "field": "dport"}},
+                                          "value": nat_port}})
         piece.rule(chain, {"mangle": {"key": {"payload": {"protocol": fam.payload, "field": "daddr"}},
                                       "value": address}})
     piece.rule(chain, {"fwd": {"dev": device, "family": fam.name, "addr": address}})
@@ -322,16 +323,14 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         number = ctx.number(svc.name, dest.name)
         device = ctx.tunnel_for(dest.address) if tun else ctx.device_for(dest.address)
         mtu = ctx.tunnel_mtu(dest.address) if tun else 0
-        rewrite: tuple[int | None] | None = None
-        if nat:
-            port = dest.port or svc.port
-            rewrite = (port if port and port != svc.port else None,)
+        port = dest.port or svc.port
+        nat_port = port if nat and port and port != svc.port else None
         key = (fam.name, base, number, dest.address, device, mtu, hashed, tun, proto, svc.persistence_timeout_s,
-               svc.persistence_granularity, rewrite)
+               svc.persistence_granularity, nat, nat_port)
         part = parts.get(key)
         if part is None:
             part = rules.remember(parts, key, _dest_part(fam, base, number, dest.address, device, mtu, hashed, tun,
-                                                         proto, svc.persistence_timeout_s, client, rewrite))
+                                                         proto, svc.persistence_timeout_s, client, nat, nat_port))
         rs.chains[part.chain] = {}
         rs.rules[part.chain] = part.rules
         rs.refs[part.chain] = part.refs
