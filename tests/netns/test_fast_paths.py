@@ -33,7 +33,8 @@ from pathlib import Path
 import pytest
 
 from pykeepalived.lab import LabError, unique_prefix, wait_until
-from pykeepalived.lab.lvs_lab import (HTTP_PORT, LabKind, LvsLab, _url_check)
+from pykeepalived.lab.lvs_lab import (CLIENT_HOST, HTTP_PORT, LabKind, LvsLab, _url_check)
+from pykeepalived.lab.netns import Netns
 from pykeepalived.lab.streams import Conn, through_event
 
 from .vrrp_helpers import needs_root
@@ -162,6 +163,51 @@ def test_every_real_server_gets_flows_and_the_router_keeps_no_state(lab: FastLab
         names = [item["set"]["name"] for item in sets if "set" in item]
         assert names and not [n for n in names if VIP_SL in n and n.endswith("-flows")], names
         assert any(n.endswith("-flows") for n in names)  # the rr service keeps its flow sets
+
+
+def forwarded_by_stack(router: Netns) -> int:
+    """The packets the router's IP stack forwarded so far, IPv4 and IPv6 (what `fwd` from ingress skips)."""
+    ipv4 = router.run(["cat", "/proc/net/snmp"]).stdout.splitlines()
+    names, values = [line.split() for line in ipv4 if line.startswith("Ip:")][:2]
+    ipv6 = dict(line.split() for line in router.run(["cat", "/proc/net/snmp6"]).stdout.splitlines() if line.strip())
+    return int(values[names.index("ForwDatagrams")]) + int(ipv6["Ip6OutForwDatagrams"])
+
+
+def test_requests_and_replies_skip_the_routers_ip_stack(lab: FastLab) -> None:
+    """NAT: both directions from ingress (the lab's routes copy into the maps: route_spans); DR: the requests."""
+    router = lab.router("router1").netns
+    if lab.kind is LabKind.NAT:
+        for family, source in (("4", second_address(1)), ("6", "2001:db8:10::1")):
+            listed = router.run(["nft", "-j", "list", "map", "netdev", "pykeepalived_lvs", f"back{family}"])
+            assert source in listed.stdout, listed.stdout
+            spans = router.run(["nft", "-j", "list", "map", "netdev", "pykeepalived_lvs", f"dev{family}"])
+            assert '"elem"' in spans.stdout, spans.stdout
+    before = forwarded_by_stack(router)
+    for url in (f"http://{VIP_SL}/whoami", f"http://[{VIP6}]/whoami"):
+        for _ in range(10):
+            get(lab, url)
+    forwarded = forwarded_by_stack(router) - before
+    # 20 exchanges of about ten segments each; DR's replies do not cross the director (they go by the gateway)
+    assert forwarded <= 4, f"the router's IP stack forwarded {forwarded} packets of 20 exchanges"
+
+
+def test_the_replies_follow_a_route_added_and_removed(lab: FastLab) -> None:
+    """The copied routes are followed by the repair check (half a second), not only at the next apply."""
+    if lab.kind is not LabKind.NAT:
+        pytest.skip("DR's replies do not cross the director")
+    router = lab.router("router1").netns
+
+    def via_map() -> str:
+        return router.run(["nft", "-j", "list", "map", "netdev", "pykeepalived_lvs", "via4"]).stdout
+
+    router.ip("route", "add", "198.51.100.0/24", "via", f"203.0.113.{CLIENT_HOST}")
+    try:
+        wait_until(lambda: "198.51.100.0" in via_map(), 10, what="the new route in the via4 map")
+        assert "and the routes they send replies by" in router_log(lab)
+    finally:
+        router.ip("route", "del", "198.51.100.0/24")
+    wait_until(lambda: "198.51.100.0" not in via_map(), 10, what="the route gone from the via4 map")
+    assert get(lab, f"http://{VIP_SL}/whoami") in {"rs1", "rs2", "rs3"}
 
 
 def test_ipv6_is_served_statelessly_too(lab: FastLab) -> None:

@@ -13,6 +13,7 @@ from pykeepalived.lvs.model import DataPlaneError, Destination, VirtualService
 from pykeepalived.lvs.nft_forward import NETDEV, refusal
 from pykeepalived.lvs.nft_layout import build_all
 from pykeepalived.lvs.nft_rules import BuildContext, Ruleset
+from pykeepalived.lvs.route_spans import Span
 
 
 def rs(i: int, *, method: str = "DR", alive: bool = True, v6: bool = False) -> Destination:
@@ -291,3 +292,46 @@ def test_a_nat_only_table_is_built_without_loading_the_ingress_and_stateless_mod
                           check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+ONLINK = Span("192.0.2.0", "192.0.2.255", None, 2, "eth0")
+VIA = Span("198.51.100.0", "198.51.100.255", "192.0.2.1", 2, "eth0")
+
+
+def with_routes(context: BuildContext, *spans: Span) -> BuildContext:
+    context.client_spans = lambda version: tuple(spans)
+    return context
+
+
+def test_stateless_nat_replies_are_rewritten_and_sent_by_the_copied_routes() -> None:
+    netdev = build_all([nat()], with_routes(ctx("eth0"), ONLINK, VIA))[NETDEV.name]
+    # every server's replies by their source, to the service's way back
+    assert {json.loads(k)["concat"][0] for k in netdev.elements["back4"]} == {"10.11.12.1", "10.11.12.2", "10.11.12.3"}
+    assert set(netdev.elements["back4"].values()) == {json.dumps({"goto": {"target": "vs-snat-back"}})}
+    assert netdev.sets["dev4"]["flags"] == ["interval"] and netdev.sets["via4"]["map"] == "ipv4_addr"
+    assert netdev.elements["dev4"] == {json.dumps({"range": ["192.0.2.0", "192.0.2.255"]}): "2",
+                                       json.dumps({"range": ["198.51.100.0", "198.51.100.255"]}): "2"}
+    assert list(netdev.elements["via4"].values()) == ['"192.0.2.1"']
+    back = rules_of(netdev, "vs-snat-back")
+    assert back[1] == [{"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}},
+                                  "right": "local"}}, {"accept": None}]  # the router's own connections
+    daddr = {"payload": {"protocol": "ip", "field": "daddr"}}
+    rewrite = [{"mangle": {"key": {"payload": {"protocol": "tcp", "field": "sport"}}, "value": 80}},
+               {"mangle": {"key": {"payload": {"protocol": "ip", "field": "saddr"}}, "value": "203.0.113.10"}}]
+    device = {"map": {"key": daddr, "data": "@dev4"}}
+    assert back[2:] == [
+        [{"match": {"op": "==", "left": daddr, "right": "@via4"}}, *rewrite,
+         {"fwd": {"dev": device, "family": "ip", "addr": {"map": {"key": daddr, "data": "@via4"}}}}],
+        [{"match": {"op": "==", "left": daddr, "right": "@dev4"}}, *rewrite,
+         {"fwd": {"dev": device, "family": "ip", "addr": daddr}}]]
+    assert rules_of(netdev, "ingress-eth0")[-1][1]["vmap"]["data"] == "@back4"
+
+
+def test_stateless_nat_replies_stay_in_the_stack_without_routes_or_with_a_narrower_client_side() -> None:
+    assert not build_all([nat()], ctx("eth0"))[NETDEV.name].elements.get("back4")  # no routing table known
+    narrow = with_routes(ctx("eth0", mtu={"eth0": 1400}), ONLINK)  # replies sized for eth1 (1500) leave by eth0
+    netdev = build_all([nat()], narrow)[NETDEV.name]
+    assert netdev.elements.get("fwd4_ports") and not netdev.elements.get("back4")
+    onlink_only = build_all([nat()], with_routes(ctx("eth0"), ONLINK))[NETDEV.name]
+    assert "@via4" not in json.dumps(rules_of(onlink_only, "vs-snat-back"))
+    assert not onlink_only.elements.get("via4")

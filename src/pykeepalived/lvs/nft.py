@@ -46,6 +46,7 @@ from .nft_layout import build_all as build
 from .nft_limits import NETDEV
 from .nft_rules import (IPV4, IPV6, SLOT_KEY_TYPEOF, TABLE, BuildContext, Family, Load, Ruleset, forwarding,
                         overloaded_now, service_chain)
+from .route_spans import Span
 from .routes import RouteFinder
 from .tunnels import PREFIX as TUNNEL_PREFIX, Tunnels
 
@@ -261,13 +262,15 @@ class NftablesBackend(DataPlaneBase):
         self.tunnels = Tunnels()
         self.ctx = BuildContext(device_for=self.routes.device_for, tunnel_for=self.tunnels.name_for,
                                 consistent=consistent_flows, ingress_devices=lambda: self._ingress_seen,
-                                tunnel_mtu=self.tunnels.mtu_for, checker_notrack_mark=checker_notrack_mark)
+                                tunnel_mtu=self.tunnels.mtu_for, checker_notrack_mark=checker_notrack_mark,
+                                client_spans=self._client_spans)
         if consistent_flows:  # say once what changes for rr/wrr/lc users (docs/dataplane.md)
             log.info("nftables: consistent flows: persistent clients and DR/TUN flows are scheduled by hash, "
                      "alike on every router, so a failover moves none")
         self.applied: dict[str, Ruleset] = {}
         self._fallbacks_said: dict[str, str] = {}  # service -> the reason last logged (pykeepalived_stateless)
         self._ingress_seen: tuple[tuple[str, int], ...] = ()  # interfaces and MTUs at the last apply (DR)
+        self._ingress_names: frozenset[str] = frozenset()  # their names (stateless NAT's replies leave by them)
         self.table = DesiredTable()
         self._started = False
         self.transactions = 0
@@ -305,6 +308,7 @@ class NftablesBackend(DataPlaneBase):
         services = list(table.services)
         self.routes.forget()
         self._ingress_seen = ingress_devices()
+        self._ingress_names = frozenset(name for name, _ in self._ingress_seen)
         try:
             self.tunnels.want([d.address for s in services if _is_tun(s) for d in s.destinations])
             self.ctx.slot_tables = {svc: table for rs in self.applied.values() for svc, table in rs.slot_tables.items()}
@@ -338,6 +342,10 @@ class NftablesBackend(DataPlaneBase):
         self.table = table
         self.tunnels.release_unwanted()
         self._say_fallbacks()
+
+    def _client_spans(self, version: int) -> tuple[Span, ...]:
+        """The main table as spans over the interfaces seen at this apply (nft_forward.reply_spans)."""
+        return self.routes.client_spans(version, self._ingress_names)
 
     def _say_fallbacks(self) -> None:
         """Log, once per reason, a service whose pykeepalived_stateless cannot be honoured (nft_stateless)."""
@@ -438,11 +446,13 @@ class NftablesBackend(DataPlaneBase):
         """
         if not any(self._may_use_ingress(s) for s in self.table.services):
             return None
-        if self._ingress_seen == ingress_devices():
+        moved = self.routes.spans_moved()  # stateless NAT's replies: the routes they were sent by
+        if self._ingress_seen == ingress_devices() and not moved:
             return None
         self.apply_now(self.table)
         now = ", ".join(f"{name} (mtu {mtu})" for name, mtu in self._ingress_seen) or "none"
-        return f"the paths from ingress follow the interfaces now: {now}"
+        routes = " (and the routes they send replies by)" if moved else ""
+        return f"the paths from ingress follow the interfaces{routes} now: {now}"
 
     @staticmethod
     def _may_use_ingress(svc: VirtualService) -> bool:

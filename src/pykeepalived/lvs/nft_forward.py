@@ -89,6 +89,7 @@ from . import nft_rules as rules
 from . import sched
 from .model import DataPlaneError, Destination, VirtualService
 from .nft_limits import HASH_SCHEDULERS, IPV4, NETDEV as NETDEV, Family, family_of, forwarding
+from .route_spans import RoutesRefused, Span
 from .stable_table import service_table
 
 Json = dict[str, Any]
@@ -100,6 +101,16 @@ INGRESS_PRIORITY = 0
 def _maps(fam: Family) -> tuple[str, str]:
     tag = "4" if fam is IPV4 else "6"
     return f"fwd{tag}_ports", f"fwd{tag}_allports"
+
+
+def _reply_maps(fam: Family) -> tuple[str, str, str]:
+    """(stateless NAT replies by source -> their service's chain, spans -> gateway, spans -> interface)."""
+    tag = "4" if fam is IPV4 else "6"
+    return f"back{tag}", f"via{tag}", f"dev{tag}"
+
+
+def _version(fam: Family) -> int:
+    return 4 if fam is IPV4 else 6
 
 
 def takes(svc: VirtualService, ctx: rules.BuildContext, stateless_nat: frozenset[str] = frozenset()) -> bool:
@@ -167,15 +178,41 @@ def empty_ruleset() -> rules.Ruleset:
         ports, allports = _maps(fam)
         rs.sets[ports] = {"_kind": "map", "type": [fam.addr_type, "inet_proto", "inet_service"], "map": "verdict"}
         rs.sets[allports] = {"_kind": "map", "type": [fam.addr_type, "inet_proto"], "map": "verdict"}
+        back, via, dev = _reply_maps(fam)
+        rs.sets[back] = {"_kind": "map", "type": [fam.addr_type, "inet_proto", "inet_service"], "map": "verdict"}
+        rs.sets[via] = {"_kind": "map", "type": fam.addr_type, "map": fam.addr_type, "flags": ["interval"]}
+        rs.sets[dev] = {"_kind": "map", "type": fam.addr_type, "map": "iface_index", "flags": ["interval"]}
     return rs
+
+
+def reply_spans(svc: VirtualService, ctx: rules.BuildContext) -> tuple[Span, ...] | None:
+    """The spans a stateless NAT service's replies are sent by from ingress; None: they stay in the IP stack.
+
+    Only where the routing table can be copied (route_spans) and no
+    interface a reply may leave by is narrower than one a real server of
+    the service is on: `fwd` checks no MTU, and a reply the real server
+    sized for its own link would be dropped without an ICMP error.
+    """
+    try:
+        spans = ctx.client_spans(_version(family_of(svc)))
+    except RoutesRefused:
+        return None
+    if not spans:
+        return None
+    mtus = dict(ctx.ingress_devices())
+    try:
+        widest = max(mtus.get(ctx.device_for(d.address), 0) for d in svc.destinations) if svc.destinations else 0
+    except DataPlaneError:
+        return None
+    return spans if all(mtus.get(span.device, 0) >= widest for span in spans) else None
 
 
 def ingress_chain(device: str) -> str:
     return rules.safe_name(f"{INGRESS_CHAIN}-{device}")
 
 
-def finish(rs: rules.Ruleset, devices: tuple[tuple[str, int], ...]) -> None:
-    """Hook an ingress chain on each of `devices`, with a lookup for each map that holds a service.
+def finish(rs: rules.Ruleset, ctx: rules.BuildContext) -> None:
+    """Hook an ingress chain on each interface, with a lookup for each map that holds a service.
 
     One chain per device: libnftables 1.0.6's JSON takes one `dev` per
     chain (the text syntax's `devices = { ... }` has no JSON form there).
@@ -191,7 +228,17 @@ def finish(rs: rules.Ruleset, devices: tuple[tuple[str, int], ...]) -> None:
                 daddr, l4, {"payload": {"protocol": "th", "field": "dport"}}]}, "data": f"@{ports}"}})
         if rs.elements.get(allports):
             lookups.append({"vmap": {"key": {"concat": [daddr, l4]}, "data": f"@{allports}"}})
-    for device in sorted({name for name, _ in devices}):
+        back, via, dev = _reply_maps(fam)
+        if rs.elements.get(back):  # stateless NAT's replies, and the routes they leave by
+            saddr = {"payload": {"protocol": fam.payload, "field": "saddr"}}
+            lookups.append({"vmap": {"key": {"concat": [
+                saddr, l4, {"payload": {"protocol": "th", "field": "sport"}}]}, "data": f"@{back}"}})
+            for span in ctx.client_spans(_version(fam)):  # as reply_spans had them: kept for the apply
+                key = {"range": [span.first, span.last]}
+                rs.element(dev, key, span.ifindex)
+                if span.gateway is not None:
+                    rs.element(via, key, span.gateway)
+    for device in sorted({name for name, _ in ctx.ingress_devices()}):
         chain = rs.chain(ingress_chain(device), type="filter", hook="ingress", dev=device, prio=INGRESS_PRIORITY,
                          policy="accept")
         for lookup in lookups:
@@ -225,8 +272,10 @@ def add_cached(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) 
     if method == "TUN":
         extra = tuple(ctx.tunnel_mtu(d.address) for d in svc.destinations)
     elif method == "NAT":  # what _fragment_key leaves out for NAT, which numbers no chains in table ip
+        spans = reply_spans(svc, ctx)
         extra = (tuple(ctx.number(svc.name, d.name) for d in svc.destinations),
-                 tuple(ctx.device_for(d.address) for d in svc.destinations))
+                 tuple(ctx.device_for(d.address) for d in svc.destinations),
+                 None if spans is None else any(span.gateway is not None for span in spans))
     key = (rules._fragment_key(svc, ctx), extra)
     cached = ctx.forward_fragments.get(svc.name)
     if cached is None or not (cached.svc is svc or cached.svc == svc) or cached.key != key:
@@ -347,6 +396,41 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
             rs.rule(base, {"match": {"op": "==", "left": client, "right": f"@{base}-{number}-clients"}},
                     {"goto": {"target": per_dest[dest.name]}})
     _schedule(rs, fam, svc, base, per_dest, ctx, hashed)
+    if nat and (spans := reply_spans(svc, ctx)) is not None:
+        _add_replies(rs, fam, svc, base, proto, any(span.gateway is not None for span in spans))
+
+
+def _add_replies(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, proto: str,
+                 via_gateways: bool) -> None:
+    """Stateless NAT's replies from ingress: the VIP and its port as source, then `fwd` by the copied routes.
+
+    As nft_stateless' postrouting chain rewrites them, but sent from the
+    ingress hook of the interface they come in on. Left to the IP stack:
+    fragments (their datagram stays whole), replies for the router itself
+    (its checkers', its local clients': `fib daddr type local`), and replies
+    to an address no copied route forwards (route_spans' holes), which
+    match neither rule and leave the chain unchanged.
+    """
+    back_map, via, dev = _reply_maps(fam)
+    back = rs.chain(f"{base}-back")
+    rs.services[svc.name].append(back)
+    vip, vport = str(svc.address), int(svc.port or 0)
+    for dest in svc.destinations:  # weight 0 too: its flows' last packets
+        rs.element(back_map, {"concat": [dest.address, proto, dest.port or vport]}, {"goto": {"target": back}})
+    rs.rule(back, *_fragment_rule(fam))
+    local = {"fib": {"result": "type", "flags": ["daddr"]}}
+    rs.rule(back, {"match": {"op": "==", "left": local, "right": "local"}}, {"accept": None})
+    daddr = {"payload": {"protocol": fam.payload, "field": "daddr"}}
+    rewrite: list[Json] = []
+    if any((d.port or vport) != vport for d in svc.destinations):
+        rewrite.append({"mangle": {"key": {"payload": {"protocol": proto, "field": "sport"}}, "value": vport}})
+    rewrite.append({"mangle": {"key": {"payload": {"protocol": fam.payload, "field": "saddr"}}, "value": vip}})
+    device = {"map": {"key": daddr, "data": f"@{dev}"}}
+    if via_gateways:  # first: a span with a gateway is in both maps
+        rs.rule(back, {"match": {"op": "==", "left": daddr, "right": f"@{via}"}}, *rewrite,
+                {"fwd": {"dev": device, "family": fam.name, "addr": {"map": {"key": daddr, "data": f"@{via}"}}}})
+    rs.rule(back, {"match": {"op": "==", "left": daddr, "right": f"@{dev}"}}, *rewrite,
+            {"fwd": {"dev": device, "family": fam.name, "addr": daddr}})
 
 
 def add_copy_path(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) -> None:

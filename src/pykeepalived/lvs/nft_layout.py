@@ -56,7 +56,7 @@ def build_all(services: Sequence[VirtualService], ctx: BuildContext) -> dict[str
         netdev = out[nft_forward.NETDEV.name] = nft_forward.empty_ruleset()
         for svc in forwarded:
             nft_forward.add_cached(netdev, svc, ctx)
-        nft_forward.finish(netdev, ctx.ingress_devices())
+        nft_forward.finish(netdev, ctx)
     tunnelled = [svc for svc in forwarded if forwarding(svc) == "TUN"]
     if tunnelled:
         ip = out.setdefault(IPV4.name, empty_ruleset(IPV4))

@@ -83,6 +83,7 @@ from typing import Any, Literal, TypeVar
 from ..config.vocabulary import LOAD_SCHEDULERS
 from . import maglev, sched
 from .model import Destination, VirtualService
+from .route_spans import RoutesRefused, Span
 # re-exported: the checks -t needs live in nft_limits.py, light to import
 from .nft_limits import (HASH_SCHEDULERS as HASH_SCHEDULERS, IPV4 as IPV4, IPV6 as IPV6,
                          MAX_GROUP_ADDRESSES as MAX_GROUP_ADDRESSES, ROUND_SCHEDULERS as ROUND_SCHEDULERS,
@@ -104,6 +105,10 @@ Json = dict[str, Any]
 K = TypeVar("K")
 V = TypeVar("V")
 Load = tuple[int, int]  # active, inactive connections
+
+
+def _no_client_spans(version: int) -> tuple[Span, ...]:
+    raise RoutesRefused("no routing table known")
 
 
 @dataclass
@@ -145,6 +150,9 @@ class BuildContext:
     ingress_devices: Callable[[], tuple[tuple[str, int], ...]] = lambda: ()  # (name, MTU): nft_forward; none: dup
     tunnel_mtu: Callable[[str], int] = lambda address: 0  # our IPIP device's MTU towards a TUN server (nft_forward)
     checker_notrack_mark: int | None = None  # pykeepalived_checker_notrack: its socket mark (add_checker_notrack)
+    # IP version (4, 6) -> the main table as spans for stateless NAT's replies from ingress (route_spans.flatten;
+    # RoutesRefused when it cannot be copied, as by default: no routing table known)
+    client_spans: Callable[[int], tuple[Span, ...]] = field(default=_no_client_spans)
     # the server's name -> a NAT slot map target's JSON text (nat_target); chain -> a verdict map's goto (goto_text)
     nat_targets: dict[str, str] = field(default_factory=dict)
     goto_texts: dict[str, str] = field(default_factory=dict)

@@ -19,6 +19,7 @@ import socket
 from typing import Any
 
 from .model import DataPlaneError
+from .route_spans import Route, RoutesRefused, Span, flatten
 
 # rtnetlink multicast groups (linux/rtnetlink.h) that can change what `ip route get` answers: links (a device
 # down or renamed), and each family's routes and policy rules. Not addresses: an address that matters brings its
@@ -26,6 +27,26 @@ from .model import DataPlaneError
 LINK_GROUPS = 0x1  # RTMGRP_LINK
 FAMILY_GROUPS = {4: 0x40 | 1 << (8 - 1),  # RTMGRP_IPV4_ROUTE, RTNLGRP_IPV4_RULE
                  6: 0x400 | 1 << (19 - 1)}  # RTMGRP_IPV6_ROUTE, RTNLGRP_IPV6_RULE
+
+
+MAIN_TABLE, DEFAULT_TABLE, LOCAL_TABLE = 254, 253, 255
+RTN_UNICAST = 1
+RTNH_F_DEAD = 1
+FR_ACT_TO_TBL = 1
+# the rules every table has: (version, priority, table)
+DEFAULT_RULES = {(4, 0, LOCAL_TABLE), (4, 32766, MAIN_TABLE), (4, 32767, DEFAULT_TABLE),
+                 (6, 0, LOCAL_TABLE), (6, 32766, MAIN_TABLE)}
+PLAIN_RULE_ATTRS = {"FRA_TABLE", "FRA_PRIORITY", "FRA_SUPPRESS_PREFIXLEN", "FRA_PROTOCOL"}
+
+
+def _default_rule(rule: Any, version: int) -> bool:
+    """One of the rules the kernel makes, untouched: no selector, its own priority and table."""
+    table = rule.get_attr("FRA_TABLE") or rule["table"]
+    if rule["action"] != FR_ACT_TO_TBL or rule["src_len"] or rule["dst_len"] or rule["tos"]:
+        return False
+    if any(name not in PLAIN_RULE_ATTRS for name, _ in rule["attrs"]):
+        return False
+    return (version, rule.get_attr("FRA_PRIORITY") or 0, table) in DEFAULT_RULES
 
 
 class RoutingWatch:
@@ -89,12 +110,43 @@ class RouteFinder:
 
     def __init__(self) -> None:
         self._devices: dict[str, str | DataPlaneError] = {}  # a failure too: stateless NAT asks of routed servers
+        # (IP version, the interfaces we send on) -> the main table's spans, or why it cannot be copied
+        self._spans: dict[tuple[int, frozenset[str]], tuple[Span, ...] | RoutesRefused] = {}
         self._watch = RoutingWatch()
         self._ipr: Any = None
 
     def forget(self) -> None:
-        if self._devices and self._watch.changed():
+        if (self._devices or self._spans) and self._watch.changed():
             self._devices.clear()
+            self._spans.clear()
+
+    def spans_moved(self) -> bool:
+        """Whether the client spans asked for since the last apply are now different (the repair check's question).
+
+        Routing messages (a route added, a link down, an interface made
+        again under another index) say that something may have changed;
+        the spans are then read again and compared, so a message that
+        changes nothing we copied (an IPv6 route's lifetime renewed) moves
+        nothing.
+        """
+        if not self._spans or not self._watch.changed():
+            return False
+        old = dict(self._spans)
+        self._devices.clear()
+        self._spans.clear()
+        moved = False
+        for version, devices in old:
+            try:
+                new: tuple[Span, ...] | RoutesRefused = self.client_spans(version, devices)
+            except RoutesRefused as exc:
+                new = exc
+            before = old[(version, devices)]
+            if isinstance(new, RoutesRefused) or isinstance(before, RoutesRefused):
+                moved = moved or str(new) != str(before) or type(new) is not type(before)
+            else:
+                moved = moved or new != before
+        self.release()
+        return moved
 
     def release(self) -> None:
         if self._ipr is not None:
@@ -125,14 +177,74 @@ class RouteFinder:
             raise DataPlaneError(str(device))
         return device
 
-    def _lookup(self, address: str) -> str:
-        from pyroute2 import IPRoute  # type: ignore[import-untyped]
+    def client_spans(self, version: int, devices: frozenset[str]) -> tuple[Span, ...]:
+        """The main table flattened for replies sent from ingress through `devices` (route_spans.flatten).
+
+        RoutesRefused when it cannot be copied: policy rules besides the
+        default ones, routes in table `default`, or what `flatten` refuses.
+        Kept, the refusal too, while routing does not change.
+        """
+        key = (version, devices)
+        spans = self._spans.get(key)
+        if spans is None:
+            if not self._watch.start(version):
+                self._devices.clear()
+                self._spans.clear()
+            try:
+                spans = self._spans[key] = flatten(self._main_routes(version, devices), version)
+            except RoutesRefused as exc:
+                self._spans[key] = exc
+                raise
+        if isinstance(spans, RoutesRefused):
+            raise RoutesRefused(str(spans))
+        return spans
+
+    def _main_routes(self, version: int, devices: frozenset[str]) -> list[Route]:
         from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
+        family = socket.AF_INET if version == 4 else socket.AF_INET6
         try:
-            if self._ipr is None:
-                self._ipr = IPRoute()
-            ipr = self._ipr
+            ipr = self._connection()
+            for rule in ipr.get_rules(family=family):
+                if not _default_rule(rule, version):
+                    raise RoutesRefused(f"policy routing rule {rule.get_attr('FRA_PRIORITY') or 0} "
+                                        f"(only local, main and default are followed)")
+            found: list[Route] = []
+            names: dict[int, str] = {}
+            for msg in ipr.route("dump", family=family):
+                table = msg.get_attr("RTA_TABLE") or msg["table"]
+                if table == DEFAULT_TABLE:
+                    raise RoutesRefused("table default holds routes (only main is followed)")
+                if table != MAIN_TABLE or msg["flags"] & RTNH_F_DEAD:
+                    continue
+                dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if version == 4 else "::")
+                oif = msg.get_attr("RTA_OIF") or 0
+                if oif and oif not in names:
+                    try:
+                        names[oif] = socket.if_indextoname(oif)
+                    except OSError:
+                        names[oif] = ""
+                device = names.get(oif, "")
+                found.append(Route(network=f"{dst}/{msg['dst_len']}", metric=msg.get_attr("RTA_PRIORITY") or 0,
+                                   forwards=msg["type"] == RTN_UNICAST and device in devices,
+                                   gateway=msg.get_attr("RTA_GATEWAY"), ifindex=oif, device=device,
+                                   multipath=msg.get_attr("RTA_MULTIPATH") is not None))
+            return found
+        except (NetlinkError, OSError) as exc:
+            raise RoutesRefused(f"cannot read the routing table: {exc}") from exc
+
+    def _connection(self) -> Any:
+        from pyroute2 import IPRoute  # type: ignore[import-untyped]
+
+        if self._ipr is None:
+            self._ipr = IPRoute()
+        return self._ipr
+
+    def _lookup(self, address: str) -> str:
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        try:
+            ipr = self._connection()
             routes = ipr.route("get", dst=address)
             if not routes:
                 raise DataPlaneError(f"no route to real server {address}")
