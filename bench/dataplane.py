@@ -559,12 +559,14 @@ def router_ruleset_summary(router: Netns) -> dict[str, Any]:
             "netdev_ingress_chains": sorted(c["name"] for c in chains if c.get("family") == "netdev"
                                             and c.get("hook") == "ingress"),
             "dup_prerouting": any(c["name"] == "dup_prerouting" for c in chains),
-            "from_ingress": sorted(_ingress_vips(router))}
+            "from_ingress": sorted(_ingress_vips(router)),
+            "replies_from_ingress": sorted(_ingress_vips(router, "back4"))}
 
 
-def _ingress_vips(router: Netns) -> set[str]:
-    """The VIPs whose requests leave from the ingress hook (the netdev table's dispatch maps hold them)."""
-    proc = router.run(["nft", "-j", "list", "map", "netdev", "pykeepalived_lvs", "fwd4_ports"], check=False)
+def _ingress_vips(router: Netns, name: str = "fwd4_ports") -> set[str]:
+    """The VIPs whose requests leave from the ingress hook (the netdev table's dispatch maps hold them), or with
+    `back4`, the real-server addresses whose stateless NAT replies do."""
+    proc = router.run(["nft", "-j", "list", "map", "netdev", "pykeepalived_lvs", name], check=False)
     if proc.returncode != 0:
         return set()
     maps = [item["map"] for item in json.loads(proc.stdout)["nftables"] if "map" in item]

@@ -209,6 +209,20 @@ def test_the_replies_follow_a_route_added_and_removed(lab: FastLab) -> None:
     wait_until(lambda: "198.51.100.0" not in via_map(), 10, what="the route gone from the via4 map")
     assert get(lab, f"http://{VIP_SL}/whoami") in {"rs1", "rs2", "rs3"}
 
+    def replies_taken() -> bool:
+        listed = router.run(["nft", "-j", "list", "map", "netdev", "pykeepalived_lvs", "back4"]).stdout
+        return second_address(1) in listed
+
+    # a policy rule cannot be copied: the replies go back to the IP stack, and come back when it goes
+    router.ip("rule", "add", "from", "198.51.100.0/24", "lookup", "100", "pref", "1000")
+    try:
+        wait_until(lambda: not replies_taken(), 10, what="the replies given back to the IP stack")
+        assert "go through the IP stack, not from ingress: policy routing rule 1000" in router_log(lab)
+        assert get(lab, f"http://{VIP_SL}/whoami") in {"rs1", "rs2", "rs3"}
+    finally:
+        router.ip("rule", "del", "pref", "1000")
+    wait_until(replies_taken, 10, what="the replies from ingress again")
+
 
 def test_ipv6_is_served_statelessly_too(lab: FastLab) -> None:
     served = {get(lab, f"http://[{VIP6}]/whoami") for _ in range(12)}

@@ -46,7 +46,7 @@ from .nft_layout import build_all as build
 from .nft_limits import NETDEV
 from .nft_rules import (IPV4, IPV6, SLOT_KEY_TYPEOF, TABLE, BuildContext, Family, Load, Ruleset, forwarding,
                         overloaded_now, service_chain)
-from .route_spans import Span
+from .route_spans import RoutesRefused, Span
 from .routes import RouteFinder
 from .tunnels import PREFIX as TUNNEL_PREFIX, Tunnels
 
@@ -271,6 +271,7 @@ class NftablesBackend(DataPlaneBase):
         self._fallbacks_said: dict[str, str] = {}  # service -> the reason last logged (pykeepalived_stateless)
         self._ingress_seen: tuple[tuple[str, int], ...] = ()  # interfaces and MTUs at the last apply (DR)
         self._ingress_names: frozenset[str] = frozenset()  # their names (stateless NAT's replies leave by them)
+        self._spans_said: dict[int, str] = {}  # IP version -> why its routes were last refused, as logged
         self.table = DesiredTable()
         self._started = False
         self.transactions = 0
@@ -344,8 +345,21 @@ class NftablesBackend(DataPlaneBase):
         self._say_fallbacks()
 
     def _client_spans(self, version: int) -> tuple[Span, ...]:
-        """The main table as spans over the interfaces seen at this apply (nft_forward.reply_spans)."""
-        return self.routes.client_spans(version, self._ingress_names)
+        """The main table as spans over the interfaces seen at this apply (nft_forward.reply_spans).
+
+        Why it cannot be copied is logged once per reason: the stateless NAT
+        replies then cross the IP stack, slower but as before.
+        """
+        try:
+            spans = self.routes.client_spans(version, self._ingress_names)
+        except RoutesRefused as exc:
+            if self._spans_said.get(version) != str(exc):
+                log.info("nftables: stateless NAT replies (IPv%d) go through the IP stack, not from ingress: %s",
+                         version, exc)
+                self._spans_said[version] = str(exc)
+            raise
+        self._spans_said.pop(version, None)
+        return spans
 
     def _say_fallbacks(self) -> None:
         """Log, once per reason, a service whose pykeepalived_stateless cannot be honoured (nft_stateless)."""

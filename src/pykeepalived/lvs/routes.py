@@ -217,6 +217,10 @@ class RouteFinder:
                     raise RoutesRefused("table default holds routes (only main is followed)")
                 if table != MAIN_TABLE or msg["flags"] & RTNH_F_DEAD:
                     continue
+                if msg.get_attr("RTA_NH_ID") is not None:
+                    raise RoutesRefused("a route uses a nexthop object (ip nexthop), which is not copied")
+                if msg["tos"] or msg["src_len"]:
+                    raise RoutesRefused("a route selects by TOS or source, which interval maps cannot")
                 dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if version == 4 else "::")
                 oif = msg.get_attr("RTA_OIF") or 0
                 if oif and oif not in names:
@@ -225,8 +229,14 @@ class RouteFinder:
                     except OSError:
                         names[oif] = ""
                 device = names.get(oif, "")
+                # a hole where fwd would do it wrong: an IPv6 next hop for IPv4 (RTA_VIA), a route's own MTU
+                # (fwd checks none; the stack sends "fragmentation needed")
+                metrics = msg.get_attr("RTA_METRICS")
+                own_mtu = metrics is not None and bool(metrics.get_attr("RTAX_MTU"))
+                forwards = (msg["type"] == RTN_UNICAST and device in devices and not own_mtu
+                            and msg.get_attr("RTA_VIA") is None)
                 found.append(Route(network=f"{dst}/{msg['dst_len']}", metric=msg.get_attr("RTA_PRIORITY") or 0,
-                                   forwards=msg["type"] == RTN_UNICAST and device in devices,
+                                   forwards=forwards,
                                    gateway=msg.get_attr("RTA_GATEWAY"), ifindex=oif, device=device,
                                    multipath=msg.get_attr("RTA_MULTIPATH") is not None))
             return found
