@@ -324,7 +324,9 @@ def test_stateless_nat_replies_are_rewritten_and_sent_by_the_copied_routes() -> 
          {"fwd": {"dev": device, "family": "ip", "addr": {"map": {"key": daddr, "data": "@via4"}}}}],
         [{"match": {"op": "==", "left": daddr, "right": "@dev4"}}, *rewrite,
          {"fwd": {"dev": device, "family": "ip", "addr": daddr}}]]
-    assert rules_of(netdev, "ingress-eth0")[-1][1]["vmap"]["data"] == "@back4"
+    # looked up first where the real servers are (eth1), not at all elsewhere
+    assert [rule[1]["vmap"]["data"] for rule in rules_of(netdev, "ingress-eth1")] == ["@back4", "@fwd4_ports"]
+    assert [rule[1]["vmap"]["data"] for rule in rules_of(netdev, "ingress-eth0")] == ["@fwd4_ports"]
 
 
 def test_stateless_nat_replies_stay_in_the_stack_without_routes_or_with_a_narrower_client_side() -> None:

@@ -216,10 +216,16 @@ def finish(rs: rules.Ruleset, ctx: rules.BuildContext) -> None:
 
     One chain per device: libnftables 1.0.6's JSON takes one `dev` per
     chain (the text syntax's `devices = { ... }` has no JSON form there).
+    Stateless NAT's replies are looked up only on the interfaces its real
+    servers are on (`ctx.reply_devices`, which add_cached filled), first
+    there: they are most of what comes in on them, and each would otherwise
+    miss the requests' lookups before. A reply that comes in elsewhere (a
+    real server that routes back another way) crosses the IP stack.
     """
     host = {"match": {"op": "==", "left": {"meta": {"key": "pkttype"}}, "right": "host"}}
     l4 = {"meta": {"key": "l4proto"}}
     lookups: list[Json] = []
+    replies: list[Json] = []
     for fam in (rules.IPV4, rules.IPV6):
         ports, allports = _maps(fam)
         daddr = {"payload": {"protocol": fam.payload, "field": "daddr"}}
@@ -231,7 +237,7 @@ def finish(rs: rules.Ruleset, ctx: rules.BuildContext) -> None:
         back, via, dev = _reply_maps(fam)
         if rs.elements.get(back):  # stateless NAT's replies, and the routes they leave by
             saddr = {"payload": {"protocol": fam.payload, "field": "saddr"}}
-            lookups.append({"vmap": {"key": {"concat": [
+            replies.append({"vmap": {"key": {"concat": [
                 saddr, l4, {"payload": {"protocol": "th", "field": "sport"}}]}, "data": f"@{back}"}})
             for span in ctx.client_spans(_version(fam)):  # as reply_spans had them: kept for the apply
                 key = {"range": [span.first, span.last]}
@@ -241,8 +247,9 @@ def finish(rs: rules.Ruleset, ctx: rules.BuildContext) -> None:
     for device in sorted({name for name, _ in ctx.ingress_devices()}):
         chain = rs.chain(ingress_chain(device), type="filter", hook="ingress", dev=device, prio=INGRESS_PRIORITY,
                          policy="accept")
-        for lookup in lookups:
+        for lookup in (replies + lookups if device in ctx.reply_devices else lookups):
             rs.rule(chain, host, lookup)
+    ctx.reply_devices.clear()
 
 
 FRAGMENT_BITS = 0x3FFF  # IPv4 frag-off: more-fragments and the offset (not DF)
@@ -273,8 +280,10 @@ def add_cached(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) 
         extra = tuple(ctx.tunnel_mtu(d.address) for d in svc.destinations)
     elif method == "NAT":  # what _fragment_key leaves out for NAT, which numbers no chains in table ip
         spans = reply_spans(svc, ctx)
-        extra = (tuple(ctx.number(svc.name, d.name) for d in svc.destinations),
-                 tuple(ctx.device_for(d.address) for d in svc.destinations),
+        devices = tuple(ctx.device_for(d.address) for d in svc.destinations)
+        if spans is not None:  # its replies come in there: finish puts their lookup first on those
+            ctx.reply_devices.update(devices)
+        extra = (tuple(ctx.number(svc.name, d.name) for d in svc.destinations), devices,
                  None if spans is None else any(span.gateway is not None for span in spans))
     key = (rules._fragment_key(svc, ctx), extra)
     cached = ctx.forward_fragments.get(svc.name)

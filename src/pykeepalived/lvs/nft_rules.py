@@ -153,6 +153,7 @@ class BuildContext:
     # IP version (4, 6) -> the main table as spans for stateless NAT's replies from ingress (route_spans.flatten;
     # RoutesRefused when it cannot be copied, as by default: no routing table known)
     client_spans: Callable[[int], tuple[Span, ...]] = field(default=_no_client_spans)
+    reply_devices: set[str] = field(default_factory=set)  # where those replies come in, this build (nft_forward)
     # the server's name -> a NAT slot map target's JSON text (nat_target); chain -> a verdict map's goto (goto_text)
     nat_targets: dict[str, str] = field(default_factory=dict)
     goto_texts: dict[str, str] = field(default_factory=dict)
