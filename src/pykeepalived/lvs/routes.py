@@ -190,6 +190,8 @@ class RouteFinder:
             if not self._watch.start(version):
                 self._devices.clear()
                 self._spans.clear()
+            for stale in [k for k in self._spans if k[0] == version]:  # the interfaces were others then
+                del self._spans[stale]
             try:
                 spans = self._spans[key] = flatten(self._main_routes(version, devices), version)
             except RoutesRefused as exc:
