@@ -192,20 +192,34 @@ def test_requests_and_replies_skip_the_routers_ip_stack(lab: FastLab) -> None:
 
 
 def test_the_replies_follow_a_route_added_and_removed(lab: FastLab) -> None:
-    """The copied routes are followed by the repair check (half a second), not only at the next apply."""
+    """The copied routes are followed by the repair check (half a second), not only at the next apply.
+
+    The route added makes the client a gateway to 198.51.100.0/24, where it
+    holds an address of its own: requests from that address get their
+    replies through the `via4` span, sent to the gateway by `fwd` with no
+    help from router1's IP stack.
+    """
     if lab.kind is not LabKind.NAT:
         pytest.skip("DR's replies do not cross the director")
     router = lab.router("router1").netns
+    behind = "198.51.100.5"
 
     def via_map() -> str:
         return router.run(["nft", "-j", "list", "map", "netdev", "pykeepalived_lvs", "via4"]).stdout
 
+    lab.client.netns.ip("addr", "add", f"{behind}/32", "dev", "lo")
     router.ip("route", "add", "198.51.100.0/24", "via", f"203.0.113.{CLIENT_HOST}")
     try:
         wait_until(lambda: "198.51.100.0" in via_map(), 10, what="the new route in the via4 map")
         assert "and the routes they send replies by" in router_log(lab)
+        before = forwarded_by_stack(router)
+        served = {get(lab, f"http://{VIP_SL}/whoami", "--interface", behind) for _ in range(10)}
+        assert served <= {"rs1", "rs2", "rs3"} and len(served) >= 2
+        forwarded = forwarded_by_stack(router) - before
+        assert forwarded <= 2, f"the router's IP stack forwarded {forwarded} packets of 10 exchanges"
     finally:
         router.ip("route", "del", "198.51.100.0/24")
+        lab.client.netns.ip("addr", "del", f"{behind}/32", "dev", "lo")
     wait_until(lambda: "198.51.100.0" not in via_map(), 10, what="the route gone from the via4 map")
     assert get(lab, f"http://{VIP_SL}/whoami") in {"rs1", "rs2", "rs3"}
 
