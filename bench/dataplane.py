@@ -20,7 +20,9 @@ through router1:
   `mh-port` with `pykeepalived_stateless`, to the same nginx processes on
   second addresses of the real servers (10.11.12.21-23: a real server's
   address and port may serve one stateless service and no other NAT
-  service); no conntrack entry in either direction.
+  service); no conntrack entry in either direction, requests and replies
+  sent from router1's ingress hooks (the JSON's `settings.ruleset`:
+  `from_ingress` lists the VIPs, `replies_from_ingress` the real servers).
 - `dr`: DR from the ingress hook (`fwd`, no copy), 203.0.113.13, `mh` +
   `mh-port` with `pykeepalived_stateless` (no flow sets), the real servers
   holding the VIP on `lo`; `dr_flows`: the same DR path with rr and its
@@ -35,7 +37,8 @@ through router1:
   service's replies (saddr 10.11.12.21-23, tcp sport 80, `fib daddr type !=
   local`), sets the VIP as their source and sends them with `fwd ip to ip
   daddr device eth0`: the client is on-link, so its own address is the next
-  hop. The replies then skip router1's IP stack as the requests do.
+  hop. Since pykeepalived sends these replies from ingress itself (session
+  21), this compares the prototype's one rule with the built back chain.
 - `direct_ri` (only with `--proto-direct-ingress`, the same experiment's
   ceiling): the `direct` path with both directions sent by `fwd` from
   router1's ingress hooks (no rewrite, no hash): what any design that skips
