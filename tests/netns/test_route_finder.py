@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import subprocess
 import sys
 
@@ -17,6 +19,7 @@ pytestmark = [pytest.mark.netns, needs_root]
 # runs in the namespace: one lookup, the same apply again (kept), then the server's network moves to the other
 # interface (asked again); a neighbour entry and an IPv6 address change nothing an IPv4 lookup depends on (kept)
 INSIDE = """
+import json
 import subprocess
 from pykeepalived.lvs.routes import RouteFinder
 finder = RouteFinder()
@@ -53,5 +56,70 @@ def test_answers_are_kept_until_routing_changes() -> None:
         out = subprocess.run(ns.argv([sys.executable, "-c", INSIDE]), capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert out.stdout.split("\n")[:5] == ["pa0 1", "pa0 1", "pb0 2", "pb0 2", "pb0 2"]
+    finally:
+        ns.delete()
+
+
+# runs in the namespace: the main table as spans (route_spans), what is left out, what is refused, and whether a
+# change is seen by spans_moved (the repair check's question)
+SPANS = """
+import json, subprocess
+from pykeepalived.lvs.routes import RouteFinder
+from pykeepalived.lvs.route_spans import RoutesRefused
+finder = RouteFinder()
+devices = frozenset({"pa0", "pb0"})
+def ip(*argv):
+    subprocess.run(["ip", *argv], check=True)
+def show():
+    finder.forget()
+    try:
+        return [[s.first, s.last, s.gateway, s.device] for s in finder.client_spans(4, devices)]
+    except RoutesRefused as exc:
+        return str(exc)
+    finally:
+        finder.release()
+print(json.dumps(show()))
+ip("route", "add", "blackhole", "198.51.100.0/24")
+ip("route", "add", "203.0.113.0/24", "via", "10.77.0.9", "mtu", "1400")
+print(json.dumps(show()))
+print(json.dumps(finder.spans_moved()))
+ip("route", "add", "192.0.2.0/24", "via", "10.78.0.9")
+print(json.dumps(finder.spans_moved()))
+print(json.dumps(finder.spans_moved()))
+ip("rule", "add", "from", "10.99.0.0/16", "lookup", "100", "pref", "1000")
+print(json.dumps(show()))
+ip("rule", "del", "pref", "1000")
+ip("route", "replace", "default", "nexthop", "via", "10.77.0.9", "nexthop", "via", "10.78.0.9")
+print(json.dumps(show()))
+finder.close()
+"""
+
+
+def test_the_main_table_as_spans_and_what_cannot_be_copied() -> None:
+    ns = Netns(unique_prefix("rts"))
+    ns.create()
+    try:
+        setup = ("link set lo up\nlink add pa0 type veth peer name pa1\nlink add pb0 type veth peer name pb1\n"
+                 "link set pa0 up\nlink set pa1 up\nlink set pb0 up\nlink set pb1 up\n"
+                 "addr add 10.77.0.1/16 dev pa0\naddr add 10.78.0.1/16 dev pb0\n"
+                 "route add default via 10.77.0.254\n")
+        subprocess.run(["ip", "-n", ns.name, "-batch", "-"], input=setup, text=True, check=True)
+        out = subprocess.run(ns.argv([sys.executable, "-c", SPANS]), capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        first, holes, moved, added, again, rule, multipath = [json.loads(line) for line in out.stdout.splitlines()]
+        assert ["10.77.0.0", "10.77.255.255", None, "pa0"] in first  # on the link: to the destination itself
+        assert ["10.78.0.0", "10.78.255.255", None, "pb0"] in first
+        assert ["1.0.0.0", "10.76.255.255", "10.77.0.254", "pa0"] in first  # the default route, by its gateway
+        assert not any(s[0].startswith(("127.", "224.")) for s in first)  # loopback and multicast: holes
+        # a blackhole and a route with its own MTU are holes (the IP stack answers for them)
+        for inside in ("198.51.100.1", "203.0.113.1"):
+            address = ipaddress.ip_address(inside)
+            assert not any(ipaddress.ip_address(s[0]) <= address <= ipaddress.ip_address(s[1]) for s in holes)
+        assert ["198.51.101.0", "203.0.112.255", "10.77.0.254", "pa0"] in holes
+        assert ["203.0.114.0", "223.255.255.255", "10.77.0.254", "pa0"] in holes
+        assert moved is False  # nothing changed since the spans were read
+        assert added is True and again is False  # a new route moves them once
+        assert rule.startswith("policy routing rule 1000")
+        assert "several next hops" in multipath
     finally:
         ns.delete()
