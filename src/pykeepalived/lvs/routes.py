@@ -166,8 +166,7 @@ class RouteFinder:
         """
         device = self._devices.get(address)
         if device is None:
-            if not self._watch.start(6 if ":" in address else 4):
-                self._devices.clear()  # watched afresh: what was kept is asked again
+            self._watched(6 if ":" in address else 4)
             try:
                 device = self._devices[address] = self._lookup(address)
             except DataPlaneError as exc:
@@ -176,6 +175,12 @@ class RouteFinder:
         if isinstance(device, DataPlaneError):
             raise DataPlaneError(str(device))
         return device
+
+    def _watched(self, version: int) -> None:
+        """Watch `version`'s routing before a lookup whose answer is kept; watched afresh, what was kept goes."""
+        if not self._watch.start(version):
+            self._devices.clear()
+            self._spans.clear()
 
     def client_spans(self, version: int, devices: frozenset[str]) -> tuple[Span, ...]:
         """The main table flattened for replies sent from ingress through `devices` (route_spans.flatten).
@@ -187,9 +192,7 @@ class RouteFinder:
         key = (version, devices)
         spans = self._spans.get(key)
         if spans is None:
-            if not self._watch.start(version):
-                self._devices.clear()
-                self._spans.clear()
+            self._watched(version)
             for stale in [k for k in self._spans if k[0] == version]:  # the interfaces were others then
                 del self._spans[stale]
             try:
