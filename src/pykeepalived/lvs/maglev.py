@@ -64,11 +64,11 @@ class RecentTables:
         self._runs: OrderedDict[TableKey, MaglevRun] = OrderedDict()
         self.replays = 0  # tables made from a run's history (tests and benches read it)
         # tables derived from these (stable_table's, by its inputs): one apply asks for a stateless NAT service's
-        # twice (its ingress and table-ip chains), and each costs a rendezvous over every live server per orphan slot
-        self._derived: OrderedDict[Hashable, list[int]] = OrderedDict()
+        # twice (its ingress and table-ip chains)
+        self._derived: OrderedDict[Hashable, Sequence[int]] = OrderedDict()
 
-    def derived(self, key: Hashable, make: Callable[[], list[int]]) -> list[int]:
-        """`make()`, kept by `key` among the last DERIVED_MAX (the caller must not change the list it gets)."""
+    def derived(self, key: Hashable, make: Callable[[], Sequence[int]]) -> Sequence[int]:
+        """`make()`, kept by `key` among the last DERIVED_MAX (the caller must not change the table it gets)."""
         table = self._derived.get(key)
         if table is None:
             table = self._derived[key] = make()
@@ -158,6 +158,34 @@ class MaglevTable(Sequence[int]):
         return isinstance(other, Sequence) and tuple(self.ints()) == tuple(other)
 
     __hash__ = None  # type: ignore[assignment]
+
+    def slots_of(self, backends: set[int]) -> list[int]:
+        """The slots whose backend is one of `backends` (this table's indices), from the run's record of claims.
+
+        In the run's claims, not a scan of every slot: stable_table asks it
+        for the few servers down (a server of 1,000 holds about 65 slots).
+        """
+        run, mapping, owners = self.run, self.mapping, self.owners
+        runs = backends if mapping is None else {r for r, index in enumerate(mapping) if index in backends}
+        claim_slot, claims, position = run.claim_slot, run.claims, run.position
+        slots = [slot for r in runs if r in position for t in claims[position[r]]
+                 if (slot := claim_slot[t]) not in owners]
+        slots.extend(slot for slot, index in owners.items() if index in backends)
+        return slots
+
+    def renumbered(self, index_of: Sequence[int], owners: dict[int, int]) -> MaglevTable:
+        """This table with backend i written as index_of[i] (-1: none), and `owners` patched over it.
+
+        `owners` must name every slot whose backend maps to -1: a table's
+        slot never holds -1. The run and its texts stay shared, so a map made
+        from the result still compares with the run's others slot by slot
+        in the patched slots alone (SlotMap.base).
+        """
+        run, mapping = self.run, self.mapping
+        composed = tuple(index_of) if mapping is None else tuple(index_of[i] if i >= 0 else -1 for i in mapping)
+        patched = {slot: index_of[index] for slot, index in self.owners.items()}
+        patched.update(owners)
+        return MaglevTable(run, composed, patched)
 
     def texts(self, texts: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
         """(slot -> texts[its backend], the run's full table in texts, the slots that differ from it).

@@ -350,7 +350,8 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
     rs.rule(forward, {"notrack": None})
     if dests:
         dest_ports = [_rs_port(svc, d) or vport for d in dests]
-        used = {dest_ports[i] for i in set(table)}
+        distinct = set(dest_ports)  # mostly one port: the table (65,521 slots) need not be read for it
+        used = distinct if len(distinct) == 1 and table else {dest_ports[i] for i in set(table)}
         if len(used) > 1:  # the port first: dh hashes the destination address, rewritten next
             rs.rule(forward, _set(_field(proto, "dport"), {"map": {"key": pick, "data": _anon(
                 [(slot, dest_ports[i]) for slot, i in enumerate(table)])}}))
