@@ -198,6 +198,20 @@ def test_errors_about_a_reply_go_to_the_server_the_request_hash_gives() -> None:
         assert inner["key"]["payload"]["offset"] == 160 and inner["value"] == int(ipaddress.IPv4Address(address))
 
 
+def test_a_server_going_down_changes_the_tables_slots_and_no_chain() -> None:
+    from pykeepalived.lvs.nft_diff import diff
+    ctx = BuildContext()
+    servers = [rs(i) for i in range(1, 41)]  # 4,093 slots with one down too: the conntrack chain's rule stays
+    before = build_all([vs("web", *servers)], ctx)
+    servers[1] = rs(2, alive=False)
+    after = build_all([vs("web", *servers)], ctx)
+    assert set(after["ip"].chains) == set(before["ip"].chains)  # its error chain stays, unused
+    early: list[Any] = []
+    commands = diff(before["ip"], after["ip"], early)
+    assert not any("chain" in verb or "rule" in verb for cmd in commands for verb in cmd.values())
+    assert early  # the slots, written by the element writer
+
+
 def test_errors_about_a_request_get_the_vip_in_their_inner_header() -> None:
     ruleset, _ = build_ip(vs("web", rs(1, 8080)))
     from_server, about = rules_of(ruleset, ICMP_OUT_CHAIN)

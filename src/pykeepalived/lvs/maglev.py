@@ -36,6 +36,7 @@ from typing import cast, overload
 from . import sched
 
 DERIVED_MAX = 4  # RecentTables.derived: a service's table now, and the few it had before a flap
+TEXTS_KEPT = 4  # MaglevRun.texts_of: the kinds of texts a run's table is written in, kept (512 KiB each at 65,521)
 HISTORY_MIN_SLOTS = 4093
 """Smaller tables are built whole: their history would cost more than it saves."""
 
@@ -262,7 +263,7 @@ class MaglevRun:
                 if not left:
                     break
         self.table = table if self.live else []
-        self._texts: tuple[tuple[str | None, ...], tuple[str, ...]] | None = None  # (by backend, by slot): texts_of
+        self._texts: list[tuple[tuple[str | None, ...], tuple[str, ...]]] = []  # (by backend, by slot): texts_of
         self.claim_slot = claim_slot
         self.claim_by = claim_by
         self.passed = passed
@@ -326,22 +327,31 @@ class MaglevRun:
         """This run's full table with each slot's backend written as `by_backend[backend]`; kept for the next call.
 
         A table without some backends passes None for them (its own texts
-        rewrite all their slots): they are read from the last call's, so the
+        rewrite all their slots): they are read from a kept call's, so the
         full table's texts, made when the pool was whole, serve every table
         of a server or two less at no cost. Compared by identity first: the
         data plane's texts are one object per server (BuildContext.nat_target).
+        The last TEXTS_KEPT kinds are kept: a stateless NAT service writes
+        one run's table four ways (its conntrack targets, its addresses,
+        two kinds of chains), and making each again at every apply also
+        made the maps' diff compare every slot (SlotMap.base).
         """
-        known = self._texts
-        if known is not None:
-            key, texts = known
-            for i, text in enumerate(by_backend):
-                if text is None:
-                    by_backend[i] = key[i]
-            if tuple(by_backend) == key:
+        kept = self._texts
+        for at, (key, texts) in enumerate(kept):
+            if len(key) != len(by_backend):
+                continue
+            filled = [key[i] if text is None else text for i, text in enumerate(by_backend)]
+            if tuple(filled) == key:
+                if at:
+                    kept.insert(0, kept.pop(at))
                 return texts
+        if kept and len(kept[0][0]) == len(by_backend):
+            key = kept[0][0]
+            by_backend = [key[i] if text is None else text for i, text in enumerate(by_backend)]
         texts = cast(tuple[str, ...], itemgetter(*self.table)(by_backend)) if len(self.table) > 1 \
             else tuple(cast(str, by_backend[i]) for i in self.table)
-        self._texts = (tuple(by_backend), texts)
+        kept.insert(0, (tuple(by_backend), texts))
+        del kept[TEXTS_KEPT:]
         return texts
 
     def _removed(self, names: Sequence[str], weights: Sequence[int]) -> tuple[set[int], list[int]] | None:

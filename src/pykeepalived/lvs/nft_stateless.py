@@ -399,7 +399,11 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
     if not dests:
         return
     per_dest: dict[str, str] = {}
-    for dest in dests:
+    # every server's chain, down ones too (as the way back): a server going down then changes the slots alone, which
+    # the element writer sends without a libnftables transaction (deleting its chain cost one: about 8 ms)
+    for dest in svc.destinations:
+        if dest.name in per_dest:
+            continue
         chain = f"{base}-sli-{ctx.number(svc.name, dest.name)}"
         port = _rs_port(svc, dest) or vport
         part_key = ("in", rs.family.name, vip, vport, dest.address, port, chain)
