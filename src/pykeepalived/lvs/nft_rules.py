@@ -156,6 +156,7 @@ class BuildContext:
     # the server's name -> a NAT slot map target's JSON text (nat_target); chain -> a verdict map's goto (goto_text)
     nat_targets: dict[str, str] = field(default_factory=dict)
     goto_texts: dict[str, str] = field(default_factory=dict)
+    address_texts: dict[str, str] = field(default_factory=dict)  # address -> its JSON text (address_text)
 
     def nat_target(self, dest: Destination) -> str:
         """`_nat_target_text` of `dest`, made once per server: a slot map of 1,000 servers asks 1,000 times.
@@ -168,6 +169,11 @@ class BuildContext:
         """
         text = self.nat_targets.get(dest.name)
         return text if text is not None else remember(self.nat_targets, dest.name, _nat_target_text(dest))
+
+    def address_text(self, address: str) -> str:
+        """An address slot map's datum as JSON text, one object per address at every build (as nat_target)."""
+        text = self.address_texts.get(address)
+        return text if text is not None else remember(self.address_texts, address, json.dumps(address))
 
     def goto_text(self, chain: str) -> str:
         """A verdict slot map's `goto chain` as JSON text, one object per chain at every build (as nat_target)."""

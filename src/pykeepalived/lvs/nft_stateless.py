@@ -59,7 +59,6 @@ service also keeps its conntrack chain for the router's own clients.
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -360,7 +359,7 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         if len(dests) == 1:
             rs.rule(forward, _set(_field(ip, "daddr"), dests[0].address))
         else:  # a slot map (nft_rules' module docstring): a change rewrites the slots that moved
-            texts = [json.dumps(d.address) for d in dests]
+            texts = [ctx.address_text(d.address) for d in dests]
             name = rs.slot_map(f"{base}-sl-addrs", f"{ip} daddr", texts, table)
             rs.rule(forward, _set(_field(ip, "daddr"), {"map": {"key": pick, "data": f"@{name}"}}))
 
