@@ -135,7 +135,8 @@ class BuildContext:
     fragments: dict[str, Fragment] = field(default_factory=dict)  # service -> its last build (see build)
     forward_fragments: dict[str, Fragment] = field(default_factory=dict)  # the same for nft_forward.add_service
     forward_parts: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # nft_forward.DestPart, by what it reads
-    stateless_parts: dict[tuple[Any, ...], Ruleset] = field(default_factory=dict)  # nft_stateless's, the same way
+    # nft_stateless's per-server parts and their merged pieces (_add_servers), by what they read
+    stateless_parts: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     spreads: dict[tuple[int, ...], tuple[int, ...]] = field(default_factory=dict)  # counts -> sched.spread
 
     def spread(self, counts: Sequence[int]) -> tuple[int, ...]:
