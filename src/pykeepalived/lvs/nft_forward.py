@@ -309,6 +309,48 @@ class DestPart:
     base_refs: frozenset[str]
 
 
+@dataclass(frozen=True)
+class Servers:
+    """A DR/TUN service's servers' DestParts merged (add_service): chains, their rules, sets, the base's rules."""
+
+    chains: dict[str, Json]
+    rules: dict[str, tuple[str, ...]]
+    refs: dict[str, frozenset[str]]
+    sets: dict[str, Json]
+    names: tuple[str, ...]
+    per_dest: dict[str, str]  # server name -> its chain
+    base_rules: tuple[str, ...]
+    base_refs: frozenset[str]
+
+
+def _merge_parts(fam: Family, keys: Sequence[tuple[str, tuple[Any, ...]]], client: Any,
+                 parts: dict[tuple[Any, ...], Any]) -> Servers:
+    """Each server's DestPart (kept by its key, what `_dest_part` reads besides `fam` and `client`), merged."""
+    chains: dict[str, Json] = {}
+    rule_texts: dict[str, tuple[str, ...]] = {}
+    refs: dict[str, frozenset[str]] = {}
+    sets: dict[str, Json] = {}
+    names: list[str] = []
+    per_dest: dict[str, str] = {}
+    base_rules: list[str] = []
+    base_refs: set[str] = set()
+    for name, key in keys:
+        part = parts.get(key)
+        if part is None:
+            _, base, number, address, device, mtu, hashed, tun, proto, timeout, _, nat, nat_port = key
+            part = rules.remember(parts, key, _dest_part(fam, base, number, address, device, mtu, hashed, tun, proto,
+                                                         timeout, client, nat, nat_port))
+        chains[part.chain] = {}
+        rule_texts[part.chain] = part.rules
+        refs[part.chain] = part.refs
+        sets.update(part.sets)
+        names.extend(part.names)
+        per_dest[name] = part.chain
+        base_rules.extend(part.base_rules)
+        base_refs.update(part.base_refs)
+    return Servers(chains, rule_texts, refs, sets, tuple(names), per_dest, tuple(base_rules), frozenset(base_refs))
+
+
 def _dest_part(fam: Family, base: str, number: int, address: str, device: str, mtu: int, hashed: bool, tun: bool,
                proto: str, persistence_timeout_s: int | None, client: Any, nat: bool, nat_port: int | None) -> DestPart:
     """One server's DestPart; `nat`: stateless NAT's rewrite first, with `nat_port` when the VIP's port differs."""
@@ -364,12 +406,10 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
     proto = (svc.protocol or "TCP").lower() if svc.kind == "address" else "tcp"
     persist = bool(svc.persistence_timeout_s)
     client = rules._saddr(fam, svc)
-    per_dest: dict[str, str] = {}
     parts = ctx.forward_parts
-    base_rules: list[str] = []
-    base_refs: set[str] = set()
     devices: set[str] = set()
     nat_ports: set[int | None] = set()
+    keys: list[tuple[str, tuple[Any, ...]]] = []
     for dest in svc.destinations:
         number = ctx.number(svc.name, dest.name)
         device = ctx.tunnel_for(dest.address) if tun else ctx.device_for(dest.address)
@@ -378,22 +418,22 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         nat_port = port if nat and port and port != svc.port else None
         devices.add(device)
         nat_ports.add(nat_port)
-        key = (fam.name, base, number, dest.address, device, mtu, hashed, tun, proto, svc.persistence_timeout_s,
-               svc.persistence_granularity, nat, nat_port)
-        part = parts.get(key)
-        if part is None:
-            part = rules.remember(parts, key, _dest_part(fam, base, number, dest.address, device, mtu, hashed, tun,
-                                                         proto, svc.persistence_timeout_s, client, nat, nat_port))
-        rs.chains[part.chain] = {}
-        rs.rules[part.chain] = part.rules
-        rs.refs[part.chain] = part.refs
-        rs.sets.update(part.sets)
-        chains.extend(part.names)
-        per_dest[dest.name] = part.chain
-        base_rules.extend(part.base_rules)
-        base_refs.update(part.base_refs)
-    rs.rules[base] = rs.rules.get(base, ()) + tuple(base_rules)
-    rs.refs[base] = rs.refs.get(base, frozenset()) | frozenset(base_refs)
+        keys.append((dest.name, (fam.name, base, number, dest.address, device, mtu, hashed, tun, proto,
+                                 svc.persistence_timeout_s, svc.persistence_granularity, nat, nat_port)))
+    # the servers' parts merged, kept by what they read (not whether each is eligible): a server going down or up
+    # merges one piece, not 1,000 chains, rules and sets one by one
+    merged_key = ("servers", tuple(keys))
+    merged: Servers | None = parts.get(merged_key)
+    if merged is None:
+        merged = rules.remember(parts, merged_key, _merge_parts(fam, keys, client, parts))
+    rs.chains.update(merged.chains)
+    rs.rules.update(merged.rules)
+    rs.refs.update(merged.refs)
+    rs.sets.update(merged.sets)
+    chains.extend(merged.names)
+    per_dest = merged.per_dest
+    rs.rules[base] = rs.rules.get(base, ()) + merged.base_rules
+    rs.refs[base] = rs.refs.get(base, frozenset()) | merged.base_refs
     if persist:
         for dest in svc.destinations:
             number = ctx.number(svc.name, dest.name)
