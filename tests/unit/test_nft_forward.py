@@ -88,6 +88,24 @@ def test_stateless_dr_over_several_interfaces_goes_to_the_servers_chains() -> No
     assert targets == {"vs-web-1", "vs-web-2", "vs-web-3"}
 
 
+def test_dr_with_flow_sets_and_a_hash_scheduler_moves_only_a_failed_servers_slots() -> None:
+    """The stable table, as without flow sets: a new Maglev table over the others would move ~7 % of theirs too."""
+    servers = [rs(i) for i in range(1, 41)]
+    context = ctx("eth0")
+
+    def owners(svc: VirtualService) -> list[str]:
+        netdev = build_all([svc], context)[NETDEV.name]
+        assert "vs-web-1-flows" in netdev.sets
+        pick = rules_of(netdev, "vs-web")[-1][0]["vmap"]
+        return [target["goto"]["target"] for _, target in netdev.slot_pairs(pick["data"])]
+
+    before = owners(vs("web", *servers, scheduler="mh"))
+    servers[6] = rs(7, alive=False)
+    after = owners(vs("web", *servers, scheduler="mh"))
+    assert all(b == a for b, a in zip(before, after, strict=True) if b != "vs-web-7")
+    assert "vs-web-7" not in after and len({a for b, a in zip(before, after) if b == "vs-web-7"}) > 20
+
+
 def test_ipv6_dr_uses_the_ip6_maps_and_fwd_ip6() -> None:
     svc = vs("six", rs(1, v6=True), rs(2, v6=True), address="2001:db8::10")
     netdev = build_all([svc], ctx("eth0"))[NETDEV.name]

@@ -571,6 +571,12 @@ def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, pe
         table = ctx.tables.maglev([d.name for d in dests], [d.weight for d in dests],
                                   sched.maglev_size_for(len(dests)))
         pick: Json = {"jhash": {"mod": len(table), "seed": rules.HASH_SEED, "expr": key}}
+    elif svc.scheduler in HASH_SCHEDULERS:
+        # the stable table, as without flow sets: a server going down rewrites its own ~65 slots of 65,521, not the
+        # ~450 a new Maglev table moves (its replay, 3 ms, and their elements, 2 ms), and a backup that takes over
+        # without the flow sets finds the other servers' flows where they were
+        table = service_table(svc, list(dests), ctx.tables)
+        pick = rules.selector(fam, svc, len(table))
     else:
         table = rules.slot_table(svc, dests, ctx)
         pick = rules.selector(fam, svc, len(table))

@@ -548,6 +548,12 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
         cycle = sched.wrr_sequence(weights)  # weights reduced by their gcd and capped, as wrr's table is
         return sched.spread(_cycle_counts(cycle, len(dests)))
     if svc.scheduler in HASH_SCHEDULERS:
+        if stateless_nat(svc, ctx):
+            # its conntrack chain (the router's own clients) on the stateless chains' table: the same server for a
+            # flow from the router as from a client, and one server down rewrites its ~65 slots, not the ~450 a
+            # new Maglev table moves (its replay, 3 ms, and their elements); imported here: plain NAT never asks
+            from .stable_table import service_table
+            return service_table(svc, dests, ctx.tables)
         return ctx.tables.maglev([d.name for d in dests], weights, sched.maglev_size_for(len(dests)))
     loads = ctx.loads.get(svc.name, {})
     active = [loads.get(d.name, (0, 0))[0] for d in dests]
@@ -560,6 +566,12 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
     if not before:
         return ctx.spread(counts)
     return sched.sticky_spread(before, [d.name for d in dests], counts)
+
+
+def stateless_nat(svc: VirtualService, ctx: BuildContext) -> bool:
+    """Whether nft_stateless runs this NAT service (nft_layout asked nft_stateless.choose, which refused the rest
+    into ctx.fallbacks)."""
+    return svc.stateless and forwarding(svc) == "NAT" and svc.name not in ctx.fallbacks
 
 
 def _cycle_counts(cycle: Sequence[int], n: int) -> list[int]:
@@ -766,7 +778,7 @@ def _fragment_key(svc: VirtualService, ctx: BuildContext) -> tuple[Any, ...]:
         devices = tuple(ctx.tunnel_for(d.address) for d in svc.destinations)
     overloaded = frozenset(key for key in ctx.overloaded if key[0] == svc.name)
     return numbers, devices, dict(ctx.loads.get(svc.name, {})), ctx.expected_new.get(svc.name), overloaded, \
-        ctx.consistent
+        ctx.consistent, svc.stateless and svc.name in ctx.fallbacks
 
 
 def _build_fragment(svc: VirtualService, fam: Family, ctx: BuildContext, checked: bool) -> Fragment:
