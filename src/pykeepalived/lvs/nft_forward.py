@@ -280,7 +280,9 @@ def add_cached(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) 
     cached = ctx.forward_fragments.get(svc.name)
     if cached is None or not (cached.svc is svc or cached.svc == svc) or cached.key != key:
         piece = rules.Ruleset(rs.family)
-        add_service(piece, svc, ctx)
+        # the servers' numbers and devices (TUN: tunnels), which add_service would ask for again
+        known = (extra[0], extra[1]) if method == "NAT" else (key[0][0], key[0][1])
+        add_service(piece, svc, ctx, known)
         cached = ctx.forward_fragments[svc.name] = rules.Fragment(svc, key, piece, None)
     rules._merge(rs, cached.piece)
 
@@ -321,6 +323,8 @@ class Servers:
     per_dest: dict[str, str]  # server name -> its chain
     base_rules: tuple[str, ...]
     base_refs: frozenset[str]
+    devices: frozenset[str]  # the servers' devices (TUN: tunnels)
+    nat_ports: tuple[int | None, ...]  # NAT: the distinct ports to write (None: the VIP's), in order
 
 
 def _merge_parts(fam: Family, keys: Sequence[tuple[str, tuple[Any, ...]]], client: Any,
@@ -348,7 +352,8 @@ def _merge_parts(fam: Family, keys: Sequence[tuple[str, tuple[Any, ...]]], clien
         per_dest[name] = part.chain
         base_rules.extend(part.base_rules)
         base_refs.update(part.base_refs)
-    return Servers(chains, rule_texts, refs, sets, tuple(names), per_dest, tuple(base_rules), frozenset(base_refs))
+    return Servers(chains, rule_texts, refs, sets, tuple(names), per_dest, tuple(base_rules), frozenset(base_refs),
+                   frozenset(key[4] for _, key in keys), tuple(dict.fromkeys(key[12] for _, key in keys)))
 
 
 def _dest_part(fam: Family, base: str, number: int, address: str, device: str, mtu: int, hashed: bool, tun: bool,
@@ -387,8 +392,12 @@ def _dest_part(fam: Family, base: str, number: int, address: str, device: str, m
                     piece.rules.get(base, ()), piece.refs.get(base, frozenset()))
 
 
-def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) -> None:
-    """One DR or TUN service's chains and sets in the netdev table (`takes` said yes)."""
+def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext,
+                known: tuple[tuple[int, ...], tuple[str, ...]] | None = None) -> None:
+    """One DR or TUN service's chains and sets in the netdev table (`takes` said yes).
+
+    `known`: each server's number and device (TUN: tunnel), in order, as the caller has them already.
+    """
     fam = family_of(svc)
     tun = forwarding(svc) == "TUN"
     base = rules.service_chain(svc.name)
@@ -407,24 +416,23 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
     persist = bool(svc.persistence_timeout_s)
     client = rules._saddr(fam, svc)
     parts = ctx.forward_parts
-    devices: set[str] = set()
-    nat_ports: set[int | None] = set()
-    keys: list[tuple[str, tuple[Any, ...]]] = []
-    for dest in svc.destinations:
-        number = ctx.number(svc.name, dest.name)
-        device = ctx.tunnel_for(dest.address) if tun else ctx.device_for(dest.address)
-        mtu = ctx.tunnel_mtu(dest.address) if tun else 0
-        port = dest.port or svc.port
-        nat_port = port if nat and port and port != svc.port else None
-        devices.add(device)
-        nat_ports.add(nat_port)
-        keys.append((dest.name, (fam.name, base, number, dest.address, device, mtu, hashed, tun, proto,
-                                 svc.persistence_timeout_s, svc.persistence_granularity, nat, nat_port)))
+    if known is None:
+        known = (tuple(ctx.number(svc.name, d.name) for d in svc.destinations),
+                 tuple(ctx.tunnel_for(d.address) if tun else ctx.device_for(d.address) for d in svc.destinations))
+    numbers, devices = known
+    servers = tuple([(d.name, d.address, d.port or svc.port) for d in svc.destinations])
+    mtus = tuple(ctx.tunnel_mtu(d.address) for d in svc.destinations) if tun else ()
     # the servers' parts merged, kept by what they read (not whether each is eligible): a server going down or up
     # merges one piece, not 1,000 chains, rules and sets one by one
-    merged_key = ("servers", tuple(keys))
+    merged_key = ("servers", fam.name, base, hashed, tun, proto, svc.persistence_timeout_s,
+                  svc.persistence_granularity, nat, svc.port, numbers, devices, servers, mtus)
     merged: Servers | None = parts.get(merged_key)
     if merged is None:
+        keys: list[tuple[str, tuple[Any, ...]]] = []
+        for at, (name, address, port) in enumerate(servers):
+            nat_port = port if nat and port and port != svc.port else None
+            keys.append((name, (fam.name, base, numbers[at], address, devices[at], mtus[at] if tun else 0, hashed,
+                                tun, proto, svc.persistence_timeout_s, svc.persistence_granularity, nat, nat_port)))
         merged = rules.remember(parts, merged_key, _merge_parts(fam, keys, client, parts))
     rs.chains.update(merged.chains)
     rs.rules.update(merged.rules)
@@ -440,8 +448,8 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
             rs.rule(base, {"match": {"op": "==", "left": client, "right": f"@{base}-{number}-clients"}},
                     {"goto": {"target": per_dest[dest.name]}})
     # every server behind one interface, on one port (DR: the VIP's): stateless picks need no server chain
-    direct = Direct(next(iter(devices)), proto, nat, next(iter(nat_ports))) \
-        if hashed and not tun and len(devices) == 1 and len(nat_ports) == 1 else None
+    direct = Direct(devices[0], proto, nat, merged.nat_ports[0]) \
+        if hashed and not tun and len(merged.devices) == 1 and len(merged.nat_ports) == 1 else None
     _schedule(rs, fam, svc, base, per_dest, ctx, hashed, direct)
     if nat and (spans := reply_spans(svc, ctx)) is not None:
         _add_replies(rs, fam, svc, base, proto, any(span.gateway is not None for span in spans))
