@@ -157,15 +157,18 @@ def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None) -> li
     """
     fam = new.family
     cmds: list[Json] = []
-    gone_chains = {c for c in old.chains if c not in new.chains or old.chains[c] != new.chains[c]}
-    gone_sets = {s for s in old.sets if s not in new.sets or old.sets[s] != new.sets[s]}
+    # each first compared whole, at C speed (their values are mostly the same objects from build to build)
+    gone_chains = set() if old.chains == new.chains else {
+        c for c in old.chains if c not in new.chains or old.chains[c] != new.chains[c]}
+    gone_sets = set() if old.sets == new.sets else {
+        s for s in old.sets if s not in new.sets or old.sets[s] != new.sets[s]}
     added_chains = [c for c in new.chains if c not in old.chains or c in gone_chains]
     added_sets = [s for s in new.sets if s not in old.sets or s in gone_sets]
     gone_maps = {m for m, spec in old.slot_maps.items()
                  if m not in new.slot_maps or new.slot_maps[m].data_type != spec.data_type}
     added_maps = [m for m in new.slot_maps if m not in old.slot_maps or m in gone_maps]
     gone_names = gone_sets | gone_chains | gone_maps
-    rewritten = {
+    rewritten = set() if not gone_names and old.rules == new.rules else {
         c for c in new.chains
         if c in gone_chains or old.rules.get(c) != new.rules.get(c)
         or (gone_names and _refers(new.refs.get(c), gone_names))

@@ -171,5 +171,5 @@ _TWO_53 = float(1 << 53)
 def service_table(svc: VirtualService, dests: Sequence[Destination],
                   tables: RecentTables | None = None) -> Sequence[int]:
     """Slot -> index into `dests` (the eligible servers) for a stateless service; its pool, or its servers."""
-    pool = svc.pool or tuple((d.name, d.weight) for d in svc.destinations)
+    pool = svc.pool or tuple([(d.name, d.weight) for d in svc.destinations])
     return stable_table(pool, [(d.name, d.weight) for d in dests], tables)
