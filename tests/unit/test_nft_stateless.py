@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pykeepalived.config import read_config_text
+from pykeepalived.lvs import sched
 from pykeepalived.lvs.model import Destination, GroupEntry, VirtualService
 from pykeepalived.lvs.nft_layout import build_all
 from pykeepalived.lvs.nft_rules import BuildContext, Ruleset
@@ -153,6 +154,30 @@ def test_requests_are_untracked_and_rewritten_by_the_same_table_as_the_conntrack
     assert not ctx.fallbacks
 
 
+def test_with_a_server_down_the_conntrack_chain_keeps_the_stateless_table_and_a_refused_service_maglevs() -> None:
+    servers = [rs(i) for i in range(1, 41)]
+    servers[5] = rs(6, alive=False)
+
+    def addresses(ruleset: Ruleset) -> tuple[list[str], list[str]]:
+        stateless = rules_of(ruleset, "vs-web-sl")[1][0]["mangle"]["value"]["map"]["data"]
+        dnat = rules_of(ruleset, "vs-web")[0][-1]["dnat"]["addr"]["map"]["data"]
+        return ([a for _, a in ruleset.slot_pairs(stateless)],
+                [json.loads(t)["concat"][0] for t in ruleset.slot_maps[dnat.removeprefix("@")].data])
+
+    by_stateless, by_conntrack = addresses(build_ip(vs("web", *servers))[0])
+    assert by_stateless == by_conntrack and "10.11.12.6" not in by_conntrack
+    # another NAT service on the same servers refuses it (nft_stateless.choose): the conntrack chain's own Maglev
+    other = VirtualService("other", kind="address", address="203.0.113.11", port=80, protocol="TCP", scheduler="mh",
+                           destinations=tuple(servers))
+    ruleset, ctx = build_ip(vs("web", *servers), other)
+    assert "web" in ctx.fallbacks
+    dnat = rules_of(ruleset, "vs-web")[0][-1]["dnat"]["addr"]["map"]["data"]
+    alive = [d for d in servers if d.alive]
+    maglev = sched.maglev_table([d.name for d in alive], [1] * 39, 4093)
+    assert [json.loads(t)["concat"][0] for t in ruleset.slot_maps[dnat.removeprefix("@")].data] == [
+        alive[i].address for i in maglev]
+
+
 def test_replies_get_the_vip_after_routing_and_are_untracked_unless_for_the_router() -> None:
     ruleset, _ = build_ip(vs("web", rs(1, 8080), rs(2, 8080)))
     keys = {json.dumps(json.loads(k)["concat"]) for k in ruleset.elements[REPLIES_MAP]}
@@ -196,6 +221,20 @@ def test_errors_about_a_reply_go_to_the_server_the_request_hash_gives() -> None:
         assert outer == address, slot
         inner = chain[-1]["mangle"]  # last: dh hashes the inner source
         assert inner["key"]["payload"]["offset"] == 160 and inner["value"] == int(ipaddress.IPv4Address(address))
+
+
+def test_a_server_going_down_changes_the_tables_slots_and_no_chain() -> None:
+    from pykeepalived.lvs.nft_diff import diff
+    ctx = BuildContext()
+    servers = [rs(i) for i in range(1, 41)]  # 4,093 slots with one down too: the conntrack chain's rule stays
+    before = build_all([vs("web", *servers)], ctx)
+    servers[1] = rs(2, alive=False)
+    after = build_all([vs("web", *servers)], ctx)
+    assert set(after["ip"].chains) == set(before["ip"].chains)  # its error chain stays, unused
+    early: list[Any] = []
+    commands = diff(before["ip"], after["ip"], early)
+    assert not any("chain" in verb or "rule" in verb for cmd in commands for verb in cmd.values())
+    assert early  # the slots, written by the element writer
 
 
 def test_errors_about_a_request_get_the_vip_in_their_inner_header() -> None:

@@ -36,6 +36,7 @@ from typing import cast, overload
 from . import sched
 
 DERIVED_MAX = 4  # RecentTables.derived: a service's table now, and the few it had before a flap
+TEXTS_KEPT = 4  # MaglevRun.texts_of: the kinds of texts a run's table is written in, kept (512 KiB each at 65,521)
 HISTORY_MIN_SLOTS = 4093
 """Smaller tables are built whole: their history would cost more than it saves."""
 
@@ -64,11 +65,11 @@ class RecentTables:
         self._runs: OrderedDict[TableKey, MaglevRun] = OrderedDict()
         self.replays = 0  # tables made from a run's history (tests and benches read it)
         # tables derived from these (stable_table's, by its inputs): one apply asks for a stateless NAT service's
-        # twice (its ingress and table-ip chains), and each costs a rendezvous over every live server per orphan slot
-        self._derived: OrderedDict[Hashable, list[int]] = OrderedDict()
+        # twice (its ingress and table-ip chains)
+        self._derived: OrderedDict[Hashable, Sequence[int]] = OrderedDict()
 
-    def derived(self, key: Hashable, make: Callable[[], list[int]]) -> list[int]:
-        """`make()`, kept by `key` among the last DERIVED_MAX (the caller must not change the list it gets)."""
+    def derived(self, key: Hashable, make: Callable[[], Sequence[int]]) -> Sequence[int]:
+        """`make()`, kept by `key` among the last DERIVED_MAX (the caller must not change the table it gets)."""
         table = self._derived.get(key)
         if table is None:
             table = self._derived[key] = make()
@@ -159,6 +160,34 @@ class MaglevTable(Sequence[int]):
 
     __hash__ = None  # type: ignore[assignment]
 
+    def slots_of(self, backends: set[int]) -> list[int]:
+        """The slots whose backend is one of `backends` (this table's indices), from the run's record of claims.
+
+        In the run's claims, not a scan of every slot: stable_table asks it
+        for the few servers down (a server of 1,000 holds about 65 slots).
+        """
+        run, mapping, owners = self.run, self.mapping, self.owners
+        runs = backends if mapping is None else {r for r, index in enumerate(mapping) if index in backends}
+        claim_slot, claims, position = run.claim_slot, run.claims, run.position
+        slots = [slot for r in runs if r in position for t in claims[position[r]]
+                 if (slot := claim_slot[t]) not in owners]
+        slots.extend(slot for slot, index in owners.items() if index in backends)
+        return slots
+
+    def renumbered(self, index_of: Sequence[int], owners: dict[int, int]) -> MaglevTable:
+        """This table with backend i written as index_of[i] (-1: none), and `owners` patched over it.
+
+        `owners` must name every slot whose backend maps to -1: a table's
+        slot never holds -1. The run and its texts stay shared, so a map made
+        from the result still compares with the run's others slot by slot
+        in the patched slots alone (SlotMap.base).
+        """
+        run, mapping = self.run, self.mapping
+        composed = tuple(index_of) if mapping is None else tuple(index_of[i] if i >= 0 else -1 for i in mapping)
+        patched = {slot: index_of[index] for slot, index in self.owners.items()}
+        patched.update(owners)
+        return MaglevTable(run, composed, patched)
+
     def texts(self, texts: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
         """(slot -> texts[its backend], the run's full table in texts, the slots that differ from it).
 
@@ -234,7 +263,7 @@ class MaglevRun:
                 if not left:
                     break
         self.table = table if self.live else []
-        self._texts: tuple[tuple[str | None, ...], tuple[str, ...]] | None = None  # (by backend, by slot): texts_of
+        self._texts: list[tuple[tuple[str | None, ...], tuple[str, ...]]] = []  # (by backend, by slot): texts_of
         self.claim_slot = claim_slot
         self.claim_by = claim_by
         self.passed = passed
@@ -298,22 +327,31 @@ class MaglevRun:
         """This run's full table with each slot's backend written as `by_backend[backend]`; kept for the next call.
 
         A table without some backends passes None for them (its own texts
-        rewrite all their slots): they are read from the last call's, so the
+        rewrite all their slots): they are read from a kept call's, so the
         full table's texts, made when the pool was whole, serve every table
         of a server or two less at no cost. Compared by identity first: the
         data plane's texts are one object per server (BuildContext.nat_target).
+        The last TEXTS_KEPT kinds are kept: a stateless NAT service writes
+        one run's table four ways (its conntrack targets, its addresses,
+        two kinds of chains), and making each again at every apply also
+        made the maps' diff compare every slot (SlotMap.base).
         """
-        known = self._texts
-        if known is not None:
-            key, texts = known
-            for i, text in enumerate(by_backend):
-                if text is None:
-                    by_backend[i] = key[i]
-            if tuple(by_backend) == key:
+        kept = self._texts
+        for at, (key, texts) in enumerate(kept):
+            if len(key) != len(by_backend):
+                continue
+            filled = [key[i] if text is None else text for i, text in enumerate(by_backend)]
+            if tuple(filled) == key:
+                if at:
+                    kept.insert(0, kept.pop(at))
                 return texts
+        if kept and len(kept[0][0]) == len(by_backend):
+            key = kept[0][0]
+            by_backend = [key[i] if text is None else text for i, text in enumerate(by_backend)]
         texts = cast(tuple[str, ...], itemgetter(*self.table)(by_backend)) if len(self.table) > 1 \
             else tuple(cast(str, by_backend[i]) for i in self.table)
-        self._texts = (tuple(by_backend), texts)
+        kept.insert(0, (tuple(by_backend), texts))
+        del kept[TEXTS_KEPT:]
         return texts
 
     def _removed(self, names: Sequence[str], weights: Sequence[int]) -> tuple[set[int], list[int]] | None:

@@ -157,23 +157,29 @@ def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None) -> li
     """
     fam = new.family
     cmds: list[Json] = []
-    gone_chains = {c for c in old.chains if c not in new.chains or old.chains[c] != new.chains[c]}
-    gone_sets = {s for s in old.sets if s not in new.sets or old.sets[s] != new.sets[s]}
+    # each first compared whole, at C speed (their values are mostly the same objects from build to build)
+    gone_chains = set() if old.chains == new.chains else {
+        c for c in old.chains if c not in new.chains or old.chains[c] != new.chains[c]}
+    gone_sets = set() if old.sets == new.sets else {
+        s for s in old.sets if s not in new.sets or old.sets[s] != new.sets[s]}
     added_chains = [c for c in new.chains if c not in old.chains or c in gone_chains]
     added_sets = [s for s in new.sets if s not in old.sets or s in gone_sets]
     gone_maps = {m for m, spec in old.slot_maps.items()
                  if m not in new.slot_maps or new.slot_maps[m].data_type != spec.data_type}
     added_maps = [m for m in new.slot_maps if m not in old.slot_maps or m in gone_maps]
     gone_names = gone_sets | gone_chains | gone_maps
-    rewritten = {
+    rewritten = set() if not gone_names and old.rules == new.rules else {
         c for c in new.chains
-        if c in gone_chains or old.rules.get(c) != new.rules.get(c) or _refers(new.refs.get(c), gone_names)
+        if c in gone_chains or old.rules.get(c) != new.rules.get(c)
+        or (gone_names and _refers(new.refs.get(c), gone_names))
     }
     flushed = {c for c in old.chains if c in gone_chains or c in rewritten}
 
     # 1. drop references: static elements that go or change, rules of chains that change or go
     for name, old_elems in old.elements.items():
         new_elems = new.elements.get(name, {})
+        if not gone_chains and old_elems == new_elems:  # mostly: compared at C speed, the texts mostly the same objects
+            continue
         old_refs = old.element_refs.get(name, {})
         keys = [json.loads(k) for k, v in old_elems.items()
                 if new_elems.get(k) != v or _refers(old_refs.get(k), gone_chains)]
@@ -219,6 +225,8 @@ def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None) -> li
                 cmds.append({"add": {"rule": _obj(fam, chain=chain, expr=json.loads(rule))}})
     for name, new_elems in new.elements.items():
         old_elems = {} if name in gone_sets else old.elements.get(name, {})
+        if not gone_chains and old_elems == new_elems:
+            continue
         new_refs = new.element_refs.get(name, {})
         pairs = [[json.loads(k), json.loads(v)] for k, v in new_elems.items()
                  if old_elems.get(k) != v or _refers(new_refs.get(k), gone_chains)]

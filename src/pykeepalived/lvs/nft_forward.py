@@ -289,7 +289,9 @@ def add_cached(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) 
     cached = ctx.forward_fragments.get(svc.name)
     if cached is None or not (cached.svc is svc or cached.svc == svc) or cached.key != key:
         piece = rules.Ruleset(rs.family)
-        add_service(piece, svc, ctx)
+        # the servers' numbers and devices (TUN: tunnels), which add_service would ask for again
+        known = (extra[0], extra[1]) if method == "NAT" else (key[0][0], key[0][1])
+        add_service(piece, svc, ctx, known)
         cached = ctx.forward_fragments[svc.name] = rules.Fragment(svc, key, piece, None)
     rules._merge(rs, cached.piece)
 
@@ -316,6 +318,51 @@ class DestPart:
     names: tuple[str, ...]  # its chain and sets, for Ruleset.services
     base_rules: tuple[str, ...]  # what it adds to the service's chain
     base_refs: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Servers:
+    """A DR/TUN service's servers' DestParts merged (add_service): chains, their rules, sets, the base's rules."""
+
+    chains: dict[str, Json]
+    rules: dict[str, tuple[str, ...]]
+    refs: dict[str, frozenset[str]]
+    sets: dict[str, Json]
+    names: tuple[str, ...]
+    per_dest: dict[str, str]  # server name -> its chain
+    base_rules: tuple[str, ...]
+    base_refs: frozenset[str]
+    devices: frozenset[str]  # the servers' devices (TUN: tunnels)
+    nat_ports: tuple[int | None, ...]  # NAT: the distinct ports to write (None: the VIP's), in order
+
+
+def _merge_parts(fam: Family, keys: Sequence[tuple[str, tuple[Any, ...]]], client: Any,
+                 parts: dict[tuple[Any, ...], Any]) -> Servers:
+    """Each server's DestPart (kept by its key, what `_dest_part` reads besides `fam` and `client`), merged."""
+    chains: dict[str, Json] = {}
+    rule_texts: dict[str, tuple[str, ...]] = {}
+    refs: dict[str, frozenset[str]] = {}
+    sets: dict[str, Json] = {}
+    names: list[str] = []
+    per_dest: dict[str, str] = {}
+    base_rules: list[str] = []
+    base_refs: set[str] = set()
+    for name, key in keys:
+        part = parts.get(key)
+        if part is None:
+            _, base, number, address, device, mtu, hashed, tun, proto, timeout, _, nat, nat_port = key
+            part = rules.remember(parts, key, _dest_part(fam, base, number, address, device, mtu, hashed, tun, proto,
+                                                         timeout, client, nat, nat_port))
+        chains[part.chain] = {}
+        rule_texts[part.chain] = part.rules
+        refs[part.chain] = part.refs
+        sets.update(part.sets)
+        names.extend(part.names)
+        per_dest[name] = part.chain
+        base_rules.extend(part.base_rules)
+        base_refs.update(part.base_refs)
+    return Servers(chains, rule_texts, refs, sets, tuple(names), per_dest, tuple(base_rules), frozenset(base_refs),
+                   frozenset(key[4] for _, key in keys), tuple(dict.fromkeys(key[12] for _, key in keys)))
 
 
 def _dest_part(fam: Family, base: str, number: int, address: str, device: str, mtu: int, hashed: bool, tun: bool,
@@ -354,8 +401,12 @@ def _dest_part(fam: Family, base: str, number: int, address: str, device: str, m
                     piece.rules.get(base, ()), piece.refs.get(base, frozenset()))
 
 
-def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) -> None:
-    """One DR or TUN service's chains and sets in the netdev table (`takes` said yes)."""
+def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext,
+                known: tuple[tuple[int, ...], tuple[str, ...]] | None = None) -> None:
+    """One DR or TUN service's chains and sets in the netdev table (`takes` said yes).
+
+    `known`: each server's number and device (TUN: tunnel), in order, as the caller has them already.
+    """
     fam = family_of(svc)
     tun = forwarding(svc) == "TUN"
     base = rules.service_chain(svc.name)
@@ -373,38 +424,42 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
     proto = (svc.protocol or "TCP").lower() if svc.kind == "address" else "tcp"
     persist = bool(svc.persistence_timeout_s)
     client = rules._saddr(fam, svc)
-    per_dest: dict[str, str] = {}
     parts = ctx.forward_parts
-    base_rules: list[str] = []
-    base_refs: set[str] = set()
-    for dest in svc.destinations:
-        number = ctx.number(svc.name, dest.name)
-        device = ctx.tunnel_for(dest.address) if tun else ctx.device_for(dest.address)
-        mtu = ctx.tunnel_mtu(dest.address) if tun else 0
-        port = dest.port or svc.port
-        nat_port = port if nat and port and port != svc.port else None
-        key = (fam.name, base, number, dest.address, device, mtu, hashed, tun, proto, svc.persistence_timeout_s,
-               svc.persistence_granularity, nat, nat_port)
-        part = parts.get(key)
-        if part is None:
-            part = rules.remember(parts, key, _dest_part(fam, base, number, dest.address, device, mtu, hashed, tun,
-                                                         proto, svc.persistence_timeout_s, client, nat, nat_port))
-        rs.chains[part.chain] = {}
-        rs.rules[part.chain] = part.rules
-        rs.refs[part.chain] = part.refs
-        rs.sets.update(part.sets)
-        chains.extend(part.names)
-        per_dest[dest.name] = part.chain
-        base_rules.extend(part.base_rules)
-        base_refs.update(part.base_refs)
-    rs.rules[base] = rs.rules.get(base, ()) + tuple(base_rules)
-    rs.refs[base] = rs.refs.get(base, frozenset()) | frozenset(base_refs)
+    if known is None:
+        known = (tuple(ctx.number(svc.name, d.name) for d in svc.destinations),
+                 tuple(ctx.tunnel_for(d.address) if tun else ctx.device_for(d.address) for d in svc.destinations))
+    numbers, devices = known
+    servers = tuple([(d.name, d.address, d.port or svc.port) for d in svc.destinations])
+    mtus = tuple(ctx.tunnel_mtu(d.address) for d in svc.destinations) if tun else ()
+    # the servers' parts merged, kept by what they read (not whether each is eligible): a server going down or up
+    # merges one piece, not 1,000 chains, rules and sets one by one
+    merged_key = ("servers", fam.name, base, hashed, tun, proto, svc.persistence_timeout_s,
+                  svc.persistence_granularity, nat, svc.port, numbers, devices, servers, mtus)
+    merged: Servers | None = parts.get(merged_key)
+    if merged is None:
+        keys: list[tuple[str, tuple[Any, ...]]] = []
+        for at, (name, address, port) in enumerate(servers):
+            nat_port = port if nat and port and port != svc.port else None
+            keys.append((name, (fam.name, base, numbers[at], address, devices[at], mtus[at] if tun else 0, hashed,
+                                tun, proto, svc.persistence_timeout_s, svc.persistence_granularity, nat, nat_port)))
+        merged = rules.remember(parts, merged_key, _merge_parts(fam, keys, client, parts))
+    rs.chains.update(merged.chains)
+    rs.rules.update(merged.rules)
+    rs.refs.update(merged.refs)
+    rs.sets.update(merged.sets)
+    chains.extend(merged.names)
+    per_dest = merged.per_dest
+    rs.rules[base] = rs.rules.get(base, ()) + merged.base_rules
+    rs.refs[base] = rs.refs.get(base, frozenset()) | merged.base_refs
     if persist:
         for dest in svc.destinations:
             number = ctx.number(svc.name, dest.name)
             rs.rule(base, {"match": {"op": "==", "left": client, "right": f"@{base}-{number}-clients"}},
                     {"goto": {"target": per_dest[dest.name]}})
-    _schedule(rs, fam, svc, base, per_dest, ctx, hashed)
+    # every server behind one interface, on one port (DR: the VIP's): stateless picks need no server chain
+    direct = Direct(devices[0], proto, nat, merged.nat_ports[0]) \
+        if hashed and not tun and len(merged.devices) == 1 and len(merged.nat_ports) == 1 else None
+    _schedule(rs, fam, svc, base, per_dest, ctx, hashed, direct)
     if nat and (spans := reply_spans(svc, ctx)) is not None:
         _add_replies(rs, fam, svc, base, proto, any(span.gateway is not None for span in spans))
 
@@ -465,30 +520,63 @@ def add_copy_path(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContex
     _schedule(rs, rs.family, svc, base, per_dest, ctx, hashed=True)
 
 
+@dataclass(frozen=True)
+class Direct:
+    """A stateless DR or NAT service whose every real server is behind `device` (and, NAT, on one port).
+
+    Its pick then writes the server's address from a slot map of addresses
+    (`fwd ... addr <map>`; NAT: the rewrite first, `fwd` to the new
+    destination), not a `goto` to the server's chain from a verdict map:
+    the kernel validates a whole table (every path from every base chain,
+    each element of a verdict map) at each commit that adds a `goto`
+    element, 3.5-4 ms for a verdict map of 65,521 slots, and a server going
+    down rewrote ~65 of them. An address slot map's elements are data, not
+    validated. The same packets go to the same servers the same way.
+    """
+
+    device: str
+    proto: str
+    nat: bool
+    nat_port: int | None  # NAT: the port every server listens on where it is not the VIP's
+
+
 def _stateless_pick(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, dests: Sequence[Destination],
-                    per_dest: dict[str, str], ctx: rules.BuildContext) -> list[Json]:
+                    per_dest: dict[str, str], ctx: rules.BuildContext, direct: Direct | None = None) -> list[Json]:
     """The rule that sends every packet of a flow to its server by hash over the stable table ([]: no server).
 
     TUN's ingress chain and its copy path (`add_copy_path`) both get this
     rule from the same inputs: the same key (the scheduler's, `rules.selector`),
     the same table and the same server chain names, so the same server.
+    With `direct`, the rule hands the packet on itself (Direct).
     """
     if len(dests) == 1:
         return [{"goto": {"target": per_dest[dests[0].name]}}]
     table = service_table(svc, list(dests), ctx.tables)  # its base kept from apply to apply
     if not table:
         return []
-    return [rules.picks(rs, f"{base}-picks", table, dests, per_dest, ctx, rules.selector(fam, svc, len(table)))]
+    pick = rules.selector(fam, svc, len(table))
+    if direct is None:
+        return [rules.picks(rs, f"{base}-picks", table, dests, per_dest, ctx, pick)]
+    texts = [ctx.address_text(d.address) for d in dests]
+    address = {"map": {"key": pick, "data": f"@{rs.slot_map(f'{base}-addrs', f'{fam.payload} daddr', texts, table)}"}}
+    if not direct.nat:
+        return [{"fwd": {"dev": direct.device, "family": fam.name, "addr": address}}]
+    daddr = {"payload": {"protocol": fam.payload, "field": "daddr"}}
+    port: list[Json] = [] if direct.nat_port is None else [
+        {"mangle": {"key": {"payload": {"protocol": direct.proto, "field": "dport"}}, "value": direct.nat_port}}]
+    # the port first, as the server chains and nft_stateless: dh hashes the destination address, rewritten next
+    return [*port, {"mangle": {"key": daddr, "value": address}},
+            {"fwd": {"dev": direct.device, "family": fam.name, "addr": daddr}}]
 
 
 def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, per_dest: dict[str, str],
-              ctx: rules.BuildContext, hashed: bool) -> None:
+              ctx: rules.BuildContext, hashed: bool, direct: Direct | None = None) -> None:
     """A new flow's server: as nft_rules' prerouting path picks it, with the service's own address family."""
     dests = rules.eligible(svc, ctx.overloaded)
     if not dests:
         return  # as an empty IPVS service: the packet goes on to the router's own stack
     if hashed:  # nothing remembers a flow: the table alone must keep the others' flows in place
-        if rule := _stateless_pick(rs, fam, svc, base, dests, per_dest, ctx):
+        if rule := _stateless_pick(rs, fam, svc, base, dests, per_dest, ctx, direct):
             rs.rule(base, *rule)
         return
     if len(dests) == 1:
@@ -500,6 +588,12 @@ def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, pe
         table = ctx.tables.maglev([d.name for d in dests], [d.weight for d in dests],
                                   sched.maglev_size_for(len(dests)))
         pick: Json = {"jhash": {"mod": len(table), "seed": rules.HASH_SEED, "expr": key}}
+    elif svc.scheduler in HASH_SCHEDULERS:
+        # the stable table, as without flow sets: a server going down rewrites its own ~65 slots of 65,521, not the
+        # ~450 a new Maglev table moves (its replay, 3 ms, and their elements, 2 ms), and a backup that takes over
+        # without the flow sets finds the other servers' flows where they were
+        table = service_table(svc, list(dests), ctx.tables)
+        pick = rules.selector(fam, svc, len(table))
     else:
         table = rules.slot_table(svc, dests, ctx)
         pick = rules.selector(fam, svc, len(table))

@@ -135,7 +135,8 @@ class BuildContext:
     fragments: dict[str, Fragment] = field(default_factory=dict)  # service -> its last build (see build)
     forward_fragments: dict[str, Fragment] = field(default_factory=dict)  # the same for nft_forward.add_service
     forward_parts: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # nft_forward.DestPart, by what it reads
-    stateless_parts: dict[tuple[Any, ...], Ruleset] = field(default_factory=dict)  # nft_stateless's, the same way
+    # nft_stateless's per-server parts and their merged pieces (_add_servers), by what they read
+    stateless_parts: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     spreads: dict[tuple[int, ...], tuple[int, ...]] = field(default_factory=dict)  # counts -> sched.spread
 
     def spread(self, counts: Sequence[int]) -> tuple[int, ...]:
@@ -157,6 +158,9 @@ class BuildContext:
     # the server's name -> a NAT slot map target's JSON text (nat_target); chain -> a verdict map's goto (goto_text)
     nat_targets: dict[str, str] = field(default_factory=dict)
     goto_texts: dict[str, str] = field(default_factory=dict)
+    address_texts: dict[str, str] = field(default_factory=dict)  # address -> its JSON text (address_text)
+    # verdict slot map -> (its chains, goto_targets' answer for them)
+    goto_kept: dict[str, tuple[tuple[str, ...], list[str], dict[str, frozenset[str]]]] = field(default_factory=dict)
 
     def nat_target(self, dest: Destination) -> str:
         """`_nat_target_text` of `dest`, made once per server: a slot map of 1,000 servers asks 1,000 times.
@@ -169,6 +173,23 @@ class BuildContext:
         """
         text = self.nat_targets.get(dest.name)
         return text if text is not None else remember(self.nat_targets, dest.name, _nat_target_text(dest))
+
+    def address_text(self, address: str) -> str:
+        """An address slot map's datum as JSON text, one object per address at every build (as nat_target)."""
+        text = self.address_texts.get(address)
+        return text if text is not None else remember(self.address_texts, address, json.dumps(address))
+
+    def goto_targets(self, name: str, chains: tuple[str, ...]) -> tuple[list[str], dict[str, frozenset[str]]]:
+        """(goto_text of each chain, each text -> the chain it names) for verdict slot map `name`, kept for its next
+        build while the chains are the same (`picks`): a change to one server of 1,000 asked for the 999 others'
+        again (0.5 ms). The caller must not change what it gets."""
+        kept = self.goto_kept.get(name)
+        if kept is not None and kept[0] == chains:
+            return kept[1], kept[2]
+        texts = [self.goto_text(chain) for chain in chains]
+        refs = {text: frozenset({chain}) for text, chain in zip(texts, chains)}
+        remember(self.goto_kept, name, (chains, texts, refs))
+        return texts, refs
 
     def goto_text(self, chain: str) -> str:
         """A verdict slot map's `goto chain` as JSON text, one object per chain at every build (as nat_target)."""
@@ -542,6 +563,12 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
         cycle = sched.wrr_sequence(weights)  # weights reduced by their gcd and capped, as wrr's table is
         return sched.spread(_cycle_counts(cycle, len(dests)))
     if svc.scheduler in HASH_SCHEDULERS:
+        if stateless_nat(svc, ctx):
+            # its conntrack chain (the router's own clients) on the stateless chains' table: the same server for a
+            # flow from the router as from a client, and one server down rewrites its ~65 slots, not the ~450 a
+            # new Maglev table moves (its replay, 3 ms, and their elements); imported here: plain NAT never asks
+            from .stable_table import service_table
+            return service_table(svc, dests, ctx.tables)
         return ctx.tables.maglev([d.name for d in dests], weights, sched.maglev_size_for(len(dests)))
     loads = ctx.loads.get(svc.name, {})
     active = [loads.get(d.name, (0, 0))[0] for d in dests]
@@ -554,6 +581,12 @@ def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext)
     if not before:
         return ctx.spread(counts)
     return sched.sticky_spread(before, [d.name for d in dests], counts)
+
+
+def stateless_nat(svc: VirtualService, ctx: BuildContext) -> bool:
+    """Whether nft_stateless runs this NAT service (nft_layout asked nft_stateless.choose, which refused the rest
+    into ctx.fallbacks)."""
+    return svc.stateless and forwarding(svc) == "NAT" and svc.name not in ctx.fallbacks
 
 
 def _cycle_counts(cycle: Sequence[int], n: int) -> list[int]:
@@ -760,7 +793,7 @@ def _fragment_key(svc: VirtualService, ctx: BuildContext) -> tuple[Any, ...]:
         devices = tuple(ctx.tunnel_for(d.address) for d in svc.destinations)
     overloaded = frozenset(key for key in ctx.overloaded if key[0] == svc.name)
     return numbers, devices, dict(ctx.loads.get(svc.name, {})), ctx.expected_new.get(svc.name), overloaded, \
-        ctx.consistent
+        ctx.consistent, svc.stateless and svc.name in ctx.fallbacks
 
 
 def _build_fragment(svc: VirtualService, fam: Family, ctx: BuildContext, checked: bool) -> Fragment:
@@ -953,9 +986,9 @@ def picks(rs: Ruleset, name: str, table: Sequence[int], dests: Sequence[Destinat
     stateless NAT's errors about a reply all pick a chain this way; a change
     rewrites the slots that moved (module docstring: slot maps).
     """
-    chains = [per_dest[d.name] for d in dests]
-    texts = [ctx.goto_text(chain) for chain in chains]
-    slots = rs.slot_map(name, "verdict", texts, table, {text: frozenset({chain}) for text, chain in zip(texts, chains)})
+    chains = tuple([per_dest[d.name] for d in dests])
+    texts, refs = ctx.goto_targets(name, chains)
+    slots = rs.slot_map(name, "verdict", texts, table, refs)
     return {"vmap": {"key": pick, "data": f"@{slots}"}}
 
 
