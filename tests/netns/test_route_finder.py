@@ -63,7 +63,8 @@ def test_answers_are_kept_until_routing_changes() -> None:
 # runs in the namespace: the main table as spans (route_spans), what is left out, what is refused, and whether a
 # change is seen by spans_moved (the repair check's question)
 SPANS = """
-import json, subprocess
+import json
+import subprocess
 from pykeepalived.lvs.routes import RouteFinder
 from pykeepalived.lvs.route_spans import RoutesRefused
 finder = RouteFinder()
