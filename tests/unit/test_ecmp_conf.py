@@ -76,6 +76,12 @@ def test_slot_table_reads_the_servers_behind_the_vmap() -> None:
                  [2, {"goto": {"target": "vs-a-1"}}]]}},
              {"rule": {"chain": "vs-a", "expr": [{"vmap": {"key": {"jhash": {}}, "data": "@vs-a-picks"}}]}}]
     assert slot_table(named) == ["10.19.0.102", "10.19.0.101", "10.19.0.101"]
+    # every server behind one interface: the address from a slot map of addresses (nft_forward.Direct)
+    direct = [{"map": {"family": "netdev", "name": "vs-a-addrs", "type": "integer", "map": "ipv4_addr", "elem": [
+                  [1, "10.19.0.101"], [0, "10.19.0.102"], [2, "10.19.0.101"]]}},
+              {"rule": {"chain": "vs-a", "expr": [{"fwd": {"dev": "eth0", "family": "ip", "addr": {"map": {
+                  "key": {"jhash": {}}, "data": "@vs-a-addrs"}}}}]}}]
+    assert slot_table(direct) == ["10.19.0.102", "10.19.0.101", "10.19.0.101"]
 
 
 def test_flow_elements_reads_plain_and_timed_elements() -> None:

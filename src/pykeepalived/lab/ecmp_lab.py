@@ -183,7 +183,9 @@ def slot_table(items: list[dict[str, Any]]) -> list[str]:
     The service chain's vmap (a literal map, or a named slot map's elements)
     sends slot k to a real server's chain, whose rule ends in `fwd ... to
     ADDRESS`; with one service in the table there is one such vmap (the first
-    one found is taken).
+    one found is taken). A service whose servers share one interface has no
+    vmap: its rule's `fwd` takes the address from a slot map of addresses
+    (nft_forward.Direct), read as it is.
     """
     server_of: dict[str, str] = {}
     vmaps: list[list[Any]] = []
@@ -195,7 +197,12 @@ def slot_table(items: list[dict[str, Any]]) -> list[str]:
             continue
         for expr in rule.get("expr", []):
             if "fwd" in expr:
-                server_of[str(rule["chain"])] = str(expr["fwd"].get("addr"))
+                addr = expr["fwd"].get("addr")
+                picked = addr.get("map") if isinstance(addr, dict) else None
+                elems = named.get(str(picked.get("data", ""))[1:], []) if isinstance(picked, dict) else []
+                if elems and all(isinstance(pair[0], int) for pair in elems):  # slot -> address (not routes)
+                    return [str(address) for _, address in sorted(elems)]
+                server_of[str(rule["chain"])] = str(addr)
             vmap = expr.get("vmap") if isinstance(expr, dict) else None
             data = vmap.get("data") if isinstance(vmap, dict) else None
             if isinstance(data, str) and data.startswith("@") and data[1:] in named:
