@@ -82,6 +82,12 @@ def test_slot_table_reads_the_servers_behind_the_vmap() -> None:
               {"rule": {"chain": "vs-a", "expr": [{"fwd": {"dev": "eth0", "family": "ip", "addr": {"map": {
                   "key": {"jhash": {}}, "data": "@vs-a-addrs"}}}}]}}]
     assert slot_table(direct) == ["10.19.0.102", "10.19.0.101", "10.19.0.101"]
+    # the ingress chain's dispatch (keys: VIP . proto . port) listed first is no slot table
+    dispatch = {"map": {"family": "netdev", "name": "fwd4_ports", "map": "verdict", "elem": [
+        [{"concat": ["203.0.113.50", "tcp", 80]}, {"goto": {"target": "vs-a"}}]]}}
+    ingress = {"rule": {"chain": "ingress-eth0", "expr": [{"vmap": {"key": {"concat": []}, "data": "@fwd4_ports"}}]}}
+    assert slot_table([dispatch, ingress, *named]) == ["10.19.0.102", "10.19.0.101", "10.19.0.101"]
+    assert slot_table([dispatch, ingress, *direct]) == ["10.19.0.102", "10.19.0.101", "10.19.0.101"]
 
 
 def test_flow_elements_reads_plain_and_timed_elements() -> None:

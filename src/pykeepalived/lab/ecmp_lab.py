@@ -209,6 +209,7 @@ def slot_table(items: list[dict[str, Any]]) -> list[str]:
                 vmaps.append(named[data[1:]])
             elif isinstance(data, dict) and isinstance(data.get("set"), list):
                 vmaps.append(data["set"])
+    vmaps = [v for v in vmaps if v and all(isinstance(pair[0], int) for pair in v)]  # slots, not the dispatch
     if not vmaps:
         return []
     slots: list[tuple[int, str]] = []
