@@ -45,19 +45,27 @@ finder.close()
 """
 
 
-def test_answers_are_kept_until_routing_changes() -> None:
-    ns = Netns(unique_prefix("rtf"))
+TWO_LINKS = ("link set lo up\nlink add pa0 type veth peer name pa1\nlink add pb0 type veth peer name pb1\n"
+             "link set pa0 up\nlink set pa1 up\nlink set pb0 up\nlink set pb1 up\n"
+             "addr add 10.77.0.1/16 dev pa0\n")
+
+
+def run_inside(prefix: str, setup: str, script: str) -> str:
+    """`script`'s output, run in a namespace of its own made by `setup` (`ip -batch`), removed afterwards."""
+    ns = Netns(unique_prefix(prefix))
     ns.create()
     try:
-        setup = ("link set lo up\nlink add pa0 type veth peer name pa1\nlink add pb0 type veth peer name pb1\n"
-                 "link set pa0 up\nlink set pa1 up\nlink set pb0 up\nlink set pb1 up\n"
-                 "addr add 10.77.0.1/16 dev pa0\n")
         subprocess.run(["ip", "-n", ns.name, "-batch", "-"], input=setup, text=True, check=True)
-        out = subprocess.run(ns.argv([sys.executable, "-c", INSIDE]), capture_output=True, text=True, timeout=60)
+        out = subprocess.run(ns.argv([sys.executable, "-c", script]), capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        assert out.stdout.split("\n")[:5] == ["pa0 1", "pa0 1", "pb0 2", "pb0 2", "pb0 2"]
+        return out.stdout
     finally:
         ns.delete()
+
+
+def test_answers_are_kept_until_routing_changes() -> None:
+    out = run_inside("rtf", TWO_LINKS, INSIDE)
+    assert out.split("\n")[:5] == ["pa0 1", "pa0 1", "pb0 2", "pb0 2", "pb0 2"]
 
 
 # runs in the namespace: the main table as spans (route_spans), what is left out, what is refused, and whether a
@@ -97,30 +105,19 @@ finder.close()
 
 
 def test_the_main_table_as_spans_and_what_cannot_be_copied() -> None:
-    ns = Netns(unique_prefix("rts"))
-    ns.create()
-    try:
-        setup = ("link set lo up\nlink add pa0 type veth peer name pa1\nlink add pb0 type veth peer name pb1\n"
-                 "link set pa0 up\nlink set pa1 up\nlink set pb0 up\nlink set pb1 up\n"
-                 "addr add 10.77.0.1/16 dev pa0\naddr add 10.78.0.1/16 dev pb0\n"
-                 "route add default via 10.77.0.254\n")
-        subprocess.run(["ip", "-n", ns.name, "-batch", "-"], input=setup, text=True, check=True)
-        out = subprocess.run(ns.argv([sys.executable, "-c", SPANS]), capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        first, holes, moved, added, again, rule, multipath = [json.loads(line) for line in out.stdout.splitlines()]
-        assert ["10.77.0.0", "10.77.255.255", None, "pa0"] in first  # on the link: to the destination itself
-        assert ["10.78.0.0", "10.78.255.255", None, "pb0"] in first
-        assert ["1.0.0.0", "10.76.255.255", "10.77.0.254", "pa0"] in first  # the default route, by its gateway
-        assert not any(s[0].startswith(("127.", "224.")) for s in first)  # loopback and multicast: holes
-        # a blackhole and a route with its own MTU are holes (the IP stack answers for them)
-        for inside in ("198.51.100.1", "203.0.113.1"):
-            address = ipaddress.ip_address(inside)
-            assert not any(ipaddress.ip_address(s[0]) <= address <= ipaddress.ip_address(s[1]) for s in holes)
-        assert ["198.51.101.0", "203.0.112.255", "10.77.0.254", "pa0"] in holes
-        assert ["203.0.114.0", "223.255.255.255", "10.77.0.254", "pa0"] in holes
-        assert moved is False  # nothing changed since the spans were read
-        assert added is True and again is False  # a new route moves them once
-        assert rule.startswith("policy routing rule 1000")
-        assert "several next hops" in multipath
-    finally:
-        ns.delete()
+    out = run_inside("rts", TWO_LINKS + "addr add 10.78.0.1/16 dev pb0\nroute add default via 10.77.0.254\n", SPANS)
+    first, holes, moved, added, again, rule, multipath = [json.loads(line) for line in out.splitlines()]
+    assert ["10.77.0.0", "10.77.255.255", None, "pa0"] in first  # on the link: to the destination itself
+    assert ["10.78.0.0", "10.78.255.255", None, "pb0"] in first
+    assert ["1.0.0.0", "10.76.255.255", "10.77.0.254", "pa0"] in first  # the default route, by its gateway
+    assert not any(s[0].startswith(("127.", "224.")) for s in first)  # loopback and multicast: holes
+    # a blackhole and a route with its own MTU are holes (the IP stack answers for them)
+    for inside in ("198.51.100.1", "203.0.113.1"):
+        address = ipaddress.ip_address(inside)
+        assert not any(ipaddress.ip_address(s[0]) <= address <= ipaddress.ip_address(s[1]) for s in holes)
+    assert ["198.51.101.0", "203.0.112.255", "10.77.0.254", "pa0"] in holes
+    assert ["203.0.114.0", "223.255.255.255", "10.77.0.254", "pa0"] in holes
+    assert moved is False  # nothing changed since the spans were read
+    assert added is True and again is False  # a new route moves them once
+    assert rule.startswith("policy routing rule 1000")
+    assert "several next hops" in multipath

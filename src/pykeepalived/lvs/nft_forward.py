@@ -185,11 +185,12 @@ def empty_ruleset() -> rules.Ruleset:
     return rs
 
 
-def reply_spans(svc: VirtualService, ctx: rules.BuildContext) -> tuple[Span, ...] | None:
+def reply_spans(svc: VirtualService, ctx: rules.BuildContext, devices: Sequence[str]) -> tuple[Span, ...] | None:
     """The spans a stateless NAT service's replies are sent by from ingress; None: they stay in the IP stack.
 
-    Only where the routing table can be copied (route_spans) and no
-    interface a reply may leave by is narrower than one a real server of
+    `devices`: its real servers' interfaces (`takes` has found every one
+    on-link). Only where the routing table can be copied (route_spans) and
+    no interface a reply may leave by is narrower than one a real server of
     the service is on: `fwd` checks no MTU, and a reply the real server
     sized for its own link would be dropped without an ICMP error.
     """
@@ -200,10 +201,7 @@ def reply_spans(svc: VirtualService, ctx: rules.BuildContext) -> tuple[Span, ...
     if not spans:
         return None
     mtus = dict(ctx.ingress_devices())
-    try:
-        widest = max(mtus.get(ctx.device_for(d.address), 0) for d in svc.destinations) if svc.destinations else 0
-    except DataPlaneError:
-        return None
+    widest = max((mtus.get(device, 0) for device in devices), default=0)
     return spans if all(mtus.get(span.device, 0) >= widest for span in spans) else None
 
 
@@ -279,8 +277,8 @@ def add_cached(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext) 
     if method == "TUN":
         extra = tuple(ctx.tunnel_mtu(d.address) for d in svc.destinations)
     elif method == "NAT":  # what _fragment_key leaves out for NAT, which numbers no chains in table ip
-        spans = reply_spans(svc, ctx)
         devices = tuple(ctx.device_for(d.address) for d in svc.destinations)
+        spans = reply_spans(svc, ctx, devices)
         if spans is not None:  # its replies come in there: finish puts their lookup first on those
             ctx.reply_devices.update(devices)
         extra = (tuple(ctx.number(svc.name, d.name) for d in svc.destinations), devices,
@@ -460,7 +458,7 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext,
     direct = Direct(devices[0], proto, nat, merged.nat_ports[0]) \
         if hashed and not tun and len(merged.devices) == 1 and len(merged.nat_ports) == 1 else None
     _schedule(rs, fam, svc, base, per_dest, ctx, hashed, direct)
-    if nat and (spans := reply_spans(svc, ctx)) is not None:
+    if nat and (spans := reply_spans(svc, ctx, devices)) is not None:
         _add_replies(rs, fam, svc, base, proto, any(span.gateway is not None for span in spans), ctx)
 
 

@@ -49,6 +49,11 @@ def _default_rule(rule: Any, version: int) -> bool:
     return (version, rule.get_attr("FRA_PRIORITY") or 0, table) in DEFAULT_RULES
 
 
+def _answer(spans: tuple[Span, ...] | RoutesRefused) -> tuple[Span, ...] | str:
+    """What a client_spans answer says, comparable: the spans, or why they were refused."""
+    return str(spans) if isinstance(spans, RoutesRefused) else spans
+
+
 class RoutingWatch:
     """Whether routing may have changed since the last call: a subscribed rtnetlink socket, drained unread.
 
@@ -135,16 +140,12 @@ class RouteFinder:
         self._devices.clear()
         self._spans.clear()
         moved = False
-        for version, devices in old:
+        for (version, devices), before in old.items():
             try:
                 new: tuple[Span, ...] | RoutesRefused = self.client_spans(version, devices)
             except RoutesRefused as exc:
                 new = exc
-            before = old[(version, devices)]
-            if isinstance(new, RoutesRefused) or isinstance(before, RoutesRefused):
-                moved = moved or str(new) != str(before) or type(new) is not type(before)
-            else:
-                moved = moved or new != before
+            moved = moved or _answer(new) != _answer(before)
         self.release()
         return moved
 
