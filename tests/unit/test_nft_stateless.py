@@ -208,19 +208,33 @@ def test_errors_about_a_reply_go_to_the_server_the_request_hash_gives() -> None:
     ruleset, _ = build_ip(vs("web", rs(1, 8080), rs(2, 8080), rs(3, 8080)))
     match = rules_of(ruleset, ICMP_IN_CHAIN)[0]
     assert match[-1] == {"goto": {"target": "vs-web-sli"}}
-    pick = rules_of(ruleset, "vs-web-sli")[1][0]["vmap"]
+    pick_rule, by_address = rules_of(ruleset, "vs-web-sli")[1:]
+    pick = pick_rule[0]["mangle"]["value"]["map"]
     # the client is the inner destination: the bytes `ip saddr` hashes in the request
     assert pick["key"]["jhash"]["expr"] == {"payload": {"base": "th", "offset": 192, "len": 32}}
     forward = rules_of(ruleset, "vs-web-sl")[2][0]["mangle"]["value"]["map"]
     assert pick["key"]["jhash"]["mod"] == forward["key"]["jhash"]["mod"]
     assert pick["key"]["jhash"]["seed"] == forward["key"]["jhash"]["seed"]
-    for (slot, verdict), (_, address) in zip(ruleset.slot_pairs(pick["data"]), ruleset.slot_pairs(forward["data"]),
-                                             strict=True):
-        chain = rules_of(ruleset, verdict["goto"]["target"])[0]
+    assert pick["data"] == forward["data"]  # the requests' own slots: data, not verdicts
+    assert by_address == [{"vmap": {"key": {"payload": {"protocol": "ip", "field": "daddr"}},
+                                    "data": "@vs-web-sli-servers"}}]
+    chains = {json.loads(k): json.loads(v)["goto"]["target"] for k, v in ruleset.elements["vs-web-sli-servers"].items()}
+    assert sorted(chains) == ["10.11.12.1", "10.11.12.2", "10.11.12.3"]
+    for address, target in chains.items():
+        chain = rules_of(ruleset, target)[0]
         outer = next(s["mangle"]["value"] for s in chain if s["mangle"]["key"].get("payload", {}).get("field"))
-        assert outer == address, slot
+        assert outer == address
         inner = chain[-1]["mangle"]  # last: dh hashes the inner source
         assert inner["key"]["payload"]["offset"] == 160 and inner["value"] == int(ipaddress.IPv4Address(address))
+
+
+def test_servers_sharing_an_address_pick_their_error_chain_by_slot() -> None:
+    """Two servers on one address (two ports): the address cannot name the chain, so the slots do (verdicts)."""
+    ruleset, _ = build_ip(vs("web", rs(1, 8080), rs(1, 8081), rs(2, 8080)))
+    pick = rules_of(ruleset, "vs-web-sli")[1][0]["vmap"]
+    targets = {verdict["goto"]["target"] for _, verdict in ruleset.slot_pairs(pick["data"])}
+    assert targets == {"vs-web-sli-1", "vs-web-sli-2", "vs-web-sli-3"}
+    assert "vs-web-sli-servers" not in ruleset.sets
 
 
 def test_a_server_going_down_changes_the_tables_slots_and_no_chain() -> None:
@@ -235,6 +249,10 @@ def test_a_server_going_down_changes_the_tables_slots_and_no_chain() -> None:
     commands = diff(before["ip"], after["ip"], early)
     assert not any("chain" in verb or "rule" in verb for cmd in commands for verb in cmd.values())
     assert early  # the slots, written by the element writer
+    # and none of them a verdict: the kernel validates the whole table at a commit that changes one (slow)
+    verdict_maps = {name for name, spec in after["ip"].sets.items() if spec.get("map") == "verdict"}
+    assert not {name for name in verdict_maps if after["ip"].elements.get(name) != before["ip"].elements.get(name)}
+    assert not [name for name, slots in after["ip"].slot_maps.items() if slots.data_type == "verdict"]
 
 
 def test_errors_about_a_request_get_the_vip_in_their_inner_header() -> None:
@@ -258,7 +276,7 @@ def test_each_hash_scheduler_hashes_the_same_fields_in_both_directions(scheduler
     forward = rules_of(ruleset, "vs-web-sl")[1][0]["mangle"]["value"]["map"]["key"]["jhash"]["expr"]
     parts = forward["concat"] if "concat" in forward else [forward]
     assert [(p["payload"]["protocol"], p["payload"]["field"]) for p in parts] == fields
-    inner = rules_of(ruleset, "vs-web-sli")[1][0]["vmap"]["key"]["jhash"]["expr"]
+    inner = rules_of(ruleset, "vs-web-sli")[1][0]["mangle"]["value"]["map"]["key"]["jhash"]["expr"]
     inner_parts = inner["concat"] if "concat" in inner else [inner]
     where = {("ip", "saddr"): 192, ("th", "sport"): 240, ("ip", "daddr"): 160}
     assert [p["payload"]["offset"] for p in inner_parts] == [where[f] for f in fields]

@@ -83,6 +83,8 @@ RAW_PRIORITY = -300  # before conntrack (-200): an untracked packet never makes 
 SOURCE_PRIORITY = 100  # srcnat: after routing, after any filter in postrouting
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
 
+SERVERS_SUFFIX = "-sli-servers"  # a service's map: real server address -> its error chain
+
 ICMP_SPARE = (32, 16)  # IPv4 bytes 4-5: zero in the errors we rewrite; the checksum compensation goes here
 
 
@@ -360,8 +362,8 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
             rs.rule(forward, _set(_field(ip, "daddr"), dests[0].address))
         else:  # a slot map (nft_rules' module docstring): a change rewrites the slots that moved
             texts = [ctx.address_text(d.address) for d in dests]
-            name = rs.slot_map(f"{base}-sl-addrs", f"{ip} daddr", texts, table)
-            rs.rule(forward, _set(_field(ip, "daddr"), {"map": {"key": pick, "data": f"@{name}"}}))
+            addresses = rs.slot_map(f"{base}-sl-addrs", f"{ip} daddr", texts, table)
+            rs.rule(forward, _set(_field(ip, "daddr"), {"map": {"key": pick, "data": f"@{addresses}"}}))
 
     # the way back, from every server the service holds (weight 0 too: its flows' last packets)
     if any((_rs_port(svc, d) or vport) != vport for d in svc.destinations):
@@ -380,7 +382,19 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         rs.rule(icmp_in, {"goto": {"target": per_dest[dests[0].name]}})
         return
     inner_pick = _jhash([_inner_of_reply(layout, f) for f in fields], len(table))
+    if _by_address(svc):
+        # the server's address from the requests' own slot map, then its chain by that address: the slots are
+        # data, which the kernel does not validate at each change as it does a verdict map's (docs/dataplane.md)
+        rs.rule(icmp_in, _set(_field(ip, "daddr"), {"map": {"key": inner_pick, "data": f"@{addresses}"}}))
+        rs.rule(icmp_in, {"vmap": {"key": _field(ip, "daddr"), "data": f"@{base}{SERVERS_SUFFIX}"}})
+        return
     rs.rule(icmp_in, rules.picks(rs, f"{base}-sl-picks", table, dests, per_dest, ctx, inner_pick))
+
+
+def _by_address(svc: VirtualService) -> bool:
+    """Whether a server's address alone names its error chain (no two of the service's servers share one)."""
+    addresses = [d.address for d in svc.destinations]
+    return len(set(addresses)) == len(addresses)
 
 
 @dataclass(frozen=True)
@@ -404,6 +418,8 @@ def _add_servers(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext
     vip, vport = str(svc.address), int(svc.port or 0)
     servers = tuple((d.name, d.address, _rs_port(svc, d) or vport) for d in svc.destinations)
     numbers = tuple(ctx.number(svc.name, name) for name, _, _ in servers) if with_chains else ()
+    if with_chains and _by_address(svc):
+        rs.sets[f"{base}{SERVERS_SUFFIX}"] = {"_kind": "map", "type": rs.family.addr_type, "map": "verdict"}
     key: tuple[Any, ...] = ("servers", rs.family.name, vip, vport, proto, back, base, servers, numbers)
     parts = ctx.stateless_parts
     merged: _Servers | None = parts.get(key)
@@ -471,6 +487,9 @@ def _merge_servers(fam: rules.Family, ctx: rules.BuildContext, layout: IcmpLayou
         piece.refs[chain] = part.refs[chain]
         chains.append(chain)
         per_dest[name] = chain
+    if numbers and len({address for _, address, _ in servers}) == len(servers):  # add_service's _by_address
+        for (name, address, _), _ in zip(servers, numbers):
+            piece.element(f"{base}{SERVERS_SUFFIX}", address, {"goto": {"target": per_dest[name]}})
     return _Servers(piece, tuple(chains), per_dest)
 
 
