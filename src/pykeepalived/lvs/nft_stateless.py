@@ -404,6 +404,9 @@ class _Servers:
     piece: rules.Ruleset
     chains: tuple[str, ...]  # the ICMP chains of its servers, in order
     per_dest: dict[str, str]  # server name -> its ICMP chain
+    specs: dict[str, Json]  # each of those chains -> its (empty) spec, merged with one update
+    rules: dict[str, tuple[str, ...]]  # each of those chains -> its rules
+    refs: dict[str, frozenset[str]]  # each of those chains -> what its rules refer to
 
 
 def _add_servers(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext, layout: IcmpLayout, base: str,
@@ -433,10 +436,9 @@ def _add_servers(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext
         rs.element_refs.setdefault(name, {}).update(refs)
     rs.rules[ICMP_OUT_CHAIN] = rs.rules.get(ICMP_OUT_CHAIN, ()) + piece.rules.get(ICMP_OUT_CHAIN, ())
     rs.refs[ICMP_OUT_CHAIN] = rs.refs.get(ICMP_OUT_CHAIN, frozenset()) | piece.refs.get(ICMP_OUT_CHAIN, frozenset())
-    for chain in merged.chains:
-        rs.chains[chain] = {}
-        rs.rules[chain] = piece.rules[chain]
-        rs.refs[chain] = piece.refs[chain]
+    rs.chains.update(merged.specs)
+    rs.rules.update(merged.rules)
+    rs.refs.update(merged.refs)
     rs.services[svc.name].extend(merged.chains)
     return merged.per_dest
 
@@ -490,7 +492,8 @@ def _merge_servers(fam: rules.Family, ctx: rules.BuildContext, layout: IcmpLayou
     if numbers and len({address for _, address, _ in servers}) == len(servers):  # add_service's _by_address
         for (name, address, _), _ in zip(servers, numbers):
             piece.element(f"{base}{SERVERS_SUFFIX}", address, {"goto": {"target": per_dest[name]}})
-    return _Servers(piece, tuple(chains), per_dest)
+    return _Servers(piece, tuple(chains), per_dest, {chain: {} for chain in chains},
+                    {chain: piece.rules[chain] for chain in chains}, {chain: piece.refs[chain] for chain in chains})
 
 
 def _server_part(fam: rules.Family, layout: IcmpLayout, vip: str, vport: int, proto: str, endpoint: tuple[str, int],
