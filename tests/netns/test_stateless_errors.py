@@ -75,10 +75,10 @@ while time.monotonic() < end:
     if kind == 0x0800:
         hlen, proto, src, dst = (pkt[0] & 15) * 4, pkt[9], pkt[12:16], pkt[16:20]
         l4, alen, want, inner_at = pkt[hlen:], 4, (3, 4), 8
-        sum_ok = lambda: ones(l4) == 0xFFFF
+        summed = l4
     elif kind == 0x86DD:
         proto, src, dst, l4, alen, want, inner_at = pkt[6], pkt[8:24], pkt[24:40], pkt[40:], 16, (2, 0), 8
-        sum_ok = lambda: ones(src + dst + struct.pack("!I3xB", len(l4), 58) + l4) == 0xFFFF
+        summed = src + dst + struct.pack("!I3xB", len(l4), 58) + l4
     else:
         continue
     out = {"dst": str(ipaddress.ip_address(dst))}
@@ -88,7 +88,7 @@ while time.monotonic() < end:
         inner = l4[inner_at:]
         at = 12 if alen == 4 else 8
         ports = inner[(inner[0] & 15) * 4 if alen == 4 else 40:][:4]
-        out.update(kind="error", sum_ok=sum_ok(),
+        out.update(kind="error", sum_ok=ones(summed) == 0xFFFF,
                    inner_src=str(ipaddress.ip_address(inner[at:at + alen])),
                    inner_dst=str(ipaddress.ip_address(inner[at + alen:at + 2 * alen])),
                    inner_sport=struct.unpack("!H", ports[0:2])[0], inner_dport=struct.unpack("!H", ports[2:4])[0])

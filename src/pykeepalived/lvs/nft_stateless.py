@@ -421,14 +421,15 @@ def _add_servers(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext
     vip, vport = str(svc.address), int(svc.port or 0)
     servers = tuple((d.name, d.address, _rs_port(svc, d) or vport) for d in svc.destinations)
     numbers = tuple(ctx.number(svc.name, name) for name, _, _ in servers) if with_chains else ()
-    if with_chains and _by_address(svc):
+    by_address = with_chains and _by_address(svc)
+    if by_address:
         rs.sets[f"{base}{SERVERS_SUFFIX}"] = {"_kind": "map", "type": rs.family.addr_type, "map": "verdict"}
     key: tuple[Any, ...] = ("servers", rs.family.name, vip, vport, proto, back, base, servers, numbers)
     parts = ctx.stateless_parts
     merged: _Servers | None = parts.get(key)
-    if merged is None:
+    if merged is None:  # (by_address follows from the servers and numbers in the key)
         merged = rules.remember(parts, key, _merge_servers(rs.family, ctx, layout, vip, vport, proto, back, base,
-                                                           servers, numbers))
+                                                           servers, numbers, by_address))
     piece = merged.piece
     for name, elems in piece.elements.items():
         rs.elements.setdefault(name, {}).update(elems)
@@ -445,7 +446,7 @@ def _add_servers(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext
 
 def _merge_servers(fam: rules.Family, ctx: rules.BuildContext, layout: IcmpLayout, vip: str, vport: int, proto: str,
                    back: str, base: str, servers: tuple[tuple[str, str, int], ...],
-                   numbers: tuple[int, ...]) -> _Servers:
+                   numbers: tuple[int, ...], by_address: bool) -> _Servers:
     """_add_servers' piece, from each server's own (kept while what it reads holds: 1,000 servers' 3,000 rules and
     2,000 map elements written out as JSON at every apply were most of a change to one of them, 0.1 s)."""
     parts = ctx.stateless_parts
@@ -489,8 +490,8 @@ def _merge_servers(fam: rules.Family, ctx: rules.BuildContext, layout: IcmpLayou
         piece.refs[chain] = part.refs[chain]
         chains.append(chain)
         per_dest[name] = chain
-    if numbers and len({address for _, address, _ in servers}) == len(servers):  # add_service's _by_address
-        for (name, address, _), _ in zip(servers, numbers):
+    if by_address:  # every server, down ones too: one going down changes none of these verdicts
+        for name, address, _ in servers:
             piece.element(f"{base}{SERVERS_SUFFIX}", address, {"goto": {"target": per_dest[name]}})
     return _Servers(piece, tuple(chains), per_dest, {chain: {} for chain in chains},
                     {chain: piece.rules[chain] for chain in chains}, {chain: piece.refs[chain] for chain in chains})
