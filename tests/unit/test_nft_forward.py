@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pykeepalived.lvs.model import DataPlaneError, Destination, VirtualService
+from pykeepalived.lvs.model import DataPlaneError, Destination, GroupEntry, VirtualService
 from pykeepalived.lvs.nft_forward import NETDEV, refusal
 from pykeepalived.lvs.nft_layout import build_all
 from pykeepalived.lvs.nft_rules import BuildContext, Ruleset
@@ -96,14 +96,57 @@ def test_dr_with_flow_sets_and_a_hash_scheduler_moves_only_a_failed_servers_slot
     def owners(svc: VirtualService) -> list[str]:
         netdev = build_all([svc], context)[NETDEV.name]
         assert "vs-web-1-flows" in netdev.sets
-        pick = rules_of(netdev, "vs-web")[-1][0]["vmap"]
-        return [target["goto"]["target"] for _, target in netdev.slot_pairs(pick["data"])]
+        return dr_owners(netdev, "vs-web")
 
     before = owners(vs("web", *servers, scheduler="mh"))
     servers[6] = rs(7, alive=False)
     after = owners(vs("web", *servers, scheduler="mh"))
     assert all(b == a for b, a in zip(before, after, strict=True) if b != "vs-web-7")
     assert "vs-web-7" not in after and len({a for b, a in zip(before, after) if b == "vs-web-7"}) > 20
+
+
+def dr_owners(netdev: Ruleset, base: str) -> list[str]:
+    """Slot by slot, the server chain a DR pick with flow sets reaches: address slot map, entries map, entry chain."""
+    write, by_address = rules_of(netdev, base)[-1]
+    pick = write["mangle"]["value"]["map"]
+    assert by_address == {"vmap": {"key": write["mangle"]["key"], "data": f"@{base}-entries"}}
+    entries = {json.loads(k): json.loads(v)["goto"]["target"] for k, v in netdev.elements[f"{base}-entries"].items()}
+    chains = {}
+    for address, entry in entries.items():
+        put_back, go = rules_of(netdev, entry)[0]
+        assert put_back == {"mangle": {"key": write["mangle"]["key"], "value": "203.0.113.10"}}  # the VIP again
+        chains[address] = go["goto"]["target"]
+    return [chains[address] for _, address in netdev.slot_pairs(pick["data"])]
+
+
+def test_a_dr_pick_with_flow_sets_writes_data_slots_and_reaches_the_server_by_its_address() -> None:
+    """No verdict slots: a server going down changes address slots alone (the kernel validates no table for them)."""
+    from pykeepalived.lvs.nft_diff import diff
+    servers = [rs(i) for i in range(1, 41)]
+    context = ctx("eth0")
+    before = build_all([vs("web", *servers, scheduler="wlc")], context)[NETDEV.name]
+    assert {json.loads(k) for k in before.elements["vs-web-entries"]} == {f"10.11.12.{i}" for i in range(1, 41)}
+    assert set(dr_owners(before, "vs-web")) == {f"vs-web-{i}" for i in range(1, 41)}
+    servers[6] = rs(7, alive=False)
+    after = build_all([vs("web", *servers, scheduler="wlc")], context)[NETDEV.name]
+    assert after.elements["vs-web-entries"] == before.elements["vs-web-entries"]  # every server, up or down
+    assert "vs-web-7" not in dr_owners(after, "vs-web")
+    early: list[Any] = []
+    commands = diff(before, after, early)
+    assert not any("chain" in verb or "rule" in verb or "element" in verb for cmd in commands for verb in cmd.values())
+    assert early and not [n for n, slots in after.slot_maps.items() if slots.data_type == "verdict"]
+
+
+def test_a_dr_group_of_several_vips_keeps_verdict_slots() -> None:
+    """The entry chain must know which VIP to write back: with several, the pick stays a slot map of verdicts."""
+    entries = (GroupEntry("address", address="203.0.113.10", port=80), GroupEntry("address", address="203.0.113.11",
+                                                                                  port=80))
+    svc = vs("web", *[rs(i) for i in range(1, 41)], scheduler="wlc", kind="group", group="g", group_entries=entries,
+             address=None, port=None)
+    netdev = build_all([svc], ctx("eth0"))[NETDEV.name]
+    assert "vs-web-entries" not in netdev.sets
+    pick = rules_of(netdev, "vs-web")[-1][0]["vmap"]
+    assert {t["goto"]["target"] for _, t in netdev.slot_pairs(pick["data"])} == {f"vs-web-{i}" for i in range(1, 41)}
 
 
 def test_ipv6_dr_uses_the_ip6_maps_and_fwd_ip6() -> None:
