@@ -43,8 +43,10 @@ def ctx(consistent: bool = True, numbers: dict[tuple[str, str], int] | None = No
 
 
 def pick(ruleset: Ruleset, chain: str) -> dict[str, Any]:
-    """The service chain's last rule: the verdict map that schedules what no set knows."""
+    """The verdict map that schedules what no set knows: the last rule of the chain the service chain ends in."""
     last = json.loads(ruleset.rules[chain][-1])
+    if last == [{"goto": {"target": f"{chain}-pick"}}]:  # nft_rules.pick_chain
+        last = json.loads(ruleset.rules[f"{chain}-pick"][-1])
     vmap: dict[str, Any] = last[0]["vmap"]
     return vmap
 

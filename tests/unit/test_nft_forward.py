@@ -107,7 +107,8 @@ def test_dr_with_flow_sets_and_a_hash_scheduler_moves_only_a_failed_servers_slot
 
 def dr_owners(netdev: Ruleset, base: str) -> list[str]:
     """Slot by slot, the server chain a DR pick with flow sets reaches: address slot map, entries map, entry chain."""
-    write, by_address = rules_of(netdev, base)[-1]
+    assert rules_of(netdev, base)[-1] == [{"goto": {"target": f"{base}-pick"}}]  # nft_rules.pick_chain
+    write, by_address = rules_of(netdev, f"{base}-pick")[-1]
     pick = write["mangle"]["value"]["map"]
     assert by_address == {"vmap": {"key": write["mangle"]["key"], "data": f"@{base}-entries"}}
     entries = {json.loads(k): json.loads(v)["goto"]["target"] for k, v in netdev.elements[f"{base}-entries"].items()}
@@ -145,7 +146,7 @@ def test_a_dr_group_of_several_vips_keeps_verdict_slots() -> None:
              address=None, port=None)
     netdev = build_all([svc], ctx("eth0"))[NETDEV.name]
     assert "vs-web-entries" not in netdev.sets
-    pick = rules_of(netdev, "vs-web")[-1][0]["vmap"]
+    pick = rules_of(netdev, "vs-web-pick")[-1][0]["vmap"]
     assert {t["goto"]["target"] for _, t in netdev.slot_pairs(pick["data"])} == {f"vs-web-{i}" for i in range(1, 41)}
 
 

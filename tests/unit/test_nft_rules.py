@@ -71,7 +71,8 @@ def test_fwmark_persistence_gives_each_server_a_client_set() -> None:
     base = rules(ruleset, "vs-FWM_80")
     assert base[0][0]["match"]["right"] == "@vs-FWM_80-1-clients"  # type: ignore[index]
     assert base[0][0]["match"]["left"] == {"&": [{"payload": {"protocol": "ip", "field": "saddr"}}, "255.255.255.0"]}
-    assert "vmap" in base[-1][0]
+    assert base[-1] == [{"goto": {"target": "vs-FWM_80-pick"}}]  # the pick in a chain of its own (pick_chain)
+    assert "vmap" in rules(ruleset, "vs-FWM_80-pick")[-1][0]
     assert ruleset.sets["vs-FWM_80-1-clients"]["timeout"] == 30
     assert rules(ruleset, "vs-FWM_80-2")[-1] == [{"dnat": {"family": "ip", "addr": "10.11.12.2"}}]
 

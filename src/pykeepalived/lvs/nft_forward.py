@@ -592,14 +592,15 @@ def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, pe
               ctx: rules.BuildContext, hashed: bool, direct: Direct | None = None) -> None:
     """A new flow's server: as nft_rules' prerouting path picks it, with the service's own address family."""
     dests = rules.eligible(svc, ctx.overloaded)
-    if not dests:
-        return  # as an empty IPVS service: the packet goes on to the router's own stack
     if hashed:  # nothing remembers a flow: the table alone must keep the others' flows in place
-        if rule := _stateless_pick(rs, fam, svc, base, dests, per_dest, ctx, direct):
+        if dests and (rule := _stateless_pick(rs, fam, svc, base, dests, per_dest, ctx, direct)):
             rs.rule(base, *rule)
         return
+    into = rules.pick_chain(rs, svc, base)
+    if not dests:
+        return  # as an empty IPVS service: the packet goes on to the router's own stack
     if len(dests) == 1:
-        rs.rule(base, {"goto": {"target": per_dest[dests[0].name]}})
+        rs.rule(into, {"goto": {"target": per_dest[dests[0].name]}})
         return
     key = rules.consistent_key(fam, svc, ctx)
     table: Sequence[int]
@@ -617,19 +618,21 @@ def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, pe
         table = rules.slot_table(svc, dests, ctx)
         pick = rules.selector(fam, svc, len(table))
     if table and (key is not None or rules.in_slot_map(svc, table)):
+        if key is None:  # the next build starts from it (sticky_spread), as nft_rules' copy path does
+            rules._record_table(rs, svc, dests, table)
         entries = _entries(rs, fam, svc, base, per_dest, ctx)
         if entries is None:
-            rs.rule(base, rules.picks(rs, f"{base}-picks", table, dests, per_dest, ctx, pick))
+            rs.rule(into, rules.picks(rs, f"{base}-picks", table, dests, per_dest, ctx, pick))
             return
         # the server's address from a slot map of addresses into the destination, then its chain by that address
         # (`_entries`): the slots are data, which the kernel does not validate at each change (Direct)
         texts = [ctx.address_text(d.address) for d in dests]
         addresses = rs.slot_map(f"{base}-addrs", f"{fam.payload} daddr", texts, table)
         daddr = {"payload": {"protocol": fam.payload, "field": "daddr"}}
-        rs.rule(base, {"mangle": {"key": daddr, "value": {"map": {"key": pick, "data": f"@{addresses}"}}}},
+        rs.rule(into, {"mangle": {"key": daddr, "value": {"map": {"key": pick, "data": f"@{addresses}"}}}},
                 {"vmap": {"key": daddr, "data": f"@{entries}"}})
     elif table:  # a short rr/wrr cycle or random: in the rule, as nft_rules keeps it
-        rs.rule(base, {"vmap": {"key": pick, "data": {"set": [
+        rs.rule(into, {"vmap": {"key": pick, "data": {"set": [
             [slot, {"goto": {"target": per_dest[dests[i].name]}}] for slot, i in enumerate(table)]}}})
 
 
