@@ -160,6 +160,19 @@ def test_nft_rules_spelling_is_read_quickly_and_any_other_json_the_same_way() ->
             encode_data("ip daddr", bad)
 
 
+def test_a_datum_is_encoded_once_per_batch_whichever_map_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 1,000 services of the same three real servers (bench/schedulers.py): three encodings, not 3,000
+    from pykeepalived.lvs import nft_elements
+    made: list[str] = []
+    real = nft_elements.encode_data
+    monkeypatch.setattr(nft_elements, "encode_data", lambda data_type, text: made.append(text) or real(data_type, text))
+    batch = Batch(1)
+    for i in range(100):
+        batch.add(ElementChange("ip", "t", f"m{i}", SLOT_KEY_TYPEOF, "ip daddr . tcp dport",
+                                add=[(slot, f'{{"concat": ["10.0.0.{slot + 1}", 80]}}') for slot in range(3)]))
+    assert len(made) == 3 and len(batch.names) == 100
+
+
 def test_a_change_that_cannot_be_written_leaves_the_batch_as_it_was() -> None:
     # elements go into the batch as they are encoded: one that fails takes its change's messages out again
     batch = Batch(1)

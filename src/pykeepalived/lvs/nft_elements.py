@@ -192,8 +192,9 @@ class Batch:
         self.names: dict[int, str] = {}  # sequence number -> "map <family> <table> <set>" of each element message
         self.seq = first_seq + 1
         # data type and text -> encoded: the writer's (ElementWriter.encoded), kept from batch to batch for the
-        # changes that ask (keep_encoded); the others encode each distinct text once per change (_elements)
+        # changes that ask (keep_encoded); the others' for this batch only, by data type then text
         self._cache: dict[tuple[str, str], bytes] = {} if encoded is None else encoded
+        self._batch_cache: dict[str, dict[str, bytes]] = {}
 
     def add(self, change: ElementChange) -> None:
         """Append `change`'s deletions, then its additions (ElementError if they cannot be written: the batch is
@@ -261,7 +262,7 @@ class Batch:
                 yield pack(16 + len(data), NFTA_LIST_ELEM | NLA_F_NESTED, 12, NFTA_SET_ELEM_KEY | NLA_F_NESTED,
                            8, NFTA_DATA_VALUE, key) + data
             return
-        seen: dict[str, bytes] = {}  # this change's alone (one data type): a wrr map repeats its servers' texts
+        seen = self._batch_cache.setdefault(data_type, {})  # keyed by text alone: no pair per datum
         for key, text in change.add:
             data = seen.get(text)
             if data is None:
