@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from pykeepalived.lvs.nft import Change
-from pykeepalived.lvs.nft_diff import SlotWrite, diff, fresh_table
+from pykeepalived.lvs.nft_diff import SlotData, SlotWrite, diff, fresh_table
 from pykeepalived.lvs.nft_elements import Batch, ElementChange, ElementError, encode_data, parse_acks
 from pykeepalived.lvs.model import VirtualService
 from pykeepalived.lvs.nft_rules import IPV4, SLOT_KEY_TYPEOF, TABLE, BuildContext, Ruleset, build
@@ -34,6 +34,20 @@ def test_a_maglev_change_goes_early_whole_and_knows_how_to_undo_itself() -> None
     assert list(write.delete) == moved and [slot for slot, _ in write.add] == moved
     assert all(new[slot] == text for slot, text in write.add)
     assert all(old[slot] == text for slot, text in write.restore) and len(write.restore) == len(moved)
+
+
+def test_a_new_maps_write_reads_its_slots_from_the_map_as_pairs() -> None:
+    # every slot of a new map goes early; its pairs are made as the writer reads them (SlotData), not kept twice
+    new = build_ip([vs("web", 200, scheduler="rr")], ctx())
+    early: list[SlotWrite] = []
+    fresh_table(new, early)
+    (write,) = early
+    data = new.slot_maps["vs-web-slots"].data
+    assert isinstance(write.add, SlotData) and write.add.slots == range(len(data)) and write.delete == ()
+    assert list(write.add) == list(enumerate(data)) and len(write.add) == len(data)
+    assert write.add[3] == (3, data[3]) and write.add[-1] == (len(data) - 1, data[-1])
+    assert list(write.add[2:5]) == [(2, data[2]), (3, data[3]), (4, data[4])]
+    assert list(SlotData(data, [7, 2])) == [(7, data[7]), (2, data[2])]
 
 
 def test_a_shorter_rr_cycle_deletes_its_last_slot_with_the_rule_that_stops_reading_it() -> None:
@@ -144,6 +158,35 @@ def test_nft_rules_spelling_is_read_quickly_and_any_other_json_the_same_way() ->
     for bad in ('"010.1.2.3"', '"10.1.2"', '5', '"10.1.2.3/32"'):
         with pytest.raises(ValueError):
             encode_data("ip daddr", bad)
+
+
+def test_a_datum_is_encoded_once_per_batch_whichever_map_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 1,000 services of the same three real servers (bench/schedulers.py): three encodings, not 3,000
+    from pykeepalived.lvs import nft_elements
+    made: list[str] = []
+    real = nft_elements.encode_data
+    monkeypatch.setattr(nft_elements, "encode_data", lambda data_type, text: made.append(text) or real(data_type, text))
+    batch = Batch(1)
+    for i in range(100):
+        batch.add(ElementChange("ip", "t", f"m{i}", SLOT_KEY_TYPEOF, "ip daddr . tcp dport",
+                                add=[(slot, f'{{"concat": ["10.0.0.{slot + 1}", 80]}}') for slot in range(3)]))
+    assert len(made) == 3 and len(batch.names) == 100
+
+
+def test_a_change_that_cannot_be_written_leaves_the_batch_as_it_was() -> None:
+    # elements go into the batch as they are encoded: one that fails takes its change's messages out again
+    batch = Batch(1)
+    good = ElementChange("ip", "t", "m", SLOT_KEY_TYPEOF, "ip daddr", delete=[1], add=[(1, '"10.0.0.1"')])
+    batch.add(good)
+    before = (bytes(batch.data), dict(batch.names), batch.seq)
+    bad = ElementChange("ip", "t", "n", SLOT_KEY_TYPEOF, "ip daddr", delete=range(3000),
+                        add=[(slot, '"10.0.0.2"') for slot in range(2000)] + [(2000, '"2001:db8::1"')])
+    with pytest.raises(ElementError, match="map ip t n: cannot write its elements"):
+        batch.add(bad)
+    assert (bytes(batch.data), dict(batch.names), batch.seq) == before
+    alone = Batch(1)
+    alone.add(good)
+    assert batch.finish() == alone.finish()
 
 
 def test_a_batch_splits_long_element_lists_and_names_each_message_by_its_set() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pykeepalived.lvs import sched
 from pykeepalived.lvs.model import Destination, VirtualService
-from pykeepalived.lvs.nft import Libnftables
+from pykeepalived.lvs.nft import FORGET_CACHE, Libnftables
 from pykeepalived.lvs.nft_diff import _slot_changes, diff, fresh_table
 from pykeepalived.lvs.nft_rules import BuildContext, Ruleset, build
 
@@ -177,9 +177,14 @@ class FakeNft:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.forgot = 0  # Libnftables.forget_cache's commands, counted apart
+
 
     def cmd(self, text: str) -> tuple[int, str, str]:
         """A JSON transaction is sent as its text too (the backend keeps its length): told apart by its root."""
+        if text == FORGET_CACHE:
+            self.forgot += 1
+            return 1, "", "Error: No such file or directory"
         if text.startswith('{"nftables"'):
             self.calls.append(("json", json.loads(text)["nftables"]))
         else:
@@ -197,6 +202,23 @@ def test_slot_maps_are_made_by_text_before_the_json_transaction_and_after_a_tabl
     assert kinds(tables) == [("add", "table"), ("delete", "table"), ("add", "table")]
     assert text == "add map ip pykeepalived_lvs vs-web-slots { typeof numgen inc mod 1 : ip daddr . tcp dport ; }"
     assert ("add", "element") in kinds(rest) and not any("typeof" in json.dumps(cmd) for cmd in rest)
+
+
+def test_libnftables_cache_is_emptied_once_per_change_that_used_it() -> None:
+    # 512 KiB of hash buckets per cached table, fetched again by the next command anyway (Libnftables.forget_cache)
+    nft = Libnftables()
+    fake = FakeNft()
+    nft._nft = fake
+    nft.run(fresh_table(build([vs("web", 3)], ctx())["ip"]))
+    assert fake.forgot == 1 and len(fake.calls) == 3
+    nft.run([])  # an empty change still goes to libnftables (as before): forgotten after it too
+    assert fake.forgot == 2
+    nft.run([{"list": {"set": {"family": "ip", "table": "t", "name": "a"}}}], keep_cache=True)
+    nft.run([{"list": {"set": {"family": "ip", "table": "t", "name": "b"}}}], keep_cache=True)
+    assert fake.forgot == 2
+    nft.forget_cache()
+    nft.forget_cache()  # nothing cached since: no command
+    assert fake.forgot == 3
 
 
 def test_a_change_without_new_maps_is_one_json_transaction() -> None:

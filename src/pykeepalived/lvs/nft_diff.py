@@ -23,12 +23,50 @@ batch, together with the rule that stops using them (its modulus).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import ne
-from typing import Any
+from typing import Any, overload
 
 from .nft_rules import SLOT_KEY_TYPEOF, TABLE, Family, Json, Ruleset, SlotMap
+
+
+class SlotData(Sequence[tuple[int, str]]):
+    """(slot, data text) for each of `slots` of a slot map's `data` (a tuple: it does not change), made as read.
+
+    A new map's write names every slot: as a tuple of pairs, with the list of
+    its slots, a map of 6,000 slots was 0.6 MiB of the first apply's peak
+    (bench/checks.py's checker, tracemalloc), for pairs read once, in order,
+    by the element writer.
+    """
+
+    __slots__ = ("data", "slots")
+
+    def __init__(self, data: tuple[str, ...], slots: Sequence[int]) -> None:
+        self.data = data
+        self.slots = slots
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, str]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[int, str]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, str] | Sequence[tuple[int, str]]:
+        if isinstance(index, slice):
+            return SlotData(self.data, self.slots[index])
+        slot = self.slots[index]
+        return slot, self.data[slot]
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        return zip(self.slots, map(self.data.__getitem__, self.slots))
+
+    def __repr__(self) -> str:
+        return f"SlotData({list(self)!r})"
 
 
 @dataclass(frozen=True)
@@ -46,7 +84,7 @@ class SlotWrite:
     name: str
     data_type: str
     delete: tuple[int, ...]
-    add: tuple[tuple[int, str], ...]
+    add: Sequence[tuple[int, str]]  # SlotData
     restore: tuple[tuple[int, str], ...]
     kept: bool
     maglev: bool = False
@@ -92,7 +130,8 @@ SLOT_BLOCK = 32
 """Slots compared at once by _slot_changes (16 to 64 measure alike; 256 loses what blocks gain)."""
 
 
-def _slot_changes(old: SlotMap | None, new: SlotMap | None, stale: frozenset[str]) -> tuple[list[int], list[int]]:
+def _slot_changes(old: SlotMap | None, new: SlotMap | None,
+                  stale: frozenset[str]) -> tuple[Sequence[int], Sequence[int]]:
     """(slots to delete, slots to add) that turn map `old` into `new`; `stale` data texts are rewritten anyway.
 
     A slot whose data changed is deleted and added again in the same batch.
@@ -103,7 +142,8 @@ def _slot_changes(old: SlotMap | None, new: SlotMap | None, stale: frozenset[str
     gone from a Maglev table changes ~430 of its 65,521 slots: 1.1 ms
     rather than 1.7 slot by slot (bench/schedulers.py --apply-only). Two
     maps made from one Maglev run (SlotMap.base) compare only the slots
-    either patched.
+    either patched. Slots past the shorter map's end alone come back as a
+    `range` (a new map's 6,000 slots as a list were 0.2 MiB).
     """
     before = old.data if old is not None else ()
     after = new.data if new is not None else ()
@@ -121,10 +161,12 @@ def _slot_changes(old: SlotMap | None, new: SlotMap | None, stale: frozenset[str
     if stale:
         again = {i for i in range(common) if before[i] in stale}
         changed = sorted(set(changed) | again)
+    if not changed:
+        return range(common, len(before)), range(common, len(after))
     return changed + list(range(common, len(before))), changed + list(range(common, len(after)))
 
 
-def _slot_elements(slot_map: SlotMap, slots: list[int]) -> list[list[Any]]:
+def _slot_elements(slot_map: SlotMap, slots: Sequence[int]) -> list[list[Any]]:
     parsed: dict[str, Any] = {}
     out = []
     for slot in slots:
@@ -141,12 +183,13 @@ def _only_live(refs: dict[str, frozenset[str]] | None, live: set[str]) -> bool:
     return refs is None or all(names <= live for names in refs.values())
 
 
-def _early_write(name: str, kept: SlotMap | None, new: SlotMap, deleted: list[int], added: list[int]) -> SlotWrite:
+def _early_write(name: str, kept: SlotMap | None, new: SlotMap, deleted: Sequence[int],
+                 added: Sequence[int]) -> SlotWrite:
     """The part of a slot map's change that goes before the batch: all but the slots past its new end."""
     size = len(new.data)
     restore = tuple((slot, kept.data[slot]) for slot in deleted if slot < size) if kept is not None else ()
     return SlotWrite(name, new.data_type, tuple(slot for slot in deleted if slot < size),
-                     tuple((slot, new.data[slot]) for slot in added), restore, kept is not None, new.base is not None)
+                     SlotData(new.data, added), restore, kept is not None, new.base is not None)
 
 
 def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None) -> list[Json]:
@@ -185,7 +228,7 @@ def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None) -> li
                 if new_elems.get(k) != v or _refers(old_refs.get(k), gone_chains)]
         if keys and name not in gone_sets:
             cmds.append({"delete": {"element": _obj(fam, name=name, elem=keys)}})
-    slot_changes: dict[str, tuple[list[int], list[int]]] = {}
+    slot_changes: dict[str, tuple[Sequence[int], Sequence[int]]] = {}
     live = {c for c in old.chains if c not in gone_chains}  # chains there before and after the batch
     for name, slot_map in new.slot_maps.items():
         kept = old.slot_maps.get(name) if name not in gone_maps else None
@@ -198,7 +241,7 @@ def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None) -> li
             slot_changes[name] = ([s for s in slot_changes[name][0] if s >= len(slot_map.data)], [])
         deleted = slot_changes[name][0]
         if kept is not None and deleted:
-            cmds.append({"delete": {"element": _obj(fam, name=name, elem=deleted)}})
+            cmds.append({"delete": {"element": _obj(fam, name=name, elem=list(deleted))}})
     for chain in sorted(flushed):
         if old.rules.get(chain):
             cmds.append({"flush": {"chain": _obj(fam, name=chain)}})
