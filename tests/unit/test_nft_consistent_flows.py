@@ -47,6 +47,10 @@ def pick(ruleset: Ruleset, chain: str) -> dict[str, Any]:
     last = json.loads(ruleset.rules[chain][-1])
     if last == [{"goto": {"target": f"{chain}-pick"}}]:  # nft_rules.pick_chain
         last = json.loads(ruleset.rules[f"{chain}-pick"][-1])
+    if "mangle" in last[0]:  # the server's address as data, its chain by that address (nft_rules.entries_map)
+        assert last[1]["vmap"]["data"] == f"@{chain}-entries"
+        data_map: dict[str, Any] = last[0]["mangle"]["value"]["map"]
+        return data_map
     vmap: dict[str, Any] = last[0]["vmap"]
     return vmap
 
@@ -55,6 +59,9 @@ def servers_by_slot(ruleset: Ruleset, chain: str) -> list[str]:
     """Slot -> the real server its chain dups (DR) or DNATs (NAT) to: what a router decides, names aside."""
     out = []
     for _, verdict in ruleset.slot_pairs(pick(ruleset, chain)["data"]):
+        if isinstance(verdict, str):  # an address slot: the entry chain of that address goes to its chain
+            entry = json.loads(ruleset.elements[f"{chain}-entries"][json.dumps(verdict)])["goto"]["target"]
+            verdict = json.loads(ruleset.rules[entry][0])[-1]
         rules = [json.loads(r) for r in ruleset.rules[verdict["goto"]["target"]]]
         target = next(e.get("dup", e.get("dnat")) for rule in rules for e in rule if "dup" in e or "dnat" in e)
         out.append(target["addr"])

@@ -140,11 +140,13 @@ def test_a_new_slot_map_is_made_with_its_type_then_filled() -> None:
     cmds = fresh_table(ruleset)
     made = {cmd["add"]["map"]["name"]: cmd["add"]["map"]["typeof"] for cmd in cmds
             if "add" in cmd and "map" in cmd["add"] and "typeof" in cmd["add"]["map"]}
+    # DR's pick: the server's address as data, then its chain by that address (nft_rules.entries_map)
     assert made == {"vs-web-slots": "numgen inc mod 1 : ip daddr . tcp dport",
-                    "vs-dr-picks": "numgen inc mod 1 : verdict"}
+                    "vs-dr-addrs": "numgen inc mod 1 : ip daddr"}
     filled = {cmd["add"]["element"]["name"]: len(cmd["add"]["element"]["elem"]) for cmd in cmds
               if "add" in cmd and "element" in cmd["add"]}
-    assert filled["vs-web-slots"] == filled["vs-dr-picks"] == sched.maglev_size_for(3)
+    assert filled["vs-web-slots"] == filled["vs-dr-addrs"] == sched.maglev_size_for(3)
+    assert filled["vs-dr-entries"] == 3
 
 
 def test_a_dr_server_leaving_frees_its_slots_before_its_chain_goes() -> None:
@@ -156,9 +158,14 @@ def test_a_dr_server_leaving_frees_its_slots_before_its_chain_goes() -> None:
     order = kinds(cmds)
     assert order.index(("delete", "element")) < order.index(("delete", "chain"))
     freed = elements(cmds, "delete")
-    old = before.slot_maps["vs-dr-picks"].data
-    assert {slot for slot, text in enumerate(old) if '"vs-dr-4"' in text} <= set(freed)
-    assert all(json.dumps(data) != '{"goto": {"target": "vs-dr-4"}}' for _, data in elements(cmds, "add"))
+    gone_address = vs("dr", 4, method="DR").destinations[3].address
+    old = before.slot_maps["vs-dr-addrs"].data
+    assert {slot for slot, text in enumerate(old) if json.loads(text) == gone_address} <= set(freed)
+    assert all(data != gone_address for _, data in elements(cmds, "add") if not isinstance(data, dict))
+    # its entry in the address map goes before its chains (the kernel refuses to delete a chain still gone to)
+    steps = [(verb, kind, body[kind].get("name")) for cmd in cmds for verb, body in cmd.items() for kind in body]
+    assert steps.index(("delete", "element", "vs-dr-entries")) < steps.index(("delete", "chain", "vs-dr-4-in"))
+    assert steps.index(("flush", "chain", "vs-dr-4-in")) < steps.index(("delete", "chain", "vs-dr-4"))
 
 
 def test_a_persistent_service_removed_deletes_its_picks_map_before_the_chains_it_goes_to() -> None:

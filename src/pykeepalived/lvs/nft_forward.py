@@ -20,7 +20,7 @@ service it can:
   `fwd` in place of `dup` + `drop`; a new flow's pick from a slot map
   writes the server's address into the destination and reaches the
   server's chain by that address through an entry chain that writes the
-  VIP back (`_entries`: the slots are data, see Direct), where the service
+  VIP back (`nft_rules.entries_map`: the slots are data, see Direct), where the service
   has one VIP and its servers distinct addresses;
 - with `pykeepalived_stateless` and a hashing scheduler (sh, mh, dh) there
   are no flow sets: every packet is hashed over the stable table
@@ -620,12 +620,12 @@ def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, pe
     if table and (key is not None or rules.in_slot_map(svc, table)):
         if key is None:  # the next build starts from it (sticky_spread), as nft_rules' copy path does
             rules._record_table(rs, svc, dests, table)
-        entries = _entries(rs, fam, svc, base, per_dest, ctx)
+        entries = rules.entries_map(rs, fam, svc, base, per_dest, ctx)
         if entries is None:
             rs.rule(into, rules.picks(rs, f"{base}-picks", table, dests, per_dest, ctx, pick))
             return
         # the server's address from a slot map of addresses into the destination, then its chain by that address
-        # (`_entries`): the slots are data, which the kernel does not validate at each change (Direct)
+        # (`rules.entries_map`): the slots are data, which the kernel does not validate at each change (Direct)
         texts = [ctx.address_text(d.address) for d in dests]
         addresses = rs.slot_map(f"{base}-addrs", f"{fam.payload} daddr", texts, table)
         daddr = {"payload": {"protocol": fam.payload, "field": "daddr"}}
@@ -634,70 +634,3 @@ def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, pe
     elif table:  # a short rr/wrr cycle or random: in the rule, as nft_rules keeps it
         rs.rule(into, {"vmap": {"key": pick, "data": {"set": [
             [slot, {"goto": {"target": per_dest[dests[i].name]}}] for slot, i in enumerate(table)]}}})
-
-
-@dataclass(frozen=True)
-class Entries:
-    """A DR service's way from a real server's address to its chain (`_entries`), as Ruleset holds it."""
-
-    map_name: str
-    chains: dict[str, Json]
-    rules: dict[str, tuple[str, ...]]
-    refs: dict[str, frozenset[str]]
-    elements: dict[str, str]  # the map's elements: address -> goto its entry chain (JSON texts)
-    element_refs: dict[str, frozenset[str]]
-
-
-def _entries(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, per_dest: dict[str, str],
-             ctx: rules.BuildContext) -> str | None:
-    """A map from each real server's address to an entry chain that puts the VIP back and goes to its chain.
-
-    Why: a pick that is a slot map of verdicts has the kernel validate the
-    whole table at every commit that changes one of its slots (4-5 ms for
-    65,521 slots, per ingress base chain: Direct), and a server going down
-    rewrote ~65. nftables 1.0.6 takes neither a map lookup as a `vmap` key
-    nor one as a dynamic set's datum, so the address is carried in the
-    destination address itself for the length of the lookup: the pick
-    writes the server's address there from a slot map of addresses (data),
-    a `vmap` by that address reaches the server's entry chain, which
-    writes the VIP back (the checksums updated both times, so they end as
-    they were) and goes to the server's chain (flow set, persistence,
-    `fwd`). This map holds every configured server, up or down, so a
-    change of who is eligible changes data slots alone. Only for a service
-    of one VIP (the entry chain must know which address to put back) whose
-    servers' addresses are distinct; None otherwise (the verdict slots).
-    """
-    if svc.kind != "address" or svc.address is None:
-        return None
-    servers = tuple([(d.name, d.address) for d in svc.destinations])
-    if len({address for _, address in servers}) != len(servers):
-        return None
-    vip = str(svc.address)
-    targets = tuple([per_dest[name] for name, _ in servers])
-    key = ("entries", fam.name, base, vip, servers, targets)
-    made: Entries | None = ctx.forward_parts.get(key)
-    if made is None:
-        made = rules.remember(ctx.forward_parts, key, _entries_of(fam, base, vip, servers, targets))
-    rs.sets[made.map_name] = {"_kind": "map", "type": fam.addr_type, "map": "verdict"}
-    rs.chains.update(made.chains)
-    rs.rules.update(made.rules)
-    rs.refs.update(made.refs)
-    rs.elements[made.map_name] = dict(made.elements)
-    rs.element_refs[made.map_name] = dict(made.element_refs)
-    rs.services[svc.name].extend([*made.chains, made.map_name])
-    return made.map_name
-
-
-def _entries_of(fam: Family, base: str, vip: str, servers: tuple[tuple[str, str], ...],
-                targets: tuple[str, ...]) -> Entries:
-    piece = rules.Ruleset(fam)
-    map_name = f"{base}-entries"
-    daddr = {"payload": {"protocol": fam.payload, "field": "daddr"}}
-    for (_, address), target in zip(servers, targets):
-        entry = piece.chain(f"{target}-in")
-        piece.rule(entry, {"mangle": {"key": daddr, "value": vip}}, {"goto": {"target": target}})
-        piece.element(map_name, address, {"goto": {"target": entry}})
-    chains: dict[str, Json] = {name: {} for name in piece.chains}
-    return Entries(map_name, chains, {name: piece.rules[name] for name in chains},
-                   {name: piece.refs[name] for name in chains}, piece.elements.get(map_name, {}),
-                   piece.element_refs.get(map_name, {}))

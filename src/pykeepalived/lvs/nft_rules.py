@@ -984,13 +984,27 @@ def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list
         table = ctx.tables.maglev([d.name for d in dests], [d.weight for d in dests],
                                   sched.maglev_size_for(len(dests)))
         pick: Json = {"jhash": {"mod": len(table), "seed": HASH_SEED, "expr": key}}
+    elif svc.scheduler in HASH_SCHEDULERS and forwarding(svc) != "NAT" and dests:
+        # the stable table, as DR from ingress picks (nft_forward): a server going down rewrites its own slots alone,
+        # and a service that moves between the two paths (an MTU changed) keeps its new flows where they went
+        from .stable_table import service_table
+        table = service_table(svc, dests, ctx.tables)
+        pick = selector(rs.family, svc, len(table))
     else:
         table = slot_table(svc, dests, ctx) if dests else []
         pick = selector(rs.family, svc, len(table))
     if table and (key is not None or in_slot_map(svc, table)):
         if key is None:
             _record_table(rs, svc, dests, table)
-        rs.rule(into, picks(rs, f"{base}-picks", table, dests, per_dest, ctx, pick))
+        entries = entries_map(rs, rs.family, svc, base, per_dest, ctx) if forwarding(svc) != "NAT" else None
+        if entries is None:
+            rs.rule(into, picks(rs, f"{base}-picks", table, dests, per_dest, ctx, pick))
+            return
+        texts = [ctx.address_text(d.address) for d in dests]
+        addresses = rs.slot_map(f"{base}-addrs", f"{rs.family.payload} daddr", texts, table)
+        daddr = _payload(rs.family.payload, "daddr")
+        rs.rule(into, {"mangle": {"key": daddr, "value": {"map": {"key": pick, "data": f"@{addresses}"}}}},
+                {"vmap": {"key": daddr, "data": f"@{entries}"}})
     elif table:
         pairs = [(slot, _goto(per_dest[dests[i].name])) for slot, i in enumerate(table)]
         rs.rule(into, {"vmap": {"key": pick, "data": _anon(pairs)}})
@@ -1010,6 +1024,73 @@ def picks(rs: Ruleset, name: str, table: Sequence[int], dests: Sequence[Destinat
     return {"vmap": {"key": pick, "data": f"@{slots}"}}
 
 
+@dataclass(frozen=True)
+class Entries:
+    """A DR/TUN service's way from a real server's address to its chain (`entries_map`), as Ruleset holds it."""
+
+    map_name: str
+    chains: dict[str, Json]
+    rules: dict[str, tuple[str, ...]]
+    refs: dict[str, frozenset[str]]
+    elements: dict[str, str]  # the map's elements: address -> goto its entry chain (JSON texts)
+    element_refs: dict[str, frozenset[str]]
+
+
+def entries_map(rs: Ruleset, fam: Family, svc: VirtualService, base: str, per_dest: dict[str, str],
+             ctx: BuildContext) -> str | None:
+    """A map from each real server's address to an entry chain that puts the VIP back and goes to its chain.
+
+    Why: a pick that is a slot map of verdicts has the kernel validate the
+    whole table at every commit that changes one of its slots (4-5 ms for
+    65,521 slots, per base chain that reaches it: nft_forward.Direct), and a server going down
+    rewrote ~65. nftables 1.0.6 takes neither a map lookup as a `vmap` key
+    nor one as a dynamic set's datum, so the address is carried in the
+    destination address itself for the length of the lookup: the pick
+    writes the server's address there from a slot map of addresses (data),
+    a `vmap` by that address reaches the server's entry chain, which
+    writes the VIP back (the checksums updated both times, so they end as
+    they were) and goes to the server's chain (flow set, persistence,
+    `fwd`). This map holds every configured server, up or down, so a
+    change of who is eligible changes data slots alone. Only for a service
+    of one VIP (the entry chain must know which address to put back) whose
+    servers' addresses are distinct; None otherwise (the verdict slots).
+    """
+    if svc.kind != "address" or svc.address is None:
+        return None
+    servers = tuple([(d.name, d.address) for d in svc.destinations])
+    if len({address for _, address in servers}) != len(servers):
+        return None
+    vip = str(svc.address)
+    targets = tuple([per_dest[name] for name, _ in servers])
+    key = ("entries", fam.name, base, vip, servers, targets)
+    made: Entries | None = ctx.forward_parts.get(key)
+    if made is None:
+        made = remember(ctx.forward_parts, key, _entries_of(fam, base, vip, servers, targets))
+    rs.sets[made.map_name] = {"_kind": "map", "type": fam.addr_type, "map": "verdict"}
+    rs.chains.update(made.chains)
+    rs.rules.update(made.rules)
+    rs.refs.update(made.refs)
+    rs.elements[made.map_name] = dict(made.elements)
+    rs.element_refs[made.map_name] = dict(made.element_refs)
+    rs.services[svc.name].extend([*made.chains, made.map_name])
+    return made.map_name
+
+
+def _entries_of(fam: Family, base: str, vip: str, servers: tuple[tuple[str, str], ...],
+                targets: tuple[str, ...]) -> Entries:
+    piece = Ruleset(fam)
+    map_name = f"{base}-entries"
+    daddr = {"payload": {"protocol": fam.payload, "field": "daddr"}}
+    for (_, address), target in zip(servers, targets):
+        entry = piece.chain(f"{target}-in")
+        piece.rule(entry, {"mangle": {"key": daddr, "value": vip}}, {"goto": {"target": target}})
+        piece.element(map_name, address, {"goto": {"target": entry}})
+    chains: dict[str, Json] = {name: {} for name in piece.chains}
+    return Entries(map_name, chains, {name: piece.rules[name] for name in chains},
+                   {name: piece.refs[name] for name in chains}, piece.elements.get(map_name, {}),
+                   piece.element_refs.get(map_name, {}))
+
+
 def _record_table(rs: Ruleset, svc: VirtualService, dests: list[Destination], table: Sequence[int]) -> None:
     """Keep a slot map's servers slot by slot where the next build starts from it (sticky_spread).
 
@@ -1023,35 +1104,81 @@ def _record_table(rs: Ruleset, svc: VirtualService, dests: list[Destination], ta
         rs.slot_tables[svc.name] = tuple([names[i] for i in table])
 
 
+@dataclass(frozen=True)
+class DupServers:
+    """A DR/TUN copy-path service's real servers' chains, sets and rules in its chain, merged (`_dup_servers`)."""
+
+    chains: dict[str, Json]
+    rules: dict[str, tuple[str, ...]]
+    refs: dict[str, frozenset[str]]
+    sets: dict[str, Json]
+    names: tuple[str, ...]  # its chains and sets, for Ruleset.services
+    per_dest: dict[str, str]  # server name -> its chain
+    base_rules: tuple[str, ...]  # what the servers add to the service's chain (flow sets, then client sets)
+    base_refs: frozenset[str]
+
+
 def _build_dup(rs: Ruleset, svc: VirtualService, base: str, method: str, ctx: BuildContext) -> None:
-    fam = rs.family
+    merged = _dup_servers(rs.family, svc, base, method, ctx)
+    rs.chains.update(merged.chains)
+    rs.rules.update(merged.rules)
+    rs.refs.update(merged.refs)
+    rs.sets.update(merged.sets)
+    rs.services[svc.name] += merged.names
+    rs.rules[base] = rs.rules.get(base, ()) + merged.base_rules
+    rs.refs[base] = rs.refs.get(base, frozenset()) | merged.base_refs
+    _schedule_to_chains(rs, svc, base, eligible(svc, ctx.overloaded), merged.per_dest, ctx)
+
+
+def _dup_servers(fam: Family, svc: VirtualService, base: str, method: str, ctx: BuildContext) -> DupServers:
+    """Every server's part of the copy path, kept by what it reads (not whether the server is eligible).
+
+    A server going down or up then merges nothing again: 1,000 servers' 4,000
+    rules written out as JSON at every apply were most of such a change
+    (60-90 ms; nft_forward keeps its servers' parts the same way).
+    """
     proto = (svc.protocol or "TCP").lower() if svc.kind == "address" else "tcp"
+    servers = tuple([(d.name, d.address, ctx.number(svc.name, d.name),
+                      ctx.device_for(d.address) if method == "DR" else ctx.tunnel_for(d.address))
+                     for d in svc.destinations])
+    key: tuple[Any, ...] = ("dup", fam.name, base, proto, svc.persistence_timeout_s, svc.persistence_granularity,
+                            servers)
+    merged: DupServers | None = ctx.forward_parts.get(key)
+    if merged is None:
+        merged = remember(ctx.forward_parts, key, _merge_dup(fam, svc, base, proto, servers))
+    return merged
+
+
+def _merge_dup(fam: Family, svc: VirtualService, base: str, proto: str,
+               servers: tuple[tuple[str, str, int, str], ...]) -> DupServers:
+    piece = Ruleset(fam)
     flows_of = flow_key(fam)
-    persist = bool(svc.persistence_timeout_s)
+    timeout = svc.persistence_timeout_s
     client = _saddr(fam, svc)
+    names: list[str] = []
     per_dest: dict[str, str] = {}
-    for dest in svc.destinations:
-        number = ctx.number(svc.name, dest.name)
-        chain = rs.chain(f"{base}-{number}")
+    for name, address, number, device in servers:
+        chain = piece.chain(f"{base}-{number}")
         flows = f"{base}-{number}-flows"
-        rs.sets[flows] = {"_kind": "set", "type": [fam.addr_type, "inet_service", "inet_service"],
-                          "flags": ["timeout"], "timeout": FLOW_TIMEOUT_S.get(proto, 900),
-                          "size": FLOW_SET_SIZE}
-        rs.services[svc.name] += [chain, flows]
-        per_dest[dest.name] = chain
-        rs.rule(base, _match(flows_of, f"@{flows}"), _goto(chain))
-        rs.rule(chain, {"set": {"op": "update", "elem": flows_of, "set": f"@{flows}"}})
-        if persist:
+        piece.sets[flows] = {"_kind": "set", "type": [fam.addr_type, "inet_service", "inet_service"],
+                             "flags": ["timeout"], "timeout": FLOW_TIMEOUT_S.get(proto, 900),
+                             "size": FLOW_SET_SIZE}
+        names += [chain, flows]
+        per_dest[name] = chain
+        piece.rule(base, _match(flows_of, f"@{flows}"), _goto(chain))
+        piece.rule(chain, {"set": {"op": "update", "elem": flows_of, "set": f"@{flows}"}})
+        if timeout:
             clients = f"{base}-{number}-clients"
-            rs.sets[clients] = {"_kind": "set", "type": fam.addr_type, "flags": ["timeout"],
-                                "timeout": svc.persistence_timeout_s, "size": PERSIST_SET_SIZE}
-            rs.services[svc.name].append(clients)
-            rs.rule(chain, {"set": {"op": "update", "elem": client, "set": f"@{clients}"}})
-        device = ctx.device_for(dest.address) if method == "DR" else ctx.tunnel_for(dest.address)
-        rs.rule(chain, {"dup": {"addr": dest.address, "dev": device}})
-        rs.rule(chain, {"drop": None})
-    if persist:
-        for dest in svc.destinations:
-            number = ctx.number(svc.name, dest.name)
-            rs.rule(base, _match(client, f"@{base}-{number}-clients"), _goto(per_dest[dest.name]))
-    _schedule_to_chains(rs, svc, base, eligible(svc, ctx.overloaded), per_dest, ctx)
+            piece.sets[clients] = {"_kind": "set", "type": fam.addr_type, "flags": ["timeout"],
+                                   "timeout": timeout, "size": PERSIST_SET_SIZE}
+            names.append(clients)
+            piece.rule(chain, {"set": {"op": "update", "elem": client, "set": f"@{clients}"}})
+        piece.rule(chain, {"dup": {"addr": address, "dev": device}})
+        piece.rule(chain, {"drop": None})
+    if timeout:
+        for name, _, number, _ in servers:
+            piece.rule(base, _match(client, f"@{base}-{number}-clients"), _goto(per_dest[name]))
+    chains: dict[str, Json] = {chain: {} for chain in piece.chains}
+    return DupServers(chains, {c: piece.rules[c] for c in chains}, {c: piece.refs[c] for c in chains},
+                      dict(piece.sets), tuple(names), per_dest, piece.rules.get(base, ()),
+                      piece.refs.get(base, frozenset()))
