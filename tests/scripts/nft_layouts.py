@@ -1,10 +1,14 @@
 """Every layout of virtual service the nftables backend builds, through five changes and a removal.
 
+DR shapes run twice: on the copy path in table ip (no interface but lo), then from ingress (a veth pair).
+
 Prints the failures as JSON, [] when the kernel accepted every transaction
 (tests/netns/test_nft_layouts.py).
 """
 
+import itertools
 import json
+import subprocess
 from pykeepalived.lvs.model import DataPlaneError, DesiredTable, Destination, GroupEntry, VirtualService
 from pykeepalived.lvs.nft import NftablesBackend
 from pykeepalived.lvs.nft_rules import SCHEDULERS
@@ -43,13 +47,22 @@ def with_consistent_flows():
         if fields.get("persistence_timeout_s") or method != "NAT":
             yield f"{name}-consistent", fields, v6, method, port, True
 
+def from_ingress():
+    """The DR shapes again once the namespace has an interface besides lo: nft_forward takes them from ingress."""
+    subprocess.run(["ip", "link", "add", "pkl0", "type", "veth", "peer", "name", "pkl1"], check=True)
+    for device in ("pkl0", "pkl1"):
+        subprocess.run(["ip", "link", "set", device, "up"], check=True)
+    for name, fields, v6, method, port, consistent in with_consistent_flows():
+        if method == "DR":
+            yield f"{name}-ingress", fields, v6, method, port, consistent
+
 failures = []
-for name, fields, v6, method, port, consistent in with_consistent_flows():
+for name, fields, v6, method, port, consistent in itertools.chain(with_consistent_flows(), from_ingress()):
     base = dict(kind="address", address="2001:db8::10" if v6 else "203.0.113.10", port=80, protocol="TCP",
                 method=method)
     base.update(fields)
     b = NftablesBackend(consistent_flows=consistent)
-    b.ctx.device_for = lambda address: "lo"
+    b.ctx.device_for = lambda address: "pkl0" if name.endswith("-ingress") else "lo"
     b.ctx.tunnel_for = lambda address: "lo"  # the rules only name a device; IPIP ones are tested in the guest
     b.tunnels.want = lambda addresses: None
     steps = [("3 up", dests(v6, method, port, 3)), ("1 up", dests(v6, method, port, 1)),

@@ -99,6 +99,11 @@ def _set_obj(family: Family, name: str, spec: Json) -> tuple[str, Json]:
     return spec["_kind"], _obj(family, name=name, **body)
 
 
+def _delete_set(family: Family, name: str, spec: Json) -> Json:
+    kind, obj = _set_obj(family, name, spec)
+    return {"delete": {kind: {k: obj[k] for k in ("family", "table", "name")}}}
+
+
 def _refers(refs: frozenset[str] | None, names: set[str]) -> bool:
     """Whether a chain's rules or an element's data (their recorded references) name one of `names`."""
     return refs is not None and not refs.isdisjoint(names)
@@ -249,11 +254,15 @@ def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None) -> li
     #    map's elements go to chains, which the kernel does not delete while a map refers to them (EBUSY)
     for name in sorted(gone_maps):
         cmds.append({"delete": {"map": _obj(fam, name=name)}})
+    # so do other verdict maps (an address map of entry chains, nft_rules.entries_map), whose elements step 1
+    # left in place when the whole map goes; the rules that named any gone set were flushed in step 1
+    verdict_sets = sorted(name for name in gone_sets if old.sets[name].get("map") == "verdict")
+    for name in verdict_sets:
+        cmds.append(_delete_set(fam, name, old.sets[name]))
     for chain in sorted(gone_chains):
         cmds.append({"delete": {"chain": _obj(fam, name=chain)}})
-    for name in sorted(gone_sets):
-        kind, obj = _set_obj(fam, name, old.sets[name])
-        cmds.append({"delete": {kind: {k: obj[k] for k in ("family", "table", "name")}}})
+    for name in sorted(gone_sets.difference(verdict_sets)):
+        cmds.append(_delete_set(fam, name, old.sets[name]))
     # 3. make what is new, then fill it
     for chain in added_chains:
         cmds.append({"add": {"chain": _obj(fam, name=chain, **new.chains[chain])}})
