@@ -37,7 +37,10 @@ call); for rr, wlc and mh also 1,000 services with three real servers of
 their own each; and, for mh, one of 1,000 down by data path
 (`one_of_1000_mh_by_path_s`: DR from ingress with flow sets, DR stateless,
 stateless NAT; the real servers on a veth of the namespace, DR's route
-lookups kept between applies). With `--compare-libnftables` every apply timing is taken
+lookups kept between applies), and for DR with flow sets by scheduler
+(`one_of_1000_dr_by_scheduler_s`: mh, wlc, rr, from ingress and on the copy
+path in table ip, which fwmark services and a narrower link towards the
+real servers get). With `--compare-libnftables` every apply timing is taken
 twice in the same run, alternately, with the slot maps' elements written over
 nfnetlink (`lvs/nft_elements.py`, the default) and through libnftables as
 before (`direct_elements=False`): the second line then also holds
@@ -303,6 +306,35 @@ def path_timings(runs: int = 3) -> dict[str, Any]:
     return out
 
 
+DR_SCHEDULERS = ("mh", "wlc", "rr")
+
+
+def dr_timings(runs: int = 5) -> dict[str, Any]:
+    """One of 1,000 DR real servers down, by scheduler, from ingress and on the copy path in table ip.
+
+    The copy path is what DR services ingress does not take get (fwmark,
+    no interface but lo, a narrower link towards the real servers): here
+    the servers' side of the veth gets the smaller MTU.
+    """
+    setup = ("link add pkbench0 type veth peer name pkbench1\nlink set pkbench0 up\nlink set pkbench1 up\n"
+             "addr add 10.20.255.254/16 dev pkbench0\n")
+    run_cmd(["ip", "-batch", "-"], input=setup)
+    out: dict[str, Any] = {"ingress": {}, "copy_path": {}}
+    try:
+        for where in ("ingress", "copy_path"):
+            if where == "copy_path":
+                run_cmd(["ip", "link", "set", "pkbench0", "mtu", "1400"])
+            for sched in DR_SCHEDULERS:
+                up = service(sched, (1,) * 1000, n_real=1000)
+                up = replace(up, method="DR", destinations=tuple(replace(d, method="DR") for d in up.destinations))
+                backend = NftablesBackend()
+                out[where][sched] = one_down(backend, up, runs)
+                backend.close_now()
+    finally:
+        run_cmd(["ip", "link", "del", "pkbench0"])
+    return out
+
+
 def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS, compare: bool = False,
                   paths: bool = False) -> dict[str, Any]:
     """The apply figures; with `compare`, each taken with both element paths (module docstring), alternately;
@@ -352,6 +384,7 @@ def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS, compare: bool 
     if paths:  # on a thread of its own, as the daemon applies: pyroute2's route lookups refuse a running loop
         with ThreadPoolExecutor(max_workers=1) as pool:
             out["one_of_1000_mh_by_path_s"] = pool.submit(path_timings).result()
+            out["one_of_1000_dr_by_scheduler_s"] = pool.submit(dr_timings).result()
     if compare:
         ours, theirs = runs[True], runs[False]
         out["libnftables_path"] = theirs
