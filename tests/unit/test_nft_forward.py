@@ -109,6 +109,7 @@ def dr_owners(netdev: Ruleset, base: str) -> list[str]:
     """Slot by slot, the server chain a DR pick with flow sets reaches: address slot map, entries map, entry chain."""
     assert rules_of(netdev, base)[-1] == [{"goto": {"target": f"{base}-pick"}}]  # nft_rules.pick_chain
     write, by_address = rules_of(netdev, f"{base}-pick")[-1]
+    assert write["mangle"]["key"] == {"payload": {"protocol": "ip", "field": "daddr"}}  # the service's family's
     pick = write["mangle"]["value"]["map"]
     assert by_address == {"vmap": {"key": write["mangle"]["key"], "data": f"@{base}-entries"}}
     entries = {json.loads(k): json.loads(v)["goto"]["target"] for k, v in netdev.elements[f"{base}-entries"].items()}

@@ -620,17 +620,9 @@ def _schedule(rs: rules.Ruleset, fam: Family, svc: VirtualService, base: str, pe
     if table and (key is not None or rules.in_slot_map(svc, table)):
         if key is None:  # the next build starts from it (sticky_spread), as nft_rules' copy path does
             rules._record_table(rs, svc, dests, table)
-        entries = rules.entries_map(rs, fam, svc, base, per_dest, ctx)
-        if entries is None:
-            rs.rule(into, rules.picks(rs, f"{base}-picks", table, dests, per_dest, ctx, pick))
-            return
-        # the server's address from a slot map of addresses into the destination, then its chain by that address
-        # (`rules.entries_map`): the slots are data, which the kernel does not validate at each change (Direct)
-        texts = [ctx.address_text(d.address) for d in dests]
-        addresses = rs.slot_map(f"{base}-addrs", f"{fam.payload} daddr", texts, table)
-        daddr = {"payload": {"protocol": fam.payload, "field": "daddr"}}
-        rs.rule(into, {"mangle": {"key": daddr, "value": {"map": {"key": pick, "data": f"@{addresses}"}}}},
-                {"vmap": {"key": daddr, "data": f"@{entries}"}})
+        # data slots where it can (`rules.pick_by_address`), which the kernel does not validate at each change
+        by_address = rules.pick_by_address(rs, fam, svc, base, dests, per_dest, ctx, table, pick)
+        rs.rule(into, *(by_address or [rules.picks(rs, f"{base}-picks", table, dests, per_dest, ctx, pick)]))
     elif table:  # a short rr/wrr cycle or random: in the rule, as nft_rules keeps it
         rs.rule(into, {"vmap": {"key": pick, "data": {"set": [
             [slot, {"goto": {"target": per_dest[dests[i].name]}}] for slot, i in enumerate(table)]}}})

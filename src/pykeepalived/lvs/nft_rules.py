@@ -996,15 +996,9 @@ def _schedule_to_chains(rs: Ruleset, svc: VirtualService, base: str, dests: list
     if table and (key is not None or in_slot_map(svc, table)):
         if key is None:
             _record_table(rs, svc, dests, table)
-        entries = entries_map(rs, rs.family, svc, base, per_dest, ctx) if forwarding(svc) != "NAT" else None
-        if entries is None:
-            rs.rule(into, picks(rs, f"{base}-picks", table, dests, per_dest, ctx, pick))
-            return
-        texts = [ctx.address_text(d.address) for d in dests]
-        addresses = rs.slot_map(f"{base}-addrs", f"{rs.family.payload} daddr", texts, table)
-        daddr = _payload(rs.family.payload, "daddr")
-        rs.rule(into, {"mangle": {"key": daddr, "value": {"map": {"key": pick, "data": f"@{addresses}"}}}},
-                {"vmap": {"key": daddr, "data": f"@{entries}"}})
+        by_address = pick_by_address(rs, rs.family, svc, base, dests, per_dest, ctx, table, pick) \
+            if forwarding(svc) != "NAT" else None
+        rs.rule(into, *(by_address or [picks(rs, f"{base}-picks", table, dests, per_dest, ctx, pick)]))
     elif table:
         pairs = [(slot, _goto(per_dest[dests[i].name])) for slot, i in enumerate(table)]
         rs.rule(into, {"vmap": {"key": pick, "data": _anon(pairs)}})
@@ -1022,6 +1016,23 @@ def picks(rs: Ruleset, name: str, table: Sequence[int], dests: Sequence[Destinat
     texts, refs = ctx.goto_targets(name, chains)
     slots = rs.slot_map(name, "verdict", texts, table, refs)
     return {"vmap": {"key": pick, "data": f"@{slots}"}}
+
+
+def pick_by_address(rs: Ruleset, fam: Family, svc: VirtualService, base: str, dests: Sequence[Destination],
+                    per_dest: dict[str, str], ctx: BuildContext, table: Sequence[int], pick: Json) -> list[Json] | None:
+    """A DR/TUN pick whose slots are data: the server's address from a slot map of addresses into the
+    destination, then its chain by that address (`entries_map`); None where that map cannot be made.
+
+    `fam` is the service's address family (the netdev table's Ruleset is of neither).
+    """
+    entries = entries_map(rs, fam, svc, base, per_dest, ctx)
+    if entries is None:
+        return None
+    texts = [ctx.address_text(d.address) for d in dests]
+    addresses = rs.slot_map(f"{base}-addrs", f"{fam.payload} daddr", texts, table)
+    daddr = _payload(fam.payload, "daddr")
+    return [{"mangle": {"key": daddr, "value": {"map": {"key": pick, "data": f"@{addresses}"}}}},
+            {"vmap": {"key": daddr, "data": f"@{entries}"}}]
 
 
 @dataclass(frozen=True)
