@@ -323,17 +323,9 @@ class DestPart:
 
 
 @dataclass(frozen=True)
-class Servers:
+class Servers(rules.MergedServers):
     """A DR/TUN service's servers' DestParts merged (add_service): chains, their rules, sets, the base's rules."""
 
-    chains: dict[str, Json]
-    rules: dict[str, tuple[str, ...]]
-    refs: dict[str, frozenset[str]]
-    sets: dict[str, Json]
-    names: tuple[str, ...]
-    per_dest: dict[str, str]  # server name -> its chain
-    base_rules: tuple[str, ...]
-    base_refs: frozenset[str]
     devices: frozenset[str]  # the servers' devices (TUN: tunnels)
     nat_ports: tuple[int | None, ...]  # NAT: the distinct ports to write (None: the VIP's), in order
 

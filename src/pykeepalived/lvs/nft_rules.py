@@ -1116,8 +1116,9 @@ def _record_table(rs: Ruleset, svc: VirtualService, dests: list[Destination], ta
 
 
 @dataclass(frozen=True)
-class DupServers:
-    """A DR/TUN copy-path service's real servers' chains, sets and rules in its chain, merged (`_dup_servers`)."""
+class MergedServers:
+    """A service's real servers' chains, sets and rules in its chain, merged once and kept (the copy path's
+    `_dup_servers`; nft_forward.Servers adds what its ingress path needs)."""
 
     chains: dict[str, Json]
     rules: dict[str, tuple[str, ...]]
@@ -1141,7 +1142,7 @@ def _build_dup(rs: Ruleset, svc: VirtualService, base: str, method: str, ctx: Bu
     _schedule_to_chains(rs, svc, base, eligible(svc, ctx.overloaded), merged.per_dest, ctx)
 
 
-def _dup_servers(fam: Family, svc: VirtualService, base: str, method: str, ctx: BuildContext) -> DupServers:
+def _dup_servers(fam: Family, svc: VirtualService, base: str, method: str, ctx: BuildContext) -> MergedServers:
     """Every server's part of the copy path, kept by what it reads (not whether the server is eligible).
 
     A server going down or up then merges nothing again: 1,000 servers' 4,000
@@ -1154,14 +1155,14 @@ def _dup_servers(fam: Family, svc: VirtualService, base: str, method: str, ctx: 
                      for d in svc.destinations])
     key: tuple[Any, ...] = ("dup", fam.name, base, proto, svc.persistence_timeout_s, svc.persistence_granularity,
                             servers)
-    merged: DupServers | None = ctx.forward_parts.get(key)
+    merged: MergedServers | None = ctx.forward_parts.get(key)
     if merged is None:
         merged = remember(ctx.forward_parts, key, _merge_dup(fam, svc, base, proto, servers))
     return merged
 
 
 def _merge_dup(fam: Family, svc: VirtualService, base: str, proto: str,
-               servers: tuple[tuple[str, str, int, str], ...]) -> DupServers:
+               servers: tuple[tuple[str, str, int, str], ...]) -> MergedServers:
     piece = Ruleset(fam)
     flows_of = flow_key(fam)
     timeout = svc.persistence_timeout_s
@@ -1190,6 +1191,6 @@ def _merge_dup(fam: Family, svc: VirtualService, base: str, proto: str,
         for name, _, number, _ in servers:
             piece.rule(base, _match(client, f"@{base}-{number}-clients"), _goto(per_dest[name]))
     chains: dict[str, Json] = {chain: {} for chain in piece.chains}
-    return DupServers(chains, {c: piece.rules[c] for c in chains}, {c: piece.refs[c] for c in chains},
+    return MergedServers(chains, {c: piece.rules[c] for c in chains}, {c: piece.refs[c] for c in chains},
                       dict(piece.sets), tuple(names), per_dest, piece.rules.get(base, ()),
                       piece.refs.get(base, frozenset()))
