@@ -1066,11 +1066,9 @@ def entries_map(rs: Ruleset, fam: Family, svc: VirtualService, base: str, per_de
     of one VIP (the entry chain must know which address to put back) whose
     servers' addresses are distinct; None otherwise (the verdict slots).
     """
-    if svc.kind != "address" or svc.address is None:
+    if svc.kind != "address" or svc.address is None or not distinct_addresses(svc):
         return None
     servers = tuple([(d.name, d.address) for d in svc.destinations])
-    if len({address for _, address in servers}) != len(servers):
-        return None
     vip = str(svc.address)
     targets = tuple([per_dest[name] for name, _ in servers])
     key = ("entries", fam.name, base, vip, servers, targets)
@@ -1085,6 +1083,12 @@ def entries_map(rs: Ruleset, fam: Family, svc: VirtualService, base: str, per_de
     rs.element_refs[made.map_name] = dict(made.element_refs)
     rs.services[svc.name].extend([*made.chains, made.map_name])
     return made.map_name
+
+
+def distinct_addresses(svc: VirtualService) -> bool:
+    """Whether no two of the service's real servers share an address (so that an address names one server)."""
+    addresses = [d.address for d in svc.destinations]
+    return len(set(addresses)) == len(addresses)
 
 
 def _entries_of(fam: Family, base: str, vip: str, servers: tuple[tuple[str, str], ...],

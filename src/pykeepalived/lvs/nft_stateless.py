@@ -382,19 +382,13 @@ def add_service(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext)
         rs.rule(icmp_in, {"goto": {"target": per_dest[dests[0].name]}})
         return
     inner_pick = _jhash([_inner_of_reply(layout, f) for f in fields], len(table))
-    if _by_address(svc):
+    if rules.distinct_addresses(svc):  # a server's address alone names its error chain
         # the server's address from the requests' own slot map, then its chain by that address: the slots are
         # data, which the kernel does not validate at each change as it does a verdict map's (docs/dataplane.md)
         rs.rule(icmp_in, _set(_field(ip, "daddr"), {"map": {"key": inner_pick, "data": f"@{addresses}"}}))
         rs.rule(icmp_in, {"vmap": {"key": _field(ip, "daddr"), "data": f"@{base}{SERVERS_SUFFIX}"}})
         return
     rs.rule(icmp_in, rules.picks(rs, f"{base}-sl-picks", table, dests, per_dest, ctx, inner_pick))
-
-
-def _by_address(svc: VirtualService) -> bool:
-    """Whether a server's address alone names its error chain (no two of the service's servers share one)."""
-    addresses = [d.address for d in svc.destinations]
-    return len(set(addresses)) == len(addresses)
 
 
 @dataclass(frozen=True)
@@ -421,7 +415,7 @@ def _add_servers(rs: rules.Ruleset, svc: VirtualService, ctx: rules.BuildContext
     vip, vport = str(svc.address), int(svc.port or 0)
     servers = tuple((d.name, d.address, _rs_port(svc, d) or vport) for d in svc.destinations)
     numbers = tuple(ctx.number(svc.name, name) for name, _, _ in servers) if with_chains else ()
-    by_address = with_chains and _by_address(svc)
+    by_address = with_chains and rules.distinct_addresses(svc)
     if by_address:
         rs.sets[f"{base}{SERVERS_SUFFIX}"] = {"_kind": "map", "type": rs.family.addr_type, "map": "verdict"}
     key: tuple[Any, ...] = ("servers", rs.family.name, vip, vport, proto, back, base, servers, numbers)
