@@ -70,7 +70,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -272,26 +274,35 @@ def one_down(backend: NftablesBackend, up: VirtualService, runs: int) -> dict[st
 PATHS = ("dr", "dr_stateless", "stateless_nat")
 
 
+def as_dr(svc: VirtualService) -> VirtualService:
+    """`svc` with its real servers reached by direct routing."""
+    return replace(svc, method="DR", destinations=tuple(replace(d, method="DR") for d in svc.destinations))
+
+
 def path_service(path: str) -> VirtualService:
     """The mh service of 1,000 real servers on one of PATHS."""
     up = service("mh", (1,) * 1000, n_real=1000)
     if path == "stateless_nat":
         return replace(up, stateless=True)
-    dests = tuple(replace(d, method="DR") for d in up.destinations)
-    return replace(up, method="DR", destinations=dests, stateless=path == "dr_stateless")
+    return replace(as_dr(up), stateless=path == "dr_stateless")
+
+
+@contextmanager
+def servers_veth() -> Iterator[str]:
+    """A veth pair of this namespace holding 10.20.255.254/16 while the block runs (its name): DR needs the real
+    servers on a directly connected network."""
+    run_cmd(["ip", "-batch", "-"], input="link add pkbench0 type veth peer name pkbench1\nlink set pkbench0 up\n"
+                                         "link set pkbench1 up\naddr add 10.20.255.254/16 dev pkbench0\n")
+    try:
+        yield "pkbench0"
+    finally:
+        run_cmd(["ip", "link", "del", "pkbench0"])
 
 
 def path_timings(runs: int = 3) -> dict[str, Any]:
-    """One of 1,000 real servers down in an mh service by data path (median of `runs`, wall and CPU), and its load.
-
-    DR needs the real servers on a directly connected network: a veth pair of
-    this namespace holds 10.20.255.254/16 while they run.
-    """
-    setup = ("link add pkbench0 type veth peer name pkbench1\nlink set pkbench0 up\nlink set pkbench1 up\n"
-             "addr add 10.20.255.254/16 dev pkbench0\n")
-    run_cmd(["ip", "-batch", "-"], input=setup)
+    """One of 1,000 real servers down in an mh service by data path (median of `runs`, wall and CPU), and its load."""
     out: dict[str, Any] = {}
-    try:
+    with servers_veth():
         for path in PATHS:
             backend = NftablesBackend()
             up = path_service(path)
@@ -301,8 +312,6 @@ def path_timings(runs: int = 3) -> dict[str, Any]:
             timed = one_down(backend, up, runs)
             backend.close_now()
             out[path] = {"median": timed["median"], "cpu_median": timed["cpu_median"], "load": round(load, 4)}
-    finally:
-        run_cmd(["ip", "link", "del", "pkbench0"])
     return out
 
 
@@ -316,22 +325,15 @@ def dr_timings(runs: int = 5) -> dict[str, Any]:
     no interface but lo, a narrower link towards the real servers): here
     the servers' side of the veth gets the smaller MTU.
     """
-    setup = ("link add pkbench0 type veth peer name pkbench1\nlink set pkbench0 up\nlink set pkbench1 up\n"
-             "addr add 10.20.255.254/16 dev pkbench0\n")
-    run_cmd(["ip", "-batch", "-"], input=setup)
     out: dict[str, Any] = {"ingress": {}, "copy_path": {}}
-    try:
+    with servers_veth() as device:
         for where in ("ingress", "copy_path"):
             if where == "copy_path":
-                run_cmd(["ip", "link", "set", "pkbench0", "mtu", "1400"])
+                run_cmd(["ip", "link", "set", device, "mtu", "1400"])
             for sched in DR_SCHEDULERS:
-                up = service(sched, (1,) * 1000, n_real=1000)
-                up = replace(up, method="DR", destinations=tuple(replace(d, method="DR") for d in up.destinations))
                 backend = NftablesBackend()
-                out[where][sched] = one_down(backend, up, runs)
+                out[where][sched] = one_down(backend, as_dr(service(sched, (1,) * 1000, n_real=1000)), runs)
                 backend.close_now()
-    finally:
-        run_cmd(["ip", "link", "del", "pkbench0"])
     return out
 
 
@@ -339,11 +341,11 @@ def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS, compare: bool 
                   paths: bool = False) -> dict[str, Any]:
     """The apply figures; with `compare`, each taken with both element paths (module docstring), alternately;
     with `paths`, also path_timings."""
-    paths = (True, False) if compare else (True,)
+    element_paths = (True, False) if compare else (True,)  # nfnetlink, then libnftables
     runs: dict[bool, dict[str, Any]] = {path: {"one_of_1000_real_servers_down_s": {},
-                                               "load_1000_services_x3_s": {}} for path in paths}
+                                               "load_1000_services_x3_s": {}} for path in element_paths}
     for sched in schedulers:
-        for direct in paths:
+        for direct in element_paths:
             backend = NftablesBackend(direct_elements=direct)
             runs[direct]["one_of_1000_real_servers_down_s"][sched] = one_down(
                 backend, service(sched, (1,) * 1000, n_real=1000), 5)
@@ -355,7 +357,7 @@ def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS, compare: bool 
             warm = NftablesBackend()
             warm.apply_now(table)
             warm.close_now()
-        for direct in paths:
+        for direct in element_paths:
             backend = NftablesBackend(direct_elements=direct)
             c0, t0 = time.process_time(), time.perf_counter()
             backend.apply_now(table)
@@ -363,10 +365,10 @@ def apply_timings(schedulers: tuple[str, ...] = APPLY_SCHEDULERS, compare: bool 
             runs[direct].setdefault("load_1000_services_x3_cpu_s", {})[sched] = round(time.process_time() - c0, 4)
             backend.close_now()
     # the same with three real servers of its own per service: no two slot maps alike, none shared
-    for direct in paths:
+    for direct in element_paths:
         runs[direct]["load_1000_services_x3_own_pools_s"] = {}
     for sched in (s for s in OWN_POOLS if s in schedulers):
-        for direct in paths:
+        for direct in element_paths:
             backend = NftablesBackend(direct_elements=direct)
             services = []
             for i in range(1000):
