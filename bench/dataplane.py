@@ -50,8 +50,10 @@ Every mode uses the same wrk settings and the same three real servers: wrk's
 do the same work whichever way they are reached. Two styles: `keepalive`
 (HTTP/1.1 keep-alive) and `new_conn` (`Connection: close`: a TCP handshake
 and a new NAT/conntrack entry per request). Modes are interleaved within each
-round, `--runs` rounds; the summary takes medians per mode and the ratios of
-medians. wrk's socket errors and non-2xx answers are reported per run, and
+round, `--runs` rounds, and each round starts one mode later than the last
+(`--no-rotate`: direct first in every round, as before 2026-12-05), so that no
+mode always runs first or last; the summary takes medians per mode and the
+ratios of medians. wrk's socket errors and non-2xx answers are reported per run, and
 `server_share`: each real server's part of the TCP segments received (its
 namespace's InSegs), which shows how evenly a hash spread wrk's connections.
 
@@ -399,14 +401,20 @@ def measure_mode(wrk: Wrk, router: Netns, servers: list[str], mode: str, style: 
 
 def interleaved_rounds(rounds: int, styles: list[str], modes: Sequence[str],
                        measure: Callable[[str, str], dict[str, Any]],
-                       swap: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+                       swap: tuple[str, str] | None = None, rotate: bool = True) -> list[dict[str, Any]]:
     """Every mode once per style per round, in turns: a drift of the machine's speed hits every mode alike.
 
-    `swap`: two modes that trade places in even rounds, so that neither always follows the other.
+    `rotate`: round n starts at the n-th mode (direct included), so that no
+    mode always runs first or last in its round (as many rounds as modes
+    give each mode every place once). `swap`: two modes that trade places
+    in even rounds, so that neither always follows the other.
     """
     runs: list[dict[str, Any]] = []
     for round_no in range(1, rounds + 1):
         order = list(modes)
+        if rotate:
+            turn = (round_no - 1) % len(order)
+            order = order[turn:] + order[:turn]
         if swap and round_no % 2 == 0 and all(m in order for m in swap):
             i, j = order.index(swap[0]), order.index(swap[1])
             order[i], order[j] = order[j], order[i]
@@ -652,13 +660,14 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             wrk.run(mode, targets_for(mode, servers), "keepalive", 1)
         runs = interleaved_rounds(args.runs, styles, modes, lambda mode, style: measure_mode(
             wrk, router, servers, mode, style, args.duration, server_ns),
-            swap=("stateless", "stateless_ri") if args.proto_reply_ingress else None)
+            swap=("stateless", "stateless_ri") if args.proto_reply_ingress else None, rotate=args.rotate)
         summary, ratios = summarize(runs, styles)
         out: dict[str, Any] = {
             "benchmark": "dataplane",
             "machine": machine(),
             "settings": {"wrk_threads": args.threads, "wrk_connections": args.connections,
                          "duration_s": args.duration, "runs": args.runs, "modes": modes,
+                         "rotate": args.rotate,
                          "real_servers": servers,
                          "scheduler": "rr", "haproxy": "mode tcp, balance roundrobin, default threads",
                          "stateless": f"{STATELESS_VIP}: NAT, mh + mh-port, pykeepalived_stateless, to "
@@ -701,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="add the mode stateless_ri: stateless with its replies from ingress (an experiment)")
     parser.add_argument("--proto-direct-ingress", action="store_true",
                         help="add the mode direct_ri: direct with both directions from ingress (its ceiling)")
+    parser.add_argument("--no-rotate", dest="rotate", action="store_false",
+                        help="run the modes in the same order every round, direct first (before 2026-12-05)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("bench/dataplane.py needs root (network namespaces)", file=sys.stderr)

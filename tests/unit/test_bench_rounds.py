@@ -1,0 +1,45 @@
+"""bench/dataplane.py's order of runs: every mode takes every place in its round, direct included.
+
+With direct always first, a machine that slows within a round (this 2-core
+machine drifts by up to 30 % between runs seconds apart) put every other
+mode at a disadvantage against its own round's anchor.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "dataplane.py"
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_dataplane_rounds", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _orders(**kwargs: Any) -> list[list[str]]:
+    seen: list[tuple[str, str]] = []
+
+    def record(mode: str, style: str) -> dict[str, Any]:
+        seen.append((mode, style))
+        return {}
+
+    runs = _bench().interleaved_rounds(3, ["keepalive", "new_conn"], ["direct", "stateless", "dr"], record, **kwargs)
+    assert [(r["mode"], r["style"]) for r in runs] == seen
+    return [[r["mode"] for r in runs if r["run"] == n and r["style"] == "keepalive"] for n in (1, 2, 3)]
+
+
+def test_each_round_starts_at_the_next_mode() -> None:
+    assert _orders() == [["direct", "stateless", "dr"], ["stateless", "dr", "direct"], ["dr", "direct", "stateless"]]
+
+
+def test_no_rotate_keeps_the_order() -> None:
+    assert _orders(rotate=False) == [["direct", "stateless", "dr"]] * 3
