@@ -468,6 +468,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on kill as on Ctrl-C
     ns = Netns(unique_prefix("sched"))
     ns.create()
+    print(f"namespace {ns.name}", file=sys.stderr, flush=True)  # tests/netns/test_bench_schedulers.py: gone after
     server: subprocess.Popen[bytes] | None = None
     try:
         batch = "".join(f"addr add {a}/32 dev lo\n" for a in (*REAL, *VIPS, *CLIENTS))
