@@ -58,4 +58,4 @@ def test_forget_cache_frees_the_cache_of_every_table() -> None:
         ns.delete()
     assert proc.returncode == 0, proc.stderr[-3000:]
     freed = json.loads(proc.stdout)["freed"]
-    assert all(kib >= 900 * 1024 for kib in freed), freed  # two tables' 512 KiB each, every time
+    assert all(freed_bytes >= 900 * 1024 for freed_bytes in freed), freed  # two tables' 512 KiB each, every time

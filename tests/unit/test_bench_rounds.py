@@ -1,8 +1,10 @@
 """bench/dataplane.py's order of runs: every mode takes every place in its round, direct included.
 
-With direct always first, a machine that slows within a round (this 2-core
-machine drifts by up to 30 % between runs seconds apart) put every other
-mode at a disadvantage against its own round's anchor.
+With direct always first, whatever the first place in a round costs fell on
+the anchor alone: this 2-core machine drifts by up to 30 % between runs
+seconds apart, and the first keep-alive run after a round of new
+connections was seen to be the slowest of its round whatever its mode
+(docs/dataplane.md, "Does the order of the runs matter?").
 """
 
 from __future__ import annotations
