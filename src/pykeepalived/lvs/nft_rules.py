@@ -1196,5 +1196,5 @@ def _merge_dup(fam: Family, svc: VirtualService, base: str, proto: str,
             piece.rule(base, _match(client, f"@{base}-{number}-clients"), _goto(per_dest[name]))
     chains: dict[str, Json] = {chain: {} for chain in piece.chains}
     return MergedServers(chains, {c: piece.rules[c] for c in chains}, {c: piece.refs[c] for c in chains},
-                      dict(piece.sets), tuple(names), per_dest, piece.rules.get(base, ()),
-                      piece.refs.get(base, frozenset()))
+                         dict(piece.sets), tuple(names), per_dest, piece.rules.get(base, ()),
+                         piece.refs.get(base, frozenset()))
