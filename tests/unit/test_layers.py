@@ -56,6 +56,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.lvs.ipvs_rules", "pykeepalived.lvs.nft_rules", "pykeepalived.lvs.nft_diff",
         "pykeepalived.lvs.nft_limits",  # nft_rules' checks that -t needs (start-up)
         "pykeepalived.lvs.maglev", "pykeepalived.lvs.nft_handles",  # Maglev replays; the table dump's codec
+        "pykeepalived.lvs.nft_modulus",  # a pick rule's new modulus in the kernel's encoding (codec)
         "pykeepalived.lvs.nft_stateless", "pykeepalived.lvs.nft_forward", "pykeepalived.lvs.nft_layout",
         "pykeepalived.lvs.stable_table", "pykeepalived.lvs.route_spans",
         "pykeepalived.lvs.sync_daemon",

@@ -204,7 +204,7 @@ def test_a_batch_splits_long_element_lists_and_names_each_message_by_its_set() -
     assert sizes[0] == (0x10, 20) and sizes[-1] == (0x11, 20)  # batch begin and end
     assert all(length < 65_536 for _, length in sizes)
     assert {kind for kind, _ in sizes[1:-1]} == {10 << 8 | 14, 10 << 8 | 12}  # DELSETELEM, then NEWSETELEM
-    assert set(batch.names.values()) == {"map ip6 t m"} and len(batch.names) == len(sizes) - 2
+    assert set(batch.names.values()) == {"the elements of map ip6 t m"} and len(batch.names) == len(sizes) - 2
 
 
 def test_keys_and_families_the_writer_does_not_know_are_refused_before_sending() -> None:

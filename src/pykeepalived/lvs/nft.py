@@ -40,8 +40,9 @@ from . import nft_handles
 from ..host.malloc_trim import malloc_trim
 from .conntrack import count_connections
 from .model import DataPlaneBase, DataPlaneError, DesiredTable, VirtualService
-from .nft_diff import SlotWrite, diff, drop_table, fresh_table
+from .nft_diff import InPlace, SlotWrite, diff, drop_table, fresh_table
 from .nft_elements import ElementChange, ElementWriter
+from .nft_modulus import KernelRule, RuleReplace, RuleSwap, SwapUnavailable, dump_request, parse_rules, patched
 from .nft_layout import build_all as build
 from .nft_limits import NETDEV
 from .nft_rules import (IPV4, IPV6, SLOT_KEY_TYPEOF, TABLE, BuildContext, Family, Load, Ruleset, forwarding,
@@ -78,7 +79,7 @@ class Libnftables:
         self.elements = ElementWriter()
         self._cached = False  # libnftables may hold a cache of our tables (forget_cache)
 
-    def run(self, commands: list[dict[str, Any]], elements: Sequence[ElementChange] = (),
+    def run(self, commands: list[dict[str, Any]], elements: Sequence[ElementChange | RuleReplace] = (),
             undo: Sequence[ElementChange] = (), keep_cache: bool = False) -> dict[str, Any]:
         """Send `commands` as one transaction; the slot maps they add (`typeof`, see below) and `elements` go before.
 
@@ -132,10 +133,10 @@ class Libnftables:
             self._cached = False
             self._nft.cmd(FORGET_CACHE)  # "No such file or directory": the point (rc and error text ignored)
 
-    def _run(self, commands: list[dict[str, Any]], elements: Sequence[ElementChange],
+    def _run(self, commands: list[dict[str, Any]], elements: Sequence[ElementChange | RuleReplace],
              undo: Sequence[ElementChange]) -> dict[str, Any]:
         maps = [cmd for cmd in commands if _typeof_map(cmd) is not None]
-        if not maps and not any(change.delete or change.add for change in elements):
+        if not maps and not any(isinstance(change, RuleReplace) or change.delete or change.add for change in elements):
             return self._json(commands)
         rest = [cmd for cmd in commands if _typeof_map(cmd) is None]
         tables = [cmd for cmd in rest if _table_command(cmd)]
@@ -184,14 +185,52 @@ class Libnftables:
         first (0.6-1 s with a Maglev map of 65,521 slots).
         """
         try:
-            if self._netlink is None:
-                self._netlink = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, nft_handles.NETLINK_NETFILTER)
-                self._netlink.settimeout(NETLINK_TIMEOUT_S)
-                self._netlink.bind((0, 0))
-            return table_handles(self._netlink, name)
+            return table_handles(self._dump_socket(), name)
         except OSError as exc:
             self.close()  # a dump cut short leaves replies behind: the next one starts on a new socket
             raise DataPlaneError(f"cannot list the nftables tables: {exc}") from exc
+
+    def replacements(self, family: str, swaps: Sequence[RuleSwap]) -> list[RuleReplace]:
+        """The rule replacements that make `swaps` (nft_modulus), from the kernel's rules of their chains.
+
+        One dump per chain, over the table dumps' socket. Raises
+        SwapUnavailable if a chain's rules are not as the swaps expect, an
+        OSError if a dump fails (nft_modulus.RuleDumpError if the kernel
+        refused it).
+        """
+        out: list[RuleReplace] = []
+        dumped: dict[str, list[KernelRule]] = {}
+        for swap in swaps:
+            rules = dumped.get(swap.chain)
+            if rules is None:
+                rules = dumped[swap.chain] = self._rules(family, swap.chain)
+            if len(rules) != swap.rules:
+                raise SwapUnavailable(f"chain {family} {TABLE} {swap.chain} has {len(rules)} rules, not {swap.rules}")
+            rule = rules[swap.index]
+            out.append(RuleReplace(family, TABLE, swap.chain, rule.handle, patched(rule, swap.change), rule.userdata))
+        return out
+
+    def _rules(self, family: str, chain: str) -> list[KernelRule]:
+        """The kernel's rules of one chain of our table, in order."""
+        try:
+            sock = self._dump_socket()
+            sock.send(dump_request(family, TABLE, chain, 2))
+            rules: list[KernelRule] = []
+            done = False
+            while not done:
+                more, done = parse_rules(sock.recv(1 << 16))
+                rules += more
+            return rules
+        except OSError:
+            self.close()  # a dump cut short leaves replies behind: the next one starts on a new socket
+            raise
+
+    def _dump_socket(self) -> socket.socket:
+        if self._netlink is None:
+            self._netlink = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, nft_handles.NETLINK_NETFILTER)
+            self._netlink.settimeout(NETLINK_TIMEOUT_S)
+            self._netlink.bind((0, 0))
+        return self._netlink
 
     def close(self) -> None:
         """Close the netlink sockets of the table dumps and the elements (kept open: closing one waits ~5 ms)."""
@@ -236,17 +275,21 @@ class Change:
         self.commands: list[dict[str, Any]] = []
         self.elements: list[ElementChange] = []
         self.undo: list[ElementChange] = []
+        self.in_place: list[tuple[Family, InPlace]] = []  # pick rules' new moduli, per family (nft_modulus)
         self.direct_elements = direct_elements  # False: every element through libnftables (the old path)
 
     def __bool__(self) -> bool:
-        return bool(self.commands or self.elements)
+        return bool(self.commands or self.elements or self.in_place)
 
     def add(self, fam: Family, *, old: Ruleset | None = None, new: Ruleset | None = None,
             fresh: Ruleset | None = None) -> None:
         """Family `fam` from `old` to `new`, or rebuilt whole as `fresh` (None: dropped) when old/new are not given."""
         early: list[SlotWrite] | None = [] if self.direct_elements else None
         if old is not None and new is not None:
-            self.commands += diff(old, new, early)
+            in_place = InPlace()
+            self.commands += diff(old, new, early, in_place if self.direct_elements else None)
+            if in_place:
+                self.in_place.append((fam, in_place))
         elif fresh is not None:
             self.commands += fresh_table(fresh, early)
         else:
@@ -259,7 +302,28 @@ class Change:
                                                [slot for slot, _ in write.add], write.restore))
 
     def send(self, nft: Libnftables) -> None:
-        nft.run(self.commands, self.elements, self.undo)
+        """One element batch, then one libnftables transaction; or the element batch alone, rules replaced in it.
+
+        A change whose only rule changes are new moduli (a real server of an
+        rr pool down or back) needs no libnftables: the rules are replaced
+        in the element batch, after the slots they will read and before the
+        slots past the new end go (nft_modulus). If the kernel's rules are
+        not as expected, or the change has other commands, they go through
+        libnftables with the rest, as before.
+        """
+        if self.in_place and not self.commands:
+            try:
+                rules = [replace for fam, in_place in self.in_place
+                         for replace in nft.replacements(fam.name, in_place.rules)]
+            except (SwapUnavailable, OSError) as exc:  # OSError: the dump failed (nft_modulus.RuleDumpError)
+                log.info("nftables: a pick rule's modulus goes through libnftables: %s", exc)
+            else:
+                tails = [ElementChange(fam.name, TABLE, name, SLOT_KEY_TYPEOF, data_type, slots)
+                         for fam, in_place in self.in_place for name, data_type, slots in in_place.tails]
+                nft.run([], [*self.elements, *rules, *tails])
+                return
+        nft.run(self.commands + [cmd for _, in_place in self.in_place for cmd in in_place.commands],
+                self.elements, self.undo)
 
 
 def table_handles(sock: socket.socket, name: str) -> dict[str, int]:

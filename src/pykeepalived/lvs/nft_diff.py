@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import compress
 from operator import ne
 from typing import Any, overload
 
+from .nft_modulus import RuleSwap, rule_swaps
 from .nft_rules import SLOT_KEY_TYPEOF, TABLE, Family, Json, Ruleset, SlotMap
 
 
@@ -88,6 +89,27 @@ class SlotWrite:
     restore: tuple[tuple[int, str], ...]
     kept: bool
     maglev: bool = False
+
+
+@dataclass
+class InPlace:
+    """What diff leaves out of libnftables' commands for the element batch (module docstring: in place).
+
+    `rules` are the pick rules whose modulus alone changes (nft_modulus),
+    `tails` the slots past a slot map's new end, deleted after them: (map,
+    its data type, slots). `commands` is the same change as libnftables
+    commands, sent instead when the kernel's rules are not as expected or
+    the change has other commands (the chains flushed and filled again, the
+    tails deleted; safe after everything else in one transaction: the chains
+    stay and name nothing that goes).
+    """
+
+    rules: list[RuleSwap] = field(default_factory=list)
+    tails: list[tuple[str, str, Sequence[int]]] = field(default_factory=list)
+    commands: list[Json] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.rules or self.tails)
 
 
 def _obj(family: Family, **fields: Any) -> Json:
@@ -183,6 +205,12 @@ def _slot_elements(slot_map: SlotMap, slots: Sequence[int]) -> list[list[Any]]:
     return out
 
 
+def _read_in_place(name: str, old: Ruleset, new: Ruleset, swapped: set[str], rewritten: set[str]) -> bool:
+    """Whether slot map `name` is read by a chain whose rules change in place, and by none that libnftables re-makes."""
+    readers = {chain for rules in (old, new) for chain, refs in rules.refs.items() if name in refs}
+    return bool(readers & swapped) and readers.isdisjoint(rewritten)
+
+
 def _only_live(refs: dict[str, frozenset[str]] | None, live: set[str]) -> bool:
     """Whether a slot map's data names only chains in `live` (its refs, recorded per data text)."""
     return refs is None or all(names <= live for names in refs.values())
@@ -197,11 +225,15 @@ def _early_write(name: str, kept: SlotMap | None, new: SlotMap, deleted: Sequenc
                      SlotData(new.data, added), restore, kept is not None, new.base is not None)
 
 
-def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None) -> list[Json]:
+def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None,
+         in_place: InPlace | None = None) -> list[Json]:
     """Commands that turn table `old` into table `new` (same family).
 
     With a list as `early`, the slot-map elements that may be written
     before these commands are appended to it instead (module docstring).
+    With `in_place` as well, the pick rules whose modulus alone changes, and
+    the slots past their maps' new ends, go there instead of into the
+    commands.
     """
     fam = new.family
     cmds: list[Json] = []
@@ -221,6 +253,19 @@ def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None) -> li
         if c in gone_chains or old.rules.get(c) != new.rules.get(c)
         or (gone_names and _refers(new.refs.get(c), gone_names))
     }
+    swapped: set[str] = set()
+    if in_place is not None and early is not None:
+        for chain in sorted(rewritten):
+            if chain in gone_chains or chain not in old.chains or _refers(new.refs.get(chain), gone_names):
+                continue
+            swaps = rule_swaps(chain, old.rules.get(chain, ()), new.rules.get(chain, ()))
+            if swaps is not None:
+                in_place.rules += swaps
+                in_place.commands.append({"flush": {"chain": _obj(fam, name=chain)}})
+                in_place.commands += [{"add": {"rule": _obj(fam, chain=chain, expr=json.loads(rule))}}
+                                      for rule in new.rules[chain]]
+                swapped.add(chain)
+        rewritten -= swapped
     flushed = {c for c in old.chains if c in gone_chains or c in rewritten}
 
     # 1. drop references: static elements that go or change, rules of chains that change or go
@@ -239,14 +284,22 @@ def diff(old: Ruleset, new: Ruleset, early: list[SlotWrite] | None = None) -> li
         kept = old.slot_maps.get(name) if name not in gone_maps else None
         stale = frozenset(text for text, refs in new.slot_refs.get(name, {}).items() if _refers(refs, gone_chains))
         slot_changes[name] = _slot_changes(kept, slot_map, stale)
-        if early is not None and name not in gone_maps and _only_live(new.slot_refs.get(name), live):
+        written_early = early is not None and name not in gone_maps and _only_live(new.slot_refs.get(name), live)
+        if written_early:
+            assert early is not None
             write = _early_write(name, kept, slot_map, *slot_changes[name])
             if write.delete or write.add:
                 early.append(write)
             slot_changes[name] = ([s for s in slot_changes[name][0] if s >= len(slot_map.data)], [])
         deleted = slot_changes[name][0]
         if kept is not None and deleted:
-            cmds.append({"delete": {"element": _obj(fam, name=name, elem=list(deleted))}})
+            command = {"delete": {"element": _obj(fam, name=name, elem=list(deleted))}}
+            # past the new end only (written early): deleted after the rules that stop reading them, in place or not
+            if written_early and in_place is not None and _read_in_place(name, old, new, swapped, rewritten):
+                in_place.tails.append((name, slot_map.data_type, deleted))
+                in_place.commands.append(command)
+            else:
+                cmds.append(command)
     for chain in sorted(flushed):
         if old.rules.get(chain):
             cmds.append({"flush": {"chain": _obj(fam, name=chain)}})

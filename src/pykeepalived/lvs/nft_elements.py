@@ -31,7 +31,10 @@ nfnetlink batch (the kernel applies it atomically), every message asking for
 an ACK, every ACK checked; any refusal raises ElementError naming the set and
 the kernel's reason, and then nothing of the batch was applied. Tables,
 chains, rules, sets and their declarations stay with libnftables (lvs/nft.py
-orders the two batches; docs/dataplane.md says why that stays safe).
+orders the two batches; docs/dataplane.md says why that stays safe), but
+for one kind of rule: a pick rule whose modulus alone changes goes in the
+element batch as the kernel's own encoding of it with the new number
+(nft_modulus.py: a NEWRULE that replaces it by its handle).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model import DataPlaneError
+from .nft_modulus import RuleReplace
 from .nft_rules import SLOT_KEY_TYPEOF
 
 NETLINK_NETFILTER = 12
@@ -59,6 +63,7 @@ ACK_BYTES = 1024
 a batch of 1,000 maps (1,000 services of their own pools) has 1,000 ACKs queued before the first is read."""
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
+NLM_F_REPLACE = 0x100
 NLM_F_CREATE = 0x400
 NLM_F_ACK_TLVS = 0x200
 NLMSG_ERROR = 2
@@ -67,6 +72,7 @@ NLA_F_NESTED = 0x8000
 NFNL_SUBSYS_NFTABLES = 10
 NFNL_MSG_BATCH_BEGIN = 0x10
 NFNL_MSG_BATCH_END = 0x11
+NFT_MSG_NEWRULE = 6
 NFT_MSG_NEWSETELEM = 12
 NFT_MSG_DELSETELEM = 14
 NFTA_SET_ELEM_LIST_TABLE = 1
@@ -178,7 +184,8 @@ def encode_data(data_type: str, text: str) -> bytes:
 
 
 class Batch:
-    """The bytes of one nfnetlink batch of element messages, and which set each message's sequence number names.
+    """The bytes of one nfnetlink batch of element messages (and rule replacements, nft_modulus), and what each
+    message's sequence number changes.
 
     Each element is written into the batch's one buffer as it is encoded,
     its message's lengths filled in when the message is full: a first table
@@ -189,16 +196,19 @@ class Batch:
 
     def __init__(self, first_seq: int, encoded: dict[tuple[str, str], bytes] | None = None) -> None:
         self.data = bytearray(_control(NFNL_MSG_BATCH_BEGIN, first_seq))
-        self.names: dict[int, str] = {}  # sequence number -> "map <family> <table> <set>" of each element message
+        self.names: dict[int, str] = {}  # sequence number -> "the elements of map <family> <table> <set>", "rule ..."
         self.seq = first_seq + 1
         # data type and text -> encoded: the writer's (ElementWriter.encoded), kept from batch to batch for the
         # changes that ask (keep_encoded); the others' for this batch only, by data type then text
         self._cache: dict[tuple[str, str], bytes] = {} if encoded is None else encoded
         self._batch_cache: dict[str, dict[str, bytes]] = {}
 
-    def add(self, change: ElementChange) -> None:
-        """Append `change`'s deletions, then its additions (ElementError if they cannot be written: the batch is
-        then as it was)."""
+    def add(self, change: ElementChange | RuleReplace) -> None:
+        """Append `change`'s deletions, then its additions, or the rule it replaces (ElementError if they cannot
+        be written: the batch is then as it was)."""
+        if isinstance(change, RuleReplace):
+            self._rule(change)
+            return
         where = f"map {change.family} {change.table} {change.name}"
         family = FAMILIES.get(change.family)
         if family is None:
@@ -220,6 +230,19 @@ class Batch:
                 del self.names[number]
             self.seq = seq
             raise ElementError(f"{where}: cannot write its elements: {exc}") from exc
+
+    def _rule(self, replace: RuleReplace) -> None:
+        """One NEWRULE that replaces a rule by its handle (nft_modulus: a pick rule's new modulus)."""
+        family = FAMILIES.get(replace.family)
+        if family is None:
+            raise ElementError(f"{replace.where}: no nftables family {replace.family!r}")
+        start = len(self.data)
+        self.data += bytes(_HEADER.size)
+        self.data += replace.payload()
+        _HEADER.pack_into(self.data, start, len(self.data) - start, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE,
+                          NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE, self.seq, 0, family, 0, 0)
+        self.names[self.seq] = replace.where
+        self.seq += 1
 
     def _messages(self, kind: int, flags: int, family: int, where: str, head: bytes,
                   elements: Iterator[bytes]) -> None:
@@ -246,7 +269,7 @@ class Batch:
         _HEADER.pack_into(self.data, start, end - start, NFNL_SUBSYS_NFTABLES << 8 | kind,
                           NLM_F_REQUEST | NLM_F_ACK | flags, self.seq, 0, family, 0, 0)
         struct.pack_into("=HH", self.data, first - 4, 4 + end - first, NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED)
-        self.names[self.seq] = where
+        self.names[self.seq] = f"the elements of {where}"
         self.seq += 1
 
     def _elements(self, change: ElementChange) -> Iterator[bytes]:
@@ -327,10 +350,12 @@ class ElementWriter:
         # same objects at every build (nft_rules' BuildContext), so encoding them again was 1 ms of each apply
         self.encoded: dict[tuple[str, str], bytes] = {}
         self.written = 0  # elements deleted or added by batches the kernel took (tests read it)
+        self.rules_replaced = 0  # rules replaced by them (nft_modulus; likewise)
 
-    def send(self, changes: Sequence[ElementChange]) -> None:
-        """Apply `changes` in one batch, or raise ElementError naming the first set refused (nothing applied)."""
-        changes = [c for c in changes if c.delete or c.add]
+    def send(self, changes: Sequence[ElementChange | RuleReplace]) -> None:
+        """Apply `changes` in one batch, in their order, or raise ElementError naming the first set or rule refused
+        (nothing applied)."""
+        changes = [c for c in changes if isinstance(c, RuleReplace) or c.delete or c.add]
         if not changes:
             return
         batch = Batch(self._seq, self.encoded)
@@ -342,20 +367,21 @@ class ElementWriter:
             replies = self._talk(data, len(batch.names))
         except OSError as exc:
             self.close()  # replies left behind would be read as this socket's next answers
-            raise ElementError(f"cannot write the elements of {next(iter(batch.names.values()))}: "
+            raise ElementError(f"cannot write {next(iter(batch.names.values()))}: "
                                f"{os.strerror(exc.errno) if exc.errno else exc}") from exc
         acked: set[int] = set()
         for seq, code, text in replies:
             if code:
                 where = batch.names.get(seq, "the batch")  # the begin's (a batch refused whole, e.g. EPERM)
                 reason = f"{os.strerror(code)}{f' ({text})' if text else ''}"
-                raise ElementError(f"nftables refused the elements of {where}: {reason}")
+                raise ElementError(f"nftables refused {where}: {reason}")
             acked.add(seq)
         missing = [seq for seq in batch.names if seq not in acked]
         if missing:
             raise ElementError(f"nftables acknowledged {len(batch.names) - len(missing)} of {len(batch.names)} "
-                               f"element messages (the first unanswered: {batch.names[missing[0]]})")
-        self.written += sum(len(c.delete) + len(c.add) for c in changes)
+                               f"messages (the first unanswered: {batch.names[missing[0]]})")
+        self.written += sum(len(c.delete) + len(c.add) for c in changes if isinstance(c, ElementChange))
+        self.rules_replaced += sum(isinstance(c, RuleReplace) for c in changes)
 
     def _talk(self, data: bytes | bytearray, messages: int) -> list[tuple[int, int, str]]:
         """Send one batch and read every answer: the kernel handles a batch within send(), so all are queued."""
