@@ -588,6 +588,7 @@ def _ingress_vips(router: Netns, name: str = "fwd4_ports") -> set[str]:
 def apply_timings() -> dict[str, Any]:
     """bench/schedulers.py's apply timings, in a namespace of their own (libnftables acts on its own netns)."""
     ns = Netns(unique_prefix("dpapply"))
+    print(f"namespace {ns.name}", file=sys.stderr, flush=True)  # likewise
     ns.create()
     try:
         code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import schedulers; "
@@ -628,8 +629,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} is not installed (bootstrap.sh installs it)")
     workdir = Path(tempfile.mkdtemp(prefix="pkbench-dp-"))
-    lab = BenchLab("nat", prefix=unique_prefix("bdp"), name="bench-dp", workdir=workdir / "lab",
-                   dataplane="nftables")
+    prefix = unique_prefix("bdp")
+    print(f"namespaces {prefix}", file=sys.stderr, flush=True)  # tests/netns/test_bench_dataplane.py: gone after
+    lab = BenchLab("nat", prefix=prefix, name="bench-dp", workdir=workdir / "lab", dataplane="nftables")
     haproxy: HAProxy | None = None
     try:
         print("bringing the NAT lab up", file=sys.stderr, flush=True)
