@@ -18,6 +18,15 @@ it). A kept map then switches its changed slots atomically while the old
 rules still read it, and a new map is full before the rule that reads it
 arrives. Slots past the new table's end are deleted in the libnftables
 batch, together with the rule that stops using them (its modulus).
+
+In place: a chain whose rules differ from the ones in force only in a
+selector's modulus (`numgen ... mod N`, `jhash ... mod N`: an rr pool's
+server down or back) is not flushed and filled again; `diff(..., in_place=
+InPlace())` hands its rules over as nft_modulus.RuleSwap, with the slots
+past their maps' new ends, and the backend replaces those rules in the
+element batch, then deletes those slots there (nft.py, Change.send). The
+same as libnftables commands waits in `InPlace.commands` for a change that
+cannot go that way.
 """
 
 from __future__ import annotations
@@ -93,7 +102,7 @@ class SlotWrite:
 
 @dataclass
 class InPlace:
-    """What diff leaves out of libnftables' commands for the element batch (module docstring: in place).
+    """What diff leaves out of libnftables' commands for the element batch (module docstring: "In place").
 
     `rules` are the pick rules whose modulus alone changes (nft_modulus),
     `tails` the slots past a slot map's new end, deleted after them: (map,
