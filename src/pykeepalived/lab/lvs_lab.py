@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import os
 import re
 import shutil
@@ -131,11 +132,13 @@ def _block(head: str, body: Sequence[str], indent: int) -> list[str]:
     return [f"{pad}{head} {{", *[f"{pad}    {line}" if line else "" for line in body], f"{pad}}}"]
 
 
-def _url_check(kind: str, connect_port: int | None) -> list[str]:
+def _url_check(kind: str, connect_port: int | None, connect_timeout_s: int = 1) -> list[str]:
     body = [*_block("url", ["path /whoami", "status_code 200"], 0)]
     if connect_port is not None:
         body.append(f"connect_port {connect_port}")
-    return _block(kind, [*body, *CHECK_TIMING], 0)
+    timing = [f"connect_timeout {connect_timeout_s}" if line.startswith("connect_timeout ") else line
+              for line in CHECK_TIMING]
+    return _block(kind, [*body, *timing], 0)
 
 
 def _instance(name: str, ifname: str, vrid: int, router: RouterSpec, vips: Sequence[IPv4Address]) -> list[str]:
@@ -166,12 +169,12 @@ def _plain_service(kind: LabKind, real_servers: Sequence[IPv4Address]) -> list[s
     return _block(f"virtual_server {VIP} {HTTP_PORT}", body, 0)
 
 
-def _fwmark_service(kind: LabKind, real_servers: Sequence[IPv4Address]) -> list[str]:
+def _fwmark_service(kind: LabKind, real_servers: Sequence[IPv4Address], tls_connect_timeout_s: int) -> list[str]:
     # keepalived ignores (and we refuse) `protocol` in a fwmark service; the real servers have
     # no port: the packet keeps the port the client asked for.
     body = ["delay_loop 1", "lb_algo rr", f"lb_kind {kind.name}", "persistence_timeout 30"]
     for rs in real_servers:
-        checks = [*_url_check("HTTP_GET", HTTP_PORT), *_url_check("SSL_GET", HTTPS_PORT)]
+        checks = [*_url_check("HTTP_GET", HTTP_PORT), *_url_check("SSL_GET", HTTPS_PORT, tls_connect_timeout_s)]
         body += ["", *_block(f"real_server {rs}", checks, 0)]
     return [
         f"! HTTP and HTTPS of {FWMARK_VIP} as one service: nftables table {MARK_TABLE} in each router",
@@ -181,12 +184,17 @@ def _fwmark_service(kind: LabKind, real_servers: Sequence[IPv4Address]) -> list[
 
 
 def render_router_conf(kind: LabKind, router: RouterSpec, real_servers: Sequence[IPv4Address], *,
-                       sync_daemon: bool = False) -> str:
+                       sync_daemon: bool = False, tls_connect_timeout_s: int = 1) -> str:
     """keepalived.conf for one router of the lab (valid for `keepalived -t` and `pykeepalived -t`).
 
     `sync_daemon` adds connection sync between the routers (IPVS's sync
     daemon, or conntrackd on the nftables data plane), over the private
     network for NAT (following RH_INT), the public one otherwise.
+    `tls_connect_timeout_s` is the SSL_GET checks' connect_timeout, which
+    covers the TLS handshake: 1 like the others, more where the machine is
+    many times slower (LvsLab's timeout_scale; the qemu guest of tests/vm,
+    where handshakes beside the labs took over a second and every server
+    of the fwmark service was removed at once).
     """
     defs = [f"router_id {router.name}"]
     if sync_daemon:
@@ -200,7 +208,7 @@ def render_router_conf(kind: LabKind, router: RouterSpec, real_servers: Sequence
         "",
         *_plain_service(kind, real_servers),
         "",
-        *_fwmark_service(kind, real_servers),
+        *_fwmark_service(kind, real_servers, tls_connect_timeout_s),
     ]
     return "\n".join(lines) + "\n"
 
@@ -881,8 +889,9 @@ class LvsLab:
                 router.dataplane = "none"
         for router in self.routers.values():
             router.netns.run(["nft", "-f", "-"], input=render_marks())
-            router.conf_path.write_text(render_router_conf(self.kind, router.spec, addresses,
-                                                           sync_daemon=self.sync_daemon))
+            router.conf_path.write_text(render_router_conf(
+                self.kind, router.spec, addresses, sync_daemon=self.sync_daemon,
+                tls_connect_timeout_s=max(1, math.ceil(self.timeout_scale))))
             for path in (router.log_path, router.status_file, *router.pid_files):
                 path.unlink(missing_ok=True)
         # both routers' configs checked at once: each `-t` is a Python start, seconds under emulation (tests/vm)
