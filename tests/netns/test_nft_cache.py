@@ -10,14 +10,11 @@ tables is 1 MiB.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from pykeepalived.lab import Netns, unique_prefix
 
-from .vrrp_helpers import needs_root
+from .vrrp_helpers import needs_root, script_in_fresh_namespace
 
 pytestmark = [pytest.mark.netns, needs_root]
 
@@ -50,12 +47,5 @@ print(json.dumps({"freed": freed}))
 
 
 def test_forget_cache_frees_the_cache_of_every_table() -> None:
-    ns = Netns(unique_prefix("nftcache"))
-    ns.create()
-    try:
-        proc = subprocess.run(ns.argv([sys.executable, "-c", SCRIPT]), capture_output=True, text=True, timeout=60)
-    finally:
-        ns.delete()
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    freed = json.loads(proc.stdout)["freed"]
+    freed = json.loads(script_in_fresh_namespace("nftcache", SCRIPT))["freed"]
     assert all(freed_bytes >= 900 * 1024 for freed_bytes in freed), freed  # two tables' 512 KiB each, every time

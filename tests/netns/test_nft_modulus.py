@@ -22,7 +22,7 @@ import pytest
 
 from pykeepalived.lab import Netns, unique_prefix
 
-from .vrrp_helpers import needs_root
+from .vrrp_helpers import needs_root, script_in_fresh_namespace
 
 pytestmark = [pytest.mark.netns, needs_root]
 
@@ -117,14 +117,7 @@ print(json.dumps(result))
 
 
 def test_new_moduli_replace_the_rules_in_place_as_libnftables_would_make_them() -> None:
-    ns = Netns(unique_prefix("nftmod"))
-    ns.create()
-    try:
-        proc = subprocess.run(ns.argv([sys.executable, "-c", SCRIPT]), capture_output=True, text=True, timeout=120)
-    finally:
-        ns.delete()
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.splitlines()[-1])
+    result = json.loads(script_in_fresh_namespace("nftmod", SCRIPT, timeout_s=120).splitlines()[-1])
     for label in ("down", "back"):  # both pools' rules in the element batch, libnftables not called
         assert result[label]["libnftables"] == [], result[label]
         assert result[label]["replaced"] == 2, result[label]

@@ -1,9 +1,11 @@
-"""Shared pieces of the VRRP netns tests: peer factories and the 'exactly one holder' checks."""
+"""Shared pieces of the netns tests: peer factories, the 'exactly one holder' checks, a script in a namespace."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from ipaddress import IPv4Interface, IPv6Interface, ip_interface
@@ -15,6 +17,7 @@ from pykeepalived.lab import (
     FrrPeer,
     KeepalivedPeer,
     Lan,
+    Netns,
     PyKeepalivedPeer,
     VrrpPeer,
     VrrpSettings,
@@ -30,6 +33,22 @@ needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 for network namespaces"
 )
 HAVE_KEEPALIVED = shutil.which("keepalived") is not None
+
+
+def script_in_fresh_namespace(tag: str, script: str, timeout_s: float = 60.0) -> str:
+    """Run a Python `script` in a namespace of its own (its last stdout line is what it found), then remove it.
+
+    The script's output, asserting that it exited 0 (its stderr's end otherwise).
+    """
+    ns = Netns(unique_prefix(tag))
+    ns.create()
+    try:
+        proc = subprocess.run(ns.argv([sys.executable, "-c", script]), capture_output=True, text=True,
+                              timeout=timeout_s)
+    finally:
+        ns.delete()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
 HAVE_FRR = Path("/usr/lib/frr/vrrpd").exists() and shutil.which("vtysh") is not None
 
 

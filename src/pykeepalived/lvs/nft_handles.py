@@ -34,38 +34,53 @@ def request(sequence: int) -> bytes:
     return _HEADER.pack(_HEADER.size + len(body), NFT_MSG_GETTABLE, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + body
 
 
-def parse(data: bytes) -> tuple[list[tuple[str, str, int]], bool]:
-    """(family, name, handle) of each table in one datagram of the dump, and whether the dump ended.
+def dump_messages(data: bytes, what: str) -> tuple[list[tuple[int, bytes]], bool]:
+    """(type, body after the nlmsghdr) of each message in one datagram of a dump, and whether the dump ended.
 
-    Raises NetlinkDumpError on an error message or a message that does not fit.
+    Raises NetlinkDumpError on an error message or a message that does not
+    fit (`what` names the dump: "table", "rule").
     """
-    tables: list[tuple[str, str, int]] = []
+    messages: list[tuple[int, bytes]] = []
     offset = 0
     while offset + _HEADER.size <= len(data):
         length, kind, _, _, _ = _HEADER.unpack_from(data, offset)
         if length < _HEADER.size or offset + length > len(data):
             raise NetlinkDumpError(f"netlink message of {length} bytes at offset {offset} does not fit")
         if kind == NLMSG_DONE:
-            return tables, True
+            return messages, True
         if kind == NLMSG_ERROR:
             errno = -struct.unpack_from("=i", data, offset + _HEADER.size)[0]
             if errno:
-                raise NetlinkDumpError(errno, f"the kernel refused the table dump: {errno}")
-        elif kind == NFT_MSG_NEWTABLE:
-            family = _NFGEN.unpack_from(data, offset + _HEADER.size)[0]
-            name, handle = None, None
-            at, end = offset + _HEADER.size + _NFGEN.size, offset + length
-            while at + 4 <= end:
-                size, attr = struct.unpack_from("=HH", data, at)
-                if size < 4 or at + size > end:
-                    raise NetlinkDumpError(f"netlink attribute of {size} bytes at offset {at} does not fit")
-                value = data[at + 4:at + size]
-                if attr & 0x3FFF == NFTA_TABLE_NAME:
-                    name = value.split(b"\0", 1)[0].decode("utf-8", "replace")
-                elif attr & 0x3FFF == NFTA_TABLE_HANDLE and len(value) == 8:
-                    handle = struct.unpack(">Q", value)[0]
-                at += (size + 3) & ~3
-            if name is not None and handle is not None and family in FAMILIES:
-                tables.append((FAMILIES[family], name, handle))
+                raise NetlinkDumpError(errno, f"the kernel refused the {what} dump: {errno}")
+        else:
+            messages.append((kind, data[offset + _HEADER.size:offset + length]))
         offset += (length + 3) & ~3
-    return tables, False
+    return messages, False
+
+
+def parse(data: bytes) -> tuple[list[tuple[str, str, int]], bool]:
+    """(family, name, handle) of each table in one datagram of the dump, and whether the dump ended.
+
+    Raises NetlinkDumpError on an error message or a message that does not fit.
+    """
+    tables: list[tuple[str, str, int]] = []
+    messages, done = dump_messages(data, "table")
+    for kind, body in messages:
+        if kind != NFT_MSG_NEWTABLE:
+            continue
+        family = _NFGEN.unpack_from(body)[0]
+        name, handle = None, None
+        at = _NFGEN.size
+        while at + 4 <= len(body):
+            size, attr = struct.unpack_from("=HH", body, at)
+            if size < 4 or at + size > len(body):
+                raise NetlinkDumpError(f"netlink attribute of {size} bytes at offset {at} does not fit")
+            value = body[at + 4:at + size]
+            if attr & 0x3FFF == NFTA_TABLE_NAME:
+                name = value.split(b"\0", 1)[0].decode("utf-8", "replace")
+            elif attr & 0x3FFF == NFTA_TABLE_HANDLE and len(value) == 8:
+                handle = struct.unpack(">Q", value)[0]
+            at += (size + 3) & ~3
+        if name is not None and handle is not None and family in FAMILIES:
+            tables.append((FAMILIES[family], name, handle))
+    return tables, done

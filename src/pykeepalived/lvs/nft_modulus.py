@@ -34,11 +34,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .nft_handles import NetlinkDumpError, dump_messages
+
 NFT_MSG_NEWRULE = 6
 NFT_MSG_GETRULE = 7
 NFNL_SUBSYS_NFTABLES = 10
-NLM_F_REQUEST, NLM_F_DUMP, NLM_F_REPLACE = 0x1, 0x300, 0x100
-NLMSG_ERROR, NLMSG_DONE = 2, 3
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLA_F_NESTED = 0x8000
 NLA_TYPE_MASK = 0x3FFF
 NFTA_RULE_TABLE, NFTA_RULE_CHAIN, NFTA_RULE_HANDLE, NFTA_RULE_EXPRESSIONS, NFTA_RULE_USERDATA = 1, 2, 3, 4, 7
@@ -60,8 +61,8 @@ class SwapUnavailable(Exception):
     """The rule in the kernel is not the one expected: the change goes through libnftables instead."""
 
 
-class RuleDumpError(OSError):
-    """The kernel refused or broke off a rule dump (its errno, when it said one)."""
+RuleDumpError = NetlinkDumpError
+"""The kernel refused or broke off a rule dump (its errno, when it said one): an OSError."""
 
 
 @dataclass(frozen=True)
@@ -185,26 +186,16 @@ def parse_rules(data: bytes) -> tuple[list[KernelRule], bool]:
     Raises RuleDumpError on an error message or a message that does not fit.
     """
     rules: list[KernelRule] = []
-    offset = 0
-    while offset + _HEADER.size <= len(data):
-        length, kind, _, _, _ = _HEADER.unpack_from(data, offset)
-        if length < _HEADER.size or offset + length > len(data):
-            raise RuleDumpError(f"netlink message of {length} bytes at offset {offset} does not fit")
-        if kind == NLMSG_DONE:
-            return rules, True
-        if kind == NLMSG_ERROR:
-            errno = -struct.unpack_from("=i", data, offset + _HEADER.size)[0]
-            if errno:
-                raise RuleDumpError(errno, f"the kernel refused the rule dump: {errno}")
-        elif kind == NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE:
-            fields = {attr & NLA_TYPE_MASK: value for attr, _, value in
-                      _attributes(data[offset + _HEADER.size + _NFGEN.size:offset + length])}
-            handle, expressions = fields.get(NFTA_RULE_HANDLE), fields.get(NFTA_RULE_EXPRESSIONS)
-            if handle is None or len(handle) != 8 or expressions is None:
-                raise RuleDumpError(f"a dumped rule without {'a handle' if expressions is not None else 'expressions'}")
-            rules.append(KernelRule(handle, expressions, fields.get(NFTA_RULE_USERDATA)))
-        offset += (length + 3) & ~3
-    return rules, False
+    messages, done = dump_messages(data, "rule")
+    for kind, body in messages:
+        if kind != NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE:
+            continue
+        fields = {attr & NLA_TYPE_MASK: value for attr, _, value in _attributes(body[_NFGEN.size:])}
+        handle, expressions = fields.get(NFTA_RULE_HANDLE), fields.get(NFTA_RULE_EXPRESSIONS)
+        if handle is None or len(handle) != 8 or expressions is None:
+            raise RuleDumpError(f"a dumped rule without {'a handle' if expressions is not None else 'expressions'}")
+        rules.append(KernelRule(handle, expressions, fields.get(NFTA_RULE_USERDATA)))
+    return rules, done
 
 
 def patched(rule: KernelRule, change: ModulusChange) -> bytes:
