@@ -39,8 +39,8 @@ subprocess.run(["ip", "-batch", "-"], check=True, text=True,
                      "addr add 10.20.255.254/16 dev pkmod0\n")
 
 
-def service(name, vip, method, scheduler="rr"):
-    dests = tuple(Destination(f"10.20.0.{i + 1}", 80, 1, method=method) for i in range(100))
+def service(name, vip, method, scheduler="rr", servers=100):
+    dests = tuple(Destination(f"10.20.0.{i + 1}", 80, 1, method=method) for i in range(servers))
     return VirtualService(name, "address", vip, 80, "TCP", scheduler=scheduler, method=method, destinations=dests)
 
 
@@ -110,6 +110,10 @@ backend = started(up)
 subprocess.run(["nft", "insert", "rule", "netdev", "pykeepalived_lvs", "vs-dr-pick", "counter"], check=True)
 step(backend, "unexpected", up, one_down)
 
+# a Maglev table of 41 servers has 8,191 slots, of 40 servers 4,093 (sched.maglev_size_for): jhash's modulus
+mh = service("mh", "192.0.2.40", "NAT", scheduler="mh", servers=41)
+step(started(DesiredTable((mh,))), "maglev_size", DesiredTable((mh,)), DesiredTable((down(mh, 7),)))
+
 # a change with other commands (a service more) takes the moduli through libnftables too
 step(started(one_down), "with_others", one_down, DesiredTable((nat, dr, service("more", "192.0.2.30", "NAT"))))
 print(json.dumps(result))
@@ -123,6 +127,8 @@ def test_new_moduli_replace_the_rules_in_place_as_libnftables_would_make_them() 
         assert result[label]["replaced"] == 2, result[label]
         assert result[label]["same_as_libnftables"], result[label]
     assert any("mod 99" in rule or '"mod": 99' in rule for rule in result["down"]["rules"]), result["down"]
+    maglev = result["maglev_size"]
+    assert maglev["libnftables"] == [] and maglev["replaced"] == 1 and maglev["same_as_libnftables"], maglev
     assert result["unexpected"]["replaced"] == 0, result["unexpected"]
     assert result["unexpected"]["libnftables"], result["unexpected"]
     assert result["unexpected"]["same_as_libnftables"], result["unexpected"]

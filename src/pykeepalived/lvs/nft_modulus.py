@@ -1,8 +1,11 @@
 """A pick rule whose modulus alone changes, rewritten in the kernel's own encoding instead of re-made by libnftables.
 
-When a real server of an rr, wrr or load-based pool goes down or comes back,
-its slot table gets shorter or longer, so the rule that picks a slot
-(`numgen inc mod N`, or `jhash ... mod N`) changes in one number. Through
+When a real server of an rr or wrr pool (a cycle of 64 slots or more, in a
+slot map) goes down or comes back, its slot table gets one slot shorter or
+longer, so the rule that picks a slot (`numgen inc mod N`) changes in one
+number; so does a Maglev table's (`jhash ... mod N`) when the pool crosses
+one of its sizes, and a load-based table's when a reload changes how many
+servers are configured. Through
 libnftables that is a `flush chain` and an `add rule` whose cost is mostly
 libnftables' cache: it fetches every chain and set of the table first,
 about 5-7 ms beside a DR service of 1,000 real servers (its 1,000 flow sets
