@@ -40,7 +40,8 @@ subprocess.run(["ip", "-batch", "-"], check=True, text=True,
 
 
 def service(name, vip, method, scheduler="rr", servers=100):
-    dests = tuple(Destination(f"10.20.0.{i + 1}", 80, 1, method=method) for i in range(servers))
+    address = "2001:db8:20::{}" if ":" in vip else "10.20.0.{}"
+    dests = tuple(Destination(address.format(i + 1), 80, 1, method=method) for i in range(servers))
     return VirtualService(name, "address", vip, 80, "TCP", scheduler=scheduler, method=method, destinations=dests)
 
 
@@ -110,6 +111,10 @@ backend = started(up)
 subprocess.run(["nft", "insert", "rule", "netdev", "pykeepalived_lvs", "vs-dr-pick", "counter"], check=True)
 step(backend, "unexpected", up, one_down)
 
+# the same in table ip6
+nat6 = service("nat6", "2001:db8::10", "NAT")
+step(started(DesiredTable((nat6,))), "ip6", DesiredTable((nat6,)), DesiredTable((down(nat6, 99),)))
+
 # a Maglev table of 41 servers has 8,191 slots, of 40 servers 4,093 (sched.maglev_size_for): jhash's modulus
 mh = service("mh", "192.0.2.40", "NAT", scheduler="mh", servers=41)
 step(started(DesiredTable((mh,))), "maglev_size", DesiredTable((mh,)), DesiredTable((down(mh, 7),)))
@@ -127,6 +132,8 @@ def test_new_moduli_replace_the_rules_in_place_as_libnftables_would_make_them() 
         assert result[label]["replaced"] == 2, result[label]
         assert result[label]["same_as_libnftables"], result[label]
     assert any("mod 99" in rule or '"mod": 99' in rule for rule in result["down"]["rules"]), result["down"]
+    v6 = result["ip6"]
+    assert v6["libnftables"] == [] and v6["replaced"] == 1 and v6["same_as_libnftables"], v6
     maglev = result["maglev_size"]
     assert maglev["libnftables"] == [] and maglev["replaced"] == 1 and maglev["same_as_libnftables"], maglev
     assert result["unexpected"]["replaced"] == 0, result["unexpected"]
