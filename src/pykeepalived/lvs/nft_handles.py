@@ -66,7 +66,7 @@ def parse(data: bytes) -> tuple[list[tuple[str, str, int]], bool]:
     tables: list[tuple[str, str, int]] = []
     messages, done = dump_messages(data, "table")
     for kind, body in messages:
-        if kind != NFT_MSG_NEWTABLE:
+        if kind != NFT_MSG_NEWTABLE or len(body) < _NFGEN.size:
             continue
         family = _NFGEN.unpack_from(body)[0]
         name, handle = None, None
