@@ -16,7 +16,7 @@ from pykeepalived.lvs.model import Destination, VirtualService
 from pykeepalived.lvs.nft_diff import InPlace, diff
 from pykeepalived.lvs.nft_elements import Batch
 from pykeepalived.lvs.nft_modulus import (KernelRule, ModulusChange, RuleDumpError, RuleReplace, SwapUnavailable,
-                                          dump_request, modulus_change, parse_rules, patched, rule_swaps)
+                                          modulus_change, parse_rules, patched, rule_swaps, rules_request)
 from pykeepalived.lvs.nft_rules import BuildContext, Ruleset, build
 
 
@@ -87,7 +87,7 @@ def test_a_chain_swaps_only_if_every_changed_rule_is_a_modulus_change() -> None:
 
 
 def test_the_dump_request_names_one_chain_of_one_family() -> None:
-    request = dump_request("netdev", "pykeepalived_lvs", "vs-web-pick", 5)
+    request = rules_request("netdev", "pykeepalived_lvs", "vs-web-pick", 5)
     length, kind, flags, seq, _ = struct.unpack_from("=IHHII", request)
     assert (length, kind, flags, seq) == (len(request), 10 << 8 | 7, 0x301, 5)
     assert request[16] == 5  # NFPROTO_NETDEV

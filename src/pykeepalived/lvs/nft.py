@@ -42,7 +42,7 @@ from .conntrack import count_connections
 from .model import DataPlaneBase, DataPlaneError, DesiredTable, VirtualService
 from .nft_diff import InPlace, SlotWrite, diff, drop_table, fresh_table
 from .nft_elements import ElementChange, ElementWriter
-from .nft_modulus import KernelRule, RuleReplace, RuleSwap, SwapUnavailable, dump_request, parse_rules, patched
+from .nft_modulus import KernelRule, RuleReplace, RuleSwap, SwapUnavailable, parse_rules, patched, rules_request
 from .nft_layout import build_all as build
 from .nft_limits import NETDEV
 from .nft_rules import (IPV4, IPV6, SLOT_KEY_TYPEOF, TABLE, BuildContext, Family, Load, Ruleset, forwarding,
@@ -214,7 +214,7 @@ class Libnftables:
         """The kernel's rules of one chain of our table, in order."""
         try:
             sock = self._dump_socket()
-            sock.send(dump_request(family, TABLE, chain, 2))
+            sock.send(rules_request(family, TABLE, chain, 2))
             rules: list[KernelRule] = []
             done = False
             while not done:

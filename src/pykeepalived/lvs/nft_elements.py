@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model import DataPlaneError
+from .nft_handles import NFPROTO, nla
 from .nft_modulus import RuleReplace
 from .nft_rules import SLOT_KEY_TYPEOF
 
@@ -87,7 +88,6 @@ NFTA_VERDICT_CODE = 1
 NFTA_VERDICT_CHAIN = 2
 VERDICTS = {"accept": 1, "drop": 0, "continue": -1, "return": -5}  # NF_ACCEPT, NF_DROP, NFT_CONTINUE, NFT_RETURN
 CHAIN_VERDICTS = {"jump": -3, "goto": -4}  # NFT_JUMP, NFT_GOTO
-FAMILIES = {"inet": 1, "ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10}  # NFPROTO_*
 ELEMENTS_PER_LIST_BYTES = 60_000
 """A message's element list stops short of this: its length is a 16-bit NLA field (libnftnl splits alike)."""
 
@@ -125,20 +125,15 @@ ENCODED_MAX = 65536
 """Encoded data an ElementWriter keeps at most for Maglev maps (beyond, it starts afresh): a few MiB at worst."""
 
 
-def _nla(kind: int, payload: bytes) -> bytes:
-    size = 4 + len(payload)
-    return struct.pack("=HH", size, kind) + payload + b"\0" * (-size & 3)
-
-
 def _verdict(value: Any) -> bytes:
     if isinstance(value, dict) and len(value) == 1:
         (word, arg), = value.items()
         if word in CHAIN_VERDICTS and isinstance(arg, dict) and isinstance(arg.get("target"), str):
-            return _nla(NFTA_DATA_VERDICT | NLA_F_NESTED,
-                        _nla(NFTA_VERDICT_CODE, struct.pack("!i", CHAIN_VERDICTS[word]))
-                        + _nla(NFTA_VERDICT_CHAIN, arg["target"].encode() + b"\0"))
+            return nla(NFTA_DATA_VERDICT | NLA_F_NESTED,
+                        nla(NFTA_VERDICT_CODE, struct.pack("!i", CHAIN_VERDICTS[word]))
+                        + nla(NFTA_VERDICT_CHAIN, arg["target"].encode() + b"\0"))
         if word in VERDICTS and arg is None:
-            return _nla(NFTA_DATA_VERDICT | NLA_F_NESTED, _nla(NFTA_VERDICT_CODE, struct.pack("!i", VERDICTS[word])))
+            return nla(NFTA_DATA_VERDICT | NLA_F_NESTED, nla(NFTA_VERDICT_CODE, struct.pack("!i", VERDICTS[word])))
     raise ValueError(f"not a verdict: {json.dumps(value)}")
 
 
@@ -163,7 +158,7 @@ def encode_data(data_type: str, text: str) -> bytes:
     network order padded to 32, as every part of a concatenation is.
     """
     if data_type == "verdict":
-        return _nla(NFTA_SET_ELEM_DATA | NLA_F_NESTED, _verdict(json.loads(text)))
+        return nla(NFTA_SET_ELEM_DATA | NLA_F_NESTED, _verdict(json.loads(text)))
     words = _DATA_WORDS.fullmatch(data_type)
     if words is None:
         raise ValueError(f"data type {data_type!r} is not one this writer knows")
@@ -180,7 +175,7 @@ def encode_data(data_type: str, text: str) -> bytes:
                 and 0 <= parts[1] <= 0xFFFF):
             raise ValueError(f"{text} is not an address and a port")
         raw = _address(parts[0], version) + struct.pack("!Hxx", parts[1])
-    return _nla(NFTA_SET_ELEM_DATA | NLA_F_NESTED, _nla(NFTA_DATA_VALUE, raw))
+    return nla(NFTA_SET_ELEM_DATA | NLA_F_NESTED, nla(NFTA_DATA_VALUE, raw))
 
 
 class Batch:
@@ -210,14 +205,14 @@ class Batch:
             self._rule(change)
             return
         where = f"map {change.family} {change.table} {change.name}"
-        family = FAMILIES.get(change.family)
+        family = NFPROTO.get(change.family)
         if family is None:
             raise ElementError(f"{where}: no nftables family {change.family!r}")
         if change.key_type != SLOT_KEY_TYPEOF:
             raise ElementError(f"{where}: keys of type {change.key_type!r} are not written here "
                                f"(only {SLOT_KEY_TYPEOF!r}, a 32-bit integer)")
-        head = (_nla(NFTA_SET_ELEM_LIST_TABLE, change.table.encode() + b"\0")
-                + _nla(NFTA_SET_ELEM_LIST_SET, change.name.encode() + b"\0"))
+        head = (nla(NFTA_SET_ELEM_LIST_TABLE, change.table.encode() + b"\0")
+                + nla(NFTA_SET_ELEM_LIST_SET, change.name.encode() + b"\0"))
         size, seq = len(self.data), self.seq
         deletions = (_KEY_ELEM.pack(16, NFTA_LIST_ELEM | NLA_F_NESTED, 12, NFTA_SET_ELEM_KEY | NLA_F_NESTED,
                                     8, NFTA_DATA_VALUE, key) for key in change.delete)
@@ -233,7 +228,7 @@ class Batch:
 
     def _rule(self, replace: RuleReplace) -> None:
         """One NEWRULE that replaces a rule by its handle (nft_modulus: a pick rule's new modulus)."""
-        family = FAMILIES.get(replace.family)
+        family = NFPROTO.get(replace.family)
         if family is None:
             raise ElementError(f"{replace.where}: no nftables family {replace.family!r}")
         start = len(self.data)

@@ -7,11 +7,16 @@ Maglev map holds 65,521 slots, paid again after every change. The kernel
 itself answers NFT_MSG_GETTABLE with a few hundred bytes whatever the rules,
 so the backend asks it directly: this module is the codec (`request`,
 `parse`; pure, unit-tested on bytes), nft.py's `table_handles` the socket.
+
+It also holds the nfnetlink pieces the other codecs share (nft_modulus'
+rule dump, nft_elements' batches): the families' numbers, an attribute
+written and walked, a dump asked for and split into its messages.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 NETLINK_NETFILTER = 12
 NFT_MSG_NEWTABLE = 10 << 8  # NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWTABLE: how the dump answers
@@ -19,19 +24,45 @@ NFT_MSG_GETTABLE = NFT_MSG_NEWTABLE | 1
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NFTA_TABLE_NAME, NFTA_TABLE_HANDLE = 1, 4
-FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}  # NFPROTO_*
+NFPROTO = {"inet": 1, "ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10}  # nftables family -> NFPROTO_*
+FAMILIES = {number: name for name, number in NFPROTO.items()}
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port
 _NFGEN = struct.Struct("=BBH")  # nfgenmsg: family, version, resource id
+_ATTR = struct.Struct("=HH")  # nlattr: length, type
+NLA_TYPE_MASK = 0x3FFF  # an attribute's type without its NESTED and BYTEORDER flags
 
 
 class NetlinkDumpError(OSError):
     """The kernel refused or broke off the dump (its errno, when it said one)."""
 
 
+def nla(kind: int, payload: bytes) -> bytes:
+    """One netlink attribute, padded to 4 bytes."""
+    size = _ATTR.size + len(payload)
+    return _ATTR.pack(size, kind) + payload + b"\0" * (-size & 3)
+
+
+def attributes(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(type with its flags, offset of the value in `data`, value) of each attribute; NetlinkDumpError if one
+    overruns `data`."""
+    at = 0
+    while at + _ATTR.size <= len(data):
+        size, attr = _ATTR.unpack_from(data, at)
+        if size < _ATTR.size or at + size > len(data):
+            raise NetlinkDumpError(f"netlink attribute of {size} bytes at offset {at} does not fit")
+        yield attr, at + _ATTR.size, data[at + _ATTR.size:at + size]
+        at += (size + 3) & ~3
+
+
+def dump_request(message: int, sequence: int, family: int = 0, body: bytes = b"") -> bytes:
+    """A dump request of type `message` (subsystem included) for `family` (0: all), `body` its attributes."""
+    payload = _NFGEN.pack(family, 0, 0) + body
+    return _HEADER.pack(_HEADER.size + len(payload), message, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + payload
+
+
 def request(sequence: int) -> bytes:
     """A dump request for the tables of every family."""
-    body = _NFGEN.pack(0, 0, 0)
-    return _HEADER.pack(_HEADER.size + len(body), NFT_MSG_GETTABLE, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + body
+    return dump_request(NFT_MSG_GETTABLE, sequence)
 
 
 def dump_messages(data: bytes, what: str) -> tuple[list[tuple[int, bytes]], bool]:
@@ -70,17 +101,11 @@ def parse(data: bytes) -> tuple[list[tuple[str, str, int]], bool]:
             continue
         family = _NFGEN.unpack_from(body)[0]
         name, handle = None, None
-        at = _NFGEN.size
-        while at + 4 <= len(body):
-            size, attr = struct.unpack_from("=HH", body, at)
-            if size < 4 or at + size > len(body):
-                raise NetlinkDumpError(f"netlink attribute of {size} bytes at offset {at} does not fit")
-            value = body[at + 4:at + size]
-            if attr & 0x3FFF == NFTA_TABLE_NAME:
+        for attr, _, value in attributes(body[_NFGEN.size:]):
+            if attr & NLA_TYPE_MASK == NFTA_TABLE_NAME:
                 name = value.split(b"\0", 1)[0].decode("utf-8", "replace")
-            elif attr & 0x3FFF == NFTA_TABLE_HANDLE and len(value) == 8:
+            elif attr & NLA_TYPE_MASK == NFTA_TABLE_HANDLE and len(value) == 8:
                 handle = struct.unpack(">Q", value)[0]
-            at += (size + 3) & ~3
         if name is not None and handle is not None and family in FAMILIES:
             tables.append((FAMILIES[family], name, handle))
     return tables, done

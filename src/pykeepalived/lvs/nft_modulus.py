@@ -14,7 +14,7 @@ and 2,000 chains) for a rule of a few expressions.
 The kernel already holds the rule in its netlink encoding. So nft_diff
 hands over such a rule as a `RuleSwap` (which rule of which chain, the old
 modulus and the new), this module asks the kernel for that chain's rules
-(one small dump, `dump_request` and `parse_rules`), finds the one selector
+(one small dump, `rules_request` and `parse_rules`), finds the one selector
 expression carrying the old modulus, writes the new one in its place
 (`patched`) and makes a NEWRULE message that replaces the rule by its
 handle (`RuleReplace`), which nft_elements puts in the same nfnetlink batch
@@ -33,18 +33,17 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .nft_handles import NetlinkDumpError, dump_messages
+from .nft_handles import (NFPROTO, NLA_TYPE_MASK, NetlinkDumpError, attributes, dump_messages, dump_request,
+                          nla)
 
 NFT_MSG_NEWRULE = 6
 NFT_MSG_GETRULE = 7
 NFNL_SUBSYS_NFTABLES = 10
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLA_F_NESTED = 0x8000
-NLA_TYPE_MASK = 0x3FFF
 NFTA_RULE_TABLE, NFTA_RULE_CHAIN, NFTA_RULE_HANDLE, NFTA_RULE_EXPRESSIONS, NFTA_RULE_USERDATA = 1, 2, 3, 4, 7
 NFTA_EXPR_NAME, NFTA_EXPR_DATA = 1, 2
 NFTA_NG_MODULUS = 2
@@ -53,11 +52,8 @@ SELECTORS = {"numgen": ("numgen", NFTA_NG_MODULUS), "jhash": ("hash", NFTA_HASH_
 """libnftables' JSON key of a selector -> the kernel's expression name and its modulus attribute."""
 SET_NAMES = {"lookup": 1, "dynset": 1, "objref": 3}
 """Expressions that name a set -> that attribute (NFTA_LOOKUP_SET, NFTA_DYNSET_SET_NAME, NFTA_OBJREF_SET_NAME)."""
-FAMILIES = {"inet": 1, "ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10}  # NFPROTO_*
 
-_HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port
-_NFGEN = struct.Struct("=BBH")  # nfgenmsg: family, version, resource id
-_ATTR = struct.Struct("=HH")
+_NFGEN_SIZE = 4  # nfgenmsg: family, version, resource id
 
 
 class SwapUnavailable(Exception):
@@ -113,10 +109,10 @@ class RuleReplace:
 
     def payload(self) -> bytes:
         """The message's attributes (after its nfgenmsg): table, chain, handle, expressions, user data."""
-        out = (_nla(NFTA_RULE_TABLE, self.table.encode() + b"\0") + _nla(NFTA_RULE_CHAIN, self.chain.encode() + b"\0")
-               + _nla(NFTA_RULE_HANDLE, self.handle) + _nla(NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, self.expressions))
+        out = (nla(NFTA_RULE_TABLE, self.table.encode() + b"\0") + nla(NFTA_RULE_CHAIN, self.chain.encode() + b"\0")
+               + nla(NFTA_RULE_HANDLE, self.handle) + nla(NFTA_RULE_EXPRESSIONS | NLA_F_NESTED, self.expressions))
         if self.userdata is not None:
-            out += _nla(NFTA_RULE_USERDATA, self.userdata)
+            out += nla(NFTA_RULE_USERDATA, self.userdata)
         return out
 
 
@@ -175,12 +171,10 @@ def _alike(old: Any, new: Any, found: list[ModulusChange]) -> bool:
 
 
 # ------------------------------------------------------------------ the kernel side (nft.py's socket)
-def dump_request(family: str, table: str, chain: str, sequence: int) -> bytes:
+def rules_request(family: str, table: str, chain: str, sequence: int) -> bytes:
     """A dump request for the rules of one chain."""
-    body = (_NFGEN.pack(FAMILIES[family], 0, 0) + _nla(NFTA_RULE_TABLE, table.encode() + b"\0")
-            + _nla(NFTA_RULE_CHAIN, chain.encode() + b"\0"))
-    kind = NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETRULE
-    return _HEADER.pack(_HEADER.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + body
+    return dump_request(NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETRULE, sequence, NFPROTO[family],
+                        nla(NFTA_RULE_TABLE, table.encode() + b"\0") + nla(NFTA_RULE_CHAIN, chain.encode() + b"\0"))
 
 
 def parse_rules(data: bytes) -> tuple[list[KernelRule], bool]:
@@ -193,7 +187,7 @@ def parse_rules(data: bytes) -> tuple[list[KernelRule], bool]:
     for kind, body in messages:
         if kind != NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE:
             continue
-        fields = {attr & NLA_TYPE_MASK: value for attr, _, value in _attributes(body[_NFGEN.size:])}
+        fields = {attr & NLA_TYPE_MASK: value for attr, _, value in attributes(body[_NFGEN_SIZE:])}
         handle, expressions = fields.get(NFTA_RULE_HANDLE), fields.get(NFTA_RULE_EXPRESSIONS)
         if handle is None or len(handle) != 8 or expressions is None:
             raise RuleDumpError(f"a dumped rule without {'a handle' if expressions is not None else 'expressions'}")
@@ -211,13 +205,13 @@ def patched(rule: KernelRule, change: ModulusChange) -> bytes:
     name, modulus_attr = SELECTORS[change.kind]
     out = bytearray(rule.expressions)
     places: list[int] = []
-    for _, start, element in _attributes(rule.expressions):
-        fields = {attr & NLA_TYPE_MASK: (at, value) for attr, at, value in _attributes(element)}
+    for _, start, element in attributes(rule.expressions):
+        fields = {attr & NLA_TYPE_MASK: (at, value) for attr, at, value in attributes(element)}
         expr_name = fields.get(NFTA_EXPR_NAME, (0, b""))[1].split(b"\0", 1)[0].decode("ascii", "replace")
         if NFTA_EXPR_DATA not in fields:
             continue
         data_at, data = fields[NFTA_EXPR_DATA]
-        inner = {attr & NLA_TYPE_MASK: (at, value) for attr, at, value in _attributes(data)}
+        inner = {attr & NLA_TYPE_MASK: (at, value) for attr, at, value in attributes(data)}
         set_attr = SET_NAMES.get(expr_name)
         if set_attr is not None and inner.get(set_attr, (0, b""))[1].startswith(b"__"):
             raise SwapUnavailable(f"the rule uses an anonymous set ({expr_name})")
@@ -230,19 +224,3 @@ def patched(rule: KernelRule, change: ModulusChange) -> bytes:
         raise SwapUnavailable(f"{len(places)} {name} expressions of modulus {change.old} in the rule (one expected)")
     struct.pack_into(">I", out, places[0], change.new)
     return bytes(out)
-
-
-def _attributes(data: bytes) -> Iterator[tuple[int, int, bytes]]:
-    """(type with its flags, offset of the value in `data`, value) of each attribute; RuleDumpError if one overruns."""
-    at = 0
-    while at + _ATTR.size <= len(data):
-        size, attr = _ATTR.unpack_from(data, at)
-        if size < _ATTR.size or at + size > len(data):
-            raise RuleDumpError(f"netlink attribute of {size} bytes at offset {at} does not fit")
-        yield attr, at + _ATTR.size, data[at + _ATTR.size:at + size]
-        at += (size + 3) & ~3
-
-
-def _nla(kind: int, payload: bytes) -> bytes:
-    size = _ATTR.size + len(payload)
-    return _ATTR.pack(size, kind) + payload + b"\0" * (-size & 3)
