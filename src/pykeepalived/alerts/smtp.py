@@ -15,7 +15,6 @@ words and never raised: a mail server that is down costs a log line.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import os
 import pwd
@@ -126,6 +125,7 @@ class MailSender:
         if self.settings is None or alert is None:
             return
         import email.utils  # see deliver
+        import datetime  # only a mail needs it: 0.4 MiB a checker without alerts does not load
 
         date = email.utils.format_datetime(datetime.datetime.now().astimezone())
         text = mail_text(self.settings, alert, date)

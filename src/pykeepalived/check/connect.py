@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 from typing import TYPE_CHECKING
 
 from .probe import Target
@@ -57,7 +58,7 @@ def sockaddr(target: Target, port: int | None = None) -> tuple[str, int] | tuple
     if target.address.version == 6:
         scope = socket.if_nametoindex(target.bind_if) if target.bind_if and target.address.is_link_local else 0
         return (str(target.address), p, 0, scope)
-    return (str(target.address), p)
+    return (sys.intern(str(target.address)), p)  # probes keep it: one string per host, not per server
 
 
 async def connect_socket(target: Target) -> socket.socket:

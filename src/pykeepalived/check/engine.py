@@ -158,10 +158,11 @@ class ProbeEngine:
         self._ep = select.epoll()
         self._flights: dict[int, Job] = {}  # fd -> the job whose socket it is
         self._due: list[tuple[float, int, Job]] = []
-        # timeout -> (deadline, job) in deadline order: `now` only grows, so each queue is a FIFO. An entry
+        # timeout -> (deadlines, jobs), two FIFOs in step, in deadline order (`now` only grows). An entry
         # stays after its attempt ended (about two seconds' worth: 12,000-16,000 at 6,000 checks a second); it
-        # is the job's live one while job.deadline is its deadline object, so it carries no sequence number
-        self._deadlines: dict[float, deque[tuple[float, Job]]] = {}
+        # is the job's live one while job.deadline is its deadline object, so it carries no sequence number.
+        # Two deques, not one of (deadline, job) tuples: a tuple per entry was 0.7 MiB at 6,000 checks a second
+        self._deadlines: dict[float, tuple[deque[float], deque[Job]]] = {}
         self._seq = 0
         self._jobs: dict[int, Job] = {}  # id(CheckerState) -> job
         self._timer: asyncio.TimerHandle | None = None
@@ -221,9 +222,11 @@ class ProbeEngine:
         deadline = job.deadline = now + timeout_s  # a new float object each time (see self._deadlines)
         queue = self._deadlines.get(timeout_s)
         if queue is None:
-            queue = self._deadlines[timeout_s] = deque()
-        queue.append((deadline, job))
-        if len(queue) == 1 and (self._timer is None or deadline < self._timer_at):
+            queue = self._deadlines[timeout_s] = (deque(), deque())
+        times, jobs = queue
+        times.append(deadline)
+        jobs.append(job)
+        if len(times) == 1 and (self._timer is None or deadline < self._timer_at):
             self._arm(deadline)
 
     def _arm(self, at: float) -> None:
@@ -240,13 +243,13 @@ class ProbeEngine:
         self._timer = None
         now = self._last_wake = self._clock()
         nxt = float("inf")
-        for queue in self._deadlines.values():
-            while queue and queue[0][0] <= now:
-                deadline, job = queue.popleft()
+        for times, jobs in self._deadlines.values():
+            while times and times[0] <= now:
+                deadline, job = times.popleft(), jobs.popleft()
                 if job.deadline is deadline and job.sock is not None:
                     self._guarded(self._timed_out, job, now)
-            if queue and queue[0][0] < nxt:
-                nxt = queue[0][0]
+            if times and times[0] < nxt:
+                nxt = times[0]
         due = self._due
         pop = heapq.heappop
         flights = self._flights

@@ -12,6 +12,7 @@ from .errors import Diagnostic, Location, Severity
 from .include_check import IncludeChecks
 from .lexer import Segment
 from .model import KeepalivedConfig
+from .values import IPAddress
 
 
 @dataclass
@@ -26,6 +27,8 @@ class ParseContext:
     close_location: Location | None = None
     # global_defs include_check: the lexer's checks for the includes still to come (None: no lexer, e.g. a test)
     include_checks: IncludeChecks | None = None
+    # address text -> its parsed object: thousands of real servers on a few hosts share one object each
+    addresses: dict[str, IPAddress] = field(default_factory=dict)
 
     def error(self, where: Segment | Location | None, message: str, keyword: str | None = None,
               test_only: bool = False) -> None:

@@ -395,7 +395,10 @@ def _open_rs(ctx: ParseContext, vs: VirtualServer, seg: Segment) -> RealServer |
     try:
         if len(w) < 2:
             raise ValueProblem("needs an address")
-        rs = RealServer(to_ip(w[1]), location=seg.location)
+        address = ctx.addresses.get(w[1])
+        if address is None:
+            address = ctx.addresses[w[1]] = to_ip(w[1])
+        rs = RealServer(address, location=seg.location)
         if len(w) > 2:
             rs.port = to_port(w[2])
         if len(w) > 3:

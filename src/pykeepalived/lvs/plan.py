@@ -10,6 +10,7 @@ config without building a single probe.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 from ..config.model import KeepalivedConfig, RealServer, VirtualServer
@@ -75,7 +76,7 @@ def service_family(vs: VirtualServer) -> Family | None:
 
 def real_destination(vs: VirtualServer, rs: RealServer, weight: int, alive: bool) -> Destination:
     return Destination(
-        str(rs.address), rs.port, weight,
+        sys.intern(str(rs.address)), rs.port, weight,  # one string per host, not per server (or port)
         method=rs.lvs_method or vs.lvs_method or "NAT", alive=alive,
         uthreshold=rs.uthreshold, lthreshold=rs.lthreshold, tunnel=rs.tunnel or vs.tunnel,
     )
