@@ -164,7 +164,7 @@ class ProbeEngine:
         # Two deques, not one of (deadline, job) tuples: a tuple per entry was 0.7 MiB at 6,000 checks a second
         self._deadlines: dict[float, tuple[deque[float], deque[Job]]] = {}
         self._seq = 0
-        self._jobs: dict[int, Job] = {}  # id(CheckerState) -> job
+        self._jobs: dict[CheckerState, Job] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._last_wake = 0.0
@@ -175,7 +175,7 @@ class ProbeEngine:
 
     # ------------------------------------------------------------------ jobs
     def __contains__(self, chk: CheckerState) -> bool:
-        return id(chk) in self._jobs
+        return chk in self._jobs
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -183,12 +183,12 @@ class ProbeEngine:
     def add(self, chk: CheckerState, owner: Any, service: str) -> None:
         """Run `chk` from its core's next_due_s on."""
         job = Job(chk, owner, service)
-        self._jobs[id(chk)] = job
+        self._jobs[chk] = job
         self._schedule(job, chk.core.next_due_s)
 
     def remove(self, chk: CheckerState) -> None:
         """Stop running `chk`; an attempt in flight is dropped unrecorded (as a cancelled task's would be)."""
-        job = self._jobs.pop(id(chk), None)
+        job = self._jobs.pop(chk, None)
         if job is not None:
             job.active = False
             self._drop_socket(job)

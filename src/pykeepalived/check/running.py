@@ -17,8 +17,11 @@ from .probe import ProbeResult
 log = logging.getLogger("pykeepalived.check")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class CheckerState:
+    """One checker's running state. Compared and hashed by identity: each is a checker of its own (the probe
+    engine keys its jobs by the state itself, with no id() int per checker)."""
+
     plan: CheckerPlan
     core: CheckerCore
     offset: int = 0
