@@ -553,8 +553,16 @@ def consistent_key(fam: Family, svc: VirtualService, ctx: BuildContext) -> Any |
 def slot_table(svc: VirtualService, dests: list[Destination], ctx: BuildContext) -> Sequence[int]:
     """Slot number -> index into `dests`, as the service's scheduler spreads new connections."""
     weights = [d.weight for d in dests]
-    if svc.scheduler == "rr" or svc.scheduler == "wrr":
-        cycle = sched.rr_sequence(weights) if svc.scheduler == "rr" else sched.wrr_sequence(weights)
+    if svc.scheduler == "rr":
+        # rr's cycle is each server with a weight once: its counts need no list of the cycle (at 5,000 servers the
+        # cycle's 5,000 ints were a fifth of a server's removal's transient memory, bench/checks.py)
+        counts = [1 if w > 0 else 0 for w in weights]
+        before = ctx.slot_tables.get(svc.name, ())
+        if sum(counts) < CYCLE_SLOT_MAP_MIN or not before:
+            return sched.rr_sequence(weights)
+        return sched.sticky_spread(before, [d.name for d in dests], counts)
+    if svc.scheduler == "wrr":
+        cycle = sched.wrr_sequence(weights)
         before = ctx.slot_tables.get(svc.name, ())
         if len(cycle) < CYCLE_SLOT_MAP_MIN or not before:
             return cycle
