@@ -13,7 +13,6 @@ import json
 
 import pytest
 
-
 from .vrrp_helpers import needs_root, script_in_fresh_namespace
 
 pytestmark = [pytest.mark.netns, needs_root]

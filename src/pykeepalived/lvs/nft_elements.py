@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model import DataPlaneError
-from .nft_handles import NFPROTO, nla
+from .nft_handles import NFPROTO, NLA_F_NESTED, nla
 from .nft_modulus import RuleReplace
 from .nft_rules import SLOT_KEY_TYPEOF
 
@@ -69,7 +69,6 @@ NLM_F_CREATE = 0x400
 NLM_F_ACK_TLVS = 0x200
 NLMSG_ERROR = 2
 NLMSGERR_ATTR_MSG = 1
-NLA_F_NESTED = 0x8000
 NFNL_SUBSYS_NFTABLES = 10
 NFNL_MSG_BATCH_BEGIN = 0x10
 NFNL_MSG_BATCH_END = 0x11

@@ -28,8 +28,10 @@ NFPROTO = {"inet": 1, "ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10}  #
 FAMILIES = {number: name for name, number in NFPROTO.items()}
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port
 _NFGEN = struct.Struct("=BBH")  # nfgenmsg: family, version, resource id
+NFGEN_SIZE = _NFGEN.size  # what a message's attributes follow, after its nlmsghdr
 _ATTR = struct.Struct("=HH")  # nlattr: length, type
 NLA_TYPE_MASK = 0x3FFF  # an attribute's type without its NESTED and BYTEORDER flags
+NLA_F_NESTED = 0x8000
 
 
 class NetlinkDumpError(OSError):

@@ -37,13 +37,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .nft_handles import (NFPROTO, NLA_TYPE_MASK, NetlinkDumpError, attributes, dump_messages, dump_request,
-                          nla)
+from .nft_handles import (NFGEN_SIZE, NFPROTO, NLA_F_NESTED, NLA_TYPE_MASK, NetlinkDumpError, attributes,
+                          dump_messages, dump_request, nla)
 
 NFT_MSG_NEWRULE = 6
 NFT_MSG_GETRULE = 7
 NFNL_SUBSYS_NFTABLES = 10
-NLA_F_NESTED = 0x8000
 NFTA_RULE_TABLE, NFTA_RULE_CHAIN, NFTA_RULE_HANDLE, NFTA_RULE_EXPRESSIONS, NFTA_RULE_USERDATA = 1, 2, 3, 4, 7
 NFTA_EXPR_NAME, NFTA_EXPR_DATA = 1, 2
 NFTA_NG_MODULUS = 2
@@ -52,8 +51,6 @@ SELECTORS = {"numgen": ("numgen", NFTA_NG_MODULUS), "jhash": ("hash", NFTA_HASH_
 """libnftables' JSON key of a selector -> the kernel's expression name and its modulus attribute."""
 SET_NAMES = {"lookup": 1, "dynset": 1, "objref": 3}
 """Expressions that name a set -> that attribute (NFTA_LOOKUP_SET, NFTA_DYNSET_SET_NAME, NFTA_OBJREF_SET_NAME)."""
-
-_NFGEN_SIZE = 4  # nfgenmsg: family, version, resource id
 
 
 class SwapUnavailable(Exception):
@@ -187,7 +184,7 @@ def parse_rules(data: bytes) -> tuple[list[KernelRule], bool]:
     for kind, body in messages:
         if kind != NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE:
             continue
-        fields = {attr & NLA_TYPE_MASK: value for attr, _, value in attributes(body[_NFGEN_SIZE:])}
+        fields = {attr & NLA_TYPE_MASK: value for attr, _, value in attributes(body[NFGEN_SIZE:])}
         handle, expressions = fields.get(NFTA_RULE_HANDLE), fields.get(NFTA_RULE_EXPRESSIONS)
         if handle is None or len(handle) != 8 or expressions is None:
             raise RuleDumpError(f"a dumped rule without {'a handle' if expressions is not None else 'expressions'}")
