@@ -45,13 +45,15 @@ table then keeps its own checks out of conntrack (docs/checkers.md). With
 `--fair-pairs` a fifth contender, pykeepalived with its table and the checks
 tracked, gives `ratio_tracked` and `ratio_tracked_same_table`; the ruleset
 loaded under HAProxy leaves out the two chains that untrack marked sockets.
+`--pk-syn-probe` sets global_defs pykeepalived_syn_probe: pykeepalived's
+TCP_CHECKs are SYN probes through a raw socket (docs/checkers.md).
 
 Prints one JSON document. Needs root and haproxy. The default run takes about
 two minutes, `--fair-pairs` about four; `--quick` (200 TCP + 50 HTTP) about 40 s.
 
     cd /work/main && .venv/bin/python bench/checks.py [--tcp 5000] [--http 1000] [--window 20]
         [--settle 10] [--kill-tcp 100] [--kill-http 50] [--only pykeepalived|haproxy] [--quick] [--logs DIR]
-        [--pk-dataplane auto|none] [--pk-notrack] [--profile FILE] [--fair-pairs]
+        [--pk-dataplane auto|none] [--pk-notrack] [--pk-syn-probe] [--profile FILE] [--fair-pairs]
 """
 
 from __future__ import annotations
@@ -113,10 +115,11 @@ class Timers:
 
 
 def pykeepalived_config(addr: str, tcp_ports: list[int], http_ports: list[int], t: Timers,
-                        notrack: bool = False) -> str:
+                        notrack: bool = False, syn_probe: bool = False) -> str:
     """Two virtual servers, one per checker kind; every failure is logged (checker_log_all_failures).
 
     `notrack`: global_defs pykeepalived_checker_notrack (the checks' own connections out of conntrack).
+    `syn_probe`: global_defs pykeepalived_syn_probe (TCP_CHECK through a raw socket).
 
     Logging every failure gives the time of each killed server's first failed
     attempt, so that first failure -> removal (which should be
@@ -124,7 +127,8 @@ def pykeepalived_config(addr: str, tcp_ports: list[int], http_ports: list[int], 
     """
     timers = (f"      connect_timeout {t.connect_timeout_s:g}\n      retry {t.retry}\n"
               f"      delay_before_retry {t.delay_before_retry_s:g}\n")
-    extra = "  pykeepalived_checker_notrack\n" if notrack else ""
+    extra = ("  pykeepalived_checker_notrack\n" if notrack else "") \
+        + ("  pykeepalived_syn_probe\n" if syn_probe else "")
     parts = [f"global_defs {{\n  router_id bench_checks\n  checker_log_all_failures\n{extra}}}\n"]
     for vport, ports, check in ((80, tcp_ports, "TCP_CHECK {\n" + timers + "    }\n"),
                                 (8080, http_ports, "HTTP_GET {\n      url {\n        path /\n        status_code 200\n"
@@ -458,9 +462,11 @@ class PyKeepalived(Contender):
     dataplane = "auto"  # --pk-dataplane: none measures the checker without its kernel table (nftables here)
     profile: Path | None = None  # --profile: run under cProfile, the statistics written there at exit
     notrack = False  # --pk-notrack: global_defs pykeepalived_checker_notrack
+    syn_probe = False  # --pk-syn-probe: global_defs pykeepalived_syn_probe
 
     def start(self) -> None:
-        conf = pykeepalived_config(self.addr, self.tcp_ports, self.http_ports, self.timers, self.notrack)
+        conf = pykeepalived_config(self.addr, self.tcp_ports, self.http_ports, self.timers, self.notrack,
+                                   self.syn_probe)
         self.daemon = CheckerDaemon(self.lb, self.workdir, conf, name=self.name)
         base = self.daemon.command()
         argv = [*base, "--dataplane", self.dataplane]
@@ -813,6 +819,7 @@ def run(args: argparse.Namespace, progress: IO[str]) -> dict[str, Any]:
                     contender.dataplane = "none" if key == PK_NO_TABLE else args.pk_dataplane
                     contender.profile = args.profile
                     contender.notrack = args.pk_notrack and key != PK_TRACKED
+                    contender.syn_probe = args.pk_syn_probe
                 elif key == HA_WITH_TABLE:
                     if not ruleset:
                         raise LabError("pykeepalived left no nftables ruleset to load under HAProxy")
@@ -906,6 +913,7 @@ def report(results: dict[str, Any], args: argparse.Namespace, elapsed_s: float) 
             "bench_nofile": args.nofile,
             "pykeepalived_dataplane": args.pk_dataplane,
             "pykeepalived_checker_notrack": args.pk_notrack,
+            "pykeepalived_syn_probe": args.pk_syn_probe,
             "pykeepalived_profiled": args.profile is not None,
             "fair_pairs": args.fair_pairs,
             "haproxy_equivalent": f"inter {t.delay_loop_s:g}s fastinter {t.delay_before_retry_s:g}s fall "
@@ -948,6 +956,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--pk-notrack", action="store_true",
                     help="pykeepalived with global_defs pykeepalived_checker_notrack: its table untracks the "
                          "checks' own connections (docs/checkers.md)")
+    ap.add_argument("--pk-syn-probe", action="store_true",
+                    help="pykeepalived with global_defs pykeepalived_syn_probe: TCP_CHECK as SYN probes through a "
+                         "raw socket (docs/checkers.md)")
     ap.add_argument("--fair-pairs", action="store_true",
                     help="also run HAProxy with pykeepalived's nftables ruleset loaded in its namespace and "
                          "pykeepalived with --dataplane none, and report both like-for-like ratios")

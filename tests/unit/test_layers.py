@@ -49,6 +49,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.smtp_session", "pykeepalived.check.dns_wire", "pykeepalived.check.icmp",
         "pykeepalived.check.data_dump",
         "pykeepalived.check.reload_plan",
+        "pykeepalived.check.syn_wire",  # a SYN probe's bytes
         "pykeepalived.state", "pykeepalived.state.store", "pykeepalived.state.runtime", "pykeepalived.state.commands",
         "pykeepalived.state.runtime_names",
         "pykeepalived.state.timeline", "pykeepalived.vrrp.state_view", "pykeepalived.check.state_view",
@@ -89,6 +90,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "pykeepalived.check.http", "pykeepalived.check.smtp", "pykeepalived.check.dns", "pykeepalived.check.misc",
         "pykeepalived.check.file", "pykeepalived.check.ping", "pykeepalived.check.udp",
         "pykeepalived.check.probes", "pykeepalived.check.genhash",
+        "pykeepalived.check.syn_probe",  # the raw sockets of SYN probes
         "pykeepalived.alerts.smtp", "pykeepalived.alerts.hooks",
         "pykeepalived.bfd.events",
         "pykeepalived.snmp.interfaces",  # ifIndex, MAC, primary addresses for VRRPv3-MIB

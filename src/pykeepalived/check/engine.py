@@ -38,6 +38,7 @@ import heapq
 import logging
 from collections import deque
 import os
+import random
 import select
 import socket
 import struct
@@ -52,6 +53,8 @@ from .http_response import judge
 from .logic import Change, HttpCheckerCore
 from .probe import OK, ProbeResult, failed
 from .running import CheckerState, internal_error, record_result
+from .syn_probe import RESERVED_PORTS, SynProbeUnavailable, SynSocket, open_syn_socket
+from .syn_wire import TCP_SYN
 from .tcp import TcpProbe
 
 if TYPE_CHECKING:
@@ -75,12 +78,20 @@ POOL_MAX = 1024  # idle sockets kept per address family (see _disconnector): a b
 _NO_CHUNKS: list[bytes] = []  # shared and never appended to: thousands of idle jobs need no list each
 
 # what an attempt in flight waits for
-_CONNECT, _SEND, _READ = 1, 2, 3
+_CONNECT, _SEND, _READ, _SYN = 1, 2, 3, 4
+_PORT_TURNS = RESERVED_PORTS - 1  # a SYN's seq, masked with this, says which reserved port sent it
+assert RESERVED_PORTS & _PORT_TURNS == 0, "RESERVED_PORTS is a power of two"
+SYN_RETRY_S = 1.0  # a SYN probe's first resend, doubling after: the kernel's SYN retransmits for a connect
 
 
 def notrack_mark(config: KeepalivedConfig) -> int | None:
     """The mark of the engine's sockets: CHECKER_NOTRACK_MARK with global_defs pykeepalived_checker_notrack."""
     return CHECKER_NOTRACK_MARK if config.global_defs.pykeepalived_checker_notrack else None
+
+
+def syn_probes(config: KeepalivedConfig) -> bool:
+    """Whether TCP_CHECKs without bind options are SYN probes (global_defs pykeepalived_syn_probe)."""
+    return config.global_defs.pykeepalived_syn_probe
 
 
 def runs_here(chk: CheckerState) -> bool:
@@ -149,7 +160,7 @@ class ProbeEngine:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, clock: Callable[[], float], on_outcome: Outcome,
-                 runs: Callable[[str], bool] | None = None, mark: int | None = None) -> None:
+                 runs: Callable[[str], bool] | None = None, mark: int | None = None, syn_probe: bool = False) -> None:
         self._loop = loop
         self._mark = mark
         self._clock = clock
@@ -171,6 +182,13 @@ class ProbeEngine:
         self._closed = False
         self._pools: dict[int, list[socket.socket]] = {socket.AF_INET: [], socket.AF_INET6: []}
         self._disconnect = _disconnector()
+        # SYN probes (syn_probe.py): family -> its raw socket, None once refused (connect() then); fd -> socket;
+        # seq of the SYN -> the job whose answer it awaits
+        self._syn_probe = syn_probe
+        self._syn: dict[int, SynSocket | None] = {}
+        self._syn_fds: dict[int, SynSocket] = {}
+        self._syn_flights: dict[int, Job] = {}
+        self._syn_turn = 0
         loop.add_reader(self._ep.fileno(), self._on_ready)
 
     # ------------------------------------------------------------------ jobs
@@ -205,6 +223,10 @@ class ProbeEngine:
             for sock in pool:
                 sock.close()
             pool.clear()
+        for syn in self._syn_fds.values():
+            syn.close()
+        self._syn_fds.clear()
+        self._syn_flights.clear()
         if self._timer is not None:
             self._timer.cancel()
         self._loop.remove_reader(self._ep.fileno())
@@ -243,17 +265,19 @@ class ProbeEngine:
         self._timer = None
         now = self._last_wake = self._clock()
         nxt = float("inf")
-        for times, jobs in self._deadlines.values():
+        # a copy: a SYN probe's resend may add a queue (its remaining time) while these are read
+        for times, jobs in list(self._deadlines.values()):
             while times and times[0] <= now:
                 deadline, job = times.popleft(), jobs.popleft()
-                if job.deadline is deadline and job.sock is not None:
+                if job.deadline is deadline and (job.sock is not None or job.phase == _SYN):
                     self._guarded(self._timed_out, job, now)
             if times and times[0] < nxt:
                 nxt = times[0]
         due = self._due
         pop = heapq.heappop
         flights = self._flights
-        while due and due[0][0] <= now and len(flights) < MAX_IN_FLIGHT:
+        syn_flights = self._syn_flights
+        while due and due[0][0] <= now and len(flights) + len(syn_flights) < MAX_IN_FLIGHT:
             _, seq, job = pop(due)
             if job.active and job.due_seq == seq:
                 try:
@@ -289,6 +313,11 @@ class ProbeEngine:
             core = job.chk.core
             urls = job.probe.urls  # type: ignore[attr-defined]
             job.url = urls[(core.step if isinstance(core, HttpCheckerCore) else 0) % len(urls)]
+        if job.plain and self._syn_probe and not job.http:
+            syn = self._syn[job.family] if job.family in self._syn else self._open_syn(job.family)
+            if syn is not None:
+                self._send_syn(job, syn, now)
+                return
         registered = False
         try:
             if job.plain:
@@ -331,9 +360,13 @@ class ProbeEngine:
     def _on_ready(self) -> None:
         now = self._clock()
         flights = self._flights
-        for fd, events in self._ep.poll(0, len(flights) + 1):  # all of them: what is left could time out first
+        # all of them (what is left could time out first), and the raw sockets of SYN probes
+        for fd, events in self._ep.poll(0, len(flights) + 3):
             job = flights.get(fd)
             if job is None:
+                syn = self._syn_fds.get(fd)
+                if syn is not None:
+                    self._syn_answers(syn, events, now)
                 continue
             if job.phase == _CONNECT:
                 sock = job.sock
@@ -410,6 +443,9 @@ class ProbeEngine:
 
     def _timed_out(self, job: Job, now: float) -> None:
         phase, url = job.phase, job.url
+        if phase == _SYN:
+            self._syn_timed_out(job, now)
+            return
         if phase == _CONNECT and _connected_by_now(job.sock):
             # the connect finished in time but the loop was too busy to hear it (a start-up burst, a starved
             # CPU): the kernel says connected, so it is, not a failure of a healthy server
@@ -449,6 +485,10 @@ class ProbeEngine:
         sock.close()
 
     def _drop_socket(self, job: Job) -> None:
+        if job.phase == _SYN:  # a SYN probe: its answer no longer awaited
+            if self._syn_flights.get(job.size) is job:
+                del self._syn_flights[job.size]
+            job.phase = 0
         sock = job.sock
         if sock is None:
             return
@@ -456,6 +496,91 @@ class ProbeEngine:
         self._flights.pop(job.fd, None)
         job.chunks = _NO_CHUNKS
         sock.close()  # closing the only descriptor takes it out of the epoll set too
+
+    # ------------------------------------------------------------------ SYN probes (syn_probe.py)
+    def _open_syn(self, family: int) -> SynSocket | None:
+        try:
+            syn = open_syn_socket(family)
+        except SynProbeUnavailable as exc:
+            log.warning("pykeepalived_syn_probe: %s; TCP_CHECK connects instead", exc)
+            self._syn[family] = None
+            return None
+        self._syn[family] = self._syn_fds[syn.fd] = syn
+        self._ep.register(syn.fd, select.EPOLLIN)
+        return syn
+
+    def _send_syn(self, job: Job, syn: SynSocket, now: float) -> None:
+        """A SYN with a seq of its own; which reserved port sends it is in the seq's low bits (_PORT_TURNS).
+
+        The ports take turns, so two checks of one server (two virtual servers
+        naming the same real server) in flight at once use two ports; when they
+        meet on one, the later SYN's answer is lost and its resend a second later
+        has it. The job keeps the seq in `size` and its resends in `sent`
+        (fields an HTTP_GET uses, a TCP_CHECK not).
+        """
+        flights = self._syn_flights
+        turn = self._syn_turn = (self._syn_turn + 1) & _PORT_TURNS
+        seq = random.getrandbits(32) & ~_PORT_TURNS | turn
+        while seq in flights:
+            seq = random.getrandbits(32) & ~_PORT_TURNS | turn
+        host, port = job.addr[0], job.addr[1]
+        code = syn.send(host, port, syn.first_port + turn, seq)
+        if code:
+            syn.forget_source(host)
+            self._fail_connect(job, _reason(code), now)
+            return
+        job.phase, job.size, job.sent = _SYN, seq, 0
+        flights[seq] = job
+        self._set_deadline(job, now, min(SYN_RETRY_S, job.probe.target.connect_timeout_s))  # type: ignore[attr-defined]
+
+    def _syn_answers(self, syn: SynSocket, events: int, now: float) -> None:
+        """Answers to SYNs: a SYN-ACK is a good check, a reset or an ICMP error a failed one."""
+        flights = self._syn_flights
+        family = syn.family
+        if events & select.EPOLLERR:
+            for our_port, seq, code in syn.errors():
+                job = flights.get(seq)
+                if job is not None and job.family == family and our_port == syn.first_port + (seq & _PORT_TURNS):
+                    self._syn_ended(job, syn, _reason(code), now)
+        first = syn.first_port
+        for sender, answer in syn.answers():
+            seq = answer.syn_seq
+            job = flights.get(seq)
+            if (job is None or job.family != family or answer.our_port != first + (seq & _PORT_TURNS)
+                    or job.addr[1] != answer.port or socket.inet_pton(family, job.addr[0]) != sender):
+                continue  # not an answer to a SYN of ours in flight (a late one, a stray segment)
+            if answer.flags & TCP_SYN:
+                del flights[seq]
+                job.phase = 0
+                self._finish(job, OK, now)
+            else:
+                self._syn_ended(job, syn, _reason(errno.ECONNREFUSED), now)
+
+    def _syn_ended(self, job: Job, syn: SynSocket, reason: str, now: float) -> None:
+        del self._syn_flights[job.size]
+        job.phase = 0
+        syn.forget_source(job.addr[0])
+        self._fail_connect(job, reason, now)
+
+    def _syn_timed_out(self, job: Job, now: float) -> None:
+        """Send the SYN again after 1, 3, 7... s (the kernel's retransmits), or fail at connect_timeout."""
+        syn = self._syn.get(job.family)
+        assert syn is not None
+        self._syn_answers(syn, 0, now)  # an answer the loop had no time to read is not a timeout
+        if job.phase != _SYN:
+            return
+        timeout_s = job.probe.target.connect_timeout_s  # type: ignore[attr-defined]
+        job.sent += 1
+        waited = SYN_RETRY_S * ((1 << job.sent) - 1)  # where the schedule stands: 1, 3, 7... s
+        if waited < timeout_s:
+            seq = job.size
+            code = syn.send(job.addr[0], job.addr[1], syn.first_port + (seq & _PORT_TURNS), seq)
+            if code:
+                self._syn_ended(job, syn, _reason(code), now)
+                return
+            self._set_deadline(job, now, min(SYN_RETRY_S * (1 << job.sent), timeout_s - waited))
+            return
+        self._syn_ended(job, syn, "connection timed out", now)
 
     def _finish(self, job: Job, result: ProbeResult, now: float) -> None:
         if not job.active:

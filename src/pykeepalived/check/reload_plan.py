@@ -49,6 +49,7 @@ RESTART_KEYWORDS: tuple[str, ...] = (
     "config_save_dir", "tmp_config_directory", "umask",
     "pykeepalived_consistent_flows",  # the nftables backend's scheduling mode (lvs/nft_limits.py)
     "pykeepalived_checker_notrack",  # the engine's socket mark and the table's raw chains, set at start
+    "pykeepalived_syn_probe",  # the engine's raw sockets, set at start
 )
 
 

@@ -58,7 +58,7 @@ from .probe import ProbeResult
 from .pool import Pool, PoolEvent, QuorumDown, QuorumUp, ServerDown, ServerUp, WeightChanged
 from .reload_plan import ReloadPlan, ServerStep, ServiceStep, keep_start_only, keyed, needs_restart, plan_reload
 from .running import CheckerState, attempt
-from .engine import Job, ProbeEngine, notrack_mark, runs_here
+from .engine import Job, ProbeEngine, notrack_mark, runs_here, syn_probes
 from .workers import change_of, init_line, parse_line, worker_count
 
 if TYPE_CHECKING:
@@ -248,7 +248,8 @@ class CheckService:
             self._tasks.append(loop.create_task(self._ha.run()))
         self._worker_count = self._count_workers()
         self._engine = ProbeEngine(loop, self.clock, self._engine_outcome,
-                                   self._ha.runs if self._ha.active else None, mark=notrack_mark(self.config))
+                                   self._ha.runs if self._ha.active else None, mark=notrack_mark(self.config),
+                                   syn_probe=syn_probes(self.config))
         self._tasks.append(loop.create_task(self._watch_bfd()))  # BFD_CHECK (idle without one)
         for task in [*self._tasks, publisher]:
             task.add_done_callback(self._task_ended)

@@ -44,7 +44,7 @@ from ..errors import PyKeepalivedError
 from .ha_watch import watch_for
 from .logic import Change, Verdict
 from .probe import ProbeResult
-from .engine import Job, ProbeEngine, notrack_mark, runs_here
+from .engine import Job, ProbeEngine, notrack_mark, runs_here, syn_probes
 from .running import attempt
 
 log = logging.getLogger("pykeepalived.check")
@@ -214,7 +214,7 @@ async def run_worker(service: Any, shard: int, count: int) -> None:
     if ha.active:
         await ha.start()
     engine = ProbeEngine(loop, service.clock, engine_outcome, ha.runs if ha.active else None,
-                         mark=notrack_mark(service.config))
+                         mark=notrack_mark(service.config), syn_probe=syn_probes(service.config))
     tasks = []
     for i, (svc, _srv, chk) in mine:
         if runs_here(chk):

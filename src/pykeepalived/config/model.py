@@ -439,6 +439,8 @@ class GlobalDefs(ModelObject):
     pykeepalived_consistent_flows: bool | None = None  # None: on with lvs_sync_daemon (lvs/nft_limits.py)
     # the checker's own TCP_CHECK/HTTP_GET connections kept out of conntrack (CHECKER_NOTRACK_MARK; docs/checkers.md)
     pykeepalived_checker_notrack: bool = False
+    # TCP_CHECK as SYN probes through a raw socket, no socket per check (check/syn_probe.py; docs/checkers.md)
+    pykeepalived_syn_probe: bool = False
     # conntrackd for lvs_sync_daemon on the nftables data plane (ctsync/; docs/conntrack-sync.md)
     pykeepalived_conntrackd: str = "auto"  # auto (conntrackd from PATH), off, or an absolute path to the binary
     pykeepalived_conntrackd_peer: IPAddress | None = None  # UDP unicast to this peer instead of multicast

@@ -328,6 +328,10 @@ _g.line("pykeepalived_consistent_flows", h.flag("pykeepalived_consistent_flows")
 _g.line("pykeepalived_checker_notrack", h.flag("pykeepalived_checker_notrack"),
         "pykeepalived only: on/off; the nftables table untracks the checker's own TCP_CHECK and HTTP_GET "
         "connections (their replies are untracked for other tables too)", since="pykeepalived")
+# TCP_CHECK without a socket per check: docs/checkers.md "SYN probes"
+_g.line("pykeepalived_syn_probe", h.flag("pykeepalived_syn_probe"),
+        "pykeepalived only: on/off; TCP_CHECKs without bind options send their SYN through one raw socket and "
+        "read the answer themselves (no socket, connect or epoll change per check)", since="pykeepalived")
 
 
 def _api_listen(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:

@@ -81,6 +81,7 @@ ACTED: list[tuple[Block, tuple[str, ...]]] = [
         "pykeepalived_api_runtime",
         "pykeepalived_consistent_flows",  # read by lvs/nft_limits.py consistent_flows
         "pykeepalived_checker_notrack",  # read by lvs/choose.py and check/service.py, at start
+        "pykeepalived_syn_probe",  # read by check/service.py and check/workers.py (the engine), at start
     )),
     # the checker side (health and pool rules) and the data plane (IPVS or nftables)
     (VIRTUAL_SERVER, (

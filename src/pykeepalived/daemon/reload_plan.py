@@ -49,6 +49,7 @@ _AT_START: tuple[str, ...] = (
     "pykeepalived_api_runtime",  # the HTTP API (api/settings.py) is set up once, at start
     "pykeepalived_consistent_flows",  # the nftables backend's scheduling mode, chosen when it starts
     "pykeepalived_checker_notrack",  # the checker's socket mark and the table's raw chains, set at start
+    "pykeepalived_syn_probe",  # the checker engine's raw sockets, set at start
 )
 
 
