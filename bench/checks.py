@@ -5,11 +5,13 @@ anchor in the same run, for HAProxy 2.6 doing the same health checks against
 the same servers (real keepalived's checker cannot run here: it exits without
 IPVS in the kernel):
 
-* checks per second achieved over a steady window: connections the checker
-  opened (TCP ActiveOpens of its namespace, /proc/PID/net/snmp) - the one count
-  that is neutral between the two, since their TCP checks are half-open
-  (SYN, SYN-ACK, RST: the server never accepts them). For pykeepalived its own
-  per-checker `attempts` counters (status file) are reported beside it;
+* checks per second achieved over a steady window: SYNs received by the
+  listeners' namespace (an nftables counter there) - the one count that is
+  neutral between them, since their TCP checks are half-open (SYN, SYN-ACK,
+  RST: the server never accepts them) and pykeepalived's SYN probes
+  (--pk-syn-probe) open no connection on the checker's side (a SYN sent again
+  after a loss counts twice; none are lost here). For pykeepalived its own per-checker `attempts` counters
+  (status file) are reported beside it;
 * CPU of the checker process over that window (utime + stime from
   /proc/PID/stat, all threads), as % of one core, and of the listeners;
 * peak memory (VmHWM) and the most file descriptors seen open;
@@ -256,6 +258,20 @@ def nofile_limit(pid: int) -> str:
     return "unknown"
 
 
+SYN_COUNTER_RULES = ("table inet bench_checks_syns {\n  counter syns {}\n"
+                     "  chain input { type filter hook input priority 0; policy accept;\n"
+                     "    tcp flags & (syn | ack) == syn counter name syns\n  }\n}\n")
+
+
+def syns_received(host: Host) -> int:
+    """The SYNs the host's namespace received so far (SYN_COUNTER_RULES)."""
+    out = host.netns.run(["nft", "-j", "list", "counter", "inet", "bench_checks_syns", "syns"]).stdout
+    for item in json.loads(out)["nftables"]:
+        if "counter" in item:
+            return int(item["counter"]["packets"])
+    raise LabError(f"no SYN counter in {out!r}")
+
+
 def tcp_counters(pid: int) -> dict[str, int]:
     """The Tcp: line of /proc/PID/net/snmp: the counters of the namespace `pid` lives in."""
     with open(f"/proc/{pid}/net/snmp", encoding="ascii") as f:
@@ -320,6 +336,9 @@ class Listeners:
         if http_ports:
             argv += ["--http", f"{http_ports[0]}-{http_ports[-1]}"]
         self._stderr_path = stderr_path
+        self.host = host
+        # a count of the SYNs the listeners' namespace receives (one per check: connect, half-open or SYN probe)
+        host.netns.run(["nft", "-f", "-"], input=SYN_COUNTER_RULES)
         with open(stderr_path, "wb") as err:
             self.proc = subprocess.Popen(host.netns.argv(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=err, text=True, start_new_session=True)
@@ -687,17 +706,20 @@ def measure(c: Contender, listeners: Listeners, args: argparse.Namespace, progre
 
         # ---- steady window
         own0 = c.own_attempts()
-        l0, cpu0, lcpu0, snmp0, m0, t0, w0 = (listeners.command("stats"), cpu_seconds(c.pid),
-                                              cpu_seconds(listeners.pid), tcp_counters(c.pid), machine_ticks(),
-                                              time.monotonic(), time.time())
+        l0, cpu0, lcpu0, snmp0, syn0, m0, t0, w0 = (
+            listeners.command("stats"), cpu_seconds(c.pid), cpu_seconds(listeners.pid), tcp_counters(c.pid),
+            syns_received(listeners.host), machine_ticks(), time.monotonic(), time.time())
         time.sleep(args.window)
-        l1, cpu1, lcpu1, snmp1, m1, t1, w1 = (listeners.command("stats"), cpu_seconds(c.pid),
-                                              cpu_seconds(listeners.pid), tcp_counters(c.pid), machine_ticks(),
-                                              time.monotonic(), time.time())
+        l1, cpu1, lcpu1, snmp1, syn1, m1, t1, w1 = (
+            listeners.command("stats"), cpu_seconds(c.pid), cpu_seconds(listeners.pid), tcp_counters(c.pid),
+            syns_received(listeners.host), machine_ticks(), time.monotonic(), time.time())
         own1 = c.own_attempts()
         c.in_steady_state()
         wall = t1 - t0
-        opens = snmp1["ActiveOpens"] - snmp0["ActiveOpens"]
+        # the checks the servers saw begin (SYNs into their namespace): the same count for a connect, a
+        # half-open check and a SYN probe; the checker's ActiveOpens counts no SYN probe, the servers'
+        # PassiveOpens no half-open check that its reset ends before the handshake's last ACK
+        opens = syn1 - syn0
         http = l1["http"] - l0["http"]
         period = servers * wall / opens if opens else None
         c.poll()
@@ -709,6 +731,7 @@ def measure(c: Contender, listeners: Listeners, args: argparse.Namespace, progre
             "mean_check_period_s": round(period, 3) if period else None,
             # every server is checked about once per delay_loop (plus the check's own few ms)
             "keeps_schedule": period is not None and period <= 1.1 * timers.delay_loop_s,
+            "checker_active_opens_per_s": round((snmp1["ActiveOpens"] - snmp0["ActiveOpens"]) / wall, 1),
             "failed_connects_in_window": snmp1["AttemptFails"] - snmp0["AttemptFails"],
             "http_bad_in_window": l1["http_bad"] - l0["http_bad"],
             # nothing was killed yet: every failure logged so far is a healthy server failed by the checker

@@ -48,15 +48,15 @@ def _segment(flags: int, ack: int, sport: int = 80, dport: int = 40000) -> bytes
 
 
 def test_answers_are_syn_acks_and_resets_that_acknowledge_a_syn() -> None:
-    assert syn_wire.answer(_segment(syn_wire.SYN_ACK, 1001)) == syn_wire.Answer(80, 40000, 1000, syn_wire.SYN_ACK)
+    assert syn_wire.answer(_segment(syn_wire.SYN_ACK, 1001)) == (80, 40000, 1000, syn_wire.SYN_ACK)
     rst = syn_wire.answer(_segment(syn_wire.TCP_RST | syn_wire.TCP_ACK, 0))
-    assert rst is not None and rst.syn_seq == 0xFFFFFFFF  # ack 0 answers seq 2**32 - 1
+    assert rst is not None and rst[2] == 0xFFFFFFFF  # ack 0 answers seq 2**32 - 1
     assert syn_wire.answer(_segment(syn_wire.TCP_ACK, 1001)) is None  # a bare ACK answers nothing
     assert syn_wire.answer(_segment(syn_wire.TCP_RST, 0)) is None  # a reset without ACK answers no SYN
     assert syn_wire.answer(_segment(syn_wire.SYN_ACK, 1)[:19]) is None  # too short
     ipv4 = bytes([0x45]) + bytes(19) + _segment(syn_wire.SYN_ACK, 5)
     assert syn_wire.ipv4_header_length(ipv4) == 20
-    assert syn_wire.answer(ipv4, 20) == syn_wire.Answer(80, 40000, 4, syn_wire.SYN_ACK)
+    assert syn_wire.answer(ipv4, 20) == (80, 40000, 4, syn_wire.SYN_ACK)
     assert syn_wire.ipv4_header_length(b"") == 0
 
 

@@ -543,23 +543,28 @@ class ProbeEngine:
                 if job is not None and job.family == family and our_port == syn.first_port + (seq & _PORT_TURNS):
                     self._syn_ended(job, syn, _reason(code), now)
         first = syn.first_port
-        for sender, answer in syn.answers():
-            seq = answer.syn_seq
+        packed = syn.packed
+        for sender, (port, our_port, seq, flags) in syn.answers():
             job = flights.get(seq)
-            if (job is None or job.family != family or answer.our_port != first + (seq & _PORT_TURNS)
-                    or job.addr[1] != answer.port or socket.inet_pton(family, job.addr[0]) != sender):
+            if job is None:
                 continue  # not an answer to a SYN of ours in flight (a late one, a stray segment)
-            if answer.flags & TCP_SYN:
+            addr = job.addr
+            if (addr[1] != port or our_port != first + (seq & _PORT_TURNS) or job.family != family
+                    or packed.get(addr[0]) != sender):
+                continue
+            if flags & TCP_SYN:
                 del flights[seq]
                 job.phase = 0
                 self._finish(job, OK, now)
-            else:
-                self._syn_ended(job, syn, _reason(errno.ECONNREFUSED), now)
+            else:  # a reset: the port is closed (the route and source address work: nothing to forget)
+                self._syn_ended(job, syn, _reason(errno.ECONNREFUSED), now, forget=False)
 
-    def _syn_ended(self, job: Job, syn: SynSocket, reason: str, now: float) -> None:
+    def _syn_ended(self, job: Job, syn: SynSocket, reason: str, now: float, forget: bool = True) -> None:
+        """A failed SYN probe; `forget`: the source address is chosen again at the next SYN to that host."""
         del self._syn_flights[job.size]
         job.phase = 0
-        syn.forget_source(job.addr[0])
+        if forget:
+            syn.forget_source(job.addr[0])
         self._fail_connect(job, reason, now)
 
     def _syn_timed_out(self, job: Job, now: float) -> None:

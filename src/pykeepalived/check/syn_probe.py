@@ -65,6 +65,8 @@ class SynSocket:
     first_port: int
     reservations: list[socket.socket]
     sources: dict[str, int] = field(default_factory=dict)  # IPv4: destination -> checksum sum of both addresses
+    # every destination sent to -> its address packed, as an answer carries it (never forgotten: one per host)
+    packed: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def fd(self) -> int:
@@ -80,6 +82,9 @@ class SynSocket:
                     pseudo = self.sources[host] = _pseudo_sum(host)
                 except OSError as exc:
                     return exc.errno or errno.EHOSTUNREACH
+                self.packed[host] = socket.inet_aton(host)
+        elif host not in self.packed:
+            self.packed[host] = socket.inet_pton(socket.AF_INET6, host)
         try:
             self.raw.sendto(syn_wire.syn_segment(our_port, port, seq, pseudo), (host, 0))
         except BlockingIOError:
@@ -96,19 +101,31 @@ class SynSocket:
         """What waits on the socket: (the sender's address, packed, and its answer) for each segment."""
         got: list[tuple[bytes, syn_wire.Answer]] = []
         raw = self.raw
-        ipv4 = self.family == socket.AF_INET
+        answer = syn_wire.answer
+        if self.family == socket.AF_INET:
+            recv = raw.recv  # the IP header says who sent it: no address to build
+            for _ in range(_MAX_READS):
+                try:
+                    packet = recv(128)
+                except (BlockingIOError, InterruptedError):
+                    return got
+                except OSError:  # the socket's pending error (an ICMP error was queued, errors() reads it)
+                    continue
+                reply = answer(packet, syn_wire.ipv4_header_length(packet))
+                if reply is not None:
+                    got.append((packet[12:16], reply))
+            return got  # the rest at the next wake (level-triggered)
         for _ in range(_MAX_READS):
             try:
                 packet, sender = raw.recvfrom(128)
             except (BlockingIOError, InterruptedError):
                 return got
-            except OSError:  # the socket's pending error (an ICMP error was queued, errors() reads it): cleared
+            except OSError:
                 continue
-            at = syn_wire.ipv4_header_length(packet) if ipv4 else 0
-            reply = syn_wire.answer(packet, at)
+            reply = answer(packet)
             if reply is not None:
-                got.append((packet[12:16] if ipv4 else socket.inet_pton(socket.AF_INET6, sender[0]), reply))
-        return got  # the rest at the next wake (level-triggered)
+                got.append((socket.inet_pton(socket.AF_INET6, sender[0]), reply))
+        return got
 
     def errors(self) -> list[tuple[int, int, int]]:
         """ICMP errors about our SYNs: (our port, SYN seq, errno) for each."""
