@@ -7,7 +7,7 @@ listener (up, and up again after it went away and came back), a closed port
 (a reset: ECONNREFUSED), a port whose SYNs are dropped (connection timed out,
 after the SYN was sent again at 1 s as the kernel does), a port that answers
 with an ICMP host unreachable (EHOSTUNREACH, before connect_timeout), and the
-same over IPv6.
+same over IPv6; in one process and with the probes in worker processes.
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def dropped_syns(srv: Host) -> int:
     return int(found.group(1))
 
 
-def test_syn_probes_give_the_verdicts_and_reasons_of_a_connect(hosts: tuple[Host, Host], tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [(), ("--checker-workers", "2")], ids=["one-process", "workers"])
+def test_syn_probes_give_the_verdicts_and_reasons_of_a_connect(hosts: tuple[Host, Host], tmp_path: Path,
+                                                               workers: tuple[str, ...]) -> None:
     lb, srv = hosts
     v4, v6 = str(srv.ipv4.ip), str(srv.ipv6.ip)
     srv.netns.run(["nft", "add table inet synp; add chain inet synp in { type filter hook input priority 0; }; "
@@ -74,6 +76,7 @@ def test_syn_probes_give_the_verdicts_and_reasons_of_a_connect(hosts: tuple[Host
                    f"add rule inet synp in tcp dport {UNREACHABLE} reject with icmpx type host-unreachable"])
     servers: list[PlainServer] = []
     daemon = CheckerDaemon(lb, tmp_path, config(v4, v6))
+    daemon.command = lambda: CheckerDaemon.command(daemon) + list(workers)  # type: ignore[method-assign]
     try:
         servers.append(tcp_listener(srv, v4, OPEN))
         servers.append(tcp_listener(srv, v6, OPEN))
