@@ -8,7 +8,9 @@ few rounds of checks conntrack in `lb` holds no entry to a real server's
 port; without it, it holds the checks' entries (the test sees the
 difference). Either way the checks pass and a connection that `lb` itself
 opens to the VIP is DNATed to the real server: tracked, with its reply
-un-NATed, because its socket carries no mark.
+un-NATed, because its socket carries no mark. The same with
+pykeepalived_syn_probe: the TCP_CHECK's SYN probes are untracked too (their
+raw socket and reserved ports carry the mark).
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ VIP = "192.0.2.200"
 TCP_PORT, HTTP_PORT = 8000, 8001
 
 
-def config(srv: str, notrack: bool) -> str:
+def config(srv: str, notrack: bool, syn_probe: bool = False) -> str:
     timers = "      connect_timeout 1\n      retry 1\n      delay_before_retry 1\n"
-    keyword = "  pykeepalived_checker_notrack\n" if notrack else ""
+    keyword = ("  pykeepalived_checker_notrack\n" if notrack else "") \
+        + ("  pykeepalived_syn_probe\n" if syn_probe else "")
     return (f"global_defs {{\n  router_id notrack\n  pykeepalived_dataplane nftables\n{keyword}}}\n"
             f"virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
             f"  real_server {srv} {TCP_PORT} {{\n    TCP_CHECK {{\n{timers}    }}\n  }}\n"
@@ -63,13 +66,14 @@ def conntrack(host: Host, *args: str) -> list[str]:
     return [line for line in proc.stdout.splitlines() if line.startswith(("tcp", "udp"))]
 
 
-@pytest.mark.parametrize("notrack", [True, False], ids=["notrack", "tracked"])
+@pytest.mark.parametrize(("notrack", "syn_probe"), [(True, False), (False, False), (True, True), (False, True)],
+                         ids=["notrack", "tracked", "notrack-syn-probe", "tracked-syn-probe"])
 def test_checks_leave_no_conntrack_entry_and_nat_through_the_vip_from_the_router_still_works(
-        hosts: tuple[Host, Host], tmp_path: Path, notrack: bool) -> None:
+        hosts: tuple[Host, Host], tmp_path: Path, notrack: bool, syn_probe: bool) -> None:
     lb, srv = hosts
     addr = str(srv.ipv4.ip)
     servers: list[PlainServer] = []
-    daemon = CheckerDaemon(lb, tmp_path, config(addr, notrack))
+    daemon = CheckerDaemon(lb, tmp_path, config(addr, notrack, syn_probe))
     try:
         servers.append(tcp_listener(srv, addr, TCP_PORT))
         servers.append(http_server(srv, addr))
@@ -78,6 +82,7 @@ def test_checks_leave_no_conntrack_entry_and_nat_through_the_vip_from_the_router
                    15.0, what=f"both real servers up:\n{daemon.log()[-3000:]}")
         lb.netns.run(["conntrack", "-F"], check=False)  # what the start-up left (before the table was there)
         time.sleep(3.0)  # three rounds of checks
+        assert "pykeepalived_syn_probe:" not in daemon.log()  # the SYN probes ran (no fall back to connect)
         assert all(alive for _, alive in daemon.destinations().values())
         checks = conntrack(lb, "-p", "tcp", "--orig-dst", addr)
         if notrack:

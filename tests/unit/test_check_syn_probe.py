@@ -221,3 +221,44 @@ def test_the_raw_socket_holds_its_ports_and_hears_only_answers_for_them() -> Non
             sock.close()
     finally:
         syn.close()
+
+
+@needs_root
+def test_with_a_mark_the_reserved_ports_listen_marked_and_let_nobody_connect() -> None:
+    """pykeepalived_checker_notrack: the table's reply rule finds a marked socket, and no SYN gets in."""
+    syn = open_syn_socket(socket.AF_INET, mark=0x6B610000)
+    try:
+        first = syn.first_port
+        assert syn.raw.getsockopt(socket.SOL_SOCKET, 36) == 0x6B610000
+        for sock in syn.reservations:
+            assert sock.getsockopt(socket.SOL_SOCKET, 36) == 0x6B610000
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+        with pytest.raises(TimeoutError):  # the SYN is dropped: the connect times out
+            socket.create_connection(("127.0.0.1", first), timeout=0.5).close()
+    finally:
+        syn.close()
+
+
+@needs_root
+def test_marked_syn_probes_pass_and_fail_as_unmarked_ones() -> None:
+    listener = loopback_listener()
+    port = listener.getsockname()[1]
+
+    async def main() -> None:
+        run = Run()
+        run.engine.close()
+        run.engine = ProbeEngine(asyncio.get_running_loop(), time.monotonic, run._outcome, None, mark=0x6B610000,
+                                 syn_probe=True)
+        chk = tcp_checker(port, delay_loop_s=0.05)
+        run.engine.add(chk, None, "vs")
+        await run.attempts(chk, 3)
+        assert run.outcomes == [] and run.engine._syn[socket.AF_INET] is not None
+        listener.close()
+        result = await run.attempts(chk, chk.attempts + 1)
+        assert result == ProbeResult(False, "ECONNREFUSED: Connection refused")
+        run.engine.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        listener.close()

@@ -500,7 +500,7 @@ class ProbeEngine:
     # ------------------------------------------------------------------ SYN probes (syn_probe.py)
     def _open_syn(self, family: int) -> SynSocket | None:
         try:
-            syn = open_syn_socket(family)
+            syn = open_syn_socket(family, self._mark)
         except SynProbeUnavailable as exc:
             log.warning("pykeepalived_syn_probe: %s; TCP_CHECK connects instead", exc)
             self._syn[family] = None

@@ -41,6 +41,7 @@ log = logging.getLogger("pykeepalived.check")
 RESERVED_PORTS = 64  # in flight at once to one server: a SYN waits for its port's turn at worst (see engine)
 RECEIVE_BUFFER = 4 << 20  # answers to a burst of checks while the loop is busy
 _SO_ATTACH_FILTER = 26
+_SO_MARK = 36
 _SO_RCVBUFFORCE = 33
 _IP_RECVERR = 11
 _IPV6_RECVERR = 25
@@ -154,14 +155,24 @@ class SynSocket:
         self.reservations.clear()
 
 
-def open_syn_socket(family: int) -> SynSocket:
-    """The family's raw socket, its reserved ports and its filter; SynProbeUnavailable if any is refused."""
+def open_syn_socket(family: int, mark: int | None = None) -> SynSocket:
+    """The family's raw socket, its reserved ports and its filter; SynProbeUnavailable if any is refused.
+
+    `mark` (pykeepalived_checker_notrack): SO_MARK of the SYNs, which the
+    table's output chain untracks, and of the reserved ports, which then
+    listen (see _reserve_ports) so that the table's reply rule (`socket mark`)
+    finds an answer's socket and untracks it, and the reset the listener
+    sends carries the mark too.
+    """
     try:
         raw = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.IPPROTO_TCP)
     except OSError as exc:
         raise SynProbeUnavailable(f"no raw socket: {exc.strerror or exc}") from None
+    reservations: list[socket.socket] = []
     try:
-        reservations = _reserve_ports(family)
+        if mark is not None:
+            raw.setsockopt(socket.SOL_SOCKET, _SO_MARK, mark)
+        reservations = _reserve_ports(family, mark)
         first = reservations[0].getsockname()[1]
         program = syn_wire.answer_filter(first, first + len(reservations) - 1, family == socket.AF_INET)
         _attach_filter(raw, program)
@@ -179,12 +190,20 @@ def open_syn_socket(family: int) -> SynSocket:
         raise
     except OSError as exc:
         raw.close()
+        for sock in reservations:
+            sock.close()
         raise SynProbeUnavailable(f"cannot set the raw socket up: {exc.strerror or exc}") from None
     return SynSocket(family, raw, first, reservations)
 
 
-def _reserve_ports(family: int) -> list[socket.socket]:
-    """RESERVED_PORTS ports in a row inside the ephemeral range, each held by a bound TCP socket."""
+def _reserve_ports(family: int, mark: int | None = None) -> list[socket.socket]:
+    """RESERVED_PORTS ports in a row inside the ephemeral range, each held by a bound TCP socket.
+
+    With a `mark` each also listens, marked, behind a filter that drops every
+    SYN (syn_wire.listener_filter): nobody can connect to it, and our answers
+    (SYN-ACKs, resets) reach it, which resets a SYN-ACK as an unbound port
+    would, with the mark.
+    """
     low, high = _ephemeral_range()
     any_address = "::" if family == socket.AF_INET6 else "0.0.0.0"
     for _ in range(_PORT_TRIES):
@@ -197,6 +216,12 @@ def _reserve_ports(family: int) -> list[socket.socket]:
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 sock.bind((any_address, port))
+            if mark is not None:
+                program = syn_wire.listener_filter()
+                for sock in held:
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_MARK, mark)
+                    _attach_filter(sock, program)  # before listen(): no SYN is ever let in
+                    sock.listen(1)
             return held
         except OSError:
             for sock in held:

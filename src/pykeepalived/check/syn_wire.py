@@ -93,6 +93,8 @@ _LD_H_ABS = 0x28  # A = half-word at k
 _LD_B_IND = 0x50  # A = byte at X + k
 _LD_H_IND = 0x48  # A = half-word at X + k
 _LDX_MSH = 0xB1  # X = 4 * (byte at k & 0xf): the IPv4 header's length
+_ALU_AND_K = 0x54  # A &= k
+_JEQ_K = 0x15
 _JGE_K = 0x35
 _JGT_K = 0x25
 _JSET_K = 0x45
@@ -117,6 +119,18 @@ def answer_filter(first_port: int, last_port: int, ipv4: bool) -> bytes:
         (load_flags, 0, 0, _FLAGS_AT),
         (_JSET_K, 0, 1, TCP_SYN | TCP_RST),
         (_RET_K, 0, 0, _ACCEPT),
+        (_RET_K, 0, 0, 0),
+    ]
+    return b"".join(_FILTER_INSN.pack(*insn) for insn in insns)
+
+
+def listener_filter() -> bytes:
+    """A TCP socket's filter that drops every SYN without ACK (it sees the TCP header first): see syn_probe."""
+    insns = [
+        (_LD_B_ABS, 0, 0, _FLAGS_AT),
+        (_ALU_AND_K, 0, 0, TCP_SYN | TCP_ACK),
+        (_JEQ_K, 1, 0, TCP_SYN),  # a SYN: drop
+        (_RET_K, 0, 0, 0xFFFFFFFF),  # the whole segment (a TCP socket's filter trims to what it returns)
         (_RET_K, 0, 0, 0),
     ]
     return b"".join(_FILTER_INSN.pack(*insn) for insn in insns)
