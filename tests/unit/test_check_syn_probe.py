@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import random
 import socket
 import struct
@@ -77,6 +79,20 @@ def test_the_keyword_turns_it_on() -> None:
 
 
 # --------------------------------------------------------------------------- the engine, on loopback
+@contextmanager
+def full_listener() -> Iterator[int]:
+    """A loopback port whose accept queue is full: the kernel drops every SYN to it (no answer at all)."""
+    listener = loopback_listener(backlog=0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))  # fills the queue of one
+    time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        filler.close()
+        listener.close()
+
+
 def syn_run() -> Run:
     run = Run()
     run.engine.close()
@@ -153,12 +169,7 @@ def test_many_checkers_of_one_server_all_pass_round_after_round() -> None:
 @needs_root
 def test_a_full_accept_queue_times_out_after_resending_the_syn_as_connect_does() -> None:
     """The kernel drops SYNs to a listener whose accept queue is full: no answer, so connect_timeout decides."""
-    listener = loopback_listener(backlog=0)
-    port = listener.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port))  # fills the queue of one
-    time.sleep(0.05)
-
-    async def main() -> None:
+    async def main(port: int) -> None:
         run = syn_run()
         chk = tcp_checker(port)  # connect_timeout 2 s: SYNs at 0 and 1 s
         started = time.monotonic()
@@ -171,20 +182,13 @@ def test_a_full_accept_queue_times_out_after_resending_the_syn_as_connect_does()
         assert await probe.run() == result
         run.engine.close()
 
-    try:
-        asyncio.run(main())
-    finally:
-        filler.close()
-        listener.close()
+    with full_listener() as port:
+        asyncio.run(main(port))
 
 
 @needs_root
 def test_a_removed_checker_in_flight_reports_nothing() -> None:
-    listener = loopback_listener(backlog=0)
-    port = listener.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port))
-
-    async def main() -> None:
+    async def main(port: int) -> None:
         run = syn_run()
         chk = tcp_checker(port)
         run.engine.add(chk, None, "vs")
@@ -196,11 +200,8 @@ def test_a_removed_checker_in_flight_reports_nothing() -> None:
         assert chk.attempts == 0 and run.outcomes == []
         run.engine.close()
 
-    try:
-        asyncio.run(main())
-    finally:
-        filler.close()
-        listener.close()
+    with full_listener() as port:
+        asyncio.run(main(port))
 
 
 @needs_root
