@@ -297,8 +297,7 @@ class ProbeEngine:
             self._failed_inside(job, exc, now)
 
     def _failed_inside(self, job: Job, exc: Exception, now: float) -> None:
-        if job.sock is not None:
-            self._drop_socket(job)
+        self._drop_socket(job)  # its socket, or its SYN probe in flight
         if job.active:
             self._finish(job, internal_error(job.chk, exc), now)
 

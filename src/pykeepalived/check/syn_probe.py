@@ -74,7 +74,11 @@ class SynSocket:
         return self.raw.fileno()
 
     def send(self, host: str, port: int, our_port: int, seq: int) -> int:
-        """Send one SYN; 0, or the errno that fails the check now (no route, for instance)."""
+        """Send one SYN; 0, or the errno that fails the check now (no route, for instance).
+
+        A SYN the host has no room for (a full queue) counts as sent: like a
+        SYN lost on the way, it goes again at the next resend.
+        """
         pseudo: int | None = None
         if self.family == socket.AF_INET:
             pseudo = self.sources.get(host)
@@ -89,8 +93,10 @@ class SynSocket:
         try:
             self.raw.sendto(syn_wire.syn_segment(our_port, port, seq, pseudo), (host, 0))
         except BlockingIOError:
-            return errno.ENOBUFS
+            return 0
         except OSError as exc:
+            if exc.errno == errno.ENOBUFS:
+                return 0
             return exc.errno or errno.EHOSTUNREACH
         return 0
 
@@ -216,16 +222,22 @@ def _reserve_ports(family: int, mark: int | None = None) -> list[socket.socket]:
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 sock.bind((any_address, port))
-            if mark is not None:
+        except OSError:
+            for sock in held:
+                sock.close()
+            continue
+        if mark is not None:
+            try:
                 program = syn_wire.listener_filter()
                 for sock in held:
                     sock.setsockopt(socket.SOL_SOCKET, _SO_MARK, mark)
                     _attach_filter(sock, program)  # before listen(): no SYN is ever let in
                     sock.listen(1)
-            return held
-        except OSError:
-            for sock in held:
-                sock.close()
+            except OSError as exc:
+                for sock in held:
+                    sock.close()
+                raise SynProbeUnavailable(f"cannot mark and filter the reserved ports: {exc.strerror or exc}") from None
+        return held
     raise SynProbeUnavailable(f"no {RESERVED_PORTS} free ports in a row in {low}-{high}")
 
 
