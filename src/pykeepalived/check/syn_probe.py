@@ -35,22 +35,18 @@ import struct
 from dataclasses import dataclass, field
 
 from . import syn_wire
+from .connect import SO_MARK
+from .icmp import IP_RECVERR, IPV6_RECVERR, SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SOL_IP, SOL_IPV6, error_reports
 
 log = logging.getLogger("pykeepalived.check")
 
 RESERVED_PORTS = 64  # in flight at once to one server: a SYN waits for its port's turn at worst (see engine)
 RECEIVE_BUFFER = 4 << 20  # answers to a burst of checks while the loop is busy
 _SO_ATTACH_FILTER = 26
-_SO_MARK = 36
 _SO_RCVBUFFORCE = 33
-_IP_RECVERR = 11
-_IPV6_RECVERR = 25
 _IPV6_CHECKSUM = 7
 _PORT_TRIES = 50
 _MAX_READS = 4096  # segments read per wake at most: the loop gets on with other work, the rest comes next time
-_ERRQUEUE_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err
-_SO_EE_ORIGIN_ICMP = 2
-_SO_EE_ORIGIN_ICMP6 = 3
 
 
 class SynProbeUnavailable(Exception):
@@ -147,11 +143,8 @@ class SynSocket:
             if len(data) < 8:
                 continue
             our_port, _port, seq = struct.unpack_from("!HHI", data)
-            for _level, _type, cdata in ancillary:
-                if len(cdata) >= _ERRQUEUE_ERR.size:
-                    code, origin = _ERRQUEUE_ERR.unpack_from(cdata)[:2]
-                    if code and origin in (_SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6):
-                        got.append((our_port, seq, code))
+            got.extend((our_port, seq, report.errno) for report in error_reports(ancillary)
+                       if report.errno and report.origin in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6))
         return got
 
     def close(self) -> None:
@@ -177,15 +170,15 @@ def open_syn_socket(family: int, mark: int | None = None) -> SynSocket:
     reservations: list[socket.socket] = []
     try:
         if mark is not None:
-            raw.setsockopt(socket.SOL_SOCKET, _SO_MARK, mark)
+            raw.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
         reservations = _reserve_ports(family, mark)
         first = reservations[0].getsockname()[1]
         program = syn_wire.answer_filter(first, first + len(reservations) - 1, family == socket.AF_INET)
         _attach_filter(raw, program)
         if family == socket.AF_INET:
-            raw.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+            raw.setsockopt(SOL_IP, IP_RECVERR, 1)
         else:
-            raw.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+            raw.setsockopt(SOL_IPV6, IPV6_RECVERR, 1)
             raw.setsockopt(socket.IPPROTO_IPV6, _IPV6_CHECKSUM, 16)
         try:
             raw.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, RECEIVE_BUFFER)
@@ -230,7 +223,7 @@ def _reserve_ports(family: int, mark: int | None = None) -> list[socket.socket]:
             try:
                 program = syn_wire.listener_filter()
                 for sock in held:
-                    sock.setsockopt(socket.SOL_SOCKET, _SO_MARK, mark)
+                    sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
                     _attach_filter(sock, program)  # before listen(): no SYN is ever let in
                     sock.listen(1)
             except OSError as exc:
