@@ -47,15 +47,18 @@ table then keeps its own checks out of conntrack (docs/checkers.md). With
 `--fair-pairs` a fifth contender, pykeepalived with its table and the checks
 tracked, gives `ratio_tracked` and `ratio_tracked_same_table`; the ruleset
 loaded under HAProxy leaves out the two chains that untrack marked sockets.
-`--pk-syn-probe` sets global_defs pykeepalived_syn_probe: pykeepalived's
-TCP_CHECKs are SYN probes through a raw socket (docs/checkers.md).
+pykeepalived's TCP_CHECKs are SYN probes through a raw socket, its default
+(global_defs pykeepalived_syn_probe, docs/checkers.md); `--pk-connect` writes
+`pykeepalived_syn_probe off` (a connect per check). `--pk-syn-probe` is
+accepted and changes nothing (it was needed before SYN probes were the
+default).
 
 Prints one JSON document. Needs root and haproxy. The default run takes about
 two minutes, `--fair-pairs` about four; `--quick` (200 TCP + 50 HTTP) about 40 s.
 
     cd /work/main && .venv/bin/python bench/checks.py [--tcp 5000] [--http 1000] [--window 20]
         [--settle 10] [--kill-tcp 100] [--kill-http 50] [--only pykeepalived|haproxy] [--quick] [--logs DIR]
-        [--pk-dataplane auto|none] [--pk-notrack] [--pk-syn-probe] [--profile FILE] [--fair-pairs]
+        [--pk-dataplane auto|none] [--pk-notrack] [--pk-connect] [--profile FILE] [--fair-pairs]
 """
 
 from __future__ import annotations
@@ -117,11 +120,11 @@ class Timers:
 
 
 def pykeepalived_config(addr: str, tcp_ports: list[int], http_ports: list[int], t: Timers,
-                        notrack: bool = False, syn_probe: bool = False) -> str:
+                        notrack: bool = False, syn_probe: bool = True) -> str:
     """Two virtual servers, one per checker kind; every failure is logged (checker_log_all_failures).
 
     `notrack`: global_defs pykeepalived_checker_notrack (the checks' own connections out of conntrack).
-    `syn_probe`: global_defs pykeepalived_syn_probe (TCP_CHECK through a raw socket).
+    `syn_probe`: global_defs pykeepalived_syn_probe on (TCP_CHECK through a raw socket, the default) or off.
 
     Logging every failure gives the time of each killed server's first failed
     attempt, so that first failure -> removal (which should be
@@ -130,7 +133,7 @@ def pykeepalived_config(addr: str, tcp_ports: list[int], http_ports: list[int], 
     timers = (f"      connect_timeout {t.connect_timeout_s:g}\n      retry {t.retry}\n"
               f"      delay_before_retry {t.delay_before_retry_s:g}\n")
     extra = ("  pykeepalived_checker_notrack\n" if notrack else "") \
-        + ("  pykeepalived_syn_probe\n" if syn_probe else "")
+        + f"  pykeepalived_syn_probe {'on' if syn_probe else 'off'}\n"
     parts = [f"global_defs {{\n  router_id bench_checks\n  checker_log_all_failures\n{extra}}}\n"]
     for vport, ports, check in ((80, tcp_ports, "TCP_CHECK {\n" + timers + "    }\n"),
                                 (8080, http_ports, "HTTP_GET {\n      url {\n        path /\n        status_code 200\n"
@@ -481,7 +484,7 @@ class PyKeepalived(Contender):
     dataplane = "auto"  # --pk-dataplane: none measures the checker without its kernel table (nftables here)
     profile: Path | None = None  # --profile: run under cProfile, the statistics written there at exit
     notrack = False  # --pk-notrack: global_defs pykeepalived_checker_notrack
-    syn_probe = False  # --pk-syn-probe: global_defs pykeepalived_syn_probe
+    syn_probe = True  # global_defs pykeepalived_syn_probe (off with --pk-connect)
 
     def start(self) -> None:
         conf = pykeepalived_config(self.addr, self.tcp_ports, self.http_ports, self.timers, self.notrack,
@@ -979,9 +982,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--pk-notrack", action="store_true",
                     help="pykeepalived with global_defs pykeepalived_checker_notrack: its table untracks the "
                          "checks' own connections (docs/checkers.md)")
-    ap.add_argument("--pk-syn-probe", action="store_true",
-                    help="pykeepalived with global_defs pykeepalived_syn_probe: TCP_CHECK as SYN probes through a "
-                         "raw socket (docs/checkers.md)")
+    syn_choice = ap.add_mutually_exclusive_group()
+    syn_choice.add_argument("--pk-connect", dest="pk_syn_probe", action="store_false",
+                            help="pykeepalived with global_defs pykeepalived_syn_probe off: a TCP_CHECK connects "
+                                 "(by default it is a SYN probe through a raw socket, docs/checkers.md)")
+    syn_choice.add_argument("--pk-syn-probe", dest="pk_syn_probe", action="store_true",
+                            help="SYN probes, the default (accepted for older command lines)")
+    ap.set_defaults(pk_syn_probe=True)
     ap.add_argument("--fair-pairs", action="store_true",
                     help="also run HAProxy with pykeepalived's nftables ruleset loaded in its namespace and "
                          "pykeepalived with --dataplane none, and report both like-for-like ratios")

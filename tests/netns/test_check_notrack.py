@@ -41,7 +41,7 @@ TCP_PORT, HTTP_PORT = 8000, 8001
 def config(srv: str, notrack: bool, syn_probe: bool = False) -> str:
     timers = "      connect_timeout 1\n      retry 1\n      delay_before_retry 1\n"
     keyword = ("  pykeepalived_checker_notrack\n" if notrack else "") \
-        + ("  pykeepalived_syn_probe\n" if syn_probe else "")
+        + f"  pykeepalived_syn_probe {'on' if syn_probe else 'off'}\n"
     return (f"global_defs {{\n  router_id notrack\n  pykeepalived_dataplane nftables\n{keyword}}}\n"
             f"virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
             f"  real_server {srv} {TCP_PORT} {{\n    TCP_CHECK {{\n{timers}    }}\n  }}\n"

@@ -7,7 +7,11 @@ listener (up, and up again after it went away and came back), a closed port
 (a reset: ECONNREFUSED), a port whose SYNs are dropped (connection timed out,
 after the SYN was sent again at 1 s as the kernel does), a port that answers
 with an ICMP host unreachable (EHOSTUNREACH, before connect_timeout), and the
-same over IPv6; in one process and with the probes in worker processes.
+same over IPv6; in one process and with the probes in worker processes. A
+neighbour that never answers ARP or ND fails with EHOSTUNREACH after about
+3 s, as a connect does, not at connect_timeout. And a route change that
+moves the checker's IPv4 source address: the SYNs come from the new address
+at once (the raw socket's route news), no check fails.
 """
 
 from __future__ import annotations
@@ -113,3 +117,70 @@ def test_syn_probes_give_the_verdicts_and_reasons_of_a_connect(hosts: tuple[Host
             srv.netns.run(["nft", "delete", "table", "inet", "synp"], check=False)
         except (OSError, subprocess.SubprocessError):
             pass
+
+
+def syns_from(srv: Host, source: str) -> int:
+    out = srv.netns.run(["nft", "list", "chain", "inet", "synp_src", "in"]).stdout
+    found = re.search(rf"ip saddr {re.escape(source)} .*counter packets (\d+)", out)
+    assert found, out
+    return int(found.group(1))
+
+
+def test_a_route_change_moves_the_source_of_the_syns_without_a_failed_check(hosts: tuple[Host, Host],
+                                                                           tmp_path: Path) -> None:
+    """Before the route news, the first SYN after the change carried the old address's checksum and was dropped."""
+    lb, srv = hosts
+    v4 = str(srv.ipv4.ip)
+    second = str(lb.ipv4.network.network_address + 77)  # another address of lb's, on the same segment
+    timers = "      connect_timeout 3\n      retry 0\n      delay_before_retry 1\n"
+    conf = ("global_defs {\n  router_id synp_src\n  checker_log_all_failures\n}\n"
+            "virtual_server 192.0.2.201 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
+            f"  real_server {v4} {OPEN} {{\n    TCP_CHECK {{\n{timers}    }}\n  }}\n}}\n")
+    srv.netns.run(["nft", "add table inet synp_src; add chain inet synp_src in { type filter hook input priority 0; }; "
+                   f"add rule inet synp_src in ip saddr {second} tcp dport {OPEN} tcp flags syn counter"])
+    server = tcp_listener(srv, v4, OPEN)
+    daemon = CheckerDaemon(lb, tmp_path, conf)
+    try:
+        daemon.start()
+        wait_until(lambda: verdicts(daemon) == {f"[{v4}]:{OPEN}": True}, 20.0,
+                   what=f"the listener up:\n{daemon.log()[-3000:]}")
+        time.sleep(1.5)  # a check or two from the first address: its source is known
+        lb.netns.run(["ip", "addr", "add", f"{second}/{lb.ipv4.network.prefixlen}", "dev", lb.ifname])
+        lb.netns.run(["ip", "route", "add", f"{v4}/32", "dev", lb.ifname, "src", second])
+        wait_until(lambda: syns_from(srv, second) >= 3, 10.0,
+                   what=f"three SYNs from {second}:\n{daemon.log()[-3000:]}")
+        log = daemon.log()
+        assert f":tcp:{OPEN} failed" not in log, log[-3000:]
+        assert verdicts(daemon) == {f"[{v4}]:{OPEN}": True}
+        assert "pykeepalived_syn_probe:" not in log and "Traceback" not in log, log[-3000:]
+    finally:
+        stop_all([server], [daemon])
+        for command in (["ip", "route", "del", f"{v4}/32", "dev", lb.ifname],
+                        ["ip", "addr", "del", f"{second}/{lb.ipv4.network.prefixlen}", "dev", lb.ifname]):
+            lb.netns.run(command, check=False)
+        srv.netns.run(["nft", "delete", "table", "inet", "synp_src"], check=False)
+
+
+def test_a_neighbour_that_never_answers_fails_with_host_unreachable_as_a_connect_does(hosts: tuple[Host, Host],
+                                                                                      tmp_path: Path) -> None:
+    """The kernel's neighbour code gives up after about 3 s and reports it as an ICMP error the raw socket hears."""
+    lb, _srv = hosts
+    nobody4 = str(lb.ipv4.network.network_address + 88)
+    nobody6 = str(lb.ipv6.network.network_address + 88)
+    timers = "      connect_timeout 8\n      retry 0\n      delay_before_retry 1\n"
+    conf = ("global_defs {\n  router_id synp_arp\n  checker_log_all_failures\n}\n"
+            "virtual_server 192.0.2.202 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
+            f"  real_server {nobody4} {OPEN} {{\n    TCP_CHECK {{\n{timers}    }}\n  }}\n}}\n"
+            "virtual_server 2001:db8::202 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
+            f"  real_server {nobody6} {OPEN} {{\n    TCP_CHECK {{\n{timers}    }}\n  }}\n}}\n")
+    daemon = CheckerDaemon(lb, tmp_path, conf)
+    try:
+        daemon.start()
+        wanted = [rf"\[{re.escape(addr)}\]:tcp:{OPEN} failed .*: EHOSTUNREACH" for addr in (nobody4, nobody6)]
+        wait_until(lambda: all(re.search(w, daemon.log()) for w in wanted), 12.0,
+                   what=f"EHOSTUNREACH for both:\n{daemon.log()[-3000:]}")
+        log = daemon.log()
+        assert "connection timed out" not in log, log[-3000:]  # well before connect_timeout (8 s)
+        assert "pykeepalived_syn_probe:" not in log and "Traceback" not in log, log[-3000:]
+    finally:
+        stop_all([], [daemon])

@@ -182,8 +182,8 @@ class ProbeEngine:
         self._closed = False
         self._pools: dict[int, list[socket.socket]] = {socket.AF_INET: [], socket.AF_INET6: []}
         self._disconnect = _disconnector()
-        # SYN probes (syn_probe.py): family -> its raw socket, None once refused (connect() then); fd -> socket;
-        # seq of the SYN -> the job whose answer it awaits
+        # SYN probes (syn_probe.py): family -> its raw socket, None once refused (connect() then); fd (the raw
+        # socket's, or its route news') -> socket; seq of the SYN -> the job whose answer it awaits
         self._syn_probe = syn_probe
         self._syn: dict[int, SynSocket | None] = {}
         self._syn_fds: dict[int, SynSocket] = {}
@@ -223,8 +223,9 @@ class ProbeEngine:
             for sock in pool:
                 sock.close()
             pool.clear()
-        for syn in self._syn_fds.values():
-            syn.close()
+        for syn in self._syn.values():
+            if syn is not None:
+                syn.close()
         self._syn_fds.clear()
         self._syn_flights.clear()
         if self._timer is not None:
@@ -364,8 +365,12 @@ class ProbeEngine:
             job = flights.get(fd)
             if job is None:
                 syn = self._syn_fds.get(fd)
-                if syn is not None:
+                if syn is None:
+                    continue
+                if fd == syn.fd:
                     self._syn_answers(syn, events, now)
+                else:
+                    syn.read_news()
                 continue
             if job.phase == _CONNECT:
                 sock = job.sock
@@ -506,6 +511,9 @@ class ProbeEngine:
             return None
         self._syn[family] = self._syn_fds[syn.fd] = syn
         self._ep.register(syn.fd, select.EPOLLIN)
+        if syn.news is not None:
+            self._syn_fds[syn.news_fd] = syn
+            self._ep.register(syn.news_fd, select.EPOLLIN)
         return syn
 
     def _send_syn(self, job: Job, syn: SynSocket, now: float) -> None:
@@ -573,6 +581,7 @@ class ProbeEngine:
         self._syn_answers(syn, 0, now)  # an answer the loop had no time to read is not a timeout
         if job.phase != _SYN:
             return
+        syn.read_news()  # the resend goes from the source the kernel would choose now
         timeout_s = job.probe.target.connect_timeout_s  # type: ignore[attr-defined]
         job.sent += 1
         waited = SYN_RETRY_S * ((1 << job.sent) - 1)  # where the schedule stands: 1, 3, 7... s

@@ -17,9 +17,10 @@ What it takes to mean what connect() means:
 - ICMP errors about a SYN come through IP_RECVERR / IPV6_RECVERR, and fail
   the check at once as they fail a connect;
 - the IPv4 checksum is ours to compute, over the source address the kernel
-  will choose (asked of a connected UDP socket, kept per destination address
-  and asked again after a failure); IPv6 has the kernel compute it
-  (IPV6_CHECKSUM).
+  will choose (asked of a connected UDP socket, kept per destination address,
+  and asked again after a failure or after the kernel announced a change of
+  links, IPv4 addresses, routes or rules on a route netlink socket); IPv6 has
+  the kernel compute it (IPV6_CHECKSUM).
 The engine keeps the timing: SYNs are sent again after 1, 3, 7... s, as the
 kernel does for a connect, until connect_timeout.
 """
@@ -47,6 +48,9 @@ _SO_RCVBUFFORCE = 33
 _IPV6_CHECKSUM = 7
 _PORT_TRIES = 50
 _MAX_READS = 4096  # segments read per wake at most: the loop gets on with other work, the rest comes next time
+# route netlink groups whose news can move the source address of an IPv4 destination: links, IPv4 addresses,
+# routes and rules (RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV4_RULE)
+_SOURCE_NEWS = 0x01 | 0x10 | 0x40 | 0x80
 
 
 class SynProbeUnavailable(Exception):
@@ -64,6 +68,11 @@ class SynSocket:
     sources: dict[str, int] = field(default_factory=dict)  # IPv4: destination -> checksum sum of both addresses
     # every destination sent to -> its address packed, as an answer carries it (never forgotten: one per host)
     packed: dict[str, bytes] = field(default_factory=dict)
+    news: socket.socket | None = None  # IPv4: the route netlink socket whose news forget the sources
+
+    @property
+    def news_fd(self) -> int:
+        return self.news.fileno() if self.news is not None else -1
 
     @property
     def fd(self) -> int:
@@ -99,6 +108,30 @@ class SynSocket:
     def forget_source(self, host: str) -> None:
         """After a failed check: the route (and so the source address) may have changed."""
         self.sources.pop(host, None)
+
+    def read_news(self) -> bool:
+        """Whether the kernel announced a change that may move a source address; if so, every source is forgotten.
+
+        The messages are not read for their content: a link, address, route
+        or rule change is rare next to checks, and asking again is one UDP
+        connect per destination at its next SYN. A SYN sent just before the
+        news goes again with the right checksum at its first resend.
+        """
+        news = self.news
+        if news is None:
+            return False
+        heard = False
+        for _ in range(_MAX_READS):
+            try:
+                news.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:  # ENOBUFS: news were lost, which is news too
+                pass
+            heard = True
+        if heard:
+            self.sources.clear()
+        return heard
 
     def answers(self) -> list[tuple[bytes, syn_wire.Answer]]:
         """What waits on the socket: (the sender's address, packed, and its answer) for each segment."""
@@ -149,6 +182,8 @@ class SynSocket:
 
     def close(self) -> None:
         self.raw.close()
+        if self.news is not None:
+            self.news.close()
         for sock in self.reservations:
             sock.close()
         self.reservations.clear()
@@ -168,6 +203,7 @@ def open_syn_socket(family: int, mark: int | None = None) -> SynSocket:
     except OSError as exc:
         raise SynProbeUnavailable(f"no raw socket: {exc.strerror or exc}") from None
     reservations: list[socket.socket] = []
+    news: socket.socket | None = None
     try:
         if mark is not None:
             raw.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
@@ -177,6 +213,7 @@ def open_syn_socket(family: int, mark: int | None = None) -> SynSocket:
         _attach_filter(raw, program)
         if family == socket.AF_INET:
             raw.setsockopt(SOL_IP, IP_RECVERR, 1)
+            news = open_source_news()
         else:
             raw.setsockopt(SOL_IPV6, IPV6_RECVERR, 1)
             raw.setsockopt(socket.IPPROTO_IPV6, _IPV6_CHECKSUM, 16)
@@ -191,8 +228,21 @@ def open_syn_socket(family: int, mark: int | None = None) -> SynSocket:
         raw.close()
         for sock in reservations:
             sock.close()
+        if news is not None:
+            news.close()
         raise SynProbeUnavailable(f"cannot set the raw socket up: {exc.strerror or exc}") from None
-    return SynSocket(family, raw, first, reservations)
+    return SynSocket(family, raw, first, reservations, news=news)
+
+
+def open_source_news() -> socket.socket:
+    """A route netlink socket that hears of every change to links, IPv4 addresses, routes and rules."""
+    news = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
+    try:
+        news.bind((0, _SOURCE_NEWS))
+    except OSError:
+        news.close()
+        raise
+    return news
 
 
 def _reserve_ports(family: int, mark: int | None = None) -> list[socket.socket]:

@@ -440,7 +440,7 @@ class GlobalDefs(ModelObject):
     # the checker's own TCP_CHECK/HTTP_GET connections kept out of conntrack (CHECKER_NOTRACK_MARK; docs/checkers.md)
     pykeepalived_checker_notrack: bool = False
     # TCP_CHECK as SYN probes through a raw socket, no socket per check (check/syn_probe.py; docs/checkers.md)
-    pykeepalived_syn_probe: bool = False
+    pykeepalived_syn_probe: bool = True
     # conntrackd for lvs_sync_daemon on the nftables data plane (ctsync/; docs/conntrack-sync.md)
     pykeepalived_conntrackd: str = "auto"  # auto (conntrackd from PATH), off, or an absolute path to the binary
     pykeepalived_conntrackd_peer: IPAddress | None = None  # UDP unicast to this peer instead of multicast

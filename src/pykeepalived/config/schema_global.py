@@ -330,8 +330,9 @@ _g.line("pykeepalived_checker_notrack", h.flag("pykeepalived_checker_notrack"),
         "connections (their replies are untracked for other tables too)", since="pykeepalived")
 # TCP_CHECK without a socket per check: docs/checkers.md "SYN probes"
 _g.line("pykeepalived_syn_probe", h.flag("pykeepalived_syn_probe"),
-        "pykeepalived only: on/off; TCP_CHECKs without bind options send their SYN through one raw socket and "
-        "read the answer themselves (no socket, connect or epoll change per check)", since="pykeepalived")
+        "pykeepalived only: on (the default)/off; TCP_CHECKs without bind options send their SYN through one "
+        "raw socket and read the answer themselves (no socket, connect or epoll change per check); off: a "
+        "connect per check", since="pykeepalived")
 
 
 def _api_listen(ctx: ParseContext, g: GlobalDefs, seg: Segment) -> None:
