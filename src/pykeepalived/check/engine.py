@@ -423,6 +423,9 @@ class ProbeEngine:
             try:
                 chunk = sock.recv(READ_CHUNK)
             except BlockingIOError:
+                if job.size and not job.got_first:  # the first bytes came: the rest within another connect_timeout
+                    job.got_first = True  # (set only now: most answers end in the read that brings them)
+                    self._set_deadline(job, now, job.probe.target.connect_timeout_s)  # type: ignore[attr-defined]
                 self._ep.modify(job.fd, _WAIT_IN)
                 return
             except OSError as exc:
@@ -430,9 +433,6 @@ class ProbeEngine:
                 return
             if not chunk:
                 break
-            if not job.got_first:
-                job.got_first = True
-                self._set_deadline(job, now, job.probe.target.connect_timeout_s)  # type: ignore[attr-defined]
             job.chunks.append(chunk)
             job.size += len(chunk)
             if job.size > http.MAX_RESPONSE_BYTES:
