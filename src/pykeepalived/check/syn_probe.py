@@ -126,8 +126,11 @@ class SynSocket:
                 news.recv(65536)
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError:  # ENOBUFS: news were lost, which is news too
-                pass
+            except OSError as exc:  # ENOBUFS: news were lost, which is news too; anything else: forget, stop
+                heard = True
+                if exc.errno != errno.ENOBUFS:
+                    break
+                continue
             heard = True
         if heard:
             self.sources.clear()
