@@ -28,6 +28,11 @@ socket kept for a later check (see `_disconnector`): no socket(), close() and
 epoll registration per check. Checkers with bind options (bindto, bind_port,
 bind_if, fwmark) get a socket of their own each time, through
 connect.make_socket; SSL_GET and every other kind keep their asyncio probe.
+
+By default (global_defs pykeepalived_syn_probe) a TCP_CHECK without bind
+options takes no socket at all: its SYN goes out through one raw socket per
+address family and the answer is read there (syn_probe.py, the `_SYN` phase
+below); the connect path above is then for the others.
 """
 
 from __future__ import annotations
