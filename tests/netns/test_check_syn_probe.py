@@ -36,17 +36,28 @@ OPEN, CLOSED, DROPPED, UNREACHABLE = 8000, 8001, 8002, 8003
 TIMEOUT_S = 1.5  # connect_timeout: SYNs at 0 and 1 s
 
 
+def checked(router_id: str, timers: tuple[float, int, float], *services: tuple[str, list[tuple[str, int]]],
+            syn_probe_keyword: bool = False) -> str:
+    """A checker config: each (VIP, [(real server, port)...]) a NAT service of TCP_CHECKs with these timers.
+
+    `timers`: connect_timeout, retry, delay_before_retry; `syn_probe_keyword`: the bare keyword written out (on,
+    as the default is).
+    """
+    connect_timeout, retry, delay_before_retry = timers
+    check = (f"    TCP_CHECK {{\n      connect_timeout {connect_timeout:g}\n      retry {retry}\n"
+             f"      delay_before_retry {delay_before_retry:g}\n    }}\n")
+    keyword = "  pykeepalived_syn_probe\n" if syn_probe_keyword else ""
+    text = f"global_defs {{\n  router_id {router_id}\n  checker_log_all_failures\n{keyword}}}\n"
+    for vip, servers in services:
+        text += (f"virtual_server {vip} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
+                 + "".join(f"  real_server {addr} {port} {{\n{check}  }}\n" for addr, port in servers) + "}\n")
+    return text
+
+
 def config(v4: str, v6: str) -> str:
-    timers = f"      connect_timeout {TIMEOUT_S:g}\n      retry 1\n      delay_before_retry 0.5\n"
-
-    def rs(addr: str, port: int) -> str:
-        return f"  real_server {addr} {port} {{\n    TCP_CHECK {{\n{timers}    }}\n  }}\n"
-
-    head = "  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
-    return ("global_defs {\n  router_id synp\n  checker_log_all_failures\n  pykeepalived_syn_probe\n}\n"
-            f"virtual_server 192.0.2.200 80 {{\n{head}"
-            + "".join(rs(v4, port) for port in (OPEN, CLOSED, DROPPED, UNREACHABLE)) + "}\n"
-            f"virtual_server 2001:db8::200 80 {{\n{head}" + rs(v6, OPEN) + rs(v6, CLOSED) + "}\n")
+    return checked("synp", (TIMEOUT_S, 1, 0.5),
+                   ("192.0.2.200", [(v4, port) for port in (OPEN, CLOSED, DROPPED, UNREACHABLE)]),
+                   ("2001:db8::200", [(v6, OPEN), (v6, CLOSED)]), syn_probe_keyword=True)
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +143,7 @@ def test_a_route_change_moves_the_source_of_the_syns_without_a_failed_check(host
     lb, srv = hosts
     v4 = str(srv.ipv4.ip)
     second = str(lb.ipv4.network.network_address + 77)  # another address of lb's, on the same segment
-    timers = "      connect_timeout 3\n      retry 0\n      delay_before_retry 1\n"
-    conf = ("global_defs {\n  router_id synp_src\n  checker_log_all_failures\n}\n"
-            "virtual_server 192.0.2.201 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
-            f"  real_server {v4} {OPEN} {{\n    TCP_CHECK {{\n{timers}    }}\n  }}\n}}\n")
+    conf = checked("synp_src", (3, 0, 1), ("192.0.2.201", [(v4, OPEN)]))
     srv.netns.run(["nft", "add table inet synp_src; add chain inet synp_src in { type filter hook input priority 0; }; "
                    f"add rule inet synp_src in ip saddr {second} tcp dport {OPEN} tcp flags syn counter"])
     server = tcp_listener(srv, v4, OPEN)
@@ -167,12 +175,7 @@ def test_a_neighbour_that_never_answers_fails_with_host_unreachable_as_a_connect
     lb, _srv = hosts
     nobody4 = str(lb.ipv4.network.network_address + 88)
     nobody6 = str(lb.ipv6.network.network_address + 88)
-    timers = "      connect_timeout 8\n      retry 0\n      delay_before_retry 1\n"
-    conf = ("global_defs {\n  router_id synp_arp\n  checker_log_all_failures\n}\n"
-            "virtual_server 192.0.2.202 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
-            f"  real_server {nobody4} {OPEN} {{\n    TCP_CHECK {{\n{timers}    }}\n  }}\n}}\n"
-            "virtual_server 2001:db8::202 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n"
-            f"  real_server {nobody6} {OPEN} {{\n    TCP_CHECK {{\n{timers}    }}\n  }}\n}}\n")
+    conf = checked("synp_arp", (8, 0, 1), ("192.0.2.202", [(nobody4, OPEN)]), ("2001:db8::202", [(nobody6, OPEN)]))
     daemon = CheckerDaemon(lb, tmp_path, conf)
     try:
         daemon.start()

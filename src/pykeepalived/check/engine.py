@@ -517,8 +517,9 @@ class ProbeEngine:
         self._syn[family] = self._syn_fds[syn.fd] = syn
         self._ep.register(syn.fd, select.EPOLLIN)
         if syn.news is not None:
-            self._syn_fds[syn.news_fd] = syn
-            self._ep.register(syn.news_fd, select.EPOLLIN)
+            news_fd = syn.news.fileno()
+            self._syn_fds[news_fd] = syn
+            self._ep.register(news_fd, select.EPOLLIN)
         return syn
 
     def _send_syn(self, job: Job, syn: SynSocket, now: float) -> None:

@@ -49,7 +49,8 @@ _IPV6_CHECKSUM = 7
 _PORT_TRIES = 50
 _MAX_READS = 4096  # segments read per wake at most: the loop gets on with other work, the rest comes next time
 # route netlink groups whose news can move the source address of an IPv4 destination: links, IPv4 addresses,
-# routes and rules (RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV4_RULE)
+# routes and rules (RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV4_RULE; pyroute2 has the names,
+# but the checker process does not import pyroute2: `pyroute2.netlink.rtnl` alone is 163 modules, ~10 MiB of RSS)
 _SOURCE_NEWS = 0x01 | 0x10 | 0x40 | 0x80
 
 
@@ -69,10 +70,6 @@ class SynSocket:
     # every destination sent to -> its address packed, as an answer carries it (never forgotten: one per host)
     packed: dict[str, bytes] = field(default_factory=dict)
     news: socket.socket | None = None  # IPv4: the route netlink socket whose news forget the sources
-
-    @property
-    def news_fd(self) -> int:
-        return self.news.fileno() if self.news is not None else -1
 
     @property
     def fd(self) -> int:
@@ -109,8 +106,8 @@ class SynSocket:
         """After a failed check: the route (and so the source address) may have changed."""
         self.sources.pop(host, None)
 
-    def read_news(self) -> bool:
-        """Whether the kernel announced a change that may move a source address; if so, every source is forgotten.
+    def read_news(self) -> None:
+        """Every source forgotten if the kernel announced a change that may move one (the news are read up).
 
         The messages are not read for their content: a link, address, route
         or rule change is rare next to checks, and asking again is one UDP
@@ -119,7 +116,7 @@ class SynSocket:
         """
         news = self.news
         if news is None:
-            return False
+            return
         heard = False
         for _ in range(_MAX_READS):
             try:
@@ -134,7 +131,6 @@ class SynSocket:
             heard = True
         if heard:
             self.sources.clear()
-        return heard
 
     def answers(self) -> list[tuple[bytes, syn_wire.Answer]]:
         """What waits on the socket: (the sender's address, packed, and its answer) for each segment."""
