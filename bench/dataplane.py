@@ -45,9 +45,19 @@ through router1:
   the IP stack both ways could reach at best.
 
 Every mode uses the same wrk settings and the same three real servers: wrk's
-`setup()` gives each thread a target address (one real server per thread for
+`setup()` gives each thread a target address (the real servers in turn for
 `direct*`, the VIP or HAProxy's address for the others), so the nginx processes
-do the same work whichever way they are reached. Two styles: `keepalive`
+do the same work whichever way they are reached. wrk runs one thread per
+connection by default (`--threads` = `--connections`), so that in every mode
+a wrk thread talks to one real server at a time. With fewer threads than
+connections (3 threads and 30 connections before 2026-12-05), a `direct`
+thread still talks to one server only, but a thread's connections through a
+VIP are spread over all three: each nginx process then wakes more wrk
+threads per batch of answers, and the machine made 0.75-0.94 context
+switches per kept-alive request through a VIP against 0.48-0.53 for
+`direct`, a cost of the endpoints that no balancer could avoid and that the
+ratios charged to the router (docs/dataplane.md, "One connection per wrk
+thread"). Two styles: `keepalive`
 (HTTP/1.1 keep-alive) and `new_conn` (`Connection: close`: a TCP handshake
 and a new NAT/conntrack entry per request). Modes are interleaved within each
 round, `--runs` rounds, and each round starts one mode later than the last
@@ -55,7 +65,11 @@ round, `--runs` rounds, and each round starts one mode later than the last
 mode always runs first or last; the summary takes medians per mode and the
 ratios of medians. wrk's socket errors and non-2xx answers are reported per run, and
 `server_share`: each real server's part of the TCP segments received (its
-namespace's InSegs), which shows how evenly a hash spread wrk's connections.
+namespace's InSegs), which shows how evenly a hash spread wrk's connections,
+and what each run cost the whole machine (/proc/stat): `cpu_us_per_request`
+(busy CPU of every process and softirq over the requests), `cpu_busy_share`
+and `context_switches_per_request`; `round_ratios` also compares each mode
+with its round's `direct` by CPU per request (`*_over_direct_by_cpu`).
 
 Also, in a separate network namespace: the time to apply one real server of
 1,000 going down in one service, and to load 1,000 virtual services
@@ -69,7 +83,7 @@ of direct, HAProxy 0.66 (wrk -t1 -c32, keep-alive).
 Prints one JSON document. Needs root, wrk and haproxy; about 5 minutes.
 
     .venv/bin/python bench/dataplane.py [--runs 3] [--duration 4] [--connections 30]
-        [--threads 3] [--styles keepalive,new_conn] [--no-apply] [--modes direct,stateless,dr]
+        [--threads N] [--styles keepalive,new_conn] [--no-apply] [--modes direct,stateless,dr]
 
 `round_ratios` gives each mode over the same round's `direct` run and the
 median of those; `--modes` narrows a run to a few modes (direct always runs),
@@ -120,6 +134,7 @@ RAW_TABLE = "pkbench_notrack"
 RULE_TABLE = "pkbench_natrule"
 RULE_VIP = "203.0.113.12"
 GOAL_OF_DIRECT = 0.9
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/stat's unit
 PROTO_TABLE = "slreply_proto"  # --proto-reply-ingress: stateless replies from ingress (module docstring)
 PROTO_PRIORITY = -10  # before pykeepalived's netdev chains (priority 0): a packet fwd'd here is stolen
 ROUTER_INSIDE, ROUTER_OUTSIDE = "eth1", "eth0"
@@ -370,6 +385,22 @@ def ip_forwarded(ns: Netns) -> int:
     return int(lines[1][lines[0].index("ForwDatagrams")])
 
 
+def machine_counters() -> tuple[int, int, int]:
+    """(busy ticks, all ticks, context switches) of the whole machine so far, from /proc/stat.
+
+    Busy is user + nice + system + irq + softirq (guest time is inside user
+    and nice); all adds idle, iowait and steal. Every namespace shares this
+    kernel, so the client's, the router's and the real servers' packet work
+    all land here: the ticks between two readings are what a run cost the
+    machine, whatever namespace did it.
+    """
+    lines = Path("/proc/stat").read_text().splitlines()
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in lines[0].split()[1:9])
+    switches = next(int(line.split()[1]) for line in lines if line.startswith("ctxt "))
+    busy = user + nice + system + irq + softirq
+    return busy, busy + idle + iowait + steal, switches
+
+
 def measure_mode(wrk: Wrk, router: Netns, servers: list[str], mode: str, style: str,
                  duration_s: float, server_ns: list[Netns]) -> dict[str, Any]:
     notrack = mode in ("direct", "dr", "dr_flows")
@@ -384,7 +415,16 @@ def measure_mode(wrk: Wrk, router: Netns, servers: list[str], mode: str, style: 
         router.run(["conntrack", "-F"], check=False)
         before = [tcp_segments_in(ns) for ns in server_ns]
         forwarded = ip_forwarded(router)
+        busy, every, switches = machine_counters()
         result = wrk.run(mode, targets_for(mode, servers), style, duration_s)
+        busy_after, every_after, switches_after = machine_counters()
+        # the machine's CPU per request (every process and softirq, wrk's and nginx's included): unlike
+        # requests/s it does not move with how long a request waits while a core is idle
+        result["cpu_busy_share"] = round((busy_after - busy) / ((every_after - every) or 1), 3)
+        result["cpu_us_per_request"] = round((busy_after - busy) * 1e6 / CLOCK_TICKS / (result["requests"] or 1), 2)
+        # how often a process slept and another ran, per request: wrk's threads and the nginx processes
+        # wake each other, and how they pair up (one server per thread for direct*, any for a VIP) sets it
+        result["context_switches_per_request"] = round((switches_after - switches) / (result["requests"] or 1), 3)
         got = [tcp_segments_in(ns) - b for ns, b in zip(server_ns, before)]
         # router1's IP stack's share of the segments: both directions for direct, the replies for stateless
         result["router_forwarded_per_segment_in"] = round((ip_forwarded(router) - forwarded) / (sum(got) or 1), 3)
@@ -436,6 +476,8 @@ def summarize(runs: list[dict[str, Any]], styles: list[str]) -> tuple[dict[str, 
                 per_mode[mode] = {
                     "median_requests_per_s": round(statistics.median(r["requests_per_s"] for r in mine), 1),
                     "median_p99_ms": round(statistics.median(r["p99_ms"] for r in mine), 3),
+                    "median_cpu_us_per_request": round(statistics.median(r["cpu_us_per_request"] for r in mine), 2),
+                    "median_cpu_busy_share": round(statistics.median(r["cpu_busy_share"] for r in mine), 3),
                     "runs": len(mine),
                 }
         summary[style] = per_mode
@@ -490,13 +532,23 @@ def round_ratios(runs: list[dict[str, Any]], styles: list[str]) -> dict[str, Any
     """
     out: dict[str, Any] = {}
     for style in styles:
-        anchor = {r["run"]: r["requests_per_s"] for r in runs if r["style"] == style and r["mode"] == "direct"}
+        mine = [r for r in runs if r["style"] == style]
+        anchor = {r["run"]: r for r in mine if r["mode"] == "direct"}
         per_mode: dict[str, Any] = {}
         for mode in MODES:
-            each = [round(r["requests_per_s"] / anchor[r["run"]], 3) for r in runs
-                    if r["style"] == style and r["mode"] == mode and mode != "direct" and anchor.get(r["run"])]
+            theirs = [(r, anchor[r["run"]]) for r in mine if r["mode"] == mode and mode != "direct"
+                      and r["run"] in anchor]
+            each = [round(r["requests_per_s"] / a["requests_per_s"], 3) for r, a in theirs if a["requests_per_s"]]
             if each:
                 per_mode[f"{mode}_over_direct"] = {"median": round(statistics.median(each), 3), "rounds": each}
+            # the same comparison by CPU: direct's CPU per request over this mode's, so that 0.95 means
+            # "costs the machine 1/0.95 of what routing does", as a throughput ratio of 0.95 would on a
+            # machine that every mode kept equally busy
+            by_cpu = [round(a["cpu_us_per_request"] / r["cpu_us_per_request"], 3) for r, a in theirs
+                      if r["cpu_us_per_request"]]
+            if by_cpu:
+                per_mode[f"{mode}_over_direct_by_cpu"] = {"median": round(statistics.median(by_cpu), 3),
+                                                          "rounds": by_cpu}
         out[style] = per_mode
     return out
 
@@ -703,7 +755,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="rounds over every mode and style (default 3)")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run (default 4)")
     parser.add_argument("--connections", type=int, default=30, help="wrk connections (default 30)")
-    parser.add_argument("--threads", type=int, default=3, help="wrk threads (default 3: one per real server)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="wrk threads (default: one per connection, so that a thread talks to one server in "
+                             "every mode; 3 before 2026-12-05)")
     parser.add_argument("--styles", default="keepalive,new_conn", help="keepalive,new_conn (default both)")
     parser.add_argument("--no-apply", dest="apply", action="store_false", help="skip the apply timings")
     parser.add_argument("--modes", default="", help=f"a subset of {','.join(MODES)} (direct always runs; "
@@ -715,6 +769,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-rotate", dest="rotate", action="store_false",
                         help="run the modes in the same order every round, direct first (before 2026-12-05)")
     args = parser.parse_args(argv)
+    if args.threads is None:
+        args.threads = args.connections
     if os.geteuid() != 0:
         print("bench/dataplane.py needs root (network namespaces)", file=sys.stderr)
         return 2

@@ -43,10 +43,12 @@ def test_short_run_measures_every_path_and_cleans_up() -> None:
     for run in out["runs"]:
         assert run["requests"] > 0 and run["non_2xx"] == 0, run
         assert run["socket_errors"]["connect"] == 0, run
+        assert run["cpu_us_per_request"] > 0 and 0 < run["cpu_busy_share"] <= 1, run
     for style in ("keepalive", "new_conn"):
         assert set(out["summary"][style]) == MODES
         assert out["ratios"][style]["vip_over_direct"] > 0 and out["ratios"][style]["vip_over_haproxy"] > 0
         assert out["ratios"][style]["stateless_over_direct"] > 0 and out["ratios"][style]["dr_over_direct"] > 0
+        assert out["round_ratios"][style]["stateless_over_direct_by_cpu"]["median"] > 0
     assert out["settings"]["ruleset"]["stateless_chains"] and out["settings"]["ruleset"]["netdev_ingress_chains"]
     # the lab's namespaces, by the prefix the bench printed: another run on the machine may have its own meanwhile
     made = re.search(r"^namespaces (bdp-\S+)$", proc.stderr, re.MULTILINE)
