@@ -80,7 +80,7 @@ nginx, HAProxy, the daemons' checkers): compare ratios within one run, not
 absolute figures across machines. `lab-facts.md` anchors: nftables DNAT 0.85
 of direct, HAProxy 0.66 (wrk -t1 -c32, keep-alive).
 
-Prints one JSON document. Needs root, wrk and haproxy; about 5 minutes.
+Prints one JSON document. Needs root, wrk and haproxy; about 8 minutes (`--runs 3`).
 
     .venv/bin/python bench/dataplane.py [--runs 3] [--duration 4] [--connections 30]
         [--threads N] [--styles keepalive,new_conn] [--no-apply] [--modes direct,stateless,dr]
