@@ -53,11 +53,11 @@ a wrk thread talks to one real server at a time. With fewer threads than
 connections (3 threads and 30 connections before 2026-12-05), a `direct`
 thread still talks to one server only, but a thread's connections through a
 VIP are spread over all three: each nginx process then wakes more wrk
-threads per batch of answers, and the machine made 0.75-0.94 context
-switches per kept-alive request through a VIP against 0.48-0.53 for
-`direct`, a cost of the endpoints that no balancer could avoid and that the
-ratios charged to the router (docs/dataplane.md, "One connection per wrk
-thread"). Two styles: `keepalive`
+threads per batch of answers, and the machine made 0.86 context switches
+per kept-alive request through a VIP against 0.59 for `direct` (medians of
+20 rounds), a cost of the endpoints that no balancer could avoid and that
+the ratios charged to the router (docs/dataplane.md, "One connection per
+wrk thread"). Two styles: `keepalive`
 (HTTP/1.1 keep-alive) and `new_conn` (`Connection: close`: a TCP handshake
 and a new NAT/conntrack entry per request). Modes are interleaved within each
 round, `--runs` rounds, and each round starts one mode later than the last
@@ -423,7 +423,7 @@ def measure_mode(wrk: Wrk, router: Netns, servers: list[str], mode: str, style: 
         result["cpu_busy_share"] = round((busy_after - busy) / ((every_after - every) or 1), 3)
         result["cpu_us_per_request"] = round((busy_after - busy) * 1e6 / CLOCK_TICKS / (result["requests"] or 1), 2)
         # how often a process slept and another ran, per request: wrk's threads and the nginx processes
-        # wake each other, and how they pair up (one server per thread for direct*, any for a VIP) sets it
+        # wake each other, and how they pair up sets it (the module docstring: one connection per thread)
         result["context_switches_per_request"] = round((switches_after - switches) / (result["requests"] or 1), 3)
         got = [tcp_segments_in(ns) - b for ns, b in zip(server_ns, before)]
         # router1's IP stack's share of the segments: both directions for direct, the replies for stateless
