@@ -367,6 +367,39 @@ def test_a_burst_of_due_checks_starts_a_bounded_number_at_a_time_and_loses_none(
         listener.close()
 
 
+def test_checks_due_in_one_tick_start_together_never_early_and_each_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schedule keeps one bucket per TICK_S: a check starts at or after its due time, once per due time."""
+    listener = loopback_listener(4096)
+    started: list[tuple[CheckerState, float]] = []
+    real_start = ProbeEngine._start
+
+    def recording_start(self: ProbeEngine, job: Job, now: float) -> None:
+        started.append((job.chk, now))
+        real_start(self, job, now)
+
+    monkeypatch.setattr(ProbeEngine, "_start", recording_start)
+
+    async def main() -> None:
+        run = Run()
+        base = time.monotonic() + 0.02
+        checkers = [tcp_checker(listener.getsockname()[1]) for _ in range(60)]
+        due = {}
+        for i, chk in enumerate(checkers):
+            chk.core.next_due_s = due[chk] = base + (i % 30) * 0.001  # two per millisecond over 30 ms
+            run.engine.add(chk, None, "vs")
+        for chk in checkers:
+            await run.attempts(chk, 1, timeout_s=10)
+        run.engine.close()
+        assert sorted(id(chk) for chk, _ in started) == sorted(id(chk) for chk in checkers)  # each once
+        assert all(now >= due[chk] for chk, now in started)  # never early
+        assert len({now for _, now in started}) < len(checkers)  # in batches, not one wake each
+
+    try:
+        asyncio.run(main())
+    finally:
+        listener.close()
+
+
 def test_with_a_mark_the_engine_marks_its_own_sockets_and_checks_alike() -> None:
     """pykeepalived_checker_notrack: SO_MARK on the sockets the engine makes (pooled ones keep it).
 
