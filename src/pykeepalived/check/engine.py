@@ -373,16 +373,42 @@ class ProbeEngine:
             self._fail_connect(job, _reason(exc.errno) if exc.errno is not None else str(exc), now)
             return
         job.sock, job.fd, job.phase = sock, sock.fileno(), _CONNECT
-        if code == errno.EINPROGRESS or code == 0:
-            (self._ep.modify if registered else self._ep.register)(job.fd, _WAIT_OUT)
-            self._flights[job.fd] = job
-            if code == 0:  # connected at once (it happens on loopback)
-                self._connected(job, now)
-            else:
-                self._set_deadline(job, now, job.probe.target.connect_timeout_s)  # type: ignore[attr-defined]
-        else:
+        if code != errno.EINPROGRESS and code != 0:
             self._drop_socket(job)
             self._fail_connect(job, _reason(code), now)
+            return
+        self._flights[job.fd] = job
+        watch = self._ep.modify if registered else self._ep.register
+        if job.http and self._send_early(job, now, watch):
+            return
+        watch(job.fd, _WAIT_OUT)
+        if code == 0:  # connected at once (it happens on loopback)
+            self._connected(job, now)
+        else:
+            self._set_deadline(job, now, job.probe.target.connect_timeout_s)  # type: ignore[attr-defined]
+
+    def _send_early(self, job: Job, now: float, watch: Callable[[int, int], None]) -> bool:
+        """HTTP_GET: send the request right after connect(); False while the handshake is still going on.
+
+        Over a local link the server's answer to the SYN is often handled
+        inside connect() itself (veth, loopback), so the socket is connected
+        when the call returns: sending at once saves a wait for writability,
+        an epoll change and a wake per check. An error here is the connect's
+        (a reset: refused), reported as the wait for the connect would.
+        """
+        sock, url = job.sock, job.url
+        assert sock is not None and url is not None
+        try:
+            job.sent = sock.send(url.request)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            self._drop_socket(job)
+            self._fail_connect(job, _reason(exc.errno) if exc.errno is not None else str(exc), now)
+            return True
+        job.phase = _SEND
+        self._wait_after_send(job, now, watch)
+        return True
 
     def _on_ready(self) -> None:
         now = self._clock()
@@ -434,13 +460,19 @@ class ProbeEngine:
         except OSError as exc:
             self._http_failed(job, f"cannot send the request to {url.where}: {exc}", now)
             return
+        self._wait_after_send(job, now, self._ep.modify)
+
+    def _wait_after_send(self, job: Job, now: float, watch: Callable[[int, int], None]) -> None:
+        """Wait to send the rest of the request, or for the answer once it is all sent."""
+        url = job.url
+        assert url is not None
         timeout_s = job.probe.target.connect_timeout_s  # type: ignore[attr-defined]
         if job.sent < len(url.request):
-            self._ep.modify(job.fd, _WAIT_OUT)
+            watch(job.fd, _WAIT_OUT)
             self._set_deadline(job, now, timeout_s)  # each bit of progress has connect_timeout (sockio.send_all)
             return
         job.phase, job.chunks, job.size, job.got_first = _READ, [], 0, False
-        self._ep.modify(job.fd, _WAIT_IN)
+        watch(job.fd, _WAIT_IN)
         self._set_deadline(job, now, timeout_s)  # the first bytes of the answer
 
     def _read(self, job: Job, now: float) -> None:
