@@ -6,7 +6,7 @@ timer per wait, a future, a timer and two selector registrations per connect,
 a coroutine frame per layer. HAProxy spends about 0.08 ms per check in all,
 most of it in the kernel. This engine keeps the checkers' schedule in one
 list of jobs per TICK_S, a heap ordering the ticks rather than the checks (a
-heap entry per check cost 4-9 % more CPU per check at 6,000 checkers, six
+heap entry per check cost 4-10 % more CPU per check at 6,000 checkers, six
 paired runs), and their sockets in one epoll of its own, which the event loop
 watches as a single reader: an attempt is one socket, one epoll registration
 and a few system calls, and the loop wakes at most once per TICK_S however many
