@@ -178,7 +178,8 @@ class ProbeEngine:
         self._flights: dict[int, Job] = {}  # fd -> the job whose socket it is
         # the schedule: tick number (due time / TICK_S, rounded up) -> the jobs due then, and a heap of the
         # ticks that have a bucket. A check starts at a tick anyway, so one entry per tick, not per check, is
-        # ordered; a job's stale entry (moved to another tick) is skipped by its due_tick
+        # ordered. A job is scheduled only when it has no live entry (added, or just taken from its bucket);
+        # an entry whose tick is not the job's due_tick is stale and skipped
         self._buckets: dict[int, list[Job]] = {}
         self._ticks: list[int] = []
         # timeout -> (deadlines, jobs), two FIFOs in step, in deadline order (`now` only grows). An entry
@@ -247,8 +248,6 @@ class ProbeEngine:
     # ------------------------------------------------------------------ time
     def _schedule(self, job: Job, due: float) -> None:
         tick = math.ceil(due / TICK_S)
-        if job.due_tick == tick:
-            return  # (already there)
         job.due_tick = tick
         bucket = self._buckets.get(tick)
         if bucket is not None:
