@@ -276,6 +276,24 @@ def test_status_accepted_is_membership_in_100_599(ranges: list[tuple[int, int]],
     spans = tuple((lo, min(lo + width, 599)) for lo, width in ranges)
     expected = any(lo <= status <= hi for lo, hi in spans)
     assert status_accepted(status, spans) is expected
+    assert (status in UrlRule("/", spans).accepted) is expected  # what judge() reads
+
+
+def _status_by_partition(raw: bytes) -> int:
+    """parse_status's rule spelled out on the first line: after its first space, three digits, then a space."""
+    line = raw.split(b"\r", 1)[0]
+    _, sep, rest = line.partition(b" ")
+    if not sep or len(rest) < 4 or rest[3:4] != b" " or not rest[:3].isdigit():
+        return 0
+    return int(rest[:3])
+
+
+@given(st.one_of(st.binary(max_size=40),
+                 st.builds(lambda a, b, c: a + b + c, st.sampled_from([b"HTTP/1.1 ", b"X ", b" ", b""]),
+                           st.sampled_from([b"200", b"404 ", b"20", b"2000", b"2x0", b"200 OK"]),
+                           st.sampled_from([b" OK\r\n\r\n", b"\r\n", b" ", b"", b"\r"]))))
+def test_status_read_by_offsets_as_by_the_first_line(raw: bytes) -> None:
+    assert parse_status(raw) == _status_by_partition(raw)
 
 
 # --------------------------------------------------------------------------- TLS context

@@ -27,9 +27,10 @@ fails is the reason.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # genhash imports this module: the config package (the whole reader) is not needed
@@ -39,6 +40,7 @@ USER_AGENT = "KeepAliveClient"
 END_OF_HEADER = b"\r\n\r\n"
 DEFAULT_STATUS: tuple[tuple[int, int], ...] = ((200, 299),)
 STATUS_MIN, STATUS_MAX = 100, 599
+_SPACE = ord(" ")
 
 # PCRE2 options with a Python `re` equivalent; the others are accepted and ignored (see `url_rule`).
 REGEX_FLAGS = {
@@ -119,11 +121,12 @@ def parse_status(raw: bytes) -> int:
     keepalived, where the server is then reported with a status code error.
     """
     line_end = raw.find(b"\r")
-    line = raw[:line_end] if line_end >= 0 else raw
-    _, sep, rest = line.partition(b" ")
-    if not sep or len(rest) < 4 or rest[3:4] != b" ":
+    if line_end < 0:
+        line_end = len(raw)
+    space = raw.find(b" ", 0, line_end)  # offsets, not slices of the line: thousands of answers a second
+    if space < 0 or line_end - space < 5 or raw[space + 4] != _SPACE:
         return 0
-    code = rest[:3]
+    code = raw[space + 1:space + 4]
     return int(code) if code.isdigit() else 0
 
 
@@ -164,6 +167,11 @@ class UrlRule:
     regex_no_match: bool = False
     regex_min_offset: int = 0
     regex_max_offset: int | None = None  # last byte where a match may start
+    # the codes `status` accepts, as a set: one lookup per answer rather than a walk over the ranges
+    accepted: frozenset[int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "accepted", accepted_codes(self.status))
 
 
 def url_rule(url: UrlSpec) -> UrlRule:
@@ -207,6 +215,13 @@ def status_accepted(status: int, ranges: tuple[tuple[int, int], ...]) -> bool:
     return any(lo <= status <= hi for lo, hi in ranges)
 
 
+@functools.lru_cache(maxsize=256)
+def accepted_codes(ranges: tuple[tuple[int, int], ...]) -> frozenset[int]:
+    """status_accepted as a set, one per distinct `status_code` list: a set of 100 codes is about 4 KiB, and a
+    thousand urls with the default 200-299 share one."""
+    return frozenset(code for lo, hi in ranges for code in range(max(lo, STATUS_MIN), min(hi, STATUS_MAX) + 1))
+
+
 def format_ranges(ranges: tuple[tuple[int, int], ...]) -> str:
     return " ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
 
@@ -231,7 +246,7 @@ def judge(rule: UrlRule, raw: bytes, where: str) -> str | None:
         got = f"{len(raw)} bytes without an end of header" if raw else "nothing"
         return f"no HTTP answer from {where}: received {got}"
     status = parse_status(raw)  # the first line is the head's: the end of header comes after it
-    if not status_accepted(status, rule.status):
+    if status not in rule.accepted:  # status_accepted(status, rule.status), read from a set
         shown = str(status) if status else repr(raw.split(b"\r\n", 1)[0][:60])
         return f"HTTP status code error to {where}: got {shown}, expected {format_ranges(rule.status)}"
     if rule.digest is not None:
