@@ -485,12 +485,15 @@ class PyKeepalived(Contender):
     profile: Path | None = None  # --profile: run under cProfile, the statistics written there at exit
     notrack = False  # --pk-notrack: global_defs pykeepalived_checker_notrack
     syn_probe = True  # global_defs pykeepalived_syn_probe (off with --pk-connect)
+    whole_daemon = False  # --pk-daemon: the parent and its checker child (`pykeepalived`), not `pykeepalived -C`
 
     def start(self) -> None:
         conf = pykeepalived_config(self.addr, self.tcp_ports, self.http_ports, self.timers, self.notrack,
                                    self.syn_probe)
         self.daemon = CheckerDaemon(self.lb, self.workdir, conf, name=self.name)
         base = self.daemon.command()
+        if self.whole_daemon:  # the parent (pid, its children's CPU and memory summed) feeds on its child's state
+            base = [word for word in base if word != "-C"]
         argv = [*base, "--dataplane", self.dataplane]
         if self.profile is not None:  # python -m cProfile -o FILE -m pykeepalived ...
             argv = [argv[0], "-m", "cProfile", "-o", str(self.profile), *argv[1:]]
@@ -846,6 +849,7 @@ def run(args: argparse.Namespace, progress: IO[str]) -> dict[str, Any]:
                     contender.profile = args.profile
                     contender.notrack = args.pk_notrack and key != PK_TRACKED
                     contender.syn_probe = args.pk_syn_probe
+                    contender.whole_daemon = args.pk_daemon
                 elif key == HA_WITH_TABLE:
                     if not ruleset:
                         raise LabError("pykeepalived left no nftables ruleset to load under HAProxy")
@@ -940,6 +944,7 @@ def report(results: dict[str, Any], args: argparse.Namespace, elapsed_s: float) 
             "pykeepalived_dataplane": args.pk_dataplane,
             "pykeepalived_checker_notrack": args.pk_notrack,
             "pykeepalived_syn_probe": args.pk_syn_probe,
+            "pykeepalived_whole_daemon": args.pk_daemon,
             "pykeepalived_profiled": args.profile is not None,
             "fair_pairs": args.fair_pairs,
             "haproxy_equivalent": f"inter {t.delay_loop_s:g}s fastinter {t.delay_before_retry_s:g}s fall "
@@ -989,6 +994,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     syn_choice.add_argument("--pk-syn-probe", dest="pk_syn_probe", action="store_true",
                             help="SYN probes, the default (accepted for older command lines)")
     ap.set_defaults(pk_syn_probe=True)
+    ap.add_argument("--pk-daemon", action="store_true",
+                    help="run pykeepalived as `pykeepalived` runs by default, a parent and its checker child (the "
+                         "child feeds its state to the parent), rather than `pykeepalived -C` alone; CPU and "
+                         "memory are the two processes' sum")
     ap.add_argument("--fair-pairs", action="store_true",
                     help="also run HAProxy with pykeepalived's nftables ruleset loaded in its namespace and "
                          "pykeepalived with --dataplane none, and report both like-for-like ratios")
