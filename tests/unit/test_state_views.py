@@ -19,6 +19,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -250,8 +251,8 @@ def test_feed_sends_changes_at_once_and_counters_at_most_each_second() -> None:
     sent: list[dict[str, Any]] = []
 
     class Reporter(ChildReporter):
-        def state(self, part: str, data: dict[str, Any]) -> None:
-            sent.append(data)
+        def state_text(self, part: str, updated_at: float | None, body: str) -> None:
+            sent.append({"updated_at": updated_at, **json.loads(body)})
 
     box = {"fp": 1, "counter": 0}
     feed = state_report.StateFeed(Reporter(), "vrrp", lambda: {"updated_at": 0, "counter": box["counter"],
@@ -264,6 +265,33 @@ def test_feed_sends_changes_at_once_and_counters_at_most_each_second() -> None:
     box["counter"] = 2
     assert not feed.look(101.0) and feed.look(101.7) and sent[-1]["counter"] == 2
     assert not feed.look(103.0)  # nothing changed: nothing sent
+
+
+def test_feed_of_a_costly_part_spaces_counters_and_streams_of_changes_by_its_cost() -> None:
+    sent: list[dict[str, Any]] = []
+
+    class Reporter(ChildReporter):
+        def state_text(self, part: str, updated_at: float | None, body: str) -> None:
+            sent.append(json.loads(body))
+
+    clock = {"cpu": 0.0}
+    box = {"fp": 1, "counter": 0}
+
+    def build() -> dict[str, Any]:
+        clock["cpu"] += 0.05  # a part of thousands of real servers: 50 ms to build
+        return {"updated_at": 0, "counter": box["counter"], "fp": box["fp"]}
+
+    feed = state_report.StateFeed(Reporter(), "checker", build, lambda: box["fp"], timer=lambda: clock["cpu"])
+    assert feed.look(100.0) and feed.cost_s == pytest.approx(0.05)
+    assert feed.counters_interval_s == pytest.approx(state_report.COUNTERS_COST_FACTOR * 0.05)  # 10 s, not 1
+    box["counter"] = 1
+    assert not feed.look(105.0)  # counters: 10 s after the last part
+    assert feed.look(110.1) and sent[-1]["counter"] == 1
+    box["fp"] = 2
+    assert not feed.look(110.3)  # a change right after a part: 10 x 50 ms after it
+    assert feed.look(110.7) and sent[-1]["fp"] == 2
+    box["fp"] = 3
+    assert feed.look(112.0) and sent[-1]["fp"] == 3  # after a quiet spell a change goes at the next look
 
 
 def test_reporter_never_blocks_and_keeps_only_the_latest_waiting_state() -> None:

@@ -96,7 +96,7 @@ def _reply(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 async def _state(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STORE_KEY].snapshot())
+    return web.Response(text=request.app[STORE_KEY].text(), content_type="application/json")
 
 
 async def _stream(request: web.Request) -> web.StreamResponse:
@@ -112,13 +112,13 @@ async def _stream(request: web.Request) -> web.StreamResponse:
                                            "X-Accel-Buffering": "no"})
     try:
         await response.prepare(request)
-        chunk = b"data: " + json.dumps(store.snapshot()).encode() + b"\n\n"
+        chunk = b"data: " + store.text().encode() + b"\n\n"
         while True:
             changed.clear()
             await asyncio.wait_for(response.write(chunk), STREAM_WRITE_TIMEOUT_S)
             try:
                 await asyncio.wait_for(changed.wait(), STREAM_HEARTBEAT_S)
-                chunk = b"data: " + json.dumps(store.snapshot()).encode() + b"\n\n"
+                chunk = b"data: " + store.text().encode() + b"\n\n"
             except asyncio.TimeoutError:
                 chunk = b": keepalive\n\n"
     except (asyncio.TimeoutError, ConnectionError):

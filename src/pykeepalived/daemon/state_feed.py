@@ -12,8 +12,9 @@ dropped whole.
 `pykeepalived status` reads the document from a file beside the pid file
 (`<pid file stem>.state.json`, root-owned 0600, replaced whole: host/
 private_files.py), rewritten on every change but at most every
-WRITE_INTERVAL_S. The file names the parent's pid with its start time and
-boot id, so status tells a running daemon from a stale file.
+WRITE_INTERVAL_S (at scale, every ten times what a write takes). The file
+names the parent's pid with its start time and boot id, so status tells a
+running daemon from a stale file.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .reload_result import ReloadResult
 log = logging.getLogger("pykeepalived")
 
 WRITE_INTERVAL_S = 0.2  # the state file is rewritten at most five times a second
+WRITE_COST_FACTOR = 10  # ... and at most every ten times what the last write took: <= 10 % of a core
 CHILD_KEYS = {"VRRP": "vrrp", "Healthcheck": "checker", "BFD": "bfd"}  # child name -> its key and part
 
 
@@ -72,6 +74,7 @@ class ParentState:
         self.writes = 0
         self._written_version = -1
         self._last_write = 0.0
+        self._write_cost_s = 0.0  # what the last write took: writes of thousands of real servers are spaced out
         self._timer: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe = store.subscribe(self._changed)
@@ -166,7 +169,7 @@ class ParentState:
     def _changed(self, version: int) -> None:
         if self._loop is None or self._timer is not None or not self.state_file:
             return
-        wait = self._last_write + WRITE_INTERVAL_S - time.monotonic()
+        wait = self._last_write + max(WRITE_INTERVAL_S, WRITE_COST_FACTOR * self._write_cost_s) - time.monotonic()
         if wait <= 0:
             self._timer = self._loop.call_soon(self._due)
         else:
@@ -179,12 +182,11 @@ class ParentState:
     def write(self) -> None:
         if not self.state_file or self.store.version == self._written_version:
             return
-        self._last_write = time.monotonic()
+        started = self._last_write = time.monotonic()
         self._written_version = self.store.version
-        doc = self.store.snapshot()
-        doc["written_at"] = time.time()
         try:
-            write_private(self.state_file, json.dumps(doc, separators=(",", ":")))
+            write_private(self.state_file, self.store.text(written_at=time.time()))
             self.writes += 1
         except UnsafeFileError as exc:
             log.warning("state file not written: %s", exc)
+        self._write_cost_s = time.monotonic() - started

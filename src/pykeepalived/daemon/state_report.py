@@ -8,18 +8,22 @@ checker: the desired table, whether it is applied, the data-plane error, the
 health log, the runtime overrides) and sends a fresh part when it moved. The
 rest (advert counters, connection counts) goes at most every
 COUNTERS_INTERVAL_S, and only when the part differs from the last one sent.
+At scale both waits grow with what a part costs (StateFeed): at 6,000 real
+servers the whole part every second cost more than the checks themselves.
 
 Connection counts cost a walk of the kernel's connection table (conntrack
 with nftables, which grows with the traffic), so the checker's feed asks the
-data plane for them only every COUNTS_INTERVAL_S, only while a parent listens
-(the report pipe exists), and stops asking once the data plane says it has no
-counters at all (`none`). A load-based scheduler's rebalancer refreshes them
+data plane for them only as often as the counters go (every
+COUNTS_INTERVAL_S at least), only while a parent listens (the report pipe
+exists), and stops asking once the data plane says it has no counters at all
+(`none`). A load-based scheduler's rebalancer refreshes them
 every second anyway; the feed then reuses its figures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -36,42 +40,61 @@ log = logging.getLogger("pykeepalived")
 POLL_S = 0.1  # how soon a change that matters reaches the parent
 COUNTERS_INTERVAL_S = 1.0  # counters and other figures: at most this often
 COUNTS_INTERVAL_S = 2.0  # the conntrack/IPVS walk for connection counts: at most this often
-
-
-def _without_time(part: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in part.items() if k != "updated_at"}
+# ... and at scale less often, so that the feed's own cost stays small (bench/checks.py --pk-daemon: at 6,000
+# real servers a part cost the child about 0.1 s and the parent as much again, each second):
+COUNTERS_COST_FACTOR = 200  # counters wait at least this many times what the last part cost: <= 0.5 % of a core
+CHANGE_COST_FACTOR = 10  # changes that matter, one after another: <= 10 % of a core while they stream in
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 class StateFeed:
-    """Sends `build()` as `part` whenever `fingerprint()` moves, else at most every COUNTERS_INTERVAL_S if changed."""
+    """Sends `build()` as `part` whenever `fingerprint()` moves, else at most every COUNTERS_INTERVAL_S if changed.
+
+    Both waits grow with what a part costs to build and send (`cost_s`): a
+    change that matters still goes at the next look after a quiet spell, but
+    a stream of them goes at most every CHANGE_COST_FACTOR x cost_s, and the
+    counters of thousands of real servers wait COUNTERS_COST_FACTOR x cost_s.
+    """
 
     def __init__(self, reporter: ChildReporter, part: str, build: Callable[[], dict[str, Any]],
-                 fingerprint: Callable[[], object], before: Callable[[], Any] | None = None) -> None:
+                 fingerprint: Callable[[], object], before: Callable[[], Any] | None = None,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
         self.reporter = reporter
         self.part = part
         self.build = build
         self.fingerprint = fingerprint
         self.before = before  # an async refresh run before each look (the checker's counts)
+        self.timer = timer  # what a part's cost is measured with
         self.sent = 0
-        self._last: dict[str, Any] | None = None
+        self.cost_s = 0.0  # what the last part took to build, encode and send (wall time)
+        self._last_body: str | None = None  # the last part sent, encoded without its updated_at
         self._last_fp: object = None
-        self._last_at = 0.0
+        self._last_at = float("-inf")
+
+    @property
+    def counters_interval_s(self) -> float:
+        return max(COUNTERS_INTERVAL_S, COUNTERS_COST_FACTOR * self.cost_s)
 
     def look(self, now: float) -> bool:
         """Send the part if it must go now; True if it was sent."""
         fp = self.fingerprint()
-        due = fp != self._last_fp or now - self._last_at >= COUNTERS_INTERVAL_S
-        if not due:
+        wait = CHANGE_COST_FACTOR * self.cost_s if fp != self._last_fp else self.counters_interval_s
+        if now - self._last_at < wait:
             return False
         self._last_fp = fp
         self._last_at = now
+        started = self.timer()
         part = self.build()
-        if self._last is not None and _without_time(part) == _without_time(self._last):
-            return False
-        self._last = part
-        self.reporter.state(self.part, part)
-        self.sent += 1
-        return True
+        updated_at = part.pop("updated_at", None)
+        body = _COMPACT.encode(part)
+        del part
+        sent = body != self._last_body
+        if sent:
+            self._last_body = body
+            self.reporter.state_text(self.part, updated_at, body)
+            self.sent += 1
+        self.cost_s = self.timer() - started
+        return sent
 
     async def run(self) -> None:
         while True:
@@ -122,10 +145,12 @@ def checker_feed(service: CheckService, reporter: ChildReporter) -> StateFeed:
 
     rates = Rates()
     walk = _CountsWalk()
+    feeds: list[StateFeed] = []  # the feed made below: its counters' interval paces the walk too
 
     async def refresh() -> None:
         now = time.monotonic()
-        if walk.has_counters and now - walk.at >= COUNTS_INTERVAL_S:
+        every_s = max(COUNTS_INTERVAL_S, feeds[0].counters_interval_s) if feeds else COUNTS_INTERVAL_S
+        if walk.has_counters and now - walk.at >= every_s:
             walk.at = now
             if service.counts_at is None or time.time() - service.counts_at >= COUNTS_INTERVAL_S:
                 await service.refresh_counts()
@@ -149,7 +174,8 @@ def checker_feed(service: CheckService, reporter: ChildReporter) -> StateFeed:
                 service.health_log.version, tuple(sorted(rt.drained)), tuple(sorted(rt.weights.items())),
                 tuple(sorted(rt.out)))
 
-    return StateFeed(reporter, "checker", build, fp, before=refresh)
+    feeds.append(StateFeed(reporter, "checker", build, fp, before=refresh))
+    return feeds[0]
 
 
 _feeds: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references to tasks
