@@ -23,8 +23,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pykeepalived.check.state_view import (HealthLog, Rates, checker_part, health_reason, rs_state_name,
-                                           split_internal, totals, vs_state_name)
+from pykeepalived.check.state_view import (HealthLog, Rates, checker_part, checker_part_text, health_reason,
+                                           rs_state_name, split_internal, totals, vs_state_name)
 from pykeepalived.config.model import IpAddressSpec
 from pykeepalived.daemon import state_report
 from pykeepalived.daemon.child_report import ChildReporter, Report, parse_report
@@ -173,6 +173,27 @@ def test_checker_part_has_the_documented_shape_counts_history_and_runtime() -> N
                              counts=None, counts_at=None, rates={}, now=1.0)
     assert no_counts["virtual_servers"][0]["stats"] is None
     assert no_counts["virtual_servers"][0]["real_servers"][0]["stats"] is None
+
+
+@pytest.mark.parametrize("batch", [1, 64])
+@pytest.mark.parametrize("with_counts", [True, False])
+def test_checker_part_text_is_the_part_streamed(batch: int, with_counts: bool) -> None:
+    """What the checker child sends, built a batch of real servers at a time, is checker_part to the byte."""
+    history = HealthLog()
+    history.record("[192.0.2.10]:tcp:80", "[10.0.0.2]:tcp:80", False, "TCP_CHECK: connection refused", 50.0)
+    runtime = RuntimeOverrides(drained={("TCP 192.0.2.10:80", "10.0.0.1:80")}, out={"FWM 7"})
+    counts = {"[192.0.2.10]:tcp:80": {"[10.0.0.1]:80": (3, 4), "[10.0.0.2]:80": (1, 0)}} if with_counts else None
+    settings: dict[str, Any] = dict(quorums={"[192.0.2.10]:tcp:80": 2}, history=history, runtime=runtime,
+                                    counts=counts, counts_at=60.0 if with_counts else None,
+                                    rates={"[192.0.2.10]:tcp:80": 1.5})
+    for status in (_status(alive2=False), {**_status(), "bgp": None}, {**_status(), "services": []}):
+        part = checker_part(status, _table(), now=61.0, **settings)
+        head = {k: v for k, v in status.items() if k != "services"}
+        services = [({k: v for k, v in svc.items() if k != "real_servers"}, iter(svc["real_servers"]))
+                    for svc in status["services"]]
+        text = checker_part_text(head, iter(services), _table(), batch=batch, **settings)
+        del part["updated_at"]
+        assert text == json.dumps(part, separators=(",", ":"))
 
 
 def test_effective_weight_is_the_tables_with_the_runtime_overrides_in() -> None:

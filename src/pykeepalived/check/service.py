@@ -972,12 +972,23 @@ class CheckService:
         The table is made afresh from the status file's kept text (TableJson): a
         caller that does not read it says `with_table=False` (the state feed).
         """
-        now = self.clock()
         table = {"table": self._table_json(self.table)} if with_table else {}
         return {**self._status_head(), **table, **self._status_counts(),
-                "services": [{**self._service_head(svc), "real_servers": [
-                    self._server_status(svc, name, srv, now) for name, srv in svc.servers.items()]}
-                    for svc in self.services]}
+                "services": [{**head, "real_servers": list(servers)} for head, servers in self.status_services()]}
+
+    def status_head(self) -> dict[str, Any]:
+        """`status()` without its table, counts and services (the state feed builds its part from these)."""
+        return self._status_head()
+
+    def status_services(self) -> Iterator[tuple[dict[str, Any], Iterator[dict[str, Any]]]]:
+        """Each virtual server's head and its real servers' statuses, made one at a time as they are read."""
+        now = self.clock()
+        for svc in self.services:
+            yield self._service_head(svc), self._server_statuses(svc, now)
+
+    def _server_statuses(self, svc: ServiceState, now: float) -> Iterator[dict[str, Any]]:
+        for name, srv in svc.servers.items():
+            yield self._server_status(svc, name, srv, now)
 
     def status_parts(self) -> Iterator[str]:
         """`status()` as compact JSON (what the status file holds), in pieces.

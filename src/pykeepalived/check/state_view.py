@@ -265,43 +265,91 @@ def checker_part(status: Mapping[str, Any], table: DesiredTable, *, quorums: Map
     `quorums` each virtual server's quorum; `counts` the data plane's
     connection counts, None when it has none (then every "stats" is null).
     """
-    entries = {svc.name: svc for svc in table.services}
+    view = _PartView(table, quorums, history, runtime, counts, rates)
     services = []
     for svc in status.get("services", []):
-        internal = str(svc["name"])
-        entry = entries.get(internal)
+        vs = view.service(svc)
+        vs["real_servers"] = [view.real_server(vs, rs) for rs in svc.get("real_servers", [])]
+        view.close_service(vs)
+        services.append(vs)
+    return {"updated_at": now, **_part_head(status, counts_at), "virtual_servers": services,
+            **_part_tail(status)}
+
+
+def checker_part_text(status_head: Mapping[str, Any],
+                      services: Iterable[tuple[Mapping[str, Any], Iterable[Mapping[str, Any]]]],
+                      table: DesiredTable, *, quorums: Mapping[str, int], history: HealthLog,
+                      runtime: RuntimeOverrides, counts: Counts | None, counts_at: float | None,
+                      rates: Mapping[str, float], batch: int = 64) -> str:
+    """`checker_part` as compact JSON without its updated_at, built `batch` real servers at a time.
+
+    `status_head` is CheckService.status()'s head and `services` each virtual
+    server's head with its real servers' statuses, handed out one at a time
+    (CheckService.status_services). At 6,000 real servers the part as dicts
+    (the status's, then the part's) was some 20 MiB living for each part the
+    checker child sent; here only a batch is (and the text, some 3 MB).
+    """
+    view = _PartView(table, quorums, history, runtime, counts, rates)
+    head = _part_head(status_head, counts_at)
+    out = [_COMPACT.encode(head)[:-1], ',"virtual_servers":[']
+    for i, (svc, real_servers) in enumerate(services):
+        vs = view.service(svc)
+        pending: list[dict[str, Any]] = []
+        pieces: list[str] = []
+        for rs in real_servers:
+            pending.append(view.real_server(vs, rs))
+            if len(pending) == batch:
+                pieces.append(_COMPACT.encode(pending)[1:-1])
+                pending = []
+        if pending:
+            pieces.append(_COMPACT.encode(pending)[1:-1])
+        view.close_service(vs)  # the sums are known once its real servers are: the head is written last
+        vs["real_servers"] = []
+        text = _COMPACT.encode(vs)
+        out.append(("," if i else "") + text[:-2] + ",".join(pieces) + "]}")
+    tail = _part_tail(status_head)
+    out.append("]" + ("," + _COMPACT.encode(tail)[1:] if tail else "}"))
+    return "".join(out)
+
+
+def _part_head(status: Mapping[str, Any], counts_at: float | None) -> dict[str, Any]:
+    repairs = status.get("dataplane_repairs") or {}
+    return {"dataplane": status.get("dataplane"), "applied": bool(status.get("applied", True)),
+            "dataplane_error": status.get("dataplane_error"),
+            "dataplane_repairs": int(repairs.get("count", 0) or 0),
+            "counts_at": counts_at}
+
+
+def _part_tail(status: Mapping[str, Any]) -> dict[str, Any]:
+    return {"bgp": status["bgp"]} if isinstance(status.get("bgp"), dict) else {}  # pykeepalived_bgp
+
+
+class _PartView:
+    """How one status entry becomes the part's: the one place both checker_part and checker_part_text use."""
+
+    def __init__(self, table: DesiredTable, quorums: Mapping[str, int], history: HealthLog,
+                 runtime: RuntimeOverrides, counts: Counts | None, rates: Mapping[str, float]) -> None:
+        self.entries = {svc.name: svc for svc in table.services}
+        self.quorums = quorums
+        self.history = history
+        self.runtime = runtime
+        self.counts = counts
+        self.rates = rates
+        # the service being walked: its internal name, table weights and counts, and its connection sums
+        self._internal = ""
+        self._in_table: dict[str, int] = {}
+        self._vs_counts: Mapping[str, Sequence[int]] = {}
+        self._sums = [0, 0]
+
+    def service(self, svc: Mapping[str, Any]) -> dict[str, Any]:
+        """The virtual server's entry, its real_servers and stats still to come (real_server, close_service)."""
+        internal = self._internal = str(svc["name"])
+        entry = self.entries.get(internal)
         vs_name = vs_state_name(entry) if entry is not None else internal
-        vs_counts = counts.get(internal, {}) if counts is not None else {}
-        in_table = table_weights(entry)
-        real_servers = []
-        active_sum = inactive_sum = 0
-        for rs in svc.get("real_servers", []):
-            rs_internal = str(rs["name"])
-            address, port = split_internal(rs_internal)
-            rs_name = rs_state_name(rs_internal)
-            stats = None
-            if counts is not None:
-                active, inactive = (list(vs_counts.get(_dest_key(rs_internal), (0, 0))) + [0, 0])[:2]
-                active_sum += int(active)
-                inactive_sum += int(inactive)
-                stats = {"active_connections": int(active), "inactive_connections": int(inactive)}
-            real_servers.append({
-                "name": rs_name, "address": address, "port": port,
-                "healthy": bool(rs["alive"]), "weight": rs["weight"],
-                "effective_weight": in_table.get(_dest_key(rs_internal), 0),  # the table's: runtime overrides in
-                "stats": stats,
-                "checkers": [{"kind": c["kind"], "verdict": c["verdict"], "attempts": c["attempts"],
-                              "last_ok": c["last_ok"], "last_reason": c["last_reason"], "last_at": None,
-                              "next_in_s": c.get("next_in_s")} for c in rs.get("checkers", [])],
-                "history": history.of(internal, rs_internal),
-                "runtime": {"drained": (vs_name, rs_name) in runtime.drained,
-                            "weight": runtime.weights.get((vs_name, rs_name))},
-            })
-        vs_stats = None
-        if counts is not None:
-            vs_stats = {"active_connections": active_sum, "inactive_connections": inactive_sum,
-                        "connections_per_s": float(rates.get(internal, 0.0))}
-        services.append({
+        self._vs_counts = self.counts.get(internal, {}) if self.counts is not None else {}
+        self._in_table = table_weights(entry)
+        self._sums = [0, 0]
+        return {
             "name": vs_name, "kind": entry.kind if entry is not None else "address",
             "address": entry.address if entry is not None else None,
             "port": entry.port if entry is not None else None,
@@ -311,18 +359,37 @@ def checker_part(status: Mapping[str, Any], table: DesiredTable, *, quorums: Map
             "scheduler": entry.scheduler if entry is not None else None,
             "lb_kind": entry.method if entry is not None else None,
             "persistence_timeout_s": (entry.persistence_timeout_s or 0) if entry is not None else 0,
-            "quorum": quorums.get(internal, 1), "quorum_up": bool(svc.get("quorum_up", True)),
+            "quorum": self.quorums.get(internal, 1), "quorum_up": bool(svc.get("quorum_up", True)),
             "weight_sum": svc.get("weight_sum"),
-            "stats": vs_stats,
-            "runtime": {"out": vs_name in runtime.out},
-            "real_servers": real_servers,
-        })
-    repairs = status.get("dataplane_repairs") or {}
-    return {
-        "updated_at": now, "dataplane": status.get("dataplane"), "applied": bool(status.get("applied", True)),
-        "dataplane_error": status.get("dataplane_error"),
-        "dataplane_repairs": int(repairs.get("count", 0) or 0),
-        "counts_at": counts_at,
-        "virtual_servers": services,
-        **({"bgp": status["bgp"]} if isinstance(status.get("bgp"), dict) else {}),  # pykeepalived_bgp
-    }
+            "stats": None,
+            "runtime": {"out": vs_name in self.runtime.out},
+            "real_servers": [],
+        }
+
+    def real_server(self, vs: Mapping[str, Any], rs: Mapping[str, Any]) -> dict[str, Any]:
+        rs_internal = str(rs["name"])
+        address, port = split_internal(rs_internal)
+        rs_name = rs_state_name(rs_internal)
+        stats = None
+        if self.counts is not None:
+            active, inactive = (list(self._vs_counts.get(_dest_key(rs_internal), (0, 0))) + [0, 0])[:2]
+            self._sums[0] += int(active)
+            self._sums[1] += int(inactive)
+            stats = {"active_connections": int(active), "inactive_connections": int(inactive)}
+        return {
+            "name": rs_name, "address": address, "port": port,
+            "healthy": bool(rs["alive"]), "weight": rs["weight"],
+            "effective_weight": self._in_table.get(_dest_key(rs_internal), 0),  # the table's: runtime overrides in
+            "stats": stats,
+            "checkers": [{"kind": c["kind"], "verdict": c["verdict"], "attempts": c["attempts"],
+                          "last_ok": c["last_ok"], "last_reason": c["last_reason"], "last_at": None,
+                          "next_in_s": c.get("next_in_s")} for c in rs.get("checkers", [])],
+            "history": self.history.of(self._internal, rs_internal),
+            "runtime": {"drained": (vs["name"], rs_name) in self.runtime.drained,
+                        "weight": self.runtime.weights.get((vs["name"], rs_name))},
+        }
+
+    def close_service(self, vs: dict[str, Any]) -> None:
+        if self.counts is not None:
+            vs["stats"] = {"active_connections": self._sums[0], "inactive_connections": self._sums[1],
+                           "connections_per_s": float(self.rates.get(self._internal, 0.0))}

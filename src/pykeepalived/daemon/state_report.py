@@ -56,20 +56,30 @@ class StateFeed:
     counters of thousands of real servers wait COUNTERS_COST_FACTOR x cost_s.
     """
 
-    def __init__(self, reporter: ChildReporter, part: str, build: Callable[[], dict[str, Any]],
+    def __init__(self, reporter: ChildReporter, part: str, build: Callable[[], dict[str, Any]] | None,
                  fingerprint: Callable[[], object], before: Callable[[], Any] | None = None,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+                 timer: Callable[[], float] = time.perf_counter,
+                 build_text: Callable[[], tuple[float | None, str]] | None = None) -> None:
         self.reporter = reporter
         self.part = part
         self.build = build
         self.fingerprint = fingerprint
         self.before = before  # an async refresh run before each look (the checker's counts)
         self.timer = timer  # what a part's cost is measured with
+        # the part as the line carries it, (updated_at, the rest as compact JSON): `build` encoded, unless the
+        # builder writes the text itself (the checker's, a batch of real servers at a time)
+        self.build_text = build_text or self._encoded
         self.sent = 0
         self.cost_s = 0.0  # what the last part took to build, encode and send (wall time)
         self._last_body: str | None = None  # the last part sent, encoded without its updated_at
         self._last_fp: object = None
         self._last_at = float("-inf")
+
+    def _encoded(self) -> tuple[float | None, str]:
+        assert self.build is not None, "a feed has build or build_text"
+        part = self.build()
+        updated_at = part.pop("updated_at", None)
+        return updated_at, _COMPACT.encode(part)
 
     @property
     def counters_interval_s(self) -> float:
@@ -84,10 +94,7 @@ class StateFeed:
         self._last_fp = fp
         self._last_at = now
         started = self.timer()
-        part = self.build()
-        updated_at = part.pop("updated_at", None)
-        body = _COMPACT.encode(part)
-        del part
+        updated_at, body = self.build_text()
         sent = body != self._last_body
         if sent:
             self._last_body = body
@@ -141,7 +148,7 @@ class _CountsWalk:
 
 
 def checker_feed(service: CheckService, reporter: ChildReporter) -> StateFeed:
-    from ..check.state_view import Rates, checker_part, totals
+    from ..check.state_view import Rates, checker_part_text, totals
 
     rates = Rates()
     walk = _CountsWalk()
@@ -160,13 +167,13 @@ def checker_feed(service: CheckService, reporter: ChildReporter) -> StateFeed:
             walk.seen = service.counts_at
             rates.update(totals(service.counts), service.counts_at)
 
-    def build() -> dict[str, Any]:
-        status = service.status(with_table=False)  # checker_part reads the table from service.table itself
+    def build_text() -> tuple[float | None, str]:  # state_view.checker_part, a batch of real servers at a time
         quorums = {svc.plan.name: svc.pool.quorum for svc in service.services}
         has_counts = service.counts_at is not None
-        return checker_part(status, service.table, quorums=quorums, history=service.health_log,
-                            runtime=service.runtime, counts=service.counts if has_counts else None,
-                            counts_at=service.counts_at, rates=rates.rates, now=time.time())
+        return time.time(), checker_part_text(
+            service.status_head(), service.status_services(), service.table, quorums=quorums,
+            history=service.health_log, runtime=service.runtime, counts=service.counts if has_counts else None,
+            counts_at=service.counts_at, rates=rates.rates)
 
     def fp() -> object:
         rt = service.runtime
@@ -174,7 +181,7 @@ def checker_feed(service: CheckService, reporter: ChildReporter) -> StateFeed:
                 service.health_log.version, tuple(sorted(rt.drained)), tuple(sorted(rt.weights.items())),
                 tuple(sorted(rt.out)))
 
-    feeds.append(StateFeed(reporter, "checker", build, fp, before=refresh))
+    feeds.append(StateFeed(reporter, "checker", None, fp, before=refresh, build_text=build_text))
     return feeds[0]
 
 
