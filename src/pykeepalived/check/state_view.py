@@ -236,11 +236,6 @@ def totals(counts: Counts) -> dict[str, int]:
     return {vs: sum(int(c[0]) + int(c[1]) for c in dests.values()) for vs, dests in counts.items()}
 
 
-def _dest_key(internal_rs: str) -> str:
-    address, port = split_internal(internal_rs)
-    return f"[{address}]:{port}"
-
-
 def table_weights(entry: VirtualService | None) -> dict[str, int]:
     """`[addr]:port` -> the weight the data plane holds, for each real server (not the sorry one) in the entry.
 
@@ -368,18 +363,19 @@ class _PartView:
 
     def real_server(self, vs: Mapping[str, Any], rs: Mapping[str, Any]) -> dict[str, Any]:
         rs_internal = str(rs["name"])
-        address, port = split_internal(rs_internal)
-        rs_name = rs_state_name(rs_internal)
+        address, port = split_internal(rs_internal)  # once: rs_state_name's name and the counts' key from it
+        rs_name = host_port(address, port)
+        dest_key = f"[{address}]:{port}"
         stats = None
         if self.counts is not None:
-            active, inactive = (list(self._vs_counts.get(_dest_key(rs_internal), (0, 0))) + [0, 0])[:2]
+            active, inactive = (list(self._vs_counts.get(dest_key, (0, 0))) + [0, 0])[:2]
             self._sums[0] += int(active)
             self._sums[1] += int(inactive)
             stats = {"active_connections": int(active), "inactive_connections": int(inactive)}
         return {
             "name": rs_name, "address": address, "port": port,
             "healthy": bool(rs["alive"]), "weight": rs["weight"],
-            "effective_weight": self._in_table.get(_dest_key(rs_internal), 0),  # the table's: runtime overrides in
+            "effective_weight": self._in_table.get(dest_key, 0),  # the table's: runtime overrides in
             "stats": stats,
             "checkers": [{"kind": c["kind"], "verdict": c["verdict"], "attempts": c["attempts"],
                           "last_ok": c["last_ok"], "last_reason": c["last_reason"], "last_at": None,
