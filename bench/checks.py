@@ -42,6 +42,11 @@ JSON then has, beside the default `ratio` (pykeepalived with its table /
 HAProxy without one), `ratio_same_table` (both with the table: both pay
 conntrack) and `ratio_no_table` (neither has one).
 
+`--pk-daemon` runs pykeepalived whole, as `pykeepalived` runs by default: a
+parent, which keeps the state model (docs/state.md), and the checker as its
+child, feeding it; CPU and memory are summed over both. Without it the
+checker runs alone (`-C`), which is what HAProxy's checks compare with.
+
 `--pk-notrack` sets global_defs pykeepalived_checker_notrack: pykeepalived's
 table then keeps its own checks out of conntrack (docs/checkers.md). With
 `--fair-pairs` a fifth contender, pykeepalived with its table and the checks
@@ -58,7 +63,7 @@ two minutes, `--fair-pairs` about four; `--quick` (200 TCP + 50 HTTP) about 40 s
 
     cd /work/main && .venv/bin/python bench/checks.py [--tcp 5000] [--http 1000] [--window 20]
         [--settle 10] [--kill-tcp 100] [--kill-http 50] [--only pykeepalived|haproxy] [--quick] [--logs DIR]
-        [--pk-dataplane auto|none] [--pk-notrack] [--pk-connect] [--profile FILE] [--fair-pairs]
+        [--pk-dataplane auto|none] [--pk-notrack] [--pk-connect] [--pk-daemon] [--profile FILE] [--fair-pairs]
 """
 
 from __future__ import annotations

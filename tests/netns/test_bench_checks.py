@@ -52,3 +52,18 @@ def test_quick_run_prints_json_and_removes_within_bound() -> None:
         loaded = doc["haproxy_with_pk_table"]["nft_ruleset_loaded"]
         assert loaded["nat_hooks"] > 0 and loaded["tables"], loaded  # HAProxy's checks crossed conntrack too
         assert doc["pykeepalived_no_table"]["within_bound"] is True
+
+
+@pytest.mark.timeout(240)
+def test_quick_run_of_the_whole_daemon() -> None:
+    """--pk-daemon: pykeepalived as a parent with its checker child, the state feed included, keeps the bound."""
+    argv = [sys.executable, str(BENCH), "--quick", "--only", "pykeepalived", "--pk-daemon"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=220, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["settings"]["pykeepalived_whole_daemon"] is True
+    result = doc["pykeepalived"]
+    assert PER_IMPL_KEYS <= result.keys(), sorted(PER_IMPL_KEYS - result.keys())
+    assert result["death_to_removal_s"]["n"] == result["killed"] > 0
+    assert result["within_bound"] is True, result["death_to_removal_s"]
+    assert result["spurious_failed_checks_in_window"] == 0
