@@ -179,8 +179,8 @@ class ChildReporter:
         """`state()` for a part already encoded (compact JSON, without its `updated_at`, which goes first).
 
         The feed encodes a part once: that text both tells an unchanged part
-        (a string compare, and 3 MB kept rather than the 15 MB of dicts of
-        6,000 real servers) and is the line.
+        (a string compare; at 6,000 real servers 1.7 MiB kept, where the last
+        part as dicts was 6.6 MiB) and is the line.
         """
         if self.fd < 0:
             return
