@@ -247,6 +247,28 @@ def proc_status_kib(pid: int, key: str) -> int:
     return total
 
 
+def peak_mib_by_process(pid: int) -> dict[str, float]:
+    """VmHWM of each process of the tree, named by its role (the daemon's parent, its `--check` child...)."""
+    out: dict[str, float] = {}
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+            with open(f"/proc/{p}/status", encoding="ascii") as f:
+                hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        except (OSError, StopIteration, ValueError):
+            continue
+        if p == pid:
+            role = "main"
+        else:
+            role = next((a for a in argv if a in ("--check", "--vrrp", "--bfd")), "worker")
+        name, n = role, 2
+        while name in out:
+            name, n = f"{role} #{n}", n + 1
+        out[name] = round(hwm / 1024, 1)
+    return out
+
+
 def open_fds(pid: int) -> int:
     total = 0
     for p in process_tree(pid):
@@ -814,6 +836,7 @@ def measure(c: Contender, listeners: Listeners, args: argparse.Namespace, progre
         back = [t_up - t for p, t in opened.items() if (t_up := c.events.first_after("up", p, t)) is not None]
         out["revival_to_adding_s"] = spread(back)
         out["peak_rss_mib"] = round(proc_status_kib(c.pid, "VmHWM") / 1024, 1)
+        out["peak_rss_mib_by_process"] = peak_mib_by_process(c.pid)
         out["nofile_limit"] = nofile_limit(c.pid)
     finally:
         if sampler is not None:

@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
@@ -23,19 +24,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pykeepalived.check.state_view import (HealthLog, Rates, checker_part, checker_part_text, health_reason,
+from pykeepalived.check.state_view import (HealthLog, Rates, checker_part, checker_part_pieces, health_reason,
                                            rs_state_name, split_internal, totals, vs_state_name)
 from pykeepalived.config.model import IpAddressSpec
 from pykeepalived.daemon import state_report
 from pykeepalived.daemon.child_report import ChildReporter, Report, parse_report
-from pykeepalived.daemon.reload_reports import ChildReports
+from pykeepalived.daemon.reload_reports import ChildReports, ReportBuffer
 from pykeepalived.daemon.reload_result import ReloadResult
 from pykeepalived.daemon.paths import state_path
 from pykeepalived.daemon.state_feed import ParentState
 from pykeepalived.lvs.model import DesiredTable, Destination, VirtualService
 from pykeepalived.state.runtime import RuntimeOverrides
 from pykeepalived.state.store import StateStore
-from pykeepalived.state.timeline import Timeline
+from pykeepalived.state.timeline import READS, Timeline
 from pykeepalived.vrrp.core import VrrpCore
 from pykeepalived.vrrp.machine import State, StateChanged
 from pykeepalived.vrrp.settings import InstanceSettings
@@ -177,7 +178,7 @@ def test_checker_part_has_the_documented_shape_counts_history_and_runtime() -> N
 
 @pytest.mark.parametrize("batch", [1, 64])
 @pytest.mark.parametrize("with_counts", [True, False])
-def test_checker_part_text_is_the_part_streamed(batch: int, with_counts: bool) -> None:
+def test_checker_part_pieces_are_the_part_streamed(batch: int, with_counts: bool) -> None:
     """What the checker child sends, built a batch of real servers at a time, is checker_part to the byte."""
     history = HealthLog()
     history.record("[192.0.2.10]:tcp:80", "[10.0.0.2]:tcp:80", False, "TCP_CHECK: connection refused", 50.0)
@@ -191,9 +192,9 @@ def test_checker_part_text_is_the_part_streamed(batch: int, with_counts: bool) -
         head = {k: v for k, v in status.items() if k != "services"}
         services = [({k: v for k, v in svc.items() if k != "real_servers"}, iter(svc["real_servers"]))
                     for svc in status["services"]]
-        text = checker_part_text(head, iter(services), _table(), batch=batch, **settings)
+        text = b"".join(checker_part_pieces(head, iter(services), _table(), batch=batch, **settings))
         del part["updated_at"]
-        assert text == json.dumps(part, separators=(",", ":"))
+        assert text == json.dumps(part, separators=(",", ":")).encode()
 
 
 def test_effective_weight_is_the_tables_with_the_runtime_overrides_in() -> None:
@@ -272,8 +273,8 @@ def test_feed_sends_changes_at_once_and_counters_at_most_each_second() -> None:
     sent: list[dict[str, Any]] = []
 
     class Reporter(ChildReporter):
-        def state_text(self, part: str, updated_at: float | None, body: str) -> None:
-            sent.append({"updated_at": updated_at, **json.loads(body)})
+        def state_text(self, part: str, updated_at: float | None, body: Sequence[bytes]) -> None:
+            sent.append({"updated_at": updated_at, **json.loads(b"".join(body))})
 
     box = {"fp": 1, "counter": 0}
     feed = state_report.StateFeed(Reporter(), "vrrp", lambda: {"updated_at": 0, "counter": box["counter"],
@@ -292,8 +293,8 @@ def test_feed_of_a_costly_part_spaces_counters_and_streams_of_changes_by_its_cos
     sent: list[dict[str, Any]] = []
 
     class Reporter(ChildReporter):
-        def state_text(self, part: str, updated_at: float | None, body: str) -> None:
-            sent.append(json.loads(body))
+        def state_text(self, part: str, updated_at: float | None, body: Sequence[bytes]) -> None:
+            sent.append(json.loads(b"".join(body)))
 
     clock = {"cpu": 0.0}
     box = {"fp": 1, "counter": 0}
@@ -344,21 +345,84 @@ def test_reporter_never_blocks_and_keeps_only_the_latest_waiting_state() -> None
         return [parse_report(line) for line in data.splitlines()]
 
     reports = asyncio.run(main())
-    states = [r.data["n"] for r in reports if r.event == "state"]
+    states = [json.loads(r.text)["n"] for r in reports if r.event == "state"]
     assert states[-1] == 19 and len(states) < 20 and states == sorted(states)
     assert [r.event for r in reports].count("alive") == 1
     assert all(r.event in ("state", "alive") for r in reports)
 
 
 def test_state_reports_parse_and_bad_ones_are_refused() -> None:
-    r = parse_report(json.dumps({"event": "state", "part": "checker", "data": {"a": 1}}).encode())
-    assert (r.event, r.part, r.data) == ("state", "checker", {"a": 1})
+    r = parse_report(json.dumps({"event": "state", "part": "checker", "data": {"a": 1, "name": "x"}}).encode())
+    assert (r.event, r.part, r.data, r.text) == ("state", "checker", {"name": "x"}, '{"a":1,"name":"x"}')
     for bad in ({"event": "state", "part": "x", "data": {}}, {"event": "state", "part": "vrrp", "data": []}):
         try:
             parse_report(json.dumps(bad).encode())
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+def test_a_part_sent_as_text_comes_back_with_its_text_cut_out_of_the_line() -> None:
+    async def main() -> list[Report]:
+        reports = ChildReports("Healthcheck")
+        got: list[Report] = []
+        reports.on_state = got.append
+        write_fd = reports.new_life()
+        writer = ChildReporter(write_fd)
+        body = json.dumps({"virtual_servers": [{"name": f"vs{i}", "x": "\u00e9" * 50} for i in range(2000)]},
+                          separators=(",", ":")).encode()  # ASCII: \u escapes, as json.dumps writes
+        writer.state_text("checker", 12.5, [body[:1000], body[1000:]])
+        writer.state_text("checker", 13.0, [b"{", b"}"])
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if len(got) == 2:
+                break
+        os.close(write_fd)
+        reports.close()
+        return got
+
+    first, second = asyncio.run(main())
+    whole = json.loads(first.text)
+    assert first.part == "checker" and whole["updated_at"] == 12.5 and len(whole["virtual_servers"]) == 2000
+    assert first.text.startswith('{"updated_at":12.5,"virtual_servers"') and whole["virtual_servers"][0]["x"]
+    # parsed, only what the timeline reads: the names, not the rest
+    assert first.data == {"virtual_servers": [{"name": f"vs{i}"} for i in range(2000)]}
+    assert second.data == {} and second.text == '{"updated_at":13.0}'
+
+
+@given(st.dictionaries(st.text(max_size=5), st.one_of(st.integers(), st.text(max_size=8), st.none()), max_size=4),
+       st.sampled_from(["", " ", ',"x":1', ',"data":{}']))
+def test_any_state_line_gives_the_text_of_its_data(data: dict[str, Any], tail: str) -> None:
+    line = ('{"event":"state","part":"vrrp","data":' + json.dumps(data, separators=(",", ":")) + tail + "}").encode()
+    r = parse_report(line)
+    sent = json.loads(line)["data"]
+    assert json.loads(r.text) == sent and r.data == {k: v for k, v in sent.items() if k in READS}
+
+
+def test_store_keeps_a_part_as_its_text_and_every_reader_sees_the_same_document() -> None:
+    store = StateStore()
+    store.set_part("daemon", {"pid": 1})
+    store.set_part_text("checker", '{"virtual_servers":[{"name":"a"}]}')
+    store.add_event({"at": 1.0, "kind": "daemon", "subject": "x", "text": "t"})
+    version = store.version
+    store.set_part_text("checker", '{"virtual_servers":[{"name":"a"}]}')
+    assert store.version == version  # the same text: nothing changed
+    doc = json.loads(store.text(written_at=5))
+    assert doc == {**store.snapshot(), "written_at": 5} and doc["checker"]["virtual_servers"][0]["name"] == "a"
+    part = store.part("checker")
+    assert part is not None
+    part["virtual_servers"].clear()  # the caller's own copy
+    assert store.snapshot()["checker"]["virtual_servers"] == [{"name": "a"}]
+
+
+def test_a_long_line_in_many_reads_is_cut_once() -> None:
+    buf = ReportBuffer()
+    line = b'{"event":"state","part":"checker","data":{"blob":"' + b"y" * 300_000 + b'"}}\n{"event":"alive"}\n'
+    got: list[Report] = []
+    for at in range(0, len(line), 65536):
+        got += buf.feed(line[at:at + 65536])
+    assert [r.event for r in got] == ["state", "alive"] and len(json.loads(got[0].text)["blob"]) == 300_000
+    assert buf.malformed == 0 and not buf.pending
 
 
 # ------------------------------------------------------------------ the parent

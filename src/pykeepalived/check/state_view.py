@@ -271,41 +271,44 @@ def checker_part(status: Mapping[str, Any], table: DesiredTable, *, quorums: Map
             **_part_tail(status)}
 
 
-def checker_part_text(status_head: Mapping[str, Any],
-                      services: Iterable[tuple[Mapping[str, Any], Iterable[Mapping[str, Any]]]],
-                      table: DesiredTable, *, quorums: Mapping[str, int], history: HealthLog,
-                      runtime: RuntimeOverrides, counts: Counts | None, counts_at: float | None,
-                      rates: Mapping[str, float], batch: int = 64) -> str:
-    """`checker_part` as compact JSON without its updated_at, built `batch` real servers at a time.
+def checker_part_pieces(status_head: Mapping[str, Any],
+                        services: Iterable[tuple[Mapping[str, Any], Iterable[Mapping[str, Any]]]],
+                        table: DesiredTable, *, quorums: Mapping[str, int], history: HealthLog,
+                        runtime: RuntimeOverrides, counts: Counts | None, counts_at: float | None,
+                        rates: Mapping[str, float], batch: int = 64) -> list[bytes]:
+    """`checker_part` as compact JSON without its updated_at, in pieces, built `batch` real servers at a time.
 
     `status_head` is CheckService.status()'s head and `services` each virtual
     server's head with its real servers' statuses, handed out one at a time
-    (CheckService.status_services). At 6,000 real servers the status and the
-    part as dicts were 9.2 MiB for each part the checker child sent
-    (tracemalloc); here a part peaks at 4.3 MiB: its text (1.7 MiB), the
-    pieces it is joined from and one batch of dicts.
+    (CheckService.status_services). The pieces, joined, are the part's text;
+    they are hashed and sent as they are (daemon/state_report.py), never
+    joined. At 6,000 real servers the status and the part as dicts were 9.2
+    MiB for each part the checker child sent (tracemalloc); joined text built
+    from text pieces peaked at 4.3 MiB; these pieces are the part's 1.7 MiB
+    and one batch of dicts.
     """
     view = _PartView(table, quorums, history, runtime, counts, rates)
     head = _part_head(status_head, counts_at)
-    out = [_COMPACT.encode(head)[:-1], ',"virtual_servers":[']
+    out = [(_COMPACT.encode(head)[:-1] + ',"virtual_servers":[').encode()]
     for i, (svc, real_servers) in enumerate(services):
         vs = view.service(svc)
         pending: list[dict[str, Any]] = []
-        pieces: list[str] = []
+        pieces: list[bytes] = []
         for rs in real_servers:
             pending.append(view.real_server(vs, rs))
             if len(pending) == batch:
-                pieces.append(_COMPACT.encode(pending)[1:-1])
+                pieces.append((("," if pieces else "") + _COMPACT.encode(pending)[1:-1]).encode())
                 pending = []
         if pending:
-            pieces.append(_COMPACT.encode(pending)[1:-1])
+            pieces.append((("," if pieces else "") + _COMPACT.encode(pending)[1:-1]).encode())
         view.close_service(vs)  # the sums are known once its real servers are: the head is written last
         vs["real_servers"] = []
-        text = _COMPACT.encode(vs)
-        out.append(("," if i else "") + text[:-2] + ",".join(pieces) + "]}")
+        out.append((("," if i else "") + _COMPACT.encode(vs)[:-2]).encode())
+        out.extend(pieces)
+        out.append(b"]}")
     tail = _part_tail(status_head)
-    out.append("]" + ("," + _COMPACT.encode(tail)[1:] if tail else "}"))
-    return "".join(out)
+    out.append(("]" + ("," + _COMPACT.encode(tail)[1:] if tail else "}")).encode())
+    return out
 
 
 def _part_head(status: Mapping[str, Any], counts_at: float | None) -> dict[str, Any]:
@@ -321,7 +324,7 @@ def _part_tail(status: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _PartView:
-    """How one status entry becomes the part's: the one place both checker_part and checker_part_text use."""
+    """How one status entry becomes the part's: the one place both checker_part and checker_part_pieces use."""
 
     def __init__(self, table: DesiredTable, quorums: Mapping[str, int], history: HealthLog,
                  runtime: RuntimeOverrides, counts: Counts | None, rates: Mapping[str, float]) -> None:

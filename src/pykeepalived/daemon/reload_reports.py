@@ -26,26 +26,36 @@ log = logging.getLogger("pykeepalived")
 
 
 class ReportBuffer:
-    """Bytes in, reports out: whole lines parsed, a partial line kept, malformed or oversized ones counted."""
+    """Bytes in, reports out: whole lines parsed, a partial line kept, malformed or oversized ones counted.
+
+    A state line of thousands of real servers comes in dozens of reads: the
+    partial line grows in place and only the new bytes are searched for its end.
+    """
 
     def __init__(self) -> None:
-        self.pending = b""
+        self.pending = bytearray()
         self.malformed = 0
         self._skipping = False  # inside an oversized line: dropped up to its newline
 
     def feed(self, data: bytes) -> list[Report]:
         reports: list[Report] = []
+        searched = len(self.pending)  # no newline before this
         self.pending += data
         while True:
-            line, newline, rest = self.pending.partition(b"\n")
-            if not newline:
+            end = self.pending.find(b"\n", searched)
+            if end < 0:
                 if len(self.pending) > MAX_LINE_BYTES:
                     self.malformed += 1 if not self._skipping else 0
                     self._skipping = True
-                    self.pending = b""
+                    self.pending.clear()
                     log.debug("child report line over %d bytes dropped", MAX_LINE_BYTES)
                 return reports
-            self.pending = rest
+            line = self.pending[:end]
+            if end + 1 == len(self.pending):
+                self.pending = bytearray()  # the usual case: the line ends the read (and its space goes now)
+            else:
+                del self.pending[:end + 1]
+            searched = 0
             if self._skipping:
                 self._skipping = False
                 continue

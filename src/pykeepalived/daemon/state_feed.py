@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from .. import __version__
-from ..host.private_files import UnsafeFileError, write_private
+from ..host.private_files import UnsafeFileError, write_private_parts
 from ..host.proc import own_identity
 from ..state.store import StateStore
 from ..state.timeline import Timeline, event
@@ -128,7 +128,10 @@ class ParentState:
             self.store.add_event(ev)
         self._child(name)["last_alive_at"] = now
         self._publish()
-        self.store.set_part(part, report.data)
+        if report.text:
+            self.store.set_part_text(part, report.text)  # kept as text (state/store.py); report.data goes
+        else:
+            self.store.set_part(part, report.data)
 
     def reloaded(self, result: ReloadResult, digest: str) -> None:
         now = self.clock()
@@ -185,7 +188,7 @@ class ParentState:
         started = self._last_write = time.monotonic()
         self._written_version = self.store.version
         try:
-            write_private(self.state_file, self.store.text(written_at=time.time()))
+            write_private_parts(self.state_file, self.store.text_pieces(written_at=time.time()))
             self.writes += 1
         except UnsafeFileError as exc:
             log.warning("state file not written: %s", exc)

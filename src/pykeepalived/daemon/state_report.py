@@ -23,6 +23,7 @@ every second anyway; the feed then reuses its figures.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -59,27 +60,27 @@ class StateFeed:
     def __init__(self, reporter: ChildReporter, part: str, build: Callable[[], dict[str, Any]] | None,
                  fingerprint: Callable[[], object], before: Callable[[], Any] | None = None,
                  timer: Callable[[], float] = time.perf_counter,
-                 build_text: Callable[[], tuple[float | None, str]] | None = None) -> None:
+                 build_text: Callable[[], tuple[float | None, list[bytes]]] | None = None) -> None:
         self.reporter = reporter
         self.part = part
         self.build = build
         self.fingerprint = fingerprint
         self.before = before  # an async refresh run before each look (the checker's counts)
         self.timer = timer  # what a part's cost is measured with
-        # the part as the line carries it, (updated_at, the rest as compact JSON): `build` encoded, unless the
-        # builder writes the text itself (the checker's, a batch of real servers at a time)
+        # the part as the line carries it, (updated_at, the rest as compact JSON in pieces): `build` encoded,
+        # unless the builder writes the text itself (the checker's, a batch of real servers at a time)
         self.build_text = build_text or self._encoded
         self.sent = 0
         self.cost_s = 0.0  # what the last part took to build, encode and send (wall time)
-        self._last_body: str | None = None  # the last part sent, encoded without its updated_at
+        self._last_digest: bytes | None = None  # the last part sent, encoded without its updated_at: its digest
         self._last_fp: object = None
         self._last_at = float("-inf")
 
-    def _encoded(self) -> tuple[float | None, str]:
+    def _encoded(self) -> tuple[float | None, list[bytes]]:
         assert self.build is not None, "a feed has build or build_text"
         part = self.build()
         updated_at = part.pop("updated_at", None)
-        return updated_at, _COMPACT.encode(part)
+        return updated_at, [_COMPACT.encode(part).encode()]
 
     @property
     def counters_interval_s(self) -> float:
@@ -94,11 +95,15 @@ class StateFeed:
         self._last_fp = fp
         self._last_at = now
         started = self.timer()
-        updated_at, body = self.build_text()
-        sent = body != self._last_body
+        updated_at, pieces = self.build_text()
+        hashed = hashlib.blake2b(digest_size=32)
+        for piece in pieces:
+            hashed.update(piece)
+        digest = hashed.digest()
+        sent = digest != self._last_digest
         if sent:
-            self._last_body = body
-            self.reporter.state_text(self.part, updated_at, body)
+            self._last_digest = digest
+            self.reporter.state_text(self.part, updated_at, pieces)
             self.sent += 1
         self.cost_s = self.timer() - started
         return sent
@@ -148,7 +153,7 @@ class _CountsWalk:
 
 
 def checker_feed(service: CheckService, reporter: ChildReporter) -> StateFeed:
-    from ..check.state_view import Rates, checker_part_text, totals
+    from ..check.state_view import Rates, checker_part_pieces, totals
 
     rates = Rates()
     walk = _CountsWalk()
@@ -167,10 +172,10 @@ def checker_feed(service: CheckService, reporter: ChildReporter) -> StateFeed:
             walk.seen = service.counts_at
             rates.update(totals(service.counts), service.counts_at)
 
-    def build_text() -> tuple[float | None, str]:  # state_view.checker_part, a batch of real servers at a time
+    def build_text() -> tuple[float | None, list[bytes]]:  # state_view.checker_part, in pieces
         quorums = {svc.plan.name: svc.pool.quorum for svc in service.services}
         has_counts = service.counts_at is not None
-        return time.time(), checker_part_text(
+        return time.time(), checker_part_pieces(
             service.status_head(), service.status_services(), service.table, quorums=quorums,
             history=service.health_log, runtime=service.runtime, counts=service.counts if has_counts else None,
             counts_at=service.counts_at, rates=rates.rates)

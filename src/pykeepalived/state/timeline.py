@@ -18,6 +18,20 @@ from typing import Any
 JsonObject = dict[str, Any]
 
 
+# Every key the timeline reads, at any depth of a part: the parent parses a part it keeps as text with
+# `reads_only` (daemon/child_report.py), which drops the rest as it goes. At 6,000 real servers the whole
+# checker part parsed is 7.7 MiB at its peak, this 1.8 MiB, and no slower (tracemalloc, a real run's part).
+READS = frozenset({
+    "instances", "name", "transitions", "at", "from", "to", "reason", "sync_groups", "state",  # vrrp()
+    "virtual_servers", "real_servers", "history", "healthy", "quorum_up", "dataplane_error",  # checker()
+})
+
+
+def reads_only(pairs: list[tuple[str, Any]]) -> JsonObject:
+    """A JSON object with only the keys the timeline reads (json's object_pairs_hook)."""
+    return {key: value for key, value in pairs if key in READS}
+
+
 def event(at: float, kind: str, subject: str, text: str, **extra: Any) -> JsonObject:
     """One entry of the timeline; `kind` is vrrp, real_server, virtual_server, reload, runtime or daemon."""
     return {"at": at, "kind": kind, "subject": subject, "text": text, **extra}
