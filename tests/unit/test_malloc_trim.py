@@ -77,3 +77,49 @@ def test_one_arena_keeps_a_thread_off_its_own_heap(mode: str) -> None:
         assert grown_kib < 32 * 1024  # the thread's stack only
     else:
         assert grown_kib >= 64 * 1024  # the control: a thread's arena reserves its 64 MiB heap
+
+
+LARGE_BUFFERS = """
+import ctypes
+import sys
+from pykeepalived.host.malloc_trim import map_large_allocations
+
+def rss_anon_kib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssAnon:"))
+
+if sys.argv[1] == "fixed":
+    assert map_large_allocations()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+size = 4 << 20
+def touched():
+    block = libc.malloc(size)
+    libc.memset(block, 1, size)
+    return block
+libc.free(touched())  # a first big buffer, freed: glibc's default raises its threshold past it
+before = rss_anon_kib()
+block = touched()  # the next one
+pin = libc.malloc(64)  # something small after it on the heap
+libc.free(block)
+print(rss_anon_kib() - before)
+libc.free(pin)
+"""
+
+
+@pytest.mark.parametrize("mode", ["fixed", "default"])
+def test_large_buffers_go_back_when_freed(mode: str) -> None:
+    """A 4 MiB buffer freed leaves the resident set with a fixed mmap threshold, and stays by glibc's default."""
+    if not hasattr(ctypes.CDLL(None), "mallopt"):
+        pytest.skip("not glibc")
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}, "PYTHONPATH": src}
+    done = subprocess.run([sys.executable, "-c", LARGE_BUFFERS, mode], capture_output=True, text=True, timeout=30,
+                          env=env, check=True)
+    kept_kib = int(done.stdout)
+    if mode == "fixed":
+        assert kept_kib < 1024
+    else:
+        assert kept_kib >= 3 * 1024  # the control: the buffer came from the heap and stays resident

@@ -23,7 +23,7 @@ from ..config.model import KeepalivedConfig
 from ..host.proc import is_running
 from .lifeline import accept_forwarded_signals, leave_interrupt_to_parent
 from ..host.tuning import apply_tuning, tuning_for
-from ..host.malloc_trim import one_arena
+from ..host.malloc_trim import map_large_allocations, one_arena
 from . import gc_quiet
 from ..host.private_files import DEFAULT_UMASK, UnsafeFileError, daemon_umask, make_dirs, read_own_small, write_private
 
@@ -181,6 +181,7 @@ def begin(opts: DaemonOptions, ident: str, what: str, *pid_files: str,
     """Daemonise unless told not to, set up logging and the umask, write the pid files (None: refused)."""
     if not opts.foreground:
         _daemonize()
+    map_large_allocations()  # big buffers go back to the kernel when freed (host/malloc_trim.py)
     full_ident = syslog_ident(ident, opts.naming)
     setup_logging(opts, ident=full_ident)
     set_umask(config, opts.umask)
