@@ -162,6 +162,11 @@ def test_a_file_written_in_parts_is_whole_and_a_failing_source_leaves_nothing(tm
     write_private_parts(str(path), (f"line {i}\n" if i % 2 else f"line {i}\n".encode() for i in range(20000)))
     assert path.read_text() == "".join(f"line {i}\n" for i in range(20000))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    pieces = ["head,", "b" * 200_000, "mid,", b"c" * 70_000, *("x" for _ in range(100)), "tail"]  # big ones as they are
+    mixed = tmp_path / "mixed"
+    write_private_parts(str(mixed), iter(pieces))
+    assert mixed.read_bytes() == b"".join(p.encode() if isinstance(p, str) else p for p in pieces)
+    mixed.unlink()
 
     def broken() -> Iterator[str]:
         yield "x" * 100000

@@ -71,6 +71,11 @@ def write_private_parts(path: str, parts: Iterable[str | bytes], mode: int = PRI
             size = 0
             for part in parts:
                 raw = part.encode() if isinstance(part, str) else part
+                if len(raw) >= WRITE_BATCH:  # a big piece (a state part of 1.7 MiB) is written as it is, not copied
+                    _write_all(fd, b"".join(batch))
+                    _write_all(fd, raw)
+                    batch, size = [], 0
+                    continue
                 batch.append(raw)
                 size += len(raw)
                 if size >= WRITE_BATCH:
