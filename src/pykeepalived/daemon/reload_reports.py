@@ -50,10 +50,12 @@ class ReportBuffer:
                     self.pending.clear()
                     log.debug("child report line over %d bytes dropped", MAX_LINE_BYTES)
                 return reports
-            line = self.pending[:end]
-            if end + 1 == len(self.pending):
-                self.pending = bytearray()  # the usual case: the line ends the read (and its space goes now)
+            if end + 1 == len(self.pending):  # the usual case, the line ends the read: it is taken, not copied
+                line = self.pending
+                del line[end:]
+                self.pending = bytearray()
             else:
+                line = self.pending[:end]
                 del self.pending[:end + 1]
             searched = 0
             if self._skipping:
