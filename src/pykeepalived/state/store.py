@@ -3,8 +3,8 @@
 The VRRP and checker children each send their own part (a JSON object, the
 shapes in docs/state.md) to the parent; the parent adds its own (pid, config,
 reloads). Every reader (status file, HTTP API, metrics, SNMP subagent, page)
-takes `snapshot()`, so they all show the same thing, and waits for `version`
-to move instead of polling. Pure: no I/O and no asyncio, so that it can be
+takes the same document, `text()` or `snapshot()`, so they all show the same
+thing, and waits for `version` to move instead of polling. Pure: no I/O and no asyncio, so that it can be
 tested with plain dicts and a clock; the shells bridge `subscribe` to asyncio.
 
 A child's part is kept as the JSON text it came in (`set_part_text`), not as
@@ -72,7 +72,7 @@ class StateStore:
         return part
 
     def snapshot(self) -> JsonObject:
-        """The whole document: a deep copy, so a reader may keep or change it freely."""
+        """The whole document as objects of its own (parts kept as text parsed afresh, the rest deep-copied)."""
         doc: JsonObject = {"schema": SCHEMA_VERSION, "version": self.version}
         for name, part in self._parts.items():
             doc[name] = json.loads(part) if isinstance(part, str) else copy.deepcopy(part)
