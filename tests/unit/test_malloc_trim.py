@@ -38,6 +38,18 @@ def test_freed_c_heap_is_given_back() -> None:
     assert before - after > 16 * 1024
 
 
+def _kib_from_child(script: str, mode: str) -> int:
+    """Run `script` in a fresh interpreter (mallopt settings are per process) without MALLOC_* from the
+    environment; the KiB it prints."""
+    if not hasattr(ctypes.CDLL(None), "mallopt"):
+        pytest.skip("not glibc")
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}, "PYTHONPATH": src}
+    done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=30,
+                          env=env, check=True)
+    return int(done.stdout)
+
+
 THREAD_ARENA = """
 import ctypes
 import sys
@@ -66,13 +78,7 @@ print(vm_size_kib() - before)
 @pytest.mark.parametrize("mode", ["one", "default"])
 def test_one_arena_keeps_a_thread_off_its_own_heap(mode: str) -> None:
     """glibc reserves a 64 MiB heap for a thread's own arena; with one_arena() the thread uses the main one."""
-    if not hasattr(ctypes.CDLL(None), "mallopt"):
-        pytest.skip("not glibc")
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    env = {**{k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}, "PYTHONPATH": src}
-    done = subprocess.run([sys.executable, "-c", THREAD_ARENA, mode], capture_output=True, text=True, timeout=30,
-                          env=env, check=True)
-    grown_kib = int(done.stdout)
+    grown_kib = _kib_from_child(THREAD_ARENA, mode)
     if mode == "one":
         assert grown_kib < 32 * 1024  # the thread's stack only
     else:
@@ -112,13 +118,7 @@ libc.free(pin)
 @pytest.mark.parametrize("mode", ["fixed", "default"])
 def test_large_buffers_go_back_when_freed(mode: str) -> None:
     """A 4 MiB buffer freed leaves the resident set with a fixed mmap threshold, and stays by glibc's default."""
-    if not hasattr(ctypes.CDLL(None), "mallopt"):
-        pytest.skip("not glibc")
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}, "PYTHONPATH": src}
-    done = subprocess.run([sys.executable, "-c", LARGE_BUFFERS, mode], capture_output=True, text=True, timeout=30,
-                          env=env, check=True)
-    kept_kib = int(done.stdout)
+    kept_kib = _kib_from_child(LARGE_BUFFERS, mode)
     if mode == "fixed":
         assert kept_kib < 1024
     else:
