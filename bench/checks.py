@@ -229,22 +229,24 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def one_status_kib(pid: int, key: str) -> int | None:
+    """`key` (VmRSS, VmHWM...) of one process, in KiB; None if it is gone or has no such line."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def proc_status_kib(pid: int, key: str) -> int:
     """The sum of `key` (VmRSS, VmHWM...) over the process and its descendants."""
-    total, found = 0, False
-    for p in process_tree(pid):
-        try:
-            with open(f"/proc/{p}/status", encoding="ascii") as f:
-                for line in f:
-                    if line.startswith(key + ":"):
-                        total += int(line.split()[1])
-                        found = True
-                        break
-        except OSError:
-            continue
+    found = [kib for p in process_tree(pid) if (kib := one_status_kib(p, key)) is not None]
     if not found:
         raise LabError(f"no {key} in /proc/{pid}/status")
-    return total
+    return sum(found)
 
 
 def peak_mib_by_process(pid: int) -> dict[str, float]:
@@ -254,9 +256,10 @@ def peak_mib_by_process(pid: int) -> dict[str, float]:
         try:
             with open(f"/proc/{p}/cmdline", "rb") as f:
                 argv = f.read().decode(errors="replace").split("\0")
-            with open(f"/proc/{p}/status", encoding="ascii") as f:
-                hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-        except (OSError, StopIteration, ValueError):
+        except OSError:
+            continue
+        hwm = one_status_kib(p, "VmHWM")
+        if hwm is None:
             continue
         if p == pid:
             role = "main"
