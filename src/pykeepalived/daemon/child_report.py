@@ -71,7 +71,8 @@ class ReportError(ValueError):
 
 
 _TIMELINE_DECODER = json.JSONDecoder(object_pairs_hook=reads_only)
-_STATE_HEADS = {f'{{"event":"state","part":"{part}","data":'.encode(): part for part in PARTS}  # state_text's
+_STATE_START = b'{"event":"state","part":"'  # state_text's line, up to the part's name
+_STATE_HEADS = {_STATE_START + f'{part}","data":'.encode(): part for part in PARTS}
 
 
 def _state_as_sent(line: bytes | bytearray) -> Report | None:
@@ -83,9 +84,9 @@ def _state_as_sent(line: bytes | bytearray) -> Report | None:
     parsed (and checked as JSON). Any other form (whitespace, other keys)
     goes the general way.
     """
-    if not line.startswith(b'{"event":"state",') or not line.endswith(b"}"):
+    if not line.startswith(_STATE_START) or not line.endswith(b"}"):
         return None
-    head = bytes(line[:line.find(b":", 26) + 1])  # up to the colon after "data"
+    head = bytes(line[:line.find(b":", len(_STATE_START)) + 1])  # up to the colon after "data"
     part = _STATE_HEADS.get(head)
     if part is None:
         return None
